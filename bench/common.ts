@@ -1,0 +1,94 @@
+// Shared benchmark plumbing: benny suites whose cases are async GPU or CPU jobs, plus a results
+// file per suite and adapter (bench/results/<adapter-slug>/<suite>.json) with the machine.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import benny from 'benny';
+import type { Engine } from '../src/runtime/engine.js';
+
+export interface BenchRow {
+  case: string;
+  /** Median wall-clock milliseconds per run (benny). */
+  ms: number;
+  /** Useful work per run, for GFLOP/s. */
+  flops?: number;
+  gflops?: number;
+  /** GPU-side milliseconds from timestamp queries, when the adapter has them. */
+  gpuMs?: number;
+  /** GPU time divided by CPU reference time for the same case, when both ran. */
+  speedupVsCpu?: number;
+  note?: string;
+}
+
+export interface BenchRecord {
+  suite: string;
+  date: string;
+  adapter: string;
+  backend: string;
+  machine: { cpus: string; cores: number; memGiB: number; platform: string; node: string };
+  rows: BenchRow[];
+}
+
+export function machineInfo(): BenchRecord['machine'] {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    platform: `${os.platform()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+export function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const benchRoot = here.endsWith('dist/bench') ? join(here, '..', '..', 'bench') : here;
+
+/**
+ * Times `fn` with benny (benchmark.js underneath: adaptive sample count, outlier-robust stats)
+ * and returns the median milliseconds per call. `fn` returns a promise for GPU jobs.
+ */
+export async function timeCase(name: string, fn: () => unknown, opts: { minSamples?: number; maxTime?: number } = {}): Promise<number> {
+  let ms = NaN;
+  await benny.suite(
+    name,
+    benny.add(name, async () => { await fn(); }, { minSamples: opts.minSamples ?? 3, maxTime: opts.maxTime ?? 2, delay: 0 }),
+    benny.complete((summary) => {
+      const r = summary.results[0] as unknown as { details?: { median?: number } } | undefined;
+      ms = (r?.details?.median ?? NaN) * 1000;
+    }),
+  );
+  return ms;
+}
+
+export function saveRecord(suite: string, engine: Pick<Engine, 'adapterName' | 'info'> | undefined, rows: BenchRow[]): string {
+  const rec: BenchRecord = {
+    suite,
+    date: new Date().toISOString(),
+    adapter: engine?.adapterName ?? 'cpu only',
+    backend: engine?.info.backend ?? 'cpu',
+    machine: machineInfo(),
+    rows,
+  };
+  const file = join(benchRoot, 'results', slug(rec.adapter), `${suite}.json`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify(rec, null, 2) + '\n');
+  return file;
+}
+
+export function printRows(suite: string, rows: BenchRow[]): void {
+  console.log(`\n${suite}`);
+  console.table(rows.map((r) => ({
+    case: r.case,
+    ms: r.ms.toFixed(2),
+    'GFLOP/s': r.gflops?.toFixed(2) ?? '',
+    'gpu ms': r.gpuMs?.toFixed(2) ?? '',
+    'x vs CPU': r.speedupVsCpu?.toFixed(1) ?? '',
+    note: r.note ?? '',
+  })));
+}
