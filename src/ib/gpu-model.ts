@@ -1,0 +1,74 @@
+// An MLP resident on the GPU: weights uploaded once, forward passes per batch recording into the
+// engine's pending encoder. Activations of every node layer and, on request, the integrated
+// activation derivative ("gate") of every section are left in pooled buffers.
+
+import { biasAct } from '../kernels/bias-act.js';
+import { matmul } from '../kernels/matmul.js';
+import type { Engine } from '../runtime/engine.js';
+import type { IntegrationPoints } from './integration.js';
+import type { MlpModel } from './model.js';
+
+export interface ForwardResult {
+  /** acts[0] = input batch (rows × dIn_0), acts[i+1] = output of layer i (rows × dOut_i). */
+  acts: GPUBuffer[];
+  /** gates[i] = rows × dOut_i derivative gate of layer i (when requested), else undefined. */
+  gates: (GPUBuffer | undefined)[];
+  /** Pre-activation scratch buffers, to release with the rest. */
+  scratch: GPUBuffer[];
+}
+
+export class GpuMlp {
+  private readonly W: GPUBuffer[];
+  private readonly b: GPUBuffer[];
+  private readonly points: GPUBuffer;
+  private readonly npts: number;
+
+  constructor(private readonly engine: Engine, readonly model: MlpModel, pts: IntegrationPoints) {
+    this.W = model.layers.map((l) => engine.upload(l.W, `${l.name}.W`));
+    this.b = model.layers.map((l) => engine.upload(l.b, `${l.name}.b`));
+    this.npts = pts.alphas.length;
+    const p = new Float32Array(2 * this.npts);
+    p.set(pts.alphas, 0);
+    p.set(pts.weights, this.npts);
+    this.points = engine.upload(p, 'integration-points');
+  }
+
+  /** Records a forward pass of `rows` rows in `x` (not released here). */
+  forward(x: GPUBuffer, rows: number, wantGates: (i: number) => boolean, upTo = this.model.layers.length): ForwardResult {
+    const acts: GPUBuffer[] = [x];
+    const gates: (GPUBuffer | undefined)[] = [];
+    const scratch: GPUBuffer[] = [];
+    for (let i = 0; i < upTo; i++) {
+      const l = this.model.layers[i]!;
+      const pre = this.engine.alloc(rows * l.dOut * 4, `${l.name}.pre`);
+      matmul(this.engine, acts[i]!, this.W[i]!, pre, { m: rows, n: l.dOut, k: l.dIn });
+      const out = this.engine.alloc(rows * l.dOut * 4, `${l.name}.out`);
+      const gate = wantGates(i) ? this.engine.alloc(rows * l.dOut * 4, `${l.name}.gate`) : undefined;
+      biasAct(this.engine, {
+        x: pre, bias: this.b[i]!, out, rows, cols: l.dOut, activation: l.activation,
+        ...(gate ? { gate, points: this.points, npts: this.npts } : {}),
+      });
+      scratch.push(pre);
+      acts.push(out);
+      gates.push(gate);
+    }
+    return { acts, gates, scratch };
+  }
+
+  /** Gate of an arbitrary pre-activation batch (bias already included) for layer i. */
+  gateOf(i: number, pre: GPUBuffer, zeroBias: GPUBuffer, rows: number, cols: number): { gate: GPUBuffer; out: GPUBuffer } {
+    const l = this.model.layers[i]!;
+    const out = this.engine.alloc(rows * cols * 4, `${l.name}.proj-out`);
+    const gate = this.engine.alloc(rows * cols * 4, `${l.name}.proj-gate`);
+    biasAct(this.engine, { x: pre, bias: zeroBias, out, rows, cols, activation: l.activation, gate, points: this.points, npts: this.npts });
+    return { gate, out };
+  }
+
+  release(f: ForwardResult, keepInput = true): void {
+    this.engine.release(...f.acts.slice(keepInput ? 1 : 0), ...f.gates, ...f.scratch);
+  }
+
+  dispose(): void {
+    this.engine.release(...this.W, ...this.b, this.points);
+  }
+}

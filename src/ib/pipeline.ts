@@ -1,0 +1,153 @@
+// The Interaction Basis build for MLPs, end to end:
+//   stats (GPU, one streamed pass) -> bases (host f64, from the output backwards) -> edges (GPU,
+//   second streamed pass). Library entry point; the CLI and result writers sit on top.
+
+import { IbgpuError } from '../errors.js';
+import type { Engine } from '../runtime/engine.js';
+import { buildLayerBasis, type LayerBasis, type Threshold } from './basis.js';
+import type { BuildConfig } from './config.js';
+import type { DataSource } from './data.js';
+import { computeEdges, type EdgePair } from './edges.js';
+import { GpuMlp } from './gpu-model.js';
+import { integrationPoints } from './integration.js';
+import { foldedWeight, type MlpModel } from './model.js';
+import { collectStats, type Progress, type StatsResult } from './stats.js';
+
+export interface Logger {
+  info(msg: string): void;
+  debug?(msg: string): void;
+}
+
+export interface BuildOptions {
+  logger?: Logger;
+  progress?: Progress;
+}
+
+export interface IbResult {
+  config: BuildConfig;
+  /** Per node layer (excluding an unrotated final layer). */
+  bases: Map<string, LayerBasis>;
+  /** `${in}->${out}` → E [out, in], row-major f64. */
+  edges: Map<string, { data: Float64Array; rows: number; cols: number }>;
+  stats: StatsResult;
+  timings: Record<string, number>;
+  n: number;
+}
+
+interface NodePlan {
+  name: string;
+  /** Model activation index: 0 = input of layer 0, i = input of layer i, L = output. */
+  act: number;
+  folded: boolean;
+}
+
+/** Checks node_layers against the model: consecutive layers, optionally ending with 'output'. */
+export function planNodes(model: MlpModel, nodeLayers: string[]): NodePlan[] {
+  const L = model.layers.length;
+  const names = model.layers.map((l) => l.name);
+  const plan: NodePlan[] = nodeLayers.map((nl, idx) => {
+    if (nl === 'output') {
+      if (idx !== nodeLayers.length - 1) throw new IbgpuError('BAD_CONFIG', "'output' must be the last node layer");
+      return { name: nl, act: L, folded: false };
+    }
+    const i = names.indexOf(nl);
+    if (i < 0) throw new IbgpuError('BAD_CONFIG', `node layer '${nl}' is not a layer of the model`, `the model's node layers are ${[...names, 'output'].join(', ')}`);
+    return { name: nl, act: i, folded: true };
+  });
+  for (let j = 1; j < plan.length; j++) {
+    if (plan[j]!.act !== plan[j - 1]!.act + 1) {
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `node layers '${plan[j - 1]!.name}' and '${plan[j]!.name}' are not adjacent`,
+        'ibgpu builds MLP sections of exactly one layer; list every layer between them',
+      );
+    }
+  }
+  return plan;
+}
+
+export async function buildInteractionBasis(
+  engine: Engine, model: MlpModel, data: DataSource, config: BuildConfig, opts: BuildOptions = {},
+): Promise<IbResult> {
+  const log = opts.logger ?? { info: () => {} };
+  const progress = opts.progress ?? (() => {});
+  if (data.d !== model.layers[0]!.dIn) {
+    throw new IbgpuError('SHAPE', `data has ${data.d} features per datapoint, the model's first layer takes ${model.layers[0]!.dIn}`, 'use the data the model was trained on (or fix the arch file)');
+  }
+  if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
+  const plan = planNodes(model, config.node_layers);
+  const final = plan[plan.length - 1]!;
+  const centred = config.center;
+  const formula = config.basis_formula;
+  if (final.name === 'output' && config.rotate_final_node_layer && centred) {
+    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
+  }
+  const th: Threshold = { tau: config.truncation_threshold, mode: config.threshold_mode };
+  const pts = integrationPoints(config.integration_method, config.n_intervals);
+  const timings: Record<string, number> = {};
+  const t = () => performance.now();
+
+  // Which statistics: every non-final node layer; the final one only when it is rotated.
+  const rotateFinal = config.rotate_final_node_layer;
+  const statNodes = plan.filter((p, j) => j < plan.length - 1 || rotateFinal);
+  const gateLayers = formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
+  const mlp = new GpuMlp(engine, model, pts);
+  try {
+    let t0 = t();
+    log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
+    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers }, config.batch_size, pts, progress);
+    timings['stats'] = t() - t0;
+
+    t0 = t();
+    const bases = new Map<string, LayerBasis>();
+    // Final node layer.
+    let next: { C: Float64Array | undefined; dim: number; r: number };
+    const finalDim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
+    if (rotateFinal) {
+      const b = buildLayerBasis(stats.nodes.get(final.name)!, formula === 'neuron' ? 'neuron' : 'svd', centred && final.folded, th);
+      bases.set(final.name, b);
+      next = { C: b.C, dim: b.dim, r: b.r };
+    } else {
+      next = { C: undefined, dim: finalDim, r: finalDim };
+    }
+    for (let j = plan.length - 2; j >= 0; j--) {
+      const nd = plan[j]!;
+      const s = stats.nodes.get(nd.name)!;
+      const W = foldedWeight(model, nd.act);
+      const b = buildLayerBasis(
+        s, formula, centred, th,
+        formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
+        next,
+      );
+      bases.set(nd.name, b);
+      log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
+      next = { C: b.C, dim: b.dim, r: b.r };
+    }
+    timings['basis'] = t() - t0;
+
+    const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
+    if (config.calculate_edges) {
+      t0 = t();
+      const pairs: EdgePair[] = [];
+      for (let j = 0; j < plan.length - 1; j++) {
+        const nd = plan[j]!;
+        const nx = plan[j + 1]!;
+        const W = foldedWeight(model, nd.act);
+        const nb = bases.get(nx.name);
+        pairs.push({
+          layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
+          Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
+        });
+      }
+      const E = await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
+      for (const p of pairs) {
+        const key = `${p.inName}->${p.outName}`;
+        edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
+      }
+      timings['edges'] = t() - t0;
+    }
+    return { config, bases, edges, stats, timings, n: data.n };
+  } finally {
+    mlp.dispose();
+  }
+}

@@ -1,0 +1,124 @@
+// The statistics pass: one streamed forward pass that collects, in f64 on the host,
+//   - per node layer: column sums and the shifted Gram Σ(x − s)(x − s)ᵀ, where the shift s is the
+//     first batch's mean (the exact shifted-data formula makes this a one-pass two-pass-quality
+//     centring: cancellation is governed by |μ − s|, not |μ|);
+//   - per section (jacobian basis): column sums and Gram of the integrated activation
+//     derivative g, the sufficient statistic for M' (see basis.ts).
+
+import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
+import type { Engine } from '../runtime/engine.js';
+import type { GateStats, NodeStats } from './basis.js';
+import type { DataSource } from './data.js';
+import type { GpuMlp } from './gpu-model.js';
+import { actGrad, rootOfOne } from './activations.js';
+import type { IntegrationPoints } from './integration.js';
+import type { MlpModel } from './model.js';
+
+export interface StatsPlan {
+  /** Node-layer statistics wanted: model activation index (0 = input, i+1 = output of layer i) → name. */
+  nodes: { act: number; name: string; folded: boolean }[];
+  /** Sections (model layer indices) whose gate statistics are wanted. */
+  gateLayers: number[];
+}
+
+export interface StatsResult {
+  nodes: Map<string, NodeStats>;
+  gates: Map<number, GateStats>;
+}
+
+export type Progress = (stage: string, done: number, total: number) => void;
+
+export async function collectStats(
+  engine: Engine, mlp: GpuMlp, data: DataSource, plan: StatsPlan, batchSize: number,
+  pts: IntegrationPoints, progress: Progress = () => {},
+): Promise<StatsResult> {
+  const model = mlp.model;
+  const upTo = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
+  const wantGate = (i: number) => plan.gateLayers.includes(i);
+  const dims = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
+
+  // Shifts: the mean of the first batch of each node layer.
+  const rows0 = Math.min(batchSize, data.n);
+  const x0 = engine.upload(await data.readRows(0, rows0), 'batch');
+  const f0 = mlp.forward(x0, rows0, () => false, upTo);
+  const shifts = new Map<number, Float64Array>();
+  await Promise.all(plan.nodes.map(async (nd) => {
+    const acc = new ColumnSumAccumulator(engine, dims(nd.act));
+    await acc.addBatch(f0.acts[nd.act]!, rows0);
+    const s = await acc.result();
+    shifts.set(nd.act, s.map((v) => v / rows0));
+  }));
+  mlp.release(f0);
+  engine.release(x0);
+
+  const nodeAcc = plan.nodes.map((nd) => ({
+    nd,
+    sum: new ColumnSumAccumulator(engine, dims(nd.act)),
+    gram: new GramAccumulator(engine, dims(nd.act), { shift: shifts.get(nd.act)! }),
+  }));
+  const gateAcc = plan.gateLayers.map((i) => ({
+    i,
+    sum: new ColumnSumAccumulator(engine, model.layers[i]!.dOut),
+    gram: new GramAccumulator(engine, model.layers[i]!.dOut),
+  }));
+
+  const inflight: Promise<unknown>[] = [];
+  for (let start = 0; start < data.n; start += batchSize) {
+    const rows = Math.min(batchSize, data.n - start);
+    const x = engine.upload(await data.readRows(start, rows), 'batch');
+    const f = mlp.forward(x, rows, wantGate, upTo);
+    const waits: Promise<unknown>[] = [];
+    for (const a of nodeAcc) {
+      waits.push(a.sum.addBatch(f.acts[a.nd.act]!, rows));
+      waits.push(Promise.resolve(a.gram.addBatch(f.acts[a.nd.act]!, rows)));
+    }
+    for (const g of gateAcc) {
+      waits.push(g.sum.addBatch(f.gates[g.i]!, rows));
+      waits.push(Promise.resolve(g.gram.addBatch(f.gates[g.i]!, rows)));
+    }
+    mlp.release(f);
+    engine.release(x);
+    // Keep at most one batch of readbacks outstanding: overlaps host adds with GPU work while
+    // bounding staging memory.
+    if (inflight.length) await Promise.all(inflight.splice(0));
+    inflight.push(Promise.all(waits));
+    progress('stats', start + rows, data.n);
+  }
+  await Promise.all(inflight);
+
+  const nodes = new Map<string, NodeStats>();
+  for (const a of nodeAcc) {
+    const d = dims(a.nd.act);
+    nodes.set(a.nd.name, {
+      name: a.nd.name, n: data.n, d, folded: a.nd.folded,
+      sum: await a.sum.result(), gramShifted: await a.gram.result(),
+      shift: Float64Array.from(a.gram.shift ?? shifts.get(a.nd.act)!),
+    });
+    a.gram.dispose();
+    a.sum.dispose();
+  }
+  const gates = new Map<number, GateStats>();
+  for (const g of gateAcc) {
+    const l = model.layers[g.i]!;
+    const last = g.i === model.layers.length - 1;
+    gates.set(g.i, {
+      n: data.n, h: l.dOut, sum: await g.sum.result(), gram: await g.gram.result(),
+      constGate: last ? undefined : constSlotGate(model, g.i, pts),
+    });
+    g.gram.dispose();
+    g.sum.dispose();
+  }
+  return { nodes, gates };
+}
+
+/**
+ * Derivative of the folded constant output slot: its pre-activation at α·f is α·ρ (the bias slot
+ * of f is 1), so g_const = ρ-free Σ_k w_k σ'(α_k ρ) — W̄ carries the ρ factor.
+ */
+export function constSlotGate(model: MlpModel, i: number, pts: IntegrationPoints): number {
+  const a = model.layers[i]!.activation;
+  const rho = rootOfOne(a);
+  let g = 0;
+  for (let k = 0; k < pts.alphas.length; k++) g += pts.weights[k]! * actGrad(a, pts.alphas[k]! * rho);
+  return g;
+}

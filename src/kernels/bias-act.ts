@@ -1,0 +1,55 @@
+// Section epilogue: out = σ(x + bias) and, optionally, the integrated derivative
+// gate = Σ_k w_k σ'(α_k (x + bias)) (shaders/bias_act.wgsl).
+
+import { checkShape } from '../errors.js';
+import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import type { Engine } from '../runtime/engine.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
+import { ceilDiv } from '../runtime/workgroups.js';
+import { SHADERS } from '../shaders/index.generated.js';
+
+export const biasActKernel = defineKernel({
+  name: 'bias_act',
+  shader: SHADERS.bias_act,
+  bindings: [
+    { name: 'x', kind: 'read-only-storage' },
+    { name: 'bias', kind: 'read-only-storage' },
+    { name: 'out', kind: 'storage' },
+    { name: 'gate', kind: 'storage' },
+    { name: 'points', kind: 'read-only-storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  overrides: { ACT: 1, WRITE_GATE: 0, WG: 256 },
+});
+
+export interface BiasActArgs {
+  x: GPUBuffer;
+  bias: GPUBuffer;
+  out: GPUBuffer;
+  rows: number;
+  cols: number;
+  activation: Activation;
+  /** When given, the gate is written here; `points` holds α_0..α_{m-1}, w_0..w_{m-1}. */
+  gate?: GPUBuffer;
+  points?: GPUBuffer;
+  npts?: number;
+}
+
+export function biasAct(engine: Engine, a: BiasActArgs): void {
+  const n = a.rows * a.cols;
+  checkShape(a.x.size >= n * 4 && a.out.size >= n * 4, `bias_act: buffers hold fewer than ${a.rows}x${a.cols} floats`);
+  checkShape(a.bias.size >= a.cols * 4, `bias_act: bias holds fewer than ${a.cols} floats`);
+  checkShape(a.x !== a.out, 'bias_act: out must not alias x');
+  if (a.gate) {
+    checkShape(a.gate.size >= n * 4 && a.points !== undefined && (a.npts ?? 0) > 0, 'bias_act: gate needs a rows*cols buffer and integration points');
+  }
+  const params = new Uint32Array([a.rows, a.cols, a.gate ? a.npts! : 0, 0]);
+  // WebGPU forbids two writable bindings of one buffer; without a gate bind a 4-byte dummy.
+  const dummy = a.gate ? undefined : engine.alloc(4, 'bias_act.no-gate');
+  engine.dispatch(biasActKernel, {
+    bindings: { x: a.x, bias: a.bias, out: a.out, gate: a.gate ?? dummy!, points: a.points ?? a.bias, params },
+    workgroups: ceilDiv(n, 256),
+    overrides: { ACT: ACTIVATION_ID[a.activation], WRITE_GATE: a.gate ? 1 : 0 },
+  });
+  engine.release(dummy);
+}

@@ -1,0 +1,60 @@
+// Squared interaction edges for one section, per batch (shaders/edges_squared.wgsl):
+// part[c, i, j] = Σ_{n in chunk c} (Σ_h A_ih g_h(n) B_jh · f̂_j(n))². The host sums chunks in f64.
+
+import { checkShape } from '../errors.js';
+import type { Engine } from '../runtime/engine.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
+import { ceilDiv } from '../runtime/workgroups.js';
+import { SHADERS } from '../shaders/index.generated.js';
+
+export const edgesSquaredKernel = defineKernel({
+  name: 'edges_squared',
+  shader: SHADERS.edges_squared,
+  bindings: [
+    { name: 'fhat', kind: 'read-only-storage' },
+    { name: 'gates', kind: 'read-only-storage' },
+    { name: 'at', kind: 'read-only-storage' },
+    { name: 'bt', kind: 'read-only-storage' },
+    { name: 'part', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  overrides: { WG: 64 },
+});
+
+export const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+export interface EdgesArgs {
+  /** rows × pad4(r) f̂ (zero-padded columns). */
+  fhat: GPUBuffer;
+  /** rows × h gates. */
+  gates: GPUBuffer;
+  /** h × pad4(ro): Aᵀ = C^{ℓ+1} (padded). */
+  at: GPUBuffer;
+  /** h × pad4(r): Bᵀ = (C⁺W̄)ᵀ (padded). */
+  bt: GPUBuffer;
+  rows: number;
+  r: number;
+  ro: number;
+  h: number;
+  chunkRows?: number;
+}
+
+/** Records the kernel into a fresh partial buffer; returns it and the chunk count. */
+export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuffer; chunks: number } {
+  const r4 = pad4(a.r);
+  const ro4 = pad4(a.ro);
+  checkShape(a.fhat.size >= a.rows * r4 * 4, `edges: fhat holds fewer than ${a.rows}x${r4} floats`);
+  checkShape(a.gates.size >= a.rows * a.h * 4, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
+  checkShape(a.at.size >= a.h * ro4 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
+  const chunkRows = a.chunkRows ?? 64;
+  const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
+  const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
+  const blocksJ = r4 / 4;
+  const blocks = (ro4 / 4) * blocksJ;
+  const params = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro4, chunkRows, blocksJ]);
+  engine.dispatch(edgesSquaredKernel, {
+    bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
+    workgroups: [ceilDiv(blocks, 64), chunks, 1],
+  });
+  return { part, chunks };
+}
