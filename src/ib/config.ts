@@ -25,7 +25,12 @@ export interface BuildConfig {
   integration_method: IntegrationMethod;
   n_intervals: number;
   center: boolean;
-  /** Eigenvalue cut. 'relative' (default): keep D_k > τ·max D and Λ_k >= τ·max Λ; 'absolute': rib's. */
+  /**
+   * Eigenvalue cut. 'relative' (default): keep D_k > τ·max D and Λ_k >= τ·max Λ; 'absolute': rib's
+   * (keep D_k > τ, Λ_k >= τ). The default τ = 1e-6 (relative) sits above the rounding noise of
+   * f32 per-batch Gram partials (~1e-7·max D): an absolute τ like rib's 1e-15 would keep
+   * directions that exist only through f32 rounding.
+   */
   truncation_threshold: number;
   threshold_mode: ThresholdMode;
   batch_size: number;
@@ -46,7 +51,7 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   integration_method: 'gradient',
   n_intervals: 0,
   center: true,
-  truncation_threshold: 1e-12,
+  truncation_threshold: 1e-6,
   threshold_mode: 'relative',
   batch_size: 2048,
   dtype: 'float32',

@@ -1,8 +1,6 @@
 // The edge pass (SPEC §5.2, squared edges): a second streamed forward pass. For each pair of
 // adjacent node layers (ℓ → ℓ+1) and each batch:
-//   f̂ = post · Ufacᵀ · (f − μ̃)          (C applied as a product of factors: centre, rotate by
-//                                          the orthonormal U, then the small whitening/rotation
-//                                          matrix `post`; SPEC §8.2 explains why not one matmul)
+//   f̂ = C_realᵀ (x − μ̃) + c₀             (centred first, so f32 cancellation stays small)
 //   p' = (C⁺W̄)ᵀ f̂                         (the section's pre-activation at the projected point)
 //   g  = Σ_k w_k σ'(α_k p')                (integrated derivative)
 //   E_ij += Σ_n (Σ_h C^{ℓ+1}_{hi} g_h (C⁺W̄)_{jh} f̂_j)²
@@ -37,15 +35,13 @@ export interface EdgePair {
 interface PairGpu {
   p: EdgePair;
   r: number;
-  k: number;
   negMu: GPUBuffer | undefined;
-  ureal: GPUBuffer; // d × k
-  ubias: GPUBuffer; // k
-  post: GPUBuffer; // k × r4
+  creal: GPUBuffer; // d × r4: rows of C for the real units
+  cbias: GPUBuffer; // r4: C[d,:] + μ̃ᵀ C_real (the constant slot, after centring)
   qpad: GPUBuffer; // r4 × dimOut
   at: GPUBuffer; // dimOut × ro4
   bt: GPUBuffer; // dimOut × r4
-  zeroBias: GPUBuffer; // max(k, dimOut, r4)
+  zeroBias: GPUBuffer; // max(dimOut, r4)
   sum: Float64Array; // ro × r
 }
 
@@ -59,33 +55,21 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
   const d = dim - 1; // real units (input node layers are always folded)
   const r = b.r;
   const r4 = pad4(r);
-  // Factors with C = Y · Ufac · post.
-  let Ufac: Float64Array;
-  let k: number;
-  let post: Float64Array;
-  if (p.formula === 'neuron') {
-    k = dim;
-    Ufac = new Float64Array(dim * dim);
-    for (let i = 0; i < dim; i++) Ufac[i * dim + i] = 1;
-    post = Float64Array.from(Ufac);
-  } else {
-    k = b.k;
-    Ufac = b.U;
-    if (p.formula === 'jacobian') {
-      post = new Float64Array(k * r);
-      for (let c = 0; c < k; c++) {
-        const sd = Math.sqrt(b.D[c]!);
-        for (let j = 0; j < r; j++) post[c * r + j] = (b.V![c * r + j]! / sd) * Math.sqrt(b.Lambda![j]!);
-      }
-    } else {
-      post = new Float64Array(k * k);
-      for (let i = 0; i < k; i++) post[i * k + i] = 1;
+  // f̂ = Cᵀ f with f = [x; 1]. Centring first keeps the f32 cancellation small:
+  //   f̂ = C_realᵀ (x − μ̃) + (C[d,:] + C_realᵀ μ̃).
+  // (A factored product (x − μ̃)·U·(D^{-1/2}VΛ^{1/2}) has the same f32 error — ‖C_{:,j}‖ equals
+  // ‖(D^{-1/2}VΛ^{1/2})_{:,j}‖ because U is orthonormal — at several times the cost.)
+  const creal = new Float32Array(d * r4);
+  const cbias = new Float64Array(r4);
+  for (let j = 0; j < r; j++) cbias[j] = b.C[d * r + j]!;
+  for (let i = 0; i < d; i++) {
+    const mu = b.centred ? b.mean[i]! : 0;
+    for (let j = 0; j < r; j++) {
+      const c = b.C[i * r + j]!;
+      creal[i * r4 + j] = c;
+      cbias[j] += mu * c;
     }
   }
-  const postPad = new Float32Array(k * r4);
-  for (let c = 0; c < k; c++) for (let j = 0; j < r; j++) postPad[c * r4 + j] = post[c * r + j]!;
-  const ureal = f32(Ufac.subarray(0, d * k));
-  const ubias = f32(Ufac.subarray(d * k, dim * k));
   let negMu: GPUBuffer | undefined;
   if (b.centred) negMu = engine.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'edges.negmu');
   // Q = C⁺ W̄ (r × dimOut), padded to r4 rows; Bt = Qᵀ padded to r4 columns.
@@ -100,14 +84,13 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
     for (let i = 0; i < p.ro; i++) at[h * ro4 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
   }
   return {
-    p, r, k, negMu,
-    ureal: engine.upload(ureal, 'edges.U'),
-    ubias: engine.upload(ubias, 'edges.ubias'),
-    post: engine.upload(postPad, 'edges.post'),
+    p, r, negMu,
+    creal: engine.upload(creal, 'edges.C'),
+    cbias: engine.upload(f32(cbias), 'edges.cbias'),
     qpad: engine.upload(qpad, 'edges.Q'),
     at: engine.upload(at, 'edges.at'),
     bt: engine.upload(bt, 'edges.bt'),
-    zeroBias: engine.upload(new Float32Array(Math.max(k, p.dimOut, r4)), 'edges.zero'),
+    zeroBias: engine.upload(new Float32Array(Math.max(p.dimOut, r4)), 'edges.zero'),
     sum: new Float64Array(p.ro * r),
   };
 }
@@ -132,12 +115,10 @@ export async function computeEdges(
         xc = engine.alloc(rows * d * 4, 'edges.xc');
         biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
       }
-      const z0 = engine.alloc(rows * g.k * 4, 'edges.z0');
-      matmul(engine, xc, g.ureal, z0, { m: rows, n: g.k, k: d });
-      const z = engine.alloc(rows * g.k * 4, 'edges.z');
-      biasAct(engine, { x: z0, bias: g.ubias, out: z, rows, cols: g.k, activation: 'identity' });
+      const z = engine.alloc(rows * r4 * 4, 'edges.z');
+      matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
       const fhat = engine.alloc(rows * r4 * 4, 'edges.fhat');
-      matmul(engine, z, g.post, fhat, { m: rows, n: r4, k: g.k });
+      biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
       const pre = engine.alloc(rows * p.dimOut * 4, 'edges.pre');
       matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
       const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
@@ -147,7 +128,7 @@ export async function computeEdges(
         for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
       });
       reads.push(read);
-      engine.release(part, gate, out, pre, fhat, z, z0, xc === xin ? undefined : xc);
+      engine.release(part, gate, out, pre, fhat, z, xc === xin ? undefined : xc);
     }
     mlp.release(f);
     engine.release(x);
@@ -158,7 +139,7 @@ export async function computeEdges(
   const out = new Map<string, Float64Array>();
   for (const g of gp) {
     out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / data.n));
-    engine.release(g.negMu, g.ureal, g.ubias, g.post, g.qpad, g.at, g.bt, g.zeroBias);
+    engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zeroBias);
   }
   return out;
 }

@@ -1,0 +1,63 @@
+// `ibgpu doctor`: which adapter ibgpu gets, its limits and features, the kernel variants chosen
+// for it, and a quick self-check of every kernel family against its float64 CPU reference.
+
+import { Engine } from '../runtime/engine.js';
+import type { Backend } from '../gpu/acquire.js';
+import type { SelfCheckResult } from '../kernels/self-check.js';
+
+const LIMITS = [
+  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage', 'minStorageBufferOffsetAlignment',
+] as const;
+
+type Check = (e: Engine) => Promise<SelfCheckResult>;
+
+async function checks(): Promise<Check[]> {
+  const mods = await Promise.all([
+    import('../kernels/matmul.js'),
+    import('../kernels/gram.js'),
+    import('../kernels/eigh.js'),
+    import('../kernels/sign-patterns.js'),
+    import('../ib/self-check.js'),
+  ]);
+  return mods.map((m) => m.selfCheck as Check);
+}
+
+export async function doctor(opts: { backend?: Backend; json?: boolean }): Promise<number> {
+  const engine = await Engine.create(opts.backend ? { backend: opts.backend } : {});
+  try {
+    const limits: Record<string, number> = {};
+    for (const k of LIMITS) limits[k] = (engine.limits as unknown as Record<string, number>)[k]!;
+    const results: SelfCheckResult[] = [];
+    for (const c of await checks()) {
+      try {
+        results.push(await c(engine));
+      } catch (e) {
+        results.push({ name: c.name || 'check', ok: false, detail: (e as Error).message, ms: 0 });
+      }
+    }
+    const { matmulVariantFor } = await import('../kernels/matmul.js');
+    const report = {
+      adapter: engine.adapterName,
+      info: engine.info,
+      features: [...engine.features].sort(),
+      limits,
+      variants: { matmul: matmulVariantFor(engine) },
+      checks: results,
+    };
+    if (opts.json) {
+      console.log(JSON.stringify(report, null, 2));
+    } else {
+      console.log(`adapter   ${report.adapter}`);
+      console.log(`features  ${report.features.join(', ') || '(none)'}`);
+      for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
+      console.log(`matmul variant: ${report.variants.matmul}`);
+      console.log('self-checks against float64 CPU references:');
+      for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
+    }
+    return results.every((r) => r.ok) ? 0 : 1;
+  } finally {
+    engine.dispose();
+  }
+}

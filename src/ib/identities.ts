@@ -1,0 +1,32 @@
+// Exact identities every build must satisfy (SPEC §9.2), evaluated in f64 on the build's own
+// statistics. They go into every manifest, so a result carries evidence of its own consistency.
+
+import { matmulF64 } from '../cpu/matmul.js';
+import { nodeGram, type LayerBasis, type NodeStats } from './basis.js';
+
+export interface LayerIdentities {
+  /** max |C⁺C − I_r| */
+  pinvResidual: number;
+  /** max |CᵀGC − diag(expected)| / max(expected): G raw with Λ (jacobian), centred with D (svd/pca). */
+  gramDiagResidual: number;
+}
+
+export function layerIdentities(b: LayerBasis, s: NodeStats, formula: string): LayerIdentities {
+  const { dim, r } = b;
+  const P = matmulF64(b.Cpinv, b.C, { m: r, n: r, k: dim });
+  let pinv = 0;
+  for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) pinv = Math.max(pinv, Math.abs(P[i * r + j]! - (i === j ? 1 : 0)));
+  let gramDiag = NaN;
+  if (formula === 'jacobian' || formula === 'svd' || formula === 'pca') {
+    const jac = formula === 'jacobian';
+    const G = nodeGram(s, jac ? false : b.centred);
+    const CtGC = matmulF64(matmulF64(b.C, G, { m: r, n: dim, k: dim, transA: true }), b.C, { m: r, n: r, k: dim });
+    const expect = jac ? b.Lambda! : b.D.subarray(0, r);
+    let scale = 0;
+    for (let i = 0; i < r; i++) scale = Math.max(scale, Math.abs(expect[i]!));
+    let err = 0;
+    for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) err = Math.max(err, Math.abs(CtGC[i * r + j]! - (i === j ? expect[i]! : 0)));
+    gramDiag = err / (scale || 1);
+  }
+  return { pinvResidual: pinv, gramDiagResidual: gramDiag };
+}
