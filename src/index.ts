@@ -1,0 +1,28 @@
+// Public API of ibgpu.
+
+export { IbgpuError, type IbgpuErrorCode } from './errors.js';
+export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
+export { acquireGpu, adapterName, BACKENDS, type Backend, type AdapterDescription } from './gpu/acquire.js';
+export { defineKernel, type KernelSpec, type BindingSpec } from './runtime/kernel-spec.js';
+
+export { matmul, matmulHost, chooseMatmulVariant, type MatmulShape } from './kernels/matmul.js';
+export { GramAccumulator, ColumnSumAccumulator, type GramMode } from './kernels/gram.js';
+export * as eigenKernels from './kernels/eigh.js';
+export * as signPatterns from './kernels/sign-patterns.js';
+
+export { matmulF64 } from './cpu/matmul.js';
+export { gramF64, columnSumsF64 } from './cpu/gram.js';
+export { symEig, symEigValues } from './cpu/eigh.js';
+
+export { parseConfig, DEFAULT_CONFIG, type BuildConfig } from './ib/config.js';
+export { arraySource, type DataSource } from './ib/data.js';
+export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
+export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
+export { writeResults, basisTensors, edgeTensors, graphJson } from './ib/results.js';
+export { layerIdentities } from './ib/identities.js';
+export { integrationPoints } from './ib/integration.js';
+
+export { openSafetensors, parseSafetensors, writeSafetensors } from './io/safetensors.js';
+export { openNpy, writeNpy } from './io/npy.js';
+export type { Tensor, DType } from './io/tensor.js';
+export { VERSION } from './version.js';
