@@ -115,3 +115,17 @@ describe('engine scheduler', () => {
     expect(() => e.alloc(e.limits.maxBufferSize + 4, 'huge')).toThrow(/maxBufferSize/);
   });
 });
+
+describe('loop budget', () => {
+  const engine = useEngine();
+  it('engine.loopBudget is honest: loops within it run fully, and a finite budget is real', async () => {
+    const { executedIterations } = await import('../src/kernels/loop-probe.js');
+    const e = await engine();
+    const within = Number.isFinite(e.loopBudget) ? e.loopBudget - 16 : 200_000;
+    expect(await executedIterations(e, within)).toBe(within);
+    if (Number.isFinite(e.loopBudget)) {
+      // The cap exists: asking for more silently executes fewer (this is why kernels split work).
+      expect(await executedIterations(e, e.loopBudget + 10_000)).toBeLessThan(e.loopBudget + 10_000);
+    }
+  });
+});

@@ -8,7 +8,7 @@
 
 import { matmul } from '../kernels/matmul.js';
 import { biasAct } from '../kernels/bias-act.js';
-import { pad4, recordEdgesSquared } from '../kernels/edges.js';
+import { pad4, pad8, recordEdgesSquared } from '../kernels/edges.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
@@ -39,7 +39,7 @@ interface PairGpu {
   creal: GPUBuffer; // d × r4: rows of C for the real units
   cbias: GPUBuffer; // r4: C[d,:] + μ̃ᵀ C_real (the constant slot, after centring)
   qpad: GPUBuffer; // r4 × dimOut
-  at: GPUBuffer; // dimOut × ro4
+  at: GPUBuffer; // dimOut × ro8
   bt: GPUBuffer; // dimOut × r4
   zeroBias: GPUBuffer; // max(dimOut, r4)
   sum: Float64Array; // ro × r
@@ -78,10 +78,10 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
   qpad.set(f32(Q));
   const bt = new Float32Array(p.dimOut * r4);
   for (let j = 0; j < r; j++) for (let h = 0; h < p.dimOut; h++) bt[h * r4 + j] = Q[j * p.dimOut + h]!;
-  const ro4 = pad4(p.ro);
-  const at = new Float32Array(p.dimOut * ro4);
+  const ro8 = pad8(p.ro);
+  const at = new Float32Array(p.dimOut * ro8);
   for (let h = 0; h < p.dimOut; h++) {
-    for (let i = 0; i < p.ro; i++) at[h * ro4 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
+    for (let i = 0; i < p.ro; i++) at[h * ro8 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
   }
   return {
     p, r, negMu,

@@ -22,13 +22,14 @@ export const edgesSquaredKernel = defineKernel({
 });
 
 export const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
+export const pad8 = (n: number): number => Math.ceil(n / 8) * 8;
 
 export interface EdgesArgs {
   /** rows × pad4(r) f̂ (zero-padded columns). */
   fhat: GPUBuffer;
   /** rows × h gates. */
   gates: GPUBuffer;
-  /** h × pad4(ro): Aᵀ = C^{ℓ+1} (padded). */
+  /** h × pad8(ro): Aᵀ = C^{ℓ+1} (padded). */
   at: GPUBuffer;
   /** h × pad4(r): Bᵀ = (C⁺W̄)ᵀ (padded). */
   bt: GPUBuffer;
@@ -42,16 +43,19 @@ export interface EdgesArgs {
 /** Records the kernel into a fresh partial buffer; returns it and the chunk count. */
 export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuffer; chunks: number } {
   const r4 = pad4(a.r);
-  const ro4 = pad4(a.ro);
+  const ro8 = pad8(a.ro);
   checkShape(a.fhat.size >= a.rows * r4 * 4, `edges: fhat holds fewer than ${a.rows}x${r4} floats`);
   checkShape(a.gates.size >= a.rows * a.h * 4, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
-  checkShape(a.at.size >= a.h * ro4 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
-  const chunkRows = a.chunkRows ?? 64;
+  checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
+  // Rows per invocation: few on GPUs (chunks are the parallelism); on CPU adapters larger chunks
+  // are cheaper, but the loop budget (rows × h iterations) must not be exceeded.
+  const budgetRows = Math.max(1, Math.floor((engine.loopBudget - 16) / (a.h + 1)));
+  const chunkRows = Math.min(a.chunkRows ?? (engine.info.isSoftware ? 256 : 32), budgetRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
-  const blocks = (ro4 / 4) * blocksJ;
-  const params = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro4, chunkRows, blocksJ]);
+  const blocks = (ro8 / 8) * blocksJ;
+  const params = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro8, chunkRows, blocksJ]);
   engine.dispatch(edgesSquaredKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],

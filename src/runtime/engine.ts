@@ -102,6 +102,16 @@ export class Engine {
     return this.querySet !== undefined;
   }
 
+  /**
+   * Most loop iterations one invocation may execute in total. Mesa llvmpipe caps every shader
+   * invocation at 65535 loop iterations (summed over all its loops) and then silently leaves the
+   * loops, so kernels whose per-invocation work is data-sized must split it below this budget.
+   * Infinity on other adapters.
+   */
+  get loopBudget(): number {
+    return /llvmpipe/i.test(`${this.info.device} ${this.info.description} ${this.info.architecture}`) ? 65535 : Infinity;
+  }
+
   /** Largest storage binding in bytes (a 4-byte multiple). */
   get maxBindingBytes(): number {
     return Math.floor(this.limits.maxStorageBufferBindingSize / 4) * 4;

@@ -1,0 +1,22 @@
+// Measures how many loop iterations one invocation really executes (see engine.loopBudget).
+
+import type { Engine } from '../runtime/engine.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
+import { SHADERS } from '../shaders/index.generated.js';
+
+export const loopProbeKernel = defineKernel({
+  name: 'loop_probe',
+  shader: SHADERS.loop_probe,
+  bindings: [
+    { name: 'out', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+});
+
+export async function executedIterations(engine: Engine, n: number): Promise<number> {
+  const out = engine.alloc(16, 'loop_probe.out');
+  engine.dispatch(loopProbeKernel, { bindings: { out, params: new Uint32Array([n, 0, 0, 0]) }, workgroups: 1 });
+  const v = (await engine.readU32(out, 1))[0]!;
+  engine.release(out);
+  return v;
+}
