@@ -1,0 +1,376 @@
+// Float64 symmetric eigendecomposition: the CPU reference and CPU baseline for the eigensolver.
+//
+// Method: Householder reduction to tridiagonal form (A = Q T Qᵀ), then implicit QL with
+// Wilkinson shifts on T, with the Givens rotations accumulated into Qᵀ. Backward stable: the
+// residual ‖AV − VΛ‖ and the loss of orthogonality ‖VᵀV − I‖ are O(n·ε·‖A‖) and O(n·ε).
+//
+// Conventions (shared with the GPU solver in src/kernels/eigh.ts):
+//   - input: row-major n×n; the solver works on (A + Aᵀ)/2, so a slightly asymmetric input
+//     (e.g. a Gram accumulated in float32) is symmetrised, never half-ignored. Callers that care
+//     about asymmetry must check it themselves (the GPU wrapper rejects large asymmetry);
+//   - values: sorted DESCENDING by signed value (largest first, most negative last);
+//   - vectors: row-major n×n, COLUMN k is the unit eigenvector of values[k] (vectors[i*n + k]).
+//     The sign of each eigenvector is whatever the algorithm produced (not normalised).
+//
+// Layout choices for V8 (this runs on matrices up to ~800×800 in the pipeline):
+//   - the working matrix keeps its UPPER triangle, so the Householder source (row k right of the
+//     diagonal) and every inner loop of the symmetric mat-vec and rank-2 update run along rows;
+//   - eigenvectors are accumulated TRANSPOSED (row r of `zt` is the r-th Ritz vector), so each
+//     Givens rotation combines two contiguous rows; the result is transposed once at the end;
+//   - all scratch is allocated up front; no allocation inside loops.
+
+import { IbgpuError, checkShape } from '../errors.js';
+
+const EPS = 2 ** -52;
+/** QL iterations allowed per eigenvalue before giving up (typically 1–3 are needed). */
+const MAX_QL_ITER = 60;
+
+export interface SymEigResult {
+  /** Eigenvalues, descending. */
+  values: Float64Array;
+  /** Row-major n×n; column k is the unit eigenvector of values[k]. */
+  vectors: Float64Array;
+}
+
+function checkInput(fn: string, a: ArrayLike<number>, n: number): void {
+  checkShape(Number.isInteger(n) && n >= 1, `${fn}: n must be a positive integer, got ${n}`);
+  checkShape(
+    a.length === n * n,
+    `${fn}: matrix holds ${a.length} values, expected n*n = ${n}*${n} = ${n * n}`,
+    'pass a square row-major matrix and its order n',
+  );
+}
+
+/**
+ * Copies (A + Aᵀ)/2 into the upper triangle of a fresh n×n buffer (lower triangle unused) and
+ * returns it with max |a_ij| (0 for the zero matrix).
+ */
+function symmetrisedUpper(a: ArrayLike<number>, n: number): { w: Float64Array; amax: number } {
+  const w = new Float64Array(n * n);
+  let amax = 0;
+  for (let i = 0; i < n; i++) {
+    const ri = i * n;
+    for (let j = i; j < n; j++) {
+      const v = j === i ? +a[ri + j]! : 0.5 * (+a[ri + j]! + +a[j * n + i]!);
+      w[ri + j] = v;
+      const av = Math.abs(v);
+      if (av > amax) amax = av;
+      else if (av !== av) amax = NaN; // NaN propagates to the caller's check below
+    }
+  }
+  return { w, amax };
+}
+
+/**
+ * Householder tridiagonalisation of the symmetric matrix held in the upper triangle of `w`.
+ * On return d[0..n) is the diagonal of T, e[0..n-1) its off-diagonal (e[i] couples i and i+1;
+ * e[n-1] = 0), and for k < n-2 row k of `w` right of the diagonal holds the Householder vector
+ * v_k (H_k = I − beta[k] v_k v_kᵀ acting on indices k+1..n-1), with Qᵀ = H_{n-3} ⋯ H_0.
+ */
+function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64Array, beta: Float64Array,
+  p: Float64Array): void {
+  for (let k = 0; k < n - 2; k++) {
+    const rk = k * n;
+    d[k] = w[rk + k]!;
+    // x = A[k, k+1..n): norm, with the tail separately to detect an already-reduced row.
+    const x0 = w[rk + k + 1]!;
+    let tail = 0;
+    for (let j = k + 2; j < n; j++) { const t = w[rk + j]!; tail += t * t; }
+    if (tail === 0) { // already tridiagonal in this row: H_k = I
+      e[k] = x0;
+      beta[k] = 0;
+      continue;
+    }
+    const norm = Math.sqrt(x0 * x0 + tail);
+    const alpha = x0 >= 0 ? -norm : norm;
+    const b = 1 / (alpha * (alpha - x0)); // 2 / vᵀv with v = x − alpha·e1, no cancellation
+    w[rk + k + 1] = x0 - alpha; // row k now stores v (its tail is x's tail unchanged)
+    e[k] = alpha;
+    beta[k] = b;
+    // p = b · A22 v over the upper triangle of A22 = A[k+1.., k+1..] (row-wise, both halves).
+    const lo = k + 1;
+    for (let i = lo; i < n; i++) p[i] = 0;
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      const vi = w[rk + i]!;
+      let acc = w[ri + i]! * vi;
+      for (let j = i + 1; j < n; j++) {
+        const aij = w[ri + j]!;
+        acc += aij * w[rk + j]!;
+        p[j] += aij * vi;
+      }
+      p[i] += acc;
+    }
+    // q = p − (b/2)(pᵀv) v, then A22 ← A22 − v qᵀ − q vᵀ  (= H A22 H).
+    let pv = 0;
+    for (let i = lo; i < n; i++) { p[i] *= b; pv += p[i]! * w[rk + i]!; }
+    const half = 0.5 * b * pv;
+    for (let i = lo; i < n; i++) p[i] -= half * w[rk + i]!;
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      const vi = w[rk + i]!;
+      const qi = p[i]!;
+      for (let j = i; j < n; j++) w[ri + j] -= vi * p[j]! + qi * w[rk + j]!;
+    }
+  }
+  if (n >= 2) {
+    d[n - 2] = w[(n - 2) * n + n - 2]!;
+    e[n - 2] = w[(n - 2) * n + n - 1]!;
+  }
+  d[n - 1] = w[n * n - 1]!;
+  e[n - 1] = 0;
+}
+
+/**
+ * Qᵀ = H_{n-3} ⋯ H_0 into `zt` (row-major), by backward accumulation M ← M H_k, k = n-3..0.
+ * M = H_{n-3} ⋯ H_{k+1} differs from I only in the block [k+2.., k+2..] and v_k lives on
+ * k+1..n-1, so each step touches that trailing block only. Reflectors are applied two at a time
+ * (M ← M H_k H_{k-1}): one pass computes both products M v, one pass applies both rank-1
+ * updates, halving the traffic over M.
+ */
+function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float64Array,
+  va: Float64Array, vb: Float64Array, ua: Float64Array, ub: Float64Array): void {
+  zt.fill(0);
+  for (let i = 0; i < n; i++) zt[i * n + i] = 1;
+  let k = n - 3;
+  for (; k >= 1; k -= 2) {
+    // Pair (k, k-1); all work on rows/cols lo..n-1 with lo = k.
+    const lo = k;
+    const b1 = beta[k]!;
+    const b2 = beta[k - 1]!;
+    va[lo] = 0;
+    for (let j = lo + 1; j < n; j++) va[j] = w[k * n + j]!; // v_k (zero at index k)
+    for (let j = lo; j < n; j++) vb[j] = w[(k - 1) * n + j]!; // v_{k-1}
+    let vab = 0;
+    for (let j = lo + 1; j < n; j++) vab += va[j]! * vb[j]!;
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      let a0 = 0, a1 = 0, c0 = 0, c1 = 0;
+      let j = lo;
+      for (; j + 1 < n; j += 2) {
+        const m0 = zt[ri + j]!;
+        const m1 = zt[ri + j + 1]!;
+        a0 += m0 * va[j]!;
+        a1 += m1 * va[j + 1]!;
+        c0 += m0 * vb[j]!;
+        c1 += m1 * vb[j + 1]!;
+      }
+      if (j < n) {
+        const m0 = zt[ri + j]!;
+        a0 += m0 * va[j]!;
+        c0 += m0 * vb[j]!;
+      }
+      const u1 = b1 * (a0 + a1);
+      ua[i] = u1;
+      // (M − b1 u1 v_kᵀ) v_{k-1} = M v_{k-1} − b1 u1 (v_k·v_{k-1})
+      ub[i] = b2 * (c0 + c1 - u1 * vab);
+    }
+    for (let i = lo; i < n; i++) {
+      const ri = i * n;
+      const x = ua[i]!;
+      const y = ub[i]!;
+      for (let j = lo; j < n; j++) zt[ri + j] -= x * va[j]! + y * vb[j]!;
+    }
+  }
+  if (k === 0) { // one reflector left over
+    const b = beta[0]!;
+    if (b !== 0) {
+      for (let j = 1; j < n; j++) va[j] = w[j]!;
+      for (let i = 1; i < n; i++) {
+        const ri = i * n;
+        let acc = 0;
+        for (let j = 1; j < n; j++) acc += zt[ri + j]! * va[j]!;
+        ua[i] = b * acc;
+      }
+      for (let i = 1; i < n; i++) {
+        const ri = i * n;
+        const x = ua[i]!;
+        for (let j = 1; j < n; j++) zt[ri + j] -= x * va[j]!;
+      }
+    }
+  }
+}
+
+/** √(a² + b²) without Math.hypot's vararg overhead; rescales only outside [1e-150, 1e150]. */
+function hyp(a: number, b: number): number {
+  const x = Math.abs(a);
+  const y = Math.abs(b);
+  const big = x > y ? x : y;
+  if (big > 1e-150 && big < 1e150) return Math.sqrt(a * a + b * b);
+  if (big === 0 || big === Infinity) return big;
+  const u = x / big;
+  const v = y / big;
+  return big * Math.sqrt(u * u + v * v);
+}
+
+/**
+ * Implicit QL with Wilkinson shifts on the tridiagonal (d, e). Eigenvalues overwrite d. When
+ * `zt` is given, every rotation acting on indices (i, i+1) is applied to rows i and i+1 of zt.
+ * (Perfect shifts, i.e. a values-only pass first and its eigenvalues as shifts, were measured
+ * to apply 1.8n² rotations instead of 1.0n² here: forward instability keeps them from
+ * deflating in one step, so plain Wilkinson shifts it is.)
+ */
+function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | undefined): void {
+  const cs = new Float64Array(n);
+  const sn = new Float64Array(n);
+  let tnorm = 0;
+  for (let i = 0; i < n; i++) tnorm = Math.max(tnorm, Math.abs(d[i]!) + Math.abs(e[i]!) + (i > 0 ? Math.abs(e[i - 1]!) : 0));
+  // Off-diagonals below this are negligible relative to ‖T‖ even where d is tiny locally.
+  const floor = tnorm * EPS * EPS;
+  for (let l = 0; l < n; l++) {
+    let iter = 0;
+    for (;;) {
+      // Find the first negligible off-diagonal at or after l: T splits there.
+      let m = l;
+      for (; m < n - 1; m++) {
+        const em = Math.abs(e[m]!);
+        if (em <= EPS * (Math.abs(d[m]!) + Math.abs(d[m + 1]!)) || em <= floor) break;
+      }
+      if (m === l) break; // d[l] has converged
+      if (++iter > MAX_QL_ITER) {
+        throw new Error(`symEig: QL did not converge for eigenvalue ${l} after ${MAX_QL_ITER} iterations`);
+      }
+      // Wilkinson shift from the leading 2×2 block of the unreduced block [l, m].
+      const g0 = (d[l + 1]! - d[l]!) / (2 * e[l]!);
+      const r0 = hyp(g0, 1);
+      let g = d[m]! - d[l]! + e[l]! / (g0 + (g0 >= 0 ? r0 : -r0));
+      let s = 1;
+      let c = 1;
+      let p = 0;
+      let i = m - 1;
+      let underflow = false;
+      for (; i >= l; i--) {
+        const f = s * e[i]!;
+        const bb = c * e[i]!;
+        const r = hyp(f, g);
+        e[i + 1] = r;
+        if (r === 0) { // the chase underflowed: finish this sweep early and retry
+          d[i + 1] -= p;
+          e[m] = 0;
+          underflow = true;
+          break;
+        }
+        s = f / r;
+        c = g / r;
+        const gg = d[i + 1]! - p;
+        const rr = (d[i]! - gg) * s + 2 * c * bb;
+        p = s * rr;
+        d[i + 1] = gg + p;
+        g = c * rr - bb;
+        cs[i] = c;
+        sn[i] = s;
+      }
+      if (zt) applyRotationChain(zt, n, cs, sn, underflow ? i + 1 : l, m - 1);
+      if (underflow) continue;
+      d[l] -= p;
+      e[l] = g;
+      e[m] = 0;
+    }
+  }
+}
+
+/**
+ * Applies the rotations of one QL sweep, i = hi, hi-1, …, lo in that order, each to rows i and
+ * i+1 of zt: (row i, row i+1) ← (c·row i − s·row i+1, s·row i + c·row i+1).
+ * Four consecutive rotations are fused into one pass over the columns: the row shared by
+ * neighbouring rotations stays in a register, so each group loads and stores 5 rows instead of
+ * 8 (about 2x faster in V8 than one rotation per pass).
+ */
+function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number): void {
+  let i = hi;
+  for (; i - 3 >= lo; i -= 4) {
+    const c0 = cs[i]!, s0 = sn[i]!, c1 = cs[i - 1]!, s1 = sn[i - 1]!;
+    const c2 = cs[i - 2]!, s2 = sn[i - 2]!, c3 = cs[i - 3]!, s3 = sn[i - 3]!;
+    const r4 = (i + 1) * n, r3 = r4 - n, r2 = r3 - n, r1 = r2 - n, r0 = r1 - n;
+    for (let k = 0; k < n; k++) {
+      let t = zt[r4 + k]!; // carried row: the lower row of the current rotation
+      let z = zt[r3 + k]!;
+      zt[r4 + k] = s0 * z + c0 * t;
+      t = c0 * z - s0 * t;
+      z = zt[r2 + k]!;
+      zt[r3 + k] = s1 * z + c1 * t;
+      t = c1 * z - s1 * t;
+      z = zt[r1 + k]!;
+      zt[r2 + k] = s2 * z + c2 * t;
+      t = c2 * z - s2 * t;
+      z = zt[r0 + k]!;
+      zt[r1 + k] = s3 * z + c3 * t;
+      zt[r0 + k] = c3 * z - s3 * t;
+    }
+  }
+  for (; i >= lo; i--) {
+    const c = cs[i]!;
+    const s = sn[i]!;
+    const ri = i * n;
+    const rj = ri + n;
+    for (let k = 0; k < n; k++) {
+      const zi = zt[ri + k]!;
+      const zj = zt[rj + k]!;
+      zt[rj + k] = s * zi + c * zj;
+      zt[ri + k] = c * zi - s * zj;
+    }
+  }
+}
+
+/** Indices of `d` sorted by value, descending (stable for ties). */
+function descendingOrder(d: Float64Array): Int32Array {
+  const idx = Array.from({ length: d.length }, (_, i) => i);
+  idx.sort((x, y) => d[y]! - d[x]! || x - y);
+  return Int32Array.from(idx);
+}
+
+function assertFinite(fn: string, amax: number): void {
+  if (!Number.isFinite(amax)) {
+    throw new IbgpuError('NON_FINITE', `${fn}: matrix contains NaN or ±Infinity`,
+      'remove or impute non-finite values before the eigensolve');
+  }
+}
+
+/**
+ * Eigenvalues (descending) and eigenvectors (column k of row-major `vectors` belongs to
+ * values[k]) of the symmetric n×n row-major matrix `a`, in float64. Uses (A + Aᵀ)/2.
+ */
+export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
+  checkInput('symEig', a, n);
+  const { w, amax } = symmetrisedUpper(a, n);
+  assertFinite('symEig', amax);
+  const values = new Float64Array(n);
+  const vectors = new Float64Array(n * n);
+  if (amax === 0) { // zero matrix: any orthonormal basis; the identity is the natural one
+    for (let i = 0; i < n; i++) vectors[i * n + i] = 1;
+    return { values, vectors };
+  }
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const beta = new Float64Array(n);
+  const scratch = new Float64Array(n);
+  tridiagonalise(w, n, d, e, beta, scratch);
+  const zt = new Float64Array(n * n);
+  accumulateQt(w, n, beta, zt, scratch, new Float64Array(n), new Float64Array(n), new Float64Array(n));
+  tridiagonalQL(d, e, n, zt);
+  const order = descendingOrder(d);
+  for (let k = 0; k < n; k++) {
+    const src = order[k]!;
+    values[k] = d[src]!;
+    const rs = src * n;
+    for (let i = 0; i < n; i++) vectors[i * n + k] = zt[rs + i]!;
+  }
+  return { values, vectors };
+}
+
+/** Eigenvalues only (descending) of the symmetric n×n row-major `a`; much cheaper than symEig. */
+export function symEigValues(a: ArrayLike<number>, n: number): Float64Array {
+  checkInput('symEigValues', a, n);
+  const { w, amax } = symmetrisedUpper(a, n);
+  assertFinite('symEigValues', amax);
+  if (amax === 0) return new Float64Array(n);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const beta = new Float64Array(n);
+  tridiagonalise(w, n, d, e, beta, new Float64Array(n));
+  tridiagonalQL(d, e, n, undefined);
+  const order = descendingOrder(d);
+  const values = new Float64Array(n);
+  for (let k = 0; k < n; k++) values[k] = d[order[k]!]!;
+  return values;
+}
