@@ -1,0 +1,113 @@
+// Bad input to the Interaction Basis pipeline gives an IbgpuError whose message names the problem
+// (and, where there is one, a hint with the fix). Config errors are found by parseConfig before
+// any GPU work; model/data mismatches by buildInteractionBasis before the first dispatch.
+
+import { describe, expect, it } from 'vitest';
+import { IbgpuError, type IbgpuErrorCode } from '../src/errors.js';
+import { parseConfig } from '../src/ib/config.js';
+import { arraySource, type DataSource } from '../src/ib/data.js';
+import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { randomMlp } from '../src/ib/self-check.js';
+import { useEngine } from './helpers/gpu.js';
+import { genericData } from './helpers/ib.js';
+
+const NODES = ['layers.0', 'layers.1', 'output'];
+const model = randomMlp([5, 8, 3], 1);
+const N = 300;
+const x = genericData(N, 5, 2);
+
+async function caught(fn: () => unknown): Promise<IbgpuError> {
+  try {
+    await fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(IbgpuError);
+    return e as IbgpuError;
+  }
+  throw new Error('expected an IbgpuError, nothing was thrown');
+}
+
+async function expectError(fn: () => unknown, code: IbgpuErrorCode, ...mentions: RegExp[]): Promise<IbgpuError> {
+  const e = await caught(fn);
+  expect(e.code, e.message).toBe(code);
+  for (const m of mentions) expect(e.message).toMatch(m);
+  return e;
+}
+
+describe('config errors (parseConfig)', () => {
+  it('an unknown key (a typo) is named, with the known keys as the hint', async () => {
+    const e = await expectError(() => parseConfig({ node_layers: NODES, truncation_treshold: 1e-6 }), 'BAD_CONFIG', /unknown config key 'truncation_treshold'/);
+    expect(e.hint).toMatch(/truncation_threshold/);
+  });
+
+  it("integration_method 'gradient' with n_intervals > 0", async () => {
+    await expectError(() => parseConfig({ node_layers: NODES, integration_method: 'gradient', n_intervals: 3 }), 'BAD_CONFIG', /gradient/, /n_intervals/, /3/);
+    // The default method is 'gradient' too.
+    await expectError(() => parseConfig({ node_layers: NODES, n_intervals: 2 }), 'BAD_CONFIG', /n_intervals/);
+    // ...while an integration rule accepts intervals.
+    expect(parseConfig({ node_layers: NODES, integration_method: 'trapezoidal', n_intervals: 3 }).n_intervals).toBe(3);
+  });
+
+  it("basis_formula 'neuron' with center (explicit or by default)", async () => {
+    await expectError(() => parseConfig({ node_layers: NODES, basis_formula: 'neuron', center: true }), 'BAD_CONFIG', /neuron/, /cent/);
+    await expectError(() => parseConfig({ node_layers: NODES, basis_formula: 'neuron' }), 'BAD_CONFIG', /neuron/);
+    expect(parseConfig({ node_layers: NODES, basis_formula: 'neuron', center: false }).center).toBe(false);
+  });
+
+  it('bad values name the key and the value', async () => {
+    await expectError(() => parseConfig({ node_layers: ['layers.0'] }), 'BAD_CONFIG', /node_layers/);
+    await expectError(() => parseConfig({ node_layers: NODES, basis_formula: 'jacobain' }), 'BAD_CONFIG', /basis_formula/, /jacobain/);
+    await expectError(() => parseConfig({ node_layers: NODES, truncation_threshold: -1 }), 'BAD_CONFIG', /truncation_threshold/);
+    await expectError(() => parseConfig({ node_layers: NODES, batch_size: 0 }), 'BAD_CONFIG', /batch_size/);
+    await expectError(() => parseConfig({ node_layers: NODES, center: 'yes' }), 'BAD_CONFIG', /center/);
+    await expectError(() => parseConfig({ node_layers: NODES, edge_formula: 'functional' }), 'BAD_CONFIG', /functional/, /not implemented/);
+    await expectError(() => parseConfig([NODES]), 'BAD_CONFIG', /JSON object/);
+  });
+});
+
+describe('build errors (buildInteractionBasis)', () => {
+  const engine = useEngine();
+  const build = async (cfg: Record<string, unknown>, data: DataSource = arraySource(x, N, 5)) =>
+    buildInteractionBasis(await engine(), model, data, parseConfig({ batch_size: 128, ...cfg }));
+
+  it('non-adjacent node layers', async () => {
+    const m3 = randomMlp([5, 8, 6, 3], 2);
+    const e = await caught(async () => buildInteractionBasis(await engine(), m3, arraySource(x, N, 5), parseConfig({ node_layers: ['layers.0', 'layers.2', 'output'] })));
+    expect(e.code).toBe('BAD_CONFIG');
+    expect(e.message).toMatch(/'layers.0' and 'layers.2' are not adjacent/);
+  });
+
+  it("an unknown node layer, and 'output' not last", async () => {
+    const e = await expectError(() => build({ node_layers: ['layers.0', 'layers.7', 'output'] }), 'BAD_CONFIG', /'layers.7' is not a layer of the model/);
+    expect(e.hint).toMatch(/layers\.0, layers\.1, output/);
+    await expectError(() => build({ node_layers: ['output', 'layers.0'] }), 'BAD_CONFIG', /'output' must be the last/);
+  });
+
+  it('data width that does not match the first layer', async () => {
+    const x4 = genericData(N, 4, 3);
+    await expectError(() => build({ node_layers: NODES }, arraySource(x4, N, 4)), 'SHAPE', /4 features/, /takes 5/);
+  });
+
+  it('NaN in the data: in memory (with its index) and in a streamed source', async () => {
+    const bad = Float32Array.from(x);
+    bad[123 * 5 + 2] = NaN;
+    await expectError(() => arraySource(bad, N, 5), 'NON_FINITE', /NaN/, /\[123, 2\]/);
+    // A source that streams a NaN in a later batch (not pre-checked like arraySource).
+    const stream: DataSource = { n: N, d: 5, description: 'stream', readRows: async (s, c) => bad.subarray(s * 5, (s + c) * 5) };
+    await expectError(() => build({ node_layers: NODES }, stream), 'NON_FINITE', /NaN/);
+  });
+
+  it('a data array whose length does not match n·d', async () => {
+    await expectError(() => arraySource(x, N + 1, 5), 'SHAPE', /expected n\*d/);
+  });
+
+  it('rotating the output node layer with center = true', async () => {
+    await expectError(() => build({ node_layers: NODES, rotate_final_node_layer: true, center: true }), 'BAD_CONFIG', /output/, /center/);
+  });
+
+  it('the same configs without the mistake build (the errors are not spurious)', async () => {
+    const res = await build({ node_layers: NODES, rotate_final_node_layer: true, center: false });
+    expect(res.bases.get('output')!.r).toBeGreaterThan(0);
+    const res2 = await build({ node_layers: ['layers.0', 'layers.1'] });
+    expect(res2.edges.get('layers.0->layers.1')!.cols).toBe(res2.bases.get('layers.0')!.r);
+  });
+});
