@@ -161,6 +161,24 @@ describe('symEig (float64 Householder + QL)', () => {
     expect(v[r - 1]!).toBeGreaterThan(1e-3);
   });
 
+  it('a large cluster of numerically-zero eigenvalues (a Gram of rank 150 in 300 dimensions) deflates', () => {
+    // Rounding leaves the 150 zero eigenvalues as a noise cluster at ~ε‖A‖; QL must treat
+    // off-diagonals at that level as negligible instead of iterating on them forever.
+    const n = 300, r = 150;
+    const g = gaussian(rng(33));
+    const x = new Float64Array(r * n);
+    for (let i = 0; i < x.length; i++) x[i] = g();
+    const a = new Float64Array(n * n);
+    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) {
+      const xi = x[k * n + i]!;
+      for (let j = 0; j < n; j++) a[i * n + j] += xi * x[k * n + j]!;
+    }
+    check(a, n);
+    const v = symEig(a, n).values;
+    for (let k = r; k < n; k++) expect(Math.abs(v[k]!)).toBeLessThan(1e-13 * n * v[0]!);
+    expect(v[r - 1]!).toBeGreaterThan(1e-3 * v[0]!);
+  });
+
   it('diagonal and already-tridiagonal input', () => {
     const d = [3, -1, 0, 8, 2, 2, -7];
     const n = d.length;

@@ -215,8 +215,11 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
   const sn = new Float64Array(n);
   let tnorm = 0;
   for (let i = 0; i < n; i++) tnorm = Math.max(tnorm, Math.abs(d[i]!) + Math.abs(e[i]!) + (i > 0 ? Math.abs(e[i - 1]!) : 0));
-  // Off-diagonals below this are negligible relative to ‖T‖ even where d is tiny locally.
-  const floor = tnorm * EPS * EPS;
+  // Off-diagonals below ε‖T‖ are negligible: dropping one perturbs T by no more than the
+  // Householder reduction already did (backward stability, as EISPACK tql2). A tighter floor
+  // (say ε²‖T‖) never deflates a cluster of numerically-zero eigenvalues — the rounding noise
+  // of a rank-deficient Gram — and QL then stalls there.
+  const floor = tnorm * EPS;
   for (let l = 0; l < n; l++) {
     let iter = 0;
     for (;;) {
