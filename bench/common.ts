@@ -27,7 +27,7 @@ export interface BenchRecord {
   date: string;
   adapter: string;
   backend: string;
-  machine: { cpus: string; cores: number; memGiB: number; platform: string; node: string };
+  machine: { cpus: string; cores: number; memGiB: number; platform: string; node: string; loadAvg1m?: number };
   rows: BenchRow[];
 }
 
@@ -39,6 +39,8 @@ export function machineInfo(): BenchRecord['machine'] {
     memGiB: Math.round(os.totalmem() / 2 ** 30),
     platform: `${os.platform()} ${os.release()}`,
     node: process.version,
+    // Other work on the machine skews CPU-adapter timings: recorded so a noisy run is visible.
+    loadAvg1m: Math.round(os.loadavg()[0]! * 100) / 100,
   };
 }
 
