@@ -1,0 +1,108 @@
+// edges_functional: per-batch partial sums of rib's legacy `functional` edges for one section and
+// one integration point α_k (SPEC §5.3):
+//   J̃_ij(n) = Σ_h A_ih g_h(n) B_jh           (w_k · ∂F̂_i/∂u_j at α_k u, u = f̂(x_n))
+//   part[c, i, j] (+)= Σ_{n in chunk c} s_i(n) · J̃_ij(n) · f̂_j(n)
+// where A = C^{ℓ+1,T} (out-basis rows over the section's folded outputs h), g_h = w_k σ'(α_k p'_h)
+// at the projected pre-activation p', B = C^{ℓ+} W̄, and s(n) = F̂(u) − F̂(α_k u) (the output
+// difference in the out basis). The host multiplies the sum over points and chunks by 2/N.
+//
+// Bindings (@group(0)):
+//   0 fhat   : array<vec4<f32>> read-only, rows × R4/4   (f̂, columns zero-padded to R4)
+//   1 gates  : array<f32>       read-only, rows × H      (g for this point, weight included)
+//   2 s      : array<vec4<f32>> read-only, rows × RO8/4  (F̂(u) − F̂(α_k u), zero-padded to RO8)
+//   3 at     : array<vec4<f32>> read-only, H × RO8/4     (Aᵀ, columns zero-padded to RO8)
+//   4 bt     : array<vec4<f32>> read-only, H × R4/4      (Bᵀ, zero-padded columns)
+//   5 part   : array<f32>       read-write, chunks × RO × R
+//   6 params : uniform { rows, r, ro, h, r4, ro8, chunk_rows, blocks_j, accumulate }
+// Each invocation owns an 8×4 block (i0..i0+7, j0..j0+3) and one chunk of rows, with no
+// workgroup memory and no barriers (CPU adapters run invocations as coroutines). accumulate = 1
+// adds to part (one dispatch per integration point into the same partials).
+// Dispatch: x = ceil(blocks / WG) with blocks = (RO8/8)·(R4/4), y = number of row chunks.
+// Loop budget: chunk_rows · (H + 1) iterations per invocation; the wrapper keeps it below
+// engine.loopBudget (llvmpipe stops loops silently after 65535).
+// Numerics: f32 inside a chunk; chunks are summed on the host in f64. The terms are signed, so
+// unlike squared edges the partial sums can cancel; chunks stay short to bound that error.
+// Rows with g_h = 0 (inactive ReLUs) skip the h term: g depends only on (n, h), so the branch is
+// uniform across the workgroup.
+
+struct Params { rows: u32, r: u32, ro: u32, h: u32, r4: u32, ro8: u32, chunk_rows: u32, blocks_j: u32, accumulate: u32 }
+
+override WG: u32 = 64u;
+
+@group(0) @binding(0) var<storage, read> fhat: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> gates: array<f32>;
+@group(0) @binding(2) var<storage, read> s: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> at: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bt: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+@group(0) @binding(6) var<uniform> params: Params;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let block = wid.x * WG + lid;
+  let blocks_i = params.ro8 / 8u;
+  if (block >= blocks_i * params.blocks_j) { return; }
+  let bi = block / params.blocks_j;
+  let bj = block % params.blocks_j;
+  let chunk = wid.y;
+  let n0 = chunk * params.chunk_rows;
+  let n1 = min(n0 + params.chunk_rows, params.rows);
+  let ro_v = params.ro8 / 4u;
+  let r_v = params.r4 / 4u;
+
+  var e: array<vec4<f32>, 8>;
+  for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
+  for (var n = n0; n < n1; n++) {
+    var j0 = vec4<f32>(0.0);
+    var j1 = vec4<f32>(0.0);
+    var j2 = vec4<f32>(0.0);
+    var j3 = vec4<f32>(0.0);
+    var j4 = vec4<f32>(0.0);
+    var j5 = vec4<f32>(0.0);
+    var j6 = vec4<f32>(0.0);
+    var j7 = vec4<f32>(0.0);
+    let grow = n * params.h;
+    for (var h = 0u; h < params.h; h++) {
+      let g = gates[grow + h];
+      if (g != 0.0) {
+        let a = at[h * ro_v + 2u * bi];
+        let c = at[h * ro_v + 2u * bi + 1u];
+        let b = bt[h * r_v + bj] * g;
+        j0 += a.x * b;
+        j1 += a.y * b;
+        j2 += a.z * b;
+        j3 += a.w * b;
+        j4 += c.x * b;
+        j5 += c.y * b;
+        j6 += c.z * b;
+        j7 += c.w * b;
+      }
+    }
+    let f = fhat[n * r_v + bj];
+    let sa = s[n * ro_v + 2u * bi];
+    let sb = s[n * ro_v + 2u * bi + 1u];
+    e[0] += (j0 * f) * sa.x;
+    e[1] += (j1 * f) * sa.y;
+    e[2] += (j2 * f) * sa.z;
+    e[3] += (j3 * f) * sa.w;
+    e[4] += (j4 * f) * sb.x;
+    e[5] += (j5 * f) * sb.y;
+    e[6] += (j6 * f) * sb.z;
+    e[7] += (j7 * f) * sb.w;
+  }
+  let base = chunk * params.ro * params.r;
+  let i0 = bi * 8u;
+  let jb = bj * 4u;
+  for (var di = 0u; di < 8u; di++) {
+    let i = i0 + di;
+    if (i >= params.ro) { break; }
+    let v = e[di];
+    for (var dj = 0u; dj < 4u; dj++) {
+      let j = jb + dj;
+      if (j < params.r) {
+        let o = base + i * params.r + j;
+        if (params.accumulate == 1u) { part[o] = part[o] + v[dj]; } else { part[o] = v[dj]; }
+      }
+    }
+  }
+}
