@@ -20,6 +20,8 @@ export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer
 export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
 export { writeResults, basisTensors, edgeTensors, graphJson } from './ib/results.js';
 export { layerIdentities } from './ib/identities.js';
+export { trainMlp, type TrainMlpOptions, type TrainMlpResult, type EpochRecord } from './train/train-mlp.js';
+export { saveTrainedMlp } from './train/save.js';
 export { integrationPoints } from './ib/integration.js';
 
 export { openSafetensors, parseSafetensors, writeSafetensors } from './io/safetensors.js';

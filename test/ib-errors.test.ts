@@ -59,7 +59,8 @@ describe('config errors (parseConfig)', () => {
     await expectError(() => parseConfig({ node_layers: NODES, truncation_threshold: -1 }), 'BAD_CONFIG', /truncation_threshold/);
     await expectError(() => parseConfig({ node_layers: NODES, batch_size: 0 }), 'BAD_CONFIG', /batch_size/);
     await expectError(() => parseConfig({ node_layers: NODES, center: 'yes' }), 'BAD_CONFIG', /center/);
-    await expectError(() => parseConfig({ node_layers: NODES, edge_formula: 'functional' }), 'BAD_CONFIG', /functional/, /not implemented/);
+    // Functional edges vanish at the single point α = 1 of the default 'gradient' rule.
+    await expectError(() => parseConfig({ node_layers: NODES, edge_formula: 'functional' }), 'BAD_CONFIG', /functional/, /integration/);
     await expectError(() => parseConfig([NODES]), 'BAD_CONFIG', /JSON object/);
   });
 });

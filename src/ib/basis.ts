@@ -56,12 +56,14 @@ export interface LayerBasis {
   U: Float64Array;
   D: Float64Array;
   k: number;
-  /** Stage-2 rotation restricted to kept directions, k×r (jacobian only). */
+  /** Stage-2 rotation restricted to kept directions, k×r (jacobian and legacy formulas). */
   V?: Float64Array;
-  /** Λ aligned with C's columns (jacobian only). */
+  /** Λ aligned with C's columns (jacobian and legacy formulas). */
   Lambda?: Float64Array;
-  /** M' in folded coordinates (jacobian only), dim×dim. */
+  /** M' in folded coordinates (jacobian and legacy formulas), dim×dim. */
   Mprime?: Float64Array;
+  /** Λ' = E[g fᵀ] in folded coordinates (legacy formulas only, SPEC §4.4), dim×dim. */
+  LambdaPrime?: Float64Array;
   C: Float64Array;
   Cpinv: Float64Array;
   r: number;
@@ -126,7 +128,7 @@ export function gateMoment(g: GateStats): { data: Float64Array; dim: number } {
 // ------------------------------------------------------------------ eigen helpers
 
 /** rib's eigendecompose: |λ| sorted descending with matching vectors. */
-function eigAbsSorted(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+export function eigAbsSorted(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
   const { values, vectors } = symEig(a, n);
   const order = Array.from({ length: n }, (_, i) => i).sort((x, y) => Math.abs(values[y]!) - Math.abs(values[x]!));
@@ -139,7 +141,7 @@ function eigAbsSorted(a: Float64Array, n: number): { values: Float64Array; vecto
   return { values: vals, vectors: vecs };
 }
 
-function cut(th: Threshold, values: ArrayLike<number>): number {
+export function cut(th: Threshold, values: ArrayLike<number>): number {
   if (th.mode === 'absolute') return th.tau;
   let mx = 0;
   for (let i = 0; i < values.length; i++) mx = Math.max(mx, Math.abs(values[i]!));
@@ -148,7 +150,7 @@ function cut(th: Threshold, values: ArrayLike<number>): number {
 
 // ------------------------------------------------------------------ stage 1
 
-interface Stage1 {
+export interface Stage1 {
   dim: number;
   mean: Float64Array;
   centred: boolean;
@@ -209,7 +211,7 @@ function muTilde(st: Stage1): Float64Array | undefined {
 }
 
 /** W = Y U (dim×k): subtracts (μ̃ᵀU) from the bias row. */
-function yTimesU(st: Stage1): Float64Array {
+export function yTimesU(st: Stage1): Float64Array {
   const W = Float64Array.from(st.U);
   const mt = muTilde(st);
   if (!mt) return W;
@@ -223,7 +225,7 @@ function yTimesU(st: Stage1): Float64Array {
 }
 
 /** W⁺ = Uᵀ Y⁻¹ (k×dim): adds U[d,c]·μ̃_j to every column j < d. */
-function uTYinv(st: Stage1): Float64Array {
+export function uTYinv(st: Stage1): Float64Array {
   const { k, dim } = st;
   const out = new Float64Array(k * dim);
   const mt = muTilde(st);
@@ -373,7 +375,7 @@ function identity(n: number): Float64Array {
   return I;
 }
 
-function symmetrize(a: Float64Array, n: number): void {
+export function symmetrize(a: Float64Array, n: number): void {
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       const v = 0.5 * (a[i * n + j]! + a[j * n + i]!);

@@ -2,9 +2,10 @@
 // `model`, `arch`, `data` and `threshold_mode` are ibgpu's own.
 
 import { IbgpuError } from '../errors.js';
+import { parseModularityConfig, type ModularityConfig } from '../report/config.js';
 import type { IntegrationMethod } from './integration.js';
 
-export type BasisFormula = 'jacobian' | 'svd' | 'pca' | 'neuron';
+export type BasisFormula = 'jacobian' | 'svd' | 'pca' | 'neuron' | '(1-0)*alpha' | '(1-alpha)^2';
 export type EdgeFormula = 'squared' | 'functional';
 export type ThresholdMode = 'relative' | 'absolute';
 
@@ -38,6 +39,14 @@ export interface BuildConfig {
   dtype: 'float32' | 'float64';
   rotate_final_node_layer: boolean;
   calculate_edges: boolean;
+  /**
+   * Collect the degeneracy statistics (SPEC §6: Jacobian Grams, ReLU firing patterns) in the
+   * statistics pass and write degeneracy.json (default false: the IB build alone, as rib; the
+   * shipped example turns it on; see src/report/).
+   */
+  degeneracy: boolean;
+  /** Clustering of the interaction graph written to modules.json (SPEC §7; defaults in src/report/modularity.ts). */
+  modularity?: ModularityConfig;
   /** Paths relative to the config file. */
   model?: string;
   arch?: string;
@@ -57,9 +66,10 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   dtype: 'float32',
   rotate_final_node_layer: false,
   calculate_edges: true,
+  degeneracy: false,
 };
 
-const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed']);
+const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity']);
 
 function bad(msg: string, hint?: string): IbgpuError {
   return new IbgpuError('BAD_CONFIG', msg, hint);
@@ -84,14 +94,8 @@ export function parseConfig(raw: unknown): BuildConfig {
     throw bad('config.node_layers must list at least two node layers', 'e.g. ["layers.0", "layers.1", "layers.2", "output"]');
   }
   c.node_layers = r['node_layers'] as string[];
-  if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const) as BasisFormula;
-  if ((c.basis_formula as string) === '(1-0)*alpha' || (c.basis_formula as string) === '(1-alpha)^2') {
-    throw bad(`basis_formula '${c.basis_formula}' (a legacy rib formula) is not implemented in ibgpu yet`, "use 'jacobian' (rib's recommended formula), 'svd', 'pca' or 'neuron'");
-  }
+  if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);
   if ('edge_formula' in r) c.edge_formula = oneOf('edge_formula', r['edge_formula'], ['squared', 'functional'] as const);
-  if (c.edge_formula === 'functional') {
-    throw bad("edge_formula 'functional' (legacy) is not implemented in ibgpu yet", "use 'squared' (rib's default)");
-  }
   if ('integration_method' in r) c.integration_method = oneOf('integration_method', r['integration_method'], ['gradient', 'trapezoidal', 'gauss-legendre'] as const);
   if ('n_intervals' in r) {
     const n = r['n_intervals'];
@@ -101,7 +105,22 @@ export function parseConfig(raw: unknown): BuildConfig {
   if (c.integration_method === 'gradient' && c.n_intervals !== 0) {
     throw bad(`integration_method 'gradient' requires n_intervals = 0 (got ${c.n_intervals})`);
   }
-  for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges'] as const) {
+  // Both legacy "(1 − α)" constructions integrate F(f) − F(α f) along the path; at the single
+  // point α = 1 of 'gradient' that difference is zero for every datapoint (SPEC §4.4, §5.3).
+  if (c.integration_method === 'gradient' && c.basis_formula === '(1-alpha)^2') {
+    throw bad(
+      "basis_formula '(1-alpha)^2' needs integration points: with integration_method 'gradient' (α = 1) its gradient 2·Jᵀ[f̂(f) − f̂(α f)] is zero for every datapoint, so Λ' = 0 and every direction would be truncated (rib fails the same way)",
+      "use integration_method 'gauss-legendre' or 'trapezoidal' with n_intervals >= 1, or basis_formula '(1-0)*alpha'",
+    );
+  }
+  if (c.integration_method === 'gradient' && c.edge_formula === 'functional') {
+    throw bad(
+      "edge_formula 'functional' needs integration points: with integration_method 'gradient' (α = 1) every term [F̂(u) − F̂(α u)] is zero, so all edges would be 0",
+      "use integration_method 'gauss-legendre' or 'trapezoidal' with n_intervals >= 1, or edge_formula 'squared'",
+    );
+  }
+  if ('modularity' in r) c.modularity = parseModularityConfig(r['modularity']);
+  for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges', 'degeneracy'] as const) {
     if (k in r) {
       if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
       c[k] = r[k] as boolean;

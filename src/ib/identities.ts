@@ -7,7 +7,7 @@ import { nodeGram, type LayerBasis, type NodeStats } from './basis.js';
 export interface LayerIdentities {
   /** max |C⁺C − I_r| */
   pinvResidual: number;
-  /** max |CᵀGC − diag(expected)| / max(expected): G raw with Λ (jacobian), centred with D (svd/pca). */
+  /** max |CᵀGC − diag(expected)| / max(expected): G raw with Λ (jacobian, legacy), centred with D (svd/pca). */
   gramDiagResidual: number;
 }
 
@@ -17,8 +17,9 @@ export function layerIdentities(b: LayerBasis, s: NodeStats, formula: string): L
   let pinv = 0;
   for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) pinv = Math.max(pinv, Math.abs(P[i * r + j]! - (i === j ? 1 : 0)));
   let gramDiag = NaN;
-  if (formula === 'jacobian' || formula === 'svd' || formula === 'pca') {
-    const jac = formula === 'jacobian';
+  if (formula === 'jacobian' || formula === '(1-0)*alpha' || formula === '(1-alpha)^2' || formula === 'svd' || formula === 'pca') {
+    // C = R V Λ^{1/2} with RᵀG_raw R = I: CᵀG_raw C = diag(Λ) for every Λ-scaled basis (SPEC §9.2.2).
+    const jac = formula !== 'svd' && formula !== 'pca';
     const G = nodeGram(s, jac ? false : b.centred);
     const CtGC = matmulF64(matmulF64(b.C, G, { m: r, n: dim, k: dim, transA: true }), b.C, { m: r, n: r, k: dim });
     const expect = jac ? b.Lambda! : b.D.subarray(0, r);

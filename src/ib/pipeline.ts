@@ -8,10 +8,17 @@ import { buildLayerBasis, type LayerBasis, type Threshold } from './basis.js';
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
+import { computeFunctionalEdges } from './edges-functional.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
+import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from './legacy.js';
 import { foldedWeight, type MlpModel } from './model.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
+import type { DegeneracyReport } from '../report/degeneracy.js';
+import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
+import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
+import { modularityOptions } from '../report/config.js';
+import type { ModulesReport } from '../report/modularity.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -32,6 +39,10 @@ export interface IbResult {
   stats: StatsResult;
   timings: Record<string, number>;
   n: number;
+  /** Degeneracy counts (SPEC §6) when config.degeneracy. */
+  degeneracy?: DegeneracyReport;
+  /** Modules of the interaction graph (SPEC §7) when edges were computed. */
+  modules?: ModulesReport;
 }
 
 interface NodePlan {
@@ -92,10 +103,15 @@ export async function buildInteractionBasis(
   const statNodes = plan.filter((p, j) => j < plan.length - 1 || rotateFinal);
   const gateLayers = formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
   const mlp = new GpuMlp(engine, model, pts);
+  // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
+  const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
+  let degAcc: DegeneracyAccumulator | undefined;
   try {
+    if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
-    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers }, config.batch_size, pts, progress);
+    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    const degStats = degAcc ? await degAcc.result() : undefined;
     timings['stats'] = t() - t0;
 
     t0 = t();
@@ -114,11 +130,21 @@ export async function buildInteractionBasis(
       const nd = plan[j]!;
       const s = stats.nodes.get(nd.name)!;
       const W = foldedWeight(model, nd.act);
-      const b = buildLayerBasis(
-        s, formula, centred, th,
-        formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-        next,
-      );
+      let b: LayerBasis;
+      if (isLegacyFormula(formula)) {
+        // Legacy formulas: one pass over the data per section, through the next layer's basis.
+        if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
+        const ls = await collectLegacyStats(engine, mlp, data, {
+          layer: nd.act, formula, P: next.C ? projector(next.C, next.dim, next.r) : undefined, shift: s.shift,
+        }, config.batch_size, pts, progress);
+        b = buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
+      } else {
+        b = buildLayerBasis(
+          s, formula, centred, th,
+          formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
+          next,
+        );
+      }
       bases.set(nd.name, b);
       log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
       next = { C: b.C, dim: b.dim, r: b.r };
@@ -139,15 +165,29 @@ export async function buildInteractionBasis(
           Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
         });
       }
-      const E = await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
+      const E = config.edge_formula === 'functional'
+        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress)
+        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
       }
       timings['edges'] = t() - t0;
     }
-    return { config, bases, edges, stats, timings, n: data.n };
+    const res: IbResult = { config, bases, edges, stats, timings, n: data.n };
+    if (degStats) {
+      t0 = t();
+      res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
+      timings['degeneracy'] = t() - t0;
+    }
+    if (edges.size > 0) {
+      t0 = t();
+      res.modules = modulesFromBuild(config.node_layers, bases, edges, modularityOptions(config.modularity));
+      timings['modules'] = t() - t0;
+    }
+    return res;
   } finally {
+    degAcc?.dispose();
     mlp.dispose();
   }
 }

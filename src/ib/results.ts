@@ -1,5 +1,6 @@
-// Writing a build result directory: basis.safetensors, edges.safetensors, manifest.json and
-// graph.json, all inside a ResultDir that appears only when complete.
+// Writing a build result directory: basis.safetensors, edges.safetensors, manifest.json,
+// graph.json and (when computed) degeneracy.json and modules.json (src/report/), all inside a
+// ResultDir that appears only when complete.
 
 import { ResultDir } from '../io/atomic.js';
 import { writeSafetensors } from '../io/safetensors.js';
@@ -7,6 +8,7 @@ import type { Tensor } from '../io/tensor.js';
 import { VERSION } from '../version.js';
 import type { IbResult } from './pipeline.js';
 import { layerIdentities } from './identities.js';
+import { annotateGraph } from '../report/modularity.js';
 
 export interface ResultMeta {
   adapter: string;
@@ -80,16 +82,17 @@ export function graphJson(res: IbResult, pruneRel = 1e-3, maxEdgesPerPair = 5000
   const edges: { source: string; target: string; weight: number }[] = [];
   for (const [key, e] of res.edges) {
     const [src, dst] = key.split('->') as [string, string];
+    // By magnitude: squared edges are ≥ 0, legacy functional edges are signed (kept with their sign).
     let mx = 0;
-    for (const v of e.data) mx = Math.max(mx, v);
+    for (const v of e.data) mx = Math.max(mx, Math.abs(v));
     const cand: { i: number; j: number; w: number }[] = [];
     for (let i = 0; i < e.rows; i++) {
       for (let j = 0; j < e.cols; j++) {
         const w = e.data[i * e.cols + j]!;
-        if (w > 0 && w >= pruneRel * mx) cand.push({ i, j, w });
+        if (w !== 0 && Math.abs(w) >= pruneRel * mx) cand.push({ i, j, w });
       }
     }
-    cand.sort((a, b) => b.w - a.w);
+    cand.sort((a, b) => Math.abs(b.w) - Math.abs(a.w));
     for (const c of cand.slice(0, maxEdgesPerPair)) edges.push({ source: `${src}:${c.j}`, target: `${dst}:${c.i}`, weight: c.w });
   }
   return { layers: names, nodes, edges, prune_relative: pruneRel };
@@ -108,7 +111,11 @@ export async function writeResults(target: string, res: IbResult, meta: ResultMe
     const md = { format: 'ibgpu-basis', ibgpu_version: VERSION };
     await writeSafetensors(dir.file('basis.safetensors'), basisTensors(res), md);
     if (res.edges.size > 0) await writeSafetensors(dir.file('edges.safetensors'), edgeTensors(res), md);
-    await dir.writeJson('graph.json', graphJson(res));
+    const graph = graphJson(res);
+    if (res.modules) annotateGraph(graph, res.modules);
+    await dir.writeJson('graph.json', graph);
+    if (res.degeneracy) await dir.writeJson('degeneracy.json', res.degeneracy);
+    if (res.modules) await dir.writeJson('modules.json', res.modules);
     await dir.writeJson('manifest.json', m); // last: its presence marks a complete result
     await dir.commit();
     return dir.target;

@@ -9,7 +9,7 @@ import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import type { Engine } from '../runtime/engine.js';
 import type { GateStats, NodeStats } from './basis.js';
 import type { DataSource } from './data.js';
-import type { GpuMlp } from './gpu-model.js';
+import type { ForwardResult, GpuMlp } from './gpu-model.js';
 import { actGrad, rootOfOne } from './activations.js';
 import type { IntegrationPoints } from './integration.js';
 import type { MlpModel } from './model.js';
@@ -19,6 +19,12 @@ export interface StatsPlan {
   nodes: { act: number; name: string; folded: boolean }[];
   /** Sections (model layer indices) whose gate statistics are wanted. */
   gateLayers: number[];
+  /**
+   * Optional extra consumer of every batch's forward pass (the degeneracy statistics of
+   * src/report/degeneracy-gpu.ts): the forward runs at least `upTo` layers, and `addBatch` records
+   * its GPU work before the batch's buffers are released.
+   */
+  observer?: { upTo: number; addBatch(f: ForwardResult, rows: number): Promise<unknown> | void };
 }
 
 export interface StatsResult {
@@ -33,14 +39,15 @@ export async function collectStats(
   pts: IntegrationPoints, progress: Progress = () => {},
 ): Promise<StatsResult> {
   const model = mlp.model;
-  const upTo = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
+  const upTo0 = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
+  const upTo = Math.max(upTo0, plan.observer?.upTo ?? 0);
   const wantGate = (i: number) => plan.gateLayers.includes(i);
   const dims = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
 
   // Shifts: the mean of the first batch of each node layer.
   const rows0 = Math.min(batchSize, data.n);
   const x0 = engine.upload(await data.readRows(0, rows0), 'batch');
-  const f0 = mlp.forward(x0, rows0, () => false, upTo);
+  const f0 = mlp.forward(x0, rows0, () => false, upTo0);
   const shifts = new Map<number, Float64Array>();
   await Promise.all(plan.nodes.map(async (nd) => {
     const acc = new ColumnSumAccumulator(engine, dims(nd.act));
@@ -76,6 +83,7 @@ export async function collectStats(
       waits.push(g.sum.addBatch(f.gates[g.i]!, rows));
       waits.push(Promise.resolve(g.gram.addBatch(f.gates[g.i]!, rows)));
     }
+    if (plan.observer) waits.push(Promise.resolve(plan.observer.addBatch(f, rows)));
     mlp.release(f);
     engine.release(x);
     // Keep at most one batch of readbacks outstanding: overlaps host adds with GPU work while

@@ -1,0 +1,65 @@
+// jacobian_gate: one backward step of per-sample output Jacobians stacked output-major.
+// The rows of `inp` are (output o, datapoint r) pairs, row index o·batch + r, so the gate of a
+// row is the activation derivative at datapoint r's pre-activation:
+//   out[i, c] = inp[i, c] · σ'(pre[(row_offset + i % batch), c] + bias[c])
+// σ' is act_grad of act_backward.wgsl (relu'(0) = 0 as in torch), matching actGrad in
+// src/ib/activations.ts.
+//
+// Bindings (@group(0)):
+//   0 inp    : array<f32>  read-only, rows*cols (rows = n_out·batch)
+//   1 pre    : array<f32>  read-only, at least (row_offset + batch)*cols (matmul output, no bias)
+//   2 bias   : array<f32>  read-only, cols
+//   3 out    : array<f32>  read-write, rows*cols (must not alias inp)
+//   4 params : uniform { rows, cols, batch, row_offset }
+// Overrides: ACT (0 identity, 1 relu, 2 gelu (erf), 3 gelu_tanh), WG (default 256).
+// Dispatch: ceil(rows*cols / WG) workgroups (1-D, folded to 2-D above 65535 by the scheduler);
+//   one element per invocation, no loops, no barriers (bit-reproducible).
+// Numerics: one f32 add, one derivative evaluation (gelu: erf by Abramowitz–Stegun 7.1.26,
+//   |err| < 1.5e-7), one multiply.
+
+struct Params { rows: u32, cols: u32, batch: u32, row_offset: u32 }
+
+override ACT: u32 = 1u;
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read> inp: array<f32>;
+@group(0) @binding(1) var<storage, read> pre: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+fn erf_approx(z: f32) -> f32 {
+  let a = abs(z);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return select(y, -y, z < 0.0);
+}
+
+fn act_grad(p: f32) -> f32 {
+  switch ACT {
+    case 0u: { return 1.0; }
+    case 1u: { return select(0.0, 1.0, p > 0.0); }
+    case 2u: {
+      let cdf = 0.5 * (1.0 + erf_approx(p * 0.70710678118654752));
+      let pdf = exp(-0.5 * p * p) * 0.3989422804014327;
+      return cdf + p * pdf;
+    }
+    default: {
+      let k = 0.7978845608028654;
+      let t = tanh(k * (p + 0.044715 * p * p * p));
+      return 0.5 * (1.0 + t) + 0.5 * p * (1.0 - t * t) * k * (1.0 + 0.134145 * p * p);
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  let cols = params.cols;
+  if (i >= params.rows * cols) { return; }
+  let row = i / cols;
+  let c = i - row * cols;
+  let r = params.row_offset + row % params.batch;
+  out[i] = inp[i] * act_grad(pre[r * cols + c] + bias[c]);
+}

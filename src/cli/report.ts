@@ -1,0 +1,189 @@
+// `ibgpu report <result-dir>`: the degeneracy and modularity summary of a build.
+//
+// Inputs come from the result directory: degeneracy.json (written by `ibgpu build` when
+// config.degeneracy, the default), edges.safetensors and manifest.json. Without a GPU pass:
+//   - modules are re-clustered from the stored edges whenever a clustering option is given (or
+//     modules.json is missing), and modules.json / graph.json are rewritten atomically;
+// with the model and data named by the build's config (paths relative to manifest.config_path):
+//   --recompute      reruns the degeneracy statistics on the GPU (e.g. for a degeneracy: false build);
+//   --gauss-newton   adds the ground truth: the Gauss–Newton nullity in float64 on the CPU
+//                    (small models only), stored in degeneracy.json.
+
+import { dirname, resolve } from 'node:path';
+import { IbgpuError } from '../errors.js';
+import type { Backend } from '../gpu/acquire.js';
+import { parseConfig, type BuildConfig } from '../ib/config.js';
+import { planNodes } from '../ib/pipeline.js';
+import type { MlpModel } from '../ib/model.js';
+import type { DataSource } from '../ib/data.js';
+import { openSafetensors } from '../io/safetensors.js';
+import { gaussNewtonNullity, parameterCount } from '../cpu/gauss-newton.js';
+import { modularityOptions, parseModularityConfig } from '../report/config.js';
+import type { DegeneracyReport } from '../report/degeneracy.js';
+import { formatDegeneracy, formatModules } from '../report/format.js';
+import { degeneracyFromBuild, type BasisSummary } from '../report/from-build.js';
+import { annotateGraph, EDGE_NORMS, modules, type EdgeNorm, type ModularityOptions } from '../report/modularity.js';
+import { readEdges, readResultDir, resultGraphLayers, writeResultJson, type Manifest } from '../report/result-dir.js';
+
+export interface ReportCliOptions {
+  gamma?: string;
+  norm?: string;
+  epsilon?: string;
+  quantile?: string;
+  seed?: string;
+  iterations?: string;
+  /** commander's --no-output. */
+  output?: boolean;
+  /** commander's --no-write. */
+  write?: boolean;
+  json?: boolean;
+  near?: string;
+  recompute?: boolean;
+  gaussNewton?: boolean;
+  gnMaxParams?: string;
+  backend?: Backend;
+  quiet?: boolean;
+}
+
+function num(name: string, v: string | undefined, ok: (x: number) => boolean, what: string): number | undefined {
+  if (v === undefined) return undefined;
+  const x = Number(v);
+  if (!Number.isFinite(x) || !ok(x)) throw new IbgpuError('BAD_CONFIG', `--${name} must be ${what}, got '${v}'`);
+  return x;
+}
+
+/** Clustering options: the build's config.modularity, overridden by the command line. */
+function clusterOptions(manifest: Manifest, o: ReportCliOptions): { opts: ModularityOptions; changed: boolean } {
+  const base = manifest.config['modularity'] !== undefined ? modularityOptions(parseModularityConfig(manifest.config['modularity'])) : {};
+  const opts: ModularityOptions = { ...base };
+  let changed = false;
+  const set = <K extends keyof ModularityOptions>(k: K, v: ModularityOptions[K] | undefined) => {
+    if (v === undefined) return;
+    opts[k] = v;
+    changed = true;
+  };
+  set('gamma', num('gamma', o.gamma, (x) => x >= 0, 'a number >= 0'));
+  set('seed', num('seed', o.seed, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'));
+  set('iterations', num('iterations', o.iterations, (x) => Number.isInteger(x) && x >= 1, 'a positive integer'));
+  set('epsilon', num('epsilon', o.epsilon, (x) => x > 0, 'a positive number'));
+  set('quantile', num('quantile', o.quantile, (x) => x >= 0 && x <= 1, 'a number in [0, 1]'));
+  if (o.norm !== undefined) {
+    if (!(EDGE_NORMS as readonly string[]).includes(o.norm)) throw new IbgpuError('BAD_CONFIG', `--norm must be one of ${EDGE_NORMS.join(', ')}, got '${o.norm}'`);
+    set('norm', o.norm as EdgeNorm);
+  }
+  if (o.output === false) set('includeOutput', false);
+  if ((opts.epsilon !== undefined || opts.quantile !== undefined) && (opts.norm ?? 'sqrt') !== 'log') {
+    if (o.epsilon !== undefined || o.quantile !== undefined) opts.norm = 'log';
+  }
+  return { opts, changed };
+}
+
+/** The build's config, model and data, resolved against the config file's directory. */
+async function loadBuildInputs(manifest: Manifest, dir: string): Promise<{ config: BuildConfig; model: MlpModel; data: DataSource }> {
+  const { loadModel, loadData } = await import('./build.js');
+  const base = manifest.config_path ? dirname(resolve(manifest.config_path)) : resolve(dir);
+  const config = parseConfig(manifest.config);
+  return { config, model: await loadModel(config, base), data: await loadData(config, base) };
+}
+
+/** Basis summaries from basis.safetensors (k = length of D, M' when stored) and the manifest. */
+async function basisSummaries(dir: string, manifest: Manifest): Promise<Map<string, BasisSummary>> {
+  const st = await openSafetensors(resolve(dir, 'basis.safetensors'));
+  try {
+    const out = new Map<string, BasisSummary>();
+    for (const [name, l] of Object.entries(manifest.layers)) {
+      const D = await st.readF64(`${name}/D`);
+      const ge = (await st.readF64(`${name}/gram_eigenvalues`)).data;
+      const mp = st.has(`${name}/M_prime`) ? (await st.readF64(`${name}/M_prime`)).data : undefined;
+      out.set(name, { k: D.shape[0]!, r: l.rib_dim, dim: l.orig_dim, dropped: l.dropped, gramEigenvalues: ge, centred: l.centred, ...(mp ? { Mprime: mp } : {}) });
+    }
+    return out;
+  } finally {
+    await st.close();
+  }
+}
+
+async function recomputeDegeneracy(dir: string, manifest: Manifest, o: ReportCliOptions, log: (m: string) => void): Promise<DegeneracyReport> {
+  const { config, model, data } = await loadBuildInputs(manifest, dir);
+  const plan = planNodes(model, config.node_layers);
+  const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
+  const bases = await basisSummaries(dir, manifest);
+  const { Engine } = await import('../runtime/engine.js');
+  const { collectDegeneracyStats } = await import('../report/degeneracy-gpu.js');
+  const { makeProgress } = await import('./progress.js');
+  const engine = await Engine.create(o.backend ? { backend: o.backend } : {});
+  try {
+    log(`degeneracy statistics: ${data.n} datapoints on ${engine.adapterName}`);
+    const progress = makeProgress(process.stderr, o.quiet === true);
+    const stats = await collectDegeneracyStats(engine, model, data, sections.map((s) => s.layer), config.batch_size, progress);
+    progress.end();
+    return degeneracyFromBuild(model, config, sections, bases, stats);
+  } finally {
+    engine.dispose();
+  }
+}
+
+export async function reportCommand(dirArg: string, o: ReportCliOptions): Promise<number> {
+  const dir = resolve(dirArg);
+  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const contents = await readResultDir(dir);
+  const { manifest } = contents;
+  const write = o.write !== false;
+  let deg = contents.degeneracy;
+  let degChanged = false;
+  if (o.recompute) {
+    deg = await recomputeDegeneracy(dir, manifest, o, log);
+    degChanged = true;
+  }
+  if (o.gaussNewton) {
+    if (!deg) throw new IbgpuError('BAD_CONFIG', 'the ground truth is stored next to a degeneracy report, and this result has none', 'add --recompute');
+    const { model, data } = await loadBuildInputs(manifest, dir);
+    const P = parameterCount(model);
+    const maxP = num('gn-max-params', o.gnMaxParams, (x) => x >= 1, 'a positive number') ?? 4000;
+    if (P > maxP) {
+      throw new IbgpuError('LIMIT_EXCEEDED', `the Gauss–Newton ground truth needs an f64 ${P}×${P} eigendecomposition (over --gn-max-params ${maxP})`, 'it is meant for small networks; raise --gn-max-params to force it');
+    }
+    log(`Gauss–Newton nullity: ${P} parameters, ${data.n} datapoints (float64, CPU)`);
+    const x = await data.readRows(0, data.n);
+    const gn = gaussNewtonNullity(model, x, data.n);
+    deg = { ...deg, ground_truth: { gauss_newton_nullity: gn.nullity, rank: gn.rank, params: gn.params, method: gn.method, rtol: gn.rtol, gap_at_cut: gn.gapAtCut } };
+    degChanged = true;
+  }
+  if (deg && degChanged && write) await writeResultJson(dir, 'degeneracy.json', deg);
+
+  const { opts, changed } = clusterOptions(manifest, o);
+  let mods = contents.modules;
+  if (changed || !mods) {
+    const edges = await readEdges(dir).catch((e: unknown) => {
+      if (mods || !(e instanceof IbgpuError)) throw e;
+      return undefined;
+    });
+    if (edges && edges.length) {
+      mods = modules(resultGraphLayers(manifest, edges), edges, opts);
+      if (write) {
+        await writeResultJson(dir, 'modules.json', mods);
+        if (contents.graph) await writeResultJson(dir, 'graph.json', annotateGraph(contents.graph, mods));
+      }
+    }
+  }
+
+  if (o.json) {
+    console.log(JSON.stringify({ degeneracy: deg ?? null, modules: mods ?? null }, null, 2));
+    return 0;
+  }
+  const near = num('near', o.near, (x) => x >= 0, 'a number >= 0 (a fraction of the datapoints when < 1, else a count)');
+  const lines: string[] = [];
+  lines.push(`ibgpu report: ${dir}`);
+  lines.push(`  ${manifest.dataset_size} datapoints (${manifest.data}); node layers ${manifest.config.node_layers.join(', ')}`);
+  lines.push('');
+  if (deg) {
+    const nearMax = near === undefined ? undefined : near < 1 ? Math.max(1, Math.floor(near * deg.dataset_size)) : Math.floor(near);
+    lines.push(formatDegeneracy(deg, nearMax !== undefined ? { nearMax } : {}));
+  } else {
+    lines.push('Degeneracy: no degeneracy.json (the build ran with "degeneracy": false); add --recompute to measure it now');
+  }
+  lines.push('');
+  lines.push(mods ? formatModules(mods) : 'Modules: no edges in this result (the build ran with "calculate_edges": false)');
+  console.log(lines.join('\n'));
+  return 0;
+}

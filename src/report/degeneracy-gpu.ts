@@ -1,0 +1,267 @@
+// GPU collection of the degeneracy statistics during the build's statistics pass (one forward
+// pass per batch, shared with the Gram statistics):
+//   - per section ℓ: (1/N) Σ_n J_p(x_n)ᵀ J_p(x_n), J_p = ∂f_out/∂p^ℓ the output Jacobian with
+//     respect to the layer's pre-activations. Per batch the Jacobians of all datapoints are
+//     stacked output-major (row o·B + n) and pushed backwards through the network:
+//       S^{L−1} = gate_{L−1}(I),  S^ℓ = gate_ℓ(S^{ℓ+1} · W^{ℓ+1}ᵀ)
+//     (matmul + shaders/jacobian_gate.wgsl), and Σ SᵀS is accumulated by the Gram kernel with
+//     float64 host sums. Cost per batch: n_out·B·Σ h_ℓ h_{ℓ+1} multiply-adds plus the Grams.
+//     Shortcut for the layer feeding a linear output layer: J_p = W_{L−1}ᵀ diag(g), so
+//     Σ J_pᵀJ_p = (W_{L−1} W_{L−1}ᵀ) ∘ Σ g gᵀ, with Σ g gᵀ the exact co-firing counts (ReLU) or N
+//     (identity): no Gram of stacked Jacobians for it;
+//   - per hidden ReLU layer: firing patterns (SignPatternAccumulator on the layer's outputs —
+//     relu(p) > 0 exactly when p > 0, so the activations carry the signs), and the raw Gram and
+//     column sums of the outputs h (for the groups' pre-activation ranks).
+
+import { GramAccumulator, ColumnSumAccumulator } from '../kernels/gram.js';
+import { matmul } from '../kernels/matmul.js';
+import { SignPatternAccumulator, type SignPatternResult } from '../kernels/sign-patterns.js';
+import { checkShape } from '../errors.js';
+import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import { GpuMlp, type ForwardResult } from '../ib/gpu-model.js';
+import type { MlpModel } from '../ib/model.js';
+import type { Engine } from '../runtime/engine.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
+import { ceilDiv } from '../runtime/workgroups.js';
+import { SHADERS } from '../shaders/index.generated.js';
+
+const WG = 256;
+
+export const jacobianGateKernel = defineKernel({
+  name: 'jacobian_gate',
+  shader: SHADERS.jacobian_gate,
+  bindings: [
+    { name: 'inp', kind: 'read-only-storage' },
+    { name: 'pre', kind: 'read-only-storage' },
+    { name: 'bias', kind: 'read-only-storage' },
+    { name: 'out', kind: 'storage' },
+    { name: 'params', kind: 'uniform' },
+  ],
+  overrides: { ACT: 1, WG },
+});
+
+/**
+ * out[o·batch + r, c] = inp[o·batch + r, c] · σ'(pre[rowOffset + r, c] + bias[c]) for
+ * rows = nOut·batch stacked rows of width cols.
+ */
+export function jacobianGate(
+  engine: Engine,
+  a: { inp: GPUBuffer; pre: GPUBuffer; bias: GPUBuffer; out: GPUBuffer; rows: number; cols: number; batch: number; rowOffset: number; activation: Activation },
+): void {
+  const n = a.rows * a.cols;
+  checkShape(a.rows % a.batch === 0, `jacobian_gate: rows ${a.rows} is not a multiple of batch ${a.batch}`);
+  checkShape(a.inp.size >= n * 4 && a.out.size >= n * 4, `jacobian_gate: inp/out hold fewer than ${a.rows}x${a.cols} floats`);
+  checkShape(a.pre.size >= (a.rowOffset + a.batch) * a.cols * 4, `jacobian_gate: pre holds fewer than ${a.rowOffset + a.batch} rows of ${a.cols}`);
+  checkShape(a.bias.size >= a.cols * 4, `jacobian_gate: bias holds fewer than ${a.cols} floats`);
+  checkShape(a.out !== a.inp && a.out !== a.pre, 'jacobian_gate: out must not alias inp or pre');
+  engine.dispatch(jacobianGateKernel, {
+    bindings: { inp: a.inp, pre: a.pre, bias: a.bias, out: a.out, params: new Uint32Array([a.rows, a.cols, a.batch, a.rowOffset]) },
+    workgroups: ceilDiv(n, WG),
+    overrides: { ACT: ACTIVATION_ID[a.activation] },
+  });
+}
+
+export interface HiddenStats {
+  patterns: SignPatternResult;
+  /** (1/N) Σ h hᵀ. */
+  actGram: Float64Array;
+  /** (1/N) Σ h. */
+  actMean: Float64Array;
+}
+
+export interface DegeneracyStats {
+  n: number;
+  /** Model layer → (1/N) Σ J_pᵀJ_p (dOut × dOut). */
+  jacobianGram: Map<number, Float64Array>;
+  /** Hidden ReLU layers among the sections. */
+  hidden: Map<number, HiddenStats>;
+}
+
+/**
+ * Layers at least this wide get no co-firing matrix (its d²·N/32 popcounts and d² storage): their
+ * near-synchronised pairs come from LSH on the packed words (src/report/lsh.ts).
+ */
+export const WIDE_LAYER = 4096;
+
+/** Bytes of one stacked Jacobian buffer per chunk (chunks of a batch keep under this). */
+const CHUNK_BYTES = 32 * 2 ** 20;
+
+export class DegeneracyAccumulator {
+  /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */
+  readonly upTo: number;
+  private readonly L: number;
+  private readonly nOut: number;
+  private readonly lo: number;
+  private readonly weights: GPUBuffer[] = [];
+  private readonly biases: GPUBuffer[] = [];
+  private readonly jac = new Map<number, GramAccumulator>();
+  private readonly signs = new Map<number, SignPatternAccumulator>();
+  private readonly actGram = new Map<number, GramAccumulator>();
+  private readonly actSum = new Map<number, ColumnSumAccumulator>();
+  private readonly chunkRows: number;
+  /** Layer whose Jacobian Gram comes from the co-firing counts (closed form), or −1. */
+  private readonly closedForm: number;
+  private identity: GPUBuffer | undefined;
+  private seen = 0;
+  private disposed = false;
+
+  constructor(private readonly engine: Engine, readonly model: MlpModel, readonly layers: number[]) {
+    const L = model.layers.length;
+    this.L = L;
+    this.upTo = L;
+    this.nOut = model.layers[L - 1]!.dOut;
+    this.lo = Math.min(...layers);
+    for (let i = this.lo; i < L; i++) {
+      const l = model.layers[i]!;
+      // Wᵀ (dOut × dIn), so the backward products need no transposed operand.
+      const Wt = new Float32Array(l.dIn * l.dOut);
+      for (let a = 0; a < l.dIn; a++) for (let b = 0; b < l.dOut; b++) Wt[b * l.dIn + a] = l.W[a * l.dOut + b]!;
+      this.weights[i] = engine.upload(Wt, `degeneracy.Wt${i}`);
+      this.biases[i] = engine.upload(l.b, `degeneracy.b${i}`);
+    }
+    const hmax = Math.max(...model.layers.slice(this.lo).map((l) => l.dOut));
+    this.chunkRows = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, engine.maxBindingBytes) / (4 * this.nOut * hmax)));
+    const cofireFor = (h: number) => h < WIDE_LAYER && h * h * 4 <= engine.maxBindingBytes;
+    const pen = model.layers[L - 2];
+    this.closedForm = L >= 2 && layers.includes(L - 2) && model.layers[L - 1]!.activation === 'identity'
+      && ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity') ? L - 2 : -1;
+    for (const i of layers) {
+      const l = model.layers[i]!;
+      if (i !== this.closedForm) this.jac.set(i, new GramAccumulator(engine, l.dOut));
+      if (i < L - 1 && l.activation === 'relu') {
+        this.signs.set(i, new SignPatternAccumulator(engine, l.dOut, { keepWords: true, cofire: cofireFor(l.dOut) }));
+        this.actGram.set(i, new GramAccumulator(engine, l.dOut));
+        this.actSum.set(i, new ColumnSumAccumulator(engine, l.dOut));
+      }
+    }
+  }
+
+  /** Records the batch's work (the forward result must cover all layers); resolves when read back. */
+  addBatch(f: ForwardResult, rows: number): Promise<unknown> {
+    if (this.disposed) throw new Error('DegeneracyAccumulator was disposed');
+    const e = this.engine;
+    const waits: Promise<unknown>[] = [];
+    for (const [i, acc] of this.signs) {
+      acc.addBatch(f.acts[i + 1]!, rows);
+      waits.push(Promise.resolve(this.actGram.get(i)!.addBatch(f.acts[i + 1]!, rows)));
+      waits.push(this.actSum.get(i)!.addBatch(f.acts[i + 1]!, rows));
+    }
+    const nf = this.nOut;
+    const last = this.model.layers[this.L - 1]!;
+    if (this.jac.size === 0) {
+      this.seen += rows;
+      return Promise.all(waits);
+    }
+    for (let r0 = 0; r0 < rows; r0 += this.chunkRows) {
+      const b = Math.min(this.chunkRows, rows - r0);
+      const stacked = nf * b;
+      const { buf: id, temporary } = this.identityFor(b);
+      let S = e.alloc(stacked * nf * 4, 'degeneracy.S');
+      jacobianGate(e, { inp: id, pre: f.scratch[this.L - 1]!, bias: this.biases[this.L - 1]!, out: S, rows: stacked, cols: nf, batch: b, rowOffset: r0, activation: last.activation });
+      let width = nf;
+      if (this.jac.has(this.L - 1)) waits.push(Promise.resolve(this.jac.get(this.L - 1)!.addBatch(S, stacked)));
+      for (let i = this.L - 2; i >= this.lo; i--) {
+        const l = this.model.layers[i]!;
+        const U = e.alloc(stacked * l.dOut * 4, 'degeneracy.U');
+        matmul(e, S, this.weights[i + 1]!, U, { m: stacked, n: l.dOut, k: width });
+        const T = e.alloc(stacked * l.dOut * 4, 'degeneracy.S');
+        jacobianGate(e, { inp: U, pre: f.scratch[i]!, bias: this.biases[i]!, out: T, rows: stacked, cols: l.dOut, batch: b, rowOffset: r0, activation: l.activation });
+        e.release(U, S);
+        S = T;
+        width = l.dOut;
+        if (this.jac.has(i)) waits.push(Promise.resolve(this.jac.get(i)!.addBatch(S, stacked)));
+      }
+      e.release(S, temporary ? id : undefined);
+    }
+    this.seen += rows;
+    return Promise.all(waits);
+  }
+
+  /** The stacked identity for a chunk of b datapoints: row o·b + r is e_o. */
+  private identityFor(b: number): { buf: GPUBuffer; temporary: boolean } {
+    if (b === this.chunkRows && this.identity) return { buf: this.identity, temporary: false };
+    const nf = this.nOut;
+    const data = new Float32Array(nf * b * nf);
+    for (let o = 0; o < nf; o++) for (let r = 0; r < b; r++) data[(o * b + r) * nf + o] = 1;
+    if (b === this.chunkRows) {
+      this.identity = this.engine.upload(data, 'degeneracy.identity');
+      return { buf: this.identity, temporary: false };
+    }
+    return { buf: this.engine.upload(data, 'degeneracy.identity-tail'), temporary: true };
+  }
+
+  async result(): Promise<DegeneracyStats> {
+    const n = this.seen;
+    const jacobianGram = new Map<number, Float64Array>();
+    for (const [i, acc] of this.jac) jacobianGram.set(i, scaleSym(await acc.result(), 1 / n));
+    const hidden = new Map<number, HiddenStats>();
+    for (const [i, acc] of this.signs) {
+      const patterns = await acc.result();
+      const actGram = scaleSym(await this.actGram.get(i)!.result(), 1 / n);
+      const actMean = Float64Array.from(await this.actSum.get(i)!.result(), (v) => v / n);
+      hidden.set(i, { patterns, actGram, actMean });
+    }
+    if (this.closedForm >= 0) {
+      const i = this.closedForm;
+      const h = this.model.layers[i]!.dOut;
+      const W = this.model.layers[i + 1]!.W; // h × nOut
+      const A = hidden.get(i)?.patterns.cofire; // Σ g gᵀ (ReLU); identity: all N
+      const M = new Float64Array(h * h);
+      for (let a = 0; a < h; a++) {
+        for (let b = a; b < h; b++) {
+          let t = 0;
+          for (let o = 0; o < this.nOut; o++) t += W[a * this.nOut + o]! * W[b * this.nOut + o]!;
+          const v = (t * (A ? A[a * h + b]! : n)) / n;
+          M[a * h + b] = v;
+          M[b * h + a] = v;
+        }
+      }
+      jacobianGram.set(i, M);
+    }
+    return { n, jacobianGram, hidden };
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.engine.release(...this.weights.filter(Boolean), ...this.biases.filter(Boolean), this.identity);
+    for (const m of [this.jac, this.signs, this.actGram, this.actSum] as Map<number, { dispose(): void }>[]) for (const a of m.values()) a.dispose();
+  }
+}
+
+function scaleSym(a: Float64Array, s: number): Float64Array {
+  for (let i = 0; i < a.length; i++) a[i] = a[i]! * s;
+  return a;
+}
+
+/**
+ * A standalone pass over the data collecting only the degeneracy statistics (for `ibgpu report`
+ * on a result built with degeneracy: false). The integration rule does not matter: the
+ * Jacobians use the plain derivative at the data.
+ */
+export async function collectDegeneracyStats(
+  engine: Engine, model: MlpModel, data: { n: number; readRows(start: number, count: number): Promise<Float32Array> },
+  layers: number[], batchSize: number, progress: (stage: string, done: number, total: number) => void = () => {},
+): Promise<DegeneracyStats> {
+  const mlp = new GpuMlp(engine, model, { alphas: Float64Array.of(1), weights: Float64Array.of(1) });
+  const acc = new DegeneracyAccumulator(engine, model, layers);
+  try {
+    let inflight: Promise<unknown> | undefined;
+    for (let start = 0; start < data.n; start += batchSize) {
+      const rows = Math.min(batchSize, data.n - start);
+      const x = engine.upload(await data.readRows(start, rows), 'batch');
+      const f = mlp.forward(x, rows, () => false, acc.upTo);
+      const p = acc.addBatch(f, rows);
+      mlp.release(f);
+      engine.release(x);
+      if (inflight) await inflight;
+      inflight = p;
+      progress('degeneracy', start + rows, data.n);
+    }
+    await inflight;
+    return await acc.result();
+  } finally {
+    acc.dispose();
+    mlp.dispose();
+  }
+}
