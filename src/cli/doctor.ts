@@ -20,6 +20,7 @@ async function checks(): Promise<Check[]> {
     import('../kernels/eigh.js'),
     import('../kernels/legacy.js'),
     import('../kernels/sign-patterns.js'),
+    import('../train/self-check.js'),
     import('../ib/self-check.js'),
   ]);
   return mods.map((m) => m.selfCheck as Check);
