@@ -91,7 +91,11 @@ export async function buildCommand(
   const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
   const base = dirname(configPath);
   const config = parseConfig(await readJson(configPath, 'config'));
-  const out = resolve(o.out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', basename(configPath).replace(/\.json$/, ''))));
+  // Default result directory: ./out/<config name>, where a config called build.json is named by
+  // its folder (examples/mnist-mlp/build.json -> out/mnist-mlp).
+  const stem = basename(configPath).replace(/\.json$/, '');
+  const name = stem === 'build' ? basename(base) : stem;
+  const out = resolve(o.out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', name)));
   const log = (m: string) => { if (!o.quiet) console.error(m); };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
