@@ -28,29 +28,7 @@ override WG: u32 = 256u;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-fn erf_approx(z: f32) -> f32 {
-  let a = abs(z);
-  let t = 1.0 / (1.0 + 0.3275911 * a);
-  let y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
-  return select(y, -y, z < 0.0);
-}
-
-fn act_grad(p: f32) -> f32 {
-  switch ACT {
-    case 0u: { return 1.0; }
-    case 1u: { return select(0.0, 1.0, p > 0.0); }
-    case 2u: {
-      let cdf = 0.5 * (1.0 + erf_approx(p * 0.70710678118654752));
-      let pdf = exp(-0.5 * p * p) * 0.3989422804014327;
-      return cdf + p * pdf;
-    }
-    default: {
-      let k = 0.7978845608028654;
-      let t = tanh(k * (p + 0.044715 * p * p * p));
-      return 0.5 * (1.0 + t) + 0.5 * p * (1.0 - t * t) * k * (1.0 + 0.134145 * p * p);
-    }
-  }
-}
+//!include activations.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
