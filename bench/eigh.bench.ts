@@ -72,7 +72,7 @@ export async function runEighBench(engine: Engine, opts: { quick?: boolean } = {
 
     let iterations = 0;
     const ref = await measure(`eigh ${n}`, n, lastRef ?? (lastGpu && lastCpu ? { n: lastGpu.n, ms: lastGpu.ms + 2 * lastCpu.ms } : undefined),
-      async () => { iterations = (await eigh(engine, a, n)).iterations; });
+      async () => { iterations = (await eigh(engine, a, n, { solver: 'gpu' })).iterations; });
     if (!Number.isNaN(ref.ms)) lastRef = { n, ms: ref.ms };
     rows.push({
       case: `gpu+refine eigh f64 n=${n}`,

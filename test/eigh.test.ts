@@ -9,7 +9,7 @@
 //            eigenvectors equal up to sign (|v·v_ref| ≥ 1 − 1e-10) where the gap is ≥ 1e-3·‖A‖,
 //            and spectral projectors of degenerate clusters agree to 1e-10.
 import { describe, expect, it, vi } from 'vitest';
-import { eigh, refineEig } from '../src/cpu/eig-refine.js';
+import { chooseEighSolver, eigh, refineEig } from '../src/cpu/eig-refine.js';
 import { symEig } from '../src/cpu/eigh.js';
 import { IbgpuError } from '../src/errors.js';
 import { blockPairs, eighGpu, selfCheck } from '../src/kernels/eigh.js';
@@ -164,7 +164,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     expect(q32.orth).toBeLessThan(n * U);
     for (let k = 0; k < n; k++) expect(Math.abs(g.values[k]! - ref.values[k]!)).toBeLessThan(n * U * norm);
     // refined
-    const r = await eigh(e, a, n);
+    const r = await eigh(e, a, n, { solver: 'gpu' });
     expect(r.fallback).toBe(false);
     for (let k = 0; k < n; k++) expect(Math.abs(r.values[k]! - ref.values[k]!)).toBeLessThan(1e-12 * norm);
     const q64 = quality(a, n, r.values, r.vectors);
@@ -173,6 +173,20 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     expect(r.residual).toBeLessThan(1e-13);
     expectSameEigenvectors(n, r, ref, gapTol * norm, 1e-10);
   }
+
+  it("solver 'auto' picks the float64 CPU solver on software adapters and the GPU otherwise", async () => {
+    const e = await engine();
+    const n = 33;
+    const a = randomSymmetric(n, 7);
+    const ref = symEig(a, n);
+    const r = await eigh(e, a, n);
+    expect(r.solver).toBe(chooseEighSolver(e));
+    expect(r.solver).toBe(e.info.isSoftware ? 'cpu' : 'gpu');
+    const norm = Math.max(...Array.from(ref.values, Math.abs));
+    for (let k = 0; k < n; k++) expect(Math.abs(r.values[k]! - ref.values[k]!)).toBeLessThan(1e-12 * norm);
+    expect(r.residual).toBeLessThan(1e-13);
+    await expect(eigh(e, a, n, { solver: 'tpu' as never })).rejects.toThrow(/unknown solver/);
+  });
 
   it('random symmetric matrices, n = 1, 2, 17, 64, 130', async () => {
     for (const n of [1, 2, 17, 64, 130]) await checkCase(randomSymmetric(n, 100 + n), n);
@@ -196,7 +210,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const z = await eighGpu(e, new Float64Array(17 * 17), 17);
     expect([...z.values]).toEqual(new Array(17).fill(0));
     expect(quality(new Float64Array(17 * 17), 17, z.values, z.vectors).orth).toBe(0);
-    const rz = await eigh(e, new Float64Array(9), 3);
+    const rz = await eigh(e, new Float64Array(9), 3, { solver: 'gpu' });
     expect([...rz.values]).toEqual([0, 0, 0]);
   });
 
@@ -206,7 +220,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const ref = symEig(base, 20);
     for (const s of [1e-30, 1e30]) {
       const a = base.map((x) => x * s);
-      const r = await eigh(e, a, 20);
+      const r = await eigh(e, a, 20, { solver: 'gpu' });
       for (let k = 0; k < 20; k++) expect(Math.abs(r.values[k]! - ref.values[k]! * s)).toBeLessThan(1e-12 * maxAbs(ref.values) * s);
     }
     const g = await eighGpu(e, Float32Array.from(base), 20);
@@ -232,7 +246,8 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const nan = randomSymmetric(5, 1);
     nan[7] = NaN;
     await expect(eighGpu(e, nan, 5)).rejects.toThrow(IbgpuError);
-    await expect(eigh(e, nan, 5)).rejects.toThrow(/NaN/);
+    await expect(eigh(e, nan, 5, { solver: 'gpu' })).rejects.toThrow(/NaN/);
+    await expect(eigh(e, nan, 5, { solver: 'cpu' })).rejects.toThrow(/NaN/);
     const asym = randomSymmetric(6, 2);
     asym[1] += 1e-3;
     await expect(eighGpu(e, asym, 6)).rejects.toThrow(/not symmetric/);

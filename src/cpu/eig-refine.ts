@@ -226,6 +226,12 @@ function rayleighRitz(A: Float64Array, X: Float64Array, n: number, cols: number[
 }
 
 export interface EighOptions extends EighGpuOptions {
+  /**
+   * 'gpu': block Jacobi on the GPU, refined in float64; 'cpu': the float64 CPU solver symEig;
+   * 'auto' (default): 'cpu' on software adapters, where the barrier-heavy Jacobi kernels run
+   * ~100x slower than symEig (bench/RESULTS.md), 'gpu' on real GPUs.
+   */
+  solver?: 'auto' | 'gpu' | 'cpu';
   /** Refine the f32 GPU result in float64 (default true). */
   refine?: boolean;
   /** Maximum refinement steps (default 6). */
@@ -237,6 +243,13 @@ export interface EighResult extends RefineResult {
   sweeps: number;
   /** Whether the result came from the CPU fallback (symEig) because refinement stalled. */
   fallback: boolean;
+  /** The solver that ran (see EighOptions.solver). */
+  solver: 'gpu' | 'cpu';
+}
+
+/** The solver `eigh` uses on this engine for solver: 'auto'. */
+export function chooseEighSolver(engine: Engine): 'gpu' | 'cpu' {
+  return engine.info.isSoftware ? 'cpu' : 'gpu';
 }
 
 /**
@@ -247,15 +260,23 @@ export interface EighResult extends RefineResult {
  * solver symEig is used instead and `fallback` is set.
  */
 export async function eigh(engine: Engine, a: Float64Array, n: number, opts: EighOptions = {}): Promise<EighResult> {
+  const solver = !opts.solver || opts.solver === 'auto' ? chooseEighSolver(engine) : opts.solver;
+  checkShape(solver === 'gpu' || solver === 'cpu', `eigh: unknown solver '${String(opts.solver)}'`, "use 'auto', 'gpu' or 'cpu'");
+  if (solver === 'cpu') {
+    checkSymmetricInput('eigh', a, n, opts.asymmetryTol);
+    const cpu = symEig(a, n);
+    const check = refineEig(a, n, cpu, { iterations: 0 });
+    return { values: cpu.values, vectors: cpu.vectors, iterations: 0, residual: check.residual, sweeps: 0, fallback: false, solver };
+  }
   const gpu = await eighGpu(engine, a, n, opts);
   if (opts.refine === false) {
     const r = refineEig(a, n, gpu, { iterations: 0 });
-    return { values: gpu.values, vectors: gpu.vectors, iterations: 0, residual: r.residual, sweeps: gpu.sweeps, fallback: false };
+    return { values: gpu.values, vectors: gpu.vectors, iterations: 0, residual: r.residual, sweeps: gpu.sweeps, fallback: false, solver };
   }
   const refined = refineEig(a, n, gpu, { iterations: opts.iterations });
-  if (refined.residual <= 1e-12) return { ...refined, sweeps: gpu.sweeps, fallback: false };
+  if (refined.residual <= 1e-12) return { ...refined, sweeps: gpu.sweeps, fallback: false, solver };
   console.warn(`eigh: refinement stalled at residual ${refined.residual.toExponential(2)} (n = ${n}); using the float64 CPU solver`);
   const cpu = symEig(a, n);
   const check = refineEig(a, n, cpu, { iterations: 0 });
-  return { values: cpu.values, vectors: cpu.vectors, iterations: refined.iterations, residual: check.residual, sweeps: gpu.sweeps, fallback: true };
+  return { values: cpu.values, vectors: cpu.vectors, iterations: refined.iterations, residual: check.residual, sweeps: gpu.sweeps, fallback: true, solver };
 }
