@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { IbgpuError, type IbgpuErrorCode } from '../src/errors.js';
 import { parseConfig } from '../src/ib/config.js';
+import { secondTruncation } from '../src/ib/basis.js';
 import { arraySource, type DataSource } from '../src/ib/data.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
@@ -110,5 +111,42 @@ describe('build errors (buildInteractionBasis)', () => {
     expect(res.bases.get('output')!.r).toBeGreaterThan(0);
     const res2 = await build({ node_layers: ['layers.0', 'layers.1'] });
     expect(res2.edges.get('layers.0->layers.1')!.cols).toBe(res2.bases.get('layers.0')!.r);
+  });
+});
+
+describe('rib_compat (rib\'s truncation rules)', () => {
+  const engine = useEngine();
+
+  it('switches to absolute thresholds and rejects an explicit relative mode', async () => {
+    const c = parseConfig({ node_layers: NODES, rib_compat: true });
+    expect(c.threshold_mode).toBe('absolute');
+    expect(parseConfig({ node_layers: NODES }).rib_compat).toBe(false);
+    await expectError(() => parseConfig({ node_layers: NODES, rib_compat: true, threshold_mode: 'relative' }), 'BAD_CONFIG', /rib_compat/, /relative/);
+  });
+
+  it("counts a masked Λ below τ among the dropped ones, as rib's n_small does (SPEC §4.8)", () => {
+    const lam = [5, 3, 0.5, 1e-3];
+    const order = [0, 1, 2, 3];
+    const th = { tau: 1e-2, mode: 'absolute' as const };
+    expect(secondTruncation(th, lam, order, 1e-3)).toEqual([0, 1, 2]);
+    expect(secondTruncation({ ...th, countMasked: true }, lam, order, 1e-3)).toEqual([0, 1]);
+    expect(secondTruncation({ ...th, countMasked: true }, lam, order, 1)).toEqual([0, 1, 2]);
+    expect(secondTruncation({ ...th, countMasked: true }, lam, order, 1e-2)).toEqual([0, 1, 2]); // Λ == τ is kept
+  });
+
+  it('a build in rib_compat mode with a τ above the constant direction keeps one direction fewer', async () => {
+    const e = await engine();
+    const base = { node_layers: NODES, batch_size: 128, threshold_mode: 'absolute', truncation_threshold: 1e-12 };
+    const plain = await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig(base));
+    // layers.1 is built first (its next layer, the output, is the same in both modes). τ just
+    // above Λ of its constant direction (Λ[0], which ibgpu always keeps).
+    const tau = plain.bases.get('layers.1')!.Lambda![0]! * 1.0001;
+    const ours = (await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig({ ...base, truncation_threshold: tau }))).bases.get('layers.1')!;
+    const rib = (await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig({ ...base, truncation_threshold: tau, rib_compat: true }))).bases.get('layers.1')!;
+    expect(ours.Lambda![0]!).toBeLessThan(tau);
+    expect(ours.r).toBeGreaterThanOrEqual(2); // the constant direction and at least one more
+    expect(rib.r).toBe(ours.r - 1);
+    // The same directions otherwise: rib's basis is ibgpu's without its smallest kept column.
+    expect(Array.from(rib.Lambda!)).toEqual(Array.from(ours.Lambda!.slice(0, rib.r)));
   });
 });

@@ -41,6 +41,23 @@ export interface GateStats {
 export interface Threshold {
   tau: number;
   mode: ThresholdMode;
+  /**
+   * rib's stage-2 count (config rib_compat): a masked Λ (the constant direction) below τ is
+   * counted among the small ones, so the smallest kept unmasked direction is dropped instead.
+   */
+  countMasked?: boolean;
+}
+
+/**
+ * SPEC §4.8 second truncation over unmasked candidates (`order`: indices into `lam`, Λ
+ * descending): keeps Λ ≥ τ (Λ == τ kept) and Λ > 0. With th.countMasked, a masked Λ below τ
+ * drops the last kept candidate too, as rib does.
+ */
+export function secondTruncation(th: Threshold, lam: ArrayLike<number>, order: readonly number[], maskedLambda?: number): number[] {
+  const tau = cut(th, lam);
+  const keep = order.filter((c) => lam[c]! >= tau && lam[c]! > 0);
+  if (th.countMasked && maskedLambda !== undefined && maskedLambda < tau && keep.length > 0) keep.pop();
+  return keep;
 }
 
 export interface LayerBasis {
@@ -334,10 +351,8 @@ export function buildLayerBasis(
     }
   }
   // Second truncation: drop unmasked Λ < τ (Λ == τ kept). Only unmasked entries are counted
-  // (rib counts the masked one too; see docs/DEVIATIONS.md).
-  const tau = cut(th, lam);
-  const keep: number[] = [];
-  for (let i = 0; i < cols; i++) if (lam[i]! >= tau && lam[i]! > 0) keep.push(i);
+  // unless rib_compat (rib counts the masked one too; see docs/DEVIATIONS.md).
+  const keep = secondTruncation(th, lam, Array.from({ length: cols }, (_, i) => i), nm === 1 ? lam0 : undefined);
   const r = nm + keep.length;
   const V = new Float64Array(k * r);
   const Lambda = new Float64Array(r);

@@ -45,6 +45,12 @@ export interface BuildConfig {
    * shipped example turns it on; see src/report/).
    */
   degeneracy: boolean;
+  /**
+   * Reproduce rib's truncation rules exactly: absolute thresholds (threshold_mode "absolute") and
+   * rib's stage-2 count, where a masked Λ below τ drops the smallest kept direction instead
+   * (SPEC §4.8 quirk). Default false (see docs/DEVIATIONS.md).
+   */
+  rib_compat: boolean;
   /** Clustering of the interaction graph written to modules.json (SPEC §7; defaults in src/report/modularity.ts). */
   modularity?: ModularityConfig;
   /** Paths relative to the config file. */
@@ -67,6 +73,7 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   rotate_final_node_layer: false,
   calculate_edges: true,
   degeneracy: false,
+  rib_compat: false,
 };
 
 const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity']);
@@ -120,7 +127,7 @@ export function parseConfig(raw: unknown): BuildConfig {
     );
   }
   if ('modularity' in r) c.modularity = parseModularityConfig(r['modularity']);
-  for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges', 'degeneracy'] as const) {
+  for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges', 'degeneracy', 'rib_compat'] as const) {
     if (k in r) {
       if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
       c[k] = r[k] as boolean;
@@ -132,6 +139,12 @@ export function parseConfig(raw: unknown): BuildConfig {
     c.truncation_threshold = t;
   }
   if ('threshold_mode' in r) c.threshold_mode = oneOf('threshold_mode', r['threshold_mode'], ['relative', 'absolute'] as const);
+  if (c.rib_compat) {
+    if (c.threshold_mode === 'relative' && 'threshold_mode' in r) {
+      throw bad('rib_compat uses rib\'s absolute thresholds, but threshold_mode is "relative"', 'drop threshold_mode, or set rib_compat: false');
+    }
+    c.threshold_mode = 'absolute';
+  }
   if ('batch_size' in r) {
     const b = r['batch_size'];
     if (typeof b !== 'number' || !Number.isInteger(b) || b < 1) throw bad(`config.batch_size must be a positive integer, got ${JSON.stringify(b)}`);

@@ -32,7 +32,8 @@ import { matmul } from '../kernels/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import { rootOfOne } from './activations.js';
 import {
-  cut, eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU,
+  secondTruncation,
+  eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU,
   type LayerBasis, type NodeStats, type Threshold,
 } from './basis.js';
 import type { BasisFormula } from './config.js';
@@ -239,8 +240,7 @@ export function buildLegacyBasis(s: NodeStats, formula: LegacyFormula, centred: 
   // Order by Λ (not by M's eigenvalues) and drop Λ < τ among the unmasked directions (SPEC §4.8;
   // only unmasked entries are counted, see docs/DEVIATIONS.md).
   const order = Array.from({ length: cols }, (_, c) => c).sort((x, y) => lam[y]! - lam[x]!);
-  const tau = cut(th, lam);
-  const keep = order.filter((c) => lam[c]! >= tau && lam[c]! > 0);
+  const keep = secondTruncation(th, lam, order, nm === 1 ? Math.abs(T[0]!) : undefined);
   const r = nm + keep.length;
   const V = new Float64Array(k * r);
   const Lambda = new Float64Array(r);

@@ -93,7 +93,7 @@ export async function buildInteractionBasis(
   if (final.name === 'output' && config.rotate_final_node_layer && centred) {
     throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
   }
-  const th: Threshold = { tau: config.truncation_threshold, mode: config.threshold_mode };
+  const th: Threshold = { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
   const pts = integrationPoints(config.integration_method, config.n_intervals);
   const timings: Record<string, number> = {};
   const t = () => performance.now();
