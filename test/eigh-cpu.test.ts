@@ -4,6 +4,7 @@
 // measured constants are ~0.1).
 import { describe, expect, it } from 'vitest';
 import { symEig, symEigValues } from '../src/cpu/eigh.js';
+import { eigAbsSorted } from '../src/ib/basis.js';
 import { IbgpuError } from '../src/errors.js';
 import { gaussian, rng } from './helpers/random.js';
 
@@ -225,5 +226,39 @@ describe('symEig (float64 Householder + QL)', () => {
     expect(res).toBeLessThan(1e-13 * n);
     expect(orth).toBeLessThan(1e-13 * n);
     expect(ms).toBeLessThan(10_000); // ~0.15 s unloaded; generous for a shared 2-core machine
+  });
+});
+
+describe("eigAbsSorted (the pipeline's |λ|-sorted eigendecomposition)", () => {
+  it('splits off exactly-zero rows: same spectrum and eigenvectors as the full solve', () => {
+    const n = 40;
+    const g = gaussian(rng(5));
+    const x = Array.from({ length: 60 * n }, () => g());
+    const deadCols = [0, 7, 8, 39];
+    for (let r = 0; r < 60; r++) for (const c of deadCols) x[r * n + c] = 0;
+    const a = new Float64Array(n * n);
+    for (let r = 0; r < 60; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] += x[r * n + i]! * x[r * n + j]!;
+    const got = eigAbsSorted(a, n);
+    const full = symEig(a, n); // descending; PSD, so |λ| order is the same up to the zero block
+    for (let k = 0; k < n; k++) expect(Math.abs(got.values[k]! - Math.abs(full.values[k]!))).toBeLessThan(1e-12 * full.values[0]!);
+    for (let k = n - deadCols.length; k < n; k++) expect(got.values[k]).toBe(0);
+    const { res, orth } = quality(a, n, got.values, got.vectors);
+    expect(res).toBeLessThan(1e-13 * n);
+    expect(orth).toBeLessThan(1e-13 * n);
+    // Well-separated eigenvectors agree with the full solve up to sign.
+    for (let k = 0; k < 10; k++) {
+      let d = 0;
+      for (let i = 0; i < n; i++) d += got.vectors[i * n + k]! * full.vectors[i * n + k]!;
+      expect(Math.abs(Math.abs(d) - 1)).toBeLessThan(1e-9);
+    }
+    // The zero block: unit vectors on the dead indices.
+    const zeroCols = Array.from({ length: deadCols.length }, (_, t) => n - deadCols.length + t);
+    for (const k of zeroCols) expect(deadCols.some((i) => got.vectors[i * n + k] === 1)).toBe(true);
+  });
+
+  it('handles the all-zero matrix', () => {
+    const r = eigAbsSorted(new Float64Array(9), 3);
+    expect(Array.from(r.values)).toEqual([0, 0, 0]);
+    expect(Array.from(r.vectors)).toEqual([1, 0, 0, 0, 1, 0, 0, 0, 1]);
   });
 });
