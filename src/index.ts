@@ -13,12 +13,14 @@ export * as signPatterns from './kernels/sign-patterns.js';
 export { matmulF64 } from './cpu/matmul.js';
 export { gramF64, columnSumsF64 } from './cpu/gram.js';
 export { symEig, symEigValues } from './cpu/eigh.js';
+export { eigh, refineEig, chooseEighSolver, type EighOptions, type EighResult } from './cpu/eig-refine.js';
 
 export { parseConfig, DEFAULT_CONFIG, type BuildConfig } from './ib/config.js';
 export { arraySource, type DataSource } from './ib/data.js';
 export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
 export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
 export { writeResults, basisTensors, edgeTensors, graphJson } from './ib/results.js';
+export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './ib/from-files.js';
 export { layerIdentities } from './ib/identities.js';
 export { trainMlp, type TrainMlpOptions, type TrainMlpResult, type EpochRecord } from './train/train-mlp.js';
 export { saveTrainedMlp } from './train/save.js';

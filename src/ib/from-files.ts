@@ -1,0 +1,50 @@
+// The pipeline from files, for tools that use ibgpu as a backend: a build config (rib's field
+// names plus model/arch/data paths, relative to the config file), optionally written to a
+// result directory exactly as `ibgpu build` writes it.
+
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { loadData, loadModel } from '../cli/build.js';
+import { IbgpuError } from '../errors.js';
+import type { Engine } from '../runtime/engine.js';
+import { parseConfig, type BuildConfig } from './config.js';
+import { buildInteractionBasis, type BuildOptions, type IbResult } from './pipeline.js';
+import { writeResults } from './results.js';
+
+export interface BuildFromFilesOptions extends BuildOptions {
+  /** Write the result directory here (atomically: complete or absent). */
+  out?: string;
+  /** Config fields that override the file's (e.g. { batch_size: 4096 }). */
+  overrides?: Record<string, unknown>;
+}
+
+export interface BuildFromFilesResult {
+  config: BuildConfig;
+  result: IbResult;
+  /** The result directory, when `out` was given. */
+  dir?: string;
+}
+
+/** Runs `ibgpu build <configPath>` as a library call on an engine the caller owns. */
+export async function buildFromConfigFile(engine: Engine, configPath: string, opts: BuildFromFilesOptions = {}): Promise<BuildFromFilesResult> {
+  const path = resolve(configPath);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(path, 'utf8'));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new IbgpuError(
+      err.code === 'ENOENT' ? 'BAD_FILE' : 'BAD_CONFIG',
+      `cannot read the build config ${path}: ${err.message}`,
+      'pass the path of a JSON build config (see README: "What it computes")',
+    );
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new IbgpuError('BAD_CONFIG', `${path} is not a JSON object`);
+  const config = parseConfig({ ...(raw as Record<string, unknown>), ...(opts.overrides ?? {}) });
+  const base = dirname(path);
+  const model = await loadModel(config, base);
+  const data = await loadData(config, base);
+  const result = await buildInteractionBasis(engine, model, data, config, opts);
+  const dir = opts.out ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path }) : undefined;
+  return { config, result, ...(dir ? { dir } : {}) };
+}
