@@ -40,12 +40,20 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       }
     }
     const { matmulVariantFor } = await import('../kernels/matmul.js');
+    const { chooseGramVariant } = await import('../kernels/gram.js');
+    const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
+    const { chooseEighSolver } = await import('../cpu/eig-refine.js');
     const report = {
       adapter: engine.adapterName,
       info: engine.info,
       features: [...engine.features].sort(),
       limits,
-      variants: { matmul: matmulVariantFor(engine) },
+      variants: {
+        matmul: matmulVariantFor(engine),
+        gram: chooseGramVariant(engine),
+        signPack: chooseSignPackVariant(engine),
+        eighSolver: chooseEighSolver(engine),
+      },
       checks: results,
     };
     if (opts.json) {
@@ -54,7 +62,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`adapter   ${report.adapter}`);
       console.log(`features  ${report.features.join(', ') || '(none)'}`);
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
-      console.log(`matmul variant: ${report.variants.matmul}`);
+      const v = report.variants;
+      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }
