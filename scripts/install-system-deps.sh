@@ -3,9 +3,10 @@
 #   Mesa llvmpipe through EGL/OpenGL (Dawn's OpenGL backend, the default software adapter) and
 #   SwiftShader Vulkan from chromium-common (a core-feature-level adapter with subgroups and
 #   timestamp queries, used by some tests and available as IBGPU_BACKEND=swiftshader).
+#   chromium itself: the browser tests (test/browser.test.ts, headless with --enable-unsafe-webgpu).
 # Idempotent: installs only what is missing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
-pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri libvulkan1 chromium-common)
+pkgs=(libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri libvulkan1 chromium-common chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -77,7 +77,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   var r = 0u;
   while (r < rows) {
     let end = min(r + params.chunk, rows);
+    // Zeroed explicitly for every leaf: WGSL zero-initialises a `var` each time its declaration
+    // runs, but SwiftShader (Chromium's WebGPU and Dawn's Vulkan path without a GPU) kept the
+    // previous leaf's sums here, so leaves accumulated into each other (test/browser.test.ts).
     var c: array<vec4f, RI>;
+    for (var a = 0u; a < RI; a = a + 1u) { c[a] = vec4f(0.0); }
     var o = params.base + r * d;
     for (var rr = r; rr < end; rr = rr + 1u) {
       let b = vec4f(x[o + cj.x], x[o + cj.y], x[o + cj.z], x[o + cj.w]) - sj;

@@ -1,0 +1,92 @@
+// Browser entry of ibgpu: what runs in a page. Bundled by scripts/build-web.mjs into
+// dist/web/ibgpu.js (ESM, shaders included as strings). Nothing here reaches Node-only code at
+// run time: the device comes from navigator.gpu, models and datasets from bytes (fetch, File,
+// Blob), and results stay in memory (their safetensors bytes via `resultFiles`). Node-only parts
+// of the library (result directories on disk, file readers, the MNIST package, Dawn) are in
+// src/index.ts only; the build refuses any static Node import outside the allow-listed file
+// modules (see scripts/build-web.mjs).
+
+import { IbgpuError } from './errors.js';
+import { Engine, type EngineOptions } from './runtime/engine.js';
+import { parseArch, modelFromTensors, type MlpArch, type MlpModel } from './ib/model.js';
+import { arraySource, type DataSource } from './ib/data.js';
+import { basisTensors, edgeTensors, graphJson, manifest, type ResultMeta } from './ib/results.js';
+import { annotateGraph } from './report/modularity.js';
+import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
+import { toFloat32 } from './io/tensor.js';
+import type { IbResult } from './ib/pipeline.js';
+
+export { IbgpuError, type IbgpuErrorCode } from './errors.js';
+export { Engine, type EngineOptions } from './runtime/engine.js';
+export { adapterName, type AdapterDescription } from './gpu/acquire.js';
+export { parseConfig, DEFAULT_CONFIG, type BuildConfig } from './ib/config.js';
+export { arraySource, type DataSource } from './ib/data.js';
+export { parseArch, modelFromTensors, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
+export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
+export { basisTensors, edgeTensors, graphJson, manifest } from './ib/results.js';
+export { layerIdentities } from './ib/identities.js';
+export { parseSafetensors, openSafetensorsBlob, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
+export type { Tensor, DType } from './io/tensor.js';
+export { symEig, symEigValues } from './cpu/eigh.js';
+export { VERSION } from './version.js';
+
+/** An Engine on the page's WebGPU (navigator.gpu). */
+export function createBrowserEngine(opts: Omit<EngineOptions, 'backend'> = {}): Promise<Engine> {
+  return Engine.create({ ...opts, backend: 'browser' });
+}
+
+type Bytes = Uint8Array | ArrayBuffer | Blob;
+
+async function openBytes(src: Bytes, label: string): Promise<SafetensorsFile> {
+  if (typeof Blob !== 'undefined' && src instanceof Blob) return openSafetensorsBlob(src, label);
+  return parseSafetensors(src instanceof Uint8Array ? src : new Uint8Array(src as ArrayBuffer), label);
+}
+
+/** An MLP from an architecture (object or JSON text) and the bytes of its safetensors weights. */
+export async function modelFromSafetensorsBytes(arch: MlpArch | unknown, weights: Bytes, label = 'model.safetensors'): Promise<MlpModel> {
+  const a = parseArch(typeof arch === 'string' ? JSON.parse(arch) : arch, 'arch');
+  const f = await openBytes(weights, label);
+  try {
+    return await modelFromTensors(a, (name) => f.readF32(name));
+  } finally {
+    await f.close();
+  }
+}
+
+/** A dataset from one 2-D tensor (default key 'X') of a safetensors file's bytes. */
+export async function dataFromSafetensorsBytes(bytes: Bytes, key = 'X', label = 'data.safetensors', count?: number): Promise<DataSource> {
+  const f = await openBytes(bytes, label);
+  try {
+    if (!f.has(key)) throw new IbgpuError('MISSING_TENSOR', `${label} has no tensor '${key}' (it has ${f.keys().join(', ')})`, 'name the data tensor with data.key');
+    const t = await f.read(key);
+    if (t.shape.length !== 2) throw new IbgpuError('SHAPE', `${label}:${key} has shape [${t.shape.join(', ')}], expected [n, d]`);
+    let [n, d] = t.shape as [number, number];
+    let x = toFloat32(t);
+    if (count !== undefined && count < n) {
+      n = count;
+      x = x.subarray(0, n * d);
+    }
+    return arraySource(x, n, d, `${label}:${key}`);
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * The files `ibgpu build` writes for a result, in memory: basis.safetensors, edges.safetensors
+ * (when edges were computed), manifest.json, graph.json, degeneracy.json and modules.json (when
+ * computed). Feed them to the viewer or offer them for download.
+ */
+export function resultFiles(res: IbResult, meta: ResultMeta): Record<string, Uint8Array | string> {
+  const md = { format: 'ibgpu-basis', ibgpu_version: (manifest(res, meta) as { ibgpu_version: string }).ibgpu_version };
+  const files: Record<string, Uint8Array | string> = {};
+  files['basis.safetensors'] = serializeSafetensors(basisTensors(res), md);
+  if (res.edges.size > 0) files['edges.safetensors'] = serializeSafetensors(edgeTensors(res), md);
+  const graph = graphJson(res);
+  if (res.modules) annotateGraph(graph, res.modules);
+  files['graph.json'] = JSON.stringify(graph);
+  if (res.degeneracy) files['degeneracy.json'] = JSON.stringify(res.degeneracy);
+  if (res.modules) files['modules.json'] = JSON.stringify(res.modules);
+  files['manifest.json'] = JSON.stringify(manifest(res, meta));
+  return files;
+}

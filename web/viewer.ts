@@ -1,0 +1,370 @@
+// The ibgpu result viewer: plain DOM + SVG, no framework. Bundled by scripts/build-web.mjs into
+// dist/web/viewer.js and served by `ibgpu serve <result-dir>` (or written as static files by
+// `ibgpu serve --export <dir>`). Reads ./result/{graph,manifest,degeneracy}.json and
+// ./result/basis.safetensors; "run in the page" loads ./ibgpu.js (the browser build of the
+// library) and builds the Interaction Basis of an example with the page's WebGPU.
+
+import { parseSafetensors, type SafetensorsFile } from '../src/io/safetensors.js';
+
+type IbModule = typeof import('../src/browser.js');
+
+interface GraphNode { id: string; layer: string; index: number; lambda: number | null; module?: number | null }
+interface GraphEdge { source: string; target: string; weight: number }
+interface GraphJson {
+  layers: string[];
+  nodes: GraphNode[];
+  edges: GraphEdge[];
+  prune_relative?: number;
+  modules?: { count: number; sizes: number[]; modularity: number; gamma: number; quality_gamma?: number };
+}
+interface ManifestJson {
+  ibgpu_version?: string;
+  adapter?: string;
+  data?: string;
+  dataset_size?: number;
+  created?: string;
+  timings_ms?: Record<string, number>;
+}
+interface DegeneracyJson {
+  dataset_size: number;
+  sections: {
+    section: string; params: number; d: number; n_out: number;
+    activation_degeneracy: { rank: number; dim: number; free: number };
+    jacobian_degeneracy: { rank: number; n_out: number; free: number };
+    combined_free: number; free_spec: number; free_corrected: number;
+    sync?: { live: number; dead: number[]; always_on: number[]; groups: unknown[] };
+  }[];
+  totals: { raw_params: number; free_spec: number; free_corrected: number; effective_spec: number; effective_corrected: number; complete: boolean };
+}
+
+export interface ViewerResult {
+  graph: GraphJson;
+  manifest?: ManifestJson;
+  degeneracy?: DegeneracyJson;
+  basis?: SafetensorsFile;
+  source: string;
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
+
+const $ = <T extends HTMLElement>(id: string): T => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`viewer: #${id} missing from index.html`);
+  return el as T;
+};
+
+function svgEl<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number> = {}): SVGElementTagNameMap[K] {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  return el;
+}
+
+function fmt(x: number): string {
+  if (x === 0) return '0';
+  const a = Math.abs(x);
+  return a >= 1e4 || a < 1e-2 ? x.toExponential(2) : x.toPrecision(3);
+}
+
+// ------------------------------------------------------------------ interaction graph
+
+let edgeEls: { el: SVGLineElement; rel: number }[] = [];
+
+function renderGraph(g: GraphJson): void {
+  const host = $('graph');
+  host.replaceChildren();
+  const layers = g.layers;
+  const byLayer = new Map<string, GraphNode[]>(layers.map((l) => [l, []]));
+  for (const nd of g.nodes) byLayer.get(nd.layer)?.push(nd);
+  const W = 900;
+  const H = 560;
+  const padX = 60;
+  const padY = 36;
+  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, id: 'graph-svg', 'data-nodes': g.nodes.length, 'data-edges': g.edges.length });
+  const gEdges = svgEl('g', { class: 'edges' });
+  const gNodes = svgEl('g', { class: 'nodes' });
+  svg.append(gEdges, gNodes);
+
+  // Node radius: log Λ over the whole graph, capped by the spacing of its layer.
+  const logs = g.nodes.filter((n) => n.lambda !== null && n.lambda > 0).map((n) => Math.log10(n.lambda!));
+  const lo = logs.length ? Math.min(...logs) : 0;
+  const hi = logs.length ? Math.max(...logs) : 1;
+  const pos = new Map<string, { x: number; y: number }>();
+  layers.forEach((layer, li) => {
+    const nodes = byLayer.get(layer)!;
+    const x = layers.length === 1 ? W / 2 : padX + (li * (W - 2 * padX)) / (layers.length - 1);
+    const step = nodes.length > 1 ? (H - 2 * padY) / (nodes.length - 1) : 0;
+    const rMax = Math.max(1.2, Math.min(9, nodes.length > 1 ? step * 0.48 : 9));
+    const label = svgEl('text', { x, y: 16, class: 'layer-label' });
+    label.textContent = `${layer} (${nodes.length})`;
+    svg.append(label);
+    nodes.forEach((nd, i) => {
+      const y = nodes.length > 1 ? padY + i * step : H / 2;
+      pos.set(nd.id, { x, y });
+      const t = nd.lambda !== null && nd.lambda > 0 && hi > lo ? (Math.log10(nd.lambda) - lo) / (hi - lo) : nd.lambda === null ? 0.35 : 0;
+      const r = Math.max(1, rMax * (0.25 + 0.75 * t));
+      const fill = nd.module === undefined ? '#6b8fb5' : nd.module === null ? '#cccccc' : PALETTE[nd.module % PALETTE.length]!;
+      const c = svgEl('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(2), class: 'node', fill, 'data-id': nd.id });
+      const title = svgEl('title');
+      title.textContent = `${nd.id}  Λ = ${nd.lambda === null ? '—' : fmt(nd.lambda)}${nd.module != null ? `  module ${nd.module}` : ''}`;
+      c.append(title);
+      gNodes.append(c);
+    });
+  });
+
+  // Edges: relative to the largest |E| of their layer pair.
+  const pairMax = new Map<string, number>();
+  const pairOf = (e: GraphEdge) => `${e.source.split(':')[0]}->${e.target.split(':')[0]}`;
+  for (const e of g.edges) pairMax.set(pairOf(e), Math.max(pairMax.get(pairOf(e)) ?? 0, Math.abs(e.weight)));
+  const sorted = [...g.edges].sort((a, b) => Math.abs(a.weight) / pairMax.get(pairOf(a))! - Math.abs(b.weight) / pairMax.get(pairOf(b))!);
+  // graph.json already dropped edges below prune_relative: the slider starts there.
+  const slider = $('prune') as HTMLInputElement;
+  const floor = Math.log10(g.prune_relative && g.prune_relative > 0 ? g.prune_relative : 1e-6);
+  slider.min = String(Math.floor(floor * 10) / 10);
+  if (Number(slider.value) < Number(slider.min)) slider.value = slider.min;
+  edgeEls = [];
+  for (const e of sorted) {
+    const a = pos.get(e.source);
+    const b = pos.get(e.target);
+    if (!a || !b) continue;
+    const rel = Math.abs(e.weight) / pairMax.get(pairOf(e))!;
+    const s = Math.sqrt(rel);
+    const el = svgEl('line', {
+      x1: a.x.toFixed(1), y1: a.y.toFixed(1), x2: b.x.toFixed(1), y2: b.y.toFixed(1), class: 'edge',
+      'stroke-width': (0.3 + 2.7 * s).toFixed(2), 'stroke-opacity': (0.08 + 0.8 * s).toFixed(2),
+      ...(e.weight < 0 ? { stroke: '#c0392b' } : {}),
+    });
+    edgeEls.push({ el, rel });
+    gEdges.append(el);
+  }
+  host.append(svg);
+  const mods = g.modules;
+  $('graph-legend').textContent = mods
+    ? `${mods.count} modules (Leiden γ = ${mods.gamma}, Q = ${fmt(mods.modularity)}); colours by module, grey: unclustered`
+    : 'no modules in graph.json';
+  applyPrune();
+}
+
+function applyPrune(): void {
+  const v = Number(($('prune') as HTMLInputElement).value);
+  const cut = 10 ** v;
+  let shown = 0;
+  for (const { el, rel } of edgeEls) {
+    const on = rel >= cut;
+    el.style.display = on ? '' : 'none';
+    if (on) shown++;
+  }
+  $('prune-value').textContent = `${cut.toExponential(0)} (${shown} of ${edgeEls.length} edges shown)`;
+  document.getElementById('graph-svg')?.setAttribute('data-edges-visible', String(shown));
+}
+
+// ------------------------------------------------------------------ spectra
+
+async function renderSpectra(r: ViewerResult): Promise<void> {
+  const host = $('spectra');
+  host.replaceChildren();
+  const b = r.basis;
+  if (!b) {
+    host.textContent = 'basis.safetensors not available';
+    return;
+  }
+  for (const layer of r.graph.layers) {
+    const series: { name: string; color: string; values: number[] }[] = [];
+    for (const [key, color] of [['gram_eigenvalues', '#888888'], ['Lambda', '#c2410c']] as const) {
+      if (b.has(`${layer}/${key}`)) {
+        const v = Array.from((await b.readF64(`${layer}/${key}`)).data).sort((x, y) => y - x);
+        series.push({ name: key, color, values: v });
+      }
+    }
+    if (series.length === 0) continue;
+    host.append(spectrumPlot(layer, series));
+  }
+}
+
+function spectrumPlot(layer: string, series: { name: string; color: string; values: number[] }[]): HTMLElement {
+  const W = 420;
+  const H = 130;
+  const L = 44;
+  const R = 8;
+  const T = 16;
+  const B = 18;
+  const pos = series.flatMap((s) => s.values.filter((v) => v > 0));
+  let lo = Math.floor(Math.log10(Math.min(...pos)));
+  const hi = Math.ceil(Math.log10(Math.max(...pos)));
+  if (hi - lo > 18) lo = hi - 18;
+  const n = Math.max(...series.map((s) => s.values.length));
+  const xOf = (i: number) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2);
+  const yOf = (v: number) => {
+    const lv = v > 0 ? Math.max(lo, Math.log10(v)) : lo;
+    return T + ((hi - lv) * (H - T - B)) / Math.max(1, hi - lo);
+  };
+  const wrap = document.createElement('div');
+  wrap.className = 'spectrum';
+  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, 'data-layer': layer });
+  const title = svgEl('text', { x: L, y: 11, class: 'tick' });
+  title.textContent = `${layer}: ${series.map((s) => `${s.name === 'Lambda' ? 'Λ' : 'Gram'} ${s.values.length}`).join(', ')}`;
+  svg.append(title, svgEl('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis' }), svgEl('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis' }));
+  const stepDec = Math.max(1, Math.ceil((hi - lo) / 5));
+  for (let d = lo; d <= hi; d += stepDec) {
+    const t = svgEl('text', { x: L - 4, y: yOf(10 ** d) + 3, class: 'tick', 'text-anchor': 'end' });
+    t.textContent = `1e${d}`;
+    svg.append(t);
+  }
+  const xl = svgEl('text', { x: W - R, y: H - 4, class: 'tick', 'text-anchor': 'end' });
+  xl.textContent = `index (0…${n - 1})`;
+  svg.append(xl);
+  for (const s of series) {
+    const pts = s.values.map((v, i) => `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`).join(' ');
+    svg.append(svgEl('polyline', { points: pts, fill: 'none', stroke: s.color, 'stroke-width': 1.2, class: `series-${s.name}` }));
+    if (s.values.length <= 120) {
+      s.values.forEach((v, i) => svg.append(svgEl('circle', { cx: xOf(i).toFixed(1), cy: yOf(v).toFixed(1), r: 1.6, fill: s.color })));
+    }
+  }
+  wrap.append(svg);
+  return wrap;
+}
+
+// ------------------------------------------------------------------ degeneracy
+
+function renderDegeneracy(d: DegeneracyJson | undefined): void {
+  const host = $('degeneracy');
+  host.replaceChildren();
+  if (!d) {
+    host.textContent = 'no degeneracy.json (build with "degeneracy": true)';
+    return;
+  }
+  const table = document.createElement('table');
+  table.id = 'degeneracy-table';
+  const head = ['section', 'params', 'r_G/d', 'r_J/n_out', 'd·n−r_G·r_J', 'live', 'dead', 'sync groups', 'free (SPEC)', 'free (corr.)'];
+  table.insertRow().append(...head.map((h) => Object.assign(document.createElement('th'), { textContent: h })));
+  for (const s of d.sections) {
+    const row = table.insertRow();
+    const cells = [
+      s.section, s.params, `${s.activation_degeneracy.rank}/${s.activation_degeneracy.dim}`,
+      `${s.jacobian_degeneracy.rank}/${s.jacobian_degeneracy.n_out}`, s.combined_free,
+      s.sync ? s.sync.live : '–', s.sync ? s.sync.dead.length : '–', s.sync ? s.sync.groups.length : '–', s.free_spec, s.free_corrected,
+    ];
+    for (const c of cells) row.insertCell().textContent = String(c);
+  }
+  const t = d.totals;
+  const p = document.createElement('p');
+  p.textContent = `raw parameters ${t.raw_params}; effective ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected)` +
+    `${t.complete ? '' : ' — not every layer is covered'}; ${d.dataset_size} datapoints.`;
+  host.append(table, p);
+}
+
+// ------------------------------------------------------------------ loading and running
+
+async function show(r: ViewerResult): Promise<void> {
+  const m = r.manifest;
+  $('meta').textContent = [
+    r.source,
+    m?.dataset_size !== undefined ? `${m.dataset_size} datapoints` : '',
+    m?.data ?? '',
+    m?.adapter ? `adapter: ${m.adapter}` : '',
+    m?.ibgpu_version ? `ibgpu ${m.ibgpu_version}` : '',
+  ].filter(Boolean).join(' · ');
+  renderGraph(r.graph);
+  renderDegeneracy(r.degeneracy);
+  await renderSpectra(r);
+  document.body.dataset['state'] = 'ready';
+  document.body.dataset['source'] = r.source;
+}
+
+async function fetchOk(url: string): Promise<Response | undefined> {
+  try {
+    const res = await fetch(url, { cache: 'no-store' });
+    return res.ok ? res : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function loadServed(): Promise<ViewerResult | undefined> {
+  const g = await fetchOk('./result/graph.json');
+  if (!g) return undefined;
+  const [m, d, b] = await Promise.all(['manifest.json', 'degeneracy.json', 'basis.safetensors'].map((f) => fetchOk(`./result/${f}`)));
+  return {
+    graph: (await g.json()) as GraphJson,
+    manifest: m ? ((await m.json()) as ManifestJson) : undefined,
+    degeneracy: d ? ((await d.json()) as DegeneracyJson) : undefined,
+    basis: b ? parseSafetensors(new Uint8Array(await b.arrayBuffer()), 'basis.safetensors') : undefined,
+    source: 'result',
+  };
+}
+
+async function bytes(url: string): Promise<Uint8Array> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** Builds the example's Interaction Basis with the page's WebGPU and shows it. */
+export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) => void = () => {}): Promise<ViewerResult> {
+  const t0 = performance.now();
+  const ib = (await import(/* webpackIgnore: true */ './ibgpu.js' as string)) as IbModule;
+  const engine = await ib.createBrowserEngine();
+  try {
+    log(`adapter: ${engine.adapterName}`);
+    const base = `./example/${which}`;
+    const arch = JSON.parse(new TextDecoder().decode(await bytes(`${base}/arch.json`))) as { layers: { name: string }[] };
+    const model = await ib.modelFromSafetensorsBytes(arch, await bytes(`${base}/${which === 'mnist' ? 'model' : 'weights'}.safetensors`));
+    const data = await ib.dataFromSafetensorsBytes(await bytes(`${base}/${which === 'mnist' ? 'digits' : 'inputs'}.safetensors`), 'X', `${which} inputs`);
+    const config = ib.parseConfig({
+      node_layers: [...arch.layers.map((l) => l.name), 'output'],
+      batch_size: 256,
+      threshold_mode: 'relative',
+      truncation_threshold: 1e-6,
+      degeneracy: true,
+    });
+    log(`building: ${data.n} datapoints × ${data.d} features`);
+    const res = await ib.buildInteractionBasis(engine, model, data, config, { logger: { info: log } });
+    const files = ib.resultFiles(res, { adapter: engine.adapterName, data: data.description });
+    const text = (f: string) => (typeof files[f] === 'string' ? JSON.parse(files[f] as string) : undefined);
+    log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')})`);
+    return {
+      graph: text('graph.json') as GraphJson,
+      manifest: text('manifest.json') as ManifestJson,
+      degeneracy: text('degeneracy.json') as DegeneracyJson | undefined,
+      basis: ib.parseSafetensors(files['basis.safetensors'] as Uint8Array, 'basis.safetensors'),
+      source: `run in the page: ${which}`,
+    };
+  } finally {
+    engine.dispose();
+  }
+}
+
+async function main(): Promise<void> {
+  ($('prune') as HTMLInputElement).addEventListener('input', applyPrune);
+  const status = $('status');
+  const log = (m: string) => { status.textContent += `${m}\n`; };
+  const canRun = (await fetchOk('./example/synthetic/arch.json')) !== undefined;
+  if (!canRun) $('run-panel').style.display = 'none';
+  const button = $('run') as HTMLButtonElement;
+  button.addEventListener('click', () => {
+    button.disabled = true;
+    status.textContent = '';
+    status.classList.remove('error');
+    document.body.dataset['state'] = 'running';
+    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist';
+    runExample(which, log)
+      .then(show)
+      .catch((e: unknown) => {
+        status.classList.add('error');
+        log(`failed: ${(e as Error).message}`);
+        document.body.dataset['state'] = 'error';
+      })
+      .finally(() => { button.disabled = false; });
+  });
+  const served = await loadServed();
+  if (served) await show(served);
+  else {
+    $('meta').textContent = 'no result served; run one in the page';
+    document.body.dataset['state'] = 'empty';
+  }
+}
+
+void main().catch((e: unknown) => {
+  $('meta').textContent = `viewer error: ${(e as Error).message}`;
+  document.body.dataset['state'] = 'error';
+});
