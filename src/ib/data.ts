@@ -11,6 +11,8 @@ export interface DataSource {
   readonly description: string;
   /** Rows [start, start + count) as a row-major count×d f32 array. */
   readRows(start: number, count: number): Promise<Float32Array>;
+  /** Releases open files (streamed file sources); absent for in-memory sources. */
+  close?(): Promise<void>;
 }
 
 /** A dataset held in memory (row-major n×d). Values are checked for NaN/Inf once. */

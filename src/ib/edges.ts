@@ -97,12 +97,35 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
 
 export async function computeEdges(
   engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
+  /**
+   * A shard: rows [start, end) only, and the sums divided by `divisor` (default: the full N;
+   * 1 gives the raw partial sums that `ibgpu combine` adds up).
+   */
+  shard?: { start: number; end: number; divisor?: number },
 ): Promise<Map<string, Float64Array>> {
   const gp = pairs.map((p) => prepare(engine, p));
   const upTo = Math.max(...pairs.map((p) => p.layer));
   const reads: Promise<void>[] = [];
-  for (let start = 0; start < data.n; start += batchSize) {
-    const rows = Math.min(batchSize, data.n - start);
+  const r0 = shard?.start ?? 0;
+  const r1 = shard?.end ?? data.n;
+  const divisor = shard?.divisor ?? data.n;
+  // The per-chunk partials (chunks × ro × r f32) must fit one storage binding: wide layers on
+  // adapters with a small loop budget (llvmpipe: few rows per chunk) take each batch in row
+  // blocks. Blocks subdivide batches from their start, so shard boundaries (whole batches) stay
+  // block boundaries. Unchanged (one block per batch) whenever the partials fit.
+  let step = batchSize;
+  for (const p of pairs) {
+    const budgetRows = Math.max(1, Math.floor((engine.loopBudget - 16) / (p.dimOut + 1)));
+    const chunkRows = Math.min(engine.info.isSoftware ? 256 : 32, budgetRows);
+    const maxChunks = Math.max(1, Math.floor(engine.maxBindingBytes / (p.ro * p.basis.r * 4)));
+    step = Math.min(step, maxChunks * chunkRows);
+  }
+  const blocks: { start: number; rows: number }[] = [];
+  for (let b = r0; b < r1; b += batchSize) {
+    const end = Math.min(b + batchSize, r1);
+    for (let s = b; s < end; s += step) blocks.push({ start: s, rows: Math.min(step, end - s) });
+  }
+  for (const { start, rows } of blocks) {
     const x = engine.upload(await data.readRows(start, rows), 'batch');
     const f = mlp.forward(x, rows, () => false, upTo);
     for (const g of gp) {
@@ -133,12 +156,12 @@ export async function computeEdges(
     mlp.release(f);
     engine.release(x);
     if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
-    progress('edges', start + rows, data.n);
+    progress('edges', start + rows - r0, r1 - r0);
   }
   await Promise.all(reads);
   const out = new Map<string, Float64Array>();
   for (const g of gp) {
-    out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / data.n));
+    out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / divisor));
     engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zeroBias);
   }
   return out;

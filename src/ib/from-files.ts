@@ -44,7 +44,12 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   const base = dirname(path);
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
-  const result = await buildInteractionBasis(engine, model, data, config, opts);
+  let result: IbResult;
+  try {
+    result = await buildInteractionBasis(engine, model, data, config, opts);
+  } finally {
+    await data.close?.();
+  }
   const dir = opts.out ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path }) : undefined;
   return { config, result, ...(dir ? { dir } : {}) };
 }

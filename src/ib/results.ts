@@ -15,6 +15,8 @@ export interface ResultMeta {
   data: string;
   configPath?: string;
   extra?: Record<string, unknown>;
+  /** Extra files written into the result directory before the manifest (staged builds: their state files). */
+  files?: (dir: ResultDir) => Promise<void>;
 }
 
 const f64 = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
@@ -116,6 +118,7 @@ export async function writeResults(target: string, res: IbResult, meta: ResultMe
     await dir.writeJson('graph.json', graph);
     if (res.degeneracy) await dir.writeJson('degeneracy.json', res.degeneracy);
     if (res.modules) await dir.writeJson('modules.json', res.modules);
+    if (meta.files) await meta.files(dir);
     await dir.writeJson('manifest.json', m); // last: its presence marks a complete result
     await dir.commit();
     return dir.target;

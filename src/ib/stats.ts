@@ -37,6 +37,11 @@ export type Progress = (stage: string, done: number, total: number) => void;
 export async function collectStats(
   engine: Engine, mlp: GpuMlp, data: DataSource, plan: StatsPlan, batchSize: number,
   pts: IntegrationPoints, progress: Progress = () => {},
+  /**
+   * Accumulate only rows [start, end) (a shard of the dataset; default all). The shift is always
+   * the mean of the dataset's first batch, so partial sums of different shards add up exactly.
+   */
+  range?: { start: number; end: number },
 ): Promise<StatsResult> {
   const model = mlp.model;
   const upTo0 = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
@@ -69,9 +74,12 @@ export async function collectStats(
     gram: new GramAccumulator(engine, model.layers[i]!.dOut),
   }));
 
+  const r0 = range?.start ?? 0;
+  const r1 = range?.end ?? data.n;
+  const count = r1 - r0;
   const inflight: Promise<unknown>[] = [];
-  for (let start = 0; start < data.n; start += batchSize) {
-    const rows = Math.min(batchSize, data.n - start);
+  for (let start = r0; start < r1; start += batchSize) {
+    const rows = Math.min(batchSize, r1 - start);
     const x = engine.upload(await data.readRows(start, rows), 'batch');
     const f = mlp.forward(x, rows, wantGate, upTo);
     const waits: Promise<unknown>[] = [];
@@ -90,7 +98,7 @@ export async function collectStats(
     // bounding staging memory.
     if (inflight.length) await Promise.all(inflight.splice(0));
     inflight.push(Promise.all(waits));
-    progress('stats', start + rows, data.n);
+    progress('stats', start + rows - r0, count);
   }
   await Promise.all(inflight);
 
@@ -98,7 +106,7 @@ export async function collectStats(
   for (const a of nodeAcc) {
     const d = dims(a.nd.act);
     nodes.set(a.nd.name, {
-      name: a.nd.name, n: data.n, d, folded: a.nd.folded,
+      name: a.nd.name, n: count, d, folded: a.nd.folded,
       sum: await a.sum.result(), gramShifted: await a.gram.result(),
       shift: Float64Array.from(a.gram.shift ?? shifts.get(a.nd.act)!),
     });
@@ -110,7 +118,7 @@ export async function collectStats(
     const l = model.layers[g.i]!;
     const last = g.i === model.layers.length - 1;
     gates.set(g.i, {
-      n: data.n, h: l.dOut, sum: await g.sum.result(), gram: await g.gram.result(),
+      n: count, h: l.dOut, sum: await g.sum.result(), gram: await g.gram.result(),
       constGate: last ? undefined : constSlotGate(model, g.i, pts),
     });
     g.gram.dispose();

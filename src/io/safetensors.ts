@@ -46,6 +46,11 @@ export interface SafetensorsFile {
   read(name: string): Promise<Tensor>;
   /** Reads one tensor converted to float32 (F64 rounds to nearest, integers convert exactly up to 2^24). */
   readF32(name: string): Promise<{ shape: number[]; data: Float32Array }>;
+  /**
+   * Reads leading-axis rows [start, start + count) of a tensor in its stored dtype with one
+   * positioned read (a batch of a large data matrix without loading the rest).
+   */
+  readRows(name: string, start: number, count: number): Promise<Tensor>;
   /** Reads one tensor converted to float64. */
   readF64(name: string): Promise<{ shape: number[]; data: Float64Array }>;
   /** Reads every tensor. */
@@ -208,6 +213,20 @@ class Reader implements SafetensorsFile {
     const [b, e] = info.dataOffsets;
     const bytes = await this.readRange(this.dataStart + b, e - b);
     return { dtype: info.dtype, shape: info.shape, data: arrayFromBytes(info.dtype, bytes, numel(info.shape)) };
+  }
+
+  async readRows(name: string, start: number, count: number): Promise<Tensor> {
+    const info = this.info(name);
+    if (this.closed) throw new IbgpuError('DISPOSED', `${this.source}: readRows('${name}') after close()`, 'keep the file open until all reads finish');
+    if (info.shape.length === 0) throw new IbgpuError('SHAPE', `${this.source}: tensor '${name}' is a scalar; it has no rows`);
+    const rows = info.shape[0]!;
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > rows) {
+      throw new IbgpuError('SHAPE', `${this.source}: rows [${start}, ${start}+${count}) of '${name}' are outside its ${rows} rows`, 'request 0 <= start, start + count <= rows');
+    }
+    const rowBytes = numel(info.shape.slice(1)) * dtypeSize(info.dtype);
+    const bytes = await this.readRange(this.dataStart + info.dataOffsets[0] + start * rowBytes, count * rowBytes);
+    const shape = [count, ...info.shape.slice(1)];
+    return { dtype: info.dtype, shape, data: arrayFromBytes(info.dtype, bytes, numel(shape)) };
   }
 
   async readF32(name: string): Promise<{ shape: number[]; data: Float32Array }> {

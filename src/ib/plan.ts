@@ -1,0 +1,126 @@
+// Dry run (`ibgpu build --plan`): the buffers every stage allocates and the passes over the data,
+// from the config, the model's widths and the dataset's size alone (no GPU, no data read).
+// Sizes are upper bounds: basis ranks r are taken as the full node-layer dimension.
+
+import type { BuildConfig } from './config.js';
+import { isLegacyFormula } from './legacy.js';
+import type { MlpModel } from './model.js';
+import { planNodes } from './pipeline.js';
+
+export interface PlanItem {
+  stage: 'data' | 'stats' | 'bases' | 'edges';
+  where: 'gpu' | 'host';
+  what: string;
+  bytes: number;
+}
+
+export interface BuildPlan {
+  n: number;
+  rows: number;
+  batches: number;
+  passes: { stage: string; passes: number }[];
+  items: PlanItem[];
+  /** Peak per stage (sum of that stage's items, plus the data buffers while streaming). */
+  peak: Record<string, { gpu: number; host: number }>;
+}
+
+const pad4 = (v: number) => Math.ceil(v / 4) * 4;
+const pad8 = (v: number) => Math.ceil(v / 8) * 8;
+
+export function planBuild(
+  model: MlpModel, config: BuildConfig, data: { n: number; d: number; bytesPerRow?: number },
+  range: { start: number; end: number } = { start: 0, end: data.n },
+  opts: { edgeChunkRows?: number } = {},
+): BuildPlan {
+  const B = config.batch_size;
+  const rows = range.end - range.start;
+  const batches = Math.ceil(rows / B);
+  const plan = planNodes(model, config.node_layers);
+  const L = model.layers;
+  const width = (act: number) => (act === 0 ? L[0]!.dIn : L[act - 1]!.dOut);
+  const items: PlanItem[] = [];
+  const add = (stage: PlanItem['stage'], where: PlanItem['where'], what: string, bytes: number) => items.push({ stage, where, what, bytes });
+
+  const b = Math.min(B, Math.max(1, rows));
+  add('data', 'host', `batch as stored (${b} rows × ${data.bytesPerRow ?? data.d * 4} B)`, b * (data.bytesPerRow ?? data.d * 4));
+  add('data', 'host', `batch as f32 (${b}×${data.d})`, b * data.d * 4);
+  add('data', 'gpu', `input batch (${b}×${data.d} f32)`, b * data.d * 4);
+
+  const lastAct = plan[plan.length - 1]!.act;
+  for (let a = 1; a <= Math.min(lastAct, L.length); a++) {
+    add('stats', 'gpu', `activations after ${L[a - 1]!.name} (${b}×${width(a)}) + pre-activations`, 2 * b * width(a) * 4);
+  }
+  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
+  for (const nd of statNodes) {
+    const d = width(nd.act);
+    add('stats', 'gpu', `Gram partial ${nd.name} (${d}×${d} f32)`, d * d * 4);
+    add('stats', 'host', `Gram sum ${nd.name} (${d}×${d} f64) + read-back staging`, d * d * 8 + d * d * 4);
+  }
+  if (config.basis_formula === 'jacobian') {
+    for (const nd of plan.slice(0, -1)) {
+      const h = L[nd.act]!.dOut;
+      add('stats', 'gpu', `gates ${L[nd.act]!.name} (${b}×${h}) + Gram partial (${h}×${h})`, (b * h + h * h) * 4);
+      add('stats', 'host', `gate Gram ${L[nd.act]!.name} (${h}×${h} f64)`, h * h * 8 + h * h * 4);
+    }
+  }
+  for (const nd of plan.slice(0, -1)) {
+    const dim = width(nd.act) + 1;
+    // Gram, its eigenvectors, M', V, C, C⁺, U and temporaries: about eight dim² f64 matrices.
+    add('bases', 'host', `basis ${nd.name} (≈8 matrices ${dim}×${dim} f64)`, 8 * dim * dim * 8);
+  }
+  const edgeChunk = opts.edgeChunkRows ?? 32;
+  if (config.calculate_edges) {
+    for (let j = 0; j < plan.length - 1; j++) {
+      const nd = plan[j]!;
+      const d = width(nd.act);
+      const r = d + 1;
+      const dimOut = nd.act === L.length - 1 ? L[nd.act]!.dOut : L[nd.act]!.dOut + 1;
+      const ro = plan[j + 1]!.act === L.length && !config.rotate_final_node_layer ? dimOut : dimOut;
+      const chunks = Math.ceil(b / edgeChunk);
+      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`, (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4);
+      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`, (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4);
+      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${opts.edgeChunkRows === undefined ? ' as on GPUs; software adapters use more' : ''}; batches are cut into row blocks when this exceeds one storage binding)`, chunks * ro * r * 4);
+      add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: E sum (${ro}×${r} f64) + staging`, ro * r * 8 + chunks * ro * r * 4);
+    }
+  }
+  const passes = [{ stage: 'stats', passes: 1 }];
+  if (isLegacyFormula(config.basis_formula)) passes.push({ stage: 'bases (legacy formula)', passes: plan.length - 1 });
+  if (config.calculate_edges) passes.push({ stage: 'edges', passes: 1 });
+  const peak: Record<string, { gpu: number; host: number }> = {};
+  const dataGpu = items.filter((i) => i.stage === 'data' && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+  const dataHost = items.filter((i) => i.stage === 'data' && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+  const weights = L.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
+  for (const st of ['stats', 'bases', 'edges'] as const) {
+    const g = items.filter((i) => i.stage === st && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+    const h = items.filter((i) => i.stage === st && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+    if (g + h === 0) continue;
+    const streams = st !== 'bases';
+    // Edges also run the forward pass up to the last section.
+    const fwd = st === 'edges' ? items.filter((i) => i.stage === 'stats' && i.what.startsWith('activations')).reduce((a, i) => a + i.bytes, 0) : 0;
+    peak[st] = { gpu: g + fwd + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
+  }
+  return { n: data.n, rows, batches, passes, items, peak };
+}
+
+export function formatBytes(b: number): string {
+  if (b < 1024) return `${b} B`;
+  const u = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = b / 1024;
+  let k = 0;
+  while (v >= 1024 && k < u.length - 1) { v /= 1024; k++; }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${u[k]}`;
+}
+
+export function formatPlan(p: BuildPlan, header: string): string {
+  const lines = [header, `datapoints: ${p.n}${p.rows !== p.n ? ` (this shard: ${p.rows})` : ''}; ${p.batches} batches per pass`];
+  lines.push(`passes over the data: ${p.passes.map((x) => `${x.stage} ×${x.passes}`).join(', ')} (${p.passes.reduce((a, x) => a + x.passes, 0)} in all)`);
+  for (const st of ['data', 'stats', 'bases', 'edges'] as const) {
+    const its = p.items.filter((i) => i.stage === st);
+    if (its.length === 0) continue;
+    lines.push(`${st}:`);
+    for (const i of its) lines.push(`  ${i.where.padEnd(4)} ${formatBytes(i.bytes).padStart(10)}  ${i.what}`);
+    const pk = p.peak[st];
+    if (pk) lines.push(`  peak (with data buffers and weights while streaming): GPU ${formatBytes(pk.gpu)}, host ${formatBytes(pk.host)}`);
+  }
+  return lines.join('\n');
+}
