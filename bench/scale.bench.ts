@@ -1,23 +1,31 @@
 // Scale: N synthetic datapoints through a wide ReLU MLP, streamed from an .npy file on disk, with
 // the peak resident memory of the process next to the size of the data. The data are generated
-// chunk by chunk into a temporary directory (never held whole), then `ibgpu build`'s pipeline runs
-// on a streamed .npy source (src/ib/data-files.ts).
+// chunk by chunk into a temporary directory (never held whole); the build then runs as its staged
+// steps (src/ib/staged.ts, what `ibgpu build --stage` and `ibgpu combine` run):
 //
-//   npx tsx bench/scale.bench.ts [--n 1000000] [--width 1024] [--depth 2] [--batch 4096]
-//                                [--rss-limit-mib 2048] [--keep DIR]
+//   1. statistics: one streamed pass over all N rows (means, Grams, the ReLU co-firing Grams for
+//      M'), written as a float64 partial;
+//   2. bases: host float64 eigendecompositions, independent of N;
+//   3. edges: a streamed pass over the first --edge-n rows (default: all N). The squared-edge
+//      integrand is a per-datapoint Jacobian product, O(N · r_out · width · r_in): at width 1024 that
+//      is ~10^15 multiply-adds per layer pair for N = 10^6, days on a 2-core software adapter, so
+//      there the edge pass runs on a prefix and its time is extrapolated linearly in N (printed as
+//      such; the pass is exactly linear in N: same work per batch).
 //
-// The default N = 10^6 at width 1024 is 4 GiB of f32 input and ~10^13 flops of Grams per pass:
-// hours on the 2-core software adapter (llvmpipe). `--quick` runs N = 20,000 at width 1024 and
-// extrapolates the streamed passes linearly in N (the bases stage does not depend on N).
-// Exits 1 if the peak RSS exceeds --rss-limit-mib (default 2048 MiB: batch + model + d² statistics).
+//   npx tsx bench/scale.bench.ts [--n 1000000] [--width 1024] [--depth 1] [--batch 4096]
+//                                [--edge-n N] [--rss-limit-mib 2048] [--keep DIR]
+//
+// `--quick`: N = 20,000. Exits 1 if the peak RSS exceeds --rss-limit-mib (default 2048 MiB).
 
 import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/ib/config.js';
+import { npyHeaderFor } from '../src/io/npy.js';
 import { openDataSource } from '../src/ib/data-files.js';
+import type { DataSource } from '../src/ib/data.js';
 import type { MlpModel } from '../src/ib/model.js';
-import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { combineStats, configHash, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
 import { formatBytes, formatPlan, planBuild } from '../src/ib/plan.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, type BenchRow } from './common.js';
@@ -29,7 +37,8 @@ function arg(name: string, def: number): number {
 const quick = process.argv.includes('--quick');
 const N = arg('n', quick ? 20_000 : 1_000_000);
 const W = arg('width', 1024);
-const depth = arg('depth', 2);
+const depth = arg('depth', 1);
+const edgeN = Math.min(N, arg('edge-n', N));
 const batch = arg('batch', 4096);
 const rssLimit = arg('rss-limit-mib', 2048) * 2 ** 20;
 const keepIdx = process.argv.indexOf('--keep');
@@ -47,24 +56,11 @@ function rng(seed: number): () => number {
   };
 }
 
-/** The .npy header numpy writes for a C-order little-endian f32 array of `shape`. */
-function npyHeaderF32(shape: number[]): Uint8Array {
-  let dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')}), }`;
-  dict += ' '.repeat(Math.max(0, 21 - String(shape[0]).length));
-  const pad = 64 - ((10 + dict.length + 1) % 64);
-  const text = `${dict}${' '.repeat(pad)}\n`;
-  const out = new Uint8Array(10 + text.length);
-  out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
-  new DataView(out.buffer).setUint16(8, text.length, true);
-  for (let k = 0; k < text.length; k++) out[10 + k] = text.charCodeAt(k);
-  return out;
-}
-
 /** Writes N×W f32 rows in chunks: a few latent factors plus noise, so the Grams have structure. */
 async function generate(path: string): Promise<number> {
   const fh = await open(path, 'w');
   try {
-    await fh.write(npyHeaderF32([N, W]));
+    await fh.write(npyHeaderFor('F32', [N, W]));
     const r = rng(1);
     const k = 16;
     const basis = Float32Array.from({ length: k * W }, () => r());
@@ -116,36 +112,63 @@ const config = parseConfig({ node_layers: nodeLayers, batch_size: batch });
 const data = await openDataSource({ type: 'npy', path }, dir);
 const engine = await Engine.create();
 const rows: BenchRow[] = [];
+const mib = (b: number) => formatBytes(b);
+const duration = (ms: number) => (ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
+const peakRss = () => process.resourceUsage().maxRSS * 1024;
 try {
   console.log(formatPlan(planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: data.bytesPerRow }, undefined, { edgeChunkRows: engine.info.isSoftware ? 256 : 32 }), `plan (${engine.adapterName})`));
-  const rssBefore = process.memoryUsage().rss;
   const t1 = performance.now();
-  const res = await buildInteractionBasis(engine, model, data, config, {
-    logger: { info: (m) => console.log(m) },
-    progress: (() => {
-      let last = 0;
-      return (stage: string, done: number, total: number) => {
-        const now = performance.now();
-        if (now - last > 10_000 || done === total) { last = now; console.log(`  ${stage} ${done}/${total} (${((now - t1) / 1000).toFixed(0)} s, rss ${formatBytes(process.memoryUsage().rss)})`); }
-      };
-    })(),
-  });
-  const total = performance.now() - t1;
-  const peak = process.resourceUsage().maxRSS * 1024;
-  const streamed = (res.timings['stats'] ?? 0) + (res.timings['edges'] ?? 0);
-  const extrapolated = quick ? (streamed * 1_000_000) / N + (res.timings['basis'] ?? 0) : undefined;
-  console.log(`\nN = ${N}, width ${W}, depth ${depth}, batch ${batch}: ${(total / 1000).toFixed(1)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')})`);
-  console.log(`data on disk ${formatBytes(bytes)}; RSS before the build ${formatBytes(rssBefore)}; peak RSS ${formatBytes(peak)} (limit ${formatBytes(rssLimit)})`);
-  for (const [nm, b] of res.bases) console.log(`  ${nm}: dim ${b.dim}, kept ${b.r}`);
-  if (extrapolated !== undefined) console.log(`extrapolated to N = 10^6 (streamed passes linear in N): ${(extrapolated / 1000 / 60).toFixed(1)} min`);
+  const progress = (() => {
+    let last = 0;
+    return (stage: string, done: number, total: number) => {
+      const now = performance.now();
+      if (now - last > 30_000 || done === total) { last = now; console.log(`  ${stage} ${done}/${total} (${((now - t1) / 1000).toFixed(0)} s, rss ${mib(process.memoryUsage().rss)})`); }
+    };
+  })();
+  const ctx: StageContext = { engine, model, data, config, configPath: 'bench', hash: configHash(config, model), progress };
+  const parts = join(dir, 'parts');
+  await mkdir(parts, { recursive: true });
+
+  let t = performance.now();
+  await runStatsShard(ctx, { index: 0, count: 1 }, join(parts, 'stats.safetensors'));
+  const tStats = performance.now() - t;
+  const rssStats = peakRss();
+  console.log(`statistics: ${N} rows in ${(tStats / 1000).toFixed(1)} s; peak RSS so far ${mib(rssStats)}`);
+
+  t = performance.now();
+  const { bases } = await combineStats(model, [await readPartial(join(parts, 'stats.safetensors'), 'stats')], parts);
+  const tBases = performance.now() - t;
+  for (const [nm, b] of bases) console.log(`  ${nm}: dim ${b.dim}, kept ${b.r}`);
+
+  // The edge pass over the first edgeN rows: a view of the same streamed source.
+  const prefix: DataSource = { ...data, n: edgeN, description: `${data.description}, first ${edgeN} rows`, readRows: (s0, c) => data.readRows(s0, c) };
+  t = performance.now();
+  await runEdgesShard({ ...ctx, data: prefix }, bases, { index: 0, count: 1 }, join(parts, 'edges.safetensors'));
+  const tEdges = performance.now() - t;
+  const tEdgesN = (tEdges * N) / edgeN;
+  const peak = peakRss();
+  const total = tStats + tBases + tEdgesN;
+  const extrapolated = edgeN < N;
+  console.log(`\nN = ${N}, width ${W}, depth ${depth}, batch ${batch}: statistics ${(tStats / 1000).toFixed(1)} s, bases ${(tBases / 1000).toFixed(1)} s, `
+    + `edges ${(tEdges / 1000).toFixed(1)} s on ${edgeN} rows${extrapolated ? ` (≈ ${duration(tEdgesN)} at N, extrapolated)` : ''}`);
+  console.log(`data on disk ${mib(bytes)}; peak RSS ${mib(peak)} (after statistics ${mib(rssStats)}; limit ${mib(rssLimit)})`);
   rows.push({
-    case: `N=${N} width=${W} depth=${depth} batch=${batch} (npy streamed)`, ms: total,
-    note: `peak RSS ${formatBytes(peak)} for ${formatBytes(bytes)} of data; ${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}${extrapolated !== undefined ? `; ≈${(extrapolated / 60000).toFixed(0)} min at N=10^6 (extrapolated)` : ''}`,
+    case: `N=${N} width=${W} depth=${depth} batch=${batch}: statistics pass (npy streamed)`, ms: tStats,
+    note: `peak RSS ${mib(rssStats)} for ${mib(bytes)} of data`,
+  });
+  rows.push({ case: `N=${N} width=${W} depth=${depth}: bases (host float64)`, ms: tBases });
+  rows.push({
+    case: `N=${N} width=${W} depth=${depth}: edge pass${extrapolated ? ` (measured on ${edgeN} rows, extrapolated)` : ''}`, ms: tEdgesN,
+    note: extrapolated ? `${(tEdges / 1000).toFixed(1)} s for ${edgeN} rows, scaled by N/${edgeN} = ${(N / edgeN).toFixed(1)}` : `peak RSS ${mib(peak)}`,
+  });
+  rows.push({
+    case: `N=${N} width=${W} depth=${depth}: whole build${extrapolated ? ' (edges extrapolated)' : ''}`, ms: total,
+    note: `peak RSS ${mib(peak)} for ${mib(bytes)} of data (limit ${mib(rssLimit)})`,
   });
   printRows('scale', rows);
   console.log(saveRecord('scale', engine, rows));
   if (peak > rssLimit) {
-    console.error(`peak RSS ${formatBytes(peak)} exceeds the limit ${formatBytes(rssLimit)}`);
+    console.error(`peak RSS ${mib(peak)} exceeds the limit ${mib(rssLimit)}`);
     process.exitCode = 1;
   }
 } finally {

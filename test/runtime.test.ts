@@ -95,6 +95,21 @@ describe('engine scheduler', () => {
     e.release(by, other, again);
   });
 
+  it('recycles buffers released while nothing is pending (upload-only loops stay bounded)', async () => {
+    const e = await engine();
+    e.flush();
+    const before = e.memory();
+    const x = randomF32(4099, 3);
+    for (let i = 0; i < 20; i++) {
+      const b = e.upload(x, 'stream');
+      e.release(b);
+      e.flush(); // no commands recorded: the released buffer is reusable at once
+    }
+    const after = e.memory();
+    expect(after.allocations - before.allocations).toBeLessThanOrEqual(1);
+    expect(after.reuses - before.reuses).toBeGreaterThanOrEqual(19);
+  });
+
   it('counts submits, dispatches and bytes', async () => {
     const e = await engine();
     const before = { ...e.counters };

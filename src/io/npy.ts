@@ -359,14 +359,22 @@ const NPY_DESCR: Partial<Record<DType, string>> = {
  */
 export function npyHeader(t: Tensor): Uint8Array<ArrayBuffer> {
   checkTensor(t, 'npy tensor');
-  const descr = NPY_DESCR[t.dtype];
+  return npyHeaderFor(t.dtype, t.shape);
+}
+
+/**
+ * The header alone, for a file whose data the caller streams after it (datasets larger than
+ * memory: write the header, then the rows in C order, little-endian, chunk by chunk).
+ */
+export function npyHeaderFor(dtype: Tensor['dtype'], shapeDims: readonly number[]): Uint8Array<ArrayBuffer> {
+  const descr = NPY_DESCR[dtype];
   if (!descr) {
-    throw new IbgpuError('BAD_CONFIG', `dtype ${t.dtype} has no numpy equivalent`, 'convert to F32 first (toFloat32) or write safetensors instead');
+    throw new IbgpuError('BAD_CONFIG', `dtype ${dtype} has no numpy equivalent`, 'convert to F32 first (toFloat32) or write safetensors instead');
   }
-  const shape = t.shape.length === 1 ? `(${t.shape[0]},)` : `(${t.shape.join(', ')})`;
+  const shape = shapeDims.length === 1 ? `(${shapeDims[0]},)` : `(${shapeDims.join(', ')})`;
   let dict = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   // numpy leaves room for the leading axis to grow to 21 digits without rewriting the file.
-  if (t.shape.length > 0) dict += ' '.repeat(Math.max(0, 21 - String(t.shape[0]).length));
+  if (shapeDims.length > 0) dict += ' '.repeat(Math.max(0, 21 - String(shapeDims[0]).length));
   const build = (lenBytes: number) => {
     const pre = 8 + lenBytes;
     // As numpy: between 1 and 64 spaces (never 0), so the header always ends in ' \n'.

@@ -259,7 +259,12 @@ export class Engine {
   flush(): void {
     this.assertAlive();
     this.endPass();
-    if (!this.encoder) return;
+    if (!this.encoder) {
+      // Nothing recorded since the last submit, so nothing pending references the retiring
+      // buffers: they are reusable now (queue writes into them are ordered after submitted work).
+      this.pool.onSubmitted();
+      return;
+    }
     let profileRead: Promise<ProfileRecord[]> | undefined;
     if (this.querySet && this.queryLabels.length > 0) {
       const n = this.queryLabels.length * 2;
