@@ -6,7 +6,7 @@
 //          included (readback and float64 assembly); GPU from a resident buffer;
 //   hash   pack + hash + firing counts only (cofire: false);
 // plus, for the largest shape, the full GPU job from host memory (upload included) and the
-// other packing variant. Throughput is printed in M datapoint·neurons per second; "x vs CPU"
+// other packing variants the adapter has (ballot needs subgroups). Throughput is printed in M datapoint·neurons per second; "x vs CPU"
 // is CPU time / GPU time for the same case.
 //
 //   npx tsx bench/sign-patterns.bench.ts [--quick]
@@ -45,7 +45,8 @@ export async function runSignPatternsBench(engine?: Engine, opts: { quick?: bool
   const quick = opts.quick ?? false;
   const shapes: [number, number][] = quick ? [[4096, 128], [10000, 256]] : [[4096, 128], [10000, 256], [60000, 1024]];
   const chosen = chooseSignPackVariant(e);
-  const other: SignPackVariant = chosen === 'loop' ? 'atomic' : 'loop';
+  // Every other packing the adapter can run, timed on the largest shape (hash only).
+  const others = (['loop', 'atomic', 'ballot'] as SignPackVariant[]).filter((v) => v !== chosen && (v !== 'ballot' || e.features.has('subgroups')));
   const rows: BenchRow[] = [];
   try {
     for (const [n, d] of shapes) {
@@ -67,7 +68,7 @@ export async function runSignPatternsBench(engine?: Engine, opts: { quick?: bool
       ];
       if (largest) {
         gpuCases.push({ name: 'full from host', cofire: true, variant: chosen, host: true, cpuMs: cpuFull });
-        gpuCases.push({ name: 'hash', cofire: false, variant: other, cpuMs: cpuHash });
+        for (const variant of others) gpuCases.push({ name: 'hash', cofire: false, variant, cpuMs: cpuHash });
       }
       for (const c of gpuCases) {
         const job = async (): Promise<void> => {

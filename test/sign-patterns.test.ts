@@ -1,13 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   cofireCpu, fireCountCpu, hashPatternsCpu, packSignsCpu, popcount32, signFinal1, signMix1,
   signPatternsCpu, SIGN_HASH_SEED1,
 } from '../src/cpu/sign-patterns.js';
 import { IbgpuError } from '../src/errors.js';
 import {
-  COFIRE_LOOP_ITERATIONS_PER_WORD, groupPatterns, hammingFromCofire, maxWindowWords, selfCheck,
+  chooseSignPackVariant, COFIRE_LOOP_ITERATIONS_PER_WORD, groupPatterns, hammingFromCofire, maxWindowWords, selfCheck,
   SignPatternAccumulator, type SignPackVariant, type SignPatternResult,
 } from '../src/kernels/sign-patterns.js';
+import { Engine } from '../src/runtime/engine.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
 
@@ -386,7 +387,10 @@ describe('GPU sign-pattern hashing', () => {
     expect(() => acc.addHost(new Float32Array(3), 1)).toThrow(/disposed/);
     expect(() => new SignPatternAccumulator(e, 0)).toThrow(/positive integer/);
     expect(() => new SignPatternAccumulator(e, 2.5)).toThrow(/positive integer/);
-    expect(() => new SignPatternAccumulator(e, 3, { variant: 'ballot' as SignPackVariant })).toThrow(/unknown variant/);
+    expect(() => new SignPatternAccumulator(e, 3, { variant: 'bogus' as SignPackVariant })).toThrow(/unknown variant/);
+    if (!e.features.has('subgroups')) {
+      expect(() => new SignPatternAccumulator(e, 3, { variant: 'ballot' })).toThrow(/needs the adapter feature 'subgroups'/);
+    }
     expect(codeOf(() => new SignPatternAccumulator(e, 100_000))).toBe('LIMIT_EXCEEDED');
     expect(codeOf(() => new SignPatternAccumulator(e, 10_000_000, { cofire: false }))).toBe('LIMIT_EXCEEDED');
     expect(() => new SignPatternAccumulator(e, 100_000)).toThrow(/co-firing matrix .* exceeds the adapter's storage binding limit/);
@@ -401,4 +405,49 @@ describe('GPU sign-pattern hashing', () => {
     expect(r.ok, r.detail).toBe(true);
     expect(r.name).toBe('sign-patterns');
   });
+});
+
+// The subgroup-ballot packing needs an adapter with `subgroups`; SwiftShader Vulkan (Debian's
+// chromium-common, installed by scripts/install-system-deps.sh) has them, llvmpipe does not. All
+// three packings must give the CPU reference's words, hashes and co-firing counts bit for bit.
+describe('GPU sign-pattern hashing with subgroups (SwiftShader Vulkan)', () => {
+  let e: Engine | undefined;
+  let why = '';
+  beforeAll(async () => {
+    try {
+      e = await Engine.create({ backend: 'swiftshader' });
+      if (!e.features.has('subgroups')) { why = `${e.adapterName} has no 'subgroups' feature`; e.dispose(); e = undefined; }
+    } catch (err) {
+      why = `no SwiftShader adapter (${(err as Error).message.split('\n')[0]})`;
+    }
+  }, 60_000);
+  afterAll(() => e?.dispose());
+
+  it('ballot, atomic and loop packings match the CPU reference on odd shapes, batch cuts and sign edge cases', async (ctx) => {
+    if (!e) { console.log(`skipped: ${why}`); ctx.skip(); return; }
+    expect(chooseSignPackVariant({ info: { ...e.info, isSoftware: false }, features: e.features })).toBe('ballot');
+    const shapes: [number, number][] = [[1, 1], [33, 13], [97, 65], [300, 131], [70, 613], [1000, 9]];
+    let seed = 500;
+    for (const [rows, d] of shapes) {
+      const x = randomF32(rows * d, seed++);
+      const ref = signPatternsCpu(x, rows, d);
+      for (const variant of ['ballot', 'atomic', 'loop'] as const) {
+        const acc = new SignPatternAccumulator(e, d, { variant, keepWords: true });
+        let at = 0;
+        for (const len of randomCuts(rows, seed * 3)) {
+          acc.addHost(x.subarray(at * d, (at + len) * d), len);
+          at += len;
+        }
+        expectSame(await acc.result(), ref, `swiftshader ${rows}x${d} ${variant}`);
+        acc.dispose();
+      }
+    }
+    const raw = new Float32Array([1.4e-45, 0, -0, -1.4e-45, NaN, Infinity, -Infinity, 3, -NaN, 1e-38]);
+    const buf = e.upload(raw);
+    const acc = new SignPatternAccumulator(e, 1, { variant: 'ballot', keepWords: true });
+    acc.addBatch(buf, raw.length);
+    expect(Array.from((await acc.result()).words!)).toEqual([0b1010100001]);
+    acc.dispose();
+    e.release(buf);
+  }, 120_000);
 });

@@ -21,12 +21,12 @@
 // is bit-identical to hashPatternsCpu in src/cpu/sign-patterns.ts.
 //
 // Packing variants: 'loop' (one invocation per (neuron, word) looping over 32 datapoints; no
-// barriers or atomics) is chosen on software adapters, where barriers are expensive; 'atomic'
-// (workgroup atomics, one invocation per bit) is chosen on hardware adapters. The issue's
-// subgroup-ballot variant is ABSENT: Dawn's OpenGL backend on llvmpipe has no `subgroups`
-// feature, so it could not be tested, and untested GPU code is not shipped. Both variants are
-// tested on llvmpipe (hash-only 60000×1024 there: loop 55 ms, atomic 499 ms); the choice for
-// hardware GPUs has not been measured.
+// barriers or atomics) is chosen on software adapters, where barriers are expensive; 'ballot'
+// (subgroup ballots, one atomic per ballot segment) on hardware adapters with the `subgroups`
+// feature; 'atomic' (workgroup atomics, one invocation per bit) on hardware adapters without it.
+// 'loop' and 'atomic' are tested on llvmpipe (hash-only 60000×1024 there: loop 55 ms, atomic
+// 499 ms), all three on SwiftShader Vulkan, which has subgroups (test/sign-patterns.test.ts);
+// the choice for hardware GPUs has not been measured.
 //
 // llvmpipe caps each invocation at 65535 loop iterations: sign_hash runs nw iterations and
 // cofire_reg (nw per dispatch) iterations of a loop whose inner loop has a constant trip count;
@@ -73,8 +73,11 @@ export interface PatternGroups {
   hashCollisions: number;
 }
 
-/** 'loop': per-word loop, barrier-free (CPU adapters). 'atomic': workgroup atomics (GPUs). */
-export type SignPackVariant = 'loop' | 'atomic';
+/**
+ * 'loop': per-word loop, barrier-free (CPU adapters). 'atomic': workgroup atomics (GPUs).
+ * 'ballot': subgroup ballots (GPUs with the `subgroups` feature).
+ */
+export type SignPackVariant = 'loop' | 'atomic' | 'ballot';
 
 export interface SignPatternOptions {
   /** Keep the packed words and return them in result().words (host memory d × N/32 × 4 B). */
@@ -101,6 +104,8 @@ const PACK_BINDINGS = [
 export const signPackKernel = defineKernel({ name: 'sign_pack', shader: SHADERS.sign_pack, bindings: PACK_BINDINGS, overrides: { WG: 64 } });
 
 export const signPackAtomicKernel = defineKernel({ name: 'sign_pack_atomic', shader: SHADERS.sign_pack_atomic, bindings: PACK_BINDINGS });
+
+export const signPackBallotKernel = defineKernel({ name: 'sign_pack_ballot', shader: SHADERS.sign_pack_ballot, bindings: PACK_BINDINGS });
 
 export const signHashKernel = defineKernel({
   name: 'sign_hash',
@@ -153,8 +158,9 @@ export const COFIRE_LOOP_ITERATIONS_PER_WORD = COFIRE_RI + 2;
 const HOST_CHUNK_BYTES = 64 * 2 ** 20;
 const U32_MAX = 2 ** 32 - 1;
 
-export function chooseSignPackVariant(engine: Engine): SignPackVariant {
-  return engine.info.isSoftware ? 'loop' : 'atomic';
+export function chooseSignPackVariant(engine: Pick<Engine, 'info' | 'features'>): SignPackVariant {
+  if (engine.info.isSoftware) return 'loop';
+  return engine.features.has('subgroups') ? 'ballot' : 'atomic';
 }
 
 /** cofire_reg invocations per workgroup (tile T = 4 * WG columns). */
@@ -220,7 +226,10 @@ export class SignPatternAccumulator {
     this.keepWords = opts.keepWords ?? false;
     this.cofireEnabled = opts.cofire ?? true;
     this.variant = opts.variant ?? chooseSignPackVariant(engine);
-    checkShape(this.variant === 'loop' || this.variant === 'atomic', `SignPatternAccumulator: unknown variant '${String(this.variant)}'`, "use 'loop' or 'atomic'");
+    checkShape(['loop', 'atomic', 'ballot'].includes(this.variant), `SignPatternAccumulator: unknown variant '${String(this.variant)}'`, "use 'loop', 'atomic' or 'ballot'");
+    if (this.variant === 'ballot' && !engine.features.has('subgroups')) {
+      throw new IbgpuError('LIMIT_EXCEEDED', `SignPatternAccumulator: the 'ballot' variant needs the adapter feature 'subgroups', which ${engine.adapterName} does not have`, "use variant 'atomic' or 'loop' (or leave it to chooseSignPackVariant)");
+    }
     const maxD = PACK_ATOMIC_NX * engine.limits.maxComputeWorkgroupsPerDimension;
     if (d > maxD) {
       throw new IbgpuError('LIMIT_EXCEEDED', `SignPatternAccumulator: d = ${d} neurons exceed the ${maxD} that one dispatch row of workgroups covers`, 'split the layer into neuron blocks');
@@ -325,15 +334,16 @@ export class SignPatternAccumulator {
     const carry = { buffer: this.carry, size: d * 4 };
     const state = { buffer: this.state, size: 3 * d * 4 };
 
-    const atomic = this.variant === 'atomic';
-    e.dispatch(atomic ? signPackAtomicKernel : signPackKernel, {
+    const perWorkgroup = this.variant === 'loop' ? PACK_WG : PACK_ATOMIC_NX; // ballot: NY = NX = 8 neurons
+    const packKernel = this.variant === 'ballot' ? signPackBallotKernel : this.variant === 'atomic' ? signPackAtomicKernel : signPackKernel;
+    e.dispatch(packKernel, {
       bindings: {
         pre: { buffer: win.buffer, offset: win.offset, size: win.size },
         carry,
         packed: packedWin,
         params: new Uint32Array([win.rows, d, win.base, o, nw]),
       },
-      workgroups: [ceilDiv(d, atomic ? PACK_ATOMIC_NX : PACK_WG), nw],
+      workgroups: [ceilDiv(d, perWorkgroup), nw],
     });
     e.dispatch(signHashKernel, {
       bindings: { packed: packedWin, state, carry, params: new Uint32Array([d, nw, complete, firstMask]) },
