@@ -6,7 +6,7 @@ import {
   type GramMode, type GramVariant,
 } from '../src/kernels/gram.js';
 import type { Engine } from '../src/runtime/engine.js';
-import { useEngine } from './helpers/gpu.js';
+import { useEngine, useSwiftShader } from './helpers/gpu.js';
 import { gaussian, randomF32, rng } from './helpers/random.js';
 
 const U = 2 ** -24;
@@ -108,6 +108,39 @@ describe('row windows', () => {
   });
 });
 
+/**
+ * Random shapes in two unequal batches (the second via rowOffset), raw and shifted, every variant
+ * and mode, against the float64 reference within the per-batch bound.
+ */
+async function checkRandomShapes(e: Engine, shapes: [number, number][], variants: GramVariant[] = ['reg', 'tiled'], modes: GramMode[] = ['host-f64', 'gpu-f32']): Promise<void> {
+  let seed = 1;
+  for (const [rows, d] of shapes) {
+    const x = randomF32(rows * d, seed++, 2);
+    for (let k = 0; k < x.length; k++) x[k] = Math.fround(x[k]! + (k % d) * 0.5); // non-zero means
+    const shift = Float64Array.from(columnSumsF64(x, rows, d), (s) => s / rows);
+    const cut = Math.floor(rows / 3);
+    const buf = e.upload(x);
+    for (const variant of variants) {
+      for (const mode of modes) {
+        for (const s of [undefined, shift]) {
+          const g = new GramAccumulator(e, d, { mode, variant, shift: s });
+          await g.addBatch(buf, cut);
+          await g.addBatch(buf, rows - cut, cut);
+          const got = await g.result();
+          g.dispose();
+          const f32Shift = s ? Float32Array.from(s) : undefined;
+          const ulps = worstUlps(got, gramF64(x, rows, d, f32Shift), absScale(x, rows, d, s), d);
+          // host-f64: each batch within its own bound; gpu-f32 adds one rounding per batch.
+          const bound = batchBound(rows) + (mode === 'gpu-f32' ? 2 : 0);
+          if (process.env['GRAM_DEBUG']) console.log('ulps', e.info.backend, rows, d, variant, mode, !!s, ulps.toFixed(2), bound);
+          expect(ulps, `${e.info.backend} ${rows}x${d} ${variant} ${mode} ${s ? 'shifted' : 'raw'}`).toBeLessThanOrEqual(bound);
+        }
+      }
+    }
+    e.release(buf);
+  }
+}
+
 describe('GPU Gram accumulation', () => {
   const engine = useEngine();
   const variants: GramVariant[] = ['reg', 'tiled'];
@@ -129,34 +162,7 @@ describe('GPU Gram accumulation', () => {
   });
 
   it('matches the float64 reference on random shapes, batches and shifts', async () => {
-    const e = await engine();
-    const shapes: [number, number][] = [[1, 1], [37, 1], [300, 17], [200, 131], [1000, 33], [64, 64], [97, 65]];
-    let seed = 1;
-    for (const [rows, d] of shapes) {
-      const x = randomF32(rows * d, seed++, 2);
-      for (let k = 0; k < x.length; k++) x[k] = Math.fround(x[k]! + (k % d) * 0.5); // non-zero means
-      const shift = Float64Array.from(columnSumsF64(x, rows, d), (s) => s / rows);
-      const cut = Math.floor(rows / 3); // two batches of unequal length, the second via rowOffset
-      const buf = e.upload(x);
-      for (const variant of variants) {
-        for (const mode of modes) {
-          for (const s of [undefined, shift]) {
-            const g = new GramAccumulator(e, d, { mode, variant, shift: s });
-            await g.addBatch(buf, cut);
-            await g.addBatch(buf, rows - cut, cut);
-            const got = await g.result();
-            g.dispose();
-            const f32Shift = s ? Float32Array.from(s) : undefined;
-            const ulps = worstUlps(got, gramF64(x, rows, d, f32Shift), absScale(x, rows, d, s), d);
-            // host-f64: each batch within its own bound; gpu-f32 adds one rounding per batch.
-            const bound = batchBound(rows) + (mode === 'gpu-f32' ? 2 : 0);
-            if (process.env['GRAM_DEBUG']) console.log('ulps', rows, d, variant, mode, !!s, ulps.toFixed(2), bound);
-            expect(ulps, `${rows}x${d} ${variant} ${mode} ${s ? 'shifted' : 'raw'}`).toBeLessThanOrEqual(bound);
-          }
-        }
-      }
-      e.release(buf);
-    }
+    await checkRandomShapes(await engine(), [[1, 1], [37, 1], [300, 17], [200, 131], [1000, 33], [64, 64], [97, 65]]);
   });
 
   it('splits batches into row windows (forced small) with the same result', async () => {
@@ -323,4 +329,15 @@ describe('GPU column sums', () => {
     const ref = gramF64(x, rows, d, Float32Array.from(mu));
     for (let k = 0; k < ref.length; k++) expect(Math.abs(gc[k]! - ref[k]! / rows)).toBeLessThan(1e-4);
   });
+});
+
+// SwiftShader Vulkan compiles the same WGSL through SPIR-V: it once kept a loop-local `var`'s
+// values across iterations in gram_reg (leaves summed into each other), which llvmpipe did not.
+describe('GPU Gram accumulation on SwiftShader Vulkan', () => {
+  const swiftshader = useSwiftShader();
+  it('matches the float64 reference on random shapes across several leaves', async (ctx) => {
+    const e = swiftshader.get();
+    if (!e) { console.log(`skipped: ${swiftshader.why()}`); ctx.skip(); return; }
+    await checkRandomShapes(e, [[37, 1], [300, 17], [1000, 33], [97, 65]]);
+  }, 120_000);
 });

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   cofireCpu, fireCountCpu, hashPatternsCpu, packSignsCpu, popcount32, signFinal1, signMix1,
   signPatternsCpu, SIGN_HASH_SEED1,
@@ -8,8 +8,7 @@ import {
   chooseSignPackVariant, COFIRE_LOOP_ITERATIONS_PER_WORD, groupPatterns, hammingFromCofire, maxWindowWords, selfCheck,
   SignPatternAccumulator, type SignPackVariant, type SignPatternResult,
 } from '../src/kernels/sign-patterns.js';
-import { Engine } from '../src/runtime/engine.js';
-import { useEngine } from './helpers/gpu.js';
+import { useEngine, useSwiftShader } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
 
 /** s_a(n) for every (n, a), straight from the definition. */
@@ -411,20 +410,12 @@ describe('GPU sign-pattern hashing', () => {
 // chromium-common, installed by scripts/install-system-deps.sh) has them, llvmpipe does not. All
 // three packings must give the CPU reference's words, hashes and co-firing counts bit for bit.
 describe('GPU sign-pattern hashing with subgroups (SwiftShader Vulkan)', () => {
-  let e: Engine | undefined;
-  let why = '';
-  beforeAll(async () => {
-    try {
-      e = await Engine.create({ backend: 'swiftshader' });
-      if (!e.features.has('subgroups')) { why = `${e.adapterName} has no 'subgroups' feature`; e.dispose(); e = undefined; }
-    } catch (err) {
-      why = `no SwiftShader adapter (${(err as Error).message.split('\n')[0]})`;
-    }
-  }, 60_000);
-  afterAll(() => e?.dispose());
+  const swiftshader = useSwiftShader();
 
   it('ballot, atomic and loop packings match the CPU reference on odd shapes, batch cuts and sign edge cases', async (ctx) => {
-    if (!e) { console.log(`skipped: ${why}`); ctx.skip(); return; }
+    const e = swiftshader.get();
+    const why = e && !e.features.has('subgroups') ? `${e.adapterName} has no 'subgroups' feature` : swiftshader.why();
+    if (!e || !e.features.has('subgroups')) { console.log(`skipped: ${why}`); ctx.skip(); return; }
     expect(chooseSignPackVariant({ info: { ...e.info, isSoftware: false }, features: e.features })).toBe('ballot');
     const shapes: [number, number][] = [[1, 1], [33, 13], [97, 65], [300, 131], [70, 613], [1000, 9]];
     let seed = 500;
