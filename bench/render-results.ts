@@ -11,13 +11,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = here.endsWith(join('dist', 'bench')) ? join(here, '..', '..', 'bench') : here;
 const resultsDir = join(root, 'results');
 
-const ORDER = ['ib-mnist', 'matmul', 'gram', 'eigh', 'sign-patterns'];
+const ORDER = ['ib-mnist', 'scale', 'matmul', 'gram', 'eigh', 'sign-patterns'];
 const TITLES: Record<string, string> = {
   'ib-mnist': 'Interaction Basis build, MNIST MLP 784-100-100-10 on 10k digits (x = rib time / ibgpu time)',
   matmul: 'f32 matmul (x = CPU float64 reference time / GPU time)',
   gram: 'Gram accumulation XᵀX (x = CPU float64 reference time / GPU time)',
   eigh: 'Symmetric eigendecomposition (x = CPU float64 Householder+QL time / GPU time)',
   'sign-patterns': 'Sign-pattern hashing and co-firing counts (x = CPU reference time / GPU time)',
+  scale: 'Scale: N datapoints streamed from an .npy file through a wide ReLU MLP, staged build (bench/scale.bench.ts)',
 };
 
 function fmt(v: number | undefined, digits = 1): string {
