@@ -43,6 +43,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
     const { chooseGramVariant } = await import('../kernels/gram.js');
     const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
     const { chooseEighSolver } = await import('../cpu/eig-refine.js');
+    const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
     const report = {
       adapter: engine.adapterName,
       info: engine.info,
@@ -53,6 +54,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
         gram: chooseGramVariant(engine),
         signPack: chooseSignPackVariant(engine),
         eighSolver: chooseEighSolver(engine),
+        inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
       },
       checks: results,
     };
@@ -64,6 +66,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
       console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
+      console.log(`input-layer statistics: ${v.inputStatistics}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }
