@@ -9,7 +9,7 @@
 // exact in float64 and the results come out bit-identical, but that is not guaranteed in general.
 
 import { spawn } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,10 @@ import { buildFromConfigFile } from '../src/ib/from-files.js';
 import { loadSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { writeNpy } from '../src/io/npy.js';
 import { toFloat64 } from '../src/io/tensor.js';
+import { loadData, loadModel } from '../src/cli/build.js';
+import { parseConfig } from '../src/ib/config.js';
+import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { checkPartials, combineEdges, combineStats, configHash, loadStage, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
 import { useEngine } from './helpers/gpu.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -164,6 +168,41 @@ describe('sharded builds across processes', () => {
     expect(r4.code).toBe(2);
     expect(r4.err).toMatch(/overlaps/);
     expect(existsSync(bad)).toBe(false);
+  }, 120_000);
+
+  it('functional edges shard over the data and over output rows like squared edges (in process)', async () => {
+    const raw = { ...JSON.parse(await readFile(cfg, 'utf8')), edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 3 };
+    const config = parseConfig(raw);
+    const model = await loadModel(config, d);
+    const data = await loadData(config, d);
+    const e = await engine();
+    try {
+      const want = await buildInteractionBasis(e, model, data, config);
+      const ctx: StageContext = { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
+      const dir = join(d, 'functional');
+      await mkdir(dir, { recursive: true });
+      const statsPaths = [0, 1, 2].map((i) => join(dir, `stats-${i}.safetensors`));
+      for (let i = 0; i < 3; i++) await runStatsShard(ctx, { index: i, count: 3 }, statsPaths[i]!);
+      await combineStats(model, checkPartials(await Promise.all(statsPaths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+      const stage = await loadStage(dir, ctx.hash);
+      for (const split of ['data', 'out'] as const) {
+        const paths = [0, 1].map((i) => join(dir, `edges-${split}-${i}.safetensors`));
+        for (let i = 0; i < 2; i++) await runEdgesShard(ctx, stage.bases, { index: i, count: 2 }, paths[i]!, split);
+        const got = combineEdges(await Promise.all(paths.map((p) => readPartial(p, 'edges'))), stage);
+        expect([...got.edges.keys()].sort()).toEqual([...want.edges.keys()].sort());
+        for (const [k, w] of want.edges) {
+          const g = got.edges.get(k)!;
+          expect([g.rows, g.cols], `${split} ${k}`).toEqual([w.rows, w.cols]);
+          let mx = 0;
+          let diff = 0;
+          for (let i = 0; i < w.data.length; i++) { mx = Math.max(mx, Math.abs(w.data[i]!)); diff = Math.max(diff, Math.abs(w.data[i]! - g.data[i]!)); }
+          expect(mx, `${split} ${k}`).toBeGreaterThan(0);
+          expect(diff / mx, `${split} ${k}`).toBeLessThanOrEqual(1e-12);
+        }
+      }
+    } finally {
+      await data.close?.();
+    }
   }, 120_000);
 
   it('--resume restarts an interrupted build from its last completed stage and rejects damaged stage files', async () => {

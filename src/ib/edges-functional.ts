@@ -84,15 +84,20 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
 export async function computeFunctionalEdges(
   engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, pts: IntegrationPoints,
   progress: Progress = () => {},
+  /** A shard: rows [start, end) only, the sums divided by `divisor` (default: the full N; 1 gives raw sums). */
+  shard?: { start: number; end: number; divisor?: number },
 ): Promise<Map<string, Float64Array>> {
+  const r0 = shard?.start ?? 0;
+  const r1 = shard?.end ?? data.n;
+  const divisor = shard?.divisor ?? data.n;
   const gp = pairs.map((p) => prepare(engine, p));
   const points = uploadPoints(engine, pts);
   const npts = pts.alphas.length;
   const upTo = Math.max(...pairs.map((p) => p.layer));
   const reads: Promise<void>[] = [];
   try {
-    for (let start = 0; start < data.n; start += batchSize) {
-      const rows = Math.min(batchSize, data.n - start);
+    for (let start = r0; start < r1; start += batchSize) {
+      const rows = Math.min(batchSize, r1 - start);
       const x = engine.upload(await data.readRows(start, rows), 'batch');
       const f = mlp.forward(x, rows, () => false, upTo);
       for (const g of gp) {
@@ -137,7 +142,7 @@ export async function computeFunctionalEdges(
       mlp.release(f);
       engine.release(x);
       if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
-      progress('edges', start + rows, data.n);
+      progress('edges', start + rows - r0, r1 - r0);
     }
     await Promise.all(reads);
   } finally {
@@ -145,6 +150,6 @@ export async function computeFunctionalEdges(
     for (const g of gp) engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zero);
   }
   const out = new Map<string, Float64Array>();
-  for (const g of gp) out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => (2 * v) / data.n));
+  for (const g of gp) out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => (2 * v) / divisor));
   return out;
 }

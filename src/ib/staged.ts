@@ -25,6 +25,7 @@ import { buildLayerBasis, type GateStats, type LayerBasis, type NodeStats, type 
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
+import { computeFunctionalEdges } from './edges-functional.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { isLegacyFormula } from './legacy.js';
@@ -107,9 +108,6 @@ export function configHash(config: BuildConfig, model: MlpModel): string {
 export function checkShardable(config: BuildConfig): void {
   if (isLegacyFormula(config.basis_formula)) {
     throw new IbgpuError('BAD_CONFIG', `basis_formula '${config.basis_formula}' needs one extra pass over the data per section inside the bases stage; staged/sharded builds support jacobian, svd, pca and neuron`, 'run it as one process (ibgpu build without --stage)');
-  }
-  if (config.edge_formula === 'functional') {
-    throw new IbgpuError('BAD_CONFIG', "edge_formula 'functional' is not supported by staged/sharded builds yet", "use edge_formula 'squared', or one process");
   }
   if (config.degeneracy) {
     throw new IbgpuError('BAD_CONFIG', 'the degeneracy statistics are not collected by staged/sharded builds', 'set "degeneracy": false (and run `ibgpu report --recompute` on the result), or build in one process');
@@ -524,7 +522,10 @@ export async function runEdgesShard(
   if (pairs.length > 0) {
     const mlp = new GpuMlp(c.engine, c.model, pts);
     try {
-      const E = await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, { ...range, divisor: 1 });
+      // Raw sums (divisor 1): combine divides by the full N. Functional edges carry their factor 2.
+      const E = c.config.edge_formula === 'functional'
+        ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, { ...range, divisor: 1 })
+        : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, { ...range, divisor: 1 });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         t[`edges/${key}/E_sum`] = { dtype: 'F64', shape: [p.ro, p.basis.r], data: E.get(key)! };
