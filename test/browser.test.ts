@@ -16,6 +16,7 @@ import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { writeResults } from '../src/ib/results.js';
+import { loadSafetensors } from '../src/io/safetensors.js';
 import { serveResult, type RunningServer } from '../src/cli/serve.js';
 import { useEngine } from './helpers/gpu.js';
 import { columnErrUpToSign, fmt, loadSyntheticFixture, relErr } from './helpers/ib.js';
@@ -225,11 +226,41 @@ describe('browser build (chromium, WebGPU)', () => {
     await page.locator('#file-data').setInputFiles(join(FIXTURE, 'inputs.safetensors'));
     await page.locator('#run').click();
     await page.waitForSelector('body[data-state="ready"][data-source^="run in the page: your files"]', { timeout: 60_000 });
-    const picked = await page.evaluate(() => ({
+    // Node radii (log Λ) and the spectra's points: what the two data formats must agree on.
+    const drawn = () => page.evaluate(() => ({
       nodes: document.querySelectorAll('#graph svg circle.node').length,
       status: document.getElementById('status')!.textContent ?? '',
+      shape: Array.from(document.querySelectorAll('svg circle')).map((c) => `${c.getAttribute('data-id') ?? ''}:${c.getAttribute('r')}:${c.getAttribute('cy')}`).join(' '),
     }));
+    const picked = await drawn();
     expect(picked.status).toMatch(/building: 2048 datapoints × 16 features/);
     expect(picked.nodes).toBe(expectNodes);
+
+    // The same data as a .npy file, in the least convenient layout numpy writes: big-endian f64,
+    // Fortran order. The page reads it by its magic bytes and must draw the same result.
+    const X = (await loadSafetensors(join(FIXTURE, 'inputs.safetensors'))).tensors['X']!;
+    const [n, f] = X.shape as [number, number];
+    let header = `{'descr': '>f8', 'fortran_order': True, 'shape': (${n}, ${f}), }`;
+    header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+    const npy = new Uint8Array(10 + header.length + n * f * 8);
+    npy.set([0x93, ...Buffer.from('NUMPY'), 1, 0, header.length & 255, header.length >> 8]);
+    npy.set(Buffer.from(header, 'latin1'), 10);
+    const dv = new DataView(npy.buffer, 10 + header.length);
+    for (let i = 0; i < n; i++) for (let j = 0; j < f; j++) dv.setFloat64((j * n + i) * 8, (X.data as Float32Array)[i * f + j]!, false);
+    const npyPath = join(tmp, 'picked-data.npy');
+    writeFileSync(npyPath, npy);
+    await page.locator('#file-data').setInputFiles(npyPath);
+    await page.locator('#run').click();
+    await page.waitForFunction(() => /picked-data\.npy/.test(document.body.dataset['source'] ?? '') && document.body.dataset['state'] === 'ready', undefined, { timeout: 60_000 });
+    const fromNpy = await drawn();
+    expect(fromNpy.status).toMatch(/building: 2048 datapoints × 16 features/);
+    expect(fromNpy.shape).toBe(picked.shape);
+
+    // A truncated .npy: a clear message, the page keeps working.
+    writeFileSync(npyPath, npy.subarray(0, npy.length - 8));
+    await page.locator('#file-data').setInputFiles(npyPath);
+    await page.locator('#run').click();
+    await page.waitForSelector('body[data-state="error"]', { timeout: 30_000 });
+    expect(await page.locator('#status').textContent()).toMatch(/truncated/);
   }, 120_000);
 });

@@ -305,8 +305,10 @@ export interface PageInputs {
   arch: { layers: { name: string }[] };
   weights: Uint8Array | Blob;
   data: Uint8Array | Blob;
-  /** The data tensor's name (default 'X'). */
+  /** The data tensor's name in a safetensors file (default 'X'). */
   key?: string;
+  /** 'npy': `data` is a 2-D .npy array; default: a safetensors file. */
+  dataFormat?: 'safetensors' | 'npy';
 }
 
 /** Builds an Interaction Basis with the page's WebGPU (every layer a node layer, then the output). */
@@ -319,7 +321,9 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
     const { arch } = inputs;
     if (!arch || !Array.isArray(arch.layers)) throw new Error(`${inputs.label}: the architecture has no "layers" list`);
     const model = await ib.modelFromSafetensorsBytes(arch, inputs.weights, `${inputs.label} weights`);
-    const data = await ib.dataFromSafetensorsBytes(inputs.data, inputs.key ?? 'X', `${inputs.label} data`);
+    const data = inputs.dataFormat === 'npy'
+      ? await ib.dataFromNpyBytes(inputs.data, `${inputs.label} data`)
+      : await ib.dataFromSafetensorsBytes(inputs.data, inputs.key ?? 'X', `${inputs.label} data`);
     const config = ib.parseConfig({
       node_layers: [...arch.layers.map((l) => l.name), 'output'],
       batch_size: 256,
@@ -364,7 +368,7 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
   };
   const archFile = pick('file-arch', 'an architecture JSON');
   const weights = pick('file-model', 'a weights .safetensors file');
-  const data = pick('file-data', 'a data .safetensors file');
+  const data = pick('file-data', 'a data file (.safetensors or .npy)');
   let arch: PageInputs['arch'];
   try {
     arch = JSON.parse(await archFile.text()) as PageInputs['arch'];
@@ -372,7 +376,10 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
     throw new Error(`${archFile.name} is not JSON: ${(e as Error).message}`);
   }
   const key = ($('file-key') as HTMLInputElement).value.trim() || 'X';
-  return runBuild({ label: `your files (${weights.name}, ${data.name})`, arch, weights, data, key }, log);
+  // .npy files start with the bytes \x93NUMPY; anything else is read as safetensors.
+  const magic = new Uint8Array(await data.slice(0, 6).arrayBuffer());
+  const dataFormat = magic[0] === 0x93 && String.fromCharCode(...magic.subarray(1)) === 'NUMPY' ? 'npy' : 'safetensors';
+  return runBuild({ label: `your files (${weights.name}, ${data.name})`, arch, weights, data, key, dataFormat }, log);
 }
 
 async function main(): Promise<void> {
