@@ -13,7 +13,8 @@ import { arraySource, type DataSource } from './ib/data.js';
 import { basisTensors, edgeTensors, graphJson, manifest, type ResultMeta } from './ib/results.js';
 import { annotateGraph } from './report/modularity.js';
 import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
-import { toFloat32 } from './io/tensor.js';
+import { fortranToC, parseNpyHeader } from './io/npy.js';
+import { arrayFromBytes, dtypeSize, toFloat32 } from './io/tensor.js';
 import type { IbResult } from './ib/pipeline.js';
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
@@ -70,6 +71,47 @@ export async function dataFromSafetensorsBytes(bytes: Bytes, key = 'X', label = 
   } finally {
     await f.close();
   }
+}
+
+/** Bytes [a, b) of an in-memory buffer or a Blob (a Blob reads only that slice). */
+async function sliceOf(src: Bytes, a: number, b: number): Promise<Uint8Array> {
+  if (typeof Blob !== 'undefined' && src instanceof Blob) return new Uint8Array(await src.slice(a, b).arrayBuffer());
+  const u = src instanceof Uint8Array ? src : new Uint8Array(src as ArrayBuffer);
+  return u.subarray(a, Math.min(b, u.length));
+}
+
+/**
+ * A dataset from the bytes of a 2-D `.npy` file (as `np.save` writes it: any numeric dtype, C or
+ * Fortran order, either byte order; converted to f32). A Blob (a picked File) is read in two
+ * slices, the header and the data rows needed, never as a whole string.
+ */
+export async function dataFromNpyBytes(src: Bytes, label = 'data.npy', count?: number): Promise<DataSource> {
+  const size = typeof Blob !== 'undefined' && src instanceof Blob ? src.size : (src as Uint8Array | ArrayBuffer).byteLength;
+  // Magic (6) + version (2) + header length (2 bytes in v1, 4 in v2/v3), then the header itself.
+  const lead = await sliceOf(src, 0, 12);
+  let headerEnd = lead.length;
+  if (lead.length >= 10) {
+    const dv = new DataView(lead.buffer, lead.byteOffset, lead.byteLength);
+    if (lead[6] === 1) headerEnd = 10 + dv.getUint16(8, true);
+    else if (lead.length >= 12) headerEnd = 12 + dv.getUint32(8, true);
+  }
+  const head = headerEnd <= lead.length ? lead : await sliceOf(src, 0, Math.min(headerEnd, size));
+  const h = parseNpyHeader(head, size, label); // bad magic, truncation, odd dtypes: clear errors
+  if (h.shape.length !== 2) {
+    throw new IbgpuError('SHAPE', `${label} holds an array of shape (${h.shape.join(', ')}), expected (n, d)`, 'save the data as one 2-D array: rows are datapoints');
+  }
+  let [n, d] = h.shape as [number, number];
+  // C order: the first `count` rows are a prefix of the data; Fortran order needs all of it.
+  const rows = count !== undefined && count < n && !h.fortranOrder ? count : n;
+  const bytes = await sliceOf(src, h.dataOffset, h.dataOffset + rows * d * dtypeSize(h.dtype));
+  let data = arrayFromBytes(h.dtype, Uint8Array.from(bytes), rows * d, h.littleEndian);
+  if (h.fortranOrder) data = fortranToC(data, [n, d]);
+  let x = toFloat32({ dtype: h.dtype, shape: [rows, d], data });
+  if (count !== undefined && count < n) {
+    n = count;
+    x = x.subarray(0, n * d);
+  } else n = rows;
+  return arraySource(x, n, d, label);
 }
 
 /**
