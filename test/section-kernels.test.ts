@@ -1,0 +1,155 @@
+// The pipeline's section kernels against float64 references, on random inputs of odd and prime
+// sizes: the bias/activation epilogue with its integrated derivative (bias_act.wgsl) and the
+// per-chunk squared-edge partials (edges_squared.wgsl).
+//
+// Tolerances (u = 2^-24):
+// - bias_act: out = σ(x + b) and gate = Σ_k w_k σ'(α_k (x + b)). One rounding for the sum, a few
+//   for σ; erf in the kernel is Abramowitz–Stegun 7.1.26 (|err| < 1.5e-7) and tanh/exp are the
+//   platform's f32 versions. We allow 4e-6 · (1 + |p|) for gelu variants (about 30 ulp of the
+//   result, still three orders below the size of any indexing error) and 4u · |ref| otherwise.
+// - edges: J = Σ_h A_ih g_h B_jh has |err| ≤ h·u·Σ_h |A_ih g_h B_jh| (γ_h), squaring and the chunk
+//   sum add (2 + chunk)·u relative to the non-negative terms. We allow
+//   4·(h + chunk + 4)·u · Σ_n (Σ_h |A_ih g_h B_jh| |f_j|)², twice the worst case; a wrong index or
+//   mask is an error of the order of the entry itself.
+
+import { describe, expect, it } from 'vitest';
+import { act, actGrad, type Activation } from '../src/ib/activations.js';
+import { integrationPoints } from '../src/ib/integration.js';
+import { uploadPoints } from '../src/ib/legacy.js';
+import { biasAct } from '../src/kernels/bias-act.js';
+import { pad4, pad8, recordEdgesSquared } from '../src/kernels/edges.js';
+import { useEngine } from './helpers/gpu.js';
+import { randomF32, rng } from './helpers/random.js';
+
+const U = 2 ** -24;
+
+describe('bias_act (section epilogue)', () => {
+  const engine = useEngine();
+  const cases: [number, number, Activation, 'gradient' | 'gauss-legendre' | 'trapezoidal' | 'none'][] = [
+    [1, 1, 'relu', 'gradient'],
+    [37, 13, 'relu', 'none'],
+    [61, 29, 'identity', 'gradient'],
+    [17, 101, 'gelu', 'gauss-legendre'],
+    [23, 7, 'gelu_tanh', 'trapezoidal'],
+    [300, 263, 'gelu', 'none'],
+  ];
+  it.each(cases)('%i×%i %s, gate by %s', async (rows, cols, activation, rule) => {
+    const e = await engine();
+    const x = randomF32(rows * cols, rows * 7 + cols, 2);
+    // Some exact zeros: relu'(0) = 0 must hold for x + b = 0 as well.
+    for (let i = 0; i < x.length; i += 11) x[i] = 0;
+    const b = randomF32(cols, cols + 1, 0.5);
+    for (let c = 0; c < cols; c += 5) b[c] = 0;
+    const pts = rule === 'none' ? undefined : integrationPoints(rule, rule === 'gradient' ? 0 : 4);
+    const xb = e.upload(x);
+    const bb = e.upload(b);
+    const out = e.alloc(rows * cols * 4);
+    const gate = pts ? e.alloc(rows * cols * 4) : undefined;
+    const points = pts ? uploadPoints(e, pts) : undefined;
+    biasAct(e, { x: xb, bias: bb, out, rows, cols, activation, ...(pts ? { gate, points, npts: pts.alphas.length } : {}) });
+    const got = await e.readF32(out, rows * cols);
+    const gotGate = gate ? await e.readF32(gate, rows * cols) : undefined;
+    let worst = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const i = r * cols + c;
+        const p = Math.fround(x[i]! + b[c]!);
+        const smooth = activation === 'gelu' || activation === 'gelu_tanh';
+        const tol = (v: number) => (smooth ? 4e-6 * (1 + Math.abs(p)) : 4 * U * Math.abs(v)) + 1e-30;
+        const want = act(activation, p);
+        worst = Math.max(worst, Math.abs(got[i]! - want) / tol(want));
+        if (pts && gotGate) {
+          let g = 0;
+          pts.alphas.forEach((a, k) => { g += pts.weights[k]! * actGrad(activation, a * p); });
+          // The kernel forms α_k·p in f32: for relu at p ≠ 0 the sign is exact, for gelu the
+          // perturbation is within the tolerance.
+          worst = Math.max(worst, Math.abs(gotGate[i]! - g) / (tol(g) + 8 * U * pts.alphas.length));
+        }
+      }
+    }
+    e.release(xb, bb, out, gate, points);
+    expect(worst).toBeLessThanOrEqual(1);
+  });
+
+  it('refuses aliased or undersized buffers', async () => {
+    const e = await engine();
+    // (Pooled buffers are rounded up in size: the shapes are large enough to exceed them.)
+    const x = e.alloc(100 * 100 * 4);
+    const bias = e.alloc(100 * 4);
+    expect(() => biasAct(e, { x, bias, out: x, rows: 100, cols: 100, activation: 'relu' })).toThrow(/must not alias/);
+    const out = e.alloc(8);
+    expect(() => biasAct(e, { x, bias, out, rows: 100, cols: 100, activation: 'relu' })).toThrow(/fewer than 100x100/);
+    e.release(x, bias, out);
+  });
+});
+
+describe('edges_squared (per-chunk squared-edge partials)', () => {
+  const engine = useEngine();
+  // rows, h, ro, r, chunkRows, fraction of zero gates, binary gates?
+  const cases: [number, number, number, number, number, number, boolean][] = [
+    [1, 1, 1, 1, 8, 0, true],
+    [37, 7, 3, 5, 8, 0.5, true],
+    [131, 23, 9, 13, 32, 0.6, false],
+    [300, 31, 17, 11, 64, 0.3, true],
+    [257, 101, 10, 79, 256, 0.43, true],
+  ];
+  it.each(cases)('rows %i, h %i, ro %i, r %i, chunks of %i rows (%f zero gates, binary %s)', async (rows, h, ro, r, chunkRows, zeros, binary) => {
+    const e = await engine();
+    const rand = rng(rows * 31 + h * 7 + r);
+    const r4 = pad4(r);
+    const ro8 = pad8(ro);
+    const A = randomF32(ro * h, h + 3); // A[i, h]
+    const B = randomF32(r * h, h + 4); // B[j, h]
+    const f = randomF32(rows * r, rows + 5);
+    const g = new Float32Array(rows * h);
+    for (let i = 0; i < g.length; i++) g[i] = rand() < zeros ? 0 : binary ? 1 : Math.fround(0.25 + rand());
+    // Device layouts: f̂ rows × r4, Aᵀ h × ro8, Bᵀ h × r4, padding zero.
+    const fh = new Float32Array(rows * r4);
+    for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
+    const at = new Float32Array(h * ro8);
+    for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
+    const bt = new Float32Array(h * r4);
+    for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
+    const bufs = { fhat: e.upload(fh), gates: e.upload(g), at: e.upload(at), bt: e.upload(bt) };
+    const { part, chunks } = recordEdgesSquared(e, { ...bufs, rows, r, ro, h, chunkRows });
+    // Rows per chunk: as asked, unless the adapter's loop budget (rows × h iterations) caps it.
+    const per = Math.min(chunkRows, Math.floor((e.loopBudget - 16) / (h + 1)));
+    expect(chunks).toBe(Math.ceil(rows / per));
+    const got = await e.readF32(part, chunks * ro * r);
+    e.release(part, bufs.fhat, bufs.gates, bufs.at, bufs.bt);
+
+    let worst = 0;
+    let nonzero = 0;
+    for (let c = 0; c < chunks; c++) {
+      for (let i = 0; i < ro; i++) {
+        for (let j = 0; j < r; j++) {
+          let want = 0;
+          let bound = 0;
+          for (let n = c * per; n < Math.min(rows, (c + 1) * per); n++) {
+            let J = 0;
+            let Jabs = 0;
+            for (let k = 0; k < h; k++) {
+              const t = A[i * h + k]! * g[n * h + k]! * B[j * h + k]!;
+              J += t;
+              Jabs += Math.abs(t);
+            }
+            want += (J * f[n * r + j]!) ** 2;
+            bound += (Jabs * f[n * r + j]!) ** 2;
+          }
+          const v = got[(c * ro + i) * r + j]!;
+          if (v !== 0) nonzero++;
+          worst = Math.max(worst, Math.abs(v - want) / (4 * (h + per + 4) * U * bound + 1e-30));
+        }
+      }
+    }
+    expect(worst).toBeLessThanOrEqual(1);
+    if (zeros < 1) expect(nonzero).toBeGreaterThan(0);
+  });
+
+  it('refuses undersized operands', async () => {
+    const e = await engine();
+    const small = e.alloc(16);
+    expect(() => recordEdgesSquared(e, { fhat: small, gates: small, at: small, bt: small, rows: 1000, r: 3, ro: 2, h: 4 })).toThrow(/fhat holds fewer than 1000x4/);
+    e.release(small);
+  });
+});
