@@ -17,6 +17,7 @@ import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import type { MlpModel } from '../src/ib/model.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
+import { backgroundSolverAvailable } from '../src/cpu/eigh-worker.js';
 import { useEngine } from './helpers/gpu.js';
 import {
   columnErrUpToSign, entryRelErr, fmt, loadSyntheticFixture, maxAbs, readSafetensors, relErr, rowErrUpToSign,
@@ -154,6 +155,31 @@ describe('thresholds on the fixture', () => {
     expect(rl1[29]! / rl1[0]!).toBeLessThan(1e-6);
     expect(relErr(lam1, rl1.subarray(0, 29))).toBeLessThan(1e-6);
     expect(relErr(res.bases.get('layers.2')!.Lambda!, ref.get('layers.2/Lambda')!.data)).toBeLessThan(1e-6);
+  });
+});
+
+describe('background stage-1 eigensolver', () => {
+  // Every stage-1 eigenproblem on the solver thread (order >= 0), the edges of later sections
+  // computed while it works: the same solver on the same matrices, so the same bits.
+  it.each([
+    ['jacobian, centred', {}],
+    ['jacobian, uncentred', { center: false, truncation_threshold: 1e-7 }],
+    ['pca, functional edges', { basis_formula: 'pca', edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 2 }],
+  ])('%s: identical to building on one thread', async (_label, extra) => {
+    expect(await backgroundSolverAvailable()).toBe(true); // Node: the thread exists, so this test is not vacuous
+    const config = parseConfig({ node_layers: NODES, batch_size: 256, threshold_mode: 'relative', truncation_threshold: 1e-6, ...extra });
+    const e = await engine();
+    const one = await buildInteractionBasis(e, model, arraySource(x, n, d), config, { backgroundEigMinOrder: Infinity });
+    const bg = await buildInteractionBasis(e, model, arraySource(x, n, d), config, { backgroundEigMinOrder: 0 });
+    for (const [name, b] of one.bases) {
+      const g = bg.bases.get(name)!;
+      expect(g.r, name).toBe(b.r);
+      expect(Array.from(g.C), `${name}: C`).toEqual(Array.from(b.C));
+      expect(Array.from(g.U), `${name}: U`).toEqual(Array.from(b.U));
+      if (b.Lambda) expect(Array.from(g.Lambda!), `${name}: Λ`).toEqual(Array.from(b.Lambda));
+    }
+    expect([...bg.edges.keys()]).toEqual([...one.edges.keys()]); // network order either way
+    for (const [k, v] of one.edges) expect(Array.from(bg.edges.get(k)!.data), k).toEqual(Array.from(v.data));
   });
 });
 

@@ -11,6 +11,7 @@
 import { IbgpuError } from '../errors.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import { symEig } from '../cpu/eigh.js';
+import { symEigInBackground } from '../cpu/eigh-worker.js';
 import { thinQr } from '../cpu/qr.js';
 import type { BasisFormula, ThresholdMode } from './config.js';
 
@@ -151,8 +152,27 @@ export function gateMoment(g: GateStats): { data: Float64Array; dim: number } {
  * eigenvalue 0, so only the remaining block is handed to the O(n³) solver (111 of 784 MNIST pixel
  * columns, a third less work). Their eigenvalue 0 sorts last and is never kept by a threshold.
  */
-export function eigAbsSorted(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
-  if (n === 0) return { values: new Float64Array(0), vectors: new Float64Array(0) };
+export function eigAbsSorted(a: Float64Array, n: number): EigPairs {
+  const p = splitZeroRows(a, n);
+  return assembleEig(p, p.m > 0 ? symEig(p.sub, p.m) : EMPTY);
+}
+
+/**
+ * eigAbsSorted with the O(n³) solve on a background thread when one can be had (Node; see
+ * src/cpu/eigh-worker.ts), so the caller's thread can drive the GPU meanwhile. Same result.
+ */
+export async function eigAbsSortedInBackground(a: Float64Array, n: number): Promise<EigPairs> {
+  const p = splitZeroRows(a, n);
+  return assembleEig(p, p.m > 0 ? await symEigInBackground(p.sub, p.m) : EMPTY);
+}
+
+export interface EigPairs { values: Float64Array; vectors: Float64Array }
+
+const EMPTY: EigPairs = { values: new Float64Array(0), vectors: new Float64Array(0) };
+
+interface ZeroSplit { n: number; live: number[]; dead: number[]; m: number; sub: Float64Array }
+
+function splitZeroRows(a: Float64Array, n: number): ZeroSplit {
   const live: number[] = [];
   const dead: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -166,13 +186,19 @@ export function eigAbsSorted(a: Float64Array, n: number): { values: Float64Array
     sub = new Float64Array(m * m);
     for (let p = 0; p < m; p++) for (let q = 0; q < m; q++) sub[p * m + q] = a[live[p]! * n + live[q]!]!;
   }
-  const { values, vectors } = m > 0 ? symEig(sub, m) : { values: new Float64Array(0), vectors: new Float64Array(0) };
+  return { n, live, dead, m, sub };
+}
+
+function assembleEig(p: ZeroSplit, e: EigPairs): EigPairs {
+  const { n, live, dead, m } = p;
+  if (n === 0) return EMPTY;
+  const { values, vectors } = e;
   const order = Array.from({ length: m }, (_, i) => i).sort((x, y) => Math.abs(values[y]!) - Math.abs(values[x]!));
   const vals = new Float64Array(n);
   const vecs = new Float64Array(n * n);
   order.forEach((src, dst) => {
     vals[dst] = Math.abs(values[src]!);
-    for (let p = 0; p < m; p++) vecs[live[p]! * n + dst] = vectors[p * m + src]!;
+    for (let q = 0; q < m; q++) vecs[live[q]! * n + dst] = vectors[q * m + src]!;
   });
   dead.forEach((i, t) => { vecs[i * n + m + t] = 1; });
   return { values: vals, vectors: vecs };
@@ -203,12 +229,23 @@ export interface Stage1 {
  * folded layer, the constant direction e_d with D = 1 is deflated analytically (SPEC §3.3) and
  * only the covariance block is eigendecomposed.
  */
-export function stage1(s: NodeStats, centred: boolean, th: Threshold): Stage1 {
+/**
+ * The matrix stage 1 eigendecomposes (with eigAbsSorted): the covariance when centring a folded
+ * layer (the constant direction is deflated analytically), otherwise the (centred) Gram.
+ */
+export function stage1Matrix(s: NodeStats, centred: boolean): { a: Float64Array; n: number } {
+  if (centred && s.folded) return { a: covariance(s), n: s.d };
+  return { a: nodeGram(s, centred), n: s.folded ? s.d + 1 : s.d };
+}
+
+export function stage1(s: NodeStats, centred: boolean, th: Threshold, eig?: EigPairs): Stage1 {
   const mu = mean(s);
   const dim = s.folded ? s.d + 1 : s.d;
+  const want = centred && s.folded ? s.d : dim;
+  if (eig && eig.values.length !== want) throw new Error(`stage 1 of ${s.name}: a precomputed eigendecomposition of order ${eig.values.length}, expected ${want}`);
+  const solve = (): EigPairs => eig ?? (({ a, n }) => eigAbsSorted(a, n))(stage1Matrix(s, centred));
   if (centred && s.folded) {
-    const cov = covariance(s);
-    const { values, vectors } = eigAbsSorted(cov, s.d);
+    const { values, vectors } = solve();
     const tau = cut(th, values);
     const keep: number[] = [];
     for (let i = 0; i < s.d; i++) if (values[i]! > tau) keep.push(i);
@@ -224,8 +261,7 @@ export function stage1(s: NodeStats, centred: boolean, th: Threshold): Stage1 {
     const all = Float64Array.from([1, ...values]).sort().reverse();
     return { dim, mean: mu, centred, gramEigenvalues: all, U, D, k, dropped: s.d - keep.length };
   }
-  const g = nodeGram(s, centred);
-  const { values, vectors } = eigAbsSorted(g, dim);
+  const { values, vectors } = solve();
   const tau = cut(th, values);
   const keep: number[] = [];
   for (let i = 0; i < dim; i++) if (values[i]! > tau) keep.push(i);
@@ -296,6 +332,8 @@ export function buildLayerBasis(
   th: Threshold,
   section?: SectionInput,
   next?: NextBasis,
+  /** Stage 1's eigendecomposition of stage1Matrix(s, centred), when already computed. */
+  stage1Eig?: EigPairs,
 ): LayerBasis {
   const dim = s.folded ? s.d + 1 : s.d;
   if (formula === 'neuron') {
@@ -306,7 +344,7 @@ export function buildLayerBasis(
       U: st.U, D: st.D, k: st.k, C: I, Cpinv: Float64Array.from(I), r: dim, dropped: { stage1: 0, stage2: 0 },
     };
   }
-  const st = stage1(s, centred, th);
+  const st = stage1(s, centred, th, stage1Eig);
   const W = yTimesU(st);
   const Wp = uTYinv(st);
   if (formula === 'svd' || formula === 'pca') {

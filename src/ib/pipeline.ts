@@ -4,7 +4,8 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { buildLayerBasis, type LayerBasis, type Threshold } from './basis.js';
+import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type Threshold } from './basis.js';
+import { backgroundSolverAvailable } from '../cpu/eigh-worker.js';
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
@@ -28,7 +29,16 @@ export interface Logger {
 export interface BuildOptions {
   logger?: Logger;
   progress?: Progress;
+  /**
+   * Stage-1 eigenproblems of at least this order run on a background thread (Node) while the
+   * GPU computes the edges of the sections whose bases are ready; default 256. Infinity turns it
+   * off. The results are identical either way (the same solver runs).
+   */
+  backgroundEigMinOrder?: number;
 }
+
+/** Default of BuildOptions.backgroundEigMinOrder: below it, thread hand-off costs more than it saves. */
+export const BACKGROUND_EIG_MIN_ORDER = 256;
 
 export interface IbResult {
   config: BuildConfig;
@@ -114,8 +124,55 @@ export async function buildInteractionBasis(
     const degStats = degAcc ? await degAcc.result() : undefined;
     timings['stats'] = t() - t0;
 
-    t0 = t();
     const bases = new Map<string, LayerBasis>();
+    const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
+    timings['basis'] = 0;
+    if (config.calculate_edges) timings['edges'] = 0;
+    const edgePair = (j: number): EdgePair => {
+      const nd = plan[j]!;
+      const nx = plan[j + 1]!;
+      const W = foldedWeight(model, nd.act);
+      const nb = bases.get(nx.name);
+      return {
+        layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
+        Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
+      };
+    };
+    // The edge pass over sections [lo, hi] (their bases and their successors' exist).
+    let edgesFrom = plan.length - 1; // sections >= edgesFrom are done
+    const runEdges = async (lo: number): Promise<void> => {
+      if (!config.calculate_edges || lo >= edgesFrom) return;
+      const t1 = t();
+      const pairs: EdgePair[] = [];
+      for (let j = lo; j < edgesFrom; j++) pairs.push(edgePair(j));
+      const E = config.edge_formula === 'functional'
+        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress)
+        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
+      for (const p of pairs) {
+        const key = `${p.inName}->${p.outName}`;
+        edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
+      }
+      edgesFrom = lo;
+      timings['edges']! += t() - t1;
+    };
+
+    t0 = t();
+    // Large stage-1 eigenproblems go to a background thread now; while it works, this thread
+    // builds the small bases and runs the edge pass of the sections that are ready (on a
+    // software adapter the GPU work runs on this thread, so otherwise a core would idle).
+    const minOrder = opts.backgroundEigMinOrder ?? BACKGROUND_EIG_MIN_ORDER;
+    const background = new Map<string, Promise<EigPairs>>();
+    if (!isLegacyFormula(formula) && formula !== 'neuron' && plan.some((p, j) => j < plan.length - 1 && stats.nodes.get(p.name)!.d >= minOrder)
+      && (await backgroundSolverAvailable())) {
+      for (let j = plan.length - 2; j >= 0; j--) {
+        const st = stats.nodes.get(plan[j]!.name)!;
+        if (st.d < minOrder) continue;
+        const { a, n } = stage1Matrix(st, centred);
+        const pending = eigAbsSortedInBackground(a, n);
+        pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+        background.set(plan[j]!.name, pending);
+      }
+    }
     // Final node layer.
     let next: { C: Float64Array | undefined; dim: number; r: number };
     const finalDim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
@@ -139,42 +196,35 @@ export async function buildInteractionBasis(
         }, config.batch_size, pts, progress);
         b = buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
       } else {
+        const pending = background.get(nd.name);
+        let eig: EigPairs | undefined;
+        if (pending) {
+          timings['basis']! += t() - t0;
+          await runEdges(j + 1); // sections after this one have their bases
+          t0 = t();
+          eig = await pending;
+        }
         b = buildLayerBasis(
           s, formula, centred, th,
           formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-          next,
+          next, eig,
         );
       }
       bases.set(nd.name, b);
       log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
       next = { C: b.C, dim: b.dim, r: b.r };
     }
-    timings['basis'] = t() - t0;
-
-    const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
-    if (config.calculate_edges) {
-      t0 = t();
-      const pairs: EdgePair[] = [];
-      for (let j = 0; j < plan.length - 1; j++) {
-        const nd = plan[j]!;
-        const nx = plan[j + 1]!;
-        const W = foldedWeight(model, nd.act);
-        const nb = bases.get(nx.name);
-        pairs.push({
-          layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
-          Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
-        });
-      }
-      const E = config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress)
-        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
-      for (const p of pairs) {
-        const key = `${p.inName}->${p.outName}`;
-        edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
-      }
-      timings['edges'] = t() - t0;
+    timings['basis']! += t() - t0;
+    await runEdges(0);
+    // Sections in network order, however the passes were split (outputs and modules see one order).
+    const ordered = new Map<string, { data: Float64Array; rows: number; cols: number }>();
+    for (let j = 0; j < plan.length - 1; j++) {
+      const key = `${plan[j]!.name}->${plan[j + 1]!.name}`;
+      const e = edges.get(key);
+      if (e) ordered.set(key, e);
     }
-    const res: IbResult = { config, bases, edges, stats, timings, n: data.n };
+
+    const res: IbResult = { config, bases, edges: ordered, stats, timings, n: data.n };
     if (degStats) {
       t0 = t();
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
