@@ -31,9 +31,7 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn fires(bits: u32) -> u32 {
-  return select(0u, 1u, bits - 1u < 0x7f800000u);
-}
+//!include sign_bits.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {

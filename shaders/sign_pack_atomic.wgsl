@@ -2,7 +2,7 @@
 // words with workgroup atomics: one invocation per (neuron, datapoint), atomicOr into a word in
 // workgroup memory, one barrier, one store per word. The variant for adapters without subgroups
 // that are real GPUs (many short invocations); sign_pack is the barrier-free one for CPU
-// adapters. A subgroup-ballot variant is absent: no adapter with subgroups was available to test it.
+// adapters; sign_pack_ballot is the variant for GPUs with subgroups.
 //
 // Bindings (@group(0)): identical to sign_pack
 //   0 pre    : array<u32>  read-only; f32 pre-activations as raw bits, row r at base + r * d
@@ -15,7 +15,7 @@
 //   b < offset of word 0 come from `carry`, bits past the last row are 0.
 // Invariants: workgroup memory starts zeroed (WGSL); the barrier is reached by every invocation
 //   (no early return); each packed entry is written once, by the invocation with bit 0.
-// Numerics: "fires" is tested on the bit pattern (1 ..= 0x7f800000), see sign_pack.
+// Numerics: "fires" is tested on the bit pattern (1 ..= 0x7f800000), see include/sign_bits.wgsl.
 
 struct Params { rows: u32, d: u32, base: u32, offset: u32, nw: u32 }
 
@@ -26,6 +26,8 @@ const NX: u32 = 8u;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include sign_bits.wgsl
+
 var<workgroup> acc: array<atomic<u32>, NX>;
 
 @compute @workgroup_size(NX, 32)
@@ -34,20 +36,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let a = wid.x * NX + lid.x;
   let w = wid.y;
   let b = lid.y;
-  let o = params.offset;
   let live = a < d && w < params.nw;
   let ac = min(a, d - 1u);
   var bit = false;
-  if (live) {
-    if (w == 0u && b < o) {
-      bit = ((carry[ac] >> b) & 1u) == 1u;
-    } else {
-      let r = 32u * w + b - o;
-      if (r < params.rows) {
-        bit = pre[params.base + r * d + ac] - 1u < 0x7f800000u;
-      }
-    }
-  }
+  if (live) { bit = window_bit(ac, w, b); }
   if (bit) { atomicOr(&acc[lid.x], 1u << b); }
   workgroupBarrier();
   if (live && b == 0u) {

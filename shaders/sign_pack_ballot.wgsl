@@ -23,7 +23,7 @@
 // Uniformity: subgroupBallot/subgroupAll/subgroupBroadcastFirst are called by every invocation
 //   (no early return before them), and the barrier is reached by every invocation.
 // Invariants: workgroup memory starts zeroed; each packed entry is written once, by bit 0.
-// Numerics: "fires" is tested on the bit pattern (1 ..= 0x7f800000), see sign_pack.
+// Numerics: "fires" is tested on the bit pattern (1 ..= 0x7f800000), see include/sign_bits.wgsl.
 
 enable subgroups;
 
@@ -36,6 +36,8 @@ const NY: u32 = 8u;
 @group(0) @binding(2) var<storage, read_write> packed: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include sign_bits.wgsl
+
 var<workgroup> acc: array<atomic<u32>, NY>;
 
 @compute @workgroup_size(32, NY)
@@ -46,20 +48,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let b = lid.x;
   let a = wid.x * NY + lid.y;
   let w = wid.y;
-  let o = params.offset;
   let live = a < d && w < params.nw;
   let ac = min(a, d - 1u);
   var bit = false;
-  if (live) {
-    if (w == 0u && b < o) {
-      bit = ((carry[ac] >> b) & 1u) == 1u;
-    } else {
-      let r = 32u * w + b - o;
-      if (r < params.rows) {
-        bit = pre[params.base + r * d + ac] - 1u < 0x7f800000u;
-      }
-    }
-  }
+  if (live) { bit = window_bit(ac, w, b); }
 
   let votes = subgroupBallot(bit);
   let seg = min(sg, 32u);

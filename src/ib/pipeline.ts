@@ -4,9 +4,9 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type Threshold } from './basis.js';
+import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type Threshold } from './basis.js';
 import { backgroundSolverAvailable } from '../cpu/eigh-worker.js';
-import type { BuildConfig } from './config.js';
+import type { BasisFormula, BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
 import { computeFunctionalEdges } from './edges-functional.js';
@@ -55,7 +55,7 @@ export interface IbResult {
   modules?: ModulesReport;
 }
 
-interface NodePlan {
+export interface NodePlan {
   name: string;
   /** Model activation index: 0 = input of layer 0, i = input of layer i, L = output. */
   act: number;
@@ -87,6 +87,67 @@ export function planNodes(model: MlpModel, nodeLayers: string[]): NodePlan[] {
   return plan;
 }
 
+/**
+ * Which statistics a build collects: every non-final node layer (the final one only when it is
+ * rotated), and the activation-derivative Grams of every section for the jacobian basis.
+ */
+export function statsPlanOf(plan: NodePlan[], config: BuildConfig): { statNodes: NodePlan[]; gateLayers: number[] } {
+  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
+  const gateLayers = config.basis_formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
+  return { statNodes, gateLayers };
+}
+
+/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
+export function thresholdOf(config: BuildConfig): Threshold {
+  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
+}
+
+/** Rejects a plan whose bases are undefined: the output layer rotated while centring. */
+export function checkFinalRotation(plan: NodePlan[], config: BuildConfig): void {
+  const final = plan[plan.length - 1]!;
+  if (final.name === 'output' && config.rotate_final_node_layer && config.center) {
+    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
+  }
+}
+
+/**
+ * Start of the backward recursion (SPEC §4): the final node layer's basis when it is rotated
+ * (added to `bases`), and the `next` basis the last section sees (the identity otherwise).
+ */
+export function finalNodeBasis(model: MlpModel, plan: NodePlan[], stats: StatsResult, config: BuildConfig, bases: Map<string, LayerBasis>): NextBasis {
+  const final = plan[plan.length - 1]!;
+  if (!config.rotate_final_node_layer) {
+    const dim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
+    return { C: undefined, dim, r: dim };
+  }
+  const formula = config.basis_formula === 'neuron' ? 'neuron' : 'svd';
+  const b = buildLayerBasis(stats.nodes.get(final.name)!, formula, config.center && final.folded, thresholdOf(config));
+  bases.set(final.name, b);
+  return { C: b.C, dim: b.dim, r: b.r };
+}
+
+/** The basis of node layer `nd` (not a legacy formula) from complete statistics and the next basis. */
+export function sectionBasis(model: MlpModel, nd: NodePlan, stats: StatsResult, config: BuildConfig, next: NextBasis, stage1Eig?: EigPairs): LayerBasis {
+  const W = foldedWeight(model, nd.act);
+  return buildLayerBasis(
+    stats.nodes.get(nd.name)!, config.basis_formula, config.center, thresholdOf(config),
+    config.basis_formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
+    next, stage1Eig,
+  );
+}
+
+/** The edge pair of section j (node layer j → j+1); both bases must be in `bases` (the next one unless unrotated). */
+export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: Map<string, LayerBasis>, formula: BasisFormula): EdgePair {
+  const nd = plan[j]!;
+  const nx = plan[j + 1]!;
+  const W = foldedWeight(model, nd.act);
+  const nb = bases.get(nx.name);
+  return {
+    layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
+    Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
+  };
+}
+
 export async function buildInteractionBasis(
   engine: Engine, model: MlpModel, data: DataSource, config: BuildConfig, opts: BuildOptions = {},
 ): Promise<IbResult> {
@@ -97,21 +158,15 @@ export async function buildInteractionBasis(
   }
   if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
   const plan = planNodes(model, config.node_layers);
-  const final = plan[plan.length - 1]!;
   const centred = config.center;
   const formula = config.basis_formula;
-  if (final.name === 'output' && config.rotate_final_node_layer && centred) {
-    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
-  }
-  const th: Threshold = { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
+  checkFinalRotation(plan, config);
+  const th = thresholdOf(config);
   const pts = integrationPoints(config.integration_method, config.n_intervals);
   const timings: Record<string, number> = {};
   const t = () => performance.now();
 
-  // Which statistics: every non-final node layer; the final one only when it is rotated.
-  const rotateFinal = config.rotate_final_node_layer;
-  const statNodes = plan.filter((p, j) => j < plan.length - 1 || rotateFinal);
-  const gateLayers = formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
+  const { statNodes, gateLayers } = statsPlanOf(plan, config);
   const mlp = new GpuMlp(engine, model, pts);
   // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
@@ -128,23 +183,13 @@ export async function buildInteractionBasis(
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
     timings['basis'] = 0;
     if (config.calculate_edges) timings['edges'] = 0;
-    const edgePair = (j: number): EdgePair => {
-      const nd = plan[j]!;
-      const nx = plan[j + 1]!;
-      const W = foldedWeight(model, nd.act);
-      const nb = bases.get(nx.name);
-      return {
-        layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
-        Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
-      };
-    };
     // The edge pass over sections [lo, hi] (their bases and their successors' exist).
     let edgesFrom = plan.length - 1; // sections >= edgesFrom are done
     const runEdges = async (lo: number): Promise<void> => {
       if (!config.calculate_edges || lo >= edgesFrom) return;
       const t1 = t();
       const pairs: EdgePair[] = [];
-      for (let j = lo; j < edgesFrom; j++) pairs.push(edgePair(j));
+      for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
       const E = config.edge_formula === 'functional'
         ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress)
         : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
@@ -173,22 +218,13 @@ export async function buildInteractionBasis(
         background.set(plan[j]!.name, pending);
       }
     }
-    // Final node layer.
-    let next: { C: Float64Array | undefined; dim: number; r: number };
-    const finalDim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
-    if (rotateFinal) {
-      const b = buildLayerBasis(stats.nodes.get(final.name)!, formula === 'neuron' ? 'neuron' : 'svd', centred && final.folded, th);
-      bases.set(final.name, b);
-      next = { C: b.C, dim: b.dim, r: b.r };
-    } else {
-      next = { C: undefined, dim: finalDim, r: finalDim };
-    }
+    let next = finalNodeBasis(model, plan, stats, config, bases);
     for (let j = plan.length - 2; j >= 0; j--) {
       const nd = plan[j]!;
-      const s = stats.nodes.get(nd.name)!;
-      const W = foldedWeight(model, nd.act);
       let b: LayerBasis;
       if (isLegacyFormula(formula)) {
+        const s = stats.nodes.get(nd.name)!;
+        const W = foldedWeight(model, nd.act);
         // Legacy formulas: one pass over the data per section, through the next layer's basis.
         if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
         const ls = await collectLegacyStats(engine, mlp, data, {
@@ -204,11 +240,7 @@ export async function buildInteractionBasis(
           t0 = t();
           eig = await pending;
         }
-        b = buildLayerBasis(
-          s, formula, centred, th,
-          formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-          next, eig,
-        );
+        b = sectionBasis(model, nd, stats, config, next, eig);
       }
       bases.set(nd.name, b);
       log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);

@@ -21,7 +21,7 @@ import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { toFloat64, type Tensor } from '../io/tensor.js';
 import type { Engine } from '../runtime/engine.js';
 import { VERSION } from '../version.js';
-import { buildLayerBasis, type GateStats, type LayerBasis, type NodeStats, type Threshold } from './basis.js';
+import type { GateStats, LayerBasis, NodeStats } from './basis.js';
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
@@ -29,8 +29,8 @@ import { computeFunctionalEdges } from './edges-functional.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { isLegacyFormula } from './legacy.js';
-import { foldedWeight, type MlpModel } from './model.js';
-import { planNodes, type IbResult } from './pipeline.js';
+import type { MlpModel } from './model.js';
+import { checkFinalRotation, edgePairOf, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import { modulesFromBuild } from '../report/from-build.js';
 import { modularityOptions } from '../report/config.js';
@@ -272,13 +272,6 @@ export interface StageContext {
   progress?: Progress;
 }
 
-function statNodesOf(model: MlpModel, config: BuildConfig) {
-  const plan = planNodes(model, config.node_layers);
-  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
-  const gateLayers = config.basis_formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
-  return { plan, statNodes, gateLayers };
-}
-
 function baseMeta(c: StageContext, stage: Stage, range: { start: number; end: number }, shard: string, layout: unknown) {
   return {
     stage, config_hash: c.hash, config: JSON.stringify(c.config), config_path: c.configPath,
@@ -291,7 +284,7 @@ function baseMeta(c: StageContext, stage: Stage, range: { start: number; end: nu
 export async function runStatsShard(c: StageContext, shard: Shard, path: string): Promise<{ start: number; end: number }> {
   checkShardable(c.config);
   const range = shardRange(c.data.n, c.config.batch_size, shard);
-  const { statNodes, gateLayers } = statNodesOf(c.model, c.config);
+  const { statNodes, gateLayers } = statsPlanOf(planNodes(c.model, c.config.node_layers), c.config);
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   const mlp = new GpuMlp(c.engine, c.model, pts);
   try {
@@ -355,31 +348,12 @@ export function sumStats(sorted: Partial[]): StatsResult {
 export function basesFromStats(model: MlpModel, config: BuildConfig, stats: StatsResult): Map<string, LayerBasis> {
   checkShardable(config);
   const plan = planNodes(model, config.node_layers);
-  const final = plan[plan.length - 1]!;
-  const formula = config.basis_formula;
-  const th: Threshold = { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
-  if (final.name === 'output' && config.rotate_final_node_layer && config.center) {
-    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
-  }
+  checkFinalRotation(plan, config);
   const bases = new Map<string, LayerBasis>();
-  let next: { C: Float64Array | undefined; dim: number; r: number };
-  const finalDim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
-  if (config.rotate_final_node_layer) {
-    const b = buildLayerBasis(stats.nodes.get(final.name)!, formula === 'neuron' ? 'neuron' : 'svd', config.center && final.folded, th);
-    bases.set(final.name, b);
-    next = { C: b.C, dim: b.dim, r: b.r };
-  } else {
-    next = { C: undefined, dim: finalDim, r: finalDim };
-  }
+  let next = finalNodeBasis(model, plan, stats, config, bases);
   for (let j = plan.length - 2; j >= 0; j--) {
-    const nd = plan[j]!;
-    const W = foldedWeight(model, nd.act);
-    const b = buildLayerBasis(
-      stats.nodes.get(nd.name)!, formula, config.center, th,
-      formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-      next,
-    );
-    bases.set(nd.name, b);
+    const b = sectionBasis(model, plan[j]!, stats, config, next);
+    bases.set(plan[j]!.name, b);
     next = { C: b.C, dim: b.dim, r: b.r };
   }
   return bases;
@@ -455,18 +429,7 @@ export async function loadStage(dir: string, hash?: string): Promise<{ stats: St
 
 function edgePairs(model: MlpModel, config: BuildConfig, bases: Map<string, LayerBasis>): EdgePair[] {
   const plan = planNodes(model, config.node_layers);
-  const pairs: EdgePair[] = [];
-  for (let j = 0; j < plan.length - 1; j++) {
-    const nd = plan[j]!;
-    const nx = plan[j + 1]!;
-    const W = foldedWeight(model, nd.act);
-    const nb = bases.get(nx.name);
-    pairs.push({
-      layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula: config.basis_formula,
-      Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
-    });
-  }
-  return pairs;
+  return plan.slice(0, -1).map((_p, j) => edgePairOf(model, plan, j, bases, config.basis_formula));
 }
 
 /**
