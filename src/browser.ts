@@ -10,8 +10,7 @@ import { IbgpuError } from './errors.js';
 import { Engine, type EngineOptions } from './runtime/engine.js';
 import { parseArch, modelFromTensors, type MlpArch, type MlpModel } from './ib/model.js';
 import { arraySource, type DataSource } from './ib/data.js';
-import { basisTensors, edgeTensors, graphJson, manifest, type ResultMeta } from './ib/results.js';
-import { annotateGraph } from './report/modularity.js';
+import { resultContents, type ResultMeta } from './ib/results.js';
 import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
 import { fortranToC, parseNpyHeader } from './io/npy.js';
 import { arrayFromBytes, dtypeSize, toFloat32 } from './io/tensor.js';
@@ -120,15 +119,10 @@ export async function dataFromNpyBytes(src: Bytes, label = 'data.npy', count?: n
  * computed). Feed them to the viewer or offer them for download.
  */
 export function resultFiles(res: IbResult, meta: ResultMeta): Record<string, Uint8Array | string> {
-  const md = { format: 'ibgpu-basis', ibgpu_version: (manifest(res, meta) as { ibgpu_version: string }).ibgpu_version };
+  const c = resultContents(res, meta);
   const files: Record<string, Uint8Array | string> = {};
-  files['basis.safetensors'] = serializeSafetensors(basisTensors(res), md);
-  if (res.edges.size > 0) files['edges.safetensors'] = serializeSafetensors(edgeTensors(res), md);
-  const graph = graphJson(res);
-  if (res.modules) annotateGraph(graph, res.modules);
-  files['graph.json'] = JSON.stringify(graph);
-  if (res.degeneracy) files['degeneracy.json'] = JSON.stringify(res.degeneracy);
-  if (res.modules) files['modules.json'] = JSON.stringify(res.modules);
-  files['manifest.json'] = JSON.stringify(manifest(res, meta));
+  for (const [name, t] of c.tensors) files[name] = serializeSafetensors(t, c.metadata);
+  for (const [name, v] of c.json) files[name] = JSON.stringify(v);
+  files['manifest.json'] = JSON.stringify(c.manifest);
   return files;
 }

@@ -89,13 +89,7 @@ describe('sharded builds across processes', () => {
     await writeFile(join(d, 'data.index.json'), JSON.stringify({
       format: 'ibgpu-data-index', features: f, shards: [{ path: 'part-0.npy', rows: 700 }, { path: 'part-1.safetensors', rows: n - 700 }],
     }));
-    const arch = {
-      type: 'mlp', weight_layout: 'in_out',
-      layers: [16, 32, 32].map((din, i) => ({
-        name: `layers.${i}`, in: din, out: [32, 32, 8][i], activation: i < 2 ? 'relu' : 'identity', weight: `layers.${i}.W`, bias: `layers.${i}.b`,
-      })),
-    };
-    await writeFile(join(d, 'arch.json'), JSON.stringify(arch));
+    await copyFile(join(FIXTURE, 'arch.json'), join(d, 'arch.json'));
     cfg = join(d, 'build.json');
     await writeFile(cfg, JSON.stringify({
       node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'weights.safetensors', arch: 'arch.json',

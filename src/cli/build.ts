@@ -58,18 +58,35 @@ export async function loadData(config: BuildConfig, base: string): Promise<DataS
   return openDataSource(spec, base);
 }
 
+export interface LoadedConfig {
+  configPath: string;
+  /** Directory the config's paths are relative to. */
+  base: string;
+  config: BuildConfig;
+  /** The build's name: the config file's stem, or its folder's name for a config called build.json. */
+  name: string;
+}
+
+/** Reads and checks a build config (default: the shipped example). */
+export async function loadBuildConfig(configArg: string | undefined): Promise<LoadedConfig> {
+  const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
+  const base = dirname(configPath);
+  const config = parseConfig(await readJson(configPath, 'config'));
+  const stem = basename(configPath).replace(/\.json$/, '');
+  return { configPath, base, config, name: stem === 'build' ? basename(base) : stem };
+}
+
+/** The result directory: -o, else config.out_dir, else ./out/<name> (examples/mnist-mlp/build.json -> out/mnist-mlp). */
+export function defaultResultDir(config: BuildConfig, base: string, name: string, out?: string): string {
+  return resolve(out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', name)));
+}
+
 export async function buildCommand(
   configArg: string | undefined,
   o: { backend?: Backend; out?: string; quiet?: boolean; profile?: boolean },
 ): Promise<number> {
-  const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
-  const base = dirname(configPath);
-  const config = parseConfig(await readJson(configPath, 'config'));
-  // Default result directory: ./out/<config name>, where a config called build.json is named by
-  // its folder (examples/mnist-mlp/build.json -> out/mnist-mlp).
-  const stem = basename(configPath).replace(/\.json$/, '');
-  const name = stem === 'build' ? basename(base) : stem;
-  const out = resolve(o.out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', name)));
+  const { configPath, base, config, name } = await loadBuildConfig(configArg);
+  const out = defaultResultDir(config, base, name, o.out);
   const log = (m: string) => { if (!o.quiet) console.error(m); };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);

@@ -105,22 +105,16 @@ async function mnistDigitsFile(count: number): Promise<Uint8Array> {
   return serializeSafetensors({ X: { dtype: 'F32', shape: [d.n, 784], data: d.images } });
 }
 
-const SYNTHETIC_ARCH = {
-  type: 'mlp',
-  weight_layout: 'in_out',
-  layers: [16, 32, 32].map((din, i) => ({
-    name: `layers.${i}`, in: din, out: [32, 32, 8][i], activation: i < 2 ? 'relu' : 'identity',
-    weight: `layers.${i}.W`, bias: `layers.${i}.b`,
-  })),
-};
-
 async function exampleFile(root: string, name: string): Promise<{ body: Uint8Array | string; type: string } | null> {
   const fixture = join(root, 'test', 'fixtures', 'synthetic-mlp');
   const mnist = join(root, 'examples', 'mnist-mlp');
   switch (name) {
-    case 'synthetic/arch.json': return { body: JSON.stringify(SYNTHETIC_ARCH), type: TYPES['.json']! };
-    case 'synthetic/weights.safetensors': return existsSync(fixture) ? { body: await readFile(join(fixture, 'weights.safetensors')), type: TYPES['.safetensors']! } : null;
-    case 'synthetic/inputs.safetensors': return existsSync(fixture) ? { body: await readFile(join(fixture, 'inputs.safetensors')), type: TYPES['.safetensors']! } : null;
+    case 'synthetic/arch.json':
+    case 'synthetic/weights.safetensors':
+    case 'synthetic/inputs.safetensors': {
+      const file = name.slice('synthetic/'.length);
+      return existsSync(fixture) ? { body: await readFile(join(fixture, file)), type: TYPES[ext(file)]! } : null;
+    }
     case 'mnist/arch.json': return { body: await readFile(join(mnist, 'arch.json')), type: TYPES['.json']! };
     case 'mnist/model.safetensors': return { body: await readFile(join(mnist, 'model.safetensors')), type: TYPES['.safetensors']! };
     case 'mnist/digits.safetensors': return { body: await mnistDigitsFile(1000), type: TYPES['.safetensors']! };

@@ -11,10 +11,10 @@
 // JOB_COMPLETION_INDEX (Kubernetes indexed Job), SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK.
 
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
-import { parseConfig, type BuildConfig } from '../ib/config.js';
+import type { BuildConfig } from '../ib/config.js';
 import type { DataSource } from '../ib/data.js';
 import { formatPlan, planBuild } from '../ib/plan.js';
 import { writeResults } from '../ib/results.js';
@@ -25,7 +25,7 @@ import {
 } from '../ib/staged.js';
 import type { MlpModel } from '../ib/model.js';
 import { Engine } from '../runtime/engine.js';
-import { DEFAULT_CONFIG_PATH, loadData, loadModel } from './build.js';
+import { defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';
 import { makeProgress } from './progress.js';
 
 export interface StageCliOptions {
@@ -43,23 +43,9 @@ export interface StageCliOptions {
   split?: string;
 }
 
-async function loadConfig(configArg: string | undefined): Promise<{ configPath: string; base: string; config: BuildConfig; name: string }> {
-  const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(configPath, 'utf8'));
-  } catch (e) {
-    throw new IbgpuError('BAD_CONFIG', `cannot read the config ${configPath}: ${(e as Error).message}`, 'check the path');
-  }
-  const config = parseConfig(raw);
-  const base = dirname(configPath);
-  const stem = basename(configPath).replace(/\.json$/, '');
-  return { configPath, base, config, name: stem === 'build' ? basename(base) : stem };
-}
-
 /** `ibgpu build` with --plan, --stage or --resume. */
 export async function stageCommand(configArg: string | undefined, o: StageCliOptions): Promise<number> {
-  const { configPath, base, config, name } = await loadConfig(configArg);
+  const { configPath, base, config, name } = await loadBuildConfig(configArg);
   const log = (m: string) => { if (!o.quiet) console.error(m); };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
@@ -76,7 +62,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     const hash = configHash(config, model);
     const ctx = { model, data, config, configPath, hash };
     if (o.resume) {
-      const out = resolve(o.out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', name)));
+      const out = defaultResultDir(config, base, name, o.out);
       const work = resolve(o.work ?? `${out}.stages`);
       return await resumeBuild(ctx, work, out, o, log);
     }
@@ -209,7 +195,7 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
   if (stageName === 'stats') {
     // The bases need the model: from the config the shards ran (or --config), checked by hash.
     const configPath = resolve(o.config ?? meta.config_path);
-    const { config: cfgFile, base } = await loadConfig(configPath);
+    const { config: cfgFile, base } = await loadBuildConfig(configPath);
     const model = await loadModel(cfgFile, base);
     const hash = configHash(cfgFile, model);
     if (hash !== meta.config_hash) {

@@ -105,21 +105,35 @@ function firstEdgeRows(res: IbResult, name: string): number {
   return 0;
 }
 
+/**
+ * What a result holds, in write order: the safetensors files (with their metadata), the JSON
+ * files, and the manifest, which is written last (its presence marks a complete result).
+ */
+export function resultContents(res: IbResult, meta: ResultMeta): {
+  tensors: [string, Record<string, Tensor>][];
+  metadata: Record<string, string>;
+  json: [string, unknown][];
+  manifest: Record<string, unknown>;
+} {
+  const tensors: [string, Record<string, Tensor>][] = [['basis.safetensors', basisTensors(res)]];
+  if (res.edges.size > 0) tensors.push(['edges.safetensors', edgeTensors(res)]);
+  const graph = graphJson(res);
+  if (res.modules) annotateGraph(graph, res.modules);
+  const json: [string, unknown][] = [['graph.json', graph]];
+  if (res.degeneracy) json.push(['degeneracy.json', res.degeneracy]);
+  if (res.modules) json.push(['modules.json', res.modules]);
+  return { tensors, metadata: { format: 'ibgpu-basis', ibgpu_version: VERSION }, json, manifest: manifest(res, meta) };
+}
+
 /** Writes everything into `target` atomically (nothing appears there unless all files were written). */
 export async function writeResults(target: string, res: IbResult, meta: ResultMeta): Promise<string> {
   const dir = await ResultDir.create(target);
   try {
-    const m = manifest(res, meta);
-    const md = { format: 'ibgpu-basis', ibgpu_version: VERSION };
-    await writeSafetensors(dir.file('basis.safetensors'), basisTensors(res), md);
-    if (res.edges.size > 0) await writeSafetensors(dir.file('edges.safetensors'), edgeTensors(res), md);
-    const graph = graphJson(res);
-    if (res.modules) annotateGraph(graph, res.modules);
-    await dir.writeJson('graph.json', graph);
-    if (res.degeneracy) await dir.writeJson('degeneracy.json', res.degeneracy);
-    if (res.modules) await dir.writeJson('modules.json', res.modules);
+    const c = resultContents(res, meta);
+    for (const [name, t] of c.tensors) await writeSafetensors(dir.file(name), t, c.metadata);
+    for (const [name, v] of c.json) await dir.writeJson(name, v);
     if (meta.files) await meta.files(dir);
-    await dir.writeJson('manifest.json', m); // last: its presence marks a complete result
+    await dir.writeJson('manifest.json', c.manifest); // last: its presence marks a complete result
     await dir.commit();
     return dir.target;
   } finally {

@@ -6,6 +6,7 @@
 // SPEC §5.1–5.2 write them. The pipeline instead streams f32 GPU statistics and uses the gate-Gram
 // shortcut (SPEC §10.3), so agreement is evidence, not a restatement.
 
+import { readFile } from 'node:fs/promises';
 import { act, actGrad } from '../../src/ib/activations.js';
 import type { LayerBasis } from '../../src/ib/basis.js';
 import { foldedWeight, forwardF64, modelFromTensors, parseArch, type MlpModel } from '../../src/ib/model.js';
@@ -37,11 +38,7 @@ export async function readSafetensors(path: string): Promise<Map<string, HostTen
  * architecture parser and tensor loader, and its f32-exact inputs X [2048, 16].
  */
 export async function loadSyntheticFixture(dir: string): Promise<{ model: MlpModel; x: Float32Array; n: number; d: number }> {
-  const arch = parseArch({
-    type: 'mlp',
-    weight_layout: 'in_out',
-    layers: [16, 32, 32].map((din, i) => ({ name: `layers.${i}`, in: din, out: [32, 32, 8][i], activation: i < 2 ? 'relu' : 'identity' })),
-  });
+  const arch = parseArch(JSON.parse(await readFile(`${dir}/arch.json`, 'utf8')), 'arch.json');
   const { tensors: w } = await loadSafetensors(`${dir}/weights.safetensors`);
   const model = await modelFromTensors(arch, async (name) => {
     const t = w[name];
