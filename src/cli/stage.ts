@@ -10,13 +10,14 @@
 // The shard index may come from the scheduler instead of --shard: --shards n plus
 // JOB_COMPLETION_INDEX (Kubernetes indexed Job), SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK.
 
-import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
+import type { ResultDir } from '../io/atomic.js';
 import { basename, join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import type { BuildConfig } from '../ib/config.js';
 import type { DataSource } from '../ib/data.js';
-import { formatPlan, planBuild } from '../ib/plan.js';
+import { formatBytes, formatPlan, planBuild } from '../ib/plan.js';
 import { writeResults } from '../ib/results.js';
 import {
   checkPartials, checkShardable, combineEdges, edgesPartialName, combineStats, configHash, loadStage, partialName, readPartial,
@@ -55,7 +56,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
       const range = shardRange(data.n, config.batch_size, shard);
       const p = planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: (data as { bytesPerRow?: number }).bytesPerRow ?? data.d * 4 }, range);
       const weights = model.layers.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
-      console.log(formatPlan(p, `ibgpu build plan: ${configPath}\ndata: ${data.description}; batch size ${config.batch_size}; model ${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut} (${(weights / 2 ** 20).toFixed(2)} MiB f32)${shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: rows [${range.start}, ${range.end})` : ''}`));
+      console.log(formatPlan(p, `ibgpu build plan: ${configPath}\ndata: ${data.description}; batch size ${config.batch_size}; model ${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut} (${formatBytes(weights)} f32)${shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: rows [${range.start}, ${range.end})` : ''}`));
       return 0;
     }
     checkShardable(config);
@@ -139,10 +140,6 @@ async function resumeBuild(
       await combineStats(ctx.model, [r.p], work);
       stage = await loadStage(work, ctx.hash);
     }
-    const extra = async (dir: import('../io/atomic.js').ResultDir) => {
-      await copyFile(join(work, 'stats.safetensors'), dir.file('stats.safetensors'));
-      await copyFile(join(work, 'bases.state.safetensors'), dir.file('bases.state.safetensors'));
-    };
     let res;
     let adapter = stage.meta.adapter;
     if (ctx.config.calculate_edges) {
@@ -163,12 +160,21 @@ async function resumeBuild(
       res = resultWithoutEdges(ctx.config, stage);
     }
     progress.end();
-    const dir = await writeResults(out, res, { adapter, data: ctx.data.description, configPath: ctx.configPath, extra: { staged: { work_dir: work, config_hash: ctx.hash } }, files: extra });
+    const dir = await writeResults(out, res, { adapter, data: ctx.data.description, configPath: ctx.configPath, extra: { staged: { work_dir: work, config_hash: ctx.hash } }, files: await stageFiles(work) });
     if (!o.quiet) console.log(`results: ${dir}`);
     return 0;
   } finally {
     engine?.dispose();
   }
+}
+
+/**
+ * Carries a stage directory's combined statistics and bases into a result directory. The bytes
+ * are read first: the result directory may replace the stage directory whole (combine -o DIR).
+ */
+async function stageFiles(stageDir: string): Promise<(d: ResultDir) => Promise<void>> {
+  const files = await Promise.all(['stats.safetensors', 'bases.state.safetensors'].map(async (f) => [f, await readFile(join(stageDir, f))] as const));
+  return async (d) => { for (const [f, bytes] of files) await d.writeFile(f, bytes); };
 }
 
 export interface CombineCliOptions {
@@ -208,11 +214,9 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
     for (const [nm, b] of bases) log(`  basis ${nm}: dim ${b.dim}, stage 1 keeps ${b.k}, kept ${b.r}`);
     if (!config.calculate_edges) {
       const stage = await loadStage(out, meta.config_hash);
-      const statsBytes = await readFile(join(out, 'stats.safetensors'));
-      const basesBytes = await readFile(join(out, 'bases.state.safetensors'));
       await writeResults(out, resultWithoutEdges(config, stage), {
         adapter: meta.adapter, data: meta.data, configPath: meta.config_path, extra: { staged: { config_hash: meta.config_hash, shards: sorted.length } },
-        files: async (d) => { await d.writeFile('stats.safetensors', statsBytes); await d.writeFile('bases.state.safetensors', basesBytes); },
+        files: await stageFiles(out),
       });
     }
     console.log(out);
@@ -221,13 +225,10 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
   const basesDir = resolve(o.bases ?? out);
   const stage = await loadStage(basesDir, meta.config_hash);
   const res = combineEdges(sorted, stage);
-  const statsBytes = await readFile(join(basesDir, 'stats.safetensors'));
-  const basesBytes = await readFile(join(basesDir, 'bases.state.safetensors'));
   const dir = await writeResults(out, res, {
     adapter: meta.adapter, data: meta.data, configPath: meta.config_path,
     extra: { staged: { config_hash: meta.config_hash, edge_shards: sorted.length, stats_shards: stage.meta.shard } },
-    // The result directory replaces `out` whole: carry the stage files into it.
-    files: async (d) => { await d.writeFile('stats.safetensors', statsBytes); await d.writeFile('bases.state.safetensors', basesBytes); },
+    files: await stageFiles(basesDir),
   });
   log(`combined ${sorted.length} edge partials (${meta.data_n} datapoints)`);
   console.log(dir);

@@ -167,6 +167,12 @@ export async function buildInteractionBasis(
   const t = () => performance.now();
 
   const { statNodes, gateLayers } = statsPlanOf(plan, config);
+  // The background solver thread (bases stage, below) is started now, so that its start-up
+  // overlaps the statistics pass; only builds with a stage-1 eigenproblem that large need it.
+  const minOrder = opts.backgroundEigMinOrder ?? BACKGROUND_EIG_MIN_ORDER;
+  const widthOf = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
+  const solverThread = !isLegacyFormula(formula) && formula !== 'neuron' && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
+    ? backgroundSolverAvailable() : Promise.resolve(false);
   const mlp = new GpuMlp(engine, model, pts);
   // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
@@ -205,10 +211,8 @@ export async function buildInteractionBasis(
     // Large stage-1 eigenproblems go to a background thread now; while it works, this thread
     // builds the small bases and runs the edge pass of the sections that are ready (on a
     // software adapter the GPU work runs on this thread, so otherwise a core would idle).
-    const minOrder = opts.backgroundEigMinOrder ?? BACKGROUND_EIG_MIN_ORDER;
     const background = new Map<string, Promise<EigPairs>>();
-    if (!isLegacyFormula(formula) && formula !== 'neuron' && plan.some((p, j) => j < plan.length - 1 && stats.nodes.get(p.name)!.d >= minOrder)
-      && (await backgroundSolverAvailable())) {
+    if (await solverThread) {
       for (let j = plan.length - 2; j >= 0; j--) {
         const st = stats.nodes.get(plan[j]!.name)!;
         if (st.d < minOrder) continue;

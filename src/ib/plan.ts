@@ -5,7 +5,8 @@
 import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from './model.js';
-import { planNodes } from './pipeline.js';
+import { pad4, pad8 } from '../kernels/edges.js';
+import { planNodes, statsPlanOf } from './pipeline.js';
 
 export interface PlanItem {
   stage: 'data' | 'stats' | 'bases' | 'edges';
@@ -23,9 +24,6 @@ export interface BuildPlan {
   /** Peak per stage (sum of that stage's items, plus the data buffers while streaming). */
   peak: Record<string, { gpu: number; host: number }>;
 }
-
-const pad4 = (v: number) => Math.ceil(v / 4) * 4;
-const pad8 = (v: number) => Math.ceil(v / 8) * 8;
 
 export function planBuild(
   model: MlpModel, config: BuildConfig, data: { n: number; d: number; bytesPerRow?: number },
@@ -50,8 +48,7 @@ export function planBuild(
   for (let a = 1; a <= Math.min(lastAct, L.length); a++) {
     add('stats', 'gpu', `activations after ${L[a - 1]!.name} (${b}×${width(a)}) + pre-activations`, 2 * b * width(a) * 4);
   }
-  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
-  for (const nd of statNodes) {
+  for (const nd of statsPlanOf(plan, config).statNodes) {
     const d = width(nd.act);
     add('stats', 'gpu', `Gram partial ${nd.name} (${d}×${d} f32)`, d * d * 4);
     add('stats', 'host', `Gram sum ${nd.name} (${d}×${d} f64) + read-back staging`, d * d * 8 + d * d * 4);
@@ -75,7 +72,7 @@ export function planBuild(
       const d = width(nd.act);
       const r = d + 1;
       const dimOut = nd.act === L.length - 1 ? L[nd.act]!.dOut : L[nd.act]!.dOut + 1;
-      const ro = plan[j + 1]!.act === L.length && !config.rotate_final_node_layer ? dimOut : dimOut;
+      const ro = dimOut; // upper bound: the next layer's basis keeps at most its full width
       const chunks = Math.ceil(b / edgeChunk);
       add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`, (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4);
       add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`, (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4);

@@ -11,7 +11,7 @@
 // the reference implementation: header padded with spaces to a multiple of 8 so every tensor
 // starts 8-aligned, tensors ordered by decreasing dtype alignment then by name.
 
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import {
