@@ -44,6 +44,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
     const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
     const { chooseEighSolver } = await import('../cpu/eig-refine.js');
     const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
+    const { solverThreads } = await import('../cpu/eigh-worker.js');
+    const threads = await solverThreads();
     const report = {
       adapter: engine.adapterName,
       info: engine.info,
@@ -54,6 +56,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
         gram: chooseGramVariant(engine),
         signPack: chooseSignPackVariant(engine),
         eighSolver: chooseEighSolver(engine),
+        hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
         inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
       },
       checks: results,
@@ -67,6 +70,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       const v = report.variants;
       console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
+      console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }

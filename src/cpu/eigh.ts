@@ -129,9 +129,14 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
  * updates, halving the traffic over M.
  */
 function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float64Array,
-  va: Float64Array, vb: Float64Array, ua: Float64Array, ub: Float64Array): void {
-  zt.fill(0);
-  for (let i = 0; i < n; i++) zt[i * n + i] = 1;
+  va: Float64Array, vb: Float64Array, ua: Float64Array, ub: Float64Array, part = 0, parts = 1): void {
+  // Rows are independent (M ← M H_k updates each row on its own): with parts > 1 this call
+  // owns rows i ≡ part (mod parts), interleaved so that the growing trailing block stays balanced.
+  const first = (lo: number) => lo + ((part - (lo % parts)) + parts) % parts;
+  for (let i = part; i < n; i += parts) {
+    zt.fill(0, i * n, (i + 1) * n);
+    zt[i * n + i] = 1;
+  }
   let k = n - 3;
   for (; k >= 1; k -= 2) {
     // Pair (k, k-1); all work on rows/cols lo..n-1 with lo = k.
@@ -143,7 +148,7 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
     for (let j = lo; j < n; j++) vb[j] = w[(k - 1) * n + j]!; // v_{k-1}
     let vab = 0;
     for (let j = lo + 1; j < n; j++) vab += va[j]! * vb[j]!;
-    for (let i = lo; i < n; i++) {
+    for (let i = first(lo); i < n; i += parts) {
       const ri = i * n;
       let a0 = 0, a1 = 0, c0 = 0, c1 = 0;
       let j = lo;
@@ -165,7 +170,7 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
       // (M − b1 u1 v_kᵀ) v_{k-1} = M v_{k-1} − b1 u1 (v_k·v_{k-1})
       ub[i] = b2 * (c0 + c1 - u1 * vab);
     }
-    for (let i = lo; i < n; i++) {
+    for (let i = first(lo); i < n; i += parts) {
       const ri = i * n;
       const x = ua[i]!;
       const y = ub[i]!;
@@ -176,13 +181,13 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
     const b = beta[0]!;
     if (b !== 0) {
       for (let j = 1; j < n; j++) va[j] = w[j]!;
-      for (let i = 1; i < n; i++) {
+      for (let i = first(1); i < n; i += parts) {
         const ri = i * n;
         let acc = 0;
         for (let j = 1; j < n; j++) acc += zt[ri + j]! * va[j]!;
         ua[i] = b * acc;
       }
-      for (let i = 1; i < n; i++) {
+      for (let i = first(1); i < n; i += parts) {
         const ri = i * n;
         const x = ua[i]!;
         for (let j = 1; j < n; j++) zt[ri + j] -= x * va[j]!;
@@ -210,7 +215,7 @@ function hyp(a: number, b: number): number {
  * to apply 1.8n² rotations instead of 1.0n² here: forward instability keeps them from
  * deflating in one step, so plain Wilkinson shifts it is.)
  */
-function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | undefined): void {
+function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | undefined, log?: RotationRecorder): void {
   const cs = new Float64Array(n);
   const sn = new Float64Array(n);
   let tnorm = 0;
@@ -264,6 +269,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
         sn[i] = s;
       }
       if (zt) applyRotationChain(zt, n, cs, sn, underflow ? i + 1 : l, m - 1);
+      if (log) log.push(cs, sn, underflow ? i + 1 : l, m - 1);
       if (underflow) continue;
       d[l] -= p;
       e[l] = g;
@@ -279,13 +285,15 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
  * neighbouring rotations stays in a register, so each group loads and stores 5 rows instead of
  * 8 (about 2x faster in V8 than one rotation per pass).
  */
-function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number): void {
+function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number,
+  k0 = 0, k1 = n, off = 0): void {
   let i = hi;
   for (; i - 3 >= lo; i -= 4) {
-    const c0 = cs[i]!, s0 = sn[i]!, c1 = cs[i - 1]!, s1 = sn[i - 1]!;
-    const c2 = cs[i - 2]!, s2 = sn[i - 2]!, c3 = cs[i - 3]!, s3 = sn[i - 3]!;
+    const o = i + off; // the (c, s) of rotation (i, i+1)
+    const c0 = cs[o]!, s0 = sn[o]!, c1 = cs[o - 1]!, s1 = sn[o - 1]!;
+    const c2 = cs[o - 2]!, s2 = sn[o - 2]!, c3 = cs[o - 3]!, s3 = sn[o - 3]!;
     const r4 = (i + 1) * n, r3 = r4 - n, r2 = r3 - n, r1 = r2 - n, r0 = r1 - n;
-    for (let k = 0; k < n; k++) {
+    for (let k = k0; k < k1; k++) {
       let t = zt[r4 + k]!; // carried row: the lower row of the current rotation
       let z = zt[r3 + k]!;
       zt[r4 + k] = s0 * z + c0 * t;
@@ -302,17 +310,74 @@ function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: F
     }
   }
   for (; i >= lo; i--) {
-    const c = cs[i]!;
-    const s = sn[i]!;
+    const c = cs[i + off]!;
+    const s = sn[i + off]!;
     const ri = i * n;
     const rj = ri + n;
-    for (let k = 0; k < n; k++) {
+    for (let k = k0; k < k1; k++) {
       const zi = zt[ri + k]!;
       const zj = zt[rj + k]!;
       zt[rj + k] = s * zi + c * zj;
       zt[ri + k] = c * zi - s * zj;
     }
   }
+}
+
+/**
+ * The Givens rotations of a QL run in the order they were made: sweep t rotates (i, i+1) for
+ * i = hi[t] down to lo[t], with cosines/sines c/s[at[t] + (i − lo[t])]. Recorded by a values-only
+ * run, they are replayed on column blocks of the vectors by several threads at once.
+ */
+export interface RotationLog {
+  sweeps: number;
+  lo: Int32Array;
+  hi: Int32Array;
+  at: Float64Array;
+  c: Float64Array;
+  s: Float64Array;
+}
+
+class RotationRecorder {
+  sweeps = 0;
+  used = 0;
+  lo = new Int32Array(64);
+  hi = new Int32Array(64);
+  at = new Float64Array(64);
+  c = new Float64Array(1024);
+  s = new Float64Array(1024);
+
+  push(cs: Float64Array, sn: Float64Array, lo: number, hi: number): void {
+    if (hi < lo) return;
+    const len = hi - lo + 1;
+    if (this.sweeps === this.lo.length) {
+      this.lo = grow(this.lo, 2 * this.sweeps);
+      this.hi = grow(this.hi, 2 * this.sweeps);
+      this.at = grow(this.at, 2 * this.sweeps);
+    }
+    if (this.used + len > this.c.length) {
+      const cap = Math.max(2 * this.c.length, this.used + len);
+      this.c = grow(this.c, cap);
+      this.s = grow(this.s, cap);
+    }
+    this.lo[this.sweeps] = lo;
+    this.hi[this.sweeps] = hi;
+    this.at[this.sweeps] = this.used;
+    this.c.set(cs.subarray(lo, hi + 1), this.used);
+    this.s.set(sn.subarray(lo, hi + 1), this.used);
+    this.sweeps++;
+    this.used += len;
+  }
+
+  log(): RotationLog {
+    const t = this.sweeps;
+    return { sweeps: t, lo: this.lo.slice(0, t), hi: this.hi.slice(0, t), at: this.at.slice(0, t), c: this.c.slice(0, this.used), s: this.s.slice(0, this.used) };
+  }
+}
+
+function grow<T extends Int32Array | Float64Array>(a: T, cap: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a);
+  return b;
 }
 
 /** Indices of `d` sorted by value, descending (stable for ties). */
@@ -351,6 +416,12 @@ export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
   const zt = new Float64Array(n * n);
   accumulateQt(w, n, beta, zt, scratch, new Float64Array(n), new Float64Array(n), new Float64Array(n));
   tridiagonalQL(d, e, n, zt);
+  return assembleEigenpairs(d, zt, n, values, vectors);
+}
+
+/** Sorts the QL eigenvalues `d` descending and transposes the matching rows of `zt` into columns. */
+function assembleEigenpairs(d: Float64Array, zt: Float64Array, n: number,
+  values = new Float64Array(n), vectors = new Float64Array(n * n)): SymEigResult {
   const order = descendingOrder(d);
   for (let k = 0; k < n; k++) {
     const src = order[k]!;
@@ -359,6 +430,74 @@ export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
     for (let i = 0; i < n; i++) vectors[i * n + k] = zt[rs + i]!;
   }
   return { values, vectors };
+}
+
+// ------------------------------------------------------------------ symEig in phases
+//
+// symEig's O(n³) vector work splits across threads with no communication inside a phase:
+//   reduce      (one thread)  Householder tridiagonalisation, then QL on values only with
+//                             every rotation logged — O(n³) for the reduction, O(n²) for QL;
+//   accumulate  (each part)   Qᵀ's rows i ≡ part (mod parts) — rows are independent;
+//   rotate      (each part)   the logged rotations replayed on a block of Qᵀ's columns —
+//                             columns are independent;
+//   assemble    (one thread)  sort and transpose.
+// Every element sees the same operations in the same order as in symEig, so the result is
+// bit-identical to symEig's whatever the number of parts (tested).
+
+export interface ReducedEig {
+  n: number;
+  /** Eigenvalues in QL order (unsorted). */
+  d: Float64Array;
+  /** Householder vectors (rows of the reduced working matrix) and their scales. */
+  w: Float64Array;
+  beta: Float64Array;
+  rotations: RotationLog;
+}
+
+/** Phase 1: the reduction; `done` instead when the matrix is zero (nothing more to do). */
+export function symEigReduce(a: ArrayLike<number>, n: number): { reduced: ReducedEig } | { done: SymEigResult } {
+  checkInput('symEig', a, n);
+  const { w, amax } = symmetrisedUpper(a, n);
+  assertFinite('symEig', amax);
+  if (amax === 0) {
+    const vectors = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) vectors[i * n + i] = 1;
+    return { done: { values: new Float64Array(n), vectors } };
+  }
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const beta = new Float64Array(n);
+  tridiagonalise(w, n, d, e, beta, new Float64Array(n));
+  const log = new RotationRecorder();
+  tridiagonalQL(d, e, n, undefined, log);
+  return { reduced: { n, d, w, beta, rotations: log.log() } };
+}
+
+/** Phase 2, part `part` of `parts`: rows i ≡ part (mod parts) of Qᵀ into `zt` (n×n, shared). */
+export function symEigAccumulate(r: ReducedEig, zt: Float64Array, part: number, parts: number): void {
+  const n = r.n;
+  accumulateQt(r.w, n, r.beta, zt, new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n), part, parts);
+}
+
+/** Column block `part` of `parts` (multiples of 8 wide, so threads never share a cache line). */
+export function columnBlock(n: number, part: number, parts: number): [number, number] {
+  const edge = (p: number) => Math.min(n, Math.ceil((n * p) / parts / 8) * 8);
+  return [edge(part), edge(part + 1)];
+}
+
+/** Phase 3, part `part` of `parts`: the logged rotations on column block `part` of `zt`. */
+export function symEigRotate(r: ReducedEig, zt: Float64Array, part: number, parts: number): void {
+  const [k0, k1] = columnBlock(r.n, part, parts);
+  if (k1 <= k0) return;
+  const { sweeps, lo, hi, at, c, s } = r.rotations;
+  const n = r.n;
+  // Sweep t's rotation (i, i+1) has its (c, s) at at[t] + i − lo[t].
+  for (let t = 0; t < sweeps; t++) applyRotationChain(zt, n, c, s, lo[t]!, hi[t]!, k0, k1, at[t]! - lo[t]!);
+}
+
+/** Phase 4: sorted eigenpairs from the reduction and the finished `zt`. */
+export function symEigAssemble(r: ReducedEig, zt: Float64Array): SymEigResult {
+  return assembleEigenpairs(r.d, zt, r.n);
 }
 
 /** Eigenvalues only (descending) of the symmetric n×n row-major `a`; much cheaper than symEig. */

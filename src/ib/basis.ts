@@ -158,12 +158,13 @@ export function eigAbsSorted(a: Float64Array, n: number): EigPairs {
 }
 
 /**
- * eigAbsSorted with the O(n³) solve on a background thread when one can be had (Node; see
+ * eigAbsSorted with the O(n³) solve on background threads (`threads` of them, default: the
+ * machine's cores, at most 4) when they can be had (Node; see
  * src/cpu/eigh-worker.ts), so the caller's thread can drive the GPU meanwhile. Same result.
  */
-export async function eigAbsSortedInBackground(a: Float64Array, n: number): Promise<EigPairs> {
+export async function eigAbsSortedInBackground(a: Float64Array, n: number, threads?: number): Promise<EigPairs> {
   const p = splitZeroRows(a, n);
-  return assembleEig(p, p.m > 0 ? await symEigInBackground(p.sub, p.m) : EMPTY);
+  return assembleEig(p, p.m > 0 ? await symEigInBackground(p.sub, p.m, threads !== undefined ? { threads } : {}) : EMPTY);
 }
 
 export interface EigPairs { values: Float64Array; vectors: Float64Array }

@@ -5,7 +5,7 @@
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type Threshold } from './basis.js';
-import { backgroundSolverAvailable } from '../cpu/eigh-worker.js';
+import { solverThreads } from '../cpu/eigh-worker.js';
 import type { BasisFormula, BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
@@ -35,6 +35,12 @@ export interface BuildOptions {
    * off. The results are identical either way (the same solver runs).
    */
   backgroundEigMinOrder?: number;
+  /**
+   * Threads one background eigenproblem may use. Default: 1 on a software adapter (its
+   * dispatches already run on the machine's cores), else the cores, at most 4. Results are
+   * identical whatever the count.
+   */
+  eigThreads?: number;
 }
 
 /** Default of BuildOptions.backgroundEigMinOrder: below it, thread hand-off costs more than it saves. */
@@ -167,12 +173,13 @@ export async function buildInteractionBasis(
   const t = () => performance.now();
 
   const { statNodes, gateLayers } = statsPlanOf(plan, config);
-  // The background solver thread (bases stage, below) is started now, so that its start-up
-  // overlaps the statistics pass; only builds with a stage-1 eigenproblem that large need it.
+  // The background solver threads (bases stage, below) are started now, so that their start-up
+  // overlaps the statistics pass; only builds with a stage-1 eigenproblem that large need them.
   const minOrder = opts.backgroundEigMinOrder ?? BACKGROUND_EIG_MIN_ORDER;
   const widthOf = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
+  const eigThreads = opts.eigThreads ?? (engine.info.isSoftware ? 1 : undefined);
   const solverThread = !isLegacyFormula(formula) && formula !== 'neuron' && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
-    ? backgroundSolverAvailable() : Promise.resolve(false);
+    ? solverThreads(eigThreads).then((k) => k > 0) : Promise.resolve(false);
   const mlp = new GpuMlp(engine, model, pts);
   // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
@@ -217,7 +224,7 @@ export async function buildInteractionBasis(
         const st = stats.nodes.get(plan[j]!.name)!;
         if (st.d < minOrder) continue;
         const { a, n } = stage1Matrix(st, centred);
-        const pending = eigAbsSortedInBackground(a, n);
+        const pending = eigAbsSortedInBackground(a, n, eigThreads);
         pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
         background.set(plan[j]!.name, pending);
       }
