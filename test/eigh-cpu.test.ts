@@ -7,50 +7,7 @@ import { symEig, symEigValues } from '../src/cpu/eigh.js';
 import { eigAbsSorted } from '../src/ib/basis.js';
 import { IbgpuError } from '../src/errors.js';
 import { gaussian, rng } from './helpers/random.js';
-
-/** Random orthogonal n×n (row-major) from Gram–Schmidt on a Gaussian matrix. */
-function randomOrthogonal(n: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  const q = new Float64Array(n * n);
-  for (let i = 0; i < n * n; i++) q[i] = g();
-  for (let k = 0; k < n; k++) { // columns, twice for stability
-    for (let pass = 0; pass < 2; pass++) {
-      for (let j = 0; j < k; j++) {
-        let dot = 0;
-        for (let i = 0; i < n; i++) dot += q[i * n + j]! * q[i * n + k]!;
-        for (let i = 0; i < n; i++) q[i * n + k] -= dot * q[i * n + j]!;
-      }
-    }
-    let nrm = 0;
-    for (let i = 0; i < n; i++) nrm += q[i * n + k]! ** 2;
-    nrm = Math.sqrt(nrm);
-    for (let i = 0; i < n; i++) q[i * n + k] /= nrm;
-  }
-  return q;
-}
-
-/** Q diag(lambda) Qᵀ, exactly symmetric. */
-function withSpectrum(lambda: readonly number[], seed: number): Float64Array {
-  const n = lambda.length;
-  const q = randomOrthogonal(n, seed);
-  const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = i; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < n; k++) s += q[i * n + k]! * lambda[k]! * q[j * n + k]!;
-      a[i * n + j] = s;
-      a[j * n + i] = s;
-    }
-  }
-  return a;
-}
-
-function randomSymmetric(n: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { const v = g(); a[i * n + j] = v; a[j * n + i] = v; }
-  return a;
-}
+import { randomOrthogonal, randomSymmetric, withSpectrum } from './helpers/spectra.js';
 
 function frob(a: ArrayLike<number>): number {
   let s = 0;

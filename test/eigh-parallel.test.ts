@@ -9,30 +9,12 @@ import {
 import {
   backgroundSolverAvailable, PARALLEL_EIG_MIN_ORDER, solverThreads, symEigInBackground,
 } from '../src/cpu/eigh-worker.js';
-import { gaussian, rng } from './helpers/random.js';
+import { randomSymmetric, rankDeficientGram } from './helpers/spectra.js';
 
-/** A random symmetric n×n matrix (row-major) of rank ≤ `rank` plus `diag`·I. */
-function symmetric(n: number, seed: number, rank = n, diag = 0): Float64Array {
-  const g = gaussian(rng(seed));
-  const x = new Float64Array(rank * n);
-  for (let i = 0; i < x.length; i++) x[i] = g();
-  const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j <= i; j++) {
-      let s = i === j ? diag : 0;
-      for (let k = 0; k < rank; k++) s += x[k * n + i]! * x[k * n + j]!;
-      a[i * n + j] = s;
-      a[j * n + i] = s;
-    }
-  }
-  return a;
-}
-
-/** A symmetric matrix with every entry independent (indefinite spectrum). */
-function indefinite(n: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) { const v = g(); a[i * n + j] = v; a[j * n + i] = v; }
+/** X Xᵀ (rank `rank`) plus `shift`·I. */
+function gramPlus(n: number, rank: number, seed: number, shift = 0): Float64Array {
+  const a = rankDeficientGram(n, rank, seed);
+  for (let i = 0; i < n; i++) a[i * n + i] += shift;
   return a;
 }
 
@@ -52,10 +34,10 @@ function expectIdentical(got: SymEigResult, want: SymEigResult, what: string): v
 
 const MATRICES: [string, number, () => Float64Array][] = [
   ['1×1', 1, () => Float64Array.of(-2.5)],
-  ['odd, indefinite', 37, () => indefinite(37, 1)],
-  ['prime, positive definite', 101, () => symmetric(101, 2)],
-  ['rank-deficient (rank 9 of 64)', 64, () => symmetric(64, 3, 9)],
-  ['repeated eigenvalue (rank 5 + 2·I)', 50, () => symmetric(50, 4, 5, 2)],
+  ['odd, indefinite', 37, () => randomSymmetric(37, 1)],
+  ['prime, positive definite', 101, () => rankDeficientGram(101, 101, 2)],
+  ['rank-deficient (rank 9 of 64)', 64, () => rankDeficientGram(64, 9, 3)],
+  ['repeated eigenvalue (rank 5 + 2·I)', 50, () => gramPlus(50, 5, 4, 2)],
   ['zero', 12, () => new Float64Array(144)],
 ];
 
@@ -83,7 +65,7 @@ describe('phased symEig', () => {
   });
 
   it('rejects NaN like symEig does', () => {
-    const a = symmetric(5, 6);
+    const a = rankDeficientGram(5, 5, 6);
     a[7] = NaN;
     expect(() => symEigReduce(a, 5)).toThrow(/NaN/);
   });
@@ -97,8 +79,8 @@ describe('solver threads', () => {
 
   it.each([1, 2, 3])('%i thread(s): bit-identical to symEig above and below the parallel order', async (threads) => {
     for (const [n, a] of [
-      [PARALLEL_EIG_MIN_ORDER + 13, indefinite(PARALLEL_EIG_MIN_ORDER + 13, 7)],
-      [PARALLEL_EIG_MIN_ORDER - 1, symmetric(PARALLEL_EIG_MIN_ORDER - 1, 8, 40)],
+      [PARALLEL_EIG_MIN_ORDER + 13, randomSymmetric(PARALLEL_EIG_MIN_ORDER + 13, 7)],
+      [PARALLEL_EIG_MIN_ORDER - 1, rankDeficientGram(PARALLEL_EIG_MIN_ORDER - 1, 40, 8)],
     ] as const) {
       const input = Float64Array.from(a);
       expectIdentical(await symEigInBackground(a, n, { threads }), symEig(a, n), `n=${n}, ${threads} threads`);
@@ -108,7 +90,7 @@ describe('solver threads', () => {
 
   it('concurrent solves on the same threads each get their own result', async () => {
     const n = PARALLEL_EIG_MIN_ORDER + 5;
-    const as = [indefinite(n, 9), symmetric(n, 10, 30), symmetric(n, 11)];
+    const as = [randomSymmetric(n, 9), rankDeficientGram(n, 30, 10), rankDeficientGram(n, n, 11)];
     const got = await Promise.all(as.map((a) => symEigInBackground(a, n, { threads: 2 })));
     as.forEach((a, i) => expectIdentical(got[i]!, symEig(a, n), `problem ${i}`));
   });
@@ -116,7 +98,7 @@ describe('solver threads', () => {
   it('the zero matrix and NaN input behave as in symEig', async () => {
     const n = PARALLEL_EIG_MIN_ORDER;
     expectIdentical(await symEigInBackground(new Float64Array(n * n), n, { threads: 2 }), symEig(new Float64Array(n * n), n), 'zero');
-    const bad = indefinite(n, 12);
+    const bad = randomSymmetric(n, 12);
     bad[3] = NaN;
     await expect(symEigInBackground(bad, n, { threads: 2 })).rejects.toThrow(/NaN/);
   });

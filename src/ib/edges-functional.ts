@@ -11,75 +11,17 @@
 // Exact integration gives Σ_j E_ij = E[(F̂_i(u) − F̂_i(0))²]; with the `(1-alpha)^2` basis and the
 // same points, |Σ_i E_ij| = Λ_j (SPEC §5.7).
 
-import { matmulF64 } from '../cpu/matmul.js';
-import { biasAct } from '../kernels/bias-act.js';
-import { pad4, pad8 } from '../kernels/edges.js';
+import { pad8 } from '../kernels/edges.js';
 import { functionalChunkRows, legacyDifference, legacyGated, recordEdgesFunctional, type PreactArgs } from '../kernels/legacy.js';
 import { matmul } from '../kernels/matmul.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from './data.js';
-import type { EdgePair } from './edges.js';
+import { addPartials, projectBatch, releaseSectionOperands, uploadSectionOperands, type EdgePair } from './edges.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
 import { uploadPoints } from './legacy.js';
 import type { Progress } from './stats.js';
-
-interface PairGpu {
-  p: EdgePair;
-  r: number;
-  negMu: GPUBuffer | undefined;
-  creal: GPUBuffer; // d × r4
-  cbias: GPUBuffer; // r4
-  qpad: GPUBuffer; // r4 × dimOut
-  at: GPUBuffer; // dimOut × ro8
-  bt: GPUBuffer; // dimOut × r4
-  zero: GPUBuffer; // max(dimOut, r4)
-  sum: Float64Array; // ro × r
-}
-
-function f32(a: ArrayLike<number>): Float32Array {
-  return Float32Array.from(a as ArrayLike<number>);
-}
-
-function prepare(engine: Engine, p: EdgePair): PairGpu {
-  const b = p.basis;
-  const d = b.dim - 1;
-  const r = b.r;
-  const r4 = pad4(r);
-  // f̂ = C_realᵀ (x − μ̃) + (C[d,:] + C_realᵀ μ̃): centre first to keep the f32 cancellation small.
-  const creal = new Float32Array(d * r4);
-  const cbias = new Float64Array(r4);
-  for (let j = 0; j < r; j++) cbias[j] = b.C[d * r + j]!;
-  for (let i = 0; i < d; i++) {
-    const mu = b.centred ? b.mean[i]! : 0;
-    for (let j = 0; j < r; j++) {
-      creal[i * r4 + j] = b.C[i * r + j]!;
-      cbias[j] += mu * b.C[i * r + j]!;
-    }
-  }
-  const Q = matmulF64(b.Cpinv, p.Wbar, { m: r, n: p.dimOut, k: b.dim });
-  const qpad = new Float32Array(r4 * p.dimOut);
-  qpad.set(f32(Q));
-  const bt = new Float32Array(p.dimOut * r4);
-  for (let j = 0; j < r; j++) for (let h = 0; h < p.dimOut; h++) bt[h * r4 + j] = Q[j * p.dimOut + h]!;
-  const ro8 = pad8(p.ro);
-  const at = new Float32Array(p.dimOut * ro8);
-  for (let h = 0; h < p.dimOut; h++) {
-    for (let i = 0; i < p.ro; i++) at[h * ro8 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
-  }
-  return {
-    p, r,
-    negMu: b.centred ? engine.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'fedges.negmu') : undefined,
-    creal: engine.upload(creal, 'fedges.C'),
-    cbias: engine.upload(f32(cbias), 'fedges.cbias'),
-    qpad: engine.upload(qpad, 'fedges.Q'),
-    at: engine.upload(at, 'fedges.at'),
-    bt: engine.upload(bt, 'fedges.bt'),
-    zero: engine.upload(new Float32Array(Math.max(p.dimOut, r4)), 'fedges.zero'),
-    sum: new Float64Array(p.ro * r),
-  };
-}
 
 export async function computeFunctionalEdges(
   engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, pts: IntegrationPoints,
@@ -90,7 +32,7 @@ export async function computeFunctionalEdges(
   const r0 = shard?.start ?? 0;
   const r1 = shard?.end ?? data.n;
   const divisor = shard?.divisor ?? data.n;
-  const gp = pairs.map((p) => prepare(engine, p));
+  const gp = pairs.map((p) => uploadSectionOperands(engine, p));
   const points = uploadPoints(engine, pts);
   const npts = pts.alphas.length;
   const upTo = Math.max(...pairs.map((p) => p.layer));
@@ -102,24 +44,11 @@ export async function computeFunctionalEdges(
       const f = mlp.forward(x, rows, () => false, upTo);
       for (const g of gp) {
         const p = g.p;
-        const d = p.basis.dim - 1;
-        const r4 = pad4(g.r);
         const ro8 = pad8(p.ro);
         const H = p.dimOut;
-        const xin = f.acts[p.layer]!;
-        let xc = xin;
-        if (g.negMu) {
-          xc = engine.alloc(rows * d * 4, 'fedges.xc');
-          biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
-        }
-        const z = engine.alloc(rows * r4 * 4, 'fedges.z');
-        matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
-        const fhat = engine.alloc(rows * r4 * 4, 'fedges.fhat');
-        biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
-        const pre = engine.alloc(rows * H * 4, 'fedges.pre');
-        matmul(engine, fhat, g.qpad, pre, { m: rows, n: H, k: r4 });
+        const { fhat, pre } = projectBatch(engine, g, f.acts[p.layer]!, rows);
         const a: PreactArgs = {
-          x: pre, bias: g.zero, rows, cols: H, xcols: H, rho: 0,
+          x: pre, bias: g.zeroBias, rows, cols: H, xcols: H, rho: 0,
           activation: mlp.model.layers[p.layer]!.activation, points, npts,
         };
         const D = engine.alloc(rows * H * 4, 'fedges.D');
@@ -133,11 +62,8 @@ export async function computeFunctionalEdges(
           legacyGated(engine, a, G, { k0: k, k1: k + 1, scale: 1 });
           recordEdgesFunctional(engine, { fhat, gates: G, s: S, at: g.at, bt: g.bt, rows, r: g.r, ro: p.ro, h: H }, part, k > 0);
         }
-        const n = p.ro * g.r;
-        reads.push(engine.readF32(part, chunks * n).then((v) => {
-          for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
-        }));
-        engine.release(part, G, S, D, pre, fhat, z, xc === xin ? undefined : xc);
+        reads.push(addPartials(engine, g, part, chunks));
+        engine.release(part, G, S, D, pre, fhat);
       }
       mlp.release(f);
       engine.release(x);
@@ -147,7 +73,7 @@ export async function computeFunctionalEdges(
     await Promise.all(reads);
   } finally {
     engine.release(points);
-    for (const g of gp) engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zero);
+    for (const g of gp) releaseSectionOperands(engine, g);
   }
   const out = new Map<string, Float64Array>();
   for (const g of gp) out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => (2 * v) / divisor));

@@ -32,7 +32,8 @@ export interface EdgePair {
   ro: number;
 }
 
-interface PairGpu {
+/** One section's operands on the GPU, shared by the squared and the functional edge passes. */
+export interface SectionOperands {
   p: EdgePair;
   r: number;
   negMu: GPUBuffer | undefined;
@@ -49,7 +50,7 @@ function f32(a: ArrayLike<number>): Float32Array {
   return Float32Array.from(a as ArrayLike<number>);
 }
 
-function prepare(engine: Engine, p: EdgePair): PairGpu {
+export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOperands {
   const b = p.basis;
   const dim = b.dim;
   const d = dim - 1; // real units (input node layers are always folded)
@@ -95,6 +96,42 @@ function prepare(engine: Engine, p: EdgePair): PairGpu {
   };
 }
 
+export function releaseSectionOperands(engine: Engine, g: SectionOperands): void {
+  engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zeroBias);
+}
+
+/**
+ * One batch projected into the section's input basis: f̂ (rows × r4) and the section's folded
+ * pre-activation at the projected point, p' = Qᵀ f̂ (rows × dimOut). `xin` is the batch's
+ * activations at the input node layer (rows × d). The caller releases both buffers.
+ */
+export function projectBatch(engine: Engine, g: SectionOperands, xin: GPUBuffer, rows: number): { fhat: GPUBuffer; pre: GPUBuffer } {
+  const p = g.p;
+  const d = p.basis.dim - 1;
+  const r4 = pad4(g.r);
+  let xc = xin;
+  if (g.negMu) {
+    xc = engine.alloc(rows * d * 4, 'edges.xc');
+    biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
+  }
+  const z = engine.alloc(rows * r4 * 4, 'edges.z');
+  matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
+  const fhat = engine.alloc(rows * r4 * 4, 'edges.fhat');
+  biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
+  const pre = engine.alloc(rows * p.dimOut * 4, 'edges.pre');
+  matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
+  engine.release(z, xc === xin ? undefined : xc);
+  return { fhat, pre };
+}
+
+/** Adds a batch's per-chunk partials (chunks × ro × r, read back) into the section's f64 sums. */
+export function addPartials(engine: Engine, g: SectionOperands, part: GPUBuffer, chunks: number): Promise<void> {
+  const n = g.p.ro * g.r;
+  return engine.readF32(part, chunks * n).then((v) => {
+    for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
+  });
+}
+
 export async function computeEdges(
   engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
   /**
@@ -103,7 +140,7 @@ export async function computeEdges(
    */
   shard?: { start: number; end: number; divisor?: number },
 ): Promise<Map<string, Float64Array>> {
-  const gp = pairs.map((p) => prepare(engine, p));
+  const gp = pairs.map((p) => uploadSectionOperands(engine, p));
   const upTo = Math.max(...pairs.map((p) => p.layer));
   const reads: Promise<void>[] = [];
   const r0 = shard?.start ?? 0;
@@ -130,28 +167,11 @@ export async function computeEdges(
     const f = mlp.forward(x, rows, () => false, upTo);
     for (const g of gp) {
       const p = g.p;
-      const d = p.basis.dim - 1;
-      const r4 = pad4(g.r);
-      const xin = f.acts[p.layer]!;
-      let xc = xin;
-      if (g.negMu) {
-        xc = engine.alloc(rows * d * 4, 'edges.xc');
-        biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
-      }
-      const z = engine.alloc(rows * r4 * 4, 'edges.z');
-      matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
-      const fhat = engine.alloc(rows * r4 * 4, 'edges.fhat');
-      biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
-      const pre = engine.alloc(rows * p.dimOut * 4, 'edges.pre');
-      matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
+      const { fhat, pre } = projectBatch(engine, g, f.acts[p.layer]!, rows);
       const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
       const { part, chunks } = recordEdgesSquared(engine, { fhat, gates: gate, at: g.at, bt: g.bt, rows, r: g.r, ro: p.ro, h: p.dimOut });
-      const n = p.ro * g.r;
-      const read = engine.readF32(part, chunks * n).then((v) => {
-        for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
-      });
-      reads.push(read);
-      engine.release(part, gate, out, pre, fhat, z, xc === xin ? undefined : xc);
+      reads.push(addPartials(engine, g, part, chunks));
+      engine.release(part, gate, out, pre, fhat);
     }
     mlp.release(f);
     engine.release(x);
@@ -162,7 +182,7 @@ export async function computeEdges(
   const out = new Map<string, Float64Array>();
   for (const g of gp) {
     out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / divisor));
-    engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zeroBias);
+    releaseSectionOperands(engine, g);
   }
   return out;
 }
