@@ -5,15 +5,19 @@
 //   g  = Σ_k w_k σ'(α_k p')                (integrated derivative)
 //   E_ij += Σ_n (Σ_h C^{ℓ+1}_{hi} g_h (C⁺W̄)_{jh} f̂_j)²
 // Per-batch partials are summed on the host in f64 and divided by N.
+// ReLU sections take the delta kernel: the host reads the batch's gates back, sorts the rows by
+// firing pattern and lists the gates that change between neighbours (gate-order.ts). The pass
+// keeps one batch staged ahead so the GPU runs the next batch's forward pass meanwhile.
 
 import { matmul } from '../kernels/matmul.js';
 import { biasAct } from '../kernels/bias-act.js';
-import { pad4, pad8, recordEdgesSquared } from '../kernels/edges.js';
+import { edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
 import type { DataSource } from './data.js';
-import type { GpuMlp } from './gpu-model.js';
+import type { ForwardResult, GpuMlp } from './gpu-model.js';
+import { signPatternOrder } from './gate-order.js';
 import type { Progress } from './stats.js';
 import type { BasisFormula } from './config.js';
 
@@ -152,8 +156,7 @@ export async function computeEdges(
   // block boundaries. Unchanged (one block per batch) whenever the partials fit.
   let step = batchSize;
   for (const p of pairs) {
-    const budgetRows = Math.max(1, Math.floor((engine.loopBudget - 16) / (p.dimOut + 1)));
-    const chunkRows = Math.min(engine.info.isSoftware ? 256 : 32, budgetRows);
+    const chunkRows = edgeChunkRows(engine, p.dimOut);
     const maxChunks = Math.max(1, Math.floor(engine.maxBindingBytes / (p.ro * p.basis.r * 4)));
     step = Math.min(step, maxChunks * chunkRows);
   }
@@ -162,21 +165,42 @@ export async function computeEdges(
     const end = Math.min(b + batchSize, r1);
     for (let s = b; s < end; s += step) blocks.push({ start: s, rows: Math.min(step, end - s) });
   }
-  for (const { start, rows } of blocks) {
+  // Two-valued gates: few change between rows in sign-pattern order. Rebuilding the carried
+  // Jacobian every 64 rows keeps its f32 drift at the level of a short sum (kernel test bound).
+  const RESET_ROWS = 64;
+  // (The change list of a block holds at most rows × dimOut (h, Δg) pairs; it must fit a binding.)
+  const delta = pairs.map((p) => mlp.model.layers[p.layer]!.activation === 'relu' && step * p.dimOut * 8 <= engine.maxBindingBytes);
+  interface StagedSection { g: SectionOperands; fhat: GPUBuffer; pre: GPUBuffer; gate: GPUBuffer; out: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
+  interface StagedBlock { start: number; rows: number; x: GPUBuffer; f: ForwardResult; secs: StagedSection[] }
+  // Records a block's forward pass, projections and gates, and starts the readbacks its orders need.
+  const stage = async ({ start, rows }: { start: number; rows: number }): Promise<StagedBlock> => {
     const x = engine.upload(await data.readRows(start, rows), 'batch');
     const f = mlp.forward(x, rows, () => false, upTo);
-    for (const g of gp) {
+    const secs = gp.map((g, k): StagedSection => {
       const p = g.p;
       const { fhat, pre } = projectBatch(engine, g, f.acts[p.layer]!, rows);
       const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
-      const { part, chunks } = recordEdgesSquared(engine, { fhat, gates: gate, at: g.at, bt: g.bt, rows, r: g.r, ro: p.ro, h: p.dimOut });
+      const host = delta[k] ? engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) })) : undefined;
+      return { g, fhat, pre, gate, out, host };
+    });
+    return { start, rows, x, f, secs };
+  };
+  let next = blocks.length > 0 ? await stage(blocks[0]!) : undefined;
+  for (let b = 0; b < blocks.length; b++) {
+    const cur = next!;
+    next = b + 1 < blocks.length ? await stage(blocks[b + 1]!) : undefined;
+    for (const { g, fhat, pre, gate, out, host } of cur.secs) {
+      const shape = { fhat, at: g.at, bt: g.bt, rows: cur.rows, r: g.r, ro: g.p.ro, h: g.p.dimOut };
+      const { part, chunks } = host
+        ? recordEdgesSquaredDelta(engine, { ...shape, ...(await host), reset: RESET_ROWS })
+        : recordEdgesSquared(engine, { ...shape, gates: gate });
       reads.push(addPartials(engine, g, part, chunks));
       engine.release(part, gate, out, pre, fhat);
     }
-    mlp.release(f);
-    engine.release(x);
+    mlp.release(cur.f);
+    engine.release(cur.x);
     if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
-    progress('edges', start + rows - r0, r1 - r0);
+    progress('edges', cur.start + cur.rows - r0, r1 - r0);
   }
   await Promise.all(reads);
   const out = new Map<string, Float64Array>();
