@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { gramF64 } from '../src/cpu/gram.js';
 import { density, SparseGramF64 } from '../src/cpu/sparse-gram.js';
-import { covariance } from '../src/ib/basis.js';
+import { covariance, type NodeStats } from '../src/ib/basis.js';
 import { arraySource } from '../src/ib/data.js';
 import { GpuMlp } from '../src/ib/gpu-model.js';
 import { integrationPoints } from '../src/ib/integration.js';
@@ -82,14 +82,25 @@ describe('collectStats: input statistics on the host (sparse) or on the GPU', ()
     const pts = integrationPoints('gradient', 0);
     const plan = { nodes: [{ act: 0, name: 'layers.0', folded: true }, { act: 1, name: 'layers.1', folded: true }], gateLayers: [0] };
     const stats = [];
+    const events: string[][] = [];
+    const early: NodeStats[] = [];
     for (const inputGram of ['gpu', 'host-sparse'] as const) {
       const mlp = new GpuMlp(e, model, pts);
-      stats.push(await collectStats(e, mlp, arraySource(x, n, d, 'sparse'), { ...plan, inputGram }, 128, pts));
+      const ev: string[] = [];
+      const onInputStats = (s: NodeStats) => { ev.push('input'); early.push(s); };
+      stats.push(await collectStats(e, mlp, arraySource(x, n, d, 'sparse'), { ...plan, inputGram, onInputStats }, 128, pts, () => ev.push('batch')));
+      events.push(ev);
       mlp.dispose();
     }
     const [gpu, host] = stats as [typeof stats[0], typeof stats[0]];
     const a = gpu.nodes.get('layers.0')!;
     const b = host.nodes.get('layers.0')!;
+    // The host path hands over the finished input statistics before the GPU pass's first batch.
+    expect(events[0]).not.toContain('input');
+    expect(events[1]![0]).toBe('input');
+    expect(events[1]!.filter((v) => v === 'batch')).toHaveLength(Math.ceil(n / 128));
+    expect(early).toHaveLength(1);
+    expect(early[0]).toBe(b);
     expect(b.n).toBe(n);
     expect(maxAbsDiff(a.sum, b.sum)).toBeLessThanOrEqual(1e-5 * maxAbs(b.sum));
     const ca = covariance(a);

@@ -17,7 +17,8 @@ import { matmul } from '../kernels/matmul.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from './data.js';
-import { addPartials, projectBatch, releaseSectionOperands, uploadSectionOperands, type EdgePair } from './edges.js';
+import { addPartials, projectBatch, releaseSectionOperands, uploadSectionOperands, type EdgePair, type EdgePassOptions } from './edges.js';
+import { sectionInputs } from './activation-cache.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
 import { uploadPoints } from './legacy.js';
@@ -26,8 +27,7 @@ import type { Progress } from './stats.js';
 export async function computeFunctionalEdges(
   engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, pts: IntegrationPoints,
   progress: Progress = () => {},
-  /** A shard: rows [start, end) only, the sums divided by `divisor` (default: the full N; 1 gives raw sums). */
-  shard?: { start: number; end: number; divisor?: number },
+  { shard, cache }: EdgePassOptions = {},
 ): Promise<Map<string, Float64Array>> {
   const r0 = shard?.start ?? 0;
   const r1 = shard?.end ?? data.n;
@@ -35,18 +35,17 @@ export async function computeFunctionalEdges(
   const gp = pairs.map((p) => uploadSectionOperands(engine, p));
   const points = uploadPoints(engine, pts);
   const npts = pts.alphas.length;
-  const upTo = Math.max(...pairs.map((p) => p.layer));
+  const layers = pairs.map((p) => p.layer);
   const reads: Promise<void>[] = [];
   try {
     for (let start = r0; start < r1; start += batchSize) {
       const rows = Math.min(batchSize, r1 - start);
-      const x = engine.upload(await data.readRows(start, rows), 'batch');
-      const f = mlp.forward(x, rows, () => false, upTo);
+      const inputs = await sectionInputs(engine, mlp, data, layers, start, rows, cache);
       for (const g of gp) {
         const p = g.p;
         const ro8 = pad8(p.ro);
         const H = p.dimOut;
-        const { fhat, pre } = projectBatch(engine, g, f.acts[p.layer]!, rows);
+        const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
         const a: PreactArgs = {
           x: pre, bias: g.zeroBias, rows, cols: H, xcols: H, rho: 0,
           activation: mlp.model.layers[p.layer]!.activation, points, npts,
@@ -65,8 +64,7 @@ export async function computeFunctionalEdges(
         reads.push(addPartials(engine, g, part, chunks));
         engine.release(part, G, S, D, pre, fhat);
       }
-      mlp.release(f);
-      engine.release(x);
+      inputs.release();
       if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
       progress('edges', start + rows - r0, r1 - r0);
     }

@@ -16,7 +16,8 @@ import { matmulF64 } from '../cpu/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
 import type { DataSource } from './data.js';
-import type { ForwardResult, GpuMlp } from './gpu-model.js';
+import type { GpuMlp } from './gpu-model.js';
+import { sectionInputs, type ActivationCache, type SectionInputs } from './activation-cache.js';
 import { signPatternOrder } from './gate-order.js';
 import type { Progress } from './stats.js';
 import type { BasisFormula } from './config.js';
@@ -136,16 +137,23 @@ export function addPartials(engine: Engine, g: SectionOperands, part: GPUBuffer,
   });
 }
 
-export async function computeEdges(
-  engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
+/** Where an edge pass reads its rows and activations from (all rows, forward pass per batch, by default). */
+export interface EdgePassOptions {
   /**
    * A shard: rows [start, end) only, and the sums divided by `divisor` (default: the full N;
    * 1 gives the raw partial sums that `ibgpu combine` adds up).
    */
-  shard?: { start: number; end: number; divisor?: number },
+  shard?: { start: number; end: number; divisor?: number };
+  /** Hidden activations kept from the statistics pass (activation-cache.ts). */
+  cache?: ActivationCache;
+}
+
+export async function computeEdges(
+  engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
+  { shard, cache }: EdgePassOptions = {},
 ): Promise<Map<string, Float64Array>> {
   const gp = pairs.map((p) => uploadSectionOperands(engine, p));
-  const upTo = Math.max(...pairs.map((p) => p.layer));
+  const layers = pairs.map((p) => p.layer);
   const reads: Promise<void>[] = [];
   const r0 = shard?.start ?? 0;
   const r1 = shard?.end ?? data.n;
@@ -171,19 +179,18 @@ export async function computeEdges(
   // (The change list of a block holds at most rows × dimOut (h, Δg) pairs; it must fit a binding.)
   const delta = pairs.map((p) => mlp.model.layers[p.layer]!.activation === 'relu' && step * p.dimOut * 8 <= engine.maxBindingBytes);
   interface StagedSection { g: SectionOperands; fhat: GPUBuffer; pre: GPUBuffer; gate: GPUBuffer; out: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
-  interface StagedBlock { start: number; rows: number; x: GPUBuffer; f: ForwardResult; secs: StagedSection[] }
+  interface StagedBlock { start: number; rows: number; inputs: SectionInputs; secs: StagedSection[] }
   // Records a block's forward pass, projections and gates, and starts the readbacks its orders need.
   const stage = async ({ start, rows }: { start: number; rows: number }): Promise<StagedBlock> => {
-    const x = engine.upload(await data.readRows(start, rows), 'batch');
-    const f = mlp.forward(x, rows, () => false, upTo);
+    const inputs = await sectionInputs(engine, mlp, data, layers, start, rows, cache);
     const secs = gp.map((g, k): StagedSection => {
       const p = g.p;
-      const { fhat, pre } = projectBatch(engine, g, f.acts[p.layer]!, rows);
+      const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
       const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
       const host = delta[k] ? engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) })) : undefined;
       return { g, fhat, pre, gate, out, host };
     });
-    return { start, rows, x, f, secs };
+    return { start, rows, inputs, secs };
   };
   let next = blocks.length > 0 ? await stage(blocks[0]!) : undefined;
   for (let b = 0; b < blocks.length; b++) {
@@ -197,8 +204,7 @@ export async function computeEdges(
       reads.push(addPartials(engine, g, part, chunks));
       engine.release(part, gate, out, pre, fhat);
     }
-    mlp.release(cur.f);
-    engine.release(cur.x);
+    cur.inputs.release();
     if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
     progress('edges', cur.start + cur.rows - r0, r1 - r0);
   }

@@ -4,12 +4,13 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type Threshold } from './basis.js';
+import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type NodeStats, type Threshold } from './basis.js';
 import { solverThreads } from '../cpu/eigh-worker.js';
 import type { BasisFormula, BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
 import { computeFunctionalEdges } from './edges-functional.js';
+import { ActivationCache } from './activation-cache.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from './legacy.js';
@@ -41,6 +42,12 @@ export interface BuildOptions {
    * identical whatever the count.
    */
   eigThreads?: number;
+  /**
+   * Device memory the edge pass may use to keep the statistics pass's hidden activations instead
+   * of recomputing them (src/ib/activation-cache.ts); default ACTIVATION_CACHE_BYTES (64 MiB),
+   * 0 turns it off. A build that needs more recomputes them. Results are identical either way.
+   */
+  activationCacheBytes?: number;
 }
 
 /** Default of BuildOptions.backgroundEigMinOrder: below it, thread hand-off costs more than it saves. */
@@ -178,17 +185,33 @@ export async function buildInteractionBasis(
   const minOrder = opts.backgroundEigMinOrder ?? BACKGROUND_EIG_MIN_ORDER;
   const widthOf = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
   const eigThreads = opts.eigThreads ?? (engine.info.isSoftware ? 1 : undefined);
-  const solverThread = !isLegacyFormula(formula) && formula !== 'neuron' && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
+  const backgroundEligible = !isLegacyFormula(formula) && formula !== 'neuron';
+  const solverThread = backgroundEligible && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
     ? solverThreads(eigThreads).then((k) => k > 0) : Promise.resolve(false);
   const mlp = new GpuMlp(engine, model, pts);
   // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   let degAcc: DegeneracyAccumulator | undefined;
+  // The edge pass reuses the statistics pass's hidden activations when they fit the budget.
+  const cache = config.calculate_edges && !isLegacyFormula(formula)
+    ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
   try {
     if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
-    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
+    // complete: the input layer's (host-accumulated on a software adapter) before the GPU pass.
+    const background = new Map<string, Promise<EigPairs | undefined>>();
+    const solveInBackground = (st: NodeStats): void => {
+      const { a, n } = stage1Matrix(st, centred);
+      const pending = solverThread.then((ok) => (ok ? eigAbsSortedInBackground(a, n, eigThreads) : undefined));
+      pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+      background.set(st.name, pending);
+    };
+    const onInputStats = (st: NodeStats): void => {
+      if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
+    };
+    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
     const degStats = degAcc ? await degAcc.result() : undefined;
     timings['stats'] = t() - t0;
 
@@ -204,8 +227,8 @@ export async function buildInteractionBasis(
       const pairs: EdgePair[] = [];
       for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
       const E = config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress)
-        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress);
+        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress, { cache })
+        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress, { cache });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
@@ -215,18 +238,13 @@ export async function buildInteractionBasis(
     };
 
     t0 = t();
-    // Large stage-1 eigenproblems go to a background thread now; while it works, this thread
-    // builds the small bases and runs the edge pass of the sections that are ready (on a
-    // software adapter the GPU work runs on this thread, so otherwise a core would idle).
-    const background = new Map<string, Promise<EigPairs>>();
+    // While the background solves run, this thread builds the small bases and runs the edge
+    // pass of the sections that are ready (on a software adapter the GPU work runs on this
+    // thread, so otherwise a core would idle).
     if (await solverThread) {
       for (let j = plan.length - 2; j >= 0; j--) {
         const st = stats.nodes.get(plan[j]!.name)!;
-        if (st.d < minOrder) continue;
-        const { a, n } = stage1Matrix(st, centred);
-        const pending = eigAbsSortedInBackground(a, n, eigThreads);
-        pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
-        background.set(plan[j]!.name, pending);
+        if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
       }
     }
     let next = finalNodeBasis(model, plan, stats, config, bases);
@@ -249,7 +267,7 @@ export async function buildInteractionBasis(
           timings['basis']! += t() - t0;
           await runEdges(j + 1); // sections after this one have their bases
           t0 = t();
-          eig = await pending;
+          eig = await pending; // undefined when no solver thread could be had: solved here
         }
         b = sectionBasis(model, nd, stats, config, next, eig);
       }
@@ -280,6 +298,7 @@ export async function buildInteractionBasis(
     }
     return res;
   } finally {
+    cache?.dispose();
     degAcc?.dispose();
     mlp.dispose();
   }

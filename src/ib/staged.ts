@@ -487,8 +487,8 @@ export async function runEdgesShard(
     try {
       // Raw sums (divisor 1): combine divides by the full N. Functional edges carry their factor 2.
       const E = c.config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, { ...range, divisor: 1 })
-        : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, { ...range, divisor: 1 });
+        ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, { shard: { ...range, divisor: 1 } })
+        : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, { shard: { ...range, divisor: 1 } });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         t[`edges/${key}/E_sum`] = { dtype: 'F64', shape: [p.ro, p.basis.r], data: E.get(key)! };

@@ -11,6 +11,7 @@ import type { Engine } from '../runtime/engine.js';
 import type { GateStats, NodeStats } from './basis.js';
 import type { DataSource } from './data.js';
 import type { ForwardResult, GpuMlp } from './gpu-model.js';
+import type { ActivationCache } from './activation-cache.js';
 import { actGrad, rootOfOne } from './activations.js';
 import type { IntegrationPoints } from './integration.js';
 import type { MlpModel } from './model.js';
@@ -26,8 +27,15 @@ export interface StatsPlan {
    * its GPU work before the batch's buffers are released.
    */
   observer?: { upTo: number; addBatch(f: ForwardResult, rows: number): Promise<unknown> | void };
+  /** Keeps the batches' hidden activations for the edge pass (activation-cache.ts). */
+  cache?: ActivationCache;
   /** Where the input layer's statistics accumulate (default: chooseInputGramPath). */
   inputGram?: InputGramPath;
+  /**
+   * On the 'host-sparse' path: called with the input node layer's complete statistics before
+   * the GPU pass starts, so that their eigendecomposition can run on a solver thread meanwhile.
+   */
+  onInputStats?: (s: NodeStats) => void;
 }
 
 export interface StatsResult {
@@ -68,9 +76,27 @@ export async function collectStats(
   engine.release(x0);
 
   // The input layer's statistics come straight from the host rows; sparse inputs on a software
-  // adapter are cheaper there (src/cpu/sparse-gram.ts).
+  // adapter are cheaper there (src/cpu/sparse-gram.ts). They are accumulated in a pass of their
+  // own before the GPU pass (the rows are read twice): on a software adapter the GPU work runs on
+  // this thread anyway, and finishing them first lets the input layer's eigendecomposition start
+  // on a solver thread while the GPU pass runs.
   const inputPath = plan.inputGram ?? chooseInputGramPath(engine, x0host);
-  const hostInput = inputPath === 'host-sparse' && plan.nodes.some((nd) => nd.act === 0) ? new SparseGramF64(dims(0)) : undefined;
+  const r0 = range?.start ?? 0;
+  const r1 = range?.end ?? data.n;
+  const count = r1 - r0;
+  const inputNode = plan.nodes.find((nd) => nd.act === 0);
+  let inputStats: NodeStats | undefined;
+  if (inputPath === 'host-sparse' && inputNode) {
+    const acc = new SparseGramF64(dims(0));
+    for (let start = r0; start < r1; start += batchSize) {
+      const rows = Math.min(batchSize, r1 - start);
+      acc.add(await data.readRows(start, rows), rows);
+    }
+    const shift = shifts.get(0)!;
+    inputStats = { name: inputNode.name, n: count, d: dims(0), folded: inputNode.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
+    plan.onInputStats?.(inputStats);
+  }
+  const hostInput = inputStats !== undefined;
   const nodeAcc = plan.nodes.filter((nd) => !(hostInput && nd.act === 0)).map((nd) => ({
     nd,
     sum: new ColumnSumAccumulator(engine, dims(nd.act)),
@@ -82,9 +108,6 @@ export async function collectStats(
     gram: new GramAccumulator(engine, model.layers[i]!.dOut),
   }));
 
-  const r0 = range?.start ?? 0;
-  const r1 = range?.end ?? data.n;
-  const count = r1 - r0;
   const inflight: Promise<unknown>[] = [];
   for (let start = r0; start < r1; start += batchSize) {
     const rows = Math.min(batchSize, r1 - start);
@@ -101,12 +124,9 @@ export async function collectStats(
       waits.push(Promise.resolve(g.gram.addBatch(f.gates[g.i]!, rows)));
     }
     if (plan.observer) waits.push(Promise.resolve(plan.observer.addBatch(f, rows)));
+    plan.cache?.store(f, start, rows);
     mlp.release(f);
     engine.release(x);
-    if (hostInput) {
-      engine.flush(); // the GPU works on this batch while the host adds its input rows
-      hostInput.add(xh, rows);
-    }
     // Keep at most one batch of readbacks outstanding: overlaps host adds with GPU work while
     // bounding staging memory.
     if (inflight.length) await Promise.all(inflight.splice(0));
@@ -116,11 +136,7 @@ export async function collectStats(
   await Promise.all(inflight);
 
   const nodes = new Map<string, NodeStats>();
-  for (const nd of plan.nodes) {
-    if (!(hostInput && nd.act === 0)) continue;
-    const shift = shifts.get(0)!;
-    nodes.set(nd.name, { name: nd.name, n: count, d: dims(0), folded: nd.folded, sum: hostInput.sums(), gramShifted: hostInput.gram(shift), shift: Float64Array.from(shift) });
-  }
+  if (inputStats) nodes.set(inputStats.name, inputStats);
   for (const a of nodeAcc) {
     const d = dims(a.nd.act);
     nodes.set(a.nd.name, {
