@@ -52,7 +52,7 @@ export async function runIbMnistBench(engine: Engine, opts: { quick?: boolean } 
     const model = await load(path);
     // Warm-up build: pipeline compilation and the matmul tuner are one-time costs.
     await buildInteractionBasis(engine, model, data, cfg);
-    const reps = opts.quick ? 1 : 3;
+    const reps = opts.quick ? 1 : 5;
     const times: { total: number; t: Record<string, number>; dims: string }[] = [];
     for (let i = 0; i < reps; i++) {
       const t0 = performance.now();

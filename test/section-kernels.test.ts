@@ -186,19 +186,29 @@ function reluLikeGates(rows: number, h: number, seed: number, w = 1): Float32Arr
 }
 
 describe('gate orders and change lists (host side of edges_squared_delta)', () => {
-  it('signPatternOrder is a permutation sorted by firing pattern, ties in data order', () => {
+  it('signPatternOrder is a permutation that keeps neighbouring firing patterns close', () => {
     const rows = 300;
     const h = 70; // three key words, the last partly used
     const g = reluLikeGates(rows, h, 3);
     const order = signPatternOrder(g, rows, h);
     expect([...order].sort((a, b) => a - b)).toEqual(Array.from({ length: rows }, (_, i) => i));
+    // Against the plain lexicographic sort by pattern, which the chain starts from and improves on.
     const key = (n: number): string => Array.from({ length: h }, (_, k) => (g[n * h + k]! > 0 ? '1' : '0')).join('');
-    for (let t = 1; t < rows; t++) {
-      const a = key(order[t - 1]!);
-      const b = key(order[t]!);
-      expect(a <= b).toBe(true);
-      if (a === b) expect(order[t - 1]!).toBeLessThan(order[t]!);
-    }
+    const lex = Array.from({ length: rows }, (_, i) => i).sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a - b));
+    const hamming = (o: ArrayLike<number>): number => {
+      let s = 0;
+      for (let t = 1; t < rows; t++) for (let k = 0; k < h; k++) s += +(g[o[t]! * h + k]! > 0) ^ +(g[o[t - 1]! * h + k]! > 0);
+      return s;
+    };
+    expect(order[0]).toBe(lex[0]); // the chain starts at the first row in sorted order
+    expect(hamming(order)).toBeLessThan(hamming(lex));
+    // Identical patterns are adjacent: a batch of two repeated patterns changes once.
+    const two = new Float32Array(40 * h);
+    for (let n = 0; n < 40; n++) for (let k = 0; k < h; k++) two[n * h + k] = (n * 7) % 3 === 0 ? (k % 2) : 1 - (k % 2);
+    const o2 = signPatternOrder(two, 40, h);
+    let switches = 0;
+    for (let t = 1; t < 40; t++) if (two[o2[t]! * h] !== two[o2[t - 1]! * h]) switches++;
+    expect(switches).toBe(1);
   });
 
   it('change lists rebuild every gate exactly, fresh rows list all nonzero gates, others only the changed ones', () => {
@@ -209,8 +219,8 @@ describe('gate orders and change lists (host side of edges_squared_delta)', () =
     const chunk = 50;
     const reset = 16;
     const { visits, changes, count } = gateChanges(g, rows, h, order, chunk, reset);
-    const hs = new Uint32Array(changes);
-    const dgs = new Float32Array(changes);
+    const hs = changes;
+    const dgs = new Float32Array(changes.buffer, changes.byteOffset, changes.length);
     const cur = new Float64Array(h);
     let next = 0;
     for (let n = 0; n < rows; n++) {

@@ -112,7 +112,7 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
   const visits = engine.upload(lists.visits, 'edges.visits');
-  const changes = engine.upload(new Uint8Array(lists.changes), 'edges.changes');
+  const changes = engine.upload(lists.changes, 'edges.changes');
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
