@@ -17,7 +17,7 @@ import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
 import type { DataSource } from './data.js';
 import type { GpuMlp } from './gpu-model.js';
-import { sectionInputs, type ActivationCache, type SectionInputs } from './activation-cache.js';
+import { sectionInputs, type ActivationCache } from './activation-cache.js';
 import { signPatternOrder } from './gate-order.js';
 import type { Progress } from './stats.js';
 import type { BasisFormula } from './config.js';
@@ -178,33 +178,38 @@ export async function computeEdges(
   const RESET_ROWS = 64;
   // (The change list of a block holds at most rows × dimOut (h, Δg) pairs; it must fit a binding.)
   const delta = pairs.map((p) => mlp.model.layers[p.layer]!.activation === 'relu' && step * p.dimOut * 8 <= engine.maxBindingBytes);
-  interface StagedSection { g: SectionOperands; fhat: GPUBuffer; pre: GPUBuffer; gate: GPUBuffer; out: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
-  interface StagedBlock { start: number; rows: number; inputs: SectionInputs; secs: StagedSection[] }
-  // Records a block's forward pass, projections and gates, and starts the readbacks its orders need.
+  interface StagedSection { g: SectionOperands; fhat: GPUBuffer; gate?: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
+  interface StagedBlock { start: number; rows: number; secs: StagedSection[] }
+  // Records a block's projections and gates, and starts the readbacks its orders need. Only f̂
+  // and (dense sections) the gates stay on the GPU until the edge kernels run: a staged block
+  // costs rows × (r4 + dimOut) floats per section.
   const stage = async ({ start, rows }: { start: number; rows: number }): Promise<StagedBlock> => {
     const inputs = await sectionInputs(engine, mlp, data, layers, start, rows, cache);
     const secs = gp.map((g, k): StagedSection => {
       const p = g.p;
       const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
       const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
-      const host = delta[k] ? engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) })) : undefined;
-      return { g, fhat, pre, gate, out, host };
+      engine.release(pre, out);
+      if (!delta[k]) return { g, fhat, gate };
+      const host = engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) }));
+      engine.release(gate); // the readback's copy is recorded: the pool reuses it only after submission
+      return { g, fhat, host };
     });
-    return { start, rows, inputs, secs };
+    inputs.release();
+    return { start, rows, secs };
   };
   let next = blocks.length > 0 ? await stage(blocks[0]!) : undefined;
   for (let b = 0; b < blocks.length; b++) {
     const cur = next!;
     next = b + 1 < blocks.length ? await stage(blocks[b + 1]!) : undefined;
-    for (const { g, fhat, pre, gate, out, host } of cur.secs) {
+    for (const { g, fhat, gate, host } of cur.secs) {
       const shape = { fhat, at: g.at, bt: g.bt, rows: cur.rows, r: g.r, ro: g.p.ro, h: g.p.dimOut };
       const { part, chunks } = host
         ? recordEdgesSquaredDelta(engine, { ...shape, ...(await host), reset: RESET_ROWS })
-        : recordEdgesSquared(engine, { ...shape, gates: gate });
+        : recordEdgesSquared(engine, { ...shape, gates: gate! });
       reads.push(addPartials(engine, g, part, chunks));
-      engine.release(part, gate, out, pre, fhat);
+      engine.release(part, gate, fhat);
     }
-    cur.inputs.release();
     if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
     progress('edges', cur.start + cur.rows - r0, r1 - r0);
   }

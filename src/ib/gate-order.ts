@@ -95,16 +95,25 @@ export interface GateChanges {
  */
 export function gateChanges(gates: Float32Array, rows: number, h: number, order: Uint32Array, chunkRows: number, reset: number): GateChanges {
   const visits = new Uint32Array(rows * 4);
-  // Worst case: every gate of every row listed. Δg goes in through a Float32Array view of the
-  // same words, rounded to f32 (exact for two-valued gates: ±w).
-  const pairs = new Uint32Array(2 * rows * h + 2);
+  const isFresh = (n: number): boolean => (n % chunkRows) % reset === 0;
+  // First pass: the list lengths, so the pairs array is allocated at its size.
+  let total = 0;
+  for (let n = 0, prevBase = 0; n < rows; n++) {
+    const base = order[n]! * h;
+    if (isFresh(n)) for (let k = 0; k < h; k++) total += gates[base + k] !== 0 ? 1 : 0;
+    else for (let k = 0; k < h; k++) total += gates[base + k] !== gates[prevBase + k] ? 1 : 0;
+    prevBase = base;
+  }
+  // Δg goes in through a Float32Array view of the same words, rounded to f32 (exact for
+  // two-valued gates: ±w).
+  const pairs = new Uint32Array(2 * Math.max(1, total));
   const dgs = new Float32Array(pairs.buffer);
   let count = 0;
   let prevBase = 0;
   for (let n = 0; n < rows; n++) {
     const row = order[n]!;
     const base = row * h;
-    const fresh = (n % chunkRows) % reset === 0;
+    const fresh = isFresh(n);
     const first = count;
     if (fresh) {
       for (let k = 0; k < h; k++) {
@@ -124,5 +133,5 @@ export function gateChanges(gates: Float32Array, rows: number, h: number, order:
     visits[4 * n + 3] = fresh ? 1 : 0;
     prevBase = base;
   }
-  return { visits, changes: pairs.subarray(0, Math.max(2, 2 * count)), count };
+  return { visits, changes: pairs, count };
 }

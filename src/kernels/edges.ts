@@ -112,7 +112,10 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
   const visits = engine.upload(lists.visits, 'edges.visits');
-  const changes = engine.upload(lists.changes, 'edges.changes');
+  // The list length varies from batch to batch; a power-of-two buffer keeps the pool reusing a
+  // few sizes instead of keeping one buffer per size class seen.
+  const changes = engine.alloc(2 ** Math.ceil(Math.log2(lists.changes.byteLength)), 'edges.changes');
+  engine.write(changes, lists.changes);
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
