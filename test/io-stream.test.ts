@@ -153,5 +153,21 @@ describe('shards', () => {
     expect(p.items.find((i) => i.what.startsWith('input batch'))!.bytes).toBe(4096 * 1024 * 4);
     const shard = planBuild(model, cfg, { n: 1_000_000, d: 1024 }, shardRange(1_000_000, 4096, { index: 3, count: 4 }));
     expect(shard.batches).toBe(62);
+    // Too many rows for the edge pass's activation cache: none planned.
+    expect(p.items.some((i) => i.what.startsWith('activation cache'))).toBe(false);
+    // ReLU sections plan the carried-Jacobian kernel's host lists.
+    expect(p.items.find((i) => i.what.includes('layers.0->layers.1: gates read back'))!.bytes).toBe(4096 * 1025 * 12);
+  });
+
+  it('plans the activation cache for whole builds that fit it, never for shards', () => {
+    const layer = (name: string, dIn: number, dOut: number, activation: 'relu' | 'identity') => ({ name, dIn, dOut, W: new Float32Array(dIn * dOut), b: new Float32Array(dOut), activation });
+    const model = { layers: [layer('layers.0', 784, 100, 'relu'), layer('layers.1', 100, 100, 'relu'), layer('layers.2', 100, 10, 'identity')] };
+    const cfg = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 2048 });
+    const whole = planBuild(model, cfg, { n: 10_000, d: 784 });
+    const cache = whole.items.find((i) => i.what.startsWith('activation cache'))!;
+    expect(cache.bytes).toBe(10_000 * (100 + 100) * 4);
+    expect(whole.peak['edges']!.gpu).toBeGreaterThan(cache.bytes);
+    const shard = planBuild(model, cfg, { n: 10_000, d: 784 }, shardRange(10_000, 2048, { index: 0, count: 2 }));
+    expect(shard.items.some((i) => i.what.startsWith('activation cache'))).toBe(false);
   });
 });

@@ -6,6 +6,7 @@ import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from './model.js';
 import { pad4, pad8 } from '../kernels/edges.js';
+import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { planNodes, statsPlanOf } from './pipeline.js';
 
 export interface PlanItem {
@@ -60,6 +61,15 @@ export function planBuild(
       add('stats', 'host', `gate Gram ${L[nd.act]!.name} (${h}×${h} f64)`, h * h * 8 + h * h * 4);
     }
   }
+  // Hidden activations kept for the edge pass (activation-cache.ts): whole builds only, when they
+  // fit the cap; shards and staged runs recompute them.
+  if (config.calculate_edges && !isLegacyFormula(config.basis_formula) && rows === data.n) {
+    const cached = [...new Set(plan.slice(0, -1).map((nd) => nd.act).filter((a) => a >= 1))];
+    const bytes = cached.reduce((a, act) => a + rows * width(act) * 4, 0);
+    if (bytes > 0 && bytes <= ACTIVATION_CACHE_BYTES) {
+      add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
+    }
+  }
   for (const nd of plan.slice(0, -1)) {
     const dim = width(nd.act) + 1;
     // Gram, its eigenvectors, M', V, C, C⁺, U and temporaries: about eight dim² f64 matrices.
@@ -78,6 +88,12 @@ export function planBuild(
       add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`, (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4);
       add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${opts.edgeChunkRows === undefined ? ' as on GPUs; software adapters use more' : ''}; batches are cut into row blocks when this exceeds one storage binding)`, chunks * ro * r * 4);
       add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: E sum (${ro}×${r} f64) + staging`, ro * r * 8 + chunks * ro * r * 4);
+      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: next block staged ahead (f̂${L[nd.act]!.activation === 'relu' ? '' : ', gates'})`, b * (pad4(r) + (L[nd.act]!.activation === 'relu' ? 0 : dimOut)) * 4);
+      if (L[nd.act]!.activation === 'relu') {
+        // Carried-Jacobian kernel: gates read back, sorted, listed as (h, Δg) pairs (at most all of them).
+        add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: gates read back + gate-change list (≤ ${b}×${dimOut} pairs)`, b * dimOut * (4 + 8));
+        add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: gate-change list + visiting order`, 2 ** Math.ceil(Math.log2(b * dimOut * 8)) + b * 16);
+      }
     }
   }
   const passes = [{ stage: 'stats', passes: 1 }];
@@ -87,6 +103,7 @@ export function planBuild(
   const dataGpu = items.filter((i) => i.stage === 'data' && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
   const dataHost = items.filter((i) => i.stage === 'data' && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
   const weights = L.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
+  const cacheBytes = items.filter((i) => i.what.startsWith('activation cache')).reduce((a, i) => a + i.bytes, 0);
   for (const st of ['stats', 'bases', 'edges'] as const) {
     const g = items.filter((i) => i.stage === st && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
     const h = items.filter((i) => i.stage === st && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
@@ -94,7 +111,9 @@ export function planBuild(
     const streams = st !== 'bases';
     // Edges also run the forward pass up to the last section.
     const fwd = st === 'edges' ? items.filter((i) => i.stage === 'stats' && i.what.startsWith('activations')).reduce((a, i) => a + i.bytes, 0) : 0;
-    peak[st] = { gpu: g + fwd + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
+    // The activation cache, filled by the statistics pass, lives until the edge pass ends.
+    const kept = st === 'stats' ? 0 : cacheBytes;
+    peak[st] = { gpu: g + fwd + kept + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
   }
   return { n: data.n, rows, batches, passes, items, peak };
 }
