@@ -193,6 +193,7 @@ export async function computeEdges(
       if (!delta[k]) return { g, fhat, gate };
       const host = engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) }));
       engine.release(gate); // the readback's copy is recorded: the pool reuses it only after submission
+      host.catch(() => {}); // awaited when the block's kernels are recorded; never unhandled meanwhile
       return { g, fhat, host };
     });
     inputs.release();
