@@ -22,7 +22,7 @@ import { act, actGrad, type Activation } from '../src/ib/activations.js';
 import { integrationPoints } from '../src/ib/integration.js';
 import { uploadPoints } from '../src/ib/legacy.js';
 import { biasAct } from '../src/kernels/bias-act.js';
-import { edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../src/kernels/edges.js';
+import { edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta, selfCheck as edgesSelfCheck } from '../src/kernels/edges.js';
 import { gateChanges, signPatternOrder } from '../src/ib/gate-order.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
@@ -324,6 +324,12 @@ describe('edges_squared_delta (carried Jacobian, visiting order)', () => {
     }
     expect(worst).toBeLessThanOrEqual(1);
     expect(nonzero).toBeGreaterThan(0);
+  });
+
+  it('the doctor self-check (both kernels against float64) passes', async () => {
+    const r = await edgesSelfCheck(await engine());
+    expect(r.ok, r.detail).toBe(true);
+    expect(r.detail).toMatch(/carried-Jacobian kernel/);
   });
 
   it('refuses a visiting order of the wrong length and a non-positive reset', async () => {

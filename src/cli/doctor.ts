@@ -19,6 +19,7 @@ async function checks(): Promise<Check[]> {
     import('../kernels/gram.js'),
     import('../kernels/eigh.js'),
     import('../kernels/legacy.js'),
+    import('../kernels/edges.js'),
     import('../kernels/sign-patterns.js'),
     import('../train/self-check.js'),
     import('../ib/self-check.js'),

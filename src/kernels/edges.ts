@@ -8,7 +8,8 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
-import { gateChanges } from '../ib/gate-order.js';
+import { gateChanges, signPatternOrder } from '../ib/gate-order.js';
+import type { SelfCheckResult } from './self-check.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
@@ -125,4 +126,81 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   });
   engine.release(visits, changes);
   return { part, chunks, changes: lists.count };
+}
+
+/**
+ * `ibgpu doctor`: both squared-edge kernels on a small random section with ReLU-like gates
+ * (a few firing patterns with flipped units), summed over chunks and compared with the float64
+ * sums Σ_n (Σ_h A_ih g_h B_jh f_j)², relative to Σ_n (Σ_h |A_ih g_h B_jh| |f_j|)².
+ */
+export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
+  const t0 = performance.now();
+  const rows = 300;
+  const h = 40;
+  const ro = 9;
+  const r = 13;
+  let seed = 2024;
+  const rand = (): number => {
+    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const A = Float32Array.from({ length: ro * h }, () => rand() - 0.5);
+  const B = Float32Array.from({ length: r * h }, () => rand() - 0.5);
+  const f = Float32Array.from({ length: rows * r }, () => 2 * rand() - 1);
+  const protos = Array.from({ length: 4 }, () => Array.from({ length: h }, () => rand() < 0.6));
+  const g = new Float32Array(rows * h);
+  for (let n = 0; n < rows; n++) {
+    const p = protos[Math.floor(rand() * protos.length)]!;
+    for (let k = 0; k < h; k++) g[n * h + k] = (rand() < 0.1 ? !p[k] : p[k]) ? 1 : 0;
+  }
+  const r4 = pad4(r);
+  const ro8 = pad8(ro);
+  const fh = new Float32Array(rows * r4);
+  for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
+  const at = new Float32Array(h * ro8);
+  for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
+  const bt = new Float32Array(h * r4);
+  for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
+  const want = new Float64Array(ro * r);
+  const scale = new Float64Array(ro * r);
+  for (let n = 0; n < rows; n++) {
+    for (let i = 0; i < ro; i++) {
+      for (let j = 0; j < r; j++) {
+        let J = 0;
+        let Jabs = 0;
+        for (let k = 0; k < h; k++) {
+          const t = A[i * h + k]! * g[n * h + k]! * B[j * h + k]!;
+          J += t;
+          Jabs += Math.abs(t);
+        }
+        want[i * r + j] += (J * f[n * r + j]!) ** 2;
+        scale[i * r + j] += (Jabs * f[n * r + j]!) ** 2;
+      }
+    }
+  }
+  const bufs = { fhat: engine.upload(fh, 'check.fhat'), at: engine.upload(at, 'check.at'), bt: engine.upload(bt, 'check.bt'), gates: engine.upload(g, 'check.gates') };
+  const worst = async (run: { part: GPUBuffer; chunks: number }): Promise<number> => {
+    const v = await engine.readF32(run.part, run.chunks * ro * r);
+    engine.release(run.part);
+    let w = 0;
+    for (let t = 0; t < ro * r; t++) {
+      let got = 0;
+      for (let c = 0; c < run.chunks; c++) got += v[c * ro * r + t]!;
+      w = Math.max(w, Math.abs(got - want[t]!) / scale[t]!);
+    }
+    return w;
+  };
+  try {
+    const shape = { fhat: bufs.fhat, at: bufs.at, bt: bufs.bt, rows, r, ro, h };
+    const dense = await worst(recordEdgesSquared(engine, { ...shape, gates: bufs.gates }));
+    const carried = await worst(recordEdgesSquaredDelta(engine, { ...shape, gates: g, order: signPatternOrder(g, rows, h), reset: 64 }));
+    // Bound: (terms per running sum + rows per chunk + a few) · 2⁻²⁴ with margin, ~1e-4 here.
+    const limit = 4 * (2 * h + rows + 4) * 2 ** -24;
+    return {
+      name: 'edges', ok: dense <= limit && carried <= limit, ms: performance.now() - t0,
+      detail: `squared edges ${rows}x${h}x${ro}x${r}: per-row kernel ${dense.toExponential(1)}, carried-Jacobian kernel ${carried.toExponential(1)} of Σ(|J| f)² (limit ${limit.toExponential(1)})`,
+    };
+  } finally {
+    engine.release(bufs.fhat, bufs.at, bufs.bt, bufs.gates);
+  }
 }
