@@ -3,6 +3,8 @@
 //   part[c, i, j] = Σ_{n in chunk c} (J̃_ij(n) · f̂_j(n))²
 // where A = C^{ℓ+1,T} (out-basis rows over the section's folded outputs h), g the integrated
 // activation derivative at the projected point, B = C^{ℓ+} W̄ (input-basis rows over h).
+// The plain per-row sum, for smooth and identity activations; ReLU sections take
+// edges_squared_delta.wgsl, which carries J̃ between rows and pays only for switched gates.
 //
 // Bindings (@group(0)):
 //   0 fhat   : array<vec4<f32>> read-only, rows × R4/4   (f̂, columns zero-padded to R4)
