@@ -37,6 +37,8 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> part: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
+//!include edge_block.wgsl
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let block = wid.x * WG + lid;
@@ -90,19 +92,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     e[6] += (j6 * f) * sb.z;
     e[7] += (j7 * f) * sb.w;
   }
-  let base = chunk * params.ro * params.r;
-  let i0 = bi * 8u;
-  let jb = bj * 4u;
-  for (var di = 0u; di < 8u; di++) {
-    let i = i0 + di;
-    if (i >= params.ro) { break; }
-    let v = e[di];
-    for (var dj = 0u; dj < 4u; dj++) {
-      let j = jb + dj;
-      if (j < params.r) {
-        let o = base + i * params.r + j;
-        if (params.accumulate == 1u) { part[o] = part[o] + v[dj]; } else { part[o] = v[dj]; }
-      }
-    }
-  }
+  store_block(e, chunk, bi, bj, params.accumulate == 1u);
 }

@@ -32,6 +32,8 @@ override WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
+//!include edge_block.wgsl
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let block = wid.x * WG + lid;
@@ -83,16 +85,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let t6 = j6 * f; e[6] += t6 * t6;
     let t7 = j7 * f; e[7] += t7 * t7;
   }
-  let base = chunk * params.ro * params.r;
-  let i0 = bi * 8u;
-  let jb = bj * 4u;
-  for (var di = 0u; di < 8u; di++) {
-    let i = i0 + di;
-    if (i >= params.ro) { break; }
-    let v = e[di];
-    for (var dj = 0u; dj < 4u; dj++) {
-      let j = jb + dj;
-      if (j < params.r) { part[base + i * params.r + j] = v[dj]; }
-    }
-  }
+  store_block(e, chunk, bi, bj, false);
 }

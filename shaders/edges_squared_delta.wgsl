@@ -38,6 +38,8 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read> visits: array<Visit>;
 @group(0) @binding(6) var<storage, read> changes: array<Change>;
 
+//!include edge_block.wgsl
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let block = wid.x * WG + lid;
@@ -97,16 +99,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let t6 = j6 * f; e[6] += t6 * t6;
     let t7 = j7 * f; e[7] += t7 * t7;
   }
-  let base = chunk * params.ro * params.r;
-  let i0 = bi * 8u;
-  let jb = bj * 4u;
-  for (var di = 0u; di < 8u; di++) {
-    let i = i0 + di;
-    if (i >= params.ro) { break; }
-    let v = e[di];
-    for (var dj = 0u; dj < 4u; dj++) {
-      let j = jb + dj;
-      if (j < params.r) { part[base + i * params.r + j] = v[dj]; }
-    }
-  }
+  store_block(e, chunk, bi, bj, false);
 }
