@@ -22,7 +22,10 @@ import { act, actGrad, type Activation } from '../src/ib/activations.js';
 import { integrationPoints } from '../src/ib/integration.js';
 import { uploadPoints } from '../src/ib/legacy.js';
 import { biasAct } from '../src/kernels/bias-act.js';
-import { edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta, selfCheck as edgesSelfCheck } from '../src/kernels/edges.js';
+import {
+  edgeChunkRows, edgeOperandLayouts, plantedFiringGates, recordEdgesSquared, recordEdgesSquaredDelta, selfCheck as edgesSelfCheck,
+} from '../src/kernels/edges.js';
+import { squaredEdgesF64 } from '../src/cpu/edges.js';
 import { gateChanges, signPatternOrder } from '../src/ib/gate-order.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
@@ -102,20 +105,12 @@ describe('edges_squared (per-chunk squared-edge partials)', () => {
   it.each(cases)('rows %i, h %i, ro %i, r %i, chunks of %i rows (%f zero gates, binary %s)', async (rows, h, ro, r, chunkRows, zeros, binary) => {
     const e = await engine();
     const rand = rng(rows * 31 + h * 7 + r);
-    const r4 = pad4(r);
-    const ro8 = pad8(ro);
     const A = randomF32(ro * h, h + 3); // A[i, h]
     const B = randomF32(r * h, h + 4); // B[j, h]
     const f = randomF32(rows * r, rows + 5);
     const g = new Float32Array(rows * h);
     for (let i = 0; i < g.length; i++) g[i] = rand() < zeros ? 0 : binary ? 1 : Math.fround(0.25 + rand());
-    // Device layouts: f̂ rows × r4, Aᵀ h × ro8, Bᵀ h × r4, padding zero.
-    const fh = new Float32Array(rows * r4);
-    for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
-    const at = new Float32Array(h * ro8);
-    for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
-    const bt = new Float32Array(h * r4);
-    for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
+    const { fh, at, bt } = edgeOperandLayouts(A, B, f, rows, h, ro, r);
     const bufs = { fhat: e.upload(fh), gates: e.upload(g), at: e.upload(at), bt: e.upload(bt) };
     const { part, chunks } = recordEdgesSquared(e, { ...bufs, rows, r, ro, h, chunkRows });
     // Rows per chunk: as asked, unless the adapter's loop budget (rows × h iterations) caps it.
@@ -127,25 +122,12 @@ describe('edges_squared (per-chunk squared-edge partials)', () => {
     let worst = 0;
     let nonzero = 0;
     for (let c = 0; c < chunks; c++) {
-      for (let i = 0; i < ro; i++) {
-        for (let j = 0; j < r; j++) {
-          let want = 0;
-          let bound = 0;
-          for (let n = c * per; n < Math.min(rows, (c + 1) * per); n++) {
-            let J = 0;
-            let Jabs = 0;
-            for (let k = 0; k < h; k++) {
-              const t = A[i * h + k]! * g[n * h + k]! * B[j * h + k]!;
-              J += t;
-              Jabs += Math.abs(t);
-            }
-            want += (J * f[n * r + j]!) ** 2;
-            bound += (Jabs * f[n * r + j]!) ** 2;
-          }
-          const v = got[(c * ro + i) * r + j]!;
-          if (v !== 0) nonzero++;
-          worst = Math.max(worst, Math.abs(v - want) / (4 * (h + per + 4) * U * bound + 1e-30));
-        }
+      const chunkRowsList = Array.from({ length: Math.min(rows, (c + 1) * per) - c * per }, (_, t) => c * per + t);
+      const { sum: want, abs: bound } = squaredEdgesF64(A, B, f, g, h, ro, r, chunkRowsList);
+      for (let t = 0; t < ro * r; t++) {
+        const v = got[c * ro * r + t]!;
+        if (v !== 0) nonzero++;
+        worst = Math.max(worst, Math.abs(v - want[t]!) / (4 * (h + per + 4) * U * bound[t]! + 1e-30));
       }
     }
     expect(worst).toBeLessThanOrEqual(1);
@@ -160,29 +142,9 @@ describe('edges_squared (per-chunk squared-edge partials)', () => {
   });
 });
 
-/** Device layouts of the edge operands: f̂ rows × r4, Aᵀ h × ro8, Bᵀ h × r4, padding zero. */
-function edgeLayouts(A: Float32Array, B: Float32Array, f: Float32Array, rows: number, h: number, ro: number, r: number) {
-  const r4 = pad4(r);
-  const ro8 = pad8(ro);
-  const fh = new Float32Array(rows * r4);
-  for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
-  const at = new Float32Array(h * ro8);
-  for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
-  const bt = new Float32Array(h * r4);
-  for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
-  return { fh, at, bt };
-}
-
-/** Two-valued gates (0 or w) from a few planted firing patterns with flipped bits, as ReLU layers give. */
+/** Two-valued gates (0 or w) from five planted firing patterns with flipped units. */
 function reluLikeGates(rows: number, h: number, seed: number, w = 1): Float32Array {
-  const rand = rng(seed);
-  const protos = Array.from({ length: 5 }, () => Array.from({ length: h }, () => rand() < 0.6));
-  const g = new Float32Array(rows * h);
-  for (let n = 0; n < rows; n++) {
-    const p = protos[Math.floor(rand() * protos.length)]!;
-    for (let k = 0; k < h; k++) g[n * h + k] = (rand() < 0.1 ? !p[k] : p[k]) ? w : 0;
-  }
-  return g;
+  return plantedFiringGates(rows, h, rng(seed), { patterns: 5, w });
 }
 
 describe('gate orders and change lists (host side of edges_squared_delta)', () => {
@@ -283,7 +245,7 @@ describe('edges_squared_delta (carried Jacobian, visiting order)', () => {
         [order[i], order[t]] = [order[t]!, order[i]!];
       }
     }
-    const { fh, at, bt } = edgeLayouts(A, B, f, rows, h, ro, r);
+    const { fh, at, bt } = edgeOperandLayouts(A, B, f, rows, h, ro, r);
     const bufs = { fhat: e.upload(fh), at: e.upload(at), bt: e.upload(bt) };
     const { part, chunks } = recordEdgesSquaredDelta(e, { ...bufs, gates: g, order, rows, r, ro, h, chunkRows, reset });
     const per = edgeChunkRows(e, h, chunkRows);
@@ -294,9 +256,9 @@ describe('edges_squared_delta (carried Jacobian, visiting order)', () => {
     let worst = 0;
     let nonzero = 0;
     for (let c = 0; c < chunks; c++) {
+      const { sum: want } = squaredEdgesF64(A, B, f, g, h, ro, r, order.subarray(c * per, Math.min(rows, (c + 1) * per)));
       for (let i = 0; i < ro; i++) {
         for (let j = 0; j < r; j++) {
-          let want = 0;
           let bound = 0;
           let T = 0; // magnitudes of the terms in the running J since its last rebuild
           let s = 0;
@@ -306,19 +268,16 @@ describe('edges_squared_delta (carried Jacobian, visiting order)', () => {
             const fresh = (t - c * per) % reset === 0;
             if (fresh) { T = 0; s = 0; }
             const prev = fresh ? -1 : order[t - 1]!;
-            let J = 0;
             for (let k = 0; k < h; k++) {
-              J += A[i * h + k]! * g[n * h + k]! * B[j * h + k]!;
               const dg = g[n * h + k]! - (prev < 0 ? 0 : g[prev * h + k]!);
               if (dg !== 0) { T += Math.abs(A[i * h + k]! * dg * B[j * h + k]!); s++; }
             }
             sMax = Math.max(sMax, s);
-            want += (J * f[n * r + j]!) ** 2;
             bound += (T * f[n * r + j]!) ** 2;
           }
           const v = got[(c * ro + i) * r + j]!;
           if (v !== 0) nonzero++;
-          worst = Math.max(worst, Math.abs(v - want) / (4 * (sMax + per + 4) * U * bound + 1e-30));
+          worst = Math.max(worst, Math.abs(v - want[i * r + j]!) / (4 * (sMax + per + 4) * U * bound + 1e-30));
         }
       }
     }

@@ -11,7 +11,7 @@
 
 import { matmul } from '../kernels/matmul.js';
 import { biasAct } from '../kernels/bias-act.js';
-import { edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
+import { CARRY_RESET_ROWS, edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
@@ -173,9 +173,7 @@ export async function computeEdges(
     const end = Math.min(b + batchSize, r1);
     for (let s = b; s < end; s += step) blocks.push({ start: s, rows: Math.min(step, end - s) });
   }
-  // Two-valued gates: few change between rows in sign-pattern order. Rebuilding the carried
-  // Jacobian every 64 rows keeps its f32 drift at the level of a short sum (kernel test bound).
-  const RESET_ROWS = 64;
+  // ReLU gates are two-valued, so few change between rows in sign-pattern order.
   // (The change list of a block holds at most rows × dimOut (h, Δg) pairs; it must fit a binding.)
   const delta = pairs.map((p) => mlp.model.layers[p.layer]!.activation === 'relu' && step * p.dimOut * 8 <= engine.maxBindingBytes);
   interface StagedSection { g: SectionOperands; fhat: GPUBuffer; gate?: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
@@ -206,7 +204,7 @@ export async function computeEdges(
     for (const { g, fhat, gate, host } of cur.secs) {
       const shape = { fhat, at: g.at, bt: g.bt, rows: cur.rows, r: g.r, ro: g.p.ro, h: g.p.dimOut };
       const { part, chunks } = host
-        ? recordEdgesSquaredDelta(engine, { ...shape, ...(await host), reset: RESET_ROWS })
+        ? recordEdgesSquaredDelta(engine, { ...shape, ...(await host), reset: CARRY_RESET_ROWS })
         : recordEdgesSquared(engine, { ...shape, gates: gate! });
       reads.push(addPartials(engine, g, part, chunks));
       engine.release(part, gate, fhat);

@@ -5,7 +5,7 @@
 import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from './model.js';
-import { pad4, pad8 } from '../kernels/edges.js';
+import { changeBufferBytes, pad4, pad8 } from '../kernels/edges.js';
 import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { planNodes, statsPlanOf } from './pipeline.js';
 
@@ -92,7 +92,7 @@ export function planBuild(
       if (L[nd.act]!.activation === 'relu') {
         // Carried-Jacobian kernel: gates read back, sorted, listed as (h, Δg) pairs (at most all of them).
         add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: gates read back + gate-change list (≤ ${b}×${dimOut} pairs)`, b * dimOut * (4 + 8));
-        add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: gate-change list + visiting order`, 2 ** Math.ceil(Math.log2(b * dimOut * 8)) + b * 16);
+        add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: gate-change list + visiting order`, changeBufferBytes(b * dimOut * 8) + b * 16);
       }
     }
   }

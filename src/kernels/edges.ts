@@ -10,6 +10,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { gateChanges, signPatternOrder } from '../ib/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
+import { squaredEdgesF64 } from '../cpu/edges.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
@@ -88,6 +89,21 @@ export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuf
   return { part, chunks };
 }
 
+/**
+ * Visited rows between rebuilds of the carried Jacobian for ReLU sections: with two-valued gates
+ * few change between neighbouring rows in sign-pattern order, and a rebuild every 64 rows keeps
+ * the running sum's f32 drift at the level of a short sum (the kernel test states the bound).
+ */
+export const CARRY_RESET_ROWS = 64;
+
+/**
+ * Device bytes for a change list of `bytes`: the length varies from batch to batch, and a
+ * power-of-two buffer keeps the pool reusing a few sizes instead of one per size class seen.
+ */
+export function changeBufferBytes(bytes: number): number {
+  return 2 ** Math.ceil(Math.log2(Math.max(8, bytes)));
+}
+
 export interface EdgesDeltaArgs extends Omit<EdgesArgs, 'gates'> {
   /** rows × h gates, on the host (the change lists are built from them). */
   gates: Float32Array;
@@ -106,16 +122,14 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const ro8 = pad8(a.ro);
   checkShape(a.fhat.size >= a.rows * r4 * 4, `edges: fhat holds fewer than ${a.rows}x${r4} floats`);
   checkShape(a.gates.length >= a.rows * a.h, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
-  checkShape(a.order.length === a.rows, `edges: the visiting order has ${a.order.length} rows, expected ${a.rows}`);
+  checkShape(a.order.length === a.rows, `edges: the visiting order has ${a.order.length} rows, expected ${a.rows}`, 'pass a permutation of the batch rows (signPatternOrder)');
   checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
-  checkShape(Number.isInteger(a.reset) && a.reset >= 1, `edges: reset must be a positive integer (got ${a.reset})`);
+  checkShape(Number.isInteger(a.reset) && a.reset >= 1, `edges: reset must be a positive integer (got ${a.reset})`, `use CARRY_RESET_ROWS (${CARRY_RESET_ROWS}), or 1 to rebuild on every row`);
   const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
   const visits = engine.upload(lists.visits, 'edges.visits');
-  // The list length varies from batch to batch; a power-of-two buffer keeps the pool reusing a
-  // few sizes instead of keeping one buffer per size class seen.
-  const changes = engine.alloc(2 ** Math.ceil(Math.log2(lists.changes.byteLength)), 'edges.changes');
+  const changes = engine.alloc(changeBufferBytes(lists.changes.byteLength), 'edges.changes');
   engine.write(changes, lists.changes);
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
@@ -129,9 +143,42 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
 }
 
 /**
- * `ibgpu doctor`: both squared-edge kernels on a small random section with ReLU-like gates
- * (a few firing patterns with flipped units), summed over chunks and compared with the float64
- * sums Σ_n (Σ_h A_ih g_h B_jh f_j)², relative to Σ_n (Σ_h |A_ih g_h B_jh| |f_j|)².
+ * Device layouts of a section's edge operands from row-major A (ro × h), B (r × h) and f
+ * (rows × r): f̂ rows × pad4(r), Aᵀ h × pad8(ro), Bᵀ h × pad4(r), padding zero.
+ */
+export function edgeOperandLayouts(
+  A: ArrayLike<number>, B: ArrayLike<number>, f: ArrayLike<number>, rows: number, h: number, ro: number, r: number,
+): { fh: Float32Array; at: Float32Array; bt: Float32Array } {
+  const r4 = pad4(r);
+  const ro8 = pad8(ro);
+  const fh = new Float32Array(rows * r4);
+  for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
+  const at = new Float32Array(h * ro8);
+  for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
+  const bt = new Float32Array(h * r4);
+  for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
+  return { fh, at, bt };
+}
+
+/**
+ * Two-valued gates (0 or w, rows × h) as ReLU layers give them: each row takes one of `patterns`
+ * random firing patterns (60 % firing) with 10 % of its units flipped. Test and check data.
+ */
+export function plantedFiringGates(rows: number, h: number, rand: () => number, opts: { patterns?: number; w?: number } = {}): Float32Array {
+  const w = opts.w ?? 1;
+  const protos = Array.from({ length: opts.patterns ?? 5 }, () => Array.from({ length: h }, () => rand() < 0.6));
+  const g = new Float32Array(rows * h);
+  for (let n = 0; n < rows; n++) {
+    const p = protos[Math.floor(rand() * protos.length)]!;
+    for (let k = 0; k < h; k++) g[n * h + k] = (rand() < 0.1 ? !p[k] : p[k]) ? w : 0;
+  }
+  return g;
+}
+
+/**
+ * `ibgpu doctor`: both squared-edge kernels on a small random section with ReLU-like gates,
+ * summed over chunks and compared with the float64 sums Σ_n (Σ_h A_ih g_h B_jh f_j)²
+ * (src/cpu/edges.ts), relative to Σ_n (Σ_h |A_ih g_h B_jh| |f_j|)².
  */
 export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
@@ -147,37 +194,9 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const A = Float32Array.from({ length: ro * h }, () => rand() - 0.5);
   const B = Float32Array.from({ length: r * h }, () => rand() - 0.5);
   const f = Float32Array.from({ length: rows * r }, () => 2 * rand() - 1);
-  const protos = Array.from({ length: 4 }, () => Array.from({ length: h }, () => rand() < 0.6));
-  const g = new Float32Array(rows * h);
-  for (let n = 0; n < rows; n++) {
-    const p = protos[Math.floor(rand() * protos.length)]!;
-    for (let k = 0; k < h; k++) g[n * h + k] = (rand() < 0.1 ? !p[k] : p[k]) ? 1 : 0;
-  }
-  const r4 = pad4(r);
-  const ro8 = pad8(ro);
-  const fh = new Float32Array(rows * r4);
-  for (let n = 0; n < rows; n++) for (let j = 0; j < r; j++) fh[n * r4 + j] = f[n * r + j]!;
-  const at = new Float32Array(h * ro8);
-  for (let k = 0; k < h; k++) for (let i = 0; i < ro; i++) at[k * ro8 + i] = A[i * h + k]!;
-  const bt = new Float32Array(h * r4);
-  for (let k = 0; k < h; k++) for (let j = 0; j < r; j++) bt[k * r4 + j] = B[j * h + k]!;
-  const want = new Float64Array(ro * r);
-  const scale = new Float64Array(ro * r);
-  for (let n = 0; n < rows; n++) {
-    for (let i = 0; i < ro; i++) {
-      for (let j = 0; j < r; j++) {
-        let J = 0;
-        let Jabs = 0;
-        for (let k = 0; k < h; k++) {
-          const t = A[i * h + k]! * g[n * h + k]! * B[j * h + k]!;
-          J += t;
-          Jabs += Math.abs(t);
-        }
-        want[i * r + j] += (J * f[n * r + j]!) ** 2;
-        scale[i * r + j] += (Jabs * f[n * r + j]!) ** 2;
-      }
-    }
-  }
+  const g = plantedFiringGates(rows, h, rand, { patterns: 4 });
+  const { fh, at, bt } = edgeOperandLayouts(A, B, f, rows, h, ro, r);
+  const { sum: want, abs: scale } = squaredEdgesF64(A, B, f, g, h, ro, r, Uint32Array.from({ length: rows }, (_, i) => i));
   const bufs = { fhat: engine.upload(fh, 'check.fhat'), at: engine.upload(at, 'check.at'), bt: engine.upload(bt, 'check.bt'), gates: engine.upload(g, 'check.gates') };
   const worst = async (run: { part: GPUBuffer; chunks: number }): Promise<number> => {
     const v = await engine.readF32(run.part, run.chunks * ro * r);
@@ -193,7 +212,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   try {
     const shape = { fhat: bufs.fhat, at: bufs.at, bt: bufs.bt, rows, r, ro, h };
     const dense = await worst(recordEdgesSquared(engine, { ...shape, gates: bufs.gates }));
-    const carried = await worst(recordEdgesSquaredDelta(engine, { ...shape, gates: g, order: signPatternOrder(g, rows, h), reset: 64 }));
+    const carried = await worst(recordEdgesSquaredDelta(engine, { ...shape, gates: g, order: signPatternOrder(g, rows, h), reset: CARRY_RESET_ROWS }));
     // Bound: (terms per running sum + rows per chunk + a few) · 2⁻²⁴ with margin, ~1e-4 here.
     const limit = 4 * (2 * h + rows + 4) * 2 ** -24;
     return {
