@@ -1,17 +1,13 @@
 // Visiting orders and gate-change lists for the squared-edge kernel of ReLU sections
 // (shaders/edges_squared_delta.wgsl). The kernel carries each datapoint's Jacobian over to the
-// next visited one and pays only for the gates that changed, so for ReLU sections (two-valued gates) the cost per row is the Hamming distance
-// between consecutive firing patterns rather than the number of firing units; signPatternOrder
-// finds an order that keeps that distance small.
+// next visited one and pays only for the gates that changed, so for ReLU sections (two-valued
+// gates) the cost per row is the Hamming distance between consecutive firing patterns rather
+// than the number of firing units; signPatternOrder finds an order that keeps it small.
+
+import { popcount32 } from '../cpu/sign-patterns.js';
 
 /** Candidates on each side of the current row that the nearest-neighbour chain compares. */
 const CHAIN_WINDOW = 32;
-
-function popcount(v: number): number {
-  v -= (v >>> 1) & 0x55555555;
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}
 
 /**
  * A visiting order of a batch (pre-activations or gates, rows × cols, row-major) in which
@@ -50,7 +46,7 @@ export function signPatternOrder(pre: ArrayLike<number>, rows: number, cols: num
     const a = sorted[i]! * words;
     const b = sorted[j]! * words;
     let d = 0;
-    for (let w = 0; w < words; w++) d += popcount(keys[a + w]! ^ keys[b + w]!);
+    for (let w = 0; w < words; w++) d += popcount32(keys[a + w]! ^ keys[b + w]!);
     return d;
   };
   const order = new Uint32Array(rows);
