@@ -12,13 +12,14 @@
 // same points, |Σ_i E_ij| = Λ_j (SPEC §5.7).
 
 import { pad8 } from '../kernels/edges.js';
-import { functionalChunkRows, legacyDifference, legacyGated, recordEdgesFunctional, type PreactArgs } from '../kernels/legacy.js';
+import { legacyDifference, legacyGated, recordEdgesFunctional, type PreactArgs } from '../kernels/legacy.js';
 import { matmul } from '../kernels/matmul.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from './data.js';
 import { addPartials, projectBatch, releaseSectionOperands, uploadSectionOperands, type EdgePair, type EdgePassOptions } from './edges.js';
 import { sectionInputs } from './activation-cache.js';
+import { edgeChunkRows } from '../kernels/edges.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
 import { uploadPoints } from './legacy.js';
@@ -53,7 +54,7 @@ export async function computeFunctionalEdges(
         const D = engine.alloc(rows * H * 4, 'fedges.D');
         const S = engine.alloc(rows * ro8 * 4, 'fedges.S');
         const G = engine.alloc(rows * H * 4, 'fedges.G');
-        const chunks = Math.max(1, ceilDiv(rows, functionalChunkRows(engine, H)));
+        const chunks = Math.max(1, ceilDiv(rows, edgeChunkRows(engine, H)));
         const part = engine.alloc(chunks * p.ro * g.r * 4, 'fedges.partial');
         for (let k = 0; k < npts; k++) {
           legacyDifference(engine, a, D, k, 1);

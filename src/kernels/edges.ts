@@ -61,8 +61,9 @@ export interface EdgesArgs {
 }
 
 /**
- * Rows per invocation: few on GPUs (chunks are the parallelism); on CPU adapters larger chunks
- * are cheaper, but the loop budget (rows × (h + 1) iterations at most) must not be exceeded.
+ * Rows per invocation of the edge kernels (squared, carried-Jacobian and functional): few on
+ * GPUs (chunks are the parallelism); on CPU adapters larger chunks are cheaper, but the loop
+ * budget (rows × (h + 1) iterations at most) must not be exceeded.
  */
 export function edgeChunkRows(engine: Engine, h: number, asked?: number): number {
   const budgetRows = Math.max(1, Math.floor((engine.loopBudget - 16) / (h + 1)));

@@ -9,7 +9,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
-import { pad4, pad8 } from './edges.js';
+import { edgeChunkRows, pad4, pad8 } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
 
 export const legacyTermsKernel = defineKernel({
@@ -160,12 +160,6 @@ export interface FunctionalEdgesArgs {
   chunkRows?: number;
 }
 
-/** Rows per invocation chunk for functional edges on this engine (within the loop budget). */
-export function functionalChunkRows(engine: Engine, h: number, requested?: number): number {
-  const budgetRows = Math.max(1, Math.floor((engine.loopBudget - 16) / (h + 1)));
-  return Math.min(requested ?? (engine.info.isSoftware ? 256 : 32), budgetRows);
-}
-
 /**
  * Records one point's partial sums into `part` (chunks × ro × r), overwriting it or, with
  * `accumulate`, adding to it. Allocate `part` with functionalChunks(...) chunks.
@@ -177,7 +171,7 @@ export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, pa
   checkShape(a.gates.size >= a.rows * a.h * 4, `functional edges: gates hold fewer than ${a.rows}x${a.h} floats`);
   checkShape(a.s.size >= a.rows * ro8 * 4, `functional edges: s holds fewer than ${a.rows}x${ro8} floats`);
   checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'functional edges: basis factors are too small');
-  const chunkRows = functionalChunkRows(engine, a.h, a.chunkRows);
+  const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   checkShape(part.size >= chunks * a.ro * a.r * 4, `functional edges: part holds fewer than ${chunks}x${a.ro}x${a.r} floats`);
   const blocksJ = r4 / 4;
