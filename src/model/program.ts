@@ -91,3 +91,30 @@ export function tupleShape(p: SectionProgram, ids: readonly number[]): { width: 
   }
   return { width, positions };
 }
+
+/**
+ * The embedding stage of a transformer (rib's `embed`, `pos_embed`): tokens [P] → the tuple
+ * (e, pos), e = WE[tok] and pos = Wpos[0..P−1], both [P, width] and folded (WE gains a 0 column,
+ * Wpos a 1 column; rotary models have no Wpos and WE gains a 1 column, so the tuple is (e) alone).
+ */
+export interface EmbedSpec {
+  /** [vocab, width] row-major, folded. */
+  WE: Float64Array;
+  vocab: number;
+  width: number;
+  /** [nCtx, width] row-major, folded; absent for rotary models. */
+  Wpos?: Float64Array;
+  nCtx: number;
+}
+
+/**
+ * A whole model cut at its node layers: `pre` runs from the embedding tuple (or, for an MLP, from
+ * the folded input [x, 1]) to the first node layer and is run but not analysed; `sections[i]` maps
+ * node layer i to node layer i+1. `sections[i].to === nodeLayers[i + 1]`.
+ */
+export interface ModelProgram {
+  embed?: EmbedSpec;
+  pre: SectionProgram;
+  sections: SectionProgram[];
+  nodeLayers: string[];
+}
