@@ -26,7 +26,7 @@ import {
   edgeChunkRows, edgeOperandLayouts, plantedFiringGates, recordEdgesSquared, recordEdgesSquaredDelta, selfCheck as edgesSelfCheck,
 } from '../src/kernels/edges.js';
 import { squaredEdgesF64 } from '../src/cpu/edges.js';
-import { gateChanges, signPatternOrder } from '../src/ib/gate-order.js';
+import { gateChanges, signPatternOrder } from '../src/cpu/gate-order.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
 

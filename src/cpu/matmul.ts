@@ -4,7 +4,26 @@
 // host-side linear algebra of the pipeline, so it is register-blocked (4×4) over contiguous f64
 // copies of op(A) and op(B).
 
-import type { MatmulShape } from '../kernels/matmul.js';
+/** The shape of a (batched) product; the GPU kernel (src/kernels/matmul.ts) takes the same one. */
+export interface MatmulShape {
+  /** Number of independent products (default 1). */
+  batch?: number;
+  /** op(A) is m x k, op(B) is k x n, C is m x n. */
+  m: number;
+  n: number;
+  k: number;
+  /** A is stored k x m (op(A) = Aᵀ). */
+  transA?: boolean;
+  /** B is stored n x k (op(B) = Bᵀ). */
+  transB?: boolean;
+  alpha?: number;
+  /** When non-zero, C is read and beta * C is added; when 0 (default), C is write-only. */
+  beta?: number;
+  /** Elements between consecutive batch matrices; default dense (m*k, k*n, m*n). 0 broadcasts A or B. */
+  strideA?: number;
+  strideB?: number;
+  strideC?: number;
+}
 
 /** Returns batch * m * n values (dense, row-major). `c` is read only when shape.beta is non-zero. */
 export function matmulF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: MatmulShape, c?: ArrayLike<number>): Float64Array {

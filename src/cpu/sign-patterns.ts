@@ -10,7 +10,27 @@
 // of neuron a is s_a(n); bits past the last datapoint are 0.
 
 import { checkShape } from '../errors.js';
-import type { SignPatternResult } from '../kernels/sign-patterns.js';
+
+/** What a sign-pattern pass yields (the GPU accumulator in src/kernels/sign-patterns.ts and signPatternsCpu). */
+export interface SignPatternResult {
+  /** Datapoints seen. */
+  n: number;
+  /** Neurons. */
+  d: number;
+  /** d: first 32-bit mix of each neuron's packed words (chain 1, finalised with n). */
+  hashLo: Uint32Array;
+  /** d: second, independent 32-bit mix (chain 2, finalised with n). */
+  hashHi: Uint32Array;
+  /** d: number of datapoints with pre-activation > 0. */
+  fireCount: Float64Array;
+  /**
+   * d*d row-major symmetric: A_ab = #datapoints where both a and b fire (diagonal = fireCount).
+   * Empty (length 0) when the accumulator was created with cofire: false.
+   */
+  cofire: Float64Array;
+  /** Only with keepWords: d × ceil(n/32), neuron-major; bit (n%32) of word n>>5 is s_a(n). */
+  words?: Uint32Array;
+}
 
 /** Initial states of the two hash chains. */
 export const SIGN_HASH_SEED1 = 0x243f6a88;

@@ -18,7 +18,7 @@ import type { LayerBasis } from './basis.js';
 import type { DataSource } from './data.js';
 import type { GpuMlp } from './gpu-model.js';
 import { sectionInputs, type ActivationCache } from './activation-cache.js';
-import { signPatternOrder } from './gate-order.js';
+import { signPatternOrder } from '../cpu/gate-order.js';
 import type { Progress } from './stats.js';
 import type { BasisFormula } from './config.js';
 

@@ -8,7 +8,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
-import { gateChanges, signPatternOrder } from '../ib/gate-order.js';
+import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
 

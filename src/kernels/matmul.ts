@@ -16,28 +16,10 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel, type BufferWindow, type KernelSpec } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
-import { matmulAbsF64, matmulF64 } from '../cpu/matmul.js';
+import { matmulAbsF64, matmulF64, type MatmulShape } from '../cpu/matmul.js';
 import type { SelfCheckResult } from './self-check.js';
 
-export interface MatmulShape {
-  /** Number of independent products (default 1). */
-  batch?: number;
-  /** op(A) is m x k, op(B) is k x n, C is m x n. */
-  m: number;
-  n: number;
-  k: number;
-  /** A is stored k x m (op(A) = Aᵀ). */
-  transA?: boolean;
-  /** B is stored n x k (op(B) = Bᵀ). */
-  transB?: boolean;
-  alpha?: number;
-  /** When non-zero, C is read and beta * C is added; when 0 (default), C is write-only. */
-  beta?: number;
-  /** Elements between consecutive batch matrices; default dense (m*k, k*n, m*n). 0 broadcasts A or B. */
-  strideA?: number;
-  strideB?: number;
-  strideC?: number;
-}
+export type { MatmulShape } from '../cpu/matmul.js';
 
 export type MatmulVariantName = 'reg4x4' | 'tiled128';
 

@@ -34,7 +34,7 @@
 // checks 60000-, 200000- and 2.2M-row batches against the CPU reference).
 
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
-import { signPatternsCpu, SIGN_HASH_SEED1, SIGN_HASH_SEED2 } from '../cpu/sign-patterns.js';
+import { signPatternsCpu, SIGN_HASH_SEED1, SIGN_HASH_SEED2, type SignPatternResult } from '../cpu/sign-patterns.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
@@ -42,25 +42,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { rowWindows, type RowWindow } from './gram.js';
 import type { SelfCheckResult } from './self-check.js';
 
-export interface SignPatternResult {
-  /** Datapoints seen. */
-  n: number;
-  /** Neurons. */
-  d: number;
-  /** d: first 32-bit mix of each neuron's packed words (chain 1, finalised with n). */
-  hashLo: Uint32Array;
-  /** d: second, independent 32-bit mix (chain 2, finalised with n). */
-  hashHi: Uint32Array;
-  /** d: number of datapoints with pre-activation > 0. */
-  fireCount: Float64Array;
-  /**
-   * d*d row-major symmetric: A_ab = #datapoints where both a and b fire (diagonal = fireCount).
-   * Empty (length 0) when the accumulator was created with cofire: false.
-   */
-  cofire: Float64Array;
-  /** Only with keepWords: d × ceil(n/32), neuron-major; bit (n%32) of word n>>5 is s_a(n). */
-  words?: Uint32Array;
-}
+export type { SignPatternResult } from '../cpu/sign-patterns.js';
 
 export interface PatternGroups {
   /** Groups (size >= 2) of live neurons with identical patterns, each sorted, by first member. */
