@@ -1,4 +1,8 @@
 // Public API of ibgpu.
+//
+// The declarations name WebGPU's types (GPUBuffer, GPUDevice, ...): this reference makes a
+// consumer's compiler load them from the @webgpu/types dependency, with no setup of its own.
+/// <reference types="@webgpu/types" preserve="true" />
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
