@@ -212,8 +212,13 @@ export async function buildInteractionBasis(
       if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
     };
     const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
+    const degMs = stats.observerMs ?? 0;
+    const t2 = t();
     const degStats = degAcc ? await degAcc.result() : undefined;
-    timings['stats'] = t() - t0;
+    const degResultMs = t() - t2;
+    timings['stats'] = t() - t0 - degMs - degResultMs;
+    if (degAcc) timings['degeneracy'] = degMs + degResultMs;
 
     const bases = new Map<string, LayerBasis>();
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
@@ -289,7 +294,7 @@ export async function buildInteractionBasis(
     if (degStats) {
       t0 = t();
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
-      timings['degeneracy'] = t() - t0;
+      timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
     if (edges.size > 0) {
       t0 = t();
