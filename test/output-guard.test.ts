@@ -24,7 +24,7 @@ function ibgpu(cwd: string, args: string[]): Promise<{ code: number; out: string
   const script = `import { runCli } from ${JSON.stringify(MAIN)}; process.exitCode = await runCli(['node', 'ibgpu', ...process.argv.slice(1)]);`;
   const t0 = performance.now();
   return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, '--', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (c) => { out += c; });
