@@ -239,3 +239,8 @@ export async function checkOwnedSafetensors(path: string, opts: OutputGuardOptio
   const abs = resolve(path);
   return checkOwnedFiles(dirname(abs), [relative(dirname(abs), abs)], () => isIbgpuSafetensors(abs), opts).then(() => abs);
 }
+
+/** A build result directory: its manifest.json is one of ibgpu's (format marker, or an older result's fields). */
+export async function isResultDir(dir: string): Promise<boolean> {
+  return manifestFiles(await readJsonOrNull(join(dir, 'manifest.json'))) !== null;
+}
