@@ -201,6 +201,9 @@ describe('the guard itself (src/io/output-guard.ts)', () => {
       mkdirSync(join(d, 'stage'));
       await writeSafetensors(join(d, 'stage', 'stats.safetensors'), { x: { dtype: 'F64', shape: [1], data: new Float64Array(1) } }, { format: 'ibgpu-partial' });
       await checkReplaceableDir(join(d, 'stage'));
+      // What an interrupted atomic write leaves (a resumed staged build must not be refused for it).
+      writeFileSync(join(d, 'stage', '.stats-00000-of-00001.safetensors.tmp-4242-0badcafe'), 'half');
+      await checkReplaceableDir(join(d, 'stage'));
       await writeSafetensors(join(d, 'stage', 'other.safetensors'), { x: { dtype: 'F64', shape: [1], data: new Float64Array(1) } }, { format: 'pt' });
       await expect(checkReplaceableDir(join(d, 'stage'))).rejects.toMatchObject({ code: 'BAD_OUTPUT', message: expect.stringMatching(/other\.safetensors/) });
       // A manifest.json that is not ibgpu's does not make a directory ours.

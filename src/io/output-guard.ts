@@ -140,6 +140,9 @@ function manifestFiles(m: Record<string, unknown> | null): Set<string> | null {
   return null;
 }
 
+/** `.<name>.tmp-<pid>-<8 hex>` / `.old-…`: the hidden temporaries of src/io/atomic.ts. */
+const IBGPU_TEMPORARY = /^\.[^/]+\.(tmp|old)-\d+-[0-9a-f]{8}(\/.*)?$/;
+
 function listing(names: string[], max = 6): string {
   const shown = names.slice(0, max).join(', ');
   return names.length > max ? `${shown}, … (${names.length} entries)` : shown;
@@ -154,6 +157,8 @@ async function foreignContents(abs: string): Promise<string | null> {
   const foreign: string[] = [];
   for (const e of entries) {
     if (allowed?.has(e)) continue;
+    // A temporary that an interrupted atomic write left behind (siblingTempPath in atomic.ts).
+    if (IBGPU_TEMPORARY.test(e)) continue;
     // ibgpu's own safetensors files (stage files, shard partials) carry an "ibgpu-…" format in their metadata.
     if (e.endsWith('.safetensors') && !e.includes('/') && (await isIbgpuSafetensors(join(abs, e)))) continue;
     foreign.push(e);
