@@ -231,9 +231,14 @@ export async function buildInteractionBasis(
       const t1 = t();
       const pairs: EdgePair[] = [];
       for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
+      // A build may run the edge pass more than once (sections whose bases are ready first);
+      // each pass is named by its sections, so a progress display never shows one bar twice.
+      const whole = lo === 0 && edgesFrom === plan.length - 1;
+      const label = whole ? 'edges' : `edges ${plan[lo]!.name}..${plan[edgesFrom]!.name}`;
+      const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
       const E = config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress, { cache })
-        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress, { cache });
+        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
+        : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
