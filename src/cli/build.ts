@@ -1,5 +1,6 @@
 // `ibgpu build [config.json]`: load model and data, build the Interaction Basis, write results.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,10 @@ export interface LoadedConfig {
 /** Reads and checks a build config (default: the shipped example). */
 export async function loadBuildConfig(configArg: string | undefined): Promise<LoadedConfig> {
   const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
+  if (configArg === undefined && !existsSync(configPath)) {
+    throw new IbgpuError('BAD_CONFIG', `no config given, and the shipped example ${configPath} is missing`,
+      'pass a build config (`ibgpu build my-config.json`, fields in the README), or reinstall ibgpu, whose package ships examples/mnist-mlp');
+  }
   const base = dirname(configPath);
   const config = parseConfig(await readJson(configPath, 'config'));
   const stem = basename(configPath).replace(/\.json$/, '');
