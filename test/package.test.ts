@@ -160,6 +160,10 @@ try {
 
     const usage = await npx(['build', '--no-such-flag']);
     expect(usage.code).toBe(2);
+    // Errors pass the stderr filter untouched.
+    const missing = await npx(['build', 'missing.json']);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/^ibgpu: cannot read config .*missing\.json: ENOENT\n\s+fix: check the path\n$/);
     const help = await npx(['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/130\s+interrupted/);
@@ -182,6 +186,16 @@ try {
     // A second export replaces the first (it is ibgpu's own); nothing lands in the package.
     expect((await npx(['serve', 'out/small', '--export', 'site'])).code).toBe(0);
     expect(tree(pkg)).toEqual(before);
+  });
+
+  it('Ctrl-C during a build exits 130 and leaves nothing behind', async () => {
+    // Its own process group, as a terminal's Ctrl-C reaches the command and its filtered child.
+    const p = spawn(process.execPath, [join(proj, 'node_modules', '.bin', 'ibgpu'), 'build', '-o', 'interrupted'], { cwd: proj, stdio: 'ignore', detached: true });
+    await new Promise((ok) => setTimeout(ok, 1500));
+    process.kill(-p.pid!, 'SIGINT');
+    const code = await new Promise<number | null>((ok) => p.once('close', (c) => ok(c)));
+    expect(code).toBe(130);
+    expect(readdirSync(proj).filter((f) => f.includes('interrupted'))).toEqual([]);
   });
 
   it('ibgpu serve serves the prebuilt viewer and the result over HTTP', async () => {
