@@ -11,6 +11,7 @@ export type IbgpuErrorCode =
   | 'BAD_FILE'
   | 'MISSING_TENSOR'
   | 'BAD_CONFIG'
+  | 'BAD_OUTPUT'
   | 'DISPOSED';
 
 export class IbgpuError extends Error {

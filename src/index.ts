@@ -1,4 +1,8 @@
 // Public API of ibgpu.
+//
+// The declarations name WebGPU's types (GPUBuffer, GPUDevice, ...): this reference makes a
+// consumer's compiler load them from the @webgpu/types dependency, with no setup of its own.
+/// <reference types="@webgpu/types" preserve="true" />
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
@@ -15,15 +19,30 @@ export { gramF64, columnSumsF64 } from './cpu/gram.js';
 export { symEig, symEigValues } from './cpu/eigh.js';
 export { eigh, refineEig, chooseEighSolver, type EighOptions, type EighResult } from './cpu/eig-refine.js';
 
-export { parseConfig, DEFAULT_CONFIG, type BuildConfig } from './ib/config.js';
+export { parseConfig, DEFAULT_CONFIG, type BuildConfig, type BasisFormula, type EdgeFormula, type ThresholdMode, type DataSpec } from './ib/config.js';
 export { arraySource, type DataSource } from './ib/data.js';
 export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
 export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
-export { writeResults, basisTensors, edgeTensors, graphJson } from './ib/results.js';
+// The types a result is made of, so callers can name them.
+export type { LayerBasis, NodeStats, GateStats, Threshold } from './ib/basis.js';
+export type { StatsResult, Progress } from './ib/stats.js';
+export {
+  DEGENERACY_FORMAT,
+  type DegeneracyReport, type SectionReport, type SyncReport, type SyncGroup, type NearPair, type GroundTruth, type RankRule,
+} from './report/degeneracy.js';
+export {
+  MODULES_FORMAT,
+  type ModulesReport, type ModuleInfo, type ModularityOptions, type EdgeNorm, type InteractionGraph, type GraphNode, type GraphLayer, type EdgeMatrix,
+} from './report/modularity.js';
+export {
+  checkReplaceableDir, checkOwnedFiles, RESULT_FORMAT, VIEWER_EXPORT_FORMAT, TRAIN_FORMAT, type OutputGuardOptions,
+} from './io/output-guard.js';
+export { ResultDir, writeFileAtomic } from './io/atomic.js';
+export { writeResults, basisTensors, edgeTensors, graphJson, type ResultMeta } from './ib/results.js';
 export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './ib/from-files.js';
 export { layerIdentities } from './ib/identities.js';
 export { trainMlp, type TrainMlpOptions, type TrainMlpResult, type EpochRecord } from './train/train-mlp.js';
-export { saveTrainedMlp } from './train/save.js';
+export { saveTrainedMlp, checkTrainOutput, type SavedFiles } from './train/save.js';
 export { integrationPoints } from './ib/integration.js';
 
 export { openSafetensors, parseSafetensors, writeSafetensors } from './io/safetensors.js';

@@ -264,3 +264,17 @@ describe('browser build (chromium, WebGPU)', () => {
     expect(await page.locator('#status').textContent()).toMatch(/truncated/);
   }, 120_000);
 });
+
+describe('the viewer opened as a file', () => {
+  it('says it must be served over HTTP instead of "loading…" forever', async ({ skip }) => {
+    if (skipLoudly(skip)) return;
+    const p = await ctx!.newPage();
+    try {
+      await p.goto(`file://${join(tmp, 'web', 'index.html')}`);
+      await p.waitForFunction(() => document.body.dataset['state'] === 'file-protocol', undefined, { timeout: 10_000 });
+      expect(await p.textContent('#meta')).toMatch(/must be served over HTTP.*python3 -m http\.server -d/);
+    } finally {
+      await p.close();
+    }
+  });
+});

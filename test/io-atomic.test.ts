@@ -90,30 +90,36 @@ describe('ResultDir', () => {
     await expect(rd.writeFile('late.txt', 'x')).rejects.toMatchObject({ code: 'DISPOSED' });
   });
 
-  it('replaces an existing results directory only at commit', async () => {
+  it('replaces an existing results directory only at commit, and only one ibgpu wrote', async () => {
     const d = freshDir();
     const target = join(d, 'run');
     mkdirSync(target);
     writeFileSync(join(target, 'old.txt'), 'old');
+    writeFileSync(join(target, 'manifest.json'), JSON.stringify({ format: 'ibgpu-result', files: ['old.txt', 'manifest.json'] }));
     const rd = await ResultDir.create(target);
     await rd.writeFile('new.txt', 'new');
-    expect(readdirSync(target)).toEqual(['old.txt']);
+    expect(readdirSync(target).sort()).toEqual(['manifest.json', 'old.txt']);
     await rd.commit();
     expect(readdirSync(target)).toEqual(['new.txt']);
     expect(readdirSync(d)).toEqual(['run']); // the moved-aside old directory was deleted
+    // A directory holding anything ibgpu did not write is refused before anything is written.
+    writeFileSync(join(target, 'mine.txt'), 'mine');
+    await expect(ResultDir.create(target)).rejects.toMatchObject({ code: 'BAD_OUTPUT' });
+    expect(readdirSync(target).sort()).toEqual(['mine.txt', 'new.txt']);
+    expect(readdirSync(d)).toEqual(['run']);
   });
 
   it('abort removes the temporary directory and leaves the target untouched', async () => {
     const d = freshDir();
     const target = join(d, 'run');
     mkdirSync(target);
-    writeFileSync(join(target, 'old.txt'), 'old');
+    writeFileSync(join(target, 'manifest.json'), JSON.stringify({ format: 'ibgpu-result', files: ['manifest.json'] }));
     const rd = await ResultDir.create(target);
     await rd.writeFile('half.txt', 'partial');
     await rd.abort();
     expect(rd.state).toBe('aborted');
     expect(readdirSync(d)).toEqual(['run']);
-    expect(readdirSync(target)).toEqual(['old.txt']);
+    expect(readdirSync(target)).toEqual(['manifest.json']);
     await expect(rd.commit()).rejects.toMatchObject({ code: 'DISPOSED' });
   });
 
@@ -138,9 +144,7 @@ describe('ResultDir', () => {
     expect(rd.file('a/../b.txt')).toBe(join(rd.path, 'b.txt'));
     await rd.abort();
     writeFileSync(join(d, 'file'), 'x');
-    const rf = await ResultDir.create(join(d, 'file'));
-    await expect(rf.commit()).rejects.toMatchObject({ code: 'BAD_CONFIG' });
-    await rf.abort();
+    await expect(ResultDir.create(join(d, 'file'))).rejects.toMatchObject({ code: 'BAD_OUTPUT' });
     expect(readdirSync(d)).toEqual(['file']);
   });
 

@@ -1,7 +1,8 @@
 // `ibgpu build [config.json]`: load model and data, build the Interaction Basis, write results.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
@@ -12,6 +13,7 @@ import { buildInteractionBasis } from '../ib/pipeline.js';
 import { writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
+import { checkReplaceableDir } from '../io/output-guard.js';
 import { makeProgress } from './progress.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -70,33 +72,57 @@ export interface LoadedConfig {
 /** Reads and checks a build config (default: the shipped example). */
 export async function loadBuildConfig(configArg: string | undefined): Promise<LoadedConfig> {
   const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
+  if (configArg === undefined && !existsSync(configPath)) {
+    throw new IbgpuError('BAD_CONFIG', `no config given, and the shipped example ${configPath} is missing`,
+      'pass a build config (`ibgpu build my-config.json`, fields in the README), or reinstall ibgpu, whose package ships examples/mnist-mlp');
+  }
   const base = dirname(configPath);
   const config = parseConfig(await readJson(configPath, 'config'));
   const stem = basename(configPath).replace(/\.json$/, '');
   return { configPath, base, config, name: stem === 'build' ? basename(base) : stem };
 }
 
-/** The result directory: -o, else config.out_dir, else ./out/<name> (examples/mnist-mlp/build.json -> out/mnist-mlp). */
+/**
+ * The result directory: -o, else config.out_dir, else ./out/<name> (examples/mnist-mlp/build.json
+ * -> out/mnist-mlp). The default never is (or holds) the config's own folder: a config kept in
+ * ./out/<name>/build.json (say, next to a model `ibgpu train-mlp` wrote there) gets ./out/<name>.result.
+ */
 export function defaultResultDir(config: BuildConfig, base: string, name: string, out?: string): string {
-  return resolve(out ?? (config.out_dir ? resolve(base, config.out_dir) : join(process.cwd(), 'out', name)));
+  if (out !== undefined) return resolve(out);
+  if (config.out_dir) return resolve(base, config.out_dir);
+  const dir = join(process.cwd(), 'out', name);
+  const b = resolve(base);
+  return b === dir || b.startsWith(dir + sep) ? `${dir}.result` : dir;
+}
+
+/** The files a build reads (config, model, architecture, data): its output may not replace them. */
+export function buildInputs(loaded: LoadedConfig): string[] {
+  const { config, base, configPath } = loaded;
+  const data = config.data as { path?: string } | undefined;
+  return [configPath, config.model, config.arch, data?.path].filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p));
 }
 
 export async function buildCommand(
   configArg: string | undefined,
-  o: { backend?: Backend; out?: string; quiet?: boolean; profile?: boolean },
+  o: { backend?: Backend; out?: string; quiet?: boolean; profile?: boolean; json?: boolean },
 ): Promise<number> {
-  const { configPath, base, config, name } = await loadBuildConfig(configArg);
+  const loaded = await loadBuildConfig(configArg);
+  const { configPath, base, config, name } = loaded;
   const out = defaultResultDir(config, base, name, o.out);
-  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  // Before anything is loaded or computed: may the result go there at all?
+  const guard = { what: 'the build result', inputs: buildInputs(loaded) };
+  await checkReplaceableDir(out, guard);
+  const quiet = o.quiet === true || o.json === true;
+  const log = (m: string) => { if (!quiet) console.error(m); };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   const engine = await Engine.create({ ...(o.backend ? { backend: o.backend } : {}), profile: o.profile === true });
   try {
     log(`ibgpu build: ${configPath}`);
     log(`adapter: ${engine.adapterName}`);
-    const progress = makeProgress(process.stderr, o.quiet === true);
+    const progress = makeProgress(process.stderr, quiet);
     const t0 = performance.now();
-    const res = await buildInteractionBasis(engine, model, data, config, { logger: { info: log }, progress });
+    const res = await buildInteractionBasis(engine, model, data, config, { logger: { info: (m) => { progress.end(); log(m); } }, progress });
     progress.end();
     const total = performance.now() - t0;
     const gpuProfile = engine.profiling ? await engine.takeProfile() : undefined;
@@ -105,8 +131,13 @@ export async function buildCommand(
       data: data.description,
       configPath,
       extra: { total_ms: total, counters: engine.counters, ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+      guard,
     });
-    if (!o.quiet) {
+    if (o.json) {
+      console.log(JSON.stringify(buildSummary(dir, res, { adapter: engine.adapterName, data: data.description, configPath, totalMs: total }), null, 2));
+    } else if (o.quiet) {
+      console.log(dir);
+    } else {
       console.log(`\nInteraction Basis of ${data.n} datapoints in ${(total / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`);
       for (const [name, b] of res.bases) {
         console.log(`  ${name.padEnd(10)} dim ${String(b.dim).padStart(4)}  stage 1 keeps ${String(b.k).padStart(4)}  basis ${String(b.r).padStart(4)}${b.Lambda ? `  Λ_max ${Math.max(...b.Lambda).toExponential(3)}` : ''}`);
@@ -119,6 +150,24 @@ export async function buildCommand(
     engine.dispose();
     await data.close?.();
   }
+}
+
+/** The one JSON document `ibgpu build --json` (and staged builds, combine) print on stdout. */
+export function buildSummary(
+  dir: string, res: import('../ib/pipeline.js').IbResult,
+  meta: { adapter: string; data: string; configPath?: string; totalMs?: number },
+): Record<string, unknown> {
+  return {
+    result: dir,
+    config: meta.configPath ?? null,
+    adapter: meta.adapter,
+    data: meta.data,
+    dataset_size: res.n,
+    timings_ms: res.timings,
+    ...(meta.totalMs !== undefined ? { total_ms: meta.totalMs } : {}),
+    layers: Object.fromEntries([...res.bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])),
+    edges: Object.fromEntries([...res.edges].map(([k, e]) => [k, { shape: [e.rows, e.cols] }])),
+  };
 }
 
 function summarize(p: { label: string; ms: number }[]): Record<string, { count: number; ms: number }> {

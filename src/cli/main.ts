@@ -1,9 +1,22 @@
 // The `ibgpu` command line.
 
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { IbgpuError } from '../errors.js';
 import { BACKENDS, type Backend } from '../gpu/acquire.js';
 import { VERSION } from '../version.js';
+
+/** Exit codes of every command (also in `ibgpu --help` and the README). */
+export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+
+const EXIT_HELP = `
+Exit codes:
+  0    success
+  1    failure (a bug, a GPU or device error, a failed self-check)
+  2    usage error or invalid input (unknown option, bad config, unusable data, refused output path)
+  130  interrupted (Ctrl-C)
+
+Output: results and --json documents go to stdout, progress and messages to stderr; --quiet leaves
+only the result path on stdout. The GPU driver's start-up notes are hidden unless --verbose.`;
 
 export async function runCli(argv: string[]): Promise<number> {
   const program = new Command();
@@ -13,13 +26,17 @@ export async function runCli(argv: string[]): Promise<number> {
     .name('ibgpu')
     .description('Interaction Basis of neural networks on WebGPU')
     .version(VERSION)
-    .showHelpAfterError();
+    .option('--verbose', 'also show the GPU driver\'s start-up notes on stderr (env IBGPU_VERBOSE=1)')
+    .addHelpText('after', EXIT_HELP)
+    .showHelpAfterError()
+    // Usage errors exit 2 (commander's default is 1, which scripts read as a failed computation).
+    .exitOverride();
 
   program
     .command('doctor')
     .description('show the adapter, its limits and features, and self-check every kernel')
     .addOption(backendOpt())
-    .option('--json', 'machine-readable output')
+    .option('--json', 'one JSON document on stdout')
     .action(async (o: { backend?: Backend; json?: boolean }) => {
       const { doctor } = await import('./doctor.js');
       code = await doctor(o);
@@ -31,7 +48,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .argument('[config]', 'JSON config file (default: the shipped MNIST example)')
     .addOption(backendOpt())
     .option('-o, --out <dir>', 'result directory (default: config.out_dir or ./out/<config name>)')
-    .option('--quiet', 'no progress output')
+    .option('--quiet', 'no progress output; only the result path on stdout')
+    .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')
     .option('--profile', 'record GPU time per kernel (needs timestamp-query)')
     .option('--plan', 'dry run: print the buffers of every stage and the passes over the data, then exit')
     .option('--stage <stage>', 'run one stage on one shard of the dataset: stats | edges (partial sums into -o DIR)')
@@ -59,7 +77,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .requiredOption('-o, --out <dir>', 'output: the stage directory (stats) or the result directory (edges)')
     .option('--bases <dir>', 'edges: the stats combine directory (default: --out)')
     .option('--config <path>', 'stats: the build config, if it moved since the shards ran')
-    .option('--quiet', 'no progress output')
+    .option('--quiet', 'no progress output; only the result path on stdout')
+    .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')
     .action(async (files: string[], o: import('./stage.js').CombineCliOptions) => {
       const { combineCommand } = await import('./stage.js');
       code = await combineCommand(files, o);
@@ -77,7 +96,8 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--seed <n>', 'seed of the initialisation and the shuffles', '0')
     .option('--activation <name>', 'hidden-layer activation (relu, gelu, gelu_tanh, identity)', 'relu')
     .option('--train-count <n>', 'training digits, taken first; the rest of the 10,000 are held out', '8000')
-    .option('--quiet', 'no progress output')
+    .option('--quiet', 'no progress output; only the output directory on stdout')
+    .option('--json', 'one JSON document on stdout: output files, accuracy, timings, adapter')
     .action(async (o: import('./train.js').TrainCliOptions) => {
       const { trainCommand } = await import('./train.js');
       code = await trainCommand(o);
@@ -99,7 +119,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--gauss-newton', 'add the ground truth: the Gauss–Newton nullity in float64 (small models)')
     .option('--gn-max-params <n>', 'largest parameter count for --gauss-newton', '4000')
     .option('--no-write', 'do not update degeneracy.json / modules.json / graph.json')
-    .option('--json', 'print the reports as JSON')
+    .option('--json', 'one JSON document on stdout: the reports, the result path, the adapter')
     .option('--quiet', 'no progress output')
     .addOption(backendOpt())
     .action(async (dir: string, o: import('./report.js').ReportCliOptions) => {
@@ -127,10 +147,14 @@ export async function runCli(argv: string[]): Promise<number> {
 }
 
 export function reportError(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // commander printed the message (and the help) already; --help and --version end here too.
+    return e.code === 'commander.helpDisplayed' || e.code === 'commander.help' || e.code === 'commander.version' || e.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  }
   if (e instanceof IbgpuError) {
     console.error(`ibgpu: ${e.message}`);
-    return 2;
+    return e.code === 'BAD_CONFIG' || e.code === 'BAD_FILE' || e.code === 'BAD_OUTPUT' || e.code === 'MISSING_TENSOR' || e.code === 'SHAPE' || e.code === 'NON_FINITE' || e.code === 'LIMIT_EXCEEDED' ? EXIT.usage : EXIT.failure;
   }
   console.error(e);
-  return 1;
+  return EXIT.failure;
 }

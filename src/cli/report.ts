@@ -123,6 +123,12 @@ async function recomputeDegeneracy(dir: string, manifest: Manifest, o: ReportCli
   }
 }
 
+function formatDuration(seconds: number): string {
+  if (seconds < 60) return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 export async function reportCommand(dirArg: string, o: ReportCliOptions): Promise<number> {
   const dir = resolve(dirArg);
   const log = (m: string) => { if (!o.quiet) console.error(m); };
@@ -143,10 +149,32 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
     if (P > maxP) {
       throw new IbgpuError('LIMIT_EXCEEDED', `the Gauss–Newton ground truth needs an f64 ${P}×${P} eigendecomposition (over --gn-max-params ${maxP})`, 'it is meant for small networks; raise --gn-max-params to force it');
     }
-    log(`Gauss–Newton nullity: ${P} parameters, ${data.n} datapoints (float64, CPU)`);
+    const { gaussNewtonMethod, gaussNewtonFlops, measureFlopRate, largestGap, CLEAR_GAP } = await import('../cpu/gauss-newton.js');
+    const nOut = model.layers[model.layers.length - 1]!.dOut;
+    const method = gaussNewtonMethod(P, data.n * nOut);
+    const flops = gaussNewtonFlops(model, data.n, method);
+    const rate = measureFlopRate();
+    log(`Gauss–Newton nullity: ${P} parameters, ${data.n} datapoints (float64 ${method === 'svd' ? 'QR + Jacobi SVD of the stacked Jacobian' : 'eigenvalues of JᵀJ'}, CPU, one thread)`);
+    log(`  about ${(flops / 1e9).toFixed(1)} GFLOP; estimate ${formatDuration(flops / rate)} at the ${(rate / 1e9).toFixed(2)} GFLOP/s this machine gives now`);
+    const { makeProgress } = await import('./progress.js');
+    const progress = makeProgress(process.stderr, o.quiet === true || o.json === true);
+    const t0 = performance.now();
     const x = await data.readRows(0, data.n);
-    const gn = gaussNewtonNullity(model, x, data.n);
-    deg = { ...deg, ground_truth: { gauss_newton_nullity: gn.nullity, rank: gn.rank, params: gn.params, method: gn.method, rtol: gn.rtol, gap_at_cut: gn.gapAtCut } };
+    const gn = gaussNewtonNullity(model, x, data.n, { method, progress: (st, d, t) => progress(`gn-${st}`, d, t) });
+    progress.end();
+    log(`  done in ${formatDuration((performance.now() - t0) / 1000)}`);
+    const lg = largestGap(gn.singularValues);
+    const clear = gn.gapAtCut >= CLEAR_GAP;
+    if (!clear) {
+      console.error(`ibgpu report: warning: the Gauss–Newton spectrum has no clear gap at the cut (σ_r/σ_r+1 = ${gn.gapAtCut.toPrecision(3)} < ${CLEAR_GAP}); the nullity ${gn.nullity} is ill-defined and moves with the tolerance (largest gap ×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'} would give ${gn.params - lg.rank})`);
+    }
+    deg = {
+      ...deg,
+      ground_truth: {
+        gauss_newton_nullity: gn.nullity, rank: gn.rank, params: gn.params, method: gn.method, rtol: gn.rtol, gap_at_cut: gn.gapAtCut,
+        clear_gap: clear, largest_gap: { ratio: lg.ratio, nullity: gn.params - lg.rank },
+      },
+    };
     degChanged = true;
   }
   if (deg && degChanged && write) await writeResultJson(dir, 'degeneracy.json', deg);
@@ -168,7 +196,10 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
   }
 
   if (o.json) {
-    console.log(JSON.stringify({ degeneracy: deg ?? null, modules: mods ?? null }, null, 2));
+    console.log(JSON.stringify({
+      result: dir, adapter: manifest.adapter, dataset_size: manifest.dataset_size, node_layers: manifest.config.node_layers,
+      timings_ms: manifest['timings_ms'] ?? null, degeneracy: deg ?? null, modules: mods ?? null,
+    }, null, 2));
     return 0;
   }
   const near = num('near', o.near, (x) => x >= 0, 'a number >= 0 (a fraction of the datapoints when < 1, else a count)');

@@ -13,12 +13,14 @@
 // the user picks, as the examples live under /example/).
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { execFileSync } from 'node:child_process';
 import { copyFile, mkdir, readFile, stat } from 'node:fs/promises';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbgpuError } from '../errors.js';
+import { ResultDir } from '../io/atomic.js';
+import { VIEWER_EXPORT_FORMAT } from '../io/output-guard.js';
+import { VERSION } from '../version.js';
 
 /** Files of a result directory the viewer may fetch. */
 export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors'] as const;
@@ -53,23 +55,28 @@ function newestMtime(dir: string): number {
   return t;
 }
 
+const WEB_FILES = ['index.html', 'viewer.js', 'ibgpu.js'] as const;
+
 /**
- * dist/web, built with scripts/build-web.mjs (needs the esbuild devDependency) when missing, or,
- * in a source checkout, when web/, src/ or shaders/ changed after the bundle was written: a stale
- * viewer that silently disagrees with the library it sits next to costs more than a 1 s rebuild.
+ * dist/web: the viewer, prebuilt by `npm run build` (scripts/build-web.mjs; `prepack` runs it, so
+ * a packed package ships it). Nothing is built or written into the package at run time. In a
+ * source checkout whose web/, src/ or shaders/ changed after the bundle was written, `warn` is
+ * told so (the viewer still runs, from the older bundle).
  */
-export function webDir(rebuild = false): string {
+export function webDir(warn: (msg: string) => void = () => {}): string {
   const root = packageRoot();
   const dir = join(root, 'dist', 'web');
-  const bundle = join(dir, 'ibgpu.js');
-  const stale = existsSync(bundle) && existsSync(join(root, 'web'))
-    && Math.max(...['web', 'src', 'shaders'].map((d) => newestMtime(join(root, d)))) > statSync(bundle).mtimeMs;
-  if (rebuild || stale || !existsSync(join(dir, 'index.html')) || !existsSync(bundle)) {
-    try {
-      execFileSync(process.execPath, [join(root, 'scripts', 'build-web.mjs'), dir], { stdio: ['ignore', 'ignore', 'inherit'] });
-    } catch (e) {
-      throw new IbgpuError('BAD_CONFIG', `the viewer is not built and building it failed (${(e as Error).message})`, 'run `npm run build:web` in ' + root);
-    }
+  const missing = WEB_FILES.filter((f) => !existsSync(join(dir, f)));
+  const checkout = existsSync(join(root, 'web')) && existsSync(join(root, 'scripts', 'build-web.mjs'));
+  if (missing.length > 0) {
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `the viewer is not built: ${missing.map((f) => join(dir, f)).join(', ')} missing`,
+      checkout ? `run \`npm run build\` in ${root}` : 'this ibgpu package is incomplete; reinstall it (`npm install ibgpu`)',
+    );
+  }
+  if (checkout && Math.max(...['web', 'src', 'shaders'].map((d) => newestMtime(join(root, d)))) > statSync(join(dir, 'ibgpu.js')).mtimeMs) {
+    warn(`ibgpu: the viewer in ${dir} is older than the sources; \`npm run build\` updates it`);
   }
   return dir;
 }
@@ -125,7 +132,7 @@ async function exampleFile(root: string, name: string): Promise<{ body: Uint8Arr
 /** Serves the viewer and `resultDir` on 127.0.0.1:`port` (0: any free port). */
 export async function serveResult(resultDir: string | undefined, opts: ServeOptions = {}): Promise<RunningServer> {
   const root = packageRoot();
-  const web = opts.web ?? webDir();
+  const web = opts.web ?? webDir(opts.log);
   const result = resultDir === undefined ? undefined : resolve(resultDir);
   if (result !== undefined && !existsSync(join(result, 'graph.json'))) {
     throw new IbgpuError('BAD_CONFIG', `${result} is not a build result (no graph.json)`, 'pass a directory written by `ibgpu build`');
@@ -177,31 +184,38 @@ export async function serveResult(resultDir: string | undefined, opts: ServeOpti
 }
 
 /** Writes the viewer and the result's files into `target` as static files. */
-export async function exportViewer(resultDir: string | undefined, target: string): Promise<string[]> {
-  const web = webDir();
-  const out = resolve(target);
-  await mkdir(join(out, 'result'), { recursive: true });
-  const written: string[] = [];
-  for (const f of ['index.html', 'viewer.js', 'ibgpu.js']) {
-    await copyFile(join(web, f), join(out, f));
-    written.push(f);
+export async function exportViewer(resultDir: string | undefined, target: string, warn: (msg: string) => void = () => {}): Promise<string[]> {
+  const web = webDir(warn);
+  const result = resultDir === undefined ? undefined : resolve(resultDir);
+  if (result !== undefined && !existsSync(join(result, 'graph.json'))) {
+    throw new IbgpuError('BAD_CONFIG', `${result} is not a build result (no graph.json)`, 'pass a directory written by `ibgpu build`');
   }
-  if (resultDir !== undefined) {
-    for (const f of RESULT_FILES) {
-      const src = join(resolve(resultDir), f);
-      if (await stat(src).then(() => true, () => false)) {
-        await copyFile(src, join(out, 'result', f));
-        written.push(`result/${f}`);
+  // Like a build result, the export appears complete or not at all, and replaces only an earlier
+  // export (or an empty folder): src/io/output-guard.ts, checked before anything is copied.
+  const dir = await ResultDir.create(target, { what: 'the viewer export', flag: '--export', inputs: result ? [result] : [] });
+  try {
+    await mkdir(join(dir.path, 'result'), { recursive: true });
+    for (const f of WEB_FILES) await copyFile(join(web, f), dir.file(f));
+    if (result !== undefined) {
+      for (const f of RESULT_FILES) {
+        const src = join(result, f);
+        if (await stat(src).then(() => true, () => false)) await copyFile(src, dir.file(`result/${f}`));
       }
     }
+    const written = await dir.files();
+    await dir.writeJson('manifest.json', { format: VIEWER_EXPORT_FORMAT, ibgpu_version: VERSION, result: result ?? null, files: [...written, 'manifest.json'] });
+    await dir.commit();
+    return written;
+  } finally {
+    await dir.abort();
   }
-  return written;
 }
 
 export async function serveCommand(resultDir: string | undefined, o: { port?: string; export?: string; open?: boolean }): Promise<number> {
   if (o.export !== undefined) {
-    const files = await exportViewer(resultDir, o.export);
-    console.log(`ibgpu: viewer written to ${resolve(o.export)} (${files.length} files); serve that folder with any static file server`);
+    const files = await exportViewer(resultDir, o.export, (m) => console.error(m));
+    console.error(`ibgpu: viewer written (${files.length} files). Browsers do not run it from file://; serve the folder, e.g.\n  python3 -m http.server -d ${JSON.stringify(resolve(o.export))} 8080   (then open http://127.0.0.1:8080/)`);
+    console.log(resolve(o.export));
     return 0;
   }
   const port = o.port === undefined ? 8080 : Number(o.port);

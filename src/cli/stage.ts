@@ -26,7 +26,8 @@ import {
 } from '../ib/staged.js';
 import type { MlpModel } from '../ib/model.js';
 import { Engine } from '../runtime/engine.js';
-import { defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';
+import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
+import { buildInputs, buildSummary, defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';
 import { makeProgress } from './progress.js';
 
 export interface StageCliOptions {
@@ -42,12 +43,22 @@ export interface StageCliOptions {
   work?: string;
   force?: boolean;
   split?: string;
+  json?: boolean;
 }
 
 /** `ibgpu build` with --plan, --stage or --resume. */
 export async function stageCommand(configArg: string | undefined, o: StageCliOptions): Promise<number> {
-  const { configPath, base, config, name } = await loadBuildConfig(configArg);
-  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const loaded = await loadBuildConfig(configArg);
+  const { configPath, base, config, name } = loaded;
+  const log = (m: string) => { if (!o.quiet && !o.json) console.error(m); };
+  // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
+  const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
+  let out: string | undefined;
+  let work: string | undefined;
+  if (!o.plan && o.resume) {
+    out = await checkReplaceableDir(defaultResultDir(config, base, name, o.out), guard);
+    work = await checkReplaceableDir(resolve(o.work ?? `${out}.stages`), { ...guard, what: 'the stage files', flag: '--work' });
+  }
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   try {
@@ -62,11 +73,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     checkShardable(config);
     const hash = configHash(config, model);
     const ctx = { model, data, config, configPath, hash };
-    if (o.resume) {
-      const out = defaultResultDir(config, base, name, o.out);
-      const work = resolve(o.work ?? `${out}.stages`);
-      return await resumeBuild(ctx, work, out, o, log);
-    }
+    if (o.resume) return await resumeBuild(ctx, work!, out!, o, log, guard);
     if (o.stage !== 'stats' && o.stage !== 'edges') {
       throw new IbgpuError('BAD_CONFIG', `--stage must be 'stats' or 'edges' (got ${JSON.stringify(o.stage)})`, 'bases are built by `ibgpu combine` of the stats partials');
     }
@@ -75,12 +82,13 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     if (split !== 'data' && split !== 'out') throw new IbgpuError('BAD_CONFIG', `--split must be 'data' or 'out' (got ${JSON.stringify(o.split)})`);
     if (split === 'out' && o.stage !== 'edges') throw new IbgpuError('BAD_CONFIG', '--split out applies to --stage edges only (statistics are split over the data)');
     const dir = resolve(o.out ?? join(process.cwd(), 'out', `${name}.partials`));
-    await mkdir(dir, { recursive: true });
     const path = join(dir, o.stage === 'edges' ? edgesPartialName(shard, split) : partialName(o.stage, shard));
+    await checkOwnedSafetensors(path, { what: 'the partial sums' });
+    await mkdir(dir, { recursive: true });
     const range = split === 'out' ? { start: 0, end: data.n } : shardRange(data.n, config.batch_size, shard);
     if (!o.force) {
       const r = await reusablePartial(path, o.stage, hash, range, data.n);
-      if (r.ok) { log(`${path}: complete and verified, nothing to do (--force recomputes)`); console.log(path); return 0; }
+      if (r.ok) { log(`${path}: complete and verified, nothing to do (--force recomputes)`); printPath(path, o.json, { stage: o.stage, shard, reused: true }); return 0; }
       if (r.why !== 'absent') log(`existing ${basename(path)} rejected, recomputing: ${r.why}`);
     }
     let stage: Awaited<ReturnType<typeof loadStage>> | undefined;
@@ -100,7 +108,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     } finally {
       engine.dispose();
     }
-    console.log(path);
+    printPath(path, o.json, { stage: o.stage, shard, rows: [range.start, range.end] });
     return 0;
   } finally {
     await data.close?.();
@@ -110,14 +118,14 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
 /** The staged pipeline in one process; every stage's file is reused when it verifies. */
 async function resumeBuild(
   ctx: { model: MlpModel; data: DataSource; config: BuildConfig; configPath: string; hash: string },
-  work: string, out: string, o: StageCliOptions, log: (m: string) => void,
+  work: string, out: string, o: StageCliOptions, log: (m: string) => void, guard: OutputGuardOptions,
 ): Promise<number> {
   await mkdir(work, { recursive: true });
   const one: Shard = { index: 0, count: 1 };
   const all = { start: 0, end: ctx.data.n };
   let engine: Engine | undefined;
   const getEngine = async () => (engine ??= await Engine.create(o.backend ? { backend: o.backend } : {}));
-  const progress = makeProgress(process.stderr, o.quiet === true);
+  const progress = makeProgress(process.stderr, o.quiet === true || o.json === true);
   try {
     const statsPath = join(work, partialName('stats', one));
     let r = await reusablePartial(statsPath, 'stats', ctx.hash, all, ctx.data.n);
@@ -160,8 +168,9 @@ async function resumeBuild(
       res = resultWithoutEdges(ctx.config, stage);
     }
     progress.end();
-    const dir = await writeResults(out, res, { adapter, data: ctx.data.description, configPath: ctx.configPath, extra: { staged: { work_dir: work, config_hash: ctx.hash } }, files: await stageFiles(work) });
-    if (!o.quiet) console.log(`results: ${dir}`);
+    const dir = await writeResults(out, res, { adapter, data: ctx.data.description, configPath: ctx.configPath, extra: { staged: { work_dir: work, config_hash: ctx.hash } }, files: await stageFiles(work), guard });
+    if (o.json) console.log(JSON.stringify(buildSummary(dir, res, { adapter, data: ctx.data.description, configPath: ctx.configPath }), null, 2));
+    else console.log(o.quiet ? dir : `results: ${dir}`);
     return 0;
   } finally {
     engine?.dispose();
@@ -182,12 +191,21 @@ export interface CombineCliOptions {
   bases?: string;
   config?: string;
   quiet?: boolean;
+  json?: boolean;
+}
+
+/** What a stage command prints on stdout: the file it wrote, or with --json one document about it. */
+function printPath(path: string, json: boolean | undefined, extra: Record<string, unknown>): void {
+  console.log(json ? JSON.stringify({ result: path, ...extra }, null, 2) : path);
 }
 
 /** `ibgpu combine <partials...> -o DIR`: stats partials -> bases; edge partials -> the result. */
 export async function combineCommand(files: string[], o: CombineCliOptions): Promise<number> {
-  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const log = (m: string) => { if (!o.quiet && !o.json) console.error(m); };
   if (files.length === 0) throw new IbgpuError('BAD_CONFIG', 'no partial files given');
+  // The partials are this command's inputs: the output directory may not replace them.
+  const guard: OutputGuardOptions = { what: 'the combined result', inputs: files.map((f) => resolve(f)) };
+  await checkReplaceableDir(o.out, guard);
   const parts: Partial[] = [];
   for (const f of files) parts.push(await readPartial(resolve(f)));
   const stageName = parts[0]!.meta.stage;
@@ -207,6 +225,7 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
     if (hash !== meta.config_hash) {
       throw new IbgpuError('BAD_FILE', `${configPath} (or its model) is not the one the partials were built with (hash ${hash} ≠ ${meta.config_hash})`, 'pass --config with the config the shards ran');
     }
+    await checkReplaceableDir(out, { ...guard, inputs: [...guard.inputs!, configPath, ...buildInputs({ configPath, base, config: cfgFile, name: '' })] });
     await mkdir(out, { recursive: true });
     const t0 = performance.now();
     const { bases } = await combineStats(model, sorted, out);
@@ -216,10 +235,10 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
       const stage = await loadStage(out, meta.config_hash);
       await writeResults(out, resultWithoutEdges(config, stage), {
         adapter: meta.adapter, data: meta.data, configPath: meta.config_path, extra: { staged: { config_hash: meta.config_hash, shards: sorted.length } },
-        files: await stageFiles(out),
+        files: await stageFiles(out), guard,
       });
     }
-    console.log(out);
+    printPath(out, o.json, { stage: 'stats', datapoints: Number(meta.data_n), layers: Object.fromEntries([...bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])) });
     return 0;
   }
   const basesDir = resolve(o.bases ?? out);
@@ -228,9 +247,10 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
   const dir = await writeResults(out, res, {
     adapter: meta.adapter, data: meta.data, configPath: meta.config_path,
     extra: { staged: { config_hash: meta.config_hash, edge_shards: sorted.length, stats_shards: stage.meta.shard } },
-    files: await stageFiles(basesDir),
+    files: await stageFiles(basesDir), guard,
   });
   log(`combined ${sorted.length} edge partials (${meta.data_n} datapoints)`);
-  console.log(dir);
+  if (o.json) console.log(JSON.stringify(buildSummary(dir, res, { adapter: meta.adapter, data: meta.data, configPath: meta.config_path }), null, 2));
+  else console.log(dir);
   return 0;
 }

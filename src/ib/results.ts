@@ -3,6 +3,7 @@
 // ResultDir that appears only when complete.
 
 import { ResultDir } from '../io/atomic.js';
+import { RESULT_FORMAT, type OutputGuardOptions } from '../io/output-guard.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../io/tensor.js';
 import { VERSION } from '../version.js';
@@ -17,6 +18,8 @@ export interface ResultMeta {
   extra?: Record<string, unknown>;
   /** Extra files written into the result directory before the manifest (staged builds: their state files). */
   files?: (dir: ResultDir) => Promise<void>;
+  /** The command's inputs (config, model, data), which the result directory may not replace. */
+  guard?: OutputGuardOptions;
 }
 
 const f64 = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
@@ -58,6 +61,7 @@ export function manifest(res: IbResult, meta: ResultMeta): Record<string, unknow
     };
   }
   return {
+    format: RESULT_FORMAT,
     ibgpu_version: VERSION,
     created: new Date().toISOString(),
     adapter: meta.adapter,
@@ -127,13 +131,15 @@ export function resultContents(res: IbResult, meta: ResultMeta): {
 
 /** Writes everything into `target` atomically (nothing appears there unless all files were written). */
 export async function writeResults(target: string, res: IbResult, meta: ResultMeta): Promise<string> {
-  const dir = await ResultDir.create(target);
+  const dir = await ResultDir.create(target, { what: 'the build result', ...meta.guard });
   try {
     const c = resultContents(res, meta);
     for (const [name, t] of c.tensors) await writeSafetensors(dir.file(name), t, c.metadata);
     for (const [name, v] of c.json) await dir.writeJson(name, v);
     if (meta.files) await meta.files(dir);
-    await dir.writeJson('manifest.json', c.manifest); // last: its presence marks a complete result
+    // The manifest lists every file: the output guard replaces this directory later only if it
+    // holds nothing else.
+    await dir.writeJson('manifest.json', { ...c.manifest, files: [...(await dir.files()), 'manifest.json'] }); // last: its presence marks a complete result
     await dir.commit();
     return dir.target;
   } finally {

@@ -7,9 +7,10 @@
 // and rename it into place on commit(); an existing target is swapped out only at that moment.
 
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import { IbgpuError } from '../errors.js';
+import { checkReplaceableDir, type OutputGuardOptions } from './output-guard.js';
 
 /** What writeFileAtomic accepts: text (UTF-8), bytes, or a (possibly async) sequence of chunks. */
 export type FileData = string | ArrayBufferView | Iterable<ArrayBufferView> | AsyncIterable<ArrayBufferView>;
@@ -95,8 +96,10 @@ export type ResultDirState = 'open' | 'committed' | 'aborted';
 
 /**
  * A results directory that appears all at once. Files are written into a hidden sibling
- * temporary directory (`path`, `file(rel)`), and `commit()` renames it to the target. If the
- * target already exists it is moved aside and deleted only after the new directory is in place,
+ * temporary directory (`path`, `file(rel)`), and `commit()` renames it to the target. An existing
+ * target is replaced only when src/io/output-guard.ts allows it (absent, empty, or an ibgpu output
+ * with nothing else in it; checked at create() and again at commit()); it is moved aside and
+ * deleted only after the new directory is in place,
  * so at every moment the target name holds either the old complete results or the new ones
  * (between the two renames, briefly, nothing). `abort()` deletes the temporary directory; it is
  * a no-op after commit, so `try { ...; await d.commit(); } finally { await d.abort(); }` is safe.
@@ -109,16 +112,21 @@ export class ResultDir {
     readonly target: string,
     /** Temporary directory the results are written into until commit. */
     readonly path: string,
+    /** What the output guard protects besides the rule itself (the command's inputs). */
+    private readonly guard: OutputGuardOptions,
   ) {}
 
-  /** Creates the temporary directory next to `target` (creating target's parent if needed). */
-  static async create(target: string): Promise<ResultDir> {
-    const abs = resolve(target);
+  /**
+   * Creates the temporary directory next to `target` (creating target's parent if needed), after
+   * checking that the target may be replaced (IbgpuError BAD_OUTPUT otherwise).
+   */
+  static async create(target: string, guard: OutputGuardOptions = {}): Promise<ResultDir> {
+    const abs = await checkReplaceableDir(target, guard);
     try {
       await mkdir(dirname(abs), { recursive: true });
       const tmp = siblingTempPath(abs, 'tmp');
       await mkdir(tmp);
-      return new ResultDir(abs, tmp);
+      return new ResultDir(abs, tmp, guard);
     } catch (e) {
       throw new IbgpuError('BAD_FILE', `cannot create a results directory next to ${abs}: ${describe(e)}`, 'check the output path and its permissions');
     }
@@ -151,21 +159,31 @@ export class ResultDir {
     return this.writeFile(rel, `${JSON.stringify(value, null, 2)}\n`);
   }
 
+  /** The files written so far, as '/'-separated paths relative to the directory (for manifests). */
+  async files(): Promise<string[]> {
+    this.checkOpen();
+    const out: string[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      for (const e of await readdir(join(this.path, rel), { withFileTypes: true })) {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory()) await walk(r);
+        else out.push(r);
+      }
+    };
+    await walk('');
+    return out.sort();
+  }
+
   /** Moves the finished directory into place, replacing an existing directory at the target. */
   async commit(): Promise<void> {
     this.checkOpen();
+    // Again at the last moment: something may have been put there while the results were computed.
+    await checkReplaceableDir(this.target, this.guard);
     let existing: import('node:fs').Stats | undefined;
     try {
       existing = await lstat(this.target);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (existing && !existing.isDirectory()) {
-      throw new IbgpuError(
-        'BAD_CONFIG',
-        `cannot write results to ${this.target}: it exists and is not a directory`,
-        'choose another output path or remove that file',
-      );
     }
     if (!existing) {
       await rename(this.path, this.target);
@@ -199,8 +217,8 @@ export class ResultDir {
 }
 
 /** Runs `fn` on a fresh ResultDir, commits if it resolves, removes the temporary if it throws. */
-export async function withResultDir<T>(target: string, fn: (dir: ResultDir) => Promise<T>): Promise<T> {
-  const dir = await ResultDir.create(target);
+export async function withResultDir<T>(target: string, fn: (dir: ResultDir) => Promise<T>, guard: OutputGuardOptions = {}): Promise<T> {
+  const dir = await ResultDir.create(target, guard);
   try {
     const result = await fn(dir);
     if (dir.state === 'open') await dir.commit();

@@ -84,7 +84,7 @@ export interface DegeneracyStats {
 export const WIDE_LAYER = 4096;
 
 /** Bytes of one stacked Jacobian buffer per chunk (chunks of a batch keep under this). */
-const CHUNK_BYTES = 32 * 2 ** 20;
+export const CHUNK_BYTES = 32 * 2 ** 20;
 
 export class DegeneracyAccumulator {
   /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */

@@ -153,6 +153,10 @@ export interface GroundTruth {
   method: string;
   rtol: number;
   gap_at_cut: number;
+  /** False when σ_r/σ_r+1 at the cut is below CLEAR_GAP (src/cpu/gauss-newton.ts): the nullity depends on the tolerance. */
+  clear_gap?: boolean;
+  /** The spectrum's largest ratio of neighbouring singular values and the nullity a cut there would give. */
+  largest_gap?: { ratio: number; nullity: number };
 }
 
 export interface DegeneracyReport {

@@ -53,6 +53,11 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
   if (rep.ground_truth) {
     const g = rep.ground_truth;
     out.push(`  ground truth: Gauss–Newton nullity ${g.gauss_newton_nullity} of ${g.params} (f64 ${g.method}, σ > ${g.rtol}·σ_max, gap ×${Number.isFinite(g.gap_at_cut) ? g.gap_at_cut.toPrecision(3) : '∞'} at the cut)`);
+    if (g.clear_gap === false) {
+      const lg = g.largest_gap;
+      out.push(`  WARNING: the spectrum has no clear gap at the cut (×${g.gap_at_cut.toPrecision(3)} < ×10): the nullity is ill-defined here and moves with the tolerance;`);
+      out.push(`           do not read the difference to the estimates as a miscount.${lg ? ` The largest gap (×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'}) would give nullity ${lg.nullity}.` : ''}`);
+    }
   }
   out.push('  (the counts n_out(d−r_G), d(n_out−r_J), d·n−r_G·r_J and k(k−1) are DERIVED in SPEC §6, not quoted from the paper;');
   out.push('   N_eff ≈ P − free is the quadratic approximation of SPEC §6.1. σρ: see degeneracy.json "provenance")');

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOwnedFiles, isResultDir } from '../io/output-guard.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { toFloat64 } from '../io/tensor.js';
 import { DEGENERACY_FORMAT, type DegeneracyReport } from './degeneracy.js';
@@ -92,7 +93,11 @@ export function resultGraphLayers(manifest: Manifest, edges: EdgeMatrix[]): Grap
   }, edges);
 }
 
-/** Rewrites one JSON file of the result directory atomically. */
+/**
+ * Rewrites one JSON file of the result directory atomically, only inside a directory that is an
+ * ibgpu build result (src/io/output-guard.ts).
+ */
 export async function writeResultJson(dir: string, name: string, value: unknown): Promise<void> {
+  await checkOwnedFiles(dir, [name], isResultDir, { what: `the updated ${name}`, flag: 'the result directory' });
   await writeFileAtomic(join(dir, name), `${JSON.stringify(value, null, 2)}\n`);
 }

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { MlpModel } from '../ib/model.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOwnedFiles, isTrainOutput, TRAIN_FORMAT } from '../io/output-guard.js';
 import { serializeSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../io/tensor.js';
 import { VERSION } from '../version.js';
@@ -41,6 +42,7 @@ export function trainRecord(res: TrainMlpResult, extra: { data?: string; command
   const o = res.options;
   const last = res.history[res.history.length - 1];
   return {
+    format: TRAIN_FORMAT,
     ibgpu_version: VERSION,
     created: new Date().toISOString(),
     ...(extra.command ? { command: extra.command } : {}),
@@ -78,9 +80,17 @@ export interface SavedFiles {
   modelSha256: string;
 }
 
+/**
+ * Throws IbgpuError BAD_OUTPUT unless train-mlp may write into `dir`: model.safetensors, arch.json
+ * and train.json are overwritten only when an earlier train-mlp wrote them; other files stay.
+ */
+export async function checkTrainOutput(dir: string): Promise<string> {
+  return checkOwnedFiles(dir, [MODEL_FILE, ARCH_FILE, TRAIN_FILE], isTrainOutput, { what: 'the trained model', flag: '--out' });
+}
+
 /** Writes model.safetensors, arch.json and train.json into `dir` (created if needed). */
 export async function saveTrainedMlp(dir: string, res: TrainMlpResult, extra: { data?: string; command?: string } = {}): Promise<SavedFiles> {
-  const out = resolve(dir);
+  const out = await checkTrainOutput(dir);
   try {
     await mkdir(out, { recursive: true });
   } catch (e) {
