@@ -12,6 +12,8 @@ import { buildInteractionBasis } from '../ib/pipeline.js';
 import { writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
+import { matmulTuning, matmulVariantFor } from '../kernels/matmul.js';
+import { chooseGramVariant } from '../kernels/gram.js';
 import { makeProgress } from './progress.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -104,7 +106,7 @@ export async function buildCommand(
       adapter: engine.adapterName,
       data: data.description,
       configPath,
-      extra: { total_ms: total, counters: engine.counters, ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+      extra: { total_ms: total, counters: engine.counters, kernel_choices: kernelChoices(engine), ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
     });
     if (!o.quiet) {
       console.log(`\nInteraction Basis of ${data.n} datapoints in ${(total / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`);
@@ -119,6 +121,16 @@ export async function buildCommand(
     engine.dispose();
     await data.close?.();
   }
+}
+
+/** The kernel variants this build ran with and where each choice came from (for the manifest). */
+function kernelChoices(engine: Engine): Record<string, unknown> {
+  const t = matmulTuning(engine);
+  return {
+    matmul: matmulVariantFor(engine),
+    matmul_choice: t ? (t.source === 'cache' ? `tuning cache (${t.size}^3: ${Object.entries(t.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ')})` : 'measured in this run') : 'adapter default (no tuning cached: run `ibgpu doctor`)',
+    gram: chooseGramVariant(engine),
+  };
 }
 
 function summarize(p: { label: string; ms: number }[]): Record<string, { count: number; ms: number }> {

@@ -40,7 +40,10 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
         results.push({ name: c.name || 'check', ok: false, detail: (e as Error).message, ms: 0 });
       }
     }
-    const { matmulVariantFor } = await import('../kernels/matmul.js');
+    const { chooseMatmulVariant, matmulTuning, matmulVariantFor } = await import('../kernels/matmul.js');
+    await chooseMatmulVariant(engine); // measured once per adapter and CPU, then read from the tuning cache
+    const mt = matmulTuning(engine)!;
+    const { tuningStore } = await import('../runtime/tuning-store.js');
     const { chooseGramVariant } = await import('../kernels/gram.js');
     const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
     const { chooseEighSolver } = await import('../cpu/eig-refine.js');
@@ -54,6 +57,13 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       limits,
       variants: {
         matmul: matmulVariantFor(engine),
+        matmulTuning: {
+          source: mt.source,
+          size: mt.size,
+          ms: mt.ms,
+          store: tuningStore()?.location ?? 'none (this process only)',
+          host: tuningStore()?.host,
+        },
         gram: chooseGramVariant(engine),
         signPack: chooseSignPackVariant(engine),
         eighSolver: chooseEighSolver(engine),
@@ -70,6 +80,9 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
       console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
+      const times = Object.entries(v.matmulTuning.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ');
+      console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
+      console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log('self-checks against float64 CPU references:');

@@ -6,6 +6,9 @@ import { BACKENDS, type Backend } from '../gpu/acquire.js';
 import { VERSION } from '../version.js';
 
 export async function runCli(argv: string[]): Promise<number> {
+  // Measured kernel choices (autotuning) persist per adapter and CPU in the user's cache dir.
+  const { useDiskTuningCache } = await import('../runtime/tuning-store-node.js');
+  useDiskTuningCache();
   const program = new Command();
   let code = 0;
   const backendOpt = () => new Option('--backend <name>', 'WebGPU backend (env IBGPU_BACKEND)').choices(BACKENDS as string[]);
