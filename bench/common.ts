@@ -102,8 +102,16 @@ const benchRoot = here.endsWith('dist/bench') ? join(here, '..', '..', 'bench') 
  * Times `fn` with benny (benchmark.js underneath: adaptive sample count, outlier-robust stats)
  * and returns the median milliseconds per call. `fn` returns a promise for GPU jobs.
  */
+/**
+ * Caps on every timeCase in this process (a smoke run such as `gpu-check --short` wants one
+ * sample per case, not statistics).
+ */
+export const benchLimits: { maxTime?: number; minSamples?: number } = {};
+
 export async function timeCase(name: string, fn: () => unknown, opts: { minSamples?: number; maxTime?: number } = {}): Promise<number> {
   let ms = NaN;
+  if (benchLimits.maxTime !== undefined) opts = { ...opts, maxTime: Math.min(opts.maxTime ?? 2, benchLimits.maxTime) };
+  if (benchLimits.minSamples !== undefined) opts = { ...opts, minSamples: Math.min(opts.minSamples ?? 3, benchLimits.minSamples) };
   await benny.suite(
     name,
     benny.add(name, async () => { await fn(); }, { minSamples: opts.minSamples ?? 3, maxTime: opts.maxTime ?? 2, delay: 0 }),

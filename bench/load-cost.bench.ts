@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { printRows, saveRecord, type BenchRow } from './common.js';
+import { cpuId, printRows, saveRecord, type BenchRow } from './common.js';
 
 /**
  * Runs bench/host-probe/lane-insert.c (compiled with the system gcc into a temporary folder):
@@ -107,7 +107,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       ? { case: 'host probe: lane insert through the stack', ms: NaN, note: `${probe.spillInsertNs.toFixed(2)} ns per element (in registers: ${probe.registerInsertNs.toFixed(2)} ns, ${probe.ratio.toFixed(1)}x); bench/host-probe/lane-insert.c` }
       : { case: 'host probe: lane insert through the stack', ms: NaN, note: 'not run: no gcc' });
     printRows('load cost (GFLOP/s counts the FMAs; a step is one obtained value + K FMAs)', rows);
-    console.log(`saved ${saveRecord(quick ? 'load-cost-quick' : 'load-cost', engine, rows)}`);
+    // One record per host kind: the CPU is part of the suite name, so hosts do not overwrite each other.
+    const id = cpuId();
+    const suite = `load-cost${id ? `-f${id.family}m${id.model}` : ''}${quick ? '-quick' : ''}`;
+    console.log(`saved ${saveRecord(suite, engine, rows)}`);
   } finally {
     engine.dispose();
   }

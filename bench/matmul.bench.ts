@@ -19,8 +19,9 @@ function randomData(n: number, seed: number): Float32Array {
   return out;
 }
 
-export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
-  const sizes = opts.quick ? [256, 512] : [256, 512, 1024, 2048];
+export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; sizes?: number[]; cpuBudgetMs?: number } = {}): Promise<BenchRow[]> {
+  const sizes = opts.sizes ?? (opts.quick ? [256, 512] : [256, 512, 1024, 2048]);
+  const cpuBudget = opts.cpuBudgetMs ?? CPU_BUDGET_MS;
   const chosen = await chooseMatmulVariant(engine);
   const rows: BenchRow[] = [];
   let lastCpu: { n: number; ms: number } | undefined;
@@ -34,9 +35,9 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } =
     // last measured size stays under the budget (one timed run, no repeats).
     let cpuMs: number | undefined;
     const predicted = lastCpu ? lastCpu.ms * (n / lastCpu.n) ** 3 : 0;
-    if (n <= 1024) {
+    if (n <= 1024 && cpuBudget >= CPU_BUDGET_MS) {
       cpuMs = await timeCase(`cpu f64 ${n}`, () => matmulF64(a, b, shape), { minSamples: 1, maxTime: n <= 512 ? 1 : 0.1 });
-    } else if (predicted < CPU_BUDGET_MS) {
+    } else if (predicted < cpuBudget) {
       const t0 = performance.now();
       matmulF64(a, b, shape);
       cpuMs = performance.now() - t0;
