@@ -46,7 +46,7 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; si
       lastCpu = { n, ms: cpuMs };
       rows.push({ case: `cpu f64 ${n}^3`, ms: cpuMs, flops, gflops: flops / cpuMs / 1e6, note: n > 1024 ? 'single run' : undefined });
     } else {
-      rows.push({ case: `cpu f64 ${n}^3`, ms: NaN, flops, note: `skipped: predicted ${(predicted / 1000).toFixed(0)} s` });
+      rows.push({ case: `cpu f64 ${n}^3`, ms: NaN, flops, note: cpuBudget === 0 ? 'not run (--no-cpu)' : `skipped: predicted ${(predicted / 1000).toFixed(0)} s` });
     }
 
     const ba = engine.upload(a, 'bench-a');

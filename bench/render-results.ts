@@ -11,13 +11,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = here.endsWith(join('dist', 'bench')) ? join(here, '..', '..', 'bench') : here;
 const resultsDir = join(root, 'results');
 
-const ORDER = ['vs-rib', 'ib-mnist', 'ib-mnist-matmul', 'scale', 'load-cost', 'matmul', 'gram', 'eigh', 'sign-patterns'];
+const ORDER = ['vs-rib', 'ib-mnist', 'ib-mnist-matmul', 'scale', 'load-cost', 'matmul-subset', 'matmul', 'gram', 'eigh', 'sign-patterns'];
 const TITLES: Record<string, string> = {
   'vs-rib': 'Side by side with rib in one run: MNIST MLP build, rib (torch, float64, CPU) and `ibgpu build` on the same job (x = rib time / ibgpu time)',
   'ib-mnist-matmul': 'MNIST build per matmul kernel, interleaved in one run (bench/ib-mnist.bench.ts --matmul)',
   'load-cost': 'What one load costs: register FMAs vs one load per step, K FMAs per loaded value (bench/load-cost.bench.ts)',
   'ib-mnist': 'Interaction Basis build, MNIST MLP 784-100-100-10 on 10k digits, warm engine (older records: x = rib time from another machine / ibgpu time; side-by-side ratios are in the vs-rib records)',
   matmul: 'f32 matmul (x = CPU float64 reference time / GPU time)',
+  'matmul-subset': 'f32 matmul, selected sizes and variants in one run (bench/matmul.bench.ts --sizes --variants)',
   gram: 'Gram accumulation XᵀX (x = CPU float64 reference time / GPU time)',
   eigh: 'Symmetric eigendecomposition (x = CPU float64 Householder+QL time / GPU time)',
   'sign-patterns': 'Sign-pattern hashing and co-firing counts (x = CPU reference time / GPU time)',
