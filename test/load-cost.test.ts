@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { LOAD_COST_MODES, LOAD_COST_TABLE, loadCostF64, type LoadCostCase } from '../src/cpu/load-cost.js';
-import { loadCost, loadCostData, maxLoadCostSteps } from '../src/kernels/load-cost.js';
+import { loadCost, loadCostData, loadCostKernel, maxLoadCostSteps } from '../src/kernels/load-cost.js';
 import { useEngine } from './helpers/gpu.js';
 
 // Tolerance: each FMA step a <- a*v + c with |v| <= 0.5, |a| <= 0.5 adds at most one rounding of
@@ -57,5 +57,31 @@ describe('load_cost kernel vs float64 reference', () => {
     expect(() => loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'reg', scalar: false, k: 4, steps: 20000, workgroups: 1, wg: 1 })).toThrow(IbgpuError);
     expect(() => loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'workgroup', scalar: false, k: 1, steps: 10, workgroups: 1, wg: 64 })).toThrow(/wg = 256/);
     e.release(buf);
+  });
+
+  it('reads a uniform table from a device buffer window (engine.allocUniformStorage) and checks the window limits', async () => {
+    const e = await engine();
+    const c = { mode: 'ubo' as const, scalar: false, k: 2, steps: 77, workgroups: 2, wg: 7 };
+    const bytes = LOAD_COST_TABLE * 16;
+    const u = e.allocUniformStorage(2 * bytes, 'uniform-windows');
+    e.write(u, data.subarray(LOAD_COST_TABLE * 4, LOAD_COST_TABLE * 8), 0); // window 0: other values
+    e.write(u, data.subarray(0, LOAD_COST_TABLE * 4), bytes); // window 1: the table
+    const buf = e.upload(data, 'load-cost-data');
+    const out = e.alloc(c.workgroups * c.wg * 4, 'load-cost-out');
+    e.dispatch(loadCostKernel, {
+      bindings: { data: buf, out, params: new Uint32Array([c.steps, 0, 0, 0]), table: { buffer: u, offset: bytes, size: bytes } },
+      workgroups: c.workgroups,
+      overrides: { MODE: LOAD_COST_MODES.indexOf('ubo'), SCALAR: 0, K: c.k, WG: c.wg },
+    });
+    const got = await e.readF32(out, c.workgroups * c.wg);
+    const ref = loadCostF64(data, c);
+    for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(TOL);
+    const bad = (offset: number, size: number) => () => e.dispatch(loadCostKernel, {
+      bindings: { data: buf, out, params: new Uint32Array([1, 0, 0, 0]), table: { buffer: u, offset, size } },
+      workgroups: 1,
+    });
+    expect(bad(16, bytes)).toThrow(/uniform 'table' window/); // offset not a multiple of the alignment
+    expect(bad(0, 2 * bytes)).toThrow(/uniform 'table' window/); // past maxUniformBufferBindingSize
+    e.release(u, buf, out);
   });
 });
