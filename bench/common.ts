@@ -1,7 +1,7 @@
 // Shared benchmark plumbing: benny suites whose cases are async GPU or CPU jobs, plus a results
 // file per suite and adapter (bench/results/<adapter-slug>/<suite>.json) with the machine.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +27,53 @@ export interface BenchRecord {
   date: string;
   adapter: string;
   backend: string;
-  machine: { cpus: string; cores: number; memGiB: number; platform: string; node: string; loadAvg1m?: number };
+  machine: {
+    cpus: string; cores: number; memGiB: number; platform: string; node: string; loadAvg1m?: number;
+    /** /proc/cpuinfo family / model / stepping and the vector extensions llvmpipe can use. */
+    cpu?: CpuId;
+    /** llvmpipe settings from the environment (LP_NUM_THREADS, LP_NATIVE_VECTOR_WIDTH). */
+    env?: Record<string, string>;
+  };
   rows: BenchRow[];
+}
+
+export interface CpuId {
+  vendor: string;
+  family: number;
+  model: number;
+  stepping: number;
+  /** Vector extensions present (of avx, avx2, fma, avx512f, avx512vl, avx512bw, avx512dq). */
+  vector: string[];
+}
+
+/** CPU identification from /proc/cpuinfo (Linux); undefined elsewhere. */
+export function cpuId(): CpuId | undefined {
+  let text: string;
+  try {
+    text = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return undefined;
+  }
+  const first = text.split('\n\n')[0] ?? '';
+  const field = (name: string): string => new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(first)?.[1]?.trim() ?? '';
+  const flags = new Set(field('flags').split(/\s+/));
+  return {
+    vendor: field('vendor_id'),
+    family: Number(field('cpu family')),
+    model: Number(field('model')),
+    stepping: Number(field('stepping')),
+    vector: ['avx', 'avx2', 'fma', 'avx512f', 'avx512vl', 'avx512bw', 'avx512dq'].filter((f) => flags.has(f)),
+  };
+}
+
+/** The llvmpipe / gallivm environment settings that change generated code or threading. */
+export function softwareRendererEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['LP_NUM_THREADS', 'LP_NATIVE_VECTOR_WIDTH', 'LP_DEBUG', 'GALLIVM_DEBUG', 'LP_PERF']) {
+    const v = process.env[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
 }
 
 export function machineInfo(): BenchRecord['machine'] {
@@ -41,6 +86,8 @@ export function machineInfo(): BenchRecord['machine'] {
     node: process.version,
     // Other work on the machine skews CPU-adapter timings: recorded so a noisy run is visible.
     loadAvg1m: Math.round(os.loadavg()[0]! * 100) / 100,
+    cpu: cpuId(),
+    env: softwareRendererEnv(),
   };
 }
 
@@ -55,8 +102,16 @@ const benchRoot = here.endsWith('dist/bench') ? join(here, '..', '..', 'bench') 
  * Times `fn` with benny (benchmark.js underneath: adaptive sample count, outlier-robust stats)
  * and returns the median milliseconds per call. `fn` returns a promise for GPU jobs.
  */
+/**
+ * Caps on every timeCase in this process (a smoke run such as `gpu-check --short` wants one
+ * sample per case, not statistics).
+ */
+export const benchLimits: { maxTime?: number; minSamples?: number } = {};
+
 export async function timeCase(name: string, fn: () => unknown, opts: { minSamples?: number; maxTime?: number } = {}): Promise<number> {
   let ms = NaN;
+  if (benchLimits.maxTime !== undefined) opts = { ...opts, maxTime: Math.min(opts.maxTime ?? 2, benchLimits.maxTime) };
+  if (benchLimits.minSamples !== undefined) opts = { ...opts, minSamples: Math.min(opts.minSamples ?? 3, benchLimits.minSamples) };
   await benny.suite(
     name,
     benny.add(name, async () => { await fn(); }, { minSamples: opts.minSamples ?? 3, maxTime: opts.maxTime ?? 2, delay: 0 }),

@@ -44,8 +44,8 @@ async function measure(name: string, n: number, last: Tracker | undefined, fn: (
   return { ms: await timeCase(name, fn, { minSamples: 1, maxTime: 1 }) };
 }
 
-export async function runEighBench(engine: Engine, opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
-  const sizes = opts.quick ? [128, 256] : [128, 256, 512, 1024, 2048];
+export async function runEighBench(engine: Engine, opts: { quick?: boolean; sizes?: number[] } = {}): Promise<BenchRow[]> {
+  const sizes = opts.sizes ?? (opts.quick ? [128, 256] : [128, 256, 512, 1024, 2048]);
   const rows: BenchRow[] = [];
   let lastCpu: Tracker | undefined;
   let lastGpu: Tracker | undefined;

@@ -21,8 +21,8 @@ function randomRows(n: number, seed: number): Float32Array {
   return out;
 }
 
-export async function runGramBench(engine: Engine, opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
-  const shapes: [number, number][] = opts.quick ? [[2048, 256], [512, 1024]] : [[16384, 512], [4096, 2048]];
+export async function runGramBench(engine: Engine, opts: { quick?: boolean; shapes?: [number, number][] } = {}): Promise<BenchRow[]> {
+  const shapes: [number, number][] = opts.shapes ?? (opts.quick ? [[2048, 256], [512, 1024]] : [[16384, 512], [4096, 2048]]);
   const chosen = chooseGramVariant(engine);
   const other: GramVariant = chosen === 'reg' ? 'tiled' : 'reg';
   const rows: BenchRow[] = [];

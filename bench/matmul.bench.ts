@@ -3,9 +3,9 @@
 //   npx tsx bench/matmul.bench.ts [--quick]
 
 import { matmulF64 } from '../src/cpu/matmul.js';
-import { chooseMatmulVariant, matmul, matmulTuning, MATMUL_VARIANTS } from '../src/kernels/matmul.js';
+import { chooseMatmulVariant, matmul, matmulTuning, MATMUL_VARIANTS, type MatmulVariantName } from '../src/kernels/matmul.js';
 import { Engine } from '../src/runtime/engine.js';
-import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
+import { benchLimits, printRows, saveRecord, timeCase, type BenchRow } from './common.js';
 
 const CPU_BUDGET_MS = 30_000; // the CPU reference runs at a size only if one run is predicted under this
 
@@ -19,8 +19,9 @@ function randomData(n: number, seed: number): Float32Array {
   return out;
 }
 
-export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } = {}): Promise<BenchRow[]> {
-  const sizes = opts.quick ? [256, 512] : [256, 512, 1024, 2048];
+export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; sizes?: number[]; cpuBudgetMs?: number; variants?: MatmulVariantName[] } = {}): Promise<BenchRow[]> {
+  const sizes = opts.sizes ?? (opts.quick ? [256, 512] : [256, 512, 1024, 2048]);
+  const cpuBudget = opts.cpuBudgetMs ?? CPU_BUDGET_MS;
   const chosen = await chooseMatmulVariant(engine);
   const rows: BenchRow[] = [];
   let lastCpu: { n: number; ms: number } | undefined;
@@ -34,9 +35,9 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } =
     // last measured size stays under the budget (one timed run, no repeats).
     let cpuMs: number | undefined;
     const predicted = lastCpu ? lastCpu.ms * (n / lastCpu.n) ** 3 : 0;
-    if (n <= 1024) {
+    if (n <= 1024 && cpuBudget >= CPU_BUDGET_MS) {
       cpuMs = await timeCase(`cpu f64 ${n}`, () => matmulF64(a, b, shape), { minSamples: 1, maxTime: n <= 512 ? 1 : 0.1 });
-    } else if (predicted < CPU_BUDGET_MS) {
+    } else if (predicted < cpuBudget) {
       const t0 = performance.now();
       matmulF64(a, b, shape);
       cpuMs = performance.now() - t0;
@@ -45,13 +46,13 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } =
       lastCpu = { n, ms: cpuMs };
       rows.push({ case: `cpu f64 ${n}^3`, ms: cpuMs, flops, gflops: flops / cpuMs / 1e6, note: n > 1024 ? 'single run' : undefined });
     } else {
-      rows.push({ case: `cpu f64 ${n}^3`, ms: NaN, flops, note: `skipped: predicted ${(predicted / 1000).toFixed(0)} s` });
+      rows.push({ case: `cpu f64 ${n}^3`, ms: NaN, flops, note: cpuBudget === 0 ? 'not run (--no-cpu)' : `skipped: predicted ${(predicted / 1000).toFixed(0)} s` });
     }
 
     const ba = engine.upload(a, 'bench-a');
     const bb = engine.upload(b, 'bench-b');
     const bc = engine.alloc(n * n * 4, 'bench-c');
-    for (const variant of MATMUL_VARIANTS) {
+    for (const variant of opts.variants ?? MATMUL_VARIANTS) {
       matmul(engine, ba, bb, bc, shape, { variant }); // compile + warm up
       await engine.sync();
       const ms = await timeCase(`${variant} ${n}`, async () => {
@@ -78,13 +79,18 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean } =
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
+  // --sizes 2048 --variants tiled128,panel128 [--no-cpu] [--once]: a subset, saved as matmul-subset.
   const quick = process.argv.includes('--quick');
+  const arg = (name: string): string | undefined => (process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined);
+  const sizes = arg('--sizes')?.split(',').map(Number);
+  const variants = arg('--variants')?.split(',') as MatmulVariantName[] | undefined;
+  if (process.argv.includes('--once')) Object.assign(benchLimits, { minSamples: 1, maxTime: 0.01 }); // one timed run per case
   const engine = await Engine.create();
   try {
     console.log(`adapter: ${engine.adapterName}`);
-    const rows = await runMatmulBench(engine, { quick });
+    const rows = await runMatmulBench(engine, { quick, sizes, variants, cpuBudgetMs: process.argv.includes('--no-cpu') ? 0 : undefined });
     printRows('matmul (x vs CPU = CPU f64 ms / GPU ms)', rows);
-    console.log(`saved ${saveRecord(quick ? 'matmul-quick' : 'matmul', engine, rows)}`);
+    console.log(`saved ${saveRecord(sizes || variants ? 'matmul-subset' : quick ? 'matmul-quick' : 'matmul', engine, rows)}`);
   } finally {
     engine.dispose();
   }

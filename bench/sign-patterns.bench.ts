@@ -39,11 +39,11 @@ function throughput(n: number, d: number, ms: number): string {
   return `${((n * d) / ms / 1e3).toFixed(1)} M elem/s`;
 }
 
-export async function runSignPatternsBench(engine?: Engine, opts: { quick?: boolean; save?: boolean } = {}): Promise<BenchRow[]> {
+export async function runSignPatternsBench(engine?: Engine, opts: { quick?: boolean; save?: boolean; shapes?: [number, number][] } = {}): Promise<BenchRow[]> {
   const own = engine === undefined;
   const e = engine ?? (await Engine.create());
   const quick = opts.quick ?? false;
-  const shapes: [number, number][] = quick ? [[4096, 128], [10000, 256]] : [[4096, 128], [10000, 256], [60000, 1024]];
+  const shapes: [number, number][] = opts.shapes ?? (quick ? [[4096, 128], [10000, 256]] : [[4096, 128], [10000, 256], [60000, 1024]]);
   const chosen = chooseSignPackVariant(e);
   // Every other packing the adapter can run, timed on the largest shape (hash only).
   const others = (['loop', 'atomic', 'ballot'] as SignPackVariant[]).filter((v) => v !== chosen && (v !== 'ballot' || e.features.has('subgroups')));

@@ -8,6 +8,8 @@ export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
 export { acquireGpu, adapterName, BACKENDS, type Backend, type AdapterDescription } from './gpu/acquire.js';
 export { defineKernel, type KernelSpec, type BindingSpec } from './runtime/kernel-spec.js';
+export { setTuningStore, tuningStore, type TuningStore } from './runtime/tuning-store.js';
+export { useDiskTuningCache, diskTuningStore, tuningCacheDir } from './runtime/tuning-store-node.js';
 
 export { matmul, matmulHost, chooseMatmulVariant, type MatmulShape } from './kernels/matmul.js';
 export { GramAccumulator, ColumnSumAccumulator, type GramMode } from './kernels/gram.js';

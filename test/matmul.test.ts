@@ -143,6 +143,18 @@ describe('matmul kernels', () => {
     });
   }
 
+  // The panel variants (src/kernels/matmul-panel.ts) split C into 256 x 256 (panel64) or
+  // 128 x 128 (panel128) blocks and k into chunks of 64 / 128, each a separate dispatch; these
+  // shapes cross several blocks and chunks with ragged edges in every dimension.
+  for (const variant of ['panel64', 'panel128'] as const) {
+    it(`${variant}: several row blocks, column blocks and k-chunks, ragged edges`, async () => {
+      const e = await engine();
+      await check(e, { m: 263, n: 301, k: 389, alpha: 0.5, beta: 0.25 }, variant);
+      await check(e, { m: 130, n: 129, k: 257, transA: true, transB: true }, variant);
+      await check(e, { m: 1, n: 257, k: 129 }, variant);
+    }, 60_000);
+  }
+
   it('handles buffers whose size is not a multiple of 16 bytes', async () => {
     const e = await engine();
     const m = 7, n = 3, k = 5; // A 140 B, B 60 B, C 84 B

@@ -14,6 +14,8 @@ import { writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
 import { checkReplaceableDir } from '../io/output-guard.js';
+import { matmulTuning, matmulVariantFor } from '../kernels/matmul.js';
+import { chooseGramVariant } from '../kernels/gram.js';
 import { makeProgress } from './progress.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -130,7 +132,7 @@ export async function buildCommand(
       adapter: engine.adapterName,
       data: data.description,
       configPath,
-      extra: { total_ms: total, counters: engine.counters, ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+      extra: { total_ms: total, counters: engine.counters, kernel_choices: kernelChoices(engine), ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
       guard,
     });
     if (o.json) {
@@ -167,6 +169,16 @@ export function buildSummary(
     ...(meta.totalMs !== undefined ? { total_ms: meta.totalMs } : {}),
     layers: Object.fromEntries([...res.bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])),
     edges: Object.fromEntries([...res.edges].map(([k, e]) => [k, { shape: [e.rows, e.cols] }])),
+  };
+}
+
+/** The kernel variants this build ran with and where each choice came from (for the manifest). */
+function kernelChoices(engine: Engine): Record<string, unknown> {
+  const t = matmulTuning(engine);
+  return {
+    matmul: matmulVariantFor(engine),
+    matmul_choice: t ? (t.source === 'cache' ? `tuning cache (${t.size}^3: ${Object.entries(t.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ')})` : 'measured in this run') : 'adapter default (no tuning cached: run `ibgpu doctor`)',
+    gram: chooseGramVariant(engine),
   };
 }
 

@@ -27,41 +27,65 @@ async function checks(): Promise<Check[]> {
   return mods.map((m) => m.selfCheck as Check);
 }
 
+export interface DoctorReport {
+  adapter: string;
+  info: Engine['info'];
+  features: string[];
+  limits: Record<string, number>;
+  variants: {
+    matmul: string;
+    matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
+    gram: string; signPack: string; eighSolver: string; hostEigensolver: string; inputStatistics: string;
+  };
+  checks: SelfCheckResult[];
+}
+
+/** Everything `ibgpu doctor` shows, for an engine the caller owns (also used by bench/gpu-check.ts). */
+export async function doctorReport(engine: Engine): Promise<DoctorReport> {
+  const limits: Record<string, number> = {};
+  for (const k of LIMITS) limits[k] = (engine.limits as unknown as Record<string, number>)[k]!;
+  const results: SelfCheckResult[] = [];
+  for (const c of await checks()) {
+    try {
+      results.push(await c(engine));
+    } catch (e) {
+      results.push({ name: c.name || 'check', ok: false, detail: (e as Error).message, ms: 0 });
+    }
+  }
+  const { chooseMatmulVariant, matmulTuning, matmulVariantFor } = await import('../kernels/matmul.js');
+  await chooseMatmulVariant(engine); // measured once per adapter and CPU, then read from the tuning cache
+  const mt = matmulTuning(engine)!;
+  const { tuningStore } = await import('../runtime/tuning-store.js');
+  const { chooseGramVariant } = await import('../kernels/gram.js');
+  const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
+  const { chooseEighSolver } = await import('../cpu/eig-refine.js');
+  const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
+  const { solverThreads } = await import('../cpu/eigh-worker.js');
+  const threads = await solverThreads();
+  return {
+    adapter: engine.adapterName,
+    info: engine.info,
+    features: [...engine.features].sort(),
+    limits,
+    variants: {
+      matmul: matmulVariantFor(engine),
+      matmulTuning: { source: mt.source, size: mt.size, ms: mt.ms, store: tuningStore()?.location ?? 'none (this process only)', host: tuningStore()?.host },
+      gram: chooseGramVariant(engine),
+      signPack: chooseSignPackVariant(engine),
+      eighSolver: chooseEighSolver(engine),
+      hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
+      inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
+    },
+    checks: results,
+  };
+}
+
 export async function doctor(opts: { backend?: Backend; json?: boolean }): Promise<number> {
   const engine = await Engine.create(opts.backend ? { backend: opts.backend } : {});
   try {
-    const limits: Record<string, number> = {};
-    for (const k of LIMITS) limits[k] = (engine.limits as unknown as Record<string, number>)[k]!;
-    const results: SelfCheckResult[] = [];
-    for (const c of await checks()) {
-      try {
-        results.push(await c(engine));
-      } catch (e) {
-        results.push({ name: c.name || 'check', ok: false, detail: (e as Error).message, ms: 0 });
-      }
-    }
-    const { matmulVariantFor } = await import('../kernels/matmul.js');
-    const { chooseGramVariant } = await import('../kernels/gram.js');
-    const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
-    const { chooseEighSolver } = await import('../cpu/eig-refine.js');
-    const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
-    const { solverThreads } = await import('../cpu/eigh-worker.js');
-    const threads = await solverThreads();
-    const report = {
-      adapter: engine.adapterName,
-      info: engine.info,
-      features: [...engine.features].sort(),
-      limits,
-      variants: {
-        matmul: matmulVariantFor(engine),
-        gram: chooseGramVariant(engine),
-        signPack: chooseSignPackVariant(engine),
-        eighSolver: chooseEighSolver(engine),
-        hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
-        inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
-      },
-      checks: results,
-    };
+    const report = await doctorReport(engine);
+    const results = report.checks;
+    const limits = report.limits;
     if (opts.json) {
       console.log(JSON.stringify(report, null, 2));
     } else {
@@ -70,6 +94,9 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
       console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
+      const times = Object.entries(v.matmulTuning.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ');
+      console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
+      console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log('self-checks against float64 CPU references:');

@@ -19,6 +19,9 @@ Output: results and --json documents go to stdout, progress and messages to stde
 only the result path on stdout. The GPU driver's start-up notes are hidden unless --verbose.`;
 
 export async function runCli(argv: string[]): Promise<number> {
+  // Measured kernel choices (autotuning) persist per adapter and CPU in the user's cache dir.
+  const { useDiskTuningCache } = await import('../runtime/tuning-store-node.js');
+  useDiskTuningCache();
   const program = new Command();
   let code = 0;
   const backendOpt = () => new Option('--backend <name>', 'WebGPU backend (env IBGPU_BACKEND)').choices(BACKENDS as string[]);

@@ -6,6 +6,9 @@
 //            where barriers cost a coroutine switch per invocation;
 //   tiled128 128 x 128 workgroup tiles, 8-deep double-buffered slabs in workgroup memory, 8 x 8
 //            outputs per invocation: for real GPUs.
+//   panel64 / panel128  operands packed into 64 KiB panels read as uniform buffers, 8 x 8 outputs
+//            per invocation (src/kernels/matmul-panel.ts): for llvmpipe, where every storage
+//            or workgroup-memory load element costs a store-forwarding stall.
 // The variant is chosen per engine by a small autotuner (chooseMatmulVariant), with an adapter
 // heuristic until it has run. Operands larger than one storage binding are split into row
 // blocks of C, each binding a window of the buffers.
@@ -18,10 +21,12 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { matmulAbsF64, matmulF64, type MatmulShape } from '../cpu/matmul.js';
 import type { SelfCheckResult } from './self-check.js';
+import { panelBytes, recordPanelMatmul } from './matmul-panel.js';
+import { tuningStore } from '../runtime/tuning-store.js';
 
 export type { MatmulShape } from '../cpu/matmul.js';
 
-export type MatmulVariantName = 'reg4x4' | 'tiled128';
+export type MatmulVariantName = 'reg4x4' | 'tiled128' | 'panel64' | 'panel128';
 
 export interface MatmulOptions {
   /** Force a kernel variant instead of the engine's tuned choice. */
@@ -63,12 +68,15 @@ interface Variant {
   readonly tileN: number;
 }
 
-const VARIANTS: Readonly<Record<MatmulVariantName, Variant>> = {
+const VARIANTS: Readonly<Record<Exclude<MatmulVariantName, PanelVariantName>, Variant>> = {
   reg4x4: { kernel: matmulRegKernel, tileM: 8, tileN: 128 },
   tiled128: { kernel: matmulTiledKernel, tileM: 128, tileN: 128 },
 };
 
-export const MATMUL_VARIANTS = Object.keys(VARIANTS) as MatmulVariantName[];
+type PanelVariantName = 'panel64' | 'panel128';
+const PANEL_KB: Readonly<Record<PanelVariantName, 64 | 128>> = { panel64: 64, panel128: 128 };
+
+export const MATMUL_VARIANTS: MatmulVariantName[] = ['reg4x4', 'tiled128', 'panel64', 'panel128'];
 
 // ------------------------------------------------------------------------------ shape checks
 
@@ -166,10 +174,26 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
       `allocate at least ${need * 4} bytes for ${name}, or fix the shape/strides`);
   }
   checkShape(c !== a && c !== b, `matmul ${what}: C must not be the same buffer as A or B`, 'write the product into a separate buffer');
-  const variantName = opts.variant ?? matmulVariantFor(engine);
-  const variant = VARIANTS[variantName];
-  checkShape(variant !== undefined, `matmul: unknown variant '${String(variantName)}'`, `use one of ${MATMUL_VARIANTS.join(', ')}`);
+  const chosen = opts.variant ?? matmulVariantFor(engine);
+  checkShape(MATMUL_VARIANTS.includes(chosen), `matmul: unknown variant '${String(chosen)}'`, `use one of ${MATMUL_VARIANTS.join(', ')}`);
   const maxBytes = Math.min(opts.maxBindingBytes ?? engine.maxBindingBytes, engine.maxBindingBytes);
+  if (chosen in PANEL_KB) {
+    const kb = PANEL_KB[chosen as PanelVariantName];
+    const pb = panelBytes(r, kb);
+    const fits = [a.size, b.size, c.size, pb.a, pb.b].every((x) => x <= maxBytes);
+    if (fits) {
+      for (let z = 0; z < r.batch; z++) {
+        recordPanelMatmul(engine, a, b, c, {
+          m: r.m, n: r.n, k: r.k, transA: r.transA, transB: r.transB, lda: r.lda, ldb: r.ldb, ldc: r.ldc,
+          offA: z * r.strideA, offB: z * r.strideB, offC: z * r.strideC, alpha: r.alpha, beta: r.beta,
+        }, kb);
+      }
+      return;
+    }
+    // Operands past one storage binding: the row-block split of the register-blocked kernel.
+  }
+  const variantName: Exclude<MatmulVariantName, PanelVariantName> = chosen in PANEL_KB ? 'reg4x4' : (chosen as Exclude<MatmulVariantName, PanelVariantName>);
+  const variant = VARIANTS[variantName];
   const align = Math.max(engine.limits.minStorageBufferOffsetAlignment, 16);
   const maxZ = engine.limits.maxComputeWorkgroupsPerDimension;
   const gx = ceilDiv(r.n, variant.tileN);
@@ -293,9 +317,13 @@ export async function matmulHost(
 
 export interface MatmulTuning {
   variant: MatmulVariantName;
-  /** Problem size used (size^3), and the best milliseconds per variant. */
+  /** Problem size used (size^3), and the measured milliseconds per variant. */
   size: number;
   ms: Partial<Record<MatmulVariantName, number>>;
+  /** 'measured' in this process, or 'cache' (the tuning store, keyed by adapter and host CPU). */
+  source: 'measured' | 'cache';
+  /** Where a cached or stored tuning lives, when a store is installed. */
+  store?: string;
 }
 
 const tuned = new WeakMap<Engine, MatmulTuning>();
@@ -303,13 +331,22 @@ const tuning = new WeakMap<Engine, Promise<MatmulTuning>>();
 
 /**
  * The variant `matmul` uses on this engine: the tuned choice, else a guess from the adapter.
- * The guess follows the measurements in bench/results: on llvmpipe the tiled kernel wins at
- * 512^3 and above (2-4x) and on the pipeline's tall products (2048x784x100: 1.6x); other
- * software adapters (SwiftShader) are barrier-averse and get the register-blocked kernel.
+ * The guess follows the measurements in bench/results: on llvmpipe the panel kernel (operands
+ * through uniform buffers) beats the storage-load kernels by 5-30x on hosts where a storage load
+ * is expensive (bench/RESULTS.notes.md); other software adapters (SwiftShader) are
+ * barrier-averse and get the register-blocked kernel; GPUs the tiled kernel.
  */
 export function matmulVariantFor(engine: Engine): MatmulVariantName {
-  const guess = engine.info.isSoftware && !/llvmpipe/i.test(`${engine.info.device} ${engine.info.description}`) ? 'reg4x4' : 'tiled128';
-  return tuned.get(engine)?.variant ?? guess;
+  const llvmpipe = /llvmpipe/i.test(`${engine.info.device} ${engine.info.description}`);
+  const guess = llvmpipe ? 'panel128' : engine.info.isSoftware ? 'reg4x4' : 'tiled128';
+  let t = tuned.get(engine);
+  if (!t) {
+    // A stored tuning for this adapter and CPU costs nothing to use; timing is left to
+    // chooseMatmulVariant (`ibgpu doctor`, benches) so that a one-shot build pays no tuning.
+    t = fromStore(engine);
+    if (t) tuned.set(engine, t);
+  }
+  return t?.variant ?? guess;
 }
 
 /** The autotuner's record for this engine, if it has run. */
@@ -318,10 +355,12 @@ export function matmulTuning(engine: Engine): MatmulTuning | undefined {
 }
 
 /**
- * Times every variant once per engine on a medium square product (512^3 on software adapters,
- * 1024^3 on GPUs) and records the fastest. Later calls return the cached choice. The size must
- * give every variant enough workgroups to fill the device: at 256^3 the 128 x 128 tiles leave
- * only 4 workgroups, which under-reports the tiled kernel even on a 2-core CPU adapter.
+ * Chooses the variant once per engine: from the installed tuning store (src/runtime/
+ * tuning-store.ts; keyed by adapter, host CPU and the variant list) when it has an entry, else
+ * by timing every variant on a medium square product (512^3 on software adapters, 1024^3 on
+ * GPUs) and storing the result. Later calls return the cached choice. The size must give every
+ * variant enough workgroups to fill the device: at 256^3 the 128 x 128 tiles leave only 4
+ * workgroups, which under-reports the tiled kernel even on a 2-core CPU adapter.
  */
 export function chooseMatmulVariant(engine: Engine): Promise<MatmulVariantName> {
   let p = tuning.get(engine);
@@ -336,7 +375,20 @@ export function chooseMatmulVariant(engine: Engine): Promise<MatmulVariantName> 
   return p.then((t) => t.variant);
 }
 
+function tuningKey(engine: Engine): string {
+  return `matmul ${MATMUL_VARIANTS.join(',')} on ${engine.adapterName}`;
+}
+
+function fromStore(engine: Engine): MatmulTuning | undefined {
+  const store = tuningStore();
+  const v = store?.get(tuningKey(engine)) as Partial<MatmulTuning> | undefined;
+  if (!v || !MATMUL_VARIANTS.includes(v.variant as MatmulVariantName) || typeof v.size !== 'number' || typeof v.ms !== 'object') return undefined;
+  return { variant: v.variant!, size: v.size, ms: v.ms!, source: 'cache', store: store!.location };
+}
+
 async function tune(engine: Engine): Promise<MatmulTuning> {
+  const cached = fromStore(engine);
+  if (cached) return cached;
   const size = engine.info.isSoftware ? 512 : 1024;
   const data = new Float32Array(size * size);
   for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 1009) / 1009 - 0.5;
@@ -345,24 +397,32 @@ async function tune(engine: Engine): Promise<MatmulTuning> {
   const c = engine.alloc(data.byteLength, 'matmul-tune-c');
   const shape: MatmulShape = { m: size, n: size, k: size };
   const ms: Partial<Record<MatmulVariantName, number>> = {};
+  let bestSoFar = Infinity;
   try {
     for (const v of MATMUL_VARIANTS) {
-      matmul(engine, a, b, c, shape, { variant: v }); // compile and warm up
+      // The first run compiles and warms up; a variant already 4x slower than the best one is
+      // not timed again (on a slow-load host the storage-load kernels take seconds at 512^3).
+      const t0 = performance.now();
+      matmul(engine, a, b, c, shape, { variant: v });
       await engine.sync();
-      let best = Infinity;
-      for (let rep = 0; rep < 3; rep++) {
-        const t0 = performance.now();
+      let best = performance.now() - t0;
+      const reps = best > 4 * bestSoFar ? 0 : 2;
+      for (let rep = 0; rep < reps; rep++) {
+        const t1 = performance.now();
         matmul(engine, a, b, c, shape, { variant: v });
         await engine.sync();
-        best = Math.min(best, performance.now() - t0);
+        best = Math.min(best, performance.now() - t1);
       }
       ms[v] = best;
+      bestSoFar = Math.min(bestSoFar, best);
     }
   } finally {
     engine.release(a, b, c);
   }
   const variant = MATMUL_VARIANTS.reduce((x, y) => (ms[y]! < ms[x]! ? y : x));
-  return { variant, size, ms };
+  const store = tuningStore();
+  store?.set(tuningKey(engine), { variant, size, ms, date: new Date().toISOString() });
+  return { variant, size, ms, source: 'measured', store: store?.location };
 }
 
 // ------------------------------------------------------------------------------ self-check
@@ -400,6 +460,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     ok = false;
     parts.push(`error: ${(e as Error).message}`);
   }
-  parts.push(`uses ${matmulVariantFor(engine)}${tuned.has(engine) ? ' (tuned)' : ' (default)'}`);
+  const t = tuned.get(engine);
+  parts.push(`uses ${matmulVariantFor(engine)}${t ? ` (tuned, ${t.source === 'cache' ? 'from the tuning cache' : 'measured now'})` : ' (default)'}`);
   return { name: 'matmul', ok, detail: parts.join('; '), ms: performance.now() - t0 };
 }

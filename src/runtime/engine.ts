@@ -46,6 +46,7 @@ export interface ProfileRecord {
 const STORAGE = 0x80 | 0x08 | 0x04; // STORAGE | COPY_DST | COPY_SRC (numeric: usable before globals load)
 const MAP_READ_DST = 0x01 | 0x08; // MAP_READ | COPY_DST
 const UNIFORM_DST = 0x40 | 0x08; // UNIFORM | COPY_DST
+const STORAGE_UNIFORM = STORAGE | 0x40; // also bindable as a uniform buffer (see allocUniformStorage)
 
 export class Engine {
   readonly device: GPUDevice;
@@ -124,6 +125,22 @@ export class Engine {
   // ---------------------------------------------------------------- buffers
 
   /** A pooled storage buffer (STORAGE | COPY_SRC | COPY_DST) of at least `bytes` bytes. */
+  /**
+   * A storage buffer that can also be bound as a uniform buffer, window by window (offsets
+   * multiple of minUniformBufferOffsetAlignment, at most maxUniformBufferBindingSize bytes).
+   * Kernels write packed panels into it and later kernels read them as uniforms: on llvmpipe a
+   * uniform-buffer load is a plain gather while a storage load costs a store-forwarding stall
+   * per element and lane (bench/RESULTS.notes.md).
+   */
+  allocUniformStorage(bytes: number, label = 'buffer'): GPUBuffer {
+    this.assertAlive();
+    if (bytes > this.limits.maxBufferSize) {
+      throw new IbgpuError('LIMIT_EXCEEDED', `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`,
+        'use smaller operands, or an adapter with larger limits');
+    }
+    return this.pool.acquire(bytes, STORAGE_UNIFORM, label);
+  }
+
   alloc(bytes: number, label = 'buffer'): GPUBuffer {
     this.assertAlive();
     if (bytes > this.limits.maxBufferSize) {
@@ -188,6 +205,17 @@ export class Engine {
     const entries: GPUBindGroupEntry[] = spec.bindings.map((b, i) => {
       const v = opts.bindings[b.name];
       if (v === undefined) throw new Error(`kernel ${spec.name}: binding '${b.name}' not given`);
+      if (b.kind === 'uniform' && !ArrayBuffer.isView(v)) {
+        // A window of a buffer made by allocUniformStorage (device-resident uniform data).
+        const w: BufferWindow = 'buffer' in v ? v : { buffer: v as GPUBuffer };
+        const size = w.size ?? w.buffer.size - (w.offset ?? 0);
+        if (size > this.limits.maxUniformBufferBindingSize || (w.offset ?? 0) % this.limits.minUniformBufferOffsetAlignment !== 0) {
+          throw new IbgpuError('LIMIT_EXCEEDED', `kernel ${spec.name}: uniform '${b.name}' window of ${size} bytes at ${w.offset ?? 0} breaks the uniform binding limits`,
+            `bind at most ${this.limits.maxUniformBufferBindingSize} bytes at a multiple of ${this.limits.minUniformBufferOffsetAlignment}`);
+        }
+        this.inFlight.add(w.buffer);
+        return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
+      }
       if (b.kind === 'uniform') {
         if (!ArrayBuffer.isView(v)) throw new Error(`kernel ${spec.name}: uniform '${b.name}' must be a typed array`);
         const ub = this.pool.acquire(alignUp(Math.max(v.byteLength, 16), 16), UNIFORM_DST, `${spec.name}.${b.name}`);
