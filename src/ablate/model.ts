@@ -25,6 +25,8 @@ export interface InputMap {
   k: number;
   /** k × width(j), row-major. */
   right: Float64Array;
+  /** M = left·diag(rowMask)·right: zeroes coordinates of the k-space (edge ablation's mask row). */
+  rowMask?: ArrayLike<number>;
 }
 
 export interface PreparedSection {
@@ -53,12 +55,15 @@ export class GpuFoldedMlp implements SectionRunner {
   private readonly acts: Activation[];
   private readonly gpuW: GPUBuffer[];
   private readonly zero: GPUBuffer;
+  /** right·W̄ per section, keyed by the `right` array: edge ablations reuse one C⁺ for every mask row. */
+  private readonly products: WeakMap<Float64Array, Float64Array>[];
 
   constructor(private readonly engine: Engine, model: MlpModel) {
     this.nodeLayers = [...model.layers.map((l) => l.name), 'output'];
     this.Wbar = model.layers.map((_, i) => foldedWeight(model, i));
     this.acts = model.layers.map((l) => l.activation);
     this.gpuW = this.Wbar.map((w, i) => engine.upload(Float32Array.from(w.data), `ablate.W${i}`));
+    this.products = this.Wbar.map(() => new WeakMap());
     this.zero = engine.upload(new Float32Array(Math.max(...this.Wbar.map((w) => w.cols))), 'ablate.zero');
   }
 
@@ -78,7 +83,16 @@ export class GpuFoldedMlp implements SectionRunner {
     let own: GPUBuffer | undefined;
     if (map) {
       // M·W̄ = left·(right·W̄): the low-rank factor first keeps it O(dim·k·cols).
-      let m = matmulF64(map.right, w.data, { m: map.k, n: w.cols, k: w.rows });
+      const cache = this.products[j]!;
+      let m = cache.get(map.right);
+      if (!m) {
+        m = matmulF64(map.right, w.data, { m: map.k, n: w.cols, k: w.rows });
+        cache.set(map.right, m);
+      }
+      if (map.rowMask) {
+        m = Float64Array.from(m);
+        for (let i = 0; i < map.k; i++) if (!map.rowMask[i]) m.fill(0, i * w.cols, (i + 1) * w.cols);
+      }
       inWidth = map.k;
       if (map.left) {
         inWidth = map.left.length / map.k;

@@ -116,46 +116,53 @@ export async function evalEdgeAblation(
     else groups.set(key, [o]);
   }
   const Cin = engine.upload(Float32Array.from(bin.C), 'ablate.Cin');
+  const Cpinv = cpinvOf(bin);
   const inRib = Array.from({ length: ev.batchCount }, (_, bi) => {
     const z = engine.alloc(ev.rowsOf(bi) * rIn * 4, 'ablate.inRib');
     ev.linear(ev.actsAt(j, bi), Cin, z, ev.rowsOf(bi), bin.dim, rIn, false);
     return z;
   });
-  const acc = Array.from({ length: ev.batchCount }, (_, bi) => engine.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut'));
+  // Output directions accumulate here (rows × rOut), then rotate back with C⁺_{j+1} once.
+  const acc = Array.from({ length: ev.batchCount }, (_, bi) => engine.alloc(ev.rowsOf(bi) * rOut * 4, 'ablate.edgeOutRib'));
+  const CoutPinv = engine.upload(Float32Array.from(bout.Cpinv), 'ablate.CoutPinv');
   try {
     let first = true;
     for (const outs of groups.values()) {
       const o0 = outs[0]!;
-      // (z ∘ m)·C⁺ as one map: diag(m)·C⁺.
-      const right = new Float64Array(rIn * bin.dim);
-      for (let i = 0; i < rIn; i++) {
-        if (!mask[o0 * rIn + i]) continue;
-        for (let t = 0; t < bin.dim; t++) right[i * bin.dim + t] = bin.Cpinv[i * bin.dim + t]!;
-      }
-      // Back from the group's output directions: B = C_{j+1}[:, outs]·C⁺_{j+1}[outs, :].
-      const B = new Float64Array(wOut * wOut);
-      for (const o of outs) {
-        for (let h = 0; h < wOut; h++) {
-          const c = bout.C[h * rOut + o]!;
-          if (c === 0) continue;
-          for (let t = 0; t < wOut; t++) B[h * wOut + t] += c * bout.Cpinv[o * wOut + t]!;
-        }
-      }
+      // The group's output directions: B = C_{j+1} with the other columns zeroed (wOut × rOut).
+      const B = new Float64Array(wOut * rOut);
+      for (const o of outs) for (let h = 0; h < wOut; h++) B[h * rOut + o] = bout.C[h * rOut + o]!;
       const Bgpu = engine.upload(Float32Array.from(B), 'ablate.edgeBack');
-      const sec = ev.runner.prepare(j, { k: rIn, right });
+      // (z ∘ m)·C⁺ as one map: diag(m)·C⁺.
+      const sec = ev.runner.prepare(j, { k: rIn, right: Cpinv, rowMask: mask.subarray(o0 * rIn, (o0 + 1) * rIn) });
       for (let bi = 0; bi < ev.batchCount; bi++) {
         const y = sec.run(inRib[bi]!, ev.rowsOf(bi));
-        ev.linear(y, Bgpu, acc[bi]!, ev.rowsOf(bi), wOut, wOut, !first);
+        ev.linear(y, Bgpu, acc[bi]!, ev.rowsOf(bi), wOut, rOut, !first);
         engine.release(y);
       }
       sec.release();
       engine.release(Bgpu);
       first = false;
     }
-    return await ev.score(j + 1, (bi) => acc[bi]!);
+    return await ev.score(j + 1, (bi) => {
+      const z = engine.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut');
+      ev.linear(acc[bi]!, CoutPinv, z, ev.rowsOf(bi), rOut, wOut, false);
+      return z;
+    });
   } finally {
-    engine.release(Cin, ...inRib);
+    engine.release(Cin, CoutPinv, ...inRib, ...acc);
   }
+}
+
+// One Float64Array per basis, so the runner's cached C⁺·W̄ is found again for every mask row.
+const cpinvCache = new WeakMap<AblationBasis, Float64Array>();
+function cpinvOf(b: AblationBasis): Float64Array {
+  let c = cpinvCache.get(b);
+  if (!c) {
+    c = b.Cpinv instanceof Float64Array ? b.Cpinv : Float64Array.from(b.Cpinv);
+    cpinvCache.set(b, c);
+  }
+  return c;
 }
 
 export interface EdgeAblationOptions {
