@@ -23,6 +23,7 @@ import { toFloat64 } from '../src/io/tensor.js';
 import { useEngine } from './helpers/gpu.js';
 import { loadSyntheticFixture } from './helpers/ib.js';
 import { gaussian, rng } from './helpers/random.js';
+import { edgeSparsity } from '../src/report/sparsity.js';
 
 const engine = useEngine();
 const FIXTURE = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
@@ -81,6 +82,24 @@ describe('edge mask and rotation (float64 references)', () => {
     for (let t = 0; t < dim * dim; t++) expect(R2[t]!).toBeCloseTo(R[t]!, 9);
     const P = mm(R, C, dim); // columns of C through R: the first 3 unchanged, the rest 0
     for (let i = 0; i < dim; i++) for (let k = 0; k < dim; k++) expect(P[i * dim + k]!).toBeCloseTo(k < 3 ? C[i * dim + k]! : 0, 9);
+  });
+});
+
+describe('edge sparsity', () => {
+  it('uniform, one-hot and zero-padded edge lists', () => {
+    const u = edgeSparsity(new Float64Array(12).fill(2), 3, 4, -1, 12);
+    expect([u.n50, u.n90, u.n99, u.nonzero]).toEqual([6, 11, 12, 12]);
+    expect(u.gini).toBeCloseTo(0, 12);
+    expect(u.entropy_bits).toBeCloseTo(Math.log2(12), 12);
+    // The constant column (0) left out; padding to 20 edges makes 6 equal edges unequal.
+    const E = [9, 1, 1, 1, 9, 1, 1, 1, 9, 1, 1, 1];
+    const p = edgeSparsity(E, 3, 4, 0, 20);
+    expect([p.edges, p.nonzero, p.mass, p.n50, p.n99]).toEqual([20, 9, 9, 5, 9]);
+    expect(p.gini).toBeCloseTo((20 - 9) / 20, 12); // k equal values among n: G = 1 − k/n
+    expect(p.effective_edges).toBeCloseTo(9, 9);
+    const one = edgeSparsity([0, 0, 5, 0], 2, 2, -1, 4);
+    expect([one.n50, one.n90, one.n99]).toEqual([1, 1, 1]);
+    expect(one.gini).toBeCloseTo(0.75, 12);
   });
 });
 

@@ -12,6 +12,7 @@ import { parseConfig } from '../ib/config.js';
 import { ABLATION_TYPES, parseAblationConfig, parseAblationType, type AblationConfig, type AblationType } from '../ablate/config.js';
 import { DEFAULT_EDGE_TARGETS, loadLabels, runAblation, sparsityComparison, writeAblations, type AblationRun } from '../ablate/from-result.js';
 import { formatSparsity } from '../report/sparsity.js';
+import { formatAblationSummary } from '../ablate/format.js';
 import { readResultDir } from '../report/result-dir.js';
 
 export interface AblateCliOptions {
@@ -154,21 +155,4 @@ export async function ablateCommand(dirArg: string, o: AblateCliOptions): Promis
     await data.close?.();
     engine.dispose();
   }
-}
-
-/** A short text summary of ablation runs (also used by `ibgpu report`). */
-export function formatAblationSummary(runs: AblationRun[]): string {
-  const lines: string[] = [];
-  for (const r of runs) {
-    lines.push(`${r.ablation_type} ablation (${r.config.schedule.schedule_type}, ${r.eval_type}; unablated ${r.no_ablation_result.toFixed(4)}, rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`);
-    for (const l of r.node ?? []) {
-      const pts = l.points.filter((p) => p.kept <= 64 || p.kept === l.basis_size).sort((a, b) => a.kept - b.kept);
-      lines.push(`  ${l.node_layer} (${l.basis_size} of ${l.dim} directions): ${pts.map((p) => `${p.kept}:${p.score.toFixed(3)}`).join(' ')}`);
-    }
-    for (const l of r.edge ?? []) {
-      const req = l.required.map((q) => `Δ${q.score_target_difference}: ${q.n_edges_required}`).join(', ');
-      lines.push(`  ${l.node_layer} -> ${l.next_node_layer} (${l.countable_edges} edges): edges needed ${req || '–'}`);
-    }
-  }
-  return lines.join('\n');
 }

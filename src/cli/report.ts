@@ -167,8 +167,10 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
     }
   }
 
+  const { readAblations } = await import('../ablate/from-result.js');
+  const ablations = await readAblations(dir);
   if (o.json) {
-    console.log(JSON.stringify({ degeneracy: deg ?? null, modules: mods ?? null }, null, 2));
+    console.log(JSON.stringify({ degeneracy: deg ?? null, modules: mods ?? null, ablations: ablations ?? null }, null, 2));
     return 0;
   }
   const near = num('near', o.near, (x) => x >= 0, 'a number >= 0 (a fraction of the datapoints when < 1, else a count)');
@@ -184,6 +186,10 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
   }
   lines.push('');
   lines.push(mods ? formatModules(mods) : 'Modules: no edges in this result (the build ran with "calculate_edges": false)');
+  if (ablations) {
+    const { formatAblationsFile } = await import('../ablate/format.js');
+    lines.push('', formatAblationsFile(ablations));
+  }
   console.log(lines.join('\n'));
   return 0;
 }
