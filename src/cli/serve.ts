@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import { IbgpuError } from '../errors.js';
 
 /** Files of a result directory the viewer may fetch. */
-export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors'] as const;
+export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors', 'ablations.json', 'ablations.svg', 'ablations-edges.svg'] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -30,6 +30,7 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.safetensors': 'application/octet-stream',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 /** Package root (works from src/cli under tsx and from dist/src/cli). */
