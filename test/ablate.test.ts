@@ -24,6 +24,8 @@ import { useEngine } from './helpers/gpu.js';
 import { loadSyntheticFixture } from './helpers/ib.js';
 import { gaussian, rng } from './helpers/random.js';
 import { edgeSparsity } from '../src/report/sparsity.js';
+import { parseAblationConfig } from '../src/ablate/config.js';
+import { IbgpuError } from '../src/errors.js';
 
 const engine = useEngine();
 const FIXTURE = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
@@ -82,6 +84,30 @@ describe('edge mask and rotation (float64 references)', () => {
     for (let t = 0; t < dim * dim; t++) expect(R2[t]!).toBeCloseTo(R[t]!, 9);
     const P = mm(R, C, dim); // columns of C through R: the first 3 unchanged, the rest 0
     for (let i = 0; i < dim; i++) for (let k = 0; k < dim; k++) expect(P[i * dim + k]!).toBeCloseTo(k < 3 ? C[i * dim + k]! : 0, 9);
+  });
+});
+
+describe('ablation config (rib field names)', () => {
+  it('reads rib\'s mnist config and maps its basis names', () => {
+    const c = parseAblationConfig({
+      exp_name: 'rib_4-node-layers', ablation_type: 'rib', rib_results_path: 'x.pt', dtype: 'float32', seed: 0, batch_size: 512, eval_type: 'accuracy',
+      schedule: { schedule_type: 'exponential', early_stopping_threshold: null, ablate_every_vec_cutoff: 10, exp_base: 2.0 },
+      ablation_node_layers: ['layers.0', 'layers.1', 'layers.2'],
+    });
+    expect(c.ablation_type).toBe('ib');
+    expect(c.schedule).toEqual({ schedule_type: 'exponential', ablate_every_vec_cutoff: 10, exp_base: 2 });
+    expect(parseAblationConfig({ ablation_type: 'orthogonal' }).ablation_type).toBe('pca');
+  });
+  it.each([
+    [{ ablation_type: 'rib', bogus: 1 }, /unknown field 'bogus'/],
+    [{ ablation_type: 'svd' }, /ablation_type 'svd'/],
+    [{ ablation_type: 'edge', schedule: { schedule_type: 'bisect' } }, /needs score_target_difference/],
+    [{ ablation_type: 'rib', schedule: { schedule_type: 'linear', n_points: 5, exp_base: 2 } }, /exp_base is not a field of a linear schedule/],
+    [{ ablation_type: 'rib', eval_type: 'kl' }, /eval_type/],
+    [{ ablation_type: 'rib', dataset: { rows: [5, 2] } }, /dataset.rows/],
+  ])('rejects %j', (raw, msg) => {
+    expect(() => parseAblationConfig(raw)).toThrow(IbgpuError);
+    expect(() => parseAblationConfig(raw)).toThrow(msg);
   });
 });
 

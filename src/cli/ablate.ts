@@ -3,6 +3,7 @@
 // edge-sparsity comparison of the three bases. Writes ablations.json, ablations.svg and
 // ablations-edges.svg into the result directory.
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -141,7 +142,11 @@ export async function ablateCommand(dirArg: string, o: AblateCliOptions): Promis
       log(`  ${run.time_s.toFixed(1)} s`);
       runs.push(run);
     }
-    const sparsity = o.sparsity === false ? undefined : await sparsityComparison(inp);
+    let sparsity: Awaited<ReturnType<typeof sparsityComparison>> | undefined;
+    if (o.sparsity !== false) {
+      if (existsSync(resolve(dir, 'edges.safetensors'))) sparsity = await sparsityComparison(inp);
+      else log('no edges.safetensors (built with calculate_edges: false): the sparsity comparison needs the IB edges, skipped');
+    }
     const f = await writeAblations(dir, runs, sparsity);
     if (o.json) {
       console.log(JSON.stringify(f, null, 2));
