@@ -19,7 +19,7 @@ export const BASIS_COLORS: Record<string, string> = { ib: '#1f77b4', pca: '#ff7f
 const PAIR_COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-const fmt = (v: number) => (Math.abs(v) >= 100 || v === Math.round(v) ? String(Math.round(v)) : v.toPrecision(3));
+const fmt = (v: number) => (Math.abs(v) >= 100 || v === Math.round(v) ? String(Math.round(v)) : String(Number(v.toPrecision(3))));
 
 interface Axis {
   map: (v: number) => number;
@@ -57,7 +57,7 @@ function panelSvg(p: Panel, x0: number, y0: number, w: number, h: number, xKind:
   const ys = pts.map((q) => q.y);
   const fx = xKind === 'log1p' ? (v: number) => Math.log10(1 + v) : (v: number) => Math.log10(v);
   const xlo = xKind === 'log1p' ? 0 : Math.min(...xs);
-  const xhi = Math.max(...xs, xlo + 1);
+  const xhi = xKind === 'log1p' ? Math.max(...xs, 1) : Math.max(...xs) * 1.25;
   let ylo = Math.min(...ys);
   let yhi = Math.max(...ys);
   if (yKind === 'lin') {
