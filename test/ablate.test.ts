@@ -25,6 +25,12 @@ import { loadSyntheticFixture } from './helpers/ib.js';
 import { gaussian, rng } from './helpers/random.js';
 import { edgeSparsity } from '../src/report/sparsity.js';
 import { parseAblationConfig } from '../src/ablate/config.js';
+import { ablateCommand } from '../src/cli/ablate.js';
+import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { writeNpy } from '../src/io/npy.js';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IbgpuError } from '../src/errors.js';
 
 const engine = useEngine();
@@ -330,5 +336,41 @@ describe('block-diagonal modular MLP (SPEC §9.3): the IB needs no cross-block e
     }
     ev.dispose();
     runner.dispose();
+  }, 60_000);
+});
+
+describe('ibgpu ablate on a result directory', () => {
+  it('writes ablations.json and the figures from a build of the fixture; labels from an .npy file', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'ibgpu-ablate-'));
+    try {
+      const cfg = join(tmp, 'build.json');
+      writeFileSync(cfg, JSON.stringify({
+        node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: join(FIXTURE, 'weights.safetensors'), arch: join(FIXTURE, 'arch.json'),
+        data: { type: 'safetensors', path: join(FIXTURE, 'inputs.safetensors'), key: 'X' }, batch_size: 512,
+      }));
+      const dir = join(tmp, 'result');
+      await buildFromConfigFile(await engine(), cfg, { out: dir });
+      // Without labels the command says where to get them.
+      await expect(ablateCommand(dir, { type: ['ib'], quiet: true, sparsity: false })).rejects.toThrow(/--labels/);
+      const labels = toFloat64((await loadSafetensors(`${FIXTURE}/inputs.safetensors`)).tensors['labels']!);
+      const npy = join(tmp, 'labels.npy');
+      await writeNpy(npy, { dtype: 'I32', shape: [labels.length], data: Int32Array.from(labels) });
+      const code = await ablateCommand(dir, { type: ['rib', 'edge'], schedule: 'linear', nPoints: '3', eval: 'ce_loss', labels: npy, quiet: true });
+      expect(code).toBe(0);
+      const f = JSON.parse(readFileSync(join(dir, 'ablations.json'), 'utf8')) as import('../src/ablate/from-result.js').AblationsFile;
+      expect(Object.keys(f.runs).sort()).toEqual(['edge', 'ib']);
+      expect(f.runs.ib!.node!.map((l) => l.node_layer)).toEqual(['layers.0', 'layers.1', 'layers.2']);
+      expect(f.runs.ib!.node![0]!.points.length).toBe(3);
+      expect(f.runs.edge!.edge!.length).toBe(3);
+      expect(f.sparsity!.rows.length).toBe(9);
+      expect(existsSync(join(dir, 'ablations.svg'))).toBe(true);
+      // A later run of another type keeps these.
+      expect(await ablateCommand(dir, { type: ['neuron'], schedule: 'linear', nPoints: '2', eval: 'ce_loss', labels: npy, quiet: true, sparsity: false })).toBe(0);
+      const g = JSON.parse(readFileSync(join(dir, 'ablations.json'), 'utf8')) as typeof f;
+      expect(Object.keys(g.runs).sort()).toEqual(['edge', 'ib', 'neuron']);
+      expect(g.sparsity!.rows.length).toBe(9);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }, 60_000);
 });
