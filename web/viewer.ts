@@ -69,44 +69,59 @@ function fmt(x: number): string {
 
 // ------------------------------------------------------------------ interaction graph
 //
-// Layers are columns; the drawing's height grows with the widest layer (a few units per node), and
-// the view zooms (wheel, +/− buttons) and pans (drag) over it. Node radius: log Λ, capped by the
-// layer's spacing, never below FLOOR_PX on screen at any zoom. Edges: those above the pruning
-// slider (relative to their layer pair's largest) that are among the top k of their source's
-// outgoing or their target's incoming edges. Nodes are focusable buttons (Enter inspects).
+// Layers are columns across the panel; zoom (wheel, +/− buttons) stretches the layer axis, so a
+// layer of 1000 nodes spreads out while the layers stay side by side, and dragging pans along it.
+// Node radius: log Λ, capped by the (zoomed) spacing of its layer, never below FLOOR units.
+// Edges: those above the pruning slider (relative to their layer pair's largest) that are among
+// the top k of their source's outgoing or their target's incoming edges. Nodes are focusable
+// buttons (Enter inspects); their direction numbers show once the spacing fits them.
 
 const VIEW_W = 900;
 const VIEW_H = 600;
-const FLOOR_PX = 2.2;
+const PAD_Y = 34;
+const FLOOR = 2.2;
 
-interface DrawnEdge { el: SVGLineElement; rel: number; rank: number }
-interface DrawnNode { el: SVGCircleElement; r: number }
+interface DrawnEdge { el: SVGLineElement; rel: number; rank: number; ya: number; yb: number }
+interface DrawnNode { el: SVGCircleElement; label: SVGTextElement; y0: number; t: number; step: number }
 let edgeEls: DrawnEdge[] = [];
 let nodeEls: DrawnNode[] = [];
 let labelGroup: SVGGElement | undefined;
-let labelStep = 0;
-const view = { s: 1, tx: 0, ty: 0 };
+const view = { s: 1, ty: 0 };
 let current: ViewerResult | undefined;
 
 function applyView(): void {
-  const vp = document.getElementById('graph-viewport');
-  if (!vp) return;
-  vp.setAttribute('transform', `translate(${view.tx.toFixed(2)} ${view.ty.toFixed(2)}) scale(${view.s.toFixed(4)})`);
-  // Screen size of one content unit: the svg scales VIEW_W to its client width.
-  const svg = document.getElementById('graph-svg');
-  const px = (svg ? svg.clientWidth / VIEW_W : 1) * view.s;
-  for (const n of nodeEls) n.el.setAttribute('r', Math.max(n.r, FLOOR_PX / Math.max(px, 1e-6)).toFixed(3));
-  if (labelGroup) labelGroup.style.display = labelStep * px >= 9 ? '' : 'none';
-  svg?.setAttribute('data-zoom', view.s.toFixed(3));
+  const Y = (y0: number) => y0 * view.s + view.ty;
+  for (const n of nodeEls) {
+    const step = n.step * view.s;
+    const r = Math.max(FLOOR, Math.min(9, step * 0.45) * (0.25 + 0.75 * n.t));
+    const y = Y(n.y0).toFixed(1);
+    n.el.setAttribute('cy', y);
+    n.el.setAttribute('r', r.toFixed(2));
+    n.label.setAttribute('y', (Y(n.y0) + 2.5).toFixed(1));
+    n.label.style.display = step >= 9 ? '' : 'none';
+  }
+  for (const e of edgeEls) {
+    e.el.setAttribute('y1', Y(e.ya).toFixed(1));
+    e.el.setAttribute('y2', Y(e.yb).toFixed(1));
+  }
+  document.getElementById('graph-svg')?.setAttribute('data-zoom', view.s.toFixed(3));
 }
 
-function zoomAt(factor: number, cx: number, cy: number): void {
-  const s = Math.min(80, Math.max(0.05, view.s * factor));
+function zoomAt(factor: number, _cx: number, cy: number): void {
+  const s = Math.min(200, Math.max(1, view.s * factor));
   const f = s / view.s;
-  view.tx = cx - (cx - view.tx) * f;
   view.ty = cy - (cy - view.ty) * f;
   view.s = s;
+  clampPan();
   applyView();
+}
+
+/** Keeps some of the drawing in view. */
+function clampPan(): void {
+  const top = PAD_Y * view.s;
+  const bottom = (VIEW_H - PAD_Y) * view.s;
+  view.ty = Math.min(VIEW_H / 2 - top, Math.max(VIEW_H / 2 - bottom, view.ty));
+  if (view.s === 1) view.ty = 0;
 }
 
 function svgPoint(svg: SVGSVGElement, ev: { clientX: number; clientY: number }): { x: number; y: number } {
@@ -120,10 +135,9 @@ function renderGraph(g: GraphJson): void {
   const layers = g.layers;
   const byLayer = new Map<string, GraphNode[]>(layers.map((l) => [l, []]));
   for (const nd of g.nodes) byLayer.get(nd.layer)?.push(nd);
-  const widest = Math.max(1, ...[...byLayer.values()].map((v) => v.length));
   const padX = 70;
-  const padY = 34;
-  const H = Math.max(VIEW_H, widest * 7 + 2 * padY);
+  const padY = PAD_Y;
+  const H = VIEW_H;
   const W = VIEW_W;
   const svg = svgEl('svg', { viewBox: `0 0 ${VIEW_W} ${VIEW_H}`, id: 'graph-svg', 'data-nodes': g.nodes.length, 'data-edges': g.edges.length, role: 'group', 'aria-label': 'interaction graph' });
   const vp = svgEl('g', { id: 'graph-viewport' });
@@ -133,27 +147,28 @@ function renderGraph(g: GraphJson): void {
   vp.append(gEdges, gNodes, gLabels);
   svg.append(vp);
   labelGroup = gLabels;
+  const heads = svgEl('g', { class: 'layer-heads' });
+  svg.append(heads);
 
   const logs = g.nodes.filter((n) => n.lambda !== null && n.lambda > 0).map((n) => Math.log10(n.lambda!));
   const lo = logs.length ? Math.min(...logs) : 0;
   const hi = logs.length ? Math.max(...logs) : 1;
   const pos = new Map<string, { x: number; y: number }>();
   nodeEls = [];
-  labelStep = Infinity;
   layers.forEach((layer, li) => {
     const nodes = byLayer.get(layer)!;
     const x = layers.length === 1 ? W / 2 : padX + (li * (W - 2 * padX)) / (layers.length - 1);
     const step = nodes.length > 1 ? (H - 2 * padY) / (nodes.length - 1) : H;
-    labelStep = Math.min(labelStep, step);
-    const rMax = Math.max(0.8, Math.min(9, step * 0.45));
-    const label = svgEl('text', { x, y: 16, class: 'layer-label' });
-    label.textContent = `${layer} (${nodes.length})`;
-    vp.append(label);
+    const rMax = Math.min(9, step * 0.45);
+    const label = svgEl('rect', { x: x - 45, y: 4, width: 90, height: 16, fill: '#fff', opacity: 0.85 });
+    const text = svgEl('text', { x, y: 16, class: 'layer-label' });
+    text.textContent = `${layer} (${nodes.length})`;
+    heads.append(label, text);
     nodes.forEach((nd, i) => {
       const y = nodes.length > 1 ? padY + i * step : H / 2;
       pos.set(nd.id, { x, y });
       const t = nd.lambda !== null && nd.lambda > 0 && hi > lo ? (Math.log10(nd.lambda) - lo) / (hi - lo) : nd.lambda === null ? 0.35 : 0;
-      const r = rMax * (0.25 + 0.75 * t);
+      const r = Math.max(FLOOR, rMax * (0.25 + 0.75 * t));
       const fill = nd.module === undefined ? '#6b8fb5' : nd.module === null ? '#cccccc' : PALETTE[nd.module % PALETTE.length]!;
       const name = `${nd.layer} direction ${nd.index}, Λ ${nd.lambda === null ? 'none' : fmt(nd.lambda)}${nd.module != null ? `, module ${nd.module}` : ''}`;
       const c = svgEl('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(2), class: 'node', fill, 'data-id': nd.id, tabindex: 0, role: 'button', 'aria-label': name });
@@ -168,10 +183,10 @@ function renderGraph(g: GraphJson): void {
         }
       });
       gNodes.append(c);
-      nodeEls.push({ el: c, r });
-      const tl = svgEl('text', { x: (x + rMax + 2).toFixed(1), y: (y + 2.5).toFixed(1), class: 'node-label' });
+      const tl = svgEl('text', { x: (x + 11).toFixed(1), y: (y + 2.5).toFixed(1), class: 'node-label' });
       tl.textContent = String(nd.index);
       gLabels.append(tl);
+      nodeEls.push({ el: c, label: tl, y0: y, t, step });
     });
   });
 
@@ -212,32 +227,34 @@ function renderGraph(g: GraphJson): void {
       'data-source': e.source, 'data-target': e.target,
       ...(e.weight < 0 ? { stroke: '#c0392b' } : {}),
     });
-    edgeEls.push({ el, rel, rank: rank.get(e)! });
+    edgeEls.push({ el, rel, rank: rank.get(e)!, ya: a.y, yb: b.y });
     gEdges.append(el);
   }
   host.append(svg);
 
   // Fit the whole drawing, then zoom and pan.
-  view.s = Math.min(1, VIEW_H / H);
-  view.tx = (VIEW_W - W * view.s) / 2;
+  view.s = 1;
   view.ty = 0;
+  // Dense graphs start with the strongest edge of every node only.
+  const topk = $('topk') as HTMLInputElement;
+  if (!topk.dataset['touched']) topk.value = String(g.nodes.length / Math.max(1, layers.length) > 200 ? 1 : 5);
   svg.addEventListener('wheel', (ev) => {
     ev.preventDefault();
     const p = svgPoint(svg, ev);
     zoomAt(ev.deltaY < 0 ? 1.25 : 0.8, p.x, p.y);
   }, { passive: false });
-  let drag: { x: number; y: number; tx: number; ty: number } | undefined;
+  let drag: { x: number; y: number; ty: number } | undefined;
   svg.addEventListener('pointerdown', (ev) => {
     if ((ev.target as Element).classList.contains('node')) return;
     const p = svgPoint(svg, ev);
-    drag = { x: p.x, y: p.y, tx: view.tx, ty: view.ty };
+    drag = { x: p.x, y: p.y, ty: view.ty };
     svg.setPointerCapture(ev.pointerId);
   });
   svg.addEventListener('pointermove', (ev) => {
     if (!drag) return;
     const p = svgPoint(svg, ev);
-    view.tx = drag.tx + p.x - drag.x;
     view.ty = drag.ty + p.y - drag.y;
+    clampPan();
     applyView();
   });
   svg.addEventListener('pointerup', () => { drag = undefined; });
@@ -255,10 +272,17 @@ function applyPrune(): void {
   const k = Math.max(1, Math.floor(Number(($('topk') as HTMLInputElement).value) || 1));
   const cut = 10 ** v;
   let shown = 0;
+  for (const e of edgeEls) if (e.rel >= cut && e.rank < k) shown++;
+  // Many visible edges are drawn fainter and thinner, so the strongest still stand out.
+  const pairs = Math.max(1, (current?.graph.layers.length ?? 2) - 1);
+  const density = Math.min(1, Math.max(0.12, 250 / (shown / pairs)));
   for (const { el, rel, rank } of edgeEls) {
     const on = rel >= cut && rank < k;
     el.style.display = on ? '' : 'none';
-    if (on) shown++;
+    if (!on) continue;
+    const s = Math.sqrt(rel);
+    el.setAttribute('stroke-width', ((0.3 + 2.7 * s) * Math.sqrt(density)).toFixed(2));
+    el.setAttribute('stroke-opacity', ((0.08 + 0.8 * s) * density).toFixed(3));
   }
   $('prune-value').textContent = `${cut.toExponential(0)} (${shown} of ${edgeEls.length} edges shown)`;
   document.getElementById('graph-svg')?.setAttribute('data-edges-visible', String(shown));
@@ -657,7 +681,10 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
 
 async function main(): Promise<void> {
   ($('prune') as HTMLInputElement).addEventListener('input', applyPrune);
-  ($('topk') as HTMLInputElement).addEventListener('input', applyPrune);
+  ($('topk') as HTMLInputElement).addEventListener('input', (ev) => {
+    (ev.target as HTMLInputElement).dataset['touched'] = '1';
+    applyPrune();
+  });
   $('zoom-in').addEventListener('click', () => zoomAt(1.5, VIEW_W / 2, VIEW_H / 2));
   $('zoom-out').addEventListener('click', () => zoomAt(1 / 1.5, VIEW_W / 2, VIEW_H / 2));
   $('zoom-fit').addEventListener('click', () => { if (current) renderGraph(current.graph); });
