@@ -42,6 +42,7 @@ export interface ViewerResult {
   manifest?: ManifestJson;
   degeneracy?: DegeneracyJson;
   basis?: SafetensorsFile;
+  ablations?: AblationsJson;
   source: string;
 }
 
@@ -67,8 +68,66 @@ function fmt(x: number): string {
 }
 
 // ------------------------------------------------------------------ interaction graph
+//
+// Layers are columns across the panel; zoom (wheel, +/− buttons) stretches the layer axis, so a
+// layer of 1000 nodes spreads out while the layers stay side by side, and dragging pans along it.
+// Node radius: log Λ, capped by the (zoomed) spacing of its layer, never below FLOOR units.
+// Edges: those above the pruning slider (relative to their layer pair's largest) that are among
+// the top k of their source's outgoing or their target's incoming edges. Nodes are focusable
+// buttons (Enter inspects); their direction numbers show once the spacing fits them.
 
-let edgeEls: { el: SVGLineElement; rel: number }[] = [];
+const VIEW_W = 900;
+const VIEW_H = 600;
+const PAD_Y = 34;
+const FLOOR = 2.2;
+
+interface DrawnEdge { el: SVGLineElement; rel: number; rank: number; ya: number; yb: number }
+interface DrawnNode { el: SVGCircleElement; label: SVGTextElement; y0: number; t: number; step: number }
+let edgeEls: DrawnEdge[] = [];
+let nodeEls: DrawnNode[] = [];
+let labelGroup: SVGGElement | undefined;
+const view = { s: 1, ty: 0 };
+let current: ViewerResult | undefined;
+
+function applyView(): void {
+  const Y = (y0: number) => y0 * view.s + view.ty;
+  for (const n of nodeEls) {
+    const step = n.step * view.s;
+    const r = Math.max(FLOOR, Math.min(9, step * 0.45) * (0.25 + 0.75 * n.t));
+    const y = Y(n.y0).toFixed(1);
+    n.el.setAttribute('cy', y);
+    n.el.setAttribute('r', r.toFixed(2));
+    n.label.setAttribute('y', (Y(n.y0) + 2.5).toFixed(1));
+    n.label.style.display = step >= 9 ? '' : 'none';
+  }
+  for (const e of edgeEls) {
+    e.el.setAttribute('y1', Y(e.ya).toFixed(1));
+    e.el.setAttribute('y2', Y(e.yb).toFixed(1));
+  }
+  document.getElementById('graph-svg')?.setAttribute('data-zoom', view.s.toFixed(3));
+}
+
+function zoomAt(factor: number, _cx: number, cy: number): void {
+  const s = Math.min(200, Math.max(1, view.s * factor));
+  const f = s / view.s;
+  view.ty = cy - (cy - view.ty) * f;
+  view.s = s;
+  clampPan();
+  applyView();
+}
+
+/** Keeps some of the drawing in view. */
+function clampPan(): void {
+  const top = PAD_Y * view.s;
+  const bottom = (VIEW_H - PAD_Y) * view.s;
+  view.ty = Math.min(VIEW_H / 2 - top, Math.max(VIEW_H / 2 - bottom, view.ty));
+  if (view.s === 1) view.ty = 0;
+}
+
+function svgPoint(svg: SVGSVGElement, ev: { clientX: number; clientY: number }): { x: number; y: number } {
+  const b = svg.getBoundingClientRect();
+  return { x: ((ev.clientX - b.left) / b.width) * VIEW_W, y: ((ev.clientY - b.top) / b.height) * VIEW_H };
+}
 
 function renderGraph(g: GraphJson): void {
   const host = $('graph');
@@ -76,48 +135,81 @@ function renderGraph(g: GraphJson): void {
   const layers = g.layers;
   const byLayer = new Map<string, GraphNode[]>(layers.map((l) => [l, []]));
   for (const nd of g.nodes) byLayer.get(nd.layer)?.push(nd);
-  const W = 900;
-  const H = 560;
-  const padX = 60;
-  const padY = 36;
-  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, id: 'graph-svg', 'data-nodes': g.nodes.length, 'data-edges': g.edges.length });
+  const padX = 70;
+  const padY = PAD_Y;
+  const H = VIEW_H;
+  const W = VIEW_W;
+  const svg = svgEl('svg', { viewBox: `0 0 ${VIEW_W} ${VIEW_H}`, id: 'graph-svg', 'data-nodes': g.nodes.length, 'data-edges': g.edges.length, role: 'group', 'aria-label': 'interaction graph' });
+  const vp = svgEl('g', { id: 'graph-viewport' });
   const gEdges = svgEl('g', { class: 'edges' });
   const gNodes = svgEl('g', { class: 'nodes' });
-  svg.append(gEdges, gNodes);
+  const gLabels = svgEl('g', { class: 'node-labels' });
+  vp.append(gEdges, gNodes, gLabels);
+  svg.append(vp);
+  labelGroup = gLabels;
+  const heads = svgEl('g', { class: 'layer-heads' });
+  svg.append(heads);
 
-  // Node radius: log Λ over the whole graph, capped by the spacing of its layer.
   const logs = g.nodes.filter((n) => n.lambda !== null && n.lambda > 0).map((n) => Math.log10(n.lambda!));
   const lo = logs.length ? Math.min(...logs) : 0;
   const hi = logs.length ? Math.max(...logs) : 1;
   const pos = new Map<string, { x: number; y: number }>();
+  nodeEls = [];
   layers.forEach((layer, li) => {
     const nodes = byLayer.get(layer)!;
     const x = layers.length === 1 ? W / 2 : padX + (li * (W - 2 * padX)) / (layers.length - 1);
-    const step = nodes.length > 1 ? (H - 2 * padY) / (nodes.length - 1) : 0;
-    const rMax = Math.max(1.2, Math.min(9, nodes.length > 1 ? step * 0.48 : 9));
-    const label = svgEl('text', { x, y: 16, class: 'layer-label' });
-    label.textContent = `${layer} (${nodes.length})`;
-    svg.append(label);
+    const step = nodes.length > 1 ? (H - 2 * padY) / (nodes.length - 1) : H;
+    const rMax = Math.min(9, step * 0.45);
+    const label = svgEl('rect', { x: x - 45, y: 4, width: 90, height: 16, fill: '#fff', opacity: 0.85 });
+    const text = svgEl('text', { x, y: 16, class: 'layer-label' });
+    text.textContent = `${layer} (${nodes.length})`;
+    heads.append(label, text);
     nodes.forEach((nd, i) => {
       const y = nodes.length > 1 ? padY + i * step : H / 2;
       pos.set(nd.id, { x, y });
       const t = nd.lambda !== null && nd.lambda > 0 && hi > lo ? (Math.log10(nd.lambda) - lo) / (hi - lo) : nd.lambda === null ? 0.35 : 0;
-      const r = Math.max(1, rMax * (0.25 + 0.75 * t));
+      const r = Math.max(FLOOR, rMax * (0.25 + 0.75 * t));
       const fill = nd.module === undefined ? '#6b8fb5' : nd.module === null ? '#cccccc' : PALETTE[nd.module % PALETTE.length]!;
-      const c = svgEl('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(2), class: 'node', fill, 'data-id': nd.id });
+      const name = `${nd.layer} direction ${nd.index}, Λ ${nd.lambda === null ? 'none' : fmt(nd.lambda)}${nd.module != null ? `, module ${nd.module}` : ''}`;
+      const c = svgEl('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(2), class: 'node', fill, 'data-id': nd.id, tabindex: 0, role: 'button', 'aria-label': name });
       const title = svgEl('title');
-      title.textContent = `${nd.id}  Λ = ${nd.lambda === null ? '—' : fmt(nd.lambda)}${nd.module != null ? `  module ${nd.module}` : ''}`;
+      title.textContent = name;
       c.append(title);
+      c.addEventListener('click', () => inspect(nd.id));
+      c.addEventListener('keydown', (ev) => {
+        if (ev.key === 'Enter' || ev.key === ' ') {
+          ev.preventDefault();
+          inspect(nd.id);
+        }
+      });
       gNodes.append(c);
+      const tl = svgEl('text', { x: (x + 11).toFixed(1), y: (y + 2.5).toFixed(1), class: 'node-label' });
+      tl.textContent = String(nd.index);
+      gLabels.append(tl);
+      nodeEls.push({ el: c, label: tl, y0: y, t, step });
     });
   });
 
-  // Edges: relative to the largest |E| of their layer pair.
+  // Edges: relative to the largest |E| of their layer pair; rank among the source's outgoing and
+  // the target's incoming edges (0 = strongest).
   const pairMax = new Map<string, number>();
   const pairOf = (e: GraphEdge) => `${e.source.split(':')[0]}->${e.target.split(':')[0]}`;
   for (const e of g.edges) pairMax.set(pairOf(e), Math.max(pairMax.get(pairOf(e)) ?? 0, Math.abs(e.weight)));
+  const rank = new Map<GraphEdge, number>();
+  for (const side of ['source', 'target'] as const) {
+    const groups = new Map<string, GraphEdge[]>();
+    for (const e of g.edges) {
+      const k = e[side];
+      const l = groups.get(k);
+      if (l) l.push(e);
+      else groups.set(k, [e]);
+    }
+    for (const l of groups.values()) {
+      l.sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight));
+      l.forEach((e, i) => rank.set(e, Math.min(rank.get(e) ?? Infinity, i)));
+    }
+  }
   const sorted = [...g.edges].sort((a, b) => Math.abs(a.weight) / pairMax.get(pairOf(a))! - Math.abs(b.weight) / pairMax.get(pairOf(b))!);
-  // graph.json already dropped edges below prune_relative: the slider starts there.
   const slider = $('prune') as HTMLInputElement;
   const floor = Math.log10(g.prune_relative && g.prune_relative > 0 ? g.prune_relative : 1e-6);
   slider.min = String(Math.floor(floor * 10) / 10);
@@ -131,13 +223,43 @@ function renderGraph(g: GraphJson): void {
     const s = Math.sqrt(rel);
     const el = svgEl('line', {
       x1: a.x.toFixed(1), y1: a.y.toFixed(1), x2: b.x.toFixed(1), y2: b.y.toFixed(1), class: 'edge',
-      'stroke-width': (0.3 + 2.7 * s).toFixed(2), 'stroke-opacity': (0.08 + 0.8 * s).toFixed(2),
+      'stroke-width': (0.3 + 2.7 * s).toFixed(2), 'stroke-opacity': (0.08 + 0.8 * s).toFixed(2), 'vector-effect': 'non-scaling-stroke',
+      'data-source': e.source, 'data-target': e.target,
       ...(e.weight < 0 ? { stroke: '#c0392b' } : {}),
     });
-    edgeEls.push({ el, rel });
+    edgeEls.push({ el, rel, rank: rank.get(e)!, ya: a.y, yb: b.y });
     gEdges.append(el);
   }
   host.append(svg);
+
+  // Fit the whole drawing, then zoom and pan.
+  view.s = 1;
+  view.ty = 0;
+  // Dense graphs start with the strongest edge of every node only.
+  const topk = $('topk') as HTMLInputElement;
+  if (!topk.dataset['touched']) topk.value = String(g.nodes.length / Math.max(1, layers.length) > 200 ? 1 : 5);
+  svg.addEventListener('wheel', (ev) => {
+    ev.preventDefault();
+    const p = svgPoint(svg, ev);
+    zoomAt(ev.deltaY < 0 ? 1.25 : 0.8, p.x, p.y);
+  }, { passive: false });
+  let drag: { x: number; y: number; ty: number } | undefined;
+  svg.addEventListener('pointerdown', (ev) => {
+    if ((ev.target as Element).classList.contains('node')) return;
+    const p = svgPoint(svg, ev);
+    drag = { x: p.x, y: p.y, ty: view.ty };
+    svg.setPointerCapture(ev.pointerId);
+  });
+  svg.addEventListener('pointermove', (ev) => {
+    if (!drag) return;
+    const p = svgPoint(svg, ev);
+    view.ty = drag.ty + p.y - drag.y;
+    clampPan();
+    applyView();
+  });
+  svg.addEventListener('pointerup', () => { drag = undefined; });
+  applyView();
+
   const mods = g.modules;
   $('graph-legend').textContent = mods
     ? `${mods.count} modules (Leiden γ = ${mods.gamma}, Q = ${fmt(mods.modularity)}); colours by module, grey: unclustered`
@@ -147,15 +269,185 @@ function renderGraph(g: GraphJson): void {
 
 function applyPrune(): void {
   const v = Number(($('prune') as HTMLInputElement).value);
+  const k = Math.max(1, Math.floor(Number(($('topk') as HTMLInputElement).value) || 1));
   const cut = 10 ** v;
   let shown = 0;
-  for (const { el, rel } of edgeEls) {
-    const on = rel >= cut;
+  for (const e of edgeEls) if (e.rel >= cut && e.rank < k) shown++;
+  // Many visible edges are drawn fainter and thinner, so the strongest still stand out.
+  const pairs = Math.max(1, (current?.graph.layers.length ?? 2) - 1);
+  const density = Math.min(1, Math.max(0.12, 250 / (shown / pairs)));
+  for (const { el, rel, rank } of edgeEls) {
+    const on = rel >= cut && rank < k;
     el.style.display = on ? '' : 'none';
-    if (on) shown++;
+    if (!on) continue;
+    const s = Math.sqrt(rel);
+    el.setAttribute('stroke-width', ((0.3 + 2.7 * s) * Math.sqrt(density)).toFixed(2));
+    el.setAttribute('stroke-opacity', ((0.08 + 0.8 * s) * density).toFixed(3));
   }
   $('prune-value').textContent = `${cut.toExponential(0)} (${shown} of ${edgeEls.length} edges shown)`;
   document.getElementById('graph-svg')?.setAttribute('data-edges-visible', String(shown));
+}
+
+// ------------------------------------------------------------------ inspector
+//
+// A clicked node: Λ, module, its strongest incoming and outgoing edges (graph.json), and for the
+// input layer of an image model (square input width) its C column over the pixels as a heat map.
+
+const INSPECT_EDGES = 8;
+
+function heatmap(values: ArrayLike<number>, side: number, px: number, label: string): HTMLCanvasElement {
+  const cv = document.createElement('canvas');
+  cv.width = side;
+  cv.height = side;
+  cv.style.width = `${px}px`;
+  cv.style.height = `${px}px`;
+  cv.className = 'heatmap';
+  cv.setAttribute('role', 'img');
+  cv.setAttribute('aria-label', label);
+  const ctx = cv.getContext('2d')!;
+  const img = ctx.createImageData(side, side);
+  let m = 0;
+  for (let i = 0; i < side * side; i++) m = Math.max(m, Math.abs(values[i]!));
+  for (let i = 0; i < side * side; i++) {
+    const t = m > 0 ? values[i]! / m : 0; // −1 … 1: blue … white … red
+    const a = Math.abs(t);
+    const [r, g, b] = t >= 0 ? [255, 255 * (1 - a), 255 * (1 - a)] : [255 * (1 - a), 255 * (1 - a), 255];
+    img.data.set([r, g, b, 255], 4 * i);
+  }
+  ctx.putImageData(img, 0, 0);
+  return cv;
+}
+
+/** Layer-0 C column `k` over the real inputs (the bias slot dropped), when the input width is square. */
+async function inputColumn(k: number): Promise<{ side: number; values: Float64Array } | undefined> {
+  const b = current?.basis;
+  const layer0 = current?.graph.layers[0];
+  if (!b || !layer0 || !b.has(`${layer0}/C`)) return undefined;
+  const C = await b.readF64(`${layer0}/C`);
+  const [dim, r] = C.shape as [number, number];
+  const side = Math.round(Math.sqrt(dim - 1));
+  if (side < 2 || side * side !== dim - 1 || k >= r) return undefined;
+  const values = new Float64Array(dim - 1);
+  for (let i = 0; i < dim - 1; i++) values[i] = C.data[i * r + k]!;
+  return { side, values };
+}
+
+function edgeTable(id: string, title: string, rows: { other: string; weight: number }[]): HTMLElement {
+  const wrap = document.createElement('div');
+  const h = document.createElement('h3');
+  h.textContent = title;
+  const t = document.createElement('table');
+  t.id = id;
+  t.insertRow().append(...['node', '|E|', 'rel.'].map((x) => Object.assign(document.createElement('th'), { textContent: x })));
+  const max = rows.length ? Math.abs(rows[0]!.weight) : 1;
+  for (const r of rows) {
+    const row = t.insertRow();
+    const a = document.createElement('a');
+    a.href = '#';
+    a.textContent = r.other;
+    a.addEventListener('click', (ev) => { ev.preventDefault(); inspect(r.other); });
+    row.insertCell().append(a);
+    row.insertCell().textContent = fmt(r.weight);
+    row.insertCell().textContent = (Math.abs(r.weight) / max).toFixed(2);
+  }
+  if (!rows.length) t.insertRow().insertCell().textContent = 'none in graph.json';
+  wrap.append(h, t);
+  return wrap;
+}
+
+export async function inspect(id: string): Promise<void> {
+  const g = current?.graph;
+  if (!g) return;
+  const nd = g.nodes.find((n) => n.id === id);
+  if (!nd) return;
+  const host = $('inspector');
+  host.replaceChildren();
+  document.querySelectorAll('#graph svg circle.node.selected').forEach((c) => c.classList.remove('selected'));
+  document.querySelector(`#graph svg circle.node[data-id="${CSS.escape(id)}"]`)?.classList.add('selected');
+  const head = document.createElement('p');
+  head.id = 'inspect-head';
+  head.textContent = `${nd.id}: ${nd.layer}, direction ${nd.index}; Λ = ${nd.lambda === null ? '— (unrotated)' : fmt(nd.lambda)}; ` +
+    `module ${nd.module === undefined ? '—' : nd.module === null ? 'none' : nd.module}`;
+  const by = (sel: (e: GraphEdge) => boolean, other: (e: GraphEdge) => string) =>
+    g.edges.filter(sel).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, INSPECT_EDGES).map((e) => ({ other: other(e), weight: e.weight }));
+  host.append(head,
+    edgeTable('inspect-in', 'strongest incoming edges', by((e) => e.target === id, (e) => e.source)),
+    edgeTable('inspect-out', 'strongest outgoing edges', by((e) => e.source === id, (e) => e.target)));
+  if (nd.layer === g.layers[0]) {
+    const col = await inputColumn(nd.index);
+    if (col) {
+      const fig = document.createElement('figure');
+      fig.id = 'inspect-heatmap';
+      const cap = document.createElement('figcaption');
+      cap.textContent = `what it reads: C column ${nd.index} over the ${col.side}×${col.side} inputs (red +, blue −; the bias slot left out)`;
+      fig.append(heatmap(col.values, col.side, 168, `C column ${nd.index} heat map`), cap);
+      host.append(fig);
+    }
+  }
+  document.body.dataset['inspected'] = id;
+}
+
+/** The leading layer-0 directions as small heat maps (image inputs only). */
+async function renderGallery(): Promise<void> {
+  const host = $('gallery');
+  host.replaceChildren();
+  const g = current?.graph;
+  const layer0 = g?.layers[0];
+  if (!g || !layer0) return;
+  const nodes = g.nodes.filter((n) => n.layer === layer0).sort((a, b) => a.index - b.index).slice(0, 17);
+  let shown = 0;
+  for (const nd of nodes) {
+    const col = await inputColumn(nd.index);
+    if (!col) continue;
+    // The constant direction reads only the bias slot: nothing to draw.
+    if (col.values.every((v) => Math.abs(v) < 1e-12)) continue;
+    const b = document.createElement('button');
+    b.className = 'gallery-item';
+    b.title = `inspect ${nd.id}`;
+    b.append(heatmap(col.values, col.side, 64, `${nd.id}`), Object.assign(document.createElement('span'), { textContent: `${nd.index}` }));
+    b.addEventListener('click', () => inspect(nd.id));
+    host.append(b);
+    if (++shown >= 16) break;
+  }
+  $('gallery-panel').style.display = shown ? '' : 'none';
+}
+
+// ------------------------------------------------------------------ ablations and sparsity
+
+interface AblationsJson {
+  runs: Record<string, { eval_type: string; no_ablation_result: number; dataset_rows: [number, number] }>;
+  sparsity?: { note: string; rows: { pair: string; basis: string; edges: number; nonzero: number; n50: number; n90: number; n99: number; gini: number; entropy_bits: number; effective_edges: number }[] };
+}
+
+function renderAblations(a: AblationsJson | undefined): void {
+  const panel = $('ablation-panel');
+  const host = $('ablations');
+  host.replaceChildren();
+  if (!a) {
+    panel.style.display = 'none';
+    return;
+  }
+  panel.style.display = '';
+  const runs = Object.entries(a.runs);
+  const p = document.createElement('p');
+  p.className = 'legend';
+  p.textContent = runs.map(([t, r]) => `${t}: ${r.eval_type} ${fmt(r.no_ablation_result)} unablated (rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`).join(' · ');
+  host.append(p);
+  if (runs.some(([t]) => t !== 'edge')) host.append(Object.assign(document.createElement('img'), { src: './result/ablations.svg', alt: 'node ablation curves', id: 'ablation-curves', className: 'figure' }));
+  if (a.runs['edge']) host.append(Object.assign(document.createElement('img'), { src: './result/ablations-edges.svg', alt: 'edges needed vs tolerance', id: 'ablation-edges', className: 'figure' }));
+  if (a.sparsity) {
+    const t = document.createElement('table');
+    t.id = 'sparsity-table';
+    t.insertRow().append(...['layer pair', 'basis', 'edges', 'non-0', '50 %', '90 %', '99 %', 'Gini', 'H (bits)'].map((x) => Object.assign(document.createElement('th'), { textContent: x })));
+    for (const r of a.sparsity.rows) {
+      const row = t.insertRow();
+      for (const c of [r.pair, r.basis, r.edges, r.nonzero, r.n50, r.n90, r.n99, r.gini.toFixed(3), r.entropy_bits.toFixed(2)]) row.insertCell().textContent = String(c);
+    }
+    const note = document.createElement('p');
+    note.className = 'legend';
+    note.textContent = a.sparsity.note;
+    host.append(t, note);
+  }
 }
 
 // ------------------------------------------------------------------ spectra
@@ -264,8 +556,12 @@ async function show(r: ViewerResult): Promise<void> {
     m?.adapter ? `adapter: ${m.adapter}` : '',
     m?.ibgpu_version ? `ibgpu ${m.ibgpu_version}` : '',
   ].filter(Boolean).join(' · ');
+  current = r;
   renderGraph(r.graph);
   renderDegeneracy(r.degeneracy);
+  renderAblations(r.ablations);
+  $('inspector').textContent = 'click a node (or focus it and press Enter) to inspect it';
+  await renderGallery();
   await renderSpectra(r);
   document.body.dataset['state'] = 'ready';
   document.body.dataset['source'] = r.source;
@@ -283,12 +579,13 @@ async function fetchOk(url: string): Promise<Response | undefined> {
 async function loadServed(): Promise<ViewerResult | undefined> {
   const g = await fetchOk('./result/graph.json');
   if (!g) return undefined;
-  const [m, d, b] = await Promise.all(['manifest.json', 'degeneracy.json', 'basis.safetensors'].map((f) => fetchOk(`./result/${f}`)));
+  const [m, d, b, a] = await Promise.all(['manifest.json', 'degeneracy.json', 'basis.safetensors', 'ablations.json'].map((f) => fetchOk(`./result/${f}`)));
   return {
     graph: (await g.json()) as GraphJson,
     manifest: m ? ((await m.json()) as ManifestJson) : undefined,
     degeneracy: d ? ((await d.json()) as DegeneracyJson) : undefined,
     basis: b ? parseSafetensors(new Uint8Array(await b.arrayBuffer()), 'basis.safetensors') : undefined,
+    ablations: a ? ((await a.json()) as AblationsJson) : undefined,
     source: 'result',
   };
 }
@@ -384,6 +681,13 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
 
 async function main(): Promise<void> {
   ($('prune') as HTMLInputElement).addEventListener('input', applyPrune);
+  ($('topk') as HTMLInputElement).addEventListener('input', (ev) => {
+    (ev.target as HTMLInputElement).dataset['touched'] = '1';
+    applyPrune();
+  });
+  $('zoom-in').addEventListener('click', () => zoomAt(1.5, VIEW_W / 2, VIEW_H / 2));
+  $('zoom-out').addEventListener('click', () => zoomAt(1 / 1.5, VIEW_W / 2, VIEW_H / 2));
+  $('zoom-fit').addEventListener('click', () => { if (current) renderGraph(current.graph); });
   const status = $('status');
   const log = (m: string) => { status.textContent += `${m}\n`; };
   // The served examples need `ibgpu serve`; picked files work on static exports too.

@@ -141,6 +141,8 @@ export async function runCli(argv: string[]): Promise<number> {
       code = await serveCommand(dir, o);
     });
 
+  (await import('./ablate.js')).registerAblate(program, backendOpt, (c) => { code = c; });
+
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -195,10 +195,12 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
     }
   }
 
+  const { readAblations } = await import('../ablate/from-result.js');
+  const ablations = await readAblations(dir);
   if (o.json) {
     console.log(JSON.stringify({
       result: dir, adapter: manifest.adapter, dataset_size: manifest.dataset_size, node_layers: manifest.config.node_layers,
-      timings_ms: manifest['timings_ms'] ?? null, degeneracy: deg ?? null, modules: mods ?? null,
+      timings_ms: manifest['timings_ms'] ?? null, degeneracy: deg ?? null, modules: mods ?? null, ablations: ablations ?? null,
     }, null, 2));
     return 0;
   }
@@ -215,6 +217,10 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
   }
   lines.push('');
   lines.push(mods ? formatModules(mods) : 'Modules: no edges in this result (the build ran with "calculate_edges": false)');
+  if (ablations) {
+    const { formatAblationsFile } = await import('../ablate/format.js');
+    lines.push('', formatAblationsFile(ablations));
+  }
   console.log(lines.join('\n'));
   return 0;
 }

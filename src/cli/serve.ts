@@ -23,7 +23,7 @@ import { VIEWER_EXPORT_FORMAT } from '../io/output-guard.js';
 import { VERSION } from '../version.js';
 
 /** Files of a result directory the viewer may fetch. */
-export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors'] as const;
+export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors', 'ablations.json', 'ablations.svg', 'ablations-edges.svg'] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -32,6 +32,7 @@ const TYPES: Record<string, string> = {
   '.json': 'application/json',
   '.safetensors': 'application/octet-stream',
   '.png': 'image/png',
+  '.svg': 'image/svg+xml',
 };
 
 /** Package root (works from src/cli under tsx and from dist/src/cli). */
