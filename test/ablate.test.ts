@@ -234,8 +234,11 @@ describe('synthetic fixture: GPU ablations against float64', () => {
     for (let j = 0; j < 3; j++) {
       const b = ablationBasis(stored(res.bases.get(`layers.${j}`)!), kind);
       const all = await evalNodeAblation(ev, j, b, b.r);
-      // Truncated directions carry < 1e-6 of the variance (relative τ): a rounding-size change.
-      expect(Math.abs(all.ce_loss - base.ce_loss), `${kind} layers.${j} all`).toBeLessThan(1e-4);
+      console.log(`${kind} layers.${j}: all ${b.r} directions kept: |Δ CE| = ${Math.abs(all.ce_loss - base.ce_loss).toExponential(2)}, Δ accuracy = ${all.accuracy - base.accuracy}`);
+      // The fixture's dropped directions carry no variance (exact planted relations): only f32
+      // rounding of the rotated forward pass differs. Measured |Δ CE| ≤ 2.2e-9 (the neuron basis, a
+      // permutation, 0 exactly); bound 1e-6.
+      expect(Math.abs(all.ce_loss - base.ce_loss), `${kind} layers.${j} all`).toBeLessThan(1e-6);
       expect(Math.abs(all.accuracy - base.accuracy) * n).toBeLessThanOrEqual(2);
       for (const keep of [0, 2, Math.max(1, Math.floor(b.r / 3)), b.r - 1]) {
         const s = await evalNodeAblation(ev, j, b, keep);
