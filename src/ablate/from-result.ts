@@ -6,6 +6,7 @@
 import { join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkOwnedFiles, isResultDir, RESULT_ADDED_FILES } from '../io/output-guard.js';
 import { loadNpy } from '../io/npy.js';
 import { openSafetensors } from '../io/safetensors.js';
 import { toFloat64 } from '../io/tensor.js';
@@ -262,8 +263,20 @@ export function edgeSeries(f: AblationsFile): Series[] {
   }));
 }
 
+/**
+ * Throws BAD_OUTPUT unless `dir` is an ibgpu build result (ablation files are written only into
+ * one, next to what they were computed from) and writable. Called before any computation.
+ */
+export async function checkAblationOutput(dir: string): Promise<void> {
+  await checkOwnedFiles(dir, RESULT_ADDED_FILES, isResultDir, { what: 'the ablation results', flag: 'the result directory' });
+  if (!(await isResultDir(dir))) {
+    throw new IbgpuError('BAD_OUTPUT', `${dir} is not an ibgpu build result (no ibgpu manifest.json)`, 'pass the directory `ibgpu build` wrote');
+  }
+}
+
 /** Merges runs into ablations.json and redraws the figures. */
 export async function writeAblations(dir: string, runs: AblationRun[], sparsity: SparsityRow[] | undefined): Promise<AblationsFile> {
+  await checkAblationOutput(dir);
   const prev = await readAblations(dir);
   const f: AblationsFile = { format: ABLATIONS_FORMAT, ibgpu_version: VERSION, updated: new Date().toISOString(), runs: { ...(prev?.runs ?? {}) } };
   for (const r of runs) f.runs[r.ablation_type] = r;

@@ -11,7 +11,7 @@ import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import { parseConfig } from '../ib/config.js';
 import { ABLATION_TYPES, parseAblationConfig, parseAblationType, type AblationConfig, type AblationType } from '../ablate/config.js';
-import { DEFAULT_EDGE_TARGETS, loadLabels, runAblation, sparsityComparison, writeAblations, type AblationRun } from '../ablate/from-result.js';
+import { checkAblationOutput, DEFAULT_EDGE_TARGETS, loadLabels, runAblation, sparsityComparison, writeAblations, type AblationRun } from '../ablate/from-result.js';
 import { formatSparsity } from '../report/sparsity.js';
 import { formatAblationSummary } from '../ablate/format.js';
 import { readResultDir } from '../report/result-dir.js';
@@ -125,6 +125,7 @@ export async function ablateCommand(dirArg: string, o: AblateCliOptions): Promis
   const log = (m: string) => { if (!o.quiet) console.error(m); };
   const { manifest } = await readResultDir(dir);
   const configs = await configsOf(o);
+  await checkAblationOutput(dir);
   const { loadModel, loadData } = await import('./build.js');
   const base = manifest.config_path ? dirname(resolve(manifest.config_path)) : dir;
   const config = parseConfig(manifest.config);

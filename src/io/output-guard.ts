@@ -126,16 +126,22 @@ async function readJsonOrNull(path: string): Promise<Record<string, unknown> | n
   }
 }
 
+/**
+ * Files that later commands add to a build result (`ibgpu ablate`): part of the result, so a
+ * rebuild may replace them, and they are written only into an ibgpu result directory.
+ */
+export const RESULT_ADDED_FILES: readonly string[] = ['ablations.json', 'ablations.svg', 'ablations-edges.svg'];
+
 /** The files an ibgpu manifest accounts for, or null when manifest.json is not one of ibgpu's. */
 function manifestFiles(m: Record<string, unknown> | null): Set<string> | null {
   if (!m) return null;
   if (typeof m['format'] === 'string' && MANIFEST_FORMATS.has(m['format'])) {
     const files = Array.isArray(m['files']) ? (m['files'] as unknown[]).filter((f): f is string => typeof f === 'string') : [...LEGACY_RESULT_FILES];
-    return new Set(['manifest.json', ...files]);
+    return new Set(['manifest.json', ...files, ...RESULT_ADDED_FILES]);
   }
   // Results written before the format marker existed: the version stamp and the build's fields.
   if (m['format'] === undefined && typeof m['ibgpu_version'] === 'string' && typeof m['timings_ms'] === 'object' && typeof m['config'] === 'object') {
-    return new Set(LEGACY_RESULT_FILES);
+    return new Set([...LEGACY_RESULT_FILES, ...RESULT_ADDED_FILES]);
   }
   return null;
 }
