@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultDir } from '../src/io/atomic.js';
 import { checkOwnedFiles, checkReplaceableDir, isTrainOutput, RESULT_FORMAT } from '../src/io/output-guard.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
+import { checkAblationOutput } from '../src/ablate/from-result.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'synthetic-mlp');
@@ -220,6 +221,24 @@ describe('the guard itself (src/io/output-guard.ts)', () => {
       await expect(checkOwnedFiles(join(d, 'm'), ['arch.json'], isTrainOutput)).rejects.toMatchObject({ code: 'BAD_OUTPUT' });
       writeFileSync(join(d, 'm', 'train.json'), JSON.stringify({ format: 'ibgpu-train-mlp' }));
       await checkOwnedFiles(join(d, 'm'), ['arch.json'], isTrainOutput);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('ablation files go only into an ibgpu result, which a rebuild may then replace', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'ibgpu-guard-ablate-'));
+    try {
+      mkdirSync(join(d, 'notes'));
+      writeFileSync(join(d, 'notes', 'ablations.json'), 'mine');
+      await expect(checkAblationOutput(join(d, 'notes'))).rejects.toMatchObject({ code: 'BAD_OUTPUT' });
+      expect(readFileSync(join(d, 'notes', 'ablations.json'), 'utf8')).toBe('mine');
+      mkdirSync(join(d, 'r'));
+      writeFileSync(join(d, 'r', 'manifest.json'), JSON.stringify({ format: RESULT_FORMAT, files: ['manifest.json'] }));
+      await checkAblationOutput(join(d, 'r'));
+      writeFileSync(join(d, 'r', 'ablations.json'), '{}');
+      writeFileSync(join(d, 'r', 'ablations.svg'), '<svg/>');
+      await checkReplaceableDir(join(d, 'r'));
     } finally {
       rmSync(d, { recursive: true, force: true });
     }
