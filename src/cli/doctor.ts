@@ -44,6 +44,8 @@ export interface DoctorReport {
 export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const limits: Record<string, number> = {};
   for (const k of LIMITS) limits[k] = (engine.limits as unknown as Record<string, number>)[k]!;
+  const { chooseMatmulVariant, matmulTuning, matmulVariantFor } = await import('../kernels/matmul.js');
+  await chooseMatmulVariant(engine); // measured once per adapter and CPU, then read from the tuning cache
   const results: SelfCheckResult[] = [];
   for (const c of await checks()) {
     try {
@@ -52,8 +54,6 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       results.push({ name: c.name || 'check', ok: false, detail: (e as Error).message, ms: 0 });
     }
   }
-  const { chooseMatmulVariant, matmulTuning, matmulVariantFor } = await import('../kernels/matmul.js');
-  await chooseMatmulVariant(engine); // measured once per adapter and CPU, then read from the tuning cache
   const mt = matmulTuning(engine)!;
   const { tuningStore } = await import('../runtime/tuning-store.js');
   const { chooseGramVariant } = await import('../kernels/gram.js');
