@@ -12,7 +12,7 @@
 //   2 at     : array<vec4<f32>> read-only, H × RO8/4     (Aᵀ, columns zero-padded to RO8)
 //   3 bt     : array<vec4<f32>> read-only, H × R4/4      (Bᵀ, zero-padded columns)
 //   4 part   : array<f32>       read-write, chunks × RO × R
-//   5 params : uniform { rows, r, ro, h, r4, ro4, chunk_rows, blocks_j }
+//   5 params : uniform { rows, r, ro, h, r4, ro8, chunk_rows, blocks_j }
 // Each invocation owns an 8×4 block (i0..i0+7, j0..j0+3) and one chunk of rows; no workgroup
 // memory and no barriers (fast on CPU adapters; on GPUs the chunks give the parallelism). Per
 // (n, h) it loads two vec4 of Aᵀ and one of Bᵀ for eight vec4 multiply-adds.

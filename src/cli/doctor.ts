@@ -13,18 +13,16 @@ const LIMITS = [
 
 type Check = (e: Engine) => Promise<SelfCheckResult>;
 
+// Kernel families come from the registry; the two end-to-end checks (a training step, a small
+// build) belong to the layers above the kernels and are named here.
 async function checks(): Promise<Check[]> {
-  const mods = await Promise.all([
-    import('../kernels/matmul.js'),
-    import('../kernels/gram.js'),
-    import('../kernels/eigh.js'),
-    import('../kernels/legacy.js'),
-    import('../kernels/edges.js'),
-    import('../kernels/sign-patterns.js'),
+  const [{ KERNEL_FAMILIES }, train, ib] = await Promise.all([
+    import('../kernels/registry.js'),
     import('../train/self-check.js'),
     import('../ib/self-check.js'),
   ]);
-  return mods.map((m) => m.selfCheck as Check);
+  const kernelChecks = KERNEL_FAMILIES.flatMap((f) => (f.selfCheck ? [f.selfCheck] : []));
+  return [...kernelChecks, train.selfCheck, ib.selfCheck];
 }
 
 export interface DoctorReport {

@@ -11,6 +11,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
+import { packParams } from '../runtime/params.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
@@ -82,7 +83,7 @@ export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuf
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
-  const params = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro8, chunkRows, blocksJ]);
+  const params = packParams(edgesSquaredKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ });
   engine.dispatch(edgesSquaredKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],
@@ -136,7 +137,7 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
   engine.dispatch(edgesSquaredDeltaKernel, {
-    bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: new Uint32Array([a.rows, a.r, a.ro, r4, ro8, chunkRows, blocksJ]), visits, changes },
+    bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],
   });
   engine.release(visits, changes);

@@ -35,6 +35,7 @@ import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
+import { packParams } from '../runtime/params.js';
 
 /** Block size (indices per block); a pair tile is 2B = 32 (fixed in the shaders). */
 export const EIGH_BLOCK = 16;
@@ -162,12 +163,6 @@ export function blockPairs(p: number): Uint32Array {
   return out;
 }
 
-function params(words: number[], floats: Record<number, number> = {}): Uint32Array {
-  const u = new Uint32Array(Math.max(4, words.length));
-  const f = new Float32Array(u.buffer);
-  words.forEach((w, i) => { if (floats[i] !== undefined) f[i] = floats[i]!; else u[i] = w; });
-  return u;
-}
 
 /**
  * Eigendecomposition of a symmetric n×n matrix on the GPU in f32 (see the file comment).
@@ -229,17 +224,17 @@ export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n:
       engine.clear(bCount, 0, 16);
       for (let s = 0; s < steps; s++) {
         engine.dispatch(eighSolveKernel, {
-          bindings: { a: bA, pairs: bPairs, rot: bRot, count: bCount, params: params([N, p, s, 0, 0], { 3: tiny, 4: rel }) },
+          bindings: { a: bA, pairs: bPairs, rot: bRot, count: bCount, params: packParams(eighSolveKernel, { n: N, p, step: s, tiny, rel }) },
           workgroups: p,
         });
         engine.dispatch(eighApplyKernel, {
-          bindings: { a: bA, v: bV, pairs: bPairs, rot: bRot, params: params([N, p, s]) },
+          bindings: { a: bA, v: bV, pairs: bPairs, rot: bRot, params: packParams(eighApplyKernel, { n: N, p, step: s }) },
           workgroups: 2 * p * p,
         });
       }
       sweeps++;
-      engine.dispatch(eighNormKernel, { bindings: { a: bA, partial: bPartial, diag: bDiag, params: params([N]) }, workgroups: normGroups });
-      engine.dispatch(eighNormSumKernel, { bindings: { partial: bPartial, count: bCount, out: bOut, params: params([normGroups]) }, workgroups: 1 });
+      engine.dispatch(eighNormKernel, { bindings: { a: bA, partial: bPartial, diag: bDiag, params: packParams(eighNormKernel, { n: N }) }, workgroups: normGroups });
+      engine.dispatch(eighNormSumKernel, { bindings: { partial: bPartial, count: bCount, out: bOut, params: packParams(eighNormSumKernel, { groups: normGroups }) }, workgroups: 1 });
       const out = await engine.readU32(bOut, 3);
       const f = new Float32Array(out.buffer, 0, 2);
       const offNow = Math.sqrt(f[0]!);

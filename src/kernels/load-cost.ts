@@ -8,6 +8,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { LOAD_COST_LEN, LOAD_COST_MODES, LOAD_COST_TABLE, type LoadCostCase } from '../cpu/load-cost.js';
+import { packParams } from '../runtime/params.js';
 
 export const loadCostKernel = defineKernel({
   name: 'load_cost',
@@ -62,7 +63,7 @@ export function loadCost(engine: Engine, data: GPUBuffer, table: Float32Array, o
     throw new IbgpuError('SHAPE', `load_cost: out holds ${out.size} bytes, needs ${c.workgroups * c.wg * 4}`, 'allocate one f32 per invocation');
   }
   engine.dispatch(loadCostKernel, {
-    bindings: { data, out, params: new Uint32Array([c.steps, 0, 0, 0]), table },
+    bindings: { data, out, params: packParams(loadCostKernel, { steps: c.steps }), table },
     workgroups: c.workgroups,
     overrides: { MODE: LOAD_COST_MODES.indexOf(c.mode), SCALAR: c.scalar ? 1 : 0, K: c.k, WG: c.wg },
     label: `load_cost ${c.mode}${c.scalar ? ' scalar' : ''} k${c.k}`,
