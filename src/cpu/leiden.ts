@@ -61,7 +61,7 @@ interface Csr {
 
 function toCsr(n: number, edges: { u: number; v: number; w: number }[]): Csr {
   const self = new Float64Array(n);
-  const maps: Map<number, number>[] = Array.from({ length: n }, () => new Map());
+  const maps: Map<number, number>[] = Array.from({ length: n }, () => new Map<number, number>());
   let m = 0;
   for (const { u, v, w } of edges) {
     if (!(u >= 0 && u < n && v >= 0 && v < n && Number.isInteger(u) && Number.isInteger(v))) {

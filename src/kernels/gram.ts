@@ -21,7 +21,7 @@
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { columnSumsF64, gramF64 } from '../cpu/gram.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel, type KernelSpec } from '../runtime/kernel-spec.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';

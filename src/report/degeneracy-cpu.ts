@@ -50,7 +50,7 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
       cur = Float64Array.from(p, (v) => act(l.activation, v));
     }
     // G_ℓ = ∂out/∂p^ℓ (nOutF × dOut_ℓ), backwards.
-    const G: Float64Array[] = new Array(L);
+    const G = new Array<Float64Array>(L);
     const last = model.layers[L - 1]!;
     G[L - 1] = new Float64Array(nOutF * nOutF);
     for (let o = 0; o < nOutF; o++) G[L - 1]![o * nOutF + o] = actGrad(last.activation, pre[L - 1]![o]!);
