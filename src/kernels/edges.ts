@@ -12,6 +12,7 @@ import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
@@ -188,11 +189,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const h = 40;
   const ro = 9;
   const r = 13;
-  let seed = 2024;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(2024);
   const A = Float32Array.from({ length: ro * h }, () => rand() - 0.5);
   const B = Float32Array.from({ length: r * h }, () => rand() - 0.5);
   const f = Float32Array.from({ length: rows * r }, () => 2 * rand() - 1);

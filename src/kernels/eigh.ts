@@ -36,6 +36,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 /** Block size (indices per block); a pair tile is 2B = 32 (fixed in the shaders). */
 export const EIGH_BLOCK = 16;
@@ -276,11 +277,8 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const name = 'eigh (block Jacobi, f32)';
   try {
     const n = 40;
-    let seed = 12345;
-    const rand = (): number => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      return seed / 2 ** 32 - 0.5;
-    };
+    const uniform = mulberry32(12345);
+    const rand = (): number => uniform() - 0.5;
     const a = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { const v = rand(); a[i * n + j] = v; a[j * n + i] = v; }
     const gpu = await eighGpu(engine, a, n);

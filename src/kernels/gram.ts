@@ -26,6 +26,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type GramMode = 'host-f64' | 'gpu-f32';
 /** 'reg': register-blocked, barrier-free (CPU adapters). 'tiled': workgroup-memory slabs (GPUs). */
@@ -486,11 +487,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const rows = 150;
   const d = 37;
-  let seed = 12345;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(12345);
   const x = new Float32Array(rows * d);
   for (let k = 0; k < x.length; k++) x[k] = (rand() - 0.5) * 4 + ((k % d) % 3);
   let detail = '';

@@ -12,6 +12,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { edgeChunkRows, pad4, pad8 } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const legacyTermsKernel = defineKernel({
   name: 'legacy_terms',
@@ -175,11 +176,8 @@ export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, pa
 /** Quick GPU-vs-f64 check of every mode of both kernels on small random data (`ibgpu doctor`). */
 export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
-  let s = 12345;
-  const rnd = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
+  const uniform = mulberry32(12345);
+  const rnd = (): number => uniform() - 0.5;
   const rows = 37;
   const xcols = 5;
   const cols = 6;

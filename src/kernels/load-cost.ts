@@ -9,6 +9,7 @@ import { defineKernel } from '../runtime/kernel-spec.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { LOAD_COST_LEN, LOAD_COST_MODES, LOAD_COST_TABLE, type LoadCostCase } from '../cpu/load-cost.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const loadCostKernel = defineKernel({
   name: 'load_cost',
@@ -41,11 +42,8 @@ function check(c: LoadCostCase): void {
 /** A data buffer of LOAD_COST_LEN vec4 values in [-0.5, 0.5) (deterministic). */
 export function loadCostData(seed = 1): Float32Array {
   const out = new Float32Array(LOAD_COST_LEN * 4);
-  let s = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
+  const rand = mulberry32(seed);
+  for (let i = 0; i < out.length; i++) out[i] = rand() - 0.5;
   return out;
 }
 

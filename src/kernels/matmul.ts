@@ -24,6 +24,7 @@ import type { SelfCheckResult } from './self-check.js';
 import { panelBytes, recordPanelMatmul } from './matmul-panel.js';
 import { tuningStore } from '../runtime/tuning-store.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type { MatmulShape } from '../cpu/matmul.js';
 
@@ -434,11 +435,8 @@ export function matmulTolerance(absRef: number, k: number): number {
 export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const shape: MatmulShape = { batch: 2, m: 37, n: 29, k: 45, transB: true, alpha: 0.75, beta: -0.5 };
-  let seed = 12345;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const uniform = mulberry32(12345);
+  const rand = (): number => uniform() - 0.5;
   const a = Float32Array.from({ length: 2 * 37 * 45 }, rand);
   const b = Float32Array.from({ length: 2 * 29 * 45 }, rand);
   const c = Float32Array.from({ length: 2 * 37 * 29 }, rand);

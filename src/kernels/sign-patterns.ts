@@ -42,6 +42,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { rowWindows, type RowWindow } from './gram.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type { SignPatternResult } from '../cpu/sign-patterns.js';
 
@@ -574,11 +575,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const rows = 150;
   const d = 37;
-  let seed = 2024;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(2024);
   const x = new Float32Array(rows * d);
   for (let k = 0; k < x.length; k++) x[k] = rand() - 0.5;
   for (let r = 0; r < rows; r++) {
