@@ -91,7 +91,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`features  ${report.features.join(', ') || '(none)'}`);
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
-      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
+      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh() for library use ${v.eighSolver} (builds: host float64)`);
       const times = Object.entries(v.matmulTuning.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ');
       console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);

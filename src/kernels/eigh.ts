@@ -1,5 +1,14 @@
 // Symmetric eigendecomposition on the GPU in f32: parallel two-sided block Jacobi.
 //
+// Status: a kernel offered to library users (`eigenKernels.eighGpu`, and `eigh` in
+// src/cpu/eig-refine.ts with float64 refinement); no build uses it. Builds solve every
+// eigenproblem on the host in float64 (src/cpu/eigh.ts, on solver threads beside the GPU pass).
+// Measured (bench/eigh.bench.ts, bench/RESULTS.md) only on llvmpipe, where it loses at every
+// size: n = 128: 556 ms vs 7 ms for the host solver, n = 256: 7.1 s vs 74 ms, n = 512: 46 s vs
+// 0.59 s. No hardware adapter has been measured yet; a build would take it only where
+// `npm run bench` on that adapter shows a crossover (the issue it would serve: the n ≥ 1024 Grams
+// of wide layers, 3.1 s at n = 1024 and 27 s at n = 2048 on the host here).
+//
 // The (padded) matrix is split into 2p blocks of B = 16 indices; a sweep is 2p−1 steps of the
 // round-robin (circle) ordering of the blocks, so every pair of blocks meets once per sweep. One
 // step is TWO dispatches:
