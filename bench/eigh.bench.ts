@@ -10,17 +10,17 @@ import { symEig } from '../src/cpu/eigh.js';
 import { eighGpu } from '../src/kernels/eigh.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
+import { mulberry32 } from '../src/cpu/mulberry32.js';
 
 /** A case runs only when one run is predicted (n³ from the last measured size) under this. */
 const BUDGET_MS = 60_000;
 
 function randomSymmetric(n: number, seed: number): Float64Array {
   const a = new Float64Array(n * n);
-  let s = seed >>> 0;
+  const rand = mulberry32(seed);
   for (let i = 0; i < n; i++) {
     for (let j = i; j < n; j++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      const v = s / 2 ** 32 - 0.5;
+      const v = rand() - 0.5;
       a[i * n + j] = v;
       a[j * n + i] = v;
     }

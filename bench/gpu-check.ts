@@ -106,6 +106,7 @@ export async function gpuCheck(opts: GpuCheckOptions = {}): Promise<GpuCheckSumm
         const left = Math.max(10, (deadline - (performance.now() - t0)) / 1000);
         const r = spawnSync('npx', args, { cwd: repo, encoding: 'utf8', timeout: Math.min(short ? 60 : 240, left) * 1000, env: process.env });
         const text = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+        // eslint-disable-next-line no-control-regex -- strips the ANSI colour codes vitest writes
         const summary = /Tests\s+(.*)/.exec(text.replace(/\x1b\[[0-9;]*m/g, ''))?.[1]?.trim() ?? (r.error ? r.error.message : 'no summary');
         const file = join(out, 'tests.log');
         writeFileSync(file, text);

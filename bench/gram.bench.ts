@@ -7,18 +7,14 @@ import { gramF64 } from '../src/cpu/gram.js';
 import { chooseGramVariant, GramAccumulator, type GramMode, type GramVariant } from '../src/kernels/gram.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
+import { mulberry32 } from '../src/cpu/mulberry32.js';
 
 const SUITE = 'gram';
 
-/** Uniform values in [-1, 1) from a fixed-seed LCG (the data only needs to be non-trivial). */
+/** Uniform values in [-1, 1) from a fixed seed (the data only needs to be non-trivial). */
 function randomRows(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
-  return out;
+  const rand = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => 2 * rand() - 1);
 }
 
 export async function runGramBench(engine: Engine, opts: { quick?: boolean; shapes?: [number, number][] } = {}): Promise<BenchRow[]> {

@@ -6,16 +6,14 @@ import { matmulF64 } from '../src/cpu/matmul.js';
 import { chooseMatmulVariant, matmul, matmulTuning, MATMUL_VARIANTS, type MatmulVariantName } from '../src/kernels/matmul.js';
 import { Engine } from '../src/runtime/engine.js';
 import { benchLimits, printRows, saveRecord, timeCase, type BenchRow } from './common.js';
+import { mulberry32 } from '../src/cpu/mulberry32.js';
 
 const CPU_BUDGET_MS = 30_000; // the CPU reference runs at a size only if one run is predicted under this
 
 function randomData(n: number, seed: number): Float32Array {
   const out = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
+  const rand = mulberry32(seed);
+  for (let i = 0; i < n; i++) out[i] = rand() - 0.5;
   return out;
 }
 

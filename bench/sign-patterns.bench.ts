@@ -15,17 +15,15 @@ import { fireCountCpu, hashPatternsCpu, packSignsCpu, signPatternsCpu } from '..
 import { chooseSignPackVariant, SignPatternAccumulator, type SignPackVariant } from '../src/kernels/sign-patterns.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
+import { mulberry32 } from '../src/cpu/mulberry32.js';
 
 const SUITE = 'sign-patterns';
 
-/** Values in [-1, 1) from a fixed-seed LCG, with a few structured columns (dead, copies). */
+/** Values in [-1, 1) from a fixed seed, with a few structured columns (dead, copies). */
 function randomPre(n: number, d: number, seed: number): Float32Array {
   const out = new Float32Array(n * d);
-  let s = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 31 - 1;
-  }
+  const rand = mulberry32(seed);
+  for (let i = 0; i < out.length; i++) out[i] = 2 * rand() - 1;
   if (d >= 4) {
     for (let r = 0; r < n; r++) {
       out[r * d + 1] = -1; // dead

@@ -38,6 +38,7 @@ override WG: u32 = 64u;
 @group(0) @binding(6) var<uniform> params: Params;
 
 //!include edge_block.wgsl
+//!include edge_jacobian.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -55,42 +56,18 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var e: array<vec4<f32>, 8>;
   for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
   for (var n = n0; n < n1; n++) {
-    var j0 = vec4<f32>(0.0);
-    var j1 = vec4<f32>(0.0);
-    var j2 = vec4<f32>(0.0);
-    var j3 = vec4<f32>(0.0);
-    var j4 = vec4<f32>(0.0);
-    var j5 = vec4<f32>(0.0);
-    var j6 = vec4<f32>(0.0);
-    var j7 = vec4<f32>(0.0);
-    let grow = n * params.h;
-    for (var h = 0u; h < params.h; h++) {
-      let g = gates[grow + h];
-      if (g != 0.0) {
-        let a = at[h * ro_v + 2u * bi];
-        let c = at[h * ro_v + 2u * bi + 1u];
-        let b = bt[h * r_v + bj] * g;
-        j0 += a.x * b;
-        j1 += a.y * b;
-        j2 += a.z * b;
-        j3 += a.w * b;
-        j4 += c.x * b;
-        j5 += c.y * b;
-        j6 += c.z * b;
-        j7 += c.w * b;
-      }
-    }
+    let j = jacobian_block(n, bi, bj, ro_v, r_v);
     let f = fhat[n * r_v + bj];
     let sa = s[n * ro_v + 2u * bi];
     let sb = s[n * ro_v + 2u * bi + 1u];
-    e[0] += (j0 * f) * sa.x;
-    e[1] += (j1 * f) * sa.y;
-    e[2] += (j2 * f) * sa.z;
-    e[3] += (j3 * f) * sa.w;
-    e[4] += (j4 * f) * sb.x;
-    e[5] += (j5 * f) * sb.y;
-    e[6] += (j6 * f) * sb.z;
-    e[7] += (j7 * f) * sb.w;
+    e[0] += (j[0] * f) * sa.x;
+    e[1] += (j[1] * f) * sa.y;
+    e[2] += (j[2] * f) * sa.z;
+    e[3] += (j[3] * f) * sa.w;
+    e[4] += (j[4] * f) * sb.x;
+    e[5] += (j[5] * f) * sb.y;
+    e[6] += (j[6] * f) * sb.z;
+    e[7] += (j[7] * f) * sb.w;
   }
   store_block(e, chunk, bi, bj, params.accumulate == 1u);
 }

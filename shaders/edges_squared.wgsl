@@ -1,5 +1,5 @@
 // edges_squared: per-batch partial sums of rib's squared edges for one section (SPEC §5.2, §5.8):
-//   J̃_ij(n) = Σ_h A_ih g_h(n) B_jh          (∂f̂^{ℓ+1}_i / ∂f̂^ℓ_j at datapoint n)
+//   J̃_ij(n) = Σ_h A_ih g_h(n) B_jh          (∂f̂^{ℓ+1}_i / ∂f̂^ℓ_j at datapoint n; shaders/include/edge_jacobian.wgsl)
 //   part[c, i, j] = Σ_{n in chunk c} (J̃_ij(n) · f̂_j(n))²
 // where A = C^{ℓ+1,T} (out-basis rows over the section's folded outputs h), g the integrated
 // activation derivative at the projected point, B = C^{ℓ+} W̄ (input-basis rows over h).
@@ -12,7 +12,7 @@
 //   2 at     : array<vec4<f32>> read-only, H × RO8/4     (Aᵀ, columns zero-padded to RO8)
 //   3 bt     : array<vec4<f32>> read-only, H × R4/4      (Bᵀ, zero-padded columns)
 //   4 part   : array<f32>       read-write, chunks × RO × R
-//   5 params : uniform { rows, r, ro, h, r4, ro4, chunk_rows, blocks_j }
+//   5 params : uniform { rows, r, ro, h, r4, ro8, chunk_rows, blocks_j }
 // Each invocation owns an 8×4 block (i0..i0+7, j0..j0+3) and one chunk of rows; no workgroup
 // memory and no barriers (fast on CPU adapters; on GPUs the chunks give the parallelism). Per
 // (n, h) it loads two vec4 of Aᵀ and one of Bᵀ for eight vec4 multiply-adds.
@@ -33,6 +33,7 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<uniform> params: Params;
 
 //!include edge_block.wgsl
+//!include edge_jacobian.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -50,40 +51,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var e: array<vec4<f32>, 8>;
   for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
   for (var n = n0; n < n1; n++) {
-    var j0 = vec4<f32>(0.0);
-    var j1 = vec4<f32>(0.0);
-    var j2 = vec4<f32>(0.0);
-    var j3 = vec4<f32>(0.0);
-    var j4 = vec4<f32>(0.0);
-    var j5 = vec4<f32>(0.0);
-    var j6 = vec4<f32>(0.0);
-    var j7 = vec4<f32>(0.0);
-    let grow = n * params.h;
-    for (var h = 0u; h < params.h; h++) {
-      let g = gates[grow + h];
-      if (g != 0.0) {
-        let a = at[h * ro_v + 2u * bi];
-        let c = at[h * ro_v + 2u * bi + 1u];
-        let b = bt[h * r_v + bj] * g;
-        j0 += a.x * b;
-        j1 += a.y * b;
-        j2 += a.z * b;
-        j3 += a.w * b;
-        j4 += c.x * b;
-        j5 += c.y * b;
-        j6 += c.z * b;
-        j7 += c.w * b;
-      }
-    }
+    let j = jacobian_block(n, bi, bj, ro_v, r_v);
     let f = fhat[n * r_v + bj];
-    let t0 = j0 * f; e[0] += t0 * t0;
-    let t1 = j1 * f; e[1] += t1 * t1;
-    let t2 = j2 * f; e[2] += t2 * t2;
-    let t3 = j3 * f; e[3] += t3 * t3;
-    let t4 = j4 * f; e[4] += t4 * t4;
-    let t5 = j5 * f; e[5] += t5 * t5;
-    let t6 = j6 * f; e[6] += t6 * t6;
-    let t7 = j7 * f; e[7] += t7 * t7;
+    for (var t = 0u; t < 8u; t++) { let v = j[t] * f; e[t] += v * v; }
   }
   store_block(e, chunk, bi, bj, false);
 }

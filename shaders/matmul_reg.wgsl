@@ -43,7 +43,7 @@ override WG_Y: u32 = 8u;
 @group(0) @binding(0) var<storage, read> a: array<vec4f>;
 @group(0) @binding(1) var<storage, read> b: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<uniform> params: Params;
 
 fn ld_a(i: u32) -> f32 { return a[i >> 2u][i & 3u]; }
 fn ld_b(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
@@ -68,14 +68,14 @@ fn gather_b(i0: u32, i1: u32, i2: u32, i3: u32) -> vec4f {
 
 @compute @workgroup_size(WG_X, WG_Y, 1)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let m = p.m;
-  let n = p.n;
-  let K = p.k;
+  let m = params.m;
+  let n = params.n;
+  let K = params.k;
   let row0 = (wid.y * WG_Y + lid.y) * 4u;
   let col0 = (wid.x * WG_X + lid.x) * 4u;
   if (row0 >= m || col0 >= n) { return; } // no barriers below, so early exit is safe
-  let base_a = p.off_a + wid.z * p.stride_a;
-  let base_b = p.off_b + wid.z * p.stride_b;
+  let base_a = params.off_a + wid.z * params.stride_a;
+  let base_b = params.off_b + wid.z * params.stride_b;
 
   // Clamped row and column indices used for loading only.
   let r0 = row0;
@@ -101,13 +101,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       // Stored k x m: a run along m at fixed k is contiguous; load 4 columns then transpose.
       var cols: mat4x4f;
       if (VEC_A && row0 + 3u < m) {
-        let s = base_a + kk * p.lda + row0;
-        cols = mat4x4f(run_a(s), run_a(s + p.lda), run_a(s + 2u * p.lda), run_a(s + 3u * p.lda));
+        let s = base_a + kk * params.lda + row0;
+        cols = mat4x4f(run_a(s), run_a(s + params.lda), run_a(s + 2u * params.lda), run_a(s + 3u * params.lda));
       } else {
-        let s0 = base_a + kk * p.lda;
-        let s1 = s0 + p.lda;
-        let s2 = s1 + p.lda;
-        let s3 = s2 + p.lda;
+        let s0 = base_a + kk * params.lda;
+        let s1 = s0 + params.lda;
+        let s2 = s1 + params.lda;
+        let s3 = s2 + params.lda;
         cols = mat4x4f(gather_a(s0 + r0, s0 + r1, s0 + r2, s0 + r3),
                        gather_a(s1 + r0, s1 + r1, s1 + r2, s1 + r3),
                        gather_a(s2 + r0, s2 + r1, s2 + r2, s2 + r3),
@@ -116,22 +116,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
       let rows = transpose(cols);
       ar0 = rows[0]; ar1 = rows[1]; ar2 = rows[2]; ar3 = rows[3];
     } else {
-      ar0 = run_a(base_a + r0 * p.lda + kk);
-      ar1 = run_a(base_a + r1 * p.lda + kk);
-      ar2 = run_a(base_a + r2 * p.lda + kk);
-      ar3 = run_a(base_a + r3 * p.lda + kk);
+      ar0 = run_a(base_a + r0 * params.lda + kk);
+      ar1 = run_a(base_a + r1 * params.lda + kk);
+      ar2 = run_a(base_a + r2 * params.lda + kk);
+      ar3 = run_a(base_a + r3 * params.lda + kk);
     }
     var bq0: vec4f; var bq1: vec4f; var bq2: vec4f; var bq3: vec4f;
     if (TRANS_B) {
       // Stored n x k: a run along k at fixed column is contiguous; load 4 of them and transpose.
-      let cols = transpose(mat4x4f(run_b(base_b + j0 * p.ldb + kk), run_b(base_b + j1 * p.ldb + kk),
-                                   run_b(base_b + j2 * p.ldb + kk), run_b(base_b + j3 * p.ldb + kk)));
+      let cols = transpose(mat4x4f(run_b(base_b + j0 * params.ldb + kk), run_b(base_b + j1 * params.ldb + kk),
+                                   run_b(base_b + j2 * params.ldb + kk), run_b(base_b + j3 * params.ldb + kk)));
       bq0 = cols[0]; bq1 = cols[1]; bq2 = cols[2]; bq3 = cols[3];
     } else {
-      let s0 = base_b + kk * p.ldb;
-      let s1 = s0 + p.ldb;
-      let s2 = s1 + p.ldb;
-      let s3 = s2 + p.ldb;
+      let s0 = base_b + kk * params.ldb;
+      let s1 = s0 + params.ldb;
+      let s2 = s1 + params.ldb;
+      let s3 = s2 + params.ldb;
       if (VEC_B && col0 + 3u < n) {
         bq0 = run_b(s0 + col0); bq1 = run_b(s1 + col0); bq2 = run_b(s2 + col0); bq3 = run_b(s3 + col0);
       } else {
@@ -152,17 +152,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     var av: vec4f;
     var bv: vec4f;
     if (TRANS_A) {
-      let s = base_a + kk * p.lda;
+      let s = base_a + kk * params.lda;
       av = gather_a(s + r0, s + r1, s + r2, s + r3);
     } else {
       let s = base_a + kk;
-      av = gather_a(s + r0 * p.lda, s + r1 * p.lda, s + r2 * p.lda, s + r3 * p.lda);
+      av = gather_a(s + r0 * params.lda, s + r1 * params.lda, s + r2 * params.lda, s + r3 * params.lda);
     }
     if (TRANS_B) {
       let s = base_b + kk;
-      bv = gather_b(s + j0 * p.ldb, s + j1 * p.ldb, s + j2 * p.ldb, s + j3 * p.ldb);
+      bv = gather_b(s + j0 * params.ldb, s + j1 * params.ldb, s + j2 * params.ldb, s + j3 * params.ldb);
     } else {
-      let s = base_b + kk * p.ldb;
+      let s = base_b + kk * params.ldb;
       bv = gather_b(s + j0, s + j1, s + j2, s + j3);
     }
     acc0 += av.x * bv;
@@ -172,7 +172,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   }
 
   // Epilogue: masked scalar stores (m and n are arbitrary, so C rows need not be vec4-aligned).
-  let base_c = p.off_c + wid.z * p.stride_c;
+  let base_c = params.off_c + wid.z * params.stride_c;
   let accs = array<vec4f, 4>(acc0, acc1, acc2, acc3);
   for (var i = 0u; i < 4u; i++) {
     let r = row0 + i;
@@ -180,9 +180,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     for (var j = 0u; j < 4u; j++) {
       let col = col0 + j;
       if (col >= n) { break; }
-      let ci = base_c + r * p.ldc + col;
-      var v = p.alpha * accs[i][j];
-      if (p.use_beta != 0u) { v += p.beta * c[ci]; }
+      let ci = base_c + r * params.ldc + col;
+      var v = params.alpha * accs[i][j];
+      if (params.use_beta != 0u) { v += params.beta * c[ci]; }
       c[ci] = v;
     }
   }

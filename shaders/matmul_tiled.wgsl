@@ -50,7 +50,7 @@ const SLAB = 264u;         // BK * ROW4 vec4s per slab buffer
 @group(0) @binding(0) var<storage, read> a: array<vec4f>;
 @group(0) @binding(1) var<storage, read> b: array<vec4f>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<uniform> params: Params;
 
 var<workgroup> As: array<vec4f, 528>; // 2 * SLAB: [buffer][k][m / 4]
 var<workgroup> Bs: array<vec4f, 528>; // 2 * SLAB: [buffer][k][n / 4]
@@ -62,7 +62,7 @@ fn ld_b(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
 // zero outside. inner is the k index without TRANS_A and the m index with it.
 fn fetch_a(base: u32, o: u32, outer_len: u32, i: u32, inner_len: u32) -> vec4f {
   if (o >= outer_len) { return vec4f(0.0); }
-  let s = base + o * p.lda + i;
+  let s = base + o * params.lda + i;
   if (VEC_A) {
     // 4-aligned layout: inner_len % 4 == 0, so a run is wholly inside or wholly outside.
     if (i >= inner_len) { return vec4f(0.0); }
@@ -78,7 +78,7 @@ fn fetch_a(base: u32, o: u32, outer_len: u32, i: u32, inner_len: u32) -> vec4f {
 
 fn fetch_b(base: u32, o: u32, outer_len: u32, i: u32, inner_len: u32) -> vec4f {
   if (o >= outer_len) { return vec4f(0.0); }
-  let s = base + o * p.ldb + i;
+  let s = base + o * params.ldb + i;
   if (VEC_B) {
     if (i >= inner_len) { return vec4f(0.0); }
     return b[s >> 2u];
@@ -94,18 +94,18 @@ fn fetch_b(base: u32, o: u32, outer_len: u32, i: u32, inner_len: u32) -> vec4f {
 // Global -> registers for the slab starting at k0. Invocation t loads one vec4 of each operand.
 fn load_a(base: u32, t: u32, m0: u32, k0: u32) -> vec4f {
   if (TRANS_A) { // stored k x m: 8 k-rows x 32 vec4 along m
-    return fetch_a(base, k0 + (t >> 5u), p.k, m0 + (t & 31u) * 4u, p.m);
+    return fetch_a(base, k0 + (t >> 5u), params.k, m0 + (t & 31u) * 4u, params.m);
   }
   // stored m x k: 128 rows x 2 vec4 along k
-  return fetch_a(base, m0 + (t >> 1u), p.m, k0 + (t & 1u) * 4u, p.k);
+  return fetch_a(base, m0 + (t >> 1u), params.m, k0 + (t & 1u) * 4u, params.k);
 }
 
 fn load_b(base: u32, t: u32, n0: u32, k0: u32) -> vec4f {
   if (TRANS_B) { // stored n x k: 128 columns x 2 vec4 along k
-    return fetch_b(base, n0 + (t >> 1u), p.n, k0 + (t & 1u) * 4u, p.k);
+    return fetch_b(base, n0 + (t >> 1u), params.n, k0 + (t & 1u) * 4u, params.k);
   }
   // stored k x n: 8 k-rows x 32 vec4 along n
-  return fetch_b(base, k0 + (t >> 5u), p.k, n0 + (t & 31u) * 4u, p.n);
+  return fetch_b(base, k0 + (t >> 5u), params.k, n0 + (t & 31u) * 4u, params.n);
 }
 
 // Registers -> shared slab `buf`, k-major.
@@ -140,12 +140,12 @@ fn store_b(buf: u32, t: u32, v: vec4f) {
 }
 
 fn store_row(base_c: u32, r: u32, col0: u32, v: vec4f) {
-  if (r >= p.m) { return; }
-  let ci = base_c + r * p.ldc + col0;
+  if (r >= params.m) { return; }
+  let ci = base_c + r * params.ldc + col0;
   for (var j = 0u; j < 4u; j++) {
-    if (col0 + j < p.n) {
-      var x = p.alpha * v[j];
-      if (p.use_beta != 0u) { x += p.beta * c[ci + j]; }
+    if (col0 + j < params.n) {
+      var x = params.alpha * v[j];
+      if (params.use_beta != 0u) { x += params.beta * c[ci + j]; }
       c[ci + j] = x;
     }
   }
@@ -158,9 +158,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
   let ty = lid.y;
   let m0 = wid.y * BM;
   let n0 = wid.x * BN;
-  let base_a = p.off_a + wid.z * p.stride_a;
-  let base_b = p.off_b + wid.z * p.stride_b;
-  let steps = (p.k + BK - 1u) / BK; // uniform: every invocation runs every barrier
+  let base_a = params.off_a + wid.z * params.stride_a;
+  let base_b = params.off_b + wid.z * params.stride_b;
+  let steps = (params.k + BK - 1u) / BK; // uniform: every invocation runs every barrier
 
   // 8 x 8 accumulators as 16 vec4s: acc{row group}{row}{col group}.
   var c00 = vec4f(0.0); var c01 = vec4f(0.0); var c10 = vec4f(0.0); var c11 = vec4f(0.0);
@@ -204,7 +204,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: ve
     workgroupBarrier();
   }
 
-  let base_c = p.off_c + wid.z * p.stride_c;
+  let base_c = params.off_c + wid.z * params.stride_c;
   let r0 = m0 + ty * 4u;
   let r1 = r0 + 64u;
   let q0 = n0 + tx * 4u;

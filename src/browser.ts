@@ -8,7 +8,7 @@
 
 import { IbgpuError } from './errors.js';
 import { Engine, type EngineOptions } from './runtime/engine.js';
-import { parseArch, modelFromTensors, type MlpArch, type MlpModel } from './ib/model.js';
+import { parseArch, modelFromTensors, type MlpModel } from './ib/model.js';
 import { arraySource, type DataSource } from './ib/data.js';
 import { resultContents, type ResultMeta } from './ib/results.js';
 import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
@@ -43,7 +43,7 @@ async function openBytes(src: Bytes, label: string): Promise<SafetensorsFile> {
 }
 
 /** An MLP from an architecture (object or JSON text) and the bytes of its safetensors weights. */
-export async function modelFromSafetensorsBytes(arch: MlpArch | unknown, weights: Bytes, label = 'model.safetensors'): Promise<MlpModel> {
+export async function modelFromSafetensorsBytes(arch: unknown /* MlpArch or its JSON */, weights: Bytes, label = 'model.safetensors'): Promise<MlpModel> {
   const a = parseArch(typeof arch === 'string' ? JSON.parse(arch) : arch, 'arch');
   const f = await openBytes(weights, label);
   try {

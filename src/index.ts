@@ -8,6 +8,9 @@ export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
 export { acquireGpu, adapterName, BACKENDS, type Backend, type AdapterDescription } from './gpu/acquire.js';
 export { defineKernel, type KernelSpec, type BindingSpec } from './runtime/kernel-spec.js';
+export { packParams, type ParamValues } from './runtime/params.js';
+export { KERNEL_FAMILIES, kernelFamilyOf, type KernelFamily } from './kernels/registry.js';
+export type { SelfCheckResult } from './kernels/self-check.js';
 export { setTuningStore, tuningStore, type TuningStore } from './runtime/tuning-store.js';
 export { useDiskTuningCache, diskTuningStore, tuningCacheDir } from './runtime/tuning-store-node.js';
 

@@ -114,6 +114,7 @@ describe('browser build (chromium, WebGPU)', () => {
     if (skipLoudly(skip)) return;
     const got = await page.evaluate(async (config): Promise<BrowserBuild> => {
       // (import() through Function: vitest rewrites a literal import() in this function's source.)
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see the line above
       const load = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('../src/browser.js')>;
       const ib = await load(`${location.origin}/ibgpu.js`);
       const fetchBytes = async (u: string) => new Uint8Array(await (await fetch(u)).arrayBuffer());

@@ -123,7 +123,7 @@ describe('ibgpu for scripts', () => {
 describe('pieces', () => {
   it('gaussNewtonNullity reports progress; largestGap finds the widest ratio', async () => {
     const arch = parseArch({ type: 'mlp', weight_layout: 'in_out', layers: [{ name: 'a', in: 3, out: 2, activation: 'relu', weight: 'W', bias: 'b' }] }, 'inline');
-    const model = await modelFromTensors(arch, (n) => (n === 'W'
+    const model = await modelFromTensors(arch, async (n) => (n === 'W'
       ? { dtype: 'F32', shape: [3, 2], data: Float32Array.from([1, 0.5, -0.25, 1, 0.75, -0.5]) }
       : { dtype: 'F32', shape: [2], data: Float32Array.from([2, 2]) }));
     const calls: string[] = [];

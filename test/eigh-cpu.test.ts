@@ -7,7 +7,7 @@ import { symEig, symEigValues } from '../src/cpu/eigh.js';
 import { eigAbsSorted } from '../src/ib/basis.js';
 import { IbgpuError } from '../src/errors.js';
 import { gaussian, rng } from './helpers/random.js';
-import { randomOrthogonal, randomSymmetric, withSpectrum } from './helpers/spectra.js';
+import { randomSymmetric, withSpectrum } from './helpers/spectra.js';
 
 function frob(a: ArrayLike<number>): number {
   let s = 0;

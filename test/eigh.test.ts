@@ -15,7 +15,7 @@ import { IbgpuError } from '../src/errors.js';
 import { blockPairs, eighGpu, selfCheck } from '../src/kernels/eigh.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
-import { randomOrthogonal, randomSymmetric, rankDeficientGram, withSpectrum } from './helpers/spectra.js';
+import { randomSymmetric, rankDeficientGram, withSpectrum } from './helpers/spectra.js';
 
 const U = 2 ** -24;
 

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { LOAD_COST_MODES, LOAD_COST_TABLE, loadCostF64, type LoadCostCase } from '../src/cpu/load-cost.js';
 import { loadCost, loadCostData, loadCostKernel, maxLoadCostSteps } from '../src/kernels/load-cost.js';
+import { packParams } from '../src/runtime/params.js';
 import { useEngine } from './helpers/gpu.js';
 
 // Tolerance: each FMA step a <- a*v + c with |v| <= 0.5, |a| <= 0.5 adds at most one rounding of
@@ -69,7 +70,7 @@ describe('load_cost kernel vs float64 reference', () => {
     const buf = e.upload(data, 'load-cost-data');
     const out = e.alloc(c.workgroups * c.wg * 4, 'load-cost-out');
     e.dispatch(loadCostKernel, {
-      bindings: { data: buf, out, params: new Uint32Array([c.steps, 0, 0, 0]), table: { buffer: u, offset: bytes, size: bytes } },
+      bindings: { data: buf, out, params: packParams(loadCostKernel, { steps: c.steps }), table: { buffer: u, offset: bytes, size: bytes } },
       workgroups: c.workgroups,
       overrides: { MODE: LOAD_COST_MODES.indexOf('ubo'), SCALAR: 0, K: c.k, WG: c.wg },
     });
@@ -77,7 +78,7 @@ describe('load_cost kernel vs float64 reference', () => {
     const ref = loadCostF64(data, c);
     for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(TOL);
     const bad = (offset: number, size: number) => () => e.dispatch(loadCostKernel, {
-      bindings: { data: buf, out, params: new Uint32Array([1, 0, 0, 0]), table: { buffer: u, offset, size } },
+      bindings: { data: buf, out, params: packParams(loadCostKernel, { steps: 1 }), table: { buffer: u, offset, size } },
       workgroups: 1,
     });
     expect(bad(16, bytes)).toThrow(/uniform 'table' window/); // offset not a multiple of the alignment

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   cofireCpu, fireCountCpu, hashPatternsCpu, packSignsCpu, popcount32, signFinal1, signMix1,
-  signPatternsCpu, SIGN_HASH_SEED1,
+  signPatternsCpu,
 } from '../src/cpu/sign-patterns.js';
 import { IbgpuError } from '../src/errors.js';
 import {

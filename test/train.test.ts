@@ -25,7 +25,6 @@ import { actBackward } from '../src/kernels/act-backward.js';
 import { adamUpdate, type AdamHyper } from '../src/kernels/adam.js';
 import { columnSums } from '../src/kernels/column-sums.js';
 import { softmaxXent } from '../src/kernels/softmax-xent.js';
-import type { Engine } from '../src/runtime/engine.js';
 import { kaimingUniform, makeRng, permutation } from '../src/train/random.js';
 import { saveTrainedMlp } from '../src/train/save.js';
 import { epochOrder, initialLayers, trainMlp, type TrainMlpOptions } from '../src/train/train-mlp.js';

@@ -85,7 +85,6 @@ interface DrawnEdge { el: SVGLineElement; rel: number; rank: number; ya: number;
 interface DrawnNode { el: SVGCircleElement; label: SVGTextElement; y0: number; t: number; step: number }
 let edgeEls: DrawnEdge[] = [];
 let nodeEls: DrawnNode[] = [];
-let labelGroup: SVGGElement | undefined;
 const view = { s: 1, ty: 0 };
 let current: ViewerResult | undefined;
 
@@ -146,7 +145,6 @@ function renderGraph(g: GraphJson): void {
   const gLabels = svgEl('g', { class: 'node-labels' });
   vp.append(gEdges, gNodes, gLabels);
   svg.append(vp);
-  labelGroup = gLabels;
   const heads = svgEl('g', { class: 'layer-heads' });
   svg.append(heads);
 
@@ -175,11 +173,11 @@ function renderGraph(g: GraphJson): void {
       const title = svgEl('title');
       title.textContent = name;
       c.append(title);
-      c.addEventListener('click', () => inspect(nd.id));
+      c.addEventListener('click', () => inspectNode(nd.id));
       c.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
           ev.preventDefault();
-          inspect(nd.id);
+          inspectNode(nd.id);
         }
       });
       gNodes.append(c);
@@ -345,7 +343,7 @@ function edgeTable(id: string, title: string, rows: { other: string; weight: num
     const a = document.createElement('a');
     a.href = '#';
     a.textContent = r.other;
-    a.addEventListener('click', (ev) => { ev.preventDefault(); inspect(r.other); });
+    a.addEventListener('click', (ev) => { ev.preventDefault(); inspectNode(r.other); });
     row.insertCell().append(a);
     row.insertCell().textContent = fmt(r.weight);
     row.insertCell().textContent = (Math.abs(r.weight) / max).toFixed(2);
@@ -353,6 +351,13 @@ function edgeTable(id: string, title: string, rows: { other: string; weight: num
   if (!rows.length) t.insertRow().insertCell().textContent = 'none in graph.json';
   wrap.append(h, t);
   return wrap;
+}
+
+/** inspect() from an event handler: a failure is shown in the inspector instead of being lost. */
+function inspectNode(id: string): void {
+  inspect(id).catch((e: unknown) => {
+    $('inspector').textContent = `cannot inspect ${id}: ${e instanceof Error ? e.message : String(e)}`;
+  });
 }
 
 export async function inspect(id: string): Promise<void> {
@@ -405,7 +410,7 @@ async function renderGallery(): Promise<void> {
     b.className = 'gallery-item';
     b.title = `inspect ${nd.id}`;
     b.append(heatmap(col.values, col.side, 64, `${nd.id}`), Object.assign(document.createElement('span'), { textContent: `${nd.index}` }));
-    b.addEventListener('click', () => inspect(nd.id));
+    b.addEventListener('click', () => inspectNode(nd.id));
     host.append(b);
     if (++shown >= 16) break;
   }
@@ -631,7 +636,7 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
     log(`building: ${data.n} datapoints × ${data.d} features`);
     const res = await ib.buildInteractionBasis(engine, model, data, config, { logger: { info: log } });
     const files = ib.resultFiles(res, { adapter: engine.adapterName, data: data.description });
-    const text = (f: string) => (typeof files[f] === 'string' ? JSON.parse(files[f] as string) : undefined);
+    const text = (f: string) => (typeof files[f] === 'string' ? JSON.parse(files[f] as string) as unknown : undefined);
     log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')})`);
     return {
       graph: text('graph.json') as GraphJson,

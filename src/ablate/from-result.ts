@@ -17,7 +17,7 @@ import type { Engine } from '../runtime/engine.js';
 import { readEdges, type Manifest } from '../report/result-dir.js';
 import { edgeSparsity, type SparsityRow } from '../report/sparsity.js';
 import { VERSION } from '../version.js';
-import { ablationBasis, BASIS_KINDS, identityBasis, type AblationBasis, type BasisKind, type StoredBasis } from './bases.js';
+import { ablationBasis, BASIS_KINDS, identityBasis, type BasisKind, type StoredBasis } from './bases.js';
 import { basisEdges } from './basis-edges.js';
 import type { AblationConfig, AblationType } from './config.js';
 import { EvalSet, type Scores } from './evaluate.js';

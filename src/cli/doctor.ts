@@ -13,18 +13,16 @@ const LIMITS = [
 
 type Check = (e: Engine) => Promise<SelfCheckResult>;
 
+// Kernel families come from the registry; the two end-to-end checks (a training step, a small
+// build) belong to the layers above the kernels and are named here.
 async function checks(): Promise<Check[]> {
-  const mods = await Promise.all([
-    import('../kernels/matmul.js'),
-    import('../kernels/gram.js'),
-    import('../kernels/eigh.js'),
-    import('../kernels/legacy.js'),
-    import('../kernels/edges.js'),
-    import('../kernels/sign-patterns.js'),
+  const [{ KERNEL_FAMILIES }, train, ib] = await Promise.all([
+    import('../kernels/registry.js'),
     import('../train/self-check.js'),
     import('../ib/self-check.js'),
   ]);
-  return mods.map((m) => m.selfCheck as Check);
+  const kernelChecks = KERNEL_FAMILIES.flatMap((f) => (f.selfCheck ? [f.selfCheck] : []));
+  return [...kernelChecks, train.selfCheck, ib.selfCheck];
 }
 
 export interface DoctorReport {
@@ -93,7 +91,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`features  ${report.features.join(', ') || '(none)'}`);
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
-      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh solver ${v.eighSolver}`);
+      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh() for library use ${v.eighSolver} (builds: host float64)`);
       const times = Object.entries(v.matmulTuning.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ');
       console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);

@@ -247,7 +247,12 @@ export interface EighResult extends RefineResult {
   solver: 'gpu' | 'cpu';
 }
 
-/** The solver `eigh` uses on this engine for solver: 'auto'. */
+/**
+ * The solver `eigh` uses on this engine for solver: 'auto'. Software adapters take the host
+ * solver (measured: the GPU kernel is 80-100x slower on llvmpipe, bench/RESULTS.md); hardware
+ * adapters take the GPU kernel, a default not yet measured against the host solver on any GPU.
+ * Builds never call `eigh`: they use the host solver directly (see src/kernels/eigh.ts).
+ */
 export function chooseEighSolver(engine: Engine): 'gpu' | 'cpu' {
   return engine.info.isSoftware ? 'cpu' : 'gpu';
 }

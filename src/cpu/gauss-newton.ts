@@ -19,9 +19,10 @@
 // ReLU'(0) is taken as 0 (torch); networks for ground truth should keep pre-activations away from 0.
 
 import { IbgpuError } from '../errors.js';
-import { act, actGrad } from '../ib/activations.js';
+import { actGrad } from '../ib/activations.js';
 import type { MlpModel } from '../ib/model.js';
 import { matmulF64 } from './matmul.js';
+import { forwardSampleF64 } from './mlp-forward.js';
 import { symEigValues } from './eigh.js';
 import { thinQr } from './qr.js';
 
@@ -51,26 +52,9 @@ export function parameterJacobian(model: MlpModel, x: ArrayLike<number>, start: 
   const P = parameterCount(model);
   const off = parameterOffsets(model);
   const J = new Float64Array(count * nOut * P);
-  const d0 = model.layers[0]!.dIn;
   for (let s = 0; s < count; s++) {
     // Forward: inputs f^ℓ (real units) and pre-activations p^ℓ.
-    const inputs: Float64Array[] = [];
-    const pres: Float64Array[] = [];
-    let cur = new Float64Array(d0);
-    for (let i = 0; i < d0; i++) cur[i] = x[(start + s) * d0 + i]!;
-    for (const l of model.layers) {
-      inputs.push(cur);
-      const p = new Float64Array(l.dOut);
-      for (let o = 0; o < l.dOut; o++) {
-        let t = l.b[o]!;
-        for (let i = 0; i < l.dIn; i++) t += cur[i]! * l.W[i * l.dOut + o]!;
-        p[o] = t;
-      }
-      pres.push(p);
-      const h = new Float64Array(l.dOut);
-      for (let o = 0; o < l.dOut; o++) h[o] = act(l.activation, p[o]!);
-      cur = h;
-    }
+    const { inputs, pres } = forwardSampleF64(model, x, start + s);
     // Backward: G = ∂out/∂p^ℓ (nOut × dOut_ℓ), starting from σ'(p^{L−1}) on the diagonal.
     const last = model.layers[L - 1]!;
     let G = new Float64Array(nOut * nOut);

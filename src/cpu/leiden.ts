@@ -17,6 +17,8 @@
 // starting from the previous partition (as networkit's ParallelLeiden `iterations`), stopping
 // early once a run changes nothing.
 
+import { mulberry32 } from './mulberry32.js';
+
 export interface WeightedGraph {
   n: number;
   /** Undirected edges; a pair listed twice is summed. Self-loops (u === v) are allowed. */
@@ -61,7 +63,7 @@ interface Csr {
 
 function toCsr(n: number, edges: { u: number; v: number; w: number }[]): Csr {
   const self = new Float64Array(n);
-  const maps: Map<number, number>[] = Array.from({ length: n }, () => new Map());
+  const maps: Map<number, number>[] = Array.from({ length: n }, () => new Map<number, number>());
   let m = 0;
   for (const { u, v, w } of edges) {
     if (!(u >= 0 && u < n && v >= 0 && v < n && Number.isInteger(u) && Number.isInteger(v))) {
@@ -96,17 +98,8 @@ function toCsr(n: number, edges: { u: number; v: number; w: number }[]): Csr {
   return { n, start, nbr, wt, self, deg, m };
 }
 
-/** mulberry32: small, fast, good enough for tie-breaking and shuffles. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Small, fast, good enough for tie-breaking and shuffles. */
+const prng = mulberry32;
 
 function shuffled(n: number, rand: () => number): Int32Array {
   const a = Int32Array.from({ length: n }, (_, i) => i);

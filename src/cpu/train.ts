@@ -111,8 +111,8 @@ export function mlpBackpropF64(layers: LayerF64[], x: ArrayLike<number>, labels:
   let loss = 0;
   for (let r = 0; r < rows; r++) loss += ce.loss[r]!;
   loss /= rows;
-  const gW: Float64Array[] = new Array(layers.length);
-  const gb: Float64Array[] = new Array(layers.length);
+  const gW = new Array<Float64Array>(layers.length);
+  const gb = new Array<Float64Array>(layers.length);
   let g = ce.grad; // ∂loss/∂(output of the last layer)
   for (let i = layers.length - 1; i >= 0; i--) {
     const l = layers[i]!;

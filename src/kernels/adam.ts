@@ -6,6 +6,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 const WG = 256;
 
@@ -68,11 +69,12 @@ export function adamUpdate(engine: Engine, a: AdamArgs): void {
   checkShape(new Set([a.param, a.grad, a.m, a.v]).size === 4, 'adam: param, grad, m and v must be four different buffers');
   const { stepSize, sqrtBc2 } = adamCoefficients(a.step, a.hyper);
   const h = a.hyper;
-  const params = new ArrayBuffer(32);
-  new Uint32Array(params, 0, 1)[0] = a.n;
-  new Float32Array(params, 4, 7).set([stepSize, h.beta1, 1 - h.beta1, h.beta2, 1 - h.beta2, h.eps, sqrtBc2]);
+  const params = packParams(adamKernel, {
+    n: a.n, step_size: stepSize, beta1: h.beta1, one_minus_beta1: 1 - h.beta1,
+    beta2: h.beta2, one_minus_beta2: 1 - h.beta2, eps: h.eps, sqrt_bc2: sqrtBc2,
+  });
   engine.dispatch(adamKernel, {
-    bindings: { param: a.param, grad: a.grad, m: a.m, v: a.v, params: new Uint8Array(params) },
+    bindings: { param: a.param, grad: a.grad, m: a.m, v: a.v, params },
     workgroups: ceilDiv(a.n, WG),
   });
 }

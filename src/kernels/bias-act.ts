@@ -7,6 +7,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 export const biasActKernel = defineKernel({
   name: 'bias_act',
@@ -43,7 +44,7 @@ export function biasAct(engine: Engine, a: BiasActArgs): void {
   if (a.gate) {
     checkShape(a.gate.size >= n * 4 && a.points !== undefined && (a.npts ?? 0) > 0, 'bias_act: gate needs a rows*cols buffer and integration points');
   }
-  const params = new Uint32Array([a.rows, a.cols, a.gate ? a.npts! : 0, 0]);
+  const params = packParams(biasActKernel, { rows: a.rows, cols: a.cols, npts: a.gate ? a.npts! : 0 });
   // WebGPU forbids two writable bindings of one buffer; without a gate bind a 4-byte dummy.
   const dummy = a.gate ? undefined : engine.alloc(4, 'bias_act.no-gate');
   engine.dispatch(biasActKernel, {

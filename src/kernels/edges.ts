@@ -11,6 +11,8 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
@@ -82,7 +84,7 @@ export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuf
   const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
-  const params = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro8, chunkRows, blocksJ]);
+  const params = packParams(edgesSquaredKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ });
   engine.dispatch(edgesSquaredKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],
@@ -136,7 +138,7 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
   engine.dispatch(edgesSquaredDeltaKernel, {
-    bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: new Uint32Array([a.rows, a.r, a.ro, r4, ro8, chunkRows, blocksJ]), visits, changes },
+    bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],
   });
   engine.release(visits, changes);
@@ -187,11 +189,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const h = 40;
   const ro = 9;
   const r = 13;
-  let seed = 2024;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(2024);
   const A = Float32Array.from({ length: ro * h }, () => rand() - 0.5);
   const B = Float32Array.from({ length: r * h }, () => rand() - 0.5);
   const f = Float32Array.from({ length: rows * r }, () => 2 * rand() - 1);

@@ -1,5 +1,14 @@
 // Symmetric eigendecomposition on the GPU in f32: parallel two-sided block Jacobi.
 //
+// Status: a kernel offered to library users (`eigenKernels.eighGpu`, and `eigh` in
+// src/cpu/eig-refine.ts with float64 refinement); no build uses it. Builds solve every
+// eigenproblem on the host in float64 (src/cpu/eigh.ts, on solver threads beside the GPU pass).
+// Measured (bench/eigh.bench.ts, bench/RESULTS.md) only on llvmpipe, where it loses at every
+// size: n = 128: 556 ms vs 7 ms for the host solver, n = 256: 7.1 s vs 74 ms, n = 512: 46 s vs
+// 0.59 s. No hardware adapter has been measured yet; a build would take it only where
+// `npm run bench` on that adapter shows a crossover (the issue it would serve: the n ≥ 1024 Grams
+// of wide layers, 3.1 s at n = 1024 and 27 s at n = 2048 on the host here).
+//
 // The (padded) matrix is split into 2p blocks of B = 16 indices; a sweep is 2p−1 steps of the
 // round-robin (circle) ordering of the blocks, so every pair of blocks meets once per sweep. One
 // step is TWO dispatches:
@@ -35,6 +44,8 @@ import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 /** Block size (indices per block); a pair tile is 2B = 32 (fixed in the shaders). */
 export const EIGH_BLOCK = 16;
@@ -162,12 +173,6 @@ export function blockPairs(p: number): Uint32Array {
   return out;
 }
 
-function params(words: number[], floats: Record<number, number> = {}): Uint32Array {
-  const u = new Uint32Array(Math.max(4, words.length));
-  const f = new Float32Array(u.buffer);
-  words.forEach((w, i) => { if (floats[i] !== undefined) f[i] = floats[i]!; else u[i] = w; });
-  return u;
-}
 
 /**
  * Eigendecomposition of a symmetric n×n matrix on the GPU in f32 (see the file comment).
@@ -229,17 +234,17 @@ export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n:
       engine.clear(bCount, 0, 16);
       for (let s = 0; s < steps; s++) {
         engine.dispatch(eighSolveKernel, {
-          bindings: { a: bA, pairs: bPairs, rot: bRot, count: bCount, params: params([N, p, s, 0, 0], { 3: tiny, 4: rel }) },
+          bindings: { a: bA, pairs: bPairs, rot: bRot, count: bCount, params: packParams(eighSolveKernel, { n: N, p, step: s, tiny, rel }) },
           workgroups: p,
         });
         engine.dispatch(eighApplyKernel, {
-          bindings: { a: bA, v: bV, pairs: bPairs, rot: bRot, params: params([N, p, s]) },
+          bindings: { a: bA, v: bV, pairs: bPairs, rot: bRot, params: packParams(eighApplyKernel, { n: N, p, step: s }) },
           workgroups: 2 * p * p,
         });
       }
       sweeps++;
-      engine.dispatch(eighNormKernel, { bindings: { a: bA, partial: bPartial, diag: bDiag, params: params([N]) }, workgroups: normGroups });
-      engine.dispatch(eighNormSumKernel, { bindings: { partial: bPartial, count: bCount, out: bOut, params: params([normGroups]) }, workgroups: 1 });
+      engine.dispatch(eighNormKernel, { bindings: { a: bA, partial: bPartial, diag: bDiag, params: packParams(eighNormKernel, { n: N }) }, workgroups: normGroups });
+      engine.dispatch(eighNormSumKernel, { bindings: { partial: bPartial, count: bCount, out: bOut, params: packParams(eighNormSumKernel, { groups: normGroups }) }, workgroups: 1 });
       const out = await engine.readU32(bOut, 3);
       const f = new Float32Array(out.buffer, 0, 2);
       const offNow = Math.sqrt(f[0]!);
@@ -281,11 +286,8 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const name = 'eigh (block Jacobi, f32)';
   try {
     const n = 40;
-    let seed = 12345;
-    const rand = (): number => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      return seed / 2 ** 32 - 0.5;
-    };
+    const uniform = mulberry32(12345);
+    const rand = (): number => uniform() - 0.5;
     const a = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { const v = rand(); a[i * n + j] = v; a[j * n + i] = v; }
     const gpu = await eighGpu(engine, a, n);

@@ -21,10 +21,12 @@
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { columnSumsF64, gramF64 } from '../cpu/gram.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel, type KernelSpec } from '../runtime/kernel-spec.js';
+import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type GramMode = 'host-f64' | 'gpu-f32';
 /** 'reg': register-blocked, barrier-free (CPU adapters). 'tiled': workgroup-memory slabs (GPUs). */
@@ -185,14 +187,14 @@ export function recordGramWindow(
   engine: Engine, variant: GramVariant, win: RowWindow, d: number,
   shift: GPUBuffer | null, out: GPUBuffer, accumulate: boolean,
 ): void {
-  const spec: KernelSpec = variant === 'reg' ? gramRegKernel : gramTiledKernel;
+  const spec = variant === 'reg' ? gramRegKernel : gramTiledKernel;
   const tile = gramTile(variant, d);
   const ntiles = ceilDiv(d, tile);
   const npairs = (ntiles * (ntiles + 1)) / 2;
   const groupsPerPair = variant === 'reg' ? tile / REG_ROWS : 1;
   let chunk = Math.max(GRAM_LEAF_ROWS, ceilDiv(win.rows, GRAM_MAX_LEAVES));
   if (variant === 'tiled') chunk = ceilDiv(chunk, TILED_BK) * TILED_BK;
-  const params = new Uint32Array([win.rows, d, win.base, ntiles, npairs, chunk]);
+  const params = packParams(spec, { rows: win.rows, d, base: win.base, ntiles, npairs, chunk });
   const xw = { buffer: win.buffer, offset: win.offset, size: win.size };
   engine.dispatch(spec, {
     bindings: {
@@ -386,7 +388,7 @@ export function recordColumnSumWindow(engine: Engine, win: RowWindow, d: number,
     bindings: {
       x: { buffer: win.buffer, offset: win.offset, size: win.size },
       out,
-      params: new Uint32Array([win.rows, d, win.base, segRows, chunk]),
+      params: packParams(colsumKernel, { rows: win.rows, d, base: win.base, seg: segRows, chunk }),
     },
     workgroups: [ceilDiv(d, wg), nseg],
   });
@@ -485,11 +487,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const rows = 150;
   const d = 37;
-  let seed = 12345;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(12345);
   const x = new Float32Array(rows * d);
   for (let k = 0; k < x.length; k++) x[k] = (rand() - 0.5) * 4 + ((k % d) % 3);
   let detail = '';

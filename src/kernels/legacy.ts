@@ -11,6 +11,8 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { edgeChunkRows, pad4, pad8 } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const legacyTermsKernel = defineKernel({
   name: 'legacy_terms',
@@ -59,24 +61,12 @@ export interface PreactArgs {
   npts: number;
 }
 
-function params(a: PreactArgs, extra: { stride?: number; off?: number; k0?: number; k1?: number; accumulate?: boolean; hasQ?: boolean; beta?: number; scale?: number }): Uint32Array {
-  const buf = new ArrayBuffer(64);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  u[0] = a.rows;
-  u[1] = a.cols;
-  u[2] = a.xcols;
-  u[3] = extra.stride ?? a.cols;
-  u[4] = extra.off ?? 0;
-  u[5] = extra.k0 ?? 0;
-  u[6] = extra.k1 ?? 0;
-  u[7] = a.npts;
-  u[8] = extra.accumulate ? 1 : 0;
-  u[9] = extra.hasQ ? 1 : 0;
-  f[10] = a.rho;
-  f[11] = extra.beta ?? 0;
-  f[12] = extra.scale ?? 1;
-  return u;
+function params(a: PreactArgs, extra: { stride?: number; off?: number; k0?: number; k1?: number; accumulate?: boolean; hasQ?: boolean; beta?: number; scale?: number }): Uint8Array {
+  return packParams(legacyTermsKernel, {
+    rows: a.rows, cols: a.cols, xcols: a.xcols, stride: extra.stride ?? a.cols, off: extra.off ?? 0,
+    k0: extra.k0 ?? 0, k1: extra.k1 ?? 0, npts: a.npts, accumulate: extra.accumulate ? 1 : 0, has_q: extra.hasQ ? 1 : 0,
+    rho: a.rho, beta: extra.beta ?? 0, scale: extra.scale ?? 1,
+  });
 }
 
 function checkPreact(what: string, a: PreactArgs): void {
@@ -128,15 +118,12 @@ export function legacyGated(
 export function copyColumns(engine: Engine, x: GPUBuffer, out: GPUBuffer, rows: number, cols: number, stride: number, off: number): void {
   checkShape(off + cols <= stride, `copy columns: columns ${off}..${off + cols} exceed the row stride ${stride}`);
   checkShape(x.size >= rows * cols * 4 && out.size >= rows * stride * 4 && x !== out, `copy columns: buffers too small for ${rows}x${cols} into stride ${stride}`);
-  const buf = new ArrayBuffer(64);
-  const u = new Uint32Array(buf);
-  u[0] = rows;
-  u[1] = cols;
-  u[2] = cols;
-  u[3] = stride;
-  u[4] = off;
+  // MODE 2 reads only the copy's shape; the point fields stay 0.
+  const params = packParams(legacyTermsKernel, {
+    rows, cols, xcols: cols, stride, off, k0: 0, k1: 0, npts: 0, accumulate: 0, has_q: 0, rho: 0, beta: 0, scale: 0,
+  });
   engine.dispatch(legacyTermsKernel, {
-    bindings: { x, bias: x, q: x, points: x, out, params: u },
+    bindings: { x, bias: x, q: x, points: x, out, params },
     workgroups: ceilDiv(rows * cols, 256),
     overrides: { MODE: 2, ACT: 0 },
   });
@@ -176,7 +163,7 @@ export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, pa
   checkShape(part.size >= chunks * a.ro * a.r * 4, `functional edges: part holds fewer than ${chunks}x${a.ro}x${a.r} floats`);
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
-  const p = new Uint32Array([a.rows, a.r, a.ro, a.h, r4, ro8, chunkRows, blocksJ, accumulate ? 1 : 0]);
+  const p = packParams(edgesFunctionalKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ, accumulate: accumulate ? 1 : 0 });
   engine.dispatch(edgesFunctionalKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, s: a.s, at: a.at, bt: a.bt, part, params: p },
     workgroups: [ceilDiv(blocks, 64), chunks, 1],
@@ -189,11 +176,8 @@ export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, pa
 /** Quick GPU-vs-f64 check of every mode of both kernels on small random data (`ibgpu doctor`). */
 export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
-  let s = 12345;
-  const rnd = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 4294967296 - 0.5;
-  };
+  const uniform = mulberry32(12345);
+  const rnd = (): number => uniform() - 0.5;
   const rows = 37;
   const xcols = 5;
   const cols = 6;

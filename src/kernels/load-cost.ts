@@ -8,6 +8,8 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { LOAD_COST_LEN, LOAD_COST_MODES, LOAD_COST_TABLE, type LoadCostCase } from '../cpu/load-cost.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export const loadCostKernel = defineKernel({
   name: 'load_cost',
@@ -40,11 +42,8 @@ function check(c: LoadCostCase): void {
 /** A data buffer of LOAD_COST_LEN vec4 values in [-0.5, 0.5) (deterministic). */
 export function loadCostData(seed = 1): Float32Array {
   const out = new Float32Array(LOAD_COST_LEN * 4);
-  let s = seed >>> 0;
-  for (let i = 0; i < out.length; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
+  const rand = mulberry32(seed);
+  for (let i = 0; i < out.length; i++) out[i] = rand() - 0.5;
   return out;
 }
 
@@ -62,7 +61,7 @@ export function loadCost(engine: Engine, data: GPUBuffer, table: Float32Array, o
     throw new IbgpuError('SHAPE', `load_cost: out holds ${out.size} bytes, needs ${c.workgroups * c.wg * 4}`, 'allocate one f32 per invocation');
   }
   engine.dispatch(loadCostKernel, {
-    bindings: { data, out, params: new Uint32Array([c.steps, 0, 0, 0]), table },
+    bindings: { data, out, params: packParams(loadCostKernel, { steps: c.steps }), table },
     workgroups: c.workgroups,
     overrides: { MODE: LOAD_COST_MODES.indexOf(c.mode), SCALAR: c.scalar ? 1 : 0, K: c.k, WG: c.wg },
     label: `load_cost ${c.mode}${c.scalar ? ' scalar' : ''} k${c.k}`,

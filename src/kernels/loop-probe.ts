@@ -3,6 +3,7 @@
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 export const loopProbeKernel = defineKernel({
   name: 'loop_probe',
@@ -15,7 +16,7 @@ export const loopProbeKernel = defineKernel({
 
 export async function executedIterations(engine: Engine, n: number): Promise<number> {
   const out = engine.alloc(16, 'loop_probe.out');
-  engine.dispatch(loopProbeKernel, { bindings: { out, params: new Uint32Array([n, 0, 0, 0]) }, workgroups: 1 });
+  engine.dispatch(loopProbeKernel, { bindings: { out, params: packParams(loopProbeKernel, { n }) }, workgroups: 1 });
   const v = (await engine.readU32(out, 1))[0]!;
   engine.release(out);
   return v;

@@ -10,6 +10,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel, type BufferWindow } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 export const matmulPackKernel = defineKernel({
   name: 'matmul_pack',
@@ -59,7 +60,7 @@ function pack(engine: Engine, src: GPUBuffer, dst: GPUBuffer, rows: number, cols
   const npc = ceilDiv(cols, pc);
   const total = npr * npc * pr * pc;
   engine.dispatch(matmulPackKernel, {
-    bindings: { src, dst, params: new Uint32Array([rows, cols, ld, off, trans ? 1 : 0, pr, pc, npc, total, 0, 0, 0]) },
+    bindings: { src, dst, params: packParams(matmulPackKernel, { rows, cols, ld, off, trans: trans ? 1 : 0, pr, pc, npc, total }) },
     workgroups: ceilDiv(total, 64),
     overrides: { COL_MAJOR: colMajor ? 1 : 0 },
     label: 'matmul_pack',
@@ -83,19 +84,17 @@ export function recordPanelMatmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c:
   pack(engine, b, bp, p.k, p.n, p.ldb, p.offB, p.transB, kb, mb, false);
   const bytes = PANEL_FLOATS * 4;
   const workgroups = (mb / 8) * (mb / 8) / 32;
-  const params = new ArrayBuffer(40);
-  const u = new Uint32Array(params);
-  const f = new Float32Array(params);
   for (let ib = 0; ib < nrb; ib++) {
     for (let jb = 0; jb < ncb; jb++) {
       for (let kc = 0; kc < nkc; kc++) {
-        u.set([p.m, p.n, p.ldc, p.offC, ib * mb, jb * mb, kc === 0 ? 1 : 0, p.beta !== 0 ? 1 : 0]);
-        f[8] = p.alpha;
-        f[9] = p.beta;
+        const params = packParams(matmulPanelKernel, {
+          m: p.m, n: p.n, ldc: p.ldc, offC: p.offC, row0: ib * mb, col0: jb * mb,
+          first: kc === 0 ? 1 : 0, useBeta: p.beta !== 0 ? 1 : 0, alpha: p.alpha, beta: p.beta,
+        });
         const aw: BufferWindow = { buffer: ap, offset: (ib * nkc + kc) * bytes, size: bytes };
         const bw: BufferWindow = { buffer: bp, offset: (kc * ncb + jb) * bytes, size: bytes };
         engine.dispatch(matmulPanelKernel, {
-          bindings: { ap: aw, bp: bw, c, params: new Uint8Array(params.slice(0)) },
+          bindings: { ap: aw, bp: bw, c, params },
           workgroups,
           overrides: { KB: kb },
           label: `matmul_panel${kb}`,

@@ -23,6 +23,8 @@ import { matmulAbsF64, matmulF64, type MatmulShape } from '../cpu/matmul.js';
 import type { SelfCheckResult } from './self-check.js';
 import { panelBytes, recordPanelMatmul } from './matmul-panel.js';
 import { tuningStore } from '../runtime/tuning-store.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type { MatmulShape } from '../cpu/matmul.js';
 
@@ -129,16 +131,13 @@ function describe(r: Resolved): string {
 
 // ------------------------------------------------------------------------------ recording
 
-const PARAM_WORDS = 20;
-
+// matmul_reg and matmul_tiled share one Params struct (checked in test/kernel-interface.test.ts).
 function params(r: Resolved, rows: number, offA: number, offB: number, offC: number, strides: [number, number, number]): Uint8Array {
-  const buf = new ArrayBuffer(PARAM_WORDS * 4);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  u.set([rows, r.n, r.k, r.beta !== 0 ? 1 : 0, r.lda, r.ldb, r.ldc, 0, strides[0], strides[1], strides[2], 0, offA, offB, offC, 0]);
-  f[16] = r.alpha;
-  f[17] = r.beta;
-  return new Uint8Array(buf);
+  return packParams(matmulRegKernel, {
+    m: rows, n: r.n, k: r.k, use_beta: r.beta !== 0 ? 1 : 0, lda: r.lda, ldb: r.ldb, ldc: r.ldc,
+    stride_a: strides[0], stride_b: strides[1], stride_c: strides[2], off_a: offA, off_b: offB, off_c: offC,
+    alpha: r.alpha, beta: r.beta,
+  });
 }
 
 interface Win {
@@ -436,11 +435,8 @@ export function matmulTolerance(absRef: number, k: number): number {
 export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const shape: MatmulShape = { batch: 2, m: 37, n: 29, k: 45, transB: true, alpha: 0.75, beta: -0.5 };
-  let seed = 12345;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
-    return seed / 2 ** 32 - 0.5;
-  };
+  const uniform = mulberry32(12345);
+  const rand = (): number => uniform() - 0.5;
   const a = Float32Array.from({ length: 2 * 37 * 45 }, rand);
   const b = Float32Array.from({ length: 2 * 29 * 45 }, rand);
   const c = Float32Array.from({ length: 2 * 37 * 29 }, rand);

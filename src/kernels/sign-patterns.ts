@@ -41,6 +41,8 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { rowWindows, type RowWindow } from './gram.js';
 import type { SelfCheckResult } from './self-check.js';
+import { packParams } from '../runtime/params.js';
+import { mulberry32 } from '../cpu/mulberry32.js';
 
 export type { SignPatternResult } from '../cpu/sign-patterns.js';
 
@@ -323,12 +325,12 @@ export class SignPatternAccumulator {
         pre: { buffer: win.buffer, offset: win.offset, size: win.size },
         carry,
         packed: packedWin,
-        params: new Uint32Array([win.rows, d, win.base, o, nw]),
+        params: packParams(packKernel, { rows: win.rows, d, base: win.base, offset: o, nw }),
       },
       workgroups: [ceilDiv(d, perWorkgroup), nw],
     });
     e.dispatch(signHashKernel, {
-      bindings: { packed: packedWin, state, carry, params: new Uint32Array([d, nw, complete, firstMask]) },
+      bindings: { packed: packedWin, state, carry, params: packParams(signHashKernel, { d, nw, complete, first_mask: firstMask }) },
       workgroups: ceilDiv(d, HASH_WG),
     });
     if (this.resident) {
@@ -340,7 +342,7 @@ export class SignPatternAccumulator {
       for (let w0 = 0; w0 < nw; w0 += this.blockWords) {
         const w1 = Math.min(nw, w0 + this.blockWords);
         e.dispatch(cofireRegKernel, {
-          bindings: { words: packedWin, out, params: new Uint32Array([w0, w1, d, ntiles, npairs, w0 === 0 ? firstMask : 0xffffffff]) },
+          bindings: { words: packedWin, out, params: packParams(cofireRegKernel, { w0, w1, d, ntiles, npairs, first_mask: w0 === 0 ? firstMask : 0xffffffff }) },
           workgroups: groups,
           overrides: { WG: wg },
         });
@@ -411,7 +413,7 @@ export class SignPatternAccumulator {
         state: { buffer: this.state, size: 3 * d * 4 },
         carry: { buffer: this.carry, size: d * 4 },
         out: { buffer: out, size: 2 * d * 4 },
-        params: new Uint32Array([d, n % 32 === 0 ? 0 : 1, n >>> 0, Math.floor(n / 2 ** 32) >>> 0]),
+        params: packParams(signHashFinalKernel, { d, partial: n % 32 === 0 ? 0 : 1, n_lo: n >>> 0, n_hi: Math.floor(n / 2 ** 32) >>> 0 }),
       },
       workgroups: ceilDiv(d, HASH_WG),
     });
@@ -573,11 +575,7 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const t0 = performance.now();
   const rows = 150;
   const d = 37;
-  let seed = 2024;
-  const rand = (): number => {
-    seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-    return seed / 2 ** 32;
-  };
+  const rand = mulberry32(2024);
   const x = new Float32Array(rows * d);
   for (let k = 0; k < x.length; k++) x[k] = rand() - 0.5;
   for (let r = 0; r < rows; r++) {

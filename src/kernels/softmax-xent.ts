@@ -6,6 +6,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
+import { packParams } from '../runtime/params.js';
 
 const WG = 64;
 
@@ -68,13 +69,11 @@ export function softmaxXent(engine: Engine, a: SoftmaxXentArgs): void {
   }
   const scale = a.scale ?? 1 / rows;
   checkShape(Number.isFinite(scale), `softmax_xent: scale = ${scale} must be finite`);
-  const params = new ArrayBuffer(16);
-  new Uint32Array(params, 0, 3).set([rows, cols, base]);
-  new Float32Array(params, 12, 1)[0] = scale;
+  const params = packParams(softmaxXentKernel, { rows, cols, stats_base: base, scale });
   // WebGPU forbids two writable bindings of one buffer; without a gradient bind a 4-byte dummy.
   const dummy = a.grad ? undefined : engine.alloc(4, 'softmax_xent.no-grad');
   engine.dispatch(softmaxXentKernel, {
-    bindings: { logits: a.logits, labels: a.labels, grad: a.grad ?? dummy!, stats: a.stats, params: new Uint8Array(params) },
+    bindings: { logits: a.logits, labels: a.labels, grad: a.grad ?? dummy!, stats: a.stats, params },
     workgroups: ceilDiv(rows, WG),
     overrides: { WRITE_GRAD: a.grad ? 1 : 0 },
   });

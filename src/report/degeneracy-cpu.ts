@@ -3,8 +3,9 @@
 // Jacobians J_p = ∂f_out/∂p^ℓ of the network output with respect to every layer's
 // pre-activations (backward, f64), and the sign patterns of every hidden layer.
 
-import { act, actGrad } from '../ib/activations.js';
+import { actGrad } from '../ib/activations.js';
 import { matmulF64 } from '../cpu/matmul.js';
+import { forwardSampleF64 } from '../cpu/mlp-forward.js';
 import type { MlpModel } from '../ib/model.js';
 import { symEigValues } from '../cpu/eigh.js';
 import { signPatternsCpu } from '../cpu/sign-patterns.js';
@@ -24,7 +25,6 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
   const layers = opts.layers ?? model.layers.map((_, i) => i);
   const names = opts.names ?? [...model.layers.map((l) => l.name), 'output'];
   const nOutF = model.layers[L - 1]!.dOut;
-  const d0 = model.layers[0]!.dIn;
   // Input sums and raw Grams of the real inputs (centred ranks at the end).
   const grams = layers.map((i) => new Float64Array(model.layers[i]!.dIn ** 2));
   const sums = layers.map((i) => new Float64Array(model.layers[i]!.dIn));
@@ -34,23 +34,9 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
   const actG = layers.map((i, j) => (hiddenRelu[j] ? new Float64Array(model.layers[i]!.dOut ** 2) : undefined));
   const actM = layers.map((i, j) => (hiddenRelu[j] ? new Float64Array(model.layers[i]!.dOut) : undefined));
   for (let s = 0; s < n; s++) {
-    const inputs: Float64Array[] = [];
-    const pre: Float64Array[] = [];
-    let cur = new Float64Array(d0);
-    for (let i = 0; i < d0; i++) cur[i] = x[s * d0 + i]!;
-    for (const l of model.layers) {
-      inputs.push(cur);
-      const p = new Float64Array(l.dOut);
-      for (let o = 0; o < l.dOut; o++) {
-        let t = l.b[o]!;
-        for (let i = 0; i < l.dIn; i++) t += cur[i]! * l.W[i * l.dOut + o]!;
-        p[o] = t;
-      }
-      pre.push(p);
-      cur = Float64Array.from(p, (v) => act(l.activation, v));
-    }
+    const { inputs, pres: pre } = forwardSampleF64(model, x, s);
     // G_ℓ = ∂out/∂p^ℓ (nOutF × dOut_ℓ), backwards.
-    const G: Float64Array[] = new Array(L);
+    const G = new Array<Float64Array>(L);
     const last = model.layers[L - 1]!;
     G[L - 1] = new Float64Array(nOutF * nOutF);
     for (let o = 0; o < nOutF; o++) G[L - 1]![o * nOutF + o] = actGrad(last.activation, pre[L - 1]![o]!);

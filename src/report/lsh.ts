@@ -11,6 +11,7 @@
 // distance colliding with probability >= 1/2 (at most 32), and 16 tables make its recall
 // >= 1 − 2⁻¹⁶; pairs at H = N/2 collide in a table with probability 2^−bits.
 
+import { mulberry32 } from '../cpu/mulberry32.js';
 import { popcount32 } from '../cpu/sign-patterns.js';
 
 export interface LshOptions {
@@ -46,16 +47,7 @@ export function lshRecall(h: number, n: number, opts: LshOptions = {}): number {
   return 1 - (1 - (1 - h / n) ** bits) ** tables;
 }
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 /**
  * Pairs (a < b) among `candidates` (neuron indices) whose patterns differ on 1..maxHamming

@@ -6,7 +6,7 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { MlpModel } from '../ib/model.js';
 import { writeFileAtomic } from '../io/atomic.js';

@@ -1,14 +1,8 @@
 // Deterministic random numbers for tests (mulberry32 + Box-Muller).
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/cpu/mulberry32.js';
+
+/** Uniform in [0, 1), a pure function of the seed (the library's one small generator). */
+export const rng = mulberry32;
 
 export function gaussian(rand: () => number): () => number {
   return () => {
