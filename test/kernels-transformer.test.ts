@@ -11,13 +11,14 @@
 import { describe, expect, it } from 'vitest';
 import type { Activation } from '../src/ib/activations.js';
 import {
-  actF64, actVjpF64, attentionF64, attentionVjpF64, gatherF64, lnDivF64, lnDivVjpF64, lnVarF64, lnVarVjpF64, rotaryF64,
+  actF64, actVjpF64, edgeSquareF64, attentionF64, attentionVjpF64, gatherF64, lnDivF64, lnDivVjpF64, lnVarF64, lnVarVjpF64, rotaryF64,
   type AttentionDims,
 } from '../src/cpu/transformer-ops.js';
 import { attentionForward, attentionProbFloats, attentionVjp } from '../src/kernels/transformer-attention.js';
 import {
   actForward, actVjp, copyColumns, gatherPositions, gatherTokens, rotary, uploadRotaryTable,
 } from '../src/kernels/transformer-elementwise.js';
+import { edgeSquare } from '../src/kernels/transformer-edges.js';
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../src/kernels/transformer-ln.js';
 import type { Engine } from '../src/runtime/engine.js';
 import { useEngine } from './helpers/gpu.js';
@@ -195,5 +196,18 @@ describe('transformer kernels vs float64', () => {
     expectClose(await run(engine, dk, g.dk.length), g.dk, 'dk');
     expectClose(await run(engine, dv, g.dv.length), g.dv, 'dv');
     engine.release(bq, bk, bv, bdz, z, probs, dq, dk, dv, ds);
+  });
+
+  it.each([[1, 1, 1, 1], [5, 7, 3, 13], [17, 2, 1, 65]])('edge square-and-sum B=%i K=%i P=%i r=%i', async (B, K, P, r) => {
+    const engine = await getEngine();
+    const h = randomF32(B * K * P * r, 61);
+    const u = randomF32(B * P * r, 62);
+    const bh = engine.upload(h);
+    const bu = engine.upload(u);
+    const out = engine.alloc(K * r * 4);
+    edgeSquare(engine, bh, bu, out, B, K, P, r);
+    // Sums of squares: the relative error is ≤ (B + P + 1)·2^-24 of Σ of the (non-negative) terms.
+    expectClose(await run(engine, out, K * r), edgeSquareF64(h, u, B, K, P, r), 'edges');
+    engine.release(bh, bu, out);
   });
 });

@@ -184,10 +184,15 @@ export class GpuSectionProgram {
         owned.delete(id);
       }
     });
-    // Borrowed inputs are not part of the state (the caller owns them) unless the VJP reads them
-    // unscaled; a scaled copy is owned and stays while needed.
-    for (const id of p.inputs) {
-      if (!owned.has(id) && !this.outputs.has(id) && !(forVjp && this.vjpNeeded.has(id))) values.delete(id);
+    // Drop what nobody needs any more: dead values (never read) the state owns, and borrowed
+    // inputs (the caller owns them) unless the VJP reads them unscaled.
+    for (const [id, buf] of [...values]) {
+      if (this.outputs.has(id) || (forVjp && this.vjpNeeded.has(id))) continue;
+      if (owned.has(id)) {
+        e.release(buf);
+        owned.delete(id);
+      }
+      values.delete(id);
     }
     return { B, values, probs, owned };
   }
