@@ -101,3 +101,30 @@ export function mlpProgram(seed: number, P: number, act: Activation, d = 7, m = 
   b.ops.push({ kind: 'add', a: o, b: r, y });
   return { from: 'mlp_in', to: 'ln1', values: b.values, inputs: [xh, r], outputs: [y], ops: b.ops };
 }
+
+/** Readout section: concat the input tuple, linear, activation, optionally the last position only. */
+export function headProgram(seed: number, widths: readonly number[], P: number, wOut: number, last: boolean): SectionProgram {
+  const b = new Builder(gaussian(rng(seed)));
+  const ins = widths.map((w, j) => b.val(w, P, `in${j}`));
+  const W = widths.reduce((a, c) => a + c, 0);
+  const cat = b.val(W, P, 'cat');
+  b.ops.push({ kind: 'concat', xs: ins, y: cat });
+  const pre = b.linear(cat, wOut, 1.5, 'pre');
+  let y = b.val(wOut, P, 'act');
+  b.ops.push({ kind: 'act', x: pre, y, act: 'gelu' });
+  if (last) {
+    const l = b.val(wOut, 1, 'last');
+    b.ops.push({ kind: 'lastPos', x: y, y: l });
+    y = l;
+  }
+  return { from: 'mid', to: 'out', values: b.values, inputs: ins, outputs: [y], ops: b.ops };
+}
+
+/** Embedding tuple (e, pos) → the same tuple through copies (the `pre` of a test model). */
+export function copyPre(width: number, P: number): SectionProgram {
+  const values = [
+    { width, positions: P, label: 'embed' }, { width, positions: P, label: 'pos_embed' },
+    { width, positions: P, label: 'e' }, { width, positions: P, label: 'pos' },
+  ];
+  return { from: 'input', to: 'n0', values, inputs: [0, 1], outputs: [2, 3], ops: [{ kind: 'copy', x: 0, y: 2 }, { kind: 'copy', x: 1, y: 3 }] };
+}

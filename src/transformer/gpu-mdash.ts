@@ -1,0 +1,142 @@
+// M′ of a transformer section on the GPU (SPEC-transformers §5.1), the exact deterministic form:
+// cotangents φ_(t,i) = e_t ⊗ Ĉ[:, i] for every output position t and kept direction i (Ĉ = C of
+// the next node layer, or the identity for an unrotated output), the VJP at α_k·f for every
+// integration point, the weighted sum over k, then
+//   M′ = (1/(N·P_in)) Σ_n Σ_(t,i) Σ_s g_s g_sᵀ     (one outer product per INPUT position s)
+// accumulated by the shared Gram kernel on the stacked g rows [b, (t,i), s] (f32 per batch,
+// float64 across batches). The cotangents are the same for every sample: each block is uploaded
+// once and broadcast over the batch on the GPU.
+//
+// Memory: per batch, the forward states of every integration point plus one K-block of
+// cotangents and gradients; K-block and batch are chosen from the batch buffer budget, so nothing
+// grows with N (rib holds K·P·d gradients per sample for the whole batch).
+
+import { checkShape } from '../errors.js';
+import { GramAccumulator } from '../kernels/gram.js';
+import { copyColumns } from '../kernels/transformer-elementwise.js';
+import type { IntegrationPoints } from '../ib/integration.js';
+import type { Engine } from '../runtime/engine.js';
+import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
+
+export interface SectionVjpOptions {
+  /** Ĉ, d_out × r_out row-major; absent: the identity (r_out = d_out). */
+  Chat?: Float64Array;
+  rOut?: number;
+  points: IntegrationPoints;
+  /** Samples per batch / cotangents per block (defaults from the batch buffer budget). */
+  batch?: number;
+  kBlock?: number;
+}
+
+export interface SectionGeometry {
+  dIn: number;
+  dOut: number;
+  pIn: number;
+  pOut: number;
+  rOut: number;
+  widthsIn: number[];
+  widthsOut: number[];
+  /** Cotangents per sample: pOut · rOut. */
+  K: number;
+}
+
+export function sectionGeometry(model: GpuModel, s: number, Chat?: Float64Array, rOut?: number): SectionGeometry {
+  checkShape(Number.isInteger(s) && s >= 0 && s < model.sections.length, `section index ${s} outside 0..${model.sections.length - 1}`);
+  const a = model.nodes[s]!;
+  const b = model.nodes[s + 1]!;
+  const r = Chat ? rOut ?? -1 : b.width;
+  checkShape(!Chat || (Number.isInteger(r) && r >= 1 && Chat.length === b.width * r),
+    `section ${a.name}->${b.name}: Ĉ has ${Chat?.length} entries, expected ${b.width} × rOut (rOut = ${rOut})`, 'pass Chat as d_out × r_out row-major with rOut');
+  return { dIn: a.width, dOut: b.width, pIn: a.positions, pOut: b.positions, rOut: r, widthsIn: a.widths, widthsOut: b.widths, K: b.positions * r };
+}
+
+/** Cotangent block k ∈ [k0, k0 + kb): row (k, t) is Ĉ[:, i]ᵀ at t = k / rOut, zero elsewhere; [kb·pOut, dOut]. */
+export function cotangentBlock(g: SectionGeometry, Chat: Float64Array | undefined, k0: number, kb: number): Float32Array {
+  const out = new Float32Array(kb * g.pOut * g.dOut);
+  for (let kk = 0; kk < kb; kk++) {
+    const k = k0 + kk;
+    const t = Math.floor(k / g.rOut);
+    const i = k % g.rOut;
+    const row = (kk * g.pOut + t) * g.dOut;
+    for (let c = 0; c < g.dOut; c++) out[row + c] = Chat ? Chat[c * g.rOut + i]! : c === i ? 1 : 0;
+  }
+  return out;
+}
+
+/** K-block and batch size for VJP passes over section s (both bounded by the buffer budget). */
+export function vjpBlockSizes(engine: Engine, model: GpuModel, s: number, g: SectionGeometry, N: number, opts: { batch?: number; kBlock?: number }): { B: number; Kb: number } {
+  const prog = model.sections[s]!.program;
+  const per1 = Math.max(perSampleFloats(prog, 1), g.pIn * g.dIn, g.pOut * g.dOut);
+  // At least ~16 samples per batch at the full block, so small batches do not dominate.
+  const Kb = opts.kBlock ?? Math.max(1, Math.min(g.K, Math.floor(Math.min(BATCH_BUFFER_BYTES, engine.maxBindingBytes) / (4 * per1 * Math.min(16, N)))));
+  const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), per1 * Kb), N);
+  return { B, Kb };
+}
+
+/**
+ * Records, for one K-block, g = Σ_k w_k · VJP(states[k], φ) concatenated over the input tuple
+ * into a new buffer [B·Kb·P_in, d_in] (the caller releases it). `cot` is the uploaded block
+ * [Kb·P_out, d_out], broadcast over the B samples here.
+ */
+export function integratedVjp(
+  engine: Engine, sec: GpuSectionProgram, states: readonly ForwardState[], weights: ArrayLike<number>, cot: GPUBuffer, g: SectionGeometry, B: number, Kb: number,
+): GPUBuffer {
+  let c0 = 0;
+  const cots = g.widthsOut.map((w) => {
+    const buf = engine.alloc(Math.max(16, B * Kb * g.pOut * w * 4), 'tf.cot');
+    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0, stride: 0 }, dst: { buf, ld: w, stride: Kb * g.pOut }, groups: B, per: Kb * g.pOut, width: w });
+    c0 += w;
+    return buf;
+  });
+  const rows = B * Kb * g.pIn;
+  const total = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
+  states.forEach((st, k) => {
+    const grads = sec.vjp(st, cots, Kb);
+    let col = 0;
+    grads.forEach((buf, j) => {
+      const w = g.widthsIn[j]!;
+      copyColumns(engine, { src: { buf, ld: w }, dst: { buf: total, ld: g.dIn, col0: col }, groups: 1, per: rows, width: w, alpha: weights[k]!, accumulate: k > 0 });
+      col += w;
+    });
+    engine.release(...grads);
+  });
+  engine.release(...cots);
+  return total;
+}
+
+/** M′ of section s (node s → node s + 1), d_in × d_in row-major, divided by N·P_in. */
+export async function mDashGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: SectionVjpOptions): Promise<Float64Array> {
+  const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
+  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `mDashGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
+  const sec = model.sections[s]!;
+  const blocks: GPUBuffer[] = [];
+  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
+  const gram = new GramAccumulator(engine, g.dIn);
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const inputs = model.forwardTo(tokens, first, b, s);
+      const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
+      const pending: Promise<void>[] = [];
+      blocks.forEach((cot, bi) => {
+        const kb = Math.min(Kb, g.K - bi * Kb);
+        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb);
+        const p = gram.addBatch(total, b * kb * g.pIn);
+        if (p) pending.push(p);
+        engine.release(total);
+      });
+      for (const st of states) sec.releaseState(st);
+      engine.release(...inputs);
+      await Promise.all(pending);
+    }
+    const m = await gram.result();
+    const scale = 1 / (N * g.pIn);
+    for (let i = 0; i < m.length; i++) m[i]! *= scale;
+    return m;
+  } finally {
+    gram.dispose();
+    engine.release(...blocks);
+  }
+}
