@@ -3,17 +3,15 @@
 // README, "The basis"):
 //   stage 1: |eigh| of the centred Gram, descending; at ln1_out/ln2_out with isolate_ln_var the
 //     variance coordinate 0 is split off first (eigenvector e_0, eigenvalue G[0,0]); when centring,
-//     the constant direction (the eigenvector with |last| > 1e-6 and eigenvalue > 1e-6) moves to
-//     the front: [const, (var,) rest]; eigenvalues ≤ τ are dropped.
+//     the constant direction leads: [const, (var,) rest]; eigenvalues ≤ τ are dropped.
 //   W = Y U, W⁺ = Uᵀ Y⁻¹, R = W D^{-1/2}, R⁺ = D^{1/2} W⁺ (src/ib/basis.ts yTimesU / uTYinv).
 //   svd/pca: C = W, C⁺ = W⁺.
 //   jacobian: M = R⁺ M′ R⁺ᵀ; the n_m = center + isolate leading directions keep M's diagonal as Λ,
 //     the rest are |eig(M[n_m:, n_m:])| descending; Λ < τ dropped; C = R V diag(√Λ),
 //     C⁺ = diag(1/√Λ) Vᵀ R⁺.
-// Unlike the MLP bases (src/ib/basis.ts), a transformer node can hold several constant slots
-// (each head's v 1-slot, ρ, the 0-slots), so the constant direction is found, not assumed.
+// A transformer node can hold several constant slots (each head's v 1-slot, ρ, the 0-slots);
+// centring makes all but the last zero rows of the Gram, which the eigensolver splits off.
 
-import { IbgpuError } from '../errors.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import { cut, eigAbsSorted, symmetrize, uTYinv, yTimesU, type LayerBasis, type Stage1, type Threshold } from '../ib/basis.js';
 
@@ -40,48 +38,42 @@ export interface TransformerStage1 extends Stage1 {
 
 export function stage1Transformer(s: NodeMoments, th: Threshold, isolateVar: boolean): TransformerStage1 {
   const D = s.dim;
-  let values: Float64Array;
-  let vectors: Float64Array; // D×D, column c = eigenvector c
-  if (isolateVar) {
-    const m = D - 1;
-    const sub = new Float64Array(m * m);
-    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) sub[i * m + j] = s.gram[(i + 1) * D + j + 1]!;
-    const e = eigAbsSorted(sub, m);
-    values = new Float64Array(D);
-    vectors = new Float64Array(D * D);
-    values[0] = s.gram[0]!;
-    vectors[0] = 1;
-    for (let c = 0; c < m; c++) {
-      values[c + 1] = e.values[c]!;
-      for (let i = 0; i < m; i++) vectors[(i + 1) * D + c + 1] = e.vectors[i * m + c]!;
-    }
-  } else {
-    ({ values, vectors } = eigAbsSorted(s.gram, D));
+  // Coordinates split off before the eigensolver: the variance (coordinate 0, rib's masked
+  // eigendecomposition) and, when centring, the constant slot (last). The centred Gram's last row
+  // is (0, …, 0, 1) in exact arithmetic (Σ(f − μ) = 0 and the slot is 1), so its eigenvector is
+  // e_last with eigenvalue 1: deflated analytically (SPEC §3.3) rather than found as rib does
+  // (|u_last| > 1e-6, which float32 statistics break), and moved to the front.
+  const lead: number[] = [];
+  if (s.centred) lead.push(D - 1);
+  if (isolateVar) lead.push(0);
+  const rest = Array.from({ length: D }, (_, i) => i).filter((i) => !lead.includes(i));
+  const m = rest.length;
+  const sub = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) sub[i * m + j] = s.gram[rest[i]! * D + rest[j]!]!;
+  const e = eigAbsSorted(sub, m);
+  // Columns: [const (centred), var (isolated), rest by |eigenvalue| descending].
+  const values = new Float64Array(D);
+  const vectors = new Float64Array(D * D);
+  lead.forEach((coord, c) => {
+    values[c] = coord === D - 1 && s.centred ? 1 : s.gram[coord * D + coord]!;
+    vectors[coord * D + c] = 1;
+  });
+  for (let c = 0; c < m; c++) {
+    values[lead.length + c] = e.values[c]!;
+    for (let i = 0; i < m; i++) vectors[rest[i]! * D + lead.length + c] = e.vectors[i * m + c]!;
   }
-  let order = Array.from({ length: D }, (_, i) => i);
-  let masked = isolateVar ? 1 : 0;
-  if (s.centred) {
-    const cands = order.filter((c) => Math.abs(vectors[(D - 1) * D + c]!) > 1e-6 && values[c]! > 1e-6);
-    if (cands.length !== 1) {
-      throw new IbgpuError(
-        'NON_FINITE',
-        `node layer ${s.name}: ${cands.length} eigenvectors of the centred Gram read the constant slot (rib asserts exactly one)`,
-        'the node layer must end in a constant 1-slot; with center: true this holds for every node layer except output',
-      );
-    }
-    order = [cands[0]!, ...order.filter((c) => c !== cands[0])];
-    masked += 1;
-  }
+  const masked = lead.length;
   const tau = cut(th, values);
-  const keep = order.filter((c) => values[c]! > tau);
+  const keep: number[] = [];
+  for (let c = 0; c < D; c++) if (values[c]! > tau) keep.push(c);
   // The masked directions lead the order; one dropped by the threshold is no longer masked.
-  const maskedKept = order.slice(0, masked).filter((c) => values[c]! > tau).length;
+  const maskedKept = keep.filter((c) => c < masked).length;
   const k = keep.length;
   const U = new Float64Array(D * k);
   const Dk = new Float64Array(k);
-  keep.forEach((src, m) => {
-    Dk[m] = values[src]!;
-    for (let i = 0; i < D; i++) U[i * k + m] = vectors[i * D + src]!;
+  keep.forEach((src, c) => {
+    Dk[c] = values[src]!;
+    for (let i = 0; i < D; i++) U[i * k + c] = vectors[i * D + src]!;
   });
   const all = Float64Array.from(values).sort().reverse();
   return { dim: D, mean: s.mean, centred: s.centred, gramEigenvalues: all, U, D: Dk, k, dropped: D - k, masked: maskedKept };
