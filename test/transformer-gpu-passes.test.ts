@@ -15,11 +15,13 @@ import type { ModelProgram } from '../src/model/program.js';
 import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { mDashGpu } from '../src/transformer/gpu-mdash.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
+import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { nodeStatsGpu } from '../src/transformer/gpu-stats.js';
+import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { concatRows, edgesF64, mDashF64, nodeTuplesF64 } from './helpers/tf-pass-reference.js';
-import { attentionProgram, copyPre, headProgram } from './helpers/tf-programs.js';
+import { attentionProgram, copyPre, headProgram, linearProgram } from './helpers/tf-programs.js';
 
 function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol: number): void {
   expect(got.length, `${what}: length`).toBe(ref.length);
@@ -39,7 +41,7 @@ const d = 6;
 const P = 4;
 const vocab = 11;
 
-function testModel(last: boolean): ModelProgram {
+function testModel(last: boolean, linearTail = false): ModelProgram {
   const g = gaussian(rng(7));
   const W = d + 1;
   const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
@@ -50,7 +52,10 @@ function testModel(last: boolean): ModelProgram {
   return {
     embed: { WE, vocab, width: W, Wpos, nCtx: P },
     pre: copyPre(W, P),
-    sections: [{ ...attn, from: 'n0', to: 'n1' }, { ...headProgram(4, widths, Pmid, 9, false), from: 'n1', to: 'n2' }],
+    sections: [
+      { ...attn, from: 'n0', to: 'n1' },
+      { ...(linearTail ? linearProgram(4, widths, Pmid, 9) : headProgram(4, widths, Pmid, 9, false)), from: 'n1', to: 'n2' },
+    ],
     nodeLayers: ['n0', 'n1', 'n2'],
   };
 }
@@ -113,6 +118,16 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
+  it('M′ of a linear-only section (sample-independent gradients, added once for all N)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(false, true);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const m1 = await mDashGpu(engine, model, 1, tokens, N, { points: pts, batch: 3, kBlock: 4 });
+    expectClose(m1, mDashF64(mp, 1, tokens, N, P, undefined, model.nodes[2]!.width, pts), 'M′ linear section', 2e-4);
+    model.dispose();
+  });
+
   it('squared edges of the attention section at the projected point', async () => {
     const engine = await getEngine();
     const mp = testModel(true);
@@ -126,5 +141,28 @@ describe('GPU transformer passes vs float64', () => {
     const E = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut: 5, points: pts, batch: 3, kBlock: 4 });
     expectClose(E, edgesF64(mp, 0, tokens, N, P, C, Cpinv, rIn, Chat, 5, pts), 'edges', 2e-4);
     model.dispose();
+  });
+
+  it('GpuPasses agrees with the float64 passes (centred and raw statistics, M′, edges)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const tok = Int32Array.from(tokens);
+    const gpu = new GpuPasses(engine, mp, tok, N, P);
+    const cpu = new PassesF64(mp, tok, N, P);
+    for (const centred of [true, false]) {
+      const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];
+      expect(g.length).toBe(c.length);
+      g.forEach((s, i) => {
+        expect([s.dim, s.positions]).toEqual([c[i]!.dim, c[i]!.positions]);
+        expectClose(s.mean, c[i]!.mean, `mean ${i}`, 1e-5);
+        expectClose(s.gram, c[i]!.gram, `${centred ? 'centred' : 'raw'} Gram ${i}`, 1e-5);
+      });
+    }
+    const pts = integrationPoints('gauss-legendre', 1);
+    const Chat = randomMatrix(gpu.model.nodes[1]!.width, 5, 21);
+    expectClose(await gpu.mPrime(0, Chat, 5, pts), await cpu.mPrime(0, Chat, 5, pts), 'M′', 2e-4);
+    const input = { C: randomMatrix(gpu.model.nodes[0]!.width, 8, 22), Cpinv: randomMatrix(8, gpu.model.nodes[0]!.width, 23), rIn: 8 };
+    expectClose(await gpu.edges(0, input, Chat, 5, pts), await cpu.edges(0, input, Chat, 5, pts), 'edges', 2e-4);
+    gpu.dispose();
   });
 });

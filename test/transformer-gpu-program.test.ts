@@ -72,8 +72,53 @@ describe('GPU SectionProgram interpreter vs float64', () => {
       // program-f64's VJP is d/d(α·f); the GPU's is the same (cotangent on the scaled inputs).
       expectClose(await engine.readF32(grads[j]!, B * K * v.positions * v.width), gref[j]!, `grad ${v.label}`);
     }
+    // One cotangent block for all samples (shared): kept shared through sample-independent ops,
+    // broadcast at the first sample-dependent one; must equal the per-sample VJP of its copies.
+    const one = prog.outputs.map((id, j) => randomF32(K * prog.values[id]!.positions * prog.values[id]!.width, 300 + j));
+    const ob = one.map((c) => engine.upload(c));
+    for (const keepShared of [false, true]) {
+      const sharedOut: boolean[] = [];
+      const sg = gp.vjp(st, ob, K, { shared: true, keepShared, sharedOut });
+      const rep = one.map((c) => {
+        const r = new Float64Array(B * c.length);
+        for (let b = 0; b < B; b++) r.set(c, b * c.length);
+        return r;
+      });
+      const sref = vjpF64(prog, ref, rep, B, K);
+      for (const [j, id] of prog.inputs.entries()) {
+        const v = prog.values[id]!;
+        const per = K * v.positions * v.width;
+        const got = await engine.readF32(sg[j]!, (sharedOut[j] ? 1 : B) * per);
+        expectClose(sharedOut[j] ? Array.from({ length: B * per }, (_, i) => got[i % per]!) : got, sref[j]!, `shared-cotangent grad ${v.label}`);
+      }
+      engine.release(...sg);
+    }
     gp.releaseState(st);
-    engine.release(...bufs, ...cb, ...grads);
+    engine.release(...bufs, ...cb, ...ob, ...grads);
+    gp.dispose();
+  });
+
+  it('a linear-only section keeps shared cotangents shared to its inputs', async () => {
+    const engine = await getEngine();
+    const W = Float64Array.from({ length: 5 * 3 }, (_, i) => Math.sin(i + 1));
+    const prog: SectionProgram = {
+      from: 'a', to: 'b', inputs: [0], outputs: [2],
+      values: [{ width: 5, positions: 2, label: 'x' }, { width: 3, positions: 2, label: 'y' }, { width: 3, positions: 1, label: 'last' }],
+      ops: [{ kind: 'linear', x: 0, y: 1, W, wIn: 5, wOut: 3 }, { kind: 'lastPos', x: 1, y: 2 }],
+    };
+    const gp = new GpuSectionProgram(engine, prog);
+    const x = engine.upload(randomF32(4 * 2 * 5, 9));
+    const st = gp.forward([x], 4);
+    const cot = engine.upload(Float32Array.of(1, 0, 0, 0, 1, 0)); // K = 2 unit cotangents
+    const sharedOut: boolean[] = [];
+    const [g] = gp.vjp(st, [cot], 2, { shared: true, keepShared: true, sharedOut });
+    expect(sharedOut).toEqual([true]);
+    const got = await engine.readF32(g!, 2 * 2 * 5);
+    const want = new Float64Array(20);
+    for (let k = 0; k < 2; k++) for (let c = 0; c < 5; c++) want[(k * 2 + 1) * 5 + c] = W[c * 3 + k]!; // only the last position
+    expectClose(got, want, 'shared gradient');
+    gp.releaseState(st);
+    engine.release(x, cot, g);
     gp.dispose();
   });
 });

@@ -58,8 +58,8 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
         const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb);
         const rows = b * kb * g.pIn;
         const h = engine.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, total, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        engine.release(total);
+        matmul(engine, total.buf, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+        engine.release(total.buf);
         const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
         edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn);
         engine.release(h);

@@ -74,35 +74,55 @@ export function vjpBlockSizes(engine: Engine, model: GpuModel, s: number, g: Sec
   return { B, Kb };
 }
 
+/** An integrated gradient block: per sample [B·Kb·P_in, d_in], or shared by all samples [Kb·P_in, d_in]. */
+export interface IntegratedGrad {
+  buf: GPUBuffer;
+  shared: boolean;
+}
+
 /**
  * Records, for one K-block, g = Σ_k w_k · VJP(states[k], φ) concatenated over the input tuple
- * into a new buffer [B·Kb·P_in, d_in] (the caller releases it). `cot` is the uploaded block
- * [Kb·P_out, d_out], broadcast over the B samples here.
+ * into a new buffer (the caller releases it). `cot` is the uploaded block [Kb·P_out, d_out], the
+ * same for every sample: the VJP keeps it shared until the first sample-dependent op. When every
+ * member's gradient is still sample-independent at the inputs (a section of linear ops only) and
+ * `allowShared` is set, g is returned shared; otherwise shared members are broadcast.
  */
 export function integratedVjp(
   engine: Engine, sec: GpuSectionProgram, states: readonly ForwardState[], weights: ArrayLike<number>, cot: GPUBuffer, g: SectionGeometry, B: number, Kb: number,
-): GPUBuffer {
+  allowShared = false,
+): IntegratedGrad {
   let c0 = 0;
   const cots = g.widthsOut.map((w) => {
-    const buf = engine.alloc(Math.max(16, B * Kb * g.pOut * w * 4), 'tf.cot');
-    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0, stride: 0 }, dst: { buf, ld: w, stride: Kb * g.pOut }, groups: B, per: Kb * g.pOut, width: w });
+    const buf = engine.alloc(Math.max(16, Kb * g.pOut * w * 4), 'tf.cot');
+    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: Kb * g.pOut, width: w });
     c0 += w;
     return buf;
   });
-  const rows = B * Kb * g.pIn;
+  const perStep = states.map((st) => {
+    const sharedOut: boolean[] = [];
+    const grads = sec.vjp(st, cots, Kb, { shared: true, keepShared: true, sharedOut });
+    return { grads, sharedOut };
+  });
+  engine.release(...cots);
+  const shared = allowShared && perStep.every((q) => q.sharedOut.every(Boolean));
+  const rows = (shared ? 1 : B) * Kb * g.pIn;
   const total = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
-  states.forEach((st, k) => {
-    const grads = sec.vjp(st, cots, Kb);
+  perStep.forEach(({ grads, sharedOut }, k) => {
     let col = 0;
     grads.forEach((buf, j) => {
       const w = g.widthsIn[j]!;
-      copyColumns(engine, { src: { buf, ld: w }, dst: { buf: total, ld: g.dIn, col0: col }, groups: 1, per: rows, width: w, alpha: weights[k]!, accumulate: k > 0 });
+      const dst = { buf: total, ld: g.dIn, col0: col };
+      const common = { alpha: weights[k]!, accumulate: k > 0, width: w };
+      if (sharedOut[j] && !shared) {
+        copyColumns(engine, { src: { buf, ld: w, stride: 0 }, dst: { ...dst, stride: Kb * g.pIn }, groups: B, per: Kb * g.pIn, ...common });
+      } else {
+        copyColumns(engine, { src: { buf, ld: w }, dst, groups: 1, per: rows, ...common });
+      }
       col += w;
     });
     engine.release(...grads);
   });
-  engine.release(...cots);
-  return total;
+  return { buf: total, shared };
 }
 
 /** M′ of section s (node s → node s + 1), d_in × d_in row-major, divided by N·P_in. */
@@ -114,29 +134,37 @@ export async function mDashGpu(engine: Engine, model: GpuModel, s: number, token
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const gram = new GramAccumulator(engine, g.dIn);
+  // Blocks whose gradients turned out sample-independent: Σ_n g gᵀ = N·(g gᵀ), added once.
+  const sharedGram = new GramAccumulator(engine, g.dIn);
+  const sharedDone = blocks.map(() => false);
   try {
     for (let first = 0; first < N; first += B) {
+      if (sharedDone.every(Boolean)) break;
       const b = Math.min(B, N - first);
       const inputs = model.forwardTo(tokens, first, b, s);
       const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
       const pending: Promise<void>[] = [];
       blocks.forEach((cot, bi) => {
+        if (sharedDone[bi]) return;
         const kb = Math.min(Kb, g.K - bi * Kb);
-        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb);
-        const p = gram.addBatch(total, b * kb * g.pIn);
+        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
+        const p = total.shared ? sharedGram.addBatch(total.buf, kb * g.pIn) : gram.addBatch(total.buf, b * kb * g.pIn);
+        if (total.shared) sharedDone[bi] = true;
         if (p) pending.push(p);
-        engine.release(total);
+        engine.release(total.buf);
       });
       for (const st of states) sec.releaseState(st);
       engine.release(...inputs);
       await Promise.all(pending);
     }
     const m = await gram.result();
+    const ms = await sharedGram.result();
     const scale = 1 / (N * g.pIn);
-    for (let i = 0; i < m.length; i++) m[i]! *= scale;
+    for (let i = 0; i < m.length; i++) m[i] = (m[i]! + N * ms[i]!) * scale;
     return m;
   } finally {
     gram.dispose();
+    sharedGram.dispose();
     engine.release(...blocks);
   }
 }

@@ -33,6 +33,24 @@ export interface ForwardState {
   owned: Set<number>;
 }
 
+export interface VjpOptions {
+  /** The cotangents are one block for all samples, [K·P_out, width]. */
+  shared?: boolean;
+  /** Return still sample-independent input gradients shared, [K·P_in, width]. */
+  keepShared?: boolean;
+  /** Filled with one flag per input: whether its gradient was returned shared. */
+  sharedOut?: boolean[];
+}
+
+/** A cotangent: per sample [B·K·P, w], or shared by all samples [K·P, w]. */
+interface Grad {
+  buf: GPUBuffer;
+  shared: boolean;
+}
+
+/** Ops whose VJP reads the sample's forward values (all others act on every sample alike). */
+const SAMPLE_DEPENDENT = new Set<Op['kind']>(['act', 'lnVar', 'lnDiv', 'attention']);
+
 export interface ForwardOptions {
   /** Keep the values the VJP needs (default true). False: keep only the outputs. */
   forVjp?: boolean;
@@ -213,43 +231,72 @@ export class GpuSectionProgram {
 
   /**
    * VJP of the batch in `s` for K cotangents per sample. `cot[i]` is the cotangent block on
-   * program.outputs[i], [B·K·P_out, width] (null: zero). Returns one new buffer per input tuple
-   * member, [B·K·P_in, width_in]; the caller releases them. The cotangent buffers are not modified.
+   * program.outputs[i] (null: zero): [B·K·P_out, width], or with `shared` one block for all
+   * samples, [K·P_out, width]. Returns one new buffer per input tuple member, [B·K·P_in, width_in]
+   * (the caller releases them); the cotangent buffers are not modified.
+   *
+   * Shared cotangents stay shared (computed once for the batch, not B times) through the ops
+   * whose VJP does not depend on the sample: linear, add, copy, concat, slice, lastPos and rotary
+   * (position-only). They are broadcast over the batch at the first sample-dependent op (act,
+   * LayerNorm, attention) or where they meet a per-sample cotangent. With `keepShared`, input
+   * gradients that are still sample-independent are returned shared ([K·P_in, width]) and
+   * `sharedOut` says which.
    */
-  vjp(s: ForwardState, cot: readonly (GPUBuffer | null)[], K: number): GPUBuffer[] {
+  vjp(s: ForwardState, cot: readonly (GPUBuffer | null)[], K: number, opts: VjpOptions = {}): GPUBuffer[] {
     this.assertLive();
     const p = this.program;
     const e = this.engine;
     const B = s.B;
+    const sharedIn = opts.shared ?? false;
     checkShape(cot.length === p.outputs.length, `section ${p.from}->${p.to}: ${cot.length} cotangent buffers for a ${p.outputs.length}-member output tuple`);
     checkShape(Number.isInteger(K) && K >= 1, `section ${p.from}->${p.to}: K = ${K} is not a positive integer`);
-    const grads = new Map<number, GPUBuffer>();
-    const rowsK = (id: number): number => B * K * this.shape(id).P;
-    const fresh = (id: number): GPUBuffer => this.alloc(rowsK(id) * this.shape(id).w, `tf.d${p.values[id]!.label}`);
-    /** grad[id] += alpha·src over whole rows (allocates on first use). */
-    const addInto = (id: number, src: GPUBuffer): void => {
-      const { w } = this.shape(id);
-      const have = grads.get(id);
-      if (have) copyRows(e, src, have, rowsK(id), w, 1, true);
-      else {
-        const g = fresh(id);
-        copyRows(e, src, g, rowsK(id), w);
-        grads.set(id, g);
-      }
+    const grads = new Map<number, Grad>();
+    const rowsOf = (id: number, shared: boolean): number => (shared ? 1 : B) * K * this.shape(id).P;
+    const fresh = (id: number, shared: boolean): Grad => ({
+      buf: this.alloc(rowsOf(id, shared) * this.shape(id).w, `tf.d${p.values[id]!.label}`),
+      shared,
+    });
+    /** A per-sample copy of a shared gradient (the shared buffer is released when owned). */
+    const broadcast = (id: number, g: Grad, owned: boolean): Grad => {
+      if (!g.shared) return g;
+      const { w, P } = this.shape(id);
+      const out = fresh(id, false);
+      copyColumns(e, { src: { buf: g.buf, ld: w, stride: 0 }, dst: { buf: out.buf, ld: w, stride: K * P }, groups: B, per: K * P, width: w });
+      if (owned) e.release(g.buf);
+      return out;
     };
-    /** Takes ownership of a freshly computed contribution. */
-    const give = (id: number, buf: GPUBuffer): void => {
-      if (grads.has(id)) {
-        addInto(id, buf);
-        e.release(buf);
-      } else grads.set(id, buf);
+    /** grad[id] += c; takes ownership of c.buf when `owned`. */
+    const addGrad = (id: number, c: Grad, owned: boolean): void => {
+      const { w } = this.shape(id);
+      let have = grads.get(id);
+      if (!have) {
+        if (owned) grads.set(id, c);
+        else {
+          const g = fresh(id, c.shared);
+          copyRows(e, c.buf, g.buf, rowsOf(id, c.shared), w);
+          grads.set(id, g);
+        }
+        return;
+      }
+      if (have.shared !== c.shared) {
+        if (have.shared) {
+          have = broadcast(id, have, true);
+          grads.set(id, have);
+        } else {
+          c = broadcast(id, c, owned);
+          owned = true;
+        }
+      }
+      copyRows(e, c.buf, have.buf, rowsOf(id, have.shared), w, 1, true);
+      if (owned) e.release(c.buf);
     };
     p.outputs.forEach((id, i) => {
       const c = cot[i];
       if (!c) return;
       const { w } = this.shape(id);
-      checkShape(c.size >= rowsK(id) * w * 4, `section ${p.from}->${p.to}: cotangent ${i} holds fewer than ${B}·${K}·${this.shape(id).P}·${w} floats`);
-      addInto(id, c);
+      checkShape(c.size >= rowsOf(id, sharedIn) * w * 4,
+        `section ${p.from}->${p.to}: cotangent ${i} holds fewer than ${sharedIn ? '' : `${B}·`}${K}·${this.shape(id).P}·${w} floats`);
+      addGrad(id, { buf: c, shared: sharedIn }, false);
     });
     const fwd = (id: number): GPUBuffer => {
       const b = s.values.get(id);
@@ -258,109 +305,117 @@ export class GpuSectionProgram {
     };
     for (let i = p.ops.length - 1; i >= 0; i--) {
       const op = p.ops[i]!;
-      const y = 'y' in op ? op.y : -1;
-      const dy = grads.get(y);
-      if (!dy) continue;
+      const y = op.y;
+      let g = grads.get(y);
+      if (!g) continue;
       grads.delete(y);
+      if (g.shared && SAMPLE_DEPENDENT.has(op.kind)) g = broadcast(y, g, true);
+      const dy = g.buf;
+      const sh = g.shared;
       const { w, P } = this.shape(y);
       const blk = { B, K, P };
       switch (op.kind) {
         case 'linear': {
           const have = grads.get(op.x);
-          const dx = have ?? fresh(op.x);
-          matmul(e, dy, this.weights.get(i)!, dx, { m: rowsK(y), n: op.wIn, k: op.wOut, transB: true, beta: have ? 1 : 0 });
-          grads.set(op.x, dx);
+          if (have && have.shared === sh) {
+            matmul(e, dy, this.weights.get(i)!, have.buf, { m: rowsOf(y, sh), n: op.wIn, k: op.wOut, transB: true, beta: 1 });
+          } else {
+            const dx = fresh(op.x, sh);
+            matmul(e, dy, this.weights.get(i)!, dx.buf, { m: rowsOf(y, sh), n: op.wIn, k: op.wOut, transB: true });
+            addGrad(op.x, dx, true);
+          }
           break;
         }
         case 'act': {
-          const dx = fresh(op.x);
-          actVjp(e, fwd(op.x), dy, dx, blk, w, op.act);
-          give(op.x, dx);
+          const dx = fresh(op.x, false);
+          actVjp(e, fwd(op.x), dy, dx.buf, blk, w, op.act);
+          addGrad(op.x, dx, true);
           break;
         }
         case 'lnVar': {
-          const dx = fresh(op.x);
-          lnVarVjp(e, fwd(op.x), dy, dx, blk, this.shape(op.x).w, op.d);
-          give(op.x, dx);
+          const dx = fresh(op.x, false);
+          lnVarVjp(e, fwd(op.x), dy, dx.buf, blk, this.shape(op.x).w, op.d);
+          addGrad(op.x, dx, true);
           break;
         }
         case 'lnDiv': {
-          const dx = fresh(op.x);
-          const dv = fresh(op.v);
-          lnDivVjp(e, fwd(op.v), fwd(op.x), dy, dx, dv, blk, op.d, op.eps);
-          give(op.x, dx);
-          give(op.v, dv);
+          const dx = fresh(op.x, false);
+          const dv = fresh(op.v, false);
+          lnDivVjp(e, fwd(op.v), fwd(op.x), dy, dx.buf, dv.buf, blk, op.d, op.eps);
+          addGrad(op.x, dx, true);
+          addGrad(op.v, dv, true);
           break;
         }
         case 'rotary': {
-          const dx = fresh(op.x);
-          rotary(e, dy, this.weights.get(i)!, dx, rowsK(y), P, op, true);
-          give(op.x, dx);
+          const dx = fresh(op.x, sh);
+          rotary(e, dy, this.weights.get(i)!, dx.buf, rowsOf(y, sh), P, op, true);
+          addGrad(op.x, dx, true);
           break;
         }
         case 'attention': {
           const a = attentionShape(op, B, P);
-          const dq = fresh(op.q);
-          const dk = fresh(op.k);
-          const dv = fresh(op.v);
+          const dq = fresh(op.q, false);
+          const dk = fresh(op.k, false);
+          const dv = fresh(op.v, false);
           const ds = this.alloc(attentionProbFloats(a) * K, `tf.ds${i}`);
-          attentionVjp(e, { q: fwd(op.q), k: fwd(op.k), v: fwd(op.v), probs: s.probs.get(i)!, dz: dy, dq, dk, dv, ds, K }, a);
+          attentionVjp(e, { q: fwd(op.q), k: fwd(op.k), v: fwd(op.v), probs: s.probs.get(i)!, dz: dy, dq: dq.buf, dk: dk.buf, dv: dv.buf, ds, K }, a);
           e.release(ds);
-          give(op.q, dq);
-          give(op.k, dk);
-          give(op.v, dv);
+          addGrad(op.q, dq, true);
+          addGrad(op.k, dk, true);
+          addGrad(op.v, dv, true);
           break;
         }
         case 'add':
-          addInto(op.a, dy);
-          addInto(op.b, dy);
+          addGrad(op.a, g, false);
+          addGrad(op.b, g, false);
           break;
         case 'copy':
-          addInto(op.x, dy);
+          addGrad(op.x, g, false);
           break;
         case 'lastPos': {
           const Px = this.shape(op.x).P;
-          const dx = fresh(op.x);
-          e.clear(dx, 0, rowsK(op.x) * w * 4);
-          copyColumns(e, { src: { buf: dy, ld: w, stride: 1 }, dst: { buf: dx, ld: w, stride: Px, row0: Px - 1 }, groups: B * K, per: 1, width: w });
-          give(op.x, dx);
+          const dx = fresh(op.x, sh);
+          e.clear(dx.buf, 0, rowsOf(op.x, sh) * w * 4);
+          copyColumns(e, { src: { buf: dy, ld: w, stride: 1 }, dst: { buf: dx.buf, ld: w, stride: Px, row0: Px - 1 }, groups: (sh ? 1 : B) * K, per: 1, width: w });
+          addGrad(op.x, dx, true);
           break;
         }
         case 'concat': {
           let c0 = 0;
           for (const id of op.xs) {
             const wx = this.shape(id).w;
-            const have = grads.get(id);
-            const dx = have ?? fresh(id);
-            copyColumns(e, { src: { buf: dy, ld: w, col0: c0 }, dst: { buf: dx, ld: wx }, groups: 1, per: rowsK(y), width: wx, accumulate: !!have });
-            grads.set(id, dx);
+            const dx = fresh(id, sh);
+            copyColumns(e, { src: { buf: dy, ld: w, col0: c0 }, dst: { buf: dx.buf, ld: wx }, groups: 1, per: rowsOf(y, sh), width: wx });
+            addGrad(id, dx, true);
             c0 += wx;
           }
           break;
         }
         case 'slice': {
           const wx = this.shape(op.x).w;
-          let dx = grads.get(op.x);
-          if (!dx) {
-            dx = fresh(op.x);
-            e.clear(dx, 0, rowsK(op.x) * wx * 4);
-            grads.set(op.x, dx);
-          }
-          copyColumns(e, { src: { buf: dy, ld: w }, dst: { buf: dx, ld: wx, col0: op.from }, groups: 1, per: rowsK(y), width: op.to - op.from, accumulate: true });
+          const dx = fresh(op.x, sh);
+          e.clear(dx.buf, 0, rowsOf(op.x, sh) * wx * 4);
+          copyColumns(e, { src: { buf: dy, ld: w }, dst: { buf: dx.buf, ld: wx, col0: op.from }, groups: 1, per: rowsOf(y, sh), width: op.to - op.from });
+          addGrad(op.x, dx, true);
           break;
         }
       }
       e.release(dy);
     }
+    const sharedOut: boolean[] = [];
     const out = p.inputs.map((id) => {
-      const g = grads.get(id);
+      let g = grads.get(id);
       grads.delete(id);
-      if (g) return g;
-      const z = fresh(id);
-      e.clear(z, 0, rowsK(id) * this.shape(id).w * 4);
-      return z;
+      if (!g) {
+        g = fresh(id, !!opts.keepShared);
+        e.clear(g.buf, 0, rowsOf(id, g.shared) * this.shape(id).w * 4);
+      }
+      if (g.shared && !opts.keepShared) g = broadcast(id, g, true);
+      sharedOut.push(g.shared);
+      return g.buf;
     });
-    for (const g of grads.values()) e.release(g);
+    for (const g of grads.values()) e.release(g.buf);
+    if (opts.sharedOut) opts.sharedOut.splice(0, opts.sharedOut.length, ...sharedOut);
     return out;
   }
 

@@ -128,3 +128,13 @@ export function copyPre(width: number, P: number): SectionProgram {
   ];
   return { from: 'input', to: 'n0', values, inputs: [0, 1], outputs: [2, 3], ops: [{ kind: 'copy', x: 0, y: 2 }, { kind: 'copy', x: 1, y: 3 }] };
 }
+
+/** Linear-only readout (rib's unembed → output): concat, one linear map. Sample-independent VJP. */
+export function linearProgram(seed: number, widths: readonly number[], P: number, wOut: number): SectionProgram {
+  const b = new Builder(gaussian(rng(seed)));
+  const ins = widths.map((w, j) => b.val(w, P, `in${j}`));
+  const cat = b.val(widths.reduce((a, c) => a + c, 0), P, 'cat');
+  b.ops.push({ kind: 'concat', xs: ins, y: cat });
+  const y = b.linear(cat, wOut, 1, 'logits');
+  return { from: 'unembed', to: 'output', values: b.values, inputs: ins, outputs: [y], ops: b.ops };
+}
