@@ -208,6 +208,8 @@ describe('transformer kernels vs float64', () => {
     edgeSquare(engine, bh, bu, out, B, K, P, r);
     // Sums of squares: the relative error is ≤ (B + P + 1)·2^-24 of Σ of the (non-negative) terms.
     expectClose(await run(engine, out, K * r), edgeSquareF64(h, u, B, K, P, r), 'edges');
+    edgeSquare(engine, bh, bu, out, B, K, P, r, true); // the first sample's block shared by all
+    expectClose(await run(engine, out, K * r), edgeSquareF64(h, u, B, K, P, r, true), 'edges, shared h');
     engine.release(bh, bu, out);
   });
 });

@@ -128,6 +128,19 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
+  it('squared edges of a linear-only section (VJP shared by all samples)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true, true);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gradient', 0);
+    const dIn = model.nodes[1]!.width;
+    const C = randomMatrix(dIn, 7, 31);
+    const Cpinv = randomMatrix(7, dIn, 32);
+    const E = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, batch: 3, kBlock: 4 });
+    expectClose(E, edgesF64(mp, 1, tokens, N, P, C, Cpinv, 7, undefined, model.nodes[2]!.width, pts), 'edges', 2e-4);
+    model.dispose();
+  });
+
   it('squared edges of the attention section at the projected point', async () => {
     const engine = await getEngine();
     const mp = testModel(true);

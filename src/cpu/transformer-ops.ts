@@ -216,15 +216,16 @@ export function attentionVjpF64(q: Arr, k: Arr, v: Arr, dz: Arr, K: number, a: A
   return { dq, dk, dv };
 }
 
-/** out[k, j] = Σ_b (Σ_s h[(b·K + k)·P + s, j] · u[b·P + s, j])² (tf_edge_square's reference). */
-export function edgeSquareF64(h: Arr, u: Arr, B: number, K: number, P: number, r: number): Float64Array {
+/** out[k, j] = Σ_b (Σ_s h[b·hs + (k·P + s)·r + j] · u[b·P + s, j])², hs = K·P·r or 0 when shared (tf_edge_square's reference). */
+export function edgeSquareF64(h: Arr, u: Arr, B: number, K: number, P: number, r: number, hShared = false): Float64Array {
+  const hs = hShared ? 0 : K * P * r;
   const out = new Float64Array(K * r);
   for (let k = 0; k < K; k++) {
     for (let j = 0; j < r; j++) {
       let acc = 0;
       for (let b = 0; b < B; b++) {
         let e = 0;
-        for (let s = 0; s < P; s++) e += h[((b * K + k) * P + s) * r + j]! * u[(b * P + s) * r + j]!;
+        for (let s = 0; s < P; s++) e += h[b * hs + (k * P + s) * r + j]! * u[(b * P + s) * r + j]!;
         acc += e * e;
       }
       out[k * r + j] = acc;

@@ -4,7 +4,8 @@
 // projected point f' = (f·C)·C⁺ (scaled by α_k), the VJP uses the cotangents of M′ (one per
 // (t, i)), the integrated gradient g_s is mapped into the basis by h_s = g_s·C⁺ᵀ, and
 // tf_edge_square forms Σ_b (Σ_s h_{s,j} u_{s,j})² per (t, i, j); the host adds the t terms and the
-// batches in float64.
+// batches in float64. When the section's VJP does not depend on the sample (linear ops only), h is
+// computed once per batch for all samples and shared by the kernel.
 
 import { checkShape } from '../errors.js';
 import { matmul } from '../kernels/matmul.js';
@@ -55,13 +56,13 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
       blocks.forEach((cot, bi) => {
         const k0 = bi * Kb;
         const kb = Math.min(Kb, g.K - k0);
-        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb);
-        const rows = b * kb * g.pIn;
+        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
+        const rows = (total.shared ? 1 : b) * kb * g.pIn;
         const h = engine.alloc(rows * rIn * 4, 'tf.h');
         matmul(engine, total.buf, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
         engine.release(total.buf);
         const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
-        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn);
+        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
         engine.release(h);
         reads.push(engine.readF32(out, kb * rIn).then((part) => {
           for (let kk = 0; kk < kb; kk++) {
