@@ -21,7 +21,7 @@ import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { concatRows, edgesF64, mDashF64, nodeTuplesF64 } from './helpers/tf-pass-reference.js';
-import { attentionProgram, copyPre, headProgram, linearProgram } from './helpers/tf-programs.js';
+import { attentionProgram, copyPre, headProgram, linearProgram, mlpProgram } from './helpers/tf-programs.js';
 
 function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol: number): void {
   expect(got.length, `${what}: length`).toBe(ref.length);
@@ -138,6 +138,31 @@ describe('GPU transformer passes vs float64', () => {
     const Cpinv = randomMatrix(7, dIn, 32);
     const E = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, batch: 3, kBlock: 4 });
     expectClose(E, edgesF64(mp, 1, tokens, N, P, C, Cpinv, 7, undefined, model.nodes[2]!.width, pts), 'edges', 2e-4);
+    model.dispose();
+  });
+
+  it.each(['gelu', 'relu'] as const)('M′ of a position-local %s section: gate-Gram closed form = per-sample VJPs = float64', async (act) => {
+    const engine = await getEngine();
+    const g = gaussian(rng(5));
+    const W = d + 1;
+    const mlp = mlpProgram(6, P, act, d, 13);
+    const mp: ModelProgram = {
+      embed: {
+        WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())), vocab, width: W,
+        Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())), nCtx: P,
+      },
+      pre: copyPre(W, P),
+      sections: [{ ...mlp, from: 'n0', to: 'n1' }],
+      nodeLayers: ['n0', 'n1'],
+    };
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const Chat = randomMatrix(W, 5, 41);
+    const ref = mDashF64(mp, 0, tokens, N, P, Chat, 5, pts);
+    const closed = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3 });
+    const generic = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3, kBlock: 4, generic: true });
+    expectClose(closed, ref, 'closed form', 2e-4);
+    expectClose(generic, ref, 'generic', 2e-4);
     model.dispose();
   });
 

@@ -12,7 +12,8 @@ import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
-import { cotangentBlock, integratedVjp, sectionGeometry, vjpBlockSizes, type SectionVjpOptions } from './gpu-mdash.js';
+import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
+import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
 export interface EdgeOptions extends SectionVjpOptions {
   /** Node ℓ's basis C (d_in × r_in) and its pseudo-inverse C⁺ (r_in × d_in), row-major. */

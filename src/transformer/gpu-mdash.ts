@@ -14,55 +14,11 @@
 import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
-import type { IntegrationPoints } from '../ib/integration.js';
 import type { Engine } from '../runtime/engine.js';
+import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
+import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
-
-export interface SectionVjpOptions {
-  /** Ĉ, d_out × r_out row-major; absent: the identity (r_out = d_out). */
-  Chat?: Float64Array;
-  rOut?: number;
-  points: IntegrationPoints;
-  /** Samples per batch / cotangents per block (defaults from the batch buffer budget). */
-  batch?: number;
-  kBlock?: number;
-}
-
-export interface SectionGeometry {
-  dIn: number;
-  dOut: number;
-  pIn: number;
-  pOut: number;
-  rOut: number;
-  widthsIn: number[];
-  widthsOut: number[];
-  /** Cotangents per sample: pOut · rOut. */
-  K: number;
-}
-
-export function sectionGeometry(model: GpuModel, s: number, Chat?: Float64Array, rOut?: number): SectionGeometry {
-  checkShape(Number.isInteger(s) && s >= 0 && s < model.sections.length, `section index ${s} outside 0..${model.sections.length - 1}`);
-  const a = model.nodes[s]!;
-  const b = model.nodes[s + 1]!;
-  const r = Chat ? rOut ?? -1 : b.width;
-  checkShape(!Chat || (Number.isInteger(r) && r >= 1 && Chat.length === b.width * r),
-    `section ${a.name}->${b.name}: Ĉ has ${Chat?.length} entries, expected ${b.width} × rOut (rOut = ${rOut})`, 'pass Chat as d_out × r_out row-major with rOut');
-  return { dIn: a.width, dOut: b.width, pIn: a.positions, pOut: b.positions, rOut: r, widthsIn: a.widths, widthsOut: b.widths, K: b.positions * r };
-}
-
-/** Cotangent block k ∈ [k0, k0 + kb): row (k, t) is Ĉ[:, i]ᵀ at t = k / rOut, zero elsewhere; [kb·pOut, dOut]. */
-export function cotangentBlock(g: SectionGeometry, Chat: Float64Array | undefined, k0: number, kb: number): Float32Array {
-  const out = new Float32Array(kb * g.pOut * g.dOut);
-  for (let kk = 0; kk < kb; kk++) {
-    const k = k0 + kk;
-    const t = Math.floor(k / g.rOut);
-    const i = k % g.rOut;
-    const row = (kk * g.pOut + t) * g.dOut;
-    for (let c = 0; c < g.dOut; c++) out[row + c] = Chat ? Chat[c * g.rOut + i]! : c === i ? 1 : 0;
-  }
-  return out;
-}
 
 /** K-block and batch size for VJP passes over section s (both bounded by the buffer budget). */
 export function vjpBlockSizes(engine: Engine, model: GpuModel, s: number, g: SectionGeometry, N: number, opts: { batch?: number; kBlock?: number }): { B: number; Kb: number } {
@@ -129,8 +85,10 @@ export function integratedVjp(
 export async function mDashGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: SectionVjpOptions): Promise<Float64Array> {
   const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `mDashGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
-  const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   const sec = model.sections[s]!;
+  const act = opts.generic ? undefined : singleActSection(sec.program);
+  if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
+  const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const gram = new GramAccumulator(engine, g.dIn);
