@@ -13,6 +13,7 @@ import { writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
 import { makeProgress } from './progress.js';
+import { isTransformerBuild, transformerBuildCommand } from '../transformer/build.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository / package root (dist/src/cli or src/cli). */
@@ -87,6 +88,7 @@ export async function buildCommand(
 ): Promise<number> {
   const { configPath, base, config, name } = await loadBuildConfig(configArg);
   const out = defaultResultDir(config, base, name, o.out);
+  if (await isTransformerBuild(config, base)) return transformerBuildCommand(configPath, base, config, out, o);
   const log = (m: string) => { if (!o.quiet) console.error(m); };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);

@@ -10,6 +10,8 @@ import type { Engine } from '../runtime/engine.js';
 import { parseConfig, type BuildConfig } from './config.js';
 import { buildInteractionBasis, type BuildOptions, type IbResult } from './pipeline.js';
 import { writeResults } from './results.js';
+import { isTransformerBuild, transformerBuildToDir, loadTransformerBuild, runTransformerBuild } from '../transformer/build.js';
+import { gpuPassesFactory } from '../transformer/gpu-passes.js';
 
 export interface BuildFromFilesOptions extends BuildOptions {
   /** Write the result directory here (atomically: complete or absent). */
@@ -42,6 +44,15 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new IbgpuError('BAD_CONFIG', `${path} is not a JSON object`);
   const config = parseConfig({ ...(raw as Record<string, unknown>), ...(opts.overrides ?? {}) });
   const base = dirname(path);
+  // Transformer configs (their arch file is a transformer config) go to the transformer build.
+  if (await isTransformerBuild(config, base)) {
+    if (opts.out) {
+      const { dir, run } = await transformerBuildToDir(path, base, config, resolve(opts.out), { engine, ...(opts.logger ? { logger: opts.logger } : {}) });
+      return { config, result: run.result, dir };
+    }
+    const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), { gpu: gpuPassesFactory(engine), ...(opts.logger ? { logger: opts.logger } : {}) });
+    return { config, result: run.result };
+  }
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   let result: IbResult;
