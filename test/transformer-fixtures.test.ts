@@ -4,8 +4,8 @@
 // float64 file). Tolerances (the measured worst values in parentheses):
 //   kept dimensions equal, per node layer;
 //   means ≤ 1e-12 relative to their largest entry;
-//   Λ ≤ 1e-8 relative per entry (2e-10; the fixture README's independent re-implementation: 4e-12);
-//   C and C⁺ columns/rows equal up to sign within 1e-8 of the column's largest entry (1.4e-10);
+//   Λ ≤ 1e-8 relative per entry (4e-11; the fixture README's independent re-implementation: 4e-12);
+//   C and C⁺ columns/rows equal up to sign within 1e-8 of the column's largest entry (5e-11);
 //   edges ≤ 1e-5 relative to the matrix's largest entry (4.5e-7: rib accumulates edges in float32).
 // The invariants of SPEC-transformers §9.3: transformer-invariants.test.ts.
 
