@@ -16,7 +16,7 @@ import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { mDashGpu } from '../src/transformer/gpu-mdash.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { GpuPasses } from '../src/transformer/gpu-passes.js';
-import { nodeStatsGpu } from '../src/transformer/gpu-stats.js';
+import { centredNodeStatsGpu, nodeStatsGpu } from '../src/transformer/gpu-stats.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
@@ -79,6 +79,15 @@ describe('GPU transformer passes vs float64', () => {
     const first = await nodeStatsGpu(engine, model, tokens, N, { batch: 3 });
     const shifts = first.map((s) => s.sum.map((v) => v / s.rows));
     const second = await nodeStatsGpu(engine, model, tokens, N, { batch: 3, shifts, nodes: [0, 1, 2] });
+    // The cached two-pass form must give the same shifted Grams (and sums) with or without its cache.
+    for (const cacheBytes of [0, undefined]) {
+      const cached = await centredNodeStatsGpu(engine, model, tokens, N, { batch: 3, cacheBytes, shiftFor: (sum, rows) => sum.map((v) => v / rows) });
+      cached.forEach((c, i) => {
+        expect(Array.from(c.shift)).toEqual(Array.from(second[i]!.shift));
+        expectClose(c.sum, first[i]!.sum, `cached sum ${i}`, 1e-12);
+        expectClose(c.gram!, second[i]!.gram!, `cached Gram ${i}`, 1e-12);
+      });
+    }
     first.forEach((s, i) => {
       const L = model.nodes[i]!;
       const x = concatRows(ref[i]!, L.widths, N * L.positions);

@@ -9,7 +9,7 @@ import type { Engine } from '../runtime/engine.js';
 import { edgesSquaredGpu } from './gpu-edges.js';
 import { mDashGpu } from './gpu-mdash.js';
 import { GpuModel } from './gpu-model.js';
-import { nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
+import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 
 /**
@@ -52,13 +52,17 @@ export class GpuPasses implements TransformerPasses {
     let stats: NodeStatsGpu[];
     let wanted: Float64Array[] | undefined;
     if (centred) {
-      const first = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes, gram: false });
-      wanted = first.map((s) => {
-        const mu = s.sum.map((v) => v / s.rows);
-        mu[mu.length - 1] = 0;
-        return mu;
+      const mu = new Map<number, Float64Array>();
+      stats = await centredNodeStatsGpu(this.engine, this.model, this.tokens, this.n, {
+        nodes,
+        shiftFor: (sum, rows, node) => {
+          const m = sum.map((v) => v / rows);
+          m[m.length - 1] = 0;
+          mu.set(node, m);
+          return m;
+        },
       });
-      stats = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes, shifts: wanted });
+      wanted = nodes.map((i) => mu.get(i)!);
     } else {
       stats = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes });
     }
