@@ -8,7 +8,7 @@
 // Memory: the forward keeps only what the VJP reads (inputs of act, lnVar, lnDiv and attention,
 // and the attention probabilities) plus the outputs; every other value is released after its
 // last reader. The VJP releases each cotangent once the op that produced its value is done.
-// Callers bound B and K (see blockSizes in gpu-passes.ts); this module allocates what it is given.
+// Callers bound B and K (vjpBlockSizes in gpu-mdash.ts); this module allocates what it is given.
 //
 // Linear ops and their VJPs run on the shared matmul kernel (src/kernels/matmul.ts).
 
