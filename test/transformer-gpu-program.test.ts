@@ -10,6 +10,7 @@
 import { describe, expect, it } from 'vitest';
 import { forwardF64, vjpF64 } from '../src/cpu/program-f64.js';
 import type { SectionProgram } from '../src/model/program.js';
+import { GpuLinear } from '../src/transformer/gpu-linear.js';
 import { GpuSectionProgram } from '../src/transformer/gpu-program.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32 } from './helpers/random.js';
@@ -120,5 +121,43 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     gp.releaseState(st);
     engine.release(x, cot, g);
     gp.dispose();
+  });
+
+  it.each([[133, 129], [129, 261], [7, 130], [128, 128]])('linear %i → %i with column-tile tails split off: forward and VJP, written and accumulated', async (wIn, wOut) => {
+    const engine = await getEngine();
+    const rows = 37;
+    const W = Float64Array.from(randomF32(wIn * wOut, 401));
+    const x = randomF32(rows * wIn, 402);
+    const dy = randomF32(rows * wOut, 403);
+    const prior = randomF32(rows * Math.max(wIn, wOut), 404);
+    const lin = new GpuLinear(engine, W, wIn, wOut, 'W');
+    const [bx, bdy] = [engine.upload(x), engine.upload(dy)];
+    const y = engine.upload(prior.subarray(0, rows * wOut));
+    const dx = engine.upload(prior.subarray(0, rows * wIn));
+    lin.forward(bx, y, rows, true);
+    lin.vjp(bdy, dx, rows, true);
+    const yRef = new Float64Array(rows * wOut);
+    const dxRef = new Float64Array(rows * wIn);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < wOut; c++) {
+        let acc = prior[r * wOut + c]!;
+        for (let k = 0; k < wIn; k++) acc += x[r * wIn + k]! * W[k * wOut + c]!;
+        yRef[r * wOut + c] = acc;
+      }
+      for (let c = 0; c < wIn; c++) {
+        let acc = prior[r * wIn + c]!;
+        for (let k = 0; k < wOut; k++) acc += dy[r * wOut + k]! * W[c * wOut + k]!;
+        dxRef[r * wIn + c] = acc;
+      }
+    }
+    // One f32 dot product of length ≤ 261 per entry plus one add: ≤ 1e-5 of the entry scale.
+    expectClose(await engine.readF32(y, rows * wOut), yRef, 'forward', 1e-5);
+    expectClose(await engine.readF32(dx, rows * wIn), dxRef, 'VJP', 1e-5);
+    const y2 = engine.alloc(rows * wOut * 4);
+    lin.forward(bx, y2, rows);
+    const fresh = await engine.readF32(y2, rows * wOut);
+    expectClose(fresh, yRef.map((v, i) => v - prior[i]!), 'forward, written', 1e-5);
+    lin.dispose();
+    engine.release(bx, bdy, y, dx, y2);
   });
 });

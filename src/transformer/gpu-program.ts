@@ -10,10 +10,9 @@
 // last reader. The VJP releases each cotangent once the op that produced its value is done.
 // Callers bound B and K (vjpBlockSizes in gpu-mdash.ts); this module allocates what it is given.
 //
-// Linear ops and their VJPs run on the shared matmul kernel (src/kernels/matmul.ts).
+// Linear ops and their VJPs run on the shared matmul kernel (gpu-linear.ts, src/kernels/matmul.ts).
 
 import { checkShape, IbgpuError } from '../errors.js';
-import { matmul } from '../kernels/matmul.js';
 import { attentionForward, attentionProbFloats, attentionVjp, type AttentionShape } from '../kernels/transformer-attention.js';
 import {
   actForward, actVjp, copyColumns, copyRows, gatherPositions, gatherTokens, rotary, uploadRotaryTable,
@@ -21,6 +20,7 @@ import {
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../kernels/transformer-ln.js';
 import type { EmbedSpec, Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
+import { GpuLinear } from './gpu-linear.js';
 
 /** Forward values of one batch, kept for the VJP. */
 export interface ForwardState {
@@ -81,8 +81,10 @@ function vjpReads(op: Op): number[] {
 export class GpuSectionProgram {
   readonly program: SectionProgram;
   private readonly engine: Engine;
-  /** Op index → f32 weights (linear) or rotary table. */
+  /** Op index → rotary table. */
   private readonly weights = new Map<number, GPUBuffer>();
+  /** Op index → linear op on the matmul kernel. */
+  private readonly linears = new Map<number, GpuLinear>();
   /** Value id → index of the last op reading it in the forward. */
   private readonly lastRead = new Map<number, number>();
   private readonly vjpNeeded = new Set<number>();
@@ -97,7 +99,7 @@ export class GpuSectionProgram {
     program.ops.forEach((op, i) => {
       for (const id of opInputs(op)) this.lastRead.set(id, i);
       for (const id of vjpReads(op)) this.vjpNeeded.add(id);
-      if (op.kind === 'linear') this.weights.set(i, engine.upload(Float32Array.from(op.W), `tf.${program.from}.W${i}`));
+      if (op.kind === 'linear') this.linears.set(i, new GpuLinear(engine, op.W, op.wIn, op.wOut, `tf.${program.from}.W${i}`));
       if (op.kind === 'rotary') this.weights.set(i, uploadRotaryTable(engine, op, program.values[op.x]!.positions));
     });
   }
@@ -146,7 +148,7 @@ export class GpuSectionProgram {
       const out = this.alloc(rows * w, `tf.${p.values[y]!.label}`);
       switch (op.kind) {
         case 'linear':
-          matmul(e, get(op.x), this.weights.get(i)!, out, { m: rows, n: op.wOut, k: op.wIn });
+          this.linears.get(i)!.forward(get(op.x), out, rows);
           break;
         case 'act':
           actForward(e, get(op.x), out, rows * w, op.act);
@@ -318,10 +320,10 @@ export class GpuSectionProgram {
         case 'linear': {
           const have = grads.get(op.x);
           if (have && have.shared === sh) {
-            matmul(e, dy, this.weights.get(i)!, have.buf, { m: rowsOf(y, sh), n: op.wIn, k: op.wOut, transB: true, beta: 1 });
+            this.linears.get(i)!.vjp(dy, have.buf, rowsOf(y, sh), true);
           } else {
             const dx = fresh(op.x, sh);
-            matmul(e, dy, this.weights.get(i)!, dx.buf, { m: rowsOf(y, sh), n: op.wIn, k: op.wOut, transB: true });
+            this.linears.get(i)!.vjp(dy, dx.buf, rowsOf(y, sh));
             addGrad(op.x, dx, true);
           }
           break;
@@ -423,7 +425,9 @@ export class GpuSectionProgram {
     if (this.disposed) return;
     this.disposed = true;
     for (const b of this.weights.values()) this.engine.release(b);
+    for (const l of this.linears.values()) l.dispose();
     this.weights.clear();
+    this.linears.clear();
   }
 
   private assertLive(): void {
