@@ -70,7 +70,7 @@ async function main(): Promise<void> {
     console.log(`${label.padEnd(34)} gpu ${tg.toFixed(0).padStart(7)} ms   f64 cpu ${Number.isNaN(tc) ? '-' : tc.toFixed(0).padStart(7)} ms${cpu ? `   ×${(tc / tg).toFixed(1)}` : ''}`);
     return [g, c];
   };
-  const [sg, sc] = await time('node stats (centred, 2 passes)', (p) => p.nodeStats(true));
+  const [sg, sc] = await time('node stats (centred)', (p) => p.nodeStats(true));
   if (sc) sg.forEach((s, i) => console.log(`  ${gpu.model.nodes[i]!.name}: mean ${relDiff(s.mean, sc[i]!.mean).toExponential(2)}, Gram ${relDiff(s.gram, sc[i]!.gram).toExponential(2)} (max-relative)`));
   for (let s = 0; s < mp.sections.length; s++) {
     const last = s + 1 === mp.sections.length && gpu.model.nodes[s + 1]!.name === 'output';
