@@ -89,7 +89,6 @@ export async function loadTransformerBuild(config: BuildConfig, base: string): P
   } else {
     throw new IbgpuError('BAD_CONFIG', 'a transformer build needs data: a "dataset" block (modular arithmetic) or data: {"type": "npy", "path": ...}');
   }
-  if (config.data?.count !== undefined && config.dataset !== undefined) throw new IbgpuError('BAD_CONFIG', 'data.count applies to token files only');
   return { arch, model, data };
 }
 
