@@ -7,6 +7,7 @@ import { runGramBench } from './gram.bench.js';
 import { runEighBench } from './eigh.bench.js';
 import { runSignPatternsBench } from './sign-patterns.bench.js';
 import { runIbMnistBench } from './ib-mnist.bench.js';
+import { runIbModaddBench } from './ib-modadd.bench.js';
 
 const SUITES = {
   matmul: runMatmulBench,
@@ -14,6 +15,8 @@ const SUITES = {
   eigh: runEighBench,
   'sign-patterns': runSignPatternsBench,
   'ib-mnist': runIbMnistBench,
+  // rib's modular-addition transformer; skips when its weights are absent (not in the repository)
+  'ib-modadd': (engine: Engine, _opts: { quick?: boolean }) => runIbModaddBench(engine),
 } as const;
 
 const quick = process.argv.includes('--quick');

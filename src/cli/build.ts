@@ -10,13 +10,16 @@ import { parseConfig, type BuildConfig } from '../ib/config.js';
 import { arraySource, type DataSource } from '../ib/data.js';
 import { modelFromTensors, parseArch, type MlpModel } from '../ib/model.js';
 import { buildInteractionBasis } from '../ib/pipeline.js';
-import { writeResults } from '../ib/results.js';
+import { buildSummary, writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';
 import { Engine } from '../runtime/engine.js';
 import { checkReplaceableDir } from '../io/output-guard.js';
 import { matmulTuning, matmulVariantFor } from '../kernels/matmul.js';
 import { chooseGramVariant } from '../kernels/gram.js';
 import { makeProgress } from './progress.js';
+
+export { buildSummary };
+import { isTransformerBuild, transformerBuildCommand } from '../transformer/build.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository / package root (dist/src/cli or src/cli). */
@@ -114,6 +117,7 @@ export async function buildCommand(
   // Before anything is loaded or computed: may the result go there at all?
   const guard = { what: 'the build result', inputs: buildInputs(loaded) };
   await checkReplaceableDir(out, guard);
+  if (await isTransformerBuild(config, base)) return transformerBuildCommand(configPath, base, config, out, { ...o, guard });
   const quiet = o.quiet === true || o.json === true;
   const log = (m: string) => { if (!quiet) console.error(m); };
   const model = await loadModel(config, base);
@@ -154,23 +158,6 @@ export async function buildCommand(
   }
 }
 
-/** The one JSON document `ibgpu build --json` (and staged builds, combine) print on stdout. */
-export function buildSummary(
-  dir: string, res: import('../ib/pipeline.js').IbResult,
-  meta: { adapter: string; data: string; configPath?: string; totalMs?: number },
-): Record<string, unknown> {
-  return {
-    result: dir,
-    config: meta.configPath ?? null,
-    adapter: meta.adapter,
-    data: meta.data,
-    dataset_size: res.n,
-    timings_ms: res.timings,
-    ...(meta.totalMs !== undefined ? { total_ms: meta.totalMs } : {}),
-    layers: Object.fromEntries([...res.bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])),
-    edges: Object.fromEntries([...res.edges].map(([k, e]) => [k, { shape: [e.rows, e.cols] }])),
-  };
-}
 
 /** The kernel variants this build ran with and where each choice came from (for the manifest). */
 function kernelChoices(engine: Engine): Record<string, unknown> {

@@ -61,6 +61,15 @@ export interface BuildConfig {
   arch?: string;
   data?: DataSpec;
   out_dir?: string;
+  /**
+   * Transformers (src/transformer/build.ts): rib's last_pos_module_type, its isolate_ln_var
+   * (default true), the modular-arithmetic `dataset` block (checked by the transformer build) and
+   * where the passes run ('gpu' default, 'cpu' = the float64 reference).
+   */
+  last_pos_module_type?: 'add_resid1' | 'unembed' | null;
+  isolate_ln_var?: boolean;
+  dataset?: Record<string, unknown>;
+  device?: 'gpu' | 'cpu';
 }
 
 export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
@@ -79,7 +88,10 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   rib_compat: false,
 };
 
-const KNOWN_KEYS = new Set<string>([...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity']);
+const KNOWN_KEYS = new Set<string>([
+  ...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity',
+  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device',
+]);
 
 function bad(msg: string, hint?: string): IbgpuError {
   return new IbgpuError('BAD_CONFIG', msg, hint);
@@ -104,6 +116,21 @@ export function parseConfig(raw: unknown): BuildConfig {
     throw bad('config.node_layers must list at least two node layers', 'e.g. ["layers.0", "layers.1", "layers.2", "output"]');
   }
   c.node_layers = r['node_layers'] as string[];
+  if ('last_pos_module_type' in r) {
+    const v = r['last_pos_module_type'];
+    if (v !== null && v !== 'add_resid1' && v !== 'unembed') throw bad(`config.last_pos_module_type = ${JSON.stringify(v)} is not allowed`, "use 'add_resid1', 'unembed' or null");
+    c.last_pos_module_type = v;
+  }
+  if ('isolate_ln_var' in r) {
+    if (typeof r['isolate_ln_var'] !== 'boolean') throw bad('config.isolate_ln_var must be true or false');
+    c.isolate_ln_var = r['isolate_ln_var'];
+  }
+  if ('dataset' in r && r['dataset'] !== null) {
+    const ds = r['dataset'];
+    if (typeof ds !== 'object' || Array.isArray(ds)) throw bad('config.dataset must be an object like {"type": "modular_arithmetic", "modulus": 113}');
+    c.dataset = ds as Record<string, unknown>;
+  }
+  if ('device' in r) c.device = oneOf('device', r['device'], ['gpu', 'cpu'] as const);
   if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);
   if ('edge_formula' in r) c.edge_formula = oneOf('edge_formula', r['edge_formula'], ['squared', 'functional'] as const);
   if ('integration_method' in r) c.integration_method = oneOf('integration_method', r['integration_method'], ['gradient', 'trapezoidal', 'gauss-legendre'] as const);

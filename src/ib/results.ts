@@ -146,3 +146,21 @@ export async function writeResults(target: string, res: IbResult, meta: ResultMe
     await dir.abort();
   }
 }
+
+/** The one JSON document `ibgpu build --json` (and staged builds, combine) print on stdout. */
+export function buildSummary(
+  dir: string, res: IbResult,
+  meta: { adapter: string; data: string; configPath?: string; totalMs?: number },
+): Record<string, unknown> {
+  return {
+    result: dir,
+    config: meta.configPath ?? null,
+    adapter: meta.adapter,
+    data: meta.data,
+    dataset_size: res.n,
+    timings_ms: res.timings,
+    ...(meta.totalMs !== undefined ? { total_ms: meta.totalMs } : {}),
+    layers: Object.fromEntries([...res.bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])),
+    edges: Object.fromEntries([...res.edges].map(([k, e]) => [k, { shape: [e.rows, e.cols] }])),
+  };
+}

@@ -24,6 +24,10 @@ import * as matmul from './matmul.js';
 import type { SelfCheckResult } from './self-check.js';
 import * as sign from './sign-patterns.js';
 import { softmaxXentKernel } from './softmax-xent.js';
+import { attentionKernel, attentionVjpKvKernel, attentionVjpQKernel } from './transformer-attention.js';
+import { edgeSquareKernel } from './transformer-edges.js';
+import { actKernel, actVjpKernel, columnsKernel, gatherKernel, rotaryKernel } from './transformer-elementwise.js';
+import { lnDivKernel, lnDivVjpKernel, lnVarKernel, lnVarVjpKernel } from './transformer-ln.js';
 
 export interface KernelFamily {
   readonly name: string;
@@ -62,6 +66,14 @@ export const KERNEL_FAMILIES: readonly KernelFamily[] = Object.freeze([
   { name: 'forward', purpose: 'bias + activation of the forward pass, with integrated gates', kernels: [biasActKernel] },
   { name: 'jacobian-gate', purpose: 'one backward step of stacked output Jacobians (degeneracy statistics)', kernels: [jacobianGateKernel] },
   { name: 'training', purpose: 'softmax cross-entropy, activation backward, Adam and axpy for MLP training', kernels: [softmaxXentKernel, actBackwardKernel, adamKernel, axpyKernel] },
+  {
+    name: 'transformer',
+    purpose: 'section programs of transformers: embedding gather, column ops, activations, split LayerNorm, rotary, causal attention, their K-block VJPs, squared edges',
+    kernels: [
+      gatherKernel, columnsKernel, actKernel, actVjpKernel, rotaryKernel, lnVarKernel, lnDivKernel, lnVarVjpKernel, lnDivVjpKernel,
+      attentionKernel, attentionVjpQKernel, attentionVjpKvKernel, edgeSquareKernel,
+    ],
+  },
   { name: 'probes', purpose: 'adapter probes: loop-iteration cap and memory access costs', kernels: [loopProbeKernel, loadCostKernel] },
 ]);
 

@@ -1,0 +1,37 @@
+// tf_act_vjp: VJP of an elementwise activation for a block of K cotangents per sample.
+// Cotangent rows are laid out [sample b, k, position p] (row r = (b·K + k)·P + p); the forward
+// pre-activations x are [b, p] and are broadcast over k:
+//   dx[r, c] = dy[r, c] · act'(x[b·P + p, c])
+// The forward at an integration point α is run on α-scaled section inputs, so x here already is
+// the pre-activation at α.
+//
+// Bindings (@group(0)):
+//   0 x      : array<f32> read-only, [B·P, width] forward pre-activations
+//   1 dy     : array<f32> read-only, [B·K·P, width]
+//   2 dx     : array<f32> read-write, [B·K·P, width] (must not alias dy or x)
+//   3 params : uniform { rows (= B·K·P), width, K, P }
+// Overrides: ACT (as tf_act), WG (default 256).
+// Dispatch: ceil(rows·width / WG) workgroups (1-D, folded to 2-D); one element per invocation.
+
+struct Params { rows: u32, width: u32, K: u32, P: u32 }
+
+override ACT: u32 = 1u;
+override WG: u32 = 256u;
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+//!include activations.wgsl
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i >= params.rows * params.width) { return; }
+  let r = i / params.width;
+  let c = i % params.width;
+  let fwd = (r / (params.K * params.P)) * params.P + r % params.P;
+  dx[i] = dy[i] * act_grad(x[fwd * params.width + c]);
+}

@@ -1,0 +1,75 @@
+// Runs a ModelProgram in float64 and returns its node-layer activations (each the section's
+// input tuple concatenated along features, SPEC-transformers §1.3).
+
+import { embedF64, forwardF64 } from '../cpu/program-f64.js';
+import type { ModelProgram, SectionProgram } from '../model/program.js';
+
+export interface NodeActs {
+  name: string;
+  width: number;
+  positions: number;
+  /** [n, P, width] */
+  data: Float64Array;
+  /** The tuple members, each [n, P, w_j] (the section inputs). */
+  parts: Float64Array[];
+}
+
+/** Concatenates tuple members [n, P, w_j] into [n, P, Σw]. */
+export function concatParts(parts: readonly Float64Array[], widths: readonly number[], n: number, P: number): Float64Array {
+  const W = widths.reduce((a, b) => a + b, 0);
+  const out = new Float64Array(n * P * W);
+  let off = 0;
+  parts.forEach((a, j) => {
+    const w = widths[j]!;
+    for (let r = 0; r < n * P; r++) for (let k = 0; k < w; k++) out[r * W + off + k] = a[r * w + k]!;
+    off += w;
+  });
+  return out;
+}
+
+/** Splits [n, P, Σw] back into tuple members. */
+export function splitParts(x: Float64Array, widths: readonly number[], n: number, P: number): Float64Array[] {
+  const W = widths.reduce((a, b) => a + b, 0);
+  let off = 0;
+  return widths.map((w) => {
+    const a = new Float64Array(n * P * w);
+    for (let r = 0; r < n * P; r++) for (let k = 0; k < w; k++) a[r * w + k] = x[r * W + off + k]!;
+    off += w;
+    return a;
+  });
+}
+
+export function tupleWidths(p: SectionProgram, ids: readonly number[]): number[] {
+  return ids.map((id) => p.values[id]!.width);
+}
+
+/** The input tuple of the model's `pre` section for tokens [n, P]. */
+export function embedTuple(mp: ModelProgram, tokens: ArrayLike<number>, n: number, P: number): Float64Array[] {
+  if (!mp.embed) throw new Error('embedTuple: the model program has no embedding');
+  return embedF64(mp.embed, tokens, n, P);
+}
+
+/**
+ * Node-layer activations of every node layer (and `output` when it ends the list) for tokens
+ * [n, P]: pre runs first, then each section on the previous one's output tuple.
+ */
+export function nodeActivationsF64(mp: ModelProgram, tokens: ArrayLike<number>, n: number, P: number): NodeActs[] {
+  let tuple = embedTuple(mp, tokens, n, P);
+  const run = (sec: SectionProgram, inputs: Float64Array[]): Float64Array[] => {
+    const vals = forwardF64(sec, inputs, n);
+    return sec.outputs.map((id) => vals[id]!);
+  };
+  tuple = run(mp.pre, tuple);
+  const out: NodeActs[] = [];
+  const record = (name: string, sec: SectionProgram, ids: number[], parts: Float64Array[]): void => {
+    const widths = tupleWidths(sec, ids);
+    const Pn = sec.values[ids[0]!]!.positions;
+    out.push({ name, width: widths.reduce((a, b) => a + b, 0), positions: Pn, data: concatParts(parts, widths, n, Pn), parts });
+  };
+  record(mp.nodeLayers[0]!, mp.pre, mp.pre.outputs, tuple);
+  for (const sec of mp.sections) {
+    tuple = run(sec, tuple);
+    record(sec.to, sec, sec.outputs, tuple);
+  }
+  return out;
+}

@@ -1,0 +1,86 @@
+// Squared edges of a transformer section on the GPU (SPEC-transformers §6.1):
+//   E_ij = (1/(N·P_in)) Σ_n Σ_t ( Σ_k w_k Σ_s ∂F̂_{t,i}/∂u_{s,j}(α_k u) · u_{s,j} )²
+// with u = f·C (node ℓ's basis, r_in wide) and F̂(u) = F(u·C⁺)·Ĉ. The section runs at the
+// projected point f' = (f·C)·C⁺ (scaled by α_k), the VJP uses the cotangents of M′ (one per
+// (t, i)), the integrated gradient g_s is mapped into the basis by h_s = g_s·C⁺ᵀ, and
+// tf_edge_square forms Σ_b (Σ_s h_{s,j} u_{s,j})² per (t, i, j); the host adds the t terms and the
+// batches in float64. When the section's VJP does not depend on the sample (linear ops only), h is
+// computed once per batch for all samples and shared by the kernel.
+
+import { checkShape } from '../errors.js';
+import { matmul } from '../kernels/matmul.js';
+import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import type { Engine } from '../runtime/engine.js';
+import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
+import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
+import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
+
+export interface EdgeOptions extends SectionVjpOptions {
+  /** Node ℓ's basis C (d_in × r_in) and its pseudo-inverse C⁺ (r_in × d_in), row-major. */
+  C: Float64Array;
+  Cpinv: Float64Array;
+  rIn: number;
+}
+
+/** E (r_out × r_in row-major), divided by N·P_in. */
+export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: EdgeOptions): Promise<Float64Array> {
+  const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
+  const rIn = opts.rIn;
+  checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
+    `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
+  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
+  const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
+  const Kb = sizes.Kb;
+  const sec = model.sections[s]!;
+  const Cb = engine.upload(Float32Array.from(opts.C), 'tf.C');
+  const Cpb = engine.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
+  const blocks: GPUBuffer[] = [];
+  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
+  const E = new Float64Array(g.rOut * rIn);
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const rowsIn = b * g.pIn;
+      const inputs = model.forwardTo(tokens, first, b, s);
+      const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
+      engine.release(...inputs);
+      const u = engine.alloc(rowsIn * rIn * 4, 'tf.u');
+      matmul(engine, f, Cb, u, { m: rowsIn, n: rIn, k: g.dIn });
+      const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
+      matmul(engine, u, Cpb, fp, { m: rowsIn, n: g.dIn, k: rIn });
+      engine.release(f);
+      const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
+      engine.release(fp);
+      const states = Array.from(opts.points.alphas, (a) => sec.forward(parts, b, { alpha: a }));
+      const reads: Promise<void>[] = [];
+      blocks.forEach((cot, bi) => {
+        const k0 = bi * Kb;
+        const kb = Math.min(Kb, g.K - k0);
+        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
+        const rows = (total.shared ? 1 : b) * kb * g.pIn;
+        const h = engine.alloc(rows * rIn * 4, 'tf.h');
+        matmul(engine, total.buf, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+        engine.release(total.buf);
+        const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
+        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
+        engine.release(h);
+        reads.push(engine.readF32(out, kb * rIn).then((part) => {
+          for (let kk = 0; kk < kb; kk++) {
+            const i = (k0 + kk) % g.rOut;
+            for (let j = 0; j < rIn; j++) E[i * rIn + j] += part[kk * rIn + j]!;
+          }
+        }));
+        engine.release(out);
+      });
+      for (const st of states) sec.releaseState(st);
+      engine.release(u, ...parts);
+      await Promise.all(reads);
+    }
+  } finally {
+    engine.release(Cb, Cpb, ...blocks);
+  }
+  const scale = 1 / (N * g.pIn);
+  for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
+  return E;
+}

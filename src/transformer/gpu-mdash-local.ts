@@ -1,0 +1,190 @@
+// Closed-form M′ for position-local sections with a single elementwise activation (rib's MLP
+// sections, e.g. modadd's ln2.0 → unembed: copy, W_in, act, W_out, residual add). The extension
+// of the MLP pipeline's gate-Gram form (src/ib/basis.ts header) to tuple inputs, carried paths and
+// positions. With the act's input x and output y, every cotangent φ_(t,i) = e_t ⊗ Ĉ[:, i] gives,
+// at the section inputs of position t (position-local: nothing at s ≠ t),
+//   g_(n,t,i) = A (a_(n,t) ∘ r_i) + W s_i,     a = Σ_k w_k act'(x at α_k),  W = Σ_k w_k,
+// where r_i is the cotangent reaching y, s_i what reaches the inputs along paths avoiding the act
+// (both sample-independent), and A the (linear, sample-independent) VJP map from x to the inputs.
+// Summing over n, t, i:
+//   M′ = (1/(N·P)) [ A (R ∘ G_a) Aᵀ + W·(A diag(Σa) S_rs + (…)ᵀ) + W²·N·P·S_ss ],
+//   R = Σ_i r_i r_iᵀ,  S_rs = Σ_i r_i s_iᵀ,  S_ss = Σ_i s_i s_iᵀ,  G_a = Σ_(n,t) a aᵀ,  Σa = Σ_(n,t) a.
+// Only G_a and Σa touch the data: the gate rows a are formed on the GPU and summed by the shared
+// Gram and column-sum kernels (f32 per batch, float64 across); r, s and A come from the float64
+// interpreter run on the sample-independent parts of the program (cost independent of N).
+
+import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
+import { actVjp, copyRows } from '../kernels/transformer-elementwise.js';
+import type { Op, SectionProgram } from '../model/program.js';
+import type { Engine } from '../runtime/engine.js';
+import { samplesPerBatch, type GpuModel } from './gpu-model.js';
+import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+
+type ActOp = Extract<Op, { kind: 'act' }>;
+
+/** The act op when `p` qualifies: one act, no other sample-dependent or position-mixing op. */
+export function singleActSection(p: SectionProgram): { op: ActOp; index: number } | undefined {
+  const P = p.values[p.inputs[0]!]!.positions;
+  if (p.values.some((v) => v.positions !== P)) return undefined;
+  let found: { op: ActOp; index: number } | undefined;
+  for (const [index, op] of p.ops.entries()) {
+    if (op.kind === 'lnVar' || op.kind === 'lnDiv' || op.kind === 'attention' || op.kind === 'rotary' || op.kind === 'lastPos') return undefined;
+    if (op.kind === 'act') {
+      if (found) return undefined;
+      found = { op, index };
+    }
+  }
+  return found;
+}
+
+function zerosFor(p: SectionProgram): Float64Array[] {
+  return p.inputs.map((id) => new Float64Array(p.values[id]!.width * p.values[id]!.positions));
+}
+
+/** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there. */
+function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
+  // The program without the act, its output an input: the VJP then stops at y (→ r) and carries
+  // every other path to the inputs (→ s). No sample-dependent op is left, so any forward values do.
+  const top: SectionProgram = { ...p, inputs: [...p.inputs, act.op.y], ops: p.ops.filter((_, i) => i !== act.index) };
+  const P = g.pIn;
+  const vals = forwardF64(top, zerosFor(top), 1);
+  const K = g.rOut;
+  let c0 = 0;
+  const cot = p.outputs.map((id) => {
+    const w = p.values[id]!.width;
+    const c = new Float64Array(K * P * w);
+    for (let i = 0; i < K; i++) for (let a = 0; a < w; a++) c[(i * P) * w + a] = Chat ? Chat[(c0 + a) * g.rOut + i]! : c0 + a === i ? 1 : 0;
+    c0 += w;
+    return c;
+  });
+  const grads = vjpSampleF64(top, vals, 0, cot, K);
+  const m = p.values[act.op.y]!.width;
+  const r = new Float64Array(K * m);
+  const s = new Float64Array(K * g.dIn);
+  for (let i = 0; i < K; i++) {
+    const gy = grads[grads.length - 1]!;
+    for (let a = 0; a < m; a++) r[i * m + a] = gy[(i * P) * m + a]!;
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) s[i * g.dIn + off + a] = grads[j]![(i * P) * w + a]!;
+      off += w;
+    });
+  }
+  return { r, s };
+}
+
+/** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0. */
+function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+  const bot: SectionProgram = { ...p, outputs: [act.op.x], ops: p.ops.slice(0, act.index) };
+  const m = p.values[act.op.x]!.width;
+  const P = g.pIn;
+  const vals = forwardF64(bot, zerosFor(bot), 1);
+  const cot = new Float64Array(m * P * m);
+  for (let c = 0; c < m; c++) cot[(c * P) * m + c] = 1;
+  const grads = vjpSampleF64(bot, vals, 0, [cot], m);
+  const A = new Float64Array(g.dIn * m);
+  for (let c = 0; c < m; c++) {
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) A[(off + a) * m + c] = grads[j]![(c * P) * w + a]!;
+      off += w;
+    });
+  }
+  return A;
+}
+
+/** M′ of section s by the closed form (the caller checked singleActSection). d_in × d_in / (N·P). */
+export async function mDashLocalGpu(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
+  act: { op: ActOp; index: number },
+): Promise<Float64Array> {
+  const sec = model.sections[s]!;
+  const p = sec.program;
+  const m = p.values[act.op.x]!.width;
+  const P = g.pIn;
+  const gateGram = new GramAccumulator(engine, m);
+  const gateSum = new ColumnSumAccumulator(engine, m);
+  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  const ones = engine.upload(new Float32Array(B * P * m).fill(1), 'tf.ones');
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const rows = b * P;
+      const inputs = model.forwardTo(tokens, first, b, s);
+      const gate = engine.alloc(rows * m * 4, 'tf.gate');
+      const tmp = engine.alloc(rows * m * 4, 'tf.gate-step');
+      opts.points.alphas.forEach((alpha, k) => {
+        const st = sec.forward(inputs, b, { alpha });
+        actVjp(engine, st.values.get(act.op.x)!, ones, tmp, { B: b, K: 1, P }, m, act.op.act);
+        copyRows(engine, tmp, gate, rows, m, opts.points.weights[k]!, k > 0);
+        sec.releaseState(st);
+      });
+      engine.release(...inputs, tmp);
+      const pend: Promise<void>[] = [gateSum.addBatch(gate, rows)];
+      const gp = gateGram.addBatch(gate, rows);
+      if (gp) pend.push(gp);
+      engine.release(gate);
+      await Promise.all(pend);
+    }
+    const Ga = await gateGram.result();
+    const sa = await gateSum.result();
+    const { r, s: sv } = topParts(p, act, g, opts.Chat);
+    const A = bottomMap(p, act, g);
+    const W = opts.points.weights.reduce((x, y) => x + y, 0);
+    const K = g.rOut;
+    const d = g.dIn;
+    // T = R ∘ G_a + W·(diag(Σa) S_rs A-side terms folded below); U = A T Aᵀ.
+    const T = new Float64Array(m * m);
+    for (let i = 0; i < K; i++) {
+      const ri = r.subarray(i * m, (i + 1) * m);
+      for (let a = 0; a < m; a++) {
+        const ra = ri[a]!;
+        if (ra === 0) continue;
+        for (let c = 0; c < m; c++) T[a * m + c] += ra * ri[c]!;
+      }
+    }
+    for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
+    const AT = new Float64Array(d * m); // A·T
+    for (let x = 0; x < d; x++) {
+      for (let a = 0; a < m; a++) {
+        const v = A[x * m + a]!;
+        if (v === 0) continue;
+        for (let c = 0; c < m; c++) AT[x * m + c] += v * T[a * m + c]!;
+      }
+    }
+    const M = new Float64Array(d * d);
+    for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
+      let acc = 0;
+      for (let c = 0; c < m; c++) acc += AT[x * m + c]! * A[y * m + c]!;
+      M[x * d + y] = acc;
+    }
+    // Cross terms: X = A diag(Σa) S_rs, S_rs = Σ_i r_i s_iᵀ (m × d).
+    const Srs = new Float64Array(m * d);
+    for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) {
+      const ra = r[i * m + a]! * sa[a]!;
+      if (ra === 0) continue;
+      for (let y = 0; y < d; y++) Srs[a * d + y] += ra * sv[i * d + y]!;
+    }
+    const rowsTotal = N * P;
+    for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
+      let acc = 0;
+      for (let a = 0; a < m; a++) acc += A[x * m + a]! * Srs[a * d + y]!;
+      M[x * d + y] += W * acc;
+      M[y * d + x] += W * acc;
+    }
+    for (let i = 0; i < K; i++) for (let x = 0; x < d; x++) {
+      const v = sv[i * d + x]!;
+      if (v === 0) continue;
+      for (let y = 0; y < d; y++) M[x * d + y] += W * W * rowsTotal * v * sv[i * d + y]!;
+    }
+    for (let k = 0; k < M.length; k++) M[k] = M[k]! / rowsTotal;
+    return M;
+  } finally {
+    gateGram.dispose();
+    gateSum.dispose();
+    engine.release(ones);
+  }
+}

@@ -1,0 +1,162 @@
+// A ModelProgram on the GPU: the embedding stage and every section as GpuSectionPrograms, run
+// batch by batch over token sequences. The passes (gpu-stats.ts, gpu-mdash.ts, gpu-edges.ts)
+// drive it; node layer i is the output tuple of `pre` (i = 0) or of sections[i − 1].
+//
+// Batch sizes: the largest per-sample buffer of any section (its widest value over its positions,
+// the attention probabilities, and, for the VJP passes, K cotangents of it) times B must stay
+// under a budget of at most engine.maxBindingBytes, so no binding needs splitting and the memory
+// held per batch is bounded independently of N.
+
+import { checkShape, IbgpuError } from '../errors.js';
+import { copyColumns } from '../kernels/transformer-elementwise.js';
+import type { ModelProgram, SectionProgram } from '../model/program.js';
+import type { Engine } from '../runtime/engine.js';
+import { embedBatch, GpuSectionProgram } from './gpu-program.js';
+
+/** Default cap on one batch buffer: 32 MiB keeps several alive at once well inside llvmpipe's RAM. */
+export const BATCH_BUFFER_BYTES = 32 * 2 ** 20;
+
+/** Floats per sample of the largest single buffer a forward (K = 1) or VJP block (K) of p allocates. */
+export function perSampleFloats(p: SectionProgram, K = 1): number {
+  let most = 0;
+  for (const v of p.values) most = Math.max(most, v.width * v.positions * K);
+  for (const op of p.ops) {
+    if (op.kind === 'attention') {
+      const P = p.values[op.q]!.positions;
+      most = Math.max(most, op.heads * P * P * K);
+    }
+  }
+  return most;
+}
+
+/** Samples per batch so that no buffer exceeds `bytes` (at least 1; error if one sample does not fit). */
+export function samplesPerBatch(engine: Engine, floatsPerSample: number, N: number, bytes = BATCH_BUFFER_BYTES): number {
+  const cap = Math.min(bytes, engine.maxBindingBytes);
+  const B = Math.floor(cap / (4 * floatsPerSample));
+  if (B < 1) {
+    throw new IbgpuError('LIMIT_EXCEEDED', `one sample needs a ${floatsPerSample * 4}-byte buffer, over the ${cap}-byte limit`,
+      'use fewer positions, or an adapter with a larger maxStorageBufferBindingSize');
+  }
+  return Math.min(B, N);
+}
+
+export function tupleWidthsOf(p: SectionProgram, ids: readonly number[]): number[] {
+  return ids.map((id) => p.values[id]!.width);
+}
+
+/** Concatenates tuple members [rows, w_j] into one new buffer [rows, Σw] (a node layer's activation). */
+export function concatTuple(engine: Engine, parts: readonly GPUBuffer[], widths: readonly number[], rows: number): GPUBuffer {
+  const W = widths.reduce((a, b) => a + b, 0);
+  const out = engine.alloc(Math.max(16, rows * W * 4), 'tf.node');
+  let c0 = 0;
+  parts.forEach((buf, j) => {
+    copyColumns(engine, { src: { buf, ld: widths[j]! }, dst: { buf: out, ld: W, col0: c0 }, groups: 1, per: rows, width: widths[j]! });
+    c0 += widths[j]!;
+  });
+  return out;
+}
+
+/** Splits [rows, Σw] into new member buffers [rows, w_j]. */
+export function splitTuple(engine: Engine, whole: GPUBuffer, widths: readonly number[], rows: number): GPUBuffer[] {
+  const W = widths.reduce((a, b) => a + b, 0);
+  let c0 = 0;
+  return widths.map((w) => {
+    const out = engine.alloc(Math.max(16, rows * w * 4), 'tf.part');
+    copyColumns(engine, { src: { buf: whole, ld: W, col0: c0 }, dst: { buf: out, ld: w }, groups: 1, per: rows, width: w });
+    c0 += w;
+    return out;
+  });
+}
+
+export interface NodeLayout {
+  name: string;
+  /** Σ of the tuple widths. */
+  width: number;
+  widths: number[];
+  positions: number;
+}
+
+export class GpuModel {
+  readonly mp: ModelProgram;
+  readonly P: number;
+  readonly pre: GpuSectionProgram;
+  readonly sections: GpuSectionProgram[];
+  readonly nodes: NodeLayout[];
+  private readonly engine: Engine;
+  private readonly WE: GPUBuffer;
+  private readonly Wpos: GPUBuffer | undefined;
+
+  /** `P` is the sequence length of the token batches (the programs' input positions). */
+  constructor(engine: Engine, mp: ModelProgram, P: number) {
+    if (!mp.embed) throw new IbgpuError('BAD_CONFIG', 'GpuModel: the model program has no embedding stage', 'GPU transformer passes take token sequences; compile the model with its embedding');
+    const inP = mp.pre.values[mp.pre.inputs[0]!]!.positions;
+    checkShape(inP === P, `GpuModel: the program was compiled for ${inP} positions, the tokens have ${P}`, `compile with positions: ${P}`);
+    checkShape(mp.sections.length === mp.nodeLayers.length - 1, `GpuModel: ${mp.sections.length} sections for ${mp.nodeLayers.length} node layers`);
+    this.engine = engine;
+    this.mp = mp;
+    this.P = P;
+    this.pre = new GpuSectionProgram(engine, mp.pre);
+    this.sections = mp.sections.map((s) => new GpuSectionProgram(engine, s));
+    const layout = (name: string, p: SectionProgram): NodeLayout => {
+      const widths = tupleWidthsOf(p, p.outputs);
+      return { name, widths, width: widths.reduce((a, b) => a + b, 0), positions: p.values[p.outputs[0]!]!.positions };
+    };
+    this.nodes = [layout(mp.nodeLayers[0]!, mp.pre), ...mp.sections.map((s, i) => layout(mp.nodeLayers[i + 1]!, s))];
+    this.WE = engine.upload(Float32Array.from(mp.embed.WE), 'tf.WE');
+    this.Wpos = mp.embed.Wpos ? engine.upload(Float32Array.from(mp.embed.Wpos.subarray(0, P * mp.embed.width)), 'tf.Wpos') : undefined;
+  }
+
+  /** Floats per sample of the largest buffer of a forward through every section. */
+  forwardFloatsPerSample(): number {
+    return Math.max(perSampleFloats(this.mp.pre), ...this.mp.sections.map((s) => perSampleFloats(s)));
+  }
+
+  /** Validates and uploads tokens [B·P] (sample-major) as u32. */
+  uploadTokens(tokens: ArrayLike<number>, first: number, B: number): GPUBuffer {
+    const vocab = this.mp.embed!.vocab;
+    const ids = new Uint32Array(B * this.P);
+    for (let i = 0; i < ids.length; i++) {
+      const t = tokens[first * this.P + i]!;
+      if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+        throw new IbgpuError('BAD_FILE', `token ${i % this.P} of sample ${first + Math.floor(i / this.P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+          'check that the dataset was tokenised for this model');
+      }
+      ids[i] = t;
+    }
+    return this.engine.upload(ids, 'tf.tokens');
+  }
+
+  /**
+   * Runs samples [first, first + B) up to node layer `upTo` and returns its tuple buffers
+   * ([B·P_node, w_j] each; the caller releases them). `visit` sees every node layer's tuple on
+   * the way (before its buffers are released).
+   */
+  forwardTo(tokens: ArrayLike<number>, first: number, B: number, upTo: number, visit?: (node: number, tuple: readonly GPUBuffer[]) => void): GPUBuffer[] {
+    checkShape(upTo >= 0 && upTo < this.nodes.length, `GpuModel.forwardTo: node ${upTo} outside 0..${this.nodes.length - 1}`);
+    const e = this.engine;
+    const tb = this.uploadTokens(tokens, first, B);
+    const emb = embedBatch(e, this.mp.embed!, { WE: this.WE, Wpos: this.Wpos }, tb, B, this.P);
+    e.release(tb);
+    const run = (g: GpuSectionProgram, inputs: GPUBuffer[]): GPUBuffer[] => {
+      const st = g.forward(inputs, B, { forVjp: false });
+      const outs = g.outputBuffers(st);
+      // The state holds only the outputs now (forVjp false); they pass to the caller. Inputs that
+      // are passed through unchanged as outputs stay alive.
+      e.release(...inputs.filter((b) => !outs.includes(b)));
+      return outs;
+    };
+    let tuple = run(this.pre, emb);
+    visit?.(0, tuple);
+    for (let i = 0; i < upTo; i++) {
+      tuple = run(this.sections[i]!, tuple);
+      visit?.(i + 1, tuple);
+    }
+    return tuple;
+  }
+
+  dispose(): void {
+    this.pre.dispose();
+    for (const s of this.sections) s.dispose();
+    this.engine.release(this.WE, this.Wpos);
+  }
+}

@@ -1,0 +1,92 @@
+// The transformer build's data passes on the GPU: the TransformerPasses interface (passes.ts)
+// over GpuModel, gpu-stats, gpu-mdash and gpu-edges. Same conventions as the float64 reference
+// (passes-f64.ts): means and Grams divided by N·P_ℓ, centring by μ̃ (the mean with its last entry
+// set to 0, SPEC-transformers §4.1), every node layer except `output`.
+
+import type { IntegrationPoints } from '../ib/integration.js';
+import type { ModelProgram } from '../model/program.js';
+import type { Engine } from '../runtime/engine.js';
+import { edgesSquaredGpu } from './gpu-edges.js';
+import { mDashGpu } from './gpu-mdash.js';
+import { GpuModel } from './gpu-model.js';
+import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
+import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
+
+/**
+ * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
+ * Σ(x − a)(x − a)ᵀ = Σ(x − s)(x − s)ᵀ + Σ(x − s)(s − a)ᵀ + (s − a)Σ(x − s)ᵀ + n(s − a)(s − a)ᵀ. The GPU shifts by
+ * the f32 rounding s of the wanted shift a; this moves the result to a exactly.
+ */
+export function reshiftGram(g: Float64Array, sum: Float64Array, n: number, s: Float64Array, a: Float64Array): Float64Array {
+  const d = sum.length;
+  const out = Float64Array.from(g);
+  const dx = Float64Array.from(sum, (v, i) => v - n * s[i]!); // Σ(x − s)
+  const e = Float64Array.from(s, (v, i) => v - a[i]!); // s − a
+  for (let i = 0; i < d; i++) {
+    for (let j = 0; j < d; j++) out[i * d + j] = out[i * d + j]! + dx[i]! * e[j]! + e[i]! * dx[j]! + n * e[i]! * e[j]!;
+  }
+  return out;
+}
+
+export class GpuPasses implements TransformerPasses {
+  readonly device: string;
+  readonly model: GpuModel;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly mp: ModelProgram,
+    readonly tokens: ArrayLike<number>,
+    readonly n: number,
+    readonly P: number,
+  ) {
+    this.device = `${engine.adapterName} (f32, float64 sums)`;
+    this.model = new GpuModel(engine, mp, P);
+  }
+
+  private statNodes(): number[] {
+    return this.model.nodes.map((L, i) => (L.name === 'output' ? -1 : i)).filter((i) => i >= 0);
+  }
+
+  async nodeStats(centred: boolean): Promise<NodeStatsResult[]> {
+    const nodes = this.statNodes();
+    let stats: NodeStatsGpu[];
+    let wanted: Float64Array[] | undefined;
+    if (centred) {
+      const mu = new Map<number, Float64Array>();
+      stats = await centredNodeStatsGpu(this.engine, this.model, this.tokens, this.n, {
+        nodes,
+        shiftFor: (sum, rows, node) => {
+          const m = sum.map((v) => v / rows);
+          m[m.length - 1] = 0;
+          mu.set(node, m);
+          return m;
+        },
+      });
+      wanted = nodes.map((i) => mu.get(i)!);
+    } else {
+      stats = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes });
+    }
+    return stats.map((s, k) => {
+      const g = wanted ? reshiftGram(s.gram!, s.sum, s.rows, s.shift, wanted[k]!) : s.gram!;
+      for (let i = 0; i < g.length; i++) g[i] = g[i]! / s.rows;
+      return { mean: s.sum.map((v) => v / s.rows), gram: g, dim: s.width, positions: s.positions };
+    });
+  }
+
+  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts });
+  }
+
+  edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts });
+  }
+
+  dispose(): void {
+    this.model.dispose();
+  }
+}
+
+/** A PassesFactory running on `engine`. */
+export function gpuPassesFactory(engine: Engine): PassesFactory {
+  return async (mp, tokens, n, P) => new GpuPasses(engine, mp, tokens, n, P);
+}

@@ -1,0 +1,72 @@
+// The transformer build entry: a build config whose arch is a transformer config goes through
+// buildFromConfigFile (the library form of `ibgpu build`) to the transformer pipeline and the
+// existing result writer. The shipped example's rib configuration (float64 passes) must keep
+// rib's dimensions; the GPU configuration must agree with it on the leading Λ (f32 passes:
+// 1e-4 relative). Bad transformer configs fail with clear errors.
+
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { parseSafetensors } from '../src/io/safetensors.js';
+import { useEngine } from './helpers/gpu.js';
+
+const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'modadd-transformer');
+
+describe('transformer builds from config files', () => {
+  const engine = useEngine();
+  const dirs: string[] = [];
+  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+
+  async function workspace(): Promise<string> {
+    const d = await mkdtemp(join(tmpdir(), 'ibgpu-tf-'));
+    dirs.push(d);
+    for (const f of ['weights.safetensors', 'config.json', 'build.json', 'build-f64.json']) await copyFile(join(EXAMPLE, f), join(d, f));
+    return d;
+  }
+
+  it("the example's rib configuration (float64 passes) keeps rib's dimensions and writes a result directory", async () => {
+    const d = await workspace();
+    const out = join(d, 'out');
+    const { result, dir } = await buildFromConfigFile(await engine(), join(d, 'build-f64.json'), { out });
+    expect(dir).toBe(out);
+    expect([...result.bases.values()].map((b) => `${b.name}:${b.r}/${b.dim}`)).toEqual(['ln1.0:15/17', 'ln2.0:17/17', 'unembed:15/17']);
+    const manifest = JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8'));
+    expect(manifest.layers['ln1.0'].rib_dim).toBe(15);
+    expect(manifest.passes).toMatch(/cpu/);
+    const basis = parseSafetensors(new Uint8Array(await readFile(join(out, 'basis.safetensors'))));
+    expect(basis.keys()).toContain('ln2.0/Lambda');
+    const edges = parseSafetensors(new Uint8Array(await readFile(join(out, 'edges.safetensors'))));
+    expect(edges.info('edges/unembed->output/E_hat').shape).toEqual([14, 15]);
+    expect(existsSync(join(out, 'graph.json'))).toBe(true);
+  });
+
+  it('the GPU configuration agrees with the float64 one on the leading Λ', async () => {
+    const d = await workspace();
+    const cfg = JSON.parse(await readFile(join(d, 'build-f64.json'), 'utf8'));
+    const cpu = await buildFromConfigFile(await engine(), join(d, 'build-f64.json'));
+    await writeFile(join(d, 'gpu.json'), JSON.stringify({ ...cfg, device: 'gpu' }));
+    const gpu = await buildFromConfigFile(await engine(), join(d, 'gpu.json'));
+    for (const name of ['ln1.0', 'ln2.0', 'unembed']) {
+      const a = cpu.result.bases.get(name)!.Lambda!;
+      const b = gpu.result.bases.get(name)!.Lambda!;
+      for (let i = 1; i < 4; i++) expect(Math.abs(a[i]! - b[i]!) / a[i]!, `${name} Λ_${i}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('rejects bad transformer configs with the fix', async () => {
+    const d = await workspace();
+    const cfg = JSON.parse(await readFile(join(d, 'build-f64.json'), 'utf8'));
+    const bad = async (over: Record<string, unknown>, why: RegExp) => {
+      await writeFile(join(d, 'bad.json'), JSON.stringify({ ...cfg, ...over }));
+      await expect(buildFromConfigFile(await engine(), join(d, 'bad.json'))).rejects.toThrow(why);
+    };
+    await bad({ node_layers: ['ln2.0', 'ln1.0', 'output'] }, /comes before.*\n.*valid node layers, in model order: add_embed, ln1\.0/);
+    await bad({ dataset: { type: 'wikitext' } }, /not built in/);
+    await bad({ dataset: { ...cfg.dataset, modulus: 20 } }, /d_vocab ≥ 21/);
+    await bad({ basis_formula: 'neuron', center: false }, /not available for transformers/);
+    await bad({ last_pos_module_type: 'mlp_out' }, /'add_resid1', 'unembed' or null/);
+  });
+});

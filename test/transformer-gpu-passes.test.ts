@@ -1,0 +1,215 @@
+// The GPU transformer passes (src/transformer/gpu-stats.ts, gpu-mdash.ts, gpu-edges.ts) against
+// float64 references built on the float64 interpreter (test/helpers/tf-pass-reference.ts), on a
+// small random model: embedding → copy → attention section (every op) → readout section, with
+// and without the last-position cut. Batches of 3 samples over N = 7 and K-blocks of 4 force
+// remainders in both loops.
+//
+// Tolerances (f32 on the GPU, float64 across batches): node sums and Grams |gpu − ref| ≤ 1e-5 ·
+// (|ref| + mean|ref|) (f32 forward ~1e-6, f32 sums of ≤ 21 rows); M′ and edges ≤ 2e-4 · (|ref| +
+// mean|ref|) (an f32 forward and VJP chain of ~15 ops, then f32 products; M′ entries near zero are
+// measured against the mean entry).
+
+import { describe, expect, it } from 'vitest';
+import { integrationPoints } from '../src/ib/integration.js';
+import type { ModelProgram } from '../src/model/program.js';
+import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
+import { mDashGpu } from '../src/transformer/gpu-mdash.js';
+import { GpuModel } from '../src/transformer/gpu-model.js';
+import { GpuPasses } from '../src/transformer/gpu-passes.js';
+import { centredNodeStatsGpu, nodeStatsGpu } from '../src/transformer/gpu-stats.js';
+import { PassesF64 } from '../src/transformer/passes-f64.js';
+import { useEngine } from './helpers/gpu.js';
+import { gaussian, rng } from './helpers/random.js';
+import { concatRows, edgesF64, mDashF64, nodeTuplesF64 } from './helpers/tf-pass-reference.js';
+import { attentionProgram, copyPre, headProgram, linearProgram, mlpProgram } from './helpers/tf-programs.js';
+
+function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol: number): void {
+  expect(got.length, `${what}: length`).toBe(ref.length);
+  let mean = 0;
+  for (let i = 0; i < ref.length; i++) mean += Math.abs(ref[i]!);
+  mean /= Math.max(1, ref.length);
+  let worst = 0;
+  let at = -1;
+  for (let i = 0; i < ref.length; i++) {
+    const e = Math.abs(got[i]! - ref[i]!) / (Math.abs(ref[i]!) + mean + 1e-300);
+    if (!(e <= worst)) { worst = e; at = i; }
+  }
+  expect(worst, `${what}: worst relative error at ${at} (gpu ${got[at]}, ref ${ref[at]})`).toBeLessThanOrEqual(tol);
+}
+
+const d = 6;
+const P = 4;
+const vocab = 11;
+
+function testModel(last: boolean, linearTail = false): ModelProgram {
+  const g = gaussian(rng(7));
+  const W = d + 1;
+  const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
+  const Wpos = Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g()));
+  const attn = attentionProgram(3, { P, d, last });
+  const widths = attn.outputs.map((id) => attn.values[id]!.width);
+  const Pmid = last ? 1 : P;
+  return {
+    embed: { WE, vocab, width: W, Wpos, nCtx: P },
+    pre: copyPre(W, P),
+    sections: [
+      { ...attn, from: 'n0', to: 'n1' },
+      { ...(linearTail ? linearProgram(4, widths, Pmid, 9) : headProgram(4, widths, Pmid, 9, false)), from: 'n1', to: 'n2' },
+    ],
+    nodeLayers: ['n0', 'n1', 'n2'],
+  };
+}
+
+const N = 7;
+const tokens = Array.from({ length: N * P }, (_, i) => (i * 7 + 3) % vocab);
+
+function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
+  const g = gaussian(rng(seed));
+  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
+}
+
+describe('GPU transformer passes vs float64', () => {
+  const getEngine = useEngine();
+
+  it('node statistics: sums, raw and shifted Grams at every node layer', async () => {
+    const engine = await getEngine();
+    const mp = testModel(false);
+    const model = new GpuModel(engine, mp, P);
+    const ref = nodeTuplesF64(mp, tokens, N, P);
+    const first = await nodeStatsGpu(engine, model, tokens, N, { batch: 3 });
+    const shifts = first.map((s) => s.sum.map((v) => v / s.rows));
+    const second = await nodeStatsGpu(engine, model, tokens, N, { batch: 3, shifts, nodes: [0, 1, 2] });
+    // The cached two-pass form must give the same shifted Grams (and sums) with or without its cache.
+    for (const cacheBytes of [0, undefined]) {
+      const cached = await centredNodeStatsGpu(engine, model, tokens, N, { batch: 3, cacheBytes, shiftFor: (sum, rows) => sum.map((v) => v / rows) });
+      cached.forEach((c, i) => {
+        expect(Array.from(c.shift)).toEqual(Array.from(second[i]!.shift));
+        expectClose(c.sum, first[i]!.sum, `cached sum ${i}`, 1e-12);
+        expectClose(c.gram!, second[i]!.gram!, `cached Gram ${i}`, 1e-12);
+      });
+    }
+    first.forEach((s, i) => {
+      const L = model.nodes[i]!;
+      const x = concatRows(ref[i]!, L.widths, N * L.positions);
+      const rows = N * L.positions;
+      const sum = new Float64Array(L.width);
+      const raw = new Float64Array(L.width * L.width);
+      const cen = new Float64Array(L.width * L.width);
+      const sh = second[i]!.shift;
+      for (let r = 0; r < rows; r++) {
+        for (let a = 0; a < L.width; a++) {
+          sum[a] += x[r * L.width + a]!;
+          for (let b = 0; b < L.width; b++) {
+            raw[a * L.width + b] += x[r * L.width + a]! * x[r * L.width + b]!;
+            cen[a * L.width + b] += (x[r * L.width + a]! - sh[a]!) * (x[r * L.width + b]! - sh[b]!);
+          }
+        }
+      }
+      expect(s.rows).toBe(rows);
+      expectClose(s.sum, sum, `${L.name} sum`, 1e-5);
+      expectClose(s.gram!, raw, `${L.name} raw Gram`, 1e-5);
+      expectClose(second[i]!.gram!, cen, `${L.name} shifted Gram`, 1e-5);
+    });
+    model.dispose();
+  });
+
+  it.each([false, true])('M′ of both sections (last position %s), two Gauss–Legendre points', async (last) => {
+    const engine = await getEngine();
+    const mp = testModel(last);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const dOut0 = model.nodes[1]!.width;
+    const Chat = randomMatrix(dOut0, 5, 9);
+    const m0 = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3, kBlock: 4 });
+    expectClose(m0, mDashF64(mp, 0, tokens, N, P, Chat, 5, pts), 'M′ attention section', 2e-4);
+    const m1 = await mDashGpu(engine, model, 1, tokens, N, { points: integrationPoints('gradient', 0), batch: 3, kBlock: 4 });
+    expectClose(m1, mDashF64(mp, 1, tokens, N, P, undefined, model.nodes[2]!.width, integrationPoints('gradient', 0)), 'M′ readout section', 2e-4);
+    model.dispose();
+  });
+
+  it('M′ of a linear-only section (sample-independent gradients, added once for all N)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(false, true);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const m1 = await mDashGpu(engine, model, 1, tokens, N, { points: pts, batch: 3, kBlock: 4 });
+    expectClose(m1, mDashF64(mp, 1, tokens, N, P, undefined, model.nodes[2]!.width, pts), 'M′ linear section', 2e-4);
+    model.dispose();
+  });
+
+  it('squared edges of a linear-only section (VJP shared by all samples)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true, true);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gradient', 0);
+    const dIn = model.nodes[1]!.width;
+    const C = randomMatrix(dIn, 7, 31);
+    const Cpinv = randomMatrix(7, dIn, 32);
+    const E = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, batch: 3, kBlock: 4 });
+    expectClose(E, edgesF64(mp, 1, tokens, N, P, C, Cpinv, 7, undefined, model.nodes[2]!.width, pts), 'edges', 2e-4);
+    model.dispose();
+  });
+
+  it.each(['gelu', 'relu'] as const)('M′ of a position-local %s section: gate-Gram closed form = per-sample VJPs = float64', async (act) => {
+    const engine = await getEngine();
+    const g = gaussian(rng(5));
+    const W = d + 1;
+    const mlp = mlpProgram(6, P, act, d, 13);
+    const mp: ModelProgram = {
+      embed: {
+        WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())), vocab, width: W,
+        Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())), nCtx: P,
+      },
+      pre: copyPre(W, P),
+      sections: [{ ...mlp, from: 'n0', to: 'n1' }],
+      nodeLayers: ['n0', 'n1'],
+    };
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const Chat = randomMatrix(W, 5, 41);
+    const ref = mDashF64(mp, 0, tokens, N, P, Chat, 5, pts);
+    const closed = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3 });
+    const generic = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3, kBlock: 4, generic: true });
+    expectClose(closed, ref, 'closed form', 2e-4);
+    expectClose(generic, ref, 'generic', 2e-4);
+    model.dispose();
+  });
+
+  it('squared edges of the attention section at the projected point', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const model = new GpuModel(engine, mp, P);
+    const pts = integrationPoints('gauss-legendre', 1);
+    const dIn = model.nodes[0]!.width;
+    const rIn = 9;
+    const C = randomMatrix(dIn, rIn, 11);
+    const Cpinv = randomMatrix(rIn, dIn, 12);
+    const Chat = randomMatrix(model.nodes[1]!.width, 5, 13);
+    const E = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut: 5, points: pts, batch: 3, kBlock: 4 });
+    expectClose(E, edgesF64(mp, 0, tokens, N, P, C, Cpinv, rIn, Chat, 5, pts), 'edges', 2e-4);
+    model.dispose();
+  });
+
+  it('GpuPasses agrees with the float64 passes (centred and raw statistics, M′, edges)', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const tok = Int32Array.from(tokens);
+    const gpu = new GpuPasses(engine, mp, tok, N, P);
+    const cpu = new PassesF64(mp, tok, N, P);
+    for (const centred of [true, false]) {
+      const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];
+      expect(g.length).toBe(c.length);
+      g.forEach((s, i) => {
+        expect([s.dim, s.positions]).toEqual([c[i]!.dim, c[i]!.positions]);
+        expectClose(s.mean, c[i]!.mean, `mean ${i}`, 1e-5);
+        expectClose(s.gram, c[i]!.gram, `${centred ? 'centred' : 'raw'} Gram ${i}`, 1e-5);
+      });
+    }
+    const pts = integrationPoints('gauss-legendre', 1);
+    const Chat = randomMatrix(gpu.model.nodes[1]!.width, 5, 21);
+    expectClose(await gpu.mPrime(0, Chat, 5, pts), await cpu.mPrime(0, Chat, 5, pts), 'M′', 2e-4);
+    const input = { C: randomMatrix(gpu.model.nodes[0]!.width, 8, 22), Cpinv: randomMatrix(8, gpu.model.nodes[0]!.width, 23), rIn: 8 };
+    expectClose(await gpu.edges(0, input, Chat, 5, pts), await cpu.edges(0, input, Chat, 5, pts), 'edges', 2e-4);
+    gpu.dispose();
+  });
+});
