@@ -8,3 +8,14 @@ if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ]; then
   npm ci --no-audit --no-fund
 fi
 node scripts/gen-shaders.mjs
+# The compiled package (dist/: library, CLI, viewer bundle), rebuilt when any source is newer than
+# it: the packed-install test packs it as users get it, and `npm run example` runs it.
+outputs="dist/src/index.js dist/src/index.d.ts dist/web/ibgpu.js dist/web/viewer.js dist/web/index.html"
+stale=0
+for f in $outputs; do [ -f "$f" ] || stale=1; done
+if [ "$stale" = 0 ]; then
+  # shellcheck disable=SC2086
+  oldest=$(ls -tr $outputs | head -n 1)
+  [ -n "$(find src web shaders scripts tsconfig.json -newer "$oldest" -print -quit)" ] && stale=1
+fi
+if [ "$stale" = 1 ]; then npm run --silent build; fi
