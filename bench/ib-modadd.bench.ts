@@ -4,12 +4,12 @@
 // times (statistics, bases with M′, edges), kept dimensions and the leading Λ against rib's stored
 // values (SPEC-transformers §9.2: Λ_0 = 295856.17497 at ln2.0, 116757.2 at ln1.0). Thresholds: rib's
 // absolute τ = 1e-15 and the relative 1e-10 sanity variant. The model is not part of the repository:
-// the suite skips with a message when /work/shared/data/rib-modadd (or the folder given) is absent.
+// the suite skips with a message when ../shared/data/rib-modadd beside the repository (or the folder given) is absent.
 //   npx tsx bench/ib-modadd.bench.ts [dir] [--cpu] [--gpu-only]
 // --cpu also times the float64 CPU reference passes (minutes on two cores).
 
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseConfig } from '../src/ib/config.js';
 import type { IbResult } from '../src/ib/pipeline.js';
 import { Engine } from '../src/runtime/engine.js';
@@ -25,7 +25,7 @@ function describe(res: IbResult): string {
 }
 
 export async function runIbModaddBench(engine: Engine | undefined, opts: { dir?: string; cpu?: boolean; gpu?: boolean } = {}): Promise<BenchRow[]> {
-  const dir = opts.dir ?? '/work/shared/data/rib-modadd';
+  const dir = opts.dir ?? resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd');
   if (!existsSync(join(dir, 'weights.safetensors'))) {
     console.log(`ib-modadd: skipped, rib's modular-addition model is not at ${dir} (it is not part of the repository)`);
     return [];

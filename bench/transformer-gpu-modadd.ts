@@ -2,12 +2,12 @@
 // (d 128, 4 heads × 32, d_mlp 512, 3 positions, 3830 samples; node layers ln1.0, ln2.0, unembed,
 // output, last position after add_resid1), with the float64 CPU passes as the reference for
 // both time and agreement. The model and data live outside the repository: pass their folder
-// (default /work/shared/data/rib-modadd). Usage: tsx bench/transformer-gpu-modadd.ts [dir] [--no-f64]
+// (default ../shared/data/rib-modadd beside the repository). Usage: tsx bench/transformer-gpu-modadd.ts [dir] [--no-f64]
 // Prints the times and the largest relative differences; writes nothing.
 
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { integrationPoints } from '../src/ib/integration.js';
 import { loadNpy } from '../src/io/npy.js';
 import { compileTransformer } from '../src/model/transformer/compile.js';
@@ -19,7 +19,7 @@ import { PassesF64 } from '../src/transformer/passes-f64.js';
 import type { TransformerPasses } from '../src/transformer/passes.js';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? '/work/shared/data/rib-modadd';
+const dir = args.find((a) => !a.startsWith('--')) ?? resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd');
 const withF64 = !args.includes('--no-f64');
 
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -1,6 +1,7 @@
 // Transformer datasets: torch.randperm reproduced bit for bit (rib's modular-arithmetic split,
 // SPEC-transformers §3.1), token .npy loading with its errors, and rib's text windows (§3.2).
 
+import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { modularArithmetic, parseModularArithmetic } from '../src/data/modular-arithmetic.js';
@@ -8,7 +9,8 @@ import { textWindows, tokensFromTensor } from '../src/data/tokens.js';
 import { Mt19937, torchRandperm } from '../src/data/torch-randperm.js';
 import { loadNpy } from '../src/io/npy.js';
 
-const RIB_MODADD = '/work/shared/data/rib-modadd/inputs.npy';
+// rib's modular-addition data beside the repository (../shared), when present; never committed.
+const RIB_MODADD = resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd', 'inputs.npy');
 
 describe('torch.randperm', () => {
   it('MT19937 matches the reference generator (seed 5489: first output 3499211612, 10000th 4123659995)', () => {

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open as openFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { f16Bits } from '../src/io/half.js';
@@ -10,6 +10,9 @@ import {
 } from '../src/io/safetensors.js';
 import { ALL_DTYPES, dtypeSize, fromNumbers, toFloat64, type DType, type Tensor } from '../src/io/tensor.js';
 import { rng } from './helpers/random.js';
+
+/** The fixture as shipped beside the repository (../shared), when present. */
+const SHARED_MLP_FIXTURE = resolve(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'synthetic-mlp');
 
 const dir = mkdtempSync(join(tmpdir(), 'ibgpu-st-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -333,9 +336,9 @@ describe('safetensors written by the Python reference implementation', () => {
     }
   });
 
-  it.skipIf(!existsSync('/work/shared/fixtures/synthetic-mlp'))('matches the shared fixture files', () => {
+  it.skipIf(!existsSync(SHARED_MLP_FIXTURE))('matches the shared fixture files', () => {
     for (const name of ['weights.safetensors', 'inputs_f64.safetensors', 'rib-reference/synthetic_f64_svd.safetensors']) {
-      expect(readFileSync(join(fixtures, name)).equals(readFileSync(join('/work/shared/fixtures/synthetic-mlp', name)))).toBe(true);
+      expect(readFileSync(join(fixtures, name)).equals(readFileSync(join(SHARED_MLP_FIXTURE, name)))).toBe(true);
     }
   });
 });
