@@ -107,6 +107,19 @@ function mlpVariant(seed: number, act: Activation, wOut: number, m: number, resi
   return { from: 'a', to: 'o', values, inputs: [a, b], outputs: [cat], ops };
 }
 
+/**
+ * The act at the section's edges (node layers `mlp_act` / `mlp_out`): (x, r) → (act(x), r), the
+ * act reading an input directly and writing an output directly, r passed through.
+ */
+function actOnly(act: Activation): SectionProgram {
+  const values: ValueInfo[] = [
+    { width: d + 1, positions: P, label: 'x' }, { width: d + 1, positions: P, label: 'r' },
+    { width: d + 1, positions: P, label: 'act' }, { width: d + 1, positions: P, label: 'r_out' },
+  ];
+  const ops: Op[] = [{ kind: 'act', x: 0, y: 2, act }, { kind: 'copy', x: 1, y: 3 }];
+  return { from: 'mlp_act', to: 'mlp_out', values, inputs: [0, 1], outputs: [2, 3], ops };
+}
+
 describe('squared edges of position-local MLP sections on the MLP edge kernels', () => {
   const getEngine = useEngine();
 
@@ -117,6 +130,8 @@ describe('squared edges of position-local MLP sections on the MLP edge kernels',
     ['gelu_tanh, linear residual and a path around the act, Ĉ 9 wide', () => mlpVariant(8, 'gelu_tanh', 23, 17, true), 9, 3, 3],
     ['relu, linear residual, identity Ĉ (25 wide)', () => mlpVariant(9, 'relu', 23, 10, true), undefined, 14, 14],
     ['identity act, no residual', () => mlpVariant(10, 'identity', 5, 7, false), 4, 6, 0],
+    ['relu on an input, to an output, a pass-through member', () => actOnly('relu'), 6, 8, 6],
+    ['gelu on an input, to an output, identity Ĉ', () => actOnly('gelu'), undefined, 14, 14],
   ];
 
   it.each(cases)('%s: = per-sample VJPs = float64', async (_label, make, rOut, rIn, extra) => {
