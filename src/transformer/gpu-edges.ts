@@ -12,6 +12,8 @@ import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
+import { edgesLocalGpu } from './gpu-edges-local.js';
+import { singleActSection } from './gpu-mdash-local.js';
 import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
 import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
@@ -29,6 +31,9 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
     `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
+  const local = opts.generic ? undefined : singleActSection(model.sections[s]!.program);
+  if (local && g.pOut === g.pIn) return edgesLocalGpu(engine, model, s, tokens, N, g, opts, local);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;

@@ -21,7 +21,7 @@ import type { Engine } from '../runtime/engine.js';
 import { samplesPerBatch, type GpuModel } from './gpu-model.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
-type ActOp = Extract<Op, { kind: 'act' }>;
+export type ActOp = Extract<Op, { kind: 'act' }>;
 
 /** The act op when `p` qualifies: one act, no other sample-dependent or position-mixing op. */
 export function singleActSection(p: SectionProgram): { op: ActOp; index: number } | undefined {
@@ -43,7 +43,7 @@ function zerosFor(p: SectionProgram): Float64Array[] {
 }
 
 /** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there. */
-function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
+export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
   // The program without the act, its output an input: the VJP then stops at y (→ r) and carries
   // every other path to the inputs (→ s). No sample-dependent op is left, so any forward values do.
   const top: SectionProgram = { ...p, inputs: [...p.inputs, act.op.y], ops: p.ops.filter((_, i) => i !== act.index) };
@@ -76,7 +76,7 @@ function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: Secti
 }
 
 /** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0. */
-function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
   const bot: SectionProgram = { ...p, outputs: [act.op.x], ops: p.ops.slice(0, act.index) };
   const m = p.values[act.op.x]!.width;
   const P = g.pIn;
