@@ -15,16 +15,23 @@
 //     4 seeds, decreases strictly over R = 1, 3, 7 (rib's test asserts monotone decrease for
 //     one torch seed; one seed of ours is not guaranteed to be monotone, so the mean is used),
 //     for the attention M′ (R_p) and the P_out = 4 edges.
+//   - the build (pipeline.ts) passes the config's sources on: with P_out = 1 in every section, a
+//     build with R_p = 2 and R = 3 gives the deterministic Λ (1e-10) and edges (1e-9), one with
+//     R_h = 2 does not;
 //   - config parsing: positive integers, null = off, clear errors; MLP builds refuse them.
 
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/ib/config.js';
+import { arraySource } from '../src/ib/data.js';
+import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { randomMlp } from '../src/ib/self-check.js';
+import type { Engine } from '../src/runtime/engine.js';
 import { integrationPoints } from '../src/ib/integration.js';
 import type { ModelProgram } from '../src/model/program.js';
 import { edgesStochasticGpu, mDashStochasticGpu } from '../src/transformer/gpu-stochastic.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
-import { stochasticOf } from '../src/transformer/pipeline.js';
+import { buildTransformerF64, stochasticOf } from '../src/transformer/pipeline.js';
 import { refuseStochastic, stochasticPhi, type StochasticSources } from '../src/transformer/stochastic.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
@@ -136,6 +143,14 @@ describe('stochastic sources: draws and config', () => {
     expect(() => refuseStochastic(c, 'MLP builds')).toThrow(/n_stochastic_sources_basis_pos, n_stochastic_sources_edges are only available for transformer builds/);
     expect(() => refuseStochastic(parseConfig(base), 'MLP builds')).not.toThrow();
   });
+
+  it('an MLP build rejects them before any GPU work', async () => {
+    const x = new Float32Array(4 * 5).map((_, i) => Math.sin(i));
+    // The check runs before the engine is touched, so no engine is needed.
+    const noEngine = undefined as unknown as Engine;
+    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ node_layers: ['layers.0', 'layers.1'], n_stochastic_sources_edges: 1 })))
+      .rejects.toThrow(/n_stochastic_sources_edges is only available for transformer builds, not for MLP builds/);
+  });
 });
 
 describe('stochastic sources: float64 exactness conditions', () => {
@@ -234,5 +249,27 @@ describe('stochastic sources: GPU = float64 for the same seed', () => {
     } finally {
       model.dispose();
     }
+  });
+});
+
+describe('stochastic sources: the build', () => {
+  it('with P_out = 1 everywhere, a stochastic build (R_p = 2, R = 3) equals the deterministic build', async () => {
+    const mp = testModel(true);
+    const base = { node_layers: mp.nodeLayers, integration_method: 'gauss-legendre', n_intervals: 0 };
+    const exact = await buildTransformerF64(mp, tokens, N, P, parseConfig(base));
+    const stoch = await buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, n_stochastic_sources_basis_pos: 2, n_stochastic_sources_edges: 3, seed: 3 }));
+    for (const [name, b] of exact.bases) {
+      const s = stoch.bases.get(name)!;
+      expect(s.r, name).toBe(b.r);
+      if (b.Lambda) expect(maxRel(s.Lambda!, b.Lambda), `Λ ${name}`).toBeLessThan(1e-10);
+    }
+    expect(exact.edges.size).toBe(2);
+    for (const [k, e] of exact.edges) expect(maxRel(stoch.edges.get(k)!.data, e.data), `edges ${k}`).toBeLessThan(1e-9);
+    // The options reach the passes: hidden sources are not exact (cross terms over directions).
+    const hidden = await buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, n_stochastic_sources_basis_hidden: 2 }));
+    const b0 = exact.bases.get('n0')!;
+    expect(maxRel(hidden.bases.get('n0')!.Lambda!.subarray(0, 3), b0.Lambda!.subarray(0, 3))).toBeGreaterThan(1e-3);
+    await expect(buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, basis_formula: 'svd', n_stochastic_sources_basis_pos: 1 })))
+      .rejects.toThrow(/basis_formula 'svd' does not use/);
   });
 });

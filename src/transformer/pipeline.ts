@@ -43,6 +43,9 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   const isolate = config.isolate_ln_var ?? true;
   const centred = config.center;
   const stoch = stochasticOf(config);
+  if (formula !== 'jacobian' && (stoch?.basisPos !== undefined || stoch?.basisHidden !== undefined)) {
+    throw new IbgpuError('BAD_CONFIG', `n_stochastic_sources_basis_pos/_hidden estimate M′, which basis_formula '${formula}' does not use`, "remove them, or use basis_formula 'jacobian'");
+  }
   const names = mp.nodeLayers;
   const L = names.length - 1;
   const hasOutput = names[L] === 'output';
