@@ -32,7 +32,7 @@ import { edgesStochasticGpu, mDashStochasticGpu } from '../src/transformer/gpu-s
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { buildTransformerF64, stochasticOf } from '../src/transformer/pipeline.js';
-import { refuseStochastic, stochasticPhi, type StochasticSources } from '../src/transformer/stochastic.js';
+import { refuseStochastic, stochasticPhi, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { attentionProgram, copyPre, headProgram } from './helpers/tf-programs.js';
@@ -125,6 +125,12 @@ describe('stochastic sources: draws and config', () => {
     const both = stochasticPhi(src({ basisPos: 2, basisHidden: 3 }), 'basis', 0, 0, 2, 5);
     expect(both.K).toBe(6);
     expect(both.phi.every((v) => v === 1 || v === -1)).toBe(true);
+    // any block of k is drawn alone, equal to the slice of the whole set
+    for (const [o, kind] of [[{ basisPos: 2 }, 'basis'], [{ basisHidden: 3 }, 'basis'], [{ basisPos: 2, basisHidden: 3 }, 'basis'], [{ edges: 2 }, 'edges']] as const) {
+      const all = stochasticPhi(src(o, 8), kind, 2, 4, 3, 4);
+      const per = 3 * 4;
+      expect(Array.from(stochasticPhiRows(src(o, 8), kind, 2, 4, 3, 4, 3, 2)), JSON.stringify(o)).toEqual(Array.from(all.phi.subarray(3 * per, 5 * per)));
+    }
     const e = stochasticPhi(src({ edges: 2 }), 'edges', 0, 0, 3, 4);
     expect(e.K).toBe(8);
     // one sign per (r, t), the same for every i

@@ -5,12 +5,12 @@
 // gpu-mdash-local.ts, which assume the deterministic set):
 //   M′ = (1/(N·P_in·R)) Σ_n Σ_k Σ_s g_s g_sᵀ                  (shared Gram kernel, f32 per batch)
 //   E_ij = (1/(N·P_in·R)) Σ_n Σ_{k: k mod r_out = i} (Σ_s h_{s,j} u_{s,j})²   (tf_edge_square)
-// The host builds each batch's cotangents from the same float64 draws as passes-f64.ts (rounded
-// to f32 on upload), so GPU and float64 agree for the same seed.
+// The host draws each K-block's cotangents for the batch (the same float64 draws as
+// passes-f64.ts, rounded to f32 on upload), so GPU and float64 agree for the same seed.
 //
-// Memory: the GPU holds one batch's forward states and one K-block of cotangents and gradients
-// (block and batch sizes from vjpBlockSizes, as the deterministic passes); the host holds one
-// batch's cotangents, b·K·P_out·d_out floats.
+// Memory: one batch's forward states and one K-block of cotangents and gradients, on the GPU and
+// (cotangents only) on the host; block and batch sizes from vjpBlockSizes, as the deterministic
+// passes. Nothing grows with N or K.
 
 import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
@@ -34,16 +34,11 @@ function stochasticGeometry(model: GpuModel, s: number, opts: StochasticVjpOptio
   return { ...g, K: stochasticK(opts.stochastic, kind, g.pOut, g.rOut) };
 }
 
-/** Samples [first, first + b)'s cotangents, each [K, P_out, d_out] (float64 draws). */
-function batchCotangents(opts: StochasticVjpOptions, kind: StochasticKind, s: number, g: SectionGeometry, first: number, b: number): Float64Array[] {
-  return Array.from({ length: b }, (_, n) => stochasticCotangents(opts.stochastic, kind, s, first + n, g.pOut, g.dOut, g.rOut, opts.Chat).cot);
-}
-
-/** Uploads the block k ∈ [k0, k0 + kb) of every sample's cotangents: [b·kb·P_out, d_out], f32. */
-function uploadBlock(engine: Engine, cots: readonly Float64Array[], g: SectionGeometry, k0: number, kb: number): GPUBuffer {
+/** Block k ∈ [k0, k0 + kb) of the cotangents of samples [first, first + b): [b·kb·P_out, d_out], f32. */
+function uploadBlock(engine: Engine, opts: StochasticVjpOptions, kind: StochasticKind, s: number, g: SectionGeometry, first: number, b: number, k0: number, kb: number): GPUBuffer {
   const per = kb * g.pOut * g.dOut;
-  const out = new Float32Array(cots.length * per);
-  cots.forEach((c, n) => out.set(c.subarray(k0 * g.pOut * g.dOut, (k0 + kb) * g.pOut * g.dOut), n * per));
+  const out = new Float32Array(b * per);
+  for (let n = 0; n < b; n++) out.set(stochasticCotangents(opts.stochastic, kind, s, first + n, g.pOut, g.dOut, g.rOut, opts.Chat, k0, kb).cot, n * per);
   return engine.upload(out, 'tf.stoch-cot');
 }
 
@@ -93,13 +88,12 @@ export async function mDashStochasticGpu(engine: Engine, model: GpuModel, s: num
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const cots = batchCotangents(opts, 'basis', s, g, first, b);
       const inputs = model.forwardTo(tokens, first, b, s);
       const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
       const pending: Promise<void>[] = [];
       for (let k0 = 0; k0 < g.K; k0 += Kb) {
         const kb = Math.min(Kb, g.K - k0);
-        const cot = uploadBlock(engine, cots, g, k0, kb);
+        const cot = uploadBlock(engine, opts, 'basis', s, g, first, b, k0, kb);
         const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
         engine.release(cot);
         const p = gram.addBatch(total, b * kb * g.pIn);
@@ -142,7 +136,6 @@ export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: num
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const cots = batchCotangents(opts, 'edges', s, g, first, b);
       const rowsIn = b * g.pIn;
       const inputs = model.forwardTo(tokens, first, b, s);
       const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
@@ -158,7 +151,7 @@ export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: num
       const reads: Promise<void>[] = [];
       for (let k0 = 0; k0 < g.K; k0 += Kb) {
         const kb = Math.min(Kb, g.K - k0);
-        const cot = uploadBlock(engine, cots, g, k0, kb);
+        const cot = uploadBlock(engine, opts, 'edges', s, g, first, b, k0, kb);
         const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
         engine.release(cot);
         const rows = b * kb * g.pIn;

@@ -10,9 +10,10 @@
 // so that for the edge and R_p sets i = k mod r_out, as in the deterministic set. The cotangent on
 // the section's output is φ_k·Ĉᵀ (Ĉ = C of the next node layer, or I).
 //
-// The signs come from mulberry32, seeded per (seed, section, sample, estimator) by a 32-bit mix:
-// a sample's draws depend only on the config seed, the section index and the sample's index in
-// the dataset, never on the batch size, the K-block size or the device. rib draws from torch's
+// The signs come from mulberry32 streams, each seeded by a 32-bit mix of (seed, section, sample,
+// estimator, r or k): a sample's draws depend only on the config seed, the section index and the
+// sample's index in the dataset, never on the batch size, the K-block size or the device; and a
+// block of cotangents can be drawn without the others. rib draws from torch's
 // RNG, fresh per batch; those draws cannot be reproduced here (docs/DEVIATIONS.md).
 
 import { IbgpuError } from '../errors.js';
@@ -63,57 +64,79 @@ function fmix32(h: number): number {
   return h >>> 0;
 }
 
-/** The mulberry32 seed of one (seed, section, sample, estimator) stream. */
-export function streamSeed(seed: number, section: number, sample: number, kind: StochasticKind): number {
+/**
+ * The mulberry32 seed of one stream: (seed, section, sample, estimator, outer), where `outer` is
+ * r for the edge and R_p sets and k for the R_h and combined sets (stochasticPhiRows).
+ */
+export function streamSeed(seed: number, section: number, sample: number, kind: StochasticKind, outer: number): number {
   let h = fmix32((seed >>> 0) ^ 0x9e3779b9);
   h = fmix32(h ^ Math.imul(section + 1, 0x27d4eb2f));
   h = fmix32(h ^ Math.imul((sample >>> 0) + 1, 0x165667b1));
-  return fmix32(h ^ (kind === 'edges' ? 0x5bd1e995 : 0x1b873593));
+  h = fmix32(h ^ (kind === 'edges' ? 0x5bd1e995 : 0x1b873593));
+  return fmix32(h ^ Math.imul(outer + 1, 0x85ebca77));
 }
 
 /**
- * The coefficients φ of one sample's stochastic cotangents in the r_out basis, [K, P_out, r_out]
- * row-major (layout in the header). Draw order: the φ entries that are ±1, in the order of the
- * loops below; `u < 0.5 → −1` (rib: rand > 0.5 → +1).
+ * Coefficients φ_k of cotangents k ∈ [k0, k0 + kb) of one sample in the r_out basis,
+ * [kb, P_out, r_out] row-major (layout in the header). Each stream gives `u < 0.5 → −1, else +1`
+ * (rib: rand > 0.5 → +1) in this order: edges, stream r: one sign per t; R_p, stream r: signs
+ * for (i, t), i outer; R_h, stream k: one sign per i; both, stream k: signs for (t, i), t outer.
+ * Any block of k can be generated alone, so memory stays bounded by the block.
  */
-export function stochasticPhi(src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, rOut: number): { phi: Float64Array; K: number } {
+export function stochasticPhiRows(src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, rOut: number, k0: number, kb: number): Float64Array {
   const K = stochasticK(src, kind, pOut, rOut);
-  const phi = new Float64Array(K * pOut * rOut);
-  const u = mulberry32(streamSeed(src.seed, section, sample, kind));
-  const sign = () => (u() < 0.5 ? -1 : 1);
-  const at = (k: number, t: number, i: number) => (k * pOut + t) * rOut + i;
-  if (kind === 'edges') {
-    for (let r = 0; r < src.edges!; r++) {
-      for (let t = 0; t < pOut; t++) {
-        const e = sign();
-        for (let i = 0; i < rOut; i++) phi[at(r * rOut + i, t, i)] = e;
-      }
-    }
-    return { phi, K };
+  if (!(Number.isInteger(k0) && Number.isInteger(kb) && k0 >= 0 && kb >= 0 && k0 + kb <= K)) {
+    throw new IbgpuError('SHAPE', `stochastic cotangents [${k0}, ${k0 + kb}) outside 0..${K}`);
   }
+  const phi = new Float64Array(kb * pOut * rOut);
+  const at = (kk: number, t: number, i: number) => (kk * pOut + t) * rOut + i;
+  const stream = (outer: number) => {
+    const u = mulberry32(streamSeed(src.seed, section, sample, kind, outer));
+    return () => (u() < 0.5 ? -1 : 1);
+  };
   const rp = src.basisPos;
   const rh = src.basisHidden;
-  if (rp !== undefined && rh !== undefined) {
-    for (let i = 0; i < phi.length; i++) phi[i] = sign();
-  } else if (rp !== undefined) {
-    for (let r = 0; r < rp; r++) for (let i = 0; i < rOut; i++) for (let t = 0; t < pOut; t++) phi[at(r * rOut + i, t, i)] = sign();
-  } else {
-    for (let t = 0; t < pOut; t++) for (let r = 0; r < rh!; r++) for (let i = 0; i < rOut; i++) phi[at(t * rh! + r, t, i)] = sign();
+  for (let kk = 0; kk < kb; kk++) {
+    const k = k0 + kk;
+    if (kind === 'edges' || (rh === undefined && rp !== undefined)) {
+      const r = Math.floor(k / rOut);
+      const i = k % rOut;
+      const sign = stream(r);
+      if (kind !== 'edges') for (let skip = 0; skip < i * pOut; skip++) sign();
+      for (let t = 0; t < pOut; t++) phi[at(kk, t, i)] = sign();
+    } else if (rp === undefined) {
+      const t = Math.floor(k / rh!);
+      const sign = stream(k);
+      for (let i = 0; i < rOut; i++) phi[at(kk, t, i)] = sign();
+    } else {
+      const sign = stream(k);
+      for (let j = 0; j < pOut * rOut; j++) phi[kk * pOut * rOut + j] = sign();
+    }
   }
-  return { phi, K };
+  return phi;
+}
+
+/** All of one sample's coefficients φ, [K, P_out, r_out]. */
+export function stochasticPhi(src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, rOut: number): { phi: Float64Array; K: number } {
+  const K = stochasticK(src, kind, pOut, rOut);
+  return { phi: stochasticPhiRows(src, kind, section, sample, pOut, rOut, 0, K), K };
 }
 
 /**
- * One sample's cotangents on the section output, φ·Ĉᵀ: [K, P_out, d_out] row-major (Ĉ is
- * d_out × r_out; undefined: the identity, d_out = r_out). Rows whose φ is zero stay zero.
+ * Cotangents k ∈ [k0, k0 + kb) of one sample on the section output, φ·Ĉᵀ: [kb, P_out, d_out]
+ * row-major (Ĉ is d_out × r_out; undefined: the identity, d_out = r_out). Rows whose φ is zero
+ * stay zero. Without k0/kb: all K.
  */
 export function stochasticCotangents(
   src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, dOut: number, rOut: number, Chat: Float64Array | undefined,
+  k0 = 0, kb?: number,
 ): { cot: Float64Array; K: number } {
-  const { phi, K } = stochasticPhi(src, kind, section, sample, pOut, rOut);
+  const K = stochasticK(src, kind, pOut, rOut);
+  const n = kb ?? K - k0;
+  const phi = stochasticPhiRows(src, kind, section, sample, pOut, rOut, k0, n);
   if (!Chat) return { cot: phi, K };
-  const cot = new Float64Array(K * pOut * dOut);
-  for (let row = 0; row < K * pOut; row++) {
+  const cot = new Float64Array(n * pOut * dOut);
+  for (let row = 0; row < n * pOut; row++) {
     for (let i = 0; i < rOut; i++) {
       const p = phi[row * rOut + i]!;
       if (p === 0) continue;
