@@ -70,7 +70,19 @@ export interface BuildConfig {
   isolate_ln_var?: boolean;
   dataset?: Record<string, unknown>;
   device?: 'gpu' | 'cpu';
+  /**
+   * rib's stochastic sources (transformer builds only; src/transformer/stochastic.ts): Rademacher
+   * cotangents for M′ over output positions (R_p) and/or output directions (R_h), and over output
+   * positions inside the squared edges (R). Unset: the exact deterministic sets.
+   */
+  n_stochastic_sources_basis_pos?: number;
+  n_stochastic_sources_basis_hidden?: number;
+  n_stochastic_sources_edges?: number;
+  /** Seed of the stochastic sources' draws (default 0). */
+  seed?: number;
 }
+
+const STOCHASTIC_KEYS = ['n_stochastic_sources_basis_pos', 'n_stochastic_sources_basis_hidden', 'n_stochastic_sources_edges'] as const;
 
 export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   basis_formula: 'jacobian',
@@ -90,7 +102,7 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
 
 const KNOWN_KEYS = new Set<string>([
   ...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity',
-  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device',
+  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', ...STOCHASTIC_KEYS,
 ]);
 
 function bad(msg: string, hint?: string): IbgpuError {
@@ -129,6 +141,19 @@ export function parseConfig(raw: unknown): BuildConfig {
     const ds = r['dataset'];
     if (typeof ds !== 'object' || Array.isArray(ds)) throw bad('config.dataset must be an object like {"type": "modular_arithmetic", "modulus": 113}');
     c.dataset = ds as Record<string, unknown>;
+  }
+  for (const k of STOCHASTIC_KEYS) {
+    if (!(k in r) || r[k] === null) continue; // rib's null: the source is off
+    const v = r[k];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
+      throw bad(`config.${k} must be a positive integer (the number of stochastic sources), got ${JSON.stringify(v)}`, 'use e.g. 1, or null / leave it out for the exact deterministic computation');
+    }
+    c[k] = v;
+  }
+  if ('seed' in r && r['seed'] !== null) {
+    const v = r['seed'];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw bad(`config.seed must be an integer in [0, 2^32), got ${JSON.stringify(v)}`);
+    c.seed = v;
   }
   if ('device' in r) c.device = oneOf('device', r['device'], ['gpu', 'cpu'] as const);
   if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);

@@ -21,6 +21,7 @@ import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
 import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
+import { refuseStochastic } from '../transformer/stochastic.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -170,6 +171,7 @@ export async function buildInteractionBasis(
     throw new IbgpuError('SHAPE', `data has ${data.d} features per datapoint, the model's first layer takes ${model.layers[0]!.dIn}`, 'use the data the model was trained on (or fix the arch file)');
   }
   if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
+  refuseStochastic(config, 'MLP builds');
   const plan = planNodes(model, config.node_layers);
   const centred = config.center;
   const formula = config.basis_formula;

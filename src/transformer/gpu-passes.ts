@@ -9,8 +9,10 @@ import type { Engine } from '../runtime/engine.js';
 import { edgesSquaredGpu } from './gpu-edges.js';
 import { mDashGpu } from './gpu-mdash.js';
 import { GpuModel } from './gpu-model.js';
+import { edgesStochasticGpu, mDashStochasticGpu } from './gpu-stochastic.js';
 import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
+import { isStochastic, type StochasticSources } from './stochastic.js';
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
@@ -73,11 +75,13 @@ export class GpuPasses implements TransformerPasses {
     });
   }
 
-  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
+    if (isStochastic(stoch, 'basis')) return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
     return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts });
   }
 
-  edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+  edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
+    if (isStochastic(stoch, 'edges')) return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
     return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts });
   }
 

@@ -9,6 +9,10 @@ import type { IntegrationPoints } from '../ib/integration.js';
 import type { ModelProgram, SectionProgram } from '../model/program.js';
 import { nodeActivationsF64, splitParts, tupleWidths, type NodeActs } from './forward-f64.js';
 import type { EdgeInputs, NodeStatsResult, TransformerPasses } from './passes.js';
+import { isStochastic, stochasticCotangents, stochasticR, type StochasticKind, type StochasticSources } from './stochastic.js';
+
+/** The section's cotangents for one sample: per output member [K, P_out, w_j]. */
+type CotangentsOf = (sample: number) => { cot: Float64Array[]; K: number };
 
 /** Samples per interpreter batch (bounds the memory of a section's forward values). */
 const CHUNK = 64;
@@ -57,14 +61,36 @@ export class PassesF64 implements TransformerPasses {
     return { cot, K };
   }
 
+  /** Cotangents per sample: the deterministic set (the same for all), or the sample's stochastic set. */
+  private cotangentsOf(s: number, Chat: Float64Array | undefined, rOut: number, stoch: StochasticSources | undefined, kind: StochasticKind): CotangentsOf {
+    const sec = this.mp.sections[s]!;
+    if (!isStochastic(stoch, kind)) {
+      const fixed = this.cotangents(sec, Chat, rOut);
+      return () => fixed;
+    }
+    const Pout = sec.values[sec.outputs[0]!]!.positions;
+    const widths = sec.outputs.map((id) => sec.values[id]!.width);
+    const dOut = widths.reduce((a, b) => a + b, 0);
+    return (sample) => {
+      const { cot, K } = stochasticCotangents(stoch, kind, s, sample, Pout, dOut, rOut, Chat);
+      let off = 0;
+      const parts = widths.map((w) => {
+        const c = new Float64Array(K * Pout * w);
+        for (let r = 0; r < K * Pout; r++) for (let a = 0; a < w; a++) c[r * w + a] = cot[r * dOut + off + a]!;
+        off += w;
+        return c;
+      });
+      return { cot: parts, K };
+    };
+  }
+
   /**
    * For each sample of the section's input (optionally replaced by `inputOf`), calls `use` with
    * the integrated VJP block G = Σ_k w_k VJP(α_k f) as [K, P_in, dIn].
    */
   private forEachVjp(
     s: number,
-    Chat: Float64Array | undefined,
-    rOut: number,
+    cotangentsOf: CotangentsOf,
     pts: IntegrationPoints,
     inputOf: ((parts: Float64Array[], B: number) => Float64Array[]) | undefined,
     use: (G: Float64Array, K: number, sample: number, inputs: Float64Array[], b: number) => void,
@@ -74,17 +100,18 @@ export class PassesF64 implements TransformerPasses {
     const Pin = acts.positions;
     const widths = tupleWidths(sec, sec.inputs);
     const dIn = widths.reduce((x, y) => x + y, 0);
-    const { cot, K } = this.cotangents(sec, Chat, rOut);
     for (let b0 = 0; b0 < this.n; b0 += CHUNK) {
       const B = Math.min(CHUNK, this.n - b0);
       let parts = acts.parts.map((p, j) => p.subarray(b0 * Pin * widths[j]!, (b0 + B) * Pin * widths[j]!));
       if (inputOf) parts = inputOf(parts, B);
+      const cots = Array.from({ length: B }, (_, b) => cotangentsOf(b0 + b));
+      const K = cots[0]!.K;
       const G = new Float64Array(B * K * Pin * dIn);
       for (let q = 0; q < pts.alphas.length; q++) {
         const vals = forwardF64(sec, parts, B, pts.alphas[q]!);
         const wq = pts.weights[q]!;
         for (let b = 0; b < B; b++) {
-          const gi = vjpSampleF64(sec, vals, b, cot, K);
+          const gi = vjpSampleF64(sec, vals, b, cots[b]!.cot, K);
           let off = 0;
           gi.forEach((g, j) => {
             const w = widths[j]!;
@@ -100,12 +127,12 @@ export class PassesF64 implements TransformerPasses {
     }
   }
 
-  async mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+  async mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     const acts = this.activations()[s]!;
     const dIn = acts.width;
     const Pin = acts.positions;
     const M = new Float64Array(dIn * dIn);
-    this.forEachVjp(s, Chat, rOut, pts, undefined, (G, K) => {
+    this.forEachVjp(s, this.cotangentsOf(s, Chat, rOut, stoch, 'basis'), pts, undefined, (G, K) => {
       for (let r = 0; r < K * Pin; r++) {
         const o = r * dIn;
         for (let i = 0; i < dIn; i++) {
@@ -115,7 +142,7 @@ export class PassesF64 implements TransformerPasses {
         }
       }
     });
-    const div = this.n * Pin;
+    const div = this.n * Pin * (isStochastic(stoch, 'basis') ? stochasticR(stoch, 'basis') : 1);
     for (let i = 0; i < dIn; i++) {
       for (let j = i; j < dIn; j++) {
         const v = M[i * dIn + j]! / div;
@@ -126,12 +153,11 @@ export class PassesF64 implements TransformerPasses {
     return M;
   }
 
-  async edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array> {
+  async edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     const sec = this.mp.sections[s]!;
     const acts = this.activations()[s]!;
     const dIn = acts.width;
     const Pin = acts.positions;
-    const Pout = sec.values[sec.outputs[0]!]!.positions;
     const { C, Cpinv, rIn } = input;
     const widths = tupleWidths(sec, sec.inputs);
     const E = new Float64Array(rOut * rIn);
@@ -142,22 +168,21 @@ export class PassesF64 implements TransformerPasses {
       const fp = matmulF64(U, Cpinv, { m: B * Pin, n: dIn, k: rIn });
       return splitParts(fp, widths, B, Pin);
     };
-    this.forEachVjp(s, Chat, rOut, pts, project, (G, K, _sample, _inputs, b) => {
+    // Deterministic: k = t·rOut + i; stochastic: k = r·rOut + i (stochastic.ts). Both: i = k mod rOut.
+    this.forEachVjp(s, this.cotangentsOf(s, Chat, rOut, stoch, 'edges'), pts, project, (G, K, _sample, _inputs, b) => {
       // ∂F̂/∂u_{s,j} = Σ_a G[k, s, a] C⁺[j, a]
       const H = matmulF64(G, Cpinv, { m: K * Pin, n: rIn, k: dIn, transB: true });
       const u = U.subarray(b * Pin * rIn, (b + 1) * Pin * rIn);
-      for (let t = 0; t < Pout; t++) {
-        for (let i = 0; i < rOut; i++) {
-          const k = t * rOut + i;
-          for (let j = 0; j < rIn; j++) {
-            let a = 0;
-            for (let sp = 0; sp < Pin; sp++) a += H[(k * Pin + sp) * rIn + j]! * u[sp * rIn + j]!;
-            E[i * rIn + j] += a * a;
-          }
+      for (let k = 0; k < K; k++) {
+        const i = k % rOut;
+        for (let j = 0; j < rIn; j++) {
+          let a = 0;
+          for (let sp = 0; sp < Pin; sp++) a += H[(k * Pin + sp) * rIn + j]! * u[sp * rIn + j]!;
+          E[i * rIn + j] += a * a;
         }
       }
     });
-    const div = this.n * Pin;
+    const div = this.n * Pin * (isStochastic(stoch, 'edges') ? stochasticR(stoch, 'edges') : 1);
     for (let i = 0; i < E.length; i++) E[i] = E[i]! / div;
     return E;
   }

@@ -9,9 +9,12 @@
 //     cotangent per (t, i): Σ_t inside the VJP, Σ_s outside the outer product;
 //   E_ij = (1/(N·P_in)) Σ_n Σ_t (Σ_k w_k Σ_s ∂F̂_{t,i}/∂u_{s,j}(α_k u) u_{s,j})², at the projected
 //     point f = u·C⁺ with u = f·C.
+// With stochastic sources (stochastic.ts) the cotangents are the sample's Rademacher set instead
+// and both divisors gain the factor R (SPEC-transformers §5.1, §6.2).
 
 import type { IntegrationPoints } from '../ib/integration.js';
 import type { ModelProgram } from '../model/program.js';
+import type { StochasticSources } from './stochastic.js';
 
 export interface NodeStatsResult {
   mean: Float64Array;
@@ -38,9 +41,9 @@ export interface TransformerPasses {
    * M′ of section `s` (node layer s → s+1), dIn×dIn, divided by N·P_in. `Chat` is C of node
    * layer s+1 ([dOut, rOut]) or undefined for the identity (unrotated output).
    */
-  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array>;
-  /** Squared edges of section `s`, [rOut, rIn], divided by N·P_in. */
-  edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Promise<Float64Array>;
+  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
+  /** Squared edges of section `s`, [rOut, rIn], divided by N·P_in (·R when stochastic). */
+  edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
   dispose?(): void;
 }
 

@@ -12,9 +12,17 @@ import type { ModelProgram } from '../model/program.js';
 import { identityBasis, isolatesLnVar, jacobianBasis, stage1Transformer, svdBasis, type NodeMoments } from './basis.js';
 import { PassesF64 } from './passes-f64.js';
 import type { TransformerPasses } from './passes.js';
+import type { StochasticSources } from './stochastic.js';
 
 export interface TransformerBuildOptions {
   logger?: { info(msg: string): void };
+}
+
+/** The config's stochastic sources (undefined when none is set). */
+export function stochasticOf(config: BuildConfig): StochasticSources | undefined {
+  const { n_stochastic_sources_basis_pos: p, n_stochastic_sources_basis_hidden: h, n_stochastic_sources_edges: e } = config;
+  if (p === undefined && h === undefined && e === undefined) return undefined;
+  return { seed: config.seed ?? 0, ...(p !== undefined ? { basisPos: p } : {}), ...(h !== undefined ? { basisHidden: h } : {}), ...(e !== undefined ? { edges: e } : {}) };
 }
 
 function thresholdOf(config: BuildConfig): Threshold {
@@ -34,6 +42,10 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   const pts = integrationPoints(config.integration_method, config.n_intervals);
   const isolate = config.isolate_ln_var ?? true;
   const centred = config.center;
+  const stoch = stochasticOf(config);
+  if (formula !== 'jacobian' && (stoch?.basisPos !== undefined || stoch?.basisHidden !== undefined)) {
+    throw new IbgpuError('BAD_CONFIG', `n_stochastic_sources_basis_pos/_hidden estimate M′, which basis_formula '${formula}' does not use`, "remove them, or use basis_formula 'jacobian'");
+  }
   const names = mp.nodeLayers;
   const L = names.length - 1;
   const hasOutput = names[L] === 'output';
@@ -69,7 +81,7 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
     let b: LayerBasis;
     if (formula === 'jacobian') {
       const tm = clock();
-      const Mp = await passes.mPrime(l, Chat, rOut, pts);
+      const Mp = await passes.mPrime(l, Chat, rOut, pts, stoch);
       mPrimeMs += clock() - tm;
       b = jacobianBasis(m, st, Mp, th);
     } else {
@@ -96,7 +108,7 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
         const last = mp.sections[l]!;
         return last.outputs.reduce((a, id) => a + last.values[id]!.width, 0);
       })();
-      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, bout?.C, rO, pts);
+      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, bout?.C, rO, pts, stoch);
       edges.set(`${names[l]}->${names[l + 1]}`, { data: E, rows: rO, cols: bin.r });
     }
     timings['edges'] = clock() - t0;

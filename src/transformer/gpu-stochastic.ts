@@ -1,0 +1,182 @@
+// M′ and squared edges of a transformer section on the GPU with rib's stochastic sources
+// (SPEC-transformers §5.1 table, §6.2; the draws and their layout: stochastic.ts). Unlike the
+// deterministic set, each sample has its own cotangents, so the VJP runs on per-sample cotangent
+// blocks [b·Kb·P_out, d_out] (no sharing across samples, and none of the closed forms of
+// gpu-mdash-local.ts, which assume the deterministic set):
+//   M′ = (1/(N·P_in·R)) Σ_n Σ_k Σ_s g_s g_sᵀ                  (shared Gram kernel, f32 per batch)
+//   E_ij = (1/(N·P_in·R)) Σ_n Σ_{k: k mod r_out = i} (Σ_s h_{s,j} u_{s,j})²   (tf_edge_square)
+// The host draws each K-block's cotangents for the batch (the same float64 draws as
+// passes-f64.ts, rounded to f32 on upload), so GPU and float64 agree for the same seed.
+//
+// Memory: one batch's forward states and one K-block of cotangents and gradients, on the GPU and
+// (cotangents only) on the host; block and batch sizes from vjpBlockSizes, as the deterministic
+// passes. Nothing grows with N or K.
+
+import { checkShape } from '../errors.js';
+import { GramAccumulator } from '../kernels/gram.js';
+import { matmul } from '../kernels/matmul.js';
+import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import { copyColumns } from '../kernels/transformer-elementwise.js';
+import type { Engine } from '../runtime/engine.js';
+import { vjpBlockSizes } from './gpu-mdash.js';
+import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
+import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
+import { sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
+import { stochasticCotangents, stochasticK, stochasticR, type StochasticKind, type StochasticSources } from './stochastic.js';
+
+export interface StochasticVjpOptions extends SectionVjpOptions {
+  stochastic: StochasticSources;
+}
+
+/** The section's geometry with K replaced by the stochastic set's cotangent count. */
+function stochasticGeometry(model: GpuModel, s: number, opts: StochasticVjpOptions, kind: StochasticKind): SectionGeometry {
+  const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
+  return { ...g, K: stochasticK(opts.stochastic, kind, g.pOut, g.rOut) };
+}
+
+/** Block k ∈ [k0, k0 + kb) of the cotangents of samples [first, first + b): [b·kb·P_out, d_out], f32. */
+function uploadBlock(engine: Engine, opts: StochasticVjpOptions, kind: StochasticKind, s: number, g: SectionGeometry, first: number, b: number, k0: number, kb: number): GPUBuffer {
+  const per = kb * g.pOut * g.dOut;
+  const out = new Float32Array(b * per);
+  for (let n = 0; n < b; n++) out.set(stochasticCotangents(opts.stochastic, kind, s, first + n, g.pOut, g.dOut, g.rOut, opts.Chat, k0, kb).cot, n * per);
+  return engine.upload(out, 'tf.stoch-cot');
+}
+
+/**
+ * g = Σ_q w_q · VJP(states[q], cot) concatenated over the input tuple, per sample:
+ * [b·kb·P_in, d_in] (the caller releases it).
+ */
+function integratedVjpPerSample(engine: Engine, sec: GpuSectionProgram, states: readonly ForwardState[], weights: ArrayLike<number>, cot: GPUBuffer, g: SectionGeometry, b: number, kb: number): GPUBuffer {
+  const rowsOut = b * kb * g.pOut;
+  let c0 = 0;
+  const cots = g.widthsOut.map((w) => {
+    const buf = engine.alloc(Math.max(16, rowsOut * w * 4), 'tf.cot');
+    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: rowsOut, width: w });
+    c0 += w;
+    return buf;
+  });
+  const rows = b * kb * g.pIn;
+  const total = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
+  try {
+    states.forEach((st, q) => {
+      const grads = sec.vjp(st, cots, kb);
+      let col = 0;
+      grads.forEach((buf, j) => {
+        const w = g.widthsIn[j]!;
+        copyColumns(engine, { src: { buf, ld: w }, dst: { buf: total, ld: g.dIn, col0: col }, groups: 1, per: rows, width: w, alpha: weights[q]!, accumulate: q > 0 });
+        col += w;
+      });
+      engine.release(...grads);
+    });
+  } finally {
+    engine.release(...cots);
+  }
+  return total;
+}
+
+function checkData(model: GpuModel, tokens: ArrayLike<number>, N: number, what: string): void {
+  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `${what}: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+}
+
+/** Stochastic M′ of section s, d_in × d_in row-major, divided by N·P_in·R. */
+export async function mDashStochasticGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: StochasticVjpOptions): Promise<Float64Array> {
+  const g = stochasticGeometry(model, s, opts, 'basis');
+  checkData(model, tokens, N, 'mDashStochasticGpu');
+  const sec = model.sections[s]!;
+  const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
+  const gram = new GramAccumulator(engine, g.dIn);
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const inputs = model.forwardTo(tokens, first, b, s);
+      const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
+      const pending: Promise<void>[] = [];
+      for (let k0 = 0; k0 < g.K; k0 += Kb) {
+        const kb = Math.min(Kb, g.K - k0);
+        const cot = uploadBlock(engine, opts, 'basis', s, g, first, b, k0, kb);
+        const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
+        engine.release(cot);
+        const p = gram.addBatch(total, b * kb * g.pIn);
+        if (p) pending.push(p);
+        engine.release(total);
+      }
+      for (const st of states) sec.releaseState(st);
+      engine.release(...inputs);
+      await Promise.all(pending);
+    }
+    const m = await gram.result();
+    const scale = 1 / (N * g.pIn * stochasticR(opts.stochastic, 'basis'));
+    for (let i = 0; i < m.length; i++) m[i] = m[i]! * scale;
+    return m;
+  } finally {
+    gram.dispose();
+  }
+}
+
+export interface StochasticEdgeOptions extends StochasticVjpOptions {
+  C: Float64Array;
+  Cpinv: Float64Array;
+  rIn: number;
+}
+
+/** Stochastic squared edges of section s (r_out × r_in row-major), divided by N·P_in·R. */
+export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: StochasticEdgeOptions): Promise<Float64Array> {
+  const g = stochasticGeometry(model, s, opts, 'edges');
+  const rIn = opts.rIn;
+  checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
+    `edgesStochasticGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
+  checkData(model, tokens, N, 'edgesStochasticGpu');
+  const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
+  const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
+  const Kb = sizes.Kb;
+  const sec = model.sections[s]!;
+  const Cb = engine.upload(Float32Array.from(opts.C), 'tf.C');
+  const Cpb = engine.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
+  const E = new Float64Array(g.rOut * rIn);
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const rowsIn = b * g.pIn;
+      const inputs = model.forwardTo(tokens, first, b, s);
+      const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
+      engine.release(...inputs);
+      const u = engine.alloc(rowsIn * rIn * 4, 'tf.u');
+      matmul(engine, f, Cb, u, { m: rowsIn, n: rIn, k: g.dIn });
+      const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
+      matmul(engine, u, Cpb, fp, { m: rowsIn, n: g.dIn, k: rIn });
+      engine.release(f);
+      const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
+      engine.release(fp);
+      const states = Array.from(opts.points.alphas, (a) => sec.forward(parts, b, { alpha: a }));
+      const reads: Promise<void>[] = [];
+      for (let k0 = 0; k0 < g.K; k0 += Kb) {
+        const kb = Math.min(Kb, g.K - k0);
+        const cot = uploadBlock(engine, opts, 'edges', s, g, first, b, k0, kb);
+        const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
+        engine.release(cot);
+        const rows = b * kb * g.pIn;
+        const h = engine.alloc(rows * rIn * 4, 'tf.h');
+        matmul(engine, total, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+        engine.release(total);
+        const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
+        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, false);
+        engine.release(h);
+        reads.push(engine.readF32(out, kb * rIn).then((part) => {
+          for (let kk = 0; kk < kb; kk++) {
+            const i = (k0 + kk) % g.rOut; // k = r·r_out + i
+            for (let j = 0; j < rIn; j++) E[i * rIn + j] += part[kk * rIn + j]!;
+          }
+        }));
+        engine.release(out);
+      }
+      for (const st of states) sec.releaseState(st);
+      engine.release(u, ...parts);
+      await Promise.all(reads);
+    }
+  } finally {
+    engine.release(Cb, Cpb);
+  }
+  const scale = 1 / (N * g.pIn * stochasticR(opts.stochastic, 'edges'));
+  for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
+  return E;
+}
