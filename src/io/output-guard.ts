@@ -12,10 +12,9 @@
 //   - The location must be writable: checked here, not discovered after the computation.
 
 import { constants } from 'node:fs';
-import { access, lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { access, lstat, open, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { IbgpuError } from '../errors.js';
-import { openSafetensors } from './safetensors.js';
 
 /** manifest.json "format" of a build result. */
 export const RESULT_FORMAT = 'ibgpu-result';
@@ -99,17 +98,27 @@ async function listTree(dir: string, prefix = '', out: string[] = [], cap = 1000
   return out;
 }
 
-/** The safetensors metadata format of `path`, when it is a readable safetensors file. */
+/**
+ * The safetensors metadata format of `path`, when it is a readable safetensors file. Reads only
+ * the header (8-byte little-endian length, then JSON) instead of using src/io/safetensors.ts,
+ * which writes through src/io/atomic.ts and so sits above this module.
+ */
 async function safetensorsFormat(path: string): Promise<string | undefined> {
+  let fh: import('node:fs/promises').FileHandle | undefined;
   try {
-    const f = await openSafetensors(path);
-    try {
-      return f.metadata['format'];
-    } finally {
-      await f.close();
-    }
+    fh = await open(path, 'r');
+    const len = Buffer.alloc(8);
+    if ((await fh.read(len, 0, 8, 0)).bytesRead !== 8) return undefined;
+    const n = Number(len.readBigUInt64LE(0));
+    if (n <= 0 || n > 100 * 2 ** 20) return undefined;
+    const head = Buffer.alloc(n);
+    if ((await fh.read(head, 0, n, 8)).bytesRead !== n) return undefined;
+    const meta = (JSON.parse(head.toString('utf8')) as { __metadata__?: Record<string, unknown> }).__metadata__;
+    return typeof meta?.['format'] === 'string' ? meta['format'] : undefined;
   } catch {
     return undefined;
+  } finally {
+    await fh?.close();
   }
 }
 
