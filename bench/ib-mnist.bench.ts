@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { loadMnistDigits } from '../src/data/mnist.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
-import { modelFromTensors, parseArch, type MlpModel } from '../src/ib/model.js';
+import { modelFromTensors, parseArch, type MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { openSafetensors } from '../src/io/safetensors.js';
 import { Engine } from '../src/runtime/engine.js';

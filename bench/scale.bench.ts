@@ -24,7 +24,7 @@ import { parseConfig } from '../src/ib/config.js';
 import { npyHeaderFor } from '../src/io/npy.js';
 import { openDataSource } from '../src/ib/data-files.js';
 import type { DataSource } from '../src/ib/data.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { combineStats, configHash, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
 import { formatBytes, formatPlan, planBuild } from '../src/ib/plan.js';
 import { Engine } from '../src/runtime/engine.js';

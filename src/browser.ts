@@ -8,7 +8,7 @@
 
 import { IbgpuError } from './errors.js';
 import { Engine, type EngineOptions } from './runtime/engine.js';
-import { parseArch, modelFromTensors, type MlpModel } from './ib/model.js';
+import { parseArch, modelFromTensors, type MlpModel } from './model/mlp.js';
 import { arraySource, type DataSource } from './ib/data.js';
 import { resultContents, type ResultMeta } from './ib/results.js';
 import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
@@ -21,7 +21,7 @@ export { Engine, type EngineOptions } from './runtime/engine.js';
 export { adapterName, type AdapterDescription } from './gpu/acquire.js';
 export { parseConfig, DEFAULT_CONFIG, type BuildConfig } from './ib/config.js';
 export { arraySource, type DataSource } from './ib/data.js';
-export { parseArch, modelFromTensors, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
+export { parseArch, modelFromTensors, type MlpModel, type MlpLayer, type MlpArch } from './model/mlp.js';
 export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
 export { basisTensors, edgeTensors, graphJson, manifest } from './ib/results.js';
 export { layerIdentities } from './ib/identities.js';

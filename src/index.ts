@@ -26,7 +26,7 @@ export { eigh, refineEig, chooseEighSolver, type EighOptions, type EighResult } 
 
 export { parseConfig, DEFAULT_CONFIG, type BuildConfig, type BasisFormula, type EdgeFormula, type ThresholdMode, type DataSpec } from './ib/config.js';
 export { arraySource, type DataSource } from './ib/data.js';
-export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer, type MlpArch } from './ib/model.js';
+export { parseArch, modelFromTensors, foldedWeight, type MlpModel, type MlpLayer, type MlpArch } from './model/mlp.js';
 export { buildInteractionBasis, type IbResult, type BuildOptions, type Logger } from './ib/pipeline.js';
 // The types a result is made of, so callers can name them.
 export type { LayerBasis, NodeStats, GateStats, Threshold } from './ib/basis.js';

@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProgress } from '../src/cli/progress.js';
 import { gaussNewtonNullity, largestGap } from '../src/cpu/gauss-newton.js';
-import { parseArch, modelFromTensors } from '../src/ib/model.js';
+import { parseArch, modelFromTensors } from '../src/model/mlp.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { rng } from './helpers/random.js';
 

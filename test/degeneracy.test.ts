@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { gaussNewtonNullity, parameterCount, singularValues } from '../src/cpu/gauss-newton.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { degeneracyReport, sectionReport, type DegeneracyReport, type RankRule } from '../src/report/degeneracy.js';
 import { degeneracyInputsCpu } from '../src/report/degeneracy-cpu.js';

@@ -15,7 +15,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { backgroundSolverAvailable } from '../src/cpu/eigh-worker.js';
 import { useEngine } from './helpers/gpu.js';

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { layerIdentities } from '../src/ib/identities.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import { matmulF64 } from '../src/cpu/matmul.js';

@@ -9,12 +9,12 @@
 
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
-import type { Activation } from '../src/ib/activations.js';
+import type { Activation } from '../src/model/activations.js';
 import { parseConfig, type BuildConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { layerIdentities } from '../src/ib/identities.js';
 import { integrationPoints, type IntegrationMethod } from '../src/ib/integration.js';
-import { foldedWeight, type MlpModel } from '../src/ib/model.js';
+import { foldedWeight, type MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import {

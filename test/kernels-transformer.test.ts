@@ -9,7 +9,7 @@
 // exact (alpha = 1).
 
 import { describe, expect, it } from 'vitest';
-import type { Activation } from '../src/ib/activations.js';
+import type { Activation } from '../src/model/activations.js';
 import {
   actF64, actVjpF64, edgeSquareF64, attentionF64, attentionVjpF64, gatherF64, lnDivF64, lnDivVjpF64, lnVarF64, lnVarVjpF64, rotaryF64,
   type AttentionDims,

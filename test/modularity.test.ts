@@ -11,7 +11,7 @@ import { leiden, type WeightedGraph } from '../src/cpu/leiden.js';
 import { reportCommand } from '../src/cli/report.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { writeResults } from '../src/ib/results.js';
 import { modulesFromBuild } from '../src/report/from-build.js';

@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { embedF64, forwardF64, vjpF64 } from '../src/cpu/program-f64.js';
-import type { Activation } from '../src/ib/activations.js';
+import type { Activation } from '../src/model/activations.js';
 import type { Op, SectionProgram, ValueInfo } from '../src/model/program.js';
 import { gaussian, rng } from './helpers/random.js';
 

@@ -18,7 +18,7 @@
 //   form with s and T over the window since the last rebuild.
 
 import { describe, expect, it } from 'vitest';
-import { act, actGrad, type Activation } from '../src/ib/activations.js';
+import { act, actGrad, type Activation } from '../src/model/activations.js';
 import { integrationPoints } from '../src/ib/integration.js';
 import { uploadPoints } from '../src/ib/legacy.js';
 import { biasAct } from '../src/kernels/bias-act.js';

@@ -12,7 +12,7 @@ import { covariance, type NodeStats } from '../src/ib/basis.js';
 import { arraySource } from '../src/ib/data.js';
 import { GpuMlp } from '../src/ib/gpu-model.js';
 import { integrationPoints } from '../src/ib/integration.js';
-import type { MlpModel } from '../src/ib/model.js';
+import type { MlpModel } from '../src/model/mlp.js';
 import { chooseInputGramPath, collectStats, SPARSE_INPUT_DENSITY } from '../src/ib/stats.js';
 import { useEngine } from './helpers/gpu.js';
 import { maxAbs, maxAbsDiff } from './helpers/ib.js';

@@ -19,7 +19,7 @@ import { columnSumsF64 } from '../src/cpu/gram.js';
 import { actBackwardF64, adamStepF64, mlpBackpropF64, mlpLossF64, softmaxXentF64, type LayerF64 } from '../src/cpu/train.js';
 import { loadMnistDigits } from '../src/data/mnist.js';
 import { IbgpuError, type IbgpuErrorCode } from '../src/errors.js';
-import { ACTIVATIONS, type Activation } from '../src/ib/activations.js';
+import { ACTIVATIONS, type Activation } from '../src/model/activations.js';
 import { parseConfig } from '../src/ib/config.js';
 import { actBackward } from '../src/kernels/act-backward.js';
 import { adamUpdate, type AdamHyper } from '../src/kernels/adam.js';

@@ -12,7 +12,7 @@
 // index, gate, α or residual term is O(1).
 
 import { describe, expect, it } from 'vitest';
-import type { Activation } from '../src/ib/activations.js';
+import type { Activation } from '../src/model/activations.js';
 import { integrationPoints } from '../src/ib/integration.js';
 import type { ModelProgram, Op, SectionProgram, ValueInfo } from '../src/model/program.js';
 import { localEdgeFactors } from '../src/transformer/gpu-edges-local.js';

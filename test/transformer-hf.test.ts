@@ -6,7 +6,7 @@
 // are compared.) The processing also makes every residual stream zero-mean over d (§2.4).
 
 import { describe, expect, it } from 'vitest';
-import { act } from '../src/ib/activations.js';
+import { act } from '../src/model/activations.js';
 import type { Tensor } from '../src/io/tensor.js';
 import { compileTransformer } from '../src/model/transformer/compile.js';
 import { parseTransformerConfig } from '../src/model/transformer/config.js';

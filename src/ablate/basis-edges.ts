@@ -7,7 +7,7 @@ import type { DataSource } from '../ib/data.js';
 import { computeEdges, type EdgePair } from '../ib/edges.js';
 import { GpuMlp } from '../ib/gpu-model.js';
 import { integrationPoints, type IntegrationMethod } from '../ib/integration.js';
-import { foldedWeight, type MlpModel } from '../ib/model.js';
+import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import type { Engine } from '../runtime/engine.js';
 import type { AblationBasis } from './bases.js';
 

@@ -12,7 +12,7 @@ import { openSafetensors } from '../io/safetensors.js';
 import { toFloat64 } from '../io/tensor.js';
 import type { DataSource } from '../ib/data.js';
 import type { BuildConfig } from '../ib/config.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import type { Engine } from '../runtime/engine.js';
 import { readEdges, type Manifest } from '../report/result-dir.js';
 import { edgeSparsity, type SparsityRow } from '../report/sparsity.js';

@@ -15,8 +15,8 @@ import { biasAct } from '../kernels/bias-act.js';
 import { matmul } from '../kernels/matmul.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import type { Engine } from '../runtime/engine.js';
-import type { Activation } from '../ib/activations.js';
-import { foldedWeight, type MlpModel } from '../ib/model.js';
+import type { Activation } from '../model/activations.js';
+import { foldedWeight, type MlpModel } from '../model/mlp.js';
 
 /** A linear map into a section's input: M = left·right (left absent: the identity, width k). */
 export interface InputMap {

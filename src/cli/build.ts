@@ -8,7 +8,7 @@ import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import { parseConfig, type BuildConfig } from '../ib/config.js';
 import { arraySource, type DataSource } from '../ib/data.js';
-import { modelFromTensors, parseArch, type MlpModel } from '../ib/model.js';
+import { modelFromTensors, parseArch, type MlpModel } from '../model/mlp.js';
 import { buildInteractionBasis } from '../ib/pipeline.js';
 import { buildSummary, writeResults } from '../ib/results.js';
 import { openDataSource, openWeights } from '../ib/data-files.js';

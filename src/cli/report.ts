@@ -14,7 +14,7 @@ import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import { parseConfig, type BuildConfig } from '../ib/config.js';
 import { planNodes } from '../ib/pipeline.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import type { DataSource } from '../ib/data.js';
 import { openSafetensors } from '../io/safetensors.js';
 import { gaussNewtonNullity, parameterCount } from '../cpu/gauss-newton.js';

@@ -24,7 +24,7 @@ import {
   resolveShard, resultWithoutEdges, reusablePartial, runEdgesShard, runStatsShard, shardRange,
   type EdgeSplit, type Partial, type Shard, type StageContext,
 } from '../ib/staged.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { Engine } from '../runtime/engine.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
 import { buildInputs, buildSummary, defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';

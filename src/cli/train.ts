@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
-import { parseActivation } from '../ib/activations.js';
+import { parseActivation } from '../model/activations.js';
 import { Engine } from '../runtime/engine.js';
 import { checkTrainOutput, saveTrainedMlp } from '../train/save.js';
 import { trainMlp, type EpochRecord } from '../train/train-mlp.js';

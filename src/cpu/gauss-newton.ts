@@ -19,8 +19,8 @@
 // ReLU'(0) is taken as 0 (torch); networks for ground truth should keep pre-activations away from 0.
 
 import { IbgpuError } from '../errors.js';
-import { actGrad } from '../ib/activations.js';
-import type { MlpModel } from '../ib/model.js';
+import { actGrad } from '../model/activations.js';
+import type { MlpModel } from '../model/mlp.js';
 import { matmulF64 } from './matmul.js';
 import { forwardSampleF64 } from './mlp-forward.js';
 import { symEigValues } from './eigh.js';

@@ -12,7 +12,7 @@
 //   functional edges: E_ij = (2/N) Σ_n Σ_k w_k [F̂_i(u) − F̂_i(α_k u)] ∂F̂_i/∂u_j(α_k u) u_j
 //   with F̂ seen from u = f̂ = Cᵀf through f = C⁺ᵀu.
 
-import { act, actGrad, type Activation } from '../ib/activations.js';
+import { act, actGrad, type Activation } from '../model/activations.js';
 import { matmulF64 } from './matmul.js';
 import { symEig } from './eigh.js';
 

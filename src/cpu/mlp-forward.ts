@@ -3,7 +3,7 @@
 // forwardF64 (src/ib/model.ts). Sums run over the inputs in increasing order starting from the
 // bias, so every caller sees the same float64 values.
 
-import { act, type Activation } from '../ib/activations.js';
+import { act, type Activation } from '../model/activations.js';
 
 /** What the forward pass reads of a layer (an MlpLayer of src/ib/model.ts is one). */
 export interface ForwardLayer {

@@ -14,7 +14,7 @@
 //
 // Layouts: a value of a batch is [n, P, w] row-major; a cotangent block is [n, K, P, w].
 
-import { act, actGrad } from '../ib/activations.js';
+import { act, actGrad } from '../model/activations.js';
 import { IbgpuError } from '../errors.js';
 import type { EmbedSpec, Op, SectionProgram } from '../model/program.js';
 

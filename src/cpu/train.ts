@@ -2,7 +2,7 @@
 // pass): softmax cross-entropy, activation backward, Adam, and full backprop of a small MLP
 // with the loss L = mean_r CE(softmax(z_r), y_r).
 
-import { act, actGrad, type Activation } from '../ib/activations.js';
+import { act, actGrad, type Activation } from '../model/activations.js';
 
 export interface SoftmaxXentF64 {
   /** −log softmax(z_r)[y_r] per row. */

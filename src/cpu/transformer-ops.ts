@@ -4,7 +4,7 @@
 // program float64 interpreter is src/cpu/program-f64.ts. The definitions follow
 // src/model/program.ts.
 
-import { act, actGrad, type Activation } from '../ib/activations.js';
+import { act, actGrad, type Activation } from '../model/activations.js';
 
 type Arr = ArrayLike<number>;
 

@@ -6,7 +6,7 @@ import { biasAct } from '../kernels/bias-act.js';
 import { matmul } from '../kernels/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import type { IntegrationPoints } from './integration.js';
-import type { MlpModel } from './model.js';
+import type { MlpModel } from '../model/mlp.js';
 
 export interface ForwardResult {
   /** acts[0] = input batch (rows × dIn_0), acts[i+1] = output of layer i (rows × dOut_i). */

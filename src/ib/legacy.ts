@@ -30,7 +30,7 @@ import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { copyColumns, legacyDifference, legacyGated, type PreactArgs } from '../kernels/legacy.js';
 import { matmul } from '../kernels/matmul.js';
 import type { Engine } from '../runtime/engine.js';
-import { rootOfOne } from './activations.js';
+import { rootOfOne } from '../model/activations.js';
 import {
   secondTruncation,
   eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU,

@@ -14,7 +14,7 @@ import { ActivationCache } from './activation-cache.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from './legacy.js';
-import { foldedWeight, type MlpModel } from './model.js';
+import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';

@@ -4,7 +4,7 @@
 
 import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
-import type { MlpModel } from './model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { changeBufferBytes, pad4, pad8 } from '../kernels/edges.js';
 import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { planNodes, statsPlanOf } from './pipeline.js';

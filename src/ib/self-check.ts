@@ -6,7 +6,7 @@ import type { SelfCheckResult } from '../kernels/self-check.js';
 import { parseConfig } from './config.js';
 import { arraySource } from './data.js';
 import { layerIdentities } from './identities.js';
-import type { MlpModel } from './model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { buildInteractionBasis } from './pipeline.js';
 
 // Not mulberry32 (src/cpu/mulberry32.ts): the test suites' random models are defined by this

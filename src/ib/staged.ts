@@ -29,7 +29,7 @@ import { computeFunctionalEdges } from './edges-functional.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { isLegacyFormula } from './legacy.js';
-import type { MlpModel } from './model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { checkFinalRotation, edgePairOf, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import { modulesFromBuild } from '../report/from-build.js';

@@ -12,9 +12,9 @@ import type { GateStats, NodeStats } from './basis.js';
 import type { DataSource } from './data.js';
 import type { ForwardResult, GpuMlp } from './gpu-model.js';
 import type { ActivationCache } from './activation-cache.js';
-import { actGrad, rootOfOne } from './activations.js';
+import { actGrad, rootOfOne } from '../model/activations.js';
 import type { IntegrationPoints } from './integration.js';
-import type { MlpModel } from './model.js';
+import type { MlpModel } from '../model/mlp.js';
 
 export interface StatsPlan {
   /** Node-layer statistics wanted: model activation index (0 = input, i+1 = output of layer i) → name. */

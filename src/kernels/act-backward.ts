@@ -2,7 +2,7 @@
 // The derivative is the one of src/ib/activations.ts (actGrad), evaluated in f32.
 
 import { checkShape } from '../errors.js';
-import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';

@@ -2,7 +2,7 @@
 // gate = Σ_k w_k σ'(α_k (x + bias)) (shaders/bias_act.wgsl).
 
 import { checkShape } from '../errors.js';
-import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';

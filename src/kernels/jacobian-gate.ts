@@ -2,7 +2,7 @@
 // (shaders/jacobian_gate.wgsl), used by the degeneracy statistics (src/report/degeneracy-gpu.ts).
 
 import { checkShape } from '../errors.js';
-import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';

@@ -4,7 +4,7 @@
 // ordinary matmuls (kernels/matmul.ts).
 
 import { checkShape } from '../errors.js';
-import { ACTIVATION_ID, act, actGrad, type Activation } from '../ib/activations.js';
+import { ACTIVATION_ID, act, actGrad, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';

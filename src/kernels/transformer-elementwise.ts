@@ -7,7 +7,7 @@
 // [B·K·P, width] (sample, cotangent k, position), the forward broadcast over k.
 
 import { checkShape } from '../errors.js';
-import { ACTIVATION_ID, type Activation } from '../ib/activations.js';
+import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';

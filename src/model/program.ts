@@ -30,7 +30,7 @@
 //
 // A value may be read by several ops (fan-out); the VJP sums the contributions.
 
-import type { Activation } from '../ib/activations.js';
+import type { Activation } from './activations.js';
 
 export interface ValueInfo {
   /** Features per position. */

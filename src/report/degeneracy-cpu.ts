@@ -3,10 +3,10 @@
 // Jacobians J_p = ∂f_out/∂p^ℓ of the network output with respect to every layer's
 // pre-activations (backward, f64), and the sign patterns of every hidden layer.
 
-import { actGrad } from '../ib/activations.js';
+import { actGrad } from '../model/activations.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import { forwardSampleF64 } from '../cpu/mlp-forward.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { symEigValues } from '../cpu/eigh.js';
 import { signPatternsCpu } from '../cpu/sign-patterns.js';
 import { rankOf, type RankRule, type SectionInput } from './degeneracy.js';

@@ -18,7 +18,7 @@ import { jacobianGate } from '../kernels/jacobian-gate.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator, type SignPatternResult } from '../kernels/sign-patterns.js';
 import { GpuMlp, type ForwardResult } from '../ib/gpu-model.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import type { Engine } from '../runtime/engine.js';
 
 export interface HiddenStats {

@@ -28,7 +28,7 @@
 // applies" undercounts them by k (checked: two always-on neurons in 3→5→4 give nullity 9, not 7):
 //   free_corrected = Σ_ℓ free_ab + Σ_{live classes S} σ_S ρ_S.
 
-import type { Activation } from '../ib/activations.js';
+import type { Activation } from '../model/activations.js';
 import { symEigValues } from '../cpu/eigh.js';
 import { groupPatterns, type SignPatternResult } from '../kernels/sign-patterns.js';
 import { lshRecall, nearPairsLsh } from './lsh.js';

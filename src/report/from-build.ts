@@ -4,7 +4,7 @@
 
 import { covariance, type LayerBasis, type NodeStats } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { parameterCount } from '../cpu/gauss-newton.js';
 import { symEigValues } from '../cpu/eigh.js';
 import { degeneracyReport, rankOf, type DegeneracyReport, type RankRule, type SectionInput } from './degeneracy.js';

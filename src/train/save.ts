@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IbgpuError } from '../errors.js';
-import type { MlpModel } from '../ib/model.js';
+import type { MlpModel } from '../model/mlp.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkOwnedFiles, isTrainOutput, TRAIN_FORMAT } from '../io/output-guard.js';
 import { serializeSafetensors } from '../io/safetensors.js';

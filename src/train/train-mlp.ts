@@ -8,8 +8,8 @@
 // evaluated (loss and accuracy after every epoch).
 
 import { checkFinite, IbgpuError } from '../errors.js';
-import { parseActivation, type Activation } from '../ib/activations.js';
-import type { MlpArch, MlpModel } from '../ib/model.js';
+import { parseActivation, type Activation } from '../model/activations.js';
+import type { MlpArch, MlpModel } from '../model/mlp.js';
 import { ADAM_DEFAULTS, checkAdamHyper, type AdamHyper } from '../kernels/adam.js';
 import { MATMUL_VARIANTS, type MatmulVariantName } from '../kernels/matmul.js';
 import { softmaxXentLoopCount } from '../kernels/softmax-xent.js';

@@ -8,7 +8,7 @@
 // adapter give bit-identical parameters.
 
 import { checkShape, IbgpuError } from '../errors.js';
-import type { Activation } from '../ib/activations.js';
+import type { Activation } from '../model/activations.js';
 import { actBackward } from '../kernels/act-backward.js';
 import { adamUpdate, checkAdamHyper, type AdamHyper } from '../kernels/adam.js';
 import { biasAct } from '../kernels/bias-act.js';

@@ -7,9 +7,9 @@
 // shortcut (SPEC §10.3), so agreement is evidence, not a restatement.
 
 import { readFile } from 'node:fs/promises';
-import { act, actGrad } from '../../src/ib/activations.js';
+import { act, actGrad } from '../../src/model/activations.js';
 import type { LayerBasis } from '../../src/ib/basis.js';
-import { foldedWeight, forwardF64, modelFromTensors, parseArch, type MlpModel } from '../../src/ib/model.js';
+import { foldedWeight, forwardF64, modelFromTensors, parseArch, type MlpModel } from '../../src/model/mlp.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { toFloat32, toFloat64 } from '../../src/io/tensor.js';
 import type { IbResult } from '../../src/ib/pipeline.js';

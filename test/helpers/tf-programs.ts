@@ -2,7 +2,7 @@
 // (including fan-out, lastPos and tuple inputs/outputs), so a GPU interpreter or pass can be
 // compared with the float64 interpreter (src/cpu/program-f64.ts).
 
-import type { Activation } from '../../src/ib/activations.js';
+import type { Activation } from '../../src/model/activations.js';
 import type { Op, SectionProgram, ValueInfo } from '../../src/model/program.js';
 import { gaussian, rng } from './random.js';
 

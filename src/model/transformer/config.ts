@@ -4,7 +4,7 @@
 // config.json all load as they are (SPEC-transformers §2.5, §8.2).
 
 import { IbgpuError } from '../../errors.js';
-import type { Activation } from '../../ib/activations.js';
+import type { Activation } from '../activations.js';
 
 export type TlActFn = 'relu' | 'gelu' | 'gelu_new';
 export type NormalizationType = null | 'LNPre' | 'LN';

@@ -2,7 +2,7 @@
 // synthetic-transformer fixtures, "The forward pass"): the oracle for "folded = unfolded"
 // (SPEC-transformers §9.3.2) and for the compiled programs' node-layer contents.
 
-import { act } from '../../ib/activations.js';
+import { act } from '../activations.js';
 import { activationOf } from './config.js';
 import type { LastPosModuleType } from './modules.js';
 import type { TransformerModel } from './weights.js';
