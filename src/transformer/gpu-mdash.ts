@@ -20,6 +20,7 @@ import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { Engine } from '../runtime/engine.js';
+import { lastPosAttentionSection, mDashAttentionClosed } from './gpu-attention-closed.js';
 import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
 import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } from './gpu-model.js';
@@ -93,6 +94,9 @@ export async function mDashGpu(engine: Engine, model: GpuModel, s: number, token
   const sec = model.sections[s]!;
   const act = opts.generic ? undefined : singleActSection(sec.program);
   if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
+  // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
+  const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(sec.program);
+  if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));

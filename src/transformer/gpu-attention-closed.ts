@@ -1,0 +1,364 @@
+// Closed-form M′ for attention sections cut to the last position (rib's ln1.L → ln2.L with
+// lastPos): q, k, v and a residual are linear maps of the input tuple (linear, copy, slice,
+// concat, add only), one attention op, W_O and the residual add, then lastPos (P_in → P_out = 1).
+// Only the query t* = P−1 reaches the output, so per sample n, cotangent k and head h
+// (dz_k^h = the cotangent on z at t*, sample-independent; p_u^h the softmax row of query t*;
+// w_u^h = v_u^h − Σ_u p_u^h v_u^h; ds_{k,u}^h = p_u^h dz_k^h·w_u^h):
+//   g_{k,s} = δ_{s,t*} s_k + Σ_h p_s^h Z_k^h + Σ_h ds_{k,s}^h b^h + δ_{s,t*} Σ_{h,u} ds_{k,u}^h a_u^h
+// with s_k the residual path, Z_k^h = V^h dz_k^h, b^h = K^h q_{t*}^h / scale, a_u^h = Q^h k_u^h / scale
+// (V^h, K^h, Q^h: the input → v/k/q maps of head h, d_in × dV or d_in × dHead). Every g is
+//   g_{k,s} = Σ_a π_{a,s} Y_k^a + Σ_{j∈J_s} ds_{k,j} c_j,
+//   Y^0 = s, Y^{h+1} = Z^h, π_{0,s} = δ_{s,t*}, π_{h+1,s} = p_s^h,
+//   J_{t*} = {(h,u)}: c_(h,u) = a_u^h + δ_{u,t*} b^h;  J_s = {(h,s)}: c = b^h for s ≠ t*,
+// so, with β_{jj'} = Σ_k ds_{k,j} ds_{k,j'}, m_j = Σ_k (Σ_a π_a Y_k^a) ds_{k,j} and
+// R_j = m_j + ½ Σ_j' β_{jj'} c_j' (β symmetric):
+//   Σ_k g_{k,s} g_{k,s}ᵀ = Σ_{a,b} π_a π_b (Σ_k Y_k^a Y_k^bᵀ) + Σ_j (R_j c_jᵀ + c_j R_jᵀ).
+// The (H+1)² matrices Σ_k Y^a Y^bᵀ are precomputed once, the sample enters through scalars π π
+// and through at most H·P + H·(P−1) vector pairs (R_j, c_j) per sample: no per-cotangent work on
+// d_in-wide rows and no Gram of N·K·P rows. Since c_j = Q^h k_u^h / scale (+ K^h q^h / scale),
+// Σ R_j c_jᵀ is accumulated as d_in × dHead blocks Σ R_j k_uᵀ and Σ R_j qᵀ and multiplied by
+// Q^hᵀ, K^hᵀ once at the end. m_j uses T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (precomputed, d_in × dV).
+//
+// Exactness: the same function as the generic VJP path (no approximation), evaluated in float64
+// on the host from the f32 node activations the GPU model produces. One integration point only
+// (gradient method; more points mix the α's inside the square and take the generic path).
+// The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
+// sample-independent parts of the program (cost independent of N).
+
+import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import type { Op, SectionProgram } from '../model/program.js';
+import type { Engine } from '../runtime/engine.js';
+import { samplesPerBatch, type GpuModel } from './gpu-model.js';
+import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+
+type AttentionOp = Extract<Op, { kind: 'attention' }>;
+
+const LINEAR_KINDS = new Set<Op['kind']>(['linear', 'copy', 'slice', 'concat', 'add']);
+
+function opReads(op: Op): number[] {
+  switch (op.kind) {
+    case 'lnDiv': return [op.v, op.x];
+    case 'attention': return [op.q, op.k, op.v];
+    case 'add': return [op.a, op.b];
+    case 'concat': return op.xs;
+    default: return [op.x];
+  }
+}
+
+/**
+ * The attention op when `p` has the closed-form pattern: one attention op, every other op linear
+ * per position (linear, copy, slice, concat, add) or lastPos, inputs at P positions, outputs at
+ * one position, positions changed only by lastPos.
+ */
+export function lastPosAttentionSection(p: SectionProgram): { op: AttentionOp; index: number } | undefined {
+  const P = p.values[p.inputs[0]!]!.positions;
+  if (p.inputs.some((id) => p.values[id]!.positions !== P)) return undefined;
+  if (p.outputs.some((id) => p.values[id]!.positions !== 1)) return undefined;
+  let found: { op: AttentionOp; index: number } | undefined;
+  for (const [index, op] of p.ops.entries()) {
+    const Py = p.values[op.y]!.positions;
+    const reads = opReads(op);
+    if (op.kind === 'attention') {
+      if (found) return undefined;
+      if (reads.some((id) => p.values[id]!.positions !== P) || Py !== P) return undefined;
+      found = { op, index };
+    } else if (op.kind === 'lastPos') {
+      if (p.values[op.x]!.positions !== P || Py !== 1) return undefined;
+    } else if (LINEAR_KINDS.has(op.kind)) {
+      if (reads.some((id) => p.values[id]!.positions !== Py)) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return found;
+}
+
+function zerosFor(p: SectionProgram): Float64Array[] {
+  return p.inputs.map((id) => new Float64Array(p.values[id]!.width * p.values[id]!.positions));
+}
+
+/** Sample-independent parts: J (d × m, input → [v | k | q]), S (K × d), DZ (K × H·dV). */
+export interface AttentionClosedParts {
+  J: Float64Array;
+  m: number;
+  S: Float64Array;
+  DZ: Float64Array;
+}
+
+export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): AttentionClosedParts {
+  const { op } = att;
+  const P = g.pIn;
+  const d = g.dIn;
+  const K = g.rOut;
+  const HdV = op.heads * op.dV;
+  const HdH = op.heads * op.dHead;
+  const m = HdV + 2 * HdH;
+  // Bottom: the ops before the attention, outputs (v, k, q); unit cotangents at position 0.
+  const bot: SectionProgram = { ...p, outputs: [op.v, op.k, op.q], ops: p.ops.slice(0, att.index) };
+  const cot = [op.v, op.k, op.q].map((id) => new Float64Array(m * P * p.values[id]!.width));
+  const offs = [0, HdV, HdV + HdH];
+  for (let c = 0; c < m; c++) {
+    const j = c < HdV ? 0 : c < HdV + HdH ? 1 : 2;
+    const w = p.values[[op.v, op.k, op.q][j]!]!.width;
+    cot[j]![(c * P) * w + (c - offs[j]!)] = 1;
+  }
+  const gb = vjpSampleF64(bot, forwardF64(bot, zerosFor(bot), 1), 0, cot, m);
+  const J = new Float64Array(d * m);
+  for (let c = 0; c < m; c++) {
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![(c * P) * w + a]!;
+      off += w;
+    });
+  }
+  // Top: the program without the attention, z an input; the VJP of the K output cotangents
+  // stops at z (→ dz) and carries the residual path to the inputs (→ s), both at t* = P−1.
+  const top: SectionProgram = { ...p, inputs: [...p.inputs, op.y], ops: p.ops.filter((_, i) => i !== att.index) };
+  let c0 = 0;
+  const cots = p.outputs.map((id) => {
+    const w = p.values[id]!.width;
+    const c = new Float64Array(K * w);
+    for (let i = 0; i < K; i++) for (let a = 0; a < w; a++) c[i * w + a] = Chat ? Chat[(c0 + a) * g.rOut + i]! : c0 + a === i ? 1 : 0;
+    c0 += w;
+    return c;
+  });
+  const gt = vjpSampleF64(top, forwardF64(top, zerosFor(top), 1), 0, cots, K);
+  const t = P - 1;
+  const S = new Float64Array(K * d);
+  const DZ = new Float64Array(K * HdV);
+  const gz = gt[gt.length - 1]!;
+  for (let k = 0; k < K; k++) {
+    for (let c = 0; c < HdV; c++) DZ[k * HdV + c] = gz[(k * P + t) * HdV + c]!;
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) S[k * d + off + a] = gt[j]![(k * P + t) * w + a]!;
+      off += w;
+    });
+  }
+  return { J, m, S, DZ };
+}
+
+/** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
+export async function mDashAttentionClosed(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
+  att: { op: AttentionOp; index: number },
+): Promise<Float64Array> {
+  const p = model.sections[s]!.program;
+  const { op } = att;
+  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1;
+  const alpha = opts.points.alphas[0]!;
+  const weight = opts.points.weights[0]!;
+  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
+  const HdV = H * dV, HdH = H * dH;
+  const kCol = (h: number): number => HdV + h * dH;
+  const qCol = (h: number): number => HdV + HdH + h * dH;
+  const A = H + 1;
+  // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
+  const Y: Float64Array[] = [S];
+  for (let h = 0; h < H; h++) {
+    const y = new Float64Array(K * d);
+    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
+      let acc = 0;
+      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
+      y[k * d + i] = acc;
+    }
+    Y.push(y);
+  }
+  // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
+  const T: Float64Array[] = [];
+  for (let a = 0; a < A; a++) for (let h = 0; h < H; h++) {
+    const M = new Float64Array(d * dV);
+    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
+      const y = Y[a]![k * d + i]!;
+      if (y === 0) continue;
+      for (let j = 0; j < dV; j++) M[i * dV + j] += y * DZ[k * HdV + h * dV + j]!;
+    }
+    T.push(M);
+  }
+  const Wab = new Float64Array(A * A);
+  const XQ = new Float64Array(H * d * dH);
+  const XK = new Float64Array(H * d * dH);
+  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  const NJ = H * P;
+  // Per-sample scratch.
+  const x = new Float64Array(P * d);
+  const vkq = new Float64Array(P * m);
+  const prob = new Float64Array(H * P);
+  const wv = new Float64Array(H * P * dV);
+  const ds = new Float64Array(K * NJ);
+  const c = new Float64Array(NJ * d);
+  const bv = new Float64Array(H * d);
+  const Tw = new Float64Array(A * NJ * d);
+  const R = new Float64Array(NJ * d);
+  const beta = new Float64Array(NJ * NJ);
+  const pi = new Float64Array(A);
+  const Rsum = new Float64Array(H * d);
+  for (let first = 0; first < N; first += B) {
+    const b = Math.min(B, N - first);
+    const inputs = model.forwardTo(tokens, first, b, s);
+    const parts = await Promise.all(inputs.map((buf, j) => engine.readF32(buf, b * P * g.widthsIn[j]!)));
+    engine.release(...inputs);
+    for (let n = 0; n < b; n++) {
+      // x: the concatenated tuple at α·f.
+      let off = 0;
+      parts.forEach((part, j) => {
+        const w = g.widthsIn[j]!;
+        for (let r = 0; r < P; r++) for (let a = 0; a < w; a++) x[r * d + off + a] = alpha * part[(n * P + r) * w + a]!;
+        off += w;
+      });
+      vkq.fill(0);
+      for (let r = 0; r < P; r++) for (let i = 0; i < d; i++) {
+        const xi = x[r * d + i]!;
+        if (xi === 0) continue;
+        const row = J.subarray(i * m, (i + 1) * m);
+        const o = r * m;
+        for (let cc = 0; cc < m; cc++) vkq[o + cc] += xi * row[cc]!;
+      }
+      // Softmax of query t* per head, centred values w_u = v_u − v̄.
+      for (let h = 0; h < H; h++) {
+        let mx = -Infinity;
+        for (let u = 0; u < P; u++) {
+          if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
+          let sc = 0;
+          for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
+          sc /= scale;
+          prob[h * P + u] = sc;
+          if (sc > mx) mx = sc;
+        }
+        let z = 0;
+        for (let u = 0; u < P; u++) {
+          const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+          prob[h * P + u] = e;
+          z += e;
+        }
+        for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+        for (let j = 0; j < dV; j++) {
+          let vb = 0;
+          for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
+          for (let u = 0; u < P; u++) wv[(h * P + u) * dV + j] = vkq[u * m + h * dV + j]! - vb;
+        }
+      }
+      // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
+      for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
+        let acc = 0;
+        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
+        ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
+      }
+      // b^h = K^h q_{t*}^h / scale, c_(h,u) = Q^h k_u^h / scale (+ b^h at u = t*).
+      for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) {
+        let acc = 0;
+        for (let j = 0; j < dH; j++) acc += J[i * m + kCol(h) + j]! * vkq[t * m + qCol(h) + j]!;
+        bv[h * d + i] = acc / scale;
+        for (let u = 0; u < P; u++) {
+          let au = 0;
+          for (let j = 0; j < dH; j++) au += J[i * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
+          c[(h * P + u) * d + i] = au / scale + (u === t ? acc / scale : 0);
+        }
+      }
+      // Tw[a][(h,u)] = T^{a,h} w_u^h.
+      for (let a = 0; a < A; a++) for (let h = 0; h < H; h++) {
+        const Th = T[a * H + h]!;
+        for (let u = 0; u < P; u++) {
+          const o = (a * NJ + h * P + u) * d;
+          const wu = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
+          for (let i = 0; i < d; i++) {
+            let acc = 0;
+            for (let j = 0; j < dV; j++) acc += Th[i * dV + j]! * wu[j]!;
+            Tw[o + i] = acc;
+          }
+        }
+      }
+      Rsum.fill(0);
+      for (let sp = 0; sp < P; sp++) {
+        pi[0] = sp === t ? 1 : 0;
+        for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + sp]!;
+        for (let a = 0; a < A; a++) for (let a2 = 0; a2 < A; a2++) Wab[a * A + a2] += pi[a]! * pi[a2]!;
+        // The (h,u) pairs of this position: all of them at t*, (h, sp) elsewhere.
+        const js: number[] = [];
+        for (let h = 0; h < H; h++) {
+          if (sp === t) for (let u = 0; u < P; u++) js.push(h * P + u);
+          else js.push(h * P + sp);
+        }
+        for (let x1 = 0; x1 < js.length; x1++) for (let x2 = 0; x2 < js.length; x2++) {
+          let acc = 0;
+          const j1 = js[x1]!, j2 = js[x2]!;
+          for (let k = 0; k < K; k++) acc += ds[k * NJ + j1]! * ds[k * NJ + j2]!;
+          beta[x1 * js.length + x2] = acc;
+        }
+        js.forEach((j, xj) => {
+          const h = Math.floor(j / P);
+          const pj = prob[j]!;
+          const Rj = R.subarray(j * d, (j + 1) * d);
+          Rj.fill(0);
+          // m_j = p_u^h Σ_a π_a T^{a,h} w_u^h.
+          for (let a = 0; a < A; a++) {
+            const f = pi[a]! * pj;
+            if (f === 0) continue;
+            const o = (a * NJ + j) * d;
+            for (let i = 0; i < d; i++) Rj[i] += f * Tw[o + i]!;
+          }
+          js.forEach((j2, x2) => {
+            const f = 0.5 * beta[xj * js.length + x2]!;
+            if (f === 0) return;
+            const cj2 = sp === t ? c.subarray(j2 * d, (j2 + 1) * d) : bv.subarray(Math.floor(j2 / P) * d, (Math.floor(j2 / P) + 1) * d);
+            for (let i = 0; i < d; i++) Rj[i] += f * cj2[i]!;
+          });
+          // R_j c_jᵀ: c_j = Q^h k_u / scale at t* (→ XQ), plus K^h q / scale where the key is u = t*
+          // or s ≠ t* (→ Rsum, multiplied by qᵀ once per sample).
+          const u = j % P;
+          if (sp === t) {
+            const xq = XQ.subarray(h * d * dH, (h + 1) * d * dH);
+            for (let i = 0; i < d; i++) {
+              const r = Rj[i]! / scale;
+              if (r === 0) continue;
+              for (let jj = 0; jj < dH; jj++) xq[i * dH + jj] += r * vkq[u * m + kCol(h) + jj]!;
+            }
+          }
+          if (sp !== t || u === t) for (let i = 0; i < d; i++) Rsum[h * d + i] += Rj[i]!;
+        });
+      }
+      for (let h = 0; h < H; h++) {
+        const xk = XK.subarray(h * d * dH, (h + 1) * d * dH);
+        for (let i = 0; i < d; i++) {
+          const r = Rsum[h * d + i]! / scale;
+          if (r === 0) continue;
+          for (let jj = 0; jj < dH; jj++) xk[i * dH + jj] += r * vkq[t * m + qCol(h) + jj]!;
+        }
+      }
+    }
+  }
+  // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
+  const M = new Float64Array(d * d);
+  const yy = new Float64Array(d);
+  for (let k = 0; k < K; k++) {
+    for (let i = 0; i < d; i++) yy[i] = 0;
+    // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ.
+    for (let a = 0; a < A; a++) {
+      const ya = Y[a]!.subarray(k * d, (k + 1) * d);
+      yy.fill(0);
+      for (let a2 = 0; a2 < A; a2++) {
+        const f = Wab[a * A + a2]!;
+        if (f === 0) continue;
+        const yb = Y[a2]!.subarray(k * d, (k + 1) * d);
+        for (let i = 0; i < d; i++) yy[i] += f * yb[i]!;
+      }
+      for (let i = 0; i < d; i++) {
+        const v = ya[i]!;
+        if (v === 0) continue;
+        for (let i2 = 0; i2 < d; i2++) M[i * d + i2] += v * yy[i2]!;
+      }
+    }
+  }
+  const X = new Float64Array(d * d);
+  for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
+    let acc = 0;
+    for (let j = 0; j < dH; j++) acc += XQ[(h * d + i) * dH + j]! * J[i2 * m + qCol(h) + j]! + XK[(h * d + i) * dH + j]! * J[i2 * m + kCol(h) + j]!;
+    X[i * d + i2] += acc;
+  }
+  const f = (weight * weight) / (N * P);
+  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]!) * f;
+  return M;
+}
