@@ -1,4 +1,4 @@
-// The closed form of M′ for attention sections cut to the last position
+// The closed forms of M′ and of the squared edges for attention sections cut to the last position
 // (src/transformer/gpu-attention-closed.ts) against the generic per-sample VJP path and the
 // float64 reference (test/helpers/tf-pass-reference.ts): on random programs of the pattern
 // (several heads, P = 1..5, causal, windowed and bidirectional attention, tuple inputs and
@@ -13,11 +13,12 @@ import { describe, expect, it } from 'vitest';
 import { integrationPoints } from '../src/ib/integration.js';
 import type { ModelProgram, Op, SectionProgram, ValueInfo } from '../src/model/program.js';
 import { lastPosAttentionSection } from '../src/transformer/gpu-attention-closed.js';
+import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { mDashGpu } from '../src/transformer/gpu-mdash.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
-import { mDashF64 } from './helpers/tf-pass-reference.js';
+import { edgesF64, mDashF64 } from './helpers/tf-pass-reference.js';
 import { attentionProgram, copyPre, mlpProgram } from './helpers/tf-programs.js';
 import { load } from './helpers/transformer-fixtures.js';
 
@@ -105,7 +106,7 @@ function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
   return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
 }
 
-describe('closed-form M′ of last-position attention sections', () => {
+describe('closed-form M′ and edges of last-position attention sections', () => {
   const getEngine = useEngine();
 
   const cases: [string, PatternOpts][] = [
@@ -116,7 +117,7 @@ describe('closed-form M′ of last-position attention sections', () => {
     ['P=5, 2 heads, bidirectional', { P: 5, d: 6, heads: 2, dHead: 3, causal: false }],
   ];
 
-  it.each(cases)('%s: closed form = generic = float64', async (_name, o) => {
+  it.each(cases)('%s: M′ and edges, closed form = generic = float64', async (_name, o) => {
     const engine = await getEngine();
     const sec = patternProgram(17 + o.P, o);
     expect(lastPosAttentionSection(sec)).toBeDefined();
@@ -139,6 +140,18 @@ describe('closed-form M′ of last-position attention sections', () => {
       const pts = integrationPoints('gradient', 0);
       const ref = mDashF64(mp, 0, tokens, N, o.P, undefined, dOut, pts);
       expectClose(await mDashGpu(engine, model, 0, tokens, N, { points: pts, batch: 4 }), ref, 'closed form, identity Ĉ', 1e-5);
+      // Squared edges at the projected point, with a random (non-orthogonal) basis of the input.
+      const dIn = model.nodes[0]!.width;
+      const rIn = Math.min(dIn, 5);
+      const C = randomMatrix(dIn, rIn, 21);
+      const Cpinv = randomMatrix(rIn, dIn, 22);
+      for (const q of [pts, integrationPoints('trapezoidal', 0)]) {
+        const eRef = edgesF64(mp, 0, tokens, N, o.P, C, Cpinv, rIn, Chat, rOut, q);
+        const eClosed = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: q, batch: 3 });
+        const eGeneric = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: q, batch: 3, kBlock: 3, generic: true });
+        expectClose(eClosed, eRef, 'edges, closed form', 1e-5);
+        expectClose(eGeneric, eRef, 'edges, generic', 2e-4);
+      }
     } finally {
       model.dispose();
     }
@@ -163,6 +176,13 @@ describe('closed-form M′ of last-position attention sections', () => {
       const generic = await mDashGpu(engine, model, s, tokens, n, { Chat, rOut, points: pts, batch: 16, generic: true });
       expectClose(closed, ref, 'closed form', 1e-5);
       expectClose(generic, ref, 'generic', 2e-4);
+      const dIn = model.nodes[s]!.width;
+      const rIn = Math.min(dIn, 11);
+      const C = randomMatrix(dIn, rIn, 78);
+      const Cpinv = randomMatrix(rIn, dIn, 79);
+      const eRef = edgesF64(l.mp, s, tokens, n, l.P, C, Cpinv, rIn, Chat, rOut, pts);
+      expectClose(await edgesSquaredGpu(engine, model, s, tokens, n, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 16 }), eRef, 'edges, closed form', 1e-5);
+      expectClose(await edgesSquaredGpu(engine, model, s, tokens, n, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 16, generic: true }), eRef, 'edges, generic', 2e-4);
     } finally {
       model.dispose();
     }

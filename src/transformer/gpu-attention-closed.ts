@@ -140,6 +140,75 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
   return { J, m, S, DZ };
 }
 
+/**
+ * The attention of query t* = P−1 for one sample, in float64: [v | k | q] = x J per position,
+ * the softmax row p^h, the centred values w_u^h = v_u^h − v̄^h and ds_{k,(h,u)} = p_u^h dz_k^h·w_u^h.
+ */
+class AttentionSample {
+  readonly vkq: Float64Array;
+  readonly prob: Float64Array;
+  readonly wv: Float64Array;
+  readonly ds: Float64Array;
+  constructor(
+    private readonly op: AttentionOp, private readonly J: Float64Array, private readonly m: number,
+    private readonly DZ: Float64Array, private readonly P: number, private readonly K: number,
+  ) {
+    this.vkq = new Float64Array(P * m);
+    this.prob = new Float64Array(op.heads * P);
+    this.wv = new Float64Array(op.heads * P * op.dV);
+    this.ds = new Float64Array(K * op.heads * P);
+  }
+
+  /** x: the concatenated input tuple [P, d] at the integration point. */
+  run(x: Float64Array): void {
+    const { op, J, m, DZ, P, K, vkq, prob, wv, ds } = this;
+    const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+    const d = J.length / m;
+    const t = P - 1;
+    const HdV = H * dV, HdH = H * dH, NJ = H * P;
+    const kCol = (h: number): number => HdV + h * dH;
+    const qCol = (h: number): number => HdV + HdH + h * dH;
+    vkq.fill(0);
+    for (let r = 0; r < P; r++) for (let i = 0; i < d; i++) {
+      const xi = x[r * d + i]!;
+      if (xi === 0) continue;
+      const row = J.subarray(i * m, (i + 1) * m);
+      const o = r * m;
+      for (let cc = 0; cc < m; cc++) vkq[o + cc] += xi * row[cc]!;
+    }
+    // Softmax of query t* per head, centred values w_u = v_u − v̄.
+    for (let h = 0; h < H; h++) {
+      let mx = -Infinity;
+      for (let u = 0; u < P; u++) {
+        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
+        let sc = 0;
+        for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
+        sc /= scale;
+        prob[h * P + u] = sc;
+        if (sc > mx) mx = sc;
+      }
+      let z = 0;
+      for (let u = 0; u < P; u++) {
+        const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+        prob[h * P + u] = e;
+        z += e;
+      }
+      for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+      for (let j = 0; j < dV; j++) {
+        let vb = 0;
+        for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
+        for (let u = 0; u < P; u++) wv[(h * P + u) * dV + j] = vkq[u * m + h * dV + j]! - vb;
+      }
+    }
+    // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
+    for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
+      let acc = 0;
+      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
+      ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
+    }
+  }
+}
+
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
 export async function mDashAttentionClosed(
   engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
@@ -185,10 +254,8 @@ export async function mDashAttentionClosed(
   const NJ = H * P;
   // Per-sample scratch.
   const x = new Float64Array(P * d);
-  const vkq = new Float64Array(P * m);
-  const prob = new Float64Array(H * P);
-  const wv = new Float64Array(H * P * dV);
-  const ds = new Float64Array(K * NJ);
+  const sample = new AttentionSample(op, J, m, DZ, P, K);
+  const { vkq, prob, wv, ds } = sample;
   const c = new Float64Array(NJ * d);
   const bv = new Float64Array(H * d);
   const Tw = new Float64Array(A * NJ * d);
@@ -209,44 +276,7 @@ export async function mDashAttentionClosed(
         for (let r = 0; r < P; r++) for (let a = 0; a < w; a++) x[r * d + off + a] = alpha * part[(n * P + r) * w + a]!;
         off += w;
       });
-      vkq.fill(0);
-      for (let r = 0; r < P; r++) for (let i = 0; i < d; i++) {
-        const xi = x[r * d + i]!;
-        if (xi === 0) continue;
-        const row = J.subarray(i * m, (i + 1) * m);
-        const o = r * m;
-        for (let cc = 0; cc < m; cc++) vkq[o + cc] += xi * row[cc]!;
-      }
-      // Softmax of query t* per head, centred values w_u = v_u − v̄.
-      for (let h = 0; h < H; h++) {
-        let mx = -Infinity;
-        for (let u = 0; u < P; u++) {
-          if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
-          let sc = 0;
-          for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
-          sc /= scale;
-          prob[h * P + u] = sc;
-          if (sc > mx) mx = sc;
-        }
-        let z = 0;
-        for (let u = 0; u < P; u++) {
-          const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-          prob[h * P + u] = e;
-          z += e;
-        }
-        for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
-        for (let j = 0; j < dV; j++) {
-          let vb = 0;
-          for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
-          for (let u = 0; u < P; u++) wv[(h * P + u) * dV + j] = vkq[u * m + h * dV + j]! - vb;
-        }
-      }
-      // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
-      for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
-        let acc = 0;
-        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
-        ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
-      }
+      sample.run(x);
       // b^h = K^h q_{t*}^h / scale, c_(h,u) = Q^h k_u^h / scale (+ b^h at u = t*).
       for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) {
         let acc = 0;
@@ -361,4 +391,141 @@ export async function mDashAttentionClosed(
   const f = (weight * weight) / (N * P);
   for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]!) * f;
   return M;
+}
+
+/**
+ * Squared edges of section s by the closed form (SPEC-transformers §6.1 with P_out = 1), r_out × r_in
+ * divided by N·P_in. With Ĉp = C⁺ᵀ, u = f C and the section run at α·(u C⁺) as the generic path:
+ *   e_{k,j} = Σ_s (g_{k,s} Ĉp)_j u_{s,j}
+ *           = Σ_a (Y_k^a Ĉp)_j U_{a,j} + Σ_{(h,u)} ds_{k,(h,u)} Γ_{(h,u),j},
+ *   U_0 = u_{t*}, U_{h+1} = Σ_s p_s^h u_s,  Γ_(h,u) = (a_u^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_u,
+ * (the key u's ds reaches k_u, giving b^h at position u, and q_{t*}, giving a_u^h at t*), and
+ * E_{k,j} = Σ_n (w e_{k,j})². Y^a Ĉp (K × r_in) and Q^hᵀĈp, K^hᵀĈp (dHead × r_in) are precomputed;
+ * per sample the work is O(K·r_in·(H + 1 + H·P)).
+ */
+export async function edgesAttentionClosed(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry,
+  opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
+  att: { op: AttentionOp; index: number },
+): Promise<Float64Array> {
+  const p = model.sections[s]!.program;
+  const { op } = att;
+  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1, r = opts.rIn;
+  const { C, Cpinv } = opts;
+  const alpha = opts.points.alphas[0]!;
+  const weight = opts.points.weights[0]!;
+  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
+  const HdV = H * dV, HdH = H * dH, NJ = H * P, A = H + 1;
+  // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
+  const proj = (col0: number, width: number): Float64Array => {
+    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
+    const out = new Float64Array(width * r);
+    for (let c = 0; c < width; c++) for (let j = 0; j < r; j++) {
+      let acc = 0;
+      for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
+      out[c * r + j] = acc;
+    }
+    return out;
+  };
+  const Yt: Float64Array[] = [];
+  const y0 = new Float64Array(K * r);
+  for (let k = 0; k < K; k++) for (let j = 0; j < r; j++) {
+    let acc = 0;
+    for (let i = 0; i < d; i++) acc += S[k * d + i]! * Cpinv[j * d + i]!;
+    y0[k * r + j] = acc;
+  }
+  Yt.push(y0);
+  const Qt: Float64Array[] = [];
+  const Kt: Float64Array[] = [];
+  for (let h = 0; h < H; h++) {
+    const Vt = proj(h * dV, dV);
+    const y = new Float64Array(K * r);
+    for (let k = 0; k < K; k++) for (let c = 0; c < dV; c++) {
+      const z = DZ[k * HdV + h * dV + c]!;
+      if (z === 0) continue;
+      for (let j = 0; j < r; j++) y[k * r + j] += z * Vt[c * r + j]!;
+    }
+    Yt.push(y);
+    Kt.push(proj(HdV + h * dH, dH));
+    Qt.push(proj(HdV + HdH + h * dH, dH));
+  }
+  const E = new Float64Array(K * r);
+  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  const sample = new AttentionSample(op, J, m, DZ, P, K);
+  const { vkq, prob, ds } = sample;
+  const f = new Float64Array(P * d);
+  const u = new Float64Array(P * r);
+  const x = new Float64Array(P * d);
+  const U = new Float64Array(A * r);
+  const at = new Float64Array(NJ * r);
+  const bt = new Float64Array(H * r);
+  const Gam = new Float64Array(NJ * r);
+  const e = new Float64Array(r);
+  for (let first = 0; first < N; first += B) {
+    const b = Math.min(B, N - first);
+    const inputs = model.forwardTo(tokens, first, b, s);
+    const parts = await Promise.all(inputs.map((buf, j) => engine.readF32(buf, b * P * g.widthsIn[j]!)));
+    engine.release(...inputs);
+    for (let n = 0; n < b; n++) {
+      let off = 0;
+      parts.forEach((part, j) => {
+        const w = g.widthsIn[j]!;
+        for (let q = 0; q < P; q++) for (let a = 0; a < w; a++) f[q * d + off + a] = part[(n * P + q) * w + a]!;
+        off += w;
+      });
+      // u = f C, the projected point f' = u C⁺, the section at α f'.
+      u.fill(0);
+      for (let q = 0; q < P; q++) for (let i = 0; i < d; i++) {
+        const fi = f[q * d + i]!;
+        if (fi === 0) continue;
+        for (let j = 0; j < r; j++) u[q * r + j] += fi * C[i * r + j]!;
+      }
+      x.fill(0);
+      for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
+        const uj = alpha * u[q * r + j]!;
+        if (uj === 0) continue;
+        for (let i = 0; i < d; i++) x[q * d + i] += uj * Cpinv[j * d + i]!;
+      }
+      sample.run(x);
+      U.fill(0);
+      for (let j = 0; j < r; j++) U[j] = u[t * r + j]!;
+      for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
+        const pq = prob[h * P + q]!;
+        if (pq === 0) continue;
+        for (let j = 0; j < r; j++) U[(h + 1) * r + j] += pq * u[q * r + j]!;
+      }
+      at.fill(0);
+      bt.fill(0);
+      for (let h = 0; h < H; h++) {
+        for (let c = 0; c < dH; c++) {
+          const qc = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
+          for (let j = 0; j < r; j++) bt[h * r + j] += qc * Kt[h]![c * r + j]!;
+        }
+        for (let q = 0; q < P; q++) for (let c = 0; c < dH; c++) {
+          const kc = vkq[q * m + HdV + h * dH + c]! / scale;
+          for (let j = 0; j < r; j++) at[(h * P + q) * r + j] += kc * Qt[h]![c * r + j]!;
+        }
+        for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
+          Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
+        }
+      }
+      for (let k = 0; k < K; k++) {
+        e.fill(0);
+        for (let a = 0; a < A; a++) {
+          const ya = Yt[a]!;
+          for (let j = 0; j < r; j++) e[j] += ya[k * r + j]! * U[a * r + j]!;
+        }
+        for (let J2 = 0; J2 < NJ; J2++) {
+          const c = ds[k * NJ + J2]!;
+          if (c === 0) continue;
+          for (let j = 0; j < r; j++) e[j] += c * Gam[J2 * r + j]!;
+        }
+        for (let j = 0; j < r; j++) E[k * r + j] += e[j]! * e[j]!;
+      }
+    }
+  }
+  const sc = (weight * weight) / (N * P);
+  for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;
+  return E;
 }

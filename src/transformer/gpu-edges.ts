@@ -12,6 +12,7 @@ import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
+import { edgesAttentionClosed, lastPosAttentionSection } from './gpu-attention-closed.js';
 import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
 import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
@@ -29,6 +30,9 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
     `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
+  const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(model.sections[s]!.program);
+  if (att) return edgesAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
