@@ -28,7 +28,8 @@
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
-import { samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { matmul } from '../kernels/matmul.js';
+import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -150,7 +151,7 @@ class AttentionSample {
   readonly wv: Float64Array;
   readonly ds: Float64Array;
   constructor(
-    private readonly op: AttentionOp, private readonly J: Float64Array, private readonly m: number,
+    private readonly op: AttentionOp, private readonly m: number,
     private readonly DZ: Float64Array, private readonly P: number, private readonly K: number,
   ) {
     this.vkq = new Float64Array(P * m);
@@ -159,23 +160,15 @@ class AttentionSample {
     this.ds = new Float64Array(K * op.heads * P);
   }
 
-  /** x: the concatenated input tuple [P, d] at the integration point. */
-  run(x: Float64Array): void {
-    const { op, J, m, DZ, P, K, vkq, prob, wv, ds } = this;
+  /** xj: the sample's rows f·J [P, m] (f32, from the GPU); alpha: the integration point. */
+  run(xj: Float32Array, alpha: number): void {
+    const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
     const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
-    const d = J.length / m;
     const t = P - 1;
     const HdV = H * dV, HdH = H * dH, NJ = H * P;
     const kCol = (h: number): number => HdV + h * dH;
     const qCol = (h: number): number => HdV + HdH + h * dH;
-    vkq.fill(0);
-    for (let r = 0; r < P; r++) for (let i = 0; i < d; i++) {
-      const xi = x[r * d + i]!;
-      if (xi === 0) continue;
-      const row = J.subarray(i * m, (i + 1) * m);
-      const o = r * m;
-      for (let cc = 0; cc < m; cc++) vkq[o + cc] += xi * row[cc]!;
-    }
+    for (let i = 0; i < P * m; i++) vkq[i] = alpha * xj[i]!;
     // Softmax of query t* per head, centred values w_u = v_u − v̄.
     for (let h = 0; h < H; h++) {
       let mx = -Infinity;
@@ -207,6 +200,35 @@ class AttentionSample {
       ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
     }
   }
+}
+
+/**
+ * One batch's node activations through the GPU model, multiplied on the GPU by J (f32 matmul):
+ * rows f·J [b·P, m], or with a basis (C, C⁺) the projected point's (f C C⁺)·J and u = f C [b·P, r].
+ */
+async function batchRows(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
+  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; Cpb: GPUBuffer; r: number },
+): Promise<{ xj: Float32Array; u?: Float32Array }> {
+  const rows = b * g.pIn;
+  const inputs = model.forwardTo(tokens, first, b, s);
+  let f = concatTuple(engine, inputs, g.widthsIn, rows);
+  engine.release(...inputs);
+  let u: GPUBuffer | undefined;
+  if (basis) {
+    u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
+    matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
+    engine.release(f);
+    f = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.fproj');
+    matmul(engine, u, basis.Cpb, f, { m: rows, n: g.dIn, k: basis.r });
+  }
+  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
+  matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
+  engine.release(f);
+  const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
+  engine.release(xjb);
+  if (u) engine.release(u);
+  return { xj, u: uh };
 }
 
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
@@ -253,8 +275,7 @@ export async function mDashAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
   const NJ = H * P;
   // Per-sample scratch.
-  const x = new Float64Array(P * d);
-  const sample = new AttentionSample(op, J, m, DZ, P, K);
+  const sample = new AttentionSample(op, m, DZ, P, K);
   const { vkq, prob, wv, ds } = sample;
   const c = new Float64Array(NJ * d);
   const bv = new Float64Array(H * d);
@@ -263,20 +284,13 @@ export async function mDashAttentionClosed(
   const beta = new Float64Array(NJ * NJ);
   const pi = new Float64Array(A);
   const Rsum = new Float64Array(H * d);
+  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  try {
   for (let first = 0; first < N; first += B) {
     const b = Math.min(B, N - first);
-    const inputs = model.forwardTo(tokens, first, b, s);
-    const parts = await Promise.all(inputs.map((buf, j) => engine.readF32(buf, b * P * g.widthsIn[j]!)));
-    engine.release(...inputs);
+    const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
     for (let n = 0; n < b; n++) {
-      // x: the concatenated tuple at α·f.
-      let off = 0;
-      parts.forEach((part, j) => {
-        const w = g.widthsIn[j]!;
-        for (let r = 0; r < P; r++) for (let a = 0; a < w; a++) x[r * d + off + a] = alpha * part[(n * P + r) * w + a]!;
-        off += w;
-      });
-      sample.run(x);
+      sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
       // b^h = K^h q_{t*}^h / scale, c_(h,u) = Q^h k_u^h / scale (+ b^h at u = t*).
       for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) {
         let acc = 0;
@@ -359,6 +373,9 @@ export async function mDashAttentionClosed(
         }
       }
     }
+  }
+  } finally {
+    engine.release(Jb);
   }
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
@@ -452,42 +469,26 @@ export async function edgesAttentionClosed(
   }
   const E = new Float64Array(K * r);
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
-  const sample = new AttentionSample(op, J, m, DZ, P, K);
+  const sample = new AttentionSample(op, m, DZ, P, K);
   const { vkq, prob, ds } = sample;
-  const f = new Float64Array(P * d);
-  const u = new Float64Array(P * r);
-  const x = new Float64Array(P * d);
   const U = new Float64Array(A * r);
   const at = new Float64Array(NJ * r);
   const bt = new Float64Array(H * r);
   const Gam = new Float64Array(NJ * r);
   const e = new Float64Array(r);
+  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const Cb = engine.upload(Float32Array.from(C), 'tf.C');
+  const Cpb = engine.upload(Float32Array.from(Cpinv), 'tf.Cpinv');
+  try {
   for (let first = 0; first < N; first += B) {
     const b = Math.min(B, N - first);
-    const inputs = model.forwardTo(tokens, first, b, s);
-    const parts = await Promise.all(inputs.map((buf, j) => engine.readF32(buf, b * P * g.widthsIn[j]!)));
-    engine.release(...inputs);
+    // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
+    const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, Cpb, r });
+    const xj = rows.xj;
+    const uAll = rows.u!;
     for (let n = 0; n < b; n++) {
-      let off = 0;
-      parts.forEach((part, j) => {
-        const w = g.widthsIn[j]!;
-        for (let q = 0; q < P; q++) for (let a = 0; a < w; a++) f[q * d + off + a] = part[(n * P + q) * w + a]!;
-        off += w;
-      });
-      // u = f C, the projected point f' = u C⁺, the section at α f'.
-      u.fill(0);
-      for (let q = 0; q < P; q++) for (let i = 0; i < d; i++) {
-        const fi = f[q * d + i]!;
-        if (fi === 0) continue;
-        for (let j = 0; j < r; j++) u[q * r + j] += fi * C[i * r + j]!;
-      }
-      x.fill(0);
-      for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
-        const uj = alpha * u[q * r + j]!;
-        if (uj === 0) continue;
-        for (let i = 0; i < d; i++) x[q * d + i] += uj * Cpinv[j * d + i]!;
-      }
-      sample.run(x);
+      const u = uAll.subarray(n * P * r, (n + 1) * P * r);
+      sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
       U.fill(0);
       for (let j = 0; j < r; j++) U[j] = u[t * r + j]!;
       for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
@@ -524,6 +525,9 @@ export async function edgesAttentionClosed(
         for (let j = 0; j < r; j++) E[k * r + j] += e[j]! * e[j]!;
       }
     }
+  }
+  } finally {
+    engine.release(Jb, Cb, Cpb);
   }
   const sc = (weight * weight) / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;
