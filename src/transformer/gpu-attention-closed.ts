@@ -1,4 +1,4 @@
-// Closed-form M′ for attention sections cut to the last position (rib's ln1.L → ln2.L with
+// Closed-form M′ and squared edges for attention sections cut to the last position (rib's ln1.L → ln2.L with
 // lastPos): q, k, v and a residual are linear maps of the input tuple (linear, copy, slice,
 // concat, add only), one attention op, W_O and the residual add, then lastPos (P_in → P_out = 1).
 // Only the query t* = P−1 reaches the output, so per sample n, cotangent k and head h
@@ -13,14 +13,21 @@
 // so, with β_{jj'} = Σ_k ds_{k,j} ds_{k,j'}, m_j = Σ_k (Σ_a π_a Y_k^a) ds_{k,j} and
 // R_j = m_j + ½ Σ_j' β_{jj'} c_j' (β symmetric):
 //   Σ_k g_{k,s} g_{k,s}ᵀ = Σ_{a,b} π_a π_b (Σ_k Y_k^a Y_k^bᵀ) + Σ_j (R_j c_jᵀ + c_j R_jᵀ).
-// The (H+1)² matrices Σ_k Y^a Y^bᵀ are precomputed once, the sample enters through scalars π π
-// and through at most H·P + H·(P−1) vector pairs (R_j, c_j) per sample: no per-cotangent work on
-// d_in-wide rows and no Gram of N·K·P rows. Since c_j = Q^h k_u^h / scale (+ K^h q^h / scale),
-// Σ R_j c_jᵀ is accumulated as d_in × dHead blocks Σ R_j k_uᵀ and Σ R_j qᵀ and multiplied by
-// Q^hᵀ, K^hᵀ once at the end. m_j uses T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (precomputed, d_in × dV).
+// The (H+1)² matrices Σ_k Y^a Y^bᵀ are precomputed once and the sample enters them only through
+// the scalars W_ab = Σ_{n,s} π_a π_b. The rest never touches d_in-wide vectors per sample:
+//   - c_j = L φ_j with L = J's k and q columns (d_in × 2H·dHead) and φ_j holding
+//     κ_(h,u) = k_u^h / scale in head h's q slot (+ q̂_h = q_{t*}^h / scale in its k slot at u = t*),
+//     so Σ_j Σ_j' β_jj' c_j c_j'ᵀ = L Ψ Lᵀ with Ψ = Σ_{n,s} Φ_s β_s Φ_sᵀ (block-sparse, 2H·dHead square);
+//   - m_j = p_u^h Σ_a π_a T^{a,h} w_u^h with T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d_in × dV, precomputed), so
+//     Σ_j m_j c_jᵀ = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) with the dV × dHead sums
+//     ΩQ^{a,h} = Σ_n π^{t*}_a Σ_u p_u w_u κ_(h,u)ᵀ and ΩK^{a,h} = Σ_n (Σ_s π^s_a p_s w_s) q̂_hᵀ.
+// Per sample that is O(K·H·P·dV + K·(H·P)² + H²·P·dHead² + (H+1)·H·dV·dHead) — independent of
+// d_in — after
+// one GPU matmul for the rows [v | k | q] = f·J of the batch.
 //
 // Exactness: the same function as the generic VJP path (no approximation), evaluated in float64
-// on the host from the f32 node activations the GPU model produces. One integration point only
+// on the host from the f32 rows f·J (and u = f·C for the edges) that the GPU model and the shared
+// matmul kernel produce; the small sums above are float64 throughout. One integration point only
 // (gradient method; more points mix the α's inside the square and take the generic path).
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
@@ -269,111 +276,130 @@ export async function mDashAttentionClosed(
     }
     T.push(M);
   }
-  const Wab = new Float64Array(A * A);
-  const XQ = new Float64Array(H * d * dH);
-  const XK = new Float64Array(H * d * dH);
-  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
+  // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead).
   const NJ = H * P;
-  // Per-sample scratch.
+  const L2 = 2 * HdH;
+  const Wab = new Float64Array(A * A);
+  const Psi = new Float64Array(L2 * L2);
+  const OmQ = new Float64Array(A * H * dV * dH);
+  const OmK = new Float64Array(A * H * dV * dH);
+  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
   const sample = new AttentionSample(op, m, DZ, P, K);
   const { vkq, prob, wv, ds } = sample;
-  const c = new Float64Array(NJ * d);
-  const bv = new Float64Array(H * d);
-  const Tw = new Float64Array(A * NJ * d);
-  const R = new Float64Array(NJ * d);
   const beta = new Float64Array(NJ * NJ);
-  const pi = new Float64Array(A);
-  const Rsum = new Float64Array(H * d);
+  const kap = new Float64Array(NJ * dH);
+  const qh = new Float64Array(H * dH);
+  const WQ = new Float64Array(dV * dH);
+  const om = new Float64Array(dV);
+  const tmp = new Float64Array(P * dH);
+  const vec = new Float64Array(dH);
+  const piT = new Float64Array(A);
   const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
   try {
-  for (let first = 0; first < N; first += B) {
-    const b = Math.min(B, N - first);
-    const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
-    for (let n = 0; n < b; n++) {
-      sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
-      // b^h = K^h q_{t*}^h / scale, c_(h,u) = Q^h k_u^h / scale (+ b^h at u = t*).
-      for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) {
-        let acc = 0;
-        for (let j = 0; j < dH; j++) acc += J[i * m + kCol(h) + j]! * vkq[t * m + qCol(h) + j]!;
-        bv[h * d + i] = acc / scale;
-        for (let u = 0; u < P; u++) {
-          let au = 0;
-          for (let j = 0; j < dH; j++) au += J[i * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
-          c[(h * P + u) * d + i] = au / scale + (u === t ? acc / scale : 0);
-        }
-      }
-      // Tw[a][(h,u)] = T^{a,h} w_u^h.
-      for (let a = 0; a < A; a++) for (let h = 0; h < H; h++) {
-        const Th = T[a * H + h]!;
-        for (let u = 0; u < P; u++) {
-          const o = (a * NJ + h * P + u) * d;
-          const wu = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
-          for (let i = 0; i < d; i++) {
-            let acc = 0;
-            for (let j = 0; j < dV; j++) acc += Th[i * dV + j]! * wu[j]!;
-            Tw[o + i] = acc;
-          }
-        }
-      }
-      Rsum.fill(0);
-      for (let sp = 0; sp < P; sp++) {
-        pi[0] = sp === t ? 1 : 0;
-        for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + sp]!;
-        for (let a = 0; a < A; a++) for (let a2 = 0; a2 < A; a2++) Wab[a * A + a2] += pi[a]! * pi[a2]!;
-        // The (h,u) pairs of this position: all of them at t*, (h, sp) elsewhere.
-        const js: number[] = [];
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
+      for (let n = 0; n < b; n++) {
+        sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
+        // κ_(h,u) = k_u^h / scale, q̂_h = q_{t*}^h / scale, β = Σ_k ds dsᵀ (NJ × NJ).
         for (let h = 0; h < H; h++) {
-          if (sp === t) for (let u = 0; u < P; u++) js.push(h * P + u);
-          else js.push(h * P + sp);
+          for (let c = 0; c < dH; c++) qh[h * dH + c] = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
+          for (let u = 0; u < P; u++) for (let c = 0; c < dH; c++) kap[(h * P + u) * dH + c] = vkq[u * m + HdV + h * dH + c]! / scale;
         }
-        for (let x1 = 0; x1 < js.length; x1++) for (let x2 = 0; x2 < js.length; x2++) {
-          let acc = 0;
-          const j1 = js[x1]!, j2 = js[x2]!;
-          for (let k = 0; k < K; k++) acc += ds[k * NJ + j1]! * ds[k * NJ + j2]!;
-          beta[x1 * js.length + x2] = acc;
-        }
-        js.forEach((j, xj) => {
-          const h = Math.floor(j / P);
-          const pj = prob[j]!;
-          const Rj = R.subarray(j * d, (j + 1) * d);
-          Rj.fill(0);
-          // m_j = p_u^h Σ_a π_a T^{a,h} w_u^h.
-          for (let a = 0; a < A; a++) {
-            const f = pi[a]! * pj;
-            if (f === 0) continue;
-            const o = (a * NJ + j) * d;
-            for (let i = 0; i < d; i++) Rj[i] += f * Tw[o + i]!;
+        beta.fill(0);
+        for (let k = 0; k < K; k++) {
+          const row = ds.subarray(k * NJ, (k + 1) * NJ);
+          for (let j1 = 0; j1 < NJ; j1++) {
+            const v = row[j1]!;
+            if (v === 0) continue;
+            for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2] += v * row[j2]!;
           }
-          js.forEach((j2, x2) => {
-            const f = 0.5 * beta[xj * js.length + x2]!;
-            if (f === 0) return;
-            const cj2 = sp === t ? c.subarray(j2 * d, (j2 + 1) * d) : bv.subarray(Math.floor(j2 / P) * d, (Math.floor(j2 / P) + 1) * d);
-            for (let i = 0; i < d; i++) Rj[i] += f * cj2[i]!;
-          });
-          // R_j c_jᵀ: c_j = Q^h k_u / scale at t* (→ XQ), plus K^h q / scale where the key is u = t*
-          // or s ≠ t* (→ Rsum, multiplied by qᵀ once per sample).
-          const u = j % P;
-          if (sp === t) {
-            const xq = XQ.subarray(h * d * dH, (h + 1) * d * dH);
-            for (let i = 0; i < d; i++) {
-              const r = Rj[i]! / scale;
-              if (r === 0) continue;
-              for (let jj = 0; jj < dH; jj++) xq[i * dH + jj] += r * vkq[u * m + kCol(h) + jj]!;
+        }
+        // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
+        for (let sp = 0; sp < P; sp++) for (let a1 = 0; a1 < A; a1++) {
+          const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
+          if (p1 === 0) continue;
+          for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2] += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+        }
+        piT[0] = 1;
+        for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
+        for (let h = 0; h < H; h++) {
+          // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u).
+          WQ.fill(0);
+          for (let u = 0; u < P; u++) {
+            const pu = prob[h * P + u]!;
+            if (pu === 0) continue;
+            for (let j = 0; j < dV; j++) {
+              const f = pu * wv[(h * P + u) * dV + j]!;
+              for (let c = 0; c < dH; c++) WQ[j * dH + c] += f * kap[(h * P + u) * dH + c]!;
             }
           }
-          if (sp !== t || u === t) for (let i = 0; i < d; i++) Rsum[h * d + i] += Rj[i]!;
-        });
-      }
-      for (let h = 0; h < H; h++) {
-        const xk = XK.subarray(h * d * dH, (h + 1) * d * dH);
-        for (let i = 0; i < d; i++) {
-          const r = Rsum[h * d + i]! / scale;
-          if (r === 0) continue;
-          for (let jj = 0; jj < dH; jj++) xk[i * dH + jj] += r * vkq[t * m + qCol(h) + jj]!;
+          for (let a1 = 0; a1 < A; a1++) {
+            const f = piT[a1]!;
+            if (f === 0) continue;
+            const o = (a1 * H + h) * dV * dH;
+            for (let e = 0; e < dV * dH; e++) OmQ[o + e] += f * WQ[e]!;
+          }
+          // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h.
+          for (let a1 = 0; a1 < A; a1++) {
+            om.fill(0);
+            let any = false;
+            for (let sp = 0; sp < P; sp++) {
+              const f = (a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!) * prob[h * P + sp]!;
+              if (f === 0) continue;
+              any = true;
+              for (let j = 0; j < dV; j++) om[j] += f * wv[(h * P + sp) * dV + j]!;
+            }
+            if (!any) continue;
+            const o = (a1 * H + h) * dV * dH;
+            for (let j = 0; j < dV; j++) for (let c = 0; c < dH; c++) OmK[o + j * dH + c] += om[j]! * qh[h * dH + c]!;
+          }
+        }
+        // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
+        // φ_(h,s) = q̂_h in the k slot at s ≠ t*. k slot of head h: h·dH, q slot: H·dH + h·dH.
+        for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++) {
+          // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ.
+          tmp.fill(0);
+          for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
+            const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+            if (bb === 0) continue;
+            for (let c = 0; c < dH; c++) tmp[u1 * dH + c] += bb * kap[(h2 * P + u2) * dH + c]!;
+          }
+          for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
+            const kv = kap[(h1 * P + u1) * dH + c1]!;
+            if (kv === 0) continue;
+            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2] += kv * tmp[u1 * dH + c2]!;
+          }
+          // QK and KQ: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
+          vec.fill(0);
+          for (let u1 = 0; u1 < P; u1++) {
+            const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
+            if (bb === 0) continue;
+            for (let c = 0; c < dH; c++) vec[c] += bb * kap[(h1 * P + u1) * dH + c]!;
+          }
+          for (let c1 = 0; c1 < dH; c1++) {
+            const v = vec[c1]!;
+            if (v === 0) continue;
+            for (let c2 = 0; c2 < dH; c2++) {
+              const x = v * qh[h2 * dH + c2]!;
+              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2] += x;
+              Psi[(h2 * dH + c2) * L2 + HdH + h1 * dH + c1] += x;
+            }
+          }
+          // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
+          let gam = 0;
+          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+          if (gam !== 0) {
+            for (let c1 = 0; c1 < dH; c1++) {
+              const v = gam * qh[h1 * dH + c1]!;
+              for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
+            }
+          }
         }
       }
     }
-  }
   } finally {
     engine.release(Jb);
   }
@@ -399,14 +425,37 @@ export async function mDashAttentionClosed(
       }
     }
   }
+  // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
-  for (let h = 0; h < H; h++) for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
-    let acc = 0;
-    for (let j = 0; j < dH; j++) acc += XQ[(h * d + i) * dH + j]! * J[i2 * m + qCol(h) + j]! + XK[(h * d + i) * dH + j]! * J[i2 * m + kCol(h) + j]!;
-    X[i * d + i2] += acc;
+  const Zm = new Float64Array(dV * d);
+  for (let a1 = 0; a1 < A; a1++) for (let h = 0; h < H; h++) {
+    const o = (a1 * H + h) * dV * dH;
+    Zm.fill(0);
+    for (let j = 0; j < dV; j++) for (let i2 = 0; i2 < d; i2++) {
+      let acc = 0;
+      for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
+      Zm[j * d + i2] = acc;
+    }
+    const Th = T[a1 * H + h]!;
+    for (let i = 0; i < d; i++) for (let j = 0; j < dV; j++) {
+      const tv = Th[i * dV + j]!;
+      if (tv === 0) continue;
+      for (let i2 = 0; i2 < d; i2++) X[i * d + i2] += tv * Zm[j * d + i2]!;
+    }
+  }
+  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
+  const LPsi = new Float64Array(d * L2);
+  for (let i = 0; i < d; i++) for (let l1 = 0; l1 < L2; l1++) {
+    const lv = J[i * m + HdV + l1]!;
+    if (lv === 0) continue;
+    for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2] += lv * Psi[l1 * L2 + l2]!;
   }
   const f = (weight * weight) / (N * P);
-  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]!) * f;
+  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
+    let acc = 0;
+    for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
+    M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
+  }
   return M;
 }
 
