@@ -284,7 +284,8 @@ export async function mDashAttentionClosed(
   const Psi = new Float64Array(L2 * L2);
   const OmQ = new Float64Array(A * H * dV * dH);
   const OmK = new Float64Array(A * H * dV * dH);
-  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
+  const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
   const sample = new AttentionSample(op, m, DZ, P, K);
   const { vkq, prob, wv, ds } = sample;
   const beta = new Float64Array(NJ * NJ);
@@ -517,7 +518,8 @@ export async function edgesAttentionClosed(
     Qt.push(proj(HdV + HdH + h * dH, dH));
   }
   const E = new Float64Array(K * r);
-  const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  // The batch buffers: the model's forward and, per sample, u [P, r], f' [P, d] and f'·J [P, m].
+  const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
   const sample = new AttentionSample(op, m, DZ, P, K);
   const { vkq, prob, ds } = sample;
   const U = new Float64Array(A * r);
