@@ -360,20 +360,22 @@ export async function mDashAttentionClosed(
         // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
         // φ_(h,s) = q̂_h in the k slot at s ≠ t*. k slot of head h: h·dH, q slot: H·dH + h·dH.
         for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++) {
-          // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ.
-          tmp.fill(0);
-          for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
-            const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
-            if (bb === 0) continue;
-            for (let c = 0; c < dH; c++) tmp[u1 * dH + c] += bb * kap[(h2 * P + u2) * dH + c]!;
+          // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ (upper head blocks only, see below).
+          if (h2 >= h1) {
+            tmp.fill(0);
+            for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
+              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+              if (bb === 0) continue;
+              for (let c = 0; c < dH; c++) tmp[u1 * dH + c] += bb * kap[(h2 * P + u2) * dH + c]!;
+            }
+            for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
+              const kv = kap[(h1 * P + u1) * dH + c1]!;
+              if (kv === 0) continue;
+              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2] += kv * tmp[u1 * dH + c2]!;
+            }
           }
-          for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
-            const kv = kap[(h1 * P + u1) * dH + c1]!;
-            if (kv === 0) continue;
-            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2] += kv * tmp[u1 * dH + c2]!;
-          }
-          // QK and KQ: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
+          // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
           vec.fill(0);
           for (let u1 = 0; u1 < P; u1++) {
             const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
@@ -384,15 +386,13 @@ export async function mDashAttentionClosed(
             const v = vec[c1]!;
             if (v === 0) continue;
             for (let c2 = 0; c2 < dH; c2++) {
-              const x = v * qh[h2 * dH + c2]!;
-              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2] += x;
-              Psi[(h2 * dH + c2) * L2 + HdH + h1 * dH + c1] += x;
+              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
             }
           }
           // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
           let gam = 0;
           for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
-          if (gam !== 0) {
+          if (gam !== 0 && h2 >= h1) {
             for (let c1 = 0; c1 < dH; c1++) {
               const v = gam * qh[h1 * dH + c1]!;
               for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
@@ -443,6 +443,16 @@ export async function mDashAttentionClosed(
       if (tv === 0) continue;
       for (let i2 = 0; i2 < d; i2++) X[i * d + i2] += tv * Zm[j * d + i2]!;
     }
+  }
+  // Ψ holds U, the upper head blocks of QQ and KK and the QK blocks; Ψ = U + Uᵀ once the
+  // diagonal head blocks (symmetric themselves) are halved.
+  for (let l1 = 0; l1 < L2; l1++) for (let l2 = 0; l2 < L2; l2++) {
+    if (Math.floor(l1 / dH) === Math.floor(l2 / dH)) Psi[l1 * L2 + l2] = 0.5 * Psi[l1 * L2 + l2]!;
+  }
+  for (let l1 = 0; l1 < L2; l1++) for (let l2 = l1; l2 < L2; l2++) {
+    const v = Psi[l1 * L2 + l2]! + Psi[l2 * L2 + l1]!;
+    Psi[l1 * L2 + l2] = v;
+    Psi[l2 * L2 + l1] = v;
   }
   // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
   const LPsi = new Float64Array(d * L2);
