@@ -2,8 +2,9 @@
 // (src/transformer/gpu-attention-closed.ts) against the generic per-sample VJP path and the
 // float64 reference (test/helpers/tf-pass-reference.ts): on random programs of the pattern
 // (several heads, P = 1..5, causal, windowed and bidirectional attention, tuple inputs and
-// outputs) and on the compiled modadd-tiny fixture's ln1.0 → ln2.0 section; and the pattern
-// test itself (programs with LayerNorm, activations or all positions fall back).
+// outputs) and on the compiled modadd-tiny fixture's ln1.0 → ln2.0 section; that mDashGpu and
+// edgesSquaredGpu take the closed form (bit-equal to calling it directly); and the pattern test
+// itself (programs with LayerNorm, rotary, no attention or all positions fall back).
 //
 // Tolerances: closed form vs float64 ≤ 1e-5 · (|ref| + mean|ref|) per entry (the closed form is
 // float64 on the host from f32 node activations: ~1e-7 relative); generic vs float64 ≤ 2e-4 as in
@@ -12,10 +13,11 @@
 import { describe, expect, it } from 'vitest';
 import { integrationPoints } from '../src/ib/integration.js';
 import type { ModelProgram, Op, SectionProgram, ValueInfo } from '../src/model/program.js';
-import { lastPosAttentionSection } from '../src/transformer/gpu-attention-closed.js';
+import { edgesAttentionClosed, lastPosAttentionSection, mDashAttentionClosed } from '../src/transformer/gpu-attention-closed.js';
 import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { mDashGpu } from '../src/transformer/gpu-mdash.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
+import { sectionGeometry } from '../src/transformer/gpu-section.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { edgesF64, mDashF64 } from './helpers/tf-pass-reference.js';
@@ -135,6 +137,10 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         const generic = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut, points: pts, batch: 3, kBlock: 3, generic: true });
         expectClose(closed, ref, 'closed form', 1e-5);
         expectClose(generic, ref, 'generic', 2e-4);
+        // mDashGpu dispatched to the closed form (the same numbers, bit for bit).
+        const att = lastPosAttentionSection(sec)!;
+        const direct = await mDashAttentionClosed(engine, model, 0, tokens, N, sectionGeometry(model, 0, Chat, rOut), { Chat, rOut, points: pts, batch: 3 }, att);
+        expect(Array.from(closed)).toEqual(Array.from(direct));
       }
       // Unrotated output (Ĉ = identity).
       const pts = integrationPoints('gradient', 0);
@@ -151,6 +157,9 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         const eGeneric = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: q, batch: 3, kBlock: 3, generic: true });
         expectClose(eClosed, eRef, 'edges, closed form', 1e-5);
         expectClose(eGeneric, eRef, 'edges, generic', 2e-4);
+        const eOpts = { C, Cpinv, rIn, Chat, rOut, points: q, batch: 3 };
+        const eDirect = await edgesAttentionClosed(engine, model, 0, tokens, N, sectionGeometry(model, 0, Chat, rOut), eOpts, lastPosAttentionSection(sec)!);
+        expect(Array.from(eClosed)).toEqual(Array.from(eDirect));
       }
     } finally {
       model.dispose();
