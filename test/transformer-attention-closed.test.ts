@@ -7,7 +7,7 @@
 // itself (programs with LayerNorm, rotary, no attention or all positions fall back).
 //
 // Tolerances: closed form vs float64 ≤ 1e-5 · (|ref| + mean|ref|) per entry (the closed form is
-// float64 on the host from f32 node activations: ~1e-7 relative); generic vs float64 ≤ 2e-4 as in
+// float64 on the host from the f32 rows f·J of the GPU: ~1e-7 relative); generic vs float64 ≤ 2e-4 as in
 // transformer-gpu-passes.test.ts (an f32 VJP chain).
 
 import { describe, expect, it } from 'vitest';
