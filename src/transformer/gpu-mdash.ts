@@ -6,11 +6,13 @@
 // accumulated by the shared Gram kernel on the stacked g rows [b, (t,i), s] (f32 per batch,
 // float64 across batches). The cotangents are the same for every sample: each block is uploaded
 // once and the VJP keeps it shared (computed once per batch) until the first sample-dependent op.
-// Two exact shortcuts:
+// Three exact shortcuts:
 //   - sections whose gradients never depend on the sample (linear ops only, e.g. unembed →
 //     output): g g ᵀ is summed once and multiplied by N; the data is never visited again;
 //   - position-local sections with one elementwise activation (MLP blocks): the gate-Gram closed
-//     form of gpu-mdash-local.ts, with no per-sample VJP at all (`generic: true` turns it off).
+//     form of gpu-mdash-local.ts, with no per-sample VJP at all (`generic: true` turns it off);
+//   - attention sections cut to the last position, with one integration point: the closed form
+//     of gpu-attention-closed.ts (also used by the squared edges; `generic: true` turns it off).
 //
 // Memory: per batch, the forward states of every integration point plus one K-block of
 // cotangents and gradients; K-block and batch are chosen from the batch buffer budget, so nothing
