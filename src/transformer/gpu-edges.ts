@@ -14,6 +14,7 @@ import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
 import { edgesLocalGpu } from './gpu-edges-local.js';
 import { singleActSection } from './gpu-mdash-local.js';
+import { edgesAttentionClosed, lastPosAttentionSection } from './gpu-attention-closed.js';
 import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
 import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
@@ -34,6 +35,9 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
   const local = opts.generic ? undefined : singleActSection(model.sections[s]!.program);
   if (local && g.pOut === g.pIn) return edgesLocalGpu(engine, model, s, tokens, N, g, opts, local);
+  // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
+  const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(model.sections[s]!.program);
+  if (att) return edgesAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;

@@ -6,11 +6,13 @@
 // accumulated by the shared Gram kernel on the stacked g rows [b, (t,i), s] (f32 per batch,
 // float64 across batches). The cotangents are the same for every sample: each block is uploaded
 // once and the VJP keeps it shared (computed once per batch) until the first sample-dependent op.
-// Two exact shortcuts:
+// Three exact shortcuts:
 //   - sections whose gradients never depend on the sample (linear ops only, e.g. unembed →
 //     output): g g ᵀ is summed once and multiplied by N; the data is never visited again;
 //   - position-local sections with one elementwise activation (MLP blocks): the gate-Gram closed
-//     form of gpu-mdash-local.ts, with no per-sample VJP at all (`generic: true` turns it off).
+//     form of gpu-mdash-local.ts, with no per-sample VJP at all (`generic: true` turns it off);
+//   - attention sections cut to the last position, with one integration point: the closed form
+//     of gpu-attention-closed.ts (also used by the squared edges; `generic: true` turns it off).
 //
 // Memory: per batch, the forward states of every integration point plus one K-block of
 // cotangents and gradients; K-block and batch are chosen from the batch buffer budget, so nothing
@@ -20,6 +22,7 @@ import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { Engine } from '../runtime/engine.js';
+import { lastPosAttentionSection, mDashAttentionClosed } from './gpu-attention-closed.js';
 import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
 import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } from './gpu-model.js';
@@ -93,6 +96,9 @@ export async function mDashGpu(engine: Engine, model: GpuModel, s: number, token
   const sec = model.sections[s]!;
   const act = opts.generic ? undefined : singleActSection(sec.program);
   if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
+  // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
+  const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(sec.program);
+  if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));

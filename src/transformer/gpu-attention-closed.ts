@@ -1,0 +1,596 @@
+// Closed-form M′ and squared edges for attention sections cut to the last position (rib's ln1.L → ln2.L with
+// lastPos): q, k, v and a residual are linear maps of the input tuple (linear, copy, slice,
+// concat, add only), one attention op, W_O and the residual add, then lastPos (P_in → P_out = 1).
+// Only the query t* = P−1 reaches the output, so per sample n, cotangent k and head h
+// (dz_k^h = the cotangent on z at t*, sample-independent; p_u^h the softmax row of query t*;
+// w_u^h = v_u^h − Σ_u p_u^h v_u^h; ds_{k,u}^h = p_u^h dz_k^h·w_u^h):
+//   g_{k,s} = δ_{s,t*} s_k + Σ_h p_s^h Z_k^h + Σ_h ds_{k,s}^h b^h + δ_{s,t*} Σ_{h,u} ds_{k,u}^h a_u^h
+// with s_k the residual path, Z_k^h = V^h dz_k^h, b^h = K^h q_{t*}^h / scale, a_u^h = Q^h k_u^h / scale
+// (V^h, K^h, Q^h: the input → v/k/q maps of head h, d_in × dV or d_in × dHead). Every g is
+//   g_{k,s} = Σ_a π_{a,s} Y_k^a + Σ_{j∈J_s} ds_{k,j} c_j,
+//   Y^0 = s, Y^{h+1} = Z^h, π_{0,s} = δ_{s,t*}, π_{h+1,s} = p_s^h,
+//   J_{t*} = {(h,u)}: c_(h,u) = a_u^h + δ_{u,t*} b^h;  J_s = {(h,s)}: c = b^h for s ≠ t*,
+// so, with β_{jj'} = Σ_k ds_{k,j} ds_{k,j'}, m_j = Σ_k (Σ_a π_a Y_k^a) ds_{k,j} and
+// R_j = m_j + ½ Σ_j' β_{jj'} c_j' (β symmetric):
+//   Σ_k g_{k,s} g_{k,s}ᵀ = Σ_{a,b} π_a π_b (Σ_k Y_k^a Y_k^bᵀ) + Σ_j (R_j c_jᵀ + c_j R_jᵀ).
+// The (H+1)² matrices Σ_k Y^a Y^bᵀ are precomputed once and the sample enters them only through
+// the scalars W_ab = Σ_{n,s} π_a π_b. The rest never touches d_in-wide vectors per sample:
+//   - c_j = L φ_j with L = J's k and q columns (d_in × 2H·dHead) and φ_j holding
+//     κ_(h,u) = k_u^h / scale in head h's q slot (+ q̂_h = q_{t*}^h / scale in its k slot at u = t*),
+//     so Σ_j Σ_j' β_jj' c_j c_j'ᵀ = L Ψ Lᵀ with Ψ = Σ_{n,s} Φ_s β_s Φ_sᵀ (block-sparse, 2H·dHead square);
+//   - m_j = p_u^h Σ_a π_a T^{a,h} w_u^h with T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d_in × dV, precomputed), so
+//     Σ_j m_j c_jᵀ = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) with the dV × dHead sums
+//     ΩQ^{a,h} = Σ_n π^{t*}_a Σ_u p_u w_u κ_(h,u)ᵀ and ΩK^{a,h} = Σ_n (Σ_s π^s_a p_s w_s) q̂_hᵀ.
+// Per sample that is O(K·H·P·dV + K·(H·P)² + H²·P·dHead² + (H+1)·H·dV·dHead) — independent of
+// d_in — after
+// one GPU matmul for the rows [v | k | q] = f·J of the batch.
+//
+// Exactness: the same function as the generic VJP path (no approximation), evaluated in float64
+// on the host from the f32 rows f·J (and u = f·C for the edges) that the GPU model and the shared
+// matmul kernel produce; the small sums above are float64 throughout. One integration point only
+// (gradient method; more points mix the α's inside the square and take the generic path).
+// The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
+// sample-independent parts of the program (cost independent of N).
+
+import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import type { Op, SectionProgram } from '../model/program.js';
+import type { Engine } from '../runtime/engine.js';
+import { matmul } from '../kernels/matmul.js';
+import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+
+type AttentionOp = Extract<Op, { kind: 'attention' }>;
+
+const LINEAR_KINDS = new Set<Op['kind']>(['linear', 'copy', 'slice', 'concat', 'add']);
+
+function opReads(op: Op): number[] {
+  switch (op.kind) {
+    case 'lnDiv': return [op.v, op.x];
+    case 'attention': return [op.q, op.k, op.v];
+    case 'add': return [op.a, op.b];
+    case 'concat': return op.xs;
+    default: return [op.x];
+  }
+}
+
+/**
+ * The attention op when `p` has the closed-form pattern: one attention op, every other op linear
+ * per position (linear, copy, slice, concat, add) or lastPos, inputs at P positions, outputs at
+ * one position, positions changed only by lastPos.
+ */
+export function lastPosAttentionSection(p: SectionProgram): { op: AttentionOp; index: number } | undefined {
+  const P = p.values[p.inputs[0]!]!.positions;
+  if (p.inputs.some((id) => p.values[id]!.positions !== P)) return undefined;
+  if (p.outputs.some((id) => p.values[id]!.positions !== 1)) return undefined;
+  let found: { op: AttentionOp; index: number } | undefined;
+  for (const [index, op] of p.ops.entries()) {
+    const Py = p.values[op.y]!.positions;
+    const reads = opReads(op);
+    if (op.kind === 'attention') {
+      if (found) return undefined;
+      if (reads.some((id) => p.values[id]!.positions !== P) || Py !== P) return undefined;
+      found = { op, index };
+    } else if (op.kind === 'lastPos') {
+      if (p.values[op.x]!.positions !== P || Py !== 1) return undefined;
+    } else if (LINEAR_KINDS.has(op.kind)) {
+      if (reads.some((id) => p.values[id]!.positions !== Py)) return undefined;
+    } else {
+      return undefined;
+    }
+  }
+  return found;
+}
+
+function zerosFor(p: SectionProgram): Float64Array[] {
+  return p.inputs.map((id) => new Float64Array(p.values[id]!.width * p.values[id]!.positions));
+}
+
+/** Sample-independent parts: J (d × m, input → [v | k | q]), S (K × d), DZ (K × H·dV). */
+export interface AttentionClosedParts {
+  J: Float64Array;
+  m: number;
+  S: Float64Array;
+  DZ: Float64Array;
+}
+
+export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): AttentionClosedParts {
+  const { op } = att;
+  const P = g.pIn;
+  const d = g.dIn;
+  const K = g.rOut;
+  const HdV = op.heads * op.dV;
+  const HdH = op.heads * op.dHead;
+  const m = HdV + 2 * HdH;
+  // Bottom: the ops before the attention, outputs (v, k, q); unit cotangents at position 0.
+  const bot: SectionProgram = { ...p, outputs: [op.v, op.k, op.q], ops: p.ops.slice(0, att.index) };
+  const cot = [op.v, op.k, op.q].map((id) => new Float64Array(m * P * p.values[id]!.width));
+  const offs = [0, HdV, HdV + HdH];
+  for (let c = 0; c < m; c++) {
+    const j = c < HdV ? 0 : c < HdV + HdH ? 1 : 2;
+    const w = p.values[[op.v, op.k, op.q][j]!]!.width;
+    cot[j]![(c * P) * w + (c - offs[j]!)] = 1;
+  }
+  const gb = vjpSampleF64(bot, forwardF64(bot, zerosFor(bot), 1), 0, cot, m);
+  const J = new Float64Array(d * m);
+  for (let c = 0; c < m; c++) {
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![(c * P) * w + a]!;
+      off += w;
+    });
+  }
+  // Top: the program without the attention, z an input; the VJP of the K output cotangents
+  // stops at z (→ dz) and carries the residual path to the inputs (→ s), both at t* = P−1.
+  const top: SectionProgram = { ...p, inputs: [...p.inputs, op.y], ops: p.ops.filter((_, i) => i !== att.index) };
+  let c0 = 0;
+  const cots = p.outputs.map((id) => {
+    const w = p.values[id]!.width;
+    const c = new Float64Array(K * w);
+    for (let i = 0; i < K; i++) for (let a = 0; a < w; a++) c[i * w + a] = Chat ? Chat[(c0 + a) * g.rOut + i]! : c0 + a === i ? 1 : 0;
+    c0 += w;
+    return c;
+  });
+  const gt = vjpSampleF64(top, forwardF64(top, zerosFor(top), 1), 0, cots, K);
+  const t = P - 1;
+  const S = new Float64Array(K * d);
+  const DZ = new Float64Array(K * HdV);
+  const gz = gt[gt.length - 1]!;
+  for (let k = 0; k < K; k++) {
+    for (let c = 0; c < HdV; c++) DZ[k * HdV + c] = gz[(k * P + t) * HdV + c]!;
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) S[k * d + off + a] = gt[j]![(k * P + t) * w + a]!;
+      off += w;
+    });
+  }
+  return { J, m, S, DZ };
+}
+
+/**
+ * The attention of query t* = P−1 for one sample, in float64: [v | k | q] = x J per position,
+ * the softmax row p^h, the centred values w_u^h = v_u^h − v̄^h and ds_{k,(h,u)} = p_u^h dz_k^h·w_u^h.
+ */
+class AttentionSample {
+  readonly vkq: Float64Array;
+  readonly prob: Float64Array;
+  readonly wv: Float64Array;
+  readonly ds: Float64Array;
+  constructor(
+    private readonly op: AttentionOp, private readonly m: number,
+    private readonly DZ: Float64Array, private readonly P: number, private readonly K: number,
+  ) {
+    this.vkq = new Float64Array(P * m);
+    this.prob = new Float64Array(op.heads * P);
+    this.wv = new Float64Array(op.heads * P * op.dV);
+    this.ds = new Float64Array(K * op.heads * P);
+  }
+
+  /** xj: the sample's rows f·J [P, m] (f32, from the GPU); alpha: the integration point. */
+  run(xj: Float32Array, alpha: number): void {
+    const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
+    const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+    const t = P - 1;
+    const HdV = H * dV, HdH = H * dH, NJ = H * P;
+    const kCol = (h: number): number => HdV + h * dH;
+    const qCol = (h: number): number => HdV + HdH + h * dH;
+    for (let i = 0; i < P * m; i++) vkq[i] = alpha * xj[i]!;
+    // Softmax of query t* per head, centred values w_u = v_u − v̄.
+    for (let h = 0; h < H; h++) {
+      let mx = -Infinity;
+      for (let u = 0; u < P; u++) {
+        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
+        let sc = 0;
+        for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
+        sc /= scale;
+        prob[h * P + u] = sc;
+        if (sc > mx) mx = sc;
+      }
+      let z = 0;
+      for (let u = 0; u < P; u++) {
+        const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+        prob[h * P + u] = e;
+        z += e;
+      }
+      for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+      for (let j = 0; j < dV; j++) {
+        let vb = 0;
+        for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
+        for (let u = 0; u < P; u++) wv[(h * P + u) * dV + j] = vkq[u * m + h * dV + j]! - vb;
+      }
+    }
+    // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
+    for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
+      let acc = 0;
+      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
+      ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
+    }
+  }
+}
+
+/**
+ * One batch's node activations through the GPU model, multiplied on the GPU by J (f32 matmul):
+ * rows f·J [b·P, m], or with a basis (C, C⁺) the projected point's (f C C⁺)·J and u = f C [b·P, r].
+ */
+async function batchRows(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
+  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; Cpb: GPUBuffer; r: number },
+): Promise<{ xj: Float32Array; u?: Float32Array }> {
+  const rows = b * g.pIn;
+  const inputs = model.forwardTo(tokens, first, b, s);
+  let f = concatTuple(engine, inputs, g.widthsIn, rows);
+  engine.release(...inputs);
+  let u: GPUBuffer | undefined;
+  if (basis) {
+    u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
+    matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
+    engine.release(f);
+    f = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.fproj');
+    matmul(engine, u, basis.Cpb, f, { m: rows, n: g.dIn, k: basis.r });
+  }
+  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
+  matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
+  engine.release(f);
+  const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
+  engine.release(xjb);
+  if (u) engine.release(u);
+  return { xj, u: uh };
+}
+
+/** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
+export async function mDashAttentionClosed(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
+  att: { op: AttentionOp; index: number },
+): Promise<Float64Array> {
+  const p = model.sections[s]!.program;
+  const { op } = att;
+  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1;
+  const alpha = opts.points.alphas[0]!;
+  const weight = opts.points.weights[0]!;
+  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
+  const HdV = H * dV, HdH = H * dH;
+  const kCol = (h: number): number => HdV + h * dH;
+  const qCol = (h: number): number => HdV + HdH + h * dH;
+  const A = H + 1;
+  // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
+  const Y: Float64Array[] = [S];
+  for (let h = 0; h < H; h++) {
+    const y = new Float64Array(K * d);
+    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
+      let acc = 0;
+      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
+      y[k * d + i] = acc;
+    }
+    Y.push(y);
+  }
+  // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
+  const T: Float64Array[] = [];
+  for (let a = 0; a < A; a++) for (let h = 0; h < H; h++) {
+    const M = new Float64Array(d * dV);
+    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
+      const y = Y[a]![k * d + i]!;
+      if (y === 0) continue;
+      for (let j = 0; j < dV; j++) M[i * dV + j] += y * DZ[k * HdV + h * dV + j]!;
+    }
+    T.push(M);
+  }
+  // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
+  // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead).
+  const NJ = H * P;
+  const L2 = 2 * HdH;
+  const Wab = new Float64Array(A * A);
+  const Psi = new Float64Array(L2 * L2);
+  const OmQ = new Float64Array(A * H * dV * dH);
+  const OmK = new Float64Array(A * H * dV * dH);
+  // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
+  const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
+  const sample = new AttentionSample(op, m, DZ, P, K);
+  const { vkq, prob, wv, ds } = sample;
+  const beta = new Float64Array(NJ * NJ);
+  const kap = new Float64Array(NJ * dH);
+  const qh = new Float64Array(H * dH);
+  const WQ = new Float64Array(dV * dH);
+  const om = new Float64Array(dV);
+  const tmp = new Float64Array(P * dH);
+  const vec = new Float64Array(dH);
+  const piT = new Float64Array(A);
+  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  try {
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
+      for (let n = 0; n < b; n++) {
+        sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
+        // κ_(h,u) = k_u^h / scale, q̂_h = q_{t*}^h / scale, β = Σ_k ds dsᵀ (NJ × NJ).
+        for (let h = 0; h < H; h++) {
+          for (let c = 0; c < dH; c++) qh[h * dH + c] = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
+          for (let u = 0; u < P; u++) for (let c = 0; c < dH; c++) kap[(h * P + u) * dH + c] = vkq[u * m + HdV + h * dH + c]! / scale;
+        }
+        beta.fill(0);
+        for (let k = 0; k < K; k++) {
+          const row = ds.subarray(k * NJ, (k + 1) * NJ);
+          for (let j1 = 0; j1 < NJ; j1++) {
+            const v = row[j1]!;
+            if (v === 0) continue;
+            for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2] += v * row[j2]!;
+          }
+        }
+        // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
+        for (let sp = 0; sp < P; sp++) for (let a1 = 0; a1 < A; a1++) {
+          const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
+          if (p1 === 0) continue;
+          for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2] += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+        }
+        piT[0] = 1;
+        for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
+        for (let h = 0; h < H; h++) {
+          // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u).
+          WQ.fill(0);
+          for (let u = 0; u < P; u++) {
+            const pu = prob[h * P + u]!;
+            if (pu === 0) continue;
+            for (let j = 0; j < dV; j++) {
+              const f = pu * wv[(h * P + u) * dV + j]!;
+              for (let c = 0; c < dH; c++) WQ[j * dH + c] += f * kap[(h * P + u) * dH + c]!;
+            }
+          }
+          for (let a1 = 0; a1 < A; a1++) {
+            const f = piT[a1]!;
+            if (f === 0) continue;
+            const o = (a1 * H + h) * dV * dH;
+            for (let e = 0; e < dV * dH; e++) OmQ[o + e] += f * WQ[e]!;
+          }
+          // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h.
+          for (let a1 = 0; a1 < A; a1++) {
+            om.fill(0);
+            let any = false;
+            for (let sp = 0; sp < P; sp++) {
+              const f = (a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!) * prob[h * P + sp]!;
+              if (f === 0) continue;
+              any = true;
+              for (let j = 0; j < dV; j++) om[j] += f * wv[(h * P + sp) * dV + j]!;
+            }
+            if (!any) continue;
+            const o = (a1 * H + h) * dV * dH;
+            for (let j = 0; j < dV; j++) for (let c = 0; c < dH; c++) OmK[o + j * dH + c] += om[j]! * qh[h * dH + c]!;
+          }
+        }
+        // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
+        // φ_(h,s) = q̂_h in the k slot at s ≠ t*. k slot of head h: h·dH, q slot: H·dH + h·dH.
+        for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++) {
+          // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ (upper head blocks only, see below).
+          if (h2 >= h1) {
+            tmp.fill(0);
+            for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
+              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+              if (bb === 0) continue;
+              for (let c = 0; c < dH; c++) tmp[u1 * dH + c] += bb * kap[(h2 * P + u2) * dH + c]!;
+            }
+            for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
+              const kv = kap[(h1 * P + u1) * dH + c1]!;
+              if (kv === 0) continue;
+              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2] += kv * tmp[u1 * dH + c2]!;
+            }
+          }
+          // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
+          vec.fill(0);
+          for (let u1 = 0; u1 < P; u1++) {
+            const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
+            if (bb === 0) continue;
+            for (let c = 0; c < dH; c++) vec[c] += bb * kap[(h1 * P + u1) * dH + c]!;
+          }
+          for (let c1 = 0; c1 < dH; c1++) {
+            const v = vec[c1]!;
+            if (v === 0) continue;
+            for (let c2 = 0; c2 < dH; c2++) {
+              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
+            }
+          }
+          // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
+          let gam = 0;
+          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+          if (gam !== 0 && h2 >= h1) {
+            for (let c1 = 0; c1 < dH; c1++) {
+              const v = gam * qh[h1 * dH + c1]!;
+              for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
+            }
+          }
+        }
+      }
+    }
+  } finally {
+    engine.release(Jb);
+  }
+  // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
+  const M = new Float64Array(d * d);
+  const yy = new Float64Array(d);
+  for (let k = 0; k < K; k++) {
+    for (let i = 0; i < d; i++) yy[i] = 0;
+    // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ.
+    for (let a = 0; a < A; a++) {
+      const ya = Y[a]!.subarray(k * d, (k + 1) * d);
+      yy.fill(0);
+      for (let a2 = 0; a2 < A; a2++) {
+        const f = Wab[a * A + a2]!;
+        if (f === 0) continue;
+        const yb = Y[a2]!.subarray(k * d, (k + 1) * d);
+        for (let i = 0; i < d; i++) yy[i] += f * yb[i]!;
+      }
+      for (let i = 0; i < d; i++) {
+        const v = ya[i]!;
+        if (v === 0) continue;
+        for (let i2 = 0; i2 < d; i2++) M[i * d + i2] += v * yy[i2]!;
+      }
+    }
+  }
+  // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
+  const X = new Float64Array(d * d);
+  const Zm = new Float64Array(dV * d);
+  for (let a1 = 0; a1 < A; a1++) for (let h = 0; h < H; h++) {
+    const o = (a1 * H + h) * dV * dH;
+    Zm.fill(0);
+    for (let j = 0; j < dV; j++) for (let i2 = 0; i2 < d; i2++) {
+      let acc = 0;
+      for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
+      Zm[j * d + i2] = acc;
+    }
+    const Th = T[a1 * H + h]!;
+    for (let i = 0; i < d; i++) for (let j = 0; j < dV; j++) {
+      const tv = Th[i * dV + j]!;
+      if (tv === 0) continue;
+      for (let i2 = 0; i2 < d; i2++) X[i * d + i2] += tv * Zm[j * d + i2]!;
+    }
+  }
+  // Ψ holds U, the upper head blocks of QQ and KK and the QK blocks; Ψ = U + Uᵀ once the
+  // diagonal head blocks (symmetric themselves) are halved.
+  for (let l1 = 0; l1 < L2; l1++) for (let l2 = 0; l2 < L2; l2++) {
+    if (Math.floor(l1 / dH) === Math.floor(l2 / dH)) Psi[l1 * L2 + l2] = 0.5 * Psi[l1 * L2 + l2]!;
+  }
+  for (let l1 = 0; l1 < L2; l1++) for (let l2 = l1; l2 < L2; l2++) {
+    const v = Psi[l1 * L2 + l2]! + Psi[l2 * L2 + l1]!;
+    Psi[l1 * L2 + l2] = v;
+    Psi[l2 * L2 + l1] = v;
+  }
+  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
+  const LPsi = new Float64Array(d * L2);
+  for (let i = 0; i < d; i++) for (let l1 = 0; l1 < L2; l1++) {
+    const lv = J[i * m + HdV + l1]!;
+    if (lv === 0) continue;
+    for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2] += lv * Psi[l1 * L2 + l2]!;
+  }
+  const f = (weight * weight) / (N * P);
+  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
+    let acc = 0;
+    for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
+    M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
+  }
+  return M;
+}
+
+/**
+ * Squared edges of section s by the closed form (SPEC-transformers §6.1 with P_out = 1), r_out × r_in
+ * divided by N·P_in. With Ĉp = C⁺ᵀ, u = f C and the section run at α·(u C⁺) as the generic path:
+ *   e_{k,j} = Σ_s (g_{k,s} Ĉp)_j u_{s,j}
+ *           = Σ_a (Y_k^a Ĉp)_j U_{a,j} + Σ_{(h,u)} ds_{k,(h,u)} Γ_{(h,u),j},
+ *   U_0 = u_{t*}, U_{h+1} = Σ_s p_s^h u_s,  Γ_(h,u) = (a_u^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_u,
+ * (the key u's ds reaches k_u, giving b^h at position u, and q_{t*}, giving a_u^h at t*), and
+ * E_{k,j} = Σ_n (w e_{k,j})². Y^a Ĉp (K × r_in) and Q^hᵀĈp, K^hᵀĈp (dHead × r_in) are precomputed;
+ * per sample the work is O(K·r_in·(H + 1 + H·P)).
+ */
+export async function edgesAttentionClosed(
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry,
+  opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
+  att: { op: AttentionOp; index: number },
+): Promise<Float64Array> {
+  const p = model.sections[s]!.program;
+  const { op } = att;
+  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1, r = opts.rIn;
+  const { C, Cpinv } = opts;
+  const alpha = opts.points.alphas[0]!;
+  const weight = opts.points.weights[0]!;
+  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
+  const HdV = H * dV, HdH = H * dH, NJ = H * P, A = H + 1;
+  // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
+  const proj = (col0: number, width: number): Float64Array => {
+    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
+    const out = new Float64Array(width * r);
+    for (let c = 0; c < width; c++) for (let j = 0; j < r; j++) {
+      let acc = 0;
+      for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
+      out[c * r + j] = acc;
+    }
+    return out;
+  };
+  const Yt: Float64Array[] = [];
+  const y0 = new Float64Array(K * r);
+  for (let k = 0; k < K; k++) for (let j = 0; j < r; j++) {
+    let acc = 0;
+    for (let i = 0; i < d; i++) acc += S[k * d + i]! * Cpinv[j * d + i]!;
+    y0[k * r + j] = acc;
+  }
+  Yt.push(y0);
+  const Qt: Float64Array[] = [];
+  const Kt: Float64Array[] = [];
+  for (let h = 0; h < H; h++) {
+    const Vt = proj(h * dV, dV);
+    const y = new Float64Array(K * r);
+    for (let k = 0; k < K; k++) for (let c = 0; c < dV; c++) {
+      const z = DZ[k * HdV + h * dV + c]!;
+      if (z === 0) continue;
+      for (let j = 0; j < r; j++) y[k * r + j] += z * Vt[c * r + j]!;
+    }
+    Yt.push(y);
+    Kt.push(proj(HdV + h * dH, dH));
+    Qt.push(proj(HdV + HdH + h * dH, dH));
+  }
+  const E = new Float64Array(K * r);
+  // The batch buffers: the model's forward and, per sample, u [P, r], f' [P, d] and f'·J [P, m].
+  const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
+  const sample = new AttentionSample(op, m, DZ, P, K);
+  const { vkq, prob, ds } = sample;
+  const U = new Float64Array(A * r);
+  const at = new Float64Array(NJ * r);
+  const bt = new Float64Array(H * r);
+  const Gam = new Float64Array(NJ * r);
+  const e = new Float64Array(r);
+  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const Cb = engine.upload(Float32Array.from(C), 'tf.C');
+  const Cpb = engine.upload(Float32Array.from(Cpinv), 'tf.Cpinv');
+  try {
+  for (let first = 0; first < N; first += B) {
+    const b = Math.min(B, N - first);
+    // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
+    const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, Cpb, r });
+    const xj = rows.xj;
+    const uAll = rows.u!;
+    for (let n = 0; n < b; n++) {
+      const u = uAll.subarray(n * P * r, (n + 1) * P * r);
+      sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
+      U.fill(0);
+      for (let j = 0; j < r; j++) U[j] = u[t * r + j]!;
+      for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
+        const pq = prob[h * P + q]!;
+        if (pq === 0) continue;
+        for (let j = 0; j < r; j++) U[(h + 1) * r + j] += pq * u[q * r + j]!;
+      }
+      at.fill(0);
+      bt.fill(0);
+      for (let h = 0; h < H; h++) {
+        for (let c = 0; c < dH; c++) {
+          const qc = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
+          for (let j = 0; j < r; j++) bt[h * r + j] += qc * Kt[h]![c * r + j]!;
+        }
+        for (let q = 0; q < P; q++) for (let c = 0; c < dH; c++) {
+          const kc = vkq[q * m + HdV + h * dH + c]! / scale;
+          for (let j = 0; j < r; j++) at[(h * P + q) * r + j] += kc * Qt[h]![c * r + j]!;
+        }
+        for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
+          Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
+        }
+      }
+      for (let k = 0; k < K; k++) {
+        e.fill(0);
+        for (let a = 0; a < A; a++) {
+          const ya = Yt[a]!;
+          for (let j = 0; j < r; j++) e[j] += ya[k * r + j]! * U[a * r + j]!;
+        }
+        for (let J2 = 0; J2 < NJ; J2++) {
+          const c = ds[k * NJ + J2]!;
+          if (c === 0) continue;
+          for (let j = 0; j < r; j++) e[j] += c * Gam[J2 * r + j]!;
+        }
+        for (let j = 0; j < r; j++) E[k * r + j] += e[j]! * e[j]!;
+      }
+    }
+  }
+  } finally {
+    engine.release(Jb, Cb, Cpb);
+  }
+  const sc = (weight * weight) / (N * P);
+  for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;
+  return E;
+}
