@@ -16,7 +16,8 @@ import { edgesLocalGpu } from './gpu-edges-local.js';
 import { singleActSection } from './gpu-mdash-local.js';
 import { edgesAttentionClosed, lastPosAttentionSection } from './gpu-attention-closed.js';
 import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
-import { cotangentBlock, sectionGeometry, type SectionVjpOptions } from './gpu-section.js';
+import type { ForwardState } from './gpu-program.js';
+import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
 export interface EdgeOptions extends SectionVjpOptions {
   /** Node ℓ's basis C (d_in × r_in) and its pseudo-inverse C⁺ (r_in × d_in), row-major. */
@@ -50,18 +51,7 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const rowsIn = b * g.pIn;
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
-      engine.release(...inputs);
-      const u = engine.alloc(rowsIn * rIn * 4, 'tf.u');
-      matmul(engine, f, Cb, u, { m: rowsIn, n: rIn, k: g.dIn });
-      const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
-      matmul(engine, u, Cpb, fp, { m: rowsIn, n: g.dIn, k: rIn });
-      engine.release(f);
-      const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
-      engine.release(fp);
-      const states = Array.from(opts.points.alphas, (a) => sec.forward(parts, b, { alpha: a }));
+      const { u, parts, states } = projectedBatch(engine, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
       const reads: Promise<void>[] = [];
       blocks.forEach((cot, bi) => {
         const k0 = bi * Kb;
@@ -92,4 +82,29 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   const scale = 1 / (N * g.pIn);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
   return E;
+}
+
+/**
+ * One batch of section s evaluated where rib evaluates edges: the node layer's activations f
+ * projected onto the kept directions, f ↦ u = f·C ↦ u·C⁺, then the section's forward at each
+ * integration point. Returns u (rows × rIn) and the projected input parts, which the caller
+ * releases, and the forward states.
+ */
+export function projectedBatch(
+  engine: Engine, model: GpuModel, s: number, g: SectionGeometry, tokens: ArrayLike<number>, first: number, b: number,
+  basis: { C: GPUBuffer; Cpinv: GPUBuffer; rIn: number }, alphas: ArrayLike<number>,
+): { u: GPUBuffer; parts: GPUBuffer[]; states: ForwardState[] } {
+  const rowsIn = b * g.pIn;
+  const inputs = model.forwardTo(tokens, first, b, s);
+  const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
+  engine.release(...inputs);
+  const u = engine.alloc(rowsIn * basis.rIn * 4, 'tf.u');
+  matmul(engine, f, basis.C, u, { m: rowsIn, n: basis.rIn, k: g.dIn });
+  const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
+  matmul(engine, u, basis.Cpinv, fp, { m: rowsIn, n: g.dIn, k: basis.rIn });
+  engine.release(f);
+  const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
+  engine.release(fp);
+  const sec = model.sections[s]!;
+  return { u, parts, states: Array.from(alphas, (a) => sec.forward(parts, b, { alpha: a })) };
 }

@@ -18,8 +18,9 @@ import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { Engine } from '../runtime/engine.js';
+import { projectedBatch } from './gpu-edges.js';
 import { vjpBlockSizes } from './gpu-mdash.js';
-import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
+import type { GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
 import { sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 import { stochasticCotangents, stochasticK, stochasticR, type StochasticKind, type StochasticSources } from './stochastic.js';
@@ -136,18 +137,7 @@ export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: num
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const rowsIn = b * g.pIn;
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
-      engine.release(...inputs);
-      const u = engine.alloc(rowsIn * rIn * 4, 'tf.u');
-      matmul(engine, f, Cb, u, { m: rowsIn, n: rIn, k: g.dIn });
-      const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
-      matmul(engine, u, Cpb, fp, { m: rowsIn, n: g.dIn, k: rIn });
-      engine.release(f);
-      const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
-      engine.release(fp);
-      const states = Array.from(opts.points.alphas, (a) => sec.forward(parts, b, { alpha: a }));
+      const { u, parts, states } = projectedBatch(engine, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
       const reads: Promise<void>[] = [];
       for (let k0 = 0; k0 < g.K; k0 += Kb) {
         const kb = Math.min(Kb, g.K - k0);
