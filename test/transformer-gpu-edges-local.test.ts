@@ -26,28 +26,8 @@ import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { edgesF64 } from './helpers/tf-pass-reference.js';
 import { attentionProgram, copyPre, headProgram, mlpProgram } from './helpers/tf-programs.js';
-import { load, maxAbs } from './helpers/transformer-fixtures.js';
-
-function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol: number): void {
-  expect(got.length, `${what}: length`).toBe(ref.length);
-  let mean = 0;
-  for (let i = 0; i < ref.length; i++) mean += Math.abs(ref[i]!);
-  mean /= Math.max(1, ref.length);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i]! - ref[i]!) / (Math.abs(ref[i]!) + mean + 1e-300);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  expect(worst, `${what}: worst relative error at ${at} (gpu ${got[at]}, ref ${ref[at]})`).toBeLessThanOrEqual(tol);
-}
-
-function expectNear(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
-  expect(got.length, what).toBe(ref.length);
-  let worst = 0;
-  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
-  expect(worst / (maxAbs(ref) || 1), `${what}: max error relative to the largest entry`).toBeLessThanOrEqual(tol);
-}
+import { load } from './helpers/transformer-fixtures.js';
+import { expectClose, expectNear } from './helpers/close.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
   const g = gaussian(rng(seed));

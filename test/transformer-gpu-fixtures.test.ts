@@ -9,20 +9,14 @@
 // per-batch sums, ~1e-6 relative per op over chains of ~20 ops, LayerNorm's 1/σ amplifying by the
 // residual scale) with float64 across batches; an error in any index, mask or term is O(1).
 
-import { describe, expect, it } from 'vitest';
+import { describe, it } from 'vitest';
 import { integrationPoints } from '../src/ib/integration.js';
 import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
-import { load, maxAbs } from './helpers/transformer-fixtures.js';
-
-function expectNear(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
-  expect(got.length, what).toBe(ref.length);
-  let worst = 0;
-  for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
-  expect(worst / (maxAbs(ref) || 1), `${what}: max error relative to the largest entry`).toBeLessThanOrEqual(tol);
-}
+import { load } from './helpers/transformer-fixtures.js';
+import { expectNear } from './helpers/close.js';
 
 function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
   const g = gaussian(rng(seed));
