@@ -70,3 +70,35 @@ describe('transformer builds from config files', () => {
     await bad({ last_pos_module_type: 'mlp_out' }, /'add_resid1', 'unembed' or null/);
   });
 });
+
+describe('transformer build plan (--plan)', () => {
+  it("bounds every stage's flops from the compiled sections (SPEC-transformers §5.3) without running a pass", async () => {
+    const { loadTransformerBuild } = await import('../src/transformer/build.js');
+    const { compileTransformer } = await import('../src/model/transformer/compile.js');
+    const { planTransformer, formatTransformerPlan } = await import('../src/transformer/plan.js');
+    const { parseConfig } = await import('../src/ib/config.js');
+    const dir = join(import.meta.dirname, '..', 'examples', 'modadd-transformer');
+    const config = parseConfig(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')));
+    const tf = await loadTransformerBuild(config, dir);
+    const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
+    const p = planTransformer(mp, tf.data.n);
+    const d = tf.arch.d_model;
+    expect(p.sections.map((s) => [s.dIn, s.dOut, s.pIn, s.pOut])).toEqual([[d + 1, d + 1, 3, 1], [d + 1, d + 1, 1, 1], [d + 1, tf.arch.d_vocab, 1, 1]]);
+    // Attention forward (SPEC-T §5.3): 2P(d+1)(3Hd_h+H) for q, k, v, 2PH(d_h+1)(d+1) for W_O, and the
+    // causal score and value products; the last two are a few percent here.
+    const { n_heads: H, d_head: dh } = tf.arch;
+    const linear = 2 * 3 * (d + 1) * (3 * H * dh + H) + 2 * 3 * H * (dh + 1) * (d + 1);
+    expect(p.sections[0]!.forward).toBeGreaterThan(linear);
+    expect(p.sections[0]!.forward).toBeLessThan(1.3 * linear);
+    for (const s of p.sections) {
+      expect(s.K).toBe(s.pOut * s.dOut);
+      expect(s.mPrimeFlops).toBeGreaterThanOrEqual(tf.data.n * s.K * (2 * s.forward + 2 * s.pIn * s.dIn * s.dIn));
+    }
+    expect(p.sections.map((s) => s.path)).toEqual([
+      'closed form of last-position attention (M′ and edges)',
+      'gate-Gram closed form (M′), MLP edge kernels (edges)',
+      'linear section: M′ and edges once for all samples',
+    ]);
+    expect(formatTransformerPlan(p, 'plan')).toMatch(/total ≤ [\d.]+ MFLOP/);
+  });
+});

@@ -29,6 +29,9 @@ import { Engine } from '../runtime/engine.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
 import { buildInputs, buildSummary, defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';
 import { makeProgress } from './progress.js';
+import { isTransformerBuild, loadTransformerBuild } from '../transformer/build.js';
+import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';
+import { compileTransformer } from '../model/transformer/compile.js';
 
 export interface StageCliOptions {
   backend?: Backend;
@@ -53,6 +56,17 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
   const log = (m: string) => { if (!o.quiet && !o.json) console.error(m); };
   // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
   const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
+  if (await isTransformerBuild(config, base)) {
+    if (!o.plan) {
+      throw new IbgpuError('BAD_CONFIG', `${configPath}: staged builds (--stage, --resume) are not available for transformer configs yet`, `run \`ibgpu build ${configPath}\` in one process`);
+    }
+    const tf = await loadTransformerBuild(config, base);
+    const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
+    const plan = planTransformer(mp, tf.data.n);
+    if (o.json) console.log(JSON.stringify({ config: configPath, data: tf.data.source, positions: tf.data.P, ...plan }, null, 2));
+    else console.log(formatTransformerPlan(plan, `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}`));
+    return 0;
+  }
   let out: string | undefined;
   let work: string | undefined;
   if (!o.plan && o.resume) {

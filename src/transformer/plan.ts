@@ -1,0 +1,125 @@
+// Dry run of a transformer build (`ibgpu build --plan`): per section the widths and positions at
+// both ends, the flops of each stage from SPEC-transformers §5.3's cost model and the memory the
+// host keeps, from the compiled program and the dataset's size alone (no GPU, no pass run).
+// Upper bounds: the kept directions r of every node layer are taken as its full width, so K (the
+// cotangents per sample) is P_out·d_out; a relative threshold usually keeps far fewer.
+//
+// Cost model per sample (one sequence), F the section's forward flops:
+//   forward               F
+//   M′ VJPs               K · (2F + 2·P_out·d_out)        (one VJP per cotangent, SPEC-T §5.3)
+//   M′ accumulation       2·K·P_in·d_in²                  (outer products per input position)
+//   edges                 K · (2F + 2·P_out·d_out + 2·P_in·r_in·d_in)
+// Sections that the build computes in closed form (gpu-attention-closed.ts, gpu-mdash-local.ts,
+// gpu-edges-local.ts, linear-only sections) cost less; the plan names them but counts the
+// generic cost, so it bounds the work from above.
+
+import type { ModelProgram, Op, SectionProgram } from '../model/program.js';
+import { tupleShape } from '../model/program.js';
+import { singleActSection } from './gpu-mdash-local.js';
+import { lastPosAttentionSection } from './gpu-attention-closed.js';
+
+export interface SectionPlan {
+  name: string;
+  dIn: number;
+  dOut: number;
+  pIn: number;
+  pOut: number;
+  /** Forward flops per sample. */
+  forward: number;
+  /** Cotangents per sample (upper bound P_out·d_out). */
+  K: number;
+  mPrimeFlops: number;
+  edgeFlops: number;
+  /** Host float64 bytes of M′ (d_in²). */
+  mPrimeBytes: number;
+  /** How the build computes it: 'generic VJPs', or the closed form it takes. */
+  path: string;
+}
+
+export interface TransformerPlan {
+  n: number;
+  statsFlops: number;
+  /** Host float64 bytes of the node-layer Grams. */
+  gramBytes: number;
+  sections: SectionPlan[];
+}
+
+/** Forward flops of one op for one sample (multiply-adds count 2). */
+function opFlops(p: SectionProgram, op: Op): number {
+  const v = p.values;
+  switch (op.kind) {
+    case 'linear':
+      return 2 * v[op.x]!.positions * op.wIn * op.wOut;
+    case 'attention': {
+      const P = v[op.q]!.positions;
+      const pairs = op.causal ? (P * (P + 1)) / 2 : P * P;
+      return 2 * pairs * op.heads * (op.dHead + op.dV) + 5 * pairs * op.heads;
+    }
+    case 'concat':
+    case 'slice':
+    case 'copy':
+    case 'lastPos':
+      return 0;
+    default: {
+      const y = v[op.y]!;
+      return 4 * y.positions * y.width;
+    }
+  }
+}
+
+function sectionPath(p: SectionProgram): string {
+  if (p.ops.every((op) => op.kind === 'linear' || op.kind === 'copy' || op.kind === 'concat' || op.kind === 'slice' || op.kind === 'add' || op.kind === 'lastPos')) {
+    return 'linear section: M′ and edges once for all samples';
+  }
+  if (lastPosAttentionSection(p)) return 'closed form of last-position attention (M′ and edges)';
+  if (singleActSection(p)) return 'gate-Gram closed form (M′), MLP edge kernels (edges)';
+  return 'generic per-sample VJPs';
+}
+
+/** The plan of a compiled transformer on N sequences. */
+export function planTransformer(mp: ModelProgram, n: number): TransformerPlan {
+  let statsFlops = 0;
+  let gramBytes = 0;
+  const sections: SectionPlan[] = [];
+  for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
+  mp.sections.forEach((sec) => {
+    const inp = tupleShape(sec, sec.inputs);
+    const out = tupleShape(sec, sec.outputs);
+    statsFlops += n * 2 * inp.positions * inp.width * inp.width;
+    gramBytes += inp.width * inp.width * 8;
+    const forward = sec.ops.reduce((a, op) => a + opFlops(sec, op), 0);
+    const K = out.positions * out.width;
+    const vjp = 2 * forward + 2 * out.positions * out.width * out.width;
+    sections.push({
+      name: `${sec.from} -> ${sec.to}`,
+      dIn: inp.width, dOut: out.width, pIn: inp.positions, pOut: out.positions,
+      forward, K,
+      mPrimeFlops: n * K * (vjp + 2 * inp.positions * inp.width * inp.width),
+      edgeFlops: n * K * (vjp + 2 * inp.positions * inp.width * inp.width),
+      mPrimeBytes: inp.width * inp.width * 8,
+      path: sectionPath(sec),
+    });
+  });
+  return { n, statsFlops, gramBytes, sections };
+}
+
+function flops(f: number): string {
+  return f >= 1e12 ? `${(f / 1e12).toFixed(2)} TFLOP` : f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(2)} MFLOP`;
+}
+
+function bytes(b: number): string {
+  return b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
+}
+
+export function formatTransformerPlan(p: TransformerPlan, header: string): string {
+  const lines = [header, `statistics: ${flops(p.statsFlops)} (forward of every section and the node-layer Grams), host Grams ${bytes(p.gramBytes)} f64`];
+  for (const s of p.sections) {
+    lines.push(
+      `${s.name}: d ${s.dIn} -> ${s.dOut}, positions ${s.pIn} -> ${s.pOut}, forward ${flops(s.forward)}/sample; K ≤ ${s.K} cotangents/sample; ` +
+        `M′ ≤ ${flops(s.mPrimeFlops)} (host ${bytes(s.mPrimeBytes)} f64), edges ≤ ${flops(s.edgeFlops)}; ${s.path}`,
+    );
+  }
+  const total = p.statsFlops + p.sections.reduce((a, s) => a + s.mPrimeFlops + s.edgeFlops, 0);
+  lines.push(`total ≤ ${flops(total)} (upper bounds: every direction kept, generic VJP cost; closed forms cost less)`);
+  return lines.join('\n');
+}
