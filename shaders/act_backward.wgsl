@@ -3,7 +3,7 @@
 // without the bias):
 //   grad_in[r, c] = grad_out[r, c] · σ'(p)
 // σ' is the same function (same approximations) as act_grad in bias_act.wgsl, and matches
-// actGrad in src/ib/activations.ts (relu'(0) = 0 as in torch).
+// actGrad in src/model/activations.ts (relu'(0) = 0 as in torch).
 //
 // Bindings (@group(0)):
 //   0 x        : array<f32>  read-only, rows*cols (pre-activations without bias)

@@ -3,7 +3,7 @@
 // row is the activation derivative at datapoint r's pre-activation:
 //   out[i, c] = inp[i, c] · σ'(pre[(row_offset + i % batch), c] + bias[c])
 // σ' is act_grad of act_backward.wgsl (relu'(0) = 0 as in torch), matching actGrad in
-// src/ib/activations.ts.
+// src/model/activations.ts.
 //
 // Bindings (@group(0)):
 //   0 inp    : array<f32>  read-only, rows*cols (rows = n_out·batch)

@@ -1,6 +1,6 @@
 // Shared activation functions, spliced into a kernel by `//!include activations.wgsl` (see
 // scripts/gen-shaders.mjs). The including shader declares `override ACT: u32` with the codes
-// 0 identity, 1 relu, 2 gelu (erf), 3 gelu_tanh. The same definitions as src/ib/activations.ts.
+// 0 identity, 1 relu, 2 gelu (erf), 3 gelu_tanh. The same definitions as src/model/activations.ts.
 // Numerics: relu'(0) = 0 as in torch. erf uses Abramowitz–Stegun 7.1.26 (|err| < 1.5e-7, below
 // f32 resolution of the result).
 

@@ -1,11 +1,11 @@
 // The float64 forward pass of an MLP for one datapoint: the one written-out forward of the host
 // code, shared by the Gauss–Newton nullity, the host degeneracy statistics and the batch reference
-// forwardF64 (src/ib/model.ts). Sums run over the inputs in increasing order starting from the
+// forwardF64 (src/model/mlp.ts). Sums run over the inputs in increasing order starting from the
 // bias, so every caller sees the same float64 values.
 
 import { act, type Activation } from '../model/activations.js';
 
-/** What the forward pass reads of a layer (an MlpLayer of src/ib/model.ts is one). */
+/** What the forward pass reads of a layer (an MlpLayer of src/model/mlp.ts is one). */
 export interface ForwardLayer {
   readonly dIn: number;
   readonly dOut: number;

@@ -3,7 +3,7 @@
 // and the engine of the float64 transformer pipeline, so every derivative is written out by hand
 // (no finite differences, no autodiff library):
 //   linear   x̄ += ȳ·Wᵀ
-//   act      x̄ += ȳ ∘ act'(x)                    (src/ib/activations.ts actGrad)
+//   act      x̄ += ȳ ∘ act'(x)                    (src/model/activations.ts actGrad)
 //   lnVar    x̄_k += ȳ · 2(x_k − mean)/d, k < d   (Σ_k (x_k − mean) = 0 kills the mean's term)
 //   lnDiv    x̄ += (ȳ_{:d} − mean(ȳ_{:d}))/σ, v̄ += −Σ_k ȳ_k (x_k − mean)/(2σ³), x̄_d += ȳ_d
 //   rotary   x̄ = ȳ cos θ + Rᵀ(ȳ sin θ), Rᵀz = [z_{n:2n}, −z_{0:n}]

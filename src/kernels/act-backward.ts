@@ -1,5 +1,5 @@
 // Backward pass of an activation: grad_in = grad_out · σ'(x + bias) (shaders/act_backward.wgsl).
-// The derivative is the one of src/ib/activations.ts (actGrad), evaluated in f32.
+// The derivative is the one of src/model/activations.ts (actGrad), evaluated in f32.
 
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';

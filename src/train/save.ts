@@ -1,5 +1,5 @@
 // Writing a trained MLP: DIR/model.safetensors (F32 tensors `layers.i.W` [in, out] and
-// `layers.i.b`), DIR/arch.json (the architecture file src/ib/model.ts reads) and DIR/train.json
+// `layers.i.b`), DIR/arch.json (the architecture file src/model/mlp.ts reads) and DIR/train.json
 // (how it was trained and how well). Each file is written atomically (temporary + rename), in
 // that order, so train.json appears last and only after a complete model. Other files in DIR
 // (a build config, a README) are left alone.

@@ -95,7 +95,7 @@ export interface TrainMlpResult {
   seconds: number;
 }
 
-/** Name of layer i's input node layer, as src/ib/model.ts and rib name them. */
+/** Name of layer i's input node layer, as src/model/mlp.ts and rib name them. */
 export function layerName(i: number): string {
   return `layers.${i}`;
 }

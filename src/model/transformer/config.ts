@@ -43,7 +43,7 @@ function posInt(o: Record<string, unknown>, key: string, where: string): number 
   return v;
 }
 
-/** rib's act_fn names → the activations of src/ib/activations.ts. */
+/** rib's act_fn names → the activations of src/model/activations.ts. */
 export function activationOf(a: TlActFn): Activation {
   return a === 'gelu_new' ? 'gelu_tanh' : a;
 }
