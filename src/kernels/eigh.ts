@@ -6,7 +6,7 @@
 // Measured (bench/eigh.bench.ts, bench/RESULTS.md) only on llvmpipe, where it loses at every
 // size: n = 128: 556 ms vs 7 ms for the host solver, n = 256: 7.1 s vs 74 ms, n = 512: 46 s vs
 // 0.59 s. No hardware adapter has been measured yet; a build would take it only where
-// `npm run bench` on that adapter shows a crossover (the issue it would serve: the n ≥ 1024 Grams
+// `npm run bench` on that adapter shows a crossover (where it would serve: the n ≥ 1024 Grams
 // of wide layers, 3.1 s at n = 1024 and 27 s at n = 2048 on the host here).
 //
 // The (padded) matrix is split into 2p blocks of B = 16 indices; a sweep is 2p−1 steps of the
