@@ -1,7 +1,6 @@
 // `ibgpu build [config.json]`: load model and data, build the Interaction Basis, write results.
 
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IbgpuError } from '../errors.js';
@@ -20,31 +19,18 @@ import { makeProgress } from './progress.js';
 
 export { buildSummary };
 import { isTransformerBuild, transformerBuildCommand } from '../transformer/build.js';
+import { readJsonFile } from '../io/json.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository / package root (dist/src/cli or src/cli). */
 const root = here.includes(`${join('dist', 'src', 'cli')}`) ? resolve(here, '..', '..', '..') : resolve(here, '..', '..');
 export const DEFAULT_CONFIG_PATH = join(root, 'examples', 'mnist-mlp', 'build.json');
 
-async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new IbgpuError('BAD_CONFIG', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check the path');
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new IbgpuError('BAD_CONFIG', `${what} ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 export async function loadModel(config: BuildConfig, base: string): Promise<MlpModel> {
   if (!config.model || !config.arch) {
     throw new IbgpuError('BAD_CONFIG', 'the config needs "model" (a safetensors file) and "arch" (an architecture JSON file)', 'see examples/mnist-mlp/build.json');
   }
-  const arch = parseArch(await readJson(resolve(base, config.arch), 'architecture file'), config.arch);
+  const arch = parseArch(await readJsonFile(resolve(base, config.arch), 'architecture file'), config.arch);
   // One safetensors file, or a `*.safetensors.index.json` weight_map over several.
   const st = await openWeights(resolve(base, config.model));
   try {
@@ -82,7 +68,7 @@ export async function loadBuildConfig(configArg: string | undefined): Promise<Lo
       'pass a build config (`ibgpu build my-config.json`, fields in the README), or reinstall ibgpu, whose package ships examples/mnist-mlp');
   }
   const base = dirname(configPath);
-  const config = parseConfig(await readJson(configPath, 'config'));
+  const config = parseConfig(await readJsonFile(configPath, 'config'));
   const stem = basename(configPath).replace(/\.json$/, '');
   return { configPath, base, config, name: stem === 'build' ? basename(base) : stem };
 }

@@ -5,7 +5,6 @@
 // The passes run on the GPU by default (a PassesFactory, e.g. gpu-passes.ts) with host float64
 // bases in between; `"device": "cpu"` runs the float64 reference passes instead.
 
-import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { modularArithmetic, parseModularArithmetic, type TokenDataset } from '../data/modular-arithmetic.js';
 import { loadTokenNpy } from '../data/tokens.js';
@@ -23,20 +22,7 @@ import { loadTransformer, type TransformerModel } from '../model/transformer/wei
 import { PassesF64 } from './passes-f64.js';
 import type { PassesFactory, TransformerPasses } from './passes.js';
 import { buildTransformer, type TransformerBuildOptions } from './pipeline.js';
-
-async function readJson(path: string, what: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new IbgpuError('BAD_CONFIG', `cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check the path');
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new IbgpuError('BAD_CONFIG', `${what} ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
+import { readJsonFile } from '../io/json.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
 export function isTransformerArch(raw: unknown): boolean {
@@ -49,7 +35,7 @@ export function isTransformerArch(raw: unknown): boolean {
 /** True when the config's `arch` file is a transformer config (the dispatch of `ibgpu build`). */
 export async function isTransformerBuild(config: BuildConfig, base: string): Promise<boolean> {
   if (!config.arch) return config.dataset !== undefined || config.last_pos_module_type !== undefined;
-  return isTransformerArch(await readJson(resolve(base, config.arch), 'architecture file'));
+  return isTransformerArch(await readJsonFile(resolve(base, config.arch), 'architecture file'));
 }
 
 export interface LoadedTransformerBuild {
@@ -63,7 +49,7 @@ export async function loadTransformerBuild(config: BuildConfig, base: string): P
   if (!config.model || !config.arch) {
     throw new IbgpuError('BAD_CONFIG', 'a transformer build needs "model" (a safetensors file) and "arch" (the model config JSON)', 'see examples/modadd-transformer/build.json');
   }
-  const archRaw = await readJson(resolve(base, config.arch), 'architecture file');
+  const archRaw = await readJsonFile(resolve(base, config.arch), 'architecture file');
   const arch = parseTransformerConfig(archRaw, config.arch);
   const model = await loadTransformer(resolve(base, config.model), arch);
   let data: TokenDataset;
