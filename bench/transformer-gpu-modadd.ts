@@ -5,21 +5,16 @@
 // (default ../shared/data/rib-modadd beside the repository). Usage: tsx bench/transformer-gpu-modadd.ts [dir] [--no-f64]
 // Prints the times and the largest relative differences; writes nothing.
 
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join, resolve } from 'node:path';
 import { integrationPoints } from '../src/ib/integration.js';
-import { loadNpy } from '../src/io/npy.js';
-import { compileTransformer } from '../src/model/transformer/compile.js';
-import { parseTransformerConfig } from '../src/model/transformer/config.js';
-import { loadTransformer } from '../src/model/transformer/weights.js';
 import { Engine } from '../src/runtime/engine.js';
 import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import type { TransformerPasses } from '../src/transformer/passes.js';
+import { DEFAULT_MODADD_DIR, loadModadd, randomBasis } from './modadd-data.js';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd');
+const dir = args.find((a) => !a.startsWith('--')) ?? DEFAULT_MODADD_DIR;
 const withF64 = !args.includes('--no-f64');
 
 function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -30,23 +25,8 @@ function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return worst;
 }
 
-function randomBasis(rows: number, cols: number, seed: number): Float64Array {
-  let s = seed >>> 0;
-  return Float64Array.from({ length: rows * cols }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) / Math.sqrt(rows);
-  });
-}
-
 async function main(): Promise<void> {
-  const config = parseTransformerConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), 'modadd config');
-  const model = await loadTransformer(join(dir, 'weights.safetensors'), config);
-  const inputs = await loadNpy(join(dir, 'inputs.npy'));
-  const raw = inputs.data as BigInt64Array;
-  const n = inputs.shape[0]!;
-  const P = inputs.shape[1]!;
-  const tokens = Int32Array.from(raw, (v) => Number(v));
-  const mp = compileTransformer(model, ['ln1.0', 'ln2.0', 'unembed', 'output'], { positions: P, lastPosModuleType: 'add_resid1' });
+  const { mp, tokens, n, P } = await loadModadd(dir);
   const pts = integrationPoints('gradient', 0);
   const engine = await Engine.create();
   console.log(`adapter ${engine.adapterName}; ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; N ${n}, P ${P}`);

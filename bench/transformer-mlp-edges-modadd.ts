@@ -3,41 +3,22 @@
 // path (`generic: true`, src/transformer/gpu-edges.ts) and the MLP edge kernels
 // (src/transformer/gpu-edges-local.ts), with their largest difference. Random bases of the widths
 // a build keeps (64 directions on both sides, as bench/transformer-gpu-modadd.ts). The model and
-// data live outside the repository: pass their folder (default /work/shared/data/rib-modadd).
+// data live outside the repository: pass their folder (default ../shared/data/rib-modadd beside the repository).
 // Usage: tsx bench/transformer-mlp-edges-modadd.ts [dir] [--no-generic]. Writes nothing.
 
-import { readFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
 import { integrationPoints } from '../src/ib/integration.js';
-import { loadNpy } from '../src/io/npy.js';
-import { compileTransformer } from '../src/model/transformer/compile.js';
-import { parseTransformerConfig } from '../src/model/transformer/config.js';
-import { loadTransformer } from '../src/model/transformer/weights.js';
 import { Engine } from '../src/runtime/engine.js';
 import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
+import { DEFAULT_MODADD_DIR, loadModadd, randomBasis } from './modadd-data.js';
 
 const args = process.argv.slice(2);
-const dir = args.find((a) => !a.startsWith('--')) ?? '/work/shared/data/rib-modadd';
+const dir = args.find((a) => !a.startsWith('--')) ?? DEFAULT_MODADD_DIR;
 const withGeneric = !args.includes('--no-generic');
 
-function randomBasis(rows: number, cols: number, seed: number): Float64Array {
-  let s = seed >>> 0;
-  return Float64Array.from({ length: rows * cols }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) / Math.sqrt(rows);
-  });
-}
-
 async function main(): Promise<void> {
-  const config = parseTransformerConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), 'modadd config');
-  const model = await loadTransformer(join(dir, 'weights.safetensors'), config);
-  const inputs = await loadNpy(join(dir, 'inputs.npy'));
-  const n = inputs.shape[0]!;
-  const P = inputs.shape[1]!;
-  const tokens = Int32Array.from(inputs.data as BigInt64Array, (v) => Number(v));
-  const mp = compileTransformer(model, ['ln1.0', 'ln2.0', 'unembed', 'output'], { positions: P, lastPosModuleType: 'add_resid1' });
+  const { mp, tokens, n, P } = await loadModadd(dir);
   const engine = await Engine.create();
   const gm = new GpuModel(engine, mp, P);
   const s = 1;

@@ -23,20 +23,7 @@ import { gaussian, rng } from './helpers/random.js';
 import { edgesF64, mDashF64 } from './helpers/tf-pass-reference.js';
 import { attentionProgram, copyPre, mlpProgram } from './helpers/tf-programs.js';
 import { load } from './helpers/transformer-fixtures.js';
-
-function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol: number): void {
-  expect(got.length, `${what}: length`).toBe(ref.length);
-  let mean = 0;
-  for (let i = 0; i < ref.length; i++) mean += Math.abs(ref[i]!);
-  mean /= Math.max(1, ref.length);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i]! - ref[i]!) / (Math.abs(ref[i]!) + mean + 1e-300);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  expect(worst, `${what}: worst relative error at ${at} (got ${got[at]}, ref ${ref[at]})`).toBeLessThanOrEqual(tol);
-}
+import { expectClose } from './helpers/close.js';
 
 interface PatternOpts {
   P: number;
