@@ -1,5 +1,6 @@
 // `ibgpu build [config.json]`: load model and data, build the Interaction Basis, write results.
 
+import { stagePathChoices } from '../runtime/stage-paths.js';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -152,6 +153,7 @@ function kernelChoices(engine: Engine): Record<string, unknown> {
     matmul: matmulVariantFor(engine),
     matmul_choice: t ? (t.source === 'cache' ? `tuning cache (${t.size}^3: ${Object.entries(t.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ')})` : 'measured in this run') : 'adapter default (no tuning cached: run `ibgpu doctor`)',
     gram: chooseGramVariant(engine),
+    stage_paths: Object.fromEntries(stagePathChoices(engine).map((c) => [c.stage, { path: c.path, how: c.how, note: c.note }])),
   };
 }
 

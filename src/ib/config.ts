@@ -4,6 +4,7 @@
 import { IbgpuError } from '../errors.js';
 import { parseModularityConfig, type ModularityConfig } from '../report/config.js';
 import type { IntegrationMethod } from './integration.js';
+import type { StagePathRequest } from '../runtime/stage-paths.js';
 
 export type BasisFormula = 'jacobian' | 'svd' | 'pca' | 'neuron' | '(1-0)*alpha' | '(1-alpha)^2';
 export type EdgeFormula = 'squared' | 'functional';
@@ -80,7 +81,17 @@ export interface BuildConfig {
   n_stochastic_sources_edges?: number;
   /** Seed of the stochastic sources' draws (default 0). */
   seed?: number;
+  /**
+   * Where stages run: 'gpu', 'host' (float64 on the CPU) or 'auto' (default: a measured choice
+   * from the tuning cache, else host on software adapters; src/runtime/stage-paths.ts). Keys are
+   * stage names (STAGE_NAMES).
+   */
+  stage_paths?: Partial<Record<StageName, StagePathRequest>>;
 }
+
+/** Stages with a host path. */
+export const STAGE_NAMES = ['stats', 'edges'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
 
 const STOCHASTIC_KEYS = ['n_stochastic_sources_basis_pos', 'n_stochastic_sources_basis_hidden', 'n_stochastic_sources_edges'] as const;
 
@@ -102,7 +113,7 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
 
 const KNOWN_KEYS = new Set<string>([
   ...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity',
-  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', ...STOCHASTIC_KEYS,
+  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', 'stage_paths', ...STOCHASTIC_KEYS,
 ]);
 
 function bad(msg: string, hint?: string): IbgpuError {
@@ -182,6 +193,16 @@ export function parseConfig(raw: unknown): BuildConfig {
     );
   }
   if ('modularity' in r) c.modularity = parseModularityConfig(r['modularity']);
+  if ('stage_paths' in r) {
+    const sp = r['stage_paths'];
+    if (typeof sp !== 'object' || sp === null || Array.isArray(sp)) throw bad('config.stage_paths must be an object like {"edges": "host"}');
+    const out: Partial<Record<StageName, StagePathRequest>> = {};
+    for (const [k, v] of Object.entries(sp)) {
+      const stage = oneOf('stage_paths key', k, STAGE_NAMES);
+      out[stage] = oneOf(`stage_paths.${k}`, v, ['auto', 'gpu', 'host'] as const);
+    }
+    c.stage_paths = out;
+  }
   for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges', 'degeneracy', 'rib_compat'] as const) {
     if (k in r) {
       if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
