@@ -21,7 +21,7 @@
 //   - config parsing: positive integers, null = off, clear errors; MLP builds refuse them.
 
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../src/ib/config.js';
+import { parseConfig, refuseStochastic } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
@@ -32,7 +32,7 @@ import { edgesStochasticGpu, mDashStochasticGpu } from '../src/transformer/gpu-s
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { buildTransformerF64, stochasticOf } from '../src/transformer/pipeline.js';
-import { refuseStochastic, stochasticPhi, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
+import { stochasticPhi, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { attentionProgram, copyPre, headProgram } from './helpers/tf-programs.js';

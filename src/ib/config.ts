@@ -95,6 +95,15 @@ export type StageName = (typeof STAGE_NAMES)[number];
 
 const STOCHASTIC_KEYS = ['n_stochastic_sources_basis_pos', 'n_stochastic_sources_basis_hidden', 'n_stochastic_sources_edges'] as const;
 
+/** Rejects rib's stochastic-source options for a build kind that computes its sums exactly. */
+export function refuseStochastic(src: Partial<Record<(typeof STOCHASTIC_KEYS)[number], number>>, what: string): void {
+  const set = STOCHASTIC_KEYS.filter((k) => src[k] !== undefined);
+  if (set.length) {
+    throw new IbgpuError('BAD_CONFIG', `${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
+      `remove ${set.join(' and ')}: ${what} are built exactly (rib uses stochastic sources for transformers only)`);
+  }
+}
+
 export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
   basis_formula: 'jacobian',
   edge_formula: 'squared',

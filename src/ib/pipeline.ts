@@ -6,7 +6,7 @@ import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type NodeStats, type Threshold } from './basis.js';
 import { solverThreads } from '../cpu/eigh-worker.js';
-import type { BasisFormula, BuildConfig } from './config.js';
+import { refuseStochastic, type BasisFormula, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
 import { computeFunctionalEdges } from './edges-functional.js';
@@ -21,7 +21,6 @@ import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
 import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
-import { refuseStochastic } from '../transformer/stochastic.js';
 
 export interface Logger {
   info(msg: string): void;

@@ -146,11 +146,3 @@ export function stochasticCotangents(
   return { cot, K };
 }
 
-/** Refuses stochastic sources where they are not implemented (everything but transformer builds). */
-export function refuseStochastic(src: { n_stochastic_sources_basis_pos?: number; n_stochastic_sources_basis_hidden?: number; n_stochastic_sources_edges?: number }, what: string): void {
-  const set = (['n_stochastic_sources_basis_pos', 'n_stochastic_sources_basis_hidden', 'n_stochastic_sources_edges'] as const).filter((k) => src[k] !== undefined);
-  if (set.length) {
-    throw new IbgpuError('BAD_CONFIG', `${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
-      `remove ${set.join(' and ')}: ${what} are built exactly (rib uses stochastic sources for transformers only)`);
-  }
-}
