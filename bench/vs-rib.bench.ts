@@ -19,7 +19,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadBuildConfig, loadData, loadModel } from '../src/cli/build.js';
+import { loadBuildConfig, loadData, loadModel } from '../src/build/load.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { Engine } from '../src/runtime/engine.js';
 import { isTransformerBuild, loadTransformerBuild, runTransformerBuild } from '../src/transformer/build.js';

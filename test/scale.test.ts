@@ -18,7 +18,7 @@ import { buildFromConfigFile } from '../src/ib/from-files.js';
 import { loadSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { writeNpy } from '../src/io/npy.js';
 import { toFloat64 } from '../src/io/tensor.js';
-import { loadData, loadModel } from '../src/cli/build.js';
+import { loadData, loadModel } from '../src/build/load.js';
 import { parseConfig } from '../src/ib/config.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { checkPartials, combineEdges, combineStats, configHash, loadStage, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';

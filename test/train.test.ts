@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/cli/build.js';
+import { loadModel } from '../src/build/load.js';
 import { runCli } from '../src/cli/main.js';
 import { parseTrainArgs, trainCommand } from '../src/cli/train.js';
 import { columnSumsF64 } from '../src/cpu/gram.js';

@@ -126,7 +126,7 @@ export async function ablateCommand(dirArg: string, o: AblateCliOptions): Promis
   const { manifest } = await readResultDir(dir);
   const configs = await configsOf(o);
   await checkAblationOutput(dir);
-  const { loadModel, loadData } = await import('./build.js');
+  const { loadModel, loadData } = await import('../build/load.js');
   const base = manifest.config_path ? dirname(resolve(manifest.config_path)) : dir;
   const config = parseConfig(manifest.config);
   const model = await loadModel(config, base);

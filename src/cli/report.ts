@@ -80,7 +80,7 @@ function clusterOptions(manifest: Manifest, o: ReportCliOptions): { opts: Modula
 
 /** The build's config, model and data, resolved against the config file's directory. */
 async function loadBuildInputs(manifest: Manifest, dir: string): Promise<{ config: BuildConfig; model: MlpModel; data: DataSource }> {
-  const { loadModel, loadData } = await import('./build.js');
+  const { loadModel, loadData } = await import('../build/load.js');
   const base = manifest.config_path ? dirname(resolve(manifest.config_path)) : resolve(dir);
   const config = parseConfig(manifest.config);
   return { config, model: await loadModel(config, base), data: await loadData(config, base) };

@@ -27,7 +27,8 @@ import {
 import type { MlpModel } from '../model/mlp.js';
 import { Engine } from '../runtime/engine.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
-import { buildInputs, buildSummary, defaultResultDir, loadBuildConfig, loadData, loadModel } from './build.js';
+import { buildSummary } from './build.js';
+import { buildInputs, defaultResultDir, loadBuildConfig, loadData, loadModel } from '../build/load.js';
 import { makeProgress } from './progress.js';
 import { isTransformerBuild, loadTransformerBuild } from '../transformer/build.js';
 import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';

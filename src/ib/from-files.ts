@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { loadData, loadModel } from '../cli/build.js';
+import { loadData, loadModel } from '../build/load.js';
 import { IbgpuError } from '../errors.js';
 import { checkReplaceableDir } from '../io/output-guard.js';
 import type { Engine } from '../runtime/engine.js';
