@@ -5,7 +5,7 @@
 // and the readback of the eigenvectors (what a caller waits for).
 //   npx tsx bench/eigh.bench.ts [--quick]
 
-import { eigh } from '../src/cpu/eig-refine.js';
+import { eigh } from '../src/host/eig-refine.js';
 import { symEig } from '../src/cpu/eigh.js';
 import { eighGpu } from '../src/kernels/eigh.js';
 import { Engine } from '../src/runtime/engine.js';

@@ -22,7 +22,7 @@ export * as signPatterns from './kernels/sign-patterns.js';
 export { matmulF64 } from './cpu/matmul.js';
 export { gramF64, columnSumsF64 } from './cpu/gram.js';
 export { symEig, symEigValues } from './cpu/eigh.js';
-export { eigh, refineEig, chooseEighSolver, type EighOptions, type EighResult } from './cpu/eig-refine.js';
+export { eigh, refineEig, chooseEighSolver, type EighOptions, type EighResult } from './host/eig-refine.js';
 
 export { parseConfig, DEFAULT_CONFIG, type BuildConfig, type BasisFormula, type EdgeFormula, type ThresholdMode, type DataSpec } from './ib/config.js';
 export { arraySource, type DataSource } from './ib/data.js';
@@ -44,7 +44,7 @@ export {
 } from './io/output-guard.js';
 export { ResultDir, writeFileAtomic } from './io/atomic.js';
 export { writeResults, basisTensors, edgeTensors, graphJson, type ResultMeta } from './ib/results.js';
-export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './ib/from-files.js';
+export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './build/from-files.js';
 export { layerIdentities } from './ib/identities.js';
 export { trainMlp, type TrainMlpOptions, type TrainMlpResult, type EpochRecord } from './train/train-mlp.js';
 export { saveTrainedMlp, checkTrainOutput, type SavedFiles } from './train/save.js';

@@ -26,7 +26,7 @@ import { gaussian, rng } from './helpers/random.js';
 import { edgeSparsity } from '../src/report/sparsity.js';
 import { parseAblationConfig } from '../src/ablate/config.js';
 import { ablateCommand } from '../src/cli/ablate.js';
-import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { buildFromConfigFile } from '../src/build/from-files.js';
 import { writeNpy } from '../src/io/npy.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -9,7 +9,7 @@
 //            eigenvectors equal up to sign (|v·v_ref| ≥ 1 − 1e-10) where the gap is ≥ 1e-3·‖A‖,
 //            and spectral projectors of degenerate clusters agree to 1e-10.
 import { describe, expect, it, vi } from 'vitest';
-import { chooseEighSolver, eigh, refineEig } from '../src/cpu/eig-refine.js';
+import { chooseEighSolver, eigh, refineEig } from '../src/host/eig-refine.js';
 import { symEig } from '../src/cpu/eigh.js';
 import { IbgpuError } from '../src/errors.js';
 import { blockPairs, eighGpu, selfCheck } from '../src/kernels/eigh.js';

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { buildFromConfigFile } from '../src/build/from-files.js';
 import { IbgpuError } from '../src/errors.js';
 import { useEngine } from './helpers/gpu.js';
 

@@ -14,7 +14,7 @@ import { arraySource } from '../src/ib/data.js';
 import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { writeResults } from '../src/ib/results.js';
-import { modulesFromBuild } from '../src/report/from-build.js';
+import { modulesFromBuild } from '../src/ib/from-build.js';
 import { interactionGraph, type EdgeMatrix, type GraphLayer } from '../src/report/modularity.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';

@@ -14,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { buildFromConfigFile } from '../src/build/from-files.js';
 import { loadSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { writeNpy } from '../src/io/npy.js';
 import { toFloat64 } from '../src/io/tensor.js';

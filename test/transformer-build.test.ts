@@ -9,7 +9,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { buildFromConfigFile } from '../src/build/from-files.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { useEngine } from './helpers/gpu.js';
 

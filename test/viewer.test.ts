@@ -15,7 +15,7 @@ import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { writeResults } from '../src/ib/results.js';
-import { buildFromConfigFile } from '../src/ib/from-files.js';
+import { buildFromConfigFile } from '../src/build/from-files.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { toFloat64 } from '../src/io/tensor.js';
 import { readResultDir } from '../src/report/result-dir.js';

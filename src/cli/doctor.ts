@@ -56,7 +56,7 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { tuningStore } = await import('../runtime/tuning-store.js');
   const { chooseGramVariant } = await import('../kernels/gram.js');
   const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
-  const { chooseEighSolver } = await import('../cpu/eig-refine.js');
+  const { chooseEighSolver } = await import('../host/eig-refine.js');
   const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
   const { solverThreads } = await import('../cpu/eigh-worker.js');
   const threads = await solverThreads();

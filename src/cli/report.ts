@@ -21,7 +21,7 @@ import { gaussNewtonNullity, parameterCount } from '../cpu/gauss-newton.js';
 import { modularityOptions, parseModularityConfig } from '../report/config.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { formatDegeneracy, formatModules } from '../report/format.js';
-import { degeneracyFromBuild, type BasisSummary } from '../report/from-build.js';
+import { degeneracyFromBuild, type BasisSummary } from '../ib/from-build.js';
 import { annotateGraph, EDGE_NORMS, modules, type EdgeNorm, type ModularityOptions } from '../report/modularity.js';
 import { readEdges, readResultDir, resultGraphLayers, writeResultJson, type Manifest } from '../report/result-dir.js';
 

@@ -1,6 +1,6 @@
 // The float64 forward pass of an MLP for one datapoint: the one written-out forward of the host
 // code, shared by the Gauss–Newton nullity, the host degeneracy statistics and the batch reference
-// forwardF64 (src/model/mlp.ts). Sums run over the inputs in increasing order starting from the
+// forwardF64 below. Sums run over the inputs in increasing order starting from the
 // bias, so every caller sees the same float64 values.
 
 import { act, type Activation } from '../model/activations.js';
@@ -45,4 +45,14 @@ export function forwardSampleF64(
     cur = Float64Array.from(p, (v) => activate(l.activation, v));
   }
   return { inputs, pres, output: cur };
+}
+
+/** f64 CPU forward pass of the unfolded model (reference for tests; rows × dOut of the last layer). */
+export function forwardF64(model: { readonly layers: readonly ForwardLayer[] }, x: ArrayLike<number>, rows: number, act: (a: Activation, v: number) => number): Float64Array[] {
+  const outs: Float64Array[] = [Float64Array.from(x), ...model.layers.map((l) => new Float64Array(rows * l.dOut))];
+  for (let n = 0; n < rows; n++) {
+    const f = forwardSampleF64(model, x, n, act);
+    model.layers.forEach((l, i) => outs[i + 1]!.set(f.inputs[i + 1] ?? f.output, n * l.dOut));
+  }
+  return outs;
 }

@@ -18,7 +18,7 @@ import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
-import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
+import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
 

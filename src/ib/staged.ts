@@ -32,7 +32,7 @@ import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from '../model/mlp.js';
 import { checkFinalRotation, edgePairOf, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
-import { modulesFromBuild } from '../report/from-build.js';
+import { modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 
 export const PARTIAL_FORMAT = 'ibgpu-partial';

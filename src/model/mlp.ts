@@ -3,7 +3,6 @@
 
 import { IbgpuError, checkFinite, checkShape } from '../errors.js';
 import { ACTIVATIONS, parseActivation, rootOfOne, type Activation } from './activations.js';
-import { forwardSampleF64 } from '../cpu/mlp-forward.js';
 
 export interface MlpLayer {
   /** Node-layer name of this layer's INPUT, e.g. 'layers.0'. */
@@ -113,16 +112,6 @@ export function nodeLayerDims(model: MlpModel): Map<string, number> {
   for (const l of model.layers) m.set(l.name, l.dIn + 1);
   m.set('output', model.layers[model.layers.length - 1]!.dOut);
   return m;
-}
-
-/** f64 CPU forward pass of the unfolded model (reference for tests; rows × dOut of the last layer). */
-export function forwardF64(model: MlpModel, x: ArrayLike<number>, rows: number, act: (a: Activation, v: number) => number): Float64Array[] {
-  const outs: Float64Array[] = [Float64Array.from(x), ...model.layers.map((l) => new Float64Array(rows * l.dOut))];
-  for (let n = 0; n < rows; n++) {
-    const f = forwardSampleF64(model, x, n, act);
-    model.layers.forEach((l, i) => outs[i + 1]!.set(f.inputs[i + 1] ?? f.output, n * l.dOut));
-  }
-  return outs;
 }
 
 export { ACTIVATIONS };

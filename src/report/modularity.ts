@@ -288,3 +288,15 @@ export function annotateGraph(graph: Record<string, unknown>, rep: ModulesReport
   };
   return graph;
 }
+
+/** Graph layers of a build: every node layer's basis size, or the edge rows of an unrotated final layer. */
+export function graphLayers(
+  nodeLayers: string[], basis: (name: string) => { r: number; centred: boolean } | undefined, edges: EdgeMatrix[],
+): GraphLayer[] {
+  return nodeLayers.map((name) => {
+    const b = basis(name);
+    if (b) return { name, size: b.r, constant: b.centred };
+    const e = edges.find((m) => m.to === name);
+    return { name, size: e ? e.rows : 0, constant: false };
+  });
+}

@@ -9,8 +9,7 @@ import { checkOwnedFiles, isResultDir } from '../io/output-guard.js';
 import { loadSafetensors } from '../io/safetensors.js';
 import { toFloat64 } from '../io/tensor.js';
 import { DEGENERACY_FORMAT, type DegeneracyReport } from './degeneracy.js';
-import { graphLayers } from './from-build.js';
-import { MODULES_FORMAT, type EdgeMatrix, type GraphLayer, type ModulesReport } from './modularity.js';
+import { graphLayers, MODULES_FORMAT, type EdgeMatrix, type GraphLayer, type ModulesReport } from './modularity.js';
 
 export interface ManifestLayer {
   orig_dim: number;

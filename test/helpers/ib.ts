@@ -9,7 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { act, actGrad } from '../../src/model/activations.js';
 import type { LayerBasis } from '../../src/ib/basis.js';
-import { foldedWeight, forwardF64, modelFromTensors, parseArch, type MlpModel } from '../../src/model/mlp.js';
+import { foldedWeight, modelFromTensors, parseArch, type MlpModel } from '../../src/model/mlp.js';
+import { forwardF64 } from '../../src/cpu/mlp-forward.js';
 import { loadSafetensors } from '../../src/io/safetensors.js';
 import { toFloat32, toFloat64 } from '../../src/io/tensor.js';
 import type { IbResult } from '../../src/ib/pipeline.js';

@@ -22,7 +22,7 @@
 import { checkShape, IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { checkSymmetricInput, eighGpu, type EighGpuOptions } from '../kernels/eigh.js';
-import { symEig } from './eigh.js';
+import { symEig } from '../cpu/eigh.js';
 
 const EPS = 2 ** -52;
 /** Rows of the right operand per cache block in the products (32 rows of ≤ 1000 doubles ≈ 256 KB). */

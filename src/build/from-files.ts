@@ -4,13 +4,13 @@
 
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { loadData, loadModel } from '../build/load.js';
+import { loadData, loadModel } from './load.js';
 import { IbgpuError } from '../errors.js';
 import { checkReplaceableDir } from '../io/output-guard.js';
 import type { Engine } from '../runtime/engine.js';
-import { parseConfig, type BuildConfig } from './config.js';
-import { buildInteractionBasis, type BuildOptions, type IbResult } from './pipeline.js';
-import { writeResults } from './results.js';
+import { parseConfig, type BuildConfig } from '../ib/config.js';
+import { buildInteractionBasis, type BuildOptions, type IbResult } from '../ib/pipeline.js';
+import { writeResults } from '../ib/results.js';
 import { isTransformerBuild, transformerBuildToDir, loadTransformerBuild, runTransformerBuild } from '../transformer/build.js';
 import { gpuPassesFactory } from '../transformer/gpu-passes.js';
 

@@ -2,14 +2,14 @@
 // build's bases and the degeneracy statistics of its stats pass, the modules from its edges, and
 // the config block `modularity`.
 
-import { covariance, type LayerBasis, type NodeStats } from '../ib/basis.js';
-import type { BuildConfig } from '../ib/config.js';
+import { covariance, type LayerBasis, type NodeStats } from './basis.js';
+import type { BuildConfig } from './config.js';
 import type { MlpModel } from '../model/mlp.js';
 import { parameterCount } from '../cpu/gauss-newton.js';
 import { symEigValues } from '../cpu/eigh.js';
-import { degeneracyReport, rankOf, type DegeneracyReport, type RankRule, type SectionInput } from './degeneracy.js';
-import type { DegeneracyStats } from './degeneracy-gpu.js';
-import { modules, type EdgeMatrix, type GraphLayer, type ModularityOptions, type ModulesReport } from './modularity.js';
+import { degeneracyReport, rankOf, type DegeneracyReport, type RankRule, type SectionInput } from '../report/degeneracy.js';
+import type { DegeneracyStats } from '../report/degeneracy-gpu.js';
+import { graphLayers, modules, type EdgeMatrix, type ModularityOptions, type ModulesReport } from '../report/modularity.js';
 
 /** The rank rule for degeneracy counts: the build's relative τ, or 1e-6 relative when it is absolute. */
 export function degeneracyRule(config: Pick<BuildConfig, 'threshold_mode' | 'truncation_threshold'>): RankRule {
@@ -87,18 +87,6 @@ export function degeneracyFromBuild(
     };
   });
   return degeneracyReport(inputs, rule, { rawParams: parameterCount(model) });
-}
-
-/** Graph layers of a build: every node layer's basis size, or the edge rows of an unrotated final layer. */
-export function graphLayers(
-  nodeLayers: string[], basis: (name: string) => { r: number; centred: boolean } | undefined, edges: EdgeMatrix[],
-): GraphLayer[] {
-  return nodeLayers.map((name) => {
-    const b = basis(name);
-    if (b) return { name, size: b.r, constant: b.centred };
-    const e = edges.find((m) => m.to === name);
-    return { name, size: e ? e.rows : 0, constant: false };
-  });
 }
 
 /** Modules of a build's interaction graph. */
