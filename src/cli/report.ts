@@ -109,7 +109,7 @@ async function recomputeDegeneracy(dir: string, manifest: Manifest, o: ReportCli
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   const bases = await basisSummaries(dir, manifest);
   const { Engine } = await import('../runtime/engine.js');
-  const { collectDegeneracyStats } = await import('../report/degeneracy-gpu.js');
+  const { collectDegeneracyStats } = await import('../ib/degeneracy-gpu.js');
   const { makeProgress } = await import('./progress.js');
   const engine = await Engine.create(o.backend ? { backend: o.backend } : {});
   try {

@@ -17,7 +17,7 @@ import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from
 import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
-import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
+import { DegeneracyAccumulator } from './degeneracy-gpu.js';
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';

@@ -8,7 +8,7 @@ import type { MlpModel } from '../model/mlp.js';
 import { changeBufferBytes, pad4, pad8 } from '../kernels/edges.js';
 import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { planNodes, statsPlanOf } from './pipeline.js';
-import { CHUNK_BYTES as DEGENERACY_CHUNK_BYTES, WIDE_LAYER } from '../report/degeneracy-gpu.js';
+import { CHUNK_BYTES as DEGENERACY_CHUNK_BYTES, WIDE_LAYER } from './degeneracy-gpu.js';
 
 export interface PlanItem {
   /** 'degeneracy': SPEC §6's statistics, collected during the statistics pass (config.degeneracy). */

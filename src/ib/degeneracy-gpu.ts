@@ -17,7 +17,7 @@ import { GramAccumulator, ColumnSumAccumulator } from '../kernels/gram.js';
 import { jacobianGate } from '../kernels/jacobian-gate.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator, type SignPatternResult } from '../kernels/sign-patterns.js';
-import { GpuMlp, type ForwardResult } from '../ib/gpu-model.js';
+import { GpuMlp, type ForwardResult } from './gpu-model.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { Engine } from '../runtime/engine.js';
 
