@@ -1,5 +1,5 @@
 // GPU f32 block-Jacobi eigensolver (src/kernels/eigh.ts) and the float64 refinement / driver
-// (src/cpu/eig-refine.ts), against the float64 CPU solver symEig.
+// (src/host/eig-refine.ts), against the float64 CPU solver symEig.
 //
 // Tolerances (u = 2^-24, the f32 unit roundoff; ‖A‖ = max|λ|):
 //   f32:     ‖AV − VΛ‖_F/‖A‖_F ≤ n·u,  max|VᵀV − I| ≤ n·u,  |λ_k − λ_k^ref| ≤ n·u·‖A‖

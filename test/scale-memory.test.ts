@@ -76,7 +76,7 @@ async function writeData(path: string, n: number): Promise<number> {
 function buildPeakRss(cfg: string, out: string): Promise<number> {
   const script = [
     "import { Engine } from './src/runtime/engine.ts';",
-    "import { buildFromConfigFile } from './src/ib/from-files.ts';",
+    "import { buildFromConfigFile } from './src/build/from-files.ts';",
     // Collect garbage often: Dawn's per-dispatch objects are freed only when V8 collects their
     // wrappers, and how much garbage is pending at the peak depends on GC timing, not on N.
     'const gcTimer = setInterval(() => globalThis.gc(), 20);',

@@ -190,7 +190,7 @@ export async function buildInteractionBasis(
   const solverThread = backgroundEligible && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
     ? solverThreads(eigThreads).then((k) => k > 0) : Promise.resolve(false);
   const mlp = new GpuMlp(engine, model, pts);
-  // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
+  // Degeneracy statistics ride along the statistics pass (src/ib/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   let degAcc: DegeneracyAccumulator | undefined;
   // The edge pass reuses the statistics pass's hidden activations when they fit the budget.

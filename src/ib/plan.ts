@@ -72,7 +72,7 @@ export function planBuild(
       add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
     }
   }
-  // Degeneracy statistics (src/report/degeneracy-gpu.ts), on the statistics pass's batches: per
+  // Degeneracy statistics (src/ib/degeneracy-gpu.ts), on the statistics pass's batches: per
   // chunk of datapoints the stacked per-sample output Jacobians pushed back through every layer,
   // their Grams, and per hidden ReLU layer the packed firing patterns of every datapoint.
   if (config.degeneracy) {

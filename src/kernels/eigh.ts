@@ -1,7 +1,7 @@
 // Symmetric eigendecomposition on the GPU in f32: parallel two-sided block Jacobi.
 //
 // Status: a kernel offered to library users (`eigenKernels.eighGpu`, and `eigh` in
-// src/cpu/eig-refine.ts with float64 refinement); no build uses it. Builds solve every
+// src/host/eig-refine.ts with float64 refinement); no build uses it. Builds solve every
 // eigenproblem on the host in float64 (src/cpu/eigh.ts, on solver threads beside the GPU pass).
 // Measured (bench/eigh.bench.ts, bench/RESULTS.md) only on llvmpipe, where it loses at every
 // size: n = 128: 556 ms vs 7 ms for the host solver, n = 256: 7.1 s vs 74 ms, n = 512: 46 s vs
@@ -122,7 +122,7 @@ export interface EighGpuResult {
 
 /**
  * Validates a square symmetric finite input and returns (A + Aᵀ)/2 in float64 with max|a|.
- * Shared with the float64 driver in src/cpu/eig-refine.ts.
+ * Shared with the float64 driver in src/host/eig-refine.ts.
  */
 export function checkSymmetricInput(fn: string, a: ArrayLike<number>, n: number, asymmetryTol = 1e-5): { sym: Float64Array; amax: number } {
   checkShape(Number.isInteger(n) && n >= 1, `${fn}: n must be a positive integer, got ${n}`);
@@ -177,7 +177,7 @@ export function blockPairs(p: number): Uint32Array {
 /**
  * Eigendecomposition of a symmetric n×n matrix on the GPU in f32 (see the file comment).
  * Accuracy: residual ‖AV − VΛ‖ and ‖VᵀV − I‖ of order n·2^-24·‖A‖; use `eigh` in
- * src/cpu/eig-refine.ts for float64-grade results.
+ * src/host/eig-refine.ts for float64-grade results.
  */
 export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n: number, opts: EighGpuOptions = {}): Promise<EighGpuResult> {
   const maxSweeps = opts.maxSweeps ?? 30;

@@ -1,5 +1,5 @@
 // The backward step of stacked output Jacobians through one layer's activation
-// (shaders/jacobian_gate.wgsl), used by the degeneracy statistics (src/report/degeneracy-gpu.ts).
+// (shaders/jacobian_gate.wgsl), used by the degeneracy statistics (src/ib/degeneracy-gpu.ts).
 
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';

@@ -1,5 +1,5 @@
 // Float64 CPU collection of the degeneracy statistics (the reference for the GPU accumulator in
-// degeneracy-gpu.ts, and a standalone path for small models): per datapoint a forward pass, the
+// src/ib/degeneracy-gpu.ts, and a standalone path for small models): per datapoint a forward pass, the
 // Jacobians J_p = ∂f_out/∂p^ℓ of the network output with respect to every layer's
 // pre-activations (backward, f64), and the sign patterns of every hidden layer.
 
