@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { forwardRowsHost } from '../src/host/mlp-forward.js';
 import { forwardSampleF64 } from '../src/cpu/mlp-forward.js';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 import type { Activation } from '../src/model/activations.js';
 
 function model(dims: number[], acts: Activation[], seed: number) {

@@ -9,7 +9,7 @@ const src = join(import.meta.dirname, '..', 'src');
 
 /** Floors, lowest first. Folders on one floor may import each other's modules. */
 const FLOORS: string[][] = [
-  ['errors.ts', 'version.ts'],
+  ['errors.ts', 'version.ts', 'util'],
   ['io', 'gpu', 'shaders'],
   ['data', 'runtime'],
   ['model'],

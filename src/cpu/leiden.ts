@@ -17,7 +17,7 @@
 // starting from the previous partition (as networkit's ParallelLeiden `iterations`), stopping
 // early once a run changes nothing.
 
-import { mulberry32 } from './mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export interface WeightedGraph {
   n: number;

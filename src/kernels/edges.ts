@@ -12,7 +12,7 @@ import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',

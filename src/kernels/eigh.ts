@@ -45,7 +45,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 /** Block size (indices per block); a pair tile is 2B = 32 (fixed in the shaders). */
 export const EIGH_BLOCK = 16;

@@ -26,7 +26,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export type GramMode = 'host-f64' | 'gpu-f32';
 /** 'reg': register-blocked, barrier-free (CPU adapters). 'tiled': workgroup-memory slabs (GPUs). */

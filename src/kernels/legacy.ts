@@ -12,7 +12,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { edgeChunkRows, pad4, pad8 } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export const legacyTermsKernel = defineKernel({
   name: 'legacy_terms',

@@ -9,7 +9,7 @@ import { defineKernel } from '../runtime/kernel-spec.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { LOAD_COST_LEN, LOAD_COST_MODES, LOAD_COST_TABLE, type LoadCostCase } from '../cpu/load-cost.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export const loadCostKernel = defineKernel({
   name: 'load_cost',

@@ -24,7 +24,7 @@ import type { SelfCheckResult } from './self-check.js';
 import { panelBytes, recordPanelMatmul } from './matmul-panel.js';
 import { tuningStore } from '../runtime/tuning-store.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export type { MatmulShape } from '../cpu/matmul.js';
 

@@ -42,7 +42,7 @@ import { SHADERS } from '../shaders/index.generated.js';
 import { rowWindows, type RowWindow } from './gram.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export type { SignPatternResult } from '../cpu/sign-patterns.js';
 

@@ -11,7 +11,7 @@
 // distance colliding with probability >= 1/2 (at most 32), and 16 tables make its recall
 // >= 1 − 2⁻¹⁶; pairs at H = N/2 collide in a table with probability 2^−bits.
 
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 import { popcount32 } from '../cpu/sign-patterns.js';
 
 export interface LshOptions {

@@ -17,7 +17,7 @@
 // RNG, fresh per batch; those draws cannot be reproduced here (docs/DEVIATIONS.md).
 
 import { IbgpuError } from '../errors.js';
-import { mulberry32 } from '../cpu/mulberry32.js';
+import { mulberry32 } from '../util/mulberry32.js';
 
 export interface StochasticSources {
   /** n_stochastic_sources_basis_pos (R_p). */

@@ -1,5 +1,5 @@
 // Deterministic random numbers for tests (mulberry32 + Box-Muller).
-import { mulberry32 } from '../../src/cpu/mulberry32.js';
+import { mulberry32 } from '../../src/util/mulberry32.js';
 
 /** Uniform in [0, 1), a pure function of the seed (the library's one small generator). */
 export const rng = mulberry32;

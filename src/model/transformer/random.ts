@@ -2,19 +2,9 @@
 // deviations of the synthetic-transformer fixtures (W_E 1, W_pos 0.5, attention/MLP 0.25,
 // W_out 0.25/√2, biases 0.1), from a seeded generator.
 
+import { mulberry32 } from '../../util/mulberry32.js';
 import type { TransformerConfig } from './config.js';
 import type { BlockWeights, TransformerModel } from './weights.js';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function transformerConfig(over: Partial<TransformerConfig> & Pick<TransformerConfig, 'd_model' | 'n_heads' | 'd_head' | 'd_mlp' | 'd_vocab' | 'n_ctx' | 'n_layers'>): TransformerConfig {
   return {
