@@ -10,7 +10,7 @@ import { symEig } from '../src/cpu/eigh.js';
 import { eighGpu } from '../src/kernels/eigh.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 /** A case runs only when one run is predicted (n³ from the last measured size) under this. */
 const BUDGET_MS = 60_000;

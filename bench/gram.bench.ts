@@ -7,7 +7,7 @@ import { gramF64 } from '../src/cpu/gram.js';
 import { chooseGramVariant, GramAccumulator, type GramMode, type GramVariant } from '../src/kernels/gram.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 const SUITE = 'gram';
 

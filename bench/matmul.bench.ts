@@ -6,7 +6,7 @@ import { matmulF64 } from '../src/cpu/matmul.js';
 import { chooseMatmulVariant, matmul, matmulTuning, MATMUL_VARIANTS, type MatmulVariantName } from '../src/kernels/matmul.js';
 import { Engine } from '../src/runtime/engine.js';
 import { benchLimits, printRows, saveRecord, timeCase, type BenchRow } from './common.js';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 const CPU_BUDGET_MS = 30_000; // the CPU reference runs at a size only if one run is predicted under this
 

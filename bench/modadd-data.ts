@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 import { loadNpy } from '../src/io/npy.js';
 import type { ModelProgram } from '../src/model/program.js';
 import { compileTransformer } from '../src/model/transformer/compile.js';

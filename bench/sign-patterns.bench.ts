@@ -15,7 +15,7 @@ import { fireCountCpu, hashPatternsCpu, packSignsCpu, signPatternsCpu } from '..
 import { chooseSignPackVariant, SignPatternAccumulator, type SignPackVariant } from '../src/kernels/sign-patterns.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, timeCase, type BenchRow } from './common.js';
-import { mulberry32 } from '../src/cpu/mulberry32.js';
+import { mulberry32 } from '../src/util/mulberry32.js';
 
 const SUITE = 'sign-patterns';
 

@@ -284,6 +284,28 @@ function muTilde(st: Stage1): Float64Array | undefined {
   return m;
 }
 
+/**
+ * C = Y U D^{-1/2} V Λ^{1/2} and C⁺ = Λ^{-1/2} Vᵀ D^{1/2} Uᵀ Y⁻¹ from stage 1 (W = Y U, Wp = Uᵀ Y⁻¹,
+ * D), the kept eigenvectors V (k × r) and their Λ. Shared by the MLP and transformer bases.
+ */
+export function rotationFromEigenbasis(
+  st: Pick<Stage1, 'D' | 'k'>, W: Float64Array, Wp: Float64Array, V: Float64Array, Lambda: Float64Array, r: number,
+): { C: Float64Array; Cpinv: Float64Array } {
+  const k = st.k;
+  const dim = W.length / k;
+  const DV = new Float64Array(k * r);
+  const DVp = new Float64Array(r * k);
+  for (let c = 0; c < k; c++) {
+    const sd = Math.sqrt(st.D[c]!);
+    for (let j = 0; j < r; j++) {
+      const sl = Math.sqrt(Lambda[j]!);
+      DV[c * r + j] = (V[c * r + j]! / sd) * sl;
+      DVp[j * k + c] = (V[c * r + j]! * sd) / sl;
+    }
+  }
+  return { C: matmulF64(W, DV, { m: dim, n: r, k }), Cpinv: matmulF64(DVp, Wp, { m: r, n: dim, k }) };
+}
+
 /** W = Y U (dim×k): subtracts (μ̃ᵀU) from the bias row. */
 export function yTimesU(st: Stage1): Float64Array {
   const W = Float64Array.from(st.U);
@@ -423,19 +445,7 @@ export function buildLayerBasis(
     Lambda[nm + m] = lam[src]!;
     for (let i = 0; i < ks; i++) V[(nm + i) * r + nm + m] = Vsub[i * cols + src]!;
   });
-  // C = Y U D^{-1/2} V Λ^{1/2};  C⁺ = Λ^{-1/2} Vᵀ D^{1/2} Uᵀ Y⁻¹.
-  const DV = new Float64Array(k * r);
-  const DVp = new Float64Array(r * k);
-  for (let c = 0; c < k; c++) {
-    const sd = Math.sqrt(st.D[c]!);
-    for (let j = 0; j < r; j++) {
-      const sl = Math.sqrt(Lambda[j]!);
-      DV[c * r + j] = (V[c * r + j]! / sd) * sl;
-      DVp[j * k + c] = (V[c * r + j]! * sd) / sl;
-    }
-  }
-  const C = matmulF64(W, DV, { m: dim, n: r, k });
-  const Cpinv = matmulF64(DVp, Wp, { m: r, n: dim, k });
+  const { C, Cpinv } = rotationFromEigenbasis(st, W, Wp, V, Lambda, r);
   return {
     name: s.name, dim, centred, mean: st.mean, gramEigenvalues: st.gramEigenvalues,
     U: st.U, D: st.D, k, V, Lambda, Mprime, C, Cpinv, r,

@@ -13,7 +13,7 @@
 // centring makes all but the last zero rows of the Gram, which the eigensolver splits off.
 
 import { matmulF64 } from '../cpu/matmul.js';
-import { cut, eigAbsSorted, symmetrize, uTYinv, yTimesU, type LayerBasis, type Stage1, type Threshold } from '../ib/basis.js';
+import { cut, eigAbsSorted, rotationFromEigenbasis, symmetrize, uTYinv, yTimesU, type LayerBasis, type Stage1, type Threshold } from '../ib/basis.js';
 
 export interface NodeMoments {
   name: string;
@@ -140,19 +140,7 @@ export function jacobianBasis(s: NodeMoments, st: TransformerStage1, Mprime: Flo
     if (src < nm) V[src * r + m] = 1;
     else for (let i = 0; i < ks; i++) V[(i + nm) * r + m] = e.vectors[i * ks + src - nm]!;
   });
-  // C = Y U D^{-1/2} V Λ^{1/2};  C⁺ = Λ^{-1/2} Vᵀ D^{1/2} Uᵀ Y⁻¹.
-  const DV = new Float64Array(k * r);
-  const DVp = new Float64Array(r * k);
-  for (let c = 0; c < k; c++) {
-    const sd = Math.sqrt(st.D[c]!);
-    for (let j = 0; j < r; j++) {
-      const sl = Math.sqrt(Lambda[j]!);
-      DV[c * r + j] = (V[c * r + j]! / sd) * sl;
-      DVp[j * k + c] = (V[c * r + j]! * sd) / sl;
-    }
-  }
-  const C = matmulF64(yTimesU(st), DV, { m: dim, n: r, k });
-  const Cpinv = matmulF64(DVp, uTYinv(st), { m: r, n: dim, k });
+  const { C, Cpinv } = rotationFromEigenbasis(st, yTimesU(st), uTYinv(st), V, Lambda, r);
   return {
     name: s.name, dim, centred: s.centred, mean: s.mean, gramEigenvalues: st.gramEigenvalues,
     U: st.U, D: st.D, k, V, Lambda, Mprime, C, Cpinv, r,
