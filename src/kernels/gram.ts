@@ -373,7 +373,7 @@ export class GramAccumulator {
 function addUpper(acc: Float64Array, p: Float32Array, d: number): void {
   for (let i = 0; i < d; i++) {
     const o = i * d;
-    for (let k = o + i; k < o + d; k++) acc[k] += p[k]!;
+    for (let k = o + i; k < o + d; k++) acc[k]! += p[k]!;
   }
 }
 
@@ -440,7 +440,7 @@ export class ColumnSumAccumulator {
       const read = this.engine.readF32(part, nseg * d);
       this.engine.release(part);
       done.push(read.then((p) => {
-        for (let k = 0; k < p.length; k++) this.sum[k % d] += p[k]!;
+        for (let k = 0; k < p.length; k++) this.sum[k % d]! += p[k]!;
       }));
     }
     this.seen += rows;

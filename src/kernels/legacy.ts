@@ -252,12 +252,12 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
       for (let j = 0; j < r; j++) {
         let J = 0;
         for (let hh = 0; hh < h; hh++) J += at[hh * ro8 + i]! * gg[n * h + hh]! * bt[hh * r4 + j]!;
-        E[i * r + j] += 2 * sv[n * ro8 + i]! * J * fh[n * r4 + j]!;
+        E[i * r + j]! += 2 * sv[n * ro8 + i]! * J * fh[n * r4 + j]!;
       }
     }
   }
   const sum = new Float64Array(ro * r);
-  for (let c = 0; c < chunks; c++) for (let t = 0; t < ro * r; t++) sum[t] += gp[c * ro * r + t]!;
+  for (let c = 0; c < chunks; c++) for (let t = 0; t < ro * r; t++) sum[t]! += gp[c * ro * r + t]!;
   for (let t = 0; t < ro * r; t++) {
     scale = Math.max(scale, Math.abs(E[t]!));
     eerr = Math.max(eerr, Math.abs(sum[t]! - E[t]!));

@@ -384,7 +384,7 @@ export class SignPatternAccumulator {
     const counts = e.readU32(this.state, d, 2 * d);
     e.clear(this.state, 8 * d, 4 * d);
     const parts: Promise<void>[] = [counts.then((c) => {
-      for (let a = 0; a < d; a++) this.countSum[a] += c[a]!;
+      for (let a = 0; a < d; a++) this.countSum[a]! += c[a]!;
     })];
     if (this.resident) {
       const m = e.readU32(this.resident, d * d);
@@ -392,7 +392,7 @@ export class SignPatternAccumulator {
       parts.push(m.then((c) => {
         const s = this.cofireSum!;
         for (let i = 0; i < d; i++) {
-          for (let k = i * d + i; k < (i + 1) * d; k++) s[k] += c[k]!;
+          for (let k = i * d + i; k < (i + 1) * d; k++) s[k]! += c[k]!;
         }
       }));
     }
