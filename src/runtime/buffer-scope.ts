@@ -100,12 +100,12 @@ export class BufferScope {
     const bufs = [...this.owned];
     this.owned.clear();
     // Release every buffer even if one fails (released twice elsewhere), then report the first.
-    let first: unknown;
+    let first: Error | undefined;
     for (const b of bufs) {
       try {
         this.allocator.release(b);
       } catch (e) {
-        first ??= e;
+        first ??= e instanceof Error ? e : new Error(String(e));
       }
     }
     if (first !== undefined) throw first;
