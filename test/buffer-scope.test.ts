@@ -3,6 +3,9 @@
 // detection of double releases and uses after release.
 import { describe, expect, it } from 'vitest';
 import { axpy } from '../src/kernels/axpy.js';
+import { ColumnSumAccumulator, GramAccumulator } from '../src/kernels/gram.js';
+import { matmul, matmulHost } from '../src/kernels/matmul.js';
+import { SignPatternAccumulator } from '../src/kernels/sign-patterns.js';
 import type { Engine } from '../src/runtime/engine.js';
 import { useEngine } from './helpers/gpu.js';
 
@@ -156,6 +159,49 @@ describe('buffer scopes', () => {
       s.alloc(64, 'a');
       expect(liveAfterFlush(e)).toBe(before + 1);
     }
+    expect(liveAfterFlush(e)).toBe(before);
+  });
+});
+
+describe('kernel wrappers on scopes', () => {
+  const engine = useEngine();
+
+  it('leave no live buffer behind, on success and when recording throws', async () => {
+    const e = await engine();
+    const before = liveAfterFlush(e);
+    const m = 7, n = 5, k = 3;
+    const a = Float32Array.from({ length: m * k }, (_, i) => i % 5);
+    const b = Float32Array.from({ length: k * n }, (_, i) => i % 3);
+    const c = await matmulHost(e, a, b, { m, n, k }, { variant: 'reg4x4' });
+    expect(c[0]).toBe(a[0]! * b[0]! + a[1]! * b[5]! + a[2]! * b[10]!);
+    expect(liveAfterFlush(e)).toBe(before);
+
+    const rows = 37, d = 11;
+    const x = Float32Array.from({ length: rows * d }, (_, i) => ((i * 7) % 13) - 6);
+    for (const mode of ['host-f64', 'gpu-f32'] as const) {
+      const g = new GramAccumulator(e, d, { mode, shift: new Float32Array(d).fill(0.5) });
+      await g.addHost(x, rows);
+      await g.result();
+      g.dispose();
+    }
+    const cs = new ColumnSumAccumulator(e, d);
+    await cs.addHost(x, rows);
+    await cs.result();
+    cs.dispose();
+    const sp = new SignPatternAccumulator(e, d, { keepWords: true });
+    sp.addHost(x, rows);
+    await sp.result();
+    sp.dispose();
+    expect(liveAfterFlush(e)).toBe(before);
+
+    // A buffer whose size is not a 16-byte multiple (made outside the pool) is copied into a
+    // padded scoped buffer; a throw after that (no room for even one batch of B) must not leak it.
+    const raw = e.device.createBuffer({ size: m * k * 4, usage: 0x80 | 0x08 | 0x04, label: 'raw-a' }); // STORAGE | COPY_DST | COPY_SRC
+    const bb = e.alloc(k * n * 4, 'b');
+    const bc = e.alloc(m * n * 4, 'c');
+    expect(() => matmul(e, raw, bb, bc, { m, n, k }, { variant: 'reg4x4', maxBindingBytes: 16 })).toThrow(/storage binding/);
+    e.release(bb, bc);
+    raw.destroy();
     expect(liveAfterFlush(e)).toBe(before);
   });
 });
