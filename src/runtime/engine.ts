@@ -174,11 +174,15 @@ export class Engine {
     return runScoped(() => this.scope(), fn);
   }
 
-  /** Throws when `buf` was released: recording work on it could race its next owner. */
-  private assertUsable(buf: GPUBuffer, what: string): void {
+  /**
+   * Throws when `buf` was released: recording work on it could race its next owner. `what` names
+   * the operation, or the kernel when `binding` is given (the message is built only on failure).
+   */
+  private assertUsable(buf: GPUBuffer, what: string, binding?: string): void {
     const state = this.pool.stateOf(buf);
     if (state === 'retiring' || state === 'free') {
-      throw new Error(`${what}: buffer '${buf.label}' was already released (${state}); release a buffer only after its last use`);
+      const where = binding === undefined ? what : `kernel ${what}: binding '${binding}'`;
+      throw new Error(`${where}: buffer '${buf.label}' was already released (${state}); release a buffer only after its last use`);
     }
   }
 
@@ -241,7 +245,7 @@ export class Engine {
           throw new IbgpuError('LIMIT_EXCEEDED', `kernel ${spec.name}: uniform '${b.name}' window of ${size} bytes at ${w.offset ?? 0} breaks the uniform binding limits`,
             `bind at most ${this.limits.maxUniformBufferBindingSize} bytes at a multiple of ${this.limits.minUniformBufferOffsetAlignment}`);
         }
-        this.assertUsable(w.buffer, `kernel ${spec.name}: binding '${b.name}'`);
+        this.assertUsable(w.buffer, spec.name, b.name);
         this.inFlight.add(w.buffer);
         return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
       }
@@ -262,7 +266,7 @@ export class Engine {
           'bind a window of the buffer (split the work into row blocks)',
         );
       }
-      this.assertUsable(w.buffer, `kernel ${spec.name}: binding '${b.name}'`);
+      this.assertUsable(w.buffer, spec.name, b.name);
       this.inFlight.add(w.buffer);
       return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
     });
