@@ -15,7 +15,8 @@
 //
 // Use: `engine.withScope((s) => { ... })` (closes after a returned promise settles), or
 // `const s = engine.scope(); try { ... } finally { s.close(); }`, or `using s = engine.scope();`
-// where the runtime has Symbol.dispose (Node >= 20; TypeScript lowers `using` for ES2022).
+// where the runtime has Symbol.dispose (Node >= 20.4; TypeScript lowers `using` for ES2022).
+// Library code uses the first two forms: browsers without Symbol.dispose would fail on `using`.
 
 /** What a scope needs from the engine (an interface, so this module does not import the engine). */
 export interface BufferAllocator {
