@@ -6,6 +6,7 @@
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions, type EngineCounters, type ProfileRecord } from './runtime/engine.js';
+export type { BufferScope } from './runtime/buffer-scope.js';
 export { acquireGpu, adapterName, BACKENDS, type Backend, type AdapterDescription } from './gpu/acquire.js';
 export { defineKernel, type KernelSpec, type BindingSpec } from './runtime/kernel-spec.js';
 export { packParams, type ParamValues } from './runtime/params.js';

@@ -137,7 +137,7 @@ describe('edge sparsity', () => {
 
 function mm(a: ArrayLike<number>, b: ArrayLike<number>, n: number): Float64Array {
   const c = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j] += a[i * n + k]! * b[k * n + j]!;
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) for (let j = 0; j < n; j++) c[i * n + j]! += a[i * n + k]! * b[k * n + j]!;
   return c;
 }
 
@@ -309,7 +309,7 @@ describe('block-diagonal modular MLP (SPEC §9.3): the IB needs no cross-block e
       return Array.from({ length: b.r }, (_, k) => {
         if (k === 0) return -1; // constant direction: free
         const m = [0, 0];
-        for (let u = 0; u < b.dim - 1; u++) m[blockOf[li]![u]!] += b.C[u * b.r + k]! ** 2;
+        for (let u = 0; u < b.dim - 1; u++) m[blockOf[li]![u]!]! += b.C[u * b.r + k]! ** 2;
         return m[0]! > m[1]! ? 0 : 1;
       });
     };

@@ -129,7 +129,7 @@ describe('symEig (float64 Householder + QL)', () => {
     const a = new Float64Array(n * n);
     for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) {
       const xi = x[k * n + i]!;
-      for (let j = 0; j < n; j++) a[i * n + j] += xi * x[k * n + j]!;
+      for (let j = 0; j < n; j++) a[i * n + j]! += xi * x[k * n + j]!;
     }
     check(a, n);
     const v = symEig(a, n).values;
@@ -194,7 +194,7 @@ describe("eigAbsSorted (the pipeline's |λ|-sorted eigendecomposition)", () => {
     const deadCols = [0, 7, 8, 39];
     for (let r = 0; r < 60; r++) for (const c of deadCols) x[r * n + c] = 0;
     const a = new Float64Array(n * n);
-    for (let r = 0; r < 60; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] += x[r * n + i]! * x[r * n + j]!;
+    for (let r = 0; r < 60; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j]! += x[r * n + i]! * x[r * n + j]!;
     const got = eigAbsSorted(a, n);
     const full = symEig(a, n); // descending; PSD, so |λ| order is the same up to the zero block
     for (let k = 0; k < n; k++) expect(Math.abs(got.values[k]! - Math.abs(full.values[k]!))).toBeLessThan(1e-12 * full.values[0]!);

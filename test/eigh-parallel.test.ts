@@ -14,7 +14,7 @@ import { randomSymmetric, rankDeficientGram } from './helpers/spectra.js';
 /** X Xᵀ (rank `rank`) plus `shift`·I. */
 function gramPlus(n: number, rank: number, seed: number, shift = 0): Float64Array {
   const a = rankDeficientGram(n, rank, seed);
-  for (let i = 0; i < n; i++) a[i * n + i] += shift;
+  for (let i = 0; i < n; i++) a[i * n + i]! += shift;
   return a;
 }
 

@@ -196,11 +196,11 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     await expect(eigh(e, nan, 5, { solver: 'gpu' })).rejects.toThrow(/NaN/);
     await expect(eigh(e, nan, 5, { solver: 'cpu' })).rejects.toThrow(/NaN/);
     const asym = randomSymmetric(6, 2);
-    asym[1] += 1e-3;
+    asym[1]! += 1e-3;
     await expect(eighGpu(e, asym, 6)).rejects.toThrow(/not symmetric/);
     // Rounding-level asymmetry (1e-8 relative) is accepted and symmetrised.
     const nearly = randomSymmetric(6, 2);
-    nearly[1] += 1e-8;
+    nearly[1]! += 1e-8;
     await expect(eighGpu(e, nearly, 6)).resolves.toBeDefined();
     await expect(eighGpu(e, new Float64Array(4), 2, { maxSweeps: 0 })).rejects.toThrow(/maxSweeps/);
   });

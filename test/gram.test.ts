@@ -16,7 +16,7 @@ function naiveGram(x: ArrayLike<number>, rows: number, d: number, shift?: ArrayL
   const g = new Float64Array(d * d);
   for (let r = 0; r < rows; r++) {
     for (let i = 0; i < d; i++) {
-      for (let j = 0; j < d; j++) g[i * d + j] += (x[r * d + i]! - (shift?.[i] ?? 0)) * (x[r * d + j]! - (shift?.[j] ?? 0));
+      for (let j = 0; j < d; j++) g[i * d + j]! += (x[r * d + i]! - (shift?.[i] ?? 0)) * (x[r * d + j]! - (shift?.[j] ?? 0));
     }
   }
   return g;

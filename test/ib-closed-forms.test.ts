@@ -34,7 +34,7 @@ function linearModel(sizes: number[], seed: number): MlpModel {
 /** Column sums of an out × in edge matrix. */
 function colSums(E: { data: Float64Array; rows: number; cols: number }): Float64Array {
   const s = new Float64Array(E.cols);
-  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[j] += E.data[i * E.cols + j]!;
+  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[j]! += E.data[i * E.cols + j]!;
   return s;
 }
 
@@ -180,7 +180,7 @@ describe('block-diagonal modular MLP on product-set data (centred)', () => {
       let worst = 0;
       for (let k = 1; k < b.r; k++) {
         const m = [0, 0];
-        for (let u = 0; u < d; u++) m[blockOf[li]![u]!] += b.C[u * b.r + k]! ** 2;
+        for (let u = 0; u < d; u++) m[blockOf[li]![u]!]! += b.C[u * b.r + k]! ** 2;
         worst = Math.max(worst, Math.sqrt(Math.min(m[0]!, m[1]!) / (m[0]! + m[1]!)));
       }
       log(`modular layers.${li} cross-block leak of C columns`, worst);
@@ -199,7 +199,7 @@ describe('block-diagonal modular MLP on product-set data (centred)', () => {
       return Array.from({ length: b.r }, (_, k) => {
         if (k === 0) return -1; // constant direction
         const m = [0, 0];
-        for (let u = 0; u < d; u++) m[blockOf[li]![u]!] += b.C[u * b.r + k]! ** 2;
+        for (let u = 0; u < d; u++) m[blockOf[li]![u]!]! += b.C[u * b.r + k]! ** 2;
         return m[0]! > m[1]! ? 0 : 1;
       });
     };

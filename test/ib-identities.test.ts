@@ -168,7 +168,7 @@ describe.each(CASES)('SPEC §9.2 identities: $name', (c) => {
     const E = res.edges.get('layers.2->output')!;
     const lam = res.bases.get('layers.2')!.Lambda!;
     const sums = new Float64Array(E.cols);
-    for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) sums[j] += E.data[i * E.cols + j]!;
+    for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) sums[j]! += E.data[i * E.cols + j]!;
     // GPU f32 f̂ against host f64 Λ: measured ≤ 3.3e-7 of max Λ; bound 1e-5.
     const err = relErr(sums, lam);
     log(c, 'Σ_i E_ij vs Λ_j (layers.2 → output)', err);

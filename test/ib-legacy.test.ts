@@ -66,13 +66,13 @@ function minAbsCos(A: ArrayLike<number>, B: ArrayLike<number>, rows: number, col
 
 function colSums(E: { data: Float64Array; rows: number; cols: number }): Float64Array {
   const s = new Float64Array(E.cols);
-  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[j] += E.data[i * E.cols + j]!;
+  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[j]! += E.data[i * E.cols + j]!;
   return s;
 }
 
 function rowSums(E: { data: Float64Array; rows: number; cols: number }): Float64Array {
   const s = new Float64Array(E.rows);
-  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[i] += E.data[i * E.cols + j]!;
+  for (let i = 0; i < E.rows; i++) for (let j = 0; j < E.cols; j++) s[i]! += E.data[i * E.cols + j]!;
   return s;
 }
 
@@ -142,8 +142,8 @@ describe('CPU reference against finite differences', () => {
   const fd = (phi: (u: Float64Array) => number, u: Float64Array): Float64Array => u.map((_, j) => {
     const up = Float64Array.from(u);
     const dn = Float64Array.from(u);
-    up[j] += h;
-    dn[j] -= h;
+    up[j]! += h;
+    dn[j]! -= h;
     return (phi(up) - phi(dn)) / (2 * h);
   });
 
@@ -170,7 +170,7 @@ describe('CPU reference against finite differences', () => {
           return t;
         };
         const gk = fd(phi, f.map((v) => a * v));
-        for (let j = 0; j < 6; j++) num[j] += pts.weights[k]! * gk[j]!;
+        for (let j = 0; j < 6; j++) num[j]! += pts.weights[k]! * gk[j]!;
       }
       const gref = legacyGradientRef(s, f, formula, pts);
       expect(relErr(gref, num), formula).toBeLessThan(1e-6);
@@ -329,7 +329,7 @@ describe.each(CASES)('$name', (c) => {
       const target = new Float64Array(nx.r);
       for (let row = 0; row < N; row++) {
         const y = sectionHat(s, acts[j]!.subarray(row * s.dim, (row + 1) * s.dim));
-        for (let i = 0; i < nx.r; i++) target[i] += (y[i]! * y[i]!) / N;
+        for (let i = 0; i < nx.r; i++) target[i]! += (y[i]! * y[i]!) / N;
       }
       const e = relErr(rowSums(E), target);
       log(`[${c.name}] ${NODES[j]} row sums vs E[F̂_i²]`, e);

@@ -28,15 +28,15 @@ function denseQuality(g: WeightedGraph, memb: ArrayLike<number>, gamma: number):
   const n = g.n;
   const A = new Float64Array(n * n);
   for (const { u, v, w } of g.edges) {
-    if (u === v) A[u * n + u] += 2 * w;
+    if (u === v) A[u * n + u]! += 2 * w;
     else {
-      A[u * n + v] += w;
-      A[v * n + u] += w;
+      A[u * n + v]! += w;
+      A[v * n + u]! += w;
     }
   }
   const k = new Float64Array(n);
   let twoM = 0;
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) k[i] += A[i * n + j]!;
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) k[i]! += A[i * n + j]!;
   for (let i = 0; i < n; i++) twoM += k[i]!;
   let q = 0;
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (memb[i] === memb[j]) q += A[i * n + j]! - (gamma * k[i]! * k[j]!) / twoM;

@@ -102,8 +102,8 @@ function checkVjp(p: SectionProgram, n: number, seed: number): number {
     for (let idx = 0; idx < inputs[j]!.length; idx++) {
       const plus = inputs.map((a) => Float64Array.from(a));
       const minus = inputs.map((a) => Float64Array.from(a));
-      plus[j]![idx] += h;
-      minus[j]![idx] -= h;
+      plus[j]![idx]! += h;
+      minus[j]![idx]! -= h;
       const vp = forwardF64(p, plus, n);
       const vm = forwardF64(p, minus, n);
       const sample = Math.floor(idx / inSize);

@@ -257,7 +257,7 @@ describe('column sums (bias gradient)', () => {
       e.release(xb, out);
       const ref = columnSumsF64(x, rows, d);
       const abs = new Float64Array(d);
-      for (let i = 0; i < x.length; i++) abs[i % d] += Math.abs(x[i]!);
+      for (let i = 0; i < x.length; i++) abs[i % d]! += Math.abs(x[i]!);
       expect(worst(got, ref, (j) => 2 * (rows + 2) * U * abs[j]! + 1e-30)).toBeLessThanOrEqual(1);
     });
   }

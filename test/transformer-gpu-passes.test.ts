@@ -85,10 +85,10 @@ describe('GPU transformer passes vs float64', () => {
       const sh = second[i]!.shift;
       for (let r = 0; r < rows; r++) {
         for (let a = 0; a < L.width; a++) {
-          sum[a] += x[r * L.width + a]!;
+          sum[a]! += x[r * L.width + a]!;
           for (let b = 0; b < L.width; b++) {
-            raw[a * L.width + b] += x[r * L.width + a]! * x[r * L.width + b]!;
-            cen[a * L.width + b] += (x[r * L.width + a]! - sh[a]!) * (x[r * L.width + b]! - sh[b]!);
+            raw[a * L.width + b]! += x[r * L.width + a]! * x[r * L.width + b]!;
+            cen[a * L.width + b]! += (x[r * L.width + a]! - sh[a]!) * (x[r * L.width + b]! - sh[b]!);
           }
         }
       }

@@ -70,7 +70,7 @@ function attend(q: Float64Array[], k: Float64Array[], v: Float64Array[]): Float6
       const mx = Math.max(...s);
       const e = s.map((x) => Math.exp(x - mx));
       const tot = e.reduce((a, b) => a + b, 0);
-      for (let u = 0; u <= t; u++) for (let j = 0; j < dh; j++) z[h * dh + j] += (e[u]! / tot) * v[u]![h * dh + j]!;
+      for (let u = 0; u <= t; u++) for (let j = 0; j < dh; j++) z[h * dh + j]! += (e[u]! / tot) * v[u]![h * dh + j]!;
     }
     return z;
   });

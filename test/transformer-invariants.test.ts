@@ -68,7 +68,7 @@ function identityMatrix(run: typeof modadd, s: number): { Q: Float64Array; r: nu
         for (let a = 0; a < w; a++) {
           const y = v[row * w + a]!;
           if (!bout) out[row * rOut + off + a] = y;
-          else for (let i = 0; i < rOut; i++) out[row * rOut + i] += y * bout.C[(off + a) * rOut + i]!;
+          else for (let i = 0; i < rOut; i++) out[row * rOut + i]! += y * bout.C[(off + a) * rOut + i]!;
         }
       }
       off += w;
@@ -86,8 +86,8 @@ function identityMatrix(run: typeof modadd, s: number): { Q: Float64Array; r: nu
       const minus = Float64Array.from(acts.data);
       for (let b = 0; b < n; b++) {
         for (let a = 0; a < D; a++) {
-          plus[(b * Pin + sp) * D + a] += h * bin.Cpinv[j * D + a]!;
-          minus[(b * Pin + sp) * D + a] -= h * bin.Cpinv[j * D + a]!;
+          plus[(b * Pin + sp) * D + a]! += h * bin.Cpinv[j * D + a]!;
+          minus[(b * Pin + sp) * D + a]! -= h * bin.Cpinv[j * D + a]!;
         }
       }
       const fp = fhatOut(plus);
@@ -97,7 +97,7 @@ function identityMatrix(run: typeof modadd, s: number): { Q: Float64Array; r: nu
     for (let j = 0; j < r; j++) for (let k = 0; k < r; k++) {
       let acc = 0;
       for (let i = 0; i < cols[j]!.length; i++) acc += cols[j]![i]! * cols[k]![i]!;
-      Q[j * r + k] += acc / (n * Pin);
+      Q[j * r + k]! += acc / (n * Pin);
     }
   }
   return { Q, r };
@@ -157,8 +157,8 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
           for (let c = 0; c < b.r; c++) {
             let v = 0;
             for (let k = 0; k < a.width; k++) v += a.data[row * a.width + k]! * b.C[k * b.r + c]!;
-            mean[c] += v / rows;
-            sq[c] += (v * v) / rows;
+            mean[c]! += v / rows;
+            sq[c]! += (v * v) / rows;
             if (c === 0) { f0min = Math.min(f0min, v); f0max = Math.max(f0max, v); }
           }
         }

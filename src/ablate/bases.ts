@@ -47,7 +47,7 @@ export function ablationBasis(s: StoredBasis, kind: BasisKind): AblationBasis {
         let m = 0;
         for (let i = 0; i < d; i++) m += s.mean[i]! * s.U[i * k + c]!;
         C[d * k + c] = s.U[d * k + c]! - m;
-        for (let j = 0; j < d; j++) Cpinv[c * dim + j] += s.U[d * k + c]! * s.mean[j]!;
+        for (let j = 0; j < d; j++) Cpinv[c * dim + j]! += s.U[d * k + c]! * s.mean[j]!;
       }
     }
     return { kind, dim, r: k, C, Cpinv, constant: s.centred ? 0 : -1 };

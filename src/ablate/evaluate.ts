@@ -5,6 +5,7 @@
 import { IbgpuError } from '../errors.js';
 import { matmul } from '../kernels/matmul.js';
 import { softmaxXent } from '../kernels/softmax-xent.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from '../ib/data.js';
 import type { PreparedSection, SectionRunner } from './model.js';
@@ -28,6 +29,8 @@ export class EvalSet {
     private readonly batches: Batch[],
     readonly n: number,
     readonly classes: number,
+    /** Every batch's labels and cached activations, released by dispose(). */
+    private readonly cache: BufferScope,
   ) {}
 
   /** Streams the data once, forward through every section, keeping each node layer's activations. */
@@ -48,20 +51,24 @@ export class EvalSet {
     const step = Math.max(1, Math.min(batchSize, Math.floor(engine.maxBindingBytes / (4 * widest))));
     const prepared = Array.from({ length: L }, (_, j) => runner.prepare(j));
     const batches: Batch[] = [];
+    const cache = engine.scope();
     try {
       for (let s = 0; s < data.n; s += step) {
         const rows = Math.min(step, data.n - s);
         const x = await data.readRows(s, rows);
-        const acts = [runner.input(x, rows)];
-        for (let j = 0; j < L; j++) acts.push(prepared[j]!.run(acts[j]!, rows));
+        const acts = [cache.adopt(runner.input(x, rows))];
+        for (let j = 0; j < L; j++) acts.push(cache.adopt(prepared[j]!.run(acts[j]!, rows)));
         const lab = new Uint32Array(rows);
         for (let i = 0; i < rows; i++) lab[i] = labels[s + i]!;
-        batches.push({ rows, labels: engine.upload(lab, 'ablate.labels'), acts });
+        batches.push({ rows, labels: cache.upload(lab, 'ablate.labels'), acts });
       }
+    } catch (e) {
+      cache.close();
+      throw e;
     } finally {
       for (const p of prepared) p.release();
     }
-    return new EvalSet(engine, runner, batches, data.n, classes);
+    return new EvalSet(engine, runner, batches, data.n, classes, cache);
   }
 
   get batchCount(): number {
@@ -85,19 +92,19 @@ export class EvalSet {
   async score(j: number, z: (b: number) => GPUBuffer, first?: PreparedSection): Promise<Scores> {
     const L = this.runner.nodeLayers.length - 1;
     const rest = Array.from({ length: L - j }, (_, t) => (t === 0 && first ? first : this.runner.prepare(j + t)));
-    const stats = this.engine.alloc(2 * this.n * 4, 'ablate.stats');
+    const scope = this.engine.scope();
     try {
+      const stats = scope.alloc(2 * this.n * 4, 'ablate.stats');
       let base = 0;
       for (let b = 0; b < this.batches.length; b++) {
         const batch = this.batches[b]!;
-        let cur = z(b);
-        for (const sec of rest) {
-          const next = sec.run(cur, batch.rows);
-          if (!batch.acts.includes(cur)) this.engine.release(cur);
-          cur = next;
-        }
+        // This batch's values past node layer j: released when its loss is recorded.
+        const values = scope.scope();
+        const own = (buf: GPUBuffer): GPUBuffer => (batch.acts.includes(buf) ? buf : values.adopt(buf));
+        let cur = own(z(b));
+        for (const sec of rest) cur = own(sec.run(cur, batch.rows));
         softmaxXent(this.engine, { logits: cur, labels: batch.labels, rows: batch.rows, cols: this.classes, stats, statsBase: base });
-        if (!batch.acts.includes(cur)) this.engine.release(cur);
+        values.close();
         base += batch.rows;
       }
       const v = await this.engine.readF32(stats, 2 * this.n);
@@ -109,7 +116,7 @@ export class EvalSet {
       }
       return { accuracy: correct / this.n, ce_loss: loss / this.n };
     } finally {
-      this.engine.release(stats);
+      scope.close();
       rest.forEach((sec, t) => { if (!(t === 0 && first)) sec.release(); });
     }
   }
@@ -120,6 +127,6 @@ export class EvalSet {
   }
 
   dispose(): void {
-    for (const b of this.batches) this.engine.release(b.labels, ...b.acts);
+    this.cache.close();
   }
 }

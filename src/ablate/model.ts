@@ -14,6 +14,7 @@
 import { biasAct } from '../kernels/bias-act.js';
 import { matmul } from '../kernels/matmul.js';
 import { matmulF64 } from '../cpu/matmul.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { Activation } from '../model/activations.js';
 import { foldedWeight, type MlpModel } from '../model/mlp.js';
@@ -55,6 +56,8 @@ export class GpuFoldedMlp implements SectionRunner {
   private readonly acts: Activation[];
   private readonly gpuW: GPUBuffer[];
   private readonly zero: GPUBuffer;
+  /** The folded weights and every prepared section's mapped weight (child scopes), released by dispose(). */
+  private readonly buffers: BufferScope;
   /** right·W̄ per section, keyed by the `right` array: edge ablations reuse one C⁺ for every mask row. */
   private readonly products: WeakMap<Float64Array, Float64Array>[];
 
@@ -62,9 +65,10 @@ export class GpuFoldedMlp implements SectionRunner {
     this.nodeLayers = [...model.layers.map((l) => l.name), 'output'];
     this.Wbar = model.layers.map((_, i) => foldedWeight(model, i));
     this.acts = model.layers.map((l) => l.activation);
-    this.gpuW = this.Wbar.map((w, i) => engine.upload(Float32Array.from(w.data), `ablate.W${i}`));
+    this.buffers = engine.scope();
+    this.gpuW = this.Wbar.map((w, i) => this.buffers.upload(Float32Array.from(w.data), `ablate.W${i}`));
     this.products = this.Wbar.map(() => new WeakMap());
-    this.zero = engine.upload(new Float32Array(Math.max(...this.Wbar.map((w) => w.cols))), 'ablate.zero');
+    this.zero = this.buffers.upload(new Float32Array(Math.max(...this.Wbar.map((w) => w.cols))), 'ablate.zero');
   }
 
   width(j: number): number {
@@ -80,7 +84,7 @@ export class GpuFoldedMlp implements SectionRunner {
     const w = this.Wbar[j]!;
     let W = this.gpuW[j]!;
     let inWidth = w.rows;
-    let own: GPUBuffer | undefined;
+    const own = this.buffers.scope(); // the mapped weight, if any: released by the section's release()
     if (map) {
       // M·W̄ = left·(right·W̄): the low-rank factor first keeps it O(dim·k·cols).
       const cache = this.products[j]!;
@@ -98,8 +102,7 @@ export class GpuFoldedMlp implements SectionRunner {
         inWidth = map.left.length / map.k;
         m = matmulF64(map.left, m, { m: inWidth, n: w.cols, k: map.k });
       }
-      own = this.engine.upload(Float32Array.from(m), `ablate.W${j}.mapped`);
-      W = own;
+      W = own.upload(Float32Array.from(m), `ablate.W${j}.mapped`);
     }
     const engine = this.engine;
     const act = this.acts[j]!;
@@ -107,15 +110,16 @@ export class GpuFoldedMlp implements SectionRunner {
     return {
       inWidth,
       run(z: GPUBuffer, rows: number): GPUBuffer {
-        const pre = engine.alloc(rows * w.cols * 4, `ablate.pre${j}`);
-        matmul(engine, z, W, pre, { m: rows, n: w.cols, k: inWidth });
-        const out = engine.alloc(rows * w.cols * 4, `ablate.out${j}`);
-        biasAct(engine, { x: pre, bias: zero, out, rows, cols: w.cols, activation: act });
-        engine.release(pre);
-        return out;
+        return engine.withScope((s) => {
+          const pre = s.alloc(rows * w.cols * 4, `ablate.pre${j}`);
+          matmul(engine, z, W, pre, { m: rows, n: w.cols, k: inWidth });
+          const out = s.alloc(rows * w.cols * 4, `ablate.out${j}`);
+          biasAct(engine, { x: pre, bias: zero, out, rows, cols: w.cols, activation: act });
+          return s.keep(out);
+        });
       },
       release() {
-        engine.release(own);
+        own.close();
       },
     };
   }
@@ -131,6 +135,6 @@ export class GpuFoldedMlp implements SectionRunner {
   }
 
   dispose(): void {
-    this.engine.release(...this.gpuW, this.zero);
+    this.buffers.close();
   }
 }

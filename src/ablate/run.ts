@@ -115,43 +115,46 @@ export async function evalEdgeAblation(
     if (g) g.push(o);
     else groups.set(key, [o]);
   }
-  const Cin = engine.upload(Float32Array.from(bin.C), 'ablate.Cin');
   const Cpinv = cpinvOf(bin);
-  const inRib = Array.from({ length: ev.batchCount }, (_, bi) => {
-    const z = engine.alloc(ev.rowsOf(bi) * rIn * 4, 'ablate.inRib');
-    ev.linear(ev.actsAt(j, bi), Cin, z, ev.rowsOf(bi), bin.dim, rIn, false);
-    return z;
-  });
-  // Output directions accumulate here (rows × rOut), then rotate back with C⁺_{j+1} once.
-  const acc = Array.from({ length: ev.batchCount }, (_, bi) => engine.alloc(ev.rowsOf(bi) * rOut * 4, 'ablate.edgeOutRib'));
-  const CoutPinv = engine.upload(Float32Array.from(bout.Cpinv), 'ablate.CoutPinv');
-  try {
+  return engine.withScope(async (scope) => {
+    const Cin = scope.upload(Float32Array.from(bin.C), 'ablate.Cin');
+    const inRib = Array.from({ length: ev.batchCount }, (_, bi) => {
+      const z = scope.alloc(ev.rowsOf(bi) * rIn * 4, 'ablate.inRib');
+      ev.linear(ev.actsAt(j, bi), Cin, z, ev.rowsOf(bi), bin.dim, rIn, false);
+      return z;
+    });
+    // Output directions accumulate here (rows × rOut), then rotate back with C⁺_{j+1} once.
+    const acc = Array.from({ length: ev.batchCount }, (_, bi) => scope.alloc(ev.rowsOf(bi) * rOut * 4, 'ablate.edgeOutRib'));
+    const CoutPinv = scope.upload(Float32Array.from(bout.Cpinv), 'ablate.CoutPinv');
     let first = true;
     for (const outs of groups.values()) {
       const o0 = outs[0]!;
       // The group's output directions: B = C_{j+1} with the other columns zeroed (wOut × rOut).
       const B = new Float64Array(wOut * rOut);
       for (const o of outs) for (let h = 0; h < wOut; h++) B[h * rOut + o] = bout.C[h * rOut + o]!;
-      const Bgpu = engine.upload(Float32Array.from(B), 'ablate.edgeBack');
+      const group = scope.scope();
+      const Bgpu = group.upload(Float32Array.from(B), 'ablate.edgeBack');
       // (z ∘ m)·C⁺ as one map: diag(m)·C⁺.
       const sec = ev.runner.prepare(j, { k: rIn, right: Cpinv, rowMask: mask.subarray(o0 * rIn, (o0 + 1) * rIn) });
-      for (let bi = 0; bi < ev.batchCount; bi++) {
-        const y = sec.run(inRib[bi]!, ev.rowsOf(bi));
-        ev.linear(y, Bgpu, acc[bi]!, ev.rowsOf(bi), wOut, rOut, !first);
-        engine.release(y);
+      try {
+        for (let bi = 0; bi < ev.batchCount; bi++) {
+          const y = group.adopt(sec.run(inRib[bi]!, ev.rowsOf(bi)));
+          ev.linear(y, Bgpu, acc[bi]!, ev.rowsOf(bi), wOut, rOut, !first);
+          group.release(y); // one batch's section output at a time
+        }
+      } finally {
+        sec.release();
+        group.close();
       }
-      sec.release();
-      engine.release(Bgpu);
       first = false;
     }
-    return await ev.score(j + 1, (bi) => {
-      const z = engine.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut');
+    // score() releases the buffers this returns once their batch is scored.
+    return ev.score(j + 1, (bi) => engine.withScope((s) => {
+      const z = s.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut');
       ev.linear(acc[bi]!, CoutPinv, z, ev.rowsOf(bi), rOut, wOut, false);
-      return z;
-    });
-  } finally {
-    engine.release(Cin, CoutPinv, ...inRib, ...acc);
-  }
+      return s.keep(z);
+    }));
+  });
 }
 
 // One Float64Array per basis, so the runner's cached C⁺·W̄ is found again for every mask row.

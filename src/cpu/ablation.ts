@@ -31,7 +31,7 @@ export function rotationMatrixF64(b: BasisF64, keep: number): Float64Array {
     for (let k = 0; k < keep; k++) {
       const c = b.C[i * r + k]!;
       if (c === 0) continue;
-      for (let j = 0; j < dim; j++) R[i * dim + j] += c * b.Cpinv[k * dim + j]!;
+      for (let j = 0; j < dim; j++) R[i * dim + j]! += c * b.Cpinv[k * dim + j]!;
     }
   }
   return R;

@@ -23,8 +23,8 @@ export function squaredEdgesF64(
           J += v;
           Jabs += Math.abs(v);
         }
-        sum[i * r + j] += (J * f[n * r + j]!) ** 2;
-        abs[i * r + j] += (Jabs * f[n * r + j]!) ** 2;
+        sum[i * r + j]! += (J * f[n * r + j]!) ** 2;
+        abs[i * r + j]! += (Jabs * f[n * r + j]!) ** 2;
       }
     }
   }

@@ -97,20 +97,20 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
       for (let j = i + 1; j < n; j++) {
         const aij = w[ri + j]!;
         acc += aij * w[rk + j]!;
-        p[j] += aij * vi;
+        p[j]! += aij * vi;
       }
-      p[i] += acc;
+      p[i]! += acc;
     }
     // q = p − (b/2)(pᵀv) v, then A22 ← A22 − v qᵀ − q vᵀ  (= H A22 H).
     let pv = 0;
-    for (let i = lo; i < n; i++) { p[i] *= b; pv += p[i]! * w[rk + i]!; }
+    for (let i = lo; i < n; i++) { p[i]! *= b; pv += p[i]! * w[rk + i]!; }
     const half = 0.5 * b * pv;
-    for (let i = lo; i < n; i++) p[i] -= half * w[rk + i]!;
+    for (let i = lo; i < n; i++) p[i]! -= half * w[rk + i]!;
     for (let i = lo; i < n; i++) {
       const ri = i * n;
       const vi = w[rk + i]!;
       const qi = p[i]!;
-      for (let j = i; j < n; j++) w[ri + j] -= vi * p[j]! + qi * w[rk + j]!;
+      for (let j = i; j < n; j++) w[ri + j]! -= vi * p[j]! + qi * w[rk + j]!;
     }
   }
   if (n >= 2) {
@@ -174,7 +174,7 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
       const ri = i * n;
       const x = ua[i]!;
       const y = ub[i]!;
-      for (let j = lo; j < n; j++) zt[ri + j] -= x * va[j]! + y * vb[j]!;
+      for (let j = lo; j < n; j++) zt[ri + j]! -= x * va[j]! + y * vb[j]!;
     }
   }
   if (k === 0) { // one reflector left over
@@ -190,7 +190,7 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
       for (let i = first(1); i < n; i += parts) {
         const ri = i * n;
         const x = ua[i]!;
-        for (let j = 1; j < n; j++) zt[ri + j] -= x * va[j]!;
+        for (let j = 1; j < n; j++) zt[ri + j]! -= x * va[j]!;
       }
     }
   }
@@ -253,7 +253,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
         const r = hyp(f, g);
         e[i + 1] = r;
         if (r === 0) { // the chase underflowed: finish this sweep early and retry
-          d[i + 1] -= p;
+          d[i + 1]! -= p;
           e[m] = 0;
           underflow = true;
           break;
@@ -271,7 +271,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
       if (zt) applyRotationChain(zt, n, cs, sn, underflow ? i + 1 : l, m - 1);
       if (log) log.push(cs, sn, underflow ? i + 1 : l, m - 1);
       if (underflow) continue;
-      d[l] -= p;
+      d[l]! -= p;
       e[l] = g;
       e[m] = 0;
     }

@@ -256,7 +256,7 @@ export function gaussNewtonNullity(model: MlpModel, x: ArrayLike<number>, n: num
       const c = Math.min(block, n - s);
       const J = parameterJacobian(model, x, s, c);
       const part = matmulF64(J, J, { m: P, n: P, k: c * nOut, transA: true });
-      for (let i = 0; i < H.length; i++) H[i] += part[i]!;
+      for (let i = 0; i < H.length; i++) H[i]! += part[i]!;
       progress('jacobian', s + c, n);
     }
     progress('eigen', 0, 1);

@@ -25,7 +25,7 @@ export function columnSumsF64(x: ArrayLike<number>, rows: number, d: number): Fl
   const s = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     const o = r * d;
-    for (let j = 0; j < d; j++) s[j] += x[o + j]!;
+    for (let j = 0; j < d; j++) s[j]! += x[o + j]!;
   }
   return s;
 }
@@ -64,7 +64,7 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
       const u = p[a0 + b]!, v = p[a1 + b]!;
       s00 += u * u; s01 += u * v; s11 += v * v;
     }
-    g[i * d + i] += s00; g[i * d + i + 1] += s01; g[(i + 1) * d + i + 1] += s11;
+    g[i * d + i]! += s00; g[i * d + i + 1]! += s01; g[(i + 1) * d + i + 1]! += s11;
     let j = i + 2;
     for (; j + 1 < d; j += 2) {
       const c0 = j * B;
@@ -75,7 +75,7 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
         t00 += u * w; t01 += u * z; t10 += v * w; t11 += v * z;
       }
       const r0 = i * d + j, r1 = r0 + d;
-      g[r0] += t00; g[r0 + 1] += t01; g[r1] += t10; g[r1 + 1] += t11;
+      g[r0]! += t00; g[r0 + 1]! += t01; g[r1]! += t10; g[r1 + 1]! += t11;
     }
     if (j < d) {
       const c0 = j * B;
@@ -84,13 +84,13 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
         const w = p[c0 + b]!;
         t0 += p[a0 + b]! * w; t1 += p[a1 + b]! * w;
       }
-      g[i * d + j] += t0; g[(i + 1) * d + j] += t1;
+      g[i * d + j]! += t0; g[(i + 1) * d + j]! += t1;
     }
   }
   if (i < d) { // odd d: the last diagonal entry
     const a0 = i * B;
     let s = 0;
     for (let b = 0; b < B; b++) s += p[a0 + b]! * p[a0 + b]!;
-    g[i * d + i] += s;
+    g[i * d + i]! += s;
   }
 }

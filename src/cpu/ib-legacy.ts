@@ -92,7 +92,7 @@ export function legacyGradientRef(s: RefSection, f: ArrayLike<number>, formula: 
     for (let j = 0; j < s.dim; j++) {
       let t = 0;
       for (let i = 0; i < s.ro; i++) t += J[i * s.dim + j]! * v[i]!;
-      g[j] += w * t;
+      g[j]! += w * t;
     }
   }
   return g;
@@ -108,8 +108,8 @@ export function legacyMoments(s: RefSection, F: Float64Array, n: number, formula
     const g = legacyGradientRef(s, f, formula, pts);
     for (let a = 0; a < d; a++) {
       for (let b = 0; b < d; b++) {
-        Mp[a * d + b] += (g[a]! * g[b]!) / n;
-        Lp[a * d + b] += (g[a]! * f[b]!) / n;
+        Mp[a * d + b]! += (g[a]! * g[b]!) / n;
+        Lp[a * d + b]! += (g[a]! * f[b]!) / n;
       }
     }
   }
@@ -131,7 +131,7 @@ export interface RefBasis {
 export function legacyBasisRef(F: Float64Array, n: number, dim: number, centred: boolean, tau: number, Mp: Float64Array, Lp: Float64Array): RefBasis {
   const d = dim - 1;
   const mu = new Float64Array(dim);
-  for (let r = 0; r < n; r++) for (let j = 0; j < dim; j++) mu[j] += F[r * dim + j]! / n;
+  for (let r = 0; r < n; r++) for (let j = 0; j < dim; j++) mu[j]! += F[r * dim + j]! / n;
   const mut = Float64Array.from(mu);
   mut[d] = 0;
   // Gram: centred (f − μ̃)(f − μ̃)ᵀ or raw.
@@ -139,7 +139,7 @@ export function legacyBasisRef(F: Float64Array, n: number, dim: number, centred:
   for (let r = 0; r < n; r++) {
     for (let a = 0; a < dim; a++) {
       const xa = F[r * dim + a]! - (centred ? mut[a]! : 0);
-      for (let b = 0; b < dim; b++) G[a * dim + b] += (xa * (F[r * dim + b]! - (centred ? mut[b]! : 0))) / n;
+      for (let b = 0; b < dim; b++) G[a * dim + b]! += (xa * (F[r * dim + b]! - (centred ? mut[b]! : 0))) / n;
     }
   }
   const e = symEig(G, dim);
@@ -232,7 +232,7 @@ export function functionalEdgesRef(
       const Ju = matmulF64(Jf, basis.Cpinv, { m: s.ro, n: r, k: d, transB: true }); // · ∂f/∂u = C⁺ᵀ
       for (let i = 0; i < s.ro; i++) {
         const diff = full[i]! - fa[i]!;
-        for (let j = 0; j < r; j++) E[i * r + j] += (2 * w * diff * Ju[i * r + j]! * u[j]!) / n;
+        for (let j = 0; j < r; j++) E[i * r + j]! += (2 * w * diff * Ju[i * r + j]! * u[j]!) / n;
       }
     }
   }

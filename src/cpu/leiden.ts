@@ -73,7 +73,7 @@ function toCsr(n: number, edges: { u: number; v: number; w: number }[]): Csr {
     if (w === 0) continue;
     m += w;
     if (u === v) {
-      self[u] += w;
+      self[u]! += w;
       continue;
     }
     maps[u]!.set(v, (maps[u]!.get(v) ?? 0) + w);
@@ -90,10 +90,10 @@ function toCsr(n: number, edges: { u: number; v: number; w: number }[]): Csr {
     for (const [j, w] of [...maps[i]!].sort((a, b) => a[0] - b[0])) {
       nbr[k] = j;
       wt[k] = w;
-      deg[i] += w;
+      deg[i]! += w;
       k++;
     }
-    deg[i] += 2 * self[i]!;
+    deg[i]! += 2 * self[i]!;
   }
   return { n, start, nbr, wt, self, deg, m };
 }
@@ -136,9 +136,9 @@ function qualityOf(g: Csr, memb: Int32Array, gamma: number): number {
 function localMove(g: Csr, memb: Int32Array, gamma: number, rand: () => number): boolean {
   const n = g.n;
   const vol = new Float64Array(n);
-  for (let i = 0; i < n; i++) vol[memb[i]!] += g.deg[i]!;
+  for (let i = 0; i < n; i++) vol[memb[i]!]! += g.deg[i]!;
   const csize = new Int32Array(n);
-  for (let i = 0; i < n; i++) csize[memb[i]!]++;
+  for (let i = 0; i < n; i++) csize[memb[i]!]!++;
   const queue: number[] = Array.from(shuffled(n, rand));
   const inQueue = new Uint8Array(n).fill(1);
   const wTo = new Float64Array(n);
@@ -161,12 +161,12 @@ function localMove(g: Csr, memb: Int32Array, gamma: number, rand: () => number):
         mark[c] = stamp;
         touched.push(c);
       }
-      wTo[c] += g.wt[k]!;
+      wTo[c]! += g.wt[k]!;
     }
     const kv = g.deg[v]!;
     // Remove v from its community.
-    vol[cv] -= kv;
-    csize[cv]--;
+    vol[cv]! -= kv;
+    csize[cv]!--;
     const stayGain = wTo[cv]! - (gamma * kv * vol[cv]!) / twoM;
     let best = cv;
     let bestGain = stayGain;
@@ -188,8 +188,8 @@ function localMove(g: Csr, memb: Int32Array, gamma: number, rand: () => number):
     }
     if (best !== cv && best === empty[empty.length - 1]) empty.pop();
     memb[v] = best;
-    vol[best] += kv;
-    csize[best]++;
+    vol[best]! += kv;
+    csize[best]!++;
     if (csize[cv] === 0 && best !== cv) empty.push(cv);
     for (const c of touched) wTo[c] = 0;
     wTo[cv] = 0;
@@ -226,7 +226,7 @@ function refine(g: Csr, memb: Int32Array, gamma: number, theta: number, rand: ()
   // ext[s]: weight from refined community s to the rest of its community (for "well connected").
   const ext = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    for (let k = g.start[i]!; k < g.start[i + 1]!; k++) if (memb[g.nbr[k]!] === memb[i]) ext[i] += g.wt[k]!;
+    for (let k = g.start[i]!; k < g.start[i + 1]!; k++) if (memb[g.nbr[k]!] === memb[i]) ext[i]! += g.wt[k]!;
   }
   const wTo = new Float64Array(n);
   const mark = new Int32Array(n);
@@ -252,7 +252,7 @@ function refine(g: Csr, memb: Int32Array, gamma: number, theta: number, rand: ()
           mark[s] = stamp;
           touched.push(s);
         }
-        wTo[s] += g.wt[k]!;
+        wTo[s]! += g.wt[k]!;
       }
       // Candidates: well-connected refined communities with a non-negative gain.
       const cand: number[] = [];
@@ -289,7 +289,7 @@ function refine(g: Csr, memb: Int32Array, gamma: number, theta: number, rand: ()
       let wvs = 0;
       for (let k = g.start[v]!; k < g.start[v + 1]!; k++) if (ref[g.nbr[k]!] === s) wvs += g.wt[k]!;
       ext[s] = ext[s]! + ext[own]! - 2 * wvs;
-      rvol[s] += rvol[own]!;
+      rvol[s]! += rvol[own]!;
       rvol[own] = 0;
       ext[own] = 0;
       ref[v] = s;

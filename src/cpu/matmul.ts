@@ -88,7 +88,7 @@ export function matmulF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: Mat
         const aiq = ad[ri + q]!;
         if (aiq === 0) continue;
         const row = q * n;
-        for (let j = j0; j < n; j++) acc[j] += aiq * bt[row + j]!;
+        for (let j = j0; j < n; j++) acc[j]! += aiq * bt[row + j]!;
       }
       for (let j = j0; j < n; j++) out[o + i * n + j] = acc[j]!;
     }

@@ -152,7 +152,7 @@ function matRows(x: Float64Array, W: Float64Array, y: Float64Array, rows: number
       const a = x[r * wIn + i]!;
       if (a === 0) continue;
       const wo = i * wOut;
-      for (let o = 0; o < wOut; o++) y[yo + o] += a * W[wo + o]!;
+      for (let o = 0; o < wOut; o++) y[yo + o]! += a * W[wo + o]!;
     }
   }
 }
@@ -260,7 +260,7 @@ function attentionForward(op: Extract<Op, { kind: 'attention' }>, q: Float64Arra
       for (let u = 0; u < P; u++) {
         const pr = probs[base + u]!;
         if (pr === 0) continue;
-        for (let c = 0; c < dV; c++) y[t * wv + h * dV + c] += pr * v[u * wv + h * dV + c]!;
+        for (let c = 0; c < dV; c++) y[t * wv + h * dV + c]! += pr * v[u * wv + h * dV + c]!;
       }
     }
   }
@@ -288,7 +288,7 @@ export function vjpSampleF64(
       throw new Error(`section ${p.from}->${p.to}: cotangent on ${p.values[id]!.label} has ${c.length} values, expected ${K * size(p, id)}`);
     }
     const dst = g(id);
-    for (let i = 0; i < c.length; i++) dst[i] += c[i]!;
+    for (let i = 0; i < c.length; i++) dst[i]! += c[i]!;
   });
   for (let oi = p.ops.length - 1; oi >= 0; oi--) {
     const op = p.ops[oi]!;
@@ -326,7 +326,7 @@ function backwardOp(
           const wo = i * wOut;
           let s = 0;
           for (let o = 0; o < wOut; o++) s += gy[yo + o]! * W[wo + o]!;
-          gx[xo + i] += s;
+          gx[xo + i]! += s;
         }
       }
       return;
@@ -336,7 +336,7 @@ function backwardOp(
       const gx = g(op.x);
       const d = new Float64Array(sy);
       for (let i = 0; i < sy; i++) d[i] = actGrad(op.act, x[i]!);
-      for (let k = 0; k < K; k++) for (let i = 0; i < sy; i++) gx[k * sy + i] += gy[k * sy + i]! * d[i]!;
+      for (let k = 0; k < K; k++) for (let i = 0; i < sy; i++) gx[k * sy + i]! += gy[k * sy + i]! * d[i]!;
       return;
     }
     case 'lnVar': {
@@ -349,7 +349,7 @@ function backwardOp(
         for (let k = 0; k < K; k++) {
           const gv = gy[k * sy + t]!;
           if (gv === 0) continue;
-          for (let c = 0; c < op.d; c++) gx[k * sx + t * w + c] += (gv * 2 * (x[t * w + c]! - m)) / op.d;
+          for (let c = 0; c < op.d; c++) gx[k * sx + t * w + c]! += (gv * 2 * (x[t * w + c]! - m)) / op.d;
         }
       }
       return;
@@ -374,10 +374,10 @@ function backwardOp(
             gdot += gy[go + c]! * (x[o + c]! - m);
           }
           gm /= op.d;
-          for (let c = 0; c < op.d; c++) gx[go + c] += (gy[go + c]! - gm) / sig;
-          for (let c = op.d; c < w; c++) gx[go + c] += gy[go + c]!;
+          for (let c = 0; c < op.d; c++) gx[go + c]! += (gy[go + c]! - gm) / sig;
+          for (let c = op.d; c < w; c++) gx[go + c]! += gy[go + c]!;
           // ∂σ/∂var = 1/(2σ), zero where rib's ReLU(var) is flat.
-          if (vv > 0) gv[k * Py + t] += (-gdot / (sig * sig * sig)) * 0.5;
+          if (vv > 0) gv[k * Py + t]! += (-gdot / (sig * sig * sig)) * 0.5;
         }
       }
       return;
@@ -387,7 +387,7 @@ function backwardOp(
       const tmp = new Float64Array(sy);
       for (let k = 0; k < K; k++) {
         rotate(gy.subarray(k * sy, (k + 1) * sy), tmp, Py, op.heads, op.dHead, op.rotaryDim, op.base, true);
-        for (let i = 0; i < sy; i++) gx[k * sy + i] += tmp[i]!;
+        for (let i = 0; i < sy; i++) gx[k * sy + i]! += tmp[i]!;
       }
       return;
     }
@@ -399,8 +399,8 @@ function backwardOp(
       const ga = g(op.a);
       const gb = g(op.b);
       for (let i = 0; i < gy.length; i++) {
-        ga[i] += gy[i]!;
-        gb[i] += gy[i]!;
+        ga[i]! += gy[i]!;
+        gb[i]! += gy[i]!;
       }
       return;
     }
@@ -408,12 +408,12 @@ function backwardOp(
       const w = p.values[op.x]!.width;
       const Px = p.values[op.x]!.positions;
       const gx = g(op.x);
-      for (let k = 0; k < K; k++) for (let c = 0; c < w; c++) gx[k * Px * w + (Px - 1) * w + c] += gy[k * w + c]!;
+      for (let k = 0; k < K; k++) for (let c = 0; c < w; c++) gx[k * Px * w + (Px - 1) * w + c]! += gy[k * w + c]!;
       return;
     }
     case 'copy': {
       const gx = g(op.x);
-      for (let i = 0; i < gy.length; i++) gx[i] += gy[i]!;
+      for (let i = 0; i < gy.length; i++) gx[i]! += gy[i]!;
       return;
     }
     case 'concat': {
@@ -423,7 +423,7 @@ function backwardOp(
         const w = p.values[id]!.width;
         const gx = g(id);
         for (let k = 0; k < K; k++) {
-          for (let t = 0; t < Py; t++) for (let c = 0; c < w; c++) gx[(k * Py + t) * w + c] += gy[(k * Py + t) * wy + off + c]!;
+          for (let t = 0; t < Py; t++) for (let c = 0; c < w; c++) gx[(k * Py + t) * w + c]! += gy[(k * Py + t) * wy + off + c]!;
         }
         off += w;
       }
@@ -434,7 +434,7 @@ function backwardOp(
       const wy = op.to - op.from;
       const gx = g(op.x);
       for (let k = 0; k < K; k++) {
-        for (let t = 0; t < Py; t++) for (let c = 0; c < wy; c++) gx[(k * Py + t) * w + op.from + c] += gy[(k * Py + t) * wy + c]!;
+        for (let t = 0; t < Py; t++) for (let c = 0; c < wy; c++) gx[(k * Py + t) * w + op.from + c]! += gy[(k * Py + t) * wy + c]!;
       }
       return;
     }
@@ -481,7 +481,7 @@ function attentionBackward(
           let s = 0;
           for (let c = 0; c < dV; c++) {
             s += dz[zt + c]! * v[u * wv + h * dV + c]!;
-            gv[ov + u * wv + h * dV + c] += pr * dz[zt + c]!;
+            gv[ov + u * wv + h * dV + c]! += pr * dz[zt + c]!;
           }
           dp[u] = s;
           pdp += pr * s;
@@ -492,8 +492,8 @@ function attentionBackward(
           if (pr === 0) continue;
           const ds = (pr * (dp[u]! - pdp)) / scale;
           for (let c = 0; c < dHead; c++) {
-            gq[oq + t * wq + h * dHead + c] += ds * kk[u * wq + h * dHead + c]!;
-            gk[oq + u * wq + h * dHead + c] += ds * q[t * wq + h * dHead + c]!;
+            gq[oq + t * wq + h * dHead + c]! += ds * kk[u * wq + h * dHead + c]!;
+            gk[oq + u * wq + h * dHead + c]! += ds * q[t * wq + h * dHead + c]!;
           }
         }
       }

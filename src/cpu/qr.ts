@@ -31,7 +31,7 @@ export function thinQr(a: ArrayLike<number>, m: number, n: number): { q: Float64
       let s = 0;
       for (let i = j; i < m; i++) s += v[i - j]! * w[i * n + c]!;
       s *= beta;
-      if (s !== 0) for (let i = j; i < m; i++) w[i * n + c] -= s * v[i - j]!;
+      if (s !== 0) for (let i = j; i < m; i++) w[i * n + c]! -= s * v[i - j]!;
     }
   }
   const r = new Float64Array(n * n);
@@ -47,7 +47,7 @@ export function thinQr(a: ArrayLike<number>, m: number, n: number): { q: Float64
       let s = 0;
       for (let i = j; i < m; i++) s += v[i - j]! * q[i * n + c]!;
       s *= beta;
-      if (s !== 0) for (let i = j; i < m; i++) q[i * n + c] -= s * v[i - j]!;
+      if (s !== 0) for (let i = j; i < m; i++) q[i * n + c]! -= s * v[i - j]!;
     }
   }
   return { q, r };

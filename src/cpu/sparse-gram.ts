@@ -56,16 +56,16 @@ export class SparseGramF64 {
       for (let a = 0; a < m; a++) {
         const ia = idx[a]!;
         const va = val[a]!;
-        s[ia] += va;
+        s[ia]! += va;
         const row = ia * d;
         let b = a;
         for (; b + 3 < m; b += 4) { // unrolled: ~2x faster in V8 on MNIST rows
-          g[row + idx[b]!] += va * val[b]!;
-          g[row + idx[b + 1]!] += va * val[b + 1]!;
-          g[row + idx[b + 2]!] += va * val[b + 2]!;
-          g[row + idx[b + 3]!] += va * val[b + 3]!;
+          g[row + idx[b]!]! += va * val[b]!;
+          g[row + idx[b + 1]!]! += va * val[b + 1]!;
+          g[row + idx[b + 2]!]! += va * val[b + 2]!;
+          g[row + idx[b + 3]!]! += va * val[b + 3]!;
         }
-        for (; b < m; b++) g[row + idx[b]!] += va * val[b]!;
+        for (; b < m; b++) g[row + idx[b]!]! += va * val[b]!;
       }
     }
     this.n += rows;

@@ -124,8 +124,8 @@ export function mlpBackpropF64(layers: LayerF64[], x: ArrayLike<number>, labels:
     for (let r = 0; r < rows; r++) {
       for (let o = 0; o < l.dOut; o++) {
         const v = gp[r * l.dOut + o]!;
-        b[o] += v;
-        for (let k = 0; k < l.dIn; k++) w[k * l.dOut + o] += inp[r * l.dIn + k]! * v;
+        b[o]! += v;
+        for (let k = 0; k < l.dIn; k++) w[k * l.dOut + o]! += inp[r * l.dIn + k]! * v;
       }
     }
     gW[i] = w;

@@ -173,7 +173,7 @@ export function attentionF64(q: Arr, k: Arr, v: Arr, a: AttentionDims): { z: Flo
         for (let u = 0; u < P; u++) {
           const p = Number.isFinite(s[u]!) ? Math.exp(s[u]! - m) / l : 0;
           probs[po + u] = p;
-          for (let c = 0; c < dv; c++) z[(b * P + t) * H * dv + h * dv + c] += p * v[(b * P + u) * H * dv + h * dv + c]!;
+          for (let c = 0; c < dv; c++) z[(b * P + t) * H * dv + h * dv + c]! += p * v[(b * P + u) * H * dv + h * dv + c]!;
         }
       }
     }
@@ -197,17 +197,17 @@ export function attentionVjpF64(q: Arr, k: Arr, v: Arr, dz: Arr, K: number, a: A
           const dp = new Float64Array(P);
           let dot = 0;
           for (let u = 0; u < P; u++) {
-            for (let c = 0; c < dvw; c++) dp[u] += dz[row(t) * H * dvw + h * dvw + c]! * v[(b * P + u) * H * dvw + h * dvw + c]!;
+            for (let c = 0; c < dvw; c++) dp[u]! += dz[row(t) * H * dvw + h * dvw + c]! * v[(b * P + u) * H * dvw + h * dvw + c]!;
             dot += probs[po + u]! * dp[u]!;
           }
           for (let u = 0; u < P; u++) {
             const p = probs[po + u]!;
             const ds = p * (dp[u]! - dot);
             for (let c = 0; c < dh; c++) {
-              dq[row(t) * H * dh + h * dh + c] += (ds * k[(b * P + u) * H * dh + h * dh + c]!) / a.scale;
-              dk[row(u) * H * dh + h * dh + c] += (ds * q[(b * P + t) * H * dh + h * dh + c]!) / a.scale;
+              dq[row(t) * H * dh + h * dh + c]! += (ds * k[(b * P + u) * H * dh + h * dh + c]!) / a.scale;
+              dk[row(u) * H * dh + h * dh + c]! += (ds * q[(b * P + t) * H * dh + h * dh + c]!) / a.scale;
             }
-            for (let c = 0; c < dvw; c++) dv[row(u) * H * dvw + h * dvw + c] += p * dz[row(t) * H * dvw + h * dvw + c]!;
+            for (let c = 0; c < dvw; c++) dv[row(u) * H * dvw + h * dvw + c]! += p * dz[row(t) * H * dvw + h * dvw + c]!;
           }
         }
       }

@@ -54,14 +54,14 @@ function matmul(a: Float64Array, b: Float64Array, n: number, c: Float64Array): v
         for (let j = 0; j < n; j++) {
           const x = b[b0 + j]!;
           const y = b[b1 + j]!;
-          c[r0 + j] += a00 * x + a01 * y;
-          c[r1 + j] += a10 * x + a11 * y;
+          c[r0 + j]! += a00 * x + a01 * y;
+          c[r1 + j]! += a10 * x + a11 * y;
         }
       }
       if (k < k1) {
         const a0 = a[r0 + k]!, a1 = a[r1 + k]!;
         const b0 = k * n;
-        for (let j = 0; j < n; j++) { const x = b[b0 + j]!; c[r0 + j] += a0 * x; c[r1 + j] += a1 * x; }
+        for (let j = 0; j < n; j++) { const x = b[b0 + j]!; c[r0 + j]! += a0 * x; c[r1 + j]! += a1 * x; }
       }
     }
     if (i < n) {
@@ -69,7 +69,7 @@ function matmul(a: Float64Array, b: Float64Array, n: number, c: Float64Array): v
       for (let k = k0; k < k1; k++) {
         const a0 = a[r0 + k]!;
         const b0 = k * n;
-        for (let j = 0; j < n; j++) c[r0 + j] += a0 * b[b0 + j]!;
+        for (let j = 0; j < n; j++) c[r0 + j]! += a0 * b[b0 + j]!;
       }
     }
   }
@@ -180,7 +180,7 @@ function oaStep(A: Float64Array, X: Float64Array, S: Float64Array, G: Float64Arr
     }
   }
   matmul(X, G, n, XE);
-  for (let i = 0; i < n * n; i++) X[i] += XE[i]!;
+  for (let i = 0; i < n * n; i++) X[i]! += XE[i]!;
   // Clusters: connected runs of the sorted λ̃ with neighbouring gaps ≤ δ.
   const order = Array.from({ length: n }, (_, k) => k).sort((x, y) => lam[y]! - lam[x]!);
   let start = 0;
@@ -205,14 +205,14 @@ function rayleighRitz(A: Float64Array, X: Float64Array, n: number, cols: number[
       const aik = A[ri + k]!;
       if (aik === 0) continue;
       const xk = k * m;
-      for (let c = 0; c < m; c++) AXc[out + c] += aik * Xc[xk + c]!;
+      for (let c = 0; c < m; c++) AXc[out + c]! += aik * Xc[xk + c]!;
     }
   }
   const H = new Float64Array(m * m);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < m; c++) {
       const x = Xc[i * m + c]!;
-      for (let d = 0; d < m; d++) H[c * m + d] += x * AXc[i * m + d]!;
+      for (let d = 0; d < m; d++) H[c * m + d]! += x * AXc[i * m + d]!;
     }
   }
   const W = symEig(H, m).vectors;

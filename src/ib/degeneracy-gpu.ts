@@ -19,6 +19,7 @@ import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator, type SignPatternResult } from '../kernels/sign-patterns.js';
 import { GpuMlp, type ForwardResult } from './gpu-model.js';
 import type { MlpModel } from '../model/mlp.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 
 export interface HiddenStats {
@@ -62,6 +63,8 @@ export class DegeneracyAccumulator {
   /** Layer whose Jacobian Gram comes from the co-firing counts (closed form), or −1. */
   private readonly closedForm: number;
   private identity: GPUBuffer | undefined;
+  /** Wᵀ, biases and the chunk identity, released by dispose(). */
+  private readonly buffers: BufferScope;
   private seen = 0;
   private disposed = false;
 
@@ -71,13 +74,14 @@ export class DegeneracyAccumulator {
     this.upTo = L;
     this.nOut = model.layers[L - 1]!.dOut;
     this.lo = Math.min(...layers);
+    this.buffers = engine.scope();
     for (let i = this.lo; i < L; i++) {
       const l = model.layers[i]!;
       // Wᵀ (dOut × dIn), so the backward products need no transposed operand.
       const Wt = new Float32Array(l.dIn * l.dOut);
       for (let a = 0; a < l.dIn; a++) for (let b = 0; b < l.dOut; b++) Wt[b * l.dIn + a] = l.W[a * l.dOut + b]!;
-      this.weights[i] = engine.upload(Wt, `degeneracy.Wt${i}`);
-      this.biases[i] = engine.upload(l.b, `degeneracy.b${i}`);
+      this.weights[i] = this.buffers.upload(Wt, `degeneracy.Wt${i}`);
+      this.biases[i] = this.buffers.upload(l.b, `degeneracy.b${i}`);
     }
     const hmax = Math.max(...model.layers.slice(this.lo).map((l) => l.dOut));
     this.chunkRows = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, engine.maxBindingBytes) / (4 * this.nOut * hmax)));
@@ -115,39 +119,44 @@ export class DegeneracyAccumulator {
     for (let r0 = 0; r0 < rows; r0 += this.chunkRows) {
       const b = Math.min(this.chunkRows, rows - r0);
       const stacked = nf * b;
-      const { buf: id, temporary } = this.identityFor(b);
-      let S = e.alloc(stacked * nf * 4, 'degeneracy.S');
-      jacobianGate(e, { inp: id, pre: f.scratch[this.L - 1]!, bias: this.biases[this.L - 1]!, out: S, rows: stacked, cols: nf, batch: b, rowOffset: r0, activation: last.activation });
-      let width = nf;
-      if (this.jac.has(this.L - 1)) waits.push(Promise.resolve(this.jac.get(this.L - 1)!.addBatch(S, stacked)));
-      for (let i = this.L - 2; i >= this.lo; i--) {
-        const l = this.model.layers[i]!;
-        const U = e.alloc(stacked * l.dOut * 4, 'degeneracy.U');
-        matmul(e, S, this.weights[i + 1]!, U, { m: stacked, n: l.dOut, k: width });
-        const T = e.alloc(stacked * l.dOut * 4, 'degeneracy.S');
-        jacobianGate(e, { inp: U, pre: f.scratch[i]!, bias: this.biases[i]!, out: T, rows: stacked, cols: l.dOut, batch: b, rowOffset: r0, activation: l.activation });
-        e.release(U, S);
-        S = T;
-        width = l.dOut;
-        if (this.jac.has(i)) waits.push(Promise.resolve(this.jac.get(i)!.addBatch(S, stacked)));
+      const chunk = e.scope();
+      try {
+        const id = this.identityFor(b, chunk);
+        let S = chunk.alloc(stacked * nf * 4, 'degeneracy.S');
+        jacobianGate(e, { inp: id, pre: f.scratch[this.L - 1]!, bias: this.biases[this.L - 1]!, out: S, rows: stacked, cols: nf, batch: b, rowOffset: r0, activation: last.activation });
+        let width = nf;
+        if (this.jac.has(this.L - 1)) waits.push(Promise.resolve(this.jac.get(this.L - 1)!.addBatch(S, stacked)));
+        for (let i = this.L - 2; i >= this.lo; i--) {
+          const l = this.model.layers[i]!;
+          const U = chunk.alloc(stacked * l.dOut * 4, 'degeneracy.U');
+          matmul(e, S, this.weights[i + 1]!, U, { m: stacked, n: l.dOut, k: width });
+          const T = chunk.alloc(stacked * l.dOut * 4, 'degeneracy.S');
+          jacobianGate(e, { inp: U, pre: f.scratch[i]!, bias: this.biases[i]!, out: T, rows: stacked, cols: l.dOut, batch: b, rowOffset: r0, activation: l.activation });
+          chunk.release(U, S); // recyclable after the next submit: the chunk's memory stays bounded
+          S = T;
+          width = l.dOut;
+          if (this.jac.has(i)) waits.push(Promise.resolve(this.jac.get(i)!.addBatch(S, stacked)));
+        }
+      } finally {
+        chunk.close();
       }
-      e.release(S, temporary ? id : undefined);
     }
     this.seen += rows;
     return Promise.all(waits);
   }
 
-  /** The stacked identity for a chunk of b datapoints: row o·b + r is e_o. */
-  private identityFor(b: number): { buf: GPUBuffer; temporary: boolean } {
-    if (b === this.chunkRows && this.identity) return { buf: this.identity, temporary: false };
+  /** The stacked identity for a chunk of b datapoints: row o·b + r is e_o (a short tail's lives in `chunk`). */
+  private identityFor(b: number, chunk: BufferScope): GPUBuffer {
+    if (b === this.chunkRows && this.identity) return this.identity;
     const nf = this.nOut;
     const data = new Float32Array(nf * b * nf);
     for (let o = 0; o < nf; o++) for (let r = 0; r < b; r++) data[(o * b + r) * nf + o] = 1;
     if (b === this.chunkRows) {
-      this.identity = this.engine.upload(data, 'degeneracy.identity');
-      return { buf: this.identity, temporary: false };
+      const id = this.buffers.upload(data, 'degeneracy.identity');
+      this.identity = id;
+      return id;
     }
-    return { buf: this.engine.upload(data, 'degeneracy.identity-tail'), temporary: true };
+    return chunk.upload(data, 'degeneracy.identity-tail');
   }
 
   async result(): Promise<DegeneracyStats> {
@@ -184,7 +193,7 @@ export class DegeneracyAccumulator {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.engine.release(...this.weights.filter(Boolean), ...this.biases.filter(Boolean), this.identity);
+    this.buffers.close();
     for (const m of [this.jac, this.signs, this.actGram, this.actSum] as Map<number, { dispose(): void }>[]) for (const a of m.values()) a.dispose();
   }
 }
@@ -209,11 +218,16 @@ export async function collectDegeneracyStats(
     let inflight: Promise<unknown> | undefined;
     for (let start = 0; start < data.n; start += batchSize) {
       const rows = Math.min(batchSize, data.n - start);
-      const x = engine.upload(await data.readRows(start, rows), 'batch');
-      const f = mlp.forward(x, rows, () => false, acc.upTo);
-      const p = acc.addBatch(f, rows);
-      mlp.release(f);
-      engine.release(x);
+      const batch = engine.scope();
+      let p: Promise<unknown>;
+      try {
+        const x = batch.upload(await data.readRows(start, rows), 'batch');
+        const f = mlp.forward(x, rows, () => false, acc.upTo);
+        p = acc.addBatch(f, rows);
+        mlp.release(f);
+      } finally {
+        batch.close();
+      }
       if (inflight) await inflight;
       inflight = p;
       progress('degeneracy', start + rows, data.n);

@@ -73,7 +73,7 @@ export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOpera
     for (let j = 0; j < r; j++) {
       const c = b.C[i * r + j]!;
       creal[i * r4 + j] = c;
-      cbias[j] += mu * c;
+      cbias[j]! += mu * c;
     }
   }
   let negMu: GPUBuffer | undefined;
@@ -133,7 +133,7 @@ export function projectBatch(engine: Engine, g: SectionOperands, xin: GPUBuffer,
 export function addPartials(engine: Engine, g: SectionOperands, part: GPUBuffer, chunks: number): Promise<void> {
   const n = g.p.ro * g.r;
   return engine.readF32(part, chunks * n).then((v) => {
-    for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t] += v[c * n + t]!;
+    for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) g.sum[t]! += v[c * n + t]!;
   });
 }
 

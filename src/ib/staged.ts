@@ -336,7 +336,7 @@ export function sumStats(sorted: Partial[]): StatsResult {
         }
         continue;
       }
-      for (let i = 0; i < v.length; i++) a[i] += v[i]!;
+      for (let i = 0; i < v.length; i++) a[i]! += v[i]!;
     }
   }
   return statsFromPartial({ ...sorted[0]!, tensors: acc }, n);
@@ -554,9 +554,9 @@ export function combineEdges(parts: Partial[], stage: { stats: StatsResult; base
       const acc = Float64Array.from(sorted[0]!.tensors[k]!);
       for (const p of sorted.slice(1)) {
         const v = p.tensors[k]!;
-        for (let i = 0; i < v.length; i++) acc[i] += v[i]!;
+        for (let i = 0; i < v.length; i++) acc[i]! += v[i]!;
       }
-      for (let i = 0; i < acc.length; i++) acc[i] /= n;
+      for (let i = 0; i < acc.length; i++) acc[i]! /= n;
       edges.set(l.key, { data: acc, rows: l.rows, cols: l.cols });
     }
   }

@@ -46,11 +46,12 @@ export function biasAct(engine: Engine, a: BiasActArgs): void {
   }
   const params = packParams(biasActKernel, { rows: a.rows, cols: a.cols, npts: a.gate ? a.npts! : 0 });
   // WebGPU forbids two writable bindings of one buffer; without a gate bind a 4-byte dummy.
-  const dummy = a.gate ? undefined : engine.alloc(4, 'bias_act.no-gate');
-  engine.dispatch(biasActKernel, {
-    bindings: { x: a.x, bias: a.bias, out: a.out, gate: a.gate ?? dummy!, points: a.points ?? a.bias, params },
-    workgroups: ceilDiv(n, 256),
-    overrides: { ACT: ACTIVATION_ID[a.activation], WRITE_GATE: a.gate ? 1 : 0 },
+  engine.withScope((s) => {
+    const gate = a.gate ?? s.alloc(4, 'bias_act.no-gate');
+    engine.dispatch(biasActKernel, {
+      bindings: { x: a.x, bias: a.bias, out: a.out, gate, points: a.points ?? a.bias, params },
+      workgroups: ceilDiv(n, 256),
+      overrides: { ACT: ACTIVATION_ID[a.activation], WRITE_GATE: a.gate ? 1 : 0 },
+    });
   });
-  engine.release(dummy);
 }

@@ -30,18 +30,20 @@ export function columnSums(engine: Engine, x: GPUBuffer, rows: number, d: number
   // Per invocation: seg rows + one merge per 32-row leaf (at most log2 deep) + 16 final levels.
   const seg = Math.max(2, Math.min(opts.segmentRows ?? COLUMN_SUM_SEGMENT_ROWS, Math.floor((engine.loopBudget - 64) / 2)));
   const cap = engine.limits.maxComputeWorkgroupsPerDimension;
-  let src = x;
-  let n = rows;
-  for (;;) {
-    const nseg = ceilDiv(n, seg);
-    if (nseg > cap) {
-      throw new IbgpuError('LIMIT_EXCEEDED', `column_sums: ${n} rows need ${nseg} segments, over ${cap} per dispatch`, 'sum fewer rows at a time');
+  engine.withScope((partials) => {
+    let src = x;
+    let n = rows;
+    for (;;) {
+      const nseg = ceilDiv(n, seg);
+      if (nseg > cap) {
+        throw new IbgpuError('LIMIT_EXCEEDED', `column_sums: ${n} rows need ${nseg} segments, over ${cap} per dispatch`, 'sum fewer rows at a time');
+      }
+      const dst = nseg === 1 ? out : partials.alloc(nseg * d * 4, 'column_sums.partial');
+      recordColumnSumWindow(engine, { buffer: src, offset: 0, size: src.size, base: 0, rows: n }, d, dst, seg);
+      if (src !== x) partials.release(src); // recorded work keeps it until submitted
+      if (nseg === 1) return;
+      src = dst;
+      n = nseg;
     }
-    const dst = nseg === 1 ? out : engine.alloc(nseg * d * 4, 'column_sums.partial');
-    recordColumnSumWindow(engine, { buffer: src, offset: 0, size: src.size, base: 0, rows: n }, d, dst, seg);
-    if (src !== x) engine.release(src);
-    if (nseg === 1) return;
-    src = dst;
-    n = nseg;
-  }
+  });
 }

@@ -81,15 +81,18 @@ export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuf
   checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
   const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
-  const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
   const params = packParams(edgesSquaredKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ });
-  engine.dispatch(edgesSquaredKernel, {
-    bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
-    workgroups: [ceilDiv(blocks, 64), chunks, 1],
+  // The partials are the caller's once recorded (kept out of the scope); released if recording throws.
+  return engine.withScope((s) => {
+    const part = s.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
+    engine.dispatch(edgesSquaredKernel, {
+      bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
+      workgroups: [ceilDiv(blocks, 64), chunks, 1],
+    });
+    return { part: s.keep(part), chunks };
   });
-  return { part, chunks };
 }
 
 /**
@@ -131,18 +134,19 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
   const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
-  const visits = engine.upload(lists.visits, 'edges.visits');
-  const changes = engine.alloc(changeBufferBytes(lists.changes.byteLength), 'edges.changes');
-  engine.write(changes, lists.changes);
-  const part = engine.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
   const blocksJ = r4 / 4;
   const blocks = (ro8 / 8) * blocksJ;
-  engine.dispatch(edgesSquaredDeltaKernel, {
-    bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
-    workgroups: [ceilDiv(blocks, 64), chunks, 1],
+  return engine.withScope((s) => {
+    const visits = s.upload(lists.visits, 'edges.visits');
+    const changes = s.alloc(changeBufferBytes(lists.changes.byteLength), 'edges.changes');
+    engine.write(changes, lists.changes);
+    const part = s.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
+    engine.dispatch(edgesSquaredDeltaKernel, {
+      bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
+      workgroups: [ceilDiv(blocks, 64), chunks, 1],
+    });
+    return { part: s.keep(part), chunks, changes: lists.count };
   });
-  engine.release(visits, changes);
-  return { part, chunks, changes: lists.count };
 }
 
 /**
@@ -196,19 +200,19 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const g = plantedFiringGates(rows, h, rand, { patterns: 4 });
   const { fh, at, bt } = edgeOperandLayouts(A, B, f, rows, h, ro, r);
   const { sum: want, abs: scale } = squaredEdgesF64(A, B, f, g, h, ro, r, Uint32Array.from({ length: rows }, (_, i) => i));
-  const bufs = { fhat: engine.upload(fh, 'check.fhat'), at: engine.upload(at, 'check.at'), bt: engine.upload(bt, 'check.bt'), gates: engine.upload(g, 'check.gates') };
-  const worst = async (run: { part: GPUBuffer; chunks: number }): Promise<number> => {
-    const v = await engine.readF32(run.part, run.chunks * ro * r);
-    engine.release(run.part);
-    let w = 0;
-    for (let t = 0; t < ro * r; t++) {
-      let got = 0;
-      for (let c = 0; c < run.chunks; c++) got += v[c * ro * r + t]!;
-      w = Math.max(w, Math.abs(got - want[t]!) / scale[t]!);
-    }
-    return w;
-  };
-  try {
+  return engine.withScope(async (s) => {
+    const bufs = { fhat: s.upload(fh, 'check.fhat'), at: s.upload(at, 'check.at'), bt: s.upload(bt, 'check.bt'), gates: s.upload(g, 'check.gates') };
+    const worst = async (run: { part: GPUBuffer; chunks: number }): Promise<number> => {
+      const v = await engine.readF32(s.adopt(run.part), run.chunks * ro * r);
+      s.release(run.part);
+      let w = 0;
+      for (let t = 0; t < ro * r; t++) {
+        let got = 0;
+        for (let c = 0; c < run.chunks; c++) got += v[c * ro * r + t]!;
+        w = Math.max(w, Math.abs(got - want[t]!) / scale[t]!);
+      }
+      return w;
+    };
     const shape = { fhat: bufs.fhat, at: bufs.at, bt: bufs.bt, rows, r, ro, h };
     const dense = await worst(recordEdgesSquared(engine, { ...shape, gates: bufs.gates }));
     const carried = await worst(recordEdgesSquaredDelta(engine, { ...shape, gates: g, order: signPatternOrder(g, rows, h), reset: CARRY_RESET_ROWS }));
@@ -218,7 +222,5 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
       name: 'edges', ok: dense <= limit && carried <= limit, ms: performance.now() - t0,
       detail: `squared edges ${rows}x${h}x${ro}x${r}: per-row kernel ${dense.toExponential(1)}, carried-Jacobian kernel ${carried.toExponential(1)} of Σ(|J| f)² (limit ${limit.toExponential(1)})`,
     };
-  } finally {
-    engine.release(bufs.fhat, bufs.at, bufs.bt, bufs.gates);
-  }
+  });
 }

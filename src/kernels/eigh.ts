@@ -217,15 +217,16 @@ export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n:
 
   const steps = 2 * p - 1;
   const normGroups = ceilDiv(N, 8);
-  const bA = engine.upload(host, 'eigh.a');
-  const bV = engine.upload(eye, 'eigh.v');
-  const bPairs = engine.upload(blockPairs(p), 'eigh.pairs');
-  const bRot = engine.alloc(p * TILE * TILE * 4, 'eigh.rot');
-  const bCount = engine.alloc(16, 'eigh.count');
-  const bPartial = engine.alloc(normGroups * 2 * 4, 'eigh.partial');
-  const bDiag = engine.alloc(N * 4, 'eigh.diag');
-  const bOut = engine.alloc(16, 'eigh.out');
+  const scope = engine.scope();
   try {
+    const bA = scope.upload(host, 'eigh.a');
+    const bV = scope.upload(eye, 'eigh.v');
+    const bPairs = scope.upload(blockPairs(p), 'eigh.pairs');
+    const bRot = scope.alloc(p * TILE * TILE * 4, 'eigh.rot');
+    const bCount = scope.alloc(16, 'eigh.count');
+    const bPartial = scope.alloc(normGroups * 2 * 4, 'eigh.partial');
+    const bDiag = scope.alloc(N * 4, 'eigh.diag');
+    const bOut = scope.alloc(16, 'eigh.out');
     let sweeps = 0;
     let converged = false;
     let off = Infinity;
@@ -276,7 +277,7 @@ export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n:
     }
     return { values, vectors, sweeps, converged, offNorm: off };
   } finally {
-    engine.release(bA, bV, bPairs, bRot, bCount, bPartial, bDiag, bOut);
+    scope.close();
   }
 }
 

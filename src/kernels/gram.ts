@@ -21,6 +21,7 @@
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { columnSumsF64, gramF64 } from '../cpu/gram.js';
 import type { Engine } from '../runtime/engine.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
@@ -238,6 +239,7 @@ export class GramAccumulator {
   /** The shift actually applied (the f32 rounding of opts.shift), or undefined. */
   readonly shift: Float32Array | undefined;
   private readonly engine: Engine;
+  private readonly buffers: BufferScope; // the shift and the resident Gram, released by dispose()
   private readonly windowRows: number;
   private readonly shiftBuf: GPUBuffer | null;
   private readonly sum: Float64Array | undefined; // host-f64: upper triangle used
@@ -257,6 +259,7 @@ export class GramAccumulator {
       );
     }
     this.engine = engine;
+    this.buffers = engine.scope();
     this.d = d;
     this.mode = opts.mode ?? 'host-f64';
     checkShape(this.mode === 'host-f64' || this.mode === 'gpu-f32', `GramAccumulator: unknown mode '${String(this.mode)}'`, "use 'host-f64' or 'gpu-f32'");
@@ -269,7 +272,7 @@ export class GramAccumulator {
       checkShape(opts.shift.length === d, `GramAccumulator: shift has length ${opts.shift.length}, expected d = ${d}`);
       checkFinite('GramAccumulator shift', opts.shift);
       this.shift = Float32Array.from(opts.shift);
-      this.shiftBuf = engine.upload(this.shift, 'gram.shift');
+      this.shiftBuf = this.buffers.upload(this.shift, 'gram.shift');
     } else {
       this.shift = undefined;
       this.shiftBuf = null;
@@ -277,7 +280,7 @@ export class GramAccumulator {
     if (this.mode === 'host-f64') {
       this.sum = new Float64Array(d * d);
     } else {
-      this.resident = engine.alloc(bytes, 'gram.resident');
+      this.resident = this.buffers.alloc(bytes, 'gram.resident');
       engine.clear(this.resident, 0, bytes);
     }
   }
@@ -299,11 +302,11 @@ export class GramAccumulator {
     }
     const done: Promise<void>[] = [];
     for (const w of wins) {
-      const part = this.engine.alloc(this.d * this.d * 4, 'gram.partial');
-      recordGramWindow(this.engine, this.variant, w, this.d, this.shiftBuf, part, false);
       // readF32 records the copy and submits synchronously; the partial can be recycled at once.
-      const read = this.engine.readF32(part, this.d * this.d);
-      this.engine.release(part);
+      const read = withPartial(this.engine, this.d * this.d * 4, 'gram.partial', (part) => {
+        recordGramWindow(this.engine, this.variant, w, this.d, this.shiftBuf, part, false);
+        return this.engine.readF32(part, this.d * this.d);
+      });
       done.push(read.then((p) => addUpper(this.sum!, p, this.d)));
     }
     const all = Promise.all(done).then(() => undefined);
@@ -317,12 +320,7 @@ export class GramAccumulator {
     this.assertLive();
     checkHost('GramAccumulator.addHost', x, rows, this.d);
     if (rows === 0) return;
-    const buf = this.engine.upload(x, 'gram.host-batch');
-    try {
-      await this.addBatch(buf, rows);
-    } finally {
-      this.engine.release(buf);
-    }
+    await this.engine.withScope(async (s) => this.addBatch(s.upload(x, 'gram.host-batch'), rows));
   }
 
   /** The full symmetric d×d SUM (not divided by N), row-major, float64. */
@@ -361,7 +359,7 @@ export class GramAccumulator {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.engine.release(this.shiftBuf ?? undefined, this.resident);
+    this.buffers.close();
   }
 
   private assertLive(): void {
@@ -373,7 +371,7 @@ export class GramAccumulator {
 function addUpper(acc: Float64Array, p: Float32Array, d: number): void {
   for (let i = 0; i < d; i++) {
     const o = i * d;
-    for (let k = o + i; k < o + d; k++) acc[k] += p[k]!;
+    for (let k = o + i; k < o + d; k++) acc[k]! += p[k]!;
   }
 }
 
@@ -435,12 +433,12 @@ export class ColumnSumAccumulator {
     const done: Promise<void>[] = [];
     for (const w of rowWindows(this.engine, x, d, rows, rowOffset, this.windowRows)) {
       const segRows = Math.max(COLSUM_SEGMENT_ROWS, ceilDiv(w.rows, cap));
-      const part = this.engine.alloc(ceilDiv(w.rows, segRows) * d * 4, 'colsum.partial');
-      const nseg = recordColumnSumWindow(this.engine, w, d, part, segRows);
-      const read = this.engine.readF32(part, nseg * d);
-      this.engine.release(part);
+      const read = withPartial(this.engine, ceilDiv(w.rows, segRows) * d * 4, 'colsum.partial', (part) => {
+        const nseg = recordColumnSumWindow(this.engine, w, d, part, segRows);
+        return this.engine.readF32(part, nseg * d);
+      });
       done.push(read.then((p) => {
-        for (let k = 0; k < p.length; k++) this.sum[k % d] += p[k]!;
+        for (let k = 0; k < p.length; k++) this.sum[k % d]! += p[k]!;
       }));
     }
     this.seen += rows;
@@ -454,12 +452,7 @@ export class ColumnSumAccumulator {
   async addHost(x: Float32Array, rows: number): Promise<void> {
     checkHost('ColumnSumAccumulator.addHost', x, rows, this.d);
     if (rows === 0) return;
-    const buf = this.engine.upload(x, 'colsum.host-batch');
-    try {
-      await this.addBatch(buf, rows);
-    } finally {
-      this.engine.release(buf);
-    }
+    await this.engine.withScope(async (s) => this.addBatch(s.upload(x, 'colsum.host-batch'), rows));
   }
 
   /** Float64 column sums (not divided by the row count). */
@@ -477,6 +470,20 @@ export class ColumnSumAccumulator {
 
   dispose(): void {
     this.pending = [];
+  }
+}
+
+/**
+ * Runs `record` (which records work into a fresh partial buffer and starts its readback) and
+ * releases the partial as soon as `record` returns: the readback's copy is already submitted,
+ * so the pool may recycle the buffer before the read resolves.
+ */
+function withPartial<T>(engine: Engine, bytes: number, label: string, record: (part: GPUBuffer) => Promise<T>): Promise<T> {
+  const scope = engine.scope();
+  try {
+    return record(scope.alloc(bytes, label));
+  } finally {
+    scope.close();
   }
 }
 

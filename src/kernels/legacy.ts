@@ -188,87 +188,88 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const bias = Float32Array.from({ length: xcols }, () => rnd());
   const q = Float32Array.from({ length: rows * cols }, () => 2 * rnd());
   const pre = (r: number, c: number): number => (c < xcols ? x[r * xcols + c]! + bias[c]! : Math.fround(rho));
-  const bufs = {
-    x: engine.upload(x, 'sc.x'), bias: engine.upload(bias, 'sc.bias'), q: engine.upload(q, 'sc.q'),
-    points: engine.upload(Float32Array.from([...alphas, ...weights]), 'sc.points'),
-  };
-  const stride = cols + xcols + 1;
-  const d0 = engine.alloc(rows * cols * 4, 'sc.d');
-  const z = engine.alloc(rows * stride * 4, 'sc.z');
-  engine.clear(z);
-  const a: PreactArgs = { x: bufs.x, bias: bufs.bias, rows, cols, xcols, rho, activation: 'gelu', points: bufs.points, npts: 3 };
-  legacyDifference(engine, a, d0, 1, 1);
-  legacyGated(engine, a, z, { k0: 0, k1: 3, scale: 2, q: bufs.q, stride, off: 0 });
-  legacyGated(engine, a, z, { k0: 2, k1: 3, scale: 1, stride, off: 0, accumulate: true });
-  copyColumns(engine, bufs.x, z, rows, xcols, stride, cols + 1);
-  const [gd, gz] = await Promise.all([engine.readF32(d0, rows * cols), engine.readF32(z, rows * stride)]);
-  let err = 0;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const p = pre(r, c);
-      err = Math.max(err, Math.abs(gd[r * cols + c]! - (act('gelu', p) - act('gelu', alphas[1]! * p))) / (1 + Math.abs(p)));
-      let g = 0;
-      for (let k = 0; k < 3; k++) g += weights[k]! * actGrad('gelu', alphas[k]! * p);
-      const want = 2 * g * q[r * cols + c]! + weights[2]! * actGrad('gelu', alphas[2]! * p);
-      err = Math.max(err, Math.abs(gz[r * stride + c]! - want) / (1 + Math.abs(want)));
+  return engine.withScope(async (s) => {
+    const bufs = {
+      x: s.upload(x, 'sc.x'), bias: s.upload(bias, 'sc.bias'), q: s.upload(q, 'sc.q'),
+      points: s.upload(Float32Array.from([...alphas, ...weights]), 'sc.points'),
+    };
+    const stride = cols + xcols + 1;
+    const d0 = s.alloc(rows * cols * 4, 'sc.d');
+    const z = s.alloc(rows * stride * 4, 'sc.z');
+    engine.clear(z);
+    const a: PreactArgs = { x: bufs.x, bias: bufs.bias, rows, cols, xcols, rho, activation: 'gelu', points: bufs.points, npts: 3 };
+    legacyDifference(engine, a, d0, 1, 1);
+    legacyGated(engine, a, z, { k0: 0, k1: 3, scale: 2, q: bufs.q, stride, off: 0 });
+    legacyGated(engine, a, z, { k0: 2, k1: 3, scale: 1, stride, off: 0, accumulate: true });
+    copyColumns(engine, bufs.x, z, rows, xcols, stride, cols + 1);
+    const [gd, gz] = await Promise.all([engine.readF32(d0, rows * cols), engine.readF32(z, rows * stride)]);
+    let err = 0;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const p = pre(r, c);
+        err = Math.max(err, Math.abs(gd[r * cols + c]! - (act('gelu', p) - act('gelu', alphas[1]! * p))) / (1 + Math.abs(p)));
+        let g = 0;
+        for (let k = 0; k < 3; k++) g += weights[k]! * actGrad('gelu', alphas[k]! * p);
+        const want = 2 * g * q[r * cols + c]! + weights[2]! * actGrad('gelu', alphas[2]! * p);
+        err = Math.max(err, Math.abs(gz[r * stride + c]! - want) / (1 + Math.abs(want)));
+      }
+      for (let c = 0; c < xcols; c++) err = Math.max(err, Math.abs(gz[r * stride + cols + 1 + c]! - x[r * xcols + c]!));
+      err = Math.max(err, Math.abs(gz[r * stride + cols]!)); // untouched column stays 0
     }
-    for (let c = 0; c < xcols; c++) err = Math.max(err, Math.abs(gz[r * stride + cols + 1 + c]! - x[r * xcols + c]!));
-    err = Math.max(err, Math.abs(gz[r * stride + cols]!)); // untouched column stays 0
-  }
-  // Functional edges: part_ij = Σ_n s_i (Σ_h A_ih g_h B_jh) f̂_j, twice with accumulate.
-  const r = 5;
-  const ro = 3;
-  const h = 6;
-  const r4 = pad4(r);
-  const ro8 = pad8(ro);
-  const fh = new Float32Array(rows * r4);
-  const gg = Float32Array.from({ length: rows * h }, () => (rnd() > 0 ? rnd() : 0));
-  const sv = new Float32Array(rows * ro8);
-  const at = new Float32Array(h * ro8);
-  const bt = new Float32Array(h * r4);
-  for (let n = 0; n < rows; n++) {
-    for (let j = 0; j < r; j++) fh[n * r4 + j] = rnd();
-    for (let i = 0; i < ro; i++) sv[n * ro8 + i] = rnd();
-  }
-  for (let hh = 0; hh < h; hh++) {
-    for (let i = 0; i < ro; i++) at[hh * ro8 + i] = rnd();
-    for (let j = 0; j < r; j++) bt[hh * r4 + j] = rnd();
-  }
-  const eb = {
-    fhat: engine.upload(fh, 'sc.fhat'), gates: engine.upload(gg, 'sc.g'), s: engine.upload(sv, 'sc.s'),
-    at: engine.upload(at, 'sc.at'), bt: engine.upload(bt, 'sc.bt'),
-  };
-  const chunkRows = 8;
-  const chunks = ceilDiv(rows, chunkRows);
-  const part = engine.alloc(chunks * ro * r * 4, 'sc.part');
-  recordEdgesFunctional(engine, { ...eb, rows, r, ro, h, chunkRows }, part, false);
-  recordEdgesFunctional(engine, { ...eb, rows, r, ro, h, chunkRows }, part, true);
-  const gp = await engine.readF32(part, chunks * ro * r);
-  let eerr = 0;
-  let scale = 0;
-  const E = new Float64Array(ro * r);
-  for (let n = 0; n < rows; n++) {
-    for (let i = 0; i < ro; i++) {
-      for (let j = 0; j < r; j++) {
-        let J = 0;
-        for (let hh = 0; hh < h; hh++) J += at[hh * ro8 + i]! * gg[n * h + hh]! * bt[hh * r4 + j]!;
-        E[i * r + j] += 2 * sv[n * ro8 + i]! * J * fh[n * r4 + j]!;
+    // Functional edges: part_ij = Σ_n s_i (Σ_h A_ih g_h B_jh) f̂_j, twice with accumulate.
+    const r = 5;
+    const ro = 3;
+    const h = 6;
+    const r4 = pad4(r);
+    const ro8 = pad8(ro);
+    const fh = new Float32Array(rows * r4);
+    const gg = Float32Array.from({ length: rows * h }, () => (rnd() > 0 ? rnd() : 0));
+    const sv = new Float32Array(rows * ro8);
+    const at = new Float32Array(h * ro8);
+    const bt = new Float32Array(h * r4);
+    for (let n = 0; n < rows; n++) {
+      for (let j = 0; j < r; j++) fh[n * r4 + j] = rnd();
+      for (let i = 0; i < ro; i++) sv[n * ro8 + i] = rnd();
+    }
+    for (let hh = 0; hh < h; hh++) {
+      for (let i = 0; i < ro; i++) at[hh * ro8 + i] = rnd();
+      for (let j = 0; j < r; j++) bt[hh * r4 + j] = rnd();
+    }
+    const eb = {
+      fhat: s.upload(fh, 'sc.fhat'), gates: s.upload(gg, 'sc.g'), s: s.upload(sv, 'sc.s'),
+      at: s.upload(at, 'sc.at'), bt: s.upload(bt, 'sc.bt'),
+    };
+    const chunkRows = 8;
+    const chunks = ceilDiv(rows, chunkRows);
+    const part = s.alloc(chunks * ro * r * 4, 'sc.part');
+    recordEdgesFunctional(engine, { ...eb, rows, r, ro, h, chunkRows }, part, false);
+    recordEdgesFunctional(engine, { ...eb, rows, r, ro, h, chunkRows }, part, true);
+    const gp = await engine.readF32(part, chunks * ro * r);
+    let eerr = 0;
+    let scale = 0;
+    const E = new Float64Array(ro * r);
+    for (let n = 0; n < rows; n++) {
+      for (let i = 0; i < ro; i++) {
+        for (let j = 0; j < r; j++) {
+          let J = 0;
+          for (let hh = 0; hh < h; hh++) J += at[hh * ro8 + i]! * gg[n * h + hh]! * bt[hh * r4 + j]!;
+          E[i * r + j]! += 2 * sv[n * ro8 + i]! * J * fh[n * r4 + j]!;
+        }
       }
     }
-  }
-  const sum = new Float64Array(ro * r);
-  for (let c = 0; c < chunks; c++) for (let t = 0; t < ro * r; t++) sum[t] += gp[c * ro * r + t]!;
-  for (let t = 0; t < ro * r; t++) {
-    scale = Math.max(scale, Math.abs(E[t]!));
-    eerr = Math.max(eerr, Math.abs(sum[t]! - E[t]!));
-  }
-  eerr /= scale || 1;
-  engine.release(d0, z, part, ...Object.values(bufs), ...Object.values(eb));
-  const ok = err < 1e-5 && eerr < 1e-5;
-  return {
-    name: 'legacy-terms+functional-edges',
-    ok,
-    detail: `terms max err ${err.toExponential(1)}, functional edges rel err ${eerr.toExponential(1)} (< 1e-5)`,
-    ms: performance.now() - t0,
-  };
+    const sum = new Float64Array(ro * r);
+    for (let c = 0; c < chunks; c++) for (let t = 0; t < ro * r; t++) sum[t]! += gp[c * ro * r + t]!;
+    for (let t = 0; t < ro * r; t++) {
+      scale = Math.max(scale, Math.abs(E[t]!));
+      eerr = Math.max(eerr, Math.abs(sum[t]! - E[t]!));
+    }
+    eerr /= scale || 1;
+    const ok = err < 1e-5 && eerr < 1e-5;
+    return {
+      name: 'legacy-terms+functional-edges',
+      ok,
+      detail: `terms max err ${err.toExponential(1)}, functional edges rel err ${eerr.toExponential(1)} (< 1e-5)`,
+      ms: performance.now() - t0,
+    };
+  });
 }

@@ -15,9 +15,9 @@ export const loopProbeKernel = defineKernel({
 });
 
 export async function executedIterations(engine: Engine, n: number): Promise<number> {
-  const out = engine.alloc(16, 'loop_probe.out');
-  engine.dispatch(loopProbeKernel, { bindings: { out, params: packParams(loopProbeKernel, { n }) }, workgroups: 1 });
-  const v = (await engine.readU32(out, 1))[0]!;
-  engine.release(out);
-  return v;
+  return engine.withScope(async (s) => {
+    const out = s.alloc(16, 'loop_probe.out');
+    engine.dispatch(loopProbeKernel, { bindings: { out, params: packParams(loopProbeKernel, { n }) }, workgroups: 1 });
+    return (await engine.readU32(out, 1))[0]!;
+  });
 }

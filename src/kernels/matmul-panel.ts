@@ -77,30 +77,31 @@ export function recordPanelMatmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c:
   const ncb = ceilDiv(p.n, mb);
   const nkc = ceilDiv(p.k, kb);
   const sizes = panelBytes(p, kb);
-  const ap = engine.allocUniformStorage(sizes.a, 'matmul-panels-a');
-  const bp = engine.allocUniformStorage(sizes.b, 'matmul-panels-b');
-  // op(A) is m x k: panels of mb rows x kb columns, [kk][row] inside; op(B) is k x n: kb x mb, [kk][col].
-  pack(engine, a, ap, p.m, p.k, p.lda, p.offA, p.transA, mb, kb, true);
-  pack(engine, b, bp, p.k, p.n, p.ldb, p.offB, p.transB, kb, mb, false);
-  const bytes = PANEL_FLOATS * 4;
-  const workgroups = (mb / 8) * (mb / 8) / 32;
-  for (let ib = 0; ib < nrb; ib++) {
-    for (let jb = 0; jb < ncb; jb++) {
-      for (let kc = 0; kc < nkc; kc++) {
-        const params = packParams(matmulPanelKernel, {
-          m: p.m, n: p.n, ldc: p.ldc, offC: p.offC, row0: ib * mb, col0: jb * mb,
-          first: kc === 0 ? 1 : 0, useBeta: p.beta !== 0 ? 1 : 0, alpha: p.alpha, beta: p.beta,
-        });
-        const aw: BufferWindow = { buffer: ap, offset: (ib * nkc + kc) * bytes, size: bytes };
-        const bw: BufferWindow = { buffer: bp, offset: (kc * ncb + jb) * bytes, size: bytes };
-        engine.dispatch(matmulPanelKernel, {
-          bindings: { ap: aw, bp: bw, c, params },
-          workgroups,
-          overrides: { KB: kb },
-          label: `matmul_panel${kb}`,
-        });
+  engine.withScope((s) => {
+    const ap = s.allocUniformStorage(sizes.a, 'matmul-panels-a');
+    const bp = s.allocUniformStorage(sizes.b, 'matmul-panels-b');
+    // op(A) is m x k: panels of mb rows x kb columns, [kk][row] inside; op(B) is k x n: kb x mb, [kk][col].
+    pack(engine, a, ap, p.m, p.k, p.lda, p.offA, p.transA, mb, kb, true);
+    pack(engine, b, bp, p.k, p.n, p.ldb, p.offB, p.transB, kb, mb, false);
+    const bytes = PANEL_FLOATS * 4;
+    const workgroups = (mb / 8) * (mb / 8) / 32;
+    for (let ib = 0; ib < nrb; ib++) {
+      for (let jb = 0; jb < ncb; jb++) {
+        for (let kc = 0; kc < nkc; kc++) {
+          const params = packParams(matmulPanelKernel, {
+            m: p.m, n: p.n, ldc: p.ldc, offC: p.offC, row0: ib * mb, col0: jb * mb,
+            first: kc === 0 ? 1 : 0, useBeta: p.beta !== 0 ? 1 : 0, alpha: p.alpha, beta: p.beta,
+          });
+          const aw: BufferWindow = { buffer: ap, offset: (ib * nkc + kc) * bytes, size: bytes };
+          const bw: BufferWindow = { buffer: bp, offset: (kc * ncb + jb) * bytes, size: bytes };
+          engine.dispatch(matmulPanelKernel, {
+            bindings: { ap: aw, bp: bw, c, params },
+            workgroups,
+            overrides: { KB: kb },
+            label: `matmul_panel${kb}`,
+          });
+        }
       }
     }
-  }
-  engine.release(ap, bp);
+  });
 }

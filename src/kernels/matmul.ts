@@ -202,46 +202,46 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
 
   // Operands are bound as vec4 arrays; a buffer whose size is not a 16-byte multiple (never a
   // pooled one) is copied into a padded pooled buffer so its last floats stay addressable.
-  const temps: GPUBuffer[] = [];
-  const padded = (buf: GPUBuffer): GPUBuffer => {
-    if (buf.size % 16 === 0) return buf;
-    const p = engine.alloc(alignUp(buf.size, 16), `${buf.label}-padded`);
-    engine.copy(buf, 0, p, 0, buf.size);
-    temps.push(p);
-    return p;
-  };
-  const pa = padded(a);
-  const pb = padded(b);
-
-  const record = (wa: Win, wb: Win, wc: Win, rows: number, batches: number, strides: [number, number, number]): void => {
-    const overrides = {
-      TRANS_A: r.transA ? 1 : 0,
-      TRANS_B: r.transB ? 1 : 0,
-      VEC_A: vecOk(r.lda, strides[0], wa.off) ? 1 : 0,
-      VEC_B: vecOk(r.ldb, strides[1], wb.off) ? 1 : 0,
+  // Padded copies live until the dispatches are recorded; the pool keeps them until they run.
+  engine.withScope((temps) => {
+    const padded = (buf: GPUBuffer): GPUBuffer => {
+      if (buf.size % 16 === 0) return buf;
+      const p = temps.alloc(alignUp(buf.size, 16), `${buf.label}-padded`);
+      engine.copy(buf, 0, p, 0, buf.size);
+      return p;
     };
-    engine.dispatch(variant.kernel, {
-      bindings: { a: wa.window, b: wb.window, c: wc.window, params: params(r, rows, wa.off, wb.off, wc.off, strides) },
-      workgroups: [gx, ceilDiv(rows, variant.tileM), batches],
-      overrides,
-      label: `matmul_${variantName}`,
-    });
-  };
+    const pa = padded(a);
+    const pb = padded(b);
 
-  const maxRowsPerDispatch = maxZ * variant.tileM;
-  const whole = [bindWindow(pa, 0, r.needA, align), bindWindow(pb, 0, r.needB, align), bindWindow(c, 0, r.needC, align)] as const;
-  if (whole.every((w) => w.bytes <= maxBytes) && r.m <= maxRowsPerDispatch) {
-    // Common case: one dispatch (per 65535 batches), the batch index is workgroup_id.z.
-    for (let z0 = 0; z0 < r.batch; z0 += maxZ) {
-      const nz = Math.min(maxZ, r.batch - z0);
-      const [wa, wb, wc] = whole;
-      record({ ...wa, off: wa.off + z0 * r.strideA }, { ...wb, off: wb.off + z0 * r.strideB }, { ...wc, off: wc.off + z0 * r.strideC },
-        r.m, nz, [r.strideA, r.strideB, r.strideC]);
+    const record = (wa: Win, wb: Win, wc: Win, rows: number, batches: number, strides: [number, number, number]): void => {
+      const overrides = {
+        TRANS_A: r.transA ? 1 : 0,
+        TRANS_B: r.transB ? 1 : 0,
+        VEC_A: vecOk(r.lda, strides[0], wa.off) ? 1 : 0,
+        VEC_B: vecOk(r.ldb, strides[1], wb.off) ? 1 : 0,
+      };
+      engine.dispatch(variant.kernel, {
+        bindings: { a: wa.window, b: wb.window, c: wc.window, params: params(r, rows, wa.off, wb.off, wc.off, strides) },
+        workgroups: [gx, ceilDiv(rows, variant.tileM), batches],
+        overrides,
+        label: `matmul_${variantName}`,
+      });
+    };
+
+    const maxRowsPerDispatch = maxZ * variant.tileM;
+    const whole = [bindWindow(pa, 0, r.needA, align), bindWindow(pb, 0, r.needB, align), bindWindow(c, 0, r.needC, align)] as const;
+    if (whole.every((w) => w.bytes <= maxBytes) && r.m <= maxRowsPerDispatch) {
+      // Common case: one dispatch (per 65535 batches), the batch index is workgroup_id.z.
+      for (let z0 = 0; z0 < r.batch; z0 += maxZ) {
+        const nz = Math.min(maxZ, r.batch - z0);
+        const [wa, wb, wc] = whole;
+        record({ ...wa, off: wa.off + z0 * r.strideA }, { ...wb, off: wb.off + z0 * r.strideB }, { ...wc, off: wc.off + z0 * r.strideC },
+          r.m, nz, [r.strideA, r.strideB, r.strideC]);
+      }
+    } else {
+      recordRowBlocks(r, what, pa, pb, c, maxBytes, align, maxRowsPerDispatch, variant.tileM, record);
     }
-  } else {
-    recordRowBlocks(r, what, pa, pb, c, maxBytes, align, maxRowsPerDispatch, variant.tileM, record);
-  }
-  engine.release(...temps);
+  });
 }
 
 /**
@@ -301,15 +301,13 @@ export async function matmulHost(
   checkFinite('matmul B', b);
   if (r.beta !== 0) checkFinite('matmul C', opts.c!);
   if (!opts.variant) await chooseMatmulVariant(engine);
-  const ba = engine.upload(a, 'matmul-a');
-  const bb = engine.upload(b, 'matmul-b');
-  const bc = r.beta !== 0 ? engine.upload(opts.c!.subarray(0, r.needC), 'matmul-c') : engine.alloc(r.needC * 4, 'matmul-c');
-  try {
+  return engine.withScope(async (s) => {
+    const ba = s.upload(a, 'matmul-a');
+    const bb = s.upload(b, 'matmul-b');
+    const bc = r.beta !== 0 ? s.upload(opts.c!.subarray(0, r.needC), 'matmul-c') : s.alloc(r.needC * 4, 'matmul-c');
     matmul(engine, ba, bb, bc, shape, opts);
-    return await engine.readF32(bc, r.needC);
-  } finally {
-    engine.release(ba, bb, bc);
-  }
+    return engine.readF32(bc, r.needC);
+  });
 }
 
 // ------------------------------------------------------------------------------ autotuning
@@ -391,13 +389,13 @@ async function tune(engine: Engine): Promise<MatmulTuning> {
   const size = engine.info.isSoftware ? 512 : 1024;
   const data = new Float32Array(size * size);
   for (let i = 0; i < data.length; i++) data[i] = ((i * 7919) % 1009) / 1009 - 0.5;
-  const a = engine.upload(data, 'matmul-tune-a');
-  const b = engine.upload(data, 'matmul-tune-b');
-  const c = engine.alloc(data.byteLength, 'matmul-tune-c');
   const shape: MatmulShape = { m: size, n: size, k: size };
   const ms: Partial<Record<MatmulVariantName, number>> = {};
   let bestSoFar = Infinity;
-  try {
+  await engine.withScope(async (s) => {
+    const a = s.upload(data, 'matmul-tune-a');
+    const b = s.upload(data, 'matmul-tune-b');
+    const c = s.alloc(data.byteLength, 'matmul-tune-c');
     for (const v of MATMUL_VARIANTS) {
       // The first run compiles and warms up; a variant already 4x slower than the best one is
       // not timed again (on a slow-load host the storage-load kernels take seconds at 512^3).
@@ -415,9 +413,7 @@ async function tune(engine: Engine): Promise<MatmulTuning> {
       ms[v] = best;
       bestSoFar = Math.min(bestSoFar, best);
     }
-  } finally {
-    engine.release(a, b, c);
-  }
+  });
   const variant = MATMUL_VARIANTS.reduce((x, y) => (ms[y]! < ms[x]! ? y : x));
   const store = tuningStore();
   store?.set(tuningKey(engine), { variant, size, ms, date: new Date().toISOString() });

@@ -35,6 +35,7 @@
 
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { signPatternsCpu, SIGN_HASH_SEED1, SIGN_HASH_SEED2, type SignPatternResult } from '../cpu/sign-patterns.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
@@ -188,6 +189,7 @@ export class SignPatternAccumulator {
   readonly cofireEnabled: boolean;
   readonly variant: SignPackVariant;
   private readonly engine: Engine;
+  private readonly buffers: BufferScope; // carry, state and the resident co-firing counts, released by dispose()
   private readonly windowRows: number;
   private readonly maxRowsPerReadback: number;
   private readonly blockWords: number;
@@ -206,6 +208,7 @@ export class SignPatternAccumulator {
   constructor(engine: Engine, d: number, opts: SignPatternOptions = {}) {
     checkShape(Number.isInteger(d) && d >= 1, `SignPatternAccumulator: d must be a positive integer, got ${d}`);
     this.engine = engine;
+    this.buffers = engine.scope();
     this.d = d;
     this.keepWords = opts.keepWords ?? false;
     this.cofireEnabled = opts.cofire ?? true;
@@ -236,15 +239,15 @@ export class SignPatternAccumulator {
     checkShape(bw >= 1, `SignPatternAccumulator: cofireBlockWords must be >= 1, got ${bw}`);
     this.blockWords = bw;
 
-    this.carry = engine.alloc(d * 4, 'sign.carry');
+    this.carry = this.buffers.alloc(d * 4, 'sign.carry');
     engine.clear(this.carry, 0, d * 4);
     const init = new Uint32Array(3 * d);
     init.fill(SIGN_HASH_SEED1, 0, d);
     init.fill(SIGN_HASH_SEED2, d, 2 * d);
-    this.state = engine.upload(init, 'sign.state');
+    this.state = this.buffers.upload(init, 'sign.state');
     this.countSum = new Float64Array(d);
     if (this.cofireEnabled) {
-      this.resident = engine.alloc(bytes, 'sign.cofire');
+      this.resident = this.buffers.alloc(bytes, 'sign.cofire');
       engine.clear(this.resident, 0, bytes);
       this.cofireSum = new Float64Array(d * d);
     }
@@ -295,12 +298,7 @@ export class SignPatternAccumulator {
       const nr = Math.min(chunk, rows - r);
       const part = pre.subarray(r * d, (r + nr) * d);
       const f32 = part instanceof Float32Array ? part : Float32Array.from(part, (v) => (v > 0 ? 1 : 0));
-      const buf = this.engine.upload(f32, 'sign.host-batch');
-      try {
-        this.addBatch(buf, nr);
-      } finally {
-        this.engine.release(buf);
-      }
+      this.engine.withScope((s) => this.addBatch(s.upload(f32, 'sign.host-batch'), nr));
     }
   }
 
@@ -313,50 +311,55 @@ export class SignPatternAccumulator {
     const complete = Math.floor((o + win.rows) / 32);
     const firstMask = firstMaskFor(o);
     const packedBytes = nw * d * 4;
-    const packed = e.alloc(packedBytes, 'sign.packed');
-    const packedWin = { buffer: packed, size: packedBytes };
-    const carry = { buffer: this.carry, size: d * 4 };
-    const state = { buffer: this.state, size: 3 * d * 4 };
+    // The packed words live until this window's work is recorded (and its readback started).
+    const scope = e.scope();
+    try {
+      const packed = scope.alloc(packedBytes, 'sign.packed');
+      const packedWin = { buffer: packed, size: packedBytes };
+      const carry = { buffer: this.carry, size: d * 4 };
+      const state = { buffer: this.state, size: 3 * d * 4 };
 
-    const perWorkgroup = this.variant === 'loop' ? PACK_WG : PACK_ATOMIC_NX; // ballot: NY = NX = 8 neurons
-    const packKernel = this.variant === 'ballot' ? signPackBallotKernel : this.variant === 'atomic' ? signPackAtomicKernel : signPackKernel;
-    e.dispatch(packKernel, {
-      bindings: {
-        pre: { buffer: win.buffer, offset: win.offset, size: win.size },
-        carry,
-        packed: packedWin,
-        params: packParams(packKernel, { rows: win.rows, d, base: win.base, offset: o, nw }),
-      },
-      workgroups: [ceilDiv(d, perWorkgroup), nw],
-    });
-    e.dispatch(signHashKernel, {
-      bindings: { packed: packedWin, state, carry, params: packParams(signHashKernel, { d, nw, complete, first_mask: firstMask }) },
-      workgroups: ceilDiv(d, HASH_WG),
-    });
-    if (this.resident) {
-      const wg = cofireWorkgroup(d);
-      const ntiles = ceilDiv(d, 4 * wg);
-      const npairs = (ntiles * (ntiles + 1)) / 2;
-      const groups = npairs * ((4 * wg) / COFIRE_RI);
-      const out = { buffer: this.resident, size: d * d * 4 };
-      for (let w0 = 0; w0 < nw; w0 += this.blockWords) {
-        const w1 = Math.min(nw, w0 + this.blockWords);
-        e.dispatch(cofireRegKernel, {
-          bindings: { words: packedWin, out, params: packParams(cofireRegKernel, { w0, w1, d, ntiles, npairs, first_mask: w0 === 0 ? firstMask : 0xffffffff }) },
-          workgroups: groups,
-          overrides: { WG: wg },
-        });
+      const perWorkgroup = this.variant === 'loop' ? PACK_WG : PACK_ATOMIC_NX; // ballot: NY = NX = 8 neurons
+      const packKernel = this.variant === 'ballot' ? signPackBallotKernel : this.variant === 'atomic' ? signPackAtomicKernel : signPackKernel;
+      e.dispatch(packKernel, {
+        bindings: {
+          pre: { buffer: win.buffer, offset: win.offset, size: win.size },
+          carry,
+          packed: packedWin,
+          params: packParams(packKernel, { rows: win.rows, d, base: win.base, offset: o, nw }),
+        },
+        workgroups: [ceilDiv(d, perWorkgroup), nw],
+      });
+      e.dispatch(signHashKernel, {
+        bindings: { packed: packedWin, state, carry, params: packParams(signHashKernel, { d, nw, complete, first_mask: firstMask }) },
+        workgroups: ceilDiv(d, HASH_WG),
+      });
+      if (this.resident) {
+        const wg = cofireWorkgroup(d);
+        const ntiles = ceilDiv(d, 4 * wg);
+        const npairs = (ntiles * (ntiles + 1)) / 2;
+        const groups = npairs * ((4 * wg) / COFIRE_RI);
+        const out = { buffer: this.resident, size: d * d * 4 };
+        for (let w0 = 0; w0 < nw; w0 += this.blockWords) {
+          const w1 = Math.min(nw, w0 + this.blockWords);
+          e.dispatch(cofireRegKernel, {
+            bindings: { words: packedWin, out, params: packParams(cofireRegKernel, { w0, w1, d, ntiles, npairs, first_mask: w0 === 0 ? firstMask : 0xffffffff }) },
+            workgroups: groups,
+            overrides: { WG: wg },
+          });
+        }
       }
+      if (this.keepWords) {
+        const W0 = Math.floor(this.seen / 32);
+        const read = e.readU32(packed, nw * d);
+        // Stored in stream order: the first word of a window completes the previous window's last.
+        const stored = this.wordChain.then(() => read).then((chunk) => this.storeWords(W0, chunk));
+        this.wordChain = stored.catch(() => undefined);
+        this.track(stored);
+      }
+    } finally {
+      scope.close();
     }
-    if (this.keepWords) {
-      const W0 = Math.floor(this.seen / 32);
-      const read = e.readU32(packed, nw * d);
-      // Stored in stream order: the first word of a window completes the previous window's last.
-      const stored = this.wordChain.then(() => read).then((chunk) => this.storeWords(W0, chunk));
-      this.wordChain = stored.catch(() => undefined);
-      this.track(stored);
-    }
-    e.release(packed);
     this.seen += win.rows;
     this.sinceDrain += win.rows;
   }
@@ -384,7 +387,7 @@ export class SignPatternAccumulator {
     const counts = e.readU32(this.state, d, 2 * d);
     e.clear(this.state, 8 * d, 4 * d);
     const parts: Promise<void>[] = [counts.then((c) => {
-      for (let a = 0; a < d; a++) this.countSum[a] += c[a]!;
+      for (let a = 0; a < d; a++) this.countSum[a]! += c[a]!;
     })];
     if (this.resident) {
       const m = e.readU32(this.resident, d * d);
@@ -392,7 +395,7 @@ export class SignPatternAccumulator {
       parts.push(m.then((c) => {
         const s = this.cofireSum!;
         for (let i = 0; i < d; i++) {
-          for (let k = i * d + i; k < (i + 1) * d; k++) s[k] += c[k]!;
+          for (let k = i * d + i; k < (i + 1) * d; k++) s[k]! += c[k]!;
         }
       }));
     }
@@ -407,18 +410,23 @@ export class SignPatternAccumulator {
     const d = this.d;
     const n = this.seen;
     this.drain();
-    const out = e.alloc(2 * d * 4, 'sign.hash');
-    e.dispatch(signHashFinalKernel, {
-      bindings: {
-        state: { buffer: this.state, size: 3 * d * 4 },
-        carry: { buffer: this.carry, size: d * 4 },
-        out: { buffer: out, size: 2 * d * 4 },
-        params: packParams(signHashFinalKernel, { d, partial: n % 32 === 0 ? 0 : 1, n_lo: n >>> 0, n_hi: Math.floor(n / 2 ** 32) >>> 0 }),
-      },
-      workgroups: ceilDiv(d, HASH_WG),
-    });
-    const hashes = e.readU32(out, 2 * d);
-    e.release(out);
+    const scope = e.scope();
+    let hashes: Promise<Uint32Array>;
+    try {
+      const out = scope.alloc(2 * d * 4, 'sign.hash');
+      e.dispatch(signHashFinalKernel, {
+        bindings: {
+          state: { buffer: this.state, size: 3 * d * 4 },
+          carry: { buffer: this.carry, size: d * 4 },
+          out: { buffer: out, size: 2 * d * 4 },
+          params: packParams(signHashFinalKernel, { d, partial: n % 32 === 0 ? 0 : 1, n_lo: n >>> 0, n_hi: Math.floor(n / 2 ** 32) >>> 0 }),
+        },
+        workgroups: ceilDiv(d, HASH_WG),
+      });
+      hashes = e.readU32(out, 2 * d); // the copy is submitted here: `out` may be recycled at once
+    } finally {
+      scope.close();
+    }
     const pending = this.pending;
     this.pending = [];
     const [h] = await Promise.all([hashes, ...pending]);
@@ -459,7 +467,7 @@ export class SignPatternAccumulator {
     if (this.disposed) return;
     this.disposed = true;
     this.pending = [];
-    this.engine.release(this.carry, this.state, this.resident);
+    this.buffers.close();
   }
 
   private assertLive(): void {

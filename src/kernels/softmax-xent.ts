@@ -71,11 +71,12 @@ export function softmaxXent(engine: Engine, a: SoftmaxXentArgs): void {
   checkShape(Number.isFinite(scale), `softmax_xent: scale = ${scale} must be finite`);
   const params = packParams(softmaxXentKernel, { rows, cols, stats_base: base, scale });
   // WebGPU forbids two writable bindings of one buffer; without a gradient bind a 4-byte dummy.
-  const dummy = a.grad ? undefined : engine.alloc(4, 'softmax_xent.no-grad');
-  engine.dispatch(softmaxXentKernel, {
-    bindings: { logits: a.logits, labels: a.labels, grad: a.grad ?? dummy!, stats: a.stats, params },
-    workgroups: ceilDiv(rows, WG),
-    overrides: { WRITE_GRAD: a.grad ? 1 : 0 },
+  engine.withScope((s) => {
+    const grad = a.grad ?? s.alloc(4, 'softmax_xent.no-grad');
+    engine.dispatch(softmaxXentKernel, {
+      bindings: { logits: a.logits, labels: a.labels, grad, stats: a.stats, params },
+      workgroups: ceilDiv(rows, WG),
+      overrides: { WRITE_GRAD: a.grad ? 1 : 0 },
+    });
   });
-  engine.release(dummy);
 }

@@ -62,9 +62,9 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
       const gr = grams[j]!;
       for (let a = 0; a < d; a++) {
         const fa = f[a]!;
-        sums[j]![a] += fa / n;
+        sums[j]![a]! += fa / n;
         if (fa === 0) continue;
-        for (let b = 0; b < d; b++) gr[a * d + b] += (fa * f[b]!) / n;
+        for (let b = 0; b < d; b++) gr[a * d + b]! += (fa * f[b]!) / n;
       }
       const h = l.dOut;
       const Gl = G[li]!;
@@ -73,7 +73,7 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
         for (let a = 0; a < h; a++) {
           const ga = Gl[o * h + a]!;
           if (ga === 0) continue;
-          for (let b = 0; b < h; b++) M[a * h + b] += (ga * Gl[o * h + b]!) / n;
+          for (let b = 0; b < h; b++) M[a * h + b]! += (ga * Gl[o * h + b]!) / n;
         }
       }
       if (hiddenRelu[j]) {
@@ -83,8 +83,8 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
         for (let a = 0; a < h; a++) {
           const ha = p[a]! > 0 ? p[a]! : 0;
           if (ha === 0) continue;
-          actM[j]![a] += ha / n;
-          for (let b = 0; b < h; b++) A[a * h + b] += (ha * (p[b]! > 0 ? p[b]! : 0)) / n;
+          actM[j]![a]! += ha / n;
+          for (let b = 0; b < h; b++) A[a * h + b]! += (ha * (p[b]! > 0 ? p[b]! : 0)) / n;
         }
       }
     });

@@ -2,6 +2,12 @@
 // batches of a pipeline keep reusing the same allocations. A released buffer is NOT reusable at
 // once: the pending (unsubmitted) encoder may still reference it, and a queue.writeBuffer into it
 // would land before that work runs. It waits in `retiring` until the scheduler's next submit.
+// Each buffer's state (live → retiring → free → live …) is tracked so that a second release of
+// the same buffer — which would put it in the free list twice and hand it to two owners — and a
+// use of a released buffer are caught where they happen instead of corrupting results later.
+
+/** Where a pooled buffer is in its life: handed out, released but maybe still referenced by unsubmitted work, or idle. */
+export type PooledState = 'live' | 'retiring' | 'free';
 
 export interface PoolStats {
   buffersLive: number;
@@ -23,7 +29,7 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private readonly free = new Map<string, GPUBuffer[]>();
   private retiring: GPUBuffer[] = [];
-  private readonly meta = new WeakMap<GPUBuffer, { key: string; size: number }>();
+  private readonly meta = new WeakMap<GPUBuffer, { key: string; size: number; state: PooledState }>();
   readonly stats: PoolStats = { buffersLive: 0, bytesLive: 0, bytesPeak: 0, bytesPooled: 0, allocations: 0, reuses: 0 };
 
   constructor(private readonly device: GPUDevice, private readonly maxBufferSize: number) {}
@@ -37,6 +43,8 @@ export class BufferPool {
     const list = this.free.get(key);
     const buf = list?.pop();
     if (buf) {
+      this.meta.get(buf)!.state = 'live';
+      buf.label = label; // errors and validation messages then name the new owner's buffer
       this.stats.reuses++;
       this.stats.bytesPooled -= size;
       this.stats.buffersLive++;
@@ -49,7 +57,7 @@ export class BufferPool {
 
   private allocate(size: number, usage: GPUBufferUsageFlags, label: string, key: string): GPUBuffer {
     const buf = this.device.createBuffer({ size, usage, label });
-    this.meta.set(buf, { key, size });
+    this.meta.set(buf, { key, size, state: 'live' });
     this.stats.allocations++;
     this.stats.buffersLive++;
     this.stats.bytesLive += size;
@@ -57,10 +65,12 @@ export class BufferPool {
     return buf;
   }
 
-  /** Gives a buffer back; it becomes reusable after the next submit. */
+  /** Gives a buffer back; it becomes reusable after the next submit. Releasing it twice throws. */
   release(buf: GPUBuffer): void {
     const m = this.meta.get(buf);
     if (!m) throw new Error(`buffer ${buf.label} was not allocated by this pool`);
+    if (m.state !== 'live') throw new Error(`buffer '${buf.label}' released twice (it is already ${m.state}): two owners would share it`);
+    m.state = 'retiring';
     this.retiring.push(buf);
   }
 
@@ -68,6 +78,7 @@ export class BufferPool {
   onSubmitted(): void {
     for (const buf of this.retiring) {
       const m = this.meta.get(buf)!;
+      m.state = 'free';
       let list = this.free.get(m.key);
       if (!list) this.free.set(m.key, (list = []));
       list.push(buf);
@@ -78,8 +89,9 @@ export class BufferPool {
     this.retiring = [];
   }
 
-  isRetiring(buf: GPUBuffer): boolean {
-    return this.retiring.includes(buf);
+  /** The buffer's state, or undefined for a buffer this pool did not allocate. */
+  stateOf(buf: GPUBuffer): PooledState | undefined {
+    return this.meta.get(buf)?.state;
   }
 
   /** Frees every pooled (idle) buffer. */

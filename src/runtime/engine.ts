@@ -7,10 +7,13 @@
 //   - every `maxDispatchesPerSubmit` dispatches, so long streams keep the GPU fed;
 //   - on flush() / sync() / dispose().
 // Released buffers return to the pool only after the submit that used them (BufferPool).
+// Buffers are owned by scopes (scope() / withScope(), buffer-scope.ts) that release them at exit;
+// recording work on a buffer that was already released throws (a use after release).
 
 import { IbgpuError } from '../errors.js';
 import { acquireGpu, adapterName, type AcquireOptions, type AdapterDescription, type GpuContext } from '../gpu/acquire.js';
 import { BufferPool, alignUp, type PoolStats } from './buffer-pool.js';
+import { BufferScope, runScoped } from './buffer-scope.js';
 import type { BindingValue, BufferWindow, KernelSpec } from './kernel-spec.js';
 import { PipelineCache } from './pipeline-cache.js';
 import { foldWorkgroups } from './workgroups.js';
@@ -158,6 +161,31 @@ export class Engine {
     for (const b of bufs) if (b) this.pool.release(b);
   }
 
+  /** A new buffer scope: buffers allocated through it are released when it closes (buffer-scope.ts). */
+  scope(): BufferScope {
+    return new BufferScope(this);
+  }
+
+  /**
+   * Runs `fn` with a fresh scope and closes it when `fn` returns or throws — after the returned
+   * promise settles when `fn` is async. Hand a result out with `scope.keep(buf)`.
+   */
+  withScope<T>(fn: (scope: BufferScope) => T): T {
+    return runScoped(() => this.scope(), fn);
+  }
+
+  /**
+   * Throws when `buf` was released: recording work on it could race its next owner. `what` names
+   * the operation, or the kernel when `binding` is given (the message is built only on failure).
+   */
+  private assertUsable(buf: GPUBuffer, what: string, binding?: string): void {
+    const state = this.pool.stateOf(buf);
+    if (state === 'retiring' || state === 'free') {
+      const where = binding === undefined ? what : `kernel ${what}: binding '${binding}'`;
+      throw new Error(`${where}: buffer '${buf.label}' was already released (${state}); release a buffer only after its last use`);
+    }
+  }
+
   /** Allocates a buffer and fills it with `data` (padded to 4 bytes). */
   upload(data: ArrayBufferView, label = 'upload'): GPUBuffer {
     const buf = this.alloc(alignUp(data.byteLength, 4), label);
@@ -168,6 +196,7 @@ export class Engine {
   /** Host write. Flushes first when pending work references `buf`, so that work sees old data. */
   write(buf: GPUBuffer, data: ArrayBufferView, byteOffset = 0): void {
     this.assertAlive();
+    this.assertUsable(buf, 'write');
     if (this.inFlight.has(buf)) this.flush();
     const bytes = data.byteLength;
     if (bytes % 4 === 0) {
@@ -183,6 +212,8 @@ export class Engine {
   /** Records a buffer-to-buffer copy in the pending encoder. */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.assertAlive();
+    this.assertUsable(src, 'copy source');
+    this.assertUsable(dst, 'copy destination');
     this.endPass();
     this.getEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.inFlight.add(src).add(dst);
@@ -191,6 +222,7 @@ export class Engine {
   /** Records a zero-fill of `buf` (whole or a range). */
   clear(buf: GPUBuffer, offset = 0, size?: number): void {
     this.assertAlive();
+    this.assertUsable(buf, 'clear');
     this.endPass();
     this.getEncoder().clearBuffer(buf, offset, size);
     this.inFlight.add(buf);
@@ -213,6 +245,7 @@ export class Engine {
           throw new IbgpuError('LIMIT_EXCEEDED', `kernel ${spec.name}: uniform '${b.name}' window of ${size} bytes at ${w.offset ?? 0} breaks the uniform binding limits`,
             `bind at most ${this.limits.maxUniformBufferBindingSize} bytes at a multiple of ${this.limits.minUniformBufferOffsetAlignment}`);
         }
+        this.assertUsable(w.buffer, spec.name, b.name);
         this.inFlight.add(w.buffer);
         return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
       }
@@ -233,6 +266,7 @@ export class Engine {
           'bind a window of the buffer (split the work into row blocks)',
         );
       }
+      this.assertUsable(w.buffer, spec.name, b.name);
       this.inFlight.add(w.buffer);
       return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
     });

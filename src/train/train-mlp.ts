@@ -190,20 +190,18 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
   // Held-out evaluation: forward passes in chunks, (loss, correct) per row, summed in float64.
   const evaluate = async (): Promise<{ testLoss: number | null; testAccuracy: number | null }> => {
     if (o.testCount === 0) return { testLoss: null, testAccuracy: null };
-    const stats = engine.alloc(2 * o.testCount * 4, 'train.test-stats');
-    try {
+    return engine.withScope(async (scope) => {
+      const stats = scope.alloc(2 * o.testCount * 4, 'train.test-stats');
       for (let r0 = 0; r0 < o.testCount; r0 += evalBatch) {
         const rows = Math.min(evalBatch, o.testCount - r0);
         const lo = o.trainCount + r0;
-        const xb = engine.upload(x.subarray(lo * d, (lo + rows) * d), 'train.test-x');
-        const lb = engine.upload(labels.subarray(lo, lo + rows), 'train.test-labels');
+        const xb = scope.upload(x.subarray(lo * d, (lo + rows) * d), 'train.test-x');
+        const lb = scope.upload(labels.subarray(lo, lo + rows), 'train.test-labels');
         trainer.evaluate(xb, lb, rows, { buffer: stats, base: r0 });
-        engine.release(xb, lb);
+        scope.release(xb, lb); // one batch at a time on the device
       }
       return summarize(await engine.readF32(stats, 2 * o.testCount), 'held-out');
-    } finally {
-      engine.release(stats);
-    }
+    });
   };
 
   const summarize = (s: Float32Array, what: string): { testLoss: number; testAccuracy: number } => {
@@ -230,8 +228,9 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
       const te = performance.now();
       const stage = `epoch ${epoch + 1}/${o.epochs}`;
       const order = epochOrder(o.seed, epoch, o.trainCount);
-      const stats = engine.alloc(2 * o.trainCount * 4, 'train.epoch-stats');
+      const epochScope = engine.scope();
       try {
+        const stats = epochScope.alloc(2 * o.trainCount * 4, 'train.epoch-stats');
         for (let s = 0; s < o.stepsPerEpoch; s++) {
           const r0 = s * o.batchSize;
           const rows = Math.min(o.batchSize, o.trainCount - r0);
@@ -240,10 +239,10 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
             xb.set(x.subarray(src * d, (src + 1) * d), r * d);
             lb[r] = labels[src]!;
           }
-          const xg = engine.upload(xb.subarray(0, rows * d), 'train.batch-x');
-          const lg = engine.upload(lb.subarray(0, rows), 'train.batch-labels');
+          const xg = epochScope.upload(xb.subarray(0, rows * d), 'train.batch-x');
+          const lg = epochScope.upload(lb.subarray(0, rows), 'train.batch-labels');
           trainer.step(xg, lg, rows, { buffer: stats, base: r0 });
-          engine.release(xg, lg);
+          epochScope.release(xg, lg); // one batch at a time on the device
           if ((s + 1) % SYNC_EVERY === 0 || s + 1 === o.stepsPerEpoch) {
             await engine.sync();
             opts.progress?.(stage, s + 1, o.stepsPerEpoch);
@@ -258,7 +257,7 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
         history.push(rec);
         opts.onEpoch?.(rec);
       } finally {
-        engine.release(stats);
+        epochScope.close();
       }
     }
     const params = await trainer.readParameters();

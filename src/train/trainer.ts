@@ -15,6 +15,7 @@ import { biasAct } from '../kernels/bias-act.js';
 import { columnSums } from '../kernels/column-sums.js';
 import { matmul, type MatmulVariantName } from '../kernels/matmul.js';
 import { softmaxXent } from '../kernels/softmax-xent.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 
 export interface TrainerLayerInit {
@@ -67,6 +68,7 @@ export class MlpTrainer {
   /** Adam steps taken so far. */
   steps = 0;
   private readonly layers: LayerState[];
+  private readonly parameters: BufferScope; // weights, gradients and Adam moments, released by dispose()
   private disposed = false;
 
   constructor(private readonly engine: Engine, init: TrainerLayerInit[], readonly hyper: AdamHyper, opts: TrainerOptions = {}) {
@@ -79,20 +81,21 @@ export class MlpTrainer {
       if (i > 0) checkShape(l.dIn === init[i - 1]!.dOut, `MlpTrainer: layer ${i} takes ${l.dIn} inputs, layer ${i - 1} gives ${init[i - 1]!.dOut}`);
     }
     this.matmulVariant = opts.matmulVariant ?? trainingMatmulVariant(engine);
+    this.parameters = engine.scope();
     this.layers = init.map((l, i) => {
       const nW = l.dIn * l.dOut;
       const zerosW = new Float32Array(nW);
       const zerosB = new Float32Array(l.dOut);
       return {
         dIn: l.dIn, dOut: l.dOut, activation: l.activation,
-        W: engine.upload(l.W, `train.${i}.W`),
-        b: engine.upload(l.b, `train.${i}.b`),
-        gW: engine.alloc(nW * 4, `train.${i}.gW`),
-        gb: engine.alloc(l.dOut * 4, `train.${i}.gb`),
-        mW: engine.upload(zerosW, `train.${i}.mW`),
-        vW: engine.upload(zerosW, `train.${i}.vW`),
-        mb: engine.upload(zerosB, `train.${i}.mb`),
-        vb: engine.upload(zerosB, `train.${i}.vb`),
+        W: this.parameters.upload(l.W, `train.${i}.W`),
+        b: this.parameters.upload(l.b, `train.${i}.b`),
+        gW: this.parameters.alloc(nW * 4, `train.${i}.gW`),
+        gb: this.parameters.alloc(l.dOut * 4, `train.${i}.gb`),
+        mW: this.parameters.upload(zerosW, `train.${i}.mW`),
+        vW: this.parameters.upload(zerosW, `train.${i}.vW`),
+        mb: this.parameters.upload(zerosB, `train.${i}.mb`),
+        vb: this.parameters.upload(zerosB, `train.${i}.vb`),
       };
     });
   }
@@ -107,17 +110,12 @@ export class MlpTrainer {
 
   /**
    * Records forward, loss and (with `backward`) the gradients of the mean loss of `rows` rows
-   * into the gradient buffers. Returns the scratch buffers to release.
+   * into the gradient buffers. Activations and their gradients are allocated in `scratch`.
    */
-  private record(x: GPUBuffer, labels: GPUBuffer, rows: number, stats: StatsTarget, backward: boolean): GPUBuffer[] {
+  private record(x: GPUBuffer, labels: GPUBuffer, rows: number, stats: StatsTarget, backward: boolean, scratch: BufferScope): void {
     const e = this.engine;
     const L = this.layers;
-    const scratch: GPUBuffer[] = [];
-    const alloc = (n: number, label: string): GPUBuffer => {
-      const b = e.alloc(n * 4, label);
-      scratch.push(b);
-      return b;
-    };
+    const alloc = (n: number, label: string): GPUBuffer => scratch.alloc(n * 4, label);
     const acts: GPUBuffer[] = [x];
     const pres: GPUBuffer[] = [];
     for (let i = 0; i < L.length; i++) {
@@ -135,7 +133,7 @@ export class MlpTrainer {
       logits: acts[L.length]!, labels, rows, cols: last.dOut, stats: stats.buffer, statsBase: stats.base,
       ...(gLogits ? { grad: gLogits, scale: 1 / rows } : {}),
     });
-    if (!gLogits) return scratch;
+    if (!gLogits) return;
     let g = gLogits; // ∂loss/∂(output of layer i)
     for (let i = L.length - 1; i >= 0; i--) {
       const l = L[i]!;
@@ -153,7 +151,6 @@ export class MlpTrainer {
         g = gx;
       }
     }
-    return scratch;
   }
 
   private checkBatch(x: GPUBuffer, labels: GPUBuffer, rows: number, stats: StatsTarget): void {
@@ -170,19 +167,20 @@ export class MlpTrainer {
    */
   step(x: GPUBuffer, labels: GPUBuffer, rows: number, stats: StatsTarget): void {
     this.checkBatch(x, labels, rows, stats);
-    const scratch = this.record(x, labels, rows, stats, true);
-    const t = ++this.steps;
-    for (const l of this.layers) {
-      adamUpdate(this.engine, { param: l.W, grad: l.gW, m: l.mW, v: l.vW, n: l.dIn * l.dOut, step: t, hyper: this.hyper });
-      adamUpdate(this.engine, { param: l.b, grad: l.gb, m: l.mb, v: l.vb, n: l.dOut, step: t, hyper: this.hyper });
-    }
-    this.engine.release(...scratch);
+    this.engine.withScope((scratch) => {
+      this.record(x, labels, rows, stats, true, scratch);
+      const t = ++this.steps;
+      for (const l of this.layers) {
+        adamUpdate(this.engine, { param: l.W, grad: l.gW, m: l.mW, v: l.vW, n: l.dIn * l.dOut, step: t, hyper: this.hyper });
+        adamUpdate(this.engine, { param: l.b, grad: l.gb, m: l.mb, v: l.vb, n: l.dOut, step: t, hyper: this.hyper });
+      }
+    });
   }
 
   /** Records a forward pass and the loss head only (evaluation): per-row (loss, correct) into `stats`. */
   evaluate(x: GPUBuffer, labels: GPUBuffer, rows: number, stats: StatsTarget): void {
     this.checkBatch(x, labels, rows, stats);
-    this.engine.release(...this.record(x, labels, rows, stats, false));
+    this.engine.withScope((scratch) => this.record(x, labels, rows, stats, false, scratch));
   }
 
   /**
@@ -190,12 +188,12 @@ export class MlpTrainer {
    * them (for gradient checks). Returns per-row losses too.
    */
   async gradients(x: Float32Array, labels: Uint32Array, rows: number): Promise<{ rowLoss: Float32Array; gW: Float32Array[]; gb: Float32Array[] }> {
-    const xb = this.engine.upload(x, 'train.grad-x');
-    const lb = this.engine.upload(labels, 'train.grad-labels');
-    const stats = this.engine.alloc(2 * rows * 4, 'train.grad-stats');
-    try {
+    return this.engine.withScope(async (scope) => {
+      const xb = scope.upload(x, 'train.grad-x');
+      const lb = scope.upload(labels, 'train.grad-labels');
+      const stats = scope.alloc(2 * rows * 4, 'train.grad-stats');
       this.checkBatch(xb, lb, rows, { buffer: stats, base: 0 });
-      this.engine.release(...this.record(xb, lb, rows, { buffer: stats, base: 0 }, true));
+      this.record(xb, lb, rows, { buffer: stats, base: 0 }, true, scope);
       const s = await this.engine.readF32(stats, 2 * rows);
       const gW: Float32Array[] = [];
       const gb: Float32Array[] = [];
@@ -204,9 +202,7 @@ export class MlpTrainer {
         gb.push(await this.engine.readF32(l.gb, l.dOut));
       }
       return { rowLoss: s.filter((_, i) => i % 2 === 0), gW, gb };
-    } finally {
-      this.engine.release(xb, lb, stats);
-    }
+    });
   }
 
   /** Current parameters, read back to the host. */
@@ -222,7 +218,7 @@ export class MlpTrainer {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const l of this.layers) this.engine.release(l.W, l.b, l.gW, l.gb, l.mW, l.vW, l.mb, l.vb);
+    this.parameters.close();
   }
 
   private assertLive(): void {

@@ -272,7 +272,7 @@ export async function mDashAttentionClosed(
     for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
       const y = Y[a]![k * d + i]!;
       if (y === 0) continue;
-      for (let j = 0; j < dV; j++) M[i * dV + j] += y * DZ[k * HdV + h * dV + j]!;
+      for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
     }
     T.push(M);
   }
@@ -314,14 +314,14 @@ export async function mDashAttentionClosed(
           for (let j1 = 0; j1 < NJ; j1++) {
             const v = row[j1]!;
             if (v === 0) continue;
-            for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2] += v * row[j2]!;
+            for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
           }
         }
         // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
         for (let sp = 0; sp < P; sp++) for (let a1 = 0; a1 < A; a1++) {
           const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
           if (p1 === 0) continue;
-          for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2] += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+          for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
         }
         piT[0] = 1;
         for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
@@ -333,14 +333,14 @@ export async function mDashAttentionClosed(
             if (pu === 0) continue;
             for (let j = 0; j < dV; j++) {
               const f = pu * wv[(h * P + u) * dV + j]!;
-              for (let c = 0; c < dH; c++) WQ[j * dH + c] += f * kap[(h * P + u) * dH + c]!;
+              for (let c = 0; c < dH; c++) WQ[j * dH + c]! += f * kap[(h * P + u) * dH + c]!;
             }
           }
           for (let a1 = 0; a1 < A; a1++) {
             const f = piT[a1]!;
             if (f === 0) continue;
             const o = (a1 * H + h) * dV * dH;
-            for (let e = 0; e < dV * dH; e++) OmQ[o + e] += f * WQ[e]!;
+            for (let e = 0; e < dV * dH; e++) OmQ[o + e]! += f * WQ[e]!;
           }
           // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h.
           for (let a1 = 0; a1 < A; a1++) {
@@ -350,11 +350,11 @@ export async function mDashAttentionClosed(
               const f = (a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!) * prob[h * P + sp]!;
               if (f === 0) continue;
               any = true;
-              for (let j = 0; j < dV; j++) om[j] += f * wv[(h * P + sp) * dV + j]!;
+              for (let j = 0; j < dV; j++) om[j]! += f * wv[(h * P + sp) * dV + j]!;
             }
             if (!any) continue;
             const o = (a1 * H + h) * dV * dH;
-            for (let j = 0; j < dV; j++) for (let c = 0; c < dH; c++) OmK[o + j * dH + c] += om[j]! * qh[h * dH + c]!;
+            for (let j = 0; j < dV; j++) for (let c = 0; c < dH; c++) OmK[o + j * dH + c]! += om[j]! * qh[h * dH + c]!;
           }
         }
         // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
@@ -366,13 +366,13 @@ export async function mDashAttentionClosed(
             for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
               const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
               if (bb === 0) continue;
-              for (let c = 0; c < dH; c++) tmp[u1 * dH + c] += bb * kap[(h2 * P + u2) * dH + c]!;
+              for (let c = 0; c < dH; c++) tmp[u1 * dH + c]! += bb * kap[(h2 * P + u2) * dH + c]!;
             }
             for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
               const kv = kap[(h1 * P + u1) * dH + c1]!;
               if (kv === 0) continue;
               const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2] += kv * tmp[u1 * dH + c2]!;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * tmp[u1 * dH + c2]!;
             }
           }
           // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
@@ -380,13 +380,13 @@ export async function mDashAttentionClosed(
           for (let u1 = 0; u1 < P; u1++) {
             const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
             if (bb === 0) continue;
-            for (let c = 0; c < dH; c++) vec[c] += bb * kap[(h1 * P + u1) * dH + c]!;
+            for (let c = 0; c < dH; c++) vec[c]! += bb * kap[(h1 * P + u1) * dH + c]!;
           }
           for (let c1 = 0; c1 < dH; c1++) {
             const v = vec[c1]!;
             if (v === 0) continue;
             for (let c2 = 0; c2 < dH; c2++) {
-              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
+              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
             }
           }
           // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
@@ -395,7 +395,7 @@ export async function mDashAttentionClosed(
           if (gam !== 0 && h2 >= h1) {
             for (let c1 = 0; c1 < dH; c1++) {
               const v = gam * qh[h1 * dH + c1]!;
-              for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2] += v * qh[h2 * dH + c2]!;
+              for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
             }
           }
         }
@@ -417,12 +417,12 @@ export async function mDashAttentionClosed(
         const f = Wab[a * A + a2]!;
         if (f === 0) continue;
         const yb = Y[a2]!.subarray(k * d, (k + 1) * d);
-        for (let i = 0; i < d; i++) yy[i] += f * yb[i]!;
+        for (let i = 0; i < d; i++) yy[i]! += f * yb[i]!;
       }
       for (let i = 0; i < d; i++) {
         const v = ya[i]!;
         if (v === 0) continue;
-        for (let i2 = 0; i2 < d; i2++) M[i * d + i2] += v * yy[i2]!;
+        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * yy[i2]!;
       }
     }
   }
@@ -441,7 +441,7 @@ export async function mDashAttentionClosed(
     for (let i = 0; i < d; i++) for (let j = 0; j < dV; j++) {
       const tv = Th[i * dV + j]!;
       if (tv === 0) continue;
-      for (let i2 = 0; i2 < d; i2++) X[i * d + i2] += tv * Zm[j * d + i2]!;
+      for (let i2 = 0; i2 < d; i2++) X[i * d + i2]! += tv * Zm[j * d + i2]!;
     }
   }
   // Ψ holds U, the upper head blocks of QQ and KK and the QK blocks; Ψ = U + Uᵀ once the
@@ -459,7 +459,7 @@ export async function mDashAttentionClosed(
   for (let i = 0; i < d; i++) for (let l1 = 0; l1 < L2; l1++) {
     const lv = J[i * m + HdV + l1]!;
     if (lv === 0) continue;
-    for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2] += lv * Psi[l1 * L2 + l2]!;
+    for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
   }
   const f = (weight * weight) / (N * P);
   for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
@@ -521,7 +521,7 @@ export async function edgesAttentionClosed(
     for (let k = 0; k < K; k++) for (let c = 0; c < dV; c++) {
       const z = DZ[k * HdV + h * dV + c]!;
       if (z === 0) continue;
-      for (let j = 0; j < r; j++) y[k * r + j] += z * Vt[c * r + j]!;
+      for (let j = 0; j < r; j++) y[k * r + j]! += z * Vt[c * r + j]!;
     }
     Yt.push(y);
     Kt.push(proj(HdV + h * dH, dH));
@@ -555,18 +555,18 @@ export async function edgesAttentionClosed(
       for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
         const pq = prob[h * P + q]!;
         if (pq === 0) continue;
-        for (let j = 0; j < r; j++) U[(h + 1) * r + j] += pq * u[q * r + j]!;
+        for (let j = 0; j < r; j++) U[(h + 1) * r + j]! += pq * u[q * r + j]!;
       }
       at.fill(0);
       bt.fill(0);
       for (let h = 0; h < H; h++) {
         for (let c = 0; c < dH; c++) {
           const qc = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
-          for (let j = 0; j < r; j++) bt[h * r + j] += qc * Kt[h]![c * r + j]!;
+          for (let j = 0; j < r; j++) bt[h * r + j]! += qc * Kt[h]![c * r + j]!;
         }
         for (let q = 0; q < P; q++) for (let c = 0; c < dH; c++) {
           const kc = vkq[q * m + HdV + h * dH + c]! / scale;
-          for (let j = 0; j < r; j++) at[(h * P + q) * r + j] += kc * Qt[h]![c * r + j]!;
+          for (let j = 0; j < r; j++) at[(h * P + q) * r + j]! += kc * Qt[h]![c * r + j]!;
         }
         for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
           Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
@@ -576,14 +576,14 @@ export async function edgesAttentionClosed(
         e.fill(0);
         for (let a = 0; a < A; a++) {
           const ya = Yt[a]!;
-          for (let j = 0; j < r; j++) e[j] += ya[k * r + j]! * U[a * r + j]!;
+          for (let j = 0; j < r; j++) e[j]! += ya[k * r + j]! * U[a * r + j]!;
         }
         for (let J2 = 0; J2 < NJ; J2++) {
           const c = ds[k * NJ + J2]!;
           if (c === 0) continue;
-          for (let j = 0; j < r; j++) e[j] += c * Gam[J2 * r + j]!;
+          for (let j = 0; j < r; j++) e[j]! += c * Gam[J2 * r + j]!;
         }
-        for (let j = 0; j < r; j++) E[k * r + j] += e[j]! * e[j]!;
+        for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
       }
     }
   }

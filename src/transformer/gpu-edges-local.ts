@@ -66,7 +66,7 @@ export function localEdgeFactors(
     for (let c = 0; c < d; c++) {
       const v = Cpinv[j * d + c]!;
       if (v === 0) continue;
-      for (let h = 0; h < m; h++) CpA[j * m + h] += v * Amap[c * m + h]!;
+      for (let h = 0; h < m; h++) CpA[j * m + h]! += v * Amap[c * m + h]!;
     }
   }
   const hasResidual = s.some((v) => v !== 0);
@@ -184,7 +184,7 @@ export async function edgesLocalGpu(
       const n = ro * rIn;
       const { part, chunks } = run;
       reads.push(engine.readF32(part, chunks * n).then((v) => {
-        for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) E[t] += v[c * n + t]!;
+        for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) E[t]! += v[c * n + t]!;
       }));
       engine.release(part, u);
       if (reads.length > 1) await Promise.all(reads.splice(0, reads.length - 1));

@@ -67,7 +67,7 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
         reads.push(engine.readF32(out, kb * rIn).then((part) => {
           for (let kk = 0; kk < kb; kk++) {
             const i = (k0 + kk) % g.rOut;
-            for (let j = 0; j < rIn; j++) E[i * rIn + j] += part[kk * rIn + j]!;
+            for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
           }
         }));
         engine.release(out);

@@ -143,7 +143,7 @@ export async function mDashLocalGpu(
       for (let a = 0; a < m; a++) {
         const ra = ri[a]!;
         if (ra === 0) continue;
-        for (let c = 0; c < m; c++) T[a * m + c] += ra * ri[c]!;
+        for (let c = 0; c < m; c++) T[a * m + c]! += ra * ri[c]!;
       }
     }
     for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
@@ -152,7 +152,7 @@ export async function mDashLocalGpu(
       for (let a = 0; a < m; a++) {
         const v = A[x * m + a]!;
         if (v === 0) continue;
-        for (let c = 0; c < m; c++) AT[x * m + c] += v * T[a * m + c]!;
+        for (let c = 0; c < m; c++) AT[x * m + c]! += v * T[a * m + c]!;
       }
     }
     const M = new Float64Array(d * d);
@@ -166,19 +166,19 @@ export async function mDashLocalGpu(
     for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) {
       const ra = r[i * m + a]! * sa[a]!;
       if (ra === 0) continue;
-      for (let y = 0; y < d; y++) Srs[a * d + y] += ra * sv[i * d + y]!;
+      for (let y = 0; y < d; y++) Srs[a * d + y]! += ra * sv[i * d + y]!;
     }
     const rowsTotal = N * P;
     for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
       let acc = 0;
       for (let a = 0; a < m; a++) acc += A[x * m + a]! * Srs[a * d + y]!;
-      M[x * d + y] += W * acc;
-      M[y * d + x] += W * acc;
+      M[x * d + y]! += W * acc;
+      M[y * d + x]! += W * acc;
     }
     for (let i = 0; i < K; i++) for (let x = 0; x < d; x++) {
       const v = sv[i * d + x]!;
       if (v === 0) continue;
-      for (let y = 0; y < d; y++) M[x * d + y] += W * W * rowsTotal * v * sv[i * d + y]!;
+      for (let y = 0; y < d; y++) M[x * d + y]! += W * W * rowsTotal * v * sv[i * d + y]!;
     }
     for (let k = 0; k < M.length; k++) M[k] = M[k]! / rowsTotal;
     return M;

@@ -117,7 +117,7 @@ export class PassesF64 implements TransformerPasses {
             const w = widths[j]!;
             for (let r = 0; r < K * Pin; r++) {
               const dst = (b * K * Pin + r) * dIn + off;
-              for (let a = 0; a < w; a++) G[dst + a] += wq * g[r * w + a]!;
+              for (let a = 0; a < w; a++) G[dst + a]! += wq * g[r * w + a]!;
             }
             off += w;
           });
@@ -138,7 +138,7 @@ export class PassesF64 implements TransformerPasses {
         for (let i = 0; i < dIn; i++) {
           const gi = G[o + i]!;
           if (gi === 0) continue;
-          for (let j = i; j < dIn; j++) M[i * dIn + j] += gi * G[o + j]!;
+          for (let j = i; j < dIn; j++) M[i * dIn + j]! += gi * G[o + j]!;
         }
       }
     });
@@ -178,7 +178,7 @@ export class PassesF64 implements TransformerPasses {
         for (let j = 0; j < rIn; j++) {
           let a = 0;
           for (let sp = 0; sp < Pin; sp++) a += H[(k * Pin + sp) * rIn + j]! * u[sp * rIn + j]!;
-          E[i * rIn + j] += a * a;
+          E[i * rIn + j]! += a * a;
         }
       }
     });
@@ -203,7 +203,7 @@ function concat(parts: readonly Float64Array[], widths: readonly number[], rows:
 /** Mean and Gram over `rows` = N·P_ℓ rows: centred with μ̃ (the mean with its last entry 0), or raw. */
 export function momentsOf(x: Float64Array, rows: number, dim: number, centred: boolean, positions: number): NodeStatsResult {
   const mean = new Float64Array(dim);
-  for (let r = 0; r < rows; r++) for (let a = 0; a < dim; a++) mean[a] += x[r * dim + a]!;
+  for (let r = 0; r < rows; r++) for (let a = 0; a < dim; a++) mean[a]! += x[r * dim + a]!;
   for (let a = 0; a < dim; a++) mean[a] = mean[a]! / rows;
   const shift = new Float64Array(dim);
   if (centred) {
@@ -217,7 +217,7 @@ export function momentsOf(x: Float64Array, rows: number, dim: number, centred: b
     for (let i = 0; i < dim; i++) {
       const ci = c[i]!;
       if (ci === 0) continue;
-      for (let j = i; j < dim; j++) G[i * dim + j] += ci * c[j]!;
+      for (let j = i; j < dim; j++) G[i * dim + j]! += ci * c[j]!;
     }
   }
   for (let i = 0; i < dim; i++) {

@@ -140,7 +140,7 @@ export function stochasticCotangents(
     for (let i = 0; i < rOut; i++) {
       const p = phi[row * rOut + i]!;
       if (p === 0) continue;
-      for (let a = 0; a < dOut; a++) cot[row * dOut + a] += p * Chat[a * rOut + i]!;
+      for (let a = 0; a < dOut; a++) cot[row * dOut + a]! += p * Chat[a * rOut + i]!;
     }
   }
   return { cot, K };

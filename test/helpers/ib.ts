@@ -99,7 +99,7 @@ export function foldedActs(model: MlpModel, x: ArrayLike<number>, n: number): { 
 export function gramOf(f: Float64Array, n: number, dim: number, centre = false): Float64Array {
   const mu = new Float64Array(dim);
   if (centre) {
-    for (let r = 0; r < n; r++) for (let c = 0; c < dim; c++) mu[c] += f[r * dim + c]! / n;
+    for (let r = 0; r < n; r++) for (let c = 0; c < dim; c++) mu[c]! += f[r * dim + c]! / n;
   }
   const y = new Float64Array(n * dim);
   for (let i = 0; i < y.length; i++) y[i] = f[i]! - mu[i % dim]!;
@@ -182,7 +182,7 @@ export function jacobianGram(s: Section, f: Float64Array, fh: Float64Array, n: n
       for (let b = a; b < s.r; b++) {
         let t = 0;
         for (let i = 0; i < s.ro; i++) t += J[i * s.r + a]! * J[i * s.r + b]!;
-        acc[a * s.r + b] += t / n;
+        acc[a * s.r + b]! += t / n;
       }
     }
   }
@@ -202,7 +202,7 @@ export function edgesRef(s: Section, f: Float64Array, fh: Float64Array, n: numbe
     for (let i = 0; i < s.ro; i++) {
       for (let j = 0; j < s.r; j++) {
         const a = J[i * s.r + j]! * fh[row * s.r + j]!;
-        E[i * s.r + j] += (a * a) / n;
+        E[i * s.r + j]! += (a * a) / n;
       }
     }
   }

@@ -11,13 +11,13 @@ export function randomOrthogonal(n: number, seed: number): Float64Array {
       for (let j = 0; j < k; j++) {
         let dot = 0;
         for (let i = 0; i < n; i++) dot += q[i * n + j]! * q[i * n + k]!;
-        for (let i = 0; i < n; i++) q[i * n + k] -= dot * q[i * n + j]!;
+        for (let i = 0; i < n; i++) q[i * n + k]! -= dot * q[i * n + j]!;
       }
     }
     let nrm = 0;
     for (let i = 0; i < n; i++) nrm += q[i * n + k]! ** 2;
     nrm = Math.sqrt(nrm);
-    for (let i = 0; i < n; i++) q[i * n + k] /= nrm;
+    for (let i = 0; i < n; i++) q[i * n + k]! /= nrm;
   }
   return q;
 }

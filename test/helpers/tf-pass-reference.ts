@@ -69,7 +69,7 @@ function integratedGrads(sec: SectionProgram, x: readonly Float64Array[], Chat: 
   pts.alphas.forEach((a, q) => {
     const vals = forwardF64(sec, x, 1, a);
     const gr = concatRows(vjpF64(sec, vals, cots, 1, K), wIn, K * pIn);
-    for (let e = 0; e < g.length; e++) g[e] += pts.weights[q]! * gr[e]!;
+    for (let e = 0; e < g.length; e++) g[e]! += pts.weights[q]! * gr[e]!;
   });
   return g;
 }
@@ -84,7 +84,7 @@ export function mDashF64(mp: ModelProgram, s: number, tokens: ArrayLike<number>,
   for (let n = 0; n < N; n++) {
     const g = integratedGrads(sec, sample(tuple, wIn, pIn, n), Chat, rOut, pts);
     const rows = g.length / dIn;
-    for (let r = 0; r < rows; r++) for (let a = 0; a < dIn; a++) for (let b = 0; b < dIn; b++) M[a * dIn + b] += g[r * dIn + a]! * g[r * dIn + b]!;
+    for (let r = 0; r < rows; r++) for (let a = 0; a < dIn; a++) for (let b = 0; b < dIn; b++) M[a * dIn + b]! += g[r * dIn + a]! * g[r * dIn + b]!;
   }
   return M.map((v) => v / (N * pIn));
 }
@@ -103,9 +103,9 @@ export function edgesF64(
   for (let n = 0; n < N; n++) {
     const f = concatRows(sample(tuple, wIn, pIn, n), wIn, pIn);
     const u = new Float64Array(pIn * rIn);
-    for (let p = 0; p < pIn; p++) for (let j = 0; j < rIn; j++) for (let c = 0; c < dIn; c++) u[p * rIn + j] += f[p * dIn + c]! * C[c * rIn + j]!;
+    for (let p = 0; p < pIn; p++) for (let j = 0; j < rIn; j++) for (let c = 0; c < dIn; c++) u[p * rIn + j]! += f[p * dIn + c]! * C[c * rIn + j]!;
     const fp = new Float64Array(pIn * dIn);
-    for (let p = 0; p < pIn; p++) for (let c = 0; c < dIn; c++) for (let j = 0; j < rIn; j++) fp[p * dIn + c] += u[p * rIn + j]! * Cpinv[j * dIn + c]!;
+    for (let p = 0; p < pIn; p++) for (let c = 0; c < dIn; c++) for (let j = 0; j < rIn; j++) fp[p * dIn + c]! += u[p * rIn + j]! * Cpinv[j * dIn + c]!;
     const g = integratedGrads(sec, splitRows(fp, wIn, pIn), Chat, rOut, pts);
     const K = pOut * rOut;
     for (let k = 0; k < K; k++) {
@@ -117,7 +117,7 @@ export function edgesF64(
           for (let c = 0; c < dIn; c++) h += g[(k * pIn + p) * dIn + c]! * Cpinv[j * dIn + c]!;
           e += h * u[p * rIn + j]!;
         }
-        E[i * rIn + j] += e * e;
+        E[i * rIn + j]! += e * e;
       }
     }
   }

@@ -87,8 +87,8 @@ export function forwardTransformerF64(model: TransformerModel, tokens: ArrayLike
           const e = sc.map((z) => (z === -Infinity ? 0 : Math.exp(z - mx)));
           const tot = e.reduce((p, q2) => p + q2, 0);
           const z = new Float64Array(dh);
-          for (let u = 0; u <= t; u++) for (let j = 0; j < dh; j++) z[j] += (e[u]! / tot) * v[u * dh + j]!;
-          for (let j = 0; j < dh; j++) for (let k = 0; k < d; k++) out[(s * Pq + t) * d + k] += z[j]! * b.WO[(h * dh + j) * d + k]!;
+          for (let u = 0; u <= t; u++) for (let j = 0; j < dh; j++) z[j]! += (e[u]! / tot) * v[u * dh + j]!;
+          for (let j = 0; j < dh; j++) for (let k = 0; k < d; k++) out[(s * Pq + t) * d + k]! += z[j]! * b.WO[(h * dh + j) * d + k]!;
         }
       }
     }

@@ -283,14 +283,14 @@ function processLikeTransformerLens(raw: Raw, c: TransformerConfig): void {
       for (let j = 0; j < cols; j++) {
         let s = 0;
         for (let k = 0; k < d; k++) s += ln.b[k]! * W[o + k * cols + j]!;
-        b[h * cols + j] += s;
+        b[h * cols + j]! += s;
       }
-      for (let k = 0; k < d; k++) for (let j = 0; j < cols; j++) W[o + k * cols + j] *= ln.w[k]!;
+      for (let k = 0; k < d; k++) for (let j = 0; j < cols; j++) W[o + k * cols + j]! *= ln.w[k]!;
       for (let j = 0; j < cols; j++) {
         let s = 0;
         for (let k = 0; k < d; k++) s += W[o + k * cols + j]!;
         s /= d;
-        for (let k = 0; k < d; k++) W[o + k * cols + j] -= s;
+        for (let k = 0; k < d; k++) W[o + k * cols + j]! -= s;
       }
     }
   };
@@ -307,7 +307,7 @@ function processLikeTransformerLens(raw: Raw, c: TransformerConfig): void {
       let s = 0;
       for (let k = 0; k < d; k++) s += a[r * d + k]!;
       s /= d;
-      for (let k = 0; k < d; k++) a[r * d + k] -= s;
+      for (let k = 0; k < d; k++) a[r * d + k]! -= s;
     }
   };
   centreRows(w.WE, V);
@@ -323,17 +323,17 @@ function processLikeTransformerLens(raw: Raw, c: TransformerConfig): void {
     let s = 0;
     for (let v = 0; v < V; v++) s += w.WU[k * V + v]!;
     s /= V;
-    for (let v = 0; v < V; v++) w.WU[k * V + v] -= s;
+    for (let v = 0; v < V; v++) w.WU[k * V + v]! -= s;
   }
   let sb = 0;
   for (let v = 0; v < V; v++) sb += w.bU[v]!;
-  for (let v = 0; v < V; v++) w.bU[v] -= sb / V;
+  for (let v = 0; v < V; v++) w.bU[v]! -= sb / V;
   // 4. fold_value_biases: b_O += Σ_h b_V[h]·W_O[h]; b_V := 0 (exact because softmax rows sum to 1).
   for (const b of w.blocks) {
     for (let h = 0; h < H; h++) {
       for (let j = 0; j < dh; j++) {
         const bv = b.bV[h * dh + j]!;
-        for (let k = 0; k < d; k++) b.bO[k] += bv * b.WO[(h * dh + j) * d + k]!;
+        for (let k = 0; k < d; k++) b.bO[k]! += bv * b.WO[(h * dh + j) * d + k]!;
       }
     }
     b.bV.fill(0);
