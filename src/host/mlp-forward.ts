@@ -32,12 +32,12 @@ function affineRow(x: Float64Array, xo: number, dIn: number, W: Float64Array, b:
     const w = i * dOut;
     let o = 0;
     for (; o + 4 <= dOut; o += 4) {
-      out[oo + o] += v * W[w + o]!;
-      out[oo + o + 1] += v * W[w + o + 1]!;
-      out[oo + o + 2] += v * W[w + o + 2]!;
-      out[oo + o + 3] += v * W[w + o + 3]!;
+      out[oo + o]! += v * W[w + o]!;
+      out[oo + o + 1]! += v * W[w + o + 1]!;
+      out[oo + o + 2]! += v * W[w + o + 2]!;
+      out[oo + o + 3]! += v * W[w + o + 3]!;
     }
-    for (; o < dOut; o++) out[oo + o] += v * W[w + o]!;
+    for (; o < dOut; o++) out[oo + o]! += v * W[w + o]!;
   }
 }
 
