@@ -30,9 +30,20 @@ export function reshiftGram(g: Float64Array, sum: Float64Array, n: number, s: Fl
   return out;
 }
 
+/** (1/n) Σ x xᵀ from G = (1/n) Σ (x − a)(x − a)ᵀ and the mean μ: G + aμᵀ + μaᵀ − aaᵀ (a = 0 when absent). */
+export function secondMoment(gram: Float64Array, mean: Float64Array, a?: Float64Array): Float64Array {
+  const out = Float64Array.from(gram);
+  if (!a) return out;
+  const d = mean.length;
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] = out[i * d + j]! + a[i]! * mean[j]! + mean[i]! * a[j]! - a[i]! * a[j]!;
+  return out;
+}
+
 export class GpuPasses implements TransformerPasses {
   readonly device: string;
   readonly model: GpuModel;
+  /** Per node layer (index), the second moment (1/(N·P)) Σ f fᵀ from the last nodeStats call. */
+  private readonly secondMoments = new Map<number, Float64Array>();
 
   constructor(
     private readonly engine: Engine,
@@ -71,7 +82,9 @@ export class GpuPasses implements TransformerPasses {
     return stats.map((s, k) => {
       const g = wanted ? reshiftGram(s.gram!, s.sum, s.rows, s.shift, wanted[k]!) : s.gram!;
       for (let i = 0; i < g.length; i++) g[i] = g[i]! / s.rows;
-      return { mean: s.sum.map((v) => v / s.rows), gram: g, dim: s.width, positions: s.positions };
+      const mean = s.sum.map((v) => v / s.rows);
+      this.secondMoments.set(nodes[k]!, secondMoment(g, mean, wanted?.[k]));
+      return { mean, gram: g, dim: s.width, positions: s.positions };
     });
   }
 
@@ -82,7 +95,8 @@ export class GpuPasses implements TransformerPasses {
 
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'edges')) return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
-    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts });
+    const S = this.secondMoments.get(s);
+    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, ...(S ? { secondMoment: S } : {}) });
   }
 
   dispose(): void {
