@@ -100,6 +100,37 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
+  it.each([3, undefined])('node activations kept by the statistics pass (batch %s) feed forwardTo: same rows as running the model', async (batch) => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const model = new GpuModel(engine, mp, P);
+    const fresh = [];
+    for (let node = 0; node < model.nodes.length; node++) {
+      const L = model.nodes[node]!;
+      const parts = model.forwardTo(tokens, 2, 4, node);
+      fresh.push(await Promise.all(parts.map((b, j) => engine.readF32(b, 4 * L.positions * L.widths[j]!))));
+      engine.release(...parts);
+    }
+    await centredNodeStatsGpu(engine, model, tokens, N, { batch, keepInModel: true, shiftFor: (sum, rows) => sum.map((v) => v / rows) });
+    expect(model.keptBytes()).toBeGreaterThan(0);
+    for (let node = 0; node < model.nodes.length; node++) {
+      const L = model.nodes[node]!;
+      const parts = model.forwardTo(tokens, 2, 4, node);
+      const got = await Promise.all(parts.map((b, j) => engine.readF32(b, 4 * L.positions * L.widths[j]!)));
+      engine.release(...parts);
+      got.forEach((g, j) => expect(Array.from(g)).toEqual(Array.from(fresh[node]![j]!)));
+    }
+    // Other tokens (another array) never read the kept rows.
+    const other = tokens.slice(0, 2 * P).map((t) => (t + 1) % vocab);
+    const parts = model.forwardTo(other, 0, 2, 1);
+    const ref = concatRows(nodeTuplesF64(mp, other, 2, P)[1]!, model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
+    const got = concatRows(await Promise.all(parts.map(async (b, j) => Float64Array.from(await engine.readF32(b, 2 * model.nodes[1]!.positions * model.nodes[1]!.widths[j]!)))),
+      model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
+    engine.release(...parts);
+    expectClose(got, ref, 'other tokens', 1e-5);
+    model.dispose();
+  });
+
   it.each([false, true])('M′ of both sections (last position %s), two Gauss–Legendre points', async (last) => {
     const engine = await getEngine();
     const mp = testModel(last);

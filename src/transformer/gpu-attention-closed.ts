@@ -211,26 +211,26 @@ class AttentionSample {
 
 /**
  * One batch's node activations through the GPU model, multiplied on the GPU by J (f32 matmul):
- * rows f·J [b·P, m], or with a basis (C, C⁺) the projected point's (f C C⁺)·J and u = f C [b·P, r].
+ * rows f·J [b·P, m], or with a basis the projected point's rows f'·J = (f C)(C⁺ J) and u = f C
+ * [b·P, r]; `CpJ` = C⁺J (r × m) is formed once in float64, so the d_in-wide f' is never built.
  */
 async function batchRows(
   engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
-  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; Cpb: GPUBuffer; r: number },
+  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; r: number },
 ): Promise<{ xj: Float32Array; u?: Float32Array }> {
   const rows = b * g.pIn;
   const inputs = model.forwardTo(tokens, first, b, s);
-  let f = concatTuple(engine, inputs, g.widthsIn, rows);
+  const f = concatTuple(engine, inputs, g.widthsIn, rows);
   engine.release(...inputs);
+  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
   let u: GPUBuffer | undefined;
   if (basis) {
     u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
     matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
-    engine.release(f);
-    f = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.fproj');
-    matmul(engine, u, basis.Cpb, f, { m: rows, n: g.dIn, k: basis.r });
+    matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
+  } else {
+    matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
   }
-  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
-  matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
   engine.release(f);
   const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
   engine.release(xjb);
@@ -537,14 +537,20 @@ export async function edgesAttentionClosed(
   const bt = new Float64Array(H * r);
   const Gam = new Float64Array(NJ * r);
   const e = new Float64Array(r);
-  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
+  const CpJ = new Float64Array(r * m);
+  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) {
+    const c = Cpinv[j * d + i]!;
+    if (c === 0) continue;
+    for (let col = 0; col < m; col++) CpJ[j * m + col] += c * J[i * m + col]!;
+  }
+  const Jb = engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
   const Cb = engine.upload(Float32Array.from(C), 'tf.C');
-  const Cpb = engine.upload(Float32Array.from(Cpinv), 'tf.Cpinv');
   try {
   for (let first = 0; first < N; first += B) {
     const b = Math.min(B, N - first);
     // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
-    const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, Cpb, r });
+    const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, r });
     const xj = rows.xj;
     const uAll = rows.u!;
     for (let n = 0; n < b; n++) {
@@ -588,7 +594,7 @@ export async function edgesAttentionClosed(
     }
   }
   } finally {
-    engine.release(Jb, Cb, Cpb);
+    engine.release(Jb, Cb);
   }
   const sc = (weight * weight) / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;

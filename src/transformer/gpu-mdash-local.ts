@@ -19,11 +19,12 @@
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
+import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
 import { actVjp, copyRows } from '../kernels/transformer-elementwise.js';
 import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
-import { samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 export type ActOp = Extract<Op, { kind: 'act' }>;
@@ -111,12 +112,12 @@ export async function mDashLocalGpu(
   const m = p.values[act.op.x]!.width;
   const P = g.pIn;
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
+  const A = bottomMap(p, act, g);
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
-  const gates = binary ? await reluGateMoments(engine, model, s, tokens, N, B, act, opts.points.alphas[0]!, opts.points.weights[0]!)
+  const gates = binary ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
     : await gateMoments(engine, model, s, tokens, N, B, act, opts.points);
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
-  const A = bottomMap(p, act, g);
   const W = opts.points.weights.reduce((x, y) => x + y, 0);
   const K = g.rOut;
   const d = g.dIn;
@@ -207,23 +208,30 @@ async function gateMoments(
   }
 }
 
-/** The same for ReLU at one point α > 0: a = w·[x > 0], from the co-firing and firing counts. */
+/**
+ * The same for ReLU at one point α > 0: a = w·[x > 0], from the co-firing and firing counts. The
+ * ops before the act are linear and homogeneous (no op adds a constant; biases are folded into
+ * the inputs' constant column), so x = α·f·A with A = bottomMap, and [α·x > 0] = [f·A > 0]: one
+ * matmul per batch gives the signs, without the rest of the section.
+ */
 async function reluGateMoments(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, B: number, act: { op: ActOp; index: number },
-  alpha: number, w: number,
+  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, B: number, g: SectionGeometry,
+  A: Float64Array, m: number, w: number,
 ): Promise<{ Ga: Float64Array; sa: Float64Array }> {
-  const sec = model.sections[s]!;
-  const m = sec.program.values[act.op.x]!.width;
-  const P = model.nodes[s]!.positions;
   const signs = new SignPatternAccumulator(engine, m);
+  const Ab = engine.upload(Float32Array.from(A), 'tf.bottom-map');
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
+      const rows = b * g.pIn;
       const inputs = model.forwardTo(tokens, first, b, s);
-      const st = sec.forward(inputs, b, { alpha });
-      signs.addBatch(st.values.get(act.op.x)!, b * P);
-      sec.releaseState(st);
+      const f = concatTuple(engine, inputs, g.widthsIn, rows);
       engine.release(...inputs);
+      const x = engine.alloc(Math.max(16, rows * m * 4), 'tf.pre-act');
+      matmul(engine, f, Ab, x, { m: rows, n: m, k: g.dIn });
+      engine.release(f);
+      signs.addBatch(x, rows);
+      engine.release(x);
     }
     const r = await signs.result();
     const Ga = r.cofire;
@@ -231,5 +239,6 @@ async function reluGateMoments(
     return { Ga, sa: r.fireCount.map((c) => w * c) };
   } finally {
     signs.dispose();
+    engine.release(Ab);
   }
 }

@@ -68,6 +68,7 @@ export class GpuPasses implements TransformerPasses {
       const mu = new Map<number, Float64Array>();
       stats = await centredNodeStatsGpu(this.engine, this.model, this.tokens, this.n, {
         nodes,
+        keepInModel: true,
         shiftFor: (sum, rows, node) => {
           const m = sum.map((v) => v / rows);
           m[m.length - 1] = 0;
