@@ -25,8 +25,8 @@ describe('host thread pool', () => {
     const g = gaussian(rng(3 + extra));
     const sh: AttentionShape = { heads: 3, dHead: 5, dV: 4, scale: 2.2, causal: true, P: 4, m: 3 * 4 + 2 * 3 * 5, K: 6 };
     const N = SAMPLE_CHUNK * extra + 13;
-    const xj = Float32Array.from({ length: N * sh.P * sh.m }, () => g());
-    const u = Float32Array.from({ length: N * sh.P * 7 }, () => g());
+    const xj = Float64Array.from({ length: N * sh.P * sh.m }, () => g());
+    const u = Float64Array.from({ length: N * sh.P * 7 }, () => g());
     const DZ = Float64Array.from({ length: sh.K * sh.heads * sh.dV }, () => g());
     const A = sh.heads + 1;
     const tables = {
@@ -42,8 +42,8 @@ describe('host thread pool', () => {
     for (const threads of [true, false]) {
       const outM = shared(new Float64Array(chunks.length * per), threads) as Float64Array;
       const outE = shared(new Float64Array(chunks.length * sh.K * 7), threads) as Float64Array;
-      const x = shared(xj, threads) as Float32Array;
-      const uu = shared(u, threads) as Float32Array;
+      const x = shared(xj, threads) as Float64Array;
+      const uu = shared(u, threads) as Float64Array;
       const dz = shared(DZ, threads) as Float64Array;
       const tb = { r: 7, Yt: shared(tables.Yt, threads) as Float64Array, Kt: shared(tables.Kt, threads) as Float64Array, Qt: shared(tables.Qt, threads) as Float64Array };
       await runHostTasks('attention-mdash', chunks.map(([n0, n1], i) => ({ shape: sh, DZ: dz, alpha: 0.9, xj: x, n0, n1, out: outM.subarray(i * per, (i + 1) * per) })), { threads });

@@ -41,8 +41,8 @@ export class AttentionSample {
     this.ds = new Float64Array(K * op.heads * P);
   }
 
-  /** xj: the sample's rows f·J [P, m] (f32, from the GPU); alpha: the integration point. */
-  run(xj: Float32Array, alpha: number): void {
+  /** xj: the sample's rows f·J [P, m] (from the GPU in f32, or float64 tables); alpha: the integration point. */
+  run(xj: Float64Array, alpha: number): void {
     const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
     const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
     const t = P - 1;
@@ -112,9 +112,9 @@ export function mDashSumsView(sh: AttentionShape, buf: Float64Array, offset = 0)
 
 /**
  * Adds samples [n0, n1) to `out` (zeroed by the caller for a fresh partial): xj holds the rows
- * f·J [P, m] per sample (f32, from the GPU), DZ the cotangents on z (K × H·dV), alpha the point.
+ * f·J [P, m] per sample (from the GPU in f32, or float64 tables), DZ the cotangents on z (K × H·dV), alpha the point.
  */
-export function addMDashAttentionSums(sh: AttentionShape, DZ: Float64Array, alpha: number, xj: Float32Array, n0: number, n1: number, out: MDashAttentionSums): void {
+export function addMDashAttentionSums(sh: AttentionShape, DZ: Float64Array, alpha: number, xj: Float64Array, n0: number, n1: number, out: MDashAttentionSums): void {
   const { P, m, K } = sh;
   const H = sh.heads, dH = sh.dHead, dV = sh.dV, scale = sh.scale;
   const t = P - 1;
@@ -247,7 +247,7 @@ export interface EdgeAttentionTables {
  * the weight and the divisor: xj the projected rows f'·J [P, m], u = f C [P, r] per sample (f32).
  */
 export function addEdgeAttentionSums(
-  sh: AttentionShape, DZ: Float64Array, alpha: number, tables: EdgeAttentionTables, xj: Float32Array, uAll: Float32Array, n0: number, n1: number, E: Float64Array,
+  sh: AttentionShape, DZ: Float64Array, alpha: number, tables: EdgeAttentionTables, xj: Float64Array, uAll: Float64Array, n0: number, n1: number, E: Float64Array,
 ): void {
   const { P, m, K } = sh;
   const H = sh.heads, dH = sh.dHead, scale = sh.scale;

@@ -10,7 +10,7 @@ export interface MDashAttentionChunk {
   shape: AttentionShape;
   DZ: Float64Array;
   alpha: number;
-  xj: Float32Array;
+  xj: Float64Array;
   n0: number;
   n1: number;
   /** The chunk's partial: a zeroed region of Σ mDashSumLengths values. */
@@ -22,8 +22,8 @@ export interface EdgeAttentionChunk {
   DZ: Float64Array;
   alpha: number;
   tables: EdgeAttentionTables;
-  xj: Float32Array;
-  u: Float32Array;
+  xj: Float64Array;
+  u: Float64Array;
   n0: number;
   n1: number;
   /** The chunk's partial E (K × r), zeroed. */

@@ -27,12 +27,16 @@
 //
 // Exactness: the same function as the generic VJP path (no approximation), evaluated in float64
 // on the host from the f32 rows f·J (and u = f·C for the edges) that the GPU model and the shared
-// matmul kernel produce; the small sums above are float64 throughout. One integration point only
+// matmul kernel produce; the small sums above are float64 throughout. When the section reads node
+// layer 0 and the vocabulary is no larger than N, the rows come instead from float64 tables per
+// (token, position) (tokenRowTable): no GPU pass and no f32 at all. The per-sample sums run in
+// src/host/attention-sums.ts, in chunks on the host worker threads. One integration point only
 // (gradient method; more points mix the α's inside the square and take the generic path).
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
 
-import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { embedF64, forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { IbgpuError } from '../errors.js';
 import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
@@ -157,8 +161,8 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
  */
 async function batchRows(
   engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
-  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; r: number },
-): Promise<{ xj: Float32Array; u?: Float32Array }> {
+  Jb: GPUBuffer, m: number, shared: boolean, basis?: { Cb: GPUBuffer; r: number },
+): Promise<{ xj: Float64Array; u?: Float64Array }> {
   const rows = b * g.pIn;
   const inputs = model.forwardTo(tokens, first, b, s);
   const f = concatTuple(engine, inputs, g.widthsIn, rows);
@@ -176,7 +180,60 @@ async function batchRows(
   const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
   engine.release(xjb);
   if (u) engine.release(u);
-  return { xj, u: uh };
+  return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+}
+
+/**
+ * Node layer 0's rows per (token, position), [vocab·P, d_in] in float64, when they are a function
+ * of the token and its position only (an embedding stage without attention or lastPos) and the
+ * table is smaller than the data (vocab ≤ N) and 64 MiB: the closed forms then read their rows
+ * f·J and u = f·C from tables of vocab·P rows instead of a GPU pass over the data (rib's
+ * modular addition: 114·3 rows for 3830 samples), exactly, in float64.
+ */
+function tokenRowTable(model: GpuModel, s: number, N: number, widest: number): Float64Array | undefined {
+  const mp = model.mp;
+  const emb = mp.embed;
+  if (s !== 0 || !emb || mp.pre.ops.some((op) => op.kind === 'attention' || op.kind === 'lastPos')) return undefined;
+  const V = emb.vocab, P = model.P;
+  if (V > N || V * P * widest * 8 > 64 * 2 ** 20) return undefined;
+  const toks = new Int32Array(V * P);
+  for (let v = 0; v < V; v++) toks.fill(v, v * P, (v + 1) * P);
+  const vals = forwardF64(mp.pre, embedF64(emb, toks, V, P), V);
+  const L = model.nodes[0]!;
+  const out = new Float64Array(V * P * L.width);
+  let c0 = 0;
+  mp.pre.outputs.forEach((id, j) => {
+    const w = L.widths[j]!;
+    const x = vals[id]!;
+    for (let row = 0; row < V * P; row++) for (let c = 0; c < w; c++) out[row * L.width + c0 + c] = x[row * w + c]!;
+    c0 += w;
+  });
+  return out;
+}
+
+/** table (rows × k) · M (k × n), float64. */
+function mulF64(table: Float64Array, rows: number, k: number, M: Float64Array, n: number): Float64Array {
+  const out = new Float64Array(rows * n);
+  for (let i = 0; i < rows; i++) for (let a = 0; a < k; a++) {
+    const v = table[i * k + a]!;
+    if (v === 0) continue;
+    for (let c = 0; c < n; c++) out[i * n + c] += v * M[a * n + c]!;
+  }
+  return out;
+}
+
+/** Rows [b·P, w] of samples [first, first + b) looked up in a per-(token, position) table [vocab·P, w]. */
+function lookupRows(table: Float64Array, w: number, tokens: ArrayLike<number>, vocab: number, P: number, first: number, b: number, shared: boolean): Float64Array {
+  const out = hostF64(new Float64Array(0), shared, b * P * w);
+  for (let i = 0; i < b * P; i++) {
+    const t = tokens[first * P + i]!;
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+      throw new IbgpuError('BAD_FILE', `token ${i % P} of sample ${first + Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`, 'check that the dataset was tokenised for this model');
+    }
+    const row = t * P + (i % P);
+    out.set(table.subarray(row * w, (row + 1) * w), i * w);
+  }
+  return out;
 }
 
 function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
@@ -190,11 +247,15 @@ function sampleChunks(b: number): [number, number][] {
   return out;
 }
 
-/** `a` itself, or with `shared` a copy in shared memory (what host worker threads can write and read without copies). */
-function hostArray<T extends Float32Array | Float64Array>(a: T, shared: boolean): T {
-  if (!shared) return a;
-  const b = new (a.constructor as new (buf: SharedArrayBuffer) => T)(new SharedArrayBuffer(a.byteLength));
-  b.set(a);
+/**
+ * `a` as float64 (itself when it is one already and `shared` is off), in shared memory with
+ * `shared` (what the host worker threads read and write without copies); `length` zeros when given.
+ */
+function hostF64(a: Float32Array | Float64Array, shared: boolean, length?: number): Float64Array {
+  const n = length ?? a.length;
+  if (!shared && length === undefined && a instanceof Float64Array) return a;
+  const b = shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n);
+  if (length === undefined) b.set(a);
   return b;
 }
 
@@ -245,16 +306,18 @@ export async function mDashAttentionClosed(
   const { Wab, Psi, OmQ, OmK } = mDashSumsView(shape, total);
   // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
-  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const table = tokenRowTable(model, s, N, m);
+  const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
+  const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
   try {
     const pool = await hostThreadPool();
-    const DZs = hostArray(DZ, pool !== undefined);
+    const DZs = hostF64(DZ, pool !== undefined);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
-      const xjs = hostArray(xj, pool !== undefined);
+      const xjs = tableJ ? lookupRows(tableJ, m, tokens, model.mp.embed!.vocab, P, first, b, pool !== undefined)
+        : (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
       const ranges = sampleChunks(b);
-      const parts = hostArray(new Float64Array(ranges.length * total.length), pool !== undefined);
+      const parts = hostF64(new Float64Array(ranges.length * total.length), pool !== undefined);
       await runHostTasks('attention-mdash', ranges.map(([n0, n1], i) => ({
         shape, DZ: DZs, alpha, xj: xjs, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length),
       })), { threads: pool !== undefined });
@@ -264,7 +327,7 @@ export async function mDashAttentionClosed(
       }
     }
   } finally {
-    engine.release(Jb);
+    if (Jb) engine.release(Jb);
   }
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
@@ -399,8 +462,11 @@ export async function edgesAttentionClosed(
     if (c === 0) continue;
     for (let col = 0; col < m; col++) CpJ[j * m + col] += c * J[i * m + col]!;
   }
-  const Jb = engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
-  const Cb = engine.upload(Float32Array.from(C), 'tf.C');
+  const table = tokenRowTable(model, s, N, Math.max(m, r));
+  const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
+  const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
+  const Jb = table ? undefined : engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
+  const Cb = table ? undefined : engine.upload(Float32Array.from(C), 'tf.C');
   const shape = attentionShape(op, P, m, K);
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
@@ -411,16 +477,18 @@ export async function edgesAttentionClosed(
   try {
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
-    const tables = { r, Yt: hostArray(cat(Yt), sh), Kt: hostArray(cat(Kt), sh), Qt: hostArray(cat(Qt), sh) };
-    const DZs = hostArray(DZ, sh);
+    const tables = { r, Yt: hostF64(cat(Yt), sh), Kt: hostF64(cat(Kt), sh), Qt: hostF64(cat(Qt), sh) };
+    const DZs = hostF64(DZ, sh);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
-      const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, r });
-      const xj = hostArray(rows.xj, sh);
-      const u = hostArray(rows.u!, sh);
+      const vocab = model.mp.embed?.vocab ?? 0;
+      const rows = tableU && tableJ ? { xj: lookupRows(tableJ, m, tokens, vocab, P, first, b, sh), u: lookupRows(tableU, r, tokens, vocab, P, first, b, sh) }
+        : await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
+      const xj = rows.xj;
+      const u = rows.u!;
       const ranges = sampleChunks(b);
-      const parts = hostArray(new Float64Array(ranges.length * K * r), sh);
+      const parts = hostF64(new Float64Array(ranges.length * K * r), sh);
       await runHostTasks('attention-edges', ranges.map(([n0, n1], i) => ({
         shape, DZ: DZs, alpha, tables, xj, u, n0, n1, out: parts.subarray(i * K * r, (i + 1) * K * r),
       })), { threads: sh });
