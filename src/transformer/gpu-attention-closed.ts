@@ -311,6 +311,7 @@ export async function mDashAttentionClosed(
   const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
   try {
     const pool = await hostThreadPool();
+    opts.onPath?.(`last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
     const DZs = hostF64(DZ, pool !== undefined);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
@@ -477,6 +478,7 @@ export async function edgesAttentionClosed(
   try {
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
+    opts.onPath?.(`last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables' : 'the GPU (f32 u and f\'·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
     const tables = { r, Yt: hostF64(cat(Yt), sh), Kt: hostF64(cat(Kt), sh), Qt: hostF64(cat(Qt), sh) };
     const DZs = hostF64(DZ, sh);
     for (let first = 0; first < N; first += B) {

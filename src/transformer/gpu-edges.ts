@@ -43,6 +43,7 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   const lin = opts.generic || !opts.secondMoment ? undefined : linearSectionKind(model.sections[s]!.program);
   if (lin === 'local' || (lin === 'mixing' && g.pIn === 1)) {
     checkShape(opts.secondMoment!.length === g.dIn * g.dIn, `edgesSquaredGpu: the second moment must be ${g.dIn} × ${g.dIn}`);
+    opts.onPath?.('linear closed form from the statistics\' second moment, host float64, no data pass');
     return edgesLinear(model.sections[s]!.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0), opts, opts.secondMoment!);
   }
   // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
@@ -52,6 +53,7 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(model.sections[s]!.program);
   if (att) return edgesAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
+  opts.onPath?.('per-sample VJPs on the GPU');
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;

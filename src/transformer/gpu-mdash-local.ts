@@ -114,6 +114,7 @@ export async function mDashLocalGpu(
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
   const A = bottomMap(p, act, g);
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
+  opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
   const gates = binary ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
     : await gateMoments(engine, model, s, tokens, N, B, act, opts.points);
   const { Ga, sa } = gates;

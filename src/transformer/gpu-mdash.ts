@@ -96,13 +96,17 @@ export async function mDashGpu(engine: Engine, model: GpuModel, s: number, token
   const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `mDashGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
   const sec = model.sections[s]!;
-  if (!opts.generic && linearSectionKind(sec.program)) return mDashLinear(sec.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0));
+  if (!opts.generic && linearSectionKind(sec.program)) {
+    opts.onPath?.('linear closed form, host float64, no data pass');
+    return mDashLinear(sec.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0));
+  }
   const act = opts.generic ? undefined : singleActSection(sec.program);
   if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
   // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(sec.program);
   if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
+  opts.onPath?.('per-sample VJPs on the GPU');
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const gram = new GramAccumulator(engine, g.dIn);

@@ -42,6 +42,8 @@ export function secondMoment(gram: Float64Array, mean: Float64Array, a?: Float64
 export class GpuPasses implements TransformerPasses {
   readonly device: string;
   readonly model: GpuModel;
+  /** The path each pass took, by stage and section (the result manifest's `stage_paths`). */
+  readonly paths: Record<string, string> = {};
   /** Per node layer (index), the second moment (1/(N·P)) Σ f fᵀ from the last nodeStats call. */
   private readonly secondMoments = new Map<number, Float64Array>();
 
@@ -91,13 +93,23 @@ export class GpuPasses implements TransformerPasses {
 
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'basis')) return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
-    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts });
+    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, onPath: (p) => { this.paths[`m_prime ${this.sectionName(s)}`] = p; } });
   }
 
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'edges')) return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
     const S = this.secondMoments.get(s);
-    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, ...(S ? { secondMoment: S } : {}) });
+    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, {
+      ...input, Chat, rOut, points: pts, ...(S ? { secondMoment: S } : {}), onPath: (p) => { this.paths[`edges ${this.sectionName(s)}`] = p; },
+    });
+  }
+
+  private sectionName(s: number): string {
+    return `${this.model.nodes[s]!.name}->${this.model.nodes[s + 1]!.name}`;
+  }
+
+  stagePaths(): Record<string, string> {
+    return { ...this.paths };
   }
 
   dispose(): void {
