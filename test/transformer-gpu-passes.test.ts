@@ -227,6 +227,26 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
+  it('GpuPasses with N ≥ vocab: node layer 0 statistics from the token table (float64, 1e-12), the rest on the GPU', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const N2 = 2 * vocab;
+    const tok = Int32Array.from({ length: N2 * P }, (_, i) => (i * 7 + 2) % vocab);
+    const gpu = new GpuPasses(engine, mp, tok, N2, P);
+    const cpu = new PassesF64(mp, tok, N2, P);
+    for (const centred of [true, false]) {
+      const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];
+      expect(g.length).toBe(c.length);
+      g.forEach((s, i) => {
+        expect([s.dim, s.positions]).toEqual([c[i]!.dim, c[i]!.positions]);
+        expectClose(s.mean, c[i]!.mean, `mean ${i}`, i === 0 ? 1e-12 : 1e-5);
+        expectClose(s.gram, c[i]!.gram, `${centred ? 'centred' : 'raw'} Gram ${i}`, i === 0 ? 1e-12 : 1e-5);
+      });
+    }
+    expect(gpu.stagePaths()['stats n0']).toMatch(/table/);
+    gpu.dispose();
+  });
+
   it('GpuPasses agrees with the float64 passes (centred and raw statistics, M′, edges)', async () => {
     const engine = await getEngine();
     const mp = testModel(true);

@@ -35,14 +35,14 @@
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
 
-import { embedF64, forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
-import { IbgpuError } from '../errors.js';
+import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/thread-pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { lookupRows, mulF64, tokenRowTable } from './token-table.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -183,58 +183,6 @@ async function batchRows(
   return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
 }
 
-/**
- * Node layer 0's rows per (token, position), [vocab·P, d_in] in float64, when they are a function
- * of the token and its position only (an embedding stage without attention or lastPos) and the
- * table is smaller than the data (vocab ≤ N) and 64 MiB: the closed forms then read their rows
- * f·J and u = f·C from tables of vocab·P rows instead of a GPU pass over the data (rib's
- * modular addition: 114·3 rows for 3830 samples), exactly, in float64.
- */
-function tokenRowTable(model: GpuModel, s: number, N: number, widest: number): Float64Array | undefined {
-  const mp = model.mp;
-  const emb = mp.embed;
-  if (s !== 0 || !emb || mp.pre.ops.some((op) => op.kind === 'attention' || op.kind === 'lastPos')) return undefined;
-  const V = emb.vocab, P = model.P;
-  if (V > N || V * P * widest * 8 > 64 * 2 ** 20) return undefined;
-  const toks = new Int32Array(V * P);
-  for (let v = 0; v < V; v++) toks.fill(v, v * P, (v + 1) * P);
-  const vals = forwardF64(mp.pre, embedF64(emb, toks, V, P), V);
-  const L = model.nodes[0]!;
-  const out = new Float64Array(V * P * L.width);
-  let c0 = 0;
-  mp.pre.outputs.forEach((id, j) => {
-    const w = L.widths[j]!;
-    const x = vals[id]!;
-    for (let row = 0; row < V * P; row++) for (let c = 0; c < w; c++) out[row * L.width + c0 + c] = x[row * w + c]!;
-    c0 += w;
-  });
-  return out;
-}
-
-/** table (rows × k) · M (k × n), float64. */
-function mulF64(table: Float64Array, rows: number, k: number, M: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(rows * n);
-  for (let i = 0; i < rows; i++) for (let a = 0; a < k; a++) {
-    const v = table[i * k + a]!;
-    if (v === 0) continue;
-    for (let c = 0; c < n; c++) out[i * n + c] += v * M[a * n + c]!;
-  }
-  return out;
-}
-
-/** Rows [b·P, w] of samples [first, first + b) looked up in a per-(token, position) table [vocab·P, w]. */
-function lookupRows(table: Float64Array, w: number, tokens: ArrayLike<number>, vocab: number, P: number, first: number, b: number, shared: boolean): Float64Array {
-  const out = hostF64(new Float64Array(0), shared, b * P * w);
-  for (let i = 0; i < b * P; i++) {
-    const t = tokens[first * P + i]!;
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-      throw new IbgpuError('BAD_FILE', `token ${i % P} of sample ${first + Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`, 'check that the dataset was tokenised for this model');
-    }
-    const row = t * P + (i % P);
-    out.set(table.subarray(row * w, (row + 1) * w), i * w);
-  }
-  return out;
-}
 
 function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
   return { heads: op.heads, dHead: op.dHead, dV: op.dV, scale: op.scale, causal: op.causal, ...(op.window !== undefined ? { window: op.window } : {}), P, m, K };

@@ -13,6 +13,8 @@ import { edgesStochasticGpu, mDashStochasticGpu } from './gpu-stochastic.js';
 import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { isStochastic, type StochasticSources } from './stochastic.js';
+import { tableNodeStats, tokenRowTable } from './token-table.js';
+import { hostThreadPool } from '../host/thread-pool.js';
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
@@ -56,6 +58,9 @@ export class GpuPasses implements TransformerPasses {
   ) {
     this.device = `${engine.adapterName} (f32, float64 sums)`;
     this.model = new GpuModel(engine, mp, P);
+    // Start the host worker threads now, so their start-up overlaps the statistics pass
+    // instead of delaying the first closed form that needs them.
+    void hostThreadPool();
   }
 
   private statNodes(): number[] {
@@ -63,7 +68,24 @@ export class GpuPasses implements TransformerPasses {
   }
 
   async nodeStats(centred: boolean): Promise<NodeStatsResult[]> {
-    const nodes = this.statNodes();
+    const all = this.statNodes();
+    // Node layer 0 from its per-(token, position) table when there is one (token-table.ts).
+    const L0 = this.model.nodes[0]!;
+    const table = all.includes(0) ? tokenRowTable(this.model, 0, this.n, L0.width) : undefined;
+    let first: NodeStatsResult | undefined;
+    if (table) {
+      const centre = (mean: Float64Array): Float64Array => {
+        const m = Float64Array.from(mean);
+        m[m.length - 1] = 0;
+        return m;
+      };
+      const t = tableNodeStats(table, L0.width, this.tokens, this.model.mp.embed!.vocab, this.model.P, this.n, centred ? centre : undefined);
+      this.secondMoments.set(0, secondMoment(t.gram, t.mean, t.shift));
+      this.paths['stats ' + L0.name] = 'float64 from per-(token, position) tables and token counts, no data pass';
+      first = { mean: t.mean, gram: t.gram, dim: L0.width, positions: L0.positions };
+    }
+    const nodes = table ? all.filter((i) => i !== 0) : all;
+    if (nodes.length === 0) return first ? [first] : [];
     let stats: NodeStatsGpu[];
     let wanted: Float64Array[] | undefined;
     if (centred) {
@@ -82,13 +104,14 @@ export class GpuPasses implements TransformerPasses {
     } else {
       stats = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes });
     }
-    return stats.map((s, k) => {
+    const rest = stats.map((s, k) => {
       const g = wanted ? reshiftGram(s.gram!, s.sum, s.rows, s.shift, wanted[k]!) : s.gram!;
       for (let i = 0; i < g.length; i++) g[i] = g[i]! / s.rows;
       const mean = s.sum.map((v) => v / s.rows);
       this.secondMoments.set(nodes[k]!, secondMoment(g, mean, wanted?.[k]));
       return { mean, gram: g, dim: s.width, positions: s.positions };
     });
+    return first ? [first, ...rest] : rest;
   }
 
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
