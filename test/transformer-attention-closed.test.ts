@@ -7,7 +7,8 @@
 // itself (programs with LayerNorm, rotary, no attention or all positions fall back).
 //
 // Tolerances: closed form vs float64 ≤ 1e-5 · (|ref| + mean|ref|) per entry (the closed form is
-// float64 on the host from the f32 rows f·J of the GPU: ~1e-7 relative); generic vs float64 ≤ 2e-4 as in
+// float64 on the host from the f32 rows f·J of the GPU: ~1e-7 relative), ≤ 1e-10 when N ≥ vocab
+// (rows from float64 per-(token, position) tables, no f32 anywhere); generic vs float64 ≤ 2e-4 as in
 // transformer-gpu-passes.test.ts (an f32 VJP chain).
 
 import { describe, expect, it } from 'vitest';
@@ -148,6 +149,30 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         const eDirect = await edgesAttentionClosed(engine, model, 0, tokens, N, sectionGeometry(model, 0, Chat, rOut), eOpts, lastPosAttentionSection(sec)!);
         expect(Array.from(eClosed)).toEqual(Array.from(eDirect));
       }
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it.each(cases)('%s, N ≥ vocab: closed forms from per-(token, position) float64 tables = float64 to 1e-10', async (_name, o) => {
+    const engine = await getEngine();
+    const sec = patternProgram(17 + o.P, o);
+    const mp = modelOf(sec, o.P, o.d, 3 + o.P);
+    const model = new GpuModel(engine, mp, o.P);
+    const N = 2 * vocab + 1;
+    const tokens = Array.from({ length: N * o.P }, (_, i) => (i * 5 + 2) % vocab);
+    const dOut = model.nodes[1]!.width;
+    const rOut = Math.min(dOut, 4);
+    const Chat = randomMatrix(dOut, rOut, 5);
+    const pts = integrationPoints('gradient', 0);
+    const dIn = model.nodes[0]!.width;
+    const rIn = Math.min(dIn, 5);
+    const C = randomMatrix(dIn, rIn, 21);
+    const Cpinv = randomMatrix(rIn, dIn, 22);
+    try {
+      expectClose(await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut, points: pts, batch: 5 }), mDashF64(mp, 0, tokens, N, o.P, Chat, rOut, pts), 'M′', 1e-10);
+      expectClose(await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 5 }),
+        edgesF64(mp, 0, tokens, N, o.P, C, Cpinv, rIn, Chat, rOut, pts), 'edges', 1e-10);
     } finally {
       model.dispose();
     }

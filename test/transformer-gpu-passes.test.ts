@@ -100,6 +100,37 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
+  it.each([3, undefined])('node activations kept by the statistics pass (batch %s) feed forwardTo: same rows as running the model', async (batch) => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const model = new GpuModel(engine, mp, P);
+    const fresh: Float32Array[][] = [];
+    for (let node = 0; node < model.nodes.length; node++) {
+      const L = model.nodes[node]!;
+      const parts = model.forwardTo(tokens, 2, 4, node);
+      fresh.push(await Promise.all(parts.map((b, j) => engine.readF32(b, 4 * L.positions * L.widths[j]!))));
+      engine.release(...parts);
+    }
+    await centredNodeStatsGpu(engine, model, tokens, N, { batch, keepInModel: true, shiftFor: (sum, rows) => sum.map((v) => v / rows) });
+    expect(model.keptBytes()).toBeGreaterThan(0);
+    for (let node = 0; node < model.nodes.length; node++) {
+      const L = model.nodes[node]!;
+      const parts = model.forwardTo(tokens, 2, 4, node);
+      const got = await Promise.all(parts.map((b, j) => engine.readF32(b, 4 * L.positions * L.widths[j]!)));
+      engine.release(...parts);
+      got.forEach((g, j) => expect(Array.from(g)).toEqual(Array.from(fresh[node]![j]!)));
+    }
+    // Other tokens (another array) never read the kept rows.
+    const other = tokens.slice(0, 2 * P).map((t) => (t + 1) % vocab);
+    const parts = model.forwardTo(other, 0, 2, 1);
+    const ref = concatRows(nodeTuplesF64(mp, other, 2, P)[1]!, model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
+    const got = concatRows(await Promise.all(parts.map(async (b, j) => Float64Array.from(await engine.readF32(b, 2 * model.nodes[1]!.positions * model.nodes[1]!.widths[j]!)))),
+      model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
+    engine.release(...parts);
+    expectClose(got, ref, 'other tokens', 1e-5);
+    model.dispose();
+  });
+
   it.each([false, true])('M′ of both sections (last position %s), two Gauss–Legendre points', async (last) => {
     const engine = await getEngine();
     const mp = testModel(last);
@@ -114,26 +145,38 @@ describe('GPU transformer passes vs float64', () => {
     model.dispose();
   });
 
-  it('M′ of a linear-only section (sample-independent gradients, added once for all N)', async () => {
+  it.each([false, true])('M′ of a linear-only section (last position %s): float64 closed form = shared-gradient GPU path = float64', async (last) => {
     const engine = await getEngine();
-    const mp = testModel(false, true);
+    const mp = testModel(last, true);
     const model = new GpuModel(engine, mp, P);
     const pts = integrationPoints('gauss-legendre', 1);
-    const m1 = await mDashGpu(engine, model, 1, tokens, N, { points: pts, batch: 3, kBlock: 4 });
-    expectClose(m1, mDashF64(mp, 1, tokens, N, P, undefined, model.nodes[2]!.width, pts), 'M′ linear section', 2e-4);
+    const ref = mDashF64(mp, 1, tokens, N, P, undefined, model.nodes[2]!.width, pts);
+    const closed = await mDashGpu(engine, model, 1, tokens, N, { points: pts, batch: 3, kBlock: 4 });
+    expectClose(closed, ref, 'M′ linear section, closed form', 1e-10);
+    const generic = await mDashGpu(engine, model, 1, tokens, N, { points: pts, batch: 3, kBlock: 4, generic: true });
+    expectClose(generic, ref, 'M′ linear section, GPU', 2e-4);
     model.dispose();
   });
 
-  it('squared edges of a linear-only section (VJP shared by all samples)', async () => {
+  it.each([false, true])('squared edges of a linear-only section (last position %s): second-moment closed form and the shared-VJP GPU path', async (last) => {
     const engine = await getEngine();
-    const mp = testModel(true, true);
+    const mp = testModel(last, true);
     const model = new GpuModel(engine, mp, P);
-    const pts = integrationPoints('gradient', 0);
+    const pts = integrationPoints('gauss-legendre', 1);
     const dIn = model.nodes[1]!.width;
     const C = randomMatrix(dIn, 7, 31);
     const Cpinv = randomMatrix(7, dIn, 32);
+    const ref = edgesF64(mp, 1, tokens, N, P, C, Cpinv, 7, undefined, model.nodes[2]!.width, pts);
     const E = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, batch: 3, kBlock: 4 });
-    expectClose(E, edgesF64(mp, 1, tokens, N, P, C, Cpinv, 7, undefined, model.nodes[2]!.width, pts), 'edges', 2e-4);
+    expectClose(E, ref, 'edges, GPU', 2e-4);
+    // The input node layer's second moment in float64, as GpuPasses passes it from its statistics.
+    const tuple = nodeTuplesF64(mp, tokens, N, P)[1]!;
+    const rows = N * model.nodes[1]!.positions;
+    const f = concatRows(tuple, model.nodes[1]!.widths, rows);
+    const S = new Float64Array(dIn * dIn);
+    for (let n = 0; n < rows; n++) for (let x = 0; x < dIn; x++) for (let y = 0; y < dIn; y++) S[x * dIn + y]! += f[n * dIn + x]! * f[n * dIn + y]! / rows;
+    const closed = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, secondMoment: S });
+    expectClose(closed, ref, 'edges, closed form', 1e-10);
     model.dispose();
   });
 
@@ -159,6 +202,13 @@ describe('GPU transformer passes vs float64', () => {
     const generic = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3, kBlock: 4, generic: true });
     expectClose(closed, ref, 'closed form', 2e-4);
     expectClose(generic, ref, 'generic', 2e-4);
+    if (act === 'relu') {
+      // One integration point: binary gates, co-firing counts from the sign-pattern kernels.
+      const grad = integrationPoints('gradient', 0);
+      const ref1 = mDashF64(mp, 0, tokens, N, P, Chat, 5, grad);
+      expectClose(await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: grad, batch: 3 }), ref1, 'co-firing closed form', 2e-4);
+      expectClose(await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: grad, batch: 3, generic: true }), ref1, 'generic, one point', 2e-4);
+    }
     model.dispose();
   });
 
@@ -175,6 +225,26 @@ describe('GPU transformer passes vs float64', () => {
     const E = await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut: 5, points: pts, batch: 3, kBlock: 4 });
     expectClose(E, edgesF64(mp, 0, tokens, N, P, C, Cpinv, rIn, Chat, 5, pts), 'edges', 2e-4);
     model.dispose();
+  });
+
+  it('GpuPasses with N ≥ vocab: node layer 0 statistics from the token table (float64, 1e-12), the rest on the GPU', async () => {
+    const engine = await getEngine();
+    const mp = testModel(true);
+    const N2 = 2 * vocab;
+    const tok = Int32Array.from({ length: N2 * P }, (_, i) => (i * 7 + 2) % vocab);
+    const gpu = new GpuPasses(engine, mp, tok, N2, P);
+    const cpu = new PassesF64(mp, tok, N2, P);
+    for (const centred of [true, false]) {
+      const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];
+      expect(g.length).toBe(c.length);
+      g.forEach((s, i) => {
+        expect([s.dim, s.positions]).toEqual([c[i]!.dim, c[i]!.positions]);
+        expectClose(s.mean, c[i]!.mean, `mean ${i}`, i === 0 ? 1e-12 : 1e-5);
+        expectClose(s.gram, c[i]!.gram, `${centred ? 'centred' : 'raw'} Gram ${i}`, i === 0 ? 1e-12 : 1e-5);
+      });
+    }
+    expect(gpu.stagePaths()['stats n0']).toMatch(/table/);
+    gpu.dispose();
   });
 
   it('GpuPasses agrees with the float64 passes (centred and raw statistics, M′, edges)', async () => {

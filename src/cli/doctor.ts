@@ -33,7 +33,7 @@ export interface DoctorReport {
   variants: {
     matmul: string;
     matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
-    gram: string; signPack: string; eighSolver: string; hostEigensolver: string; inputStatistics: string;
+    gram: string; signPack: string; eighSolver: string; hostEigensolver: string; hostSums: string; inputStatistics: string;
   };
   checks: SelfCheckResult[];
 }
@@ -60,6 +60,8 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
   const { solverThreads } = await import('../cpu/eigh-worker.js');
   const threads = await solverThreads();
+  const { hostThreadPool } = await import('../host/thread-pool.js');
+  const hostPool = await hostThreadPool();
   return {
     adapter: engine.adapterName,
     info: engine.info,
@@ -72,6 +74,7 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       signPack: chooseSignPackVariant(engine),
       eighSolver: chooseEighSolver(engine),
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
+      hostSums: hostPool ? `float64 on ${hostPool.size} host worker thread(s) (IBGPU_HOST_THREADS overrides; 0: the main thread)` : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
     },
     checks: results,
@@ -97,6 +100,7 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
+      console.log(`transformer closed forms' per-sample sums: ${v.hostSums}; linear sections and node layer 0 with vocabulary ≤ N: host float64, no data pass`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }

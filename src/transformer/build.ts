@@ -83,6 +83,8 @@ export interface TransformerBuildRun {
   result: IbResult;
   data: TokenDataset;
   device: string;
+  /** The passes' stagePaths() (absent for the float64 reference). */
+  stagePaths?: Record<string, string>;
 }
 
 /**
@@ -104,7 +106,8 @@ export async function runTransformerBuild(
   }
   try {
     const result = await buildTransformer(passes, mp, config, opts);
-    return { result, data, device: passes.device };
+    const stagePaths = passes.stagePaths?.();
+    return { result, data, device: passes.device, ...(stagePaths ? { stagePaths } : {}) };
   } finally {
     passes.dispose?.();
   }
@@ -159,7 +162,10 @@ export async function transformerBuildToDir(
       adapter,
       data: run.data.source,
       configPath,
-      extra: { total_ms: totalMs, model: 'transformer', passes: run.device, positions: run.data.P },
+      extra: {
+        total_ms: totalMs, model: 'transformer', passes: run.device, positions: run.data.P,
+        ...(run.stagePaths ? { stage_paths: run.stagePaths } : {}),
+      },
       ...(o.guard ? { guard: o.guard } : {}),
     });
     return { dir, run, totalMs, adapter };

@@ -27,7 +27,10 @@
 //
 // Exactness: the same function as the generic VJP path (no approximation), evaluated in float64
 // on the host from the f32 rows f·J (and u = f·C for the edges) that the GPU model and the shared
-// matmul kernel produce; the small sums above are float64 throughout. One integration point only
+// matmul kernel produce; the small sums above are float64 throughout. When the section reads node
+// layer 0 and the vocabulary is no larger than N, the rows come instead from float64 tables per
+// (token, position) (tokenRowTable): no GPU pass and no f32 at all. The per-sample sums run in
+// src/host/attention-sums.ts, in chunks on the host worker threads. One integration point only
 // (gradient method; more points mix the α's inside the square and take the generic path).
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
@@ -36,7 +39,10 @@ import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
+import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
+import { hostThreadPool, runHostTasks } from '../host/thread-pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { lookupRows, mulF64, tokenRowTable } from './token-table.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -149,93 +155,56 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
 }
 
 /**
- * The attention of query t* = P−1 for one sample, in float64: [v | k | q] = x J per position,
- * the softmax row p^h, the centred values w_u^h = v_u^h − v̄^h and ds_{k,(h,u)} = p_u^h dz_k^h·w_u^h.
- */
-class AttentionSample {
-  readonly vkq: Float64Array;
-  readonly prob: Float64Array;
-  readonly wv: Float64Array;
-  readonly ds: Float64Array;
-  constructor(
-    private readonly op: AttentionOp, private readonly m: number,
-    private readonly DZ: Float64Array, private readonly P: number, private readonly K: number,
-  ) {
-    this.vkq = new Float64Array(P * m);
-    this.prob = new Float64Array(op.heads * P);
-    this.wv = new Float64Array(op.heads * P * op.dV);
-    this.ds = new Float64Array(K * op.heads * P);
-  }
-
-  /** xj: the sample's rows f·J [P, m] (f32, from the GPU); alpha: the integration point. */
-  run(xj: Float32Array, alpha: number): void {
-    const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
-    const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
-    const t = P - 1;
-    const HdV = H * dV, HdH = H * dH, NJ = H * P;
-    const kCol = (h: number): number => HdV + h * dH;
-    const qCol = (h: number): number => HdV + HdH + h * dH;
-    for (let i = 0; i < P * m; i++) vkq[i] = alpha * xj[i]!;
-    // Softmax of query t* per head, centred values w_u = v_u − v̄.
-    for (let h = 0; h < H; h++) {
-      let mx = -Infinity;
-      for (let u = 0; u < P; u++) {
-        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
-        let sc = 0;
-        for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
-        sc /= scale;
-        prob[h * P + u] = sc;
-        if (sc > mx) mx = sc;
-      }
-      let z = 0;
-      for (let u = 0; u < P; u++) {
-        const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-        prob[h * P + u] = e;
-        z += e;
-      }
-      for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
-      for (let j = 0; j < dV; j++) {
-        let vb = 0;
-        for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
-        for (let u = 0; u < P; u++) wv[(h * P + u) * dV + j] = vkq[u * m + h * dV + j]! - vb;
-      }
-    }
-    // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
-    for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
-      let acc = 0;
-      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
-      ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
-    }
-  }
-}
-
-/**
  * One batch's node activations through the GPU model, multiplied on the GPU by J (f32 matmul):
- * rows f·J [b·P, m], or with a basis (C, C⁺) the projected point's (f C C⁺)·J and u = f C [b·P, r].
+ * rows f·J [b·P, m], or with a basis the projected point's rows f'·J = (f C)(C⁺ J) and u = f C
+ * [b·P, r]; `CpJ` = C⁺J (r × m) is formed once in float64, so the d_in-wide f' is never built.
  */
 async function batchRows(
   engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
-  Jb: GPUBuffer, m: number, basis?: { Cb: GPUBuffer; Cpb: GPUBuffer; r: number },
-): Promise<{ xj: Float32Array; u?: Float32Array }> {
+  Jb: GPUBuffer, m: number, shared: boolean, basis?: { Cb: GPUBuffer; r: number },
+): Promise<{ xj: Float64Array; u?: Float64Array }> {
   const rows = b * g.pIn;
   const inputs = model.forwardTo(tokens, first, b, s);
-  let f = concatTuple(engine, inputs, g.widthsIn, rows);
+  const f = concatTuple(engine, inputs, g.widthsIn, rows);
   engine.release(...inputs);
+  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
   let u: GPUBuffer | undefined;
   if (basis) {
     u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
     matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
-    engine.release(f);
-    f = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.fproj');
-    matmul(engine, u, basis.Cpb, f, { m: rows, n: g.dIn, k: basis.r });
+    matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
+  } else {
+    matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
   }
-  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
-  matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
   engine.release(f);
   const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
   engine.release(xjb);
   if (u) engine.release(u);
-  return { xj, u: uh };
+  return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+}
+
+
+function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
+  return { heads: op.heads, dHead: op.dHead, dV: op.dV, scale: op.scale, causal: op.causal, ...(op.window !== undefined ? { window: op.window } : {}), P, m, K };
+}
+
+/** [n0, n1) ranges of SAMPLE_CHUNK samples covering [0, b). */
+function sampleChunks(b: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let n0 = 0; n0 < b; n0 += SAMPLE_CHUNK) out.push([n0, Math.min(b, n0 + SAMPLE_CHUNK)]);
+  return out;
+}
+
+/**
+ * `a` as float64 (itself when it is one already and `shared` is off), in shared memory with
+ * `shared` (what the host worker threads read and write without copies); `length` zeros when given.
+ */
+function hostF64(a: Float32Array | Float64Array, shared: boolean, length?: number): Float64Array {
+  const n = length ?? a.length;
+  if (!shared && length === undefined && a instanceof Float64Array) return a;
+  const b = shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n);
+  if (length === undefined) b.set(a);
+  return b;
 }
 
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
@@ -245,8 +214,8 @@ export async function mDashAttentionClosed(
 ): Promise<Float64Array> {
   const p = model.sections[s]!.program;
   const { op } = att;
-  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
-  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1;
+  const H = op.heads, dH = op.dHead, dV = op.dV;
+  const P = g.pIn, d = g.dIn, K = g.rOut;
   const alpha = opts.points.alphas[0]!;
   const weight = opts.points.weights[0]!;
   const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
@@ -277,132 +246,37 @@ export async function mDashAttentionClosed(
     T.push(M);
   }
   // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
-  // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead).
-  const NJ = H * P;
+  // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead),
+  // summed by src/host/attention-sums.ts in chunks of samples on the host threads.
   const L2 = 2 * HdH;
-  const Wab = new Float64Array(A * A);
-  const Psi = new Float64Array(L2 * L2);
-  const OmQ = new Float64Array(A * H * dV * dH);
-  const OmK = new Float64Array(A * H * dV * dH);
+  const shape = attentionShape(op, P, m, K);
+  const total = new Float64Array(mDashSumLengths(shape).reduce((x, y) => x + y, 0));
+  const { Wab, Psi, OmQ, OmK } = mDashSumsView(shape, total);
   // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
-  const sample = new AttentionSample(op, m, DZ, P, K);
-  const { vkq, prob, wv, ds } = sample;
-  const beta = new Float64Array(NJ * NJ);
-  const kap = new Float64Array(NJ * dH);
-  const qh = new Float64Array(H * dH);
-  const WQ = new Float64Array(dV * dH);
-  const om = new Float64Array(dV);
-  const tmp = new Float64Array(P * dH);
-  const vec = new Float64Array(dH);
-  const piT = new Float64Array(A);
-  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const table = tokenRowTable(model, s, N, m);
+  const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
+  const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
   try {
+    const pool = await hostThreadPool();
+    opts.onPath?.(`last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
+    const DZs = hostF64(DZ, pool !== undefined);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const { xj } = await batchRows(engine, model, s, tokens, first, b, g, Jb, m);
-      for (let n = 0; n < b; n++) {
-        sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
-        // κ_(h,u) = k_u^h / scale, q̂_h = q_{t*}^h / scale, β = Σ_k ds dsᵀ (NJ × NJ).
-        for (let h = 0; h < H; h++) {
-          for (let c = 0; c < dH; c++) qh[h * dH + c] = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
-          for (let u = 0; u < P; u++) for (let c = 0; c < dH; c++) kap[(h * P + u) * dH + c] = vkq[u * m + HdV + h * dH + c]! / scale;
-        }
-        beta.fill(0);
-        for (let k = 0; k < K; k++) {
-          const row = ds.subarray(k * NJ, (k + 1) * NJ);
-          for (let j1 = 0; j1 < NJ; j1++) {
-            const v = row[j1]!;
-            if (v === 0) continue;
-            for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
-          }
-        }
-        // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
-        for (let sp = 0; sp < P; sp++) for (let a1 = 0; a1 < A; a1++) {
-          const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
-          if (p1 === 0) continue;
-          for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
-        }
-        piT[0] = 1;
-        for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
-        for (let h = 0; h < H; h++) {
-          // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u).
-          WQ.fill(0);
-          for (let u = 0; u < P; u++) {
-            const pu = prob[h * P + u]!;
-            if (pu === 0) continue;
-            for (let j = 0; j < dV; j++) {
-              const f = pu * wv[(h * P + u) * dV + j]!;
-              for (let c = 0; c < dH; c++) WQ[j * dH + c]! += f * kap[(h * P + u) * dH + c]!;
-            }
-          }
-          for (let a1 = 0; a1 < A; a1++) {
-            const f = piT[a1]!;
-            if (f === 0) continue;
-            const o = (a1 * H + h) * dV * dH;
-            for (let e = 0; e < dV * dH; e++) OmQ[o + e]! += f * WQ[e]!;
-          }
-          // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h.
-          for (let a1 = 0; a1 < A; a1++) {
-            om.fill(0);
-            let any = false;
-            for (let sp = 0; sp < P; sp++) {
-              const f = (a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!) * prob[h * P + sp]!;
-              if (f === 0) continue;
-              any = true;
-              for (let j = 0; j < dV; j++) om[j]! += f * wv[(h * P + sp) * dV + j]!;
-            }
-            if (!any) continue;
-            const o = (a1 * H + h) * dV * dH;
-            for (let j = 0; j < dV; j++) for (let c = 0; c < dH; c++) OmK[o + j * dH + c]! += om[j]! * qh[h * dH + c]!;
-          }
-        }
-        // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
-        // φ_(h,s) = q̂_h in the k slot at s ≠ t*. k slot of head h: h·dH, q slot: H·dH + h·dH.
-        for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++) {
-          // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ (upper head blocks only, see below).
-          if (h2 >= h1) {
-            tmp.fill(0);
-            for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
-              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
-              if (bb === 0) continue;
-              for (let c = 0; c < dH; c++) tmp[u1 * dH + c]! += bb * kap[(h2 * P + u2) * dH + c]!;
-            }
-            for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
-              const kv = kap[(h1 * P + u1) * dH + c1]!;
-              if (kv === 0) continue;
-              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * tmp[u1 * dH + c2]!;
-            }
-          }
-          // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
-          vec.fill(0);
-          for (let u1 = 0; u1 < P; u1++) {
-            const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
-            if (bb === 0) continue;
-            for (let c = 0; c < dH; c++) vec[c]! += bb * kap[(h1 * P + u1) * dH + c]!;
-          }
-          for (let c1 = 0; c1 < dH; c1++) {
-            const v = vec[c1]!;
-            if (v === 0) continue;
-            for (let c2 = 0; c2 < dH; c2++) {
-              Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
-            }
-          }
-          // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
-          let gam = 0;
-          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
-          if (gam !== 0 && h2 >= h1) {
-            for (let c1 = 0; c1 < dH; c1++) {
-              const v = gam * qh[h1 * dH + c1]!;
-              for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
-            }
-          }
-        }
+      const xjs = tableJ ? lookupRows(tableJ, m, tokens, model.mp.embed!.vocab, P, first, b, pool !== undefined)
+        : (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
+      const ranges = sampleChunks(b);
+      const parts = hostF64(new Float64Array(ranges.length * total.length), pool !== undefined);
+      await runHostTasks('attention-mdash', ranges.map(([n0, n1], i) => ({
+        shape, DZ: DZs, alpha, xj: xjs, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length),
+      })), { threads: pool !== undefined });
+      for (let i = 0; i < ranges.length; i++) {
+        const o = i * total.length;
+        for (let e = 0; e < total.length; e++) total[e]! += parts[o + e]!;
       }
     }
   } finally {
-    engine.release(Jb);
+    if (Jb) engine.release(Jb);
   }
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
@@ -487,13 +361,13 @@ export async function edgesAttentionClosed(
 ): Promise<Float64Array> {
   const p = model.sections[s]!.program;
   const { op } = att;
-  const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
-  const P = g.pIn, d = g.dIn, K = g.rOut, t = P - 1, r = opts.rIn;
+  const H = op.heads, dH = op.dHead, dV = op.dV;
+  const P = g.pIn, d = g.dIn, K = g.rOut, r = opts.rIn;
   const { C, Cpinv } = opts;
   const alpha = opts.points.alphas[0]!;
   const weight = opts.points.weights[0]!;
   const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV, HdH = H * dH, NJ = H * P, A = H + 1;
+  const HdV = H * dV, HdH = H * dH;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
   const proj = (col0: number, width: number): Float64Array => {
     // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
@@ -528,67 +402,50 @@ export async function edgesAttentionClosed(
     Qt.push(proj(HdV + HdH + h * dH, dH));
   }
   const E = new Float64Array(K * r);
-  // The batch buffers: the model's forward and, per sample, u [P, r], f' [P, d] and f'·J [P, m].
+  // The batch buffers: the model's forward and, per sample, u [P, r] and f'·J [P, m].
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
-  const sample = new AttentionSample(op, m, DZ, P, K);
-  const { vkq, prob, ds } = sample;
-  const U = new Float64Array(A * r);
-  const at = new Float64Array(NJ * r);
-  const bt = new Float64Array(H * r);
-  const Gam = new Float64Array(NJ * r);
-  const e = new Float64Array(r);
-  const Jb = engine.upload(Float32Array.from(J), 'tf.attn-J');
-  const Cb = engine.upload(Float32Array.from(C), 'tf.C');
-  const Cpb = engine.upload(Float32Array.from(Cpinv), 'tf.Cpinv');
-  try {
-  for (let first = 0; first < N; first += B) {
-    const b = Math.min(B, N - first);
-    // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
-    const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb, m, { Cb, Cpb, r });
-    const xj = rows.xj;
-    const uAll = rows.u!;
-    for (let n = 0; n < b; n++) {
-      const u = uAll.subarray(n * P * r, (n + 1) * P * r);
-      sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
-      U.fill(0);
-      for (let j = 0; j < r; j++) U[j] = u[t * r + j]!;
-      for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
-        const pq = prob[h * P + q]!;
-        if (pq === 0) continue;
-        for (let j = 0; j < r; j++) U[(h + 1) * r + j]! += pq * u[q * r + j]!;
-      }
-      at.fill(0);
-      bt.fill(0);
-      for (let h = 0; h < H; h++) {
-        for (let c = 0; c < dH; c++) {
-          const qc = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
-          for (let j = 0; j < r; j++) bt[h * r + j]! += qc * Kt[h]![c * r + j]!;
-        }
-        for (let q = 0; q < P; q++) for (let c = 0; c < dH; c++) {
-          const kc = vkq[q * m + HdV + h * dH + c]! / scale;
-          for (let j = 0; j < r; j++) at[(h * P + q) * r + j]! += kc * Qt[h]![c * r + j]!;
-        }
-        for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
-          Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
-        }
-      }
-      for (let k = 0; k < K; k++) {
-        e.fill(0);
-        for (let a = 0; a < A; a++) {
-          const ya = Yt[a]!;
-          for (let j = 0; j < r; j++) e[j]! += ya[k * r + j]! * U[a * r + j]!;
-        }
-        for (let J2 = 0; J2 < NJ; J2++) {
-          const c = ds[k * NJ + J2]!;
-          if (c === 0) continue;
-          for (let j = 0; j < r; j++) e[j]! += c * Gam[J2 * r + j]!;
-        }
-        for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
-      }
-    }
+  // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
+  const CpJ = new Float64Array(r * m);
+  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) {
+    const c = Cpinv[j * d + i]!;
+    if (c === 0) continue;
+    for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
   }
+  const table = tokenRowTable(model, s, N, Math.max(m, r));
+  const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
+  const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
+  const Jb = table ? undefined : engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
+  const Cb = table ? undefined : engine.upload(Float32Array.from(C), 'tf.C');
+  const shape = attentionShape(op, P, m, K);
+  const cat = (xs: Float64Array[]): Float64Array => {
+    const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
+    let o = 0;
+    for (const x of xs) { out.set(x, o); o += x.length; }
+    return out;
+  };
+  try {
+    const pool = await hostThreadPool();
+    const sh = pool !== undefined;
+    opts.onPath?.(`last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables' : 'the GPU (f32 u and f\'·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
+    const tables = { r, Yt: hostF64(cat(Yt), sh), Kt: hostF64(cat(Kt), sh), Qt: hostF64(cat(Qt), sh) };
+    const DZs = hostF64(DZ, sh);
+    for (let first = 0; first < N; first += B) {
+      const b = Math.min(B, N - first);
+      // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
+      const vocab = model.mp.embed?.vocab ?? 0;
+      const rows = tableU && tableJ ? { xj: lookupRows(tableJ, m, tokens, vocab, P, first, b, sh), u: lookupRows(tableU, r, tokens, vocab, P, first, b, sh) }
+        : await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
+      const xj = rows.xj;
+      const u = rows.u!;
+      const ranges = sampleChunks(b);
+      const parts = hostF64(new Float64Array(ranges.length * K * r), sh);
+      await runHostTasks('attention-edges', ranges.map(([n0, n1], i) => ({
+        shape, DZ: DZs, alpha, tables, xj, u, n0, n1, out: parts.subarray(i * K * r, (i + 1) * K * r),
+      })), { threads: sh });
+      for (let i = 0; i < ranges.length; i++) for (let e = 0; e < K * r; e++) E[e]! += parts[i * K * r + e]!;
+    }
   } finally {
-    engine.release(Jb, Cb, Cpb);
+    engine.release(Jb, Cb);
   }
   const sc = (weight * weight) / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;

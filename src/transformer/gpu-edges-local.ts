@@ -115,6 +115,7 @@ export async function edgesLocalGpu(
   const d = g.dIn;
   const r4 = pad4(rIn);
   const W = opts.points.weights.reduce((a, b) => a + b, 0);
+  opts.onPath?.(`MLP edge kernels (${act.op.act === 'relu' ? 'carried Jacobian, ReLU switches only' : 'per row'}) on the GPU`);
   const fac = localEdgeFactors(model.sections[s]!.program, act, g, opts.Chat, opts.Cpinv, rIn, W);
   const { m } = fac;
   const h = m + fac.extra;

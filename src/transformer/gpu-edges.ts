@@ -16,6 +16,7 @@ import { edgesLocalGpu } from './gpu-edges-local.js';
 import { singleActSection } from './gpu-mdash-local.js';
 import { edgesAttentionClosed, lastPosAttentionSection } from './gpu-attention-closed.js';
 import { integratedVjp, vjpBlockSizes } from './gpu-mdash.js';
+import { edgesLinear, linearSectionKind } from './linear-closed.js';
 import type { ForwardState } from './gpu-program.js';
 import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 
@@ -24,6 +25,11 @@ export interface EdgeOptions extends SectionVjpOptions {
   C: Float64Array;
   Cpinv: Float64Array;
   rIn: number;
+  /**
+   * The input node layer's second moment (1/(N·P)) Σ f fᵀ (d_in × d_in), when the statistics pass
+   * has it: position-local linear sections then take the closed form of linear-closed.ts.
+   */
+  secondMoment?: Float64Array;
 }
 
 /** E (r_out × r_in row-major), divided by N·P_in. */
@@ -33,6 +39,13 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
     `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  // Linear sections with their input's second moment at hand: no data pass (linear-closed.ts).
+  const lin = opts.generic || !opts.secondMoment ? undefined : linearSectionKind(model.sections[s]!.program);
+  if (lin === 'local' || (lin === 'mixing' && g.pIn === 1)) {
+    checkShape(opts.secondMoment!.length === g.dIn * g.dIn, `edgesSquaredGpu: the second moment must be ${g.dIn} × ${g.dIn}`);
+    opts.onPath?.('linear closed form from the statistics\' second moment, host float64, no data pass');
+    return edgesLinear(model.sections[s]!.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0), opts, opts.secondMoment!);
+  }
   // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
   const local = opts.generic ? undefined : singleActSection(model.sections[s]!.program);
   if (local && g.pOut === g.pIn) return edgesLocalGpu(engine, model, s, tokens, N, g, opts, local);
@@ -40,6 +53,7 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(model.sections[s]!.program);
   if (att) return edgesAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
+  opts.onPath?.('per-sample VJPs on the GPU');
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;

@@ -7,8 +7,9 @@
 // float64 across batches). The cotangents are the same for every sample: each block is uploaded
 // once and the VJP keeps it shared (computed once per batch) until the first sample-dependent op.
 // Three exact shortcuts:
-//   - sections whose gradients never depend on the sample (linear ops only, e.g. unembed →
-//     output): g g ᵀ is summed once and multiplied by N; the data is never visited again;
+//   - sections of linear ops only (e.g. unembed → output): the float64 closed form of
+//     linear-closed.ts, without visiting the data (`generic: true` turns it off); other sections
+//     whose gradients turn out sample-independent: g gᵀ is summed once and multiplied by N;
 //   - position-local sections with one elementwise activation (MLP blocks): the gate-Gram closed
 //     form of gpu-mdash-local.ts, with no per-sample VJP at all (`generic: true` turns it off);
 //   - attention sections cut to the last position, with one integration point: the closed form
@@ -24,6 +25,7 @@ import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { Engine } from '../runtime/engine.js';
 import { lastPosAttentionSection, mDashAttentionClosed } from './gpu-attention-closed.js';
 import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
+import { linearSectionKind, mDashLinear } from './linear-closed.js';
 import { cotangentBlock, sectionGeometry, type SectionGeometry, type SectionVjpOptions } from './gpu-section.js';
 import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
@@ -94,12 +96,17 @@ export async function mDashGpu(engine: Engine, model: GpuModel, s: number, token
   const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `mDashGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
   const sec = model.sections[s]!;
+  if (!opts.generic && linearSectionKind(sec.program)) {
+    opts.onPath?.('linear closed form, host float64, no data pass');
+    return mDashLinear(sec.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0));
+  }
   const act = opts.generic ? undefined : singleActSection(sec.program);
   if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
   // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(sec.program);
   if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
+  opts.onPath?.('per-sample VJPs on the GPU');
   const blocks: GPUBuffer[] = [];
   for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const gram = new GramAccumulator(engine, g.dIn);

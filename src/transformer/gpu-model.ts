@@ -85,6 +85,12 @@ export class GpuModel {
   private readonly engine: Engine;
   private readonly WE: GPUBuffer;
   private readonly Wpos: GPUBuffer | undefined;
+  /**
+   * Node activations kept from the statistics pass ([N·P_ℓ, width] concatenated tuples, rows in
+   * sample order) for the token array they were computed from: later passes over the same tokens
+   * copy their batch rows from here instead of running the sections before that node again.
+   */
+  private readonly nodeCache = new Map<number, { tokens: ArrayLike<number>; n: number; buf: GPUBuffer }>();
 
   /** `P` is the sequence length of the token batches (the programs' input positions). */
   constructor(engine: Engine, mp: ModelProgram, P: number) {
@@ -134,6 +140,17 @@ export class GpuModel {
   forwardTo(tokens: ArrayLike<number>, first: number, B: number, upTo: number, visit?: (node: number, tuple: readonly GPUBuffer[]) => void): GPUBuffer[] {
     checkShape(upTo >= 0 && upTo < this.nodes.length, `GpuModel.forwardTo: node ${upTo} outside 0..${this.nodes.length - 1}`);
     const e = this.engine;
+    const cached = visit ? undefined : this.nodeCache.get(upTo);
+    if (cached && cached.tokens === tokens && first + B <= cached.n) {
+      const L = this.nodes[upTo]!;
+      let c0 = 0;
+      return L.widths.map((w) => {
+        const out = e.alloc(Math.max(16, B * L.positions * w * 4), 'tf.part');
+        copyColumns(e, { src: { buf: cached.buf, ld: L.width, col0: c0, row0: first * L.positions }, dst: { buf: out, ld: w }, groups: 1, per: B * L.positions, width: w });
+        c0 += w;
+        return out;
+      });
+    }
     const tb = this.uploadTokens(tokens, first, B);
     const emb = embedBatch(e, this.mp.embed!, { WE: this.WE, Wpos: this.Wpos }, tb, B, this.P);
     e.release(tb);
@@ -154,7 +171,34 @@ export class GpuModel {
     return tuple;
   }
 
+  /**
+   * Keeps node `node`'s activations of samples [0, n) of `tokens` ([n·P_ℓ, width], the caller's
+   * buffer passes to the model, which releases it on dispose or when replaced) for forwardTo.
+   * The caller guarantees the rows are what forwardTo would compute for these tokens.
+   */
+  keepNode(node: number, tokens: ArrayLike<number>, n: number, buf: GPUBuffer): void {
+    const L = this.nodes[node]!;
+    checkShape(buf.size >= n * L.positions * L.width * 4, `GpuModel.keepNode: ${buf.size} bytes for ${n} samples of ${L.name}`);
+    const old = this.nodeCache.get(node);
+    if (old) this.engine.release(old.buf);
+    this.nodeCache.set(node, { tokens, n, buf });
+  }
+
+  /** Bytes held by kept node activations. */
+  keptBytes(): number {
+    let b = 0;
+    for (const c of this.nodeCache.values()) b += c.buf.size;
+    return b;
+  }
+
+  /** Drops every kept node activation. */
+  dropKept(): void {
+    for (const c of this.nodeCache.values()) this.engine.release(c.buf);
+    this.nodeCache.clear();
+  }
+
   dispose(): void {
+    this.dropKept();
     this.pre.dispose();
     for (const s of this.sections) s.dispose();
     this.engine.release(this.WE, this.Wpos);

@@ -13,6 +13,8 @@ import { edgesStochasticGpu, mDashStochasticGpu } from './gpu-stochastic.js';
 import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stats.js';
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { isStochastic, type StochasticSources } from './stochastic.js';
+import { tableNodeStats, tokenRowTable } from './token-table.js';
+import { hostThreadPool } from '../host/thread-pool.js';
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
@@ -30,9 +32,22 @@ export function reshiftGram(g: Float64Array, sum: Float64Array, n: number, s: Fl
   return out;
 }
 
+/** (1/n) Σ x xᵀ from G = (1/n) Σ (x − a)(x − a)ᵀ and the mean μ: G + aμᵀ + μaᵀ − aaᵀ (a = 0 when absent). */
+export function secondMoment(gram: Float64Array, mean: Float64Array, a?: Float64Array): Float64Array {
+  const out = Float64Array.from(gram);
+  if (!a) return out;
+  const d = mean.length;
+  for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) out[i * d + j] = out[i * d + j]! + a[i]! * mean[j]! + mean[i]! * a[j]! - a[i]! * a[j]!;
+  return out;
+}
+
 export class GpuPasses implements TransformerPasses {
   readonly device: string;
   readonly model: GpuModel;
+  /** The path each pass took, by stage and section (the result manifest's `stage_paths`). */
+  readonly paths: Record<string, string> = {};
+  /** Per node layer (index), the second moment (1/(N·P)) Σ f fᵀ from the last nodeStats call. */
+  private readonly secondMoments = new Map<number, Float64Array>();
 
   constructor(
     private readonly engine: Engine,
@@ -43,6 +58,9 @@ export class GpuPasses implements TransformerPasses {
   ) {
     this.device = `${engine.adapterName} (f32, float64 sums)`;
     this.model = new GpuModel(engine, mp, P);
+    // Start the host worker threads now, so their start-up overlaps the statistics pass
+    // instead of delaying the first closed form that needs them.
+    void hostThreadPool();
   }
 
   private statNodes(): number[] {
@@ -50,13 +68,31 @@ export class GpuPasses implements TransformerPasses {
   }
 
   async nodeStats(centred: boolean): Promise<NodeStatsResult[]> {
-    const nodes = this.statNodes();
+    const all = this.statNodes();
+    // Node layer 0 from its per-(token, position) table when there is one (token-table.ts).
+    const L0 = this.model.nodes[0]!;
+    const table = all.includes(0) ? tokenRowTable(this.model, 0, this.n, L0.width) : undefined;
+    let first: NodeStatsResult | undefined;
+    if (table) {
+      const centre = (mean: Float64Array): Float64Array => {
+        const m = Float64Array.from(mean);
+        m[m.length - 1] = 0;
+        return m;
+      };
+      const t = tableNodeStats(table, L0.width, this.tokens, this.model.mp.embed!.vocab, this.model.P, this.n, centred ? centre : undefined);
+      this.secondMoments.set(0, secondMoment(t.gram, t.mean, t.shift));
+      this.paths['stats ' + L0.name] = 'float64 from per-(token, position) tables and token counts, no data pass';
+      first = { mean: t.mean, gram: t.gram, dim: L0.width, positions: L0.positions };
+    }
+    const nodes = table ? all.filter((i) => i !== 0) : all;
+    if (nodes.length === 0) return first ? [first] : [];
     let stats: NodeStatsGpu[];
     let wanted: Float64Array[] | undefined;
     if (centred) {
       const mu = new Map<number, Float64Array>();
       stats = await centredNodeStatsGpu(this.engine, this.model, this.tokens, this.n, {
         nodes,
+        keepInModel: true,
         shiftFor: (sum, rows, node) => {
           const m = sum.map((v) => v / rows);
           m[m.length - 1] = 0;
@@ -68,21 +104,35 @@ export class GpuPasses implements TransformerPasses {
     } else {
       stats = await nodeStatsGpu(this.engine, this.model, this.tokens, this.n, { nodes });
     }
-    return stats.map((s, k) => {
+    const rest = stats.map((s, k) => {
       const g = wanted ? reshiftGram(s.gram!, s.sum, s.rows, s.shift, wanted[k]!) : s.gram!;
       for (let i = 0; i < g.length; i++) g[i] = g[i]! / s.rows;
-      return { mean: s.sum.map((v) => v / s.rows), gram: g, dim: s.width, positions: s.positions };
+      const mean = s.sum.map((v) => v / s.rows);
+      this.secondMoments.set(nodes[k]!, secondMoment(g, mean, wanted?.[k]));
+      return { mean, gram: g, dim: s.width, positions: s.positions };
     });
+    return first ? [first, ...rest] : rest;
   }
 
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'basis')) return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
-    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts });
+    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, onPath: (p) => { this.paths[`m_prime ${this.sectionName(s)}`] = p; } });
   }
 
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'edges')) return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
-    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts });
+    const S = this.secondMoments.get(s);
+    return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, {
+      ...input, Chat, rOut, points: pts, ...(S ? { secondMoment: S } : {}), onPath: (p) => { this.paths[`edges ${this.sectionName(s)}`] = p; },
+    });
+  }
+
+  private sectionName(s: number): string {
+    return `${this.model.nodes[s]!.name}->${this.model.nodes[s + 1]!.name}`;
+  }
+
+  stagePaths(): Record<string, string> {
+    return { ...this.paths };
   }
 
   dispose(): void {

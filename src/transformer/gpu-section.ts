@@ -16,6 +16,8 @@ export interface SectionVjpOptions {
   kBlock?: number;
   /** Always run the per-sample VJPs, even where a closed form applies (for cross-checks). */
   generic?: boolean;
+  /** Told which path the pass takes (for the result manifest's `stage_paths`). */
+  onPath?: (path: string) => void;
 }
 
 export interface SectionGeometry {

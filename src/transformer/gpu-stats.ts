@@ -7,6 +7,7 @@
 import { checkShape } from '../errors.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import type { Engine } from '../runtime/engine.js';
+import { copyColumns } from '../kernels/transformer-elementwise.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 
 export interface NodeStatsGpu {
@@ -96,6 +97,11 @@ export interface CentredStatsOptions {
   batch?: number;
   /** Keep node activations of the first pass for the second up to this many bytes (default NODE_CACHE_BYTES). */
   cacheBytes?: number;
+  /**
+   * When the activations were kept, leave them with the model afterwards (GpuModel.keepNode), so
+   * that the later passes over the same tokens start from them instead of running the model again.
+   */
+  keepInModel?: boolean;
 }
 
 /**
@@ -140,17 +146,32 @@ export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, token
       return s;
     });
     const grams = nodes.map((i, k) => new GramAccumulator(engine, model.nodes[i]!.width, { shift: shifts[k] }));
+    // Whole-data buffers for the model to keep (one batch: its buffers as they are).
+    const keep = opts.keepInModel ? nodes.map((i, k) => {
+      if (cache.length === 1) return cache[0]!.bufs[k]!;
+      const L = model.nodes[i]!;
+      return engine.alloc(Math.max(16, N * L.positions * L.width * 4), 'tf.node-kept');
+    }) : undefined;
+    let row = 0;
+    let handedOver = false;
     try {
       while (cache.length > 0) {
         const { rows: b, bufs } = cache.shift()!;
         const pending: Promise<void>[] = [];
         bufs.forEach((x, k) => {
-          const p = grams[k]!.addBatch(x, b * model.nodes[nodes[k]!]!.positions);
+          const L = model.nodes[nodes[k]!]!;
+          const p = grams[k]!.addBatch(x, b * L.positions);
           if (p) pending.push(p);
+          if (keep && keep[k] !== x) {
+            copyColumns(engine, { src: { buf: x, ld: L.width }, dst: { buf: keep[k]!, ld: L.width, row0: row * L.positions }, groups: 1, per: b * L.positions, width: L.width });
+          }
         });
-        engine.release(...bufs);
+        row += b;
+        engine.release(...bufs.filter((x) => !keep?.includes(x)));
         await Promise.all(pending);
       }
+      keep?.forEach((buf, k) => model.keepNode(nodes[k]!, tokens, N, buf));
+      handedOver = true;
       return await Promise.all(nodes.map(async (i, k) => {
         const L = model.nodes[i]!;
         return {
@@ -160,6 +181,7 @@ export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, token
       }));
     } finally {
       for (const g of grams) g.dispose();
+      if (keep && !handedOver) engine.release(...keep.filter((x) => !cache.some((c) => c.bufs.includes(x))));
     }
   } finally {
     for (const s of sums) s.dispose();

@@ -44,6 +44,8 @@ export interface TransformerPasses {
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
   /** Squared edges of section `s`, [rOut, rIn], divided by N·P_in (·R when stochastic). */
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
+  /** How each stage and section was computed (closed form, host or GPU), for the manifest. */
+  stagePaths?(): Record<string, string>;
   dispose?(): void;
 }
 

@@ -75,22 +75,48 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   }
   let mPrimeMs = 0;
   const ordered: LayerBasis[] = [];
-  for (let l = L - 1; l >= 0; l--) {
-    const m = moments[l]!;
-    const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
-    let b: LayerBasis;
-    if (formula === 'jacobian') {
-      const tm = clock();
-      const Mp = await passes.mPrime(l, Chat, rOut, pts, stoch);
-      mPrimeMs += clock() - tm;
-      b = jacobianBasis(m, st, Mp, th);
-    } else {
-      b = svdBasis(m, st);
+  // Edges of section l need only the bases of node layers l and l + 1, so they start as soon as
+  // basis l is built, while M′ of section l − 1 runs: its host sums (worker threads) and the
+  // edges' GPU work (this thread) overlap. Each pass keeps its own buffers and sums, so the
+  // results do not depend on the interleaving.
+  type EdgeRun = Promise<{ E: Float64Array; rows: number; cols: number; ms: number }>;
+  const edgeRuns: (EdgeRun | undefined)[] = Array.from({ length: L }, () => undefined);
+  const startEdges = (l: number, bin: LayerBasis, bout: LayerBasis | undefined): void => {
+    const rO = bout ? bout.r : mp.sections[l]!.outputs.reduce((a, id) => a + mp.sections[l]!.values[id]!.width, 0);
+    const prev = edgeRuns[l + 1];
+    // One edge pass at a time (they would only compete for the same GPU).
+    edgeRuns[l] = (async () => {
+      if (prev) await prev.catch(() => undefined);
+      const te = clock();
+      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, bout?.C, rO, pts, stoch);
+      return { E, rows: rO, cols: bin.r, ms: clock() - te };
+    })();
+    // A failure surfaces where the runs are awaited below; until then it must not be unhandled.
+    edgeRuns[l].catch(() => undefined);
+  };
+  const finalBasis = hasOutput ? undefined : bases.get(names[L]!);
+  try {
+    for (let l = L - 1; l >= 0; l--) {
+      const m = moments[l]!;
+      const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
+      let b: LayerBasis;
+      if (formula === 'jacobian') {
+        const tm = clock();
+        const Mp = await passes.mPrime(l, Chat, rOut, pts, stoch);
+        mPrimeMs += clock() - tm;
+        b = jacobianBasis(m, st, Mp, th);
+      } else {
+        b = svdBasis(m, st);
+      }
+      log.info(`${m.name}: dim ${m.dim}, stage 1 keeps ${st.k}, basis ${b.r}${b.Lambda ? `, Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
+      if (config.calculate_edges) startEdges(l, b, l + 1 === L ? finalBasis : ordered[0]);
+      ordered.unshift(b);
+      Chat = b.C;
+      rOut = b.r;
     }
-    log.info(`${m.name}: dim ${m.dim}, stage 1 keeps ${st.k}, basis ${b.r}${b.Lambda ? `, Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
-    ordered.unshift(b);
-    Chat = b.C;
-    rOut = b.r;
+  } catch (e) {
+    await Promise.all(edgeRuns.filter((r): r is EdgeRun => r !== undefined).map((r) => r.catch(() => undefined)));
+    throw e;
   }
   const allBases = new Map<string, LayerBasis>();
   for (const b of ordered) allBases.set(b.name, b);
@@ -100,18 +126,17 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
 
   const edges: IbResult['edges'] = new Map();
   if (config.calculate_edges) {
+    // Wall time from the end of the bases stage (edges that ran beside M′ are not in it);
+    // edges_total: the edge passes' own times added up, wherever they ran.
     t0 = clock();
+    let total = 0;
     for (let l = 0; l < L; l++) {
-      const bin = allBases.get(names[l]!)!;
-      const bout = allBases.get(names[l + 1]!);
-      const rO = bout ? bout.r : (() => {
-        const last = mp.sections[l]!;
-        return last.outputs.reduce((a, id) => a + last.values[id]!.width, 0);
-      })();
-      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, bout?.C, rO, pts, stoch);
-      edges.set(`${names[l]}->${names[l + 1]}`, { data: E, rows: rO, cols: bin.r });
+      const r = await edgeRuns[l]!;
+      total += r.ms;
+      edges.set(`${names[l]}->${names[l + 1]}`, { data: r.E, rows: r.rows, cols: r.cols });
     }
     timings['edges'] = clock() - t0;
+    timings['edges_total'] = total;
   }
   return { config, bases: allBases, edges, stats: { nodes: new Map(), gates: new Map() }, timings, n: passes.n };
 }
