@@ -1,6 +1,6 @@
 // The Interaction Basis build for MLPs, end to end:
-//   stats (GPU, one streamed pass) -> bases (host f64, from the output backwards) -> edges (GPU,
-//   second streamed pass). Library entry point; the CLI and result writers sit on top.
+//   stats (one streamed pass, on the GPU or on the host in float64: stage_paths.stats) -> bases
+//   (host f64, from the output backwards) -> edges (GPU, second streamed pass). Library entry point; the CLI and result writers sit on top.
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
@@ -18,10 +18,12 @@ import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
+import { HostDegeneracyAccumulator } from '../host/degeneracy.js';
 import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
 import { refuseStochastic } from '../transformer/stochastic.js';
+import { chooseStagePath } from '../runtime/stage-paths.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -198,7 +200,12 @@ export async function buildInteractionBasis(
   const cache = config.calculate_edges && !isLegacyFormula(formula)
     ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
   try {
-    if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
+    // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
+    const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
+    // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
+    let degHost: HostDegeneracyAccumulator | undefined;
+    if (config.degeneracy && statsPath === 'host') degHost = new HostDegeneracyAccumulator(model, sections.map((s) => s.layer));
+    else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
@@ -213,14 +220,14 @@ export async function buildInteractionBasis(
     const onInputStats = (st: NodeStats): void => {
       if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
     };
-    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, path: statsPath, ...(degAcc ? { observer: degAcc } : {}), ...(degHost ? { hostObserver: degHost } : {}) }, config.batch_size, pts, progress);
     // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
     const degMs = stats.observerMs ?? 0;
     const t2 = t();
-    const degStats = degAcc ? await degAcc.result() : undefined;
+    const degStats = degAcc ? await degAcc.result() : degHost?.result();
     const degResultMs = t() - t2;
     timings['stats'] = t() - t0 - degMs - degResultMs;
-    if (degAcc) timings['degeneracy'] = degMs + degResultMs;
+    if (degStats) timings['degeneracy'] = degMs + degResultMs;
 
     const bases = new Map<string, LayerBasis>();
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();

@@ -1,0 +1,242 @@
+// Float64 collection of the degeneracy statistics on the host, riding the host statistics pass
+// (the observer of src/ib/stats.ts's host path): the same DegeneracyStats as the GPU accumulator
+// of src/report/degeneracy-gpu.ts, from each batch's float64 forward pass (src/host/mlp-forward.ts).
+//   - per section ℓ: (1/N) Σ_n J_p(x_n)ᵀ J_p(x_n), J_p = ∂f_out/∂p^ℓ. Per datapoint the Jacobian
+//     is carried backwards, G_{L−1} = diag σ'(p^{L−1}), G_ℓ = (G_{ℓ+1} W^{ℓ+1}ᵀ) diag σ'(p^ℓ),
+//     on the units whose derivative is non-zero only (a ReLU layer's inactive units contribute
+//     exact zeros, so skipping them changes no value): with rib's MNIST MLP about two thirds of
+//     each 100-wide layer, so ~(2/3)² of the dense work. The layer feeding a linear output layer
+//     takes the closed form (W Wᵀ) ∘ Σ g gᵀ from the exact co-firing counts, as on the GPU;
+//   - per hidden ReLU layer: the firing bits packed 32 datapoints to a word as they arrive, then
+//     hashes, firing counts and co-firing counts by the exact integer routines of
+//     src/cpu/sign-patterns.ts; the raw Gram and column sums of the outputs h in float64.
+
+import { actGrad } from '../model/activations.js';
+import type { MlpModel } from '../model/mlp.js';
+import { cofireCpu, fireCountCpu, hashPatternsCpu } from '../cpu/sign-patterns.js';
+import type { DegeneracyStats, HiddenStats } from '../report/degeneracy-gpu.js';
+import type { HostForward } from './mlp-forward.js';
+import { HostGramF64 } from './stats.js';
+
+/**
+ * Layers at least this wide get no co-firing matrix (its d²·N/32 popcounts and d² storage): their
+ * near-synchronised pairs come from LSH on the packed words (src/report/lsh.ts).
+ */
+export const WIDE_LAYER = 4096;
+
+/**
+ * The layer whose Jacobian Gram has the closed form (W_{L−1} W_{L−1}ᵀ) ∘ Σ g gᵀ / N: the layer
+ * L−2 feeding a linear output layer, when it is ReLU with a co-firing matrix or identity; −1 if none.
+ */
+export function closedFormLayer(model: MlpModel, layers: readonly number[], cofireFor: (h: number) => boolean): number {
+  const L = model.layers.length;
+  const pen = model.layers[L - 2];
+  return L >= 2 && layers.includes(L - 2) && model.layers[L - 1]!.activation === 'identity'
+    && ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity') ? L - 2 : -1;
+}
+
+/** (1/n) (W Wᵀ) ∘ A for the closed-form layer i (W = W_{i+1}, h × nOut); A undefined means all n (identity). */
+export function closedFormJacobianGram(model: MlpModel, i: number, cofire: Float64Array | undefined, n: number): Float64Array {
+  const h = model.layers[i]!.dOut;
+  const nOut = model.layers[i + 1]!.dOut;
+  const W = model.layers[i + 1]!.W;
+  const M = new Float64Array(h * h);
+  for (let a = 0; a < h; a++) {
+    for (let b = a; b < h; b++) {
+      let t = 0;
+      for (let o = 0; o < nOut; o++) t += W[a * nOut + o]! * W[b * nOut + o]!;
+      const v = (t * (cofire ? cofire[a * h + b]! : n)) / n;
+      M[a * h + b] = v;
+      M[b * h + a] = v;
+    }
+  }
+  return M;
+}
+
+/** Growing word-major store of firing bits: word w of neuron a at w·d + a. */
+class FiringBits {
+  private words: Uint32Array;
+  private n = 0;
+
+  constructor(private readonly d: number) {
+    this.words = new Uint32Array(d * 64);
+  }
+
+  /** Appends the signs [p > 0] of `rows` rows of p (rows × d). */
+  add(p: Float64Array, rows: number): void {
+    const d = this.d;
+    const need = Math.ceil((this.n + rows) / 32) * d;
+    if (need > this.words.length) {
+      const grown = new Uint32Array(Math.max(need, 2 * this.words.length));
+      grown.set(this.words);
+      this.words = grown;
+    }
+    const words = this.words;
+    for (let r = 0; r < rows; r++) {
+      const t = this.n + r;
+      const bit = (1 << (t & 31)) >>> 0;
+      const base = (t >>> 5) * d;
+      const o = r * d;
+      for (let a = 0; a < d; a++) if (p[o + a]! > 0) words[base + a]! |= bit;
+    }
+    this.n += rows;
+  }
+
+  /** Neuron-major words (d × ceil(n/32)), as SignPatternResult.words. */
+  neuronMajor(): Uint32Array {
+    const d = this.d;
+    const W = Math.ceil(this.n / 32);
+    const out = new Uint32Array(d * W);
+    for (let w = 0; w < W; w++) for (let a = 0; a < d; a++) out[a * W + w] = this.words[w * d + a]!;
+    return out;
+  }
+}
+
+export class HostDegeneracyAccumulator {
+  /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */
+  readonly upTo: number;
+  private readonly L: number;
+  private readonly nOut: number;
+  private readonly lo: number;
+  private readonly closedForm: number;
+  /** Model layer → Σ J_pᵀJ_p (upper triangle), for the layers not in closed form. */
+  private readonly jac = new Map<number, Float64Array>();
+  private readonly bits = new Map<number, { bits: FiringBits; cofire: boolean; gram: HostGramF64 }>();
+  /** Float64 copies of the weights W^{i} (dIn × dOut row-major) for the backward products. */
+  private readonly W: Float64Array[] = [];
+  private seen = 0;
+
+  constructor(readonly model: MlpModel, readonly layers: number[]) {
+    const L = model.layers.length;
+    this.L = L;
+    this.upTo = L;
+    this.nOut = model.layers[L - 1]!.dOut;
+    this.lo = Math.min(...layers);
+    for (let i = this.lo + 1; i < L; i++) this.W[i] = Float64Array.from(model.layers[i]!.W);
+    const cofireFor = (h: number) => h < WIDE_LAYER;
+    this.closedForm = closedFormLayer(model, layers, cofireFor);
+    for (const i of layers) {
+      const l = model.layers[i]!;
+      if (i !== this.closedForm) this.jac.set(i, new Float64Array(l.dOut * l.dOut));
+      if (i < L - 1 && l.activation === 'relu') {
+        this.bits.set(i, { bits: new FiringBits(l.dOut), cofire: cofireFor(l.dOut), gram: new HostGramF64(l.dOut) });
+      }
+    }
+  }
+
+  /** Adds a batch (the forward pass must cover all layers). */
+  addBatch(f: HostForward, rows: number): void {
+    for (const [i, s] of this.bits) {
+      s.bits.add(f.pres[i]!, rows);
+      s.gram.add(f.acts[i + 1]!, rows);
+    }
+    if (this.jac.size > 0) this.addJacobians(f, rows);
+    this.seen += rows;
+  }
+
+  /** Σ J_pᵀJ_p of every datapoint of the batch, on the units with a non-zero derivative. */
+  private addJacobians(f: HostForward, rows: number): void {
+    const { L, nOut, lo, model } = this;
+    const hmax = Math.max(...model.layers.slice(lo).map((l) => l.dOut));
+    // Compact Jacobians, unit-major: G[k * nOut + o] = ∂out_o/∂p_{idx[k]}; two buffers swapped per layer.
+    let G = new Float64Array(hmax * nOut);
+    let Gn = new Float64Array(hmax * nOut);
+    let idx = new Int32Array(hmax);
+    let idxN = new Int32Array(hmax);
+    const wc = new Float64Array(hmax);
+    for (let r = 0; r < rows; r++) {
+      // Layer L−1: G = diag σ'(p), kept units only.
+      const last = model.layers[L - 1]!;
+      const pL = f.pres[L - 1]!;
+      let m = 0;
+      for (let o = 0; o < nOut; o++) {
+        const g = actGrad(last.activation, pL[r * nOut + o]!);
+        if (g === 0) continue;
+        idx[m] = o;
+        G.fill(0, m * nOut, (m + 1) * nOut);
+        G[m * nOut + o] = g;
+        m++;
+      }
+      this.addGram(L - 1, G, idx, m);
+      for (let i = L - 2; i >= lo; i--) {
+        const l = model.layers[i]!;
+        const h = l.dOut;
+        const hn = model.layers[i + 1]!.dOut;
+        const W = this.W[i + 1]!; // h × hn
+        const p = f.pres[i]!;
+        let mn = 0;
+        for (let a = 0; a < h; a++) {
+          const g = actGrad(l.activation, p[r * h + a]!);
+          if (g === 0) continue;
+          // wc[k] = W[a, idx[k]]: the row of W over the next layer's kept units.
+          const wa = a * hn;
+          for (let k = 0; k < m; k++) wc[k] = W[wa + idx[k]!]!;
+          const out = mn * nOut;
+          for (let o = 0; o < nOut; o++) {
+            let t = 0;
+            for (let k = 0; k < m; k++) t += G[k * nOut + o]! * wc[k]!;
+            Gn[out + o] = t * g;
+          }
+          idxN[mn] = a;
+          mn++;
+        }
+        [G, Gn] = [Gn, G];
+        [idx, idxN] = [idxN, idx];
+        m = mn;
+        this.addGram(i, G, idx, m);
+      }
+    }
+  }
+
+  /** M[a, b] += Σ_o G[a, o] G[b, o] over kept units a ≤ b (upper triangle) of layer i, if wanted. */
+  private addGram(i: number, G: Float64Array, idx: Int32Array, m: number): void {
+    const M = this.jac.get(i);
+    if (!M) return;
+    const h = this.model.layers[i]!.dOut;
+    const nOut = this.nOut;
+    for (let k = 0; k < m; k++) {
+      const row = idx[k]! * h;
+      const ok = k * nOut;
+      for (let q = k; q < m; q++) {
+        const oq = q * nOut;
+        let t = 0;
+        for (let o = 0; o < nOut; o++) t += G[ok + o]! * G[oq + o]!;
+        M[row + idx[q]!] += t;
+      }
+    }
+  }
+
+  result(): DegeneracyStats {
+    const n = this.seen;
+    const jacobianGram = new Map<number, Float64Array>();
+    for (const [i, M] of this.jac) {
+      const h = this.model.layers[i]!.dOut;
+      const out = new Float64Array(h * h);
+      for (let a = 0; a < h; a++) {
+        for (let b = a; b < h; b++) {
+          const v = M[a * h + b]! / n;
+          out[a * h + b] = v;
+          out[b * h + a] = v;
+        }
+      }
+      jacobianGram.set(i, out);
+    }
+    const hidden = new Map<number, HiddenStats>();
+    for (const [i, s] of this.bits) {
+      const d = this.model.layers[i]!.dOut;
+      const words = s.bits.neuronMajor();
+      const { hashLo, hashHi } = hashPatternsCpu(words, d, n);
+      const patterns = {
+        n, d, hashLo, hashHi, fireCount: fireCountCpu(words, d, n),
+        cofire: s.cofire ? cofireCpu(words, d, n) : new Float64Array(0), words,
+      };
+      const actGram = Float64Array.from(s.gram.gram(), (v) => v / n);
+      const actMean = Float64Array.from(s.gram.sums(), (v) => v / n);
+      hidden.set(i, { patterns, actGram, actMean });
+    }
+    if (this.closedForm >= 0) {
+      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
+    }
+    return { n, jacobianGram, hidden };
+  }
+}
