@@ -289,8 +289,8 @@ export async function runStatsShard(c: StageContext, shard: Shard, path: string)
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   const mlp = new GpuMlp(c.engine, c.model, pts);
   try {
-    const path = chooseStagePath(c.engine, 'stats', c.config.stage_paths?.stats ?? 'auto').path;
-    const s = await collectStats(c.engine, mlp, c.data, { nodes: statNodes, gateLayers, path }, c.config.batch_size, pts, c.progress, range);
+    const where = chooseStagePath(c.engine, 'stats', c.config.stage_paths?.stats ?? 'auto').path;
+    const s = await collectStats(c.engine, mlp, c.data, { nodes: statNodes, gateLayers, path: where }, c.config.batch_size, pts, c.progress, range);
     const { tensors, layout } = statsTensors(s);
     await writePartial(path, tensors, baseMeta(c, 'stats', range, `${shard.index}/${shard.count}`, layout));
   } finally {
