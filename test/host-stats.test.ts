@@ -23,6 +23,7 @@ import type { MlpModel } from '../src/model/mlp.js';
 import { HostGateStats, HostGramF64 } from '../src/host/stats.js';
 import { forwardRowsHost } from '../src/host/mlp-forward.js';
 import { HostDegeneracyAccumulator } from '../src/host/degeneracy.js';
+import { startDegeneracyThread } from '../src/host/degeneracy-thread.js';
 import { collectDegeneracyStats } from '../src/report/degeneracy-gpu.js';
 import { degeneracyInputsCpu } from '../src/report/degeneracy-cpu.js';
 import { stagePathChoices } from '../src/runtime/stage-paths.js';
@@ -253,6 +254,35 @@ describe('host degeneracy observer', () => {
       for (const k of ['hashLo', 'hashHi', 'fireCount', 'cofire'] as const) expect(Array.from(hs.patterns[k])).toEqual(Array.from(s.hiddenStats.patterns[k]));
       for (const k of ['hashLo', 'hashHi', 'fireCount', 'cofire', 'words'] as const) expect(Array.from(hs.patterns[k]!)).toEqual(Array.from(gs.patterns[k]!));
       close(gs.actGram, hs.actGram, 1e-5);
+    }
+  });
+});
+
+describe('host degeneracy observer on its own thread', () => {
+  it('gives the same statistics bit for bit as on the calling thread', async () => {
+    const n = 211;
+    const d = 17;
+    const x = sparseData(n, d, 0.4, 41);
+    const model = randomModel([d, 13, 11, 4], ['relu', 'relu', 'identity'], 12);
+    const layers = [0, 1, 2];
+    const here = new HostDegeneracyAccumulator(model, layers);
+    const there = await startDegeneracyThread(model, layers);
+    expect(there, 'worker_threads are available in Node').toBeDefined();
+    for (let s = 0; s < n; s += 50) {
+      const rows = Math.min(50, n - s);
+      const f = forwardRowsHost(model, x.subarray(s * d, (s + rows) * d), rows);
+      here.addBatch(f, rows);
+      there!.addBatch(f, rows);
+    }
+    const a = here.result();
+    const b = await there!.result();
+    expect(b.n).toBe(a.n);
+    for (const [i, m] of a.jacobianGram) expect(Array.from(b.jacobianGram.get(i)!)).toEqual(Array.from(m));
+    for (const [i, h] of a.hidden) {
+      const g = b.hidden.get(i)!;
+      expect(Array.from(g.actGram)).toEqual(Array.from(h.actGram));
+      expect(Array.from(g.patterns.words!)).toEqual(Array.from(h.patterns.words!));
+      expect(Array.from(g.patterns.cofire)).toEqual(Array.from(h.patterns.cofire));
     }
   });
 });

@@ -137,27 +137,29 @@ export class HostDegeneracyAccumulator {
   /** Σ J_pᵀJ_p of every datapoint of the batch, on the units with a non-zero derivative. */
   private addJacobians(f: HostForward, rows: number): void {
     const { L, nOut, lo, model } = this;
-    const hmax = Math.max(...model.layers.slice(lo).map((l) => l.dOut));
-    // Compact Jacobians, unit-major: G[k * nOut + o] = ∂out_o/∂p_{idx[k]}; two buffers swapped per layer.
-    let G = new Float64Array(hmax * nOut);
-    let Gn = new Float64Array(hmax * nOut);
-    let idx = new Int32Array(hmax);
-    let idxN = new Int32Array(hmax);
-    const wc = new Float64Array(hmax);
+    const S = Math.max(...model.layers.slice(lo).map((l) => l.dOut)); // row stride of the compact Jacobians
+    // Output-major compact Jacobians: Gt[o * S + k] = ∂out_o/∂p_{idx[k]} (the backward's dot
+    // products then run over contiguous k); swapped with Gn per layer. U is the unit-major copy
+    // (U[k * nOut + o]) the Gram's pair products run over.
+    let Gt = new Float64Array(nOut * S);
+    let Gn = new Float64Array(nOut * S);
+    let idx = new Int32Array(S);
+    let idxN = new Int32Array(S);
+    const U = new Float64Array(S * nOut);
+    const wc = new Float64Array(S);
+    const last = model.layers[L - 1]!;
+    const pL = f.pres[L - 1]!;
     for (let r = 0; r < rows; r++) {
-      // Layer L−1: G = diag σ'(p), kept units only.
-      const last = model.layers[L - 1]!;
-      const pL = f.pres[L - 1]!;
+      // Layer L−1: G = diag σ'(p) on the units with σ'(p) ≠ 0.
       let m = 0;
       for (let o = 0; o < nOut; o++) {
         const g = actGrad(last.activation, pL[r * nOut + o]!);
         if (g === 0) continue;
-        idx[m] = o;
-        G.fill(0, m * nOut, (m + 1) * nOut);
-        G[m * nOut + o] = g;
-        m++;
+        idx[m++] = o;
       }
-      this.addGram(L - 1, G, idx, m);
+      for (let o = 0; o < nOut; o++) Gt.fill(0, o * S, o * S + m);
+      for (let k = 0; k < m; k++) Gt[idx[k]! * S + k] = actGrad(last.activation, pL[r * nOut + idx[k]!]!);
+      if (this.jac.has(L - 1)) this.addGram(L - 1, Gt, S, idx, m, U);
       for (let i = L - 2; i >= lo; i--) {
         const l = model.layers[i]!;
         const h = l.dOut;
@@ -168,41 +170,69 @@ export class HostDegeneracyAccumulator {
         for (let a = 0; a < h; a++) {
           const g = actGrad(l.activation, p[r * h + a]!);
           if (g === 0) continue;
-          // wc[k] = W[a, idx[k]]: the row of W over the next layer's kept units.
+          // wc[k] = W[a, idx[k]]: row a of W over the next layer's kept units.
           const wa = a * hn;
           for (let k = 0; k < m; k++) wc[k] = W[wa + idx[k]!]!;
-          const out = mn * nOut;
           for (let o = 0; o < nOut; o++) {
-            let t = 0;
-            for (let k = 0; k < m; k++) t += G[k * nOut + o]! * wc[k]!;
-            Gn[out + o] = t * g;
+            const go = o * S;
+            let t0 = 0, t1 = 0;
+            let k = 0;
+            for (; k + 1 < m; k += 2) { t0 += Gt[go + k]! * wc[k]!; t1 += Gt[go + k + 1]! * wc[k + 1]!; }
+            if (k < m) t0 += Gt[go + k]! * wc[k]!;
+            Gn[go + mn] = (t0 + t1) * g;
           }
-          idxN[mn] = a;
-          mn++;
+          idxN[mn++] = a;
         }
-        [G, Gn] = [Gn, G];
+        [Gt, Gn] = [Gn, Gt];
         [idx, idxN] = [idxN, idx];
         m = mn;
-        this.addGram(i, G, idx, m);
+        if (this.jac.has(i)) this.addGram(i, Gt, S, idx, m, U);
       }
     }
   }
 
-  /** M[a, b] += Σ_o G[a, o] G[b, o] over kept units a ≤ b (upper triangle) of layer i, if wanted. */
-  private addGram(i: number, G: Float64Array, idx: Int32Array, m: number): void {
-    const M = this.jac.get(i);
-    if (!M) return;
+  /**
+   * M[idx[k], idx[q]] += Σ_o G[o, k] G[o, q] for k ≤ q (upper triangle; idx is increasing) of
+   * layer i, from the output-major Gt (stride S) through its unit-major copy U, 2×2 pairs at a time.
+   */
+  private addGram(i: number, Gt: Float64Array, S: number, idx: Int32Array, m: number, U: Float64Array): void {
+    const M = this.jac.get(i)!;
     const h = this.model.layers[i]!.dOut;
     const nOut = this.nOut;
-    for (let k = 0; k < m; k++) {
-      const row = idx[k]! * h;
-      const ok = k * nOut;
-      for (let q = k; q < m; q++) {
-        const oq = q * nOut;
-        let t = 0;
-        for (let o = 0; o < nOut; o++) t += G[ok + o]! * G[oq + o]!;
-        M[row + idx[q]!] += t;
+    for (let o = 0; o < nOut; o++) for (let k = 0; k < m; k++) U[k * nOut + o] = Gt[o * S + k]!;
+    let k = 0;
+    for (; k + 1 < m; k += 2) {
+      const a0 = k * nOut, a1 = a0 + nOut;
+      const r0 = idx[k]! * h, r1 = idx[k + 1]! * h;
+      let s00 = 0, s01 = 0, s11 = 0;
+      for (let o = 0; o < nOut; o++) {
+        const u = U[a0 + o]!, v = U[a1 + o]!;
+        s00 += u * u; s01 += u * v; s11 += v * v;
       }
+      M[r0 + idx[k]!] += s00; M[r0 + idx[k + 1]!] += s01; M[r1 + idx[k + 1]!] += s11;
+      let q = k + 2;
+      for (; q + 1 < m; q += 2) {
+        const c0 = q * nOut, c1 = c0 + nOut;
+        let t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+        for (let o = 0; o < nOut; o++) {
+          const u = U[a0 + o]!, v = U[a1 + o]!, w = U[c0 + o]!, z = U[c1 + o]!;
+          t00 += u * w; t01 += u * z; t10 += v * w; t11 += v * z;
+        }
+        const j0 = idx[q]!, j1 = idx[q + 1]!;
+        M[r0 + j0] += t00; M[r0 + j1] += t01; M[r1 + j0] += t10; M[r1 + j1] += t11;
+      }
+      if (q < m) {
+        const c0 = q * nOut;
+        let t0 = 0, t1 = 0;
+        for (let o = 0; o < nOut; o++) { const w = U[c0 + o]!; t0 += U[a0 + o]! * w; t1 += U[a1 + o]! * w; }
+        M[r0 + idx[q]!] += t0; M[r1 + idx[q]!] += t1;
+      }
+    }
+    if (k < m) {
+      const a0 = k * nOut;
+      let s = 0;
+      for (let o = 0; o < nOut; o++) s += U[a0 + o]! * U[a0 + o]!;
+      M[idx[k]! * h + idx[k]!] += s;
     }
   }
 

@@ -19,6 +19,7 @@ import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { DegeneracyAccumulator } from '../report/degeneracy-gpu.js';
 import { HostDegeneracyAccumulator } from '../host/degeneracy.js';
+import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/degeneracy-thread.js';
 import { degeneracyFromBuild, modulesFromBuild } from '../report/from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
@@ -203,8 +204,12 @@ export async function buildInteractionBasis(
     // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
     const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
     // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
-    let degHost: HostDegeneracyAccumulator | undefined;
-    if (config.degeneracy && statsPath === 'host') degHost = new HostDegeneracyAccumulator(model, sections.map((s) => s.layer));
+    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts).
+    let degHost: HostDegeneracyAccumulator | DegeneracyObserverThread | undefined;
+    if (config.degeneracy && statsPath === 'host') {
+      const layers = sections.map((s) => s.layer);
+      degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
+    }
     else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
@@ -224,7 +229,7 @@ export async function buildInteractionBasis(
     // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
     const degMs = stats.observerMs ?? 0;
     const t2 = t();
-    const degStats = degAcc ? await degAcc.result() : degHost?.result();
+    const degStats = degAcc ? await degAcc.result() : await degHost?.result();
     const degResultMs = t() - t2;
     timings['stats'] = t() - t0 - degMs - degResultMs;
     if (degStats) timings['degeneracy'] = degMs + degResultMs;
