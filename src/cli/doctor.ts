@@ -34,6 +34,8 @@ export interface DoctorReport {
     matmul: string;
     matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
     gram: string; signPack: string; eighSolver: string; hostEigensolver: string; inputStatistics: string;
+    /** The statistics pass timed on both paths (stored for later builds' choice). */
+    statsPath: { gpuMs: number; hostMs: number; what: string; chosen: string };
   };
   checks: SelfCheckResult[];
 }
@@ -60,6 +62,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
   const { solverThreads } = await import('../cpu/eigh-worker.js');
   const threads = await solverThreads();
+  const { timeStatsPaths } = await import('../ib/stats-timing.js');
+  const { chooseStagePath } = await import('../runtime/stage-paths.js');
+  const statsTiming = await timeStatsPaths(engine);
   return {
     adapter: engine.adapterName,
     info: engine.info,
@@ -73,6 +78,7 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       eighSolver: chooseEighSolver(engine),
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
+      statsPath: { ...statsTiming, chosen: chooseStagePath(engine, 'stats').path },
     },
     checks: results,
   };
@@ -96,6 +102,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
+      const sp = v.statsPath;
+      console.log(`statistics pass (${sp.what}): gpu ${sp.gpuMs.toFixed(1)} ms, host ${sp.hostMs.toFixed(1)} ms -> builds use ${sp.chosen} unless the config sets stage_paths.stats (stored in the tuning cache)`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
