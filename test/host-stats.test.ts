@@ -9,7 +9,7 @@
 // hundred rows per batch); ReLU counts agree exactly unless a pre-activation sits within f32
 // rounding of 0 (none does in these data).
 
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { covariance, type NodeStats } from '../src/ib/basis.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
@@ -26,7 +26,9 @@ import { HostDegeneracyAccumulator } from '../src/host/degeneracy.js';
 import { startDegeneracyThread } from '../src/host/degeneracy-thread.js';
 import { collectDegeneracyStats } from '../src/report/degeneracy-gpu.js';
 import { degeneracyInputsCpu } from '../src/report/degeneracy-cpu.js';
-import { stagePathChoices } from '../src/runtime/stage-paths.js';
+import { chooseStagePath, stagePathChoices, storedStageTiming } from '../src/runtime/stage-paths.js';
+import { setTuningStore } from '../src/runtime/tuning-store.js';
+import { timeStatsPaths } from '../src/ib/stats-timing.js';
 import { useEngine } from './helpers/gpu.js';
 import { maxAbs, maxAbsDiff } from './helpers/ib.js';
 import { rng } from './helpers/random.js';
@@ -284,5 +286,20 @@ describe('host degeneracy observer on its own thread', () => {
       expect(Array.from(g.patterns.words!)).toEqual(Array.from(h.patterns.words!));
       expect(Array.from(g.patterns.cofire)).toEqual(Array.from(h.patterns.cofire));
     }
+  });
+});
+
+describe('timing both statistics paths (ibgpu doctor)', () => {
+  const engine = useEngine();
+  afterEach(() => setTuningStore(undefined));
+  it('times both paths, stores the comparison, and later choices on the engine follow it', async () => {
+    const m = new Map<string, unknown>();
+    setTuningStore({ location: 'memory', host: 'test', get: (k) => m.get(k), set: (k, v) => void m.set(k, v) });
+    const e = await engine();
+    const t = await timeStatsPaths(e);
+    expect(t.gpuMs).toBeGreaterThan(0);
+    expect(t.hostMs).toBeGreaterThan(0);
+    expect(storedStageTiming(e, 'stats')).toEqual(t);
+    expect(chooseStagePath(e, 'stats')).toMatchObject({ path: t.hostMs < t.gpuMs ? 'host' : 'gpu', how: 'measured' });
   });
 });
