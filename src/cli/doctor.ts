@@ -63,7 +63,6 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { solverThreads } = await import('../cpu/eigh-worker.js');
   const threads = await solverThreads();
   const { timeStatsPaths } = await import('../ib/stats-timing.js');
-  const { chooseStagePath } = await import('../runtime/stage-paths.js');
   const statsTiming = await timeStatsPaths(engine);
   return {
     adapter: engine.adapterName,
@@ -78,7 +77,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       eighSolver: chooseEighSolver(engine),
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
-      statsPath: { ...statsTiming, chosen: chooseStagePath(engine, 'stats').path },
+      // What later builds on this adapter and host choose from the stored timing (this engine's
+      // own choice may have been fixed by a self-check's config).
+      statsPath: { ...statsTiming, chosen: statsTiming.hostMs < statsTiming.gpuMs ? 'host' : 'gpu' },
     },
     checks: results,
   };
