@@ -270,6 +270,8 @@ describe('host degeneracy observer on its own thread', () => {
     const here = new HostDegeneracyAccumulator(model, layers);
     const there = await startDegeneracyThread(model, layers);
     expect(there, 'worker_threads are available in Node').toBeDefined();
+    // One build at a time owns the thread; another one runs its observer on its own thread.
+    expect(await startDegeneracyThread(model, layers)).toBeUndefined();
     for (let s = 0; s < n; s += 50) {
       const rows = Math.min(50, n - s);
       const f = forwardRowsHost(model, x.subarray(s * d, (s + rows) * d), rows);
@@ -278,6 +280,10 @@ describe('host degeneracy observer on its own thread', () => {
     }
     const a = here.result();
     const b = await there!.result();
+    there!.dispose();
+    const again = await startDegeneracyThread(model, layers);
+    expect(again).toBeDefined();
+    again!.dispose();
     expect(b.n).toBe(a.n);
     for (const [i, m] of a.jacobianGram) expect(Array.from(b.jacobianGram.get(i)!)).toEqual(Array.from(m));
     for (const [i, h] of a.hidden) {

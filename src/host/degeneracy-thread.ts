@@ -66,6 +66,8 @@ interface Thread {
 
 let thread: Promise<Thread | undefined> | undefined;
 let nextId = 1;
+/** Set while a build owns the thread (its messages must not interleave with another's). */
+let busy = false;
 
 function isNode(): boolean {
   const p = (globalThis as { process?: { versions?: { node?: string } } }).process;
@@ -135,20 +137,37 @@ export interface DegeneracyObserverThread {
   readonly upTo: number;
   addBatch(f: HostForward, rows: number): void;
   result(): Promise<DegeneracyStats>;
+  /** Frees the thread for the next build (after result(), or when the build gave up). */
+  dispose(): void;
 }
 
 /**
  * A host degeneracy observer running on the shared worker thread, or undefined when no thread can
- * be had (then use HostDegeneracyAccumulator directly). One build at a time uses the thread.
+ * be had or another build holds it (then use HostDegeneracyAccumulator directly).
  */
 export async function startDegeneracyThread(model: MlpModel, layers: number[]): Promise<DegeneracyObserverThread | undefined> {
+  if (busy) return undefined;
+  busy = true;
   const t = await (thread ??= start());
-  if (!t) return undefined;
+  if (!t) {
+    busy = false;
+    return undefined;
+  }
   const L = model.layers.length;
   const lo = Math.min(...layers);
-  await call(t, { op: 'init', model, layers });
+  try {
+    await call(t, { op: 'init', model, layers });
+  } catch {
+    busy = false;
+    return undefined;
+  }
   let failure: Error | undefined;
+  let owned = true;
   return {
+    dispose(): void {
+      if (owned) busy = false;
+      owned = false;
+    },
     upTo: L,
     addBatch(f: HostForward, rows: number): void {
       // Copies (the pass keeps using f): the pre-activations from the lowest section up, and the

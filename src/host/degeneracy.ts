@@ -166,10 +166,17 @@ export class HostDegeneracyAccumulator {
         const hn = model.layers[i + 1]!.dOut;
         const W = this.W[i + 1]!; // h × hn
         const p = f.pres[i]!;
+        // Below a linear output layer G_{L−1} is the identity: G[o, a] = σ'(p_a) W[a, o], no products.
+        const direct = i === L - 2 && last.activation === 'identity';
         let mn = 0;
         for (let a = 0; a < h; a++) {
           const g = actGrad(l.activation, p[r * h + a]!);
           if (g === 0) continue;
+          if (direct) {
+            for (let o = 0; o < nOut; o++) Gn[o * S + mn] = g * W[a * hn + o]!;
+            idxN[mn++] = a;
+            continue;
+          }
           // wc[k] = W[a, idx[k]]: row a of W over the next layer's kept units.
           const wa = a * hn;
           for (let k = 0; k < m; k++) wc[k] = W[wa + idx[k]!]!;

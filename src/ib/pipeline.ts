@@ -197,6 +197,7 @@ export async function buildInteractionBasis(
   // Degeneracy statistics ride along the statistics pass (src/report/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   let degAcc: DegeneracyAccumulator | undefined;
+  let degHost: HostDegeneracyAccumulator | DegeneracyObserverThread | undefined;
   // The edge pass reuses the statistics pass's hidden activations when they fit the budget.
   const cache = config.calculate_edges && !isLegacyFormula(formula)
     ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
@@ -205,12 +206,10 @@ export async function buildInteractionBasis(
     const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
     // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
     // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts).
-    let degHost: HostDegeneracyAccumulator | DegeneracyObserverThread | undefined;
     if (config.degeneracy && statsPath === 'host') {
       const layers = sections.map((s) => s.layer);
       degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
-    }
-    else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
+    } else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
@@ -229,10 +228,15 @@ export async function buildInteractionBasis(
     // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
     const degMs = stats.observerMs ?? 0;
     const t2 = t();
-    const degStats = degAcc ? await degAcc.result() : await degHost?.result();
+    // A host observer on its own thread may still be working: its result is awaited only where it
+    // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
+    // booked as degeneracy time.
+    const degGpuStats = degAcc ? await degAcc.result() : undefined;
+    const degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
+    degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
     const degResultMs = t() - t2;
     timings['stats'] = t() - t0 - degMs - degResultMs;
-    if (degStats) timings['degeneracy'] = degMs + degResultMs;
+    if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
 
     const bases = new Map<string, LayerBasis>();
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
@@ -310,8 +314,9 @@ export async function buildInteractionBasis(
     }
 
     const res: IbResult = { config, bases, edges: ordered, stats, timings, n: data.n };
-    if (degStats) {
+    if (config.degeneracy) {
       t0 = t();
+      const degStats = degGpuStats ?? (await degHostStats)!;
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
       timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
@@ -324,6 +329,7 @@ export async function buildInteractionBasis(
   } finally {
     cache?.dispose();
     degAcc?.dispose();
+    if (degHost && 'dispose' in degHost) degHost.dispose();
     mlp.dispose();
   }
 }
