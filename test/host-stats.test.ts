@@ -229,12 +229,17 @@ describe('the build honours stage_paths.stats', () => {
 
 describe('host degeneracy observer', () => {
   const engine = useEngine();
-  it('equals the float64 reference (1e-12) and the GPU accumulator (1e-5, patterns exactly)', async () => {
+  it.each([
+    // Four layers with a linear output: layer 2 takes the closed form, layer 1 the product carried
+    // across datapoints, layer 0 the backward from it.
+    { name: 'linear output', acts: ['relu', 'relu', 'relu', 'identity'] as Activation[] },
+    // A ReLU output: no closed form, no carried product, the full backward for every layer.
+    { name: 'ReLU output', acts: ['relu', 'relu', 'gelu', 'relu'] as Activation[] },
+  ])('$name: equals the float64 reference (1e-12) and the GPU accumulator (1e-5, patterns exactly)', async ({ acts }) => {
     const n = 173;
     const d = 19;
     const x = sparseData(n, d, 0.4, 31);
-    // Four layers: layer 0's Jacobian needs the full backward; layer 2 takes the closed form.
-    const model = randomModel([d, 23, 17, 7, 5], ['relu', 'relu', 'relu', 'identity'], 9);
+    const model = randomModel([d, 23, 17, 7, 5], acts, 9);
     const layers = [0, 1, 2, 3];
     const acc = new HostDegeneracyAccumulator(model, layers);
     for (let s = 0; s < n; s += 40) {
