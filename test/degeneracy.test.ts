@@ -116,8 +116,9 @@ function nodeLayers(m: MlpModel): string[] {
   return [...m.layers.map((l) => l.name), 'output'];
 }
 
+/** A build with the statistics (and the degeneracy observer) on the GPU unless `extra` says otherwise. */
 async function gpuBuild(t: Toy, extra: Record<string, unknown> = {}): Promise<IbResult> {
-  const config = parseConfig({ node_layers: nodeLayers(t.model), batch_size: 64, degeneracy: true, ...extra });
+  const config = parseConfig({ node_layers: nodeLayers(t.model), batch_size: 64, degeneracy: true, stage_paths: { stats: 'gpu' }, ...extra });
   return buildInteractionBasis(await engine(), t.model, arraySource(t.x, t.n, t.model.layers[0]!.dIn), config);
 }
 
@@ -184,9 +185,9 @@ describe('report counts against the ground truth (CPU statistics)', () => {
 
 // ------------------------------------------------------------------ the build (GPU)
 
-describe('degeneracy statistics collected by the build (GPU) agree with the CPU collection', () => {
+describe.each(['gpu', 'host'] as const)('degeneracy statistics collected by the build (statistics on %s) agree with the CPU collection', (stats) => {
   it.each(TOYS)('$name', async (t) => {
-    const res = await gpuBuild(t);
+    const res = await gpuBuild(t, { stage_paths: { stats } });
     const gpu = res.degeneracy!;
     const cpu = cpuReport(t);
     expect(gpu.sections.length).toBe(cpu.sections.length);
@@ -299,7 +300,9 @@ describe('the synthetic fixture: report vs planted structure', () => {
   });
 
   it("rib's absolute threshold (which keeps an f32 noise direction in the basis) does not change the counts", async () => {
-    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 256, threshold_mode: 'absolute', truncation_threshold: 1e-10, degeneracy: true });
+    // The noise direction comes from the GPU statistics' f32 rounding: the host path's float64
+    // statistics have none, so this build takes the GPU path.
+    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 256, threshold_mode: 'absolute', truncation_threshold: 1e-10, degeneracy: true, stage_paths: { stats: 'gpu' } });
     const abs = await buildInteractionBasis(await engine(), model, arraySource(x, n, 16), config);
     expect(abs.bases.get('layers.0')!.k).toBe(16); // the noise direction (see test/ib-fixture.test.ts)
     expect(abs.degeneracy!.rank_rule).toEqual({ tau: 1e-6, mode: 'relative' });

@@ -1,6 +1,8 @@
 // The edge pass's activation cache (src/ib/activation-cache.ts): the statistics pass's hidden
 // activations, copied aside and handed back by row range, give bit-identical edges to the
-// recomputed forward pass, for both edge formulas; a cache over its budget is not made.
+// recomputed forward pass, for both edge formulas; a cache over its budget is not made. With the
+// statistics on the host the cache holds the float64 activations rounded to f32: the edges then
+// agree with the recomputed ones to f32 rounding (≤ 1e-5 of the largest edge), not bit for bit.
 
 import { describe, expect, it } from 'vitest';
 import { ActivationCache } from '../src/ib/activation-cache.js';
@@ -45,7 +47,7 @@ describe('activation cache', () => {
     const model = randomMlp([9, 17, 13, 5], 7);
     const n = 613;
     const data = arraySource(genericData(n, 9, 8), n, 9);
-    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, ...formula });
+    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, stage_paths: { stats: 'gpu' }, ...formula });
     const d0 = e.counters.dispatches;
     const cached = await buildInteractionBasis(e, model, data, config);
     const d1 = e.counters.dispatches;
@@ -54,5 +56,25 @@ describe('activation cache', () => {
     expect(d1 - d0).toBeLessThan(e.counters.dispatches - d1);
     expect([...cached.edges.keys()]).toEqual(['layers.0->layers.1', 'layers.1->layers.2', 'layers.2->output']);
     for (const [k, v] of fresh.edges) expect(Array.from(cached.edges.get(k)!.data), k).toEqual(Array.from(v.data));
+  });
+
+  it('is filled from the host statistics pass for a GPU edge pass (edges within f32 rounding of a recomputation)', async () => {
+    const e = await engine();
+    const model = randomMlp([9, 17, 13, 5], 7);
+    const n = 613;
+    const data = arraySource(genericData(n, 9, 8), n, 9);
+    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, stage_paths: { stats: 'host' } });
+    const d0 = e.counters.dispatches;
+    const cached = await buildInteractionBasis(e, model, data, config);
+    const d1 = e.counters.dispatches;
+    const fresh = await buildInteractionBasis(e, model, data, config, { activationCacheBytes: 0 });
+    expect(d1 - d0).toBeLessThan(e.counters.dispatches - d1);
+    for (const [k, v] of fresh.edges) {
+      const c = cached.edges.get(k)!.data;
+      let max = 0;
+      let diff = 0;
+      for (let i = 0; i < c.length; i++) { max = Math.max(max, Math.abs(v.data[i]!)); diff = Math.max(diff, Math.abs(c[i]! - v.data[i]!)); }
+      expect(diff, k).toBeLessThanOrEqual(1e-5 * max);
+    }
   });
 });

@@ -70,7 +70,10 @@ const CASES: Case[] = [
   { name: 'synthetic_f64_svd', extra: { basis_formula: 'pca' }, dims: [15, 30, 30], jacobian: false },
 ];
 
-describe.each(CASES)('rib conformance: $name', (c) => {
+// Every case on both statistics paths: the GPU kernels (f32 per batch) and the host's float64 pass.
+const PATH_CASES = CASES.flatMap((c) => (['gpu', 'host'] as const).map((stats) => ({ ...c, stats, extra: { ...c.extra, stage_paths: { stats } } })));
+
+describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats', (c) => {
   let res: IbResult;
   let ref: Map<string, HostTensor>;
 

@@ -34,6 +34,8 @@ export interface DoctorReport {
     matmul: string;
     matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
     gram: string; signPack: string; eighSolver: string; hostEigensolver: string; hostSums: string; inputStatistics: string;
+    /** The statistics pass timed on both paths (stored for later builds' choice). */
+    statsPath: { gpuMs: number; hostMs: number; what: string; chosen: string };
   };
   checks: SelfCheckResult[];
 }
@@ -62,6 +64,8 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const threads = await solverThreads();
   const { hostThreadPool } = await import('../host/thread-pool.js');
   const hostPool = await hostThreadPool();
+  const { timeStatsPaths } = await import('../ib/stats-timing.js');
+  const statsTiming = await timeStatsPaths(engine);
   return {
     adapter: engine.adapterName,
     info: engine.info,
@@ -76,6 +80,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
       hostSums: hostPool ? `float64 on ${hostPool.size} host worker thread(s) (IBGPU_HOST_THREADS overrides; 0: the main thread)` : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
+      // What later builds on this adapter and host choose from the stored timing (this engine's
+      // own choice may have been fixed by a self-check's config).
+      statsPath: { ...statsTiming, chosen: statsTiming.hostMs < statsTiming.gpuMs ? 'host' : 'gpu' },
     },
     checks: results,
   };
@@ -99,6 +106,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
+      const sp = v.statsPath;
+      console.log(`statistics pass (${sp.what}): gpu ${sp.gpuMs.toFixed(1)} ms, host ${sp.hostMs.toFixed(1)} ms -> builds use ${sp.chosen} unless the config sets stage_paths.stats (stored in the tuning cache)`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log(`transformer closed forms' per-sample sums: ${v.hostSums}; linear sections and node layer 0 with vocabulary ≤ N: host float64, no data pass`);
       console.log('self-checks against float64 CPU references:');

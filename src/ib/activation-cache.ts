@@ -51,6 +51,17 @@ export class ActivationCache {
     }
   }
 
+  /**
+   * Writes activation `act` of rows [start, start + rows) from the host (rows × width f32): the
+   * host statistics pass's float64 activations rounded to f32, for a GPU edge pass. They are the
+   * exactly rounded values, so they may differ from a GPU recomputation in the last bit.
+   */
+  storeRows(act: number, start: number, rows: number, values: Float32Array): void {
+    const { buf, dim } = this.bufs.get(act)!;
+    if (values.length !== rows * dim) throw new Error(`activation cache: ${values.length} values for ${rows} rows of width ${dim}`);
+    this.engine.write(buf, values, (start - this.start) * dim * 4);
+  }
+
   /** A pooled buffer holding activation `act` of rows [start, start + rows); the caller releases it. */
   load(act: number, start: number, rows: number): GPUBuffer {
     const { buf, dim } = this.bufs.get(act)!;

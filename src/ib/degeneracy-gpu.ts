@@ -16,33 +16,15 @@
 import { GramAccumulator, ColumnSumAccumulator } from '../kernels/gram.js';
 import { jacobianGate } from '../kernels/jacobian-gate.js';
 import { matmul } from '../kernels/matmul.js';
-import { SignPatternAccumulator, type SignPatternResult } from '../kernels/sign-patterns.js';
+import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
 import { GpuMlp, type ForwardResult } from './gpu-model.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
+import type { DegeneracyStats, HiddenStats } from '../report/degeneracy.js';
+import { closedFormJacobianGram, closedFormLayer, WIDE_LAYER } from '../host/degeneracy.js';
 
-export interface HiddenStats {
-  patterns: SignPatternResult;
-  /** (1/N) Σ h hᵀ. */
-  actGram: Float64Array;
-  /** (1/N) Σ h. */
-  actMean: Float64Array;
-}
-
-export interface DegeneracyStats {
-  n: number;
-  /** Model layer → (1/N) Σ J_pᵀJ_p (dOut × dOut). */
-  jacobianGram: Map<number, Float64Array>;
-  /** Hidden ReLU layers among the sections. */
-  hidden: Map<number, HiddenStats>;
-}
-
-/**
- * Layers at least this wide get no co-firing matrix (its d²·N/32 popcounts and d² storage): their
- * near-synchronised pairs come from LSH on the packed words (src/report/lsh.ts).
- */
-export const WIDE_LAYER = 4096;
+export { WIDE_LAYER };
 
 /** Bytes of one stacked Jacobian buffer per chunk (chunks of a batch keep under this). */
 export const CHUNK_BYTES = 32 * 2 ** 20;
@@ -86,9 +68,7 @@ export class DegeneracyAccumulator {
     const hmax = Math.max(...model.layers.slice(this.lo).map((l) => l.dOut));
     this.chunkRows = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, engine.maxBindingBytes) / (4 * this.nOut * hmax)));
     const cofireFor = (h: number) => h < WIDE_LAYER && h * h * 4 <= engine.maxBindingBytes;
-    const pen = model.layers[L - 2];
-    this.closedForm = L >= 2 && layers.includes(L - 2) && model.layers[L - 1]!.activation === 'identity'
-      && ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity') ? L - 2 : -1;
+    this.closedForm = closedFormLayer(model, layers, cofireFor);
     for (const i of layers) {
       const l = model.layers[i]!;
       if (i !== this.closedForm) this.jac.set(i, new GramAccumulator(engine, l.dOut));
@@ -171,21 +151,7 @@ export class DegeneracyAccumulator {
       hidden.set(i, { patterns, actGram, actMean });
     }
     if (this.closedForm >= 0) {
-      const i = this.closedForm;
-      const h = this.model.layers[i]!.dOut;
-      const W = this.model.layers[i + 1]!.W; // h × nOut
-      const A = hidden.get(i)?.patterns.cofire; // Σ g gᵀ (ReLU); identity: all N
-      const M = new Float64Array(h * h);
-      for (let a = 0; a < h; a++) {
-        for (let b = a; b < h; b++) {
-          let t = 0;
-          for (let o = 0; o < this.nOut; o++) t += W[a * this.nOut + o]! * W[b * this.nOut + o]!;
-          const v = (t * (A ? A[a * h + b]! : n)) / n;
-          M[a * h + b] = v;
-          M[b * h + a] = v;
-        }
-      }
-      jacobianGram.set(i, M);
+      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
     }
     return { n, jacobianGram, hidden };
   }

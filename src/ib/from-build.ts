@@ -8,7 +8,7 @@ import type { MlpModel } from '../model/mlp.js';
 import { parameterCount } from '../cpu/gauss-newton.js';
 import { symEigValues } from '../cpu/eigh.js';
 import { degeneracyReport, rankOf, type DegeneracyReport, type RankRule, type SectionInput } from '../report/degeneracy.js';
-import type { DegeneracyStats } from './degeneracy-gpu.js';
+import type { DegeneracyStats } from '../report/degeneracy.js';
 import { graphLayers, modules, type EdgeMatrix, type ModularityOptions, type ModulesReport } from '../report/modularity.js';
 
 /** The rank rule for degeneracy counts: the build's relative τ, or 1e-6 relative when it is absolute. */

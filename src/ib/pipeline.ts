@@ -1,6 +1,6 @@
 // The Interaction Basis build for MLPs, end to end:
-//   stats (GPU, one streamed pass) -> bases (host f64, from the output backwards) -> edges (GPU,
-//   second streamed pass). Library entry point; the CLI and result writers sit on top.
+//   stats (one streamed pass, on the GPU or on the host in float64: stage_paths.stats) -> bases
+//   (host f64, from the output backwards) -> edges (GPU, second streamed pass). Library entry point; the CLI and result writers sit on top.
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
@@ -18,9 +18,12 @@ import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { DegeneracyAccumulator } from './degeneracy-gpu.js';
+import { HostDegeneracyAccumulator } from '../host/degeneracy.js';
+import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/degeneracy-thread.js';
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
+import { chooseStagePath } from '../runtime/stage-paths.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -193,11 +196,19 @@ export async function buildInteractionBasis(
   // Degeneracy statistics ride along the statistics pass (src/ib/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   let degAcc: DegeneracyAccumulator | undefined;
+  let degHost: HostDegeneracyAccumulator | DegeneracyObserverThread | undefined;
   // The edge pass reuses the statistics pass's hidden activations when they fit the budget.
   const cache = config.calculate_edges && !isLegacyFormula(formula)
     ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
   try {
-    if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
+    // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
+    const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
+    // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
+    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts).
+    if (config.degeneracy && statsPath === 'host') {
+      const layers = sections.map((s) => s.layer);
+      degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
+    } else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
@@ -212,14 +223,19 @@ export async function buildInteractionBasis(
     const onInputStats = (st: NodeStats): void => {
       if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
     };
-    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, ...(degAcc ? { observer: degAcc } : {}) }, config.batch_size, pts, progress);
+    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, path: statsPath, ...(degAcc ? { observer: degAcc } : {}), ...(degHost ? { hostObserver: degHost } : {}) }, config.batch_size, pts, progress);
     // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
     const degMs = stats.observerMs ?? 0;
     const t2 = t();
-    const degStats = degAcc ? await degAcc.result() : undefined;
+    // A host observer on its own thread may still be working: its result is awaited only where it
+    // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
+    // booked as degeneracy time.
+    const degGpuStats = degAcc ? await degAcc.result() : undefined;
+    const degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
+    degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
     const degResultMs = t() - t2;
     timings['stats'] = t() - t0 - degMs - degResultMs;
-    if (degAcc) timings['degeneracy'] = degMs + degResultMs;
+    if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
 
     const bases = new Map<string, LayerBasis>();
     const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
@@ -297,8 +313,9 @@ export async function buildInteractionBasis(
     }
 
     const res: IbResult = { config, bases, edges: ordered, stats, timings, n: data.n };
-    if (degStats) {
+    if (config.degeneracy) {
       t0 = t();
+      const degStats = degGpuStats ?? (await degHostStats)!;
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
       timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
@@ -311,6 +328,7 @@ export async function buildInteractionBasis(
   } finally {
     cache?.dispose();
     degAcc?.dispose();
+    if (degHost && 'dispose' in degHost) degHost.dispose();
     mlp.dispose();
   }
 }

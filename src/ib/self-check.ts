@@ -9,7 +9,7 @@ import { layerIdentities } from './identities.js';
 import type { MlpModel } from '../model/mlp.js';
 import { buildInteractionBasis } from './pipeline.js';
 
-// Not mulberry32 (src/cpu/mulberry32.ts): the test suites' random models are defined by this
+// Not mulberry32 (src/util/mulberry32.ts): the test suites' random models are defined by this
 // generator and their seeds (some tests rely on a seed's model dropping exactly one direction).
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -37,7 +37,8 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const rnd = lcg(11);
   const n = 512;
   const x = new Float32Array(n * 12).map(() => 2 * rnd());
-  const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200 });
+  // The GPU statistics path, so that the check covers the adapter's forward and Gram kernels.
+  const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, stage_paths: { stats: 'gpu' } });
   const res = await buildInteractionBasis(engine, model, arraySource(x, n, 12), config);
   let worst = 0;
   for (const [name, b] of res.bases) {

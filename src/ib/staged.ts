@@ -32,6 +32,7 @@ import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from '../model/mlp.js';
 import { checkFinalRotation, edgePairOf, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
+import { chooseStagePath } from '../runtime/stage-paths.js';
 import { modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 
@@ -288,7 +289,8 @@ export async function runStatsShard(c: StageContext, shard: Shard, path: string)
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   const mlp = new GpuMlp(c.engine, c.model, pts);
   try {
-    const s = await collectStats(c.engine, mlp, c.data, { nodes: statNodes, gateLayers }, c.config.batch_size, pts, c.progress, range);
+    const where = chooseStagePath(c.engine, 'stats', c.config.stage_paths?.stats ?? 'auto').path;
+    const s = await collectStats(c.engine, mlp, c.data, { nodes: statNodes, gateLayers, path: where }, c.config.batch_size, pts, c.progress, range);
     const { tensors, layout } = statsTensors(s);
     await writePartial(path, tensors, baseMeta(c, 'stats', range, `${shard.index}/${shard.count}`, layout));
   } finally {
@@ -332,7 +334,7 @@ export function sumStats(sorted: Partial[]): StatsResult {
       const a = acc[k]!;
       if (k.endsWith('/shift')) {
         for (let i = 0; i < v.length; i++) {
-          if (v[i] !== a[i]) throw new IbgpuError('BAD_FILE', `${p.path}: its Gram shift differs from ${sorted[0]!.path}'s`, 'every shard centres on the first batch of the dataset: was the batch size or data changed between shards?');
+          if (v[i] !== a[i]) throw new IbgpuError('BAD_FILE', `${p.path}: its Gram shift differs from ${sorted[0]!.path}'s`, 'every shard centres on the first batch of the dataset: was the batch size or data changed between shards, or did shards run their stats on different paths (set stage_paths.stats to the same value for all)?');
         }
         continue;
       }

@@ -4,6 +4,10 @@
 //     centring: cancellation is governed by |μ − s|, not |μ|);
 //   - per section (jacobian basis): column sums and Gram of the integrated activation
 //     derivative g, the sufficient statistic for M' (see basis.ts).
+// It runs on one of two paths (plan.path, chosen by the pipeline with chooseStagePath): 'gpu'
+// (forward and Gram kernels, f32 per batch, f64 sums across batches) or 'host' (the float64
+// forward of src/host/mlp-forward.ts and the accumulators of src/host/stats.ts, no GPU work
+// unless the activation cache is filled for a GPU edge pass).
 
 import { density, SparseGramF64 } from '../cpu/sparse-gram.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
@@ -15,6 +19,9 @@ import type { ActivationCache } from './activation-cache.js';
 import { actGrad, rootOfOne } from '../model/activations.js';
 import type { IntegrationPoints } from './integration.js';
 import type { MlpModel } from '../model/mlp.js';
+import { forwardRowsHost, type HostForward } from '../host/mlp-forward.js';
+import { columnMeansF64, HostGateStats, HostGramF64 } from '../host/stats.js';
+import type { StagePath } from '../runtime/stage-paths.js';
 
 export interface StatsPlan {
   /** Node-layer statistics wanted: model activation index (0 = input, i+1 = output of layer i) → name. */
@@ -23,7 +30,7 @@ export interface StatsPlan {
   gateLayers: number[];
   /**
    * Optional extra consumer of every batch's forward pass (the degeneracy statistics of
-   * src/report/degeneracy-gpu.ts): the forward runs at least `upTo` layers, and `addBatch` records
+   * src/ib/degeneracy-gpu.ts): the forward runs at least `upTo` layers, and `addBatch` records
    * its GPU work before the batch's buffers are released.
    */
   observer?: { upTo: number; addBatch(f: ForwardResult, rows: number): Promise<unknown> | void };
@@ -36,6 +43,13 @@ export interface StatsPlan {
    * the GPU pass starts, so that their eigendecomposition can run on a solver thread meanwhile.
    */
   onInputStats?: (s: NodeStats) => void;
+  /** Where the pass runs (default 'gpu'); see the header. */
+  path?: StagePath;
+  /**
+   * The host path's counterpart of `observer`: called with every batch's float64 forward pass
+   * (at least `upTo` layers) after the batch's statistics are added.
+   */
+  hostObserver?: { upTo: number; addBatch(f: HostForward, rows: number): void };
 }
 
 export interface StatsResult {
@@ -56,6 +70,8 @@ export async function collectStats(
    */
   range?: { start: number; end: number },
 ): Promise<StatsResult> {
+  if (plan.path === 'host') return collectStatsHost(engine, mlp.model, data, plan, batchSize, pts, progress, range);
+  if (plan.hostObserver) throw new Error('collectStats: a host observer needs the host path (plan.path = \'host\')');
   const model = mlp.model;
   const upTo0 = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
   const upTo = Math.max(upTo0, plan.observer?.upTo ?? 0);
@@ -170,6 +186,78 @@ export async function collectStats(
     g.sum.dispose();
   }
   return { nodes, gates, ...(plan.observer ? { observerMs } : {}) };
+}
+
+/**
+ * The statistics pass on the host in float64 (plan.path = 'host'): the same statistics as the GPU
+ * pass, with the same shift rule (the first batch's mean, here from the float64 forward) and the
+ * same split of the input layer (host-sparse when chooseInputGramPath says so, finished before the
+ * pass for onInputStats). The GPU is touched only to fill plan.cache (a GPU edge pass's
+ * activations, the float64 values rounded to f32).
+ */
+async function collectStatsHost(
+  engine: Engine, model: MlpModel, data: DataSource, plan: StatsPlan, batchSize: number,
+  pts: IntegrationPoints, progress: Progress, range?: { start: number; end: number },
+): Promise<StatsResult> {
+  if (plan.observer) throw new Error('collectStats: the GPU observer needs the GPU path; pass a hostObserver instead');
+  const cacheActs = plan.cache?.acts ?? [];
+  const upTo0 = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1), ...cacheActs);
+  const upTo = Math.max(upTo0, plan.hostObserver?.upTo ?? 0);
+  const dims = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
+  const r0 = range?.start ?? 0;
+  const r1 = range?.end ?? data.n;
+  const count = r1 - r0;
+
+  const rows0 = Math.min(batchSize, data.n);
+  const x0host = await data.readRows(0, rows0);
+  const shiftUpTo = Math.max(0, ...plan.nodes.map((n) => n.act));
+  const f0 = forwardRowsHost(model, x0host, rows0, shiftUpTo);
+  const shifts = new Map<number, Float64Array>();
+  for (const nd of plan.nodes) shifts.set(nd.act, columnMeansF64(f0.acts[nd.act]!, rows0, dims(nd.act)));
+
+  // The input layer: the sparse host Gram (as on the GPU path) from the raw rows, before the pass.
+  const inputNode = plan.nodes.find((nd) => nd.act === 0);
+  const inputPath = plan.inputGram ?? chooseInputGramPath(engine, x0host);
+  let inputStats: NodeStats | undefined;
+  if (inputPath === 'host-sparse' && inputNode) {
+    const acc = new SparseGramF64(dims(0));
+    for (let start = r0; start < r1; start += batchSize) {
+      const rows = Math.min(batchSize, r1 - start);
+      acc.add(await data.readRows(start, rows), rows);
+    }
+    const shift = shifts.get(0)!;
+    inputStats = { name: inputNode.name, n: count, d: dims(0), folded: inputNode.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
+    plan.onInputStats?.(inputStats);
+  }
+  const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)!) }));
+  const gateAcc = plan.gateLayers.map((i) => ({ i, acc: new HostGateStats(model.layers[i]!.dOut, model.layers[i]!.activation, pts) }));
+
+  let observerMs = 0;
+  for (let start = r0; start < r1; start += batchSize) {
+    const rows = Math.min(batchSize, r1 - start);
+    const f = forwardRowsHost(model, await data.readRows(start, rows), rows, upTo);
+    for (const a of nodeAcc) a.acc.add(f.acts[a.nd.act]!, rows);
+    for (const g of gateAcc) g.acc.add(f.pres[g.i]!, rows);
+    if (plan.hostObserver) {
+      const t0 = performance.now();
+      plan.hostObserver.addBatch(f, rows);
+      observerMs += performance.now() - t0;
+    }
+    for (const a of cacheActs) plan.cache!.storeRows(a, start, rows, Float32Array.from(f.acts[a]!));
+    progress('stats', start + rows - r0, count);
+  }
+
+  const nodes = new Map<string, NodeStats>();
+  if (inputStats) nodes.set(inputStats.name, inputStats);
+  for (const { nd, acc } of nodeAcc) {
+    nodes.set(nd.name, { name: nd.name, n: count, d: acc.d, folded: nd.folded, sum: acc.sums(), gramShifted: acc.gram(), shift: Float64Array.from(acc.shift) });
+  }
+  const gates = new Map<number, GateStats>();
+  for (const { i, acc } of gateAcc) {
+    const last = i === model.layers.length - 1;
+    gates.set(i, { n: count, h: acc.h, sum: acc.sums(), gram: acc.gram(), constGate: last ? undefined : constSlotGate(model, i, pts) });
+  }
+  return { nodes, gates, ...(plan.hostObserver ? { observerMs } : {}) };
 }
 
 /** Where the input layer's Gram and column sums are accumulated. */

@@ -33,6 +33,23 @@ import { symEigValues } from '../cpu/eigh.js';
 import { groupPatterns, type SignPatternResult } from '../kernels/sign-patterns.js';
 import { lshRecall, nearPairsLsh } from './lsh.js';
 
+/** The statistics pass's degeneracy statistics of one build (collected on the GPU or the host). */
+export interface HiddenStats {
+  patterns: SignPatternResult;
+  /** (1/N) Σ h hᵀ. */
+  actGram: Float64Array;
+  /** (1/N) Σ h. */
+  actMean: Float64Array;
+}
+
+export interface DegeneracyStats {
+  n: number;
+  /** Model layer → (1/N) Σ J_pᵀJ_p (dOut × dOut). */
+  jacobianGram: Map<number, Float64Array>;
+  /** Hidden ReLU layers among the sections. */
+  hidden: Map<number, HiddenStats>;
+}
+
 export const DEGENERACY_FORMAT = 'ibgpu-degeneracy';
 export const DEGENERACY_VERSION = 1;
 

@@ -1,0 +1,367 @@
+// Float64 collection of the degeneracy statistics on the host, riding the host statistics pass
+// (the observer of src/ib/stats.ts's host path): the same DegeneracyStats as the GPU accumulator
+// of src/ib/degeneracy-gpu.ts, from each batch's float64 forward pass (src/host/mlp-forward.ts).
+//   - per section ℓ: (1/N) Σ_n J_p(x_n)ᵀ J_p(x_n), J_p = ∂f_out/∂p^ℓ. Per datapoint the Jacobian
+//     is carried backwards, G_{L−1} = diag σ'(p^{L−1}), G_ℓ = (G_{ℓ+1} W^{ℓ+1}ᵀ) diag σ'(p^ℓ),
+//     on the units whose derivative is non-zero only (a ReLU layer's inactive units contribute
+//     exact zeros, so skipping them changes no value): with rib's MNIST MLP about two thirds of
+//     each 100-wide layer, so ~(2/3)² of the dense work. The layer feeding a linear output layer
+//     takes the closed form (W Wᵀ) ∘ Σ g gᵀ from the exact co-firing counts, as on the GPU; the
+//     layer below it takes T = W D W_out carried from datapoint to datapoint (CarriedProduct,
+//     rows visited in signPatternOrder's order), which on rib's MNIST MLP halved the observer's
+//     time (0.85 s against 1.65 s of CPU for 10k digits, measured under a load average of ~11);
+//   - per hidden ReLU layer: the firing bits packed 32 datapoints to a word as they arrive, then
+//     hashes, firing counts and co-firing counts by the exact integer routines of
+//     src/cpu/sign-patterns.ts; the raw Gram and column sums of the outputs h in float64.
+
+import { actGrad } from '../model/activations.js';
+import type { MlpModel } from '../model/mlp.js';
+import { cofireCpu, fireCountCpu, hashPatternsCpu } from '../cpu/sign-patterns.js';
+import { signPatternOrder } from '../cpu/gate-order.js';
+import type { DegeneracyStats, HiddenStats } from '../report/degeneracy.js';
+import type { HostForward } from './mlp-forward.js';
+import { HostGramF64 } from './stats.js';
+
+/**
+ * Layers at least this wide get no co-firing matrix (its d²·N/32 popcounts and d² storage): their
+ * near-synchronised pairs come from LSH on the packed words (src/report/lsh.ts).
+ */
+export const WIDE_LAYER = 4096;
+
+/**
+ * The layer whose Jacobian Gram has the closed form (W_{L−1} W_{L−1}ᵀ) ∘ Σ g gᵀ / N: the layer
+ * L−2 feeding a linear output layer, when it is ReLU with a co-firing matrix or identity; −1 if none.
+ */
+export function closedFormLayer(model: MlpModel, layers: readonly number[], cofireFor: (h: number) => boolean): number {
+  const L = model.layers.length;
+  const pen = model.layers[L - 2];
+  return L >= 2 && layers.includes(L - 2) && model.layers[L - 1]!.activation === 'identity'
+    && ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity') ? L - 2 : -1;
+}
+
+/** (1/n) (W Wᵀ) ∘ A for the closed-form layer i (W = W_{i+1}, h × nOut); A undefined means all n (identity). */
+export function closedFormJacobianGram(model: MlpModel, i: number, cofire: Float64Array | undefined, n: number): Float64Array {
+  const h = model.layers[i]!.dOut;
+  const nOut = model.layers[i + 1]!.dOut;
+  const W = model.layers[i + 1]!.W;
+  const M = new Float64Array(h * h);
+  for (let a = 0; a < h; a++) {
+    for (let b = a; b < h; b++) {
+      let t = 0;
+      for (let o = 0; o < nOut; o++) t += W[a * nOut + o]! * W[b * nOut + o]!;
+      const v = (t * (cofire ? cofire[a * h + b]! : n)) / n;
+      M[a * h + b] = v;
+      M[b * h + a] = v;
+    }
+  }
+  return M;
+}
+
+/** Growing word-major store of firing bits: word w of neuron a at w·d + a. */
+class FiringBits {
+  private words: Uint32Array;
+  private n = 0;
+
+  constructor(private readonly d: number) {
+    this.words = new Uint32Array(d * 64);
+  }
+
+  /** Appends the signs [p > 0] of `rows` rows of p (rows × d). */
+  add(p: Float64Array, rows: number): void {
+    const d = this.d;
+    const need = Math.ceil((this.n + rows) / 32) * d;
+    if (need > this.words.length) {
+      const grown = new Uint32Array(Math.max(need, 2 * this.words.length));
+      grown.set(this.words);
+      this.words = grown;
+    }
+    const words = this.words;
+    for (let r = 0; r < rows; r++) {
+      const t = this.n + r;
+      const bit = (1 << (t & 31)) >>> 0;
+      const base = (t >>> 5) * d;
+      const o = r * d;
+      for (let a = 0; a < d; a++) if (p[o + a]! > 0) words[base + a]! |= bit;
+    }
+    this.n += rows;
+  }
+
+  /** Neuron-major words (d × ceil(n/32)), as SignPatternResult.words. */
+  neuronMajor(): Uint32Array {
+    const d = this.d;
+    const W = Math.ceil(this.n / 32);
+    const out = new Uint32Array(d * W);
+    for (let w = 0; w < W; w++) for (let a = 0; a < d; a++) out[a * W + w] = this.words[w * d + a]!;
+    return out;
+  }
+}
+
+/**
+ * T = W_a D W_b for a ReLU layer's derivative mask D (units with p > 0), carried from one
+ * datapoint to the next: each unit that switched adds or removes its rank-1 term
+ * W_a[:, b] ⊗ W_b[b, :], so a visit costs (changed units) × rows(W_a) × cols(W_b) instead of
+ * (firing units) × rows × cols. With a linear output layer above a ReLU layer L−2, T is the
+ * Jacobian of the outputs with respect to layer L−2's inputs, up to the mask of layer L−3: on
+ * rib's MNIST MLP about 15 changed units per visit in signPatternOrder's order against 68 firing.
+ * T is rebuilt from scratch every REFRESH visits, which bounds the rounding the updates carry.
+ */
+class CarriedProduct {
+  static readonly REFRESH = 256;
+  private readonly T: Float64Array;
+  private readonly on: Uint8Array;
+
+  /** Wa: ha × hm (row-major), Wb: hm × nb. */
+  constructor(private readonly Wa: Float64Array, private readonly Wb: Float64Array, private readonly ha: number, private readonly hm: number, private readonly nb: number) {
+    this.T = new Float64Array(ha * nb);
+    this.on = new Uint8Array(hm);
+  }
+
+  /** T for the mask of row r of `pre` (rows × hm); `step` counts visits, for the refresh. */
+  at(pre: Float64Array, r: number, step: number): Float64Array {
+    const { hm, on } = this;
+    const o = r * hm;
+    if (step % CarriedProduct.REFRESH === 0) {
+      this.T.fill(0);
+      for (let b = 0; b < hm; b++) {
+        on[b] = pre[o + b]! > 0 ? 1 : 0;
+        if (on[b]) this.update(b, 1);
+      }
+      return this.T;
+    }
+    for (let b = 0; b < hm; b++) {
+      const now = pre[o + b]! > 0 ? 1 : 0;
+      if (now !== on[b]) {
+        on[b] = now;
+        this.update(b, now ? 1 : -1);
+      }
+    }
+    return this.T;
+  }
+
+  private update(b: number, sign: number): void {
+    const { T, Wa, Wb, ha, hm, nb } = this;
+    const wb = b * nb;
+    for (let a = 0; a < ha; a++) {
+      const w = sign * Wa[a * hm + b]!;
+      if (w === 0) continue;
+      const t = a * nb;
+      for (let c = 0; c < nb; c++) T[t + c]! += w * Wb[wb + c]!;
+    }
+  }
+}
+
+export class HostDegeneracyAccumulator {
+  /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */
+  readonly upTo: number;
+  private readonly L: number;
+  private readonly nOut: number;
+  private readonly lo: number;
+  private readonly closedForm: number;
+  /** Whether layer L−3's Jacobians come from the carried product T (see CarriedProduct). */
+  private readonly carried: boolean;
+  /** Model layer → Σ J_pᵀJ_p (upper triangle), for the layers not in closed form. */
+  private readonly jac = new Map<number, Float64Array>();
+  private readonly bits = new Map<number, { bits: FiringBits; cofire: boolean; gram: HostGramF64 }>();
+  /** Float64 copies of the weights W^{i} (dIn × dOut row-major) for the backward products. */
+  private readonly W: Float64Array[] = [];
+  private seen = 0;
+
+  constructor(readonly model: MlpModel, readonly layers: number[]) {
+    const L = model.layers.length;
+    this.L = L;
+    this.upTo = L;
+    this.nOut = model.layers[L - 1]!.dOut;
+    this.lo = Math.min(...layers);
+    for (let i = this.lo + 1; i < L; i++) this.W[i] = Float64Array.from(model.layers[i]!.W);
+    const cofireFor = (h: number) => h < WIDE_LAYER;
+    this.closedForm = closedFormLayer(model, layers, cofireFor);
+    // The product carried across datapoints (CarriedProduct) needs a linear output layer, a ReLU
+    // layer below it whose Jacobian Gram is not wanted directly, and a section below that.
+    this.carried = L >= 3 && this.lo <= L - 3 && model.layers[L - 1]!.activation === 'identity'
+      && model.layers[L - 2]!.activation === 'relu' && (!layers.includes(L - 2) || this.closedForm === L - 2);
+    for (const i of layers) {
+      const l = model.layers[i]!;
+      if (i !== this.closedForm) this.jac.set(i, new Float64Array(l.dOut * l.dOut));
+      if (i < L - 1 && l.activation === 'relu') {
+        this.bits.set(i, { bits: new FiringBits(l.dOut), cofire: cofireFor(l.dOut), gram: new HostGramF64(l.dOut) });
+      }
+    }
+  }
+
+  /** Adds a batch (the forward pass must cover all layers). */
+  addBatch(f: HostForward, rows: number): void {
+    for (const [i, s] of this.bits) {
+      s.bits.add(f.pres[i]!, rows);
+      s.gram.add(f.acts[i + 1]!, rows);
+    }
+    if (this.jac.size > 0) this.addJacobians(f, rows);
+    this.seen += rows;
+  }
+
+  /** Σ J_pᵀJ_p of every datapoint of the batch, on the units with a non-zero derivative. */
+  private addJacobians(f: HostForward, rows: number): void {
+    const { L, nOut, lo, model } = this;
+    const S = Math.max(...model.layers.slice(lo).map((l) => l.dOut)); // row stride of the compact Jacobians
+    // Output-major compact Jacobians: Gt[o * S + k] = ∂out_o/∂p_{idx[k]} (the backward's dot
+    // products then run over contiguous k); swapped with Gn per layer. U is the unit-major copy
+    // (U[k * nOut + o]) the Gram's pair products run over.
+    let Gt = new Float64Array(nOut * S);
+    let Gn = new Float64Array(nOut * S);
+    let idx = new Int32Array(S);
+    let idxN = new Int32Array(S);
+    const U = new Float64Array(S * nOut);
+    const wc = new Float64Array(S);
+    const last = model.layers[L - 1]!;
+    const pL = f.pres[L - 1]!;
+    const carry = this.carried ? new CarriedProduct(this.W[L - 2]!, this.W[L - 1]!, model.layers[L - 3]!.dOut, model.layers[L - 2]!.dOut, nOut) : undefined;
+    // With a carried product the rows are visited in an order that keeps consecutive firing
+    // patterns of layer L−2 alike (each changed unit costs one rank-1 update of T).
+    const order = carry ? signPatternOrder(f.pres[L - 2]!, rows, model.layers[L - 2]!.dOut) : undefined;
+    for (let step = 0; step < rows; step++) {
+      const r = order ? order[step]! : step;
+      // Layer L−1: G = diag σ'(p) on the units with σ'(p) ≠ 0.
+      let m = 0;
+      for (let o = 0; o < nOut; o++) {
+        const g = actGrad(last.activation, pL[r * nOut + o]!);
+        if (g === 0) continue;
+        idx[m++] = o;
+      }
+      for (let o = 0; o < nOut; o++) Gt.fill(0, o * S, o * S + m);
+      for (let k = 0; k < m; k++) Gt[idx[k]! * S + k] = actGrad(last.activation, pL[r * nOut + idx[k]!]!);
+      if (this.jac.has(L - 1)) this.addGram(L - 1, Gt, S, idx, m, U);
+      let from = L - 2;
+      if (carry) {
+        // Layer L−3 straight from T = W_{L−2} D_{L−2} W_{L−1}: G[o, a] = σ'(p_a) T[a, o].
+        const i = L - 3;
+        const l = model.layers[i]!;
+        const h = l.dOut;
+        const p = f.pres[i]!;
+        const T = carry.at(f.pres[L - 2]!, r, step);
+        let mn = 0;
+        for (let a = 0; a < h; a++) {
+          const g = actGrad(l.activation, p[r * h + a]!);
+          if (g === 0) continue;
+          for (let o = 0; o < nOut; o++) Gt[o * S + mn] = g * T[a * nOut + o]!;
+          idx[mn++] = a;
+        }
+        m = mn;
+        if (this.jac.has(i)) this.addGram(i, Gt, S, idx, m, U);
+        from = L - 4;
+      }
+      for (let i = from; i >= lo; i--) {
+        const l = model.layers[i]!;
+        const h = l.dOut;
+        const hn = model.layers[i + 1]!.dOut;
+        const W = this.W[i + 1]!; // h × hn
+        const p = f.pres[i]!;
+        // Below a linear output layer G_{L−1} is the identity: G[o, a] = σ'(p_a) W[a, o], no products.
+        const direct = i === L - 2 && last.activation === 'identity';
+        let mn = 0;
+        for (let a = 0; a < h; a++) {
+          const g = actGrad(l.activation, p[r * h + a]!);
+          if (g === 0) continue;
+          if (direct) {
+            for (let o = 0; o < nOut; o++) Gn[o * S + mn] = g * W[a * hn + o]!;
+            idxN[mn++] = a;
+            continue;
+          }
+          // wc[k] = W[a, idx[k]]: row a of W over the next layer's kept units.
+          const wa = a * hn;
+          for (let k = 0; k < m; k++) wc[k] = W[wa + idx[k]!]!;
+          for (let o = 0; o < nOut; o++) {
+            const go = o * S;
+            let t0 = 0, t1 = 0;
+            let k = 0;
+            for (; k + 1 < m; k += 2) { t0 += Gt[go + k]! * wc[k]!; t1 += Gt[go + k + 1]! * wc[k + 1]!; }
+            if (k < m) t0 += Gt[go + k]! * wc[k]!;
+            Gn[go + mn] = (t0 + t1) * g;
+          }
+          idxN[mn++] = a;
+        }
+        [Gt, Gn] = [Gn, Gt];
+        [idx, idxN] = [idxN, idx];
+        m = mn;
+        if (this.jac.has(i)) this.addGram(i, Gt, S, idx, m, U);
+      }
+    }
+  }
+
+  /**
+   * M[idx[k], idx[q]] += Σ_o G[o, k] G[o, q] for k ≤ q (upper triangle; idx is increasing) of
+   * layer i, from the output-major Gt (stride S) through its unit-major copy U, 2×2 pairs at a time.
+   */
+  private addGram(i: number, Gt: Float64Array, S: number, idx: Int32Array, m: number, U: Float64Array): void {
+    const M = this.jac.get(i)!;
+    const h = this.model.layers[i]!.dOut;
+    const nOut = this.nOut;
+    for (let o = 0; o < nOut; o++) for (let k = 0; k < m; k++) U[k * nOut + o] = Gt[o * S + k]!;
+    let k = 0;
+    for (; k + 1 < m; k += 2) {
+      const a0 = k * nOut, a1 = a0 + nOut;
+      const r0 = idx[k]! * h, r1 = idx[k + 1]! * h;
+      let s00 = 0, s01 = 0, s11 = 0;
+      for (let o = 0; o < nOut; o++) {
+        const u = U[a0 + o]!, v = U[a1 + o]!;
+        s00 += u * u; s01 += u * v; s11 += v * v;
+      }
+      M[r0 + idx[k]!]! += s00; M[r0 + idx[k + 1]!]! += s01; M[r1 + idx[k + 1]!]! += s11;
+      let q = k + 2;
+      for (; q + 1 < m; q += 2) {
+        const c0 = q * nOut, c1 = c0 + nOut;
+        let t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+        for (let o = 0; o < nOut; o++) {
+          const u = U[a0 + o]!, v = U[a1 + o]!, w = U[c0 + o]!, z = U[c1 + o]!;
+          t00 += u * w; t01 += u * z; t10 += v * w; t11 += v * z;
+        }
+        const j0 = idx[q]!, j1 = idx[q + 1]!;
+        M[r0 + j0]! += t00; M[r0 + j1]! += t01; M[r1 + j0]! += t10; M[r1 + j1]! += t11;
+      }
+      if (q < m) {
+        const c0 = q * nOut;
+        let t0 = 0, t1 = 0;
+        for (let o = 0; o < nOut; o++) { const w = U[c0 + o]!; t0 += U[a0 + o]! * w; t1 += U[a1 + o]! * w; }
+        M[r0 + idx[q]!]! += t0; M[r1 + idx[q]!]! += t1;
+      }
+    }
+    if (k < m) {
+      const a0 = k * nOut;
+      let s = 0;
+      for (let o = 0; o < nOut; o++) s += U[a0 + o]! * U[a0 + o]!;
+      M[idx[k]! * h + idx[k]!]! += s;
+    }
+  }
+
+  result(): DegeneracyStats {
+    const n = this.seen;
+    const jacobianGram = new Map<number, Float64Array>();
+    for (const [i, M] of this.jac) {
+      const h = this.model.layers[i]!.dOut;
+      const out = new Float64Array(h * h);
+      for (let a = 0; a < h; a++) {
+        for (let b = a; b < h; b++) {
+          const v = M[a * h + b]! / n;
+          out[a * h + b] = v;
+          out[b * h + a] = v;
+        }
+      }
+      jacobianGram.set(i, out);
+    }
+    const hidden = new Map<number, HiddenStats>();
+    for (const [i, s] of this.bits) {
+      const d = this.model.layers[i]!.dOut;
+      const words = s.bits.neuronMajor();
+      const { hashLo, hashHi } = hashPatternsCpu(words, d, n);
+      const patterns = {
+        n, d, hashLo, hashHi, fireCount: fireCountCpu(words, d, n),
+        cofire: s.cofire ? cofireCpu(words, d, n) : new Float64Array(0), words,
+      };
+      const actGram = Float64Array.from(s.gram.gram(), (v) => v / n);
+      const actMean = Float64Array.from(s.gram.sums(), (v) => v / n);
+      hidden.set(i, { patterns, actGram, actMean });
+    }
+    if (this.closedForm >= 0) {
+      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
+    }
+    return { n, jacobianGram, hidden };
+  }
+}
