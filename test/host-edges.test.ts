@@ -3,7 +3,7 @@
 // activation kind, orders, runs and resets); the whole pass equals an independent float64 oracle;
 // threads do not change a bit; shards add up; the GPU pass agrees within its f32 tolerance.
 
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from '../src/host/edges-squared.js';
 import { computeEdgesHost, type HostEdgeSection } from '../src/host/edges.js';
 import { edgeThreads } from '../src/host/edge-threads.js';
@@ -19,6 +19,11 @@ import { randomMlp } from '../src/ib/self-check.js';
 import { act, actGrad } from '../src/model/activations.js';
 import { foldedWeight, forwardF64, type MlpModel } from '../src/model/mlp.js';
 import { useEngine } from './helpers/gpu.js';
+import { ActivationCache } from '../src/ib/activation-cache.js';
+import { parseConfig } from '../src/ib/config.js';
+import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { stagePathChoices } from '../src/runtime/stage-paths.js';
+import { IbgpuError } from '../src/errors.js';
 import { gaussian, rng } from './helpers/random.js';
 import { genericData } from './helpers/ib.js';
 
@@ -241,5 +246,48 @@ describe('computeEdgesHost', () => {
     } finally {
       mlp.dispose();
     }
+  });
+});
+
+describe('the edges stage path in builds', () => {
+  const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
+
+  it('follows stage_paths.edges: host keeps no activations and agrees with gpu', async () => {
+    const e = await engine();
+    const model = randomMlp([9, 17, 13, 5], 3);
+    const n = 500;
+    const data = arraySource(genericData(n, 9, 4), n, 9);
+    const plan = vi.spyOn(ActivationCache, 'plan');
+    try {
+      const host = await buildInteractionBasis(e, model, data, parseConfig({ node_layers: NODES, batch_size: 128, stage_paths: { edges: 'host' } }));
+      expect(stagePathChoices(e).find((c) => c.stage === 'edges')).toMatchObject({ path: 'host', how: 'config' });
+      expect(plan).not.toHaveBeenCalled(); // the statistics pass keeps nothing for a host edge pass
+      const gpu = await buildInteractionBasis(e, model, data, parseConfig({ node_layers: NODES, batch_size: 128, stage_paths: { edges: 'gpu' } }));
+      expect(stagePathChoices(e).find((c) => c.stage === 'edges')).toMatchObject({ path: 'gpu', how: 'config' });
+      expect(plan).toHaveBeenCalledTimes(1);
+      for (const [k, v] of gpu.edges) {
+        const h = host.edges.get(k)!;
+        let m = 0;
+        let d = 0;
+        v.data.forEach((t, i) => { m = Math.max(m, Math.abs(t)); d = Math.max(d, Math.abs(t - h.data[i]!)); });
+        expect(d / m, k).toBeLessThan(1e-5); // the GPU pass's f32 tolerance (test/ib-identities)
+      }
+    } finally {
+      plan.mockRestore();
+    }
+  });
+
+  it('functional edges run on the GPU, say so, and refuse stage_paths.edges = host', async () => {
+    const e = await engine();
+    const model = randomMlp([6, 7, 3], 5);
+    const data = arraySource(genericData(64, 6, 6), 64, 6);
+    const base = { node_layers: ['layers.0', 'layers.1', 'output'], batch_size: 32, edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 1 };
+    const res = await buildInteractionBasis(e, model, data, parseConfig(base));
+    expect(res.edges.size).toBe(2);
+    expect(stagePathChoices(e).find((c) => c.stage === 'edges')).toMatchObject({ path: 'gpu', how: 'only', note: expect.stringMatching(/functional edges have no host path/) as unknown });
+    const err = await buildInteractionBasis(e, model, data, parseConfig({ ...base, stage_paths: { edges: 'host' } })).catch((x: unknown) => x);
+    expect(err).toBeInstanceOf(IbgpuError);
+    expect((err as IbgpuError).code).toBe('BAD_CONFIG');
+    expect((err as Error).message).toMatch(/stage_paths\.edges = 'host'.*functional/);
   });
 });
