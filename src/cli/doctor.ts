@@ -34,7 +34,10 @@ export interface DoctorReport {
     matmul: string;
     matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
     gram: string; signPack: string; eighSolver: string; hostEigensolver: string; inputStatistics: string;
+    /** Where squared edges run, after timing both paths (stored for later builds). */
+    edges: string;
   };
+  edgeTiming: { gpuMs: number; hostMs: number; what: string; agreement: number };
   checks: SelfCheckResult[];
 }
 
@@ -60,6 +63,12 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
   const { solverThreads } = await import('../cpu/eigh-worker.js');
   const threads = await solverThreads();
+  // Both edge paths timed on one synthetic section; later builds choose by this measurement.
+  const { measureEdgePaths } = await import('../ib/edge-paths.js');
+  const { chooseStagePath, recordStageTiming } = await import('../runtime/stage-paths.js');
+  const edgeTiming = await measureEdgePaths(engine);
+  recordStageTiming(engine, 'edges', edgeTiming);
+  const edgesChoice = chooseStagePath(engine, 'edges');
   return {
     adapter: engine.adapterName,
     info: engine.info,
@@ -73,7 +82,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       eighSolver: chooseEighSolver(engine),
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
+      edges: `${edgesChoice.path} (${edgesChoice.how}: ${edgesChoice.note})`,
     },
+    edgeTiming,
     checks: results,
   };
 }
@@ -97,6 +108,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
+      const et = report.edgeTiming;
+      console.log(`squared edges (${et.what}): gpu ${et.gpuMs.toFixed(0)} ms, host float64 ${et.hostMs.toFixed(0)} ms (paths agree to ${et.agreement.toExponential(1)} of max E); builds use ${v.edges}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }

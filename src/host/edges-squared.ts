@@ -32,29 +32,100 @@ export interface SquaredEdgeSection {
 /** Rows visited between two rebuilds of the carried Jacobian from zero. */
 export const HOST_CARRY_RESET_ROWS = 256;
 
-/** J += s · a_h b_hᵀ (or, for the identity A, row h of J += s · b_h). */
-function rankOne(sec: SquaredEdgeSection, J: Float64Array, hh: number, s: number): void {
+/**
+ * One visited row with A given: J_ij ← (fresh ? 0 : J_ij) + Σ_k c_k A[unit_k, i] B[unit_k, j] over
+ * the row's listed units, then E_ij += (J_ij f_j)², in one sweep over J. A 2 × 4 block of J stays
+ * in registers across all listed units, so J is loaded and stored once per row rather than once
+ * per unit and each load of B serves two rows (V8 does not vectorise; this loop is the pass's
+ * cost). The sum for each entry is taken in the listed order, as unit-by-unit updates would.
+ */
+function updateRow(
+  sec: SquaredEdgeSection, E: Float64Array, J: Float64Array, fresh: boolean,
+  units: Int32Array, coef: Float64Array, nf: number, S: Float64Array, BO: Int32Array, fhat: Float64Array, fo: number,
+): void {
   const { ro, r, A, B } = sec;
-  const bo = hh * r;
-  if (!A) {
-    const jo = hh * r;
-    for (let j = 0; j < r; j++) J[jo + j] += s * B[bo + j]!;
-    return;
-  }
-  const ao = hh * ro;
-  for (let i = 0; i < ro; i++) {
-    const ai = s * A[ao + i]!;
-    if (ai === 0) continue;
-    const jo = i * r;
-    let j = 0;
-    // Unrolled by four: V8 does not vectorise, and this loop is the pass's cost.
-    for (; j + 4 <= r; j += 4) {
-      J[jo + j] += ai * B[bo + j]!;
-      J[jo + j + 1] += ai * B[bo + j + 1]!;
-      J[jo + j + 2] += ai * B[bo + j + 2]!;
-      J[jo + j + 3] += ai * B[bo + j + 3]!;
+  const a = A!;
+  for (let k = 0; k < nf; k++) BO[k] = units[k]! * r;
+  // Two rows of J at a time share each load of B (S holds both rows' coefficients interleaved).
+  let i = 0;
+  for (; i + 2 <= ro; i += 2) {
+    for (let k = 0; k < nf; k++) {
+      const ao = units[k]! * ro + i;
+      S[2 * k] = coef[k]! * a[ao]!;
+      S[2 * k + 1] = coef[k]! * a[ao + 1]!;
     }
-    for (; j < r; j++) J[jo + j] += ai * B[bo + j]!;
+    const jo = i * r;
+    const ko = jo + r;
+    let j = 0;
+    for (; j + 4 <= r; j += 4) {
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      if (!fresh) {
+        a0 = J[jo + j]!; a1 = J[jo + j + 1]!; a2 = J[jo + j + 2]!; a3 = J[jo + j + 3]!;
+        b0 = J[ko + j]!; b1 = J[ko + j + 1]!; b2 = J[ko + j + 2]!; b3 = J[ko + j + 3]!;
+      }
+      for (let k = 0; k < nf; k++) {
+        const s0 = S[2 * k]!;
+        const s1 = S[2 * k + 1]!;
+        const bo = BO[k]! + j;
+        const x0 = B[bo]!, x1 = B[bo + 1]!, x2 = B[bo + 2]!, x3 = B[bo + 3]!;
+        a0 += s0 * x0; a1 += s0 * x1; a2 += s0 * x2; a3 += s0 * x3;
+        b0 += s1 * x0; b1 += s1 * x1; b2 += s1 * x2; b3 += s1 * x3;
+      }
+      J[jo + j] = a0; J[jo + j + 1] = a1; J[jo + j + 2] = a2; J[jo + j + 3] = a3;
+      J[ko + j] = b0; J[ko + j + 1] = b1; J[ko + j + 2] = b2; J[ko + j + 3] = b3;
+      const f0 = fhat[fo + j]!, f1 = fhat[fo + j + 1]!, f2 = fhat[fo + j + 2]!, f3 = fhat[fo + j + 3]!;
+      let v0 = a0 * f0, v1 = a1 * f1, v2 = a2 * f2, v3 = a3 * f3;
+      E[jo + j] += v0 * v0; E[jo + j + 1] += v1 * v1; E[jo + j + 2] += v2 * v2; E[jo + j + 3] += v3 * v3;
+      v0 = b0 * f0; v1 = b1 * f1; v2 = b2 * f2; v3 = b3 * f3;
+      E[ko + j] += v0 * v0; E[ko + j + 1] += v1 * v1; E[ko + j + 2] += v2 * v2; E[ko + j + 3] += v3 * v3;
+    }
+    for (; j < r; j++) {
+      let a0 = fresh ? 0 : J[jo + j]!;
+      let b0 = fresh ? 0 : J[ko + j]!;
+      for (let k = 0; k < nf; k++) {
+        const x = B[BO[k]! + j]!;
+        a0 += S[2 * k]! * x;
+        b0 += S[2 * k + 1]! * x;
+      }
+      J[jo + j] = a0;
+      J[ko + j] = b0;
+      const v0 = a0 * fhat[fo + j]!;
+      const v1 = b0 * fhat[fo + j]!;
+      E[jo + j] += v0 * v0;
+      E[ko + j] += v1 * v1;
+    }
+  }
+  for (; i < ro; i++) {
+    for (let k = 0; k < nf; k++) S[k] = coef[k]! * a[units[k]! * ro + i]!;
+    const jo = i * r;
+    for (let j = 0; j < r; j++) {
+      let a0 = fresh ? 0 : J[jo + j]!;
+      for (let k = 0; k < nf; k++) a0 += S[k]! * B[BO[k]! + j]!;
+      J[jo + j] = a0;
+      const v0 = a0 * fhat[fo + j]!;
+      E[jo + j] += v0 * v0;
+    }
+  }
+}
+
+/** One visited row with the identity A (ro = h): only row h of J moves when unit h does. */
+function updateRowIdentity(
+  sec: SquaredEdgeSection, E: Float64Array, J: Float64Array, fresh: boolean,
+  units: Int32Array, coef: Float64Array, nf: number, fhat: Float64Array, fo: number,
+): void {
+  const { ro, r, B } = sec;
+  if (fresh) J.fill(0, 0, ro * r);
+  for (let k = 0; k < nf; k++) {
+    const jo = units[k]! * r;
+    const c = coef[k]!;
+    for (let j = 0; j < r; j++) J[jo + j] += c * B[jo + j]!;
+  }
+  for (let i = 0; i < ro; i++) {
+    const jo = i * r;
+    for (let j = 0; j < r; j++) {
+      const v = J[jo + j]! * fhat[fo + j]!;
+      E[jo + j] += v * v;
+    }
   }
 }
 
@@ -70,46 +141,40 @@ export function accumulateSquaredEdges(
   fhat: Float64Array, gates: Float64Array, order: Uint32Array, from: number, to: number,
   reset = HOST_CARRY_RESET_ROWS,
 ): number {
-  const { h, ro, r } = sec;
+  const { h, r } = sec;
+  const units = new Int32Array(h);
+  const coef = new Float64Array(h);
+  const S = new Float64Array(2 * h);
+  const BO = new Int32Array(h);
   let updates = 0;
   let prev = -1;
   for (let t = from; t < to; t++) {
     const row = order[t]!;
     const go = row * h;
     let fresh = prev < 0 || (t - from) % reset === 0;
+    let nf = 0;
     if (!fresh) {
-      // Rebuild when that is no more work than the changes (smooth activations).
+      // The changed units; rebuild instead when that is no more work (smooth activations).
       const po = prev * h;
-      let changes = 0;
       let nonzero = 0;
       for (let k = 0; k < h; k++) {
         const g = gates[go + k]!;
-        if (g !== gates[po + k]) changes++;
+        const dg = g - gates[po + k]!;
+        if (dg !== 0) { units[nf] = k; coef[nf] = dg; nf++; }
         if (g !== 0) nonzero++;
       }
-      fresh = changes >= nonzero && changes > 0;
-      if (!fresh) {
-        for (let k = 0; k < h; k++) {
-          const dg = gates[go + k]! - gates[po + k]!;
-          if (dg !== 0) { rankOne(sec, J, k, dg); updates++; }
-        }
-      }
+      fresh = nf >= nonzero && nf > 0;
     }
     if (fresh) {
-      J.fill(0, 0, ro * r);
+      nf = 0;
       for (let k = 0; k < h; k++) {
         const g = gates[go + k]!;
-        if (g !== 0) { rankOne(sec, J, k, g); updates++; }
+        if (g !== 0) { units[nf] = k; coef[nf] = g; nf++; }
       }
     }
-    const fo = row * r;
-    for (let i = 0; i < ro; i++) {
-      const o = i * r;
-      for (let j = 0; j < r; j++) {
-        const v = J[o + j]! * fhat[fo + j]!;
-        E[o + j] += v * v;
-      }
-    }
+    updates += nf;
+    if (sec.A) updateRow(sec, E, J, fresh, units, coef, nf, S, BO, fhat, row * r);
+    else updateRowIdentity(sec, E, J, fresh, units, coef, nf, fhat, row * r);
     prev = row;
   }
   return updates;
