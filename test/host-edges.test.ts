@@ -5,7 +5,7 @@
 
 import { describe, expect, it, vi } from 'vitest';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from '../src/host/edges-squared.js';
-import { computeEdgesHost, type HostEdgeSection } from '../src/host/edges.js';
+import { computeEdgesHost } from '../src/host/edges.js';
 import { edgeThreads } from '../src/host/edge-threads.js';
 import { squaredEdgesF64 } from '../src/cpu/edges.js';
 import { signPatternOrder } from '../src/cpu/gate-order.js';

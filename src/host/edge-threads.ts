@@ -174,10 +174,21 @@ export interface EdgeThreadSet {
 
 let nextPass = 1;
 
+/**
+ * Whether shared memory exists here: always in Node; in a browser only on cross-origin isolated
+ * pages, and there are no edge threads there anyway.
+ */
+const hasShared = typeof SharedArrayBuffer === 'function';
+
+/** `bytes` of zeroed memory the edge threads can share (plain memory where there is none). */
+export function sharedBytes(bytes: number): ArrayBuffer | SharedArrayBuffer {
+  return hasShared ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
+}
+
 /** A copy of `a` in shared memory (or `a` itself when it is already shared). */
 export function sharedF64(a: Float64Array): Float64Array {
-  if (a.buffer instanceof SharedArrayBuffer) return a;
-  const b = new Float64Array(new SharedArrayBuffer(a.byteLength));
+  if (hasShared && a.buffer instanceof SharedArrayBuffer) return a;
+  const b = new Float64Array(sharedBytes(a.byteLength));
   b.set(a);
   return b;
 }
