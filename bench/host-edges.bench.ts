@@ -2,8 +2,9 @@
 // the host float64 pass (src/host/edges.ts) on 1 and 2 threads, with rib's weights when
 // ../shared/data/rib-mnist-mlp is present (else the shipped example), 10k digits, batch 1000,
 // rib_compat, centred jacobian basis (the vs-rib 'mnist' job). Each build is warm (one warm-up
-// build first); prints the stage times, the largest difference between the paths' E relative to
-// each matrix's maximum, and the host pass's rank-1 updates per row. Prints only; records nothing.
+// build first), the paths interleaved so that a busy host slows each alike. Prints the stage
+// times, the largest difference between the paths' E relative to each matrix's maximum, and the
+// host pass's rank-1 updates per row. Prints only; records nothing.
 //   npx tsx bench/host-edges.bench.ts [--reps 3]
 
 import { existsSync } from 'node:fs';
@@ -69,19 +70,24 @@ try {
     { label: 'gpu', path: 'gpu' }, { label: 'host 1 thread', path: 'host', threads: 1 }, { label: 'host 2 threads', path: 'host', threads: 2 },
   ];
   const results = new Map<string, IbResult>();
-  for (const c of cases) {
-    const config = parseConfig({ ...base, stage_paths: { edges: c.path } });
-    const opts = c.threads !== undefined ? { edgeThreads: c.threads } : {};
-    await buildInteractionBasis(engine, model, data, config, opts); // warm-up
-    const runs: Record<string, number>[] = [];
-    for (let i = 0; i < reps; i++) {
-      const r = await buildInteractionBasis(engine, model, data, config, opts);
-      runs.push(r.timings);
+  const runs = new Map<string, Record<string, number>[]>(cases.map((c) => [c.label, []]));
+  const configOf = (c: (typeof cases)[number]) => parseConfig({ ...base, stage_paths: { edges: c.path } });
+  const optsOf = (c: (typeof cases)[number]) => (c.threads !== undefined ? { edgeThreads: c.threads } : {});
+  for (const c of cases) await buildInteractionBasis(engine, model, data, configOf(c), optsOf(c)); // warm-up
+  // Interleaved, so that a busy host slows every path alike.
+  for (let i = 0; i < reps; i++) {
+    for (const c of cases) {
+      const r = await buildInteractionBasis(engine, model, data, configOf(c), optsOf(c));
+      runs.get(c.label)!.push(r.timings);
       results.set(c.label, r);
     }
-    const med = (k: string): number => runs.map((t) => t[k] ?? 0).sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
-    console.log(`${c.label.padEnd(16)} stats ${med('stats').toFixed(0)} ms, basis ${med('basis').toFixed(0)} ms, edges ${med('edges').toFixed(0)} ms (median of ${reps}; load ${loadavg()[0]!.toFixed(2)})`);
   }
+  for (const c of cases) {
+    const t = runs.get(c.label)!;
+    const med = (k: string): number => t.map((x) => x[k] ?? 0).sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
+    console.log(`${c.label.padEnd(16)} stats ${med('stats').toFixed(0)} ms, basis ${med('basis').toFixed(0)} ms, edges ${med('edges').toFixed(0)} ms (median of ${reps}; edges ${t.map((x) => (x['edges'] ?? 0).toFixed(0)).join(', ')})`);
+  }
+  console.log(`load average after: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
   console.log(`E: host vs gpu, max |ΔE| / max |E| per pair, worst: ${maxRelDiff(results.get('gpu')!, results.get('host 1 thread')!).toExponential(2)}`);
   console.log(`E: host 1 vs 2 threads: ${maxRelDiff(results.get('host 1 thread')!, results.get('host 2 threads')!)}`);
   // Rank-1 updates per row of the host pass (sign-pattern order within each batch).
