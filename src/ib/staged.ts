@@ -90,10 +90,14 @@ export function resolveShard(shard: string | undefined, shards: string | undefin
   return { index: index!, count: count! };
 }
 
-/** Hash of everything that determines the sums: the config (less output paths / clustering) and the model weights. */
+/**
+ * Hash of everything that determines the sums: the config (less output paths / clustering, and
+ * less stage_paths: where a stage runs changes its rounding only, as 'auto' may anyway from one
+ * machine to the next) and the model weights.
+ */
 export function configHash(config: BuildConfig, model: MlpModel): string {
   const h = createHash('sha256');
-  const { out_dir: _o, modularity: _m, model: _p, arch: _a, data: _d, ...rest } = config;
+  const { out_dir: _o, modularity: _m, model: _p, arch: _a, data: _d, stage_paths: _s, ...rest } = config;
   const keys = Object.keys(rest).sort();
   h.update(JSON.stringify(keys.map((k) => [k, (rest as Record<string, unknown>)[k]])));
   h.update(JSON.stringify(config.data ? { ...config.data, path: undefined } : null));
