@@ -196,6 +196,16 @@ describe('computeEdgesHost', () => {
     }
   });
 
+  it.each([1, 3])('equals the float64 oracle on %i row(s), on 2 threads (runs left empty)', async (n) => {
+    const s = setup(n);
+    const pts = integrationPoints('gradient', 0);
+    const E = await computeEdgesHost(s.model, arraySource(s.x, s.n, 9), s.pairs, 2, pts, undefined, { threads: 2 });
+    for (const p of s.pairs) {
+      const ref = oracle(s, p, pts);
+      expect(errOverScale(E.get(`${p.inName}->${p.outName}`)!, ref.sum, ref.abs), p.inName).toBeLessThan(1e-12);
+    }
+  });
+
   it('gives the same bits on 1, 2 and 3 threads, and the threads start', async () => {
     expect((await edgeThreads([], 2))?.count).toBe(2);
     const s = setup(613);
