@@ -32,7 +32,7 @@ const repo = resolve(here, '..');
 export const GPU_TEST_FILES = [
   'test/runtime.test.ts', 'test/matmul.test.ts', 'test/gram.test.ts', 'test/eigh.test.ts',
   'test/sign-patterns.test.ts', 'test/section-kernels.test.ts', 'test/load-cost.test.ts',
-  'test/ib-fixture.test.ts', 'test/ib-legacy.test.ts', 'test/barrier-kernels.test.ts',
+  'test/ib-fixture.test.ts', 'test/ib-legacy.test.ts', 'test/barrier-kernels.test.ts', 'test/host-edges.test.ts',
 ];
 
 export interface GpuCheckOptions {

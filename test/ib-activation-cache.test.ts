@@ -47,7 +47,9 @@ describe('activation cache', () => {
     const model = randomMlp([9, 17, 13, 5], 7);
     const n = 613;
     const data = arraySource(genericData(n, 9, 8), n, 9);
-    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, stage_paths: { stats: 'gpu' }, ...formula });
+    // The cache serves the GPU edge pass (the host pass runs its own float64 forward pass); the
+    // GPU statistics pass fills it bit for bit.
+    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 200, stage_paths: { stats: 'gpu', edges: 'gpu' }, ...formula });
     const d0 = e.counters.dispatches;
     const cached = await buildInteractionBasis(e, model, data, config);
     const d1 = e.counters.dispatches;

@@ -62,18 +62,24 @@ interface Case {
 //   E: ≤ 1e-5 of the matrix maximum (measured ≤ 8e-7). Per entry, for entries above 1e-3·max the
 //      relative error is logged and held to 1e-4 (measured ≤ 3e-5: small edges of weakly
 //      active directions carry the f32 noise of the large ones).
+// The cases run the GPU edge kernels; one more runs the host float64 edge pass (src/host/edges.ts).
+const GPU_EDGES = { stage_paths: { edges: 'gpu' } };
 const CASES: Case[] = [
-  { name: 'synthetic_f64_jacobian', extra: {}, dims: [15, 30, 8], jacobian: true },
+  { name: 'synthetic_f64_jacobian', extra: GPU_EDGES, dims: [15, 30, 8], jacobian: true },
+  { name: 'synthetic_f64_jacobian', extra: { stage_paths: { edges: 'host' } }, dims: [15, 30, 8], jacobian: true },
   // rib's smallest kept Λ at layers.1 is 6.0e-7 of the largest: a real direction just below the
   // default relative 1e-6. τ = 1e-7 still clears the f32 noise floor (≤ 2e-8 relative here).
-  { name: 'synthetic_f64_jacobian_nocenter', extra: { center: false, truncation_threshold: 1e-7 }, dims: [15, 30, 7], jacobian: true },
-  { name: 'synthetic_f64_svd', extra: { basis_formula: 'pca' }, dims: [15, 30, 30], jacobian: false },
+  { name: 'synthetic_f64_jacobian_nocenter', extra: { center: false, truncation_threshold: 1e-7, ...GPU_EDGES }, dims: [15, 30, 7], jacobian: true },
+  { name: 'synthetic_f64_svd', extra: { basis_formula: 'pca', ...GPU_EDGES }, dims: [15, 30, 30], jacobian: false },
 ];
 
 // Every case on both statistics paths: the GPU kernels (f32 per batch) and the host's float64 pass.
-const PATH_CASES = CASES.flatMap((c) => (['gpu', 'host'] as const).map((stats) => ({ ...c, stats, extra: { ...c.extra, stage_paths: { stats } } })));
+const PATH_CASES = CASES.flatMap((c) => (['gpu', 'host'] as const).map((stats) => {
+  const sp = (c.extra['stage_paths'] ?? {}) as Record<string, string>;
+  return { ...c, stats, edges: sp['edges'] ?? 'auto', extra: { ...c.extra, stage_paths: { ...sp, stats } } };
+}));
 
-describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats', (c) => {
+describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats, edges on $edges', (c) => {
   let res: IbResult;
   let ref: Map<string, HostTensor>;
 

@@ -53,11 +53,14 @@ describe.each(CASES)('SPEC §9.2 identities: $name', (c) => {
   const x = genericData(N, 9, 100 + c.seed);
   let res: IbResult;
   let ref: CpuRef;
+  let host: IbResult;
 
   beforeAll(async () => {
-    const config = parseConfig({ node_layers: NODES, center: c.center, batch_size: c.batch });
+    // The GPU edge kernels here; the host edge pass (src/host/edges.ts) checked alongside.
+    const config = parseConfig({ node_layers: NODES, center: c.center, batch_size: c.batch, stage_paths: { edges: 'gpu' } });
     res = await buildInteractionBasis(await engine(), model, arraySource(x, N, 9), config);
     ref = cpuRef(model, x, N, res);
+    host = await buildInteractionBasis(await engine(), model, arraySource(x, N, 9), { ...config, stage_paths: { edges: 'host' } });
   });
 
   it('the layer feeding 5 logits keeps exactly 1 + 5 (centred) or 5 directions; the input layer all 10', () => {
@@ -164,6 +167,20 @@ describe.each(CASES)('SPEC §9.2 identities: $name', (c) => {
     }
   });
 
+  it('host float64 edges equal the same per-datapoint computation to 1e-10 of the maximum', () => {
+    // The host pass's only departure from the reference is float64 summation order (the carried
+    // Jacobian's updates): measured ~1e-15. Its bases are the GPU build's (same statistics).
+    const href = cpuRef(model, x, N, host);
+    for (let j = 0; j < NODES.length - 1; j++) {
+      const key = `${NODES[j]}->${NODES[j + 1]}`;
+      const s = buildSection(model, host, NODES[j]!);
+      const Eref = edgesRef(s, href.acts[layerIndex(model, NODES[j]!)]!, href.fhat.get(NODES[j]!)!, N);
+      const err = relErr(host.edges.get(key)!.data, Eref);
+      log(c, `${key} host edges vs f64 CPU (rel. to max)`, err);
+      expect(err, key).toBeLessThan(1e-10);
+    }
+  });
+
   it('linear section (layers.2 → logits): Σ_i E_ij = Λ_j for every column, the constant one included', () => {
     const E = res.edges.get('layers.2->output')!;
     const lam = res.bases.get('layers.2')!.Lambda!;
@@ -189,8 +206,8 @@ describe.each([true, false])('edges are evaluated at the projected point C⁺ᵀ
   const model = randomMlp([12, 20, 6, 3], 51);
   const n = 800;
   const x = genericData(n, 12, 52);
-  it('GPU edges equal the projected-point reference, not the real-point one', async () => {
-    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], center, batch_size: 256 });
+  it.each(['gpu', 'host'] as const)('%s edges equal the projected-point reference, not the real-point one', async (path) => {
+    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], center, batch_size: 256, stage_paths: { edges: path } });
     const res = await buildInteractionBasis(await engine(), model, arraySource(x, n, 12), config);
     const ref = cpuRef(model, x, n, res);
     const b = res.bases.get('layers.0')!;

@@ -23,10 +23,18 @@ import { writeNpy } from '../src/io/npy.js';
 import { toFloat64 } from '../src/io/tensor.js';
 import { loadData, loadModel } from '../src/build/load.js';
 import { parseConfig } from '../src/ib/config.js';
-import { buildInteractionBasis } from '../src/ib/pipeline.js';
+import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { checkPartials, combineEdges, combineStats, configHash, loadStage, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
 import { useEngine } from './helpers/gpu.js';
 import { columnErrUpToSign, transpose } from './helpers/ib.js';
+
+/** max |a − b| / max |b|. */
+function relDiff(a: Float64Array, b: Float64Array): number {
+  let mx = 0;
+  let diff = 0;
+  for (let i = 0; i < b.length; i++) { mx = Math.max(mx, Math.abs(b[i]!)); diff = Math.max(diff, Math.abs(a[i]! - b[i]!)); }
+  return mx > 0 ? diff / mx : diff;
+}
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'synthetic-mlp');
@@ -201,6 +209,42 @@ describe('sharded builds across processes', () => {
           expect(diff / mx, `${split} ${k}`).toBeLessThanOrEqual(1e-12);
         }
       }
+    } finally {
+      await data.close?.();
+    }
+  }, 120_000);
+
+  it('squared edges shard like the whole build on either edge path, from one stage (in process)', async () => {
+    const raw = JSON.parse(await readFile(cfg, 'utf8')) as Record<string, unknown>;
+    const e = await engine();
+    const base = parseConfig(raw);
+    const model = await loadModel(base, d);
+    const data = await loadData(base, d);
+    const ctxOf = (path: 'gpu' | 'host'): StageContext => {
+      const config = parseConfig({ ...raw, stage_paths: { edges: path } });
+      return { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
+    };
+    try {
+      // Where a stage runs is not part of what it computes: one stage serves both paths.
+      expect(ctxOf('gpu').hash).toBe(ctxOf('host').hash);
+      const dir = join(d, 'paths');
+      await mkdir(dir, { recursive: true });
+      const statsPaths = [0, 1].map((i) => join(dir, `stats-${i}.safetensors`));
+      for (let i = 0; i < 2; i++) await runStatsShard(ctxOf('gpu'), { index: i, count: 2 }, statsPaths[i]!);
+      await combineStats(model, checkPartials(await Promise.all(statsPaths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+      const stage = await loadStage(dir, ctxOf('gpu').hash);
+      const wants = new Map<string, IbResult>();
+      for (const path of ['gpu', 'host'] as const) {
+        const ctx = ctxOf(path);
+        const want = await buildInteractionBasis(e, model, data, ctx.config);
+        wants.set(path, want);
+        const paths = [0, 1].map((i) => join(dir, `edges-${path}-${i}.safetensors`));
+        for (let i = 0; i < 2; i++) await runEdgesShard(ctx, stage.bases, { index: i, count: 2 }, paths[i]!);
+        const got = combineEdges(await Promise.all(paths.map((p) => readPartial(p, 'edges'))), stage);
+        for (const [k, w] of want.edges) expect(relDiff(got.edges.get(k)!.data, w.data), `${path} ${k}`).toBeLessThanOrEqual(1e-12);
+      }
+      // The two paths agree within the GPU pass's f32 tolerance.
+      for (const [k, w] of wants.get('gpu')!.edges) expect(relDiff(wants.get('host')!.edges.get(k)!.data, w.data), k).toBeLessThan(1e-5);
     } finally {
       await data.close?.();
     }

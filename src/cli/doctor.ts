@@ -36,7 +36,10 @@ export interface DoctorReport {
     gram: string; signPack: string; eighSolver: string; hostEigensolver: string; hostSums: string; inputStatistics: string;
     /** The statistics pass timed on both paths (stored for later builds' choice). */
     statsPath: { gpuMs: number; hostMs: number; what: string; chosen: string };
+    /** Where squared edges run, after timing both paths (stored for later builds). */
+    edges: string;
   };
+  edgeTiming: { gpuMs: number; hostMs: number; what: string; agreement: number };
   checks: SelfCheckResult[];
 }
 
@@ -66,6 +69,12 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const hostPool = await hostThreadPool();
   const { timeStatsPaths } = await import('../ib/stats-timing.js');
   const statsTiming = await timeStatsPaths(engine);
+  // Both edge paths timed on one synthetic section; later builds choose by this measurement.
+  const { measureEdgePaths } = await import('../ib/edge-paths.js');
+  const { chooseStagePath, recordStageTiming } = await import('../runtime/stage-paths.js');
+  const edgeTiming = await measureEdgePaths(engine);
+  recordStageTiming(engine, 'edges', edgeTiming);
+  const edgesChoice = chooseStagePath(engine, 'edges');
   return {
     adapter: engine.adapterName,
     info: engine.info,
@@ -83,7 +92,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       // What later builds on this adapter and host choose from the stored timing (this engine's
       // own choice may have been fixed by a self-check's config).
       statsPath: { ...statsTiming, chosen: statsTiming.hostMs < statsTiming.gpuMs ? 'host' : 'gpu' },
+      edges: `${edgesChoice.path} (${edgesChoice.how}: ${edgesChoice.note})`,
     },
+    edgeTiming,
     checks: results,
   };
 }
@@ -110,6 +121,8 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`statistics pass (${sp.what}): gpu ${sp.gpuMs.toFixed(1)} ms, host ${sp.hostMs.toFixed(1)} ms -> builds use ${sp.chosen} unless the config sets stage_paths.stats (stored in the tuning cache)`);
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log(`transformer closed forms' per-sample sums: ${v.hostSums}; linear sections and node layer 0 with vocabulary ≤ N: host float64, no data pass`);
+      const et = report.edgeTiming;
+      console.log(`squared edges (${et.what}): gpu ${et.gpuMs.toFixed(0)} ms, host float64 ${et.hostMs.toFixed(0)} ms (paths agree to ${et.agreement.toExponential(1)} of max E); builds use ${v.edges}`);
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }

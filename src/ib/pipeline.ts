@@ -9,6 +9,8 @@ import { solverThreads } from '../cpu/eigh-worker.js';
 import { refuseStochastic, type BasisFormula, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
+import { computeEdgesHost } from '../host/edges.js';
+import { chooseStagePath, type StagePathChoice } from '../runtime/stage-paths.js';
 import { computeFunctionalEdges } from './edges-functional.js';
 import { ActivationCache } from './activation-cache.js';
 import { GpuMlp } from './gpu-model.js';
@@ -23,7 +25,6 @@ import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/de
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 import type { ModulesReport } from '../report/modularity.js';
-import { chooseStagePath } from '../runtime/stage-paths.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -51,6 +52,11 @@ export interface BuildOptions {
    * 0 turns it off. A build that needs more recomputes them. Results are identical either way.
    */
   activationCacheBytes?: number;
+  /**
+   * Threads of the host edge pass (when the edges stage runs on the host): default the machine's
+   * cores, at most 4; 1 keeps it on this thread. Results are identical whatever the count.
+   */
+  edgeThreads?: number;
 }
 
 /** Default of BuildOptions.backgroundEigMinOrder: below it, thread hand-off costs more than it saves. */
@@ -111,6 +117,15 @@ export function statsPlanOf(plan: NodePlan[], config: BuildConfig): { statNodes:
   const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
   const gateLayers = config.basis_formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
   return { statNodes, gateLayers };
+}
+
+/**
+ * Where a build's edge stage runs (src/runtime/stage-paths.ts): the config's stage_paths.edges,
+ * else a measurement, else the adapter kind. Functional edges have no host path.
+ */
+export function edgeStagePath(engine: Engine, config: BuildConfig): StagePathChoice {
+  return chooseStagePath(engine, 'edges', config.stage_paths?.edges ?? 'auto', config.edge_formula === 'functional'
+    ? { gpuOnly: "functional edges have no host path (the host pass computes squared edges)" } : {});
 }
 
 /** The truncation thresholds of a config (SPEC §3.2, §4.8). */
@@ -197,8 +212,10 @@ export async function buildInteractionBasis(
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
   let degAcc: DegeneracyAccumulator | undefined;
   let degHost: HostDegeneracyAccumulator | DegeneracyObserverThread | undefined;
-  // The edge pass reuses the statistics pass's hidden activations when they fit the budget.
-  const cache = config.calculate_edges && !isLegacyFormula(formula)
+  const edgesOnHost = config.calculate_edges && edgeStagePath(engine, config).path === 'host';
+  // The GPU edge pass reuses the statistics pass's hidden activations when they fit the budget
+  // (the host pass runs its own float64 forward pass, so it needs none kept).
+  const cache = config.calculate_edges && !edgesOnHost && !isLegacyFormula(formula)
     ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
   try {
     // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
@@ -255,7 +272,9 @@ export async function buildInteractionBasis(
       const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
       const E = config.edge_formula === 'functional'
         ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
-        : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
+        : edgesOnHost
+          ? await computeEdgesHost(model, data, pairs, config.batch_size, pts, edgeProgress, opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {})
+          : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });

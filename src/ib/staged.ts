@@ -25,12 +25,13 @@ import type { GateStats, LayerBasis, NodeStats } from './basis.js';
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
+import { computeEdgesHost } from '../host/edges.js';
 import { computeFunctionalEdges } from './edges-functional.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from '../model/mlp.js';
-import { checkFinalRotation, edgePairOf, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
+import { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import { chooseStagePath } from '../runtime/stage-paths.js';
 import { modulesFromBuild } from './from-build.js';
@@ -90,10 +91,14 @@ export function resolveShard(shard: string | undefined, shards: string | undefin
   return { index: index!, count: count! };
 }
 
-/** Hash of everything that determines the sums: the config (less output paths / clustering) and the model weights. */
+/**
+ * Hash of everything that determines the sums: the config (less output paths / clustering, and
+ * less stage_paths: where a stage runs changes its rounding only, as 'auto' may anyway from one
+ * machine to the next) and the model weights.
+ */
 export function configHash(config: BuildConfig, model: MlpModel): string {
   const h = createHash('sha256');
-  const { out_dir: _o, modularity: _m, model: _p, arch: _a, data: _d, ...rest } = config;
+  const { out_dir: _o, modularity: _m, model: _p, arch: _a, data: _d, stage_paths: _s, ...rest } = config;
   const keys = Object.keys(rest).sort();
   h.update(JSON.stringify(keys.map((k) => [k, (rest as Record<string, unknown>)[k]])));
   h.update(JSON.stringify(config.data ? { ...config.data, path: undefined } : null));
@@ -485,18 +490,24 @@ export async function runEdgesShard(
   }
   const t: Record<string, Tensor> = {};
   if (pairs.length > 0) {
-    const mlp = new GpuMlp(c.engine, c.model, pts);
-    try {
-      // Raw sums (divisor 1): combine divides by the full N. Functional edges carry their factor 2.
-      const E = c.config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, { shard: { ...range, divisor: 1 } })
-        : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, { shard: { ...range, divisor: 1 } });
-      for (const p of pairs) {
-        const key = `${p.inName}->${p.outName}`;
-        t[`edges/${key}/E_sum`] = { dtype: 'F64', shape: [p.ro, p.basis.r], data: E.get(key)! };
+    // Raw sums (divisor 1): combine divides by the full N. Functional edges carry their factor 2.
+    const shardRows = { shard: { ...range, divisor: 1 } };
+    let E: Map<string, Float64Array>;
+    if (edgeStagePath(c.engine, c.config).path === 'host') {
+      E = await computeEdgesHost(c.model, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows);
+    } else {
+      const mlp = new GpuMlp(c.engine, c.model, pts);
+      try {
+        E = c.config.edge_formula === 'functional'
+          ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows)
+          : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, shardRows);
+      } finally {
+        mlp.dispose();
       }
-    } finally {
-      mlp.dispose();
+    }
+    for (const p of pairs) {
+      const key = `${p.inName}->${p.outName}`;
+      t[`edges/${key}/E_sum`] = { dtype: 'F64', shape: [p.ro, p.basis.r], data: E.get(key)! };
     }
   }
   await writePartial(path, t, baseMeta(c, 'edges', range, `${shard.index}/${shard.count}${split === 'out' ? ' out' : ''}`, layout));

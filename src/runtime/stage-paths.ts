@@ -8,8 +8,12 @@
 //   2. a measured comparison stored in the tuning store (src/runtime/tuning-store.ts; keyed by
 //      adapter and host CPU), written by `ibgpu doctor` / the benches through recordStageTiming;
 //   3. otherwise a guess from the adapter kind: host on software adapters, gpu elsewhere.
+// A build that a stage's host path does not cover (e.g. functional edges) asks with `gpuOnly`:
+// it runs on the GPU whatever was measured, says why in the note, and refuses a config that
+// asks for the host.
 // Every choice, with how it was made, is listed by stagePathChoices for the result manifest.
 
+import { IbgpuError } from '../errors.js';
 import type { Engine } from './engine.js';
 import { tuningStore } from './tuning-store.js';
 
@@ -19,7 +23,7 @@ export type StagePathRequest = StagePath | 'auto';
 export interface StagePathChoice {
   stage: string;
   path: StagePath;
-  how: 'config' | 'measured' | 'guess';
+  how: 'config' | 'measured' | 'guess' | 'only';
   /** Human-readable reason (the measured times, or the adapter kind). */
   note: string;
 }
@@ -55,12 +59,24 @@ export function recordStageTiming(engine: Engine, stage: string, t: StoredTiming
   if (m?.get(stage)?.how !== 'config') m?.delete(stage);
 }
 
-/** Chooses (once per engine) where `stage` runs; see the header for the order of rules. */
-export function chooseStagePath(engine: Engine, stage: string, requested: StagePathRequest = 'auto'): StagePathChoice {
+/**
+ * Chooses (once per engine) where `stage` runs; see the header for the order of rules.
+ * `gpuOnly` (the reason) says this build's work has no host path.
+ */
+export function chooseStagePath(engine: Engine, stage: string, requested: StagePathRequest = 'auto', { gpuOnly }: { gpuOnly?: string } = {}): StagePathChoice {
   let m = chosen.get(engine);
   if (!m) chosen.set(engine, (m = new Map<string, StagePathChoice>()));
+  if (gpuOnly !== undefined) {
+    if (requested === 'host') {
+      throw new IbgpuError('BAD_CONFIG', `stage_paths.${stage} = 'host' in the config, but ${gpuOnly}`, `remove stage_paths.${stage} or set it to 'gpu' or 'auto'`);
+    }
+    // Listed for the manifest, never reused: the next build may have a host path.
+    const c: StagePathChoice = { stage, path: 'gpu', how: 'only', note: `gpu: ${gpuOnly}` };
+    m.set(stage, c);
+    return c;
+  }
   const prev = m.get(stage);
-  if (prev && (requested === 'auto' || prev.path === requested)) return prev;
+  if (prev && prev.how !== 'only' && (requested === 'auto' || prev.path === requested)) return prev;
   let c: StagePathChoice;
   if (requested !== 'auto') {
     c = { stage, path: requested, how: 'config', note: `stage_paths.${stage} = '${requested}' in the config` };

@@ -1,0 +1,283 @@
+// The squared-edge pass of MLP sections on the host, in float64 (SPEC §5.2), chosen where it beats
+// the adapter (src/runtime/stage-paths.ts: on a software adapter the "GPU" is these same cores
+// and its edge kernels stall on every storage load). Same inputs and outputs as computeEdges of
+// src/ib/edges.ts. Per block of rows:
+//   x      the section's input activations: forwardRowsHost (src/host/mlp-forward.ts), float64,
+//          following the non-zeros
+//   f̂      = Cᵀ [x; 1] = C[d, :] + Σ_{i: x_i ≠ 0} x_i C[i, :]   (sparse in x; in float64 the
+//          centred form of the GPU path buys nothing: there is no cancellation to avoid)
+//   p'     = Qᵀ f̂ with Q = C⁺W̄   (the section's pre-activation at the projected point, as rib)
+//   g      = Σ_k w_k σ'(α_k p')   (integrated derivative)
+//   E_ij  += Σ_n (Σ_h C^{ℓ+1}_{hi} g_nh Q_jh f̂_nj)²   (src/host/edges-squared.ts, carried J)
+// Blocks are at least HOST_EDGE_BLOCK_ROWS rows (the sums do not depend on how rows are grouped,
+// up to rounding). ReLU blocks are visited in sign-pattern order (src/cpu/gate-order.ts). Each
+// block's visiting order is cut into HOST_EDGE_RUNS runs; run k always adds into partial sum k, whichever thread
+// runs it, and the partials are added in a fixed order at the end, so the result is the same
+// bits on any number of threads. The threads (src/host/edge-threads.ts) run a block's runs while
+// this thread prepares the next block.
+
+import { forwardRowsHost } from './mlp-forward.js';
+import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { edgeThreads, sharedBytes, sharedF64, MAX_EDGE_THREADS, type EdgeThreadSet } from './edge-threads.js';
+import { signPatternOrder } from '../cpu/gate-order.js';
+import { actGrad, type Activation } from '../model/activations.js';
+import { checkShape } from '../errors.js';
+
+/** Runs each block is cut into (the most threads that can share a block). */
+export const HOST_EDGE_RUNS = MAX_EDGE_THREADS;
+
+/**
+ * Rows per block at least (more when the batch is larger): the sign-pattern order finds closer
+ * neighbours among more rows. On rib's MNIST MLP the first section's changed units per row go
+ * from 16.4 (blocks of 1000) to 14.1 (5000) and 13.2 (10000); 4096 rows of f̂, gates and
+ * activations stay a few tens of MB.
+ */
+export const HOST_EDGE_BLOCK_ROWS = 4096;
+
+/** A section as the host pass needs it (src/ib/edges.ts's EdgePair is one). */
+export interface HostEdgeSection {
+  /** Model layer index of the section (its input node layer is that layer's input). */
+  layer: number;
+  inName: string;
+  outName: string;
+  /** The input node layer's basis: dim = d + 1 (folded), C dim × r, C⁺ r × dim. */
+  basis: { dim: number; r: number; C: Float64Array; Cpinv: Float64Array };
+  /** Folded weight, dim × dimOut. */
+  Wbar: Float64Array;
+  dimOut: number;
+  /** Next node layer's C (dimOut × ro), or undefined for raw coordinates (ro = dimOut). */
+  nextC: Float64Array | undefined;
+  ro: number;
+}
+
+export interface HostModel {
+  readonly layers: readonly { readonly dIn: number; readonly dOut: number; readonly W: ArrayLike<number>; readonly b: ArrayLike<number>; readonly activation: Activation }[];
+}
+
+export interface HostEdgeOptions {
+  /** Rows [start, end) only, sums divided by `divisor` (default N; 1 gives raw partial sums). */
+  shard?: { start: number; end: number; divisor?: number };
+  /** Threads (default: the machine's cores, at most MAX_EDGE_THREADS); 0 or 1 = this thread only. */
+  threads?: number;
+  /** Rank-1 updates made, per section key (for measurements). */
+  counts?: Map<string, { rows: number; updates: number }>;
+  /**
+   * Filled with this thread's time preparing blocks (forward pass, f̂, gates, orders) and the time
+   * the edge kernel took beyond it (for measurements).
+   */
+  timing?: { prepMs: number; kernelMs: number };
+}
+
+/** A section prepared for the pass: its operands in shared memory and its partial sums. */
+interface Prepared {
+  p: HostEdgeSection;
+  key: string;
+  sec: SquaredEdgeSection;
+  act: Activation;
+  /** Q = C⁺W̄, r × dimOut. */
+  Q: Float64Array;
+  /** HOST_EDGE_RUNS partial sums, each ro × r (views of one shared buffer). */
+  partials: Float64Array[];
+  J: Float64Array;
+  updates: number;
+}
+
+/** One block's per-section inputs of the edge kernel. */
+interface BlockInputs {
+  rows: number;
+  secs: { fhat: Float64Array; gates: Float64Array; order: Uint32Array }[];
+}
+
+function shared(n: number): Float64Array {
+  return new Float64Array(sharedBytes(Math.max(1, n) * 8));
+}
+
+function prepare(p: HostEdgeSection, act: Activation): Prepared {
+  const { dim, r, Cpinv } = p.basis;
+  const h = p.dimOut;
+  checkShape(p.basis.C.length === dim * r && Cpinv.length === r * dim && p.Wbar.length === dim * h, `host edges ${p.inName}->${p.outName}: basis or weight sizes disagree (dim ${dim}, r ${r}, dimOut ${h})`);
+  checkShape(p.nextC ? p.nextC.length === h * p.ro : p.ro === h, `host edges ${p.inName}->${p.outName}: next basis is not ${h} × ${p.ro}`);
+  // Q = C⁺ W̄ in float64; B = Qᵀ (unit-major) for the kernel.
+  const Q = new Float64Array(r * h);
+  for (let j = 0; j < r; j++) {
+    for (let k = 0; k < dim; k++) {
+      const c = Cpinv[j * dim + k]!;
+      if (c === 0) continue;
+      for (let o = 0; o < h; o++) Q[j * h + o]! += c * p.Wbar[k * h + o]!;
+    }
+  }
+  const B = shared(h * r);
+  for (let j = 0; j < r; j++) for (let o = 0; o < h; o++) B[o * r + j] = Q[j * h + o]!;
+  const A = p.nextC ? sharedF64(p.nextC) : undefined;
+  const n = p.ro * r;
+  const all = new Float64Array(sharedBytes(Math.max(1, HOST_EDGE_RUNS * n) * 8));
+  const partials = Array.from({ length: HOST_EDGE_RUNS }, (_, k) => all.subarray(k * n, (k + 1) * n));
+  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, Q, partials, J: new Float64Array(n), updates: 0 };
+}
+
+/** f̂, gates and visiting order of one section over a block (x: rows × d, float64). */
+function blockInputs(s: Prepared, x: Float64Array, rows: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> }): BlockInputs['secs'][number] {
+  const { dim, r, C } = s.p.basis;
+  const d = dim - 1;
+  const h = s.p.dimOut;
+  const Q = s.Q;
+  const act = s.act;
+  const alphas = Float64Array.from(pts.alphas);
+  const weights = Float64Array.from(pts.weights);
+  const npts = alphas.length;
+  const fhat = shared(rows * r);
+  const gates = shared(rows * h);
+  // Row scratch in plain arrays; each row is copied into the shared ones once.
+  const f = new Float64Array(r);
+  const pre = new Float64Array(h);
+  const nz = new Int32Array(d);
+  const nzv = new Float64Array(d);
+  const cb = d * r;
+  for (let n = 0; n < rows; n++) {
+    const xo = n * d;
+    // The non-zeros only: MNIST pixels are ~19 % non-zero and ReLU outputs about half.
+    let m = 0;
+    for (let i = 0; i < d; i++) {
+      const v = x[xo + i]!;
+      if (v !== 0) { nz[m] = i * r; nzv[m] = v; m++; }
+    }
+    // f̂ = C[d, :] + Σ x_i C[i, :], four columns at a time held in registers across the
+    // non-zeros (V8 does not vectorise; an axpy per non-zero would load and store f̂ each time).
+    let j = 0;
+    for (; j + 4 <= r; j += 4) {
+      let a0 = C[cb + j]!, a1 = C[cb + j + 1]!, a2 = C[cb + j + 2]!, a3 = C[cb + j + 3]!;
+      for (let t = 0; t < m; t++) {
+        const v = nzv[t]!;
+        const co = nz[t]! + j;
+        a0 += v * C[co]!; a1 += v * C[co + 1]!; a2 += v * C[co + 2]!; a3 += v * C[co + 3]!;
+      }
+      f[j] = a0; f[j + 1] = a1; f[j + 2] = a2; f[j + 3] = a3;
+    }
+    for (; j < r; j++) {
+      let a0 = C[cb + j]!;
+      for (let t = 0; t < m; t++) a0 += nzv[t]! * C[nz[t]! + j]!;
+      f[j] = a0;
+    }
+    // p' = Qᵀ f̂, likewise four outputs at a time.
+    let o = 0;
+    for (; o + 4 <= h; o += 4) {
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (let k = 0; k < r; k++) {
+        const v = f[k]!;
+        const qo = k * h + o;
+        a0 += v * Q[qo]!; a1 += v * Q[qo + 1]!; a2 += v * Q[qo + 2]!; a3 += v * Q[qo + 3]!;
+      }
+      pre[o] = a0; pre[o + 1] = a1; pre[o + 2] = a2; pre[o + 3] = a3;
+    }
+    for (; o < h; o++) {
+      let a0 = 0;
+      for (let k = 0; k < r; k++) a0 += f[k]! * Q[k * h + o]!;
+      pre[o] = a0;
+    }
+    fhat.set(f, n * r);
+    const go = n * h;
+    for (let o = 0; o < h; o++) {
+      let g = 0;
+      for (let k = 0; k < npts; k++) g += weights[k]! * actGrad(act, alphas[k]! * pre[o]!);
+      gates[go + o] = g;
+    }
+  }
+  // Two-valued gates (ReLU) change little between rows in sign-pattern order; other activations
+  // change every gate on every row, so any order is as good.
+  const order = new Uint32Array(sharedBytes(Math.max(1, rows) * 4));
+  if (s.act === 'relu') order.set(signPatternOrder(gates, rows, h));
+  else for (let n = 0; n < rows; n++) order[n] = n;
+  return { fhat, gates, order };
+}
+
+/** Cuts a block's visiting order into HOST_EDGE_RUNS runs (some may be empty). */
+function runBounds(rows: number, k: number): { from: number; to: number } {
+  return { from: Math.floor((k * rows) / HOST_EDGE_RUNS), to: Math.floor(((k + 1) * rows) / HOST_EDGE_RUNS) };
+}
+
+/** Runs one block's edge kernel over every section: on the threads when there are any, else here. */
+async function runBlock(secs: Prepared[], blk: BlockInputs, pool: EdgeThreadSet | undefined): Promise<void> {
+  const jobs: Promise<void>[] = [];
+  secs.forEach((s, si) => {
+    const { fhat, gates, order } = blk.secs[si]!;
+    for (let k = 0; k < HOST_EDGE_RUNS; k++) {
+      const { from, to } = runBounds(blk.rows, k);
+      if (to <= from) continue;
+      if (pool) {
+        // Run k of every section on thread k mod count: each partial has one writer at a time.
+        jobs.push(pool.run(k % pool.count, { section: si, E: s.partials[k]!, fhat, gates, order, from, to }).then((u) => { s.updates += u; }));
+      } else {
+        s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.J, fhat, gates, order, from, to);
+      }
+    }
+  });
+  await Promise.all(jobs);
+}
+
+/**
+ * The squared edges E [ro × r] of each section, keyed `${inName}->${outName}`: the mean over
+ * rows (or the shard's rows, divided by its divisor) of (J̃_ij f̂_j)². `pts` are the integration
+ * points; rows are read from `data` in blocks of max(batchSize, HOST_EDGE_BLOCK_ROWS).
+ */
+export async function computeEdgesHost(
+  model: HostModel, data: { readonly n: number; readRows(start: number, count: number): Promise<Float32Array> },
+  pairs: HostEdgeSection[], batchSize: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> },
+  progress: (stage: string, done: number, total: number) => void = () => {},
+  { shard, threads, counts, timing }: HostEdgeOptions = {},
+): Promise<Map<string, Float64Array>> {
+  const out = new Map<string, Float64Array>();
+  if (pairs.length === 0) return out;
+  const r0 = shard?.start ?? 0;
+  const r1 = shard?.end ?? data.n;
+  const divisor = shard?.divisor ?? data.n;
+  checkShape(Number.isInteger(batchSize) && batchSize >= 1, `host edges: batch size ${batchSize} is not a positive integer`);
+  // Float64 weights once per pass, not once per block.
+  const model64 = {
+    layers: model.layers.map((l) => ({ ...l, W: Float64Array.from(l.W), b: Float64Array.from(l.b) })),
+  };
+  const secs = pairs.map((p) => {
+    const l = model64.layers[p.layer];
+    checkShape(l !== undefined && l.dIn + 1 === p.basis.dim, `host edges ${p.inName}->${p.outName}: layer ${p.layer} does not take ${p.basis.dim - 1} inputs`);
+    return prepare(p, l.activation);
+  });
+  const upTo = Math.max(...pairs.map((p) => p.layer));
+  const pool = threads === undefined || threads > 1 ? await edgeThreads(secs.map((s) => s.sec), threads) : undefined;
+  let prepMs = 0;
+  let kernelMs = 0;
+  const stage = async (start: number, rows: number): Promise<BlockInputs> => {
+    const x = await data.readRows(start, rows);
+    const t0 = performance.now();
+    const fw = forwardRowsHost(model64, x, rows, upTo);
+    const blk = { rows, secs: secs.map((s) => blockInputs(s, fw.acts[s.p.layer]!, rows, pts)) };
+    prepMs += performance.now() - t0;
+    return blk;
+  };
+  try {
+    const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
+    let next = r0 < r1 ? await stage(r0, Math.min(blockRows, r1 - r0)) : undefined;
+    for (let b = r0; b < r1; b += blockRows) {
+      const cur = next!;
+      const t0 = performance.now();
+      const running = runBlock(secs, cur, pool);
+      const t1 = performance.now();
+      // The next block is prepared here while the threads run this one.
+      const nb = b + blockRows;
+      next = nb < r1 ? await stage(nb, Math.min(blockRows, r1 - nb)) : undefined;
+      const t2 = performance.now();
+      await running;
+      kernelMs += t1 - t0 + (performance.now() - t2);
+      progress('edges', b + cur.rows - r0, r1 - r0);
+    }
+  } finally {
+    await pool?.close();
+  }
+  for (const s of secs) {
+    const E = new Float64Array(s.p.ro * s.p.basis.r);
+    for (const part of s.partials) for (let t = 0; t < E.length; t++) E[t]! += part[t]!;
+    for (let t = 0; t < E.length; t++) E[t]! /= divisor;
+    out.set(s.key, E);
+    counts?.set(s.key, { rows: r1 - r0, updates: s.updates });
+  }
+  if (timing) { timing.prepMs = prepMs; timing.kernelMs = kernelMs; }
+  return out;
+}
