@@ -16,6 +16,7 @@ import type { OutputGuardOptions } from '../io/output-guard.js';
 import type { Backend } from '../gpu/acquire.js';
 import { Engine } from '../runtime/engine.js';
 import { gpuPassesFactory } from './gpu-passes.js';
+import type { ModelProgram } from '../model/program.js';
 import { compileTransformer } from '../model/transformer/compile.js';
 import { parseTransformerConfig, type TransformerConfig } from '../model/transformer/config.js';
 import { loadTransformer, type TransformerModel } from '../model/transformer/weights.js';
@@ -96,14 +97,12 @@ export async function runTransformerBuild(
 ): Promise<TransformerBuildRun> {
   const { model, data } = loaded;
   const mp = compileTransformer(model, config.node_layers, { positions: data.P, lastPosModuleType: config.last_pos_module_type ?? null });
-  let passes: TransformerPasses;
-  if (config.device === 'cpu') passes = new PassesF64(mp, data.tokens, data.n, data.P);
-  else {
-    if (!opts.gpu) throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
-    passes = await opts.gpu(mp, data.tokens, data.n, data.P);
-  }
+  const gpu = config.device === 'cpu' ? undefined : opts.gpu;
+  if (config.device !== 'cpu' && !gpu) throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
+  const passesFor = async (m: ModelProgram): Promise<TransformerPasses> => (gpu ? gpu(m, data.tokens, data.n, data.P) : new PassesF64(m, data.tokens, data.n, data.P));
+  const passes = await passesFor(mp);
   try {
-    const result = await buildTransformer(passes, mp, config, opts);
+    const result = await buildTransformer(passes, mp, config, { passesFor, ...opts });
     return { result, data, device: passes.device };
   } finally {
     passes.dispose?.();

@@ -8,14 +8,24 @@ import type { LayerBasis, Threshold } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
 import { integrationPoints } from '../ib/integration.js';
 import type { IbResult } from '../ib/pipeline.js';
+import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
 import { identityBasis, isolatesLnVar, jacobianBasis, stage1Transformer, svdBasis, type NodeMoments } from './basis.js';
 import { PassesF64 } from './passes-f64.js';
-import type { TransformerPasses } from './passes.js';
+import type { NodeStatsResult, TransformerPasses } from './passes.js';
 import type { StochasticSources } from './stochastic.js';
 
 export interface TransformerBuildOptions {
   logger?: { info(msg: string): void };
+  /**
+   * Passes over another cut of the same model and data: naive gradient flow runs M′ of node
+   * layer ℓ on the model cut only at ℓ and the final node layer (cutAtFinal).
+   */
+  passesFor?: (mp: ModelProgram) => Promise<TransformerPasses>;
+  /** Where the statistics come from when not from `passes` (a separate statistics dataset, a stored file). */
+  stats?: () => Promise<NodeStatsResult[]>;
+  /** Stored bases of every node layer but `output` (interaction_matrices_path): no statistics or bases stage. */
+  bases?: Map<string, LayerBasis>;
 }
 
 /** The config's stochastic sources (undefined when none is set). */
@@ -53,7 +63,8 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   const clock = () => performance.now();
 
   let t0 = clock();
-  const stats = await passes.nodeStats(centred);
+  if (opts.bases) return edgesStage(passes, mp, config, opts.bases, { pts, stoch, timings: {}, clock });
+  const stats = await (opts.stats ? opts.stats() : passes.nodeStats(centred));
   timings['stats'] = clock() - t0;
   log.info(`statistics of ${stats.length} node layers over ${passes.n} sequences (${(timings['stats'] / 1000).toFixed(2)} s)`);
   const moments: NodeMoments[] = stats.map((s, i) => ({ name: names[i]!, dim: s.dim, mean: s.mean, gram: s.gram, centred }));
@@ -75,13 +86,27 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   }
   let mPrimeMs = 0;
   const ordered: LayerBasis[] = [];
+  // Naive gradient flow (rib's gradient_flow_loop): node layer ℓ's M′ differentiates the final
+  // node layer's basis through sections ℓ … L−1 composed; for ℓ = L−1 that is the local M′.
+  const ngf = config.naive_gradient_flow === true && formula === 'jacobian';
+  const finalOut = { Chat, rOut };
+  const mPrimeOf = async (l: number): Promise<Float64Array> => {
+    if (!ngf || l === L - 1) return passes.mPrime(l, Chat, rOut, pts, stoch);
+    if (!opts.passesFor) throw new IbgpuError('BAD_CONFIG', 'naive_gradient_flow needs passes over the recut model, which this caller did not provide', 'build through runTransformerBuild or buildTransformerF64');
+    const p = await opts.passesFor(cutAtFinal(mp, l));
+    try {
+      return await p.mPrime(l, finalOut.Chat, finalOut.rOut, pts, stoch);
+    } finally {
+      p.dispose?.();
+    }
+  };
   for (let l = L - 1; l >= 0; l--) {
     const m = moments[l]!;
     const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
     let b: LayerBasis;
     if (formula === 'jacobian') {
       const tm = clock();
-      const Mp = await passes.mPrime(l, Chat, rOut, pts, stoch);
+      const Mp = await mPrimeOf(l);
       mPrimeMs += clock() - tm;
       b = jacobianBasis(m, st, Mp, th);
     } else {
@@ -97,10 +122,20 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   for (const [k, v] of bases) allBases.set(k, v);
   timings['bases'] = clock() - t0;
   timings['m_prime'] = mPrimeMs;
+  return edgesStage(passes, mp, config, allBases, { pts, stoch, timings, clock });
+}
 
+/** The squared edges between consecutive node layers, from their bases (computed or stored). */
+async function edgesStage(
+  passes: TransformerPasses, mp: ModelProgram, config: BuildConfig, allBases: Map<string, LayerBasis>,
+  o: { pts: ReturnType<typeof integrationPoints>; stoch: StochasticSources | undefined; timings: Record<string, number>; clock: () => number },
+): Promise<IbResult> {
+  const { pts, stoch, timings, clock } = o;
+  const names = mp.nodeLayers;
+  const L = names.length - 1;
   const edges: IbResult['edges'] = new Map();
   if (config.calculate_edges) {
-    t0 = clock();
+    const t0 = clock();
     for (let l = 0; l < L; l++) {
       const bin = allBases.get(names[l]!)!;
       const bout = allBases.get(names[l + 1]!);
@@ -118,5 +153,5 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
 
 /** The float64 reference build: every pass in float64 on the CPU. */
 export async function buildTransformerF64(mp: ModelProgram, tokens: Int32Array, n: number, P: number, config: BuildConfig, opts: TransformerBuildOptions = {}): Promise<IbResult> {
-  return buildTransformer(new PassesF64(mp, tokens, n, P), mp, config, opts);
+  return buildTransformer(new PassesF64(mp, tokens, n, P), mp, config, { passesFor: async (m) => new PassesF64(m, tokens, n, P), ...opts });
 }
