@@ -19,7 +19,7 @@ import { chooseGramVariant } from '../kernels/gram.js';
 import { makeProgress } from './progress.js';
 
 export { buildSummary };
-import { isTransformerBuild, transformerBuildCommand } from '../transformer/build.js';
+import { isTransformerBuild, transformerBuildCommand, workflowInputs } from '../transformer/build.js';
 import { readJsonFile } from '../io/json.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -91,7 +91,10 @@ export function defaultResultDir(config: BuildConfig, base: string, name: string
 export function buildInputs(loaded: LoadedConfig): string[] {
   const { config, base, configPath } = loaded;
   const data = config.data as { path?: string } | undefined;
-  return [configPath, config.model, config.arch, data?.path].filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p));
+  return [
+    ...[configPath, config.model, config.arch, data?.path].filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p)),
+    ...workflowInputs(config, base), // stored statistics / bases and the statistics data (transformers)
+  ];
 }
 
 export async function buildCommand(

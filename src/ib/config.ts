@@ -291,3 +291,12 @@ function parseWorkflowKeys(r: Record<string, unknown>, c: BuildConfig): void {
     c.gram_dataset = g as Record<string, unknown>;
   }
 }
+
+/** Refuses rib's transformer workflow keys where they are not implemented (MLP builds; rib refuses them too). */
+export function refuseTransformerWorkflows(c: BuildConfig, what: string): void {
+  const set = WORKFLOW_KEYS.filter((k) => c[k] !== undefined && !(k === 'calculate_Cs' && c[k] === true) && !(k === 'naive_gradient_flow' && c[k] === false));
+  if (set.length) {
+    throw bad(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
+      `remove ${set.join(' and ')} (MLP builds split into stages with ibgpu build --stage instead)`);
+  }
+}
