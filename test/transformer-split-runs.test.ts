@@ -15,8 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tokensFromTensor } from '../src/data/tokens.js';
+import { parseConfig } from '../src/ib/config.js';
+import { arraySource } from '../src/ib/data.js';
 import { buildFromConfigFile } from '../src/ib/from-files.js';
-import type { IbResult } from '../src/ib/pipeline.js';
+import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
+import { randomMlp } from '../src/ib/self-check.js';
+import type { Engine } from '../src/runtime/engine.js';
 import { loadNpy, writeNpy } from '../src/io/npy.js';
 import { loadSafetensors, parseSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { toFloat64 } from '../src/io/tensor.js';
@@ -173,5 +177,19 @@ describe('split transformer runs over stored files', () => {
     await bad({ ...MODADD, interaction_matrices_path: 'cs', calculate_edges: false }, /only useful to compute edges/);
     // The output may not replace the stored files the run reads.
     await expect(build(d, 'over', { ...MODADD, interaction_matrices_path: 'cs' }, 'cs')).rejects.toThrow(/an input of this command/);
+  });
+
+  it('parses the workflow keys, and MLP builds refuse them before any GPU work', async () => {
+    const base = { node_layers: ['layers.0', 'layers.1'] };
+    const c = parseConfig({ ...base, naive_gradient_flow: true, calculate_Cs: false, gram_matrices_path: 'g', interaction_matrices_path: null, gram_dataset: { type: 'npy', path: 'x.npy' } });
+    expect([c.naive_gradient_flow, c.calculate_Cs, c.gram_matrices_path, c.interaction_matrices_path, c.gram_dataset]).toEqual([true, false, 'g', undefined, { type: 'npy', path: 'x.npy' }]);
+    expect(() => parseConfig({ ...base, naive_gradient_flow: 'yes' })).toThrow(/naive_gradient_flow must be true or false/);
+    expect(() => parseConfig({ ...base, gram_dataset: [1] })).toThrow(/gram_dataset must be an object/);
+    const x = new Float32Array(4 * 5).map((_, i) => Math.sin(i));
+    const noEngine = undefined as unknown as Engine; // the check runs before the engine is touched
+    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: true })))
+      .rejects.toThrow(/naive_gradient_flow is only available for transformer builds, not for MLP builds/);
+    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: false, calculate_Cs: true })))
+      .rejects.not.toThrow(/only available for transformer builds/);
   });
 });
