@@ -16,6 +16,7 @@ import { compileTransformer } from '../src/model/transformer/compile.js';
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
+import { planTransformer } from '../src/transformer/plan.js';
 import { buildTransformer, buildTransformerF64 } from '../src/transformer/pipeline.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
@@ -71,6 +72,13 @@ describe('naive gradient flow', () => {
     expect(m.sections.length).toBe(1);
     expect(cutAtFinal(s.mp, 2).sections[2]).toBe(s.mp.sections[2]);
     expect(() => cutAtFinal(s.mp, 3)).toThrow(/not before the final/);
+    // --plan: M′ of ln1.0 and ln2.0 costs the composed program (K = 14 logits), edges stay local.
+    const local = planTransformer(s.mp, 10);
+    const ngf = planTransformer(s.mp, 10, { naiveGradientFlow: true });
+    expect(ngf.sections.map((x) => x.edgeFlops)).toEqual(local.sections.map((x) => x.edgeFlops));
+    expect(ngf.sections[2]).toEqual(local.sections[2]);
+    expect(ngf.sections[0]!.mPrimeFlops).toBeGreaterThan(local.sections[0]!.mPrimeFlops);
+    expect(ngf.sections[0]!.path).toMatch(/naive gradient flow through ln1\.0 -> output \(K ≤ 14\)/);
   });
 
   // rib's oracle (test_pythia_14m_build_graph_jacobian_stochastic_and_gradient_flow): NGF equals
