@@ -11,7 +11,7 @@ import type { Engine } from '../runtime/engine.js';
 import { parseConfig, type BuildConfig } from '../ib/config.js';
 import { buildInteractionBasis, type BuildOptions, type IbResult } from '../ib/pipeline.js';
 import { writeResults } from '../ib/results.js';
-import { isTransformerBuild, transformerBuildToDir, loadTransformerBuild, runTransformerBuild } from '../transformer/build.js';
+import { isTransformerBuild, transformerBuildToDir, loadTransformerBuild, runTransformerBuild, workflowInputs } from '../transformer/build.js';
 import { gpuPassesFactory } from '../transformer/gpu-passes.js';
 
 export interface BuildFromFilesOptions extends BuildOptions {
@@ -45,15 +45,15 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new IbgpuError('BAD_CONFIG', `${path} is not a JSON object`);
   const config = parseConfig({ ...(raw as Record<string, unknown>), ...(opts.overrides ?? {}) });
   const base = dirname(path);
-  const guard = { what: 'the build result', inputs: [path, config.model, config.arch].filter((p): p is string => !!p).map((p) => resolve(base, p)) };
+  const guard = { what: 'the build result', inputs: [...[path, config.model, config.arch].filter((p): p is string => !!p).map((p) => resolve(base, p)), ...workflowInputs(config, base)] };
   if (opts.out) await checkReplaceableDir(opts.out, guard); // before any computation
   // Transformer configs (their arch file is a transformer config) go to the transformer build.
   if (await isTransformerBuild(config, base)) {
     if (opts.out) {
-      const { dir, run } = await transformerBuildToDir(path, base, config, resolve(opts.out), { engine, ...(opts.logger ? { logger: opts.logger } : {}) });
+      const { dir, run } = await transformerBuildToDir(path, base, config, resolve(opts.out), { engine, guard, ...(opts.logger ? { logger: opts.logger } : {}) });
       return { config, result: run.result, dir };
     }
-    const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), { gpu: gpuPassesFactory(engine), ...(opts.logger ? { logger: opts.logger } : {}) });
+    const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), { gpu: gpuPassesFactory(engine), base, ...(opts.logger ? { logger: opts.logger } : {}) });
     return { config, result: run.result };
   }
   const model = await loadModel(config, base);

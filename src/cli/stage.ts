@@ -63,7 +63,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     }
     const tf = await loadTransformerBuild(config, base);
     const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
-    const plan = planTransformer(mp, tf.data.n);
+    const plan = planTransformer(mp, tf.data.n, { naiveGradientFlow: config.naive_gradient_flow === true });
     if (o.json) console.log(JSON.stringify({ config: configPath, data: tf.data.source, positions: tf.data.P, ...plan }, null, 2));
     else console.log(formatTransformerPlan(plan, `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}`));
     return 0;

@@ -82,6 +82,18 @@ export interface BuildConfig {
   /** Seed of the stochastic sources' draws (default 0). */
   seed?: number;
   /**
+   * rib's transformer workflows (src/transformer/split-files.ts, pipeline.ts): naive gradient flow
+   * (M′ of node layer ℓ through the whole rest of the network), a separate statistics dataset
+   * (same forms as `dataset` / `data`), and split runs over stored files: calculate_Cs false
+   * writes the statistics only; gram_matrices_path / interaction_matrices_path (relative to the
+   * config) load stored statistics / stored bases instead of computing them.
+   */
+  naive_gradient_flow?: boolean;
+  gram_dataset?: Record<string, unknown>;
+  calculate_Cs?: boolean;
+  gram_matrices_path?: string;
+  interaction_matrices_path?: string;
+  /**
    * Where stages run: 'gpu', 'host' (float64 on the CPU) or 'auto' (default: a measured choice
    * from the tuning cache, else host on software adapters; src/runtime/stage-paths.ts). Keys are
    * stage names (STAGE_NAMES).
@@ -93,6 +105,7 @@ export interface BuildConfig {
 export const STAGE_NAMES = ['stats', 'edges'] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
 
+const WORKFLOW_KEYS = ['naive_gradient_flow', 'gram_dataset', 'calculate_Cs', 'gram_matrices_path', 'interaction_matrices_path'] as const;
 const STOCHASTIC_KEYS = ['n_stochastic_sources_basis_pos', 'n_stochastic_sources_basis_hidden', 'n_stochastic_sources_edges'] as const;
 
 /** Rejects rib's stochastic-source options for a build kind that computes its sums exactly. */
@@ -122,7 +135,7 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
 
 const KNOWN_KEYS = new Set<string>([
   ...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity',
-  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', 'stage_paths', ...STOCHASTIC_KEYS,
+  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', 'stage_paths', ...STOCHASTIC_KEYS, ...WORKFLOW_KEYS,
 ]);
 
 function bad(msg: string, hint?: string): IbgpuError {
@@ -175,6 +188,7 @@ export function parseConfig(raw: unknown): BuildConfig {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw bad(`config.seed must be an integer in [0, 2^32), got ${JSON.stringify(v)}`);
     c.seed = v;
   }
+  parseWorkflowKeys(r, c);
   if ('device' in r) c.device = oneOf('device', r['device'], ['gpu', 'cpu'] as const);
   if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);
   if ('edge_formula' in r) c.edge_formula = oneOf('edge_formula', r['edge_formula'], ['squared', 'functional'] as const);
@@ -264,4 +278,34 @@ export function parseConfig(raw: unknown): BuildConfig {
     throw bad("basis_formula 'neuron' cannot be centred (rib forbids it too)", 'set "center": false');
   }
   return c;
+}
+
+/** rib's transformer workflow keys (see BuildConfig); null is rib's "not set". */
+function parseWorkflowKeys(r: Record<string, unknown>, c: BuildConfig): void {
+  for (const k of ['naive_gradient_flow', 'calculate_Cs'] as const) {
+    if (k in r && r[k] !== null) {
+      if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
+      c[k] = r[k] as boolean;
+    }
+  }
+  for (const k of ['gram_matrices_path', 'interaction_matrices_path'] as const) {
+    if (k in r && r[k] !== null) {
+      if (typeof r[k] !== 'string') throw bad(`config.${k} must be a path string`);
+      c[k] = r[k] as string;
+    }
+  }
+  if ('gram_dataset' in r && r['gram_dataset'] !== null) {
+    const g = r['gram_dataset'];
+    if (typeof g !== 'object' || Array.isArray(g)) throw bad('config.gram_dataset must be an object like the dataset block, or {"type": "npy", "path": ...}');
+    c.gram_dataset = g as Record<string, unknown>;
+  }
+}
+
+/** Refuses rib's transformer workflow keys where they are not implemented (MLP builds; rib refuses them too). */
+export function refuseTransformerWorkflows(c: BuildConfig, what: string): void {
+  const set = WORKFLOW_KEYS.filter((k) => c[k] !== undefined && !(k === 'calculate_Cs' && c[k] === true) && !(k === 'naive_gradient_flow' && c[k] === false));
+  if (set.length) {
+    throw bad(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
+      `remove ${set.join(' and ')} (MLP builds split into stages with ibgpu build --stage instead)`);
+  }
 }

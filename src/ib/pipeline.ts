@@ -6,7 +6,7 @@ import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type NodeStats, type Threshold } from './basis.js';
 import { solverThreads } from '../cpu/eigh-worker.js';
-import { refuseStochastic, type BasisFormula, type BuildConfig } from './config.js';
+import { refuseStochastic, refuseTransformerWorkflows, type BasisFormula, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
 import { computeEdgesHost } from '../host/edges.js';
@@ -189,6 +189,7 @@ export async function buildInteractionBasis(
   }
   if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
   refuseStochastic(config, 'MLP builds');
+  refuseTransformerWorkflows(config, 'MLP builds');
   const plan = planNodes(model, config.node_layers);
   const centred = config.center;
   const formula = config.basis_formula;

@@ -16,12 +16,14 @@ import type { OutputGuardOptions } from '../io/output-guard.js';
 import type { Backend } from '../gpu/acquire.js';
 import { Engine } from '../runtime/engine.js';
 import { gpuPassesFactory } from './gpu-passes.js';
+import type { ModelProgram } from '../model/program.js';
 import { compileTransformer } from '../model/transformer/compile.js';
 import { parseTransformerConfig, type TransformerConfig } from '../model/transformer/config.js';
 import { loadTransformer, type TransformerModel } from '../model/transformer/weights.js';
 import { PassesF64 } from './passes-f64.js';
-import type { PassesFactory, TransformerPasses } from './passes.js';
+import type { NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { buildTransformer, type TransformerBuildOptions } from './pipeline.js';
+import { readBases, readStats, runIdentity, writeStatsDir } from './split-files.js';
 import { readJsonFile } from '../io/json.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
@@ -42,41 +44,81 @@ export interface LoadedTransformerBuild {
   arch: TransformerConfig;
   model: TransformerModel;
   data: TokenDataset;
+  /** The separate statistics data (gram_dataset), when the statistics are computed from it. */
+  gramData?: TokenDataset;
 }
 
-/** Loads the model (`model` + `arch`) and the token data a transformer build config names. */
+/** Token data from a rib dataset block: modular arithmetic, or {"type": "npy", "path", "count"?} token ids. */
+async function loadDatasetBlock(block: Record<string, unknown>, key: string, archRaw: unknown, arch: TransformerConfig, base: string): Promise<TokenDataset> {
+  const type = block['type'] ?? block['dataset_type'];
+  if (type === 'npy') {
+    if (typeof block['path'] !== 'string') throw new IbgpuError('BAD_CONFIG', `${key}: {"type": "npy"} needs a "path" to the token ids`);
+    const count = block['count'];
+    if (count !== undefined && (typeof count !== 'number' || !Number.isInteger(count) || count < 1)) throw new IbgpuError('BAD_CONFIG', `${key}.count must be a positive integer`);
+    return loadTokenNpy(resolve(base, block['path']), { nCtx: arch.n_ctx, vocab: arch.d_vocab, ...(count !== undefined ? { count: count as number } : {}) });
+  }
+  if (type !== 'modular_arithmetic') {
+    throw new IbgpuError('BAD_CONFIG', `${key} type ${JSON.stringify(type)} is not built in`, 'use {"type": "modular_arithmetic", ...}, or tokenised text as data: {"type": "npy", "path": ...}');
+  }
+  // rib reads missing fields from the checkpoint's config (here: the arch file's "dataset" block).
+  const archDs = (archRaw as Record<string, unknown>)['dataset'];
+  const fallback = typeof archDs === 'object' && archDs !== null ? parseModularArithmetic({ ...(archDs as Record<string, unknown>) }) : {};
+  const { type: _t, dataset_type: _dt, ...fields } = block;
+  const spec = parseModularArithmetic(fields, fallback);
+  if (spec.modulus + 1 > arch.d_vocab) {
+    throw new IbgpuError('BAD_CONFIG', `modulus ${spec.modulus} needs d_vocab ≥ ${spec.modulus + 1} (the "=" token is ${spec.modulus}); the model has ${arch.d_vocab}`);
+  }
+  return modularArithmetic(spec);
+}
+
+/**
+ * Loads the model (`model` + `arch`) and the token data a transformer build config names, and the
+ * separate statistics data (`gram_dataset`) when the statistics are computed from it.
+ */
 export async function loadTransformerBuild(config: BuildConfig, base: string): Promise<LoadedTransformerBuild> {
   if (!config.model || !config.arch) {
     throw new IbgpuError('BAD_CONFIG', 'a transformer build needs "model" (a safetensors file) and "arch" (the model config JSON)', 'see examples/modadd-transformer/build.json');
   }
+  checkWorkflow(config);
   const archRaw = await readJsonFile(resolve(base, config.arch), 'architecture file');
   const arch = parseTransformerConfig(archRaw, config.arch);
   const model = await loadTransformer(resolve(base, config.model), arch);
+  // rib loads gram_dataset only when the statistics are computed here.
+  const gramData = config.gram_dataset !== undefined && config.gram_matrices_path === undefined && config.interaction_matrices_path === undefined
+    ? await loadDatasetBlock(config.gram_dataset, 'gram_dataset', archRaw, arch, base)
+    : undefined;
   let data: TokenDataset;
   if (config.dataset !== undefined) {
     if (config.data !== undefined) throw new IbgpuError('BAD_CONFIG', 'give either "dataset" (modular arithmetic) or "data" (token ids), not both');
-    const type = config.dataset['type'] ?? config.dataset['dataset_type'];
-    if (type !== 'modular_arithmetic') {
-      throw new IbgpuError('BAD_CONFIG', `dataset type ${JSON.stringify(type)} is not built in`, 'use {"type": "modular_arithmetic", ...}, or tokenised text as data: {"type": "npy", "path": ...}');
-    }
-    // rib reads missing fields from the checkpoint's config (here: the arch file's "dataset" block).
-    const archDs = (archRaw as Record<string, unknown>)['dataset'];
-    const fallback = typeof archDs === 'object' && archDs !== null ? parseModularArithmetic({ ...(archDs as Record<string, unknown>) }) : {};
-    const { type: _t, dataset_type: _dt, ...fields } = config.dataset;
-    const spec = parseModularArithmetic(fields, fallback);
-    if (spec.modulus + 1 > arch.d_vocab) {
-      throw new IbgpuError('BAD_CONFIG', `modulus ${spec.modulus} needs d_vocab ≥ ${spec.modulus + 1} (the "=" token is ${spec.modulus}); the model has ${arch.d_vocab}`);
-    }
-    data = modularArithmetic(spec);
+    data = await loadDatasetBlock(config.dataset, 'dataset', archRaw, arch, base);
   } else if (config.data !== undefined) {
     if (config.data.type !== 'npy' || !config.data.path) {
       throw new IbgpuError('BAD_CONFIG', `transformer data must be token ids in a .npy file: data: {"type": "npy", "path": ...} (got type '${config.data.type}')`);
     }
     data = await loadTokenNpy(resolve(base, config.data.path), { nCtx: arch.n_ctx, vocab: arch.d_vocab, ...(config.data.count !== undefined ? { count: config.data.count } : {}) });
+  } else if (config.calculate_Cs === false && gramData) {
+    data = gramData; // rib: a statistics-only run needs no dataset besides gram_dataset
   } else {
     throw new IbgpuError('BAD_CONFIG', 'a transformer build needs data: a "dataset" block (modular arithmetic) or data: {"type": "npy", "path": ...}');
   }
-  return { arch, model, data };
+  return { arch, model, data, ...(gramData ? { gramData } : {}) };
+}
+
+/** rib's rules for the split runs (RibBuildConfig.verify_model_info), with the fix. */
+export function checkWorkflow(config: BuildConfig): void {
+  const bad = (m: string, hint: string) => new IbgpuError('BAD_CONFIG', m, hint);
+  const cs = config.calculate_Cs !== false;
+  if (!cs && config.calculate_edges) throw bad('calculate_Cs: false computes only the statistics, but calculate_edges is true', 'set "calculate_edges": false as well (rib requires it), or drop calculate_Cs');
+  if (!cs && config.gram_matrices_path !== undefined) throw bad('gram_matrices_path loads statistics to compute bases from, but calculate_Cs is false', 'drop one of them');
+  if (!cs && config.interaction_matrices_path !== undefined) throw bad('interaction_matrices_path loads bases for an edges run, but calculate_Cs is false', 'drop one of them');
+  if (config.interaction_matrices_path !== undefined && !config.calculate_edges) throw bad('interaction_matrices_path loads stored bases, which is only useful to compute edges, but calculate_edges is false', 'set "calculate_edges": true');
+}
+
+/** Stored files and statistics data a transformer config reads: the output may not replace them. */
+export function workflowInputs(config: BuildConfig, base: string): string[] {
+  const g = config.gram_dataset?.['path'];
+  return [config.gram_matrices_path, config.interaction_matrices_path, typeof g === 'string' ? g : undefined]
+    .filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p));
 }
 
 export interface TransformerBuildRun {
@@ -85,27 +127,59 @@ export interface TransformerBuildRun {
   device: string;
   /** The passes' stagePaths() (absent for the float64 reference). */
   stagePaths?: Record<string, string>;
+  /** A statistics-only run (calculate_Cs: false): the statistics, in node-layer order without `output`. */
+  stats?: NodeStatsResult[];
+  /** The data the statistics came from (gram_dataset, or the dataset). */
+  statsData?: TokenDataset;
 }
 
 /**
  * Runs a transformer build. `gpu` makes the GPU passes (required unless config.device is 'cpu');
- * 'cpu' uses the float64 reference passes.
+ * 'cpu' uses the float64 reference passes. Statistics come from the statistics pass over the
+ * dataset, over `gram_dataset`, or from a stored file (gram_matrices_path); stored bases
+ * (interaction_matrices_path) skip both for an edges-only run. Stored paths are relative to `base`.
  */
 export async function runTransformerBuild(
   config: BuildConfig,
   loaded: LoadedTransformerBuild,
-  opts: TransformerBuildOptions & { gpu?: PassesFactory } = {},
+  opts: TransformerBuildOptions & { gpu?: PassesFactory; base?: string } = {},
 ): Promise<TransformerBuildRun> {
-  const { model, data } = loaded;
-  const mp = compileTransformer(model, config.node_layers, { positions: data.P, lastPosModuleType: config.last_pos_module_type ?? null });
-  let passes: TransformerPasses;
-  if (config.device === 'cpu') passes = new PassesF64(mp, data.tokens, data.n, data.P);
-  else {
-    if (!opts.gpu) throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
-    passes = await opts.gpu(mp, data.tokens, data.n, data.P);
+  const { model, data, gramData } = loaded;
+  checkWorkflow(config);
+  const compile = (P: number): ModelProgram => compileTransformer(model, config.node_layers, { positions: P, lastPosModuleType: config.last_pos_module_type ?? null });
+  const mp = compile(data.P);
+  const gpu = config.device === 'cpu' ? undefined : opts.gpu;
+  if (config.device !== 'cpu' && !gpu) throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
+  const passesOn = async (m: ModelProgram, d: TokenDataset): Promise<TransformerPasses> => (gpu ? gpu(m, d.tokens, d.n, d.P) : new PassesF64(m, d.tokens, d.n, d.P));
+  const passesFor = (m: ModelProgram): Promise<TransformerPasses> => passesOn(m, data);
+  const stored = (p: string): string => resolve(opts.base ?? '.', p);
+  const own: Pick<TransformerBuildOptions, 'stats' | 'bases'> = {};
+  if (config.interaction_matrices_path !== undefined) {
+    own.bases = await readBases(stored(config.interaction_matrices_path), runIdentity(model, config));
+  } else if (config.gram_matrices_path !== undefined) {
+    const st = await readStats(stored(config.gram_matrices_path), runIdentity(model, config));
+    own.stats = async () => st;
+  } else if (gramData) {
+    // The statistics data may have other positions (TinyStories: n_ctx 511 for the Grams, 200 for
+    // M′ and the edges): its own compiled program, each node layer divided by its own N·P_ℓ.
+    own.stats = async () => {
+      const g = await passesOn(compile(gramData.P), gramData);
+      try {
+        return await g.nodeStats(config.center);
+      } finally {
+        g.dispose?.();
+      }
+    };
   }
+  const passes = await passesFor(mp);
   try {
-    const result = await buildTransformer(passes, mp, config, opts);
+    if (config.calculate_Cs === false) {
+      const t0 = performance.now();
+      const stats = await (own.stats ? own.stats() : passes.nodeStats(config.center));
+      const result: IbResult = { config, bases: new Map(), edges: new Map(), stats: { nodes: new Map(), gates: new Map() }, timings: { stats: performance.now() - t0 }, n: (gramData ?? data).n };
+      return { result, data, device: passes.device, stats, statsData: gramData ?? data };
+    }
+    const result = await buildTransformer(passes, mp, config, { passesFor, ...own, ...opts });
     const stagePaths = passes.stagePaths?.();
     return { result, data, device: passes.device, ...(stagePaths ? { stagePaths } : {}) };
   } finally {
@@ -116,6 +190,10 @@ export async function runTransformerBuild(
 /** Lines `ibgpu build` prints after a transformer build. */
 export function summaryLines(run: TransformerBuildRun, totalMs: number): string[] {
   const res = run.result;
+  if (run.stats) {
+    const d = run.statsData!;
+    return [`\nStatistics (means and ${res.config.center ? 'centred ' : ''}Grams) of ${run.stats.length} node layers over ${d.n} sequences × ${d.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s`];
+  }
   const lines = [`\nInteraction Basis of ${run.data.n} sequences × ${run.data.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`];
   for (const [name, b] of res.bases) {
     lines.push(`  ${name.padEnd(14)} dim ${String(b.dim).padStart(5)}  stage 1 keeps ${String(b.k).padStart(5)}  basis ${String(b.r).padStart(5)}${b.Lambda ? `  Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
@@ -155,19 +233,25 @@ export async function transformerBuildToDir(
     log.info(`ibgpu build: ${configPath}`);
     log.info(`transformer: ${loaded.arch.n_layers} layers, d_model ${loaded.arch.d_model}, ${loaded.data.n} sequences × ${loaded.data.P} positions; passes on ${engine ? engine.adapterName : 'the CPU (float64)'}`);
     const t0 = performance.now();
-    const run = await runTransformerBuild(config, loaded, { logger: log, ...(engine ? { gpu: gpuPassesFactory(engine) } : {}) });
+    const run = await runTransformerBuild(config, loaded, { logger: log, base, ...(engine ? { gpu: gpuPassesFactory(engine) } : {}) });
     const totalMs = performance.now() - t0;
     const adapter = engine ? engine.adapterName : 'cpu (float64 reference)';
-    const dir = await writeResults(out, run.result, {
-      adapter,
-      data: run.data.source,
-      configPath,
-      extra: {
-        total_ms: totalMs, model: 'transformer', passes: run.device, positions: run.data.P,
-        ...(run.stagePaths ? { stage_paths: run.stagePaths } : {}),
-      },
-      ...(o.guard ? { guard: o.guard } : {}),
-    });
+    // What a later run loading this result's statistics or bases must share with it (split-files.ts).
+    const identity = runIdentity(loaded.model, config);
+    const dir = run.stats
+      ? await writeStatsDir(out, config.node_layers.filter((n) => n !== 'output'), run.stats, identity, { data: run.statsData!.source, n: run.statsData!.n, P: run.statsData!.P }, {
+        config, configPath, timings: run.result.timings, adapter, ...(o.guard ? { guard: o.guard } : {}),
+      })
+      : await writeResults(out, run.result, {
+        adapter,
+        data: run.data.source,
+        configPath,
+        extra: {
+          total_ms: totalMs, model: 'transformer', passes: run.device, positions: run.data.P, transformer_run: identity,
+          ...(run.stagePaths ? { stage_paths: run.stagePaths } : {}),
+        },
+        ...(o.guard ? { guard: o.guard } : {}),
+      });
     return { dir, run, totalMs, adapter };
   } finally {
     if (engine && engine !== o.engine) engine.dispose();

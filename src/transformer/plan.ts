@@ -13,6 +13,7 @@
 // gpu-edges-local.ts, linear-only sections) cost less; the plan names them but counts the
 // generic cost, so it bounds the work from above.
 
+import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram, Op, SectionProgram } from '../model/program.js';
 import { tupleShape } from '../model/program.js';
 import { singleActSection } from './gpu-mdash-local.js';
@@ -76,28 +77,38 @@ function sectionPath(p: SectionProgram): string {
   return 'generic per-sample VJPs';
 }
 
-/** The plan of a compiled transformer on N sequences. */
-export function planTransformer(mp: ModelProgram, n: number): TransformerPlan {
+/**
+ * The plan of a compiled transformer on N sequences. With naive gradient flow, M′ of node layer ℓ
+ * runs on the sections ℓ … L−1 composed (cutAtFinal), so its cost is that program's.
+ */
+export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean } = {}): TransformerPlan {
   let statsFlops = 0;
   let gramBytes = 0;
   const sections: SectionPlan[] = [];
   for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
-  mp.sections.forEach((sec) => {
+  const L = mp.sections.length;
+  mp.sections.forEach((sec, l) => {
     const inp = tupleShape(sec, sec.inputs);
     const out = tupleShape(sec, sec.outputs);
     statsFlops += n * 2 * inp.positions * inp.width * inp.width;
     gramBytes += inp.width * inp.width * 8;
-    const forward = sec.ops.reduce((a, op) => a + opFlops(sec, op), 0);
-    const K = out.positions * out.width;
-    const vjp = 2 * forward + 2 * out.positions * out.width * out.width;
+    const cost = (p: SectionProgram): { forward: number; K: number; perSample: number } => {
+      const o2 = tupleShape(p, p.outputs);
+      const forward = p.ops.reduce((a, op) => a + opFlops(p, op), 0);
+      const K = o2.positions * o2.width;
+      return { forward, K, perSample: K * (2 * forward + 2 * o2.positions * o2.width * o2.width + 2 * inp.positions * inp.width * inp.width) };
+    };
+    const local = cost(sec);
+    const ngf = o.naiveGradientFlow === true && l < L - 1 ? cutAtFinal(mp, l).sections[l]! : undefined;
+    const m = ngf ? cost(ngf) : local;
     sections.push({
       name: `${sec.from} -> ${sec.to}`,
       dIn: inp.width, dOut: out.width, pIn: inp.positions, pOut: out.positions,
-      forward, K,
-      mPrimeFlops: n * K * (vjp + 2 * inp.positions * inp.width * inp.width),
-      edgeFlops: n * K * (vjp + 2 * inp.positions * inp.width * inp.width),
+      forward: local.forward, K: local.K,
+      mPrimeFlops: n * m.perSample,
+      edgeFlops: n * local.perSample,
       mPrimeBytes: inp.width * inp.width * 8,
-      path: sectionPath(sec),
+      path: ngf ? `M′ by naive gradient flow through ${ngf.from} -> ${ngf.to} (K ≤ ${m.K}): ${sectionPath(ngf)}; edges: ${sectionPath(sec)}` : sectionPath(sec),
     });
   });
   return { n, statsFlops, gramBytes, sections };

@@ -1,7 +1,7 @@
 // Transformer configuration in TransformerLens field names (the names rib's
 // SequentialTransformerConfig and TL's HookedTransformerConfig use), so a TL config, rib's
-// modular-arithmetic checkpoint config (fields under "model") and a HuggingFace GPT-2 / GPT-NeoX
-// config.json all load as they are (SPEC-transformers §2.5, §8.2).
+// modular-arithmetic checkpoint config (fields under "model") and a HuggingFace GPT-2 / GPT-Neo /
+// GPT-NeoX config.json all load as they are (SPEC-transformers §2.5, §8.2).
 
 import { IbgpuError } from '../../errors.js';
 import type { Activation } from '../activations.js';
@@ -29,6 +29,29 @@ export interface TransformerConfig {
   /** GPT-Neo's local attention on odd layers (window 256), as rib hard-codes it. */
   use_local_attn: boolean;
   window_size: number;
+  /** TL's model_name (or a HuggingFace config's name): rib special-cases the TinyStories models. */
+  model_name?: string | null;
+  /**
+   * Rows of W_pos in the checkpoint when they differ from n_ctx: TinyStories' checkpoints hold
+   * 2048 positions, but rib forces n_ctx = 511 and keeps only the first 511 rows (tinyStoriesCtx).
+   */
+  pos_rows?: number;
+}
+
+/** rib's n_ctx for the TinyStories models (TransformerLens issue #492: the models never saw position 511 or later). */
+export const TINYSTORIES_N_CTX = 511;
+
+/**
+ * rib's TinyStories special case (SPEC-transformers §2.2; rib's loader.py and
+ * transformer.py:load_tlens_weights): for a model whose name starts with "TinyStories" (TL's
+ * model_name; rib also matches its alias "tiny-stories"), n_ctx is forced to 511 and W_pos (and
+ * the causal mask, which ibgpu builds per sequence length) cut to it. Applied only where the
+ * config's n_ctx is larger (a smaller W_pos could not be cut to 511 rows).
+ */
+export function tinyStoriesCtx(c: TransformerConfig): TransformerConfig {
+  const name = c.model_name ?? '';
+  if (!(name.startsWith('TinyStories') || name.startsWith('tiny-stories')) || c.n_ctx <= TINYSTORIES_N_CTX) return c;
+  return { ...c, n_ctx: TINYSTORIES_N_CTX, pos_rows: c.n_ctx };
 }
 
 function bad(msg: string, hint?: string): IbgpuError {
@@ -63,7 +86,7 @@ export function ribRootOfOne(a: TlActFn): number {
 
 /**
  * Parses a model config: TL/rib field names at the top level or under "model" (rib's modadd
- * config.json), or a HuggingFace config.json of GPT-2 / GPT-NeoX (converted as TL's
+ * config.json), or a HuggingFace config.json of GPT-2 / GPT-Neo / GPT-NeoX (converted as TL's
  * convert_hf_model_config does).
  */
 export function parseTransformerConfig(raw: unknown, where = 'model config'): TransformerConfig {
@@ -104,7 +127,7 @@ export function parseTransformerConfig(raw: unknown, where = 'model config'): Tr
   if (parallel && norm === null) throw bad(`${where}: parallel_attn_mlp without LayerNorm is not a rib model`, 'set normalization_type');
   const eps = typeof o['eps'] === 'number' ? (o['eps'] as number) : 1e-5;
   const base = typeof o['rotary_base'] === 'number' ? (o['rotary_base'] as number) : 10000;
-  return {
+  return tinyStoriesCtx({
     d_model,
     n_heads,
     d_head,
@@ -123,7 +146,8 @@ export function parseTransformerConfig(raw: unknown, where = 'model config'): Tr
     original_architecture: arch,
     use_local_attn: bool('use_local_attn', arch === 'GPTNeoForCausalLM'),
     window_size: typeof o['window_size'] === 'number' ? (o['window_size'] as number) : 256,
-  };
+    model_name: typeof o['model_name'] === 'string' ? (o['model_name'] as string) : null,
+  });
 }
 
 /** TL's convert_hf_model_config for the two families ibgpu converts (SPEC-transformers §2.5). */
@@ -172,5 +196,36 @@ function fromHuggingFace(h: Record<string, unknown>, where: string): Record<stri
       original_architecture: 'GPTNeoXForCausalLM',
     };
   }
-  throw bad(`${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`, 'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-NeoX config.json');
+  if (type === 'gpt_neo' || archs.includes('GPTNeoForCausalLM')) {
+    // TL's convert_hf_model_config for GPT-Neo: no attention scaling, local attention on odd layers.
+    const d = h['hidden_size'] as number;
+    const H = h['num_heads'] as number;
+    return {
+      d_model: d,
+      n_heads: H,
+      d_head: d / H,
+      d_mlp: typeof h['intermediate_size'] === 'number' ? h['intermediate_size'] : 4 * d,
+      d_vocab: h['vocab_size'],
+      n_ctx: h['max_position_embeddings'],
+      n_layers: h['num_layers'],
+      act_fn: hfAct(h['activation_function'] ?? 'gelu_new'),
+      normalization_type: 'LN',
+      eps: h['layer_norm_epsilon'] ?? 1e-5,
+      positional_embedding_type: 'standard',
+      use_attn_scale: false,
+      original_architecture: 'GPTNeoForCausalLM',
+      window_size: h['window_size'] ?? 256,
+      model_name: hfModelName(h),
+    };
+  }
+  throw bad(`${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`, 'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-Neo / GPT-NeoX config.json');
+}
+
+/** A HuggingFace config's model name ("roneneldan/TinyStories-1M" → "TinyStories-1M"), as TL names it. */
+function hfModelName(h: Record<string, unknown>): string | null {
+  for (const k of ['model_name', '_name_or_path', 'name_or_path']) {
+    const v = h[k];
+    if (typeof v === 'string' && v !== '') return v.split('/').pop()!;
+  }
+  return null;
 }

@@ -1,5 +1,5 @@
 // Transformer weights in TransformerLens names and shapes (SPEC-transformers §2.1), in float64
-// whatever the file's dtype. HuggingFace GPT-2 and GPT-NeoX checkpoints are converted on load
+// whatever the file's dtype. HuggingFace GPT-2, GPT-Neo and GPT-NeoX checkpoints are converted on load
 // (§2.5), and where LayerNorm weights are present TL's processing runs (§2.4: fold_layer_norm,
 // center_writing_weights, center_unembed, fold_value_biases), which turns 'LN' into 'LNPre' —
 // what rib's loader does through HookedTransformer.from_pretrained. Weights here are unfolded; the
@@ -93,12 +93,14 @@ function reader(src: TensorSource): Reader {
   };
 }
 
-type Family = 'tl' | 'gpt2' | 'neox';
+type Family = 'tl' | 'gpt2' | 'neo' | 'neox';
 
 function family(src: TensorSource): { fam: Family; prefix: string } {
   const names = src.names();
   if (names.includes('embed.W_E')) return { fam: 'tl', prefix: '' };
-  for (const p of ['transformer.', '']) if (names.includes(`${p}wte.weight`)) return { fam: 'gpt2', prefix: p };
+  for (const p of ['transformer.', '']) {
+    if (names.includes(`${p}wte.weight`)) return { fam: names.includes(`${p}h.0.attn.attention.q_proj.weight`) ? 'neo' : 'gpt2', prefix: p };
+  }
   for (const p of ['gpt_neox.', '']) if (names.includes(`${p}embed_in.weight`)) return { fam: 'neox', prefix: p };
   throw new IbgpuError('MISSING_TENSOR', `${src.label}: neither TransformerLens names (embed.W_E, …) nor HuggingFace GPT-2 (wte.weight) or GPT-NeoX (embed_in.weight) names`, 'export the model\'s TransformerLens state dict to safetensors');
 }
@@ -115,7 +117,7 @@ interface Raw {
 
 export async function loadTransformerFrom(src: TensorSource, cfg: TransformerConfig): Promise<TransformerModel> {
   const { fam, prefix } = family(src);
-  const raw = fam === 'tl' ? await readTl(src, cfg) : fam === 'gpt2' ? await readGpt2(src, cfg, prefix) : await readNeox(src, cfg, prefix);
+  const raw = fam === 'tl' ? await readTl(src, cfg) : fam === 'gpt2' ? await readGpt2(src, cfg, prefix) : fam === 'neo' ? await readNeo(src, cfg, prefix) : await readNeox(src, cfg, prefix);
   const hasLn = raw.lnf !== undefined || raw.ln1.some((x) => x) || raw.ln2.some((x) => x);
   let config = cfg;
   if (hasLn) {
@@ -165,8 +167,13 @@ async function readTl(src: TensorSource, c: TransformerConfig): Promise<Raw> {
     WU: await r('unembed.W_U', [d, V]),
     bU: await r('unembed.b_U', [V]),
   };
-  if (c.positional_embedding_type === 'standard') w.Wpos = await r('pos_embed.W_pos', [c.n_ctx, d]);
+  if (c.positional_embedding_type === 'standard') w.Wpos = firstRows(await r('pos_embed.W_pos', [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d);
   return { w, ln1, ln2, lnf: await optLn('ln_final') };
+}
+
+/** The first `rows` rows of a row-major [·, cols] matrix (W_pos cut to n_ctx: tinyStoriesCtx). */
+function firstRows(a: Float64Array, rows: number, cols: number): Float64Array {
+  return a.length === rows * cols ? a : a.slice(0, rows * cols);
 }
 
 /** Transposes a row-major [rows, cols] matrix. */
@@ -217,7 +224,43 @@ async function readGpt2(src: TensorSource, c: TransformerConfig, p: string): Pro
   // lm_head is tied to wte in GPT-2; an untied lm_head.weight [V, d] wins when present.
   const head = names.has('lm_head.weight') ? await r('lm_head.weight', [V, d]) : WE;
   return {
-    w: { WE, Wpos: await r(`${p}wpe.weight`, [c.n_ctx, d]), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
+    w: { WE, Wpos: firstRows(await r(`${p}wpe.weight`, [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
+    ln1,
+    ln2,
+    lnf: { w: await r(`${p}ln_f.weight`, [d]), b: await r(`${p}ln_f.bias`, [d]) },
+  };
+}
+
+async function readNeo(src: TensorSource, c: TransformerConfig, p: string): Promise<Raw> {
+  const r = reader(src);
+  const names = new Set(src.names());
+  const { d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V } = c;
+  const blocks: BlockWeights[] = [];
+  const ln1: LnWeights[] = [];
+  const ln2: LnWeights[] = [];
+  for (let i = 0; i < c.n_layers; i++) {
+    const b = `${p}h.${i}.`;
+    // nn.Linear weights are [out, in]: transposed to [in, out], whose columns are (head, dh).
+    // GPT-Neo's q/k/v projections have no bias.
+    const proj = async (n: string): Promise<Float64Array> => splitHeadsCols(transpose(await r(`${b}attn.attention.${n}.weight`, [d, d]), d, d), d, H, dh);
+    blocks.push({
+      WQ: await proj('q_proj'), WK: await proj('k_proj'), WV: await proj('v_proj'),
+      bQ: new Float64Array(H * dh), bK: new Float64Array(H * dh), bV: new Float64Array(H * dh),
+      WO: transpose(await r(`${b}attn.attention.out_proj.weight`, [d, d]), d, d), // rows (head, dh) = [H, dh, d]
+      bO: await r(`${b}attn.attention.out_proj.bias`, [d]),
+      Win: transpose(await r(`${b}mlp.c_fc.weight`, [m, d]), m, d),
+      bin: await r(`${b}mlp.c_fc.bias`, [m]),
+      Wout: transpose(await r(`${b}mlp.c_proj.weight`, [d, m]), d, m),
+      bout: await r(`${b}mlp.c_proj.bias`, [d]),
+    });
+    ln1.push({ w: await r(`${b}ln_1.weight`, [d]), b: await r(`${b}ln_1.bias`, [d]) });
+    ln2.push({ w: await r(`${b}ln_2.weight`, [d]), b: await r(`${b}ln_2.bias`, [d]) });
+  }
+  const WE = await r(`${p}wte.weight`, [V, d]);
+  // lm_head is tied to wte; an untied lm_head.weight [V, d] wins when present. No output bias.
+  const head = names.has('lm_head.weight') ? await r('lm_head.weight', [V, d]) : WE;
+  return {
+    w: { WE, Wpos: firstRows(await r(`${p}wpe.weight`, [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
     ln1,
     ln2,
     lnf: { w: await r(`${p}ln_f.weight`, [d]), b: await r(`${p}ln_f.bias`, [d]) },
