@@ -115,8 +115,24 @@ function prepare(p: HostEdgeSection, act: Activation): Prepared {
   return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, Q, partials, J: new Float64Array(n), updates: 0 };
 }
 
-/** f̂, gates and visiting order of one section over a block (x: rows × d, float64). */
-function blockInputs(s: Prepared, x: Float64Array, rows: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> }): BlockInputs['secs'][number] {
+/**
+ * Shared buffers for one block's inputs of every section, sized for `rows` rows. The pass keeps
+ * two sets and alternates them (one block runs on the threads while the next is prepared): fresh
+ * shared memory per block would stay alive until the worker threads' own garbage collection, so
+ * the pass's memory would grow with the number of rows.
+ */
+function blockBuffers(secs: Prepared[], rows: number): BlockInputs['secs'] {
+  return secs.map((s) => ({
+    fhat: shared(rows * s.p.basis.r),
+    gates: shared(rows * s.p.dimOut),
+    order: new Uint32Array(sharedBytes(Math.max(1, rows) * 4)),
+  }));
+}
+
+/** f̂, gates and visiting order of one section over a block (x: rows × d, float64), into `buf`. */
+function blockInputs(
+  s: Prepared, x: Float64Array, rows: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> }, buf: BlockInputs['secs'][number],
+): BlockInputs['secs'][number] {
   const { dim, r, C } = s.p.basis;
   const d = dim - 1;
   const h = s.p.dimOut;
@@ -125,8 +141,8 @@ function blockInputs(s: Prepared, x: Float64Array, rows: number, pts: { alphas: 
   const alphas = Float64Array.from(pts.alphas);
   const weights = Float64Array.from(pts.weights);
   const npts = alphas.length;
-  const fhat = shared(rows * r);
-  const gates = shared(rows * h);
+  const fhat = buf.fhat.subarray(0, rows * r);
+  const gates = buf.gates.subarray(0, rows * h);
   // Row scratch in plain arrays; each row is copied into the shared ones once.
   const f = new Float64Array(r);
   const pre = new Float64Array(h);
@@ -184,7 +200,7 @@ function blockInputs(s: Prepared, x: Float64Array, rows: number, pts: { alphas: 
   }
   // Two-valued gates (ReLU) change little between rows in sign-pattern order; other activations
   // change every gate on every row, so any order is as good.
-  const order = new Uint32Array(sharedBytes(Math.max(1, rows) * 4));
+  const order = buf.order.subarray(0, Math.max(1, rows));
   if (s.act === 'relu') order.set(signPatternOrder(gates, rows, h));
   else for (let n = 0; n < rows; n++) order[n] = n;
   return { fhat, gates, order };
@@ -244,16 +260,20 @@ export async function computeEdgesHost(
   const pool = threads === undefined || threads > 1 ? await edgeThreads(secs.map((s) => s.sec), threads) : undefined;
   let prepMs = 0;
   let kernelMs = 0;
+  const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
+  const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0))));
+  let nextSet = 0;
   const stage = async (start: number, rows: number): Promise<BlockInputs> => {
     const x = await data.readRows(start, rows);
     const t0 = performance.now();
     const fw = forwardRowsHost(model64, x, rows, upTo);
-    const blk = { rows, secs: secs.map((s) => blockInputs(s, fw.acts[s.p.layer]!, rows, pts)) };
+    const set = sets[nextSet]!;
+    nextSet ^= 1;
+    const blk = { rows, secs: secs.map((s, si) => blockInputs(s, fw.acts[s.p.layer]!, rows, pts, set[si]!)) };
     prepMs += performance.now() - t0;
     return blk;
   };
   try {
-    const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
     let next = r0 < r1 ? await stage(r0, Math.min(blockRows, r1 - r0)) : undefined;
     for (let b = r0; b < r1; b += blockRows) {
       const cur = next!;
