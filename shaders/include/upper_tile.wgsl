@@ -5,7 +5,9 @@
 // RI rows i0 = ti·T + (g % (T/RI))·RI ...; invocation `lane` owns columns j0 + WG·q, q = 0..3,
 // j0 = tj·T + lane. `cj` holds those columns clamped to d − 1 for branch-free loads; the caller
 // masks j < d at the write. `ok` is false for workgroups past the last pair or past row d.
-// Needs decode_pair: include tile_pair.wgsl as well.
+// Needs decode_pair: include tile_pair.wgsl as well. Callers copy i0, j0 and cj into locals:
+// reading the struct's fields inside the row loops instead made a kernel test run for minutes
+// on llvmpipe rather than seconds.
 
 struct UpperTile { ok: bool, i0: u32, j0: u32, cj: vec4u }
 
