@@ -32,29 +32,19 @@ const RI: u32 = 16u;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
-// Tile pair (ti, tj) of triangular index p = tj*(tj+1)/2 + ti (see gram_reg).
-fn decode_pair(p: u32) -> vec2u {
-  var tj = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
-  while (tj * (tj + 1u) / 2u > p) { tj = tj - 1u; }
-  while ((tj + 1u) * (tj + 2u) / 2u <= p) { tj = tj + 1u; }
-  return vec2u(p - tj * (tj + 1u) / 2u, tj);
-}
+//!include tile_pair.wgsl
+//!include upper_tile.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lane: u32) {
-  let T = 4u * WG;
-  let nsub = T / RI;
-  let g = wid.x + wid.y * nwg.x;
-  let pair = g / nsub;
-  if (pair >= params.npairs) { return; }
-  let t = decode_pair(pair);
   let d = params.d;
+  let tile = upper_tile(wid.x + wid.y * nwg.x, lane, d, params.npairs);
+  if (!tile.ok) { return; }
   let last = d - 1u;
-  let i0 = t.x * T + (g % nsub) * RI;
-  if (i0 >= d) { return; }
-  let j0 = t.y * T + lane;
-  let cj = min(vec4u(j0, j0 + WG, j0 + 2u * WG, j0 + 3u * WG), vec4u(last));
+  let i0 = tile.i0;
+  let j0 = tile.j0;
+  let cj = tile.cj;
 
   var c: array<vec4u, RI>;
   var m = params.first_mask;

@@ -42,24 +42,16 @@ override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let block = wid.x * WG + lid;
-  let blocks_i = params.ro8 / 8u;
-  if (block >= blocks_i * params.blocks_j) { return; }
-  let bi = block / params.blocks_j;
-  let bj = block % params.blocks_j;
-  let chunk = wid.y;
-  let n0 = chunk * params.chunk_rows;
-  let n1 = min(n0 + params.chunk_rows, params.rows);
-  let ro_v = params.ro8 / 4u;
-  let r_v = params.r4 / 4u;
+  let w = edge_task(wid, lid);
+  if (!w.ok) { return; }
 
   var e: array<vec4<f32>, 8>;
   for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
-  for (var n = n0; n < n1; n++) {
-    let j = jacobian_block(n, bi, bj, ro_v, r_v);
-    let f = fhat[n * r_v + bj];
-    let sa = s[n * ro_v + 2u * bi];
-    let sb = s[n * ro_v + 2u * bi + 1u];
+  for (var n = w.n0; n < w.n1; n++) {
+    let j = jacobian_block(n, w.bi, w.bj, w.ro_v, w.r_v);
+    let f = fhat[n * w.r_v + w.bj];
+    let sa = s[n * w.ro_v + 2u * w.bi];
+    let sb = s[n * w.ro_v + 2u * w.bi + 1u];
     e[0] += (j[0] * f) * sa.x;
     e[1] += (j[1] * f) * sa.y;
     e[2] += (j[2] * f) * sa.z;
@@ -69,5 +61,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     e[6] += (j[6] * f) * sb.z;
     e[7] += (j[7] * f) * sb.w;
   }
-  store_block(e, chunk, bi, bj, params.accumulate == 1u);
+  store_block(e, w.chunk, w.bi, w.bj, params.accumulate == 1u);
 }

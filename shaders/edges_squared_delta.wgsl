@@ -42,16 +42,8 @@ override WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let block = wid.x * WG + lid;
-  let blocks_i = params.ro8 / 8u;
-  if (block >= blocks_i * params.blocks_j) { return; }
-  let bi = block / params.blocks_j;
-  let bj = block % params.blocks_j;
-  let chunk = wid.y;
-  let n0 = chunk * params.chunk_rows;
-  let n1 = min(n0 + params.chunk_rows, params.rows);
-  let ro_v = params.ro8 / 4u;
-  let r_v = params.r4 / 4u;
+  let w = edge_task(wid, lid);
+  if (!w.ok) { return; }
 
   var e: array<vec4<f32>, 8>;
   for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
@@ -63,7 +55,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var j5 = vec4<f32>(0.0);
   var j6 = vec4<f32>(0.0);
   var j7 = vec4<f32>(0.0);
-  for (var n = n0; n < n1; n++) {
+  for (var n = w.n0; n < w.n1; n++) {
     let v = visits[n];
     if (v.fresh != 0u) {
       j0 = vec4<f32>(0.0);
@@ -77,9 +69,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     }
     for (var t = v.first; t < v.first + v.count; t++) {
       let ch = changes[t];
-      let a = at[ch.h * ro_v + 2u * bi];
-      let c = at[ch.h * ro_v + 2u * bi + 1u];
-      let b = bt[ch.h * r_v + bj] * ch.dg;
+      let a = at[ch.h * w.ro_v + 2u * w.bi];
+      let c = at[ch.h * w.ro_v + 2u * w.bi + 1u];
+      let b = bt[ch.h * w.r_v + w.bj] * ch.dg;
       j0 += a.x * b;
       j1 += a.y * b;
       j2 += a.z * b;
@@ -89,7 +81,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       j6 += c.z * b;
       j7 += c.w * b;
     }
-    let f = fhat[v.row * r_v + bj];
+    let f = fhat[v.row * w.r_v + w.bj];
     let t0 = j0 * f; e[0] += t0 * t0;
     let t1 = j1 * f; e[1] += t1 * t1;
     let t2 = j2 * f; e[2] += t2 * t2;
@@ -99,5 +91,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let t6 = j6 * f; e[6] += t6 * t6;
     let t7 = j7 * f; e[7] += t7 * t7;
   }
-  store_block(e, chunk, bi, bj, false);
+  store_block(e, w.chunk, w.bi, w.bj, false);
 }

@@ -18,8 +18,7 @@ struct Params { n: u32 }
 @group(0) @binding(2) var<storage, read_write> diag: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> red_off: array<f32, 256>;
-var<workgroup> red_dg: array<f32, 256>;
+//!include norm_reduce.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
@@ -40,18 +39,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
       }
     }
   }
-  red_off[lid] = off;
-  red_dg[lid] = dg;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_off[lid] += red_off[lid + s];
-      red_dg[lid] += red_dg[lid + s];
-    }
-    workgroupBarrier();
-  }
+  let sums = reduce_norms(lid, off, dg);
   if (lid == 0u) {
-    partial[2u * g] = red_off[0];
-    partial[2u * g + 1u] = red_dg[0];
+    partial[2u * g] = sums.x;
+    partial[2u * g + 1u] = sums.y;
   }
 }

@@ -17,8 +17,7 @@ struct Params { groups: u32 }
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-var<workgroup> red_off: array<f32, 256>;
-var<workgroup> red_dg: array<f32, 256>;
+//!include norm_reduce.wgsl
 
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_index) lid: u32) {
@@ -28,19 +27,10 @@ fn main(@builtin(local_invocation_index) lid: u32) {
     off += partial[2u * g];
     dg += partial[2u * g + 1u];
   }
-  red_off[lid] = off;
-  red_dg[lid] = dg;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_off[lid] += red_off[lid + s];
-      red_dg[lid] += red_dg[lid + s];
-    }
-    workgroupBarrier();
-  }
+  let sums = reduce_norms(lid, off, dg);
   if (lid == 0u) {
-    out[0] = bitcast<u32>(red_off[0]);
-    out[1] = bitcast<u32>(red_dg[0]);
+    out[0] = bitcast<u32>(sums.x);
+    out[1] = bitcast<u32>(sums.y);
     out[2] = count[0];
   }
 }

@@ -39,30 +39,19 @@ const MAX_LEVELS: u32 = 12u;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-// Tile pair (ti, tj) of triangular index p = tj*(tj+1)/2 + ti. The f32 sqrt guess is within
-// one step for p < 2^24; the two loops correct it.
-fn decode_pair(p: u32) -> vec2u {
-  var tj = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
-  while (tj * (tj + 1u) / 2u > p) { tj = tj - 1u; }
-  while ((tj + 1u) * (tj + 2u) / 2u <= p) { tj = tj + 1u; }
-  return vec2u(p - tj * (tj + 1u) / 2u, tj);
-}
+//!include tile_pair.wgsl
+//!include upper_tile.wgsl
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lane: u32) {
-  let T = 4u * WG;
-  let nsub = T / RI;
-  let g = wid.x + wid.y * nwg.x;
-  let pair = g / nsub;
-  if (pair >= params.npairs) { return; }
-  let t = decode_pair(pair);
   let d = params.d;
+  let tile = upper_tile(wid.x + wid.y * nwg.x, lane, d, params.npairs);
+  if (!tile.ok) { return; }
   let last = d - 1u;
-  let i0 = t.x * T + (g % nsub) * RI;
-  if (i0 >= d) { return; }
-  let j0 = t.y * T + lane;
-  let cj = min(vec4u(j0, j0 + WG, j0 + 2u * WG, j0 + 3u * WG), vec4u(last));
+  let i0 = tile.i0;
+  let j0 = tile.j0;
+  let cj = tile.cj;
 
   var si: array<f32, RI>;
   var sj = vec4f(0.0);

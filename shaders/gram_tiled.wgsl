@@ -35,12 +35,7 @@ const T: u32 = 64u;
 var<workgroup> ta: array<vec4f, 256>; // [k * 16 + q]: row k of the slab, columns ti*T + 4q ..
 var<workgroup> tb: array<vec4f, 256>; // [k * 16 + q]: row k of the slab, columns tj*T + 4q ..
 
-fn decode_pair(p: u32) -> vec2u {
-  var tj = u32((sqrt(8.0 * f32(p) + 1.0) - 1.0) * 0.5);
-  while (tj * (tj + 1u) / 2u > p) { tj = tj - 1u; }
-  while ((tj + 1u) * (tj + 2u) / 2u <= p) { tj = tj + 1u; }
-  return vec2u(p - tj * (tj + 1u) / 2u, tj);
-}
+//!include tile_pair.wgsl
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,

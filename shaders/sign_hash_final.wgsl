@@ -21,17 +21,7 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn rotl(x: u32, r: u32) -> u32 { return (x << r) | (x >> (32u - r)); }
-
-fn mix1(h: u32, w: u32) -> u32 {
-  var k = w * 0xcc9e2d51u;
-  k = rotl(k, 15u) * 0x1b873593u;
-  return rotl(h ^ k, 13u) * 5u + 0xe6546b64u;
-}
-
-fn mix2(h: u32, w: u32) -> u32 {
-  return rotl(h + w * 0x85ebca77u, 13u) * 0x9e3779b1u;
-}
+//!include sign_mix.wgsl
 
 fn fmix32(x: u32) -> u32 {
   var h = x;

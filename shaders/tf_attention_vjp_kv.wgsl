@@ -27,33 +27,30 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> dv: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
+//!include attention_vjp_row.wgsl
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let inv = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (inv >= vjp_rows()) { return; }
+  let r = vjp_row(inv);
+  let u = r.pos;
   let P = params.P;
   let H = params.H;
-  let K = params.K;
-  if (inv >= params.B * K * H * P) { return; }
-  let u = inv % P;
-  let h = (inv / P) % H;
-  let bk = inv / (P * H);
-  let b = bk / K;
   let dh = params.dHead;
   let dvw = params.dV;
-  let wq = H * dh;
-  let wv = H * dvw;
-  let ko = (bk * P + u) * wq + h * dh;
-  let vo = (bk * P + u) * wv + h * dvw;
+  let ko = (r.bk * P + u) * r.wq + r.h * dh;
+  let vo = (r.bk * P + u) * r.wv + r.h * dvw;
   for (var c = 0u; c < dh; c++) { dk[ko + c] = 0.0; }
   for (var c = 0u; c < dvw; c++) { dv[vo + c] = 0.0; }
   for (var t = 0u; t < P; t++) {
-    let p = probs[((b * H + h) * P + t) * P + u];
+    let p = probs[((r.b * H + r.h) * P + t) * P + u];
     if (p == 0.0) { continue; }
-    let g = ds[((bk * H + h) * P + t) * P + u] / params.scale;
-    let qo = (b * P + t) * wq + h * dh;
+    let g = ds[((r.bk * H + r.h) * P + t) * P + u] / params.scale;
+    let qo = (r.b * P + t) * r.wq + r.h * dh;
     for (var c = 0u; c < dh; c++) { dk[ko + c] += g * q[qo + c]; }
-    let go = (bk * P + t) * wv + h * dvw;
+    let go = (r.bk * P + t) * r.wv + r.h * dvw;
     for (var c = 0u; c < dvw; c++) { dv[vo + c] += p * dz[go + c]; }
   }
 }

@@ -29,44 +29,41 @@ override WG: u32 = 64u;
 @group(0) @binding(5) var<storage, read_write> ds: array<f32>;
 @group(0) @binding(6) var<uniform> params: Params;
 
+//!include attention_vjp_row.wgsl
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
         @builtin(local_invocation_index) lid: u32) {
   let inv = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (inv >= vjp_rows()) { return; }
+  let r = vjp_row(inv);
+  let t = r.pos;
   let P = params.P;
   let H = params.H;
-  let K = params.K;
-  if (inv >= params.B * K * H * P) { return; }
-  let t = inv % P;
-  let h = (inv / P) % H;
-  let bk = inv / (P * H); // b·K + k
-  let b = bk / K;
   let dh = params.dHead;
   let dv = params.dV;
-  let wq = H * dh;
-  let wv = H * dv;
-  let po = ((b * H + h) * P + t) * P;
+  let po = ((r.b * H + r.h) * P + t) * P;
   let so = inv * P; // ds row of (b, k, h, t)
-  let go = (bk * P + t) * wv + h * dv;
+  let go = (r.bk * P + t) * r.wv + r.h * dv;
   var dot = 0.0;
   for (var u = 0u; u < P; u++) {
     let p = probs[po + u];
     var dp = 0.0;
     if (p != 0.0) {
-      let vo = (b * P + u) * wv + h * dv;
+      let vo = (r.b * P + u) * r.wv + r.h * dv;
       for (var c = 0u; c < dv; c++) { dp += dz[go + c] * v[vo + c]; }
     }
     ds[so + u] = dp;
     dot += p * dp;
   }
-  let qo = (bk * P + t) * wq + h * dh;
+  let qo = (r.bk * P + t) * r.wq + r.h * dh;
   for (var c = 0u; c < dh; c++) { dq[qo + c] = 0.0; }
   for (var u = 0u; u < P; u++) {
     let g = probs[po + u] * (ds[so + u] - dot);
     ds[so + u] = g;
     if (g == 0.0) { continue; }
     let f = g / params.scale;
-    let ko = (b * P + u) * wq + h * dh;
+    let ko = (r.b * P + u) * r.wq + r.h * dh;
     for (var c = 0u; c < dh; c++) { dq[qo + c] += f * k[ko + c]; }
   }
 }

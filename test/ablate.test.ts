@@ -17,11 +17,10 @@ import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { foldedWeight, type MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
-import { randomMlp } from '../src/ib/self-check.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { toFloat64 } from '../src/io/tensor.js';
 import { useEngine } from './helpers/gpu.js';
-import { loadSyntheticFixture } from './helpers/ib.js';
+import { blockDiagonalProductSet, loadSyntheticFixture } from './helpers/ib.js';
 import { gaussian, rng } from './helpers/random.js';
 import { edgeSparsity } from '../src/report/sparsity.js';
 import { parseAblationConfig } from '../src/ablate/config.js';
@@ -268,26 +267,10 @@ describe('synthetic fixture: GPU ablations against float64', () => {
 });
 
 describe('block-diagonal modular MLP (SPEC §9.3): the IB needs no cross-block edges', () => {
-  // The model and product-set data of test/ib-closed-forms.test.ts; labels are the model's own
-  // predictions, so the unablated accuracy is 1 and the CE is the model's confidence.
-  const blocks = [[3, 6, 5, 2], [4, 7, 4, 3]];
-  const sizes = [0, 1, 2, 3].map((i) => blocks[0]![i]! + blocks[1]![i]!);
-  const g = gaussian(rng(41));
-  const model = randomMlp(sizes, 42);
-  const blockOf = sizes.map((s, i) => Array.from({ length: s }, (_, u) => (u < blocks[0]![i]! ? 0 : 1)));
-  model.layers.forEach((l, i) => {
-    for (let r = 0; r < l.dIn; r++) for (let c = 0; c < l.dOut; c++) if (blockOf[i]![r] !== (c < blocks[0]![i + 1]! ? 0 : 1)) l.W[r * l.dOut + c] = 0;
-  });
-  const na = 40;
-  const nb = 45;
-  const N = na * nb;
-  const A = Array.from({ length: na * 3 }, () => g() + 0.3);
-  const B = Array.from({ length: nb * 4 }, () => 1.3 * g() - 0.2);
-  const x = new Float32Array(N * 7);
-  for (let i = 0; i < na; i++) for (let j = 0; j < nb; j++) {
-    for (let k = 0; k < 3; k++) x[(i * nb + j) * 7 + k] = A[i * 3 + k]!;
-    for (let k = 0; k < 4; k++) x[(i * nb + j) * 7 + 3 + k] = B[j * 4 + k]!;
-  }
+  // The model and product-set data of test/ib-closed-forms.test.ts (test/helpers/ib.ts); labels
+  // are the model's own predictions, so the unablated accuracy is 1 and the CE is the model's
+  // confidence.
+  const { model, blockOf, x, N } = blockDiagonalProductSet();
 
   it('bisected edge masks keep no cross-block edge, and dropping every cross-block edge leaves the score', async () => {
     const res = await buildIb(model, x, N);

@@ -4,34 +4,17 @@
 // listed by --plan; `report --gauss-newton` prints an estimate and progress before the result and
 // warns when the spectrum has no clear gap at the cut. Progress bars on a terminal: one at a time.
 
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeProgress } from '../src/cli/progress.js';
 import { gaussNewtonNullity, largestGap } from '../src/cpu/gauss-newton.js';
 import { parseArch, modelFromTensors } from '../src/model/mlp.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
+import { runIbgpu } from './helpers/cli.js';
 import { rng } from './helpers/random.js';
 
-const ROOT = resolve(import.meta.dirname, '..');
-const TSX = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-const MAIN = pathToFileURL(join(ROOT, 'src', 'cli', 'main.ts')).href;
-
-function ibgpu(cwd: string, args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const script = `import { runCli } from ${JSON.stringify(MAIN)}; process.exitCode = await runCli(['node', 'ibgpu', ...process.argv.slice(1)]);`;
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, '--', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c) => { out += c; });
-    p.stderr.on('data', (c) => { err += c; });
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, out, err }));
-  });
-}
 
 let d = '';
 // A tiny ReLU MLP 6-5-4-3 on 64 random datapoints: 74 parameters, small enough for the float64
@@ -64,7 +47,7 @@ afterAll(() => { if (d) rmSync(d, { recursive: true, force: true }); });
 
 describe('ibgpu for scripts', () => {
   it('build --json: one JSON document on stdout, nothing else; degeneracy booked as its own stage', async () => {
-    const r = await ibgpu(d, ['build', 'tiny.json', '--json']);
+    const r = await runIbgpu(d, ['build', 'tiny.json', '--json']);
     expect(r.code, r.err).toBe(0);
     expect(stripped(r.err)).toBe('');
     const doc = JSON.parse(r.out);
@@ -79,22 +62,22 @@ describe('ibgpu for scripts', () => {
   });
 
   it('--plan lists the degeneracy buffers; usage errors exit 2; --help names the exit codes', async () => {
-    const p = await ibgpu(d, ['build', 'tiny.json', '--plan']);
+    const p = await runIbgpu(d, ['build', 'tiny.json', '--plan']);
     expect(p.code, p.err).toBe(0);
     expect(p.out).toMatch(/^degeneracy:$/m);
     expect(p.out).toMatch(/stacked output Jacobians/);
     expect(p.out).toMatch(/firing patterns layers\.0/);
-    const u = await ibgpu(d, ['build', 'tiny.json', '--no-such-option']);
+    const u = await runIbgpu(d, ['build', 'tiny.json', '--no-such-option']);
     expect(u.code).toBe(2);
-    const u2 = await ibgpu(d, ['no-such-command']);
+    const u2 = await runIbgpu(d, ['no-such-command']);
     expect(u2.code).toBe(2);
-    const h = await ibgpu(d, ['--help']);
+    const h = await runIbgpu(d, ['--help']);
     expect(h.code).toBe(0);
     expect(h.out).toMatch(/Exit codes:[\s\S]*0\s+success[\s\S]*1\s+failure[\s\S]*2\s+usage[\s\S]*130\s+interrupted/);
   });
 
   it('report --gauss-newton: estimate and progress first, the ground truth stored, --json with the result path', async () => {
-    const r = await ibgpu(d, ['report', 'out/tiny', '--gauss-newton']);
+    const r = await runIbgpu(d, ['report', 'out/tiny', '--gauss-newton']);
     expect(r.code, r.err).toBe(0);
     expect(r.err).toMatch(/estimate .* at the .* GFLOP\/s/);
     expect(r.err).toMatch(/gn-jacobian: 64\/64/); // plain progress lines off a terminal
@@ -102,7 +85,7 @@ describe('ibgpu for scripts', () => {
     const deg = JSON.parse(readFileSync(join(d, 'out', 'tiny', 'degeneracy.json'), 'utf8'));
     expect(deg.ground_truth.params).toBe(74); // 7·5 + 6·4 + 5·3
     expect(typeof deg.ground_truth.clear_gap).toBe('boolean');
-    const j = await ibgpu(d, ['report', 'out/tiny', '--json']);
+    const j = await runIbgpu(d, ['report', 'out/tiny', '--json']);
     expect(j.code, j.err).toBe(0);
     const doc = JSON.parse(j.out);
     expect(doc.result).toBe(join(d, 'out', 'tiny'));
@@ -113,7 +96,7 @@ describe('ibgpu for scripts', () => {
     const path = join(d, 'out', 'tiny', 'degeneracy.json');
     const deg = JSON.parse(readFileSync(path, 'utf8'));
     writeFileSync(path, JSON.stringify({ ...deg, ground_truth: { ...deg.ground_truth, gap_at_cut: 1.2, clear_gap: false, largest_gap: { ratio: 3e5, nullity: 10 } } }));
-    const r = await ibgpu(d, ['report', 'out/tiny', '--no-write']);
+    const r = await runIbgpu(d, ['report', 'out/tiny', '--no-write']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/WARNING: the spectrum has no clear gap at the cut \(×1\.20 < ×10\): the nullity is ill-defined/);
     expect(r.out).toMatch(/largest gap \(×3\.00e\+5\) would give nullity 10/);

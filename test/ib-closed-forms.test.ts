@@ -10,8 +10,7 @@ import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import { useEngine } from './helpers/gpu.js';
-import { eigDesc, fmt, foldedActs, genericData, gramOf, maxAbs, relErr } from './helpers/ib.js';
-import { gaussian, rng } from './helpers/random.js';
+import { blockDiagonalProductSet, eigDesc, fmt, foldedActs, genericData, gramOf, maxAbs, relErr } from './helpers/ib.js';
 
 const engine = useEngine();
 
@@ -135,37 +134,10 @@ describe('last hidden layer feeding linear logits', () => {
 });
 
 describe('block-diagonal modular MLP on product-set data (centred)', () => {
-  // Block a: 3 inputs → 6 → 5 → 2 logits; block b: 4 inputs → 7 → 4 → 3 logits. The weights are
-  // block-diagonal; the biases generic. The data is the product set {(a_i, b_j)} of two sample
-  // lists, so every cross-block empirical covariance is exactly 0 (SPEC §9.3): with centring,
-  // every basis direction lies within one block and cross-block edges vanish.
-  const blocks = [[3, 6, 5, 2], [4, 7, 4, 3]];
-  const sizes = [0, 1, 2, 3].map((i) => blocks[0]![i]! + blocks[1]![i]!);
-  const g = gaussian(rng(41));
-  const model = randomMlp(sizes, 42);
-  // blockOf[layer][unit] = 0 or 1 for the units of node layer `layers.i` (the input of layer i).
-  const blockOf = sizes.map((s, i) => Array.from({ length: s }, (_, u) => (u < blocks[0]![i]! ? 0 : 1)));
-  model.layers.forEach((l, i) => {
-    for (let r = 0; r < l.dIn; r++) {
-      for (let c = 0; c < l.dOut; c++) {
-        const cb = c < blocks[0]![i + 1]! ? 0 : 1;
-        if (blockOf[i]![r] !== cb) l.W[r * l.dOut + c] = 0;
-      }
-    }
-  });
-  const na = 40;
-  const nb = 45;
-  const N = na * nb;
-  const A = Array.from({ length: na * 3 }, () => g() + 0.3);
-  const B = Array.from({ length: nb * 4 }, () => 1.3 * g() - 0.2);
-  const x = new Float32Array(N * 7);
-  for (let i = 0; i < na; i++) {
-    for (let j = 0; j < nb; j++) {
-      const row = (i * nb + j) * 7;
-      for (let k = 0; k < 3; k++) x[row + k] = A[i * 3 + k]!;
-      for (let k = 0; k < 4; k++) x[row + 3 + k] = B[j * 4 + k]!;
-    }
-  }
+  // Block-diagonal weights on the product set of two sample lists (test/helpers/ib.ts): every
+  // cross-block empirical covariance is exactly 0 (SPEC §9.3), so with centring every basis
+  // direction lies within one block and cross-block edges vanish.
+  const { model, blocks, sizes, blockOf, x, N } = blockDiagonalProductSet();
   let res: IbResult;
   beforeAll(async () => {
     res = await build(model, x, N, { center: true });

@@ -3,12 +3,12 @@
 // any GPU work; model/data mismatches by buildInteractionBasis before the first dispatch.
 
 import { describe, expect, it } from 'vitest';
-import { IbgpuError, type IbgpuErrorCode } from '../src/errors.js';
 import { parseConfig } from '../src/ib/config.js';
 import { secondTruncation } from '../src/ib/basis.js';
 import { arraySource, type DataSource } from '../src/ib/data.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
+import { caught, expectError } from './helpers/errors.js';
 import { useEngine } from './helpers/gpu.js';
 import { genericData } from './helpers/ib.js';
 
@@ -16,23 +16,6 @@ const NODES = ['layers.0', 'layers.1', 'output'];
 const model = randomMlp([5, 8, 3], 1);
 const N = 300;
 const x = genericData(N, 5, 2);
-
-async function caught(fn: () => unknown): Promise<IbgpuError> {
-  try {
-    await fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(IbgpuError);
-    return e as IbgpuError;
-  }
-  throw new Error('expected an IbgpuError, nothing was thrown');
-}
-
-async function expectError(fn: () => unknown, code: IbgpuErrorCode, ...mentions: RegExp[]): Promise<IbgpuError> {
-  const e = await caught(fn);
-  expect(e.code, e.message).toBe(code);
-  for (const m of mentions) expect(e.message).toMatch(m);
-  return e;
-}
 
 describe('config errors (parseConfig)', () => {
   it('an unknown key (a typo) is named, with the known keys as the hint', async () => {

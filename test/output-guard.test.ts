@@ -4,36 +4,18 @@
 // unusable output path fails at once. Each case runs the real command line in its own process
 // (from the sources, through tsx) in a scratch project, and checks that the user's files survive.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultDir } from '../src/io/atomic.js';
 import { checkOwnedFiles, checkReplaceableDir, isTrainOutput, RESULT_FORMAT } from '../src/io/output-guard.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { checkAblationOutput } from '../src/ablate/from-result.js';
+import { runIbgpu } from './helpers/cli.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'synthetic-mlp');
-const TSX = pathToFileURL(join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs')).href;
-const MAIN = pathToFileURL(join(ROOT, 'src', 'cli', 'main.ts')).href;
-
-/** Runs `ibgpu ...args` in `cwd`, from the sources, in a process of its own. */
-function ibgpu(cwd: string, args: string[]): Promise<{ code: number; out: string; err: string; ms: number }> {
-  const script = `import { runCli } from ${JSON.stringify(MAIN)}; process.exitCode = await runCli(['node', 'ibgpu', ...process.argv.slice(1)]);`;
-  const t0 = performance.now();
-  return new Promise((res, rej) => {
-    const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, '--', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (c) => { out += c; });
-    p.stderr.on('data', (c) => { err += c; });
-    p.on('error', rej);
-    p.on('close', (code) => res({ code: code ?? -1, out, err, ms: performance.now() - t0 }));
-  });
-}
 
 /** Every file below `dir` with its contents, to compare before and after. */
 function snapshot(dir: string): Record<string, string> {
@@ -75,7 +57,7 @@ describe('commands never replace what ibgpu did not write', () => {
     writeFileSync(join(dir, 'notes.txt'), 'draft\n');
     writeFileSync(join(dir, 'sub', 'thesis.tex'), '\\documentclass{article}\n');
     const before = snapshot(proj);
-    const r = await ibgpu(proj, ['build', 'ok.json', '-o', 'paper']);
+    const r = await runIbgpu(proj, ['build', 'ok.json', '-o', 'paper']);
     expect(r.code).toBe(2);
     expect(r.err).toContain(dir);
     expect(r.err).toMatch(/notes\.txt/);
@@ -87,7 +69,7 @@ describe('commands never replace what ibgpu did not write', () => {
   it('build -o . and -o .. refuse the working directory and its parents; nothing is touched', async () => {
     const before = snapshot(proj);
     for (const o of ['.', '..', proj]) {
-      const r = await ibgpu(proj, ['build', 'ok.json', '-o', o]);
+      const r = await runIbgpu(proj, ['build', 'ok.json', '-o', o]);
       expect(r.code, o).toBe(2);
       expect(r.err).toMatch(/working directory/);
     }
@@ -100,12 +82,12 @@ describe('commands never replace what ibgpu did not write', () => {
     mkdirSync(sub, { recursive: true });
     writeFileSync(join(sub, 'cfg.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(proj, 'ok.json'), 'utf8')), model: '../weights.safetensors', arch: '../arch.json', data: { type: 'safetensors', path: '../inputs.safetensors', key: 'X' } }));
     const before = snapshot(proj);
-    const r = await ibgpu(proj, ['build', 'models/cfg.json', '-o', 'models']);
+    const r = await runIbgpu(proj, ['build', 'models/cfg.json', '-o', 'models']);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/input of this command/);
     const repo = join(proj, 'elsewhere');
     mkdirSync(join(repo, '.git'), { recursive: true });
-    const g = await ibgpu(proj, ['build', 'ok.json', '-o', repo]);
+    const g = await runIbgpu(proj, ['build', 'ok.json', '-o', repo]);
     expect(g.code).toBe(2);
     expect(g.err).toMatch(/\.git/);
     expect(snapshot(proj)).toEqual({ ...before });
@@ -113,10 +95,10 @@ describe('commands never replace what ibgpu did not write', () => {
   }, 30_000);
 
   it('an output path that is a file, or lies below one, fails at once', async () => {
-    const r1 = await ibgpu(proj, ['build', 'ok.json', '-o', 'notes.txt']);
+    const r1 = await runIbgpu(proj, ['build', 'ok.json', '-o', 'notes.txt']);
     expect(r1.code).toBe(2);
     expect(r1.err).toMatch(/is a file/);
-    const r2 = await ibgpu(proj, ['build', 'ok.json', '-o', 'notes.txt/out']);
+    const r2 = await runIbgpu(proj, ['build', 'ok.json', '-o', 'notes.txt/out']);
     expect(r2.code).toBe(2);
     expect(r2.err).toMatch(/file, not a directory/);
     for (const r of [r1, r2]) expect(r.err).not.toMatch(/adapter:/);
@@ -124,16 +106,16 @@ describe('commands never replace what ibgpu did not write', () => {
   }, 30_000);
 
   it('replaces its own earlier result, and refuses it once the user added a file', async () => {
-    const a = await ibgpu(proj, ['build', 'ok.json', '-o', 'res', '--quiet']);
+    const a = await runIbgpu(proj, ['build', 'ok.json', '-o', 'res', '--quiet']);
     expect(a.code, a.err).toBe(0);
     expect(a.out.trim()).toBe(join(proj, 'res')); // --quiet still prints the result path
     const m = JSON.parse(readFileSync(join(proj, 'res', 'manifest.json'), 'utf8'));
     expect(m.format).toBe(RESULT_FORMAT);
     expect(m.files).toContain('basis.safetensors');
-    const b = await ibgpu(proj, ['build', 'ok.json', '-o', 'res', '--quiet']);
+    const b = await runIbgpu(proj, ['build', 'ok.json', '-o', 'res', '--quiet']);
     expect(b.code, b.err).toBe(0);
     writeFileSync(join(proj, 'res', 'my-plot.png'), 'png');
-    const c = await ibgpu(proj, ['build', 'ok.json', '-o', 'res']);
+    const c = await runIbgpu(proj, ['build', 'ok.json', '-o', 'res']);
     expect(c.code).toBe(2);
     expect(c.err).toMatch(/my-plot\.png/);
     expect(readFileSync(join(proj, 'res', 'my-plot.png'), 'utf8')).toBe('png');
@@ -144,30 +126,30 @@ describe('commands never replace what ibgpu did not write', () => {
     const exp = join(proj, 'site');
     mkdirSync(exp);
     writeFileSync(join(exp, 'index.html'), '<p>my page</p>');
-    const s = await ibgpu(proj, ['serve', '--export', 'site']);
+    const s = await runIbgpu(proj, ['serve', '--export', 'site']);
     expect(s.code).toBe(2);
     expect(readFileSync(join(exp, 'index.html'), 'utf8')).toBe('<p>my page</p>');
     const mine = join(proj, 'mymodel');
     mkdirSync(mine);
     writeFileSync(join(mine, 'model.safetensors'), 'not ours');
-    const t = await ibgpu(proj, ['train-mlp', '-o', 'mymodel', '--epochs', '1']);
+    const t = await runIbgpu(proj, ['train-mlp', '-o', 'mymodel', '--epochs', '1']);
     expect(t.code).toBe(2);
     expect(t.err).toMatch(/model\.safetensors/);
     expect(readFileSync(join(mine, 'model.safetensors'), 'utf8')).toBe('not ours');
-    const t2 = await ibgpu(proj, ['train-mlp', '-o', 'notes.txt']);
+    const t2 = await runIbgpu(proj, ['train-mlp', '-o', 'notes.txt']);
     expect(t2.code).toBe(2);
     expect(readFileSync(join(proj, 'notes.txt'), 'utf8')).toBe('my notes\n');
     const parts = join(proj, 'parts');
-    const st = await ibgpu(proj, ['build', 'ok.json', '--stage', 'stats', '--shard', '0/1', '-o', 'parts', '--quiet']);
+    const st = await runIbgpu(proj, ['build', 'ok.json', '--stage', 'stats', '--shard', '0/1', '-o', 'parts', '--quiet']);
     expect(st.code, st.err).toBe(0);
     const partial = st.out.trim();
-    const cb = await ibgpu(proj, ['combine', partial, '-o', parts]);
+    const cb = await runIbgpu(proj, ['combine', partial, '-o', parts]);
     expect(cb.code).toBe(2);
     expect(existsSync(partial)).toBe(true);
   }, 60_000);
 
   it('train-mlp, then a build of the config kept next to its model, leaves model and config alone', async () => {
-    const t = await ibgpu(proj, ['train-mlp', '--sizes', '784,4,10', '--epochs', '1', '--train-count', '256', '--batch-size', '64', '--quiet']);
+    const t = await runIbgpu(proj, ['train-mlp', '--sizes', '784,4,10', '--epochs', '1', '--train-count', '256', '--batch-size', '64', '--quiet']);
     expect(t.code, t.err).toBe(0);
     const dir = join(proj, 'out', 'train-mlp');
     expect(t.out.trim()).toBe(dir);
@@ -177,15 +159,15 @@ describe('commands never replace what ibgpu did not write', () => {
       data: { type: 'mnist', count: 256 }, batch_size: 256,
     }));
     const before = snapshot(dir);
-    const b = await ibgpu(proj, ['build', 'out/train-mlp/build.json', '--quiet']);
+    const b = await runIbgpu(proj, ['build', 'out/train-mlp/build.json', '--quiet']);
     expect(b.code, b.err).toBe(0);
     expect(b.out.trim()).toBe(`${dir}.result`); // the default output is never the config's own folder
     expect(snapshot(dir)).toEqual(before);
-    const o = await ibgpu(proj, ['build', 'out/train-mlp/build.json', '-o', 'out/train-mlp']);
+    const o = await runIbgpu(proj, ['build', 'out/train-mlp/build.json', '-o', 'out/train-mlp']);
     expect(o.code).toBe(2);
     expect(snapshot(dir)).toEqual(before);
     // Training again into the same folder overwrites only its own three files; build.json stays.
-    const t2 = await ibgpu(proj, ['train-mlp', '--sizes', '784,4,10', '--epochs', '1', '--train-count', '256', '--batch-size', '64', '--quiet']);
+    const t2 = await runIbgpu(proj, ['train-mlp', '--sizes', '784,4,10', '--epochs', '1', '--train-count', '256', '--batch-size', '64', '--quiet']);
     expect(t2.code, t2.err).toBe(0);
     expect(readFileSync(join(dir, 'build.json'), 'utf8')).toBe(Buffer.from(before['build.json']!, 'base64').toString());
   }, 60_000);

@@ -18,7 +18,6 @@ import { parseTrainArgs, trainCommand } from '../src/cli/train.js';
 import { columnSumsF64 } from '../src/cpu/gram.js';
 import { actBackwardF64, adamStepF64, mlpBackpropF64, mlpLossF64, softmaxXentF64, type LayerF64 } from '../src/cpu/train.js';
 import { loadMnistDigits } from '../src/data/mnist.js';
-import { IbgpuError, type IbgpuErrorCode } from '../src/errors.js';
 import { ACTIVATIONS, type Activation } from '../src/model/activations.js';
 import { parseConfig } from '../src/ib/config.js';
 import { actBackward } from '../src/kernels/act-backward.js';
@@ -29,6 +28,7 @@ import { kaimingUniform, makeRng, permutation } from '../src/train/random.js';
 import { saveTrainedMlp } from '../src/train/save.js';
 import { epochOrder, initialLayers, trainMlp, type TrainMlpOptions } from '../src/train/train-mlp.js';
 import { MlpTrainer, type TrainerLayerInit } from '../src/train/trainer.js';
+import { expectError } from './helpers/errors.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
 
@@ -44,22 +44,6 @@ async function tempDir(): Promise<string> {
 afterAll(async () => {
   for (const d of tmpDirs) await rm(d, { recursive: true, force: true });
 });
-
-async function caught(fn: () => unknown): Promise<IbgpuError> {
-  try {
-    await fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(IbgpuError);
-    return e as IbgpuError;
-  }
-  throw new Error('expected an IbgpuError, nothing was thrown');
-}
-
-async function expectError(fn: () => unknown, code: IbgpuErrorCode, ...mentions: RegExp[]): Promise<void> {
-  const e = await caught(fn);
-  expect(e.code, e.message).toBe(code);
-  for (const m of mentions) expect(e.message).toMatch(m);
-}
 
 function labelsFor(rows: number, classes: number, seed: number): Uint32Array {
   const r = rng(seed);

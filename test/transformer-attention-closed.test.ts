@@ -20,7 +20,7 @@ import { mDashGpu } from '../src/transformer/gpu-mdash.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { sectionGeometry } from '../src/transformer/gpu-section.js';
 import { useEngine } from './helpers/gpu.js';
-import { gaussian, rng } from './helpers/random.js';
+import { gaussian, randomMatrix, rng } from './helpers/random.js';
 import { edgesF64, mDashF64 } from './helpers/tf-pass-reference.js';
 import { attentionProgram, copyPre, mlpProgram } from './helpers/tf-programs.js';
 import { load } from './helpers/transformer-fixtures.js';
@@ -91,10 +91,6 @@ function modelOf(sec: SectionProgram, P: number, d: number, seed: number): Model
   };
 }
 
-function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
-}
 
 describe('closed-form M′ and edges of last-position attention sections', () => {
   const getEngine = useEngine();

@@ -19,20 +19,14 @@ import { localEdgeFactors } from '../src/transformer/gpu-edges-local.js';
 import { edgesSquaredGpu } from '../src/transformer/gpu-edges.js';
 import { singleActSection } from '../src/transformer/gpu-mdash-local.js';
 import { GpuModel } from '../src/transformer/gpu-model.js';
-import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { sectionGeometry } from '../src/transformer/gpu-section.js';
-import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
-import { gaussian, rng } from './helpers/random.js';
+import { gaussian, randomMatrix, rng } from './helpers/random.js';
 import { edgesF64 } from './helpers/tf-pass-reference.js';
 import { attentionProgram, copyPre, headProgram, mlpProgram } from './helpers/tf-programs.js';
-import { load } from './helpers/transformer-fixtures.js';
+import { fixturePasses, GPU_CASES, randomSectionBases } from './helpers/transformer-fixtures.js';
 import { expectClose, expectNear } from './helpers/close.js';
 
-function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
-}
 
 const d = 6;
 const P = 4;
@@ -172,13 +166,9 @@ describe('squared edges of position-local MLP sections on the MLP edge kernels',
     }
   });
 
-  it.each([['modadd-tiny', 'modadd-tiny_f64_jacobian'], ['gpt-tiny', 'gpt-tiny_f64_jacobian']])('fixture %s: every section = generic = float64 passes', async (modelDir, kase) => {
+  it.each(GPU_CASES)('fixture %s: every section = generic = float64 passes', async (modelDir, kase) => {
     const engine = await getEngine();
-    const l = await load(modelDir, kase, 'weights.safetensors');
-    const n = Math.min(l.n, 48);
-    const tokens = l.tokens.slice(0, n * l.P);
-    const gpu = new GpuPasses(engine, l.mp, tokens, n, l.P);
-    const cpu = new PassesF64(l.mp, tokens, n, l.P);
+    const { l, n, tokens, gpu, cpu } = await fixturePasses(engine, modelDir, kase);
     try {
       const nodes = gpu.model.nodes;
       const pts = integrationPoints('gauss-legendre', 1);
@@ -189,12 +179,7 @@ describe('squared edges of position-local MLP sections on the MLP edge kernels',
         const local = singleActSection(sec) !== undefined && nodes[s]!.positions === out.positions;
         if (!local) continue;
         matched++;
-        const identity = out.name === 'output';
-        const rOut = identity ? out.width : Math.min(out.width, 6);
-        const Chat = identity ? undefined : randomMatrix(out.width, rOut, 100 + s);
-        const rIn = Math.min(nodes[s]!.width, 5);
-        const input = { C: randomMatrix(nodes[s]!.width, rIn, 200 + s), Cpinv: randomMatrix(rIn, nodes[s]!.width, 300 + s), rIn };
-        const where = `${nodes[s]!.name}->${out.name}`;
+        const { Chat, rOut, input, where } = randomSectionBases(nodes, s);
         const got = await gpu.edges(s, input, Chat, rOut, pts);
         const generic = await edgesSquaredGpu(engine, gpu.model, s, tokens, n, { ...input, Chat, rOut, points: pts, generic: true });
         const ref = await cpu.edges(s, input, Chat, rOut, pts);

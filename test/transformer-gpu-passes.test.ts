@@ -19,9 +19,9 @@ import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { centredNodeStatsGpu, nodeStatsGpu } from '../src/transformer/gpu-stats.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
-import { gaussian, rng } from './helpers/random.js';
+import { gaussian, randomMatrix, rng } from './helpers/random.js';
 import { concatRows, edgesF64, mDashF64, nodeTuplesF64 } from './helpers/tf-pass-reference.js';
-import { attentionProgram, copyPre, headProgram, linearProgram, mlpProgram } from './helpers/tf-programs.js';
+import { attentionHeadModel, copyPre, mlpProgram } from './helpers/tf-programs.js';
 import { expectClose } from './helpers/close.js';
 
 const d = 6;
@@ -29,31 +29,12 @@ const P = 4;
 const vocab = 11;
 
 function testModel(last: boolean, linearTail = false): ModelProgram {
-  const g = gaussian(rng(7));
-  const W = d + 1;
-  const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
-  const Wpos = Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g()));
-  const attn = attentionProgram(3, { P, d, last });
-  const widths = attn.outputs.map((id) => attn.values[id]!.width);
-  const Pmid = last ? 1 : P;
-  return {
-    embed: { WE, vocab, width: W, Wpos, nCtx: P },
-    pre: copyPre(W, P),
-    sections: [
-      { ...attn, from: 'n0', to: 'n1' },
-      { ...(linearTail ? linearProgram(4, widths, Pmid, 9) : headProgram(4, widths, Pmid, 9, false)), from: 'n1', to: 'n2' },
-    ],
-    nodeLayers: ['n0', 'n1', 'n2'],
-  };
+  return attentionHeadModel({ d, P, vocab, last, linearTail });
 }
 
 const N = 7;
 const tokens = Array.from({ length: N * P }, (_, i) => (i * 7 + 3) % vocab);
 
-function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
-}
 
 describe('GPU transformer passes vs float64', () => {
   const getEngine = useEngine();

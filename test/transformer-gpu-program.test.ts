@@ -12,6 +12,7 @@ import { forwardF64, vjpF64 } from '../src/cpu/program-f64.js';
 import type { SectionProgram } from '../src/model/program.js';
 import { GpuLinear } from '../src/transformer/gpu-linear.js';
 import { GpuSectionProgram } from '../src/transformer/gpu-program.js';
+import { expectClose as expectCloseTo } from './helpers/close.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32 } from './helpers/random.js';
 import { attentionProgram, mlpProgram } from './helpers/tf-programs.js';
@@ -19,16 +20,7 @@ import { attentionProgram, mlpProgram } from './helpers/tf-programs.js';
 const TOL = 1e-4;
 
 function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = TOL): void {
-  let mean = 0;
-  for (let i = 0; i < ref.length; i++) mean += Math.abs(ref[i]!);
-  mean /= Math.max(1, ref.length);
-  let worst = 0;
-  let at = -1;
-  for (let i = 0; i < ref.length; i++) {
-    const e = Math.abs(got[i]! - ref[i]!) / (Math.abs(ref[i]!) + mean + 1e-30);
-    if (!(e <= worst)) { worst = e; at = i; }
-  }
-  expect(worst, `${what}: worst relative error at ${at} (gpu ${got[at]}, ref ${ref[at]})`).toBeLessThanOrEqual(tol);
+  expectCloseTo(got, ref, what, tol);
 }
 
 const cases: [string, SectionProgram][] = [

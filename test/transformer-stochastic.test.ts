@@ -34,8 +34,8 @@ import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { buildTransformerF64, stochasticOf } from '../src/transformer/pipeline.js';
 import { stochasticPhi, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
 import { useEngine } from './helpers/gpu.js';
-import { gaussian, rng } from './helpers/random.js';
-import { attentionProgram, copyPre, headProgram } from './helpers/tf-programs.js';
+import { randomMatrix } from './helpers/random.js';
+import { attentionHeadModel } from './helpers/tf-programs.js';
 
 const d = 6;
 const P = 4;
@@ -44,27 +44,9 @@ const N = 7;
 const tokens = Int32Array.from({ length: N * P }, (_, i) => (i * 7 + 3) % vocab);
 
 function testModel(last: boolean): ModelProgram {
-  const g = gaussian(rng(7));
-  const W = d + 1;
-  const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
-  const Wpos = Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g()));
-  const attn = attentionProgram(3, { P, d, last });
-  const widths = attn.outputs.map((id) => attn.values[id]!.width);
-  return {
-    embed: { WE, vocab, width: W, Wpos, nCtx: P },
-    pre: copyPre(W, P),
-    sections: [
-      { ...attn, from: 'n0', to: 'n1' },
-      { ...headProgram(4, widths, last ? 1 : P, 9, false), from: 'n1', to: 'n2' },
-    ],
-    nodeLayers: ['n0', 'n1', 'n2'],
-  };
+  return attentionHeadModel({ d, P, vocab, last });
 }
 
-function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
-}
 
 /** max |a − b| / max |b|. */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {

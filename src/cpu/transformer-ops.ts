@@ -5,6 +5,7 @@
 // src/model/program.ts.
 
 import { act, actGrad, type Activation } from '../model/activations.js';
+import type { AttentionHeads } from '../model/program.js';
 
 type Arr = ArrayLike<number>;
 
@@ -133,15 +134,12 @@ export function rotaryF64(x: Arr, rows: number, P: number, heads: number, dHead:
   return y;
 }
 
-export interface AttentionDims {
+/** An attention op's heads over B samples of P positions (the kernels' AttentionShape). */
+export interface AttentionDims extends AttentionHeads {
+  /** Samples. */
   B: number;
+  /** Positions. */
   P: number;
-  heads: number;
-  dHead: number;
-  dV: number;
-  scale: number;
-  causal: boolean;
-  window?: number;
 }
 
 export function attentionAllowed(a: AttentionDims, t: number, u: number): boolean {

@@ -72,24 +72,48 @@ export function edgeChunkRows(engine: Engine, h: number, asked?: number): number
   return Math.min(asked ?? (engine.info.isSoftware ? 256 : 32), budgetRows);
 }
 
-/** Records the kernel into a fresh partial buffer; returns it and the chunk count. */
-export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuffer; chunks: number } {
+/** The launch grid of the edge kernels (shaders/include/edge_block.wgsl: one 8×4 block and one chunk of rows per invocation). */
+export interface EdgeGrid {
+  r4: number;
+  ro8: number;
+  chunkRows: number;
+  chunks: number;
+  /** Blocks along j: R4/4 (the kernels' params.blocks_j). */
+  blocksJ: number;
+  /** x: blocks over the kernels' WG = 64 invocations, y: chunks. */
+  workgroups: [number, number, number];
+}
+
+/**
+ * Checks the operands every edge kernel reads (f̂, Aᵀ, Bᵀ) and lays out its grid; `what` names
+ * the caller in the messages. Kernel-specific operands are checked by the caller.
+ */
+export function edgeGrid(
+  engine: Engine, what: string,
+  a: { fhat: GPUBuffer; at: GPUBuffer; bt: GPUBuffer; rows: number; r: number; ro: number; h: number; chunkRows?: number },
+): EdgeGrid {
   const r4 = pad4(a.r);
   const ro8 = pad8(a.ro);
-  checkShape(a.fhat.size >= a.rows * r4 * 4, `edges: fhat holds fewer than ${a.rows}x${r4} floats`);
-  checkShape(a.gates.size >= a.rows * a.h * 4, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
-  checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
+  checkShape(a.fhat.size >= a.rows * r4 * 4, `${what}: fhat holds fewer than ${a.rows}x${r4} floats`);
+  checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, `${what}: basis factors are too small`);
   const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
   const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   const blocksJ = r4 / 4;
-  const blocks = (ro8 / 8) * blocksJ;
+  return { r4, ro8, chunkRows, chunks, blocksJ, workgroups: [ceilDiv((ro8 / 8) * blocksJ, 64), chunks, 1] };
+}
+
+/** Records the kernel into a fresh partial buffer; returns it and the chunk count. */
+export function recordEdgesSquared(engine: Engine, a: EdgesArgs): { part: GPUBuffer; chunks: number } {
+  const grid = edgeGrid(engine, 'edges', a);
+  checkShape(a.gates.size >= a.rows * a.h * 4, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
+  const { r4, ro8, chunkRows, chunks, blocksJ } = grid;
   const params = packParams(edgesSquaredKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ });
   // The partials are the caller's once recorded (kept out of the scope); released if recording throws.
   return engine.withScope((s) => {
     const part = s.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
     engine.dispatch(edgesSquaredKernel, {
       bindings: { fhat: a.fhat, gates: a.gates, at: a.at, bt: a.bt, part, params },
-      workgroups: [ceilDiv(blocks, 64), chunks, 1],
+      workgroups: grid.workgroups,
     });
     return { part: s.keep(part), chunks };
   });
@@ -124,18 +148,12 @@ export interface EdgesDeltaArgs extends Omit<EdgesArgs, 'gates'> {
  * visited in `order` (edges_squared_delta.wgsl); pays per changed gate instead of per nonzero one.
  */
 export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { part: GPUBuffer; chunks: number; changes: number } {
-  const r4 = pad4(a.r);
-  const ro8 = pad8(a.ro);
-  checkShape(a.fhat.size >= a.rows * r4 * 4, `edges: fhat holds fewer than ${a.rows}x${r4} floats`);
   checkShape(a.gates.length >= a.rows * a.h, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
   checkShape(a.order.length === a.rows, `edges: the visiting order has ${a.order.length} rows, expected ${a.rows}`, 'pass a permutation of the batch rows (signPatternOrder)');
-  checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'edges: basis factors are too small');
   checkShape(Number.isInteger(a.reset) && a.reset >= 1, `edges: reset must be a positive integer (got ${a.reset})`, `use CARRY_RESET_ROWS (${CARRY_RESET_ROWS}), or 1 to rebuild on every row`);
-  const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
-  const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
+  const grid = edgeGrid(engine, 'edges', a);
+  const { r4, ro8, chunkRows, chunks, blocksJ } = grid;
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
-  const blocksJ = r4 / 4;
-  const blocks = (ro8 / 8) * blocksJ;
   return engine.withScope((s) => {
     const visits = s.upload(lists.visits, 'edges.visits');
     const changes = s.alloc(changeBufferBytes(lists.changes.byteLength), 'edges.changes');
@@ -143,7 +161,7 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
     const part = s.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
     engine.dispatch(edgesSquaredDeltaKernel, {
       bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
-      workgroups: [ceilDiv(blocks, 64), chunks, 1],
+      workgroups: grid.workgroups,
     });
     return { part: s.keep(part), chunks, changes: lists.count };
   });

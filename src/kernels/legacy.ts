@@ -9,7 +9,7 @@ import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
-import { edgeChunkRows, pad4, pad8 } from './edges.js';
+import { edgeGrid, pad4, pad8 } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
@@ -152,21 +152,15 @@ export interface FunctionalEdgesArgs {
  * `accumulate`, adding to it. Allocate `part` with functionalChunks(...) chunks.
  */
 export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, part: GPUBuffer, accumulate: boolean): number {
-  const r4 = pad4(a.r);
-  const ro8 = pad8(a.ro);
-  checkShape(a.fhat.size >= a.rows * r4 * 4, `functional edges: fhat holds fewer than ${a.rows}x${r4} floats`);
+  const grid = edgeGrid(engine, 'functional edges', a);
+  const { r4, ro8, chunkRows, chunks, blocksJ } = grid;
   checkShape(a.gates.size >= a.rows * a.h * 4, `functional edges: gates hold fewer than ${a.rows}x${a.h} floats`);
   checkShape(a.s.size >= a.rows * ro8 * 4, `functional edges: s holds fewer than ${a.rows}x${ro8} floats`);
-  checkShape(a.at.size >= a.h * ro8 * 4 && a.bt.size >= a.h * r4 * 4, 'functional edges: basis factors are too small');
-  const chunkRows = edgeChunkRows(engine, a.h, a.chunkRows);
-  const chunks = Math.max(1, ceilDiv(a.rows, chunkRows));
   checkShape(part.size >= chunks * a.ro * a.r * 4, `functional edges: part holds fewer than ${chunks}x${a.ro}x${a.r} floats`);
-  const blocksJ = r4 / 4;
-  const blocks = (ro8 / 8) * blocksJ;
   const p = packParams(edgesFunctionalKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ, accumulate: accumulate ? 1 : 0 });
   engine.dispatch(edgesFunctionalKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, s: a.s, at: a.at, bt: a.bt, part, params: p },
-    workgroups: [ceilDiv(blocks, 64), chunks, 1],
+    workgroups: grid.workgroups,
   });
   return chunks;
 }

@@ -3,6 +3,7 @@
 // VJP over K-blocks of cotangents in two kernels, first per query position (dp → ds → dq), then
 // per key position (dk, dv), following SPEC-transformers §5.2. Shaders: shaders/tf_attention*.wgsl.
 
+import type { AttentionDims } from '../cpu/transformer-ops.js';
 import { checkShape } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { defineKernel } from '../runtime/kernel-spec.js';
@@ -30,19 +31,8 @@ export const attentionVjpKvKernel = defineKernel({
   bindings: [ro('q'), ro('probs'), ro('dz'), ro('ds'), rw('dk'), rw('dv'), uniform], overrides: { WG },
 });
 
-export interface AttentionShape {
-  /** Samples. */
-  B: number;
-  /** Positions. */
-  P: number;
-  heads: number;
-  dHead: number;
-  dV: number;
-  scale: number;
-  causal: boolean;
-  /** Local attention: only keys with |t − u| < window (absent or 0: unlimited). */
-  window?: number;
-}
+/** The shape the kernels run: the same as the float64 reference's. */
+export type AttentionShape = AttentionDims;
 
 function check(engine: Engine, name: string, a: AttentionShape, iterations: number): void {
   for (const k of ['B', 'P', 'heads', 'dHead', 'dV'] as const) checkCount(name, k, a[k]);

@@ -41,25 +41,28 @@ export interface ValueInfo {
   label: string;
 }
 
+/**
+ * The heads of an attention op: the op itself, its float64 reference (src/cpu/transformer-ops.ts)
+ * and its GPU kernels (src/kernels/transformer-attention.ts) all describe them with this one type.
+ */
+export interface AttentionHeads {
+  heads: number;
+  dHead: number;
+  dV: number;
+  /** Scores are q·k / scale. */
+  scale: number;
+  causal: boolean;
+  /** Local attention: only keys with |t − u| < window (absent or 0: unlimited). */
+  window?: number;
+}
+
 export type Op =
   | { kind: 'linear'; x: number; y: number; W: Float64Array; wIn: number; wOut: number }
   | { kind: 'act'; x: number; y: number; act: Activation }
   | { kind: 'lnVar'; x: number; y: number; d: number }
   | { kind: 'lnDiv'; v: number; x: number; y: number; d: number; eps: number }
   | { kind: 'rotary'; x: number; y: number; heads: number; dHead: number; rotaryDim: number; base: number }
-  | {
-      kind: 'attention';
-      q: number;
-      k: number;
-      v: number;
-      y: number;
-      heads: number;
-      dHead: number;
-      dV: number;
-      scale: number;
-      causal: boolean;
-      window?: number;
-    }
+  | ({ kind: 'attention'; q: number; k: number; v: number; y: number } & AttentionHeads)
   | { kind: 'add'; a: number; b: number; y: number }
   | { kind: 'lastPos'; x: number; y: number }
   | { kind: 'copy'; x: number; y: number }

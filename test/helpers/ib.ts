@@ -16,6 +16,7 @@ import { toFloat32, toFloat64 } from '../../src/io/tensor.js';
 import type { IbResult } from '../../src/ib/pipeline.js';
 import { matmulF64 } from '../../src/cpu/matmul.js';
 import { symEigValues } from '../../src/cpu/eigh.js';
+import { randomMlp } from '../../src/ib/self-check.js';
 import { rng, gaussian } from './random.js';
 
 // ------------------------------------------------------------------ fixture files
@@ -344,4 +345,43 @@ export function absFeatureErr(a: ArrayLike<number>, b: ArrayLike<number>, rows: 
 /** Formats a number for test logs. */
 export function fmt(v: number): string {
   return v.toExponential(2);
+}
+
+// ------------------------------------------------------------------ block-diagonal modular MLP
+
+/**
+ * The block-diagonal modular MLP of SPEC §9.3 on product-set data. Block a: 3 inputs → 6 → 5 → 2
+ * logits; block b: 4 inputs → 7 → 4 → 3 logits. The weights are block-diagonal, the biases
+ * generic. The data (N = 40·45 rows of 7) is the product set {(a_i, b_j)} of two sample lists, so
+ * every cross-block empirical covariance is exactly 0. blockOf[layer][unit] = 0 or 1 for the units
+ * of node layer `layers.i` (the input of layer i); blocks[b][i] is block b's width there.
+ */
+export function blockDiagonalProductSet(): { model: MlpModel; blocks: number[][]; sizes: number[]; blockOf: number[][]; x: Float32Array; N: number } {
+  const blocks = [[3, 6, 5, 2], [4, 7, 4, 3]];
+  const sizes = [0, 1, 2, 3].map((i) => blocks[0]![i]! + blocks[1]![i]!);
+  const g = gaussian(rng(41));
+  const model = randomMlp(sizes, 42);
+  const blockOf = sizes.map((s, i) => Array.from({ length: s }, (_, u) => (u < blocks[0]![i]! ? 0 : 1)));
+  model.layers.forEach((l, i) => {
+    for (let r = 0; r < l.dIn; r++) {
+      for (let c = 0; c < l.dOut; c++) {
+        const cb = c < blocks[0]![i + 1]! ? 0 : 1;
+        if (blockOf[i]![r] !== cb) l.W[r * l.dOut + c] = 0;
+      }
+    }
+  });
+  const na = 40;
+  const nb = 45;
+  const N = na * nb;
+  const A = Array.from({ length: na * 3 }, () => g() + 0.3);
+  const B = Array.from({ length: nb * 4 }, () => 1.3 * g() - 0.2);
+  const x = new Float32Array(N * 7);
+  for (let i = 0; i < na; i++) {
+    for (let j = 0; j < nb; j++) {
+      const row = (i * nb + j) * 7;
+      for (let k = 0; k < 3; k++) x[row + k] = A[i * 3 + k]!;
+      for (let k = 0; k < 4; k++) x[row + 3 + k] = B[j * 4 + k]!;
+    }
+  }
+  return { model, blocks, sizes, blockOf, x, N };
 }

@@ -17,3 +17,9 @@ export function randomF32(n: number, seed: number, scale = 1): Float32Array {
   for (let i = 0; i < n; i++) out[i] = g() * scale;
   return out;
 }
+
+/** rows × cols Gaussian entries scaled by 1/√rows (a random basis-like matrix of order-1 products). */
+export function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
+  const g = gaussian(rng(seed));
+  return Float64Array.from({ length: rows * cols }, () => g() / Math.sqrt(rows));
+}

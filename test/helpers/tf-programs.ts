@@ -3,7 +3,7 @@
 // compared with the float64 interpreter (src/cpu/program-f64.ts).
 
 import type { Activation } from '../../src/model/activations.js';
-import type { Op, SectionProgram, ValueInfo } from '../../src/model/program.js';
+import type { ModelProgram, Op, SectionProgram, ValueInfo } from '../../src/model/program.js';
 import { gaussian, rng } from './random.js';
 
 class Builder {
@@ -137,4 +137,29 @@ export function linearProgram(seed: number, widths: readonly number[], P: number
   b.ops.push({ kind: 'concat', xs: ins, y: cat });
   const y = b.linear(cat, wOut, 1, 'logits');
   return { from: 'unembed', to: 'output', values: b.values, inputs: ins, outputs: [y], ops: b.ops };
+}
+
+/**
+ * A small random transformer for the pass tests: embedding (width d + 1, the last unit the
+ * constant 1) → copy → attention section (every op; `last`: cut to the last position) →
+ * readout (headProgram, or a linear one with `linearTail`), node layers n0, n1, n2.
+ */
+export function attentionHeadModel(o: { d: number; P: number; vocab: number; last: boolean; linearTail?: boolean }): ModelProgram {
+  const { d, P, vocab, last } = o;
+  const g = gaussian(rng(7));
+  const W = d + 1;
+  const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
+  const Wpos = Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g()));
+  const attn = attentionProgram(3, { P, d, last });
+  const widths = attn.outputs.map((id) => attn.values[id]!.width);
+  const Pmid = last ? 1 : P;
+  return {
+    embed: { WE, vocab, width: W, Wpos, nCtx: P },
+    pre: copyPre(W, P),
+    sections: [
+      { ...attn, from: 'n0', to: 'n1' },
+      { ...(o.linearTail ? linearProgram(4, widths, Pmid, 9) : headProgram(4, widths, Pmid, 9, false)), from: 'n1', to: 'n2' },
+    ],
+    nodeLayers: ['n0', 'n1', 'n2'],
+  };
 }

@@ -12,6 +12,9 @@ import { compileTransformer } from '../../src/model/transformer/compile.js';
 import { parseTransformerConfig } from '../../src/model/transformer/config.js';
 import { loadTransformerFrom, tensorsSource, type TransformerModel } from '../../src/model/transformer/weights.js';
 import { PassesF64 } from '../../src/transformer/passes-f64.js';
+import { GpuPasses } from '../../src/transformer/gpu-passes.js';
+import type { Engine } from '../../src/runtime/engine.js';
+import { randomMatrix } from './random.js';
 import { buildTransformer } from '../../src/transformer/pipeline.js';
 import type { ModelProgram } from '../../src/model/program.js';
 
@@ -59,6 +62,33 @@ export async function load(modelDir: string, kase: string, weightsFile: string):
   });
   const mp = compileTransformer(model, config.node_layers, { positions: ds.P, lastPosModuleType: config.last_pos_module_type ?? null });
   return { model, mp, tokens: ds.tokens, n: ds.n, P: ds.P, config };
+}
+
+/** The fixture cases the GPU pass tests compare on (one per model). */
+export const GPU_CASES: [string, string][] = [['modadd-tiny', 'modadd-tiny_f64_jacobian'], ['gpt-tiny', 'gpt-tiny_f64_jacobian']];
+
+/** GPU and float64 passes over the first ≤ maxN samples of a fixture case; the caller disposes `gpu`. */
+export async function fixturePasses(engine: Engine, modelDir: string, kase: string, maxN = 48): Promise<{ l: Loaded; n: number; tokens: Int32Array; gpu: GpuPasses; cpu: PassesF64 }> {
+  const l = await load(modelDir, kase, 'weights.safetensors');
+  const n = Math.min(l.n, maxN);
+  const tokens = l.tokens.slice(0, n * l.P);
+  return { l, n, tokens, gpu: new GpuPasses(engine, l.mp, tokens, n, l.P), cpu: new PassesF64(l.mp, tokens, n, l.P) };
+}
+
+/**
+ * Random bases around section s of a model with node layers `nodes`: Ĉ with ≤ 6 columns at its
+ * output (none at `output`: the identity), C and C⁺ with ≤ 5 at its input (seeds 100+s, 200+s, 300+s).
+ */
+export function randomSectionBases(nodes: readonly { name: string; width: number }[], s: number): {
+  Chat: Float64Array | undefined; rOut: number; input: { C: Float64Array; Cpinv: Float64Array; rIn: number }; where: string;
+} {
+  const out = nodes[s + 1]!;
+  const identity = out.name === 'output';
+  const rOut = identity ? out.width : Math.min(out.width, 6);
+  const Chat = identity ? undefined : randomMatrix(out.width, rOut, 100 + s);
+  const rIn = Math.min(nodes[s]!.width, 5);
+  const input = { C: randomMatrix(nodes[s]!.width, rIn, 200 + s), Cpinv: randomMatrix(rIn, nodes[s]!.width, 300 + s), rIn };
+  return { Chat, rOut, input, where: `${nodes[s]!.name}->${out.name}` };
 }
 
 export function maxAbs(a: ArrayLike<number>): number {
