@@ -1,10 +1,10 @@
-// The host worker threads (src/host/thread-pool.ts) and the chunked attention sums they run
+// The host worker threads (src/host/pool.ts) and the chunked attention sums they run
 // (src/host/attention-sums.ts): a pool starts in Node, and the sums over random rows are the same,
 // bit for bit, on the threads and on the calling thread (fixed chunks, partials added in order).
 
 import { describe, expect, it } from 'vitest';
 import { mDashSumLengths, SAMPLE_CHUNK, type AttentionShape } from '../src/host/attention-sums.js';
-import { hostThreadPool, runHostTasks } from '../src/host/thread-pool.js';
+import { hostThreadPool, runHostTasks } from '../src/host/pool.js';
 import { gaussian, rng } from './helpers/random.js';
 
 function shared(a: Float64Array | Float32Array, on: boolean): typeof a {

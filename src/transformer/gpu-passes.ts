@@ -14,7 +14,7 @@ import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stat
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { isStochastic, type StochasticSources } from './stochastic.js';
 import { tableNodeStats, tokenRowTable } from './token-table.js';
-import { hostThreadPool } from '../host/thread-pool.js';
+import { hostThreadPool } from '../host/pool.js';
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
