@@ -139,6 +139,7 @@ class HostThread {
       const what = [...this.pending.values()].map((p) => p.what).join(', ') || 'no work';
       this.dead = exitError(this.index, code, what);
       for (const [id, p] of this.pending) { this.pending.delete(id); p.reject(this.dead); }
+      this.onIdle(); // the pool fails its queue if no thread is left
     });
   }
 
@@ -274,6 +275,11 @@ export class HostThreadPool {
 
   /** Hands queued tasks to idle threads (called again whenever a thread goes idle). */
   pump(): void {
+    if (this.queue.length > 0 && this.threads.every((t) => t.dead)) {
+      // Every thread died while work waited: fail it (the next run starts replacements).
+      for (const job of this.queue.splice(0)) job.reject(this.threads[0]!.dead!);
+      return;
+    }
     for (const t of this.threads) {
       if (this.queue.length === 0) return;
       if (!t.idle) continue;
@@ -315,13 +321,14 @@ export function hostThreadPool(): Promise<HostThreadPool | undefined> {
     if (!isNode()) return undefined;
     const want = await wantedThreads();
     if (want < 1) return undefined;
-    let p: HostThreadPool | undefined;
-    const started = await Promise.all(Array.from({ length: want }, (_, i) => startThread(i, () => p?.pump())));
+    // The threads call back into the pool (made below) whenever they go idle.
+    const made: { pool?: HostThreadPool } = {};
+    const started = await Promise.all(Array.from({ length: want }, (_, i) => startThread(i, () => made.pool?.pump())));
     const threads = started.filter((t): t is HostThread => t !== undefined);
     if (threads.length === 0) return undefined;
     threads.forEach((t, i) => { t.index = i; }); // dense numbering when some failed to start
-    p = new HostThreadPool(threads);
-    return p;
+    made.pool = new HostThreadPool(threads);
+    return made.pool;
   })());
 }
 
