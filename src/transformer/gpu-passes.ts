@@ -60,7 +60,7 @@ export class GpuPasses implements TransformerPasses {
     this.model = new GpuModel(engine, mp, P);
     // Start the host worker threads now, so their start-up overlaps the statistics pass
     // instead of delaying the first closed form that needs them.
-    void hostThreadPool();
+    void hostThreadPool().catch(() => undefined); // a bad IBGPU_HOST_THREADS is reported where the pool is used
   }
 
   private statNodes(): number[] {
