@@ -247,7 +247,10 @@ export class HostThreadPool {
     let th: HostThread | undefined;
     if (opts.thread !== undefined) th = this.threads[opts.thread];
     else for (const t of this.threads) if (!t.dead && (th === undefined || t.holds <= th.holds)) th = t;
-    if (!th) throw new IbgpuError('HOST_THREAD', `no host worker thread ${opts.thread ?? ''} to hold ${kind}`.replace('  ', ' '), `the pool has ${this.size} thread(s); ask for one below that`);
+    if (!th) {
+      throw new IbgpuError('HOST_THREAD', `no host worker thread ${opts.thread === undefined ? 'is alive' : `${opts.thread} exists`} to hold ${kind}`,
+        `the pool has ${this.size} thread(s) (0 … ${this.size - 1}); ask for one of those, or none to get the least loaded`);
+    }
     const t = th;
     const handle = nextHandle++;
     await t.send({ op: 'hold', name: kind, handle, args });
