@@ -12,7 +12,8 @@ export type IbgpuErrorCode =
   | 'MISSING_TENSOR'
   | 'BAD_CONFIG'
   | 'BAD_OUTPUT'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  | 'HOST_THREAD';
 
 export class IbgpuError extends Error {
   readonly code: IbgpuErrorCode;

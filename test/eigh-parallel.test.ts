@@ -1,5 +1,5 @@
 // The phased float64 eigensolver (src/cpu/eigh.ts: reduce → accumulate → rotate → assemble) and
-// the solver threads that run it (src/cpu/eigh-worker.ts). The contract is exact: whatever the
+// the solver threads that run it (src/host/eigh-worker.ts). The contract is exact: whatever the
 // number of parts or threads, the result equals symEig's bit for bit, because every element
 // sees the same operations in the same order. So these tests compare with toEqual, no tolerance.
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import {
 } from '../src/cpu/eigh.js';
 import {
   backgroundSolverAvailable, PARALLEL_EIG_MIN_ORDER, solverThreads, symEigInBackground,
-} from '../src/cpu/eigh-worker.js';
+} from '../src/host/eigh-worker.js';
 import { randomSymmetric, rankDeficientGram } from './helpers/spectra.js';
 
 /** X Xᵀ (rank `rank`) plus `shift`·I. */

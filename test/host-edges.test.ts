@@ -1,12 +1,11 @@
-// The host edge pass (src/host/edges.ts, edges-squared.ts, edge-threads.ts): the carried-Jacobian
+// The host edge pass (src/host/edges.ts, edges-squared.ts, on pool.ts's threads): the carried-Jacobian
 // kernel equals the float64 reference of src/cpu/edges.ts to 1e-12 of the sums' scale (every
 // activation kind, orders, runs and resets); the whole pass equals an independent float64 oracle;
 // threads do not change a bit; shards add up; the GPU pass agrees within its f32 tolerance.
 
 import { describe, expect, it, vi } from 'vitest';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from '../src/host/edges-squared.js';
-import { computeEdgesHost } from '../src/host/edges.js';
-import { edgeThreads } from '../src/host/edge-threads.js';
+import { computeEdgesHost, edgeThreads } from '../src/host/edges.js';
 import { squaredEdgesF64 } from '../src/cpu/edges.js';
 import { signPatternOrder } from '../src/cpu/gate-order.js';
 import { matmulF64 } from '../src/cpu/matmul.js';

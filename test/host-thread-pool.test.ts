@@ -1,10 +1,13 @@
-// The host worker threads (src/host/thread-pool.ts) and the chunked attention sums they run
+// The host worker threads (src/host/pool.ts) and the chunked attention sums they run
 // (src/host/attention-sums.ts): a pool starts in Node, and the sums over random rows are the same,
 // bit for bit, on the threads and on the calling thread (fixed chunks, partials added in order).
 
 import { describe, expect, it } from 'vitest';
 import { mDashSumLengths, SAMPLE_CHUNK, type AttentionShape } from '../src/host/attention-sums.js';
-import { hostThreadPool, runHostTasks } from '../src/host/thread-pool.js';
+import { hostThreadPool, runHostTasks } from '../src/host/pool.js';
+import { IbgpuError } from '../src/errors.js';
+import { symEig } from '../src/cpu/eigh.js';
+import { randomMlp } from '../src/ib/self-check.js';
 import { gaussian, rng } from './helpers/random.js';
 
 function shared(a: Float64Array | Float32Array, on: boolean): typeof a {
@@ -19,6 +22,31 @@ describe('host thread pool', () => {
     const pool = await hostThreadPool();
     expect(pool).toBeDefined();
     expect(pool!.size).toBeGreaterThanOrEqual(1);
+  });
+
+  it('returns a task result (moved back) and keeps an IbgpuError code across the thread', async () => {
+    const pool = (await hostThreadPool())!;
+    const a = Float64Array.from([2, 1, 0, 1, 3, 1, 0, 1, 5]);
+    const r = await pool.run('eig', { a: Float64Array.from(a), n: 3 });
+    const here = symEig(a, 3);
+    expect(Array.from(r.values)).toEqual(Array.from(here.values));
+    expect(Array.from(r.vectors)).toEqual(Array.from(here.vectors));
+    const bad = pool.run('eig', { a: Float64Array.from([1, Number.NaN, Number.NaN, 1]), n: 2 });
+    await expect(bad).rejects.toBeInstanceOf(IbgpuError);
+    await expect(bad).rejects.toMatchObject({ code: 'NON_FINITE' });
+  });
+
+  it('holds state on the thread asked for; a failed post fails the next call; release frees it', async () => {
+    const pool = (await hostThreadPool())!;
+    const model = randomMlp([3, 4, 2], 5);
+    const last = pool.size - 1;
+    const h = await pool.hold('degeneracy', { model, layers: [0, 1] }, { thread: last });
+    expect(h.thread).toBe(last);
+    h.post('add', { rows: 2, pres: [], acts: [] }); // no pre-activations: the accumulator throws
+    await expect(h.call('result')).rejects.toThrow();
+    await h.release();
+    await expect(h.call('result')).rejects.toThrow(/no held state/);
+    await expect(pool.hold('degeneracy', { model, layers: [0] }, { thread: pool.size })).rejects.toMatchObject({ code: 'HOST_THREAD' });
   });
 
   it.each([1, 7])('attention sums (M′ and edges) over %d+ chunks: threads = calling thread, bit for bit', async (extra) => {

@@ -17,7 +17,7 @@ import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
-import { backgroundSolverAvailable } from '../src/cpu/eigh-worker.js';
+import { backgroundSolverAvailable } from '../src/host/eigh-worker.js';
 import { useEngine } from './helpers/gpu.js';
 import {
   columnErrUpToSign, entryRelErr, fmt, loadSyntheticFixture, maxAbs, readSafetensors, relErr, rowErrUpToSign,

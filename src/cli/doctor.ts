@@ -63,9 +63,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
   const { chooseSignPackVariant } = await import('../kernels/sign-patterns.js');
   const { chooseEighSolver } = await import('../host/eig-refine.js');
   const { SPARSE_INPUT_DENSITY } = await import('../ib/stats.js');
-  const { solverThreads } = await import('../cpu/eigh-worker.js');
+  const { solverThreads } = await import('../host/eigh-worker.js');
   const threads = await solverThreads();
-  const { hostThreadPool } = await import('../host/thread-pool.js');
+  const { hostThreadPool } = await import('../host/pool.js');
   const hostPool = await hostThreadPool();
   const { timeStatsPaths } = await import('../ib/stats-timing.js');
   const statsTiming = await timeStatsPaths(engine);

@@ -1,7 +1,7 @@
 // The per-sample float64 sums of the closed-form M′ and squared edges of attention sections cut
 // to the last position (the formulas are in src/transformer/gpu-attention-closed.ts's header).
 // Host code only (no GPU, no Node modules), so that it runs on the calling thread or on the host
-// worker threads of thread-pool.ts alike.
+// worker threads of pool.ts alike.
 //
 // Samples are summed in fixed chunks of SAMPLE_CHUNK, each into its own zeroed partial, and the
 // partials are added in chunk order: the result is the same, bit for bit, on any number of threads.

@@ -1,7 +1,7 @@
 // The squared-edge sums of one section over a run of rows, on the host in float64: the host
 // counterpart of shaders/edges_squared_delta.wgsl (and, for activations whose gates change on
 // every row, of edges_squared.wgsl). Pure functions over typed arrays, so the edge threads
-// (src/host/edge-threads.ts) import this module and run it on shared memory.
+// (src/host/pool.ts, through tasks.ts) import this module and run it on shared memory.
 //
 // Per row n (visited in `order`):
 //   J(n)_ij = Σ_h A_hi g_nh B_hj          (the section's Jacobian in the bases, ro × r)

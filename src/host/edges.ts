@@ -13,18 +13,52 @@
 // up to rounding). ReLU blocks are visited in sign-pattern order (src/cpu/gate-order.ts). Each
 // block's visiting order is cut into HOST_EDGE_RUNS runs; run k always adds into partial sum k, whichever thread
 // runs it, and the partials are added in a fixed order at the end, so the result is the same
-// bits on any number of threads. The threads (src/host/edge-threads.ts) run a block's runs while
-// this thread prepares the next block.
+// bits on any number of threads. The host worker threads (src/host/pool.ts) run a block's runs while
+// this thread prepares the next block; each holds the pass's sections ('edge-sections' of
+// src/host/tasks.ts) from the pass's start to its end.
 
 import { forwardRowsHost } from './mlp-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
-import { edgeThreads, sharedBytes, sharedF64, MAX_EDGE_THREADS, type EdgeThreadSet } from './edge-threads.js';
+import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
+import type { EdgeRun } from './tasks.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
 import { actGrad, type Activation } from '../model/activations.js';
 import { checkShape } from '../errors.js';
 
 /** Runs each block is cut into (the most threads that can share a block). */
-export const HOST_EDGE_RUNS = MAX_EDGE_THREADS;
+export const HOST_EDGE_RUNS = 4;
+
+/** Host threads loaded with one pass's sections. */
+export interface EdgeThreadSet {
+  readonly count: number;
+  /** Runs `run` on thread `t` (0 ≤ t < count); resolves with its number of rank-1 updates. */
+  run(t: number, run: EdgeRun): Promise<number>;
+  /** Drops the pass's sections (the threads stay for other work). */
+  close(): Promise<void>;
+}
+
+/**
+ * Up to `want` host threads (default: the pool's size; at most HOST_EDGE_RUNS), each holding
+ * `sections` (their arrays must be shared, see sharedF64) for one pass; undefined when none can
+ * be had. Passes may overlap: each holds its own copy of the sections until `close`.
+ */
+export async function edgeThreads(sections: SquaredEdgeSection[], want?: number): Promise<EdgeThreadSet | undefined> {
+  const pool = await hostThreadPool();
+  if (!pool) return undefined;
+  const n = Math.max(0, Math.min(HOST_EDGE_RUNS, pool.size, want ?? pool.size));
+  let held: HeldState<'edge-sections'>[];
+  try {
+    held = await Promise.all(Array.from({ length: n }, (_, t) => pool.hold('edge-sections', { sections }, { thread: t })));
+  } catch {
+    return undefined;
+  }
+  if (held.length === 0) return undefined;
+  return {
+    count: held.length,
+    run: (t, r) => held[t]!.call('run', r),
+    close: async () => { await Promise.all(held.map((h) => h.release())); },
+  };
+}
 
 /**
  * Rows per block at least (more when the batch is larger): the sign-pattern order finds closer

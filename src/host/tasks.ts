@@ -1,10 +1,29 @@
-// The tasks a host worker thread (thread-pool.ts) runs, by name. Each writes its result into
-// shared memory (typed arrays over a SharedArrayBuffer) passed in its arguments; nothing is sent
-// back but completion. The same functions run on the calling thread when there are no workers.
+// The one registry of work the host worker threads (pool.ts) run, by name. A worker imports this
+// module and nothing else, so every host computation that runs off the main thread is listed here;
+// the same functions run on the calling thread where there are no workers (a browser,
+// IBGPU_HOST_THREADS=0), with the same bits.
+//
+// Two kinds:
+// - HOST_TASKS: stateless functions of their arguments. Large inputs and outputs live in shared
+//   memory (typed arrays over a SharedArrayBuffer) and are written in place; what a task returns
+//   is posted back (its typed arrays moved, not copied).
+// - HOST_STATES: factories of state that one worker holds from `hold` until `release` (a pass's
+//   operands posted once and used by many runs; an accumulator fed batch by batch). Each returns
+//   an object of methods, called by name through the pool.
+//
+// This module imports only the computations, never pool.ts or its users (no import cycles).
 
 import {
   addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables,
 } from './attention-sums.js';
+import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { HostDegeneracyAccumulator } from './degeneracy.js';
+import type { HostForward } from './mlp-forward.js';
+import type { MlpModel } from '../model/mlp.js';
+import type { DegeneracyStats } from '../report/degeneracy.js';
+import {
+  symEig, symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult,
+} from '../cpu/eigh.js';
 
 export interface MDashAttentionChunk {
   shape: AttentionShape;
@@ -30,10 +49,68 @@ export interface EdgeAttentionChunk {
   out: Float64Array;
 }
 
+/** One run of rows of one section of the host edge pass: order[from..to) of a block, added into E. */
+export interface EdgeRun {
+  section: number;
+  /** A shared ro × r partial of E. */
+  E: Float64Array;
+  fhat: Float64Array;
+  gates: Float64Array;
+  order: Uint32Array;
+  from: number;
+  to: number;
+}
+
+/** One slice (`part` of `parts`) of a phase of src/cpu/eigh.ts's phased solver, on a shared Zᵀ. */
+export interface EigPhaseSlice<R> {
+  reduced: R;
+  zt: Float64Array;
+  part: number;
+  parts: number;
+}
+
 export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
+  /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
+  'eig': (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
+  'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
+  'eig-accumulate': (a: EigPhaseSlice<Pick<ReducedEig, 'n' | 'w' | 'beta'>>): void =>
+    symEigAccumulate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
+  'eig-rotate': (a: EigPhaseSlice<{ n: number; rotations: RotationLog }>): void =>
+    symEigRotate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
+} as const;
+
+export const HOST_STATES = {
+  /**
+   * One host edge pass's sections (their arrays shared), each with the worker's own carried
+   * Jacobian scratch; `run` adds one run of rows into its shared partial E and answers the number
+   * of rank-1 updates.
+   */
+  'edge-sections': (a: { sections: SquaredEdgeSection[] }) => {
+    const secs = a.sections.map((sec) => ({ sec, J: new Float64Array(sec.ro * sec.r) }));
+    return {
+      run: (r: EdgeRun): number => {
+        const s = secs[r.section]!;
+        return accumulateSquaredEdges(s.sec, r.E, s.J, r.fhat, r.gates, r.order, r.from, r.to);
+      },
+    };
+  },
+  /** The host degeneracy observer of one build, fed each batch's pre-activations (moved, not shared). */
+  'degeneracy': (a: { model: MlpModel; layers: number[] }) => {
+    const acc = new HostDegeneracyAccumulator(a.model, a.layers);
+    return {
+      add: (b: { rows: number; pres: (Float64Array | undefined)[]; acts: (Float64Array | undefined)[] }): void =>
+        acc.addBatch({ rows: b.rows, pres: b.pres, acts: b.acts } as HostForward, b.rows),
+      result: (): DegeneracyStats => acc.result(),
+    };
+  },
 } as const;
 
 export type HostTaskName = keyof typeof HOST_TASKS;
 export type HostTaskArgs<T extends HostTaskName> = Parameters<(typeof HOST_TASKS)[T]>[0];
+export type HostTaskResult<T extends HostTaskName> = ReturnType<(typeof HOST_TASKS)[T]>;
+
+export type HostStateName = keyof typeof HOST_STATES;
+export type HostStateArgs<K extends HostStateName> = Parameters<(typeof HOST_STATES)[K]>[0];
+export type HostState<K extends HostStateName> = ReturnType<(typeof HOST_STATES)[K]>;

@@ -11,7 +11,7 @@
 import { IbgpuError } from '../errors.js';
 import { matmulF64 } from '../cpu/matmul.js';
 import { symEig } from '../cpu/eigh.js';
-import { symEigInBackground } from '../cpu/eigh-worker.js';
+import { symEigInBackground } from '../host/eigh-worker.js';
 import { thinQr } from '../cpu/qr.js';
 import type { BasisFormula, ThresholdMode } from './config.js';
 
@@ -160,7 +160,7 @@ export function eigAbsSorted(a: Float64Array, n: number): EigPairs {
 /**
  * eigAbsSorted with the O(n³) solve on background threads (`threads` of them, default: the
  * machine's cores, at most 4) when they can be had (Node; see
- * src/cpu/eigh-worker.ts), so the caller's thread can drive the GPU meanwhile. Same result.
+ * src/host/eigh-worker.ts), so the caller's thread can drive the GPU meanwhile. Same result.
  */
 export async function eigAbsSortedInBackground(a: Float64Array, n: number, threads?: number): Promise<EigPairs> {
   const p = splitZeroRows(a, n);

@@ -5,7 +5,7 @@
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
 import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type NodeStats, type Threshold } from './basis.js';
-import { solverThreads } from '../cpu/eigh-worker.js';
+import { solverThreads } from '../host/eigh-worker.js';
 import { refuseStochastic, refuseTransformerWorkflows, type BasisFormula, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
@@ -222,7 +222,7 @@ export async function buildInteractionBasis(
     // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
     const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
     // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
-    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts).
+    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts, on the host thread pool).
     if (config.degeneracy && statsPath === 'host') {
       const layers = sections.map((s) => s.layer);
       degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);

@@ -40,7 +40,7 @@ import type { Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
-import { hostThreadPool, runHostTasks } from '../host/thread-pool.js';
+import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { lookupRows, mulF64, tokenRowTable } from './token-table.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';

@@ -14,7 +14,7 @@ import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stat
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { isStochastic, type StochasticSources } from './stochastic.js';
 import { tableNodeStats, tokenRowTable } from './token-table.js';
-import { hostThreadPool } from '../host/thread-pool.js';
+import { hostThreadPool } from '../host/pool.js';
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
@@ -60,7 +60,7 @@ export class GpuPasses implements TransformerPasses {
     this.model = new GpuModel(engine, mp, P);
     // Start the host worker threads now, so their start-up overlaps the statistics pass
     // instead of delaying the first closed form that needs them.
-    void hostThreadPool();
+    void hostThreadPool().catch(() => undefined); // a bad IBGPU_HOST_THREADS is reported where the pool is used
   }
 
   private statNodes(): number[] {
