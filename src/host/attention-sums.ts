@@ -6,14 +6,10 @@
 // Samples are summed in fixed chunks of SAMPLE_CHUNK, each into its own zeroed partial, and the
 // partials are added in chunk order: the result is the same, bit for bit, on any number of threads.
 
+import type { AttentionHeads } from '../model/program.js';
+
 /** The attention op's shape and the sizes of the sums (P positions, m = H·dV + 2·H·dHead columns, K cotangents). */
-export interface AttentionShape {
-  heads: number;
-  dHead: number;
-  dV: number;
-  scale: number;
-  causal: boolean;
-  window?: number;
+export interface AttentionShape extends AttentionHeads {
   P: number;
   m: number;
   K: number;

@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { IbgpuError } from '../errors.js';
 import { openSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { toFloat64, type Tensor } from '../io/tensor.js';
+import { tensorDigest } from '../io/tensor-digest.js';
 import type { Engine } from '../runtime/engine.js';
 import { VERSION } from '../version.js';
 import type { GateStats, LayerBasis, NodeStats } from './basis.js';
@@ -141,16 +142,6 @@ export interface PartialMeta {
   layout: string;
   /** sha256 over the tensors (names and bytes, in name order). */
   checksum: string;
-}
-
-function tensorDigest(tensors: Record<string, Tensor>): string {
-  const h = createHash('sha256');
-  for (const name of Object.keys(tensors).sort()) {
-    const t = tensors[name]!;
-    h.update(`${name}\0${t.dtype}\0${t.shape.join(',')}\0`);
-    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  }
-  return `sha256:${h.digest('hex')}`;
 }
 
 export async function writePartial(path: string, tensors: Record<string, Tensor>, meta: Omit<PartialMeta, 'checksum' | 'format' | 'ibgpu_version'>): Promise<void> {

@@ -25,6 +25,7 @@ import { ResultDir } from '../io/atomic.js';
 import { RESULT_FORMAT, type OutputGuardOptions } from '../io/output-guard.js';
 import { loadSafetensors, writeSafetensors } from '../io/safetensors.js';
 import { toFloat64, type Tensor } from '../io/tensor.js';
+import { tensorDigest } from '../io/tensor-digest.js';
 import type { TransformerModel } from '../model/transformer/weights.js';
 import { VERSION } from '../version.js';
 import type { NodeStatsResult } from './passes.js';
@@ -97,16 +98,6 @@ function parseIdentity(path: string, raw: unknown): RunIdentity {
   return { model: o.model, node_layers: o.node_layers, center: o.center, last_pos_module_type: o.last_pos_module_type ?? null, isolate_ln_var: o.isolate_ln_var ?? true };
 }
 
-function digest(tensors: Record<string, Tensor>): string {
-  const h = createHash('sha256');
-  for (const name of Object.keys(tensors).sort()) {
-    const t = tensors[name]!;
-    h.update(`${name}\0${t.dtype}\0${t.shape.join(',')}\0`);
-    h.update(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-  }
-  return `sha256:${h.digest('hex')}`;
-}
-
 export interface StatsSource {
   /** Where the statistics' sequences came from, their count and positions. */
   data: string;
@@ -140,7 +131,7 @@ export async function writeStatsDir(
       data: src.data,
       data_n: String(src.n),
       data_positions: String(src.P),
-      checksum: digest(tensors),
+      checksum: tensorDigest(tensors),
     });
     await dir.writeJson('manifest.json', {
       format: RESULT_FORMAT,
@@ -189,7 +180,7 @@ export async function readStats(path: string, want: RunIdentity): Promise<NodeSt
   if (metadata['format'] !== STATS_FORMAT) {
     throw badFile(file, `not ibgpu transformer statistics (metadata format = ${JSON.stringify(metadata['format'])}, expected "${STATS_FORMAT}")`, 'point gram_matrices_path at the directory a "calculate_Cs": false run wrote');
   }
-  if (metadata['checksum'] !== digest(tensors)) throw badFile(file, 'checksum mismatch: the file is damaged', 'rerun the statistics');
+  if (metadata['checksum'] !== tensorDigest(tensors)) throw badFile(file, 'checksum mismatch: the file is damaged', 'rerun the statistics');
   const stored = parseIdentity(file, metadata['run']);
   checkShared(file, stored, want, hint, false);
   const positions = JSON.parse(metadata['positions'] ?? '{}') as Record<string, number>;
