@@ -100,8 +100,9 @@ export interface HostEdgeOptions {
   /** Rank-1 updates made, per section key (for measurements). */
   counts?: Map<string, { rows: number; updates: number }>;
   /**
-   * Filled with this thread's time preparing blocks (forward pass, f̂, gates, orders) and the time
-   * the edge kernel took beyond it (for measurements).
+   * Filled with this thread's time preparing blocks (copying rows, orders; and the block inputs
+   * when there are no threads) and the time it waited for the threads or ran the edge kernel
+   * itself (for measurements).
    */
   timing?: { prepMs: number; kernelMs: number };
 }
@@ -248,40 +249,56 @@ export async function computeEdgesHost(
   const d0 = model64.layers[0]!.dIn;
   const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0)), d0));
   let nextSet = 0;
-  const stage = async (start: number, rows: number): Promise<BlockInputs> => {
+  // A block is staged in two steps so that the threads compute the next block's inputs first and
+  // then this block's runs, while this thread orders the next block's rows (signPatternOrder):
+  // `fill` reads the rows and hands the inputs to the threads (or computes them here without
+  // threads); `order` waits for them and orders each section's rows.
+  const fill = async (start: number, rows: number): Promise<{ rows: number; set: (typeof sets)[number]; done: Promise<unknown> }> => {
     const x = await data.readRows(start, rows);
     const t0 = performance.now();
     const set = sets[nextSet]!;
     nextSet ^= 1;
     checkShape(x.length >= rows * d0, `host edges: the data gave ${x.length} values for ${rows} rows of ${d0}`);
     set.x.set(x.subarray(0, rows * d0));
-    const out = set.secs.map((b) => ({ fhat: b.fhat, gates: b.gates }));
-    // Each thread computes a contiguous share of the rows (queued after its runs of the block
-    // before); without threads, one call here over the whole block.
+    const out = set.secs.map((buf) => ({ fhat: buf.fhat, gates: buf.gates }));
+    let done: Promise<unknown>;
     if (pool) {
-      await Promise.all(Array.from({ length: pool.count }, (_, t) => pool.inputs(t, {
+      // Each thread computes a contiguous share of the rows.
+      done = Promise.all(Array.from({ length: pool.count }, (_, t) => pool.inputs(t, {
         x: set.x, out, from: Math.floor((t * rows) / pool.count), to: Math.floor(((t + 1) * rows) / pool.count),
       })));
     } else {
       edgeInputRows(pass, { x: set.x, out, from: 0, to: rows });
+      done = Promise.resolve();
     }
-    const blk = { rows, secs: secs.map((s, si) => blockOrder(s, rows, set.secs[si]!)) };
     prepMs += performance.now() - t0;
+    return { rows, set, done };
+  };
+  const order = async (f: Awaited<ReturnType<typeof fill>>): Promise<BlockInputs> => {
+    const t0 = performance.now();
+    await f.done;
+    const t1 = performance.now();
+    const blk = { rows: f.rows, secs: secs.map((s, si) => blockOrder(s, f.rows, f.set.secs[si]!)) };
+    const t2 = performance.now();
+    kernelMs += t1 - t0;
+    prepMs += t2 - t1;
     return blk;
   };
   try {
-    let next = r0 < r1 ? await stage(r0, Math.min(blockRows, r1 - r0)) : undefined;
+    let next = r0 < r1 ? await order(await fill(r0, Math.min(blockRows, r1 - r0))) : undefined;
     for (let b = r0; b < r1; b += blockRows) {
       const cur = next!;
-      const t0 = performance.now();
-      const running = runBlock(secs, cur, pool);
-      const t1 = performance.now();
-      // The next block is prepared here while the threads run this one.
       const nb = b + blockRows;
-      next = nb < r1 ? await stage(nb, Math.min(blockRows, r1 - nb)) : undefined;
-      const t2 = performance.now();
+      // The next block's inputs are queued on the threads ahead of this block's runs, so that
+      // this thread can order the next block while the threads run this one.
+      const filled = nb < r1 ? await fill(nb, Math.min(blockRows, r1 - nb)) : undefined;
+      let t0 = performance.now();
+      const running = runBlock(secs, cur, pool);
+      kernelMs += performance.now() - t0;
+      next = filled ? await order(filled) : undefined;
+      t0 = performance.now();
       await running;
-      kernelMs += t1 - t0 + (performance.now() - t2);
+      kernelMs += performance.now() - t0;
       progress('edges', b + cur.rows - r0, r1 - r0);
     }
   } finally {
