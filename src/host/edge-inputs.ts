@@ -9,7 +9,7 @@
 // with the same bits as one call over the whole block. Runs on a worker (tasks.ts
 // 'edge-sections') or on the calling thread where there are none; imports no pool code.
 
-import { forwardRowsHost } from './mlp-forward.js';
+import { forwardRowsHost, type ForwardScratch } from './mlp-forward.js';
 import type { ForwardLayer } from '../cpu/mlp-forward.js';
 import { actGrad, type Activation } from '../model/activations.js';
 
@@ -47,13 +47,16 @@ export interface EdgeInputRows {
   out: { fhat: Float64Array; gates: Float64Array }[];
 }
 
-/** f̂ and gates of rows [from, to) of a block (see the module comment). */
-export function edgeInputRows(pass: EdgeInputPass, job: EdgeInputRows): void {
+/**
+ * f̂ and gates of rows [from, to) of a block (see the module comment). `scratch` (one per thread
+ * and pass) holds the forward pass's buffers from block to block.
+ */
+export function edgeInputRows(pass: EdgeInputPass, job: EdgeInputRows, scratch?: ForwardScratch): void {
   const { from, to } = job;
   const rows = to - from;
   if (rows <= 0) return;
   const d0 = pass.layers[0]!.dIn;
-  const fw = forwardRowsHost(pass, job.x.subarray(from * d0, to * d0), rows, pass.upTo);
+  const fw = forwardRowsHost(pass, job.x.subarray(from * d0, to * d0), rows, pass.upTo, undefined, scratch);
   pass.sections.forEach((s, si) => {
     const o = job.out[si]!;
     sectionRows(s, fw.acts[s.layer]!, rows, pass.alphas, pass.weights, o.fhat.subarray(from * s.r, to * s.r), o.gates.subarray(from * s.h, to * s.h));

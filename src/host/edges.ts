@@ -247,6 +247,7 @@ export async function computeEdgesHost(
   let kernelMs = 0;
   const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
   const d0 = model64.layers[0]!.dIn;
+  const scratch = { bufs: [] };
   const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0)), d0));
   let nextSet = 0;
   // A block is staged in two steps so that the threads compute the next block's inputs first and
@@ -268,7 +269,7 @@ export async function computeEdgesHost(
         x: set.x, out, from: Math.floor((t * rows) / pool.count), to: Math.floor(((t + 1) * rows) / pool.count),
       })));
     } else {
-      edgeInputRows(pass, { x: set.x, out, from: 0, to: rows });
+      edgeInputRows(pass, { x: set.x, out, from: 0, to: rows }, scratch);
       done = Promise.resolve();
     }
     prepMs += performance.now() - t0;

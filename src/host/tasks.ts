@@ -91,8 +91,9 @@ export const HOST_STATES = {
    */
   'edge-sections': (a: { sections: SquaredEdgeSection[]; inputs: EdgeInputPass }) => {
     const secs = a.sections.map((sec) => ({ sec, J: new Float64Array(sec.ro * sec.r) }));
+    const scratch = { bufs: [] };
     return {
-      inputs: (job: EdgeInputRows): void => edgeInputRows(a.inputs, job),
+      inputs: (job: EdgeInputRows): void => edgeInputRows(a.inputs, job, scratch),
       run: (r: EdgeRun): number => {
         const s = secs[r.section]!;
         return accumulateSquaredEdges(s.sec, r.E, s.J, r.fhat, r.gates, r.order, r.from, r.to);
