@@ -207,7 +207,7 @@ describe('computeEdgesHost', () => {
   });
 
   it('gives the same bits on 1, 2 and 3 threads, and the threads start', async () => {
-    expect((await edgeThreads([], 2))?.count).toBe(2);
+    expect((await edgeThreads([], { layers: [], upTo: 0, sections: [], alphas: new Float64Array(0), weights: new Float64Array(0) }, 2))?.count).toBe(2);
     const s = setup(613);
     const pts = integrationPoints('gradient', 0);
     const src = arraySource(s.x, s.n, 9);

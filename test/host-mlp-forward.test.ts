@@ -49,4 +49,18 @@ describe('forwardRowsHost', () => {
     expect(() => forwardRowsHost(m, new Float32Array(7), 2)).toThrow(/expected rows\*d/);
     expect(() => forwardRowsHost(m, new Float32Array(8), 2, 3)).toThrow(/upTo/);
   });
+
+  it('gives the same values through reused scratch buffers, whatever the previous call left there', () => {
+    const m = model([11, 7, 5], ['relu', 'gelu'], 3);
+    const rnd = mulberry32(17);
+    const scratch = { bufs: [] as Float64Array[] };
+    // A larger batch first (the buffers then hold its values), then smaller and larger ones.
+    for (const rows of [13, 1, 5, 29]) {
+      const x = Float32Array.from({ length: rows * 11 }, () => (rnd() < 0.5 ? rnd() * 4 - 2 : 0));
+      const fresh = forwardRowsHost(m, x, rows);
+      const reused = forwardRowsHost(m, x, rows, undefined, undefined, scratch);
+      for (let a = 0; a < fresh.acts.length; a++) expect(Array.from(reused.acts[a]!)).toEqual(Array.from(fresh.acts[a]!));
+      for (let l = 0; l < fresh.pres.length; l++) expect(Array.from(reused.pres[l]!)).toEqual(Array.from(fresh.pres[l]!));
+    }
+  });
 });

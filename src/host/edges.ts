@@ -2,27 +2,27 @@
 // the adapter (src/runtime/stage-paths.ts: on a software adapter the "GPU" is these same cores
 // and its edge kernels stall on every storage load). Same inputs and outputs as computeEdges of
 // src/ib/edges.ts. Per block of rows:
-//   x      the section's input activations: forwardRowsHost (src/host/mlp-forward.ts), float64,
-//          following the non-zeros
-//   f̂      = Cᵀ [x; 1] = C[d, :] + Σ_{i: x_i ≠ 0} x_i C[i, :]   (sparse in x; in float64 the
-//          centred form of the GPU path buys nothing: there is no cancellation to avoid)
-//   p'     = Qᵀ f̂ with Q = C⁺W̄   (the section's pre-activation at the projected point, as rib)
-//   g      = Σ_k w_k σ'(α_k p')   (integrated derivative)
+//   x, f̂, p', g   the block's inputs (src/host/edge-inputs.ts): the forward pass, f̂ = Cᵀ[x; 1],
+//                 p' = Qᵀ f̂ with Q = C⁺W̄, integrated gates g = Σ_k w_k σ'(α_k p')
 //   E_ij  += Σ_n (Σ_h C^{ℓ+1}_{hi} g_nh Q_jh f̂_nj)²   (src/host/edges-squared.ts, carried J)
 // Blocks are at least HOST_EDGE_BLOCK_ROWS rows (the sums do not depend on how rows are grouped,
 // up to rounding). ReLU blocks are visited in sign-pattern order (src/cpu/gate-order.ts). Each
 // block's visiting order is cut into HOST_EDGE_RUNS runs; run k always adds into partial sum k, whichever thread
 // runs it, and the partials are added in a fixed order at the end, so the result is the same
-// bits on any number of threads. The host worker threads (src/host/pool.ts) run a block's runs while
-// this thread prepares the next block; each holds the pass's sections ('edge-sections' of
-// src/host/tasks.ts) from the pass's start to its end.
+// bits on any number of threads. The host worker threads (src/host/pool.ts) run both: a block's
+// inputs, its rows split between the threads (each row computed alone, so the split changes no
+// bits), and the block's runs; this thread only reads the data and orders each block's rows
+// (signPatternOrder), so preparing block b+1 and the kernel on block b both use every thread.
+// Each thread holds the pass's sections and block-input operands ('edge-sections' of
+// src/host/tasks.ts) from the pass's start to its end. Without threads the same functions run
+// here, in the same order.
 
-import { forwardRowsHost } from './mlp-forward.js';
+import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
 import type { EdgeRun } from './tasks.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
-import { actGrad, type Activation } from '../model/activations.js';
+import type { Activation } from '../model/activations.js';
 import { checkShape } from '../errors.js';
 
 /** Runs each block is cut into (the most threads that can share a block). */
@@ -33,22 +33,25 @@ export interface EdgeThreadSet {
   readonly count: number;
   /** Runs `run` on thread `t` (0 ≤ t < count); resolves with its number of rank-1 updates. */
   run(t: number, run: EdgeRun): Promise<number>;
+  /** Writes f̂ and gates of a range of a block's rows on thread `t` (edge-inputs.ts). */
+  inputs(t: number, job: EdgeInputRows): Promise<void>;
   /** Drops the pass's sections (the threads stay for other work). */
   close(): Promise<void>;
 }
 
 /**
  * Up to `want` host threads (default: the pool's size; at most HOST_EDGE_RUNS), each holding
- * `sections` (their arrays must be shared, see sharedF64) for one pass; undefined when none can
- * be had. Passes may overlap: each holds its own copy of the sections until `close`.
+ * `sections` and the block-input operands `inputs` (their arrays must be shared, see sharedF64)
+ * for one pass; undefined when none can be had. Passes may overlap: each holds its own copy of
+ * the sections until `close`.
  */
-export async function edgeThreads(sections: SquaredEdgeSection[], want?: number): Promise<EdgeThreadSet | undefined> {
+export async function edgeThreads(sections: SquaredEdgeSection[], inputs: EdgeInputPass, want?: number): Promise<EdgeThreadSet | undefined> {
   const pool = await hostThreadPool();
   if (!pool) return undefined;
   const n = Math.max(0, Math.min(HOST_EDGE_RUNS, pool.size, want ?? pool.size));
   let held: HeldState<'edge-sections'>[];
   try {
-    held = await Promise.all(Array.from({ length: n }, (_, t) => pool.hold('edge-sections', { sections }, { thread: t })));
+    held = await Promise.all(Array.from({ length: n }, (_, t) => pool.hold('edge-sections', { sections, inputs }, { thread: t })));
   } catch {
     return undefined;
   }
@@ -56,6 +59,7 @@ export async function edgeThreads(sections: SquaredEdgeSection[], want?: number)
   return {
     count: held.length,
     run: (t, r) => held[t]!.call('run', r),
+    inputs: (t, job) => held[t]!.call('inputs', job),
     close: async () => { await Promise.all(held.map((h) => h.release())); },
   };
 }
@@ -96,8 +100,9 @@ export interface HostEdgeOptions {
   /** Rank-1 updates made, per section key (for measurements). */
   counts?: Map<string, { rows: number; updates: number }>;
   /**
-   * Filled with this thread's time preparing blocks (forward pass, f̂, gates, orders) and the time
-   * the edge kernel took beyond it (for measurements).
+   * Filled with this thread's time preparing blocks (copying rows, orders; and the block inputs
+   * when there are no threads) and the time it waited for the threads or ran the edge kernel
+   * itself (for measurements).
    */
   timing?: { prepMs: number; kernelMs: number };
 }
@@ -108,8 +113,8 @@ interface Prepared {
   key: string;
   sec: SquaredEdgeSection;
   act: Activation;
-  /** Q = C⁺W̄, r × dimOut. */
-  Q: Float64Array;
+  /** Operands of the block inputs (C and Q = C⁺W̄, shared). */
+  inp: EdgeInputPass['sections'][number];
   /** HOST_EDGE_RUNS partial sums, each ro × r (views of one shared buffer). */
   partials: Float64Array[];
   J: Float64Array;
@@ -143,10 +148,11 @@ function prepare(p: HostEdgeSection, act: Activation): Prepared {
   const B = shared(h * r);
   for (let j = 0; j < r; j++) for (let o = 0; o < h; o++) B[o * r + j] = Q[j * h + o]!;
   const A = p.nextC ? sharedF64(p.nextC) : undefined;
+  const inp = { layer: p.layer, dim, r, C: sharedF64(p.basis.C), Q: sharedF64(Q), h, act };
   const n = p.ro * r;
   const all = new Float64Array(sharedBytes(Math.max(1, HOST_EDGE_RUNS * n) * 8));
   const partials = Array.from({ length: HOST_EDGE_RUNS }, (_, k) => all.subarray(k * n, (k + 1) * n));
-  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, Q, partials, J: new Float64Array(n), updates: 0 };
+  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, inp, partials, J: new Float64Array(n), updates: 0 };
 }
 
 /**
@@ -155,7 +161,11 @@ function prepare(p: HostEdgeSection, act: Activation): Prepared {
  * shared memory per block would stay alive until the worker threads' own garbage collection, so
  * the pass's memory would grow with the number of rows.
  */
-function blockBuffers(secs: Prepared[], rows: number): BlockInputs['secs'] {
+function blockBuffers(secs: Prepared[], rows: number, d0: number): { x: Float32Array; secs: BlockInputs['secs'] } {
+  return { x: new Float32Array(sharedBytes(Math.max(1, rows * d0) * 4)), secs: sectionBuffers(secs, rows) };
+}
+
+function sectionBuffers(secs: Prepared[], rows: number): BlockInputs['secs'] {
   return secs.map((s) => ({
     fhat: shared(rows * s.p.basis.r),
     gates: shared(rows * s.p.dimOut),
@@ -163,79 +173,16 @@ function blockBuffers(secs: Prepared[], rows: number): BlockInputs['secs'] {
   }));
 }
 
-/** f̂, gates and visiting order of one section over a block (x: rows × d, float64), into `buf`. */
-function blockInputs(
-  s: Prepared, x: Float64Array, rows: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> }, buf: BlockInputs['secs'][number],
-): BlockInputs['secs'][number] {
-  const { dim, r, C } = s.p.basis;
-  const d = dim - 1;
-  const h = s.p.dimOut;
-  const Q = s.Q;
-  const act = s.act;
-  const alphas = Float64Array.from(pts.alphas);
-  const weights = Float64Array.from(pts.weights);
-  const npts = alphas.length;
-  const fhat = buf.fhat.subarray(0, rows * r);
-  const gates = buf.gates.subarray(0, rows * h);
-  // Row scratch in plain arrays; each row is copied into the shared ones once.
-  const f = new Float64Array(r);
-  const pre = new Float64Array(h);
-  const nz = new Int32Array(d);
-  const nzv = new Float64Array(d);
-  const cb = d * r;
-  for (let n = 0; n < rows; n++) {
-    const xo = n * d;
-    // The non-zeros only: MNIST pixels are ~19 % non-zero and ReLU outputs about half.
-    let m = 0;
-    for (let i = 0; i < d; i++) {
-      const v = x[xo + i]!;
-      if (v !== 0) { nz[m] = i * r; nzv[m] = v; m++; }
-    }
-    // f̂ = C[d, :] + Σ x_i C[i, :], four columns at a time held in registers across the
-    // non-zeros (V8 does not vectorise; an axpy per non-zero would load and store f̂ each time).
-    let j = 0;
-    for (; j + 4 <= r; j += 4) {
-      let a0 = C[cb + j]!, a1 = C[cb + j + 1]!, a2 = C[cb + j + 2]!, a3 = C[cb + j + 3]!;
-      for (let t = 0; t < m; t++) {
-        const v = nzv[t]!;
-        const co = nz[t]! + j;
-        a0 += v * C[co]!; a1 += v * C[co + 1]!; a2 += v * C[co + 2]!; a3 += v * C[co + 3]!;
-      }
-      f[j] = a0; f[j + 1] = a1; f[j + 2] = a2; f[j + 3] = a3;
-    }
-    for (; j < r; j++) {
-      let a0 = C[cb + j]!;
-      for (let t = 0; t < m; t++) a0 += nzv[t]! * C[nz[t]! + j]!;
-      f[j] = a0;
-    }
-    // p' = Qᵀ f̂, likewise four outputs at a time.
-    let o = 0;
-    for (; o + 4 <= h; o += 4) {
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      for (let k = 0; k < r; k++) {
-        const v = f[k]!;
-        const qo = k * h + o;
-        a0 += v * Q[qo]!; a1 += v * Q[qo + 1]!; a2 += v * Q[qo + 2]!; a3 += v * Q[qo + 3]!;
-      }
-      pre[o] = a0; pre[o + 1] = a1; pre[o + 2] = a2; pre[o + 3] = a3;
-    }
-    for (; o < h; o++) {
-      let a0 = 0;
-      for (let k = 0; k < r; k++) a0 += f[k]! * Q[k * h + o]!;
-      pre[o] = a0;
-    }
-    fhat.set(f, n * r);
-    const go = n * h;
-    for (let o = 0; o < h; o++) {
-      let g = 0;
-      for (let k = 0; k < npts; k++) g += weights[k]! * actGrad(act, alphas[k]! * pre[o]!);
-      gates[go + o] = g;
-    }
-  }
-  // Two-valued gates (ReLU) change little between rows in sign-pattern order; other activations
-  // change every gate on every row, so any order is as good.
+/**
+ * The visiting order of one section over a block whose gates are written: two-valued gates (ReLU)
+ * change little between rows in sign-pattern order; other activations change every gate on every
+ * row, so any order is as good.
+ */
+function blockOrder(s: Prepared, rows: number, buf: BlockInputs['secs'][number]): BlockInputs['secs'][number] {
+  const fhat = buf.fhat.subarray(0, rows * s.p.basis.r);
+  const gates = buf.gates.subarray(0, rows * s.p.dimOut);
   const order = buf.order.subarray(0, Math.max(1, rows));
-  if (s.act === 'relu') order.set(signPatternOrder(gates, rows, h));
+  if (s.act === 'relu') order.set(signPatternOrder(gates, rows, s.p.dimOut));
   else for (let n = 0; n < rows; n++) order[n] = n;
   return { fhat, gates, order };
 }
@@ -281,9 +228,9 @@ export async function computeEdgesHost(
   const r1 = shard?.end ?? data.n;
   const divisor = shard?.divisor ?? data.n;
   checkShape(Number.isInteger(batchSize) && batchSize >= 1, `host edges: batch size ${batchSize} is not a positive integer`);
-  // Float64 weights once per pass, not once per block.
+  // Float64 weights once per pass, not once per block (shared: the threads hold them).
   const model64 = {
-    layers: model.layers.map((l) => ({ ...l, W: Float64Array.from(l.W), b: Float64Array.from(l.b) })),
+    layers: model.layers.map((l) => ({ dIn: l.dIn, dOut: l.dOut, activation: l.activation, W: sharedF64(Float64Array.from(l.W)), b: sharedF64(Float64Array.from(l.b)) })),
   };
   const secs = pairs.map((p) => {
     const l = model64.layers[p.layer];
@@ -291,35 +238,68 @@ export async function computeEdgesHost(
     return prepare(p, l.activation);
   });
   const upTo = Math.max(...pairs.map((p) => p.layer));
-  const pool = threads === undefined || threads > 1 ? await edgeThreads(secs.map((s) => s.sec), threads) : undefined;
+  const pass: EdgeInputPass = {
+    layers: model64.layers, upTo, sections: secs.map((s) => s.inp),
+    alphas: Float64Array.from(pts.alphas), weights: Float64Array.from(pts.weights),
+  };
+  const pool = threads === undefined || threads > 1 ? await edgeThreads(secs.map((s) => s.sec), pass, threads) : undefined;
   let prepMs = 0;
   let kernelMs = 0;
   const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
-  const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0))));
+  const d0 = model64.layers[0]!.dIn;
+  const scratch = { bufs: [] };
+  const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0)), d0));
   let nextSet = 0;
-  const stage = async (start: number, rows: number): Promise<BlockInputs> => {
+  // A block is staged in two steps so that the threads compute the next block's inputs first and
+  // then this block's runs, while this thread orders the next block's rows (signPatternOrder):
+  // `fill` reads the rows and hands the inputs to the threads (or computes them here without
+  // threads); `order` waits for them and orders each section's rows.
+  const fill = async (start: number, rows: number): Promise<{ rows: number; set: (typeof sets)[number]; done: Promise<unknown> }> => {
     const x = await data.readRows(start, rows);
     const t0 = performance.now();
-    const fw = forwardRowsHost(model64, x, rows, upTo);
     const set = sets[nextSet]!;
     nextSet ^= 1;
-    const blk = { rows, secs: secs.map((s, si) => blockInputs(s, fw.acts[s.p.layer]!, rows, pts, set[si]!)) };
+    checkShape(x.length >= rows * d0, `host edges: the data gave ${x.length} values for ${rows} rows of ${d0}`);
+    set.x.set(x.subarray(0, rows * d0));
+    const out = set.secs.map((buf) => ({ fhat: buf.fhat, gates: buf.gates }));
+    let done: Promise<unknown>;
+    if (pool) {
+      // Each thread computes a contiguous share of the rows.
+      done = Promise.all(Array.from({ length: pool.count }, (_, t) => pool.inputs(t, {
+        x: set.x, out, from: Math.floor((t * rows) / pool.count), to: Math.floor(((t + 1) * rows) / pool.count),
+      })));
+    } else {
+      edgeInputRows(pass, { x: set.x, out, from: 0, to: rows }, scratch);
+      done = Promise.resolve();
+    }
     prepMs += performance.now() - t0;
+    return { rows, set, done };
+  };
+  const order = async (f: Awaited<ReturnType<typeof fill>>): Promise<BlockInputs> => {
+    const t0 = performance.now();
+    await f.done;
+    const t1 = performance.now();
+    const blk = { rows: f.rows, secs: secs.map((s, si) => blockOrder(s, f.rows, f.set.secs[si]!)) };
+    const t2 = performance.now();
+    kernelMs += t1 - t0;
+    prepMs += t2 - t1;
     return blk;
   };
   try {
-    let next = r0 < r1 ? await stage(r0, Math.min(blockRows, r1 - r0)) : undefined;
+    let next = r0 < r1 ? await order(await fill(r0, Math.min(blockRows, r1 - r0))) : undefined;
     for (let b = r0; b < r1; b += blockRows) {
       const cur = next!;
-      const t0 = performance.now();
-      const running = runBlock(secs, cur, pool);
-      const t1 = performance.now();
-      // The next block is prepared here while the threads run this one.
       const nb = b + blockRows;
-      next = nb < r1 ? await stage(nb, Math.min(blockRows, r1 - nb)) : undefined;
-      const t2 = performance.now();
+      // The next block's inputs are queued on the threads ahead of this block's runs, so that
+      // this thread can order the next block while the threads run this one.
+      const filled = nb < r1 ? await fill(nb, Math.min(blockRows, r1 - nb)) : undefined;
+      let t0 = performance.now();
+      const running = runBlock(secs, cur, pool);
+      kernelMs += performance.now() - t0;
+      next = filled ? await order(filled) : undefined;
+      t0 = performance.now();
       await running;
-      kernelMs += t1 - t0 + (performance.now() - t2);
+      kernelMs += performance.now() - t0;
       progress('edges', b + cur.rows - r0, r1 - r0);
     }
   } finally {

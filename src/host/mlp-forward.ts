@@ -42,17 +42,35 @@ function affineRow(x: Float64Array, xo: number, dIn: number, W: Float64Array, b:
 }
 
 /**
+ * Buffers one caller reuses across forward passes (every value is overwritten): a long-lived
+ * caller that allocated fresh arrays per batch would leave the freeing to its garbage collector,
+ * which on an idle worker thread can lag far behind, so its memory grew with the number of rows.
+ */
+export interface ForwardScratch {
+  bufs: Float64Array[];
+}
+
+/** `n` values of scratch slot `k` (grown when too short), or a fresh array without scratch. */
+function take(scratch: ForwardScratch | undefined, k: number, n: number): Float64Array {
+  if (!scratch) return new Float64Array(n);
+  let b = scratch.bufs[k];
+  if (!b || b.length < n) { b = new Float64Array(n); scratch.bufs[k] = b; }
+  return b.subarray(0, n);
+}
+
+/**
  * Runs layers 0..upTo−1 on `rows` row-major rows of x (the first layer's dIn wide). `activate`
- * defaults to the model's activation functions in float64.
+ * defaults to the model's activation functions in float64. With `scratch`, the returned arrays
+ * are views of its buffers, valid until the next call with the same scratch.
  */
 export function forwardRowsHost(
   model: { readonly layers: readonly ForwardLayer[] }, x: ArrayLike<number>, rows: number, upTo = model.layers.length,
-  activate: (a: Activation, v: number) => number = actF64,
+  activate: (a: Activation, v: number) => number = actF64, scratch?: ForwardScratch,
 ): HostForward {
   checkShape(Number.isInteger(upTo) && upTo >= 0 && upTo <= model.layers.length, `forwardRowsHost: upTo = ${upTo} is outside 0..${model.layers.length}`);
   const d0 = model.layers[0]!.dIn;
   checkShape(Number.isInteger(rows) && rows >= 0 && x.length >= rows * d0, `forwardRowsHost: expected rows*d = ${rows}*${d0} values, got ${x.length}`);
-  const x0 = new Float64Array(rows * d0);
+  const x0 = take(scratch, 0, rows * d0);
   for (let k = 0; k < x0.length; k++) x0[k] = x[k]!;
   const acts: Float64Array[] = [x0];
   const pres: Float64Array[] = [];
@@ -62,9 +80,9 @@ export function forwardRowsHost(
     // Float64 copies keep the inner loop on one array type (monomorphic, no conversions).
     const W = l.W instanceof Float64Array ? l.W : Float64Array.from(l.W);
     const b = l.b instanceof Float64Array ? l.b : Float64Array.from(l.b);
-    const p = new Float64Array(rows * l.dOut);
+    const p = take(scratch, 1 + 2 * li, rows * l.dOut);
     for (let r = 0; r < rows; r++) affineRow(inp, r * l.dIn, l.dIn, W, b, l.dOut, p, r * l.dOut);
-    const a = new Float64Array(p.length);
+    const a = take(scratch, 2 + 2 * li, p.length);
     for (let k = 0; k < p.length; k++) a[k] = activate(l.activation, p[k]!);
     pres.push(p);
     acts.push(a);

@@ -17,6 +17,7 @@ import {
   addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables,
 } from './attention-sums.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
@@ -84,12 +85,15 @@ export const HOST_TASKS = {
 export const HOST_STATES = {
   /**
    * One host edge pass's sections (their arrays shared), each with the worker's own carried
-   * Jacobian scratch; `run` adds one run of rows into its shared partial E and answers the number
-   * of rank-1 updates.
+   * Jacobian scratch, and the pass's block-input operands (float64 weights, C, Q: edge-inputs.ts);
+   * `inputs` writes f̂ and gates of a range of a block's rows into the shared block buffers;
+   * `run` adds one run of rows into its shared partial E and answers the number of rank-1 updates.
    */
-  'edge-sections': (a: { sections: SquaredEdgeSection[] }) => {
+  'edge-sections': (a: { sections: SquaredEdgeSection[]; inputs: EdgeInputPass }) => {
     const secs = a.sections.map((sec) => ({ sec, J: new Float64Array(sec.ro * sec.r) }));
+    const scratch = { bufs: [] };
     return {
+      inputs: (job: EdgeInputRows): void => edgeInputRows(a.inputs, job, scratch),
       run: (r: EdgeRun): number => {
         const s = secs[r.section]!;
         return accumulateSquaredEdges(s.sec, r.E, s.J, r.fhat, r.gates, r.order, r.from, r.to);

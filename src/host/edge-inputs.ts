@@ -1,0 +1,128 @@
+// One block's inputs of the host squared-edge pass (src/host/edges.ts), for a range of its rows:
+// the pass's own forward pass (forwardRowsHost), then per section
+//   f̂  = Cᵀ [x; 1] = C[d, :] + Σ_{i: x_i ≠ 0} x_i C[i, :]   (sparse in x; in float64 the centred
+//        form of the GPU path buys nothing: there is no cancellation to avoid)
+//   p' = Qᵀ f̂ with Q = C⁺W̄   (the section's pre-activation at the projected point, as rib)
+//   g  = Σ_k w_k σ'(α_k p')   (integrated derivative)
+// Every row is computed on its own with the same float64 operations, so a block's rows may be
+// split between the host worker threads (each writing its rows of the shared fhat/gates buffers)
+// with the same bits as one call over the whole block. Runs on a worker (tasks.ts
+// 'edge-sections') or on the calling thread where there are none; imports no pool code.
+
+import { forwardRowsHost, type ForwardScratch } from './mlp-forward.js';
+import type { ForwardLayer } from '../cpu/mlp-forward.js';
+import { actGrad, type Activation } from '../model/activations.js';
+
+/** A section's operands for its block inputs (arrays shared when held by worker threads). */
+export interface EdgeInputSection {
+  /** Model layer whose input activations feed the section. */
+  layer: number;
+  /** The input basis: C is dim × r (dim = d + 1, folded bias row last). */
+  dim: number;
+  r: number;
+  C: Float64Array;
+  /** Q = C⁺W̄, r × h. */
+  Q: Float64Array;
+  h: number;
+  act: Activation;
+}
+
+/** What every block of one pass shares: the float64 model, the sections and the integration points. */
+export interface EdgeInputPass {
+  /** Layers with float64 W and b (shared when held by worker threads). */
+  layers: ForwardLayer[];
+  /** Layers 0..upTo−1 are run (the deepest section's layer). */
+  upTo: number;
+  sections: EdgeInputSection[];
+  alphas: Float64Array;
+  weights: Float64Array;
+}
+
+/** Rows [from, to) of one block: x is the block's rows × d0 input; each section's outputs are written in place. */
+export interface EdgeInputRows {
+  x: Float32Array;
+  from: number;
+  to: number;
+  /** Per section: fhat (rows × r) and gates (rows × h) of the whole block. */
+  out: { fhat: Float64Array; gates: Float64Array }[];
+}
+
+/**
+ * f̂ and gates of rows [from, to) of a block (see the module comment). `scratch` (one per thread
+ * and pass) holds the forward pass's buffers from block to block.
+ */
+export function edgeInputRows(pass: EdgeInputPass, job: EdgeInputRows, scratch?: ForwardScratch): void {
+  const { from, to } = job;
+  const rows = to - from;
+  if (rows <= 0) return;
+  const d0 = pass.layers[0]!.dIn;
+  const fw = forwardRowsHost(pass, job.x.subarray(from * d0, to * d0), rows, pass.upTo, undefined, scratch);
+  pass.sections.forEach((s, si) => {
+    const o = job.out[si]!;
+    sectionRows(s, fw.acts[s.layer]!, rows, pass.alphas, pass.weights, o.fhat.subarray(from * s.r, to * s.r), o.gates.subarray(from * s.h, to * s.h));
+  });
+}
+
+/** f̂ and gates of one section for `rows` rows of its input activations x (rows × d, float64). */
+function sectionRows(
+  s: EdgeInputSection, x: Float64Array, rows: number, alphas: Float64Array, weights: Float64Array, fhat: Float64Array, gates: Float64Array,
+): void {
+  const { dim, r, C, Q, h, act } = s;
+  const d = dim - 1;
+  const npts = alphas.length;
+  // Row scratch in plain arrays; each row is copied into the shared ones once.
+  const f = new Float64Array(r);
+  const pre = new Float64Array(h);
+  const nz = new Int32Array(d);
+  const nzv = new Float64Array(d);
+  const cb = d * r;
+  for (let n = 0; n < rows; n++) {
+    const xo = n * d;
+    // The non-zeros only: MNIST pixels are ~19 % non-zero and ReLU outputs about half.
+    let m = 0;
+    for (let i = 0; i < d; i++) {
+      const v = x[xo + i]!;
+      if (v !== 0) { nz[m] = i * r; nzv[m] = v; m++; }
+    }
+    // f̂ = C[d, :] + Σ x_i C[i, :], four columns at a time held in registers across the
+    // non-zeros (V8 does not vectorise; an axpy per non-zero would load and store f̂ each time).
+    let j = 0;
+    for (; j + 4 <= r; j += 4) {
+      let a0 = C[cb + j]!, a1 = C[cb + j + 1]!, a2 = C[cb + j + 2]!, a3 = C[cb + j + 3]!;
+      for (let t = 0; t < m; t++) {
+        const v = nzv[t]!;
+        const co = nz[t]! + j;
+        a0 += v * C[co]!; a1 += v * C[co + 1]!; a2 += v * C[co + 2]!; a3 += v * C[co + 3]!;
+      }
+      f[j] = a0; f[j + 1] = a1; f[j + 2] = a2; f[j + 3] = a3;
+    }
+    for (; j < r; j++) {
+      let a0 = C[cb + j]!;
+      for (let t = 0; t < m; t++) a0 += nzv[t]! * C[nz[t]! + j]!;
+      f[j] = a0;
+    }
+    // p' = Qᵀ f̂, likewise four outputs at a time.
+    let o = 0;
+    for (; o + 4 <= h; o += 4) {
+      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      for (let k = 0; k < r; k++) {
+        const v = f[k]!;
+        const qo = k * h + o;
+        a0 += v * Q[qo]!; a1 += v * Q[qo + 1]!; a2 += v * Q[qo + 2]!; a3 += v * Q[qo + 3]!;
+      }
+      pre[o] = a0; pre[o + 1] = a1; pre[o + 2] = a2; pre[o + 3] = a3;
+    }
+    for (; o < h; o++) {
+      let a0 = 0;
+      for (let k = 0; k < r; k++) a0 += f[k]! * Q[k * h + o]!;
+      pre[o] = a0;
+    }
+    fhat.set(f, n * r);
+    const go = n * h;
+    for (let o = 0; o < h; o++) {
+      let g = 0;
+      for (let k = 0; k < npts; k++) g += weights[k]! * actGrad(act, alphas[k]! * pre[o]!);
+      gates[go + o] = g;
+    }
+  }
+}
