@@ -51,7 +51,12 @@ export function tensorsSource(tensors: Record<string, Tensor>, label = '<tensors
     label,
     names: () => Object.keys(tensors),
     shape: (n) => tensors[n]!.shape,
-    read: async (n) => toFloat64(tensors[n]!),
+    // A copy even of float64 tensors: loading processes the weights in place (TransformerLens'
+    // centring and folding), and the caller's tensors must stay as they were.
+    read: async (n) => {
+      const t = tensors[n]!;
+      return t.data instanceof Float64Array ? t.data.slice() : toFloat64(t);
+    },
   };
 }
 
