@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -9,5 +11,8 @@ export default defineConfig({
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // Tests (and the CLI runs they spawn, e.g. `ibgpu doctor`) keep their tuning measurements in
+    // a cache of their own, never in the user's ~/.cache/ibgpu.
+    env: { IBGPU_CACHE_DIR: join(tmpdir(), `ibgpu-test-cache-${process.pid}`) },
   },
 });

@@ -85,11 +85,11 @@ function logSoftmax(x: Float64Array): Float64Array {
 function compiledLogProbs(tensors: Record<string, Tensor>, hfConfig: Record<string, unknown>, tokens: number[]): Promise<{ lp: Float64Array[]; resid: Float64Array }> {
   return (async () => {
     const cfg = parseTransformerConfig(hfConfig);
-    const before = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data)]));
+    const before = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data as unknown as ArrayLike<number>)]));
     const model = await loadTransformerFrom(tensorsSource(tensors), cfg);
     expect(model.config.normalization_type).toBe('LNPre');
     // Loading processes weights in place on its own copies: the caller's tensors are unchanged.
-    for (const [k, t] of Object.entries(tensors)) expect(Array.from(t.data), k).toEqual(before[k]);
+    for (const [k, t] of Object.entries(tensors)) expect(Array.from(t.data as unknown as ArrayLike<number>), k).toEqual(before[k]);
     const mp = compileTransformer(model, ['ln1.1', 'output'], { positions: P });
     const acts = nodeActivationsF64(mp, tokens, 1, P);
     const logits = acts[1]!.data;

@@ -43,7 +43,7 @@ export async function buildCommand(
       adapter: engine.adapterName,
       data: data.description,
       configPath,
-      extra: { total_ms: total, counters: engine.counters, kernel_choices: kernelChoices(engine), ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+      extra: { total_ms: total, counters: engine.counters, kernel_choices: kernelChoices(engine), stage_paths: stagePaths(engine), ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
       guard,
     });
     if (o.json) {
@@ -73,8 +73,15 @@ function kernelChoices(engine: Engine): Record<string, unknown> {
     matmul: matmulVariantFor(engine),
     matmul_choice: t ? (t.source === 'cache' ? `tuning cache (${t.size}^3: ${Object.entries(t.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ')})` : 'measured in this run') : 'adapter default (no tuning cached: run `ibgpu doctor`)',
     gram: chooseGramVariant(engine),
-    stage_paths: Object.fromEntries(stagePathChoices(engine).map((c) => [c.stage, { path: c.path, how: c.how, note: c.note }])),
   };
+}
+
+/**
+ * Where each stage ran and how that was chosen, for the manifest's `stage_paths` (the same field
+ * and form, stage → text, as transformer builds write).
+ */
+function stagePaths(engine: Engine): Record<string, string> {
+  return Object.fromEntries(stagePathChoices(engine).map((c) => [c.stage, `${c.path} (${c.how}: ${c.note})`]));
 }
 
 function summarize(p: { label: string; ms: number }[]): Record<string, { count: number; ms: number }> {
