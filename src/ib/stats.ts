@@ -103,17 +103,9 @@ export async function collectStats(
   const r1 = range?.end ?? data.n;
   const count = r1 - r0;
   const inputNode = plan.nodes.find((nd) => nd.act === 0);
-  let inputStats: NodeStats | undefined;
-  if (inputPath === 'host-sparse' && inputNode) {
-    const acc = new SparseGramF64(dims(0));
-    for (let start = r0; start < r1; start += batchSize) {
-      const rows = Math.min(batchSize, r1 - start);
-      acc.add(await data.readRows(start, rows), rows);
-    }
-    const shift = shifts.get(0)!;
-    inputStats = { name: inputNode.name, n: count, d: dims(0), folded: inputNode.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
-    plan.onInputStats?.(inputStats);
-  }
+  const inputStats = inputPath === 'host-sparse' && inputNode
+    ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
+  if (inputStats) plan.onInputStats?.(inputStats);
   const hostInput = inputStats !== undefined;
   const nodeAcc = plan.nodes.filter((nd) => !(hostInput && nd.act === 0)).map((nd) => ({
     nd,
@@ -218,17 +210,9 @@ async function collectStatsHost(
   // The input layer: the sparse host Gram (as on the GPU path) from the raw rows, before the pass.
   const inputNode = plan.nodes.find((nd) => nd.act === 0);
   const inputPath = plan.inputGram ?? chooseInputGramPath(engine, x0host);
-  let inputStats: NodeStats | undefined;
-  if (inputPath === 'host-sparse' && inputNode) {
-    const acc = new SparseGramF64(dims(0));
-    for (let start = r0; start < r1; start += batchSize) {
-      const rows = Math.min(batchSize, r1 - start);
-      acc.add(await data.readRows(start, rows), rows);
-    }
-    const shift = shifts.get(0)!;
-    inputStats = { name: inputNode.name, n: count, d: dims(0), folded: inputNode.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
-    plan.onInputStats?.(inputStats);
-  }
+  const inputStats = inputPath === 'host-sparse' && inputNode
+    ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
+  if (inputStats) plan.onInputStats?.(inputStats);
   const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)!) }));
   const gateAcc = plan.gateLayers.map((i) => ({ i, acc: new HostGateStats(model.layers[i]!.dOut, model.layers[i]!.activation, pts) }));
 
@@ -285,4 +269,19 @@ export function constSlotGate(model: MlpModel, i: number, pts: IntegrationPoints
   let g = 0;
   for (let k = 0; k < pts.alphas.length; k++) g += pts.weights[k]! * actGrad(a, pts.alphas[k]! * rho);
   return g;
+}
+
+/**
+ * The input node layer's statistics from the raw rows [range.start, range.end) on the host
+ * (src/cpu/sparse-gram.ts: only each row's non-zeros), shifted by `shift`.
+ */
+async function sparseInputStats(
+  data: DataSource, node: { name: string; folded: boolean }, d: number, shift: Float64Array, range: { start: number; end: number }, batchSize: number,
+): Promise<NodeStats> {
+  const acc = new SparseGramF64(d);
+  for (let start = range.start; start < range.end; start += batchSize) {
+    const rows = Math.min(batchSize, range.end - start);
+    acc.add(await data.readRows(start, rows), rows);
+  }
+  return { name: node.name, n: range.end - range.start, d, folded: node.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
 }
