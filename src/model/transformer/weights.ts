@@ -195,20 +195,45 @@ function splitHeadsCols(a: Float64Array, d: number, H: number, dh: number, colOf
   return out;
 }
 
-async function readGpt2(src: TensorSource, c: TransformerConfig, p: string): Promise<Raw> {
+/**
+ * The layout GPT-2 and GPT-Neo checkpoints share: blocks `${p}h.i.` with ln_1 / ln_2, embeddings
+ * wte / wpe, ln_f, and an lm_head tied to wte unless an untied lm_head.weight [V, d] is present
+ * (no output bias). `block` reads one block's attention and MLP weights.
+ */
+async function readGptLike(
+  src: TensorSource, c: TransformerConfig, p: string,
+  block: (b: string, r: ReturnType<typeof reader>) => Promise<BlockWeights>,
+): Promise<Raw> {
   const r = reader(src);
   const names = new Set(src.names());
-  const { d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V } = c;
+  const { d_model: d, d_vocab: V } = c;
   const blocks: BlockWeights[] = [];
   const ln1: LnWeights[] = [];
   const ln2: LnWeights[] = [];
   for (let i = 0; i < c.n_layers; i++) {
     const b = `${p}h.${i}.`;
+    blocks.push(await block(b, r));
+    ln1.push({ w: await r(`${b}ln_1.weight`, [d]), b: await r(`${b}ln_1.bias`, [d]) });
+    ln2.push({ w: await r(`${b}ln_2.weight`, [d]), b: await r(`${b}ln_2.bias`, [d]) });
+  }
+  const WE = await r(`${p}wte.weight`, [V, d]);
+  const head = names.has('lm_head.weight') ? await r('lm_head.weight', [V, d]) : WE;
+  return {
+    w: { WE, Wpos: firstRows(await r(`${p}wpe.weight`, [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
+    ln1,
+    ln2,
+    lnf: { w: await r(`${p}ln_f.weight`, [d]), b: await r(`${p}ln_f.bias`, [d]) },
+  };
+}
+
+async function readGpt2(src: TensorSource, c: TransformerConfig, p: string): Promise<Raw> {
+  const { d_model: d, n_heads: H, d_head: dh, d_mlp: m } = c;
+  return readGptLike(src, c, p, async (b, r) => {
     // Conv1D weights are [in, out] and used without transpose; c_attn's columns are (qkv, head, dh).
     const cw = await r(`${b}attn.c_attn.weight`, [d, 3 * d]);
     const cb = await r(`${b}attn.c_attn.bias`, [3 * d]);
     const proj = await r(`${b}attn.c_proj.weight`, [d, d]);
-    blocks.push({
+    return {
       WQ: splitHeadsCols(cw, d, H, dh, 0, 3 * d),
       WK: splitHeadsCols(cw, d, H, dh, d, 3 * d),
       WV: splitHeadsCols(cw, d, H, dh, 2 * d, 3 * d),
@@ -221,34 +246,17 @@ async function readGpt2(src: TensorSource, c: TransformerConfig, p: string): Pro
       bin: await r(`${b}mlp.c_fc.bias`, [m]),
       Wout: await r(`${b}mlp.c_proj.weight`, [m, d]),
       bout: await r(`${b}mlp.c_proj.bias`, [d]),
-    });
-    ln1.push({ w: await r(`${b}ln_1.weight`, [d]), b: await r(`${b}ln_1.bias`, [d]) });
-    ln2.push({ w: await r(`${b}ln_2.weight`, [d]), b: await r(`${b}ln_2.bias`, [d]) });
-  }
-  const WE = await r(`${p}wte.weight`, [V, d]);
-  // lm_head is tied to wte in GPT-2; an untied lm_head.weight [V, d] wins when present.
-  const head = names.has('lm_head.weight') ? await r('lm_head.weight', [V, d]) : WE;
-  return {
-    w: { WE, Wpos: firstRows(await r(`${p}wpe.weight`, [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
-    ln1,
-    ln2,
-    lnf: { w: await r(`${p}ln_f.weight`, [d]), b: await r(`${p}ln_f.bias`, [d]) },
-  };
+    };
+  });
 }
 
 async function readNeo(src: TensorSource, c: TransformerConfig, p: string): Promise<Raw> {
-  const r = reader(src);
-  const names = new Set(src.names());
-  const { d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V } = c;
-  const blocks: BlockWeights[] = [];
-  const ln1: LnWeights[] = [];
-  const ln2: LnWeights[] = [];
-  for (let i = 0; i < c.n_layers; i++) {
-    const b = `${p}h.${i}.`;
+  const { d_model: d, n_heads: H, d_head: dh, d_mlp: m } = c;
+  return readGptLike(src, c, p, async (b, r) => {
     // nn.Linear weights are [out, in]: transposed to [in, out], whose columns are (head, dh).
     // GPT-Neo's q/k/v projections have no bias.
     const proj = async (n: string): Promise<Float64Array> => splitHeadsCols(transpose(await r(`${b}attn.attention.${n}.weight`, [d, d]), d, d), d, H, dh);
-    blocks.push({
+    return {
       WQ: await proj('q_proj'), WK: await proj('k_proj'), WV: await proj('v_proj'),
       bQ: new Float64Array(H * dh), bK: new Float64Array(H * dh), bV: new Float64Array(H * dh),
       WO: transpose(await r(`${b}attn.attention.out_proj.weight`, [d, d]), d, d), // rows (head, dh) = [H, dh, d]
@@ -257,19 +265,8 @@ async function readNeo(src: TensorSource, c: TransformerConfig, p: string): Prom
       bin: await r(`${b}mlp.c_fc.bias`, [m]),
       Wout: transpose(await r(`${b}mlp.c_proj.weight`, [d, m]), d, m),
       bout: await r(`${b}mlp.c_proj.bias`, [d]),
-    });
-    ln1.push({ w: await r(`${b}ln_1.weight`, [d]), b: await r(`${b}ln_1.bias`, [d]) });
-    ln2.push({ w: await r(`${b}ln_2.weight`, [d]), b: await r(`${b}ln_2.bias`, [d]) });
-  }
-  const WE = await r(`${p}wte.weight`, [V, d]);
-  // lm_head is tied to wte; an untied lm_head.weight [V, d] wins when present. No output bias.
-  const head = names.has('lm_head.weight') ? await r('lm_head.weight', [V, d]) : WE;
-  return {
-    w: { WE, Wpos: firstRows(await r(`${p}wpe.weight`, [c.pos_rows ?? c.n_ctx, d]), c.n_ctx, d), blocks, WU: transpose(head, V, d), bU: new Float64Array(V) },
-    ln1,
-    ln2,
-    lnf: { w: await r(`${p}ln_f.weight`, [d]), b: await r(`${p}ln_f.bias`, [d]) },
-  };
+    };
+  });
 }
 
 async function readNeox(src: TensorSource, c: TransformerConfig, p: string): Promise<Raw> {
