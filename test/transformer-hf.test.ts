@@ -13,6 +13,7 @@ import { parseTransformerConfig } from '../src/model/transformer/config.js';
 import { loadTransformerFrom, tensorsSource } from '../src/model/transformer/weights.js';
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { gaussian, rng } from './helpers/random.js';
+import { attend, layerNorm, linear } from './helpers/hf-reference.js';
 
 const d = 8;
 const H = 2;
@@ -28,12 +29,6 @@ function rand(g: () => number, n: number, s = 0.3): Float64Array {
 }
 const T = (shape: number[], data: Float64Array): Tensor => ({ dtype: 'F64', shape, data });
 
-function layerNorm(x: Float64Array, w: Float64Array, b: Float64Array): Float64Array {
-  const mu = x.reduce((a, c) => a + c, 0) / x.length;
-  const v = x.reduce((a, c) => a + (c - mu) ** 2, 0) / x.length;
-  return x.map((c, i) => ((c - mu) / Math.sqrt(v + 1e-5)) * w[i]! + b[i]!);
-}
-
 /** y[o] = Σ_i x[i] W[i, o] + b[o] for W row-major [in, out]. */
 function affine(x: Float64Array, W: Float64Array, b: Float64Array | undefined, nOut: number): Float64Array {
   const y = new Float64Array(nOut);
@@ -43,37 +38,6 @@ function affine(x: Float64Array, W: Float64Array, b: Float64Array | undefined, n
     y[o] = s;
   }
   return y;
-}
-
-/** x·Wᵀ + b for nn.Linear W [out, in]. */
-function linear(x: Float64Array, W: Float64Array, b: Float64Array | undefined, nOut: number): Float64Array {
-  const y = new Float64Array(nOut);
-  for (let o = 0; o < nOut; o++) {
-    let s = b ? b[o]! : 0;
-    for (let i = 0; i < x.length; i++) s += x[i]! * W[o * x.length + i]!;
-    y[o] = s;
-  }
-  return y;
-}
-
-/** Causal attention over rows q,k,v [P][H·dh] (head-major columns), 1/√dh scale. */
-function attend(q: Float64Array[], k: Float64Array[], v: Float64Array[]): Float64Array[] {
-  return q.map((qt, t) => {
-    const z = new Float64Array(H * dh);
-    for (let h = 0; h < H; h++) {
-      const s: number[] = [];
-      for (let u = 0; u <= t; u++) {
-        let dot = 0;
-        for (let j = 0; j < dh; j++) dot += qt[h * dh + j]! * k[u]![h * dh + j]!;
-        s.push(dot / Math.sqrt(dh));
-      }
-      const mx = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - mx));
-      const tot = e.reduce((a, b) => a + b, 0);
-      for (let u = 0; u <= t; u++) for (let j = 0; j < dh; j++) z[h * dh + j]! += (e[u]! / tot) * v[u]![h * dh + j]!;
-    }
-    return z;
-  });
 }
 
 function logSoftmax(x: Float64Array): Float64Array {
@@ -129,7 +93,7 @@ describe('HuggingFace checkpoints', () => {
     for (let i = 0; i < L; i++) {
       const p = `transformer.h.${i}.`;
       const qkv = h.map((x) => affine(layerNorm(x, W(`${p}ln_1.weight`), W(`${p}ln_1.bias`)), W(`${p}attn.c_attn.weight`), W(`${p}attn.c_attn.bias`), 3 * d));
-      const z = attend(qkv.map((r) => r.slice(0, d)), qkv.map((r) => r.slice(d, 2 * d)), qkv.map((r) => r.slice(2 * d)));
+      const z = attend(qkv.map((r) => r.slice(0, d)), qkv.map((r) => r.slice(d, 2 * d)), qkv.map((r) => r.slice(2 * d)), H, dh, { divisor: Math.sqrt(dh) });
       h = h.map((x, pos) => x.map((c, k) => c + affine(z[pos]!, W(`${p}attn.c_proj.weight`), W(`${p}attn.c_proj.bias`), d)[k]!));
       h = h.map((x) => {
         const pre = affine(layerNorm(x, W(`${p}ln_2.weight`), W(`${p}ln_2.bias`)), W(`${p}mlp.c_fc.weight`), W(`${p}mlp.c_fc.bias`), m).map((c) => act('gelu_tanh', c));
@@ -196,7 +160,7 @@ describe('HuggingFace checkpoints', () => {
         for (let h = 0; h < H; h++) for (let j = 0; j < dh; j++) o[h * dh + j] = r[h * 3 * dh + s * dh + j]!;
         return o;
       };
-      const z = attend(qkv.map((r, pos) => rotary(part(r, 0), pos)), qkv.map((r, pos) => rotary(part(r, 1), pos)), qkv.map((r) => part(r, 2)));
+      const z = attend(qkv.map((r, pos) => rotary(part(r, 0), pos)), qkv.map((r, pos) => rotary(part(r, 1), pos)), qkv.map((r) => part(r, 2)), H, dh, { divisor: Math.sqrt(dh) });
       x = x.map((r, pos) => {
         const a = linear(z[pos]!, W(`${p}attention.dense.weight`), W(`${p}attention.dense.bias`), d);
         const hid = linear(layerNorm(r, W(`${p}post_attention_layernorm.weight`), W(`${p}post_attention_layernorm.bias`)), W(`${p}mlp.dense_h_to_4h.weight`), W(`${p}mlp.dense_h_to_4h.bias`), m).map((c) => act('gelu', c));

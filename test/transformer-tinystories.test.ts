@@ -14,6 +14,7 @@ import { parseTransformerConfig, TINYSTORIES_N_CTX } from '../src/model/transfor
 import { loadTransformerFrom, tensorsSource } from '../src/model/transformer/weights.js';
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { gaussian, rng } from './helpers/random.js';
+import { attend, layerNorm, linear } from './helpers/hf-reference.js';
 
 const d = 8;
 const H = 2;
@@ -74,49 +75,27 @@ function hfShapes(): Record<string, number[]> {
   return s;
 }
 
-function copyOf(t: Record<string, Tensor>): Record<string, Tensor> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, { ...v, data: (v.data as Float64Array).slice() }]));
-}
-
 /** HuggingFace's GPT-Neo forward in float64 (modeling_gpt_neo.py), logits [P, V] of one sequence. */
 function hfGptNeoLogits(t: Record<string, Tensor>, tokens: number[]): Float64Array {
   const W = (k: string): Float64Array => t[`transformer.${k}`]!.data as Float64Array;
   const P = tokens.length;
   let x = tokens.map((tok, p) => Float64Array.from({ length: d }, (_, k) => W('wte.weight')[tok * d + k]! + W('wpe.weight')[p * d + k]!));
-  const ln = (v: Float64Array, w: Float64Array, b: Float64Array): Float64Array => {
-    const mu = v.reduce((a, c) => a + c, 0) / d;
-    const va = v.reduce((a, c) => a + (c - mu) ** 2, 0) / d;
-    return v.map((c, k) => ((c - mu) / Math.sqrt(va + 1e-5)) * w[k]! + b[k]!);
-  };
-  // y = v·Wᵀ + b for an nn.Linear weight [out, in].
-  const lin = (v: Float64Array, w: Float64Array, out: number, b?: Float64Array): Float64Array =>
-    Float64Array.from({ length: out }, (_, o) => v.reduce((a, c, i) => a + c * w[o * v.length + i]!, b ? b[o]! : 0));
   const gelu = (u: number): number => 0.5 * u * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (u + 0.044715 * u ** 3)));
   for (let i = 0; i < LAYERS; i++) {
     const b = `h.${i}.`;
-    const h1 = x.map((v) => ln(v, W(`${b}ln_1.weight`), W(`${b}ln_1.bias`)));
-    const q = h1.map((v) => lin(v, W(`${b}attn.attention.q_proj.weight`), d));
-    const k = h1.map((v) => lin(v, W(`${b}attn.attention.k_proj.weight`), d));
-    const v = h1.map((u) => lin(u, W(`${b}attn.attention.v_proj.weight`), d));
-    const local = i % 2 === 1;
-    const z = x.map(() => new Float64Array(d));
-    for (let hh = 0; hh < H; hh++) {
-      for (let tq = 0; tq < P; tq++) {
-        const keys = [...Array(tq + 1).keys()].filter((u) => !local || tq - u < WINDOW);
-        const s = keys.map((u) => { let a = 0; for (let j = 0; j < dh; j++) a += q[tq]![hh * dh + j]! * k[u]![hh * dh + j]!; return a; });
-        const mx = Math.max(...s);
-        const e = s.map((a) => Math.exp(a - mx));
-        const sum = e.reduce((a, c) => a + c, 0);
-        keys.forEach((u, n) => { for (let j = 0; j < dh; j++) z[tq]![hh * dh + j]! += (e[n]! / sum) * v[u]![hh * dh + j]!; });
-      }
-    }
-    x = x.map((r, p) => r.map((c, kk) => c + lin(z[p]!, W(`${b}attn.attention.out_proj.weight`), d, W(`${b}attn.attention.out_proj.bias`))[kk]!));
-    const h2 = x.map((r) => ln(r, W(`${b}ln_2.weight`), W(`${b}ln_2.bias`)));
-    const mlp = h2.map((r) => lin(lin(r, W(`${b}mlp.c_fc.weight`), m, W(`${b}mlp.c_fc.bias`)).map(gelu), W(`${b}mlp.c_proj.weight`), d, W(`${b}mlp.c_proj.bias`)));
+    const h1 = x.map((v) => layerNorm(v, W(`${b}ln_1.weight`), W(`${b}ln_1.bias`)));
+    const q = h1.map((v) => linear(v, W(`${b}attn.attention.q_proj.weight`), undefined, d));
+    const k = h1.map((v) => linear(v, W(`${b}attn.attention.k_proj.weight`), undefined, d));
+    const v = h1.map((u) => linear(u, W(`${b}attn.attention.v_proj.weight`), undefined, d));
+    // Odd layers attend locally; GPT-Neo scales no scores.
+    const z = attend(q, k, v, H, dh, { divisor: 1, ...(i % 2 === 1 ? { window: WINDOW } : {}) });
+    x = x.map((r, p) => r.map((c, kk) => c + linear(z[p]!, W(`${b}attn.attention.out_proj.weight`), W(`${b}attn.attention.out_proj.bias`), d)[kk]!));
+    const h2 = x.map((r) => layerNorm(r, W(`${b}ln_2.weight`), W(`${b}ln_2.bias`)));
+    const mlp = h2.map((r) => linear(linear(r, W(`${b}mlp.c_fc.weight`), W(`${b}mlp.c_fc.bias`), m).map(gelu), W(`${b}mlp.c_proj.weight`), W(`${b}mlp.c_proj.bias`), d));
     x = x.map((r, p) => r.map((c, kk) => c + mlp[p]![kk]!));
   }
   const out = new Float64Array(P * V);
-  x.forEach((r, p) => out.set(lin(ln(r, W('ln_f.weight'), W('ln_f.bias')), W('wte.weight'), V), p * V));
+  x.forEach((r, p) => out.set(linear(layerNorm(r, W('ln_f.weight'), W('ln_f.bias')), W('wte.weight'), undefined, V), p * V));
   return out;
 }
 
@@ -137,7 +116,7 @@ describe("TinyStories' n_ctx = 511 (rib's special case)", () => {
     expect(cfg.n_ctx).toBe(TINYSTORIES_N_CTX);
     expect(cfg.pos_rows).toBe(N_POS);
     const t = randomTensors(tlShapes(), 1);
-    const model = await loadTransformerFrom(tensorsSource(copyOf(t)), cfg);
+    const model = await loadTransformerFrom(tensorsSource(t), cfg);
     expect(model.config.n_ctx).toBe(511);
     expect(model.weights.Wpos!.length).toBe(511 * d);
     expect(model.weights.Wpos).toEqual((t['pos_embed.W_pos']!.data as Float64Array).slice(0, 511 * d));
@@ -159,7 +138,7 @@ describe("TinyStories' n_ctx = 511 (rib's special case)", () => {
     const t = randomTensors(hfShapes(), 2);
     for (const k of Object.keys(t)) if (k.endsWith('ln_1.weight') || k.endsWith('ln_2.weight') || k.endsWith('ln_f.weight')) (t[k]!.data as Float64Array).forEach((v, i, a) => { a[i] = 1 + 0.3 * v; });
     // A copy: the loader processes float64 tensors in place (TL's folding), the reference needs the originals.
-    const model = await loadTransformerFrom(tensorsSource(copyOf(t), 'tinystories.safetensors'), cfg);
+    const model = await loadTransformerFrom(tensorsSource(t, 'tinystories.safetensors'), cfg);
     expect(model.config.normalization_type).toBe('LNPre');
     expect(model.weights.Wpos!.length).toBe(511 * d);
     const P = 7;
