@@ -82,6 +82,14 @@ async function expectSame(refDir: string, dir: string): Promise<number> {
   return worst;
 }
 
+/** The statistics pass as `count` dataset shards written in `dir`, combined there (a stage). */
+async function statsInShards(ctx: StageContext, dir: string, count: number): ReturnType<typeof combineStats> {
+  await mkdir(dir, { recursive: true });
+  const paths = Array.from({ length: count }, (_, i) => join(dir, `stats-${i}.safetensors`));
+  for (let i = 0; i < count; i++) await runStatsShard(ctx, { index: i, count }, paths[i]!);
+  return combineStats(ctx.model, checkPartials(await Promise.all(paths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+}
+
 describe('sharded builds across processes', () => {
   const engine = useEngine();
   let d = '';
@@ -189,10 +197,7 @@ describe('sharded builds across processes', () => {
       const want = await buildInteractionBasis(e, model, data, config);
       const ctx: StageContext = { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
       const dir = join(d, 'functional');
-      await mkdir(dir, { recursive: true });
-      const statsPaths = [0, 1, 2].map((i) => join(dir, `stats-${i}.safetensors`));
-      for (let i = 0; i < 3; i++) await runStatsShard(ctx, { index: i, count: 3 }, statsPaths[i]!);
-      await combineStats(model, checkPartials(await Promise.all(statsPaths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+      await statsInShards(ctx, dir, 3);
       const stage = await loadStage(dir, ctx.hash);
       for (const split of ['data', 'out'] as const) {
         const paths = [0, 1].map((i) => join(dir, `edges-${split}-${i}.safetensors`));
@@ -228,10 +233,7 @@ describe('sharded builds across processes', () => {
       // Where a stage runs is not part of what it computes: one stage serves both paths.
       expect(ctxOf('gpu').hash).toBe(ctxOf('host').hash);
       const dir = join(d, 'paths');
-      await mkdir(dir, { recursive: true });
-      const statsPaths = [0, 1].map((i) => join(dir, `stats-${i}.safetensors`));
-      for (let i = 0; i < 2; i++) await runStatsShard(ctxOf('gpu'), { index: i, count: 2 }, statsPaths[i]!);
-      await combineStats(model, checkPartials(await Promise.all(statsPaths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+      await statsInShards(ctxOf('gpu'), dir, 2);
       const stage = await loadStage(dir, ctxOf('gpu').hash);
       const wants = new Map<string, IbResult>();
       for (const path of ['gpu', 'host'] as const) {
@@ -284,11 +286,7 @@ describe('sharded builds across processes', () => {
     try {
       const want = await buildInteractionBasis(e, model, data, config);
       const ctx: StageContext = { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
-      const dir = join(d, 'host-stats');
-      await mkdir(dir, { recursive: true });
-      const statsPaths = [0, 1, 2].map((i) => join(dir, `stats-${i}.safetensors`));
-      for (let i = 0; i < 3; i++) await runStatsShard(ctx, { index: i, count: 3 }, statsPaths[i]!);
-      const got = await combineStats(model, checkPartials(await Promise.all(statsPaths.map((p) => readPartial(p, 'stats'))), 'stats'), dir);
+      const got = await statsInShards(ctx, join(d, 'host-stats'), 3);
       for (const [name, w] of want.bases) {
         const g = got.bases.get(name)!;
         expect(g.r, name).toBe(w.r);
