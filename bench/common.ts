@@ -28,7 +28,12 @@ export interface BenchRecord {
   adapter: string;
   backend: string;
   machine: {
-    cpus: string; cores: number; memGiB: number; platform: string; node: string; loadAvg1m?: number;
+    cpus: string;
+    cores: number;
+    memGiB: number;
+    platform: string;
+    node: string;
+    loadAvg1m?: number;
     /** /proc/cpuinfo family / model / stepping and the vector extensions llvmpipe can use. */
     cpu?: CpuId;
     /** llvmpipe settings from the environment (LP_NUM_THREADS, LP_NATIVE_VECTOR_WIDTH). */
@@ -92,7 +97,11 @@ export function machineInfo(): BenchRecord['machine'] {
 }
 
 export function slug(s: string): string {
-  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 60);
+  return s
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .slice(0, 60);
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -114,7 +123,13 @@ export async function timeCase(name: string, fn: () => unknown, opts: { minSampl
   if (benchLimits.minSamples !== undefined) opts = { ...opts, minSamples: Math.min(opts.minSamples ?? 3, benchLimits.minSamples) };
   await benny.suite(
     name,
-    benny.add(name, async () => { await fn(); }, { minSamples: opts.minSamples ?? 3, maxTime: opts.maxTime ?? 2, delay: 0 }),
+    benny.add(
+      name,
+      async () => {
+        await fn();
+      },
+      { minSamples: opts.minSamples ?? 3, maxTime: opts.maxTime ?? 2, delay: 0 },
+    ),
     benny.complete((summary) => {
       const r = summary.results[0] as unknown as { details?: { median?: number } } | undefined;
       ms = (r?.details?.median ?? NaN) * 1000;
@@ -140,12 +155,14 @@ export function saveRecord(suite: string, engine: Pick<Engine, 'adapterName' | '
 
 export function printRows(suite: string, rows: BenchRow[]): void {
   console.log(`\n${suite}`);
-  console.table(rows.map((r) => ({
-    case: r.case,
-    ms: r.ms.toFixed(2),
-    'GFLOP/s': r.gflops?.toFixed(2) ?? '',
-    'gpu ms': r.gpuMs?.toFixed(2) ?? '',
-    'x vs CPU': r.speedupVsCpu?.toFixed(1) ?? '',
-    note: r.note ?? '',
-  })));
+  console.table(
+    rows.map((r) => ({
+      case: r.case,
+      ms: r.ms.toFixed(2),
+      'GFLOP/s': r.gflops?.toFixed(2) ?? '',
+      'gpu ms': r.gpuMs?.toFixed(2) ?? '',
+      'x vs CPU': r.speedupVsCpu?.toFixed(1) ?? '',
+      note: r.note ?? '',
+    })),
+  );
 }

@@ -28,7 +28,10 @@ function randomSymmetric(n: number, seed: number): Float64Array {
   return a;
 }
 
-interface Tracker { n: number; ms: number }
+interface Tracker {
+  n: number;
+  ms: number;
+}
 
 /** Times fn (benny, several runs) while cheap, a single run when slow, or skips it. */
 async function measure(name: string, n: number, last: Tracker | undefined, fn: () => unknown): Promise<{ ms: number; note?: string }> {
@@ -59,7 +62,9 @@ export async function runEighBench(engine: Engine, opts: { quick?: boolean; size
     rows.push({ case: `cpu symEig f64 n=${n}`, ms: cpu.ms, flops, gflops: flops / cpu.ms / 1e6, note: cpu.note });
 
     let sweeps = 0;
-    const gpu = await measure(`eighGpu ${n}`, n, lastGpu, async () => { sweeps = (await eighGpu(engine, a, n)).sweeps; });
+    const gpu = await measure(`eighGpu ${n}`, n, lastGpu, async () => {
+      sweeps = (await eighGpu(engine, a, n)).sweeps;
+    });
     if (!Number.isNaN(gpu.ms)) lastGpu = { n, ms: gpu.ms };
     rows.push({
       case: `gpu eighGpu f32 n=${n}`,
@@ -71,8 +76,9 @@ export async function runEighBench(engine: Engine, opts: { quick?: boolean; size
     });
 
     let iterations = 0;
-    const ref = await measure(`eigh ${n}`, n, lastRef ?? (lastGpu && lastCpu ? { n: lastGpu.n, ms: lastGpu.ms + 2 * lastCpu.ms } : undefined),
-      async () => { iterations = (await eigh(engine, a, n, { solver: 'gpu' })).iterations; });
+    const ref = await measure(`eigh ${n}`, n, lastRef ?? (lastGpu && lastCpu ? { n: lastGpu.n, ms: lastGpu.ms + 2 * lastCpu.ms } : undefined), async () => {
+      iterations = (await eigh(engine, a, n, { solver: 'gpu' })).iterations;
+    });
     if (!Number.isNaN(ref.ms)) lastRef = { n, ms: ref.ms };
     rows.push({
       case: `gpu+refine eigh f64 n=${n}`,

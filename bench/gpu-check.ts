@@ -30,9 +30,17 @@ const repo = resolve(here, '..');
 
 /** GPU test files: every kernel family and the pipeline on the device (not the CPU-only files). */
 export const GPU_TEST_FILES = [
-  'test/runtime.test.ts', 'test/matmul.test.ts', 'test/gram.test.ts', 'test/eigh.test.ts',
-  'test/sign-patterns.test.ts', 'test/section-kernels.test.ts', 'test/load-cost.test.ts',
-  'test/ib-fixture.test.ts', 'test/ib-legacy.test.ts', 'test/barrier-kernels.test.ts', 'test/host-edges.test.ts',
+  'test/runtime.test.ts',
+  'test/matmul.test.ts',
+  'test/gram.test.ts',
+  'test/eigh.test.ts',
+  'test/sign-patterns.test.ts',
+  'test/section-kernels.test.ts',
+  'test/load-cost.test.ts',
+  'test/ib-fixture.test.ts',
+  'test/ib-legacy.test.ts',
+  'test/barrier-kernels.test.ts',
+  'test/host-edges.test.ts',
 ];
 
 export interface GpuCheckOptions {
@@ -119,13 +127,46 @@ export async function gpuCheck(opts: GpuCheckOptions = {}): Promise<GpuCheckSumm
       const file = join(out, 'doctor.json');
       writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
       const failed = report.checks.filter((c) => !c.ok).map((c) => c.name);
-      return { ok: failed.length === 0, file, note: failed.length ? `failed: ${failed.join(', ')}` : `all ${report.checks.length} self-checks pass; matmul ${report.variants.matmul}` };
+      return {
+        ok: failed.length === 0,
+        file,
+        note: failed.length ? `failed: ${failed.join(', ')}` : `all ${report.checks.length} self-checks pass; matmul ${report.variants.matmul}`,
+      };
     });
-    await step('matmul', async () => ({ file: save('matmul', await runMatmulBench(engine, { sizes: short ? [64, 128] : [256, 512, 1024, 2048, 4096], cpuBudgetMs: short ? 0 : 20_000 })) }));
-    await step('gram', async () => ({ file: save('gram', await runGramBench(engine, { shapes: short ? [[256, 64]] : [[16384, 512], [4096, 2048]] })) }));
+    await step('matmul', async () => ({
+      file: save('matmul', await runMatmulBench(engine, { sizes: short ? [64, 128] : [256, 512, 1024, 2048, 4096], cpuBudgetMs: short ? 0 : 20_000 })),
+    }));
+    await step('gram', async () => ({
+      file: save(
+        'gram',
+        await runGramBench(engine, {
+          shapes: short
+            ? [[256, 64]]
+            : [
+                [16384, 512],
+                [4096, 2048],
+              ],
+        }),
+      ),
+    }));
     await step('eigh', async () => ({ file: save('eigh', await runEighBench(engine, { sizes: short ? [32] : [1024, 2048, 4096] })) }));
-    await step('sign-patterns', async () => ({ file: save('sign-patterns', await runSignPatternsBench(engine, { shapes: short ? [[512, 64]] : [[10000, 256], [60000, 1024]], save: false })) }));
-    await step('ib-mnist', async () => ({ file: save('ib-mnist', await runIbMnistBench(engine, short ? { digits: 300, reps: 1, save: false, exampleOnly: true } : { reps: 3, save: false })) }));
+    await step('sign-patterns', async () => ({
+      file: save(
+        'sign-patterns',
+        await runSignPatternsBench(engine, {
+          shapes: short
+            ? [[512, 64]]
+            : [
+                [10000, 256],
+                [60000, 1024],
+              ],
+          save: false,
+        }),
+      ),
+    }));
+    await step('ib-mnist', async () => ({
+      file: save('ib-mnist', await runIbMnistBench(engine, short ? { digits: 300, reps: 1, save: false, exampleOnly: true } : { reps: 3, save: false })),
+    }));
     // Hook: the modular-addition transformer build joins here once the transformer pipeline
     // exists (a `runModaddBench(engine, { short })` in bench/, recorded like the MNIST build).
     steps.push({ step: 'modadd', status: 'skipped', seconds: 0, note: 'transformer pipeline not in this build yet' });

@@ -18,7 +18,17 @@ function randomRows(n: number, seed: number): Float32Array {
 }
 
 export async function runGramBench(engine: Engine, opts: { quick?: boolean; shapes?: [number, number][] } = {}): Promise<BenchRow[]> {
-  const shapes: [number, number][] = opts.shapes ?? (opts.quick ? [[2048, 256], [512, 1024]] : [[16384, 512], [4096, 2048]]);
+  const shapes: [number, number][] =
+    opts.shapes ??
+    (opts.quick
+      ? [
+          [2048, 256],
+          [512, 1024],
+        ]
+      : [
+          [16384, 512],
+          [4096, 2048],
+        ]);
   const chosen = chooseGramVariant(engine);
   const other: GramVariant = chosen === 'reg' ? 'tiled' : 'reg';
   const rows: BenchRow[] = [];
@@ -28,7 +38,10 @@ export async function runGramBench(engine: Engine, opts: { quick?: boolean; shap
     const buf = engine.upload(x, 'bench.x');
     const cpuMs = await timeCase(`cpu f64 ${n}x${d}`, () => gramF64(x, n, d), { minSamples: 2, maxTime: 1 });
     rows.push({ case: `cpu gramF64 ${n}x${d}`, ms: cpuMs, flops, gflops: flops / cpuMs / 1e6 });
-    const gpuCases: [GramMode, GramVariant][] = [['host-f64', chosen], ['gpu-f32', chosen]];
+    const gpuCases: [GramMode, GramVariant][] = [
+      ['host-f64', chosen],
+      ['gpu-f32', chosen],
+    ];
     if (n === shapes[0]![0]) gpuCases.push(['gpu-f32', other]);
     for (const [mode, variant] of gpuCases) {
       // One batch from a resident GPU buffer, including the readback(s) and the f64 result.

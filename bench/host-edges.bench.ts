@@ -26,7 +26,8 @@ const repo = resolve(here, '..');
 
 async function loadModel(path: string): Promise<MlpModel> {
   const arch = parseArch({
-    type: 'mlp', weight_layout: 'in_out',
+    type: 'mlp',
+    weight_layout: 'in_out',
     layers: [0, 1, 2].map((i) => ({ name: `layers.${i}`, in: [784, 100, 100][i], out: [100, 100, 10][i], activation: i < 2 ? 'relu' : 'identity' })),
   });
   const st = await openSafetensors(path);
@@ -59,15 +60,29 @@ const model = await loadModel(modelPath);
 const digits = await loadMnistDigits({ count: 10000 });
 const data = arraySource(digits.images, digits.n, 784);
 const base = {
-  node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], basis_formula: 'jacobian', edge_formula: 'squared',
-  integration_method: 'gradient', n_intervals: 0, center: true, truncation_threshold: 1e-10, rib_compat: true,
-  batch_size: 1000, rotate_final_node_layer: false, calculate_edges: true,
+  node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+  basis_formula: 'jacobian',
+  edge_formula: 'squared',
+  integration_method: 'gradient',
+  n_intervals: 0,
+  center: true,
+  truncation_threshold: 1e-10,
+  rib_compat: true,
+  batch_size: 1000,
+  rotate_final_node_layer: false,
+  calculate_edges: true,
 };
 const engine = await Engine.create();
-console.log(`model ${modelPath}; adapter ${engine.adapterName}; load average ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+console.log(
+  `model ${modelPath}; adapter ${engine.adapterName}; load average ${loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')}`,
+);
 try {
   const cases: { label: string; path: 'gpu' | 'host'; threads?: number }[] = [
-    { label: 'gpu', path: 'gpu' }, { label: 'host 1 thread', path: 'host', threads: 1 }, { label: 'host 2 threads', path: 'host', threads: 2 },
+    { label: 'gpu', path: 'gpu' },
+    { label: 'host 1 thread', path: 'host', threads: 1 },
+    { label: 'host 2 threads', path: 'host', threads: 2 },
   ];
   const results = new Map<string, IbResult>();
   const runs = new Map<string, Record<string, number>[]>(cases.map((c) => [c.label, []]));
@@ -85,9 +100,15 @@ try {
   for (const c of cases) {
     const t = runs.get(c.label)!;
     const med = (k: string): number => t.map((x) => x[k] ?? 0).sort((a, b) => a - b)[Math.floor(t.length / 2)]!;
-    console.log(`${c.label.padEnd(16)} stats ${med('stats').toFixed(0)} ms, basis ${med('basis').toFixed(0)} ms, edges ${med('edges').toFixed(0)} ms (median of ${reps}; edges ${t.map((x) => (x['edges'] ?? 0).toFixed(0)).join(', ')})`);
+    console.log(
+      `${c.label.padEnd(16)} stats ${med('stats').toFixed(0)} ms, basis ${med('basis').toFixed(0)} ms, edges ${med('edges').toFixed(0)} ms (median of ${reps}; edges ${t.map((x) => (x['edges'] ?? 0).toFixed(0)).join(', ')})`,
+    );
   }
-  console.log(`load average after: ${loadavg().map((v) => v.toFixed(2)).join(' ')}`);
+  console.log(
+    `load average after: ${loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ')}`,
+  );
   console.log(`E: host vs gpu, max |ΔE| / max |E| per pair, worst: ${maxRelDiff(results.get('gpu')!, results.get('host 1 thread')!).toExponential(2)}`);
   console.log(`E: host 1 vs 2 threads: ${maxRelDiff(results.get('host 1 thread')!, results.get('host 2 threads')!)}`);
   // Rank-1 updates per row of the host pass (sign-pattern order within each batch).

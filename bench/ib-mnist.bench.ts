@@ -25,7 +25,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const repo = here.includes(join('dist', 'bench')) ? resolve(here, '..', '..') : resolve(here, '..');
 
 const MNIST_ARCH = {
-  type: 'mlp', weight_layout: 'in_out',
+  type: 'mlp',
+  weight_layout: 'in_out',
   layers: [0, 1, 2].map((i) => ({ name: `layers.${i}`, in: [784, 100, 100][i], out: [100, 100, 10][i], activation: i < 2 ? 'relu' : 'identity' })),
 };
 
@@ -38,7 +39,10 @@ async function load(path: string): Promise<MlpModel> {
   }
 }
 
-export async function runIbMnistBench(engine: Engine, opts: { quick?: boolean; digits?: number; reps?: number; save?: boolean; exampleOnly?: boolean } = {}): Promise<BenchRow[]> {
+export async function runIbMnistBench(
+  engine: Engine,
+  opts: { quick?: boolean; digits?: number; reps?: number; save?: boolean; exampleOnly?: boolean } = {},
+): Promise<BenchRow[]> {
   const models: [string, string][] = [['example', join(repo, 'examples', 'mnist-mlp', 'model.safetensors')]];
   const ribWeights = resolve(repo, '..', 'shared', 'data', 'rib-mnist-mlp', 'weights.safetensors');
   if (existsSync(ribWeights) && !opts.exampleOnly) models.push(['rib weights', ribWeights]);

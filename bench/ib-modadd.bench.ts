@@ -35,7 +35,11 @@ export async function runIbModaddBench(engine: Engine | undefined, opts: { dir?:
   if (opts.gpu !== false && engine) devices.push('gpu');
   if (opts.cpu) devices.push('cpu');
   for (const device of devices) {
-    for (const [label, th] of [['τ 1e-15 absolute (rib)', { truncation_threshold: 1e-15, threshold_mode: 'absolute' }], ['τ 1e-10 relative', { truncation_threshold: 1e-10, threshold_mode: 'relative' }], ['τ 1e-6 relative (default)', { truncation_threshold: 1e-6, threshold_mode: 'relative' }]] as const) {
+    for (const [label, th] of [
+      ['τ 1e-15 absolute (rib)', { truncation_threshold: 1e-15, threshold_mode: 'absolute' }],
+      ['τ 1e-10 relative', { truncation_threshold: 1e-10, threshold_mode: 'relative' }],
+      ['τ 1e-6 relative (default)', { truncation_threshold: 1e-6, threshold_mode: 'relative' }],
+    ] as const) {
       const config = parseConfig({
         model: join(dir, 'weights.safetensors'),
         arch: join(dir, 'config.json'),

@@ -103,9 +103,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.log(`adapter: ${engine.adapterName}`);
     const rows = await runLoadCostBench(engine, { quick, rounds });
     const probe = laneInsertProbe();
-    rows.push(probe
-      ? { case: 'host probe: lane insert through the stack', ms: NaN, note: `${probe.spillInsertNs.toFixed(2)} ns per element (in registers: ${probe.registerInsertNs.toFixed(2)} ns, ${probe.ratio.toFixed(1)}x); bench/host-probe/lane-insert.c` }
-      : { case: 'host probe: lane insert through the stack', ms: NaN, note: 'not run: no gcc' });
+    rows.push(
+      probe
+        ? {
+            case: 'host probe: lane insert through the stack',
+            ms: NaN,
+            note: `${probe.spillInsertNs.toFixed(2)} ns per element (in registers: ${probe.registerInsertNs.toFixed(2)} ns, ${probe.ratio.toFixed(1)}x); bench/host-probe/lane-insert.c`,
+          }
+        : { case: 'host probe: lane insert through the stack', ms: NaN, note: 'not run: no gcc' },
+    );
     printRows('load cost (GFLOP/s counts the FMAs; a step is one obtained value + K FMAs)', rows);
     // One record per host kind: the CPU is part of the suite name, so hosts do not overwrite each other.
     const id = cpuId();

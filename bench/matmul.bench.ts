@@ -17,7 +17,10 @@ function randomData(n: number, seed: number): Float32Array {
   return out;
 }
 
-export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; sizes?: number[]; cpuBudgetMs?: number; variants?: MatmulVariantName[] } = {}): Promise<BenchRow[]> {
+export async function runMatmulBench(
+  engine: Engine,
+  opts: { quick?: boolean; sizes?: number[]; cpuBudgetMs?: number; variants?: MatmulVariantName[] } = {},
+): Promise<BenchRow[]> {
   const sizes = opts.sizes ?? (opts.quick ? [256, 512] : [256, 512, 1024, 2048]);
   const cpuBudget = opts.cpuBudgetMs ?? CPU_BUDGET_MS;
   const chosen = await chooseMatmulVariant(engine);
@@ -44,7 +47,12 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; si
       lastCpu = { n, ms: cpuMs };
       rows.push({ case: `cpu f64 ${n}^3`, ms: cpuMs, flops, gflops: flops / cpuMs / 1e6, note: n > 1024 ? 'single run' : undefined });
     } else {
-      rows.push({ case: `cpu f64 ${n}^3`, ms: NaN, flops, note: cpuBudget === 0 ? 'not run (--no-cpu)' : `skipped: predicted ${(predicted / 1000).toFixed(0)} s` });
+      rows.push({
+        case: `cpu f64 ${n}^3`,
+        ms: NaN,
+        flops,
+        note: cpuBudget === 0 ? 'not run (--no-cpu)' : `skipped: predicted ${(predicted / 1000).toFixed(0)} s`,
+      });
     }
 
     const ba = engine.upload(a, 'bench-a');
@@ -53,10 +61,14 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; si
     for (const variant of opts.variants ?? MATMUL_VARIANTS) {
       matmul(engine, ba, bb, bc, shape, { variant }); // compile + warm up
       await engine.sync();
-      const ms = await timeCase(`${variant} ${n}`, async () => {
-        matmul(engine, ba, bb, bc, shape, { variant });
-        await engine.sync();
-      }, { minSamples: 3, maxTime: n >= 2048 ? 1 : 2 });
+      const ms = await timeCase(
+        `${variant} ${n}`,
+        async () => {
+          matmul(engine, ba, bb, bc, shape, { variant });
+          await engine.sync();
+        },
+        { minSamples: 3, maxTime: n >= 2048 ? 1 : 2 },
+      );
       rows.push({
         case: `${variant} ${n}^3`,
         ms,
@@ -70,7 +82,9 @@ export async function runMatmulBench(engine: Engine, opts: { quick?: boolean; si
   }
   const t = matmulTuning(engine);
   if (t) {
-    const detail = Object.entries(t.ms).map(([v, ms]) => `${v} ${ms.toFixed(1)} ms`).join(', ');
+    const detail = Object.entries(t.ms)
+      .map(([v, ms]) => `${v} ${ms.toFixed(1)} ms`)
+      .join(', ');
     rows.push({ case: `autotune ${t.size}^3`, ms: t.ms[t.variant]!, note: `chose ${t.variant} (${detail})` });
   }
   return rows;

@@ -16,7 +16,8 @@ const TITLES: Record<string, string> = {
   'vs-rib': 'Side by side with rib in one run: MNIST MLP build, rib (torch, float64, CPU) and `ibgpu build` on the same job (x = rib time / ibgpu time)',
   'ib-mnist-matmul': 'MNIST build per matmul kernel, interleaved in one run (bench/ib-mnist.bench.ts --matmul)',
   'load-cost': 'What one load costs: register FMAs vs one load per step, K FMAs per loaded value (bench/load-cost.bench.ts)',
-  'ib-mnist': 'Interaction Basis build, MNIST MLP 784-100-100-10 on 10k digits, warm engine (older records: x = rib time from another machine / ibgpu time; side-by-side ratios are in the vs-rib records)',
+  'ib-mnist':
+    'Interaction Basis build, MNIST MLP 784-100-100-10 on 10k digits, warm engine (older records: x = rib time from another machine / ibgpu time; side-by-side ratios are in the vs-rib records)',
   matmul: 'f32 matmul (x = CPU float64 reference time / GPU time)',
   'matmul-subset': 'f32 matmul, selected sizes and variants in one run (bench/matmul.bench.ts --sizes --variants)',
   gram: 'Gram accumulation XᵀX (x = CPU float64 reference time / GPU time)',
@@ -46,12 +47,17 @@ const out: string[] = [
   'was doing: each record carries the 1-minute load average at the time it was saved.',
   '',
 ];
-const adapters = existsSync(resultsDir) ? readdirSync(resultsDir, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name).sort() : [];
+const adapters = existsSync(resultsDir)
+  ? readdirSync(resultsDir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort()
+  : [];
 for (const a of adapters) {
   const files = readdirSync(join(resultsDir, a)).filter((f) => f.endsWith('.json'));
   const recs = files.map((f) => JSON.parse(readFileSync(join(resultsDir, a, f), 'utf8')) as BenchRecord);
   const rank = (suite: string): number => ORDER.indexOf(suite.replace(/-quick$/, '').replace(/-f\d+m\d+$/, ''));
-  recs.sort((x, y) => (rank(x.suite) - rank(y.suite)) || x.suite.localeCompare(y.suite));
+  recs.sort((x, y) => rank(x.suite) - rank(y.suite) || x.suite.localeCompare(y.suite));
   if (!recs.length) continue;
   out.push(`## ${recs[0]!.adapter}`, '');
   const m = recs[0]!.machine;
@@ -62,9 +68,19 @@ for (const a of adapters) {
     const quick = rec.suite.endsWith('-quick') ? ' — quick run (smaller sizes)' : '';
     out.push(`### ${TITLES[base] ?? rec.suite}${quick}`, '');
     const cpu = rec.machine.cpu;
-    const host = cpu ? `, CPU ${rec.machine.cpus} family ${cpu.family} model ${cpu.model} stepping ${cpu.stepping} (${cpu.vector.join(' ') || 'no AVX'}), ${rec.machine.cores} cores` : '';
-    const env = rec.machine.env && Object.keys(rec.machine.env).length ? `, ${Object.entries(rec.machine.env).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
-    out.push(`Recorded ${rec.date.slice(0, 16).replace('T', ' ')} UTC${rec.machine.loadAvg1m !== undefined ? `, load average ${rec.machine.loadAvg1m}` : ''}${host}${env}.`, '');
+    const host = cpu
+      ? `, CPU ${rec.machine.cpus} family ${cpu.family} model ${cpu.model} stepping ${cpu.stepping} (${cpu.vector.join(' ') || 'no AVX'}), ${rec.machine.cores} cores`
+      : '';
+    const env =
+      rec.machine.env && Object.keys(rec.machine.env).length
+        ? `, ${Object.entries(rec.machine.env)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`
+        : '';
+    out.push(
+      `Recorded ${rec.date.slice(0, 16).replace('T', ' ')} UTC${rec.machine.loadAvg1m !== undefined ? `, load average ${rec.machine.loadAvg1m}` : ''}${host}${env}.`,
+      '',
+    );
     out.push(table(rec), '');
   }
 }

@@ -52,7 +52,7 @@ function rng(seed: number): () => number {
     a = b;
     b = b ^ (b >>> 19) ^ (t ^ (t >>> 8));
     t = b >>> 0;
-    return (t / 2 ** 31) - 1;
+    return t / 2 ** 31 - 1;
   };
 }
 
@@ -91,8 +91,12 @@ function randomMlp(): MlpModel {
     const dOut = widths[i + 1]!;
     const s = Math.sqrt(2 / dIn);
     return {
-      name: `layers.${i}`, dIn, dOut, activation: (i < widths.length - 2 ? 'relu' : 'identity') as 'relu' | 'identity',
-      W: Float32Array.from({ length: dIn * dOut }, () => r() * s * 1.7), b: Float32Array.from({ length: dOut }, () => 0.05 * r()),
+      name: `layers.${i}`,
+      dIn,
+      dOut,
+      activation: (i < widths.length - 2 ? 'relu' : 'identity') as 'relu' | 'identity',
+      W: Float32Array.from({ length: dIn * dOut }, () => r() * s * 1.7),
+      b: Float32Array.from({ length: dOut }, () => 0.05 * r()),
     };
   });
   return { layers };
@@ -113,16 +117,25 @@ const data = await openDataSource({ type: 'npy', path }, dir);
 const engine = await Engine.create();
 const rows: BenchRow[] = [];
 const mib = (b: number) => formatBytes(b);
-const duration = (ms: number) => (ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
+const duration = (ms: number) =>
+  ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 7_200_000 ? `${(ms / 60_000).toFixed(1)} min` : `${(ms / 3_600_000).toFixed(1)} h`;
 const peakRss = () => process.resourceUsage().maxRSS * 1024;
 try {
-  console.log(formatPlan(planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: data.bytesPerRow }, undefined, { edgeChunkRows: engine.info.isSoftware ? 256 : 32 }), `plan (${engine.adapterName})`));
+  console.log(
+    formatPlan(
+      planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: data.bytesPerRow }, undefined, { edgeChunkRows: engine.info.isSoftware ? 256 : 32 }),
+      `plan (${engine.adapterName})`,
+    ),
+  );
   const t1 = performance.now();
   const progress = (() => {
     let last = 0;
     return (stage: string, done: number, total: number) => {
       const now = performance.now();
-      if (now - last > 30_000 || done === total) { last = now; console.log(`  ${stage} ${done}/${total} (${((now - t1) / 1000).toFixed(0)} s, rss ${mib(process.memoryUsage().rss)})`); }
+      if (now - last > 30_000 || done === total) {
+        last = now;
+        console.log(`  ${stage} ${done}/${total} (${((now - t1) / 1000).toFixed(0)} s, rss ${mib(process.memoryUsage().rss)})`);
+      }
     };
   })();
   const ctx: StageContext = { engine, model, data, config, configPath: 'bench', hash: configHash(config, model), progress };
@@ -149,20 +162,25 @@ try {
   const peak = peakRss();
   const total = tStats + tBases + tEdgesN;
   const extrapolated = edgeN < N;
-  console.log(`\nN = ${N}, width ${W}, depth ${depth}, batch ${batch}: statistics ${(tStats / 1000).toFixed(1)} s, bases ${(tBases / 1000).toFixed(1)} s, `
-    + `edges ${(tEdges / 1000).toFixed(1)} s on ${edgeN} rows${extrapolated ? ` (≈ ${duration(tEdgesN)} at N, extrapolated)` : ''}`);
+  console.log(
+    `\nN = ${N}, width ${W}, depth ${depth}, batch ${batch}: statistics ${(tStats / 1000).toFixed(1)} s, bases ${(tBases / 1000).toFixed(1)} s, ` +
+      `edges ${(tEdges / 1000).toFixed(1)} s on ${edgeN} rows${extrapolated ? ` (≈ ${duration(tEdgesN)} at N, extrapolated)` : ''}`,
+  );
   console.log(`data on disk ${mib(bytes)}; peak RSS ${mib(peak)} (after statistics ${mib(rssStats)}; limit ${mib(rssLimit)})`);
   rows.push({
-    case: `N=${N} width=${W} depth=${depth} batch=${batch}: statistics pass (npy streamed)`, ms: tStats,
+    case: `N=${N} width=${W} depth=${depth} batch=${batch}: statistics pass (npy streamed)`,
+    ms: tStats,
     note: `peak RSS ${mib(rssStats)} for ${mib(bytes)} of data`,
   });
   rows.push({ case: `N=${N} width=${W} depth=${depth}: bases (host float64)`, ms: tBases });
   rows.push({
-    case: `N=${N} width=${W} depth=${depth}: edge pass${extrapolated ? ` (measured on ${edgeN} rows, extrapolated)` : ''}`, ms: tEdgesN,
+    case: `N=${N} width=${W} depth=${depth}: edge pass${extrapolated ? ` (measured on ${edgeN} rows, extrapolated)` : ''}`,
+    ms: tEdgesN,
     note: extrapolated ? `${(tEdges / 1000).toFixed(1)} s for ${edgeN} rows, scaled by N/${edgeN} = ${(N / edgeN).toFixed(1)}` : `peak RSS ${mib(peak)}`,
   });
   rows.push({
-    case: `N=${N} width=${W} depth=${depth}: whole build${extrapolated ? ' (edges extrapolated)' : ''}`, ms: total,
+    case: `N=${N} width=${W} depth=${depth}: whole build${extrapolated ? ' (edges extrapolated)' : ''}`,
+    ms: total,
     note: `peak RSS ${mib(peak)} for ${mib(bytes)} of data (limit ${mib(rssLimit)})`,
   });
   printRows('scale', rows);

@@ -41,7 +41,18 @@ export async function runSignPatternsBench(engine?: Engine, opts: { quick?: bool
   const own = engine === undefined;
   const e = engine ?? (await Engine.create());
   const quick = opts.quick ?? false;
-  const shapes: [number, number][] = opts.shapes ?? (quick ? [[4096, 128], [10000, 256]] : [[4096, 128], [10000, 256], [60000, 1024]]);
+  const shapes: [number, number][] =
+    opts.shapes ??
+    (quick
+      ? [
+          [4096, 128],
+          [10000, 256],
+        ]
+      : [
+          [4096, 128],
+          [10000, 256],
+          [60000, 1024],
+        ]);
   const chosen = chooseSignPackVariant(e);
   // Every other packing the adapter can run, timed on the largest shape (hash only).
   const others = (['loop', 'atomic', 'ballot'] as SignPackVariant[]).filter((v) => v !== chosen && (v !== 'ballot' || e.features.has('subgroups')));
@@ -52,11 +63,15 @@ export async function runSignPatternsBench(engine?: Engine, opts: { quick?: bool
       const x = randomPre(n, d, n + d);
       const cpuFull = await timeCase(`cpu full ${n}x${d}`, () => signPatternsCpu(x, n, d), { minSamples: 2, maxTime: 1 });
       rows.push({ case: `cpu full ${n}x${d}`, ms: cpuFull, note: throughput(n, d, cpuFull) });
-      const cpuHash = await timeCase(`cpu hash ${n}x${d}`, () => {
-        const w = packSignsCpu(x, n, d);
-        hashPatternsCpu(w, d, n);
-        fireCountCpu(w, d, n);
-      }, { minSamples: 2, maxTime: 1 });
+      const cpuHash = await timeCase(
+        `cpu hash ${n}x${d}`,
+        () => {
+          const w = packSignsCpu(x, n, d);
+          hashPatternsCpu(w, d, n);
+          fireCountCpu(w, d, n);
+        },
+        { minSamples: 2, maxTime: 1 },
+      );
       rows.push({ case: `cpu hash ${n}x${d}`, ms: cpuHash, note: throughput(n, d, cpuHash) });
 
       const buf = e.upload(x, 'bench.pre');

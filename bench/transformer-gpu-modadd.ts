@@ -29,7 +29,12 @@ async function main(): Promise<void> {
   const { mp, tokens, n, P } = await loadModadd(dir);
   const pts = integrationPoints('gradient', 0);
   const engine = await Engine.create();
-  console.log(`adapter ${engine.adapterName}; ${os.cpus().length} cores, load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; N ${n}, P ${P}`);
+  console.log(
+    `adapter ${engine.adapterName}; ${os.cpus().length} cores, load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; N ${n}, P ${P}`,
+  );
   const gpu = new GpuPasses(engine, mp, tokens, n, P);
   const cpu = withF64 ? new PassesF64(mp, tokens, n, P) : undefined;
   const dims = gpu.model.nodes.map((L) => L.width);
@@ -47,16 +52,25 @@ async function main(): Promise<void> {
       c = await f(cpu);
       tc = performance.now() - t0;
     }
-    console.log(`${label.padEnd(34)} gpu ${tg.toFixed(0).padStart(7)} ms   f64 cpu ${Number.isNaN(tc) ? '-' : tc.toFixed(0).padStart(7)} ms${cpu ? `   ×${(tc / tg).toFixed(1)}` : ''}`);
+    console.log(
+      `${label.padEnd(34)} gpu ${tg.toFixed(0).padStart(7)} ms   f64 cpu ${Number.isNaN(tc) ? '-' : tc.toFixed(0).padStart(7)} ms${cpu ? `   ×${(tc / tg).toFixed(1)}` : ''}`,
+    );
     return [g, c];
   };
   const [sg, sc] = await time('node stats (centred)', (p) => p.nodeStats(true));
-  if (sc) sg.forEach((s, i) => console.log(`  ${gpu.model.nodes[i]!.name}: mean ${relDiff(s.mean, sc[i]!.mean).toExponential(2)}, Gram ${relDiff(s.gram, sc[i]!.gram).toExponential(2)} (max-relative)`));
+  if (sc)
+    sg.forEach((s, i) =>
+      console.log(
+        `  ${gpu.model.nodes[i]!.name}: mean ${relDiff(s.mean, sc[i]!.mean).toExponential(2)}, Gram ${relDiff(s.gram, sc[i]!.gram).toExponential(2)} (max-relative)`,
+      ),
+    );
   for (let s = 0; s < mp.sections.length; s++) {
     const last = s + 1 === mp.sections.length && gpu.model.nodes[s + 1]!.name === 'output';
     const Chat = last ? undefined : randomBasis(dims[s + 1]!, rOut[s + 1]!, 7 + s);
     const r = last ? dims[s + 1]! : rOut[s + 1]!;
-    const [mg, mc] = await time(`M′ ${gpu.model.nodes[s]!.name}->${gpu.model.nodes[s + 1]!.name} (K ${gpu.model.nodes[s + 1]!.positions * r})`, (p) => p.mPrime(s, Chat, r, pts));
+    const [mg, mc] = await time(`M′ ${gpu.model.nodes[s]!.name}->${gpu.model.nodes[s + 1]!.name} (K ${gpu.model.nodes[s + 1]!.positions * r})`, (p) =>
+      p.mPrime(s, Chat, r, pts),
+    );
     if (mc) console.log(`  max-relative difference ${relDiff(mg, mc).toExponential(2)}`);
     const rIn = rOut[s]!;
     const C = randomBasis(dims[s]!, rIn, 11 + s);

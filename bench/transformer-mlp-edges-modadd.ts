@@ -26,9 +26,22 @@ async function main(): Promise<void> {
   const dOut = gm.nodes[s + 1]!.width;
   const rIn = Math.min(dIn, 64);
   const rOut = Math.min(dOut, 64);
-  const opts = { C: randomBasis(dIn, rIn, 12), Cpinv: randomBasis(rIn, dIn, 14), rIn, Chat: randomBasis(dOut, rOut, 8), rOut, points: integrationPoints('gradient', 0) };
-  const load = (): string => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-  console.log(`adapter ${engine.adapterName}; ${os.cpus().length} cores; N ${n}, P ${P}; section ${gm.nodes[s]!.name}->${gm.nodes[s + 1]!.name}, ${gm.nodes[s]!.positions} position(s), d_in ${dIn}, r_in ${rIn}, r_out ${rOut}`);
+  const opts = {
+    C: randomBasis(dIn, rIn, 12),
+    Cpinv: randomBasis(rIn, dIn, 14),
+    rIn,
+    Chat: randomBasis(dOut, rOut, 8),
+    rOut,
+    points: integrationPoints('gradient', 0),
+  };
+  const load = (): string =>
+    os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
+  console.log(
+    `adapter ${engine.adapterName}; ${os.cpus().length} cores; N ${n}, P ${P}; section ${gm.nodes[s]!.name}->${gm.nodes[s + 1]!.name}, ${gm.nodes[s]!.positions} position(s), d_in ${dIn}, r_in ${rIn}, r_out ${rOut}`,
+  );
   const time = async (label: string, generic: boolean): Promise<Float64Array> => {
     await engine.sync();
     const l0 = load();

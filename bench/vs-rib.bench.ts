@@ -54,9 +54,17 @@ const JOBS: Job[] = [
         model: weights,
         arch: join(repo, 'examples', 'mnist-mlp', 'arch.json'),
         data: { type: 'mnist', count: 10000 },
-        basis_formula: 'jacobian', edge_formula: 'squared', integration_method: 'gradient', n_intervals: 0,
-        center: true, truncation_threshold: 1e-10, rib_compat: true, batch_size: 1000,
-        rotate_final_node_layer: false, calculate_edges: true, degeneracy: false,
+        basis_formula: 'jacobian',
+        edge_formula: 'squared',
+        integration_method: 'gradient',
+        n_intervals: 0,
+        center: true,
+        truncation_threshold: 1e-10,
+        rib_compat: true,
+        batch_size: 1000,
+        rotate_final_node_layer: false,
+        calculate_edges: true,
+        degeneracy: false,
       };
     },
   },
@@ -77,8 +85,14 @@ const JOBS: Job[] = [
         arch: join(dir, 'config.json'),
         last_pos_module_type: 'add_resid1',
         dataset: { type: 'modular_arithmetic', modulus: 113, fn_name: 'add', frac_train: 0.3, seed: 0, return_set: 'train' },
-        basis_formula: 'jacobian', edge_formula: 'squared', integration_method: 'gradient', n_intervals: 0,
-        center: true, truncation_threshold: 1e-10, threshold_mode: 'relative', rotate_final_node_layer: false,
+        basis_formula: 'jacobian',
+        edge_formula: 'squared',
+        integration_method: 'gradient',
+        n_intervals: 0,
+        center: true,
+        truncation_threshold: 1e-10,
+        threshold_mode: 'relative',
+        rotate_final_node_layer: false,
       };
     },
   },
@@ -103,8 +117,14 @@ function runIbgpuOneShot(configFile: string, out: string): { wallS: number; buil
   const r = spawnSync('node', [join(repo, 'bin', 'ibgpu.js'), 'build', configFile, '-o', out, '--quiet'], { encoding: 'utf8' });
   const wallS = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`ibgpu build failed (exit ${r.status}):\n${(r.stderr ?? '').slice(-2000)}`);
-  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { total_ms: number; timings_ms: Record<string, number>; kernel_choices?: { matmul?: string; matmul_choice?: string } };
-  const stages = Object.entries(manifest.timings_ms).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ');
+  const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as {
+    total_ms: number;
+    timings_ms: Record<string, number>;
+    kernel_choices?: { matmul?: string; matmul_choice?: string };
+  };
+  const stages = Object.entries(manifest.timings_ms)
+    .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`)
+    .join(', ');
   const kc = manifest.kernel_choices;
   return { wallS, buildS: manifest.total_ms / 1000, stages: `${stages}${kc?.matmul ? `; matmul ${kc.matmul} (${kc.matmul_choice})` : ''}`, loadBefore };
 }
@@ -122,7 +142,9 @@ async function runIbgpuWarm(configFile: string, reps: number): Promise<{ ms: num
       const model = await loadModel(config, base);
       const data = await loadData(config, base);
       build = () => buildInteractionBasis(engine, model, data, config);
-      close = async () => { await data.close?.(); };
+      close = async () => {
+        await data.close?.();
+      };
     }
     try {
       await build(); // warm-up: compiles kernels
@@ -169,12 +191,31 @@ export async function runVsRib(): Promise<BenchRow[] | undefined> {
       const reps = Number(process.env['VS_RIB_REPS'] ?? 3);
       const warm = await runIbgpuWarm(configFile, reps);
       const warmMs = [...warm.ms].sort((a, b) => a - b)[Math.floor((warm.ms.length - 1) / 2)]!;
-      rows.push({ case: `${job.name}: rib build (rib_build only)`, ms: rib.buildS * 1000, note: `load before ${rib.loadBefore}; ${/CPU[^\n]*/.exec(rib.text)?.[0] ?? ''}` });
+      rows.push({
+        case: `${job.name}: rib build (rib_build only)`,
+        ms: rib.buildS * 1000,
+        note: `load before ${rib.loadBefore}; ${/CPU[^\n]*/.exec(rib.text)?.[0] ?? ''}`,
+      });
       rows.push({ case: `${job.name}: rib whole process`, ms: rib.wallS * 1000, note: 'python start-up, imports, data loading, checks' });
       const x = (ribS: number, ms: number): number => (ribS * 1000) / ms;
-      rows.push({ case: `${job.name}: ibgpu build one-shot, whole process`, ms: one.wallS * 1000, speedupVsCpu: x(rib.wallS, one.wallS * 1000), note: `x = rib whole process / this; load before ${one.loadBefore}` });
-      rows.push({ case: `${job.name}: ibgpu build one-shot, build only`, ms: one.buildS * 1000, speedupVsCpu: x(rib.buildS, one.buildS * 1000), note: `x = rib build / this; ${one.stages}` });
-      rows.push({ case: `${job.name}: ibgpu build warm (median of ${warm.ms.length})`, ms: warmMs, speedupVsCpu: x(rib.buildS, warmMs), note: `x = rib build / this; builds ${warm.ms.map((t) => t.toFixed(0)).join('/')} ms; load before ${warm.loadBefore}` });
+      rows.push({
+        case: `${job.name}: ibgpu build one-shot, whole process`,
+        ms: one.wallS * 1000,
+        speedupVsCpu: x(rib.wallS, one.wallS * 1000),
+        note: `x = rib whole process / this; load before ${one.loadBefore}`,
+      });
+      rows.push({
+        case: `${job.name}: ibgpu build one-shot, build only`,
+        ms: one.buildS * 1000,
+        speedupVsCpu: x(rib.buildS, one.buildS * 1000),
+        note: `x = rib build / this; ${one.stages}`,
+      });
+      rows.push({
+        case: `${job.name}: ibgpu build warm (median of ${warm.ms.length})`,
+        ms: warmMs,
+        speedupVsCpu: x(rib.buildS, warmMs),
+        note: `x = rib build / this; builds ${warm.ms.map((t) => t.toFixed(0)).join('/')} ms; load before ${warm.loadBefore}`,
+      });
     }
   } finally {
     rmSync(tmp, { recursive: true, force: true });

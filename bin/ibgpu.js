@@ -51,7 +51,10 @@ if (verbose || process.env.IBGPU_CLI_CHILD === '1') {
       droppedLocation = /CheckVkSuccessImpl/.test(line);
       return;
     }
-    if (droppedLocation && line.trim() === '') { droppedLocation = false; return; }
+    if (droppedLocation && line.trim() === '') {
+      droppedLocation = false;
+      return;
+    }
     droppedLocation = false;
     process.stderr.write(`${line}\n`);
   };
@@ -73,7 +76,9 @@ if (verbose || process.env.IBGPU_CLI_CHILD === '1') {
   // A signal sent to this process alone is passed on when the child has not ended shortly after.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     process.on(sig, () => {
-      setTimeout(() => { if (child.exitCode === null && child.signalCode === null) child.kill(sig); }, 200).unref();
+      setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      }, 200).unref();
     });
   }
   child.on('close', (code, signal) => {

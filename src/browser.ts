@@ -57,7 +57,8 @@ export async function modelFromSafetensorsBytes(arch: unknown /* MlpArch or its 
 export async function dataFromSafetensorsBytes(bytes: Bytes, key = 'X', label = 'data.safetensors', count?: number): Promise<DataSource> {
   const f = await openBytes(bytes, label);
   try {
-    if (!f.has(key)) throw new IbgpuError('MISSING_TENSOR', `${label} has no tensor '${key}' (it has ${f.keys().join(', ')})`, 'name the data tensor with data.key');
+    if (!f.has(key))
+      throw new IbgpuError('MISSING_TENSOR', `${label} has no tensor '${key}' (it has ${f.keys().join(', ')})`, 'name the data tensor with data.key');
     const t = await f.read(key);
     if (t.shape.length !== 2) throw new IbgpuError('SHAPE', `${label}:${key} has shape [${t.shape.join(', ')}], expected [n, d]`);
     let [n, d] = t.shape as [number, number];
@@ -97,7 +98,11 @@ export async function dataFromNpyBytes(src: Bytes, label = 'data.npy', count?: n
   const head = headerEnd <= lead.length ? lead : await sliceOf(src, 0, Math.min(headerEnd, size));
   const h = parseNpyHeader(head, size, label); // bad magic, truncation, odd dtypes: clear errors
   if (h.shape.length !== 2) {
-    throw new IbgpuError('SHAPE', `${label} holds an array of shape (${h.shape.join(', ')}), expected (n, d)`, 'save the data as one 2-D array: rows are datapoints');
+    throw new IbgpuError(
+      'SHAPE',
+      `${label} holds an array of shape (${h.shape.join(', ')}), expected (n, d)`,
+      'save the data as one 2-D array: rows are datapoints',
+    );
   }
   let [n, d] = h.shape as [number, number];
   // C order: the first `count` rows are a prefix of the data; Fortran order needs all of it.

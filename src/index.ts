@@ -34,15 +34,26 @@ export type { LayerBasis, NodeStats, GateStats, Threshold } from './ib/basis.js'
 export type { StatsResult, Progress } from './ib/stats.js';
 export {
   DEGENERACY_FORMAT,
-  type DegeneracyReport, type SectionReport, type SyncReport, type SyncGroup, type NearPair, type GroundTruth, type RankRule,
+  type DegeneracyReport,
+  type SectionReport,
+  type SyncReport,
+  type SyncGroup,
+  type NearPair,
+  type GroundTruth,
+  type RankRule,
 } from './report/degeneracy.js';
 export {
   MODULES_FORMAT,
-  type ModulesReport, type ModuleInfo, type ModularityOptions, type EdgeNorm, type InteractionGraph, type GraphNode, type GraphLayer, type EdgeMatrix,
+  type ModulesReport,
+  type ModuleInfo,
+  type ModularityOptions,
+  type EdgeNorm,
+  type InteractionGraph,
+  type GraphNode,
+  type GraphLayer,
+  type EdgeMatrix,
 } from './report/modularity.js';
-export {
-  checkReplaceableDir, checkOwnedFiles, RESULT_FORMAT, VIEWER_EXPORT_FORMAT, TRAIN_FORMAT, type OutputGuardOptions,
-} from './io/output-guard.js';
+export { checkReplaceableDir, checkOwnedFiles, RESULT_FORMAT, VIEWER_EXPORT_FORMAT, TRAIN_FORMAT, type OutputGuardOptions } from './io/output-guard.js';
 export { ResultDir, writeFileAtomic } from './io/atomic.js';
 export { writeResults, basisTensors, edgeTensors, graphJson, type ResultMeta } from './ib/results.js';
 export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './build/from-files.js';

@@ -60,7 +60,12 @@ describe('schedules (rib/ablations.py docstrings)', () => {
     expect(seen).toEqual([0, 1, 2]);
   });
   it.each([['linear'], ['logarithmic']] as const)('bisect (%s) finds the largest count that keeps the score', (scaling) => {
-    for (const [n, limit] of [[20, 11], [1000, 0], [1000, 999], [7, 3]] as const) {
+    for (const [n, limit] of [
+      [20, 11],
+      [1000, 0],
+      [1000, 999],
+      [7, 3],
+    ] as const) {
       // Score good (accuracy stays) up to `limit` ablated.
       const s = makeSchedule({ schedule_type: 'bisect', score_target_difference: 0.01, scaling }, n, 'accuracy', 0.9);
       for (let a = s.next(); a !== undefined; a = s.next()) s.report(a <= limit ? 0.895 : 0.5);
@@ -93,9 +98,15 @@ describe('edge mask and rotation (float64 references)', () => {
 });
 
 describe('ablation config (rib field names)', () => {
-  it('reads rib\'s mnist config and maps its basis names', () => {
+  it("reads rib's mnist config and maps its basis names", () => {
     const c = parseAblationConfig({
-      exp_name: 'rib_4-node-layers', ablation_type: 'rib', rib_results_path: 'x.pt', dtype: 'float32', seed: 0, batch_size: 512, eval_type: 'accuracy',
+      exp_name: 'rib_4-node-layers',
+      ablation_type: 'rib',
+      rib_results_path: 'x.pt',
+      dtype: 'float32',
+      seed: 0,
+      batch_size: 512,
+      eval_type: 'accuracy',
       schedule: { schedule_type: 'exponential', early_stopping_threshold: null, ablate_every_vec_cutoff: 10, exp_base: 2.0 },
       ablation_node_layers: ['layers.0', 'layers.1', 'layers.2'],
     });
@@ -229,24 +240,30 @@ describe('synthetic fixture: GPU ablations against float64', () => {
     }
   });
 
-  it.each(['ib', 'pca', 'neuron'] as BasisKind[])('%s: keeping every direction equals the unablated score to rounding; fewer match float64', async (kind) => {
-    for (let j = 0; j < 3; j++) {
-      const b = ablationBasis(stored(res.bases.get(`layers.${j}`)!), kind);
-      const all = await evalNodeAblation(ev, j, b, b.r);
-      console.log(`${kind} layers.${j}: all ${b.r} directions kept: |Δ CE| = ${Math.abs(all.ce_loss - base.ce_loss).toExponential(2)}, Δ accuracy = ${all.accuracy - base.accuracy}`);
-      // The fixture's dropped directions carry no variance (exact planted relations): only f32
-      // rounding of the rotated forward pass differs. Measured |Δ CE| ≤ 2.2e-9 (the neuron basis, a
-      // permutation, 0 exactly); bound 1e-6.
-      expect(Math.abs(all.ce_loss - base.ce_loss), `${kind} layers.${j} all`).toBeLessThan(1e-6);
-      expect(Math.abs(all.accuracy - base.accuracy) * n).toBeLessThanOrEqual(2);
-      for (const keep of [0, 2, Math.max(1, Math.floor(b.r / 3)), b.r - 1]) {
-        const s = await evalNodeAblation(ev, j, b, keep);
-        const r = ref({ kind: 'rotate', layer: j, R: rotationMatrixF64(b, keep) });
-        expect(Math.abs(s.ce_loss - r.ce_loss), `${kind} layers.${j} keep ${keep}`).toBeLessThan(CE_TOL * Math.max(1, r.ce_loss));
-        expect(Math.abs(s.accuracy - r.accuracy) * n, `${kind} layers.${j} keep ${keep}`).toBeLessThanOrEqual(2);
+  it.each(['ib', 'pca', 'neuron'] as BasisKind[])(
+    '%s: keeping every direction equals the unablated score to rounding; fewer match float64',
+    async (kind) => {
+      for (let j = 0; j < 3; j++) {
+        const b = ablationBasis(stored(res.bases.get(`layers.${j}`)!), kind);
+        const all = await evalNodeAblation(ev, j, b, b.r);
+        console.log(
+          `${kind} layers.${j}: all ${b.r} directions kept: |Δ CE| = ${Math.abs(all.ce_loss - base.ce_loss).toExponential(2)}, Δ accuracy = ${all.accuracy - base.accuracy}`,
+        );
+        // The fixture's dropped directions carry no variance (exact planted relations): only f32
+        // rounding of the rotated forward pass differs. Measured |Δ CE| ≤ 2.2e-9 (the neuron basis, a
+        // permutation, 0 exactly); bound 1e-6.
+        expect(Math.abs(all.ce_loss - base.ce_loss), `${kind} layers.${j} all`).toBeLessThan(1e-6);
+        expect(Math.abs(all.accuracy - base.accuracy) * n).toBeLessThanOrEqual(2);
+        for (const keep of [0, 2, Math.max(1, Math.floor(b.r / 3)), b.r - 1]) {
+          const s = await evalNodeAblation(ev, j, b, keep);
+          const r = ref({ kind: 'rotate', layer: j, R: rotationMatrixF64(b, keep) });
+          expect(Math.abs(s.ce_loss - r.ce_loss), `${kind} layers.${j} keep ${keep}`).toBeLessThan(CE_TOL * Math.max(1, r.ce_loss));
+          expect(Math.abs(s.accuracy - r.accuracy) * n, `${kind} layers.${j} keep ${keep}`).toBeLessThanOrEqual(2);
+        }
       }
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 
   it('edge ablation matches float64 for several edge counts of every layer pair', async () => {
     const names = ['layers.0', 'layers.1', 'layers.2', 'output'];
@@ -330,10 +347,16 @@ describe('ibgpu ablate on a result directory', () => {
     const tmp = mkdtempSync(join(tmpdir(), 'ibgpu-ablate-'));
     try {
       const cfg = join(tmp, 'build.json');
-      writeFileSync(cfg, JSON.stringify({
-        node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: join(FIXTURE, 'weights.safetensors'), arch: join(FIXTURE, 'arch.json'),
-        data: { type: 'safetensors', path: join(FIXTURE, 'inputs.safetensors'), key: 'X' }, batch_size: 512,
-      }));
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+          model: join(FIXTURE, 'weights.safetensors'),
+          arch: join(FIXTURE, 'arch.json'),
+          data: { type: 'safetensors', path: join(FIXTURE, 'inputs.safetensors'), key: 'X' },
+          batch_size: 512,
+        }),
+      );
       const dir = join(tmp, 'result');
       await buildFromConfigFile(await engine(), cfg, { out: dir });
       // Without labels the command says where to get them.
@@ -351,7 +374,9 @@ describe('ibgpu ablate on a result directory', () => {
       expect(f.sparsity!.rows.length).toBe(9);
       expect(existsSync(join(dir, 'ablations.svg'))).toBe(true);
       // A later run of another type keeps these.
-      expect(await ablateCommand(dir, { type: ['neuron'], schedule: 'linear', nPoints: '2', eval: 'ce_loss', labels: npy, quiet: true, sparsity: false })).toBe(0);
+      expect(await ablateCommand(dir, { type: ['neuron'], schedule: 'linear', nPoints: '2', eval: 'ce_loss', labels: npy, quiet: true, sparsity: false })).toBe(
+        0,
+      );
       const g = JSON.parse(readFileSync(join(dir, 'ablations.json'), 'utf8')) as typeof f;
       expect(Object.keys(g.runs).sort()).toEqual(['edge', 'ib', 'neuron']);
       expect(g.sparsity!.rows.length).toBe(9);

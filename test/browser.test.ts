@@ -91,8 +91,13 @@ function launch(chromium: typeof import('playwright-core').chromium, executableP
     viewport: { width: 1400, height: 1000 },
     args: [
       '--enable-unsafe-webgpu', // WebGPU on Linux (SwiftShader without a GPU): PLATFORM.md §0
-      '--no-first-run', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--disable-quic', '--disable-extensions', '--disable-default-apps',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--disable-quic',
+      '--disable-extensions',
+      '--disable-default-apps',
     ],
   });
 }
@@ -228,11 +233,14 @@ describe('browser build (chromium, WebGPU)', () => {
     await page.locator('#run').click();
     await page.waitForSelector('body[data-state="ready"][data-source^="run in the page: your files"]', { timeout: 60_000 });
     // Node radii (log Λ) and the spectra's points: what the two data formats must agree on.
-    const drawn = () => page.evaluate(() => ({
-      nodes: document.querySelectorAll('#graph svg circle.node').length,
-      status: document.getElementById('status')!.textContent ?? '',
-      shape: Array.from(document.querySelectorAll('svg circle')).map((c) => `${c.getAttribute('data-id') ?? ''}:${c.getAttribute('r')}:${c.getAttribute('cy')}`).join(' '),
-    }));
+    const drawn = () =>
+      page.evaluate(() => ({
+        nodes: document.querySelectorAll('#graph svg circle.node').length,
+        status: document.getElementById('status')!.textContent ?? '',
+        shape: Array.from(document.querySelectorAll('svg circle'))
+          .map((c) => `${c.getAttribute('data-id') ?? ''}:${c.getAttribute('r')}:${c.getAttribute('cy')}`)
+          .join(' '),
+      }));
     const picked = await drawn();
     expect(picked.status).toMatch(/building: 2048 datapoints × 16 features/);
     expect(picked.nodes).toBe(expectNodes);
@@ -252,7 +260,9 @@ describe('browser build (chromium, WebGPU)', () => {
     writeFileSync(npyPath, npy);
     await page.locator('#file-data').setInputFiles(npyPath);
     await page.locator('#run').click();
-    await page.waitForFunction(() => /picked-data\.npy/.test(document.body.dataset['source'] ?? '') && document.body.dataset['state'] === 'ready', undefined, { timeout: 60_000 });
+    await page.waitForFunction(() => /picked-data\.npy/.test(document.body.dataset['source'] ?? '') && document.body.dataset['state'] === 'ready', undefined, {
+      timeout: 60_000,
+    });
     const fromNpy = await drawn();
     expect(fromNpy.status).toMatch(/building: 2048 datapoints × 16 features/);
     expect(fromNpy.shape).toBe(picked.shape);

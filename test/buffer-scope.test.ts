@@ -38,17 +38,31 @@ describe('buffer scopes', () => {
   it('release on a throw, sync and async, and the error of the scoped code is the one reported', async () => {
     const e = await engine();
     const before = liveAfterFlush(e);
-    expect(() => e.withScope((s) => { s.alloc(64, 'x'); s.alloc(64, 'y'); throw new Error('boom'); })).toThrow('boom');
+    expect(() =>
+      e.withScope((s) => {
+        s.alloc(64, 'x');
+        s.alloc(64, 'y');
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(liveAfterFlush(e)).toBe(before);
-    await expect(e.withScope(async (s) => {
-      s.alloc(64, 'x');
-      await Promise.resolve();
-      s.alloc(64, 'y');
-      throw new Error('async boom');
-    })).rejects.toThrow('async boom');
+    await expect(
+      e.withScope(async (s) => {
+        s.alloc(64, 'x');
+        await Promise.resolve();
+        s.alloc(64, 'y');
+        throw new Error('async boom');
+      }),
+    ).rejects.toThrow('async boom');
     expect(liveAfterFlush(e)).toBe(before);
     // A close that fails after the scoped code threw does not hide the first error.
-    expect(() => e.withScope((s) => { const b = s.alloc(64, 'z'); e.release(b); throw new Error('first'); })).toThrow('first');
+    expect(() =>
+      e.withScope((s) => {
+        const b = s.alloc(64, 'z');
+        e.release(b);
+        throw new Error('first');
+      }),
+    ).toThrow('first');
     expect(liveAfterFlush(e)).toBe(before);
   });
 
@@ -169,14 +183,17 @@ describe('kernel wrappers on scopes', () => {
   it('leave no live buffer behind, on success and when recording throws', async () => {
     const e = await engine();
     const before = liveAfterFlush(e);
-    const m = 7, n = 5, k = 3;
+    const m = 7,
+      n = 5,
+      k = 3;
     const a = Float32Array.from({ length: m * k }, (_, i) => i % 5);
     const b = Float32Array.from({ length: k * n }, (_, i) => i % 3);
     const c = await matmulHost(e, a, b, { m, n, k }, { variant: 'reg4x4' });
     expect(c[0]).toBe(a[0]! * b[0]! + a[1]! * b[5]! + a[2]! * b[10]!);
     expect(liveAfterFlush(e)).toBe(before);
 
-    const rows = 37, d = 11;
+    const rows = 37,
+      d = 11;
     const x = Float32Array.from({ length: rows * d }, (_, i) => ((i * 7) % 13) - 6);
     for (const mode of ['host-f64', 'gpu-f32'] as const) {
       const g = new GramAccumulator(e, d, { mode, shift: new Float32Array(d).fill(0.5) });

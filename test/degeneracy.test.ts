@@ -33,10 +33,12 @@ function mlp(sizes: number[], seed: number): MlpModel {
   const g = gaussian(rng(seed));
   return {
     layers: sizes.slice(0, -1).map((din, i) => ({
-      name: `layers.${i}`, dIn: din, dOut: sizes[i + 1]!,
+      name: `layers.${i}`,
+      dIn: din,
+      dOut: sizes[i + 1]!,
       W: Float32Array.from({ length: din * sizes[i + 1]! }, () => g()),
       b: Float32Array.from({ length: sizes[i + 1]! }, () => 0.5 * g()),
-      activation: i < sizes.length - 2 ? 'relu' as const : 'identity' as const,
+      activation: i < sizes.length - 2 ? ('relu' as const) : ('identity' as const),
     })),
   };
 }
@@ -219,7 +221,9 @@ describe.each(['gpu', 'host'] as const)('degeneracy statistics collected by the 
     // n0 = relu(x0), n1 = relu(x0 − c): they differ exactly where 0 < x0 <= c. c sits between the
     // 2nd and 3rd smallest positive x0, so the distance is 2 = the listing bound floor(0.01·N).
     const x = TOYS[0]!.x;
-    const pos = Array.from({ length: N }, (_, i) => x[i * 3]!).filter((v) => v > 0).sort((a, b) => a - b);
+    const pos = Array.from({ length: N }, (_, i) => x[i * 3]!)
+      .filter((v) => v > 0)
+      .sort((a, b) => a - b);
     const c = Math.fround((pos[1]! + pos[2]!) / 2);
     const m = mlp([3, 5, 4], 1);
     for (let i = 0; i < 3; i++) m.layers[0]!.W[i * 5] = m.layers[0]!.W[i * 5 + 1] = 0;
@@ -270,7 +274,10 @@ describe('the synthetic fixture: report vs planted structure', () => {
     expect(s0!.activation_degeneracy).toMatchObject({ rank: 15, dim: 17, free: 2 * 32 });
     // Layer 0: n0 = n1 = n2/2 fire together, n4 and n5 (relu(x0), relu(x0·u)) fire together,
     // n3 is dead (bias −64), n7 always on (bias +3).
-    expect(s0!.sync!.groups.map((g) => g.neurons)).toEqual([[0, 1, 2], [4, 5]]);
+    expect(s0!.sync!.groups.map((g) => g.neurons)).toEqual([
+      [0, 1, 2],
+      [4, 5],
+    ]);
     expect(s0!.sync!.groups.map((g) => g.rank_pre)).toEqual([1, 2]); // n0, n1, n2 are proportional
     expect(s0!.sync!.dead).toEqual([3]);
     expect(s0!.sync!.always_on).toEqual([7]);
@@ -302,7 +309,14 @@ describe('the synthetic fixture: report vs planted structure', () => {
   it("rib's absolute threshold (which keeps an f32 noise direction in the basis) does not change the counts", async () => {
     // The noise direction comes from the GPU statistics' f32 rounding: the host path's float64
     // statistics have none, so this build takes the GPU path.
-    const config = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 256, threshold_mode: 'absolute', truncation_threshold: 1e-10, degeneracy: true, stage_paths: { stats: 'gpu' } });
+    const config = parseConfig({
+      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+      batch_size: 256,
+      threshold_mode: 'absolute',
+      truncation_threshold: 1e-10,
+      degeneracy: true,
+      stage_paths: { stats: 'gpu' },
+    });
     const abs = await buildInteractionBasis(await engine(), model, arraySource(x, n, 16), config);
     expect(abs.bases.get('layers.0')!.k).toBe(16); // the noise direction (see test/ib-fixture.test.ts)
     expect(abs.degeneracy!.rank_rule).toEqual({ tau: 1e-6, mode: 'relative' });
@@ -391,7 +405,10 @@ describe('near-synchronised pairs in wide layers: LSH', () => {
     const inp = degeneracyInputsCpu(m, x, N, { rule: RULE })[0]!;
     const withCofire = sectionReport(inp, RULE, { rawParams: 44, nearFraction: 0.2 }).sync!;
     const p = inp.hiddenStats!.patterns;
-    const noCofire = sectionReport({ ...inp, hiddenStats: { ...inp.hiddenStats!, patterns: { ...p, cofire: new Float64Array(0) } } }, RULE, { rawParams: 44, nearFraction: 0.2 }).sync!;
+    const noCofire = sectionReport({ ...inp, hiddenStats: { ...inp.hiddenStats!, patterns: { ...p, cofire: new Float64Array(0) } } }, RULE, {
+      rawParams: 44,
+      nearFraction: 0.2,
+    }).sync!;
     expect(withCofire.near_method).toBe('cofire');
     expect(withCofire.near_pairs.length).toBeGreaterThan(0);
     expect(noCofire.near_method).toBe('lsh');

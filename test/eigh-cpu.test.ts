@@ -104,15 +104,17 @@ describe('symEig (float64 Householder + QL)', () => {
   });
 
   it('rank-deficient PSD matrix (a Gram of rank 5 in 60 dimensions)', () => {
-    const n = 60, r = 5;
+    const n = 60,
+      r = 5;
     const g = gaussian(rng(21));
     const x = Array.from({ length: n * r }, () => g());
     const a = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let k = 0; k < r; k++) s += x[i * r + k]! * x[j * r + k]!;
-      a[i * n + j] = s;
-    }
+    for (let i = 0; i < n; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let k = 0; k < r; k++) s += x[i * r + k]! * x[j * r + k]!;
+        a[i * n + j] = s;
+      }
     check(a, n);
     const v = symEig(a, n).values;
     for (let k = r; k < n; k++) expect(Math.abs(v[k]!)).toBeLessThan(1e-13 * n * v[0]!);
@@ -122,15 +124,17 @@ describe('symEig (float64 Householder + QL)', () => {
   it('a large cluster of numerically-zero eigenvalues (a Gram of rank 150 in 300 dimensions) deflates', () => {
     // Rounding leaves the 150 zero eigenvalues as a noise cluster at ~ε‖A‖; QL must treat
     // off-diagonals at that level as negligible instead of iterating on them forever.
-    const n = 300, r = 150;
+    const n = 300,
+      r = 150;
     const g = gaussian(rng(33));
     const x = new Float64Array(r * n);
     for (let i = 0; i < x.length; i++) x[i] = g();
     const a = new Float64Array(n * n);
-    for (let k = 0; k < r; k++) for (let i = 0; i < n; i++) {
-      const xi = x[k * n + i]!;
-      for (let j = 0; j < n; j++) a[i * n + j]! += xi * x[k * n + j]!;
-    }
+    for (let k = 0; k < r; k++)
+      for (let i = 0; i < n; i++) {
+        const xi = x[k * n + i]!;
+        for (let j = 0; j < n; j++) a[i * n + j]! += xi * x[k * n + j]!;
+      }
     check(a, n);
     const v = symEig(a, n).values;
     for (let k = r; k < n; k++) expect(Math.abs(v[k]!)).toBeLessThan(1e-13 * n * v[0]!);
@@ -141,12 +145,24 @@ describe('symEig (float64 Householder + QL)', () => {
     const d = [3, -1, 0, 8, 2, 2, -7];
     const n = d.length;
     const a = new Float64Array(n * n);
-    d.forEach((v, i) => { a[i * n + i] = v; });
+    d.forEach((v, i) => {
+      a[i * n + i] = v;
+    });
     check(a, n, d);
     const t = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) { t[i * n + i] = 2; if (i + 1 < n) { t[i * n + i + 1] = -1; t[(i + 1) * n + i] = -1; } }
+    for (let i = 0; i < n; i++) {
+      t[i * n + i] = 2;
+      if (i + 1 < n) {
+        t[i * n + i + 1] = -1;
+        t[(i + 1) * n + i] = -1;
+      }
+    }
     // 1-D Laplacian: eigenvalues 2 − 2cos(kπ/(n+1)).
-    check(t, n, Array.from({ length: n }, (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1))));
+    check(
+      t,
+      n,
+      Array.from({ length: n }, (_, k) => 2 - 2 * Math.cos(((k + 1) * Math.PI) / (n + 1))),
+    );
   });
 
   it('wide dynamic range (1e-12 .. 1e12)', () => {
@@ -159,7 +175,12 @@ describe('symEig (float64 Householder + QL)', () => {
     const a = randomSymmetric(n, 4);
     const b = Float64Array.from(a);
     const g = gaussian(rng(8));
-    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) { const t = 1e-9 * g(); b[i * n + j]! += t; b[j * n + i]! -= t; }
+    for (let i = 0; i < n; i++)
+      for (let j = i + 1; j < n; j++) {
+        const t = 1e-9 * g();
+        b[i * n + j]! += t;
+        b[j * n + i]! -= t;
+      }
     const va = symEig(a, n).values;
     const vb = symEig(b, n).values;
     for (let k = 0; k < n; k++) expect(Math.abs(va[k]! - vb[k]!)).toBeLessThan(1e-12 * n);

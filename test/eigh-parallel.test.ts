@@ -3,12 +3,8 @@
 // number of parts or threads, the result equals symEig's bit for bit, because every element
 // sees the same operations in the same order. So these tests compare with toEqual, no tolerance.
 import { describe, expect, it } from 'vitest';
-import {
-  columnBlock, symEig, symEigAccumulate, symEigAssemble, symEigReduce, symEigRotate, type SymEigResult,
-} from '../src/cpu/eigh.js';
-import {
-  backgroundSolverAvailable, PARALLEL_EIG_MIN_ORDER, solverThreads, symEigInBackground,
-} from '../src/host/eigh-worker.js';
+import { columnBlock, symEig, symEigAccumulate, symEigAssemble, symEigReduce, symEigRotate, type SymEigResult } from '../src/cpu/eigh.js';
+import { backgroundSolverAvailable, PARALLEL_EIG_MIN_ORDER, solverThreads, symEigInBackground } from '../src/host/eigh-worker.js';
 import { randomSymmetric, rankDeficientGram } from './helpers/spectra.js';
 
 /** X Xᵀ (rank `rank`) plus `shift`·I. */

@@ -31,11 +31,12 @@ function quality(a: Float64Array, n: number, values: Float64Array, vectors: Floa
     }
   }
   let orth = 0;
-  for (let k = 0; k < n; k++) for (let l = k; l < n; l++) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s += vectors[i * n + k]! * vectors[i * n + l]!;
-    orth = Math.max(orth, Math.abs(s - (k === l ? 1 : 0)));
-  }
+  for (let k = 0; k < n; k++)
+    for (let l = k; l < n; l++) {
+      let s = 0;
+      for (let i = 0; i < n; i++) s += vectors[i * n + k]! * vectors[i * n + l]!;
+      orth = Math.max(orth, Math.abs(s - (k === l ? 1 : 0)));
+    }
   return { res: Math.sqrt(r2) / (a2 > 0 ? Math.sqrt(a2) : 1), orth };
 }
 
@@ -49,7 +50,13 @@ function maxAbs(v: Float64Array): number {
  * Eigenvectors agree with the reference up to sign for isolated eigenvalues (gap ≥ gapTol) and
  * via spectral projectors Σ v vᵀ over each cluster of eigenvalues closer than gapTol.
  */
-function expectSameEigenvectors(n: number, got: { values: Float64Array; vectors: Float64Array }, ref: { values: Float64Array; vectors: Float64Array }, gapTol: number, tol: number): void {
+function expectSameEigenvectors(
+  n: number,
+  got: { values: Float64Array; vectors: Float64Array },
+  ref: { values: Float64Array; vectors: Float64Array },
+  gapTol: number,
+  tol: number,
+): void {
   let start = 0;
   for (let k = 1; k <= n; k++) {
     if (k < n && ref.values[k - 1]! - ref.values[k]! < gapTol) continue;
@@ -60,15 +67,16 @@ function expectSameEigenvectors(n: number, got: { values: Float64Array; vectors:
       expect(Math.abs(d)).toBeGreaterThan(1 - tol);
     } else {
       let worst = 0;
-      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
-        let pg = 0;
-        let pr = 0;
-        for (const c of cols) {
-          pg += got.vectors[i * n + c]! * got.vectors[j * n + c]!;
-          pr += ref.vectors[i * n + c]! * ref.vectors[j * n + c]!;
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) {
+          let pg = 0;
+          let pr = 0;
+          for (const c of cols) {
+            pg += got.vectors[i * n + c]! * got.vectors[j * n + c]!;
+            pr += ref.vectors[i * n + c]! * ref.vectors[j * n + c]!;
+          }
+          worst = Math.max(worst, Math.abs(pg - pr));
         }
-        worst = Math.max(worst, Math.abs(pg - pr));
-      }
       expect(worst).toBeLessThan(tol);
     }
     start = k;

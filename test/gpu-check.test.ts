@@ -24,7 +24,10 @@ describe('gpu-check (short mode)', () => {
     expect(summary.machine.cpus.length).toBeGreaterThan(0);
     const mm = JSON.parse(readFileSync(byStep['matmul']!.file!, 'utf8')) as { rows: { case: string; gflops?: number }[] };
     for (const v of ['reg4x4', 'tiled128', 'panel64', 'panel128']) {
-      expect(mm.rows.some((r) => r.case.startsWith(v) && (r.gflops ?? 0) > 0), v).toBe(true);
+      expect(
+        mm.rows.some((r) => r.case.startsWith(v) && (r.gflops ?? 0) > 0),
+        v,
+      ).toBe(true);
     }
     const doctor = JSON.parse(readFileSync(byStep['doctor']!.file!, 'utf8')) as { checks: { ok: boolean }[]; variants: { matmul: string } };
     expect(doctor.checks.every((c) => c.ok)).toBe(true);

@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { columnSumsF64, gramF64 } from '../src/cpu/gram.js';
 import { IbgpuError } from '../src/errors.js';
-import {
-  ColumnSumAccumulator, GRAM_LEAF_ROWS, GramAccumulator, rowWindows, selfCheck,
-  type GramMode, type GramVariant,
-} from '../src/kernels/gram.js';
+import { ColumnSumAccumulator, GRAM_LEAF_ROWS, GramAccumulator, rowWindows, selfCheck, type GramMode, type GramVariant } from '../src/kernels/gram.js';
 import type { Engine } from '../src/runtime/engine.js';
 import { useEngine, useSwiftShader } from './helpers/gpu.js';
 import { gaussian, randomF32, rng } from './helpers/random.js';
@@ -57,7 +54,14 @@ function worstUlps(got: Float64Array, ref: Float64Array, scale: Float64Array, d:
 
 describe('CPU Gram reference', () => {
   it('matches a naive triple loop (d = 1, odd d, shifted, rows across a block boundary)', () => {
-    for (const [rows, d] of [[1, 1], [7, 1], [3, 2], [129, 5], [300, 17], [2, 34]] as const) {
+    for (const [rows, d] of [
+      [1, 1],
+      [7, 1],
+      [3, 2],
+      [129, 5],
+      [300, 17],
+      [2, 34],
+    ] as const) {
       const x = randomF32(rows * d, rows + d);
       const shift = randomF32(d, 99);
       for (const s of [undefined, shift]) {
@@ -88,7 +92,12 @@ describe('row windows', () => {
   const buf = { size: 1 << 30, label: 'x' } as GPUBuffer;
 
   it('split batches above the binding limit into aligned windows that cover every row once', () => {
-    for (const [d, rows, off] of [[1, 1_000_000, 3], [131, 20_000, 7], [2048, 300, 0], [17, 5, 1]] as const) {
+    for (const [d, rows, off] of [
+      [1, 1_000_000, 3],
+      [131, 20_000, 7],
+      [2048, 300, 0],
+      [17, 5, 1],
+    ] as const) {
       const wins = rowWindows(fake, buf, d, rows, off);
       let next = off;
       for (const w of wins) {
@@ -112,7 +121,12 @@ describe('row windows', () => {
  * Random shapes in two unequal batches (the second via rowOffset), raw and shifted, every variant
  * and mode, against the float64 reference within the per-batch bound.
  */
-async function checkRandomShapes(e: Engine, shapes: [number, number][], variants: GramVariant[] = ['reg', 'tiled'], modes: GramMode[] = ['host-f64', 'gpu-f32']): Promise<void> {
+async function checkRandomShapes(
+  e: Engine,
+  shapes: [number, number][],
+  variants: GramVariant[] = ['reg', 'tiled'],
+  modes: GramMode[] = ['host-f64', 'gpu-f32'],
+): Promise<void> {
   let seed = 1;
   for (const [rows, d] of shapes) {
     const x = randomF32(rows * d, seed++, 2);
@@ -162,7 +176,15 @@ describe('GPU Gram accumulation', () => {
   });
 
   it('matches the float64 reference on random shapes, batches and shifts', async () => {
-    await checkRandomShapes(await engine(), [[1, 1], [37, 1], [300, 17], [200, 131], [1000, 33], [64, 64], [97, 65]]);
+    await checkRandomShapes(await engine(), [
+      [1, 1],
+      [37, 1],
+      [300, 17],
+      [200, 131],
+      [1000, 33],
+      [64, 64],
+      [97, 65],
+    ]);
   });
 
   it('splits batches into row windows (forced small) with the same result', async () => {
@@ -173,7 +195,11 @@ describe('GPU Gram accumulation', () => {
     const shift = randomF32(d, 78);
     const buf = e.upload(x);
     const ref = gramF64(x.subarray(5 * d), rows - 5, d, shift);
-    const scale = gramF64(Float32Array.from(x.subarray(5 * d), (v, k) => Math.abs(v - shift[k % d]!)), rows - 5, d);
+    const scale = gramF64(
+      Float32Array.from(x.subarray(5 * d), (v, k) => Math.abs(v - shift[k % d]!)),
+      rows - 5,
+      d,
+    );
     for (const variant of variants) {
       for (const mode of modes) {
         const g = new GramAccumulator(e, d, { mode, variant, shift, windowRows: 7 });
@@ -285,7 +311,13 @@ describe('GPU column sums', () => {
 
   it('match the float64 reference across segments, batches and windows', async () => {
     const e = await engine();
-    for (const [rows, d, windowRows] of [[1, 1, undefined], [2500, 3, undefined], [3000, 131, 1100], [5, 17, 2], [1030, 64, undefined]] as const) {
+    for (const [rows, d, windowRows] of [
+      [1, 1, undefined],
+      [2500, 3, undefined],
+      [3000, 131, 1100],
+      [5, 17, 2],
+      [1030, 64, undefined],
+    ] as const) {
       const x = randomF32(rows * d, rows * 7 + d);
       for (let k = 0; k < x.length; k++) x[k] = Math.fround(x[k]! + 10 * ((k % d) % 4));
       const cs = new ColumnSumAccumulator(e, d, { windowRows });
@@ -337,7 +369,16 @@ describe('GPU Gram accumulation on SwiftShader Vulkan', () => {
   const swiftshader = useSwiftShader();
   it('matches the float64 reference on random shapes across several leaves', async (ctx) => {
     const e = swiftshader.get();
-    if (!e) { console.log(`skipped: ${swiftshader.why()}`); ctx.skip(); return; }
-    await checkRandomShapes(e, [[37, 1], [300, 17], [1000, 33], [97, 65]]);
+    if (!e) {
+      console.log(`skipped: ${swiftshader.why()}`);
+      ctx.skip();
+      return;
+    }
+    await checkRandomShapes(e, [
+      [37, 1],
+      [300, 17],
+      [1000, 33],
+      [97, 65],
+    ]);
   }, 120_000);
 });

@@ -12,16 +12,26 @@ function setup(dims: number[], acts: Activation[], r: number[], rows: number, se
   const rnd = mulberry32(seed);
   const vals = (n: number, f: () => number) => Float64Array.from({ length: n }, f);
   const layers = dims.slice(1).map((dOut, i) => ({
-    dIn: dims[i]!, dOut, activation: acts[i]!,
-    W: vals(dims[i]! * dOut, () => rnd() * 2 - 1), b: vals(dOut, () => rnd() - 0.5),
+    dIn: dims[i]!,
+    dOut,
+    activation: acts[i]!,
+    W: vals(dims[i]! * dOut, () => rnd() * 2 - 1),
+    b: vals(dOut, () => rnd() - 0.5),
   }));
   const pass: EdgeInputPass = {
-    layers, upTo: layers.length,
+    layers,
+    upTo: layers.length,
     sections: layers.map((l, li) => ({
-      layer: li, dim: l.dIn + 1, r: r[li]!, h: l.dOut, act: l.activation,
-      C: vals((l.dIn + 1) * r[li]!, () => rnd() - 0.5), Q: vals(r[li]! * l.dOut, () => rnd() - 0.5),
+      layer: li,
+      dim: l.dIn + 1,
+      r: r[li]!,
+      h: l.dOut,
+      act: l.activation,
+      C: vals((l.dIn + 1) * r[li]!, () => rnd() - 0.5),
+      Q: vals(r[li]! * l.dOut, () => rnd() - 0.5),
     })),
-    alphas: Float64Array.from([0.25, 0.75, 1]), weights: Float64Array.from([0.5, 0.25, 0.25]),
+    alphas: Float64Array.from([0.25, 0.75, 1]),
+    weights: Float64Array.from([0.5, 0.25, 0.25]),
   };
   const x = Float32Array.from({ length: rows * dims[0]! }, () => (rnd() < 0.4 ? rnd() * 2 - 1 : 0));
   const out = () => pass.sections.map((s) => ({ fhat: new Float64Array(rows * s.r), gates: new Float64Array(rows * s.h) }));

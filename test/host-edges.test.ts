@@ -53,7 +53,7 @@ function gatesOf(kind: GateKind, rows: number, h: number, seed: number): Float64
     if (kind === 'constant') return 1;
     if (kind === 'smooth') return 1.2 * u() - 0.1;
     // ReLU gates with per-unit firing rates, so that sign-pattern order has structure to find.
-    return u() < 0.15 + 0.7 * (((t % h) * 7919) % 97) / 97 ? 1 : 0;
+    return u() < 0.15 + (0.7 * (((t % h) * 7919) % 97)) / 97 ? 1 : 0;
   });
 }
 
@@ -103,7 +103,10 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
   }
 
   it('pays only for changed gates in sign-pattern order (ReLU)', () => {
-    const h = 100, ro = 8, r = 8, rows = 1000;
+    const h = 100,
+      ro = 8,
+      r = 8,
+      rows = 1000;
     const g = gatesOf('relu', rows, h, 5);
     const sec: SquaredEdgeSection = { h, ro, r, A: randn(h * ro, 6), B: randn(h * r, 7) };
     const f = randn(rows * r, 8);
@@ -140,12 +143,24 @@ function setup(n: number, act1: 'relu' | 'gelu_tanh' = 'relu'): Setup {
     const r = rs[i]!;
     const last = i === model.layers.length - 1;
     const basis = {
-      name: l.name, dim, r, centred: true, C: randn(dim * r, 10 + i).map((v) => v / Math.sqrt(dim)), Cpinv: randn(r * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
+      name: l.name,
+      dim,
+      r,
+      centred: true,
+      C: randn(dim * r, 10 + i).map((v) => v / Math.sqrt(dim)),
+      Cpinv: randn(r * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
       mean: Float64Array.from({ length: dim }, (_, k) => (k === dim - 1 ? 1 : 0.1 * k)),
     } as unknown as LayerBasis;
     return {
-      layer: i, inName: l.name, outName: last ? 'output' : model.layers[i + 1]!.name, basis, formula: 'jacobian',
-      Wbar: W.data, dimOut: W.cols, nextC: last ? undefined : randn(W.cols * ros[i]!, 30 + i), ro: last ? W.cols : ros[i]!,
+      layer: i,
+      inName: l.name,
+      outName: last ? 'output' : model.layers[i + 1]!.name,
+      basis,
+      formula: 'jacobian',
+      Wbar: W.data,
+      dimOut: W.cols,
+      nextC: last ? undefined : randn(W.cols * ros[i]!, 30 + i),
+      ro: last ? W.cols : ros[i]!,
     };
   });
   return { model, x, n, pairs };
@@ -178,7 +193,16 @@ function oracle(s: Setup, p: EdgePair, pts: IntegrationPoints): { sum: Float64Ar
   }
   const A = new Float64Array(p.ro * h);
   for (let o = 0; o < h; o++) for (let i = 0; i < p.ro; i++) A[i * h + o] = p.nextC ? p.nextC[o * p.ro + i]! : o === i ? 1 : 0;
-  const out = squaredEdgesF64(A, Q, f, g, h, p.ro, r, Uint32Array.from({ length: s.n }, (_, t) => t));
+  const out = squaredEdgesF64(
+    A,
+    Q,
+    f,
+    g,
+    h,
+    p.ro,
+    r,
+    Uint32Array.from({ length: s.n }, (_, t) => t),
+  );
   return { sum: out.sum.map((v) => v / s.n), abs: out.abs.map((v) => v / s.n) };
 }
 
@@ -234,7 +258,9 @@ describe('computeEdgesHost', () => {
   it('rejects a section whose basis does not fit its layer', async () => {
     const s = setup(10);
     const bad = { ...s.pairs[1]!, layer: 0 };
-    await expect(computeEdgesHost(s.model, arraySource(s.x, s.n, 9), [bad], 5, integrationPoints('gradient', 0))).rejects.toThrow(/layer 0 does not take 17 inputs/);
+    await expect(computeEdgesHost(s.model, arraySource(s.x, s.n, 9), [bad], 5, integrationPoints('gradient', 0))).rejects.toThrow(
+      /layer 0 does not take 17 inputs/,
+    );
   });
 
   it('agrees with the GPU pass within its f32 tolerance', async () => {
@@ -279,7 +305,10 @@ describe('the edges stage path in builds', () => {
         const h = host.edges.get(k)!;
         let m = 0;
         let d = 0;
-        v.data.forEach((t, i) => { m = Math.max(m, Math.abs(t)); d = Math.max(d, Math.abs(t - h.data[i]!)); });
+        v.data.forEach((t, i) => {
+          m = Math.max(m, Math.abs(t));
+          d = Math.max(d, Math.abs(t - h.data[i]!));
+        });
         expect(d / m, k).toBeLessThan(1e-5); // the GPU pass's f32 tolerance (test/ib-identities)
       }
     } finally {
@@ -291,10 +320,20 @@ describe('the edges stage path in builds', () => {
     const e = await engine();
     const model = randomMlp([6, 7, 3], 5);
     const data = arraySource(genericData(64, 6, 6), 64, 6);
-    const base = { node_layers: ['layers.0', 'layers.1', 'output'], batch_size: 32, edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 1 };
+    const base = {
+      node_layers: ['layers.0', 'layers.1', 'output'],
+      batch_size: 32,
+      edge_formula: 'functional',
+      integration_method: 'gauss-legendre',
+      n_intervals: 1,
+    };
     const res = await buildInteractionBasis(e, model, data, parseConfig(base));
     expect(res.edges.size).toBe(2);
-    expect(stagePathChoices(e).find((c) => c.stage === 'edges')).toMatchObject({ path: 'gpu', how: 'only', note: expect.stringMatching(/functional edges have no host path/) as unknown });
+    expect(stagePathChoices(e).find((c) => c.stage === 'edges')).toMatchObject({
+      path: 'gpu',
+      how: 'only',
+      note: expect.stringMatching(/functional edges have no host path/) as unknown,
+    });
     const err = await buildInteractionBasis(e, model, data, parseConfig({ ...base, stage_paths: { edges: 'host' } })).catch((x: unknown) => x);
     expect(err).toBeInstanceOf(IbgpuError);
     expect((err as IbgpuError).code).toBe('BAD_CONFIG');

@@ -10,7 +10,9 @@ function model(dims: number[], acts: Activation[], seed: number) {
   const rnd = mulberry32(seed);
   return {
     layers: dims.slice(1).map((dOut, i) => ({
-      dIn: dims[i]!, dOut, activation: acts[i]!,
+      dIn: dims[i]!,
+      dOut,
+      activation: acts[i]!,
       W: Float32Array.from({ length: dims[i]! * dOut }, () => rnd() * 2 - 1),
       b: Float32Array.from({ length: dOut }, () => rnd() - 0.5),
     })),

@@ -45,7 +45,10 @@ function randomModel(widths: number[], acts: Activation[], seed: number): MlpMod
   const r = rng(seed);
   return {
     layers: acts.map((activation, i) => ({
-      name: `layers.${i}`, dIn: widths[i]!, dOut: widths[i + 1]!, activation,
+      name: `layers.${i}`,
+      dIn: widths[i]!,
+      dOut: widths[i + 1]!,
+      activation,
       W: Float32Array.from({ length: widths[i]! * widths[i + 1]! }, () => (r() - 0.5) * 1.5),
       b: Float32Array.from({ length: widths[i + 1]! }, () => 0.3 * (r() - 0.3)),
     })),
@@ -71,7 +74,13 @@ const close = (got: ArrayLike<number>, want: ArrayLike<number>, rel: number) =>
 describe('host accumulators', () => {
   it('HostGramF64 equals the naive float64 shifted Gram, sparse and dense, on odd shapes and batch splits', () => {
     let seed = 1;
-    for (const [rows, d, p] of [[1, 1, 1], [17, 3, 0.3], [301, 37, 0.25], [129, 64, 0.9], [50, 7, 0]] as const) {
+    for (const [rows, d, p] of [
+      [1, 1, 1],
+      [17, 3, 0.3],
+      [301, 37, 0.25],
+      [129, 64, 0.9],
+      [50, 7, 0],
+    ] as const) {
       const x = Float64Array.from(sparseData(rows, d, p, seed++), (v, k) => (v === 0 ? 0 : v - 0.2 * (k % 3)));
       const shift = Float64Array.from({ length: d }, (_, j) => 0.1 * j - 0.05);
       const acc = new HostGramF64(d, shift);
@@ -85,7 +94,7 @@ describe('host accumulators', () => {
     }
   });
 
-  it('HostGateStats: Σg and Σggᵀ of g = Σ_k w_k σ\'(α_k p), by co-firing counts (ReLU) or per element', () => {
+  it("HostGateStats: Σg and Σggᵀ of g = Σ_k w_k σ'(α_k p), by co-firing counts (ReLU) or per element", () => {
     const rows = 203;
     const h = 11;
     const r = rng(7);
@@ -189,13 +198,25 @@ describe('collectStats on the host', () => {
 
   it('shard partials add up to the whole (same shift, sums to 1e-12)', async () => {
     const whole = await run('host');
-    const parts = [await run('host', {}, { start: 0, end: 128 }), await run('host', {}, { start: 128, end: 256 }), await run('host', {}, { start: 256, end: n })];
+    const parts = [
+      await run('host', {}, { start: 0, end: 128 }),
+      await run('host', {}, { start: 128, end: 256 }),
+      await run('host', {}, { start: 256, end: n }),
+    ];
     for (const [name, w] of whole.nodes) {
       const ps = parts.map((p) => p.nodes.get(name)!);
       for (const p of ps) expect(Array.from(p.shift)).toEqual(Array.from(w.shift));
       expect(ps.reduce((t, p) => t + p.n, 0)).toBe(n);
-      close(ps[0]!.gramShifted.map((v, k) => v + ps[1]!.gramShifted[k]! + ps[2]!.gramShifted[k]!), w.gramShifted, 1e-12);
-      close(ps[0]!.sum.map((v, k) => v + ps[1]!.sum[k]! + ps[2]!.sum[k]!), w.sum, 1e-12);
+      close(
+        ps[0]!.gramShifted.map((v, k) => v + ps[1]!.gramShifted[k]! + ps[2]!.gramShifted[k]!),
+        w.gramShifted,
+        1e-12,
+      );
+      close(
+        ps[0]!.sum.map((v, k) => v + ps[1]!.sum[k]! + ps[2]!.sum[k]!),
+        w.sum,
+        1e-12,
+      );
     }
     for (const [i, w] of whole.gates) {
       const ps = parts.map((p) => p.gates.get(i)!);
@@ -210,7 +231,13 @@ describe('the build honours stage_paths.stats', () => {
     const n = 200;
     const x = sparseData(n, 13, 0.5, 21);
     const model = randomModel([13, 9, 6, 4], ['relu', 'relu', 'identity'], 5);
-    const base = { node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 64, calculate_edges: false, truncation_threshold: 1e-6, threshold_mode: 'relative' };
+    const base = {
+      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+      batch_size: 64,
+      calculate_edges: false,
+      truncation_threshold: 1e-6,
+      threshold_mode: 'relative',
+    };
     const res = [];
     for (const stats of ['host', 'gpu'] as const) {
       const e = await engine();

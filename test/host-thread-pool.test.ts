@@ -73,9 +73,32 @@ describe('host thread pool', () => {
       const x = shared(xj, threads) as Float64Array;
       const uu = shared(u, threads) as Float64Array;
       const dz = shared(DZ, threads) as Float64Array;
-      const tb = { r: 7, Yt: shared(tables.Yt, threads) as Float64Array, Kt: shared(tables.Kt, threads) as Float64Array, Qt: shared(tables.Qt, threads) as Float64Array };
-      await runHostTasks('attention-mdash', chunks.map(([n0, n1], i) => ({ shape: sh, DZ: dz, alpha: 0.9, xj: x, n0, n1, out: outM.subarray(i * per, (i + 1) * per) })), { threads });
-      await runHostTasks('attention-edges', chunks.map(([n0, n1], i) => ({ shape: sh, DZ: dz, alpha: 0.9, tables: tb, xj: x, u: uu, n0, n1, out: outE.subarray(i * sh.K * 7, (i + 1) * sh.K * 7) })), { threads });
+      const tb = {
+        r: 7,
+        Yt: shared(tables.Yt, threads) as Float64Array,
+        Kt: shared(tables.Kt, threads) as Float64Array,
+        Qt: shared(tables.Qt, threads) as Float64Array,
+      };
+      await runHostTasks(
+        'attention-mdash',
+        chunks.map(([n0, n1], i) => ({ shape: sh, DZ: dz, alpha: 0.9, xj: x, n0, n1, out: outM.subarray(i * per, (i + 1) * per) })),
+        { threads },
+      );
+      await runHostTasks(
+        'attention-edges',
+        chunks.map(([n0, n1], i) => ({
+          shape: sh,
+          DZ: dz,
+          alpha: 0.9,
+          tables: tb,
+          xj: x,
+          u: uu,
+          n0,
+          n1,
+          out: outE.subarray(i * sh.K * 7, (i + 1) * sh.K * 7),
+        })),
+        { threads },
+      );
       results.push([Float64Array.from(outM), Float64Array.from(outE)]);
     }
     expect(results[0]![0]!.some((v) => v !== 0)).toBe(true);

@@ -56,7 +56,9 @@ describe('build errors (buildInteractionBasis)', () => {
 
   it('non-adjacent node layers', async () => {
     const m3 = randomMlp([5, 8, 6, 3], 2);
-    const e = await caught(async () => buildInteractionBasis(await engine(), m3, arraySource(x, N, 5), parseConfig({ node_layers: ['layers.0', 'layers.2', 'output'] })));
+    const e = await caught(async () =>
+      buildInteractionBasis(await engine(), m3, arraySource(x, N, 5), parseConfig({ node_layers: ['layers.0', 'layers.2', 'output'] })),
+    );
     expect(e.code).toBe('BAD_CONFIG');
     expect(e.message).toMatch(/'layers.0' and 'layers.2' are not adjacent/);
   });
@@ -97,7 +99,7 @@ describe('build errors (buildInteractionBasis)', () => {
   });
 });
 
-describe('rib_compat (rib\'s truncation rules)', () => {
+describe("rib_compat (rib's truncation rules)", () => {
   const engine = useEngine();
 
   it('switches to absolute thresholds and rejects an explicit relative mode', async () => {
@@ -125,7 +127,9 @@ describe('rib_compat (rib\'s truncation rules)', () => {
     // above Λ of its constant direction (Λ[0], which ibgpu always keeps).
     const tau = plain.bases.get('layers.1')!.Lambda![0]! * 1.0001;
     const ours = (await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig({ ...base, truncation_threshold: tau }))).bases.get('layers.1')!;
-    const rib = (await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig({ ...base, truncation_threshold: tau, rib_compat: true }))).bases.get('layers.1')!;
+    const rib = (await buildInteractionBasis(e, model, arraySource(x, N, 5), parseConfig({ ...base, truncation_threshold: tau, rib_compat: true }))).bases.get(
+      'layers.1',
+    )!;
     expect(ours.Lambda![0]!).toBeLessThan(tau);
     expect(ours.r).toBeGreaterThanOrEqual(2); // the constant direction and at least one more
     expect(rib.r).toBe(ours.r - 1);

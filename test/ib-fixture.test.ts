@@ -19,10 +19,7 @@ import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { backgroundSolverAvailable } from '../src/host/eigh-worker.js';
 import { useEngine } from './helpers/gpu.js';
-import {
-  columnErrUpToSign, entryRelErr, fmt, loadSyntheticFixture, maxAbs, readSafetensors, relErr, rowErrUpToSign,
-  type HostTensor,
-} from './helpers/ib.js';
+import { columnErrUpToSign, entryRelErr, fmt, loadSyntheticFixture, maxAbs, readSafetensors, relErr, rowErrUpToSign, type HostTensor } from './helpers/ib.js';
 
 const DIR = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
 const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
@@ -74,10 +71,12 @@ const CASES: Case[] = [
 ];
 
 // Every case on both statistics paths: the GPU kernels (f32 per batch) and the host's float64 pass.
-const PATH_CASES = CASES.flatMap((c) => (['gpu', 'host'] as const).map((stats) => {
-  const sp = (c.extra['stage_paths'] ?? {}) as Record<string, string>;
-  return { ...c, stats, edges: sp['edges'] ?? 'auto', extra: { ...c.extra, stage_paths: { ...sp, stats } } };
-}));
+const PATH_CASES = CASES.flatMap((c) =>
+  (['gpu', 'host'] as const).map((stats) => {
+    const sp = (c.extra['stage_paths'] ?? {}) as Record<string, string>;
+    return { ...c, stats, edges: sp['edges'] ?? 'auto', extra: { ...c.extra, stage_paths: { ...sp, stats } } };
+  }),
+);
 
 describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats, edges on $edges', (c) => {
   let res: IbResult;
@@ -153,7 +152,7 @@ describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats, edges o
 });
 
 describe('thresholds on the fixture', () => {
-  it('uncentred with the default relative τ = 1e-6 drops exactly rib\'s 6e-7·max direction at layers.1', async () => {
+  it("uncentred with the default relative τ = 1e-6 drops exactly rib's 6e-7·max direction at layers.1", async () => {
     const res = await build({ center: false });
     const ref = await readSafetensors(`${DIR}/rib-reference/synthetic_f64_jacobian_nocenter.safetensors`);
     expect(HIDDEN.map((l) => res.bases.get(l)!.r)).toEqual([15, 29, 7]);

@@ -15,7 +15,9 @@ const FIXTURE = join(import.meta.dirname, 'fixtures', 'synthetic-mlp');
 describe('buildFromConfigFile', () => {
   const engine = useEngine();
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
 
   async function workspace(): Promise<string> {
     const d = await mkdtemp(join(tmpdir(), 'ibgpu-files-'));
@@ -23,17 +25,28 @@ describe('buildFromConfigFile', () => {
     await copyFile(join(FIXTURE, 'weights.safetensors'), join(d, 'weights.safetensors'));
     await copyFile(join(FIXTURE, 'inputs.safetensors'), join(d, 'inputs.safetensors'));
     const arch = {
-      type: 'mlp', weight_layout: 'in_out',
+      type: 'mlp',
+      weight_layout: 'in_out',
       layers: [16, 32, 32, 8].slice(0, 3).map((din, i) => ({
-        name: `layers.${i}`, in: din, out: [32, 32, 8][i], activation: i < 2 ? 'relu' : 'identity',
-        weight: `layers.${i}.W`, bias: `layers.${i}.b`,
+        name: `layers.${i}`,
+        in: din,
+        out: [32, 32, 8][i],
+        activation: i < 2 ? 'relu' : 'identity',
+        weight: `layers.${i}.W`,
+        bias: `layers.${i}.b`,
       })),
     };
     await writeFile(join(d, 'arch.json'), JSON.stringify(arch));
-    await writeFile(join(d, 'build.json'), JSON.stringify({
-      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'weights.safetensors', arch: 'arch.json',
-      data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' }, batch_size: 512,
-    }));
+    await writeFile(
+      join(d, 'build.json'),
+      JSON.stringify({
+        node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+        model: 'weights.safetensors',
+        arch: 'arch.json',
+        data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' },
+        batch_size: 512,
+      }),
+    );
     return d;
   }
 

@@ -17,8 +17,19 @@ import { randomMlp } from '../src/ib/self-check.js';
 import { matmulF64 } from '../src/cpu/matmul.js';
 import { useEngine } from './helpers/gpu.js';
 import {
-  buildSection, cpuRef, edgesRef, fmt, genericData, gramOf, identityResidual, jacobianGram, layerIndex,
-  maxAbs, relErr, whitenedDiagErr, type CpuRef,
+  buildSection,
+  cpuRef,
+  edgesRef,
+  fmt,
+  genericData,
+  gramOf,
+  identityResidual,
+  jacobianGram,
+  layerIndex,
+  maxAbs,
+  relErr,
+  whitenedDiagErr,
+  type CpuRef,
 } from './helpers/ib.js';
 
 const N = 997; // prime: no batch size divides it
@@ -155,7 +166,10 @@ describe.each(CASES)('SPEC §9.2 identities: $name', (c) => {
     for (let j = 0; j < NODES.length - 1; j++) {
       const key = `${NODES[j]}->${NODES[j + 1]}`;
       const E = res.edges.get(key)!;
-      expect(E.data.every((v) => v >= 0), key).toBe(true);
+      expect(
+        E.data.every((v) => v >= 0),
+        key,
+      ).toBe(true);
       expect(maxAbs(E.data), key).toBeGreaterThan(0);
       const s = buildSection(model, res, NODES[j]!);
       expect([E.rows, E.cols]).toEqual([s.ro, s.r]);

@@ -92,7 +92,13 @@ function duplicate(m: MlpModel, h: number, u: number): Variant {
   const next = m.layers[h]!;
   const inW = Array.from({ length: prev.dIn }, (_, i) => prev.W[i * prev.dOut + u]!);
   const out = Array.from({ length: next.dOut }, (_, j) => next.W[u * next.dOut + j]!);
-  const r = appendUnit(m, h, inW, prev.b[u]!, out.map((v) => 0.3 * v));
+  const r = appendUnit(
+    m,
+    h,
+    inW,
+    prev.b[u]!,
+    out.map((v) => 0.3 * v),
+  );
   for (let j = 0; j < next.dOut; j++) r.layers[h]!.W[u * next.dOut + j] = 0.7 * out[j]!;
   return { model: r, x: xBase, d: D };
 }
@@ -102,7 +108,13 @@ function deadUnit(m: MlpModel, h: number, seed: number): Variant {
   const g = gaussian(rng(seed));
   const prev = m.layers[h - 1]!;
   const next = m.layers[h]!;
-  const r = appendUnit(m, h, Array.from({ length: prev.dIn }, () => 0.3 * g()), -100, Array.from({ length: next.dOut }, () => g()));
+  const r = appendUnit(
+    m,
+    h,
+    Array.from({ length: prev.dIn }, () => 0.3 * g()),
+    -100,
+    Array.from({ length: next.dOut }, () => g()),
+  );
   return { model: r, x: xBase, d: D };
 }
 
@@ -111,7 +123,13 @@ function silentUnit(m: MlpModel, h: number, seed: number): Variant {
   const g = gaussian(rng(seed));
   const prev = m.layers[h - 1]!;
   const next = m.layers[h]!;
-  const r = appendUnit(m, h, Array.from({ length: prev.dIn }, () => g()), 0.3, new Array<number>(next.dOut).fill(0));
+  const r = appendUnit(
+    m,
+    h,
+    Array.from({ length: prev.dIn }, () => g()),
+    0.3,
+    new Array<number>(next.dOut).fill(0),
+  );
   return { model: r, x: xBase, d: D };
 }
 
@@ -202,7 +220,7 @@ const VARIANTS: { name: string; make: () => Variant; featureTol?: number }[] = [
   { name: '2. duplicate a unit, outgoing weights split 0.7 / 0.3', make: () => duplicate(base, 1, 4) },
   { name: '3. add a dead unit (bias −100)', make: () => deadUnit(base, 2, 73) },
   { name: '4. add a live unit with zero outgoing weights', make: () => silentUnit(base, 1, 74) },
-  { name: '5. mix the inputs (x\' = xA, W̄₀ → A⁻¹W̄₀)', make: () => mixInputs(base, 75), featureTol: 2e-5 },
+  { name: "5. mix the inputs (x' = xA, W̄₀ → A⁻¹W̄₀)", make: () => mixInputs(base, 75), featureTol: 2e-5 },
   { name: '6. append a linearly dependent input with zero weights', make: () => dependentInput(base) },
 ];
 

@@ -18,14 +18,19 @@ import { foldedWeight, type MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import {
-  functionalEdgesRef, legacyBasisRef, legacyGradientRef, legacyMoments, sectionHat, sectionJacobian,
-  type LegacyFormulaRef, type RefBasis, type RefSection,
+  functionalEdgesRef,
+  legacyBasisRef,
+  legacyGradientRef,
+  legacyMoments,
+  sectionHat,
+  sectionJacobian,
+  type LegacyFormulaRef,
+  type RefBasis,
+  type RefSection,
 } from '../src/cpu/ib-legacy.js';
 import { selfCheck as legacySelfCheck } from '../src/kernels/legacy.js';
 import { useEngine } from './helpers/gpu.js';
-import {
-  columnErrUpToSign, entryRelErr, fmt, foldedActs, genericData, loadSyntheticFixture, maxAbs, readSafetensors, relErr,
-} from './helpers/ib.js';
+import { columnErrUpToSign, entryRelErr, fmt, foldedActs, genericData, loadSyntheticFixture, maxAbs, readSafetensors, relErr } from './helpers/ib.js';
 import { gaussian, rng } from './helpers/random.js';
 
 const engine = useEngine();
@@ -93,7 +98,11 @@ describe('config: legacy combinations', () => {
 
   it('accepts both legacy bases and functional edges with every integration rule that has points', () => {
     for (const f of ['(1-0)*alpha', '(1-alpha)^2']) {
-      for (const [m, n] of [['trapezoidal', 0], ['trapezoidal', 3], ['gauss-legendre', 4]] as const) {
+      for (const [m, n] of [
+        ['trapezoidal', 0],
+        ['trapezoidal', 3],
+        ['gauss-legendre', 4],
+      ] as const) {
         const c = parseConfig({ ...nl, basis_formula: f, edge_formula: 'functional', integration_method: m, n_intervals: n });
         expect([c.basis_formula, c.edge_formula, c.integration_method, c.n_intervals]).toEqual([f, 'functional', m, n]);
       }
@@ -139,13 +148,14 @@ describe('CPU reference against finite differences', () => {
   const f = Float64Array.from([...Array.from({ length: 5 }, () => g()), 1]);
   const pts = integrationPoints('gauss-legendre', 4);
   const h = 1e-6;
-  const fd = (phi: (u: Float64Array) => number, u: Float64Array): Float64Array => u.map((_, j) => {
-    const up = Float64Array.from(u);
-    const dn = Float64Array.from(u);
-    up[j]! += h;
-    dn[j]! -= h;
-    return (phi(up) - phi(dn)) / (2 * h);
-  });
+  const fd = (phi: (u: Float64Array) => number, u: Float64Array): Float64Array =>
+    u.map((_, j) => {
+      const up = Float64Array.from(u);
+      const dn = Float64Array.from(u);
+      up[j]! += h;
+      dn[j]! -= h;
+      return (phi(up) - phi(dn)) / (2 * h);
+    });
 
   it('the section Jacobian is the derivative of F̂ (and F̂(0) = 0 for a folded section)', () => {
     const J = sectionJacobian(s, f);
@@ -169,7 +179,10 @@ describe('CPU reference against finite differences', () => {
           for (let i = 0; i < 3; i++) t += formula === '(1-0)*alpha' ? y[i]! * c[i]! : -((c[i]! - y[i]!) ** 2);
           return t;
         };
-        const gk = fd(phi, f.map((v) => a * v));
+        const gk = fd(
+          phi,
+          f.map((v) => a * v),
+        );
         for (let j = 0; j < 6; j++) num[j]! += pts.weights[k]! * gk[j]!;
       }
       const gref = legacyGradientRef(s, f, formula, pts);
@@ -194,10 +207,28 @@ interface Case {
 const CASES: Case[] = [
   { name: '(1-0)*alpha relu centred gradient', formula: '(1-0)*alpha', act: 'relu', center: true, method: 'gradient', n: 0, edges: 'squared', seed: 31 },
   { name: '(1-0)*alpha gelu uncentred GL4', formula: '(1-0)*alpha', act: 'gelu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 32 },
-  { name: '(1-0)*alpha identity uncentred trap3', formula: '(1-0)*alpha', act: 'identity', center: false, method: 'trapezoidal', n: 3, edges: 'functional', seed: 33 },
+  {
+    name: '(1-0)*alpha identity uncentred trap3',
+    formula: '(1-0)*alpha',
+    act: 'identity',
+    center: false,
+    method: 'trapezoidal',
+    n: 3,
+    edges: 'functional',
+    seed: 33,
+  },
   { name: '(1-alpha)^2 gelu centred trap3', formula: '(1-alpha)^2', act: 'gelu', center: true, method: 'trapezoidal', n: 3, edges: 'functional', seed: 34 },
   { name: '(1-alpha)^2 relu uncentred GL4', formula: '(1-alpha)^2', act: 'relu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 35 },
-  { name: '(1-alpha)^2 identity centred GL4', formula: '(1-alpha)^2', act: 'identity', center: true, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 36 },
+  {
+    name: '(1-alpha)^2 identity centred GL4',
+    formula: '(1-alpha)^2',
+    act: 'identity',
+    center: true,
+    method: 'gauss-legendre',
+    n: 4,
+    edges: 'functional',
+    seed: 36,
+  },
 ];
 
 const N = 601; // prime: no batch size divides it
@@ -216,8 +247,13 @@ describe.each(CASES)('$name', (c) => {
 
   beforeAll(async () => {
     const config: BuildConfig = parseConfig({
-      node_layers: NODES, basis_formula: c.formula, edge_formula: c.edges, integration_method: c.method,
-      n_intervals: c.n, center: c.center, batch_size: 128,
+      node_layers: NODES,
+      basis_formula: c.formula,
+      edge_formula: c.edges,
+      integration_method: c.method,
+      n_intervals: c.n,
+      center: c.center,
+      batch_size: 128,
     });
     res = await buildInteractionBasis(await engine(), model, arraySource(x, N, 6), config);
     acts = foldedActs(model, x, N).acts;
@@ -344,10 +380,20 @@ describe('rotated final node layer (PCA of layers.2, no output node)', () => {
     const model = model3('gelu', 43);
     const x = genericData(N, 6, 143);
     const pts = integrationPoints('gauss-legendre', 2);
-    const res = await buildInteractionBasis(await engine(), model, arraySource(x, N, 6), parseConfig({
-      node_layers: NODES.slice(0, 3), rotate_final_node_layer: true, basis_formula: '(1-alpha)^2',
-      integration_method: 'gauss-legendre', n_intervals: 2, edge_formula: 'functional', batch_size: 256,
-    }));
+    const res = await buildInteractionBasis(
+      await engine(),
+      model,
+      arraySource(x, N, 6),
+      parseConfig({
+        node_layers: NODES.slice(0, 3),
+        rotate_final_node_layer: true,
+        basis_formula: '(1-alpha)^2',
+        integration_method: 'gauss-legendre',
+        n_intervals: 2,
+        edge_formula: 'functional',
+        batch_size: 256,
+      }),
+    );
     const acts = foldedActs(model, x, N).acts;
     let Cn = res.bases.get('layers.2')!.C;
     let ro = res.bases.get('layers.2')!.r;
@@ -376,9 +422,18 @@ describe('functional edges on a jacobian basis (gelu, centred, gauss-legendre n 
     const model = model3('gelu', 42);
     const x = genericData(N, 6, 142);
     const pts = integrationPoints('gauss-legendre', 2);
-    const res = await buildInteractionBasis(await engine(), model, arraySource(x, N, 6), parseConfig({
-      node_layers: NODES, edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 2, batch_size: 256,
-    }));
+    const res = await buildInteractionBasis(
+      await engine(),
+      model,
+      arraySource(x, N, 6),
+      parseConfig({
+        node_layers: NODES,
+        edge_formula: 'functional',
+        integration_method: 'gauss-legendre',
+        n_intervals: 2,
+        batch_size: 256,
+      }),
+    );
     const acts = foldedActs(model, x, N).acts;
     for (let j = 0; j < 3; j++) {
       const key = `${NODES[j]}->${NODES[j + 1]}`;
@@ -397,8 +452,8 @@ describe('linear network: both legacy formulas give the jacobian basis (uncentre
   it('Λ and C agree with the jacobian build', async () => {
     const model = model3('identity', 41);
     const x = genericData(N, 6, 141);
-    const build = async (extra: Record<string, unknown>) => buildInteractionBasis(await engine(), model, arraySource(x, N, 6),
-      parseConfig({ node_layers: NODES, center: false, batch_size: 200, ...extra }));
+    const build = async (extra: Record<string, unknown>) =>
+      buildInteractionBasis(await engine(), model, arraySource(x, N, 6), parseConfig({ node_layers: NODES, center: false, batch_size: 200, ...extra }));
     const jac = await build({});
     const leg = await build({ basis_formula: '(1-alpha)^2', integration_method: 'trapezoidal', n_intervals: 1 });
     for (const name of NODES.slice(0, -1)) {
@@ -413,7 +468,7 @@ describe('linear network: both legacy formulas give the jacobian basis (uncentre
 
 // ------------------------------------------------------------------------------------ rib
 
-describe("rib conformance: synthetic_f64_1-0alpha (centred, gradient, squared edges)", () => {
+describe('rib conformance: synthetic_f64_1-0alpha (centred, gradient, squared edges)', () => {
   const DIR = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
   let res: IbResult;
   let ref: Map<string, { shape: number[]; data: Float64Array }>;
@@ -444,7 +499,10 @@ describe("rib conformance: synthetic_f64_1-0alpha (centred, gradient, squared ed
       const big = Array.from({ length: b.r }, (_, j) => j).filter((j) => rl[j]! > 1e-4 * rl[0]!);
       const pick = (A: ArrayLike<number>): Float64Array => {
         const out = new Float64Array(b.dim * big.length);
-        for (let i = 0; i < b.dim; i++) big.forEach((j, m) => { out[i * big.length + m] = A[i * b.r + j]!; });
+        for (let i = 0; i < b.dim; i++)
+          big.forEach((j, m) => {
+            out[i * big.length + m] = A[i * b.r + j]!;
+          });
         return out;
       };
       const ce = columnErrUpToSign(pick(b.C), pick(rC), b.dim, big.length);

@@ -130,10 +130,12 @@ describe('ResultDir', () => {
       return 7;
     });
     expect(r).toBe(7);
-    await expect(withResultDir(join(d, 'failed'), async (rd) => {
-      await rd.writeFile('a.txt', 'a');
-      throw new Error('stage 3 diverged');
-    })).rejects.toThrow(/stage 3 diverged/);
+    await expect(
+      withResultDir(join(d, 'failed'), async (rd) => {
+        await rd.writeFile('a.txt', 'a');
+        throw new Error('stage 3 diverged');
+      }),
+    ).rejects.toThrow(/stage 3 diverged/);
     expect(readdirSync(d)).toEqual(['ok']);
   });
 

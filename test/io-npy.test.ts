@@ -34,18 +34,42 @@ function encodeValues(descr: string, values: number[]): Uint8Array {
   values.forEach((v, i) => {
     const o = i * size;
     switch (kind) {
-      case 'f2': dv.setUint16(o, f16Bits(v), le); break;
-      case 'f4': dv.setFloat32(o, v, le); break;
-      case 'f8': dv.setFloat64(o, v, le); break;
-      case 'i1': dv.setInt8(o, v); break;
-      case 'i2': dv.setInt16(o, v, le); break;
-      case 'i4': dv.setInt32(o, v, le); break;
-      case 'i8': dv.setBigInt64(o, BigInt(v), le); break;
-      case 'u1': case 'b1': dv.setUint8(o, v); break;
-      case 'u2': dv.setUint16(o, v, le); break;
-      case 'u4': dv.setUint32(o, v, le); break;
-      case 'u8': dv.setBigUint64(o, BigInt(v), le); break;
-      default: throw new Error(`test helper: no encoder for ${descr}`);
+      case 'f2':
+        dv.setUint16(o, f16Bits(v), le);
+        break;
+      case 'f4':
+        dv.setFloat32(o, v, le);
+        break;
+      case 'f8':
+        dv.setFloat64(o, v, le);
+        break;
+      case 'i1':
+        dv.setInt8(o, v);
+        break;
+      case 'i2':
+        dv.setInt16(o, v, le);
+        break;
+      case 'i4':
+        dv.setInt32(o, v, le);
+        break;
+      case 'i8':
+        dv.setBigInt64(o, BigInt(v), le);
+        break;
+      case 'u1':
+      case 'b1':
+        dv.setUint8(o, v);
+        break;
+      case 'u2':
+        dv.setUint16(o, v, le);
+        break;
+      case 'u4':
+        dv.setUint32(o, v, le);
+        break;
+      case 'u8':
+        dv.setBigUint64(o, BigInt(v), le);
+        break;
+      default:
+        throw new Error(`test helper: no encoder for ${descr}`);
     }
   });
   return out;
@@ -83,8 +107,14 @@ function toFortranLayout(c: number[], shape: number[]): number[] {
     let f = 0;
     let stride = 1;
     const idx = new Array<number>(d);
-    for (let k = d - 1; k >= 0; k--) { idx[k] = rem % shape[k]!; rem = Math.floor(rem / shape[k]!); }
-    for (let k = 0; k < d; k++) { f += idx[k]! * stride; stride *= shape[k]!; }
+    for (let k = d - 1; k >= 0; k--) {
+      idx[k] = rem % shape[k]!;
+      rem = Math.floor(rem / shape[k]!);
+    }
+    for (let k = 0; k < d; k++) {
+      f += idx[k]! * stride;
+      stride *= shape[k]!;
+    }
     out[f] = c[flat]!;
   }
   return out;
@@ -97,7 +127,29 @@ async function writeTmp(bytes: Uint8Array, name = 'in'): Promise<string> {
 }
 
 describe('npy reader', () => {
-  const descrs = ['<f2', '<f4', '<f8', '>f2', '>f4', '>f8', '|i1', '<i2', '>i2', '<i4', '>i4', '<i8', '>i8', '|u1', '<u2', '>u2', '<u4', '>u4', '<u8', '>u8', '|b1'];
+  const descrs = [
+    '<f2',
+    '<f4',
+    '<f8',
+    '>f2',
+    '>f4',
+    '>f8',
+    '|i1',
+    '<i2',
+    '>i2',
+    '<i4',
+    '>i4',
+    '<i8',
+    '>i8',
+    '|u1',
+    '<u2',
+    '>u2',
+    '<u4',
+    '>u4',
+    '<u8',
+    '>u8',
+    '|b1',
+  ];
   const valueFor = (descr: string, i: number) => {
     if (descr.endsWith('b1')) return i % 3 === 0 ? 1 : 0;
     if (descr[1] === 'u') return (i * 37) % 251;
@@ -136,7 +188,13 @@ describe('npy reader', () => {
           const f = await openNpy(await writeTmp(npyBytes({ descr, fortran, shape, values })));
           const row = f.rowLength;
           expect(f.rows).toBe(shape[0]);
-          for (const [start, count] of [[0, 1], [3, 7], [f.rows - 2, 2], [0, f.rows], [5, 0]] as const) {
+          for (const [start, count] of [
+            [0, 1],
+            [3, 7],
+            [f.rows - 2, 2],
+            [0, f.rows],
+            [5, 0],
+          ] as const) {
             const got = await f.readRows(start, count);
             expect(got).toBeInstanceOf(Float32Array);
             expect([shape, fortran, descr, start, Array.from(got)]).toEqual([shape, fortran, descr, start, want.slice(start * row, (start + count) * row)]);
@@ -165,7 +223,9 @@ describe('npy reader', () => {
   });
 
   it('accepts Python 2 style headers (3L) and double quotes', () => {
-    const t = parseNpy(npyBytes({ descr: '<f4', fortran: false, shape: [2, 2], values: [1, 2, 3, 4], dict: `{"descr": "<f4", "fortran_order": False, "shape": (2L, 2L)}` }));
+    const t = parseNpy(
+      npyBytes({ descr: '<f4', fortran: false, shape: [2, 2], values: [1, 2, 3, 4], dict: `{"descr": "<f4", "fortran_order": False, "shape": (2L, 2L)}` }),
+    );
     expect(t.shape).toEqual([2, 2]);
     expect(Array.from(toFloat64(t))).toEqual([1, 2, 3, 4]);
   });
@@ -191,7 +251,10 @@ describe('npy malformed files', () => {
   async function expectBad(bytes: Uint8Array, ...parts: RegExp[]): Promise<void> {
     const p = await writeTmp(bytes, 'bad');
     for (const attempt of [() => Promise.resolve().then(() => parseNpy(bytes, 'mem.npy')), () => openNpy(p)]) {
-      const e = await attempt().then(() => undefined, (x: unknown) => x);
+      const e = await attempt().then(
+        () => undefined,
+        (x: unknown) => x,
+      );
       expect(e, parts.join(' ')).toBeInstanceOf(IbgpuError);
       expect((e as IbgpuError).code).toBe('BAD_FILE');
       expect((e as IbgpuError).hint).toBeTruthy();
@@ -217,7 +280,8 @@ describe('npy malformed files', () => {
   });
 
   it('object, string, complex and structured arrays', async () => {
-    const withDescr = (descr: string) => npyBytes({ descr: '|u1', fortran: false, shape: [0], values: [], dict: `{'descr': ${descr}, 'fortran_order': False, 'shape': (0,), }` });
+    const withDescr = (descr: string) =>
+      npyBytes({ descr: '|u1', fortran: false, shape: [0], values: [], dict: `{'descr': ${descr}, 'fortran_order': False, 'shape': (0,), }` });
     await expectBad(withDescr("'|O'"), /object arrays/);
     await expectBad(withDescr("'<U5'"), /string arrays/);
     await expectBad(withDescr("'<c8'"), /complex arrays/);
@@ -236,7 +300,13 @@ describe('npy malformed files', () => {
 
 describe('npy writer', () => {
   it('writes exactly the header numpy writes', () => {
-    const out = serializeNpy(fromNumbers(cOrder([3, 4], (i) => i), 'F32', [3, 4]));
+    const out = serializeNpy(
+      fromNumbers(
+        cOrder([3, 4], (i) => i),
+        'F32',
+        [3, 4],
+      ),
+    );
     const dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }";
     expect(out.length).toBe(128 + 48);
     expect(Array.from(out.subarray(0, 10))).toEqual([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 118, 0]);
@@ -249,14 +319,20 @@ describe('npy writer', () => {
 
   it('round-trips every numpy dtype through a file', async () => {
     for (const dt of ALL_DTYPES.filter((d) => d !== 'BF16') as DType[]) {
-      const t = fromNumbers(cOrder([4, 3], (i) => (i * 7) % 11), dt, [4, 3]);
+      const t = fromNumbers(
+        cOrder([4, 3], (i) => (i * 7) % 11),
+        dt,
+        [4, 3],
+      );
       const p = tmpFile('rt');
       await writeNpy(p, t);
       expect(readFileSync(p).length % 16).toBe(t.data.byteLength % 16);
       const back = await loadNpy(p);
       expect(back.dtype).toBe(dt);
       expect(back.shape).toEqual([4, 3]);
-      expect(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength)).toEqual(Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+      expect(Buffer.from(back.data.buffer, back.data.byteOffset, back.data.byteLength)).toEqual(
+        Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+      );
     }
   });
 

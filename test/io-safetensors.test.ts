@@ -5,9 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { f16Bits } from '../src/io/half.js';
-import {
-  loadSafetensors, openSafetensors, openSafetensorsBlob, parseSafetensors, serializeSafetensors, writeSafetensors,
-} from '../src/io/safetensors.js';
+import { loadSafetensors, openSafetensors, openSafetensorsBlob, parseSafetensors, serializeSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { ALL_DTYPES, dtypeSize, fromNumbers, toFloat64, type DType, type Tensor } from '../src/io/tensor.js';
 import { rng } from './helpers/random.js';
 
@@ -36,7 +34,10 @@ async function expectBad(bytes: Uint8Array, code: string, ...parts: (string | Re
   const path = tmpFile('bad');
   writeFileSync(path, bytes);
   for (const attempt of [() => Promise.resolve().then(() => parseSafetensors(bytes, 'mem.safetensors')), () => openSafetensors(path)]) {
-    const err = await attempt().then(() => undefined, (e: unknown) => e);
+    const err = await attempt().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err, `expected ${code} for ${parts.join(' ')}`).toBeInstanceOf(IbgpuError);
     const e = err as IbgpuError;
     expect(e.code).toBe(code);
@@ -50,19 +51,44 @@ function sampleValues(dt: DType, n: number, seed: number): Tensor {
   const r = rng(seed);
   const rand = Array.from({ length: n }, () => r());
   switch (dt) {
-    case 'F64': return fromNumbers([0, -0, Number.MIN_VALUE, -Number.MAX_VALUE, Infinity, -Infinity, NaN, 1 / 3, ...rand.map((x) => (x - 0.5) * 1e10)].slice(0, n), dt, [n]);
-    case 'F32': return fromNumbers([0, -0, 1e-45, 3.4028234663852886e38, Infinity, -Infinity, NaN, 1 / 3, ...rand.map((x) => x - 0.5)].slice(0, n), dt, [n]);
-    case 'F16': return fromNumbers([0, -0, 2 ** -24, 65504, Infinity, -Infinity, NaN, 2 ** -14, ...rand.map((x) => (x - 0.5) * 100)].slice(0, n), dt, [n]);
-    case 'BF16': return fromNumbers([0, -0, 2 ** -133, 3.3895313892515355e38, Infinity, -Infinity, NaN, 2 ** -126, ...rand.map((x) => (x - 0.5) * 1e30)].slice(0, n), dt, [n]);
-    case 'I64': return { dtype: dt, shape: [n], data: BigInt64Array.from({ length: n }, (_, i) => (i === 0 ? -(2n ** 63n) : i === 1 ? 2n ** 63n - 1n : BigInt(Math.floor((rand[i]! - 0.5) * 2 ** 52)))) };
-    case 'U64': return { dtype: dt, shape: [n], data: BigUint64Array.from({ length: n }, (_, i) => (i === 0 ? 2n ** 64n - 1n : BigInt(Math.floor(rand[i]! * 2 ** 52)))) };
-    case 'I32': return fromNumbers([-(2 ** 31), 2 ** 31 - 1, ...rand.map((x) => Math.floor((x - 0.5) * 2 ** 31))].slice(0, n), dt, [n]);
-    case 'U32': return fromNumbers([2 ** 32 - 1, 0, ...rand.map((x) => Math.floor(x * 2 ** 32))].slice(0, n), dt, [n]);
-    case 'I16': return fromNumbers([-32768, 32767, ...rand.map((x) => Math.floor((x - 0.5) * 65536))].slice(0, n), dt, [n]);
-    case 'U16': return fromNumbers([65535, 0, ...rand.map((x) => Math.floor(x * 65536))].slice(0, n), dt, [n]);
-    case 'I8': return fromNumbers([-128, 127, ...rand.map((x) => Math.floor((x - 0.5) * 256))].slice(0, n), dt, [n]);
-    case 'U8': return fromNumbers([255, 0, ...rand.map((x) => Math.floor(x * 256))].slice(0, n), dt, [n]);
-    case 'BOOL': return fromNumbers(rand.map((x) => (x > 0.5 ? 1 : 0)), dt, [n]);
+    case 'F64':
+      return fromNumbers([0, -0, Number.MIN_VALUE, -Number.MAX_VALUE, Infinity, -Infinity, NaN, 1 / 3, ...rand.map((x) => (x - 0.5) * 1e10)].slice(0, n), dt, [
+        n,
+      ]);
+    case 'F32':
+      return fromNumbers([0, -0, 1e-45, 3.4028234663852886e38, Infinity, -Infinity, NaN, 1 / 3, ...rand.map((x) => x - 0.5)].slice(0, n), dt, [n]);
+    case 'F16':
+      return fromNumbers([0, -0, 2 ** -24, 65504, Infinity, -Infinity, NaN, 2 ** -14, ...rand.map((x) => (x - 0.5) * 100)].slice(0, n), dt, [n]);
+    case 'BF16':
+      return fromNumbers([0, -0, 2 ** -133, 3.3895313892515355e38, Infinity, -Infinity, NaN, 2 ** -126, ...rand.map((x) => (x - 0.5) * 1e30)].slice(0, n), dt, [
+        n,
+      ]);
+    case 'I64':
+      return {
+        dtype: dt,
+        shape: [n],
+        data: BigInt64Array.from({ length: n }, (_, i) => (i === 0 ? -(2n ** 63n) : i === 1 ? 2n ** 63n - 1n : BigInt(Math.floor((rand[i]! - 0.5) * 2 ** 52)))),
+      };
+    case 'U64':
+      return { dtype: dt, shape: [n], data: BigUint64Array.from({ length: n }, (_, i) => (i === 0 ? 2n ** 64n - 1n : BigInt(Math.floor(rand[i]! * 2 ** 52)))) };
+    case 'I32':
+      return fromNumbers([-(2 ** 31), 2 ** 31 - 1, ...rand.map((x) => Math.floor((x - 0.5) * 2 ** 31))].slice(0, n), dt, [n]);
+    case 'U32':
+      return fromNumbers([2 ** 32 - 1, 0, ...rand.map((x) => Math.floor(x * 2 ** 32))].slice(0, n), dt, [n]);
+    case 'I16':
+      return fromNumbers([-32768, 32767, ...rand.map((x) => Math.floor((x - 0.5) * 65536))].slice(0, n), dt, [n]);
+    case 'U16':
+      return fromNumbers([65535, 0, ...rand.map((x) => Math.floor(x * 65536))].slice(0, n), dt, [n]);
+    case 'I8':
+      return fromNumbers([-128, 127, ...rand.map((x) => Math.floor((x - 0.5) * 256))].slice(0, n), dt, [n]);
+    case 'U8':
+      return fromNumbers([255, 0, ...rand.map((x) => Math.floor(x * 256))].slice(0, n), dt, [n]);
+    case 'BOOL':
+      return fromNumbers(
+        rand.map((x) => (x > 0.5 ? 1 : 0)),
+        dt,
+        [n],
+      );
   }
 }
 
@@ -78,7 +104,11 @@ describe('safetensors round trips', () => {
   ALL_DTYPES.forEach((dt, i) => {
     tensors[`t.${dt}`] = sampleValues(dt, 13 + i, i);
   });
-  tensors['matrix'] = fromNumbers(Array.from({ length: 35 }, (_, i) => i * 0.25), 'F32', [5, 7]);
+  tensors['matrix'] = fromNumbers(
+    Array.from({ length: 35 }, (_, i) => i * 0.25),
+    'F32',
+    [5, 7],
+  );
   tensors['scalar'] = fromNumbers([42.5], 'F64', []);
   tensors['empty'] = fromNumbers([], 'F32', [0, 3]);
   tensors['empty16'] = fromNumbers([], 'BF16', [4, 0]);
@@ -113,7 +143,24 @@ describe('safetensors round trips', () => {
       expect((f.dataStart + dataOffsets[0]) % dtypeSize(dtype)).toBe(0);
     }
     expect(f.keys().map((k) => f.info(k).dtype)).toEqual([
-      'U64', 'I64', 'F64', 'F64', 'F32', 'F32', 'F32', 'U32', 'I32', 'BF16', 'BF16', 'F16', 'U16', 'I16', 'I8', 'U8', 'U8', 'BOOL',
+      'U64',
+      'I64',
+      'F64',
+      'F64',
+      'F32',
+      'F32',
+      'F32',
+      'U32',
+      'I32',
+      'BF16',
+      'BF16',
+      'F16',
+      'U16',
+      'I16',
+      'I8',
+      'U8',
+      'U8',
+      'BOOL',
     ]);
     expect(f.keys().slice(4, 7)).toEqual(['empty', 'matrix', 't.F32']);
   });
@@ -149,13 +196,15 @@ describe('safetensors round trips', () => {
   });
 
   it('converts to float32 / float64 on request', async () => {
-    const f = parseSafetensors(serializeSafetensors({
-      h: { dtype: 'F16', shape: [4], data: Uint16Array.from([f16Bits(1.5), f16Bits(-(2 ** -24)), 0x7c00, 0x7e00]) },
-      b: fromNumbers([1, -3.5, 2 ** 100], 'BF16', [3]),
-      d: fromNumbers([0.1, 1e300, -1e-300], 'F64', [3]),
-      i: { dtype: 'I64', shape: [3], data: BigInt64Array.from([-5n, 2n ** 40n, 0n]) },
-      z: fromNumbers([1, 0, 1], 'BOOL', [3]),
-    }));
+    const f = parseSafetensors(
+      serializeSafetensors({
+        h: { dtype: 'F16', shape: [4], data: Uint16Array.from([f16Bits(1.5), f16Bits(-(2 ** -24)), 0x7c00, 0x7e00]) },
+        b: fromNumbers([1, -3.5, 2 ** 100], 'BF16', [3]),
+        d: fromNumbers([0.1, 1e300, -1e-300], 'F64', [3]),
+        i: { dtype: 'I64', shape: [3], data: BigInt64Array.from([-5n, 2n ** 40n, 0n]) },
+        z: fromNumbers([1, 0, 1], 'BOOL', [3]),
+      }),
+    );
     expect(Array.from((await f.readF32('h')).data)).toEqual([1.5, -(2 ** -24), Infinity, NaN]);
     expect(Array.from((await f.readF64('b')).data)).toEqual([1, -3.5, 2 ** 100]);
     expect(Array.from((await f.readF32('d')).data)).toEqual([Math.fround(0.1), Infinity, -0]);
@@ -187,8 +236,16 @@ describe('safetensors round trips', () => {
 
 describe('safetensors lazy reads', () => {
   it('reads only the header and the requested tensor', async () => {
-    const a = fromNumbers(Array.from({ length: 1000 }, (_, i) => i), 'F32', [10, 100]);
-    const b = fromNumbers(Array.from({ length: 5000 }, (_, i) => -i), 'F64', [5000]);
+    const a = fromNumbers(
+      Array.from({ length: 1000 }, (_, i) => i),
+      'F32',
+      [10, 100],
+    );
+    const b = fromNumbers(
+      Array.from({ length: 5000 }, (_, i) => -i),
+      'F64',
+      [5000],
+    );
     const bytes = serializeSafetensors({ a, b });
     const inner = new Blob([bytes]);
     const slices: [number, number][] = [];
@@ -202,7 +259,7 @@ describe('safetensors lazy reads', () => {
     expect(read).toBeLessThan(bytes.length - b.data.byteLength + 1);
   });
 
-  it('reads one tensor correctly while another tensor\'s bytes are corrupt', async () => {
+  it("reads one tensor correctly while another tensor's bytes are corrupt", async () => {
     const path = tmpFile('corrupt');
     const a = fromNumbers([1, 2, 3, 4], 'F32', [2, 2]);
     const b = fromNumbers([5, 6, 7], 'F64', [3]);

@@ -15,7 +15,9 @@ import { IbgpuError } from '../src/errors.js';
 import { randomF32 } from './helpers/random.js';
 
 const dirs: string[] = [];
-afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
 async function tmp(): Promise<string> {
   const d = await mkdtemp(join(tmpdir(), 'ibgpu-stream-'));
   dirs.push(d);
@@ -33,7 +35,13 @@ describe('streamed data sources', () => {
     });
     const f = await openSafetensors(join(d, 'a.safetensors'));
     try {
-      for (const [s, c] of [[0, 37], [3, 1], [36, 1], [10, 0], [5, 17]] as const) {
+      for (const [s, c] of [
+        [0, 37],
+        [3, 1],
+        [36, 1],
+        [10, 0],
+        [5, 17],
+      ] as const) {
         const r = await f.readRows('X', s, c);
         expect(r.shape).toEqual([c, 5]);
         expect(Array.from(r.data as Float32Array)).toEqual(Array.from(x.subarray(s * 5, (s + c) * 5)));
@@ -54,15 +62,31 @@ describe('streamed data sources', () => {
     await writeNpy(join(d, 'p0.npy'), { dtype: 'F32', shape: [20, dim], data: x.slice(0, 20 * dim) });
     await writeSafetensors(join(d, 'p1.safetensors'), { data: { dtype: 'F32', shape: [25, dim], data: x.slice(20 * dim, 45 * dim) } });
     await writeNpy(join(d, 'p2.npy'), { dtype: 'F64', shape: [8, dim], data: Float64Array.from(x.slice(45 * dim)) });
-    await writeFile(join(d, 'idx.json'), JSON.stringify({
-      format: 'ibgpu-data-index', features: dim,
-      shards: [{ path: 'p0.npy', rows: 20 }, { path: 'p1.safetensors', key: 'data', rows: 25 }, { path: 'p2.npy', rows: 8 }],
-    }));
+    await writeFile(
+      join(d, 'idx.json'),
+      JSON.stringify({
+        format: 'ibgpu-data-index',
+        features: dim,
+        shards: [
+          { path: 'p0.npy', rows: 20 },
+          { path: 'p1.safetensors', key: 'data', rows: 25 },
+          { path: 'p2.npy', rows: 8 },
+        ],
+      }),
+    );
     const src = await openDataSource({ type: 'index', path: 'idx.json' }, d);
     try {
       expect(src.n).toBe(n);
       expect(src.d).toBe(dim);
-      for (const [s, c] of [[0, 53], [0, 20], [19, 2], [18, 30], [44, 9], [52, 1], [7, 13]] as const) {
+      for (const [s, c] of [
+        [0, 53],
+        [0, 20],
+        [19, 2],
+        [18, 30],
+        [44, 9],
+        [52, 1],
+        [7, 13],
+      ] as const) {
         const r = await src.readRows(s, c);
         expect(Array.from(r)).toEqual(Array.from(x.subarray(s * dim, (s + c) * dim)));
       }
@@ -98,9 +122,13 @@ describe('streamed data sources', () => {
     const b = randomF32(3, 5);
     await writeSafetensors(join(d, 'model-00001-of-00002.safetensors'), { 'l.W': { dtype: 'F32', shape: [4, 3], data: a } });
     await writeSafetensors(join(d, 'model-00002-of-00002.safetensors'), { 'l.b': { dtype: 'F32', shape: [3], data: b } });
-    await writeFile(join(d, 'model.safetensors.index.json'), JSON.stringify({
-      metadata: { total_size: 60 }, weight_map: { 'l.W': 'model-00001-of-00002.safetensors', 'l.b': 'model-00002-of-00002.safetensors' },
-    }));
+    await writeFile(
+      join(d, 'model.safetensors.index.json'),
+      JSON.stringify({
+        metadata: { total_size: 60 },
+        weight_map: { 'l.W': 'model-00001-of-00002.safetensors', 'l.b': 'model-00002-of-00002.safetensors' },
+      }),
+    );
     const w = await openWeights(join(d, 'model.safetensors.index.json'));
     try {
       expect(Array.from((await w.get('l.W')).data)).toEqual(Array.from(a));
@@ -115,7 +143,13 @@ describe('streamed data sources', () => {
 
 describe('shards', () => {
   it('shard ranges are whole batches that tile the dataset', () => {
-    for (const [n, b, k] of [[2048, 256, 3], [1000, 64, 7], [5, 10, 3], [1, 1, 1], [10007, 128, 16]] as const) {
+    for (const [n, b, k] of [
+      [2048, 256, 3],
+      [1000, 64, 7],
+      [5, 10, 3],
+      [1, 1, 1],
+      [10007, 128, 16],
+    ] as const) {
       let pos = 0;
       for (let i = 0; i < k; i++) {
         const r = shardRange(n, b, { index: i, count: k });
@@ -142,12 +176,22 @@ describe('shards', () => {
   });
 
   it('the plan counts passes and sizes buffers from the widths', () => {
-    const layer = (name: string, dIn: number, dOut: number) => ({ name, dIn, dOut, W: new Float32Array(dIn * dOut), b: new Float32Array(dOut), activation: 'relu' as const });
+    const layer = (name: string, dIn: number, dOut: number) => ({
+      name,
+      dIn,
+      dOut,
+      W: new Float32Array(dIn * dOut),
+      b: new Float32Array(dOut),
+      activation: 'relu' as const,
+    });
     const model = { layers: [layer('layers.0', 1024, 1024), layer('layers.1', 1024, 10)] };
     const cfg = parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], batch_size: 4096 });
     const p = planBuild(model, cfg, { n: 1_000_000, d: 1024 });
     expect(p.batches).toBe(245);
-    expect(p.passes).toEqual([{ stage: 'stats', passes: 1 }, { stage: 'edges', passes: 1 }]);
+    expect(p.passes).toEqual([
+      { stage: 'stats', passes: 1 },
+      { stage: 'edges', passes: 1 },
+    ]);
     const gram = p.items.find((i) => i.what.startsWith('Gram partial layers.1'))!;
     expect(gram.bytes).toBe(1024 * 1024 * 4);
     expect(p.items.find((i) => i.what.startsWith('input batch'))!.bytes).toBe(4096 * 1024 * 4);
@@ -160,7 +204,14 @@ describe('shards', () => {
   });
 
   it('plans the activation cache for whole builds that fit it, never for shards', () => {
-    const layer = (name: string, dIn: number, dOut: number, activation: 'relu' | 'identity') => ({ name, dIn, dOut, W: new Float32Array(dIn * dOut), b: new Float32Array(dOut), activation });
+    const layer = (name: string, dIn: number, dOut: number, activation: 'relu' | 'identity') => ({
+      name,
+      dIn,
+      dOut,
+      W: new Float32Array(dIn * dOut),
+      b: new Float32Array(dOut),
+      activation,
+    });
     const model = { layers: [layer('layers.0', 784, 100, 'relu'), layer('layers.1', 100, 100, 'relu'), layer('layers.2', 100, 10, 'identity')] };
     const cfg = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 2048 });
     const whole = planBuild(model, cfg, { n: 10_000, d: 784 });

@@ -7,15 +7,21 @@ import { rng } from './helpers/random.js';
 describe('float16 encoding', () => {
   it('encodes edge values to the IEEE bit patterns', () => {
     const cases: [number, number][] = [
-      [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [1 / 3, 0x3555],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [1 / 3, 0x3555],
       [2 ** -24, 0x0001], // smallest subnormal
       [1023 * 2 ** -24, 0x03ff], // largest subnormal
       [2 ** -14, 0x0400], // smallest normal
       [65504, 0x7bff], // max
       [65519.99, 0x7bff], // just below the rounding midpoint to Inf
       [65520, 0x7c00], // midpoint: ties to even -> Inf
-      [1e6, 0x7c00], [-1e6, 0xfc00],
-      [Infinity, 0x7c00], [-Infinity, 0xfc00],
+      [1e6, 0x7c00],
+      [-1e6, 0xfc00],
+      [Infinity, 0x7c00],
+      [-Infinity, 0xfc00],
       [2 ** -25, 0x0000], // half the smallest subnormal: tie to even (0)
       [3 * 2 ** -26, 0x0001], // 0.75 of it rounds up
       [-(2 ** -26), 0x8000], // underflow keeps the sign
@@ -68,10 +74,14 @@ describe('float16 encoding', () => {
 describe('bfloat16 encoding', () => {
   it('encodes edge values', () => {
     const cases: [number, number][] = [
-      [0, 0x0000], [-0, 0x8000], [1, 0x3f80], [-1, 0xbf80],
+      [0, 0x0000],
+      [-0, 0x8000],
+      [1, 0x3f80],
+      [-1, 0xbf80],
       [(2 - 2 ** -7) * 2 ** 127, 0x7f7f], // max
       [3.4028234663852886e38, 0x7f80], // float32 max rounds up to Inf in bfloat16
-      [Infinity, 0x7f80], [-Infinity, 0xff80],
+      [Infinity, 0x7f80],
+      [-Infinity, 0xff80],
       [2 ** -133, 0x0001], // smallest subnormal
       [2 ** -126, 0x0080], // smallest normal
       [1 + 2 ** -8, 0x3f80], // tie -> even
@@ -129,7 +139,11 @@ describe('tensors', () => {
     ];
     for (const f of bad) {
       expect(f).toThrow(IbgpuError);
-      try { f(); } catch (e) { expect((e as IbgpuError).code).toBe('SHAPE'); }
+      try {
+        f();
+      } catch (e) {
+        expect((e as IbgpuError).code).toBe('SHAPE');
+      }
     }
     expect(makeTensor('F32', [], new Float32Array(1)).shape).toEqual([]);
   });

@@ -53,7 +53,14 @@ describe('kernel interfaces', () => {
     const p = SHADERS.edges_squared.params;
     expect(p.binding).toBe('params');
     expect(p.fields.map((f) => [f.name, f.offset])).toEqual([
-      ['rows', 0], ['r', 4], ['ro', 8], ['h', 12], ['r4', 16], ['ro8', 20], ['chunk_rows', 24], ['blocks_j', 28],
+      ['rows', 0],
+      ['r', 4],
+      ['ro', 8],
+      ['h', 12],
+      ['r4', 16],
+      ['ro8', 20],
+      ['chunk_rows', 24],
+      ['blocks_j', 28],
     ]);
     expect(p.size).toBe(32);
     expect(SHADERS.vec_axpy.params.size).toBe(16);
@@ -70,7 +77,21 @@ describe('kernel interfaces', () => {
     expect(new Uint32Array(bytes.buffer, 0, 1)[0]).toBe(7);
     expect(new Float32Array(bytes.buffer, 4, 1)[0]).toBe(Math.fround(0.1));
     const mm = packParams(matmulRegKernel, {
-      m: 1, n: 2, k: 3, use_beta: 1, lda: 4, ldb: 5, ldc: 6, stride_a: 7, stride_b: 8, stride_c: 9, off_a: 10, off_b: 11, off_c: 12, alpha: 2, beta: -1,
+      m: 1,
+      n: 2,
+      k: 3,
+      use_beta: 1,
+      lda: 4,
+      ldb: 5,
+      ldc: 6,
+      stride_a: 7,
+      stride_b: 8,
+      stride_c: 9,
+      off_a: 10,
+      off_b: 11,
+      off_c: 12,
+      alpha: 2,
+      beta: -1,
     });
     const u = new Uint32Array(mm.buffer);
     expect([...u.subarray(0, 16)]).toEqual([1, 2, 3, 1, 4, 5, 6, 0, 7, 8, 9, 0, 10, 11, 12, 0]);
@@ -107,7 +128,10 @@ describe('kernel interfaces', () => {
       expect(gen()).toMatch(/header lists \{ rows, r, ro, h, r4, ro4, chunk_rows, blocks_j \}, struct Params has/);
       writeFileSync(join(shaders, 'edges_squared.wgsl'), src.replace('//   3 bt ', '//   3 bq '));
       expect(gen()).toMatch(/header row 3 is "3 bq", the code has @binding\(3\) bt/);
-      writeFileSync(join(shaders, 'edges_squared.wgsl'), src.replace('//   4 part   : array<f32>       read-write', '//   4 part   : array<f32>       read-only'));
+      writeFileSync(
+        join(shaders, 'edges_squared.wgsl'),
+        src.replace('//   4 part   : array<f32>       read-write', '//   4 part   : array<f32>       read-only'),
+      );
       expect(gen()).toMatch(/binding part: the header says read-only-storage, the code declares storage/);
       writeFileSync(join(shaders, 'edges_squared.wgsl'), src.replace('var<storage, read_write> part', 'var<storage, read> part'));
       expect(gen()).toMatch(/binding part: the header says storage, the code declares read-only-storage/);

@@ -11,13 +11,21 @@
 import { describe, expect, it } from 'vitest';
 import type { Activation } from '../src/model/activations.js';
 import {
-  actF64, actVjpF64, edgeSquareF64, attentionF64, attentionVjpF64, gatherF64, lnDivF64, lnDivVjpF64, lnVarF64, lnVarVjpF64, rotaryF64,
+  actF64,
+  actVjpF64,
+  edgeSquareF64,
+  attentionF64,
+  attentionVjpF64,
+  gatherF64,
+  lnDivF64,
+  lnDivVjpF64,
+  lnVarF64,
+  lnVarVjpF64,
+  rotaryF64,
   type AttentionDims,
 } from '../src/cpu/transformer-ops.js';
 import { attentionForward, attentionProbFloats, attentionVjp } from '../src/kernels/transformer-attention.js';
-import {
-  actForward, actVjp, copyColumns, gatherPositions, gatherTokens, rotary, uploadRotaryTable,
-} from '../src/kernels/transformer-elementwise.js';
+import { actForward, actVjp, copyColumns, gatherPositions, gatherTokens, rotary, uploadRotaryTable } from '../src/kernels/transformer-elementwise.js';
 import { edgeSquare } from '../src/kernels/transformer-edges.js';
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../src/kernels/transformer-ln.js';
 import type { Engine } from '../src/runtime/engine.js';
@@ -42,7 +50,11 @@ describe('transformer kernels vs float64', () => {
 
   it('embedding gather: tokens and positions (exact)', async () => {
     const engine = await getEngine();
-    for (const [B, P, vocab, width] of [[1, 1, 1, 1], [7, 3, 113, 129], [3, 11, 5, 17]] as const) {
+    for (const [B, P, vocab, width] of [
+      [1, 1, 1, 1],
+      [7, 3, 113, 129],
+      [3, 11, 5, 17],
+    ] as const) {
       const rand = rng(B * 31 + P);
       const tok = Uint32Array.from({ length: B * P }, () => Math.floor(rand() * vocab));
       const WE = randomF32(vocab * width, 1 + B);
@@ -62,7 +74,10 @@ describe('transformer kernels vs float64', () => {
 
   it('column copies: concat, slice, lastPos and its scatter, scaled accumulate', async () => {
     const engine = await getEngine();
-    const B = 5; const P = 3; const wa = 7; const wb = 2;
+    const B = 5;
+    const P = 3;
+    const wa = 7;
+    const wb = 2;
     const a = randomF32(B * P * wa, 11);
     const b = randomF32(B * P * wb, 12);
     const ba = engine.upload(a);
@@ -78,7 +93,15 @@ describe('transformer kernels vs float64', () => {
     // slice columns [3, 8) of the last position of each sample, scaled by 0.5 and accumulated
     const last = engine.alloc(B * 5 * 4);
     engine.clear(last);
-    copyColumns(engine, { src: { buf: cat, ld: wa + wb, col0: 3, stride: P, row0: P - 1 }, dst: { buf: last, ld: 5, stride: 1 }, groups: B, per: 1, width: 5, alpha: 0.5, accumulate: true });
+    copyColumns(engine, {
+      src: { buf: cat, ld: wa + wb, col0: 3, stride: P, row0: P - 1 },
+      dst: { buf: last, ld: 5, stride: 1 },
+      groups: B,
+      per: 1,
+      width: 5,
+      alpha: 0.5,
+      accumulate: true,
+    });
     const gl = await run(engine, last, B * 5);
     for (let s = 0; s < B; s++) for (let c = 0; c < 5; c++) expect(gl[s * 5 + c]).toBe(0.5 * got[(s * P + P - 1) * (wa + wb) + 3 + c]!);
     // scatter back (lastPos VJP) into a cleared [B·P, 5]
@@ -93,7 +116,10 @@ describe('transformer kernels vs float64', () => {
   const acts: Activation[] = ['relu', 'identity', 'gelu', 'gelu_tanh'];
   it.each(acts)('activation %s: forward and K-block VJP', async (a) => {
     const engine = await getEngine();
-    const B = 4; const K = 3; const P = 5; const w = 37;
+    const B = 4;
+    const K = 3;
+    const P = 5;
+    const w = 37;
     const x = randomF32(B * P * w, 21, 2);
     const dy = randomF32(B * K * P * w, 22);
     const bx = engine.upload(x);
@@ -108,7 +134,11 @@ describe('transformer kernels vs float64', () => {
     engine.release(bx, bdy, y, dx);
   });
 
-  it.each([[1, 1, 1, 2], [6, 3, 2, 16], [3, 7, 1, 129]])('split LayerNorm B=%i K=%i P=%i d=%i: lnVar, lnDiv and their VJPs', async (B, K, P, d) => {
+  it.each([
+    [1, 1, 1, 2],
+    [6, 3, 2, 16],
+    [3, 7, 1, 129],
+  ])('split LayerNorm B=%i K=%i P=%i d=%i: lnVar, lnDiv and their VJPs', async (B, K, P, d) => {
     const engine = await getEngine();
     const w = d + 1;
     const x = randomF32(B * P * w, 31 + d, 3);
@@ -140,7 +170,11 @@ describe('transformer kernels vs float64', () => {
     engine.release(bx, v, y, bdyVar, bdy, dxv, dxd, dvar);
   });
 
-  it.each([[1, 1, 2, 2], [3, 5, 2, 8], [2, 7, 3, 6]])('rotary B=%i P=%i heads=%i dHead=%i: forward and transposed', async (B, P, heads, dHead) => {
+  it.each([
+    [1, 1, 2, 2],
+    [3, 5, 2, 8],
+    [2, 7, 3, 6],
+  ])('rotary B=%i P=%i heads=%i dHead=%i: forward and transposed', async (B, P, heads, dHead) => {
     const engine = await getEngine();
     for (const rotaryDim of [2, dHead]) {
       const r = { heads, dHead, rotaryDim, base: 10000 };
@@ -191,7 +225,11 @@ describe('transformer kernels vs float64', () => {
     engine.release(bq, bk, bv, bdz, z, probs, dq, dk, dv, ds);
   });
 
-  it.each([[1, 1, 1, 1], [5, 7, 3, 13], [17, 2, 1, 65]])('edge square-and-sum B=%i K=%i P=%i r=%i', async (B, K, P, r) => {
+  it.each([
+    [1, 1, 1, 1],
+    [5, 7, 3, 13],
+    [17, 2, 1, 65],
+  ])('edge square-and-sum B=%i K=%i P=%i r=%i', async (B, K, P, r) => {
     const engine = await getEngine();
     const h = randomF32(B * K * P * r, 61);
     const u = randomF32(B * P * r, 62);

@@ -38,7 +38,11 @@ describe('load_cost kernel vs float64 reference', () => {
     for (const scalar of [false, true]) {
       it(`${mode}${scalar ? ' scalar' : ' vec4'}: K in {1, 3, 16}, odd shapes`, async () => {
         const wg = mode === 'workgroup' ? 256 : 7;
-        for (const [k, steps, workgroups] of [[1, 97, 3], [3, 300, 1], [16, 61, 2]] as const) {
+        for (const [k, steps, workgroups] of [
+          [1, 97, 3],
+          [3, 300, 1],
+          [16, 61, 2],
+        ] as const) {
           expect(await run({ mode, scalar, k, steps, workgroups, wg }, data)).toBeLessThanOrEqual(TOL);
         }
       }, 30_000);
@@ -55,8 +59,12 @@ describe('load_cost kernel vs float64 reference', () => {
   it('rejects step counts past the loop cap and bad workgroup sizes', async () => {
     const e = await engine();
     const buf = e.alloc(16, 'x');
-    expect(() => loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'reg', scalar: false, k: 4, steps: 20000, workgroups: 1, wg: 1 })).toThrow(IbgpuError);
-    expect(() => loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'workgroup', scalar: false, k: 1, steps: 10, workgroups: 1, wg: 64 })).toThrow(/wg = 256/);
+    expect(() =>
+      loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'reg', scalar: false, k: 4, steps: 20000, workgroups: 1, wg: 1 }),
+    ).toThrow(IbgpuError);
+    expect(() =>
+      loadCost(e, buf, new Float32Array(LOAD_COST_TABLE * 4), buf, { mode: 'workgroup', scalar: false, k: 1, steps: 10, workgroups: 1, wg: 64 }),
+    ).toThrow(/wg = 256/);
     e.release(buf);
   });
 
@@ -77,10 +85,11 @@ describe('load_cost kernel vs float64 reference', () => {
     const got = await e.readF32(out, c.workgroups * c.wg);
     const ref = loadCostF64(data, c);
     for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(TOL);
-    const bad = (offset: number, size: number) => () => e.dispatch(loadCostKernel, {
-      bindings: { data: buf, out, params: packParams(loadCostKernel, { steps: 1 }), table: { buffer: u, offset, size } },
-      workgroups: 1,
-    });
+    const bad = (offset: number, size: number) => () =>
+      e.dispatch(loadCostKernel, {
+        bindings: { data: buf, out, params: packParams(loadCostKernel, { steps: 1 }), table: { buffer: u, offset, size } },
+        workgroups: 1,
+      });
     expect(bad(16, bytes)).toThrow(/uniform 'table' window/); // offset not a multiple of the alignment
     expect(bad(0, 2 * bytes)).toThrow(/uniform 'table' window/); // past maxUniformBufferBindingSize
     e.release(u, buf, out);

@@ -2,8 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { matmulAbsF64, matmulF64 } from '../src/cpu/matmul.js';
 import {
-  chooseMatmulVariant, matmul, matmulHost, matmulTuning, matmulVariantFor, MATMUL_VARIANTS, selfCheck,
-  type MatmulShape, type MatmulVariantName,
+  chooseMatmulVariant,
+  matmul,
+  matmulHost,
+  matmulTuning,
+  matmulVariantFor,
+  MATMUL_VARIANTS,
+  selfCheck,
+  type MatmulShape,
+  type MatmulVariantName,
 } from '../src/kernels/matmul.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomF32 } from './helpers/random.js';
@@ -36,7 +43,12 @@ function sizes(s: MatmulShape): [number, number, number] {
 }
 
 let seed = 100;
-async function check(e: Awaited<ReturnType<ReturnType<typeof useEngine>>>, shape: MatmulShape, variant: MatmulVariantName, extra: { maxBindingBytes?: number } = {}): Promise<void> {
+async function check(
+  e: Awaited<ReturnType<ReturnType<typeof useEngine>>>,
+  shape: MatmulShape,
+  variant: MatmulVariantName,
+  extra: { maxBindingBytes?: number } = {},
+): Promise<void> {
   const [na, nb, nc] = sizes(shape);
   const a = randomF32(na, seed++);
   const b = randomF32(nb, seed++);
@@ -55,7 +67,10 @@ async function check(e: Awaited<ReturnType<ReturnType<typeof useEngine>>>, shape
 
 describe('matmulF64 reference', () => {
   it('matches a naive triple loop for all transposes, alpha, beta and broadcast', () => {
-    const m = 5, n = 4, k = 3, batch = 3;
+    const m = 5,
+      n = 4,
+      k = 3,
+      batch = 3;
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         const a = randomF32(m * k, 1);
@@ -157,7 +172,9 @@ describe('matmul kernels', () => {
 
   it('handles buffers whose size is not a multiple of 16 bytes', async () => {
     const e = await engine();
-    const m = 7, n = 3, k = 5; // A 140 B, B 60 B, C 84 B
+    const m = 7,
+      n = 3,
+      k = 5; // A 140 B, B 60 B, C 84 B
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const a = randomF32(m * k, 11);
     const b = randomF32(k * n, 12);
@@ -171,7 +188,9 @@ describe('matmul kernels', () => {
       const out = await e.readF32(bc, m * n);
       expect(worstRatio(out, matmulF64(a, b, { m, n, k }), matmulAbsF64(a, b, { m, n, k }), k)).toBeLessThanOrEqual(1);
     }
-    ba.destroy(); bb.destroy(); bc.destroy();
+    ba.destroy();
+    bb.destroy();
+    bc.destroy();
   });
 
   it('rejects bad input with clear errors', async () => {
@@ -179,7 +198,10 @@ describe('matmul kernels', () => {
     const a = new Float32Array(6 * 4);
     const b = new Float32Array(4 * 5);
     const err = async (p: Promise<unknown>, code: string, re: RegExp): Promise<void> => {
-      const x = await p.then(() => undefined, (er: unknown) => er);
+      const x = await p.then(
+        () => undefined,
+        (er: unknown) => er,
+      );
       expect(x).toBeInstanceOf(IbgpuError);
       expect((x as IbgpuError).code).toBe(code);
       expect((x as IbgpuError).message).toMatch(re);

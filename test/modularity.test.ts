@@ -68,7 +68,11 @@ function samePartition(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
 
 describe('Leiden', () => {
   it('recovers planted partitions exactly; its reported Q_γ and Q_1 match the dense formula', () => {
-    for (const [seed, sizes, pIn] of [[1, [30, 30, 30, 30], 0.35], [2, [12, 25, 40], 0.35], [3, [8, 8, 8, 8, 8, 8], 0.7]] as const) {
+    for (const [seed, sizes, pIn] of [
+      [1, [30, 30, 30, 30], 0.35],
+      [2, [12, 25, 40], 0.35],
+      [3, [8, 8, 8, 8, 8, 8], 0.7],
+    ] as const) {
       const { g, truth } = planted([...sizes], pIn, 0.02, seed);
       const res = leiden(g, { seed: 0 });
       expect(res.quality).toBeGreaterThanOrEqual(denseQuality(g, truth, 1) - 1e-12);
@@ -122,7 +126,12 @@ describe('Leiden', () => {
           const members = m.flatMap((x, i) => (x === c ? [i] : []));
           const seen = new Set([members[0]!]);
           const stack = [members[0]!];
-          while (stack.length) for (const w of adj[stack.pop()!]!) if (m[w] === c && !seen.has(w)) { seen.add(w); stack.push(w); }
+          while (stack.length)
+            for (const w of adj[stack.pop()!]!)
+              if (m[w] === c && !seen.has(w)) {
+                seen.add(w);
+                stack.push(w);
+              }
           expect(seen.size, `t=${t} γ=${gamma} community ${c}`).toBe(members.length);
         }
       }
@@ -136,7 +145,14 @@ describe('Leiden', () => {
   });
 
   it('handles isolated nodes, self-loops and an empty graph', () => {
-    const g: WeightedGraph = { n: 5, edges: [{ u: 0, v: 1, w: 2 }, { u: 1, v: 1, w: 1 }, { u: 2, v: 3, w: 1 }] };
+    const g: WeightedGraph = {
+      n: 5,
+      edges: [
+        { u: 0, v: 1, w: 2 },
+        { u: 1, v: 1, w: 1 },
+        { u: 2, v: 3, w: 1 },
+      ],
+    };
     const res = leiden(g);
     expect(res.count).toBe(3);
     expect(res.membership[0]).toBe(res.membership[1]);
@@ -152,7 +168,11 @@ describe('Leiden', () => {
 
 describe('interaction graph and edge normalisations', () => {
   // Two layers of 4 and 3 directions (both centred: index 0 is the constant) and an output of 2.
-  const layers: GraphLayer[] = [{ name: 'a', size: 4, constant: true }, { name: 'b', size: 3, constant: true }, { name: 'output', size: 2, constant: false }];
+  const layers: GraphLayer[] = [
+    { name: 'a', size: 4, constant: true },
+    { name: 'b', size: 3, constant: true },
+    { name: 'output', size: 2, constant: false },
+  ];
   const r = rng(21);
   const E1: EdgeMatrix = { from: 'a', to: 'b', rows: 3, cols: 4, data: Float64Array.from({ length: 12 }, () => 10 ** (4 * r() - 2)) };
   const E2: EdgeMatrix = { from: 'b', to: 'output', rows: 2, cols: 3, data: Float64Array.from({ length: 6 }, () => 10 ** (4 * r() - 2)) };
@@ -186,8 +206,15 @@ describe('interaction graph and edge normalisations', () => {
     lg.graph.edges.forEach((e, k) => expect(e.w).toBeCloseTo(Math.log10(above[k]!.w), 14));
     // 200 × 100 random edges: the median per pair keeps half of them.
     const big: EdgeMatrix = { from: 'x', to: 'y', rows: 100, cols: 201, data: Float64Array.from({ length: 100 * 201 }, () => r()) };
-    const g = interactionGraph([{ name: 'x', size: 201, constant: true }, { name: 'y', size: 100, constant: false }], [big], { norm: 'log', quantile: 0.5 });
-    expect(g.graph.edges.length).toBe(100 * 200 / 2);
+    const g = interactionGraph(
+      [
+        { name: 'x', size: 201, constant: true },
+        { name: 'y', size: 100, constant: false },
+      ],
+      [big],
+      { norm: 'log', quantile: 0.5 },
+    );
+    expect(g.graph.edges.length).toBe((100 * 200) / 2);
     expect(Object.keys(g.epsilons)).toEqual(['x->y']);
   });
 });
@@ -201,7 +228,12 @@ describe('interaction graph and edge normalisations', () => {
  */
 function modularMlp(): { model: MlpModel; x: Float32Array; n: number; blockOf: (layer: number, unit: number) => number } {
   const g = gaussian(rng(3));
-  const blocks = [[3, 3], [5, 5], [5, 5], [2, 2]];
+  const blocks = [
+    [3, 3],
+    [5, 5],
+    [5, 5],
+    [2, 2],
+  ];
   const layers: MlpModel['layers'] = [];
   for (let i = 0; i < 3; i++) {
     const [a0, b0] = blocks[i]! as [number, number];
@@ -210,7 +242,7 @@ function modularMlp(): { model: MlpModel; x: Float32Array; n: number; blockOf: (
     const dout = a1 + b1;
     const W = new Float32Array(din * dout);
     const b = new Float32Array(dout);
-    for (let r = 0; r < din; r++) for (let c = 0; c < dout; c++) if ((r < a0) === (c < a1)) W[r * dout + c] = g() * (r < a0 ? 1 : 1.7);
+    for (let r = 0; r < din; r++) for (let c = 0; c < dout; c++) if (r < a0 === c < a1) W[r * dout + c] = g() * (r < a0 ? 1 : 1.7);
     for (let c = 0; c < dout; c++) b[c] = 0.3 * g();
     layers.push({ name: `layers.${i}`, dIn: din, dOut: dout, W, b, activation: i < 2 ? 'relu' : 'identity' });
   }
@@ -315,7 +347,9 @@ describe('result files and `ibgpu report`', () => {
 
   it('`ibgpu report` prints the summary and re-clusters with new options, rewriting the files', async () => {
     const logs: string[] = [];
-    const spy = vi.spyOn(console, 'log').mockImplementation((s: unknown) => { logs.push(String(s)); });
+    const spy = vi.spyOn(console, 'log').mockImplementation((s: unknown) => {
+      logs.push(String(s));
+    });
     try {
       expect(await reportCommand(join(dir, 'out'), { quiet: true, norm: 'log', epsilon: '1e-12' })).toBe(0);
     } finally {
@@ -334,7 +368,9 @@ describe('result files and `ibgpu report`', () => {
     // --no-write leaves the files alone; --json prints both reports.
     const before = await readFile(join(dir, 'out', 'modules.json'), 'utf8');
     const out: string[] = [];
-    const spy2 = vi.spyOn(console, 'log').mockImplementation((s: unknown) => { out.push(String(s)); });
+    const spy2 = vi.spyOn(console, 'log').mockImplementation((s: unknown) => {
+      out.push(String(s));
+    });
     try {
       expect(await reportCommand(join(dir, 'out'), { quiet: true, gamma: '5', write: false, json: true })).toBe(0);
     } finally {

@@ -39,19 +39,29 @@ function makeProject(): string {
   mkdirSync(join(d, '.git', 'objects'), { recursive: true });
   writeFileSync(join(d, '.git', 'HEAD'), 'ref: refs/heads/main\n');
   for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(FIXTURE, f), join(d, f));
-  writeFileSync(join(d, 'ok.json'), JSON.stringify({
-    node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'weights.safetensors', arch: 'arch.json',
-    data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' }, batch_size: 512,
-  }));
+  writeFileSync(
+    join(d, 'ok.json'),
+    JSON.stringify({
+      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+      model: 'weights.safetensors',
+      arch: 'arch.json',
+      data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' },
+      batch_size: 512,
+    }),
+  );
   writeFileSync(join(d, 'notes.txt'), 'my notes\n');
   return d;
 }
 
-beforeAll(() => { proj = makeProject(); });
-afterAll(() => { if (proj) rmSync(proj, { recursive: true, force: true }); });
+beforeAll(() => {
+  proj = makeProject();
+});
+afterAll(() => {
+  if (proj) rmSync(proj, { recursive: true, force: true });
+});
 
 describe('commands never replace what ibgpu did not write', () => {
-  it('build -o DIR refuses a directory with the user\'s files (notes.txt, sub/thesis.tex), before computing', async () => {
+  it("build -o DIR refuses a directory with the user's files (notes.txt, sub/thesis.tex), before computing", async () => {
     const dir = join(proj, 'paper');
     mkdirSync(join(dir, 'sub'), { recursive: true });
     writeFileSync(join(dir, 'notes.txt'), 'draft\n');
@@ -80,7 +90,15 @@ describe('commands never replace what ibgpu did not write', () => {
   it('refuses a folder holding the config, model or data, and one holding .git', async () => {
     const sub = join(proj, 'models');
     mkdirSync(sub, { recursive: true });
-    writeFileSync(join(sub, 'cfg.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(proj, 'ok.json'), 'utf8')), model: '../weights.safetensors', arch: '../arch.json', data: { type: 'safetensors', path: '../inputs.safetensors', key: 'X' } }));
+    writeFileSync(
+      join(sub, 'cfg.json'),
+      JSON.stringify({
+        ...JSON.parse(readFileSync(join(proj, 'ok.json'), 'utf8')),
+        model: '../weights.safetensors',
+        arch: '../arch.json',
+        data: { type: 'safetensors', path: '../inputs.safetensors', key: 'X' },
+      }),
+    );
     const before = snapshot(proj);
     const r = await runIbgpu(proj, ['build', 'models/cfg.json', '-o', 'models']);
     expect(r.code).toBe(2);
@@ -122,7 +140,7 @@ describe('commands never replace what ibgpu did not write', () => {
     expect(existsSync(join(proj, 'res', 'basis.safetensors'))).toBe(true);
   }, 60_000);
 
-  it('serve --export and train-mlp refuse the user\'s files; combine refuses to replace its own inputs', async () => {
+  it("serve --export and train-mlp refuse the user's files; combine refuses to replace its own inputs", async () => {
     const exp = join(proj, 'site');
     mkdirSync(exp);
     writeFileSync(join(exp, 'index.html'), '<p>my page</p>');
@@ -154,10 +172,16 @@ describe('commands never replace what ibgpu did not write', () => {
     const dir = join(proj, 'out', 'train-mlp');
     expect(t.out.trim()).toBe(dir);
     expect(await isTrainOutput(dir)).toBe(true);
-    writeFileSync(join(dir, 'build.json'), JSON.stringify({
-      node_layers: ['layers.0', 'layers.1', 'output'], model: 'model.safetensors', arch: 'arch.json',
-      data: { type: 'mnist', count: 256 }, batch_size: 256,
-    }));
+    writeFileSync(
+      join(dir, 'build.json'),
+      JSON.stringify({
+        node_layers: ['layers.0', 'layers.1', 'output'],
+        model: 'model.safetensors',
+        arch: 'arch.json',
+        data: { type: 'mnist', count: 256 },
+        batch_size: 256,
+      }),
+    );
     const before = snapshot(dir);
     const b = await runIbgpu(proj, ['build', 'out/train-mlp/build.json', '--quiet']);
     expect(b.code, b.err).toBe(0);
@@ -182,7 +206,11 @@ describe('the guard itself (src/io/output-guard.ts)', () => {
       await checkReplaceableDir(join(d, 'empty'));
       // Stage directories: nothing but ibgpu's own safetensors files.
       mkdirSync(join(d, 'stage'));
-      await writeSafetensors(join(d, 'stage', 'stats.safetensors'), { x: { dtype: 'F64', shape: [1], data: new Float64Array(1) } }, { format: 'ibgpu-partial' });
+      await writeSafetensors(
+        join(d, 'stage', 'stats.safetensors'),
+        { x: { dtype: 'F64', shape: [1], data: new Float64Array(1) } },
+        { format: 'ibgpu-partial' },
+      );
       await checkReplaceableDir(join(d, 'stage'));
       // What an interrupted atomic write leaves (a resumed staged build must not be refused for it).
       writeFileSync(join(d, 'stage', '.stats-00000-of-00001.safetensors.tmp-4242-0badcafe'), 'half');

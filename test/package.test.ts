@@ -38,7 +38,10 @@ function tree(dir: string): Record<string, string> {
     for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) walk(r);
-      else { const s = statSync(join(dir, r)); out[r] = `${s.size}:${s.mtimeMs}`; }
+      else {
+        const s = statSync(join(dir, r));
+        out[r] = `${s.size}:${s.mtimeMs}`;
+      }
     }
   };
   walk('');
@@ -67,9 +70,13 @@ beforeAll(async () => {
   // `npm pack` runs `prepack` (the full build). When dist/ is already newer than every source it
   // is built from, packing it as it is gives the same tarball in a fraction of the time.
   const outputs = ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/web/ibgpu.js', 'dist/web/viewer.js', 'dist/web/index.html'].map((f) => join(ROOT, f));
-  const fresh = outputs.every((f) => existsSync(f))
-    && Math.min(...outputs.map((f) => statSync(f).mtimeMs)) > Math.max(...['src', 'web', 'shaders', 'scripts', 'tsconfig.json'].map((f) => newest(join(ROOT, f))));
-  const { stdout } = await run(NPM, ['pack', '--silent', ...(fresh ? ['--ignore-scripts'] : []), '--pack-destination', tmp], { cwd: ROOT, maxBuffer: 64 << 20 });
+  const fresh =
+    outputs.every((f) => existsSync(f)) &&
+    Math.min(...outputs.map((f) => statSync(f).mtimeMs)) > Math.max(...['src', 'web', 'shaders', 'scripts', 'tsconfig.json'].map((f) => newest(join(ROOT, f))));
+  const { stdout } = await run(NPM, ['pack', '--silent', ...(fresh ? ['--ignore-scripts'] : []), '--pack-destination', tmp], {
+    cwd: ROOT,
+    maxBuffer: 64 << 20,
+  });
   const tarball = join(tmp, stdout.trim().split('\n').pop()!);
   proj = join(tmp, 'project');
   pkg = join(proj, 'node_modules', 'ibgpu');
@@ -84,17 +91,34 @@ beforeAll(async () => {
   symlinkSync('../ibgpu/bin/ibgpu.js', join(proj, 'node_modules', '.bin', 'ibgpu'));
   writeFileSync(join(proj, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module', dependencies: { ibgpu: `file:${tarball}` } }));
   for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(FIXTURE, f), join(proj, f));
-  writeFileSync(join(proj, 'small.json'), JSON.stringify({
-    node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'weights.safetensors', arch: 'arch.json',
-    data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' }, batch_size: 1024,
-  }));
+  writeFileSync(
+    join(proj, 'small.json'),
+    JSON.stringify({
+      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+      model: 'weights.safetensors',
+      arch: 'arch.json',
+      data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' },
+      batch_size: 1024,
+    }),
+  );
 }, 180_000);
 
-afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
 
 describe('the packed package in an empty project', () => {
   it('ships the library, its declarations, the prebuilt viewer and the example, and declares its type dependency', () => {
-    for (const f of ['dist/src/index.js', 'dist/src/index.d.ts', 'dist/web/index.html', 'dist/web/viewer.js', 'dist/web/ibgpu.js', 'bin/ibgpu.js', 'examples/mnist-mlp/build.json', 'examples/mnist-mlp/model.safetensors']) {
+    for (const f of [
+      'dist/src/index.js',
+      'dist/src/index.d.ts',
+      'dist/web/index.html',
+      'dist/web/viewer.js',
+      'dist/web/ibgpu.js',
+      'bin/ibgpu.js',
+      'examples/mnist-mlp/build.json',
+      'examples/mnist-mlp/model.safetensors',
+    ]) {
       expect(existsSync(join(pkg, f)), f).toBe(true);
     }
     const manifest = JSON.parse(readFileSync(join(pkg, 'package.json'), 'utf8'));
@@ -103,11 +127,25 @@ describe('the packed package in an empty project', () => {
   });
 
   it('a strict TypeScript consumer compiles without skipLibCheck and builds through the library', async () => {
-    writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: false, outDir: 'js', types: ['node'] },
-      files: ['consumer.ts'],
-    }));
-    writeFileSync(join(proj, 'consumer.ts'), `
+    writeFileSync(
+      join(proj, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: {
+          target: 'ES2022',
+          module: 'NodeNext',
+          moduleResolution: 'NodeNext',
+          strict: true,
+          skipLibCheck: false,
+          noEmit: false,
+          outDir: 'js',
+          types: ['node'],
+        },
+        files: ['consumer.ts'],
+      }),
+    );
+    writeFileSync(
+      join(proj, 'consumer.ts'),
+      `
 import { Engine, buildFromConfigFile, type LayerBasis, type DegeneracyReport, type ModulesReport, type IbResult, type BuildConfig } from 'ibgpu';
 const engine = await Engine.create();
 try {
@@ -121,7 +159,8 @@ try {
 } finally {
   engine.dispose();
 }
-`);
+`,
+    );
     await run(process.execPath, [join(proj, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', proj], { cwd: proj }).catch((e: { stdout?: string }) => {
       throw new Error(`the consumer does not compile:\n${e.stdout ?? String(e)}`);
     });
@@ -190,7 +229,11 @@ try {
 
   it('Ctrl-C during a build exits 130 and leaves nothing behind', async () => {
     // Its own process group, as a terminal's Ctrl-C reaches the command and its filtered child.
-    const p = spawn(process.execPath, [join(proj, 'node_modules', '.bin', 'ibgpu'), 'build', '-o', 'interrupted'], { cwd: proj, stdio: 'ignore', detached: true });
+    const p = spawn(process.execPath, [join(proj, 'node_modules', '.bin', 'ibgpu'), 'build', '-o', 'interrupted'], {
+      cwd: proj,
+      stdio: 'ignore',
+      detached: true,
+    });
     await new Promise((ok) => setTimeout(ok, 1500));
     process.kill(-p.pid!, 'SIGINT');
     const code = await new Promise<number | null>((ok) => p.once('close', (c) => ok(c)));
@@ -200,9 +243,14 @@ try {
 
   it('ibgpu serve serves the prebuilt viewer and the result over HTTP', async () => {
     const before = tree(pkg);
-    const p = spawn(process.execPath, [join(proj, 'node_modules', '.bin', 'ibgpu'), 'serve', 'out/small', '--port', '0'], { cwd: proj, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [join(proj, 'node_modules', '.bin', 'ibgpu'), 'serve', 'out/small', '--port', '0'], {
+      cwd: proj,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let err = '';
-    p.stderr.on('data', (c) => { err += c; });
+    p.stderr.on('data', (c) => {
+      err += c;
+    });
     try {
       const url = await new Promise<string>((ok, fail) => {
         let out = '';

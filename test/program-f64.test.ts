@@ -49,7 +49,19 @@ function attentionProgram(seed: number, P: number, opts: { rotary: boolean; wind
     b.ops.push({ kind: 'rotary', x: k0, y: k, heads: H, dHead: dh, rotaryDim: 2, base: 10000 });
   }
   const z = b.val(H * dV, P, 'z');
-  b.ops.push({ kind: 'attention', q, k, v, y: z, heads: H, dHead: dh, dV, scale: Math.sqrt(dh), causal: true, ...(opts.window !== undefined ? { window: opts.window } : {}) });
+  b.ops.push({
+    kind: 'attention',
+    q,
+    k,
+    v,
+    y: z,
+    heads: H,
+    dHead: dh,
+    dV,
+    scale: Math.sqrt(dh),
+    causal: true,
+    ...(opts.window !== undefined ? { window: opts.window } : {}),
+  });
   const o = b.val(d + 1, P, 'o');
   b.ops.push({ kind: 'linear', x: z, y: o, W: randArr(H * dV * (d + 1), g, 0.6), wIn: H * dV, wOut: d + 1 });
   const y = b.val(d + 1, P, 'y');
@@ -153,7 +165,10 @@ describe('forward identities', () => {
     for (let r = 0; r < 8; r++) {
       let s = 0;
       let s2 = 0;
-      for (let c = 0; c < 6; c++) { s += xh[r * 7 + c]!; s2 += xh[r * 7 + c]! ** 2; }
+      for (let c = 0; c < 6; c++) {
+        s += xh[r * 7 + c]!;
+        s2 += xh[r * 7 + c]! ** 2;
+      }
       expect(Math.abs(s)).toBeLessThan(1e-12);
       expect(Math.abs(s2 / 6 - v[r]! / (v[r]! + 1e-5))).toBeLessThan(1e-12);
       expect(xh[r * 7 + 6]).toBe(x[r * 7 + 6]); // the 1-slot passes through
@@ -174,7 +189,14 @@ describe('forward identities', () => {
     const q = vals[5]!;
     const k = vals[6]!;
     const op = p.ops.find((o) => o.kind === 'attention')!;
-    const one: SectionProgram = { from: 'q', to: 'z', values: [p.values[5]!, p.values[6]!, p.values[4]!, p.values[op.y]!], inputs: [0, 1, 2], outputs: [3], ops: [{ ...(op as Extract<Op, { kind: 'attention' }>), q: 0, k: 1, v: 2, y: 3 }] };
+    const one: SectionProgram = {
+      from: 'q',
+      to: 'z',
+      values: [p.values[5]!, p.values[6]!, p.values[4]!, p.values[op.y]!],
+      inputs: [0, 1, 2],
+      outputs: [3],
+      ops: [{ ...(op as Extract<Op, { kind: 'attention' }>), q: 0, k: 1, v: 2, y: 3 }],
+    };
     const zz = forwardF64(one, [q, k, ones], 1)[3]!;
     for (const e of zz) expect(Math.abs(e - 1)).toBeLessThan(1e-15);
   });
@@ -183,7 +205,14 @@ describe('forward identities', () => {
     const b = new Builder();
     const x = b.val(8, 4, 'x');
     const y = b.val(8, 4, 'y');
-    const p: SectionProgram = { from: 'a', to: 'b', values: b.values, inputs: [x], outputs: [y], ops: [{ kind: 'rotary', x, y, heads: 2, dHead: 4, rotaryDim: 4, base: 10000 }] };
+    const p: SectionProgram = {
+      from: 'a',
+      to: 'b',
+      values: b.values,
+      inputs: [x],
+      outputs: [y],
+      ops: [{ kind: 'rotary', x, y, heads: 2, dHead: 4, rotaryDim: 4, base: 10000 }],
+    };
     const g = gaussian(rng(7));
     const xin = randArr(32, g);
     const out = forwardF64(p, [xin], 1)[y]!;

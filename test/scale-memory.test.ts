@@ -32,9 +32,11 @@ const BATCH = 4096;
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
     s ^= s >>> 17;
-    s ^= s << 5; s >>>= 0;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 2 ** 31 - 1;
   };
 }
@@ -84,14 +86,17 @@ function buildPeakRss(cfg: string, out: string): Promise<number> {
     'await buildFromConfigFile(engine, process.argv[1], { out: process.argv[2], activationCacheBytes: 0 });',
     'engine.dispose();',
     'clearInterval(gcTimer);',
-    "process.stderr.write(`\\nPEAK_RSS_KIB=${process.resourceUsage().maxRSS}\\n`);",
+    'process.stderr.write(`\\nPEAK_RSS_KIB=${process.resourceUsage().maxRSS}\\n`);',
   ].join('\n');
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script, cfg, out], {
-      cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
-    p.stderr.on('data', (c) => { err += c; });
+    p.stderr.on('data', (c) => {
+      err += c;
+    });
     p.on('error', rej);
     p.on('close', (code) => {
       const m = /PEAK_RSS_KIB=(\d+)/.exec(err);
@@ -117,22 +122,35 @@ describe('streamed builds in bounded memory', () => {
     });
     await writeSafetensors(join(d, 'model.safetensors'), tensors);
     await writeFile(join(d, 'arch.json'), JSON.stringify({ type: 'mlp', weight_layout: 'in_out', layers }));
-    for (const [name, n] of [['small', N1], ['large', N2]] as const) {
+    for (const [name, n] of [
+      ['small', N1],
+      ['large', N2],
+    ] as const) {
       bytes[name] = await writeData(join(d, `${name}.npy`), n);
-      await writeFile(join(d, `${name}.json`), JSON.stringify({
-        node_layers: ['layers.1', 'layers.2', 'output'], model: 'model.safetensors', arch: 'arch.json',
-        data: { type: 'npy', path: `${name}.npy` }, batch_size: BATCH,
-      }));
+      await writeFile(
+        join(d, `${name}.json`),
+        JSON.stringify({
+          node_layers: ['layers.1', 'layers.2', 'output'],
+          model: 'model.safetensors',
+          arch: 'arch.json',
+          data: { type: 'npy', path: `${name}.npy` },
+          batch_size: BATCH,
+        }),
+      );
     }
   }, 60_000);
-  afterAll(async () => { if (d) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    if (d) await rm(d, { recursive: true, force: true });
+  });
 
   it(`peak RSS at N = ${N2} exceeds the N = ${N1} build's by less than a third of the extra data`, async () => {
     const small = await buildPeakRss(join(d, 'small.json'), join(d, 'out-small'));
     const large = await buildPeakRss(join(d, 'large.json'), join(d, 'out-large'));
     const extra = bytes['large']! - bytes['small']!;
     const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-    console.log(`peak RSS: N=${N1} ${mib(small)}, N=${N2} ${mib(large)} (data ${mib(bytes['small']!)} vs ${mib(bytes['large']!)}; growth ${mib(large - small)}, bound ${mib(extra / 3)})`);
+    console.log(
+      `peak RSS: N=${N1} ${mib(small)}, N=${N2} ${mib(large)} (data ${mib(bytes['small']!)} vs ${mib(bytes['large']!)}; growth ${mib(large - small)}, bound ${mib(extra / 3)})`,
+    );
     expect(large - small).toBeLessThan(extra / 3);
   }, 300_000);
 });

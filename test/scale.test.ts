@@ -24,7 +24,17 @@ import { toFloat64 } from '../src/io/tensor.js';
 import { loadData, loadModel } from '../src/build/load.js';
 import { parseConfig } from '../src/ib/config.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
-import { checkPartials, combineEdges, combineStats, configHash, loadStage, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
+import {
+  checkPartials,
+  combineEdges,
+  combineStats,
+  configHash,
+  loadStage,
+  readPartial,
+  runEdgesShard,
+  runStatsShard,
+  type StageContext,
+} from '../src/ib/staged.js';
 import { useEngine } from './helpers/gpu.js';
 import { columnErrUpToSign, transpose } from './helpers/ib.js';
 
@@ -32,7 +42,10 @@ import { columnErrUpToSign, transpose } from './helpers/ib.js';
 function relDiff(a: Float64Array, b: Float64Array): number {
   let mx = 0;
   let diff = 0;
-  for (let i = 0; i < b.length; i++) { mx = Math.max(mx, Math.abs(b[i]!)); diff = Math.max(diff, Math.abs(a[i]! - b[i]!)); }
+  for (let i = 0; i < b.length; i++) {
+    mx = Math.max(mx, Math.abs(b[i]!));
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+  }
   return mx > 0 ? diff / mx : diff;
 }
 
@@ -44,12 +57,18 @@ function ibgpu(args: string[], env: Record<string, string> = {}): Promise<{ code
   const script = "import { runCli } from './src/cli/main.ts'; process.exitCode = await runCli(['node', 'ibgpu', ...process.argv.slice(1)]);";
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], {
-      cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     let err = '';
-    p.stdout.on('data', (c) => { out += c; });
-    p.stderr.on('data', (c) => { err += c; });
+    p.stdout.on('data', (c) => {
+      out += c;
+    });
+    p.stderr.on('data', (c) => {
+      err += c;
+    });
     p.on('error', rej);
     p.on('close', (code) => res({ code: code ?? -1, out, err }));
   });
@@ -73,7 +92,10 @@ async function expectSame(refDir: string, dir: string): Promise<number> {
       const y = toFloat64(b[k]!);
       let mx = 0;
       let d = 0;
-      for (let i = 0; i < x.length; i++) { mx = Math.max(mx, Math.abs(x[i]!)); d = Math.max(d, Math.abs(x[i]! - y[i]!)); }
+      for (let i = 0; i < x.length; i++) {
+        mx = Math.max(mx, Math.abs(x[i]!));
+        d = Math.max(d, Math.abs(x[i]! - y[i]!));
+      }
       const rel = mx > 0 ? d / mx : d;
       expect(rel, `${f}:${k}`).toBeLessThanOrEqual(1e-12);
       worst = Math.max(worst, rel);
@@ -106,24 +128,40 @@ describe('sharded builds across processes', () => {
     const f = X.shape[1]!;
     await writeNpy(join(d, 'part-0.npy'), { dtype: 'F32', shape: [700, f], data: x.slice(0, 700 * f) });
     await writeSafetensors(join(d, 'part-1.safetensors'), { X: { dtype: 'F32', shape: [n - 700, f], data: x.slice(700 * f) } });
-    await writeFile(join(d, 'data.index.json'), JSON.stringify({
-      format: 'ibgpu-data-index', features: f, shards: [{ path: 'part-0.npy', rows: 700 }, { path: 'part-1.safetensors', rows: n - 700 }],
-    }));
+    await writeFile(
+      join(d, 'data.index.json'),
+      JSON.stringify({
+        format: 'ibgpu-data-index',
+        features: f,
+        shards: [
+          { path: 'part-0.npy', rows: 700 },
+          { path: 'part-1.safetensors', rows: n - 700 },
+        ],
+      }),
+    );
     await copyFile(join(FIXTURE, 'arch.json'), join(d, 'arch.json'));
     cfg = join(d, 'build.json');
-    await writeFile(cfg, JSON.stringify({
-      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], model: 'weights.safetensors', arch: 'arch.json',
-      data: { type: 'index', path: 'data.index.json' }, batch_size: 256,
-      // The GPU statistics path, whose f32 batch partials make the tolerance above hold exactly
-      // (the host path's float64 partials are checked below, with a tolerance of their own).
-      stage_paths: { stats: 'gpu' },
-    }));
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+        model: 'weights.safetensors',
+        arch: 'arch.json',
+        data: { type: 'index', path: 'data.index.json' },
+        batch_size: 256,
+        // The GPU statistics path, whose f32 batch partials make the tolerance above hold exactly
+        // (the host path's float64 partials are checked below, with a tolerance of their own).
+        stage_paths: { stats: 'gpu' },
+      }),
+    );
     ref = join(d, 'ref');
     const r = await buildFromConfigFile(await engine(), cfg, { out: ref });
     expect(r.result.n).toBe(2048);
     expect(r.result.bases.get('layers.0')!.r).toBe(15); // the fixture's kept dimensions
   }, 60_000);
-  afterAll(async () => { if (d) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    if (d) await rm(d, { recursive: true, force: true });
+  });
 
   it('stats shards -> combine -> edge shards -> combine equals the single-process build', async () => {
     const parts = join(d, 'parts');
@@ -153,7 +191,9 @@ describe('sharded builds across processes', () => {
 
     // Edges split over the output rows of every pair (SPEC §5.5): combine concatenates the blocks.
     const outRes = join(d, 'res-out');
-    await Promise.all([0, 1].map((i) => ok(['build', cfg, '--stage', 'edges', '--split', 'out', '--bases', stage, '--shard', `${i}/2`, '-o', parts, '--quiet'])));
+    await Promise.all(
+      [0, 1].map((i) => ok(['build', cfg, '--stage', 'edges', '--split', 'out', '--bases', stage, '--shard', `${i}/2`, '-o', parts, '--quiet'])),
+    );
     const outParts = [0, 1].map((i) => join(parts, `edges-out-0000${i}-of-00002.safetensors`));
     await ok(['combine', ...outParts, '--bases', stage, '-o', outRes]);
     await expectSame(ref, outRes);
@@ -209,7 +249,10 @@ describe('sharded builds across processes', () => {
           expect([g.rows, g.cols], `${split} ${k}`).toEqual([w.rows, w.cols]);
           let mx = 0;
           let diff = 0;
-          for (let i = 0; i < w.data.length; i++) { mx = Math.max(mx, Math.abs(w.data[i]!)); diff = Math.max(diff, Math.abs(w.data[i]! - g.data[i]!)); }
+          for (let i = 0; i < w.data.length; i++) {
+            mx = Math.max(mx, Math.abs(w.data[i]!));
+            diff = Math.max(diff, Math.abs(w.data[i]! - g.data[i]!));
+          }
           expect(mx, `${split} ${k}`).toBeGreaterThan(0);
           expect(diff / mx, `${split} ${k}`).toBeLessThanOrEqual(1e-12);
         }
@@ -299,7 +342,10 @@ describe('sharded builds across processes', () => {
           const b = g[f]!;
           let mx = 0;
           let diff = 0;
-          for (let i = 0; i < a.length; i++) { mx = Math.max(mx, Math.abs(a[i]!)); diff = Math.max(diff, Math.abs(a[i]! - b[i]!)); }
+          for (let i = 0; i < a.length; i++) {
+            mx = Math.max(mx, Math.abs(a[i]!));
+            diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+          }
           expect(diff / mx, `${name} ${f}`).toBeLessThanOrEqual(1e-10);
         }
       }

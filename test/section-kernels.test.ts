@@ -23,7 +23,12 @@ import { integrationPoints } from '../src/ib/integration.js';
 import { uploadPoints } from '../src/ib/legacy.js';
 import { biasAct } from '../src/kernels/bias-act.js';
 import {
-  edgeChunkRows, edgeOperandLayouts, plantedFiringGates, recordEdgesSquared, recordEdgesSquaredDelta, selfCheck as edgesSelfCheck,
+  edgeChunkRows,
+  edgeOperandLayouts,
+  plantedFiringGates,
+  recordEdgesSquared,
+  recordEdgesSquaredDelta,
+  selfCheck as edgesSelfCheck,
 } from '../src/kernels/edges.js';
 import { squaredEdgesF64 } from '../src/cpu/edges.js';
 import { gateChanges, signPatternOrder } from '../src/cpu/gate-order.js';
@@ -69,7 +74,9 @@ describe('bias_act (section epilogue)', () => {
         worst = Math.max(worst, Math.abs(got[i]! - want) / tol(want));
         if (pts && gotGate) {
           let g = 0;
-          pts.alphas.forEach((a, k) => { g += pts.weights[k]! * actGrad(activation, a * p); });
+          pts.alphas.forEach((a, k) => {
+            g += pts.weights[k]! * actGrad(activation, a * p);
+          });
           // The kernel forms α_k·p in f32: for relu at p ≠ 0 the sign is exact, for gelu the
           // perturbation is within the tolerance.
           worst = Math.max(worst, Math.abs(gotGate[i]! - g) / (tol(g) + 8 * U * pts.alphas.length));
@@ -137,7 +144,9 @@ describe('edges_squared (per-chunk squared-edge partials)', () => {
   it('refuses undersized operands', async () => {
     const e = await engine();
     const small = e.alloc(16);
-    expect(() => recordEdgesSquared(e, { fhat: small, gates: small, at: small, bt: small, rows: 1000, r: 3, ro: 2, h: 4 })).toThrow(/fhat holds fewer than 1000x4/);
+    expect(() => recordEdgesSquared(e, { fhat: small, gates: small, at: small, bt: small, rows: 1000, r: 3, ro: 2, h: 4 })).toThrow(
+      /fhat holds fewer than 1000x4/,
+    );
     e.release(small);
   });
 });
@@ -166,7 +175,7 @@ describe('gate orders and change lists (host side of edges_squared_delta)', () =
     expect(hamming(order)).toBeLessThan(hamming(lex));
     // Identical patterns are adjacent: a batch of two repeated patterns changes once.
     const two = new Float32Array(40 * h);
-    for (let n = 0; n < 40; n++) for (let k = 0; k < h; k++) two[n * h + k] = (n * 7) % 3 === 0 ? (k % 2) : 1 - (k % 2);
+    for (let n = 0; n < 40; n++) for (let k = 0; k < h; k++) two[n * h + k] = (n * 7) % 3 === 0 ? k % 2 : 1 - (k % 2);
     const o2 = signPatternOrder(two, 40, h);
     let switches = 0;
     for (let t = 1; t < 40; t++) if (two[o2[t]! * h] !== two[o2[t - 1]! * h]) switches++;
@@ -206,7 +215,14 @@ describe('gate orders and change lists (host side of edges_squared_delta)', () =
     const rows = 512;
     const h = 64;
     const g = reluLikeGates(rows, h, 11);
-    const plain = gateChanges(g, rows, h, Uint32Array.from({ length: rows }, (_, i) => i), rows, rows).count;
+    const plain = gateChanges(
+      g,
+      rows,
+      h,
+      Uint32Array.from({ length: rows }, (_, i) => i),
+      rows,
+      rows,
+    ).count;
     const sorted = gateChanges(g, rows, h, signPatternOrder(g, rows, h), rows, rows).count;
     expect(sorted).toBeLessThan(0.6 * plain); // measured 0.51 (MNIST: 15.7 vs 33.6 changes per row)
   });
@@ -266,11 +282,17 @@ describe('edges_squared_delta (carried Jacobian, visiting order)', () => {
           for (let t = c * per; t < Math.min(rows, (c + 1) * per); t++) {
             const n = order[t]!;
             const fresh = (t - c * per) % reset === 0;
-            if (fresh) { T = 0; s = 0; }
+            if (fresh) {
+              T = 0;
+              s = 0;
+            }
             const prev = fresh ? -1 : order[t - 1]!;
             for (let k = 0; k < h; k++) {
               const dg = g[n * h + k]! - (prev < 0 ? 0 : g[prev * h + k]!);
-              if (dg !== 0) { T += Math.abs(A[i * h + k]! * dg * B[j * h + k]!); s++; }
+              if (dg !== 0) {
+                T += Math.abs(A[i * h + k]! * dg * B[j * h + k]!);
+                s++;
+              }
             }
             sMax = Math.max(sMax, s);
             bound += (T * f[n * r + j]!) ** 2;

@@ -1,12 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import {
-  cofireCpu, fireCountCpu, hashPatternsCpu, packSignsCpu, popcount32, signFinal1, signMix1,
-  signPatternsCpu,
-} from '../src/cpu/sign-patterns.js';
+import { cofireCpu, fireCountCpu, hashPatternsCpu, packSignsCpu, popcount32, signFinal1, signMix1, signPatternsCpu } from '../src/cpu/sign-patterns.js';
 import { IbgpuError } from '../src/errors.js';
 import {
-  chooseSignPackVariant, COFIRE_LOOP_ITERATIONS_PER_WORD, groupPatterns, hammingFromCofire, maxWindowWords, selfCheck,
-  SignPatternAccumulator, type SignPackVariant, type SignPatternResult,
+  chooseSignPackVariant,
+  COFIRE_LOOP_ITERATIONS_PER_WORD,
+  groupPatterns,
+  hammingFromCofire,
+  maxWindowWords,
+  selfCheck,
+  SignPatternAccumulator,
+  type SignPackVariant,
+  type SignPatternResult,
 } from '../src/kernels/sign-patterns.js';
 import { useEngine, useSwiftShader } from './helpers/gpu.js';
 import { randomF32, rng } from './helpers/random.js';
@@ -101,7 +105,14 @@ function randomCuts(rows: number, seed: number): number[] {
 
 describe('CPU sign-pattern reference', () => {
   it('packs bits exactly as defined (neuron-major, bit n%32 of word n>>5), for odd and prime sizes', () => {
-    for (const [rows, d] of [[1, 1], [31, 3], [32, 5], [33, 2], [97, 13], [200, 1]] as const) {
+    for (const [rows, d] of [
+      [1, 1],
+      [31, 3],
+      [32, 5],
+      [33, 2],
+      [97, 13],
+      [200, 1],
+    ] as const) {
       const x = randomF32(rows * d, rows * 31 + d);
       const words = packSignsCpu(x, rows, d);
       const W = Math.ceil(rows / 32);
@@ -129,7 +140,12 @@ describe('CPU sign-pattern reference', () => {
 
   it('counts bits and co-firing exactly (vs the per-datapoint definition)', () => {
     expect([0, 1, 0xffffffff, 0x80000001, 0x12345678].map(popcount32)).toEqual([0, 1, 32, 2, 13]);
-    for (const [rows, d] of [[1, 1], [45, 7], [64, 4], [130, 9]] as const) {
+    for (const [rows, d] of [
+      [1, 1],
+      [45, 7],
+      [64, 4],
+      [130, 9],
+    ] as const) {
       const x = randomF32(rows * d, rows + 7 * d);
       const words = packSignsCpu(x, rows, d);
       const A = cofireCpu(words, d, rows);
@@ -178,7 +194,15 @@ describe('groupPatterns', () => {
     const x = planted(rows, d, 9);
     const r = signPatternsCpu(x, rows, d);
     const g = groupPatterns(r);
-    expect(g).toEqual({ groups: [[0, 4, 7], [2, 22]], dead: [1], alwaysOn: [21], hashCollisions: 0 });
+    expect(g).toEqual({
+      groups: [
+        [0, 4, 7],
+        [2, 22],
+      ],
+      dead: [1],
+      alwaysOn: [21],
+      hashCollisions: 0,
+    });
     expect(groupPatterns({ ...r, words: undefined })).toEqual(g);
     expect(hammingFromCofire(r, 3, 5)).toBe(1);
     expect(hammingFromCofire(r, 0, 7)).toBe(0);
@@ -186,7 +210,12 @@ describe('groupPatterns', () => {
   });
 
   it('identical patterns always group and different ones never do (many duplicates, vs string keys)', () => {
-    for (const [rows, d, seed] of [[3, 60, 1], [6, 200, 2], [35, 40, 3], [1, 5, 4]] as const) {
+    for (const [rows, d, seed] of [
+      [3, 60, 1],
+      [6, 200, 2],
+      [35, 40, 3],
+      [1, 5, 4],
+    ] as const) {
       const x = randomF32(rows * d, seed);
       const r = signPatternsCpu(x, rows, d);
       const ref = naiveGroups(x, rows, d);
@@ -231,7 +260,17 @@ describe('GPU sign-pattern hashing', () => {
 
   it('matches the CPU reference bit for bit on random shapes (odd, prime) and random batch cuts', async () => {
     const e = await engine();
-    const shapes: [number, number][] = [[1, 1], [31, 7], [32, 3], [33, 13], [97, 65], [300, 131], [1000, 37], [129, 1], [70, 613]];
+    const shapes: [number, number][] = [
+      [1, 1],
+      [31, 7],
+      [32, 3],
+      [33, 13],
+      [97, 65],
+      [300, 131],
+      [1000, 37],
+      [129, 1],
+      [70, 613],
+    ];
     let seed = 100;
     for (const [rows, d] of shapes) {
       const x = randomF32(rows * d, seed++);
@@ -241,7 +280,8 @@ describe('GPU sign-pattern hashing', () => {
         const acc = new SignPatternAccumulator(e, d, { variant, keepWords: true });
         let at = 0;
         for (const [k, len] of randomCuts(rows, seed * 7).entries()) {
-          if (k % 2 === 0) acc.addBatch(buf, len, at); // from the resident buffer at a row offset
+          if (k % 2 === 0)
+            acc.addBatch(buf, len, at); // from the resident buffer at a row offset
           else acc.addHost(x.subarray(at * d, (at + len) * d), len);
           at += len;
         }
@@ -292,12 +332,16 @@ describe('GPU sign-pattern hashing', () => {
     expect(rb.hashHi[0]).not.toBe(whole.hashHi[0]);
   });
 
-  it('stays exact on long batches (60000, 200000 and 2.2M rows: past llvmpipe\'s loop cap) and across drains', async () => {
+  it("stays exact on long batches (60000, 200000 and 2.2M rows: past llvmpipe's loop cap) and across drains", async () => {
     const e = await engine();
     // Every window keeps the per-invocation loop count below the budget.
     expect(maxWindowWords(e) * COFIRE_LOOP_ITERATIONS_PER_WORD).toBeLessThanOrEqual(e.loopBudget);
     // 2.2M rows are 68751 words: one loop over them per invocation would exceed the cap.
-    for (const [rows, d] of [[60000, 3], [200000, 2], [2_200_001, 1]] as const) {
+    for (const [rows, d] of [
+      [60000, 3],
+      [200000, 2],
+      [2_200_001, 1],
+    ] as const) {
       const x = randomF32(rows * d, rows + d);
       for (let r = 0; r < rows; r++) x[r * d] = r % 3 === 0 ? 1 : -1; // a non-random pattern too
       const ref = signPatternsCpu(x, rows, d);
@@ -330,7 +374,11 @@ describe('GPU sign-pattern hashing', () => {
     // More synchronised neurons: 60..69 copy neuron 50 at different positive scales.
     for (let n = 0; n < rows; n++) for (let a = 60; a < 70; a++) x[n * d + a] = (a - 59) * x[n * d + 50]!;
     const want = naiveGroups(x, rows, d);
-    expect(want.groups).toEqual([[0, 4, 7], [2, 149], [50, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69]]);
+    expect(want.groups).toEqual([
+      [0, 4, 7],
+      [2, 149],
+      [50, 60, 61, 62, 63, 64, 65, 66, 67, 68, 69],
+    ]);
     for (const keepWords of [true, false]) {
       const acc = new SignPatternAccumulator(e, d, { keepWords });
       acc.addHost(x.subarray(0, 1234 * d), 1234);
@@ -415,9 +463,20 @@ describe('GPU sign-pattern hashing with subgroups (SwiftShader Vulkan)', () => {
   it('ballot, atomic and loop packings match the CPU reference on odd shapes, batch cuts and sign edge cases', async (ctx) => {
     const e = swiftshader.get();
     const why = e && !e.features.has('subgroups') ? `${e.adapterName} has no 'subgroups' feature` : swiftshader.why();
-    if (!e || !e.features.has('subgroups')) { console.log(`skipped: ${why}`); ctx.skip(); return; }
+    if (!e || !e.features.has('subgroups')) {
+      console.log(`skipped: ${why}`);
+      ctx.skip();
+      return;
+    }
     expect(chooseSignPackVariant({ info: { ...e.info, isSoftware: false }, features: e.features })).toBe('ballot');
-    const shapes: [number, number][] = [[1, 1], [33, 13], [97, 65], [300, 131], [70, 613], [1000, 9]];
+    const shapes: [number, number][] = [
+      [1, 1],
+      [33, 13],
+      [97, 65],
+      [300, 131],
+      [70, 613],
+      [1000, 9],
+    ];
     let seed = 500;
     for (const [rows, d] of shapes) {
       const x = randomF32(rows * d, seed++);

@@ -29,7 +29,13 @@ function sparseData(rows: number, d: number, p: number, seed: number): Float32Ar
 describe('SparseGramF64', () => {
   it('equals the dense float64 Gram and column sums, raw and shifted, on odd shapes and densities', () => {
     let seed = 1;
-    for (const [rows, d, p] of [[1, 1, 1], [17, 3, 0.5], [300, 31, 0.2], [129, 64, 0.05], [50, 7, 0]] as const) {
+    for (const [rows, d, p] of [
+      [1, 1, 1],
+      [17, 3, 0.5],
+      [300, 31, 0.2],
+      [129, 64, 0.05],
+      [50, 7, 0],
+    ] as const) {
       const x = sparseData(rows, d, p, seed++);
       const acc = new SparseGramF64(d);
       const cut = Math.floor(rows / 2);
@@ -75,24 +81,40 @@ describe('collectStats: input statistics on the host (sparse) or on the GPU', ()
     const r = rng(5);
     const model: MlpModel = {
       layers: [
-        { name: 'layers.0', dIn: d, dOut: 12, activation: 'relu', W: Float32Array.from({ length: d * 12 }, () => r() - 0.5), b: Float32Array.from({ length: 12 }, () => 0.1 * (r() - 0.5)) },
+        {
+          name: 'layers.0',
+          dIn: d,
+          dOut: 12,
+          activation: 'relu',
+          W: Float32Array.from({ length: d * 12 }, () => r() - 0.5),
+          b: Float32Array.from({ length: 12 }, () => 0.1 * (r() - 0.5)),
+        },
         { name: 'layers.1', dIn: 12, dOut: 4, activation: 'identity', W: Float32Array.from({ length: 12 * 4 }, () => r() - 0.5), b: new Float32Array(4) },
       ],
     };
     const pts = integrationPoints('gradient', 0);
-    const plan = { nodes: [{ act: 0, name: 'layers.0', folded: true }, { act: 1, name: 'layers.1', folded: true }], gateLayers: [0] };
+    const plan = {
+      nodes: [
+        { act: 0, name: 'layers.0', folded: true },
+        { act: 1, name: 'layers.1', folded: true },
+      ],
+      gateLayers: [0],
+    };
     const stats = [];
     const events: string[][] = [];
     const early: NodeStats[] = [];
     for (const inputGram of ['gpu', 'host-sparse'] as const) {
       const mlp = new GpuMlp(e, model, pts);
       const ev: string[] = [];
-      const onInputStats = (s: NodeStats) => { ev.push('input'); early.push(s); };
+      const onInputStats = (s: NodeStats) => {
+        ev.push('input');
+        early.push(s);
+      };
       stats.push(await collectStats(e, mlp, arraySource(x, n, d, 'sparse'), { ...plan, inputGram, onInputStats }, 128, pts, () => ev.push('batch')));
       events.push(ev);
       mlp.dispose();
     }
-    const [gpu, host] = stats as [typeof stats[0], typeof stats[0]];
+    const [gpu, host] = stats as [(typeof stats)[0], (typeof stats)[0]];
     const a = gpu.nodes.get('layers.0')!;
     const b = host.nodes.get('layers.0')!;
     // The host path hands over the finished input statistics before the GPU pass's first batch.

@@ -69,7 +69,14 @@ describe('softmax_xent kernel', () => {
   // summation included). log is within 2^-21 absolute on [0.5, 2] and 3 ulp elsewhere; the final
   // m + log s − z_y rounds twice. Gradient entries p_j − [j = y] with p_j ≤ 1 inherit e_s plus the
   // exp error of their own term and two roundings.
-  const cases: [number, number, number][] = [[1, 1, 0], [1, 2, 0], [7, 10, 3], [33, 3, 0], [130, 17, 5], [257, 10, 1]];
+  const cases: [number, number, number][] = [
+    [1, 1, 0],
+    [1, 2, 0],
+    [7, 10, 3],
+    [33, 3, 0],
+    [130, 17, 5],
+    [257, 10, 1],
+  ];
   for (const [rows, cols, base] of cases) {
     it(`matches the f64 reference: ${rows} rows x ${cols} classes, stats at row ${base}`, async () => {
       const e = await getEngine();
@@ -106,7 +113,13 @@ describe('softmax_xent kernel', () => {
       const lossTol = (r: number) => 2 * (es[r]! + 2 ** -21 + 3 * U * Math.log(cols) + 4 * U * mag[r]!) + 1e-30;
       const loss = Float64Array.from({ length: rows }, (_, r) => s[2 * r]!);
       expect(worst(loss, ref.loss, lossTol)).toBeLessThanOrEqual(1);
-      expect(worst(Float64Array.from({ length: rows }, (_, r) => s2[2 * r]!), ref.loss, lossTol)).toBeLessThanOrEqual(1);
+      expect(
+        worst(
+          Float64Array.from({ length: rows }, (_, r) => s2[2 * r]!),
+          ref.loss,
+          lossTol,
+        ),
+      ).toBeLessThanOrEqual(1);
       for (let r = 0; r < rows; r++) {
         expect(s[2 * r + 1]).toBe(ref.correct[r]);
         expect(s2[2 * r + 1]).toBe(ref.correct[r]);
@@ -139,7 +152,12 @@ describe('act_backward kernel', () => {
   // 1.5e-7) inside cdf, exp within (3 + 2·p²/2) ulp in the pdf term, plus the rounding of p
   // (derivative slope |σ''| < 0.5): |err| ≤ |g| (2e-7 + 8u (2 + p²) |p| + 4u).
   // gelu_tanh: WGSL's tanh has no stated ulp bound; we allow |g| · 2e-6 (observed ~1e-7).
-  const shapes: [number, number][] = [[1, 1], [5, 7], [64, 100], [257, 13]];
+  const shapes: [number, number][] = [
+    [1, 1],
+    [5, 7],
+    [64, 100],
+    [257, 13],
+  ];
   for (const act of ACTIVATIONS) {
     it(`${act}: grad_out * act'(x + b) for ${shapes.map((s) => s.join('x')).join(', ')}`, async () => {
       const e = await getEngine();
@@ -205,9 +223,18 @@ describe('adam_update kernel', () => {
         const gp = await e.readF32(pb, n);
         const gm = await e.readF32(mb, n);
         const gv = await e.readF32(vb, n);
-        expect(worst(gp, p, (i) => t * 2 * (16 * U * dMax + 2 * U * Math.abs(p[i]!)) + 1e-30), `p after step ${t}`).toBeLessThanOrEqual(1);
-        expect(worst(gm, m, (i) => t * 8 * U * (Math.abs(m[i]!) + gMax) + 1e-30), `m after step ${t}`).toBeLessThanOrEqual(1);
-        expect(worst(gv, v, (i) => t * 8 * U * (Math.abs(v[i]!) + gMax * gMax) + 1e-30), `v after step ${t}`).toBeLessThanOrEqual(1);
+        expect(
+          worst(gp, p, (i) => t * 2 * (16 * U * dMax + 2 * U * Math.abs(p[i]!)) + 1e-30),
+          `p after step ${t}`,
+        ).toBeLessThanOrEqual(1);
+        expect(
+          worst(gm, m, (i) => t * 8 * U * (Math.abs(m[i]!) + gMax) + 1e-30),
+          `m after step ${t}`,
+        ).toBeLessThanOrEqual(1);
+        expect(
+          worst(gv, v, (i) => t * 8 * U * (Math.abs(v[i]!) + gMax * gMax) + 1e-30),
+          `v after step ${t}`,
+        ).toBeLessThanOrEqual(1);
       }
       e.release(pb, mb, vb);
     });
@@ -228,7 +255,13 @@ describe('column sums (bias gradient)', () => {
   // Any summation order of R terms has |err| ≤ (R − 1) u Σ|x| (Higham); we allow 2 (R + 2) u Σ|x|.
   // 10,000 and 70,001 rows exceed one segment (1024 rows), so they take two levels; segmentRows 8
   // forces four levels on 3001 rows. Every invocation stays below llvmpipe's 65535-iteration cap.
-  const cases: [number, number, number | undefined][] = [[1, 1, undefined], [64, 100, undefined], [10000, 10, undefined], [70001, 3, undefined], [3001, 7, 8]];
+  const cases: [number, number, number | undefined][] = [
+    [1, 1, undefined],
+    [64, 100, undefined],
+    [10000, 10, undefined],
+    [70001, 3, undefined],
+    [3001, 7, 8],
+  ];
   for (const [rows, d, seg] of cases) {
     it(`sums ${rows} rows x ${d} columns${seg ? ` in segments of ${seg}` : ''}`, async () => {
       const e = await getEngine();
@@ -288,7 +321,10 @@ describe('backward pass of the whole MLP', () => {
       let maxErr = 0;
       let maxG = 0;
       for (let li = 0; li < layers.length; li++) {
-        for (const [arr, grad] of [[layers[li]!.W, bp.gW[li]!], [layers[li]!.b, bp.gb[li]!]] as [Float64Array, Float64Array][]) {
+        for (const [arr, grad] of [
+          [layers[li]!.W, bp.gW[li]!],
+          [layers[li]!.b, bp.gb[li]!],
+        ] as [Float64Array, Float64Array][]) {
           for (let k = 0; k < arr.length; k++) {
             const v = arr[k]!;
             arr[k] = v + h;
@@ -326,11 +362,17 @@ describe('backward pass of the whole MLP', () => {
         const ref = mlpBackpropF64(init, x, y, rows);
         expect(worst(got.rowLoss, ref.rowLoss, (r) => 1e-5 * (1 + Math.abs(ref.rowLoss[r]!)))).toBeLessThanOrEqual(1);
         for (let li = 0; li < init.length; li++) {
-          for (const [g, r, what] of [[got.gW[li]!, ref.gW[li]!, 'W'], [got.gb[li]!, ref.gb[li]!, 'b']] as const) {
+          for (const [g, r, what] of [
+            [got.gW[li]!, ref.gW[li]!, 'W'],
+            [got.gb[li]!, ref.gb[li]!, 'b'],
+          ] as const) {
             let gmax = 0;
             for (const v of r) gmax = Math.max(gmax, Math.abs(v));
             expect(gmax, `layer ${li} ${what} gradient is not trivially zero`).toBeGreaterThan(1e-4);
-            expect(worst(g, r, (k) => 1e-4 * (gmax + Math.abs(r[k]!))), `${act} layer ${li} d${what}`).toBeLessThanOrEqual(1);
+            expect(
+              worst(g, r, (k) => 1e-4 * (gmax + Math.abs(r[k]!))),
+              `${act} layer ${li} d${what}`,
+            ).toBeLessThanOrEqual(1);
           }
         }
       } finally {
@@ -358,13 +400,19 @@ describe('backward pass of the whole MLP', () => {
       const after = await trainer.readParameters();
       const ref = mlpBackpropF64(init, x, y, rows);
       for (let li = 0; li < init.length; li++) {
-        for (const [p0, g, got, what] of [[init[li]!.W, ref.gW[li]!, after[li]!.W, 'W'], [init[li]!.b, ref.gb[li]!, after[li]!.b, 'b']] as const) {
+        for (const [p0, g, got, what] of [
+          [init[li]!.W, ref.gW[li]!, after[li]!.W, 'W'],
+          [init[li]!.b, ref.gb[li]!, after[li]!.b, 'b'],
+        ] as const) {
           const p = Float64Array.from(p0);
           adamStepF64(p, g, new Float64Array(p.length), new Float64Array(p.length), 1, hyper);
           let moved = 0;
           for (let k = 0; k < p.length; k++) moved = Math.max(moved, Math.abs(p[k]! - p0[k]!));
           expect(moved, `layer ${li} ${what} moved`).toBeGreaterThan(hyper.lr / 2);
-          expect(worst(got, p, (k) => hyper.lr * 2e-3 + 4 * U * Math.abs(p[k]!)), `layer ${li} ${what}`).toBeLessThanOrEqual(1);
+          expect(
+            worst(got, p, (k) => hyper.lr * 2e-3 + 4 * U * Math.abs(p[k]!)),
+            `layer ${li} ${what}`,
+          ).toBeLessThanOrEqual(1);
         }
       }
       const s = await e.readF32(stats, 2 * rows);
@@ -395,8 +443,14 @@ function blobs(n: number, seed: number): { x: Float32Array; labels: Uint8Array }
 
 const BLOBS = blobs(300, 42);
 const SMALL: TrainMlpOptions = {
-  sizes: [8, 16, 3], activation: 'relu', seed: 7, epochs: 6, batchSize: 17, lr: 0.01,
-  data: { x: BLOBS.x, labels: BLOBS.labels }, trainCount: 240,
+  sizes: [8, 16, 3],
+  activation: 'relu',
+  seed: 7,
+  epochs: 6,
+  batchSize: 17,
+  lr: 0.01,
+  data: { x: BLOBS.x, labels: BLOBS.labels },
+  trainCount: 240,
 };
 
 describe('trainMlp', () => {
@@ -412,7 +466,10 @@ describe('trainMlp', () => {
     expect(last.testLoss!).toBeLessThan(0.5 * res.initial.testLoss!);
     expect(last.testAccuracy!).toBeGreaterThanOrEqual(0.9);
     expect(last.trainAccuracy).toBeGreaterThanOrEqual(0.9);
-    expect(res.model.layers.map((l) => [l.name, l.dIn, l.dOut, l.activation])).toEqual([['layers.0', 8, 16, 'relu'], ['layers.1', 16, 3, 'identity']]);
+    expect(res.model.layers.map((l) => [l.name, l.dIn, l.dOut, l.activation])).toEqual([
+      ['layers.0', 8, 16, 'relu'],
+      ['layers.1', 16, 3, 'identity'],
+    ]);
   });
 
   it('is deterministic: the same seed gives bit-identical weights and history, another seed does not', async () => {
@@ -420,7 +477,8 @@ describe('trainMlp', () => {
     const a = await trainMlp(e, SMALL);
     const b = await trainMlp(e, SMALL);
     const c = await trainMlp(e, { ...SMALL, seed: 8 });
-    const bits = (r: typeof a) => r.model.layers.flatMap((l) => [...new Uint32Array(l.W.buffer, l.W.byteOffset, l.W.length), ...new Uint32Array(l.b.buffer, l.b.byteOffset, l.b.length)]);
+    const bits = (r: typeof a) =>
+      r.model.layers.flatMap((l) => [...new Uint32Array(l.W.buffer, l.W.byteOffset, l.W.length), ...new Uint32Array(l.b.buffer, l.b.byteOffset, l.b.length)]);
     expect(bits(a)).toEqual(bits(b));
     expect(a.history.map((h) => [h.trainLoss, h.testLoss])).toEqual(b.history.map((h) => [h.trainLoss, h.testLoss]));
     expect(bits(a)).not.toEqual(bits(c));
@@ -467,7 +525,7 @@ describe('trainMlp', () => {
 // --------------------------------------------------------------------------- files and the CLI
 
 describe('written files and `ibgpu train-mlp`', () => {
-  it('saveTrainedMlp output loads with the build command\'s loadModel, bit for bit', async () => {
+  it("saveTrainedMlp output loads with the build command's loadModel, bit for bit", async () => {
     const e = await getEngine();
     const res = await trainMlp(e, { ...SMALL, epochs: 1 });
     const dir = await tempDir();
@@ -482,15 +540,29 @@ describe('written files and `ibgpu train-mlp`', () => {
       expect([...a.b]).toEqual([...b.b]);
     }
     const arch = JSON.parse(await readFile(files.arch, 'utf8'));
-    expect(arch).toMatchObject({ type: 'mlp', weight_layout: 'in_out', layers: [{ name: 'layers.0', in: 8, out: 16, activation: 'relu', weight: 'layers.0.W', bias: 'layers.0.b' }, { name: 'layers.1', activation: 'identity' }] });
+    expect(arch).toMatchObject({
+      type: 'mlp',
+      weight_layout: 'in_out',
+      layers: [
+        { name: 'layers.0', in: 8, out: 16, activation: 'relu', weight: 'layers.0.W', bias: 'layers.0.b' },
+        { name: 'layers.1', activation: 'identity' },
+      ],
+    });
     const log = JSON.parse(await readFile(files.train, 'utf8'));
-    expect(log.files['model.safetensors'].sha256).toBe(createHash('sha256').update(await readFile(files.model)).digest('hex'));
+    expect(log.files['model.safetensors'].sha256).toBe(
+      createHash('sha256')
+        .update(await readFile(files.model))
+        .digest('hex'),
+    );
   });
 
   it('`train-mlp` trains on the MNIST digits, writes loadable files and matches trainMlp bit for bit', async () => {
     const e = await getEngine();
     const dir = join(await tempDir(), 'nested', 'out');
-    const code = await trainCommand({ out: dir, sizes: '784,12,10', epochs: '2', batchSize: '25', lr: '0.005', seed: '5', trainCount: '300', quiet: true }, { engine: e });
+    const code = await trainCommand(
+      { out: dir, sizes: '784,12,10', epochs: '2', batchSize: '25', lr: '0.005', seed: '5', trainCount: '300', quiet: true },
+      { engine: e },
+    );
     expect(code).toBe(0);
     const model = await loadModel(parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], model: 'model.safetensors', arch: 'arch.json' }), dir);
     const log = JSON.parse(await readFile(join(dir, 'train.json'), 'utf8'));
@@ -502,7 +574,15 @@ describe('written files and `ibgpu train-mlp`', () => {
     expect(log.ibgpu_version).toMatch(/^\d+\.\d+\.\d+/);
     expect(log.command).toContain('--train-count 300');
     const m = await loadMnistDigits();
-    const res = await trainMlp(e, { sizes: [784, 12, 10], epochs: 2, batchSize: 25, lr: 0.005, seed: 5, trainCount: 300, data: { x: m.images, labels: m.labels } });
+    const res = await trainMlp(e, {
+      sizes: [784, 12, 10],
+      epochs: 2,
+      batchSize: 25,
+      lr: 0.005,
+      seed: 5,
+      trainCount: 300,
+      data: { x: m.images, labels: m.labels },
+    });
     for (let i = 0; i < 2; i++) {
       expect([...new Uint32Array(model.layers[i]!.W.buffer)]).toEqual([...new Uint32Array(res.model.layers[i]!.W.buffer)]);
       expect([...model.layers[i]!.b]).toEqual([...res.model.layers[i]!.b]);
@@ -536,7 +616,14 @@ describe('written files and `ibgpu train-mlp`', () => {
       await expectError(() => parseTrainArgs(o, 10000, 784), 'BAD_CONFIG', re);
       await expectError(() => trainCommand({ ...o, quiet: true }), 'BAD_CONFIG', re);
     }
-    expect(parseTrainArgs({}, 10000, 784)).toMatchObject({ sizes: [784, 100, 100, 10], activation: 'relu', trainCount: 8000, batchSize: 64, lr: 0.001, seed: 0 });
+    expect(parseTrainArgs({}, 10000, 784)).toMatchObject({
+      sizes: [784, 100, 100, 10],
+      activation: 'relu',
+      trainCount: 8000,
+      batchSize: 64,
+      lr: 0.001,
+      seed: 0,
+    });
     // Through the command line: exit code 2 and the message on stderr.
     const errs: string[] = [];
     const orig = console.error;

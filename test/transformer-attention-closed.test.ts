@@ -82,15 +82,17 @@ function modelOf(sec: SectionProgram, P: number, d: number, seed: number): Model
   const g = gaussian(rng(seed));
   return {
     embed: {
-      WE: Float64Array.from({ length: vocab * d }, () => g()), vocab, width: d,
-      Wpos: Float64Array.from({ length: P * d }, () => 0.5 * g()), nCtx: P,
+      WE: Float64Array.from({ length: vocab * d }, () => g()),
+      vocab,
+      width: d,
+      Wpos: Float64Array.from({ length: P * d }, () => 0.5 * g()),
+      nCtx: P,
     },
     pre: copyPre(d, P),
     sections: [sec],
     nodeLayers: ['n0', 'n1'],
   };
 }
-
 
 describe('closed-form M′ and edges of last-position attention sections', () => {
   const getEngine = useEngine();
@@ -123,7 +125,16 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         expectClose(generic, ref, 'generic', 2e-4);
         // mDashGpu dispatched to the closed form (the same numbers, bit for bit).
         const att = lastPosAttentionSection(sec)!;
-        const direct = await mDashAttentionClosed(engine, model, 0, tokens, N, sectionGeometry(model, 0, Chat, rOut), { Chat, rOut, points: pts, batch: 3 }, att);
+        const direct = await mDashAttentionClosed(
+          engine,
+          model,
+          0,
+          tokens,
+          N,
+          sectionGeometry(model, 0, Chat, rOut),
+          { Chat, rOut, points: pts, batch: 3 },
+          att,
+        );
         expect(Array.from(closed)).toEqual(Array.from(direct));
       }
       // Unrotated output (Ĉ = identity).
@@ -166,9 +177,18 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
     const C = randomMatrix(dIn, rIn, 21);
     const Cpinv = randomMatrix(rIn, dIn, 22);
     try {
-      expectClose(await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut, points: pts, batch: 5 }), mDashF64(mp, 0, tokens, N, o.P, Chat, rOut, pts), 'M′', 1e-10);
-      expectClose(await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 5 }),
-        edgesF64(mp, 0, tokens, N, o.P, C, Cpinv, rIn, Chat, rOut, pts), 'edges', 1e-10);
+      expectClose(
+        await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut, points: pts, batch: 5 }),
+        mDashF64(mp, 0, tokens, N, o.P, Chat, rOut, pts),
+        'M′',
+        1e-10,
+      );
+      expectClose(
+        await edgesSquaredGpu(engine, model, 0, tokens, N, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 5 }),
+        edgesF64(mp, 0, tokens, N, o.P, C, Cpinv, rIn, Chat, rOut, pts),
+        'edges',
+        1e-10,
+      );
     } finally {
       model.dispose();
     }
@@ -199,7 +219,12 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
       const Cpinv = randomMatrix(rIn, dIn, 79);
       const eRef = edgesF64(l.mp, s, tokens, n, l.P, C, Cpinv, rIn, Chat, rOut, pts);
       expectClose(await edgesSquaredGpu(engine, model, s, tokens, n, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 16 }), eRef, 'edges, closed form', 1e-5);
-      expectClose(await edgesSquaredGpu(engine, model, s, tokens, n, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 16, generic: true }), eRef, 'edges, generic', 2e-4);
+      expectClose(
+        await edgesSquaredGpu(engine, model, s, tokens, n, { C, Cpinv, rIn, Chat, rOut, points: pts, batch: 16, generic: true }),
+        eRef,
+        'edges, generic',
+        2e-4,
+      );
     } finally {
       model.dispose();
     }
@@ -211,7 +236,11 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
     const all = patternProgram(5, { P: 3, d: 5, heads: 2, dHead: 2, causal: true });
     // Without the last-position cut (outputs at every position).
     const lastOp = all.ops.findIndex((op) => op.kind === 'lastPos');
-    const noCut = { ...all, outputs: [all.ops[lastOp]!.kind === 'lastPos' ? (all.ops[lastOp] as Extract<Op, { kind: 'lastPos' }>).x : -1], ops: all.ops.slice(0, lastOp) };
+    const noCut = {
+      ...all,
+      outputs: [all.ops[lastOp]!.kind === 'lastPos' ? (all.ops[lastOp] as Extract<Op, { kind: 'lastPos' }>).x : -1],
+      ops: all.ops.slice(0, lastOp),
+    };
     expect(lastPosAttentionSection(noCut)).toBeUndefined();
     expect(lastPosAttentionSection(attentionProgram(4, { P: 3, rotary: true, last: true }))).toBeUndefined();
   });

@@ -18,7 +18,9 @@ const EXAMPLE = join(import.meta.dirname, '..', 'examples', 'modadd-transformer'
 describe('transformer builds from config files', () => {
   const engine = useEngine();
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
 
   async function workspace(): Promise<string> {
     const d = await mkdtemp(join(tmpdir(), 'ibgpu-tf-'));
@@ -83,7 +85,11 @@ describe('transformer build plan (--plan)', () => {
     const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
     const p = planTransformer(mp, tf.data.n);
     const d = tf.arch.d_model;
-    expect(p.sections.map((s) => [s.dIn, s.dOut, s.pIn, s.pOut])).toEqual([[d + 1, d + 1, 3, 1], [d + 1, d + 1, 1, 1], [d + 1, tf.arch.d_vocab, 1, 1]]);
+    expect(p.sections.map((s) => [s.dIn, s.dOut, s.pIn, s.pOut])).toEqual([
+      [d + 1, d + 1, 3, 1],
+      [d + 1, d + 1, 1, 1],
+      [d + 1, tf.arch.d_vocab, 1, 1],
+    ]);
     // Attention forward (SPEC-T §5.3): 2P(d+1)(3Hd_h+H) for q, k, v, 2PH(d_h+1)(d+1) for W_O, and the
     // causal score and value products; the last two are a few percent here.
     const { n_heads: H, d_head: dh } = tf.arch;

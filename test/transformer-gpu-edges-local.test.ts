@@ -27,7 +27,6 @@ import { attentionProgram, copyPre, headProgram, mlpProgram } from './helpers/tf
 import { fixturePasses, GPU_CASES, randomSectionBases } from './helpers/transformer-fixtures.js';
 import { expectClose, expectNear } from './helpers/close.js';
 
-
 const d = 6;
 const P = 4;
 const vocab = 11;
@@ -40,8 +39,11 @@ function modelOf(section: SectionProgram, seed = 5): ModelProgram {
   const W = d + 1;
   return {
     embed: {
-      WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())), vocab, width: W,
-      Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())), nCtx: P,
+      WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())),
+      vocab,
+      width: W,
+      Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())),
+      nCtx: P,
     },
     pre: copyPre(W, P),
     sections: [{ ...section, from: 'n0', to: 'n1' }],
@@ -61,7 +63,7 @@ function mlpVariant(seed: number, act: Activation, wOut: number, m: number, resi
   const linear = (x: number, out: number, label: string): number => {
     const wIn = values[x]!.width;
     const y = val(out, label);
-    ops.push({ kind: 'linear', x, y, W: Float64Array.from({ length: wIn * out }, () => 1.5 * g() / Math.sqrt(wIn)), wIn, wOut: out });
+    ops.push({ kind: 'linear', x, y, W: Float64Array.from({ length: wIn * out }, () => (1.5 * g()) / Math.sqrt(wIn)), wIn, wOut: out });
     return y;
   };
   const a = val(d + 1, 'a');
@@ -87,10 +89,15 @@ function mlpVariant(seed: number, act: Activation, wOut: number, m: number, resi
  */
 function actOnly(act: Activation): SectionProgram {
   const values: ValueInfo[] = [
-    { width: d + 1, positions: P, label: 'x' }, { width: d + 1, positions: P, label: 'r' },
-    { width: d + 1, positions: P, label: 'act' }, { width: d + 1, positions: P, label: 'r_out' },
+    { width: d + 1, positions: P, label: 'x' },
+    { width: d + 1, positions: P, label: 'r' },
+    { width: d + 1, positions: P, label: 'act' },
+    { width: d + 1, positions: P, label: 'r_out' },
   ];
-  const ops: Op[] = [{ kind: 'act', x: 0, y: 2, act }, { kind: 'copy', x: 1, y: 3 }];
+  const ops: Op[] = [
+    { kind: 'act', x: 0, y: 2, act },
+    { kind: 'copy', x: 1, y: 3 },
+  ];
   return { from: 'mlp_act', to: 'mlp_out', values, inputs: [0, 1], outputs: [2, 3], ops };
 }
 
@@ -150,7 +157,10 @@ describe('squared edges of position-local MLP sections on the MLP edge kernels',
     two.outputs = [y2];
     expect(singleActSection(two)).toBeUndefined();
     const pts = integrationPoints('gauss-legendre', 1);
-    for (const [name, sec] of [['attention', attn], ['two acts', two]] as const) {
+    for (const [name, sec] of [
+      ['attention', attn],
+      ['two acts', two],
+    ] as const) {
       const mp = modelOf(sec);
       const model = new GpuModel(engine, mp, P);
       try {

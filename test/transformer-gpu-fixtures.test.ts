@@ -15,26 +15,29 @@ import { useEngine } from './helpers/gpu.js';
 import { fixturePasses, GPU_CASES, randomSectionBases } from './helpers/transformer-fixtures.js';
 import { expectNear } from './helpers/close.js';
 
-
 describe('GPU passes vs float64 passes on the compiled fixture transformers', () => {
   const getEngine = useEngine();
-  it.each(GPU_CASES)('%s', async (modelDir, kase) => {
-    const { l, gpu, cpu } = await fixturePasses(await getEngine(), modelDir, kase);
-    try {
-      const [gs, cs] = [await gpu.nodeStats(true), await cpu.nodeStats(true)];
-      gs.forEach((s, i) => {
-        expectNear(s.mean, cs[i]!.mean, `${gpu.model.nodes[i]!.name} mean`);
-        expectNear(s.gram, cs[i]!.gram, `${gpu.model.nodes[i]!.name} centred Gram`);
-      });
-      const pts = integrationPoints('gauss-legendre', 1);
-      const nodes = gpu.model.nodes;
-      for (let s = 0; s < l.mp.sections.length; s++) {
-        const { Chat, rOut, input, where } = randomSectionBases(nodes, s);
-        expectNear(await gpu.mPrime(s, Chat, rOut, pts), await cpu.mPrime(s, Chat, rOut, pts), `M′ ${where}`);
-        expectNear(await gpu.edges(s, input, Chat, rOut, pts), await cpu.edges(s, input, Chat, rOut, pts), `edges ${where}`);
+  it.each(GPU_CASES)(
+    '%s',
+    async (modelDir, kase) => {
+      const { l, gpu, cpu } = await fixturePasses(await getEngine(), modelDir, kase);
+      try {
+        const [gs, cs] = [await gpu.nodeStats(true), await cpu.nodeStats(true)];
+        gs.forEach((s, i) => {
+          expectNear(s.mean, cs[i]!.mean, `${gpu.model.nodes[i]!.name} mean`);
+          expectNear(s.gram, cs[i]!.gram, `${gpu.model.nodes[i]!.name} centred Gram`);
+        });
+        const pts = integrationPoints('gauss-legendre', 1);
+        const nodes = gpu.model.nodes;
+        for (let s = 0; s < l.mp.sections.length; s++) {
+          const { Chat, rOut, input, where } = randomSectionBases(nodes, s);
+          expectNear(await gpu.mPrime(s, Chat, rOut, pts), await cpu.mPrime(s, Chat, rOut, pts), `M′ ${where}`);
+          expectNear(await gpu.edges(s, input, Chat, rOut, pts), await cpu.edges(s, input, Chat, rOut, pts), `edges ${where}`);
+        }
+      } finally {
+        gpu.dispose();
       }
-    } finally {
-      gpu.dispose();
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });

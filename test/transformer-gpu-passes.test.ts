@@ -35,7 +35,6 @@ function testModel(last: boolean, linearTail = false): ModelProgram {
 const N = 7;
 const tokens = Array.from({ length: N * P }, (_, i) => (i * 7 + 3) % vocab);
 
-
 describe('GPU transformer passes vs float64', () => {
   const getEngine = useEngine();
 
@@ -105,8 +104,11 @@ describe('GPU transformer passes vs float64', () => {
     const other = tokens.slice(0, 2 * P).map((t) => (t + 1) % vocab);
     const parts = model.forwardTo(other, 0, 2, 1);
     const ref = concatRows(nodeTuplesF64(mp, other, 2, P)[1]!, model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
-    const got = concatRows(await Promise.all(parts.map(async (b, j) => Float64Array.from(await engine.readF32(b, 2 * model.nodes[1]!.positions * model.nodes[1]!.widths[j]!)))),
-      model.nodes[1]!.widths, 2 * model.nodes[1]!.positions);
+    const got = concatRows(
+      await Promise.all(parts.map(async (b, j) => Float64Array.from(await engine.readF32(b, 2 * model.nodes[1]!.positions * model.nodes[1]!.widths[j]!)))),
+      model.nodes[1]!.widths,
+      2 * model.nodes[1]!.positions,
+    );
     engine.release(...parts);
     expectClose(got, ref, 'other tokens', 1e-5);
     model.dispose();
@@ -155,7 +157,7 @@ describe('GPU transformer passes vs float64', () => {
     const rows = N * model.nodes[1]!.positions;
     const f = concatRows(tuple, model.nodes[1]!.widths, rows);
     const S = new Float64Array(dIn * dIn);
-    for (let n = 0; n < rows; n++) for (let x = 0; x < dIn; x++) for (let y = 0; y < dIn; y++) S[x * dIn + y]! += f[n * dIn + x]! * f[n * dIn + y]! / rows;
+    for (let n = 0; n < rows; n++) for (let x = 0; x < dIn; x++) for (let y = 0; y < dIn; y++) S[x * dIn + y]! += (f[n * dIn + x]! * f[n * dIn + y]!) / rows;
     const closed = await edgesSquaredGpu(engine, model, 1, tokens, N, { C, Cpinv, rIn: 7, points: pts, secondMoment: S });
     expectClose(closed, ref, 'edges, closed form', 1e-10);
     model.dispose();
@@ -168,8 +170,11 @@ describe('GPU transformer passes vs float64', () => {
     const mlp = mlpProgram(6, P, act, d, 13);
     const mp: ModelProgram = {
       embed: {
-        WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())), vocab, width: W,
-        Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())), nCtx: P,
+        WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())),
+        vocab,
+        width: W,
+        Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())),
+        nCtx: P,
       },
       pre: copyPre(W, P),
       sections: [{ ...mlp, from: 'n0', to: 'n1' }],

@@ -47,7 +47,12 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     const gp = new GpuSectionProgram(engine, prog);
     const bufs = ins.map((x) => engine.upload(x));
     const st = gp.forward(bufs, B, { alpha });
-    const ref = forwardF64(prog, ins.map((x) => Float64Array.from(x)), B, alpha);
+    const ref = forwardF64(
+      prog,
+      ins.map((x) => Float64Array.from(x)),
+      B,
+      alpha,
+    );
     const outs = gp.outputBuffers(st);
     for (const [j, id] of prog.outputs.entries()) {
       const v = prog.values[id]!;
@@ -59,7 +64,13 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     });
     const cb = cots.map((c) => engine.upload(c));
     const grads = gp.vjp(st, cb, K);
-    const gref = vjpF64(prog, ref, cots.map((c) => Float64Array.from(c)), B, K);
+    const gref = vjpF64(
+      prog,
+      ref,
+      cots.map((c) => Float64Array.from(c)),
+      B,
+      K,
+    );
     for (const [j, id] of prog.inputs.entries()) {
       const v = prog.values[id]!;
       // program-f64's VJP is d/d(α·f); the GPU's is the same (cotangent on the scaled inputs).
@@ -95,9 +106,19 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     const engine = await getEngine();
     const W = Float64Array.from({ length: 5 * 3 }, (_, i) => Math.sin(i + 1));
     const prog: SectionProgram = {
-      from: 'a', to: 'b', inputs: [0], outputs: [2],
-      values: [{ width: 5, positions: 2, label: 'x' }, { width: 3, positions: 2, label: 'y' }, { width: 3, positions: 1, label: 'last' }],
-      ops: [{ kind: 'linear', x: 0, y: 1, W, wIn: 5, wOut: 3 }, { kind: 'lastPos', x: 1, y: 2 }],
+      from: 'a',
+      to: 'b',
+      inputs: [0],
+      outputs: [2],
+      values: [
+        { width: 5, positions: 2, label: 'x' },
+        { width: 3, positions: 2, label: 'y' },
+        { width: 3, positions: 1, label: 'last' },
+      ],
+      ops: [
+        { kind: 'linear', x: 0, y: 1, W, wIn: 5, wOut: 3 },
+        { kind: 'lastPos', x: 1, y: 2 },
+      ],
     };
     const gp = new GpuSectionProgram(engine, prog);
     const x = engine.upload(randomF32(4 * 2 * 5, 9));
@@ -115,7 +136,12 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     gp.dispose();
   });
 
-  it.each([[133, 129], [129, 261], [7, 130], [128, 128]])('linear %i → %i with column-tile tails split off: forward and VJP, written and accumulated', async (wIn, wOut) => {
+  it.each([
+    [133, 129],
+    [129, 261],
+    [7, 130],
+    [128, 128],
+  ])('linear %i → %i with column-tile tails split off: forward and VJP, written and accumulated', async (wIn, wOut) => {
     const engine = await getEngine();
     const rows = 37;
     const W = Float64Array.from(randomF32(wIn * wOut, 401));
@@ -148,7 +174,12 @@ describe('GPU SectionProgram interpreter vs float64', () => {
     const y2 = engine.alloc(rows * wOut * 4);
     lin.forward(bx, y2, rows);
     const fresh = await engine.readF32(y2, rows * wOut);
-    expectClose(fresh, yRef.map((v, i) => v - prior[i]!), 'forward, written', 1e-5);
+    expectClose(
+      fresh,
+      yRef.map((v, i) => v - prior[i]!),
+      'forward, written',
+      1e-5,
+    );
     lin.dispose();
     engine.release(bx, bdy, y, dx, y2);
   });

@@ -46,7 +46,11 @@ function logSoftmax(x: Float64Array): Float64Array {
   return x.map((c) => c - lse);
 }
 
-function compiledLogProbs(tensors: Record<string, Tensor>, hfConfig: Record<string, unknown>, tokens: number[]): Promise<{ lp: Float64Array[]; resid: Float64Array }> {
+function compiledLogProbs(
+  tensors: Record<string, Tensor>,
+  hfConfig: Record<string, unknown>,
+  tokens: number[],
+): Promise<{ lp: Float64Array[]; resid: Float64Array }> {
   return (async () => {
     const cfg = parseTransformerConfig(hfConfig);
     const before = Object.fromEntries(Object.entries(tensors).map(([k, t]) => [k, Array.from(t.data as unknown as ArrayLike<number>)]));
@@ -69,14 +73,23 @@ describe('HuggingFace checkpoints', () => {
     const t: Record<string, Tensor> = {
       'transformer.wte.weight': T([V, d], rand(g, V * d, 1)),
       'transformer.wpe.weight': T([nCtx, d], rand(g, nCtx * d, 0.5)),
-      'transformer.ln_f.weight': T([d], rand(g, d).map((x) => 1 + x)),
+      'transformer.ln_f.weight': T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      ),
       'transformer.ln_f.bias': T([d], rand(g, d)),
     };
     for (let i = 0; i < L; i++) {
       const p = `transformer.h.${i}.`;
-      t[`${p}ln_1.weight`] = T([d], rand(g, d).map((x) => 1 + x));
+      t[`${p}ln_1.weight`] = T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      );
       t[`${p}ln_1.bias`] = T([d], rand(g, d));
-      t[`${p}ln_2.weight`] = T([d], rand(g, d).map((x) => 1 + x));
+      t[`${p}ln_2.weight`] = T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      );
       t[`${p}ln_2.bias`] = T([d], rand(g, d));
       t[`${p}attn.c_attn.weight`] = T([d, 3 * d], rand(g, 3 * d * d));
       t[`${p}attn.c_attn.bias`] = T([3 * d], rand(g, 3 * d, 0.1));
@@ -89,20 +102,45 @@ describe('HuggingFace checkpoints', () => {
     }
     const W = (k: string) => t[k]!.data as Float64Array;
     // HF forward
-    let h = tokens.map((tok, pos) => W('transformer.wte.weight').slice(tok * d, tok * d + d).map((x, i) => x + W('transformer.wpe.weight')[pos * d + i]!));
+    let h = tokens.map((tok, pos) =>
+      W('transformer.wte.weight')
+        .slice(tok * d, tok * d + d)
+        .map((x, i) => x + W('transformer.wpe.weight')[pos * d + i]!),
+    );
     for (let i = 0; i < L; i++) {
       const p = `transformer.h.${i}.`;
       const qkv = h.map((x) => affine(layerNorm(x, W(`${p}ln_1.weight`), W(`${p}ln_1.bias`)), W(`${p}attn.c_attn.weight`), W(`${p}attn.c_attn.bias`), 3 * d));
-      const z = attend(qkv.map((r) => r.slice(0, d)), qkv.map((r) => r.slice(d, 2 * d)), qkv.map((r) => r.slice(2 * d)), H, dh, { divisor: Math.sqrt(dh) });
+      const z = attend(
+        qkv.map((r) => r.slice(0, d)),
+        qkv.map((r) => r.slice(d, 2 * d)),
+        qkv.map((r) => r.slice(2 * d)),
+        H,
+        dh,
+        { divisor: Math.sqrt(dh) },
+      );
       h = h.map((x, pos) => x.map((c, k) => c + affine(z[pos]!, W(`${p}attn.c_proj.weight`), W(`${p}attn.c_proj.bias`), d)[k]!));
       h = h.map((x) => {
-        const pre = affine(layerNorm(x, W(`${p}ln_2.weight`), W(`${p}ln_2.bias`)), W(`${p}mlp.c_fc.weight`), W(`${p}mlp.c_fc.bias`), m).map((c) => act('gelu_tanh', c));
+        const pre = affine(layerNorm(x, W(`${p}ln_2.weight`), W(`${p}ln_2.bias`)), W(`${p}mlp.c_fc.weight`), W(`${p}mlp.c_fc.bias`), m).map((c) =>
+          act('gelu_tanh', c),
+        );
         const y = affine(pre, W(`${p}mlp.c_proj.weight`), W(`${p}mlp.c_proj.bias`), d);
         return x.map((c, k) => c + y[k]!);
       });
     }
-    const want = h.map((x) => logSoftmax(linear(layerNorm(x, W('transformer.ln_f.weight'), W('transformer.ln_f.bias')), W('transformer.wte.weight'), undefined, V)));
-    const cfg = { model_type: 'gpt2', n_embd: d, n_inner: m, n_head: H, n_layer: L, n_positions: nCtx, vocab_size: V, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5 };
+    const want = h.map((x) =>
+      logSoftmax(linear(layerNorm(x, W('transformer.ln_f.weight'), W('transformer.ln_f.bias')), W('transformer.wte.weight'), undefined, V)),
+    );
+    const cfg = {
+      model_type: 'gpt2',
+      n_embd: d,
+      n_inner: m,
+      n_head: H,
+      n_layer: L,
+      n_positions: nCtx,
+      vocab_size: V,
+      activation_function: 'gelu_new',
+      layer_norm_epsilon: 1e-5,
+    };
     const { lp, resid } = await compiledLogProbs(t, cfg, tokens);
     for (let pos = 0; pos < P; pos++) for (let v = 0; v < V; v++) expect(Math.abs(lp[pos]![v]! - want[pos]![v]!)).toBeLessThan(1e-10);
     // center_writing_weights: the residual at ln1.1 has zero mean over its d coordinates
@@ -118,15 +156,24 @@ describe('HuggingFace checkpoints', () => {
     const rot = 2; // rotary_pct 0.5 of d_head 4
     const t: Record<string, Tensor> = {
       'gpt_neox.embed_in.weight': T([V, d], rand(g, V * d, 1)),
-      'gpt_neox.final_layer_norm.weight': T([d], rand(g, d).map((x) => 1 + x)),
+      'gpt_neox.final_layer_norm.weight': T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      ),
       'gpt_neox.final_layer_norm.bias': T([d], rand(g, d)),
       'embed_out.weight': T([V, d], rand(g, V * d)),
     };
     for (let i = 0; i < L; i++) {
       const p = `gpt_neox.layers.${i}.`;
-      t[`${p}input_layernorm.weight`] = T([d], rand(g, d).map((x) => 1 + x));
+      t[`${p}input_layernorm.weight`] = T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      );
       t[`${p}input_layernorm.bias`] = T([d], rand(g, d));
-      t[`${p}post_attention_layernorm.weight`] = T([d], rand(g, d).map((x) => 1 + x));
+      t[`${p}post_attention_layernorm.weight`] = T(
+        [d],
+        rand(g, d).map((x) => 1 + x),
+      );
       t[`${p}post_attention_layernorm.bias`] = T([d], rand(g, d));
       t[`${p}attention.query_key_value.weight`] = T([3 * d, d], rand(g, 3 * d * d));
       t[`${p}attention.query_key_value.bias`] = T([3 * d], rand(g, 3 * d, 0.1));
@@ -153,25 +200,56 @@ describe('HuggingFace checkpoints', () => {
     let x = tokens.map((tok) => W('gpt_neox.embed_in.weight').slice(tok * d, tok * d + d));
     for (let i = 0; i < L; i++) {
       const p = `gpt_neox.layers.${i}.`;
-      const qkv = x.map((r) => linear(layerNorm(r, W(`${p}input_layernorm.weight`), W(`${p}input_layernorm.bias`)), W(`${p}attention.query_key_value.weight`), W(`${p}attention.query_key_value.bias`), 3 * d));
+      const qkv = x.map((r) =>
+        linear(
+          layerNorm(r, W(`${p}input_layernorm.weight`), W(`${p}input_layernorm.bias`)),
+          W(`${p}attention.query_key_value.weight`),
+          W(`${p}attention.query_key_value.bias`),
+          3 * d,
+        ),
+      );
       // view [H, 3·dh]: head h holds q, k, v consecutively
       const part = (r: Float64Array, s: number) => {
         const o = new Float64Array(H * dh);
         for (let h = 0; h < H; h++) for (let j = 0; j < dh; j++) o[h * dh + j] = r[h * 3 * dh + s * dh + j]!;
         return o;
       };
-      const z = attend(qkv.map((r, pos) => rotary(part(r, 0), pos)), qkv.map((r, pos) => rotary(part(r, 1), pos)), qkv.map((r) => part(r, 2)), H, dh, { divisor: Math.sqrt(dh) });
+      const z = attend(
+        qkv.map((r, pos) => rotary(part(r, 0), pos)),
+        qkv.map((r, pos) => rotary(part(r, 1), pos)),
+        qkv.map((r) => part(r, 2)),
+        H,
+        dh,
+        { divisor: Math.sqrt(dh) },
+      );
       x = x.map((r, pos) => {
         const a = linear(z[pos]!, W(`${p}attention.dense.weight`), W(`${p}attention.dense.bias`), d);
-        const hid = linear(layerNorm(r, W(`${p}post_attention_layernorm.weight`), W(`${p}post_attention_layernorm.bias`)), W(`${p}mlp.dense_h_to_4h.weight`), W(`${p}mlp.dense_h_to_4h.bias`), m).map((c) => act('gelu', c));
+        const hid = linear(
+          layerNorm(r, W(`${p}post_attention_layernorm.weight`), W(`${p}post_attention_layernorm.bias`)),
+          W(`${p}mlp.dense_h_to_4h.weight`),
+          W(`${p}mlp.dense_h_to_4h.bias`),
+          m,
+        ).map((c) => act('gelu', c));
         const y = linear(hid, W(`${p}mlp.dense_4h_to_h.weight`), W(`${p}mlp.dense_4h_to_h.bias`), d);
         return r.map((c, k) => c + a[k]! + y[k]!);
       });
     }
-    const want = x.map((r) => logSoftmax(linear(layerNorm(r, W('gpt_neox.final_layer_norm.weight'), W('gpt_neox.final_layer_norm.bias')), W('embed_out.weight'), undefined, V)));
+    const want = x.map((r) =>
+      logSoftmax(linear(layerNorm(r, W('gpt_neox.final_layer_norm.weight'), W('gpt_neox.final_layer_norm.bias')), W('embed_out.weight'), undefined, V)),
+    );
     const cfg = {
-      model_type: 'gpt_neox', hidden_size: d, num_attention_heads: H, num_hidden_layers: L, intermediate_size: m,
-      max_position_embeddings: nCtx, vocab_size: V, rotary_pct: 0.5, rotary_emb_base: 10000, hidden_act: 'gelu', layer_norm_eps: 1e-5, use_parallel_residual: true,
+      model_type: 'gpt_neox',
+      hidden_size: d,
+      num_attention_heads: H,
+      num_hidden_layers: L,
+      intermediate_size: m,
+      max_position_embeddings: nCtx,
+      vocab_size: V,
+      rotary_pct: 0.5,
+      rotary_emb_base: 10000,
+      hidden_act: 'gelu',
+      layer_norm_eps: 1e-5,
+      use_parallel_residual: true,
     };
     const { lp } = await compiledLogProbs(t, cfg, tokens);
     for (let pos = 0; pos < P; pos++) for (let v = 0; v < V; v++) expect(Math.abs(lp[pos]![v]! - want[pos]![v]!)).toBeLessThan(1e-10);

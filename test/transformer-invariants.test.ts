@@ -94,11 +94,12 @@ function identityMatrix(run: typeof modadd, s: number): { Q: Float64Array; r: nu
       const fm = fhatOut(minus);
       cols.push(fp.map((v, i) => (v - fm[i]!) / (2 * h)));
     }
-    for (let j = 0; j < r; j++) for (let k = 0; k < r; k++) {
-      let acc = 0;
-      for (let i = 0; i < cols[j]!.length; i++) acc += cols[j]![i]! * cols[k]![i]!;
-      Q[j * r + k]! += acc / (n * Pin);
-    }
+    for (let j = 0; j < r; j++)
+      for (let k = 0; k < r; k++) {
+        let acc = 0;
+        for (let i = 0; i < cols[j]!.length; i++) acc += cols[j]![i]! * cols[k]![i]!;
+        Q[j * r + k]! += acc / (n * Pin);
+      }
   }
   return { Q, r };
 }
@@ -122,7 +123,11 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
   });
 
   it('7: identity check on LN and attention sections with 6 positions (gpt-tiny)', () => {
-    for (const [s, masked] of [[0, 1], [1, 2], [2, 1]] as const) {
+    for (const [s, masked] of [
+      [0, 1],
+      [1, 2],
+      [2, 1],
+    ] as const) {
       const w = checkIdentity(gpt, s, masked);
       console.log(`identity check, gpt-tiny section ${s}: max |Q − I| = ${w.toExponential(2)}`);
       expect(w).toBeLessThan(1e-5);
@@ -159,7 +164,10 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
             for (let k = 0; k < a.width; k++) v += a.data[row * a.width + k]! * b.C[k * b.r + c]!;
             mean[c]! += v / rows;
             sq[c]! += (v * v) / rows;
-            if (c === 0) { f0min = Math.min(f0min, v); f0max = Math.max(f0max, v); }
+            if (c === 0) {
+              f0min = Math.min(f0min, v);
+              f0max = Math.max(f0max, v);
+            }
           }
         }
         expect((f0max - f0min) / Math.abs(f0max), `${name} f̂_0`).toBeLessThan(1e-12);
@@ -173,7 +181,11 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
     const acts = gpt.passes.activations()[2]!;
     const P = acts.positions;
     const widths = sec.inputs.map((id) => sec.values[id]!.width);
-    const vals = forwardF64(sec, acts.parts.map((p, j) => p.subarray(0, 2 * P * widths[j]!)), 2);
+    const vals = forwardF64(
+      sec,
+      acts.parts.map((p, j) => p.subarray(0, 2 * P * widths[j]!)),
+      2,
+    );
     const outW = sec.values[sec.outputs[0]!]!.width;
     for (let t = 0; t < P; t++) {
       const cot = new Float64Array(outW * P);
@@ -182,11 +194,12 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
       let later = 0;
       let earlier = 0;
       g.forEach((gi, j) => {
-        for (let s = 0; s < P; s++) for (let a = 0; a < widths[j]!; a++) {
-          const v = Math.abs(gi[s * widths[j]! + a]!);
-          if (s > t) later = Math.max(later, v);
-          else earlier = Math.max(earlier, v);
-        }
+        for (let s = 0; s < P; s++)
+          for (let a = 0; a < widths[j]!; a++) {
+            const v = Math.abs(gi[s * widths[j]! + a]!);
+            if (s > t) later = Math.max(later, v);
+            else earlier = Math.max(earlier, v);
+          }
       });
       expect(later).toBe(0);
       expect(earlier).toBeGreaterThan(0);
@@ -199,9 +212,11 @@ describe('SPEC-transformers §9.3 invariants (float64 path)', () => {
     const cut = nodeActivationsF64(compileTransformer(m, nodes, { positions: 3 }), cutTok, 2, 3);
     full.forEach((a, l) => {
       const b = cut[l]!;
-      for (let smp = 0; smp < 2; smp++) for (let t = 0; t < 3; t++) for (let k = 0; k < a.width; k++) {
-        expect(b.data[(smp * 3 + t) * a.width + k]).toBe(a.data[(smp * 6 + t) * a.width + k]);
-      }
+      for (let smp = 0; smp < 2; smp++)
+        for (let t = 0; t < 3; t++)
+          for (let k = 0; k < a.width; k++) {
+            expect(b.data[(smp * 3 + t) * a.width + k]).toBe(a.data[(smp * 6 + t) * a.width + k]);
+          }
     });
   });
 

@@ -17,9 +17,25 @@ import { readFileSync } from 'node:fs';
 const base = { d_model: 8, n_heads: 3, d_head: 2, d_mlp: 12, d_vocab: 11, n_ctx: 5, n_layers: 2 };
 const VARIANTS: Record<string, TransformerConfig> = {
   'sequential LNPre (GPT-2-like)': transformerConfig({ ...base, act_fn: 'gelu_new', normalization_type: 'LNPre' }),
-  'parallel LNPre rotary (Pythia-like)': transformerConfig({ ...base, d_head: 4, n_heads: 2, act_fn: 'gelu', normalization_type: 'LNPre', positional_embedding_type: 'rotary', rotary_dim: 2, parallel_attn_mlp: true }),
+  'parallel LNPre rotary (Pythia-like)': transformerConfig({
+    ...base,
+    d_head: 4,
+    n_heads: 2,
+    act_fn: 'gelu',
+    normalization_type: 'LNPre',
+    positional_embedding_type: 'rotary',
+    rotary_dim: 2,
+    parallel_attn_mlp: true,
+  }),
   'no LN (modadd-like)': transformerConfig({ ...base, act_fn: 'relu' }),
-  'local attention (GPT-Neo-like, window 2)': transformerConfig({ ...base, act_fn: 'gelu_new', normalization_type: 'LNPre', use_attn_scale: false, use_local_attn: true, window_size: 2 }),
+  'local attention (GPT-Neo-like, window 2)': transformerConfig({
+    ...base,
+    act_fn: 'gelu_new',
+    normalization_type: 'LNPre',
+    use_attn_scale: false,
+    use_local_attn: true,
+    window_size: 2,
+  }),
 };
 
 /** §1.5: width of every node layer. */
@@ -29,22 +45,38 @@ function expectedWidth(c: TransformerConfig, id: string): number {
   const ln = c.normalization_type !== null;
   const par = c.parallel_attn_mlp;
   switch (type) {
-    case 'add_embed': return 2 * d + 2;
-    case 'ln1': return d + 1;
-    case 'ln1_out': return ln ? d + 2 : d + 1;
-    case 'attn_in': return 2 * d + 2;
-    case 'attn_out': return 3 * H * dh + H + d + 1;
-    case 'add_resid1': return 2 * d + 2;
-    case 'ln2': return par ? 2 * d + 2 : d + 1;
-    case 'ln2_out': return par ? 2 * d + 3 : ln ? d + 2 : d + 1;
-    case 'mlp_in': return 2 * d + 2;
-    case 'mlp_act': return m + d + 2;
-    case 'mlp_out': return m + d + 2;
-    case 'add_resid2': return 2 * d + 2;
-    case 'ln_final': return d + 1;
-    case 'ln_final_out': return ln ? d + 2 : d + 1;
-    case 'unembed': return d + 1;
-    case 'output': return V;
+    case 'add_embed':
+      return 2 * d + 2;
+    case 'ln1':
+      return d + 1;
+    case 'ln1_out':
+      return ln ? d + 2 : d + 1;
+    case 'attn_in':
+      return 2 * d + 2;
+    case 'attn_out':
+      return 3 * H * dh + H + d + 1;
+    case 'add_resid1':
+      return 2 * d + 2;
+    case 'ln2':
+      return par ? 2 * d + 2 : d + 1;
+    case 'ln2_out':
+      return par ? 2 * d + 3 : ln ? d + 2 : d + 1;
+    case 'mlp_in':
+      return 2 * d + 2;
+    case 'mlp_act':
+      return m + d + 2;
+    case 'mlp_out':
+      return m + d + 2;
+    case 'add_resid2':
+      return 2 * d + 2;
+    case 'ln_final':
+      return d + 1;
+    case 'ln_final_out':
+      return ln ? d + 2 : d + 1;
+    case 'unembed':
+      return d + 1;
+    case 'output':
+      return V;
   }
   throw new Error(id);
 }
@@ -177,8 +209,21 @@ describe('module ids and node-layer validation', () => {
 describe('config and weights loading', () => {
   it('reads the fixture and rib-modadd configs (fields under "model")', () => {
     const fx = parseTransformerConfig(JSON.parse(readFileSync('test/fixtures/synthetic-transformer/gpt-tiny/config.json', 'utf8')));
-    expect(fx).toMatchObject({ d_model: 16, n_heads: 2, d_head: 8, d_mlp: 32, d_vocab: 23, n_ctx: 6, n_layers: 2, act_fn: 'gelu_new', normalization_type: 'LNPre' });
-    const modadd = parseTransformerConfig({ model: { act_fn: 'relu', d_head: 32, d_mlp: 512, d_model: 128, d_vocab: 114, n_ctx: 3, n_heads: 4, n_layers: 1, normalization_type: null }, dataset: {} });
+    expect(fx).toMatchObject({
+      d_model: 16,
+      n_heads: 2,
+      d_head: 8,
+      d_mlp: 32,
+      d_vocab: 23,
+      n_ctx: 6,
+      n_layers: 2,
+      act_fn: 'gelu_new',
+      normalization_type: 'LNPre',
+    });
+    const modadd = parseTransformerConfig({
+      model: { act_fn: 'relu', d_head: 32, d_mlp: 512, d_model: 128, d_vocab: 114, n_ctx: 3, n_heads: 4, n_layers: 1, normalization_type: null },
+      dataset: {},
+    });
     expect(modadd).toMatchObject({ d_model: 128, positional_embedding_type: 'standard', use_attn_scale: true, eps: 1e-5 });
   });
 

@@ -54,7 +54,9 @@ describe('naive gradient flow', () => {
       const K = 2;
       const g = gaussian(rng(7 + from));
       const last = secs[secs.length - 1]!;
-      let cot: Float64Array[] = last.outputs.map((id) => Float64Array.from({ length: s.n * K * last.values[id]!.positions * last.values[id]!.width }, () => g()));
+      let cot: Float64Array[] = last.outputs.map((id) =>
+        Float64Array.from({ length: s.n * K * last.values[id]!.positions * last.values[id]!.width }, () => g()),
+      );
       const whole = vjpF64(comp, vals, cot, s.n, K);
       for (let k = secs.length - 1; k >= 0; k--) {
         const sec = secs[k]!;
@@ -96,7 +98,10 @@ describe('naive gradient flow', () => {
       const name = nodes[l]!;
       const a = local.bases.get(name);
       const b = ngf.bases.get(name);
-      if (name === 'output') { expect(a).toBeUndefined(); continue; }
+      if (name === 'output') {
+        expect(a).toBeUndefined();
+        continue;
+      }
       if (l >= L - 1) {
         expect(b!.r, name).toBe(a!.r);
         expect(b!.C, `${name} C`).toEqual(a!.C);
@@ -114,29 +119,33 @@ describe('naive gradient flow', () => {
   it.each([
     ['modadd-tiny', 'modadd-tiny_f64_jacobian', ['ln1.0', 'ln2.0', 'unembed', 'output'], 169],
     ['gpt-tiny', 'gpt-tiny_f64_jacobian', ['ln1.0', 'ln1.1', 'unembed', 'output'], 24],
-  ])('%s: GPU NGF build = float64 NGF build (leading Λ to 1e-4)', async (modelDir, kase, nodes, n) => {
-    const engine = await getEngine();
-    const s = await setup(modelDir, kase, nodes as string[], n as number);
-    const config = parseConfig({ ...s.config, naive_gradient_flow: true, truncation_threshold: 1e-6, threshold_mode: 'relative' });
-    const cpu = await buildTransformerF64(s.mp, s.tokens, s.n, s.P, config);
-    const passes = new GpuPasses(engine, s.mp, s.tokens, s.n, s.P);
-    let gpu;
-    try {
-      gpu = await buildTransformer(passes, s.mp, config, { passesFor: async (m) => new GpuPasses(engine, m, s.tokens, s.n, s.P) });
-    } finally {
-      passes.dispose();
-    }
-    for (const name of (nodes as string[]).slice(0, -1)) {
-      const a = cpu.bases.get(name)!.Lambda!;
-      const b = gpu.bases.get(name)!.Lambda!;
-      for (let i = 0; i < 4; i++) expect(Math.abs(a[i]! - b[i]!) / a[0]!, `${name} Λ_${i}`).toBeLessThan(1e-4);
-    }
-    for (const [k, e] of cpu.edges) {
-      const g = gpu.edges.get(k)!;
-      // Edges of the leading directions (those whose Λ are well separated): same magnitude scale.
-      expect(Math.abs(maxAbs(g.data) - maxAbs(e.data)) / maxAbs(e.data), `edges ${k} max`).toBeLessThan(1e-3);
-    }
-  }, 60_000);
+  ])(
+    '%s: GPU NGF build = float64 NGF build (leading Λ to 1e-4)',
+    async (modelDir, kase, nodes, n) => {
+      const engine = await getEngine();
+      const s = await setup(modelDir, kase, nodes as string[], n as number);
+      const config = parseConfig({ ...s.config, naive_gradient_flow: true, truncation_threshold: 1e-6, threshold_mode: 'relative' });
+      const cpu = await buildTransformerF64(s.mp, s.tokens, s.n, s.P, config);
+      const passes = new GpuPasses(engine, s.mp, s.tokens, s.n, s.P);
+      let gpu;
+      try {
+        gpu = await buildTransformer(passes, s.mp, config, { passesFor: async (m) => new GpuPasses(engine, m, s.tokens, s.n, s.P) });
+      } finally {
+        passes.dispose();
+      }
+      for (const name of (nodes as string[]).slice(0, -1)) {
+        const a = cpu.bases.get(name)!.Lambda!;
+        const b = gpu.bases.get(name)!.Lambda!;
+        for (let i = 0; i < 4; i++) expect(Math.abs(a[i]! - b[i]!) / a[0]!, `${name} Λ_${i}`).toBeLessThan(1e-4);
+      }
+      for (const [k, e] of cpu.edges) {
+        const g = gpu.edges.get(k)!;
+        // Edges of the leading directions (those whose Λ are well separated): same magnitude scale.
+        expect(Math.abs(maxAbs(g.data) - maxAbs(e.data)) / maxAbs(e.data), `edges ${k} max`).toBeLessThan(1e-3);
+      }
+    },
+    60_000,
+  );
 
   it('the float64 passes on a recut model differentiate through the whole rest of the network', async () => {
     // M′ of ln1.0 by NGF equals M′ of ln1.0 in a build whose only other node layer is the final one.

@@ -36,7 +36,9 @@ const FIX = join(import.meta.dirname, 'fixtures', 'synthetic-transformer');
 describe('split transformer runs over stored files', () => {
   const engine = useEngine();
   const dirs: string[] = [];
-  afterAll(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
 
   async function workspace(model: string): Promise<string> {
     const d = await mkdtemp(join(tmpdir(), 'ibgpu-split-'));
@@ -123,7 +125,10 @@ describe('split transformer runs over stored files', () => {
       const b = withGram.result.bases.get(name)!;
       const err = Math.max(...b.mean.map((x, j) => Math.abs(x - m.mean[j]!)));
       expect(err, `${name} mean from the statistics data`).toBeLessThan(1e-13);
-      expect(Math.max(...b.mean.map((x, j) => Math.abs(x - plain.result.bases.get(name)!.mean[j]!))), `${name} differs from the dataset's mean`).toBeGreaterThan(1e-6);
+      expect(
+        Math.max(...b.mean.map((x, j) => Math.abs(x - plain.result.bases.get(name)!.mean[j]!))),
+        `${name} differs from the dataset's mean`,
+      ).toBeGreaterThan(1e-6);
     }
     expect(withGram.result.n).toBe(40); // M′ and the edges: the dataset's 40 sequences
     // Statistics-only run from gram_dataset alone (no dataset, as rib allows), then bases from it.
@@ -146,12 +151,15 @@ describe('split transformer runs over stored files', () => {
       const g = ed.result.edges.get(k)!.data;
       let worst = 0;
       let scale = 0;
-      for (let i = 0; i < e.data.length; i++) { worst = Math.max(worst, Math.abs(g[i]! - e.data[i]!)); scale = Math.max(scale, Math.abs(e.data[i]!)); }
+      for (let i = 0; i < e.data.length; i++) {
+        worst = Math.max(worst, Math.abs(g[i]! - e.data[i]!));
+        scale = Math.max(scale, Math.abs(e.data[i]!));
+      }
       expect(worst / scale, `edges ${k}`).toBeLessThan(1e-3);
     }
   }, 60_000);
 
-  it('refuses stored files of another model, node layers or centring, and rib\'s invalid combinations', async () => {
+  it("refuses stored files of another model, node layers or centring, and rib's invalid combinations", async () => {
     const d = await workspace('modadd-tiny');
     await build(d, 'stats', { ...MODADD, calculate_Cs: false, calculate_edges: false }, 'stats');
     await build(d, 'cs', { ...MODADD, gram_matrices_path: 'stats', calculate_edges: false }, 'cs');
@@ -164,12 +172,21 @@ describe('split transformer runs over stored files', () => {
     const bU = toFloat64(t['unembed.b_U']!);
     bU[0] = bU[0]! + 1e-3;
     await writeSafetensors(join(d, 'other.safetensors'), { ...t, 'unembed.b_U': { ...t['unembed.b_U']!, data: bU } });
-    await bad({ ...MODADD, model: 'other.safetensors', gram_matrices_path: 'stats' }, /another model \(weights hash [0-9a-f]{32}; this run's model hashes to [0-9a-f]{32}\)/);
+    await bad(
+      { ...MODADD, model: 'other.safetensors', gram_matrices_path: 'stats' },
+      /another model \(weights hash [0-9a-f]{32}; this run's model hashes to [0-9a-f]{32}\)/,
+    );
     await bad({ ...MODADD, model: 'other.safetensors', interaction_matrices_path: 'cs' }, /another model/);
     await bad({ ...MODADD, center: false, gram_matrices_path: 'stats' }, /center = true, this run has false/);
     await bad({ ...MODADD, last_pos_module_type: null, gram_matrices_path: 'stats' }, /last_pos_module_type = "add_resid1", this run has null/);
-    await bad({ ...MODADD, node_layers: ['ln1.0', 'mlp_out.0', 'unembed', 'output'], gram_matrices_path: 'stats' }, /no statistics for node layer\(s\) mlp_out\.0 \(it has ln1\.0, ln2\.0, unembed, output/);
-    await bad({ ...MODADD, node_layers: ['ln1.0', 'unembed', 'output'], interaction_matrices_path: 'cs' }, /\(ln1\.0, ln2\.0, unembed, output\) do not contain this run's node layers \(ln1\.0, unembed, output\) as a contiguous run/);
+    await bad(
+      { ...MODADD, node_layers: ['ln1.0', 'mlp_out.0', 'unembed', 'output'], gram_matrices_path: 'stats' },
+      /no statistics for node layer\(s\) mlp_out\.0 \(it has ln1\.0, ln2\.0, unembed, output/,
+    );
+    await bad(
+      { ...MODADD, node_layers: ['ln1.0', 'unembed', 'output'], interaction_matrices_path: 'cs' },
+      /\(ln1\.0, ln2\.0, unembed, output\) do not contain this run's node layers \(ln1\.0, unembed, output\) as a contiguous run/,
+    );
     await bad({ ...MODADD, gram_matrices_path: 'cs' }, /not ibgpu transformer statistics/);
     await bad({ ...MODADD, interaction_matrices_path: 'stats' }, /holds only statistics/);
     await bad({ ...MODADD, gram_matrices_path: 'nowhere' }, /does not exist/);
@@ -181,15 +198,30 @@ describe('split transformer runs over stored files', () => {
 
   it('parses the workflow keys, and MLP builds refuse them before any GPU work', async () => {
     const base = { node_layers: ['layers.0', 'layers.1'] };
-    const c = parseConfig({ ...base, naive_gradient_flow: true, calculate_Cs: false, gram_matrices_path: 'g', interaction_matrices_path: null, gram_dataset: { type: 'npy', path: 'x.npy' } });
-    expect([c.naive_gradient_flow, c.calculate_Cs, c.gram_matrices_path, c.interaction_matrices_path, c.gram_dataset]).toEqual([true, false, 'g', undefined, { type: 'npy', path: 'x.npy' }]);
+    const c = parseConfig({
+      ...base,
+      naive_gradient_flow: true,
+      calculate_Cs: false,
+      gram_matrices_path: 'g',
+      interaction_matrices_path: null,
+      gram_dataset: { type: 'npy', path: 'x.npy' },
+    });
+    expect([c.naive_gradient_flow, c.calculate_Cs, c.gram_matrices_path, c.interaction_matrices_path, c.gram_dataset]).toEqual([
+      true,
+      false,
+      'g',
+      undefined,
+      { type: 'npy', path: 'x.npy' },
+    ]);
     expect(() => parseConfig({ ...base, naive_gradient_flow: 'yes' })).toThrow(/naive_gradient_flow must be true or false/);
     expect(() => parseConfig({ ...base, gram_dataset: [1] })).toThrow(/gram_dataset must be an object/);
     const x = new Float32Array(4 * 5).map((_, i) => Math.sin(i));
     const noEngine = undefined as unknown as Engine; // the check runs before the engine is touched
-    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: true })))
-      .rejects.toThrow(/naive_gradient_flow is only available for transformer builds, not for MLP builds/);
-    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: false, calculate_Cs: true })))
-      .rejects.not.toThrow(/only available for transformer builds/);
+    await expect(
+      buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: true })),
+    ).rejects.toThrow(/naive_gradient_flow is only available for transformer builds, not for MLP builds/);
+    await expect(
+      buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ ...base, naive_gradient_flow: false, calculate_Cs: true })),
+    ).rejects.not.toThrow(/only available for transformer builds/);
   });
 });

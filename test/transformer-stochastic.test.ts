@@ -47,7 +47,6 @@ function testModel(last: boolean): ModelProgram {
   return attentionHeadModel({ d, P, vocab, last });
 }
 
-
 /** max |a − b| / max |b|. */
 function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let e = 0;
@@ -98,17 +97,27 @@ describe('stochastic sources: draws and config', () => {
     }
     const same = stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 5, 3, 4).phi;
     expect(Array.from(same)).toEqual(Array.from(a.phi));
-    for (const other of [stochasticPhi(src({ basisPos: 2 }, 1), 'basis', 1, 5, 3, 4), stochasticPhi(src({ basisPos: 2 }), 'basis', 0, 5, 3, 4), stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 6, 3, 4)]) {
+    for (const other of [
+      stochasticPhi(src({ basisPos: 2 }, 1), 'basis', 1, 5, 3, 4),
+      stochasticPhi(src({ basisPos: 2 }), 'basis', 0, 5, 3, 4),
+      stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 6, 3, 4),
+    ]) {
       expect(Array.from(other.phi)).not.toEqual(Array.from(a.phi));
     }
     const h = stochasticPhi(src({ basisHidden: 3 }), 'basis', 0, 0, 2, 5);
     expect(h.K).toBe(6);
-    for (let k = 0; k < 6; k++) for (let t = 0; t < 2; t++) for (let i = 0; i < 5; i++) expect(Math.abs(h.phi[(k * 2 + t) * 5 + i]!)).toBe(Math.floor(k / 3) === t ? 1 : 0);
+    for (let k = 0; k < 6; k++)
+      for (let t = 0; t < 2; t++) for (let i = 0; i < 5; i++) expect(Math.abs(h.phi[(k * 2 + t) * 5 + i]!)).toBe(Math.floor(k / 3) === t ? 1 : 0);
     const both = stochasticPhi(src({ basisPos: 2, basisHidden: 3 }), 'basis', 0, 0, 2, 5);
     expect(both.K).toBe(6);
     expect(both.phi.every((v) => v === 1 || v === -1)).toBe(true);
     // any block of k is drawn alone, equal to the slice of the whole set
-    for (const [o, kind] of [[{ basisPos: 2 }, 'basis'], [{ basisHidden: 3 }, 'basis'], [{ basisPos: 2, basisHidden: 3 }, 'basis'], [{ edges: 2 }, 'edges']] as const) {
+    for (const [o, kind] of [
+      [{ basisPos: 2 }, 'basis'],
+      [{ basisHidden: 3 }, 'basis'],
+      [{ basisPos: 2, basisHidden: 3 }, 'basis'],
+      [{ edges: 2 }, 'edges'],
+    ] as const) {
       const all = stochasticPhi(src(o, 8), kind, 2, 4, 3, 4);
       const per = 3 * 4;
       expect(Array.from(stochasticPhiRows(src(o, 8), kind, 2, 4, 3, 4, 3, 2)), JSON.stringify(o)).toEqual(Array.from(all.phi.subarray(3 * per, 5 * per)));
@@ -128,7 +137,9 @@ describe('stochastic sources: draws and config', () => {
       expect(() => parseConfig({ ...base, n_stochastic_sources_basis_hidden: v })).toThrow(/n_stochastic_sources_basis_hidden must be a positive integer/);
     }
     expect(() => parseConfig({ ...base, seed: -1 })).toThrow(/seed/);
-    expect(() => refuseStochastic(c, 'MLP builds')).toThrow(/n_stochastic_sources_basis_pos, n_stochastic_sources_edges are only available for transformer builds/);
+    expect(() => refuseStochastic(c, 'MLP builds')).toThrow(
+      /n_stochastic_sources_basis_pos, n_stochastic_sources_edges are only available for transformer builds/,
+    );
     expect(() => refuseStochastic(parseConfig(base), 'MLP builds')).not.toThrow();
   });
 
@@ -136,8 +147,14 @@ describe('stochastic sources: draws and config', () => {
     const x = new Float32Array(4 * 5).map((_, i) => Math.sin(i));
     // The check runs before the engine is touched, so no engine is needed.
     const noEngine = undefined as unknown as Engine;
-    await expect(buildInteractionBasis(noEngine, randomMlp([5, 8, 3], 1), arraySource(x, 4, 5), parseConfig({ node_layers: ['layers.0', 'layers.1'], n_stochastic_sources_edges: 1 })))
-      .rejects.toThrow(/n_stochastic_sources_edges is only available for transformer builds, not for MLP builds/);
+    await expect(
+      buildInteractionBasis(
+        noEngine,
+        randomMlp([5, 8, 3], 1),
+        arraySource(x, 4, 5),
+        parseConfig({ node_layers: ['layers.0', 'layers.1'], n_stochastic_sources_edges: 1 }),
+      ),
+    ).rejects.toThrow(/n_stochastic_sources_edges is only available for transformer builds, not for MLP builds/);
   });
 });
 
@@ -148,7 +165,10 @@ describe('stochastic sources: float64 exactness conditions', () => {
   const w2 = cpu.activations()[2]!.width;
 
   it('position-stochastic M′ equals the deterministic M′ on the position-local section, for any R_p', async () => {
-    for (const [Chat, rOut] of [[undefined, w2], [randomMatrix(w2, 5, 31), 5]] as const) {
+    for (const [Chat, rOut] of [
+      [undefined, w2],
+      [randomMatrix(w2, 5, 31), 5],
+    ] as const) {
       const exact = await cpu.mPrime(1, Chat, rOut, ptsGL);
       for (const rp of [1, 3]) {
         const st = await cpu.mPrime(1, Chat, rOut, ptsGL, src({ basisPos: rp }, 11));
@@ -245,7 +265,13 @@ describe('stochastic sources: the build', () => {
     const mp = testModel(true);
     const base = { node_layers: mp.nodeLayers, integration_method: 'gauss-legendre', n_intervals: 0 };
     const exact = await buildTransformerF64(mp, tokens, N, P, parseConfig(base));
-    const stoch = await buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, n_stochastic_sources_basis_pos: 2, n_stochastic_sources_edges: 3, seed: 3 }));
+    const stoch = await buildTransformerF64(
+      mp,
+      tokens,
+      N,
+      P,
+      parseConfig({ ...base, n_stochastic_sources_basis_pos: 2, n_stochastic_sources_edges: 3, seed: 3 }),
+    );
     for (const [name, b] of exact.bases) {
       const s = stoch.bases.get(name)!;
       expect(s.r, name).toBe(b.r);
@@ -257,7 +283,8 @@ describe('stochastic sources: the build', () => {
     const hidden = await buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, n_stochastic_sources_basis_hidden: 2 }));
     const b0 = exact.bases.get('n0')!;
     expect(maxRel(hidden.bases.get('n0')!.Lambda!.subarray(0, 3), b0.Lambda!.subarray(0, 3))).toBeGreaterThan(1e-3);
-    await expect(buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, basis_formula: 'svd', n_stochastic_sources_basis_pos: 1 })))
-      .rejects.toThrow(/basis_formula 'svd' does not use/);
+    await expect(buildTransformerF64(mp, tokens, N, P, parseConfig({ ...base, basis_formula: 'svd', n_stochastic_sources_basis_pos: 1 }))).rejects.toThrow(
+      /basis_formula 'svd' does not use/,
+    );
   });
 });

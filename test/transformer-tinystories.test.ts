@@ -36,9 +36,19 @@ function randomTensors(shapes: Record<string, number[]>, seed: number, scale = 0
 
 const TL_CONFIG = {
   model_name: 'TinyStories-1M',
-  d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V, n_ctx: N_POS, n_layers: LAYERS,
-  act_fn: 'gelu_new', normalization_type: 'LNPre', positional_embedding_type: 'standard',
-  use_attn_scale: false, original_architecture: 'GPTNeoForCausalLM', window_size: WINDOW,
+  d_model: d,
+  n_heads: H,
+  d_head: dh,
+  d_mlp: m,
+  d_vocab: V,
+  n_ctx: N_POS,
+  n_layers: LAYERS,
+  act_fn: 'gelu_new',
+  normalization_type: 'LNPre',
+  positional_embedding_type: 'standard',
+  use_attn_scale: false,
+  original_architecture: 'GPTNeoForCausalLM',
+  window_size: WINDOW,
 };
 
 function tlShapes(): Record<string, number[]> {
@@ -47,17 +57,31 @@ function tlShapes(): Record<string, number[]> {
     for (const w of ['W_Q', 'W_K', 'W_V']) s[`blocks.${i}.attn.${w}`] = [H, d, dh];
     for (const b of ['b_Q', 'b_K', 'b_V']) s[`blocks.${i}.attn.${b}`] = [H, dh];
     Object.assign(s, {
-      [`blocks.${i}.attn.W_O`]: [H, dh, d], [`blocks.${i}.attn.b_O`]: [d],
-      [`blocks.${i}.mlp.W_in`]: [d, m], [`blocks.${i}.mlp.b_in`]: [m], [`blocks.${i}.mlp.W_out`]: [m, d], [`blocks.${i}.mlp.b_out`]: [d],
+      [`blocks.${i}.attn.W_O`]: [H, dh, d],
+      [`blocks.${i}.attn.b_O`]: [d],
+      [`blocks.${i}.mlp.W_in`]: [d, m],
+      [`blocks.${i}.mlp.b_in`]: [m],
+      [`blocks.${i}.mlp.W_out`]: [m, d],
+      [`blocks.${i}.mlp.b_out`]: [d],
     });
   }
   return s;
 }
 
 const HF_CONFIG = {
-  _name_or_path: 'roneneldan/TinyStories-1M', model_type: 'gpt_neo', architectures: ['GPTNeoForCausalLM'],
-  hidden_size: d, num_heads: H, num_layers: LAYERS, intermediate_size: m, vocab_size: V, max_position_embeddings: N_POS,
-  window_size: WINDOW, activation_function: 'gelu_new', layer_norm_epsilon: 1e-5, attention_types: [[['global', 'local'], 1]],
+  _name_or_path: 'roneneldan/TinyStories-1M',
+  model_type: 'gpt_neo',
+  architectures: ['GPTNeoForCausalLM'],
+  hidden_size: d,
+  num_heads: H,
+  num_layers: LAYERS,
+  intermediate_size: m,
+  vocab_size: V,
+  max_position_embeddings: N_POS,
+  window_size: WINDOW,
+  activation_function: 'gelu_new',
+  layer_norm_epsilon: 1e-5,
+  attention_types: [[['global', 'local'], 1]],
 };
 
 function hfShapes(): Record<string, number[]> {
@@ -68,8 +92,14 @@ function hfShapes(): Record<string, number[]> {
     for (const n of ['q_proj', 'k_proj', 'v_proj', 'out_proj']) s[`${b}attn.attention.${n}.weight`] = [d, d];
     Object.assign(s, {
       [`${b}attn.attention.out_proj.bias`]: [d],
-      [`${b}mlp.c_fc.weight`]: [m, d], [`${b}mlp.c_fc.bias`]: [m], [`${b}mlp.c_proj.weight`]: [d, m], [`${b}mlp.c_proj.bias`]: [d],
-      [`${b}ln_1.weight`]: [d], [`${b}ln_1.bias`]: [d], [`${b}ln_2.weight`]: [d], [`${b}ln_2.bias`]: [d],
+      [`${b}mlp.c_fc.weight`]: [m, d],
+      [`${b}mlp.c_fc.bias`]: [m],
+      [`${b}mlp.c_proj.weight`]: [d, m],
+      [`${b}mlp.c_proj.bias`]: [d],
+      [`${b}ln_1.weight`]: [d],
+      [`${b}ln_1.bias`]: [d],
+      [`${b}ln_2.weight`]: [d],
+      [`${b}ln_2.bias`]: [d],
     });
   }
   return s;
@@ -91,7 +121,9 @@ function hfGptNeoLogits(t: Record<string, Tensor>, tokens: number[]): Float64Arr
     const z = attend(q, k, v, H, dh, { divisor: 1, ...(i % 2 === 1 ? { window: WINDOW } : {}) });
     x = x.map((r, p) => r.map((c, kk) => c + linear(z[p]!, W(`${b}attn.attention.out_proj.weight`), W(`${b}attn.attention.out_proj.bias`), d)[kk]!));
     const h2 = x.map((r) => layerNorm(r, W(`${b}ln_2.weight`), W(`${b}ln_2.bias`)));
-    const mlp = h2.map((r) => linear(linear(r, W(`${b}mlp.c_fc.weight`), W(`${b}mlp.c_fc.bias`), m).map(gelu), W(`${b}mlp.c_proj.weight`), W(`${b}mlp.c_proj.bias`), d));
+    const mlp = h2.map((r) =>
+      linear(linear(r, W(`${b}mlp.c_fc.weight`), W(`${b}mlp.c_fc.bias`), m).map(gelu), W(`${b}mlp.c_proj.weight`), W(`${b}mlp.c_proj.bias`), d),
+    );
     x = x.map((r, p) => r.map((c, kk) => c + mlp[p]![kk]!));
   }
   const out = new Float64Array(P * V);
@@ -134,15 +166,29 @@ describe("TinyStories' n_ctx = 511 (rib's special case)", () => {
 
   it('a HuggingFace GPT-Neo TinyStories checkpoint converts to the same logits as HuggingFace computes, with n_ctx 511', async () => {
     const cfg = parseTransformerConfig(HF_CONFIG);
-    expect([cfg.n_ctx, cfg.pos_rows, cfg.model_name, cfg.use_attn_scale, cfg.use_local_attn, cfg.window_size]).toEqual([511, N_POS, 'TinyStories-1M', false, true, WINDOW]);
+    expect([cfg.n_ctx, cfg.pos_rows, cfg.model_name, cfg.use_attn_scale, cfg.use_local_attn, cfg.window_size]).toEqual([
+      511,
+      N_POS,
+      'TinyStories-1M',
+      false,
+      true,
+      WINDOW,
+    ]);
     const t = randomTensors(hfShapes(), 2);
-    for (const k of Object.keys(t)) if (k.endsWith('ln_1.weight') || k.endsWith('ln_2.weight') || k.endsWith('ln_f.weight')) (t[k]!.data as Float64Array).forEach((v, i, a) => { a[i] = 1 + 0.3 * v; });
+    for (const k of Object.keys(t))
+      if (k.endsWith('ln_1.weight') || k.endsWith('ln_2.weight') || k.endsWith('ln_f.weight'))
+        (t[k]!.data as Float64Array).forEach((v, i, a) => {
+          a[i] = 1 + 0.3 * v;
+        });
     // A copy: the loader processes float64 tensors in place (TL's folding), the reference needs the originals.
     const model = await loadTransformerFrom(tensorsSource(t, 'tinystories.safetensors'), cfg);
     expect(model.config.normalization_type).toBe('LNPre');
     expect(model.weights.Wpos!.length).toBe(511 * d);
     const P = 7;
-    const seqs = [[1, 4, 2, 9, 0, 10, 3], [5, 5, 6, 7, 8, 2, 1]];
+    const seqs = [
+      [1, 4, 2, 9, 0, 10, 3],
+      [5, 5, 6, 7, 8, 2, 1],
+    ];
     const mp = compileTransformer(model, ['unembed', 'output'], { positions: P });
     const acts = nodeActivationsF64(mp, Int32Array.from(seqs.flat()), seqs.length, P);
     const logits = acts[acts.length - 1]!.data;
@@ -151,7 +197,10 @@ describe("TinyStories' n_ctx = 511 (rib's special case)", () => {
       const got = centredLogits(logits.subarray(n * P * V, (n + 1) * P * V), P);
       let err = 0;
       let scale = 0;
-      for (let i = 0; i < want.length; i++) { err = Math.max(err, Math.abs(got[i]! - want[i]!)); scale = Math.max(scale, Math.abs(want[i]!)); }
+      for (let i = 0; i < want.length; i++) {
+        err = Math.max(err, Math.abs(got[i]! - want[i]!));
+        scale = Math.max(scale, Math.abs(want[i]!));
+      }
       expect(err / scale, `sequence ${n}`).toBeLessThan(1e-10);
     });
   });

@@ -55,8 +55,10 @@ describe('disk tuning store', () => {
       process.env.IBGPU_CACHE_DIR = '/y';
       expect(tuningCacheDir()).toBe('/y');
     } finally {
-      if (saved.a === undefined) delete process.env.IBGPU_CACHE_DIR; else process.env.IBGPU_CACHE_DIR = saved.a;
-      if (saved.b === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = saved.b;
+      if (saved.a === undefined) delete process.env.IBGPU_CACHE_DIR;
+      else process.env.IBGPU_CACHE_DIR = saved.a;
+      if (saved.b === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = saved.b;
     }
   });
 

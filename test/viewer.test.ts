@@ -63,13 +63,23 @@ beforeAll(async () => {
   const inp = { engine: e, dir, manifest: (await readResultDir(dir)).manifest, config, model, data: arraySource(x, n, d), labels };
   const runs = [
     await runAblation(inp, parseAblationConfig({ ablation_type: 'rib', schedule: { schedule_type: 'linear', n_points: 3 }, eval_type: 'ce_loss' })),
-    await runAblation(inp, parseAblationConfig({ ablation_type: 'edge', schedule: { schedule_type: 'bisect', score_target_difference: 0.01 }, eval_type: 'ce_loss', score_target_differences: [0.1], ablation_node_layers: ['layers.2', 'output'] })),
+    await runAblation(
+      inp,
+      parseAblationConfig({
+        ablation_type: 'edge',
+        schedule: { schedule_type: 'bisect', score_target_difference: 0.01 },
+        eval_type: 'ce_loss',
+        score_target_differences: [0.1],
+        ablation_node_layers: ['layers.2', 'output'],
+      }),
+    ),
   ];
   await writeAblations(dir, runs, await sparsityComparison(inp));
   lap('synthetic build and ablations');
   // The MNIST example on its first 1000 digits (no ablations).
   await buildFromConfigFile(e, join(ROOT, 'examples/mnist-mlp/build.json'), {
-    out: join(tmp, 'mnist'), overrides: { data: { type: 'mnist', count: 1000 }, degeneracy: false },
+    out: join(tmp, 'mnist'),
+    overrides: { data: { type: 'mnist', count: 1000 }, degeneracy: false },
   });
   lap('MNIST build');
   execFileSync(process.execPath, [join(ROOT, 'scripts/build-web.mjs'), join(tmp, 'web'), '--no-typecheck'], { stdio: 'inherit' });
@@ -82,7 +92,9 @@ beforeAll(async () => {
   const { chromium } = await import('playwright-core');
   try {
     ctx = await chromium.launchPersistentContext(join(tmp, 'profile'), {
-      executablePath: CHROMIUM, headless: true, viewport: { width: 1400, height: 1000 },
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
       args: ['--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-extensions'],
     });
   } catch (err) {
@@ -111,10 +123,15 @@ function topEdges(node: string, side: 'in' | 'out', count: number): string[] {
   // graph.json keeps the edges above 1e-3 of their layer pair's largest (graphJson's pruneRel).
   let max = 0;
   for (const v of E.data) max = Math.max(max, Math.abs(v));
-  const vals = side === 'out'
-    ? Array.from({ length: E.rows }, (_, o) => ({ id: `${other}:${o}`, v: E.data[o * E.cols + i]! }))
-    : Array.from({ length: E.cols }, (_, c) => ({ id: `${other}:${c}`, v: E.data[i * E.cols + c]! }));
-  return vals.filter((x) => Math.abs(x.v) >= 1e-3 * max).sort((a, b) => Math.abs(b.v) - Math.abs(a.v)).slice(0, count).map((x) => x.id);
+  const vals =
+    side === 'out'
+      ? Array.from({ length: E.rows }, (_, o) => ({ id: `${other}:${o}`, v: E.data[o * E.cols + i]! }))
+      : Array.from({ length: E.cols }, (_, c) => ({ id: `${other}:${c}`, v: E.data[i * E.cols + c]! }));
+  return vals
+    .filter((x) => Math.abs(x.v) >= 1e-3 * max)
+    .sort((a, b) => Math.abs(b.v) - Math.abs(a.v))
+    .slice(0, count)
+    .map((x) => x.id);
 }
 
 async function listed(id: string): Promise<string[]> {

@@ -8,8 +8,18 @@ import { parseSafetensors, type SafetensorsFile } from '../src/io/safetensors.js
 
 type IbModule = typeof import('../src/browser.js');
 
-interface GraphNode { id: string; layer: string; index: number; lambda: number | null; module?: number | null }
-interface GraphEdge { source: string; target: string; weight: number }
+interface GraphNode {
+  id: string;
+  layer: string;
+  index: number;
+  lambda: number | null;
+  module?: number | null;
+}
+interface GraphEdge {
+  source: string;
+  target: string;
+  weight: number;
+}
 interface GraphJson {
   layers: string[];
   nodes: GraphNode[];
@@ -28,10 +38,15 @@ interface ManifestJson {
 interface DegeneracyJson {
   dataset_size: number;
   sections: {
-    section: string; params: number; d: number; n_out: number;
+    section: string;
+    params: number;
+    d: number;
+    n_out: number;
     activation_degeneracy: { rank: number; dim: number; free: number };
     jacobian_degeneracy: { rank: number; n_out: number; free: number };
-    combined_free: number; free_spec: number; free_corrected: number;
+    combined_free: number;
+    free_spec: number;
+    free_corrected: number;
     sync?: { live: number; dead: number[]; always_on: number[]; groups: unknown[] };
   }[];
   totals: { raw_params: number; free_spec: number; free_corrected: number; effective_spec: number; effective_corrected: number; complete: boolean };
@@ -81,8 +96,20 @@ const VIEW_H = 600;
 const PAD_Y = 34;
 const FLOOR = 2.2;
 
-interface DrawnEdge { el: SVGLineElement; rel: number; rank: number; ya: number; yb: number }
-interface DrawnNode { el: SVGCircleElement; label: SVGTextElement; y0: number; t: number; step: number }
+interface DrawnEdge {
+  el: SVGLineElement;
+  rel: number;
+  rank: number;
+  ya: number;
+  yb: number;
+}
+interface DrawnNode {
+  el: SVGCircleElement;
+  label: SVGTextElement;
+  y0: number;
+  t: number;
+  step: number;
+}
 let edgeEls: DrawnEdge[] = [];
 let nodeEls: DrawnNode[] = [];
 const view = { s: 1, ty: 0 };
@@ -138,7 +165,14 @@ function renderGraph(g: GraphJson): void {
   const padY = PAD_Y;
   const H = VIEW_H;
   const W = VIEW_W;
-  const svg = svgEl('svg', { viewBox: `0 0 ${VIEW_W} ${VIEW_H}`, id: 'graph-svg', 'data-nodes': g.nodes.length, 'data-edges': g.edges.length, role: 'group', 'aria-label': 'interaction graph' });
+  const svg = svgEl('svg', {
+    viewBox: `0 0 ${VIEW_W} ${VIEW_H}`,
+    id: 'graph-svg',
+    'data-nodes': g.nodes.length,
+    'data-edges': g.edges.length,
+    role: 'group',
+    'aria-label': 'interaction graph',
+  });
   const vp = svgEl('g', { id: 'graph-viewport' });
   const gEdges = svgEl('g', { class: 'edges' });
   const gNodes = svgEl('g', { class: 'nodes' });
@@ -169,7 +203,17 @@ function renderGraph(g: GraphJson): void {
       const r = Math.max(FLOOR, rMax * (0.25 + 0.75 * t));
       const fill = nd.module === undefined ? '#6b8fb5' : nd.module === null ? '#cccccc' : PALETTE[nd.module % PALETTE.length]!;
       const name = `${nd.layer} direction ${nd.index}, Λ ${nd.lambda === null ? 'none' : fmt(nd.lambda)}${nd.module != null ? `, module ${nd.module}` : ''}`;
-      const c = svgEl('circle', { cx: x.toFixed(1), cy: y.toFixed(1), r: r.toFixed(2), class: 'node', fill, 'data-id': nd.id, tabindex: 0, role: 'button', 'aria-label': name });
+      const c = svgEl('circle', {
+        cx: x.toFixed(1),
+        cy: y.toFixed(1),
+        r: r.toFixed(2),
+        class: 'node',
+        fill,
+        'data-id': nd.id,
+        tabindex: 0,
+        role: 'button',
+        'aria-label': name,
+      });
       const title = svgEl('title');
       title.textContent = name;
       c.append(title);
@@ -220,9 +264,16 @@ function renderGraph(g: GraphJson): void {
     const rel = Math.abs(e.weight) / pairMax.get(pairOf(e))!;
     const s = Math.sqrt(rel);
     const el = svgEl('line', {
-      x1: a.x.toFixed(1), y1: a.y.toFixed(1), x2: b.x.toFixed(1), y2: b.y.toFixed(1), class: 'edge',
-      'stroke-width': (0.3 + 2.7 * s).toFixed(2), 'stroke-opacity': (0.08 + 0.8 * s).toFixed(2), 'vector-effect': 'non-scaling-stroke',
-      'data-source': e.source, 'data-target': e.target,
+      x1: a.x.toFixed(1),
+      y1: a.y.toFixed(1),
+      x2: b.x.toFixed(1),
+      y2: b.y.toFixed(1),
+      class: 'edge',
+      'stroke-width': (0.3 + 2.7 * s).toFixed(2),
+      'stroke-opacity': (0.08 + 0.8 * s).toFixed(2),
+      'vector-effect': 'non-scaling-stroke',
+      'data-source': e.source,
+      'data-target': e.target,
       ...(e.weight < 0 ? { stroke: '#c0392b' } : {}),
     });
     edgeEls.push({ el, rel, rank: rank.get(e)!, ya: a.y, yb: b.y });
@@ -236,11 +287,15 @@ function renderGraph(g: GraphJson): void {
   // Dense graphs start with the strongest edge of every node only.
   const topk = $('topk') as HTMLInputElement;
   if (!topk.dataset['touched']) topk.value = String(g.nodes.length / Math.max(1, layers.length) > 200 ? 1 : 5);
-  svg.addEventListener('wheel', (ev) => {
-    ev.preventDefault();
-    const p = svgPoint(svg, ev);
-    zoomAt(ev.deltaY < 0 ? 1.25 : 0.8, p.x, p.y);
-  }, { passive: false });
+  svg.addEventListener(
+    'wheel',
+    (ev) => {
+      ev.preventDefault();
+      const p = svgPoint(svg, ev);
+      zoomAt(ev.deltaY < 0 ? 1.25 : 0.8, p.x, p.y);
+    },
+    { passive: false },
+  );
   let drag: { x: number; y: number; ty: number } | undefined;
   svg.addEventListener('pointerdown', (ev) => {
     if ((ev.target as Element).classList.contains('node')) return;
@@ -255,7 +310,9 @@ function renderGraph(g: GraphJson): void {
     clampPan();
     applyView();
   });
-  svg.addEventListener('pointerup', () => { drag = undefined; });
+  svg.addEventListener('pointerup', () => {
+    drag = undefined;
+  });
   applyView();
 
   const mods = g.modules;
@@ -343,7 +400,10 @@ function edgeTable(id: string, title: string, rows: { other: string; weight: num
     const a = document.createElement('a');
     a.href = '#';
     a.textContent = r.other;
-    a.addEventListener('click', (ev) => { ev.preventDefault(); inspectNode(r.other); });
+    a.addEventListener('click', (ev) => {
+      ev.preventDefault();
+      inspectNode(r.other);
+    });
     row.insertCell().append(a);
     row.insertCell().textContent = fmt(r.weight);
     row.insertCell().textContent = (Math.abs(r.weight) / max).toFixed(2);
@@ -371,13 +431,34 @@ export async function inspect(id: string): Promise<void> {
   document.querySelector(`#graph svg circle.node[data-id="${CSS.escape(id)}"]`)?.classList.add('selected');
   const head = document.createElement('p');
   head.id = 'inspect-head';
-  head.textContent = `${nd.id}: ${nd.layer}, direction ${nd.index}; Λ = ${nd.lambda === null ? '— (unrotated)' : fmt(nd.lambda)}; ` +
+  head.textContent =
+    `${nd.id}: ${nd.layer}, direction ${nd.index}; Λ = ${nd.lambda === null ? '— (unrotated)' : fmt(nd.lambda)}; ` +
     `module ${nd.module === undefined ? '—' : nd.module === null ? 'none' : nd.module}`;
   const by = (sel: (e: GraphEdge) => boolean, other: (e: GraphEdge) => string) =>
-    g.edges.filter(sel).sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight)).slice(0, INSPECT_EDGES).map((e) => ({ other: other(e), weight: e.weight }));
-  host.append(head,
-    edgeTable('inspect-in', 'strongest incoming edges', by((e) => e.target === id, (e) => e.source)),
-    edgeTable('inspect-out', 'strongest outgoing edges', by((e) => e.source === id, (e) => e.target)));
+    g.edges
+      .filter(sel)
+      .sort((a, b) => Math.abs(b.weight) - Math.abs(a.weight))
+      .slice(0, INSPECT_EDGES)
+      .map((e) => ({ other: other(e), weight: e.weight }));
+  host.append(
+    head,
+    edgeTable(
+      'inspect-in',
+      'strongest incoming edges',
+      by(
+        (e) => e.target === id,
+        (e) => e.source,
+      ),
+    ),
+    edgeTable(
+      'inspect-out',
+      'strongest outgoing edges',
+      by(
+        (e) => e.source === id,
+        (e) => e.target,
+      ),
+    ),
+  );
   if (nd.layer === g.layers[0]) {
     const col = await inputColumn(nd.index);
     if (col) {
@@ -399,7 +480,10 @@ async function renderGallery(): Promise<void> {
   const g = current?.graph;
   const layer0 = g?.layers[0];
   if (!g || !layer0) return;
-  const nodes = g.nodes.filter((n) => n.layer === layer0).sort((a, b) => a.index - b.index).slice(0, 17);
+  const nodes = g.nodes
+    .filter((n) => n.layer === layer0)
+    .sort((a, b) => a.index - b.index)
+    .slice(0, 17);
   let shown = 0;
   for (const nd of nodes) {
     const col = await inputColumn(nd.index);
@@ -421,7 +505,21 @@ async function renderGallery(): Promise<void> {
 
 interface AblationsJson {
   runs: Record<string, { eval_type: string; no_ablation_result: number; dataset_rows: [number, number] }>;
-  sparsity?: { note: string; rows: { pair: string; basis: string; edges: number; nonzero: number; n50: number; n90: number; n99: number; gini: number; entropy_bits: number; effective_edges: number }[] };
+  sparsity?: {
+    note: string;
+    rows: {
+      pair: string;
+      basis: string;
+      edges: number;
+      nonzero: number;
+      n50: number;
+      n90: number;
+      n99: number;
+      gini: number;
+      entropy_bits: number;
+      effective_edges: number;
+    }[];
+  };
 }
 
 function renderAblations(a: AblationsJson | undefined): void {
@@ -436,17 +534,35 @@ function renderAblations(a: AblationsJson | undefined): void {
   const runs = Object.entries(a.runs);
   const p = document.createElement('p');
   p.className = 'legend';
-  p.textContent = runs.map(([t, r]) => `${t}: ${r.eval_type} ${fmt(r.no_ablation_result)} unablated (rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`).join(' · ');
+  p.textContent = runs
+    .map(([t, r]) => `${t}: ${r.eval_type} ${fmt(r.no_ablation_result)} unablated (rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`)
+    .join(' · ');
   host.append(p);
-  if (runs.some(([t]) => t !== 'edge')) host.append(Object.assign(document.createElement('img'), { src: './result/ablations.svg', alt: 'node ablation curves', id: 'ablation-curves', className: 'figure' }));
-  if (a.runs['edge']) host.append(Object.assign(document.createElement('img'), { src: './result/ablations-edges.svg', alt: 'edges needed vs tolerance', id: 'ablation-edges', className: 'figure' }));
+  if (runs.some(([t]) => t !== 'edge'))
+    host.append(
+      Object.assign(document.createElement('img'), { src: './result/ablations.svg', alt: 'node ablation curves', id: 'ablation-curves', className: 'figure' }),
+    );
+  if (a.runs['edge'])
+    host.append(
+      Object.assign(document.createElement('img'), {
+        src: './result/ablations-edges.svg',
+        alt: 'edges needed vs tolerance',
+        id: 'ablation-edges',
+        className: 'figure',
+      }),
+    );
   if (a.sparsity) {
     const t = document.createElement('table');
     t.id = 'sparsity-table';
-    t.insertRow().append(...['layer pair', 'basis', 'edges', 'non-0', '50 %', '90 %', '99 %', 'Gini', 'H (bits)'].map((x) => Object.assign(document.createElement('th'), { textContent: x })));
+    t.insertRow().append(
+      ...['layer pair', 'basis', 'edges', 'non-0', '50 %', '90 %', '99 %', 'Gini', 'H (bits)'].map((x) =>
+        Object.assign(document.createElement('th'), { textContent: x }),
+      ),
+    );
     for (const r of a.sparsity.rows) {
       const row = t.insertRow();
-      for (const c of [r.pair, r.basis, r.edges, r.nonzero, r.n50, r.n90, r.n99, r.gini.toFixed(3), r.entropy_bits.toFixed(2)]) row.insertCell().textContent = String(c);
+      for (const c of [r.pair, r.basis, r.edges, r.nonzero, r.n50, r.n90, r.n99, r.gini.toFixed(3), r.entropy_bits.toFixed(2)])
+        row.insertCell().textContent = String(c);
     }
     const note = document.createElement('p');
     note.className = 'legend';
@@ -467,7 +583,10 @@ async function renderSpectra(r: ViewerResult): Promise<void> {
   }
   for (const layer of r.graph.layers) {
     const series: { name: string; color: string; values: number[] }[] = [];
-    for (const [key, color] of [['gram_eigenvalues', '#888888'], ['Lambda', '#c2410c']] as const) {
+    for (const [key, color] of [
+      ['gram_eigenvalues', '#888888'],
+      ['Lambda', '#c2410c'],
+    ] as const) {
       if (b.has(`${layer}/${key}`)) {
         const v = Array.from((await b.readF64(`${layer}/${key}`)).data).sort((x, y) => y - x);
         series.push({ name: key, color, values: v });
@@ -537,15 +656,23 @@ function renderDegeneracy(d: DegeneracyJson | undefined): void {
   for (const s of d.sections) {
     const row = table.insertRow();
     const cells = [
-      s.section, s.params, `${s.activation_degeneracy.rank}/${s.activation_degeneracy.dim}`,
-      `${s.jacobian_degeneracy.rank}/${s.jacobian_degeneracy.n_out}`, s.combined_free,
-      s.sync ? s.sync.live : '–', s.sync ? s.sync.dead.length : '–', s.sync ? s.sync.groups.length : '–', s.free_spec, s.free_corrected,
+      s.section,
+      s.params,
+      `${s.activation_degeneracy.rank}/${s.activation_degeneracy.dim}`,
+      `${s.jacobian_degeneracy.rank}/${s.jacobian_degeneracy.n_out}`,
+      s.combined_free,
+      s.sync ? s.sync.live : '–',
+      s.sync ? s.sync.dead.length : '–',
+      s.sync ? s.sync.groups.length : '–',
+      s.free_spec,
+      s.free_corrected,
     ];
     for (const c of cells) row.insertCell().textContent = String(c);
   }
   const t = d.totals;
   const p = document.createElement('p');
-  p.textContent = `raw parameters ${t.raw_params}; effective ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected)` +
+  p.textContent =
+    `raw parameters ${t.raw_params}; effective ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected)` +
     `${t.complete ? '' : ' — not every layer is covered'}; ${d.dataset_size} datapoints.`;
   host.append(table, p);
 }
@@ -560,7 +687,9 @@ async function show(r: ViewerResult): Promise<void> {
     m?.data ?? '',
     m?.adapter ? `adapter: ${m.adapter}` : '',
     m?.ibgpu_version ? `ibgpu ${m.ibgpu_version}` : '',
-  ].filter(Boolean).join(' · ');
+  ]
+    .filter(Boolean)
+    .join(' · ');
   current = r;
   renderGraph(r.graph);
   renderDegeneracy(r.degeneracy);
@@ -623,9 +752,10 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
     const { arch } = inputs;
     if (!arch || !Array.isArray(arch.layers)) throw new Error(`${inputs.label}: the architecture has no "layers" list`);
     const model = await ib.modelFromSafetensorsBytes(arch, inputs.weights, `${inputs.label} weights`);
-    const data = inputs.dataFormat === 'npy'
-      ? await ib.dataFromNpyBytes(inputs.data, `${inputs.label} data`)
-      : await ib.dataFromSafetensorsBytes(inputs.data, inputs.key ?? 'X', `${inputs.label} data`);
+    const data =
+      inputs.dataFormat === 'npy'
+        ? await ib.dataFromNpyBytes(inputs.data, `${inputs.label} data`)
+        : await ib.dataFromSafetensorsBytes(inputs.data, inputs.key ?? 'X', `${inputs.label} data`);
     const config = ib.parseConfig({
       node_layers: [...arch.layers.map((l) => l.name), 'output'],
       batch_size: 256,
@@ -636,8 +766,12 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
     log(`building: ${data.n} datapoints × ${data.d} features`);
     const res = await ib.buildInteractionBasis(engine, model, data, config, { logger: { info: log } });
     const files = ib.resultFiles(res, { adapter: engine.adapterName, data: data.description });
-    const text = (f: string) => (typeof files[f] === 'string' ? JSON.parse(files[f] as string) as unknown : undefined);
-    log(`done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')})`);
+    const text = (f: string) => (typeof files[f] === 'string' ? (JSON.parse(files[f] as string) as unknown) : undefined);
+    log(
+      `done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings)
+        .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
+        .join(', ')})`,
+    );
     return {
       graph: text('graph.json') as GraphJson,
       manifest: text('manifest.json') as ManifestJson,
@@ -654,11 +788,15 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
 export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) => void = () => {}): Promise<ViewerResult> {
   const base = `./example/${which}`;
   const arch = JSON.parse(new TextDecoder().decode(await bytes(`${base}/arch.json`))) as PageInputs['arch'];
-  return runBuild({
-    label: which, arch,
-    weights: await bytes(`${base}/${which === 'mnist' ? 'model' : 'weights'}.safetensors`),
-    data: await bytes(`${base}/${which === 'mnist' ? 'digits' : 'inputs'}.safetensors`),
-  }, log);
+  return runBuild(
+    {
+      label: which,
+      arch,
+      weights: await bytes(`${base}/${which === 'mnist' ? 'model' : 'weights'}.safetensors`),
+      data: await bytes(`${base}/${which === 'mnist' ? 'digits' : 'inputs'}.safetensors`),
+    },
+    log,
+  );
 }
 
 /** Builds from the files picked in the page (read lazily: safetensors tensors come from Blob slices). */
@@ -692,16 +830,22 @@ async function main(): Promise<void> {
   });
   $('zoom-in').addEventListener('click', () => zoomAt(1.5, VIEW_W / 2, VIEW_H / 2));
   $('zoom-out').addEventListener('click', () => zoomAt(1 / 1.5, VIEW_W / 2, VIEW_H / 2));
-  $('zoom-fit').addEventListener('click', () => { if (current) renderGraph(current.graph); });
+  $('zoom-fit').addEventListener('click', () => {
+    if (current) renderGraph(current.graph);
+  });
   const status = $('status');
-  const log = (m: string) => { status.textContent += `${m}\n`; };
+  const log = (m: string) => {
+    status.textContent += `${m}\n`;
+  };
   // The served examples need `ibgpu serve`; picked files work on static exports too.
   const examples = (await fetchOk('./example/synthetic/arch.json')) !== undefined;
   const select = $('example') as HTMLSelectElement;
   if (!examples) {
     for (const o of Array.from(select.options)) if (o.value !== 'files') o.remove();
   }
-  const showFiles = () => { $('files').style.display = select.value === 'files' ? '' : 'none'; };
+  const showFiles = () => {
+    $('files').style.display = select.value === 'files' ? '' : 'none';
+  };
   select.addEventListener('change', showFiles);
   showFiles();
   const button = $('run') as HTMLButtonElement;
@@ -718,7 +862,9 @@ async function main(): Promise<void> {
         log(`failed: ${(e as Error).message}`);
         document.body.dataset['state'] = 'error';
       })
-      .finally(() => { button.disabled = false; });
+      .finally(() => {
+        button.disabled = false;
+      });
   });
   const served = await loadServed();
   if (served) await show(served);

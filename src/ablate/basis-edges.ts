@@ -16,8 +16,18 @@ import type { AblationBasis } from './bases.js';
 
 function asLayerBasis(name: string, b: AblationBasis, mean: Float64Array, centred: boolean): LayerBasis {
   return {
-    name, dim: b.dim, centred, mean, gramEigenvalues: new Float64Array(0), U: new Float64Array(0), D: new Float64Array(0), k: b.r,
-    C: Float64Array.from(b.C), Cpinv: Float64Array.from(b.Cpinv), r: b.r, dropped: { stage1: 0, stage2: 0 },
+    name,
+    dim: b.dim,
+    centred,
+    mean,
+    gramEigenvalues: new Float64Array(0),
+    U: new Float64Array(0),
+    D: new Float64Array(0),
+    k: b.r,
+    C: Float64Array.from(b.C),
+    Cpinv: Float64Array.from(b.Cpinv),
+    r: b.r,
+    dropped: { stage1: 0, stage2: 0 },
   };
 }
 
@@ -26,18 +36,31 @@ function asLayerBasis(name: string, b: AblationBasis, mean: Float64Array, centre
  * `bases[j+1]` undefined) in the given bases. Keys `<in>-><out>`, values out × in.
  */
 export async function basisEdges(
-  engine: Engine, model: MlpModel, data: DataSource, nodeLayers: string[], sections: number[],
-  bases: (AblationBasis | undefined)[], means: Float64Array[], centred: boolean[],
-  integration: { method: IntegrationMethod; nIntervals: number }, batchSize: number,
+  engine: Engine,
+  model: MlpModel,
+  data: DataSource,
+  nodeLayers: string[],
+  sections: number[],
+  bases: (AblationBasis | undefined)[],
+  means: Float64Array[],
+  centred: boolean[],
+  integration: { method: IntegrationMethod; nIntervals: number },
+  batchSize: number,
 ): Promise<Map<string, Float64Array>> {
   const pts = integrationPoints(integration.method, integration.nIntervals);
   const pairs: EdgePair[] = sections.map((j) => {
     const W = foldedWeight(model, j);
     const nb = bases[j + 1];
     return {
-      layer: j, inName: nodeLayers[j]!, outName: nodeLayers[j + 1]!,
-      basis: asLayerBasis(nodeLayers[j]!, bases[j]!, means[j]!, centred[j]!), formula: 'jacobian',
-      Wbar: W.data, dimOut: W.cols, nextC: nb ? Float64Array.from(nb.C) : undefined, ro: nb ? nb.r : W.cols,
+      layer: j,
+      inName: nodeLayers[j]!,
+      outName: nodeLayers[j + 1]!,
+      basis: asLayerBasis(nodeLayers[j]!, bases[j]!, means[j]!, centred[j]!),
+      formula: 'jacobian',
+      Wbar: W.data,
+      dimOut: W.cols,
+      nextC: nb ? Float64Array.from(nb.C) : undefined,
+      ro: nb ? nb.r : W.cols,
     };
   });
   if (chooseStagePath(engine, 'edges').path === 'host') return computeEdgesHost(model, data, pairs, batchSize, pts);

@@ -59,10 +59,12 @@ export function parseSchedule(raw: unknown): ScheduleConfig {
   };
   const type = r['schedule_type'];
   if (typeof type !== 'string' || !allowed[type]) throw bad(`schedule.schedule_type must be exponential, linear or bisect, got ${JSON.stringify(type)}`);
-  for (const k of Object.keys(r)) if (!allowed[type]!.includes(k)) throw bad(`schedule.${k} is not a field of a ${type} schedule`, `fields: ${allowed[type]!.join(', ')}`);
+  for (const k of Object.keys(r))
+    if (!allowed[type]!.includes(k)) throw bad(`schedule.${k} is not a field of a ${type} schedule`, `fields: ${allowed[type]!.join(', ')}`);
   const early = num('early_stopping_threshold', (v) => v >= 0, 'a number >= 0');
   const sp = r['specific_points'];
-  if (sp !== undefined && sp !== null && !(Array.isArray(sp) && sp.every((v) => Number.isInteger(v) && v >= 0))) throw bad('schedule.specific_points must be a list of non-negative integers');
+  if (sp !== undefined && sp !== null && !(Array.isArray(sp) && sp.every((v) => Number.isInteger(v) && v >= 0)))
+    throw bad('schedule.specific_points must be a list of non-negative integers');
   const common = { ...(early !== undefined ? { early_stopping_threshold: early } : {}), ...(Array.isArray(sp) ? { specific_points: sp as number[] } : {}) };
   if (type === 'exponential') {
     const cutoff = num('ablate_every_vec_cutoff', (v) => Number.isInteger(v) && v >= 0, 'a non-negative integer');
@@ -92,7 +94,8 @@ export function parseAblationConfig(raw: unknown): AblationConfig {
   const evalType = r['eval_type'] ?? 'accuracy';
   if (evalType !== 'accuracy' && evalType !== 'ce_loss') throw bad(`eval_type must be accuracy or ce_loss, got ${JSON.stringify(evalType)}`);
   const layers = r['ablation_node_layers'];
-  if (layers !== undefined && !(Array.isArray(layers) && layers.every((l) => typeof l === 'string'))) throw bad('ablation_node_layers must be a list of node layer names');
+  if (layers !== undefined && !(Array.isArray(layers) && layers.every((l) => typeof l === 'string')))
+    throw bad('ablation_node_layers must be a list of node layer names');
   const bs = r['batch_size'];
   if (bs !== undefined && !(Number.isInteger(bs) && (bs as number) >= 1)) throw bad('batch_size must be a positive integer');
   const ds = r['dataset'] as Record<string, unknown> | undefined;

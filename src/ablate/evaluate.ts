@@ -43,7 +43,11 @@ export class EvalSet {
     for (let i = 0; i < labels.length; i++) {
       const y = labels[i]!;
       if (!Number.isInteger(y) || y < 0 || y >= classes) {
-        throw new IbgpuError('BAD_CONFIG', `label ${i} is ${y}, not a class index in [0, ${classes})`, `the model has ${classes} outputs; labels must be integers 0..${classes - 1}`);
+        throw new IbgpuError(
+          'BAD_CONFIG',
+          `label ${i} is ${y}, not a class index in [0, ${classes})`,
+          `the model has ${classes} outputs; labels must be integers 0..${classes - 1}`,
+        );
       }
     }
     // Every cached node layer of a batch must fit one storage binding.
@@ -117,7 +121,9 @@ export class EvalSet {
       return { accuracy: correct / this.n, ce_loss: loss / this.n };
     } finally {
       scope.close();
-      rest.forEach((sec, t) => { if (!(t === 0 && first)) sec.release(); });
+      rest.forEach((sec, t) => {
+        if (!(t === 0 && first)) sec.release();
+      });
     }
   }
 

@@ -7,7 +7,9 @@ import { formatSparsity } from '../report/sparsity.js';
 export function formatAblationSummary(runs: AblationRun[]): string {
   const lines: string[] = [];
   for (const r of runs) {
-    lines.push(`${r.ablation_type} ablation (${r.config.schedule.schedule_type}, ${r.eval_type}; unablated ${r.no_ablation_result.toFixed(4)}, rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`);
+    lines.push(
+      `${r.ablation_type} ablation (${r.config.schedule.schedule_type}, ${r.eval_type}; unablated ${r.no_ablation_result.toFixed(4)}, rows ${r.dataset_rows[0]}..${r.dataset_rows[1]})`,
+    );
     for (const l of r.node ?? []) {
       const byKept = new Map(l.points.map((p) => [p.kept, p]));
       const pts = [...byKept.values()].filter((p) => p.kept <= 64 || p.kept === l.basis_size).sort((a, b) => a.kept - b.kept);

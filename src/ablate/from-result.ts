@@ -59,8 +59,15 @@ export async function readStoredBases(dir: string, manifest: Manifest): Promise<
       const get = async (k: string) => (await st.readF64(`${name}/${k}`)).data;
       const D = await get('D');
       out.set(name, {
-        dim: l.orig_dim, r: l.rib_dim, k: D.length, centred: l.centred,
-        mean: await get('mean'), U: await get('U'), D, C: await get('C'), Cpinv: await get('C_pinv'),
+        dim: l.orig_dim,
+        r: l.rib_dim,
+        k: D.length,
+        centred: l.centred,
+        mean: await get('mean'),
+        U: await get('U'),
+        D,
+        C: await get('C'),
+        Cpinv: await get('C_pinv'),
         ...(st.has(`${name}/Lambda`) ? { Lambda: await get('Lambda') } : {}),
       });
     }
@@ -81,11 +88,19 @@ export async function loadLabels(config: BuildConfig, labelsPath: string | undef
     const { loadMnistDigits } = await import('../data/mnist.js');
     return (await loadMnistDigits({ count: n })).labels;
   }
-  throw new IbgpuError('BAD_CONFIG', `the build's data (${config.data?.type}) has no labels ibgpu knows of`, 'pass --labels FILE.npy (one class index per datapoint) or "labels" in the ablation config');
+  throw new IbgpuError(
+    'BAD_CONFIG',
+    `the build's data (${config.data?.type}) has no labels ibgpu knows of`,
+    'pass --labels FILE.npy (one class index per datapoint) or "labels" in the ablation config',
+  );
 }
 
 /** Rows [start, end) of a data source, with its labels. */
-function sliceData(data: DataSource, labels: ArrayLike<number>, rows: [number, number] | undefined): { data: DataSource; labels: ArrayLike<number>; rows: [number, number] } {
+function sliceData(
+  data: DataSource,
+  labels: ArrayLike<number>,
+  rows: [number, number] | undefined,
+): { data: DataSource; labels: ArrayLike<number>; rows: [number, number] } {
   if (labels.length !== data.n) throw new IbgpuError('BAD_CONFIG', `the data has ${data.n} rows but ${labels.length} labels`);
   if (!rows) return { data, labels, rows: [0, data.n] };
   const [a, b] = rows;
@@ -129,8 +144,13 @@ export async function runAblation(inp: AblateInputs, cfg: AblationConfig): Promi
     const baseScore = cfg.eval_type === 'accuracy' ? base.accuracy : base.ce_loss;
     log(`no ablation: accuracy ${base.accuracy.toFixed(4)}, ce_loss ${base.ce_loss.toFixed(4)} on ${ev.n} datapoints`);
     const run: AblationRun = {
-      ablation_type: cfg.ablation_type, config: cfg, eval_type: cfg.eval_type, no_ablation_result: baseScore, no_ablation: base,
-      dataset_rows: sliced.rows, time_s: 0,
+      ablation_type: cfg.ablation_type,
+      config: cfg,
+      eval_type: cfg.eval_type,
+      no_ablation_result: baseScore,
+      no_ablation: base,
+      dataset_rows: sliced.rows,
+      time_s: 0,
     };
     if (cfg.ablation_type === 'edge') {
       const layers = cfg.ablation_node_layers ?? nodeLayers;
@@ -184,17 +204,31 @@ export async function sparsityComparison(inp: AblateInputs): Promise<SparsityRow
   const sections = nodeLayers.slice(0, -1).map((n) => all.indexOf(n));
   const widths = all.map((_, j) => (j < model.layers.length ? model.layers[j]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut));
   const perKind = new Map<BasisKind, Map<string, Float64Array>>();
-  const basesOf = (kind: BasisKind) => all.map((n) => {
-    const s = stored.get(n);
-    return s && nodeLayers.includes(n) ? ablationBasis(s, kind) : undefined;
-  });
+  const basesOf = (kind: BasisKind) =>
+    all.map((n) => {
+      const s = stored.get(n);
+      return s && nodeLayers.includes(n) ? ablationBasis(s, kind) : undefined;
+    });
   for (const kind of ['pca', 'neuron'] as const) {
     inp.log?.(`edges in the ${kind} basis`);
     const bases = basesOf(kind);
     const means = all.map((n) => stored.get(n)?.mean ?? new Float64Array(0));
     const centred = all.map((n) => stored.get(n)?.centred ?? false);
-    perKind.set(kind, await basisEdges(engine, model, inp.data, all, sections, bases, means, centred,
-      { method: config.integration_method, nIntervals: config.n_intervals }, config.batch_size));
+    perKind.set(
+      kind,
+      await basisEdges(
+        engine,
+        model,
+        inp.data,
+        all,
+        sections,
+        bases,
+        means,
+        centred,
+        { method: config.integration_method, nIntervals: config.n_intervals },
+        config.batch_size,
+      ),
+    );
   }
   for (const j of sections) {
     const a = all[j]!;
@@ -227,9 +261,10 @@ export async function sparsityComparison(inp: AblateInputs): Promise<SparsityRow
   return rows;
 }
 
-export const SPARSITY_NOTE = 'Edges from the constant direction are left out (free in edge ablations). Each basis\'s edge list is '
-  + 'padded with zero edges to (dim_in − 1)·dim_out, the folded widths without the constant input, so bases that keep different '
-  + 'numbers of directions are compared over the same count; n50/n90/n99 are the fewest edges holding that share of the edge mass.';
+export const SPARSITY_NOTE =
+  "Edges from the constant direction are left out (free in edge ablations). Each basis's edge list is " +
+  'padded with zero edges to (dim_in − 1)·dim_out, the folded widths without the constant input, so bases that keep different ' +
+  'numbers of directions are compared over the same count; n50/n90/n99 are the fewest edges holding that share of the edge mass.';
 
 export async function readAblations(dir: string): Promise<AblationsFile | undefined> {
   const { readFile } = await import('node:fs/promises');
@@ -249,7 +284,11 @@ export function nodePanels(f: AblationsFile): Panel[] {
     const run = f.runs[kind];
     for (const l of run?.node ?? []) {
       const s = layers.get(l.node_layer) ?? [];
-      s.push({ label: kind === 'ib' ? 'IB' : kind === 'pca' ? 'PCA' : 'neuron', color: BASIS_COLORS[kind]!, points: l.points.map((p) => ({ x: p.kept, y: p.score })) });
+      s.push({
+        label: kind === 'ib' ? 'IB' : kind === 'pca' ? 'PCA' : 'neuron',
+        color: BASIS_COLORS[kind]!,
+        points: l.points.map((p) => ({ x: p.kept, y: p.score })),
+      });
       layers.set(l.node_layer, s);
     }
   }
@@ -257,10 +296,13 @@ export function nodePanels(f: AblationsFile): Panel[] {
 }
 
 export function edgeSeries(f: AblationsFile): Series[] {
-  return (f.runs.edge?.edge ?? []).filter((l) => l.required.length > 0).map((l) => ({
-    label: `${l.node_layer} → ${l.next_node_layer}`, color: '',
-    points: l.required.map((r) => ({ x: Math.max(r.score_target_difference, 1e-6), y: Math.max(r.n_edges_required, 1) })),
-  }));
+  return (f.runs.edge?.edge ?? [])
+    .filter((l) => l.required.length > 0)
+    .map((l) => ({
+      label: `${l.node_layer} → ${l.next_node_layer}`,
+      color: '',
+      points: l.required.map((r) => ({ x: Math.max(r.score_target_difference, 1e-6), y: Math.max(r.n_edges_required, 1) })),
+    }));
 }
 
 /**
@@ -287,6 +329,7 @@ export async function writeAblations(dir: string, runs: AblationRun[], sparsity:
   const evalType = Object.values(f.runs)[0]?.eval_type ?? 'accuracy';
   if (panels.length) await writeFileAtomic(join(dir, 'ablations.svg'), nodeAblationSvg(panels, `Node ablations: ${evalType} vs directions kept`, evalType));
   const es = edgeSeries(f);
-  if (es.length) await writeFileAtomic(join(dir, 'ablations-edges.svg'), edgeAblationSvg(es, 'Edge ablation: IB edges needed', `tolerated ${evalType} difference`));
+  if (es.length)
+    await writeFileAtomic(join(dir, 'ablations-edges.svg'), edgeAblationSvg(es, 'Edge ablation: IB edges needed', `tolerated ${evalType} difference`));
   return f;
 }

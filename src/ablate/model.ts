@@ -61,7 +61,10 @@ export class GpuFoldedMlp implements SectionRunner {
   /** right·W̄ per section, keyed by the `right` array: edge ablations reuse one C⁺ for every mask row. */
   private readonly products: WeakMap<Float64Array, Float64Array>[];
 
-  constructor(private readonly engine: Engine, model: MlpModel) {
+  constructor(
+    private readonly engine: Engine,
+    model: MlpModel,
+  ) {
     this.nodeLayers = [...model.layers.map((l) => l.name), 'output'];
     this.Wbar = model.layers.map((_, i) => foldedWeight(model, i));
     this.acts = model.layers.map((l) => l.activation);

@@ -71,9 +71,12 @@ function leadingColumns(C: ArrayLike<number>, dim: number, r: number, keep: numb
 /** Scores with node layer j rotated into `b` keeping `keep` directions (keep = null: unrotated). */
 export async function evalNodeAblation(ev: EvalSet, j: number, b: AblationBasis, keep: number | null): Promise<Scores> {
   if (keep === null) return ev.score(j, (bi) => ev.actsAt(j, bi));
-  const sec = ev.runner.prepare(j, keep === 0
-    ? { left: new Float64Array(b.dim), k: 1, right: new Float64Array(b.dim) }
-    : { left: leadingColumns(b.C, b.dim, b.r, keep), k: keep, right: rowsOf(Float64Array.from(b.Cpinv), 0, keep, b.dim) });
+  const sec = ev.runner.prepare(
+    j,
+    keep === 0
+      ? { left: new Float64Array(b.dim), k: 1, right: new Float64Array(b.dim) }
+      : { left: leadingColumns(b.C, b.dim, b.r, keep), k: keep, right: rowsOf(Float64Array.from(b.Cpinv), 0, keep, b.dim) },
+  );
   try {
     return await ev.score(j, (bi) => ev.actsAt(j, bi), sec);
   } finally {
@@ -82,7 +85,12 @@ export async function evalNodeAblation(ev: EvalSet, j: number, b: AblationBasis,
 }
 
 export async function nodeAblation(
-  ev: EvalSet, j: number, b: AblationBasis, schedule: ScheduleConfig, evalType: EvalType, base: Scores,
+  ev: EvalSet,
+  j: number,
+  b: AblationBasis,
+  schedule: ScheduleConfig,
+  evalType: EvalType,
+  base: Scores,
 ): Promise<NodeLayerResult> {
   const n = b.dim;
   const truncated = n - b.r;
@@ -101,9 +109,7 @@ export async function nodeAblation(
 }
 
 /** Scores with section j's edges masked (mask: rOut × rIn, row-major, 1 = kept). */
-export async function evalEdgeAblation(
-  engine: Engine, ev: EvalSet, j: number, bin: AblationBasis, bout: AblationBasis, mask: Uint8Array,
-): Promise<Scores> {
+export async function evalEdgeAblation(engine: Engine, ev: EvalSet, j: number, bin: AblationBasis, bout: AblationBasis, mask: Uint8Array): Promise<Scores> {
   const rIn = bin.r;
   const rOut = bout.r;
   const wOut = ev.runner.width(j + 1);
@@ -149,11 +155,13 @@ export async function evalEdgeAblation(
       first = false;
     }
     // score() releases the buffers this returns once their batch is scored.
-    return ev.score(j + 1, (bi) => engine.withScope((s) => {
-      const z = s.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut');
-      ev.linear(acc[bi]!, CoutPinv, z, ev.rowsOf(bi), rOut, wOut, false);
-      return s.keep(z);
-    }));
+    return ev.score(j + 1, (bi) =>
+      engine.withScope((s) => {
+        const z = s.alloc(ev.rowsOf(bi) * wOut * 4, 'ablate.edgeOut');
+        ev.linear(acc[bi]!, CoutPinv, z, ev.rowsOf(bi), rOut, wOut, false);
+        return s.keep(z);
+      }),
+    );
   });
 }
 
@@ -174,8 +182,17 @@ export interface EdgeAblationOptions {
 }
 
 export async function edgeAblation(
-  engine: Engine, ev: EvalSet, j: number, bin: AblationBasis, bout: AblationBasis, E: ArrayLike<number>,
-  schedule: ScheduleConfig, evalType: EvalType, base: Scores, keepConst: boolean, opts: EdgeAblationOptions = {},
+  engine: Engine,
+  ev: EvalSet,
+  j: number,
+  bin: AblationBasis,
+  bout: AblationBasis,
+  E: ArrayLike<number>,
+  schedule: ScheduleConfig,
+  evalType: EvalType,
+  base: Scores,
+  keepConst: boolean,
+  opts: EdgeAblationOptions = {},
 ): Promise<EdgeLayerResult> {
   const total = bin.dim * bout.dim;
   const countable = bout.r * (bin.r - (keepConst ? 1 : 0));
@@ -195,7 +212,7 @@ export async function edgeAblation(
   const required: EdgeLayerResult['required'] = [];
   const targets = schedule.schedule_type === 'bisect' ? (opts.targets ?? [schedule.score_target_difference]) : [undefined];
   for (const target of targets) {
-    const cfg: ScheduleConfig = target === undefined ? schedule : { ...schedule, schedule_type: 'bisect', score_target_difference: target } as ScheduleConfig;
+    const cfg: ScheduleConfig = target === undefined ? schedule : ({ ...schedule, schedule_type: 'bisect', score_target_difference: target } as ScheduleConfig);
     const sched = makeSchedule(cfg, total, evalType, pick(base, evalType));
     for (let nAbl = sched.next(); nAbl !== undefined; nAbl = sched.next()) {
       const s = await scoreOf(total - nAbl);
@@ -214,7 +231,11 @@ export async function edgeAblation(
   }
   points.sort((p, q) => q.edges_kept - p.edges_kept);
   return {
-    node_layer: ev.runner.nodeLayers[j]!, next_node_layer: ev.runner.nodeLayers[j + 1]!,
-    total_possible_edges: total, countable_edges: countable, points, required,
+    node_layer: ev.runner.nodeLayers[j]!,
+    next_node_layer: ev.runner.nodeLayers[j + 1]!,
+    total_possible_edges: total,
+    countable_edges: countable,
+    points,
+    required,
   };
 }

@@ -99,7 +99,10 @@ class StaticSchedule implements Schedule {
   private i = 0;
   private base: number | undefined;
   private stop = false;
-  constructor(private readonly counts: number[], private readonly threshold: number | null) {}
+  constructor(
+    private readonly counts: number[],
+    private readonly threshold: number | null,
+  ) {}
   next(): number | undefined {
     if (this.stop || this.i >= this.counts.length) return undefined;
     return this.counts[this.i++];
@@ -117,7 +120,12 @@ class BisectSchedule implements Schedule {
   private last = -1;
   private readonly tol: number;
   private readonly log: boolean;
-  constructor(private readonly cfg: BisectScheduleConfig, n: number, private readonly evalType: EvalType, private readonly baseScore: number) {
+  constructor(
+    private readonly cfg: BisectScheduleConfig,
+    n: number,
+    private readonly evalType: EvalType,
+    private readonly baseScore: number,
+  ) {
     if (n < 1) throw new IbgpuError('BAD_CONFIG', 'bisect needs at least one vector or edge to ablate');
     this.upper = n;
     this.tol = cfg.tolerance ?? 1;
@@ -129,9 +137,7 @@ class BisectSchedule implements Schedule {
   }
   next(): number | undefined {
     if (this.upper - this.lower <= this.tol) return undefined;
-    let p = this.log
-      ? Math.trunc(Math.exp((Math.log(this.upper) + Math.log(this.lower + 1e-9)) / 2))
-      : Math.floor((this.upper + this.lower) / 2);
+    let p = this.log ? Math.trunc(Math.exp((Math.log(this.upper) + Math.log(this.lower + 1e-9)) / 2)) : Math.floor((this.upper + this.lower) / 2);
     if (p === this.lower) p += 1;
     if (p === this.upper) p -= 1;
     if (p === this.last) throw new Error('bisect schedule stuck: report() was not called');

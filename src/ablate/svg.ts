@@ -46,7 +46,17 @@ function linTicks(lo: number, hi: number): number[] {
   return out;
 }
 
-function panelSvg(p: Panel, x0: number, y0: number, w: number, h: number, xKind: 'log1p' | 'log', yKind: 'lin' | 'log', xLabel: string, yLabel: string): string {
+function panelSvg(
+  p: Panel,
+  x0: number,
+  y0: number,
+  w: number,
+  h: number,
+  xKind: 'log1p' | 'log',
+  yKind: 'lin' | 'log',
+  xLabel: string,
+  yLabel: string,
+): string {
   const pts = p.series.flatMap((s) => s.points);
   const out: string[] = [];
   const L = 52;
@@ -61,7 +71,10 @@ function panelSvg(p: Panel, x0: number, y0: number, w: number, h: number, xKind:
   let ylo = Math.min(...ys);
   let yhi = Math.max(...ys);
   if (yKind === 'lin') {
-    if (yhi - ylo < 1e-9) { ylo -= 0.5; yhi += 0.5; }
+    if (yhi - ylo < 1e-9) {
+      ylo -= 0.5;
+      yhi += 0.5;
+    }
   } else {
     ylo = Math.max(Math.min(...ys.filter((v) => v > 0)), 1e-12);
     yhi = Math.max(yhi, ylo * 10);
@@ -79,11 +92,15 @@ function panelSvg(p: Panel, x0: number, y0: number, w: number, h: number, xKind:
   out.push(`<rect x="${x0 + L}" y="${y0 + 20}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
   for (const t of X.ticks) {
     const x = X.map(t).toFixed(1);
-    out.push(`<line x1="${x}" x2="${x}" y1="${y0 + 20}" y2="${y0 + 20 + ph}" stroke="#eee"/><text x="${x}" y="${y0 + 20 + ph + 14}" text-anchor="middle" font-size="10">${fmt(t)}</text>`);
+    out.push(
+      `<line x1="${x}" x2="${x}" y1="${y0 + 20}" y2="${y0 + 20 + ph}" stroke="#eee"/><text x="${x}" y="${y0 + 20 + ph + 14}" text-anchor="middle" font-size="10">${fmt(t)}</text>`,
+    );
   }
   for (const t of Y.ticks) {
     const y = Y.map(t).toFixed(1);
-    out.push(`<line x1="${x0 + L}" x2="${x0 + L + pw}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${x0 + L - 4}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="10">${fmt(t)}</text>`);
+    out.push(
+      `<line x1="${x0 + L}" x2="${x0 + L + pw}" y1="${y}" y2="${y}" stroke="#eee"/><text x="${x0 + L - 4}" y="${y}" text-anchor="end" dominant-baseline="middle" font-size="10">${fmt(t)}</text>`,
+    );
   }
   out.push(`<text x="${x0 + L + pw / 2}" y="${y0 + h - 4}" text-anchor="middle" font-size="11">${esc(xLabel)}</text>`);
   out.push(`<text transform="translate(${x0 + 12} ${y0 + 20 + ph / 2}) rotate(-90)" text-anchor="middle" font-size="11">${esc(yLabel)}</text>`);
@@ -99,8 +116,12 @@ function panelSvg(p: Panel, x0: number, y0: number, w: number, h: number, xKind:
 function legend(series: Series[], x: number, y: number): string {
   const seen = new Map<string, string>();
   for (const s of series) seen.set(s.label, s.color);
-  return [...seen].map(([label, color], i) =>
-    `<line x1="${x + i * 150}" x2="${x + i * 150 + 22}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="3"/><text x="${x + i * 150 + 28}" y="${y}" dominant-baseline="middle" font-size="12">${esc(label)}</text>`).join('\n');
+  return [...seen]
+    .map(
+      ([label, color], i) =>
+        `<line x1="${x + i * 150}" x2="${x + i * 150 + 22}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="3"/><text x="${x + i * 150 + 28}" y="${y}" dominant-baseline="middle" font-size="12">${esc(label)}</text>`,
+    )
+    .join('\n');
 }
 
 function frame(w: number, h: number, title: string, body: string): string {
@@ -112,7 +133,16 @@ export function nodeAblationSvg(panels: Panel[], title: string, yLabel: string):
   const ph = 260;
   const w = Math.max(1, panels.length) * pw + 10;
   const body = panels.map((p, i) => panelSvg(p, 5 + i * pw, 30, pw, ph, 'log1p', 'lin', 'directions kept', yLabel)).join('\n');
-  return frame(w, ph + 60, title, `${body}\n${legend(panels.flatMap((p) => p.series), 60, ph + 45)}`);
+  return frame(
+    w,
+    ph + 60,
+    title,
+    `${body}\n${legend(
+      panels.flatMap((p) => p.series),
+      60,
+      ph + 45,
+    )}`,
+  );
 }
 
 export function edgeAblationSvg(series: Series[], title: string, xLabel: string): string {

@@ -45,15 +45,26 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new IbgpuError('BAD_CONFIG', `${path} is not a JSON object`);
   const config = parseConfig({ ...(raw as Record<string, unknown>), ...(opts.overrides ?? {}) });
   const base = dirname(path);
-  const guard = { what: 'the build result', inputs: [...[path, config.model, config.arch].filter((p): p is string => !!p).map((p) => resolve(base, p)), ...workflowInputs(config, base)] };
+  const guard = {
+    what: 'the build result',
+    inputs: [...[path, config.model, config.arch].filter((p): p is string => !!p).map((p) => resolve(base, p)), ...workflowInputs(config, base)],
+  };
   if (opts.out) await checkReplaceableDir(opts.out, guard); // before any computation
   // Transformer configs (their arch file is a transformer config) go to the transformer build.
   if (await isTransformerBuild(config, base)) {
     if (opts.out) {
-      const { dir, run } = await transformerBuildToDir(path, base, config, resolve(opts.out), { engine, guard, ...(opts.logger ? { logger: opts.logger } : {}) });
+      const { dir, run } = await transformerBuildToDir(path, base, config, resolve(opts.out), {
+        engine,
+        guard,
+        ...(opts.logger ? { logger: opts.logger } : {}),
+      });
       return { config, result: run.result, dir };
     }
-    const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), { gpu: gpuPassesFactory(engine), base, ...(opts.logger ? { logger: opts.logger } : {}) });
+    const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), {
+      gpu: gpuPassesFactory(engine),
+      base,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
     return { config, result: run.result };
   }
   const model = await loadModel(config, base);
@@ -64,6 +75,8 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   } finally {
     await data.close?.();
   }
-  const dir = opts.out ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path, guard }) : undefined;
+  const dir = opts.out
+    ? await writeResults(resolve(opts.out), result, { adapter: engine.adapterName, data: data.description, configPath: path, guard })
+    : undefined;
   return { config, result, ...(dir ? { dir } : {}) };
 }

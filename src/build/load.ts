@@ -19,7 +19,11 @@ export const DEFAULT_CONFIG_PATH = join(root, 'examples', 'mnist-mlp', 'build.js
 
 export async function loadModel(config: BuildConfig, base: string): Promise<MlpModel> {
   if (!config.model || !config.arch) {
-    throw new IbgpuError('BAD_CONFIG', 'the config needs "model" (a safetensors file) and "arch" (an architecture JSON file)', 'see examples/mnist-mlp/build.json');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'the config needs "model" (a safetensors file) and "arch" (an architecture JSON file)',
+      'see examples/mnist-mlp/build.json',
+    );
   }
   const arch = parseArch(await readJsonFile(resolve(base, config.arch), 'architecture file'), config.arch);
   // One safetensors file, or a `*.safetensors.index.json` weight_map over several.
@@ -55,8 +59,11 @@ export interface LoadedConfig {
 export async function loadBuildConfig(configArg: string | undefined): Promise<LoadedConfig> {
   const configPath = resolve(configArg ?? DEFAULT_CONFIG_PATH);
   if (configArg === undefined && !existsSync(configPath)) {
-    throw new IbgpuError('BAD_CONFIG', `no config given, and the shipped example ${configPath} is missing`,
-      'pass a build config (`ibgpu build my-config.json`, fields in the README), or reinstall ibgpu, whose package ships examples/mnist-mlp');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `no config given, and the shipped example ${configPath} is missing`,
+      'pass a build config (`ibgpu build my-config.json`, fields in the README), or reinstall ibgpu, whose package ships examples/mnist-mlp',
+    );
   }
   const base = dirname(configPath);
   const config = parseConfig(await readJsonFile(configPath, 'config'));
@@ -83,4 +90,3 @@ export function buildInputs(loaded: LoadedConfig): string[] {
   const data = config.data as { path?: string } | undefined;
   return [configPath, config.model, config.arch, data?.path].filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p));
 }
-

@@ -11,7 +11,15 @@ import { IbgpuError } from '../errors.js';
 import type { Backend } from '../gpu/acquire.js';
 import { parseConfig } from '../ib/config.js';
 import { ABLATION_TYPES, parseAblationConfig, parseAblationType, type AblationConfig, type AblationType } from '../ablate/config.js';
-import { checkAblationOutput, DEFAULT_EDGE_TARGETS, loadLabels, runAblation, sparsityComparison, writeAblations, type AblationRun } from '../ablate/from-result.js';
+import {
+  checkAblationOutput,
+  DEFAULT_EDGE_TARGETS,
+  loadLabels,
+  runAblation,
+  sparsityComparison,
+  writeAblations,
+  type AblationRun,
+} from '../ablate/from-result.js';
 import { formatSparsity } from '../report/sparsity.js';
 import { formatAblationSummary } from '../ablate/format.js';
 import { readResultDir } from '../report/result-dir.js';
@@ -42,7 +50,7 @@ export function registerAblate(program: Command, backendOpt: () => import('comma
     .description('ablations (rib/ablations.py) in the IB, PCA and neuron bases and of the IB edges, on the GPU; edge sparsity per basis')
     .argument('<result-dir>', 'directory written by `ibgpu build`')
     .option('--type <types...>', `ablation types: ${ABLATION_TYPES.join(' ')} (rib's rib/orthogonal too; default: all four)`)
-    .option('--config <file>', 'ablation config with rib\'s field names (ablation_type, schedule, eval_type, ablation_node_layers, …)')
+    .option('--config <file>', "ablation config with rib's field names (ablation_type, schedule, eval_type, ablation_node_layers, …)")
     .option('--schedule <type>', 'exponential | linear | bisect (default: exponential for nodes, bisect for edges)')
     .option('--cutoff <n>', 'exponential: ablate_every_vec_cutoff (default 10)')
     .option('--exp-base <x>', 'exponential: exp_base (default 2)')
@@ -51,7 +59,7 @@ export function registerAblate(program: Command, backendOpt: () => import('comma
     .option('--early-stop <x>', 'static schedules: early_stopping_threshold')
     .option('--eval <type>', 'accuracy | ce_loss', 'accuracy')
     .option('--layers <list>', 'ablation_node_layers, comma-separated')
-    .option('--rows <a:b>', 'evaluate on datapoints [a, b) of the build\'s data')
+    .option('--rows <a:b>', "evaluate on datapoints [a, b) of the build's data")
     .option('--labels <file>', '.npy of class indices, one per datapoint (the MNIST digits bring their own)')
     .option('--batch-size <n>', 'rows per GPU batch', '4096')
     .option('--no-sparsity', 'skip the edge-sparsity comparison (it computes PCA and neuron edges)')
@@ -83,7 +91,11 @@ async function configsOf(o: AblateCliOptions): Promise<AblationConfig[]> {
     try {
       raw = JSON.parse(await readFile(resolve(o.config), 'utf8'));
     } catch (e) {
-      throw new IbgpuError('BAD_CONFIG', `cannot read the ablation config ${o.config}: ${(e as Error).message}`, 'pass a JSON file with rib\'s AblationConfig fields');
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `cannot read the ablation config ${o.config}: ${(e as Error).message}`,
+        "pass a JSON file with rib's AblationConfig fields",
+      );
     }
     const c = parseAblationConfig(raw);
     // A labels path in the config is relative to the config file.
@@ -110,7 +122,9 @@ async function configsOf(o: AblateCliOptions): Promise<AblationConfig[]> {
     if (kind === 'bisect') schedule['score_target_difference'] = targets?.[0] ?? DEFAULT_EDGE_TARGETS[evalType][0];
     if (o.earlyStop !== undefined && kind !== 'bisect') schedule['early_stopping_threshold'] = float('early-stop', o.earlyStop, 0);
     return parseAblationConfig({
-      ablation_type: t, schedule, eval_type: evalType,
+      ablation_type: t,
+      schedule,
+      eval_type: evalType,
       ...(o.layers ? { ablation_node_layers: o.layers.split(',').map((s) => s.trim()) } : {}),
       batch_size: int('batch-size', o.batchSize, 1) ?? 4096,
       ...(rows ? { dataset: { rows } } : {}),
@@ -122,7 +136,9 @@ async function configsOf(o: AblateCliOptions): Promise<AblationConfig[]> {
 
 export async function ablateCommand(dirArg: string, o: AblateCliOptions): Promise<number> {
   const dir = resolve(dirArg);
-  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const log = (m: string) => {
+    if (!o.quiet) console.error(m);
+  };
   const { manifest } = await readResultDir(dir);
   const configs = await configsOf(o);
   await checkAblationOutput(dir);

@@ -26,7 +26,9 @@ export async function buildCommand(
   await checkReplaceableDir(out, guard);
   if (await isTransformerBuild(config, base)) return transformerBuildCommand(configPath, base, config, out, { ...o, guard });
   const quiet = o.quiet === true || o.json === true;
-  const log = (m: string) => { if (!quiet) console.error(m); };
+  const log = (m: string) => {
+    if (!quiet) console.error(m);
+  };
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   const engine = await Engine.create({ ...(o.backend ? { backend: o.backend } : {}), profile: o.profile === true });
@@ -35,7 +37,15 @@ export async function buildCommand(
     log(`adapter: ${engine.adapterName}`);
     const progress = makeProgress(process.stderr, quiet);
     const t0 = performance.now();
-    const res = await buildInteractionBasis(engine, model, data, config, { logger: { info: (m) => { progress.end(); log(m); } }, progress });
+    const res = await buildInteractionBasis(engine, model, data, config, {
+      logger: {
+        info: (m) => {
+          progress.end();
+          log(m);
+        },
+      },
+      progress,
+    });
     progress.end();
     const total = performance.now() - t0;
     const gpuProfile = engine.profiling ? await engine.takeProfile() : undefined;
@@ -43,7 +53,13 @@ export async function buildCommand(
       adapter: engine.adapterName,
       data: data.description,
       configPath,
-      extra: { total_ms: total, counters: engine.counters, kernel_choices: kernelChoices(engine), stage_paths: stagePaths(engine), ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}) },
+      extra: {
+        total_ms: total,
+        counters: engine.counters,
+        kernel_choices: kernelChoices(engine),
+        stage_paths: stagePaths(engine),
+        ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}),
+      },
       guard,
     });
     if (o.json) {
@@ -51,9 +67,15 @@ export async function buildCommand(
     } else if (o.quiet) {
       console.log(dir);
     } else {
-      console.log(`\nInteraction Basis of ${data.n} datapoints in ${(total / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`);
+      console.log(
+        `\nInteraction Basis of ${data.n} datapoints in ${(total / 1000).toFixed(2)} s (${Object.entries(res.timings)
+          .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`)
+          .join(', ')})`,
+      );
       for (const [name, b] of res.bases) {
-        console.log(`  ${name.padEnd(10)} dim ${String(b.dim).padStart(4)}  stage 1 keeps ${String(b.k).padStart(4)}  basis ${String(b.r).padStart(4)}${b.Lambda ? `  Λ_max ${Math.max(...b.Lambda).toExponential(3)}` : ''}`);
+        console.log(
+          `  ${name.padEnd(10)} dim ${String(b.dim).padStart(4)}  stage 1 keeps ${String(b.k).padStart(4)}  basis ${String(b.r).padStart(4)}${b.Lambda ? `  Λ_max ${Math.max(...b.Lambda).toExponential(3)}` : ''}`,
+        );
       }
       for (const [k, e] of res.edges) console.log(`  edges ${k}: ${e.rows}×${e.cols}`);
       console.log(`results: ${dir}`);
@@ -65,13 +87,18 @@ export async function buildCommand(
   }
 }
 
-
 /** The kernel variants this build ran with and where each choice came from (for the manifest). */
 function kernelChoices(engine: Engine): Record<string, unknown> {
   const t = matmulTuning(engine);
   return {
     matmul: matmulVariantFor(engine),
-    matmul_choice: t ? (t.source === 'cache' ? `tuning cache (${t.size}^3: ${Object.entries(t.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ')})` : 'measured in this run') : 'adapter default (no tuning cached: run `ibgpu doctor`)',
+    matmul_choice: t
+      ? t.source === 'cache'
+        ? `tuning cache (${t.size}^3: ${Object.entries(t.ms)
+            .map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`)
+            .join(', ')})`
+        : 'measured in this run'
+      : 'adapter default (no tuning cached: run `ibgpu doctor`)',
     gram: chooseGramVariant(engine),
   };
 }

@@ -6,9 +6,14 @@ import type { Backend } from '../gpu/acquire.js';
 import type { SelfCheckResult } from '../kernels/self-check.js';
 
 const LIMITS = [
-  'maxBufferSize', 'maxStorageBufferBindingSize', 'maxComputeWorkgroupStorageSize',
-  'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage', 'minStorageBufferOffsetAlignment',
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage',
+  'minStorageBufferOffsetAlignment',
 ] as const;
 
 type Check = (e: Engine) => Promise<SelfCheckResult>;
@@ -33,7 +38,12 @@ export interface DoctorReport {
   variants: {
     matmul: string;
     matmulTuning: { source: string; size: number; ms: Record<string, number | undefined>; store: string; host?: string };
-    gram: string; signPack: string; eighSolver: string; hostEigensolver: string; hostSums: string; inputStatistics: string;
+    gram: string;
+    signPack: string;
+    eighSolver: string;
+    hostEigensolver: string;
+    hostSums: string;
+    inputStatistics: string;
     /** The statistics pass timed on both paths (stored for later builds' choice). */
     statsPath: { gpuMs: number; hostMs: number; what: string; chosen: string };
     /** Where squared edges run, after timing both paths (stored for later builds). */
@@ -87,7 +97,9 @@ export async function doctorReport(engine: Engine): Promise<DoctorReport> {
       signPack: chooseSignPackVariant(engine),
       eighSolver: chooseEighSolver(engine),
       hostEigensolver: threads > 0 ? `float64 on ${threads} solver thread(s) beside the GPU` : 'float64 on the main thread',
-      hostSums: hostPool ? `float64 on ${hostPool.size} host worker thread(s) (IBGPU_HOST_THREADS overrides; 0: the main thread)` : 'float64 on the main thread',
+      hostSums: hostPool
+        ? `float64 on ${hostPool.size} host worker thread(s) (IBGPU_HOST_THREADS overrides; 0: the main thread)`
+        : 'float64 on the main thread',
       inputStatistics: engine.info.isSoftware ? `host float64 (sparse) when <= ${SPARSE_INPUT_DENSITY * 100}% of the first batch is non-zero, else gpu` : 'gpu',
       // What later builds on this adapter and host choose from the stored timing (this engine's
       // own choice may have been fixed by a self-check's config).
@@ -112,17 +124,25 @@ export async function doctor(opts: { backend?: Backend; json?: boolean }): Promi
       console.log(`features  ${report.features.join(', ') || '(none)'}`);
       for (const [k, v] of Object.entries(limits)) console.log(`  ${k.padEnd(36)} ${v}`);
       const v = report.variants;
-      console.log(`kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh() for library use ${v.eighSolver} (builds: host float64)`);
-      const times = Object.entries(v.matmulTuning.ms).map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`).join(', ');
+      console.log(
+        `kernel choices for this adapter: matmul ${v.matmul}, gram ${v.gram}, sign packing ${v.signPack}, eigh() for library use ${v.eighSolver} (builds: host float64)`,
+      );
+      const times = Object.entries(v.matmulTuning.ms)
+        .map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`)
+        .join(', ');
       console.log(`matmul autotune (${v.matmulTuning.size}^3, ${v.matmulTuning.source === 'cache' ? 'from the tuning cache' : 'measured now'}): ${times}`);
       console.log(`tuning cache: ${v.matmulTuning.store}${v.matmulTuning.host ? ` (host ${v.matmulTuning.host})` : ''}`);
       console.log(`input-layer statistics: ${v.inputStatistics}`);
       const sp = v.statsPath;
-      console.log(`statistics pass (${sp.what}): gpu ${sp.gpuMs.toFixed(1)} ms, host ${sp.hostMs.toFixed(1)} ms -> builds use ${sp.chosen} unless the config sets stage_paths.stats (stored in the tuning cache)`);
+      console.log(
+        `statistics pass (${sp.what}): gpu ${sp.gpuMs.toFixed(1)} ms, host ${sp.hostMs.toFixed(1)} ms -> builds use ${sp.chosen} unless the config sets stage_paths.stats (stored in the tuning cache)`,
+      );
       console.log(`host eigensolver: ${v.hostEigensolver}`);
       console.log(`transformer closed forms' per-sample sums: ${v.hostSums}; linear sections and node layer 0 with vocabulary ≤ N: host float64, no data pass`);
       const et = report.edgeTiming;
-      console.log(`squared edges (${et.what}): gpu ${et.gpuMs.toFixed(0)} ms, host float64 ${et.hostMs.toFixed(0)} ms (paths agree to ${et.agreement.toExponential(1)} of max E); builds use ${v.edges}`);
+      console.log(
+        `squared edges (${et.what}): gpu ${et.gpuMs.toFixed(0)} ms, host float64 ${et.hostMs.toFixed(0)} ms (paths agree to ${et.agreement.toExponential(1)} of max E); builds use ${v.edges}`,
+      );
       console.log('self-checks against float64 CPU references:');
       for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} ${r.name.padEnd(16)} ${r.ms.toFixed(0).padStart(6)} ms  ${r.detail}`);
     }

@@ -29,7 +29,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .name('ibgpu')
     .description('Interaction Basis of neural networks on WebGPU')
     .version(VERSION)
-    .option('--verbose', 'also show the GPU driver\'s start-up notes on stderr (env IBGPU_VERBOSE=1)')
+    .option('--verbose', "also show the GPU driver's start-up notes on stderr (env IBGPU_VERBOSE=1)")
     .addHelpText('after', EXIT_HELP)
     .showHelpAfterError()
     // Usage errors exit 2 (commander's default is 1, which scripts read as a failed computation).
@@ -47,7 +47,7 @@ export async function runCli(argv: string[]): Promise<number> {
 
   program
     .command('build')
-    .description('build the Interaction Basis and its edges for a model (config mirrors rib\'s RibBuildConfig)')
+    .description("build the Interaction Basis and its edges for a model (config mirrors rib's RibBuildConfig)")
     .argument('[config]', 'JSON config file (default: the shipped MNIST example)')
     .addOption(backendOpt())
     .option('-o, --out <dir>', 'result directory (default: config.out_dir or ./out/<config name>)')
@@ -56,12 +56,15 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--profile', 'record GPU time per kernel (needs timestamp-query)')
     .option('--plan', 'dry run: print the buffers of every stage and the passes over the data, then exit')
     .option('--stage <stage>', 'run one stage on one shard of the dataset: stats | edges (partial sums into -o DIR)')
-    .option('--shard <i/n>', 'this process\'s shard (default: index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK)')
+    .option('--shard <i/n>', "this process's shard (default: index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK)")
     .option('--shards <n>', 'number of shards, with the index from the environment')
     .option('--bases <dir>', '--stage edges: the directory `ibgpu combine` wrote from the stats partials')
     .option('--resume', 'staged build in one process: stage files in --work (default <out>.stages), reused when they verify')
     .option('--work <dir>', 'stage directory for --resume')
-    .option('--split <how>', '--stage edges: split over the datapoints (data, default: combine sums) or the output rows of each pair (out: combine concatenates)')
+    .option(
+      '--split <how>',
+      '--stage edges: split over the datapoints (data, default: combine sums) or the output rows of each pair (out: combine concatenates)',
+    )
     .option('--force', 'recompute a shard whose partial file already exists and verifies')
     .action(async (config: string | undefined, o: import('./stage.js').StageCliOptions & { profile?: boolean }) => {
       if (o.plan || o.stage !== undefined || o.resume) {
@@ -118,7 +121,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--iterations <n>', 'chained Leiden runs')
     .option('--no-output', 'leave the output node layer out of the graph')
     .option('--near <x>', 'list near-synchronised pairs up to this Hamming distance (a fraction of the datapoints when < 1)')
-    .option('--recompute', 'rerun the degeneracy statistics on the GPU from the build\'s model and data')
+    .option('--recompute', "rerun the degeneracy statistics on the GPU from the build's model and data")
     .option('--gauss-newton', 'add the ground truth: the Gauss–Newton nullity in float64 (small models)')
     .option('--gn-max-params <n>', 'largest parameter count for --gauss-newton', '4000')
     .option('--no-write', 'do not update degeneracy.json / modules.json / graph.json')
@@ -141,7 +144,9 @@ export async function runCli(argv: string[]): Promise<number> {
       code = await serveCommand(dir, o);
     });
 
-  (await import('./ablate.js')).registerAblate(program, backendOpt, (c) => { code = c; });
+  (await import('./ablate.js')).registerAblate(program, backendOpt, (c) => {
+    code = c;
+  });
 
   try {
     await program.parseAsync(argv);
@@ -158,7 +163,15 @@ export function reportError(e: unknown): number {
   }
   if (e instanceof IbgpuError) {
     console.error(`ibgpu: ${e.message}`);
-    return e.code === 'BAD_CONFIG' || e.code === 'BAD_FILE' || e.code === 'BAD_OUTPUT' || e.code === 'MISSING_TENSOR' || e.code === 'SHAPE' || e.code === 'NON_FINITE' || e.code === 'LIMIT_EXCEEDED' ? EXIT.usage : EXIT.failure;
+    return e.code === 'BAD_CONFIG' ||
+      e.code === 'BAD_FILE' ||
+      e.code === 'BAD_OUTPUT' ||
+      e.code === 'MISSING_TENSOR' ||
+      e.code === 'SHAPE' ||
+      e.code === 'NON_FINITE' ||
+      e.code === 'LIMIT_EXCEEDED'
+      ? EXIT.usage
+      : EXIT.failure;
   }
   console.error(e);
   return EXIT.failure;

@@ -62,13 +62,29 @@ function clusterOptions(manifest: Manifest, o: ReportCliOptions): { opts: Modula
     opts[k] = v;
     changed = true;
   };
-  set('gamma', num('gamma', o.gamma, (x) => x >= 0, 'a number >= 0'));
-  set('seed', num('seed', o.seed, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'));
-  set('iterations', num('iterations', o.iterations, (x) => Number.isInteger(x) && x >= 1, 'a positive integer'));
-  set('epsilon', num('epsilon', o.epsilon, (x) => x > 0, 'a positive number'));
-  set('quantile', num('quantile', o.quantile, (x) => x >= 0 && x <= 1, 'a number in [0, 1]'));
+  set(
+    'gamma',
+    num('gamma', o.gamma, (x) => x >= 0, 'a number >= 0'),
+  );
+  set(
+    'seed',
+    num('seed', o.seed, (x) => Number.isInteger(x) && x >= 0, 'a non-negative integer'),
+  );
+  set(
+    'iterations',
+    num('iterations', o.iterations, (x) => Number.isInteger(x) && x >= 1, 'a positive integer'),
+  );
+  set(
+    'epsilon',
+    num('epsilon', o.epsilon, (x) => x > 0, 'a positive number'),
+  );
+  set(
+    'quantile',
+    num('quantile', o.quantile, (x) => x >= 0 && x <= 1, 'a number in [0, 1]'),
+  );
   if (o.norm !== undefined) {
-    if (!(EDGE_NORMS as readonly string[]).includes(o.norm)) throw new IbgpuError('BAD_CONFIG', `--norm must be one of ${EDGE_NORMS.join(', ')}, got '${o.norm}'`);
+    if (!(EDGE_NORMS as readonly string[]).includes(o.norm))
+      throw new IbgpuError('BAD_CONFIG', `--norm must be one of ${EDGE_NORMS.join(', ')}, got '${o.norm}'`);
     set('norm', o.norm as EdgeNorm);
   }
   if (o.output === false) set('includeOutput', false);
@@ -95,7 +111,15 @@ async function basisSummaries(dir: string, manifest: Manifest): Promise<Map<stri
       const D = await st.readF64(`${name}/D`);
       const ge = (await st.readF64(`${name}/gram_eigenvalues`)).data;
       const mp = st.has(`${name}/M_prime`) ? (await st.readF64(`${name}/M_prime`)).data : undefined;
-      out.set(name, { k: D.shape[0]!, r: l.rib_dim, dim: l.orig_dim, dropped: l.dropped, gramEigenvalues: ge, centred: l.centred, ...(mp ? { Mprime: mp } : {}) });
+      out.set(name, {
+        k: D.shape[0]!,
+        r: l.rib_dim,
+        dim: l.orig_dim,
+        dropped: l.dropped,
+        gramEigenvalues: ge,
+        centred: l.centred,
+        ...(mp ? { Mprime: mp } : {}),
+      });
     }
     return out;
   } finally {
@@ -115,7 +139,14 @@ async function recomputeDegeneracy(dir: string, manifest: Manifest, o: ReportCli
   try {
     log(`degeneracy statistics: ${data.n} datapoints on ${engine.adapterName}`);
     const progress = makeProgress(process.stderr, o.quiet === true);
-    const stats = await collectDegeneracyStats(engine, model, data, sections.map((s) => s.layer), config.batch_size, progress);
+    const stats = await collectDegeneracyStats(
+      engine,
+      model,
+      data,
+      sections.map((s) => s.layer),
+      config.batch_size,
+      progress,
+    );
     progress.end();
     return degeneracyFromBuild(model, config, sections, bases, stats);
   } finally {
@@ -131,7 +162,9 @@ function formatDuration(seconds: number): string {
 
 export async function reportCommand(dirArg: string, o: ReportCliOptions): Promise<number> {
   const dir = resolve(dirArg);
-  const log = (m: string) => { if (!o.quiet) console.error(m); };
+  const log = (m: string) => {
+    if (!o.quiet) console.error(m);
+  };
   const contents = await readResultDir(dir);
   const { manifest } = contents;
   const write = o.write !== false;
@@ -147,14 +180,20 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
     const P = parameterCount(model);
     const maxP = num('gn-max-params', o.gnMaxParams, (x) => x >= 1, 'a positive number') ?? 4000;
     if (P > maxP) {
-      throw new IbgpuError('LIMIT_EXCEEDED', `the Gauss–Newton ground truth needs an f64 ${P}×${P} eigendecomposition (over --gn-max-params ${maxP})`, 'it is meant for small networks; raise --gn-max-params to force it');
+      throw new IbgpuError(
+        'LIMIT_EXCEEDED',
+        `the Gauss–Newton ground truth needs an f64 ${P}×${P} eigendecomposition (over --gn-max-params ${maxP})`,
+        'it is meant for small networks; raise --gn-max-params to force it',
+      );
     }
     const { gaussNewtonMethod, gaussNewtonFlops, measureFlopRate, largestGap, CLEAR_GAP } = await import('../cpu/gauss-newton.js');
     const nOut = model.layers[model.layers.length - 1]!.dOut;
     const method = gaussNewtonMethod(P, data.n * nOut);
     const flops = gaussNewtonFlops(model, data.n, method);
     const rate = measureFlopRate();
-    log(`Gauss–Newton nullity: ${P} parameters, ${data.n} datapoints (float64 ${method === 'svd' ? 'QR + Jacobi SVD of the stacked Jacobian' : 'eigenvalues of JᵀJ'}, CPU, one thread)`);
+    log(
+      `Gauss–Newton nullity: ${P} parameters, ${data.n} datapoints (float64 ${method === 'svd' ? 'QR + Jacobi SVD of the stacked Jacobian' : 'eigenvalues of JᵀJ'}, CPU, one thread)`,
+    );
     log(`  about ${(flops / 1e9).toFixed(1)} GFLOP; estimate ${formatDuration(flops / rate)} at the ${(rate / 1e9).toFixed(2)} GFLOP/s this machine gives now`);
     const { makeProgress } = await import('./progress.js');
     const progress = makeProgress(process.stderr, o.quiet === true || o.json === true);
@@ -166,13 +205,21 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
     const lg = largestGap(gn.singularValues);
     const clear = gn.gapAtCut >= CLEAR_GAP;
     if (!clear) {
-      console.error(`ibgpu report: warning: the Gauss–Newton spectrum has no clear gap at the cut (σ_r/σ_r+1 = ${gn.gapAtCut.toPrecision(3)} < ${CLEAR_GAP}); the nullity ${gn.nullity} is ill-defined and moves with the tolerance (largest gap ×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'} would give ${gn.params - lg.rank})`);
+      console.error(
+        `ibgpu report: warning: the Gauss–Newton spectrum has no clear gap at the cut (σ_r/σ_r+1 = ${gn.gapAtCut.toPrecision(3)} < ${CLEAR_GAP}); the nullity ${gn.nullity} is ill-defined and moves with the tolerance (largest gap ×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'} would give ${gn.params - lg.rank})`,
+      );
     }
     deg = {
       ...deg,
       ground_truth: {
-        gauss_newton_nullity: gn.nullity, rank: gn.rank, params: gn.params, method: gn.method, rtol: gn.rtol, gap_at_cut: gn.gapAtCut,
-        clear_gap: clear, largest_gap: { ratio: lg.ratio, nullity: gn.params - lg.rank },
+        gauss_newton_nullity: gn.nullity,
+        rank: gn.rank,
+        params: gn.params,
+        method: gn.method,
+        rtol: gn.rtol,
+        gap_at_cut: gn.gapAtCut,
+        clear_gap: clear,
+        largest_gap: { ratio: lg.ratio, nullity: gn.params - lg.rank },
       },
     };
     degChanged = true;
@@ -198,10 +245,22 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
   const { readAblations } = await import('../ablate/from-result.js');
   const ablations = await readAblations(dir);
   if (o.json) {
-    console.log(JSON.stringify({
-      result: dir, adapter: manifest.adapter, dataset_size: manifest.dataset_size, node_layers: manifest.config.node_layers,
-      timings_ms: manifest['timings_ms'] ?? null, degeneracy: deg ?? null, modules: mods ?? null, ablations: ablations ?? null,
-    }, null, 2));
+    console.log(
+      JSON.stringify(
+        {
+          result: dir,
+          adapter: manifest.adapter,
+          dataset_size: manifest.dataset_size,
+          node_layers: manifest.config.node_layers,
+          timings_ms: manifest['timings_ms'] ?? null,
+          degeneracy: deg ?? null,
+          modules: mods ?? null,
+          ablations: ablations ?? null,
+        },
+        null,
+        2,
+      ),
+    );
     return 0;
   }
   const near = num('near', o.near, (x) => x >= 0, 'a number >= 0 (a fraction of the datapoints when < 1, else a count)');

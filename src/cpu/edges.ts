@@ -7,8 +7,14 @@
  * against. A is ro × h, B is r × h, f is N × r and g is N × h, all row-major.
  */
 export function squaredEdgesF64(
-  A: ArrayLike<number>, B: ArrayLike<number>, f: ArrayLike<number>, g: ArrayLike<number>,
-  h: number, ro: number, r: number, rows: ArrayLike<number>,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  f: ArrayLike<number>,
+  g: ArrayLike<number>,
+  h: number,
+  ro: number,
+  r: number,
+  rows: ArrayLike<number>,
 ): { sum: Float64Array; abs: Float64Array } {
   const sum = new Float64Array(ro * r);
   const abs = new Float64Array(ro * r);

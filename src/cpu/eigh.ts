@@ -67,16 +67,19 @@ function symmetrisedUpper(a: ArrayLike<number>, n: number): { w: Float64Array; a
  * e[n-1] = 0), and for k < n-2 row k of `w` right of the diagonal holds the Householder vector
  * v_k (H_k = I − beta[k] v_k v_kᵀ acting on indices k+1..n-1), with Qᵀ = H_{n-3} ⋯ H_0.
  */
-function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64Array, beta: Float64Array,
-  p: Float64Array): void {
+function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64Array, beta: Float64Array, p: Float64Array): void {
   for (let k = 0; k < n - 2; k++) {
     const rk = k * n;
     d[k] = w[rk + k]!;
     // x = A[k, k+1..n): norm, with the tail separately to detect an already-reduced row.
     const x0 = w[rk + k + 1]!;
     let tail = 0;
-    for (let j = k + 2; j < n; j++) { const t = w[rk + j]!; tail += t * t; }
-    if (tail === 0) { // already tridiagonal in this row: H_k = I
+    for (let j = k + 2; j < n; j++) {
+      const t = w[rk + j]!;
+      tail += t * t;
+    }
+    if (tail === 0) {
+      // already tridiagonal in this row: H_k = I
       e[k] = x0;
       beta[k] = 0;
       continue;
@@ -103,7 +106,10 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
     }
     // q = p − (b/2)(pᵀv) v, then A22 ← A22 − v qᵀ − q vᵀ  (= H A22 H).
     let pv = 0;
-    for (let i = lo; i < n; i++) { p[i]! *= b; pv += p[i]! * w[rk + i]!; }
+    for (let i = lo; i < n; i++) {
+      p[i]! *= b;
+      pv += p[i]! * w[rk + i]!;
+    }
     const half = 0.5 * b * pv;
     for (let i = lo; i < n; i++) p[i]! -= half * w[rk + i]!;
     for (let i = lo; i < n; i++) {
@@ -128,11 +134,21 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
  * (M ← M H_k H_{k-1}): one pass computes both products M v, one pass applies both rank-1
  * updates, halving the traffic over M.
  */
-function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float64Array,
-  va: Float64Array, vb: Float64Array, ua: Float64Array, ub: Float64Array, part = 0, parts = 1): void {
+function accumulateQt(
+  w: Float64Array,
+  n: number,
+  beta: Float64Array,
+  zt: Float64Array,
+  va: Float64Array,
+  vb: Float64Array,
+  ua: Float64Array,
+  ub: Float64Array,
+  part = 0,
+  parts = 1,
+): void {
   // Rows are independent (M ← M H_k updates each row on its own): with parts > 1 this call
   // owns rows i ≡ part (mod parts), interleaved so that the growing trailing block stays balanced.
-  const first = (lo: number) => lo + ((part - (lo % parts)) + parts) % parts;
+  const first = (lo: number) => lo + ((part - (lo % parts) + parts) % parts);
   for (let i = part; i < n; i += parts) {
     zt.fill(0, i * n, (i + 1) * n);
     zt[i * n + i] = 1;
@@ -150,7 +166,10 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
     for (let j = lo + 1; j < n; j++) vab += va[j]! * vb[j]!;
     for (let i = first(lo); i < n; i += parts) {
       const ri = i * n;
-      let a0 = 0, a1 = 0, c0 = 0, c1 = 0;
+      let a0 = 0,
+        a1 = 0,
+        c0 = 0,
+        c1 = 0;
       let j = lo;
       for (; j + 1 < n; j += 2) {
         const m0 = zt[ri + j]!;
@@ -177,7 +196,8 @@ function accumulateQt(w: Float64Array, n: number, beta: Float64Array, zt: Float6
       for (let j = lo; j < n; j++) zt[ri + j]! -= x * va[j]! + y * vb[j]!;
     }
   }
-  if (k === 0) { // one reflector left over
+  if (k === 0) {
+    // one reflector left over
     const b = beta[0]!;
     if (b !== 0) {
       for (let j = 1; j < n; j++) va[j] = w[j]!;
@@ -252,7 +272,8 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
         const bb = c * e[i]!;
         const r = hyp(f, g);
         e[i + 1] = r;
-        if (r === 0) { // the chase underflowed: finish this sweep early and retry
+        if (r === 0) {
+          // the chase underflowed: finish this sweep early and retry
           d[i + 1]! -= p;
           e[m] = 0;
           underflow = true;
@@ -285,14 +306,23 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
  * neighbouring rotations stays in a register, so each group loads and stores 5 rows instead of
  * 8 (about 2x faster in V8 than one rotation per pass).
  */
-function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number,
-  k0 = 0, k1 = n, off = 0): void {
+function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0 = 0, k1 = n, off = 0): void {
   let i = hi;
   for (; i - 3 >= lo; i -= 4) {
     const o = i + off; // the (c, s) of rotation (i, i+1)
-    const c0 = cs[o]!, s0 = sn[o]!, c1 = cs[o - 1]!, s1 = sn[o - 1]!;
-    const c2 = cs[o - 2]!, s2 = sn[o - 2]!, c3 = cs[o - 3]!, s3 = sn[o - 3]!;
-    const r4 = (i + 1) * n, r3 = r4 - n, r2 = r3 - n, r1 = r2 - n, r0 = r1 - n;
+    const c0 = cs[o]!,
+      s0 = sn[o]!,
+      c1 = cs[o - 1]!,
+      s1 = sn[o - 1]!;
+    const c2 = cs[o - 2]!,
+      s2 = sn[o - 2]!,
+      c3 = cs[o - 3]!,
+      s3 = sn[o - 3]!;
+    const r4 = (i + 1) * n,
+      r3 = r4 - n,
+      r2 = r3 - n,
+      r1 = r2 - n,
+      r0 = r1 - n;
     for (let k = k0; k < k1; k++) {
       let t = zt[r4 + k]!; // carried row: the lower row of the current rotation
       let z = zt[r3 + k]!;
@@ -370,7 +400,14 @@ class RotationRecorder {
 
   log(): RotationLog {
     const t = this.sweeps;
-    return { sweeps: t, lo: this.lo.slice(0, t), hi: this.hi.slice(0, t), at: this.at.slice(0, t), c: this.c.slice(0, this.used), s: this.s.slice(0, this.used) };
+    return {
+      sweeps: t,
+      lo: this.lo.slice(0, t),
+      hi: this.hi.slice(0, t),
+      at: this.at.slice(0, t),
+      c: this.c.slice(0, this.used),
+      s: this.s.slice(0, this.used),
+    };
   }
 }
 
@@ -389,8 +426,7 @@ function descendingOrder(d: Float64Array): Int32Array {
 
 function assertFinite(fn: string, amax: number): void {
   if (!Number.isFinite(amax)) {
-    throw new IbgpuError('NON_FINITE', `${fn}: matrix contains NaN or ±Infinity`,
-      'remove or impute non-finite values before the eigensolve');
+    throw new IbgpuError('NON_FINITE', `${fn}: matrix contains NaN or ±Infinity`, 'remove or impute non-finite values before the eigensolve');
   }
 }
 
@@ -404,7 +440,8 @@ export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
   assertFinite('symEig', amax);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
-  if (amax === 0) { // zero matrix: any orthonormal basis; the identity is the natural one
+  if (amax === 0) {
+    // zero matrix: any orthonormal basis; the identity is the natural one
     for (let i = 0; i < n; i++) vectors[i * n + i] = 1;
     return { values, vectors };
   }
@@ -420,8 +457,7 @@ export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
 }
 
 /** Sorts the QL eigenvalues `d` descending and transposes the matching rows of `zt` into columns. */
-function assembleEigenpairs(d: Float64Array, zt: Float64Array, n: number,
-  values = new Float64Array(n), vectors = new Float64Array(n * n)): SymEigResult {
+function assembleEigenpairs(d: Float64Array, zt: Float64Array, n: number, values = new Float64Array(n), vectors = new Float64Array(n * n)): SymEigResult {
   const order = descendingOrder(d);
   for (let k = 0; k < n; k++) {
     const src = order[k]!;

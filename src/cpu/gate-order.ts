@@ -61,12 +61,18 @@ export function signPatternOrder(pre: ArrayLike<number>, rows: number, cols: num
     for (let k = 0; k < CHAIN_WINDOW && (lo >= 0 || hi < rows); k++) {
       if (hi < rows) {
         const d = distance(cur, hi);
-        if (d < bestD) { bestD = d; best = hi; }
+        if (d < bestD) {
+          bestD = d;
+          best = hi;
+        }
         hi = next[hi]!;
       }
       if (lo >= 0) {
         const d = distance(cur, lo);
-        if (d < bestD) { bestD = d; best = lo; }
+        if (d < bestD) {
+          bestD = d;
+          best = lo;
+        }
         lo = prev[lo]!;
       }
     }
@@ -114,13 +120,21 @@ export function gateChanges(gates: Float32Array, rows: number, h: number, order:
     if (fresh) {
       for (let k = 0; k < h; k++) {
         const g = gates[base + k]!;
-        if (g !== 0) { pairs[2 * count] = k; dgs[2 * count + 1] = g; count++; }
+        if (g !== 0) {
+          pairs[2 * count] = k;
+          dgs[2 * count + 1] = g;
+          count++;
+        }
       }
     } else {
       for (let k = 0; k < h; k++) {
         const g = gates[base + k]!;
         const p = gates[prevBase + k]!;
-        if (g !== p) { pairs[2 * count] = k; dgs[2 * count + 1] = g - p; count++; }
+        if (g !== p) {
+          pairs[2 * count] = k;
+          dgs[2 * count + 1] = g - p;
+          count++;
+        }
       }
     }
     visits[4 * n] = row;

@@ -201,7 +201,10 @@ export function measureFlopRate(): number {
   matmulF64(a, a, { m: k, n: k, k }); // warm-up (JIT)
   const t0 = performance.now();
   let reps = 0;
-  do { matmulF64(a, a, { m: k, n: k, k }); reps++; } while (performance.now() - t0 < 20);
+  do {
+    matmulF64(a, a, { m: k, n: k, k });
+    reps++;
+  } while (performance.now() - t0 < 20);
   return (2 * k * k * k * reps) / ((performance.now() - t0) / 1000);
 }
 

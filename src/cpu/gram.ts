@@ -59,35 +59,59 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
     const a0 = i * B;
     const a1 = a0 + B;
     // the 2x2 block on the diagonal: (i,i), (i,i+1), (i+1,i+1)
-    let s00 = 0, s01 = 0, s11 = 0;
+    let s00 = 0,
+      s01 = 0,
+      s11 = 0;
     for (let b = 0; b < B; b++) {
-      const u = p[a0 + b]!, v = p[a1 + b]!;
-      s00 += u * u; s01 += u * v; s11 += v * v;
+      const u = p[a0 + b]!,
+        v = p[a1 + b]!;
+      s00 += u * u;
+      s01 += u * v;
+      s11 += v * v;
     }
-    g[i * d + i]! += s00; g[i * d + i + 1]! += s01; g[(i + 1) * d + i + 1]! += s11;
+    g[i * d + i]! += s00;
+    g[i * d + i + 1]! += s01;
+    g[(i + 1) * d + i + 1]! += s11;
     let j = i + 2;
     for (; j + 1 < d; j += 2) {
       const c0 = j * B;
       const c1 = c0 + B;
-      let t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+      let t00 = 0,
+        t01 = 0,
+        t10 = 0,
+        t11 = 0;
       for (let b = 0; b < B; b++) {
-        const u = p[a0 + b]!, v = p[a1 + b]!, w = p[c0 + b]!, z = p[c1 + b]!;
-        t00 += u * w; t01 += u * z; t10 += v * w; t11 += v * z;
+        const u = p[a0 + b]!,
+          v = p[a1 + b]!,
+          w = p[c0 + b]!,
+          z = p[c1 + b]!;
+        t00 += u * w;
+        t01 += u * z;
+        t10 += v * w;
+        t11 += v * z;
       }
-      const r0 = i * d + j, r1 = r0 + d;
-      g[r0]! += t00; g[r0 + 1]! += t01; g[r1]! += t10; g[r1 + 1]! += t11;
+      const r0 = i * d + j,
+        r1 = r0 + d;
+      g[r0]! += t00;
+      g[r0 + 1]! += t01;
+      g[r1]! += t10;
+      g[r1 + 1]! += t11;
     }
     if (j < d) {
       const c0 = j * B;
-      let t0 = 0, t1 = 0;
+      let t0 = 0,
+        t1 = 0;
       for (let b = 0; b < B; b++) {
         const w = p[c0 + b]!;
-        t0 += p[a0 + b]! * w; t1 += p[a1 + b]! * w;
+        t0 += p[a0 + b]! * w;
+        t1 += p[a1 + b]! * w;
       }
-      g[i * d + j]! += t0; g[(i + 1) * d + j]! += t1;
+      g[i * d + j]! += t0;
+      g[(i + 1) * d + j]! += t1;
     }
   }
-  if (i < d) { // odd d: the last diagonal entry
+  if (i < d) {
+    // odd d: the last diagonal entry
     const a0 = i * B;
     let s = 0;
     for (let b = 0; b < B; b++) s += p[a0 + b]! * p[a0 + b]!;

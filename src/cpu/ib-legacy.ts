@@ -201,7 +201,11 @@ export function legacyBasisRef(F: Float64Array, n: number, dim: number, centred:
 
 /** Functional edges E (ro × r) of one section for a given input basis (SPEC §5.3). */
 export function functionalEdgesRef(
-  s: RefSection, basis: { C: Float64Array; Cpinv: Float64Array; r: number }, F: Float64Array, n: number, pts: RefPoints,
+  s: RefSection,
+  basis: { C: Float64Array; Cpinv: Float64Array; r: number },
+  F: Float64Array,
+  n: number,
+  pts: RefPoints,
 ): Float64Array {
   const { r } = basis;
   const d = s.dim;

@@ -41,14 +41,28 @@ export function loadCostF64(data: Float32Array, c: LoadCostCase): Float64Array {
       let idx: number;
       let regValue: number | undefined;
       switch (c.mode) {
-        case 'strided': idx = (gid * 64 + i) & mask; break;
-        case 'coalesced': idx = (gid + i * 256) & mask; break;
-        case 'uniform': idx = i & mask; break;
+        case 'strided':
+          idx = (gid * 64 + i) & mask;
+          break;
+        case 'coalesced':
+          idx = (gid + i * 256) & mask;
+          break;
+        case 'uniform':
+          idx = i & mask;
+          break;
         // wg[lid'] holds data[(wgBase + lid') & mask]
-        case 'workgroup': idx = (wgBase + ((lid + i) & 255)) & mask; break;
-        case 'ubo': idx = (gid + i * 256) & (LOAD_COST_TABLE - 1); break;
-        case 'ubo-uniform': idx = i & (LOAD_COST_TABLE - 1); break;
-        default: idx = 0; regValue = ((i + gid) & 255) / 512 - 0.25;
+        case 'workgroup':
+          idx = (wgBase + ((lid + i) & 255)) & mask;
+          break;
+        case 'ubo':
+          idx = (gid + i * 256) & (LOAD_COST_TABLE - 1);
+          break;
+        case 'ubo-uniform':
+          idx = i & (LOAD_COST_TABLE - 1);
+          break;
+        default:
+          idx = 0;
+          regValue = ((i + gid) & 255) / 512 - 0.25;
       }
       for (let q = 0; q < comps; q++) {
         const v = regValue ?? data[idx * 4 + q]!;

@@ -44,7 +44,8 @@ export function matmulF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: Mat
   let lastB = -1;
   for (let z = 0; z < batch; z++) {
     const ob = z * strideB;
-    if (ob !== lastB) { // broadcast B (stride 0) is unpacked once
+    if (ob !== lastB) {
+      // broadcast B (stride 0) is unpacked once
       for (let q = 0; q < k; q++) {
         for (let j = 0; j < n; j++) bt[q * n + j] = transB ? b[ob + j * k + q]! : b[ob + q * n + j]!;
       }
@@ -58,23 +59,70 @@ export function matmulF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: Mat
     const m4 = m - (m % 4);
     const n4 = n - (n % 4);
     for (let i = 0; i < m4; i += 4) {
-      const r0 = i * k, r1 = r0 + k, r2 = r1 + k, r3 = r2 + k;
+      const r0 = i * k,
+        r1 = r0 + k,
+        r2 = r1 + k,
+        r3 = r2 + k;
       for (let j = 0; j < n4; j += 4) {
-        let c00 = 0, c01 = 0, c02 = 0, c03 = 0, c10 = 0, c11 = 0, c12 = 0, c13 = 0;
-        let c20 = 0, c21 = 0, c22 = 0, c23 = 0, c30 = 0, c31 = 0, c32 = 0, c33 = 0;
+        let c00 = 0,
+          c01 = 0,
+          c02 = 0,
+          c03 = 0,
+          c10 = 0,
+          c11 = 0,
+          c12 = 0,
+          c13 = 0;
+        let c20 = 0,
+          c21 = 0,
+          c22 = 0,
+          c23 = 0,
+          c30 = 0,
+          c31 = 0,
+          c32 = 0,
+          c33 = 0;
         for (let q = 0, bq = j; q < k; q++, bq += n) {
-          const b0 = bt[bq]!, b1 = bt[bq + 1]!, b2 = bt[bq + 2]!, b3 = bt[bq + 3]!;
-          const a0 = ad[r0 + q]!, a1 = ad[r1 + q]!, a2 = ad[r2 + q]!, a3 = ad[r3 + q]!;
-          c00 += a0 * b0; c01 += a0 * b1; c02 += a0 * b2; c03 += a0 * b3;
-          c10 += a1 * b0; c11 += a1 * b1; c12 += a1 * b2; c13 += a1 * b3;
-          c20 += a2 * b0; c21 += a2 * b1; c22 += a2 * b2; c23 += a2 * b3;
-          c30 += a3 * b0; c31 += a3 * b1; c32 += a3 * b2; c33 += a3 * b3;
+          const b0 = bt[bq]!,
+            b1 = bt[bq + 1]!,
+            b2 = bt[bq + 2]!,
+            b3 = bt[bq + 3]!;
+          const a0 = ad[r0 + q]!,
+            a1 = ad[r1 + q]!,
+            a2 = ad[r2 + q]!,
+            a3 = ad[r3 + q]!;
+          c00 += a0 * b0;
+          c01 += a0 * b1;
+          c02 += a0 * b2;
+          c03 += a0 * b3;
+          c10 += a1 * b0;
+          c11 += a1 * b1;
+          c12 += a1 * b2;
+          c13 += a1 * b3;
+          c20 += a2 * b0;
+          c21 += a2 * b1;
+          c22 += a2 * b2;
+          c23 += a2 * b3;
+          c30 += a3 * b0;
+          c31 += a3 * b1;
+          c32 += a3 * b2;
+          c33 += a3 * b3;
         }
         const p = o + i * n + j;
-        out[p] = c00; out[p + 1] = c01; out[p + 2] = c02; out[p + 3] = c03;
-        out[p + n] = c10; out[p + n + 1] = c11; out[p + n + 2] = c12; out[p + n + 3] = c13;
-        out[p + 2 * n] = c20; out[p + 2 * n + 1] = c21; out[p + 2 * n + 2] = c22; out[p + 2 * n + 3] = c23;
-        out[p + 3 * n] = c30; out[p + 3 * n + 1] = c31; out[p + 3 * n + 2] = c32; out[p + 3 * n + 3] = c33;
+        out[p] = c00;
+        out[p + 1] = c01;
+        out[p + 2] = c02;
+        out[p + 3] = c03;
+        out[p + n] = c10;
+        out[p + n + 1] = c11;
+        out[p + n + 2] = c12;
+        out[p + n + 3] = c13;
+        out[p + 2 * n] = c20;
+        out[p + 2 * n + 1] = c21;
+        out[p + 2 * n + 2] = c22;
+        out[p + 2 * n + 3] = c23;
+        out[p + 3 * n] = c30;
+        out[p + 3 * n + 1] = c31;
+        out[p + 3 * n + 2] = c32;
+        out[p + 3 * n + 3] = c33;
       }
     }
     // Edges: the last m % 4 rows (all columns) and the last n % 4 columns of the blocked rows,

@@ -26,7 +26,10 @@ export interface SampleForward {
 
 /** Forward pass of row `row` of x (row-major, dIn of the first layer wide). */
 export function forwardSampleF64(
-  model: { readonly layers: readonly ForwardLayer[] }, x: ArrayLike<number>, row: number, activate: (a: Activation, v: number) => number = act,
+  model: { readonly layers: readonly ForwardLayer[] },
+  x: ArrayLike<number>,
+  row: number,
+  activate: (a: Activation, v: number) => number = act,
 ): SampleForward {
   const d0 = model.layers[0]!.dIn;
   const inputs: Float64Array[] = [];
@@ -48,7 +51,12 @@ export function forwardSampleF64(
 }
 
 /** f64 CPU forward pass of the unfolded model (reference for tests; rows × dOut of the last layer). */
-export function forwardF64(model: { readonly layers: readonly ForwardLayer[] }, x: ArrayLike<number>, rows: number, act: (a: Activation, v: number) => number): Float64Array[] {
+export function forwardF64(
+  model: { readonly layers: readonly ForwardLayer[] },
+  x: ArrayLike<number>,
+  rows: number,
+  act: (a: Activation, v: number) => number,
+): Float64Array[] {
   const outs: Float64Array[] = [Float64Array.from(x), ...model.layers.map((l) => new Float64Array(rows * l.dOut))];
   for (let n = 0; n < rows; n++) {
     const f = forwardSampleF64(model, x, n, act);

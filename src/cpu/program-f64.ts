@@ -230,7 +230,10 @@ function attentionProbs(op: Extract<Op, { kind: 'attention' }>, q: Float64Array,
     for (let t = 0; t < P; t++) {
       let mx = -Infinity;
       for (let u = 0; u < P; u++) {
-        if (masked(op, t, u)) { s[u] = -Infinity; continue; }
+        if (masked(op, t, u)) {
+          s[u] = -Infinity;
+          continue;
+        }
         let dot = 0;
         for (let c = 0; c < dHead; c++) dot += q[t * wq + h * dHead + c]! * k[u * wq + h * dHead + c]!;
         s[u] = dot / op.scale;
@@ -299,15 +302,7 @@ export function vjpSampleF64(
   return p.inputs.map((id) => grads[id] ?? new Float64Array(K * size(p, id)));
 }
 
-function backwardOp(
-  p: SectionProgram,
-  op: Op,
-  vals: ProgramValues,
-  n: number,
-  gy: Float64Array,
-  K: number,
-  g: (id: number) => Float64Array,
-): void {
+function backwardOp(p: SectionProgram, op: Op, vals: ProgramValues, n: number, gy: Float64Array, K: number, g: (id: number) => Float64Array): void {
   const Py = p.values[op.y]!.positions;
   const sy = size(p, op.y);
   switch (op.kind) {
@@ -319,7 +314,11 @@ function backwardOp(
       for (let r = 0; r < rows; r++) {
         const yo = r * wOut;
         let any = false;
-        for (let o = 0; o < wOut; o++) if (gy[yo + o] !== 0) { any = true; break; }
+        for (let o = 0; o < wOut; o++)
+          if (gy[yo + o] !== 0) {
+            any = true;
+            break;
+          }
         if (!any) continue;
         const xo = r * wIn;
         for (let i = 0; i < wIn; i++) {
@@ -470,14 +469,21 @@ function attentionBackward(
       for (let t = 0; t < P; t++) {
         const zt = t * wv + h * dV;
         let any = false;
-        for (let c = 0; c < dV; c++) if (dz[zt + c] !== 0) { any = true; break; }
+        for (let c = 0; c < dV; c++)
+          if (dz[zt + c] !== 0) {
+            any = true;
+            break;
+          }
         if (!any) continue;
         const base = (h * P + t) * P;
         // dp_{t,u} = dz_t·v_u; dv_u += p_{t,u} dz_t
         let pdp = 0;
         for (let u = 0; u < P; u++) {
           const pr = probs[base + u]!;
-          if (pr === 0) { dp[u] = 0; continue; }
+          if (pr === 0) {
+            dp[u] = 0;
+            continue;
+          }
           let s = 0;
           for (let c = 0; c < dV; c++) {
             s += dz[zt + c]! * v[u * wv + h * dV + c]!;
@@ -537,7 +543,11 @@ export function embedF64(embed: EmbedSpec, tokens: ArrayLike<number>, nSamples: 
   for (let i = 0; i < nSamples * P; i++) {
     const t = tokens[i]!;
     if (!Number.isInteger(t) || t < 0 || t >= embed.vocab) {
-      throw new IbgpuError('SHAPE', `token id ${t} at sample ${Math.floor(i / P)}, position ${i % P} is outside the vocabulary 0..${embed.vocab - 1}`, 'tokenise with the model\'s tokenizer, or check d_vocab in the model config');
+      throw new IbgpuError(
+        'SHAPE',
+        `token id ${t} at sample ${Math.floor(i / P)}, position ${i % P} is outside the vocabulary 0..${embed.vocab - 1}`,
+        "tokenise with the model's tokenizer, or check d_vocab in the model config",
+      );
     }
     e.set(embed.WE.subarray(t * w, (t + 1) * w), i * w);
   }

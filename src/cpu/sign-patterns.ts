@@ -163,34 +163,57 @@ export function cofireCpu(words: Uint32Array, d: number, n: number): Float64Arra
   for (; a + 1 < d; a += 2) {
     const p = a * W;
     const q = p + W;
-    let s00 = 0, s01 = 0, s11 = 0;
+    let s00 = 0,
+      s01 = 0,
+      s11 = 0;
     for (let w = 0; w < W; w++) {
-      const u = words[p + w]!, v = words[q + w]!;
-      s00 += popcount32(u); s01 += popcount32(u & v); s11 += popcount32(v);
+      const u = words[p + w]!,
+        v = words[q + w]!;
+      s00 += popcount32(u);
+      s01 += popcount32(u & v);
+      s11 += popcount32(v);
     }
-    A[a * d + a] = s00; A[a * d + a + 1] = s01; A[(a + 1) * d + a + 1] = s11;
+    A[a * d + a] = s00;
+    A[a * d + a + 1] = s01;
+    A[(a + 1) * d + a + 1] = s11;
     let b = a + 2;
     for (; b + 1 < d; b += 2) {
       const r = b * W;
       const s = r + W;
-      let t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+      let t00 = 0,
+        t01 = 0,
+        t10 = 0,
+        t11 = 0;
       for (let w = 0; w < W; w++) {
-        const u = words[p + w]!, v = words[q + w]!, x = words[r + w]!, y = words[s + w]!;
-        t00 += popcount32(u & x); t01 += popcount32(u & y); t10 += popcount32(v & x); t11 += popcount32(v & y);
+        const u = words[p + w]!,
+          v = words[q + w]!,
+          x = words[r + w]!,
+          y = words[s + w]!;
+        t00 += popcount32(u & x);
+        t01 += popcount32(u & y);
+        t10 += popcount32(v & x);
+        t11 += popcount32(v & y);
       }
-      A[a * d + b] = t00; A[a * d + b + 1] = t01; A[(a + 1) * d + b] = t10; A[(a + 1) * d + b + 1] = t11;
+      A[a * d + b] = t00;
+      A[a * d + b + 1] = t01;
+      A[(a + 1) * d + b] = t10;
+      A[(a + 1) * d + b + 1] = t11;
     }
     if (b < d) {
       const r = b * W;
-      let t0 = 0, t1 = 0;
+      let t0 = 0,
+        t1 = 0;
       for (let w = 0; w < W; w++) {
         const x = words[r + w]!;
-        t0 += popcount32(words[p + w]! & x); t1 += popcount32(words[q + w]! & x);
+        t0 += popcount32(words[p + w]! & x);
+        t1 += popcount32(words[q + w]! & x);
       }
-      A[a * d + b] = t0; A[(a + 1) * d + b] = t1;
+      A[a * d + b] = t0;
+      A[(a + 1) * d + b] = t1;
     }
   }
-  if (a < d) { // odd d: the last diagonal entry
+  if (a < d) {
+    // odd d: the last diagonal entry
     let s = 0;
     for (let w = a * W; w < (a + 1) * W; w++) s += popcount32(words[w]!);
     A[a * d + a] = s;

@@ -39,7 +39,12 @@ export function softmaxXentF64(logits: ArrayLike<number>, labels: ArrayLike<numb
 
 /** grad_out · σ'(x + bias), rows × cols. */
 export function actBackwardF64(
-  x: ArrayLike<number>, bias: ArrayLike<number>, gradOut: ArrayLike<number>, rows: number, cols: number, a: Activation,
+  x: ArrayLike<number>,
+  bias: ArrayLike<number>,
+  gradOut: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  a: Activation,
 ): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) {
@@ -53,7 +58,11 @@ export function actBackwardF64(
 
 /** One Adam step in place (torch.optim.Adam's formula), float64. `step` is 1-based. */
 export function adamStepF64(
-  p: Float64Array, g: ArrayLike<number>, m: Float64Array, v: Float64Array, step: number,
+  p: Float64Array,
+  g: ArrayLike<number>,
+  m: Float64Array,
+  v: Float64Array,
+  step: number,
   h: { lr: number; beta1: number; beta2: number; eps: number },
 ): void {
   const stepSize = h.lr / (1 - h.beta1 ** step);

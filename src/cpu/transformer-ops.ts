@@ -86,9 +86,7 @@ export function lnVarVjpF64(x: Arr, dy: Arr, B: number, K: number, P: number, wi
   return out;
 }
 
-export function lnDivVjpF64(
-  v: Arr, x: Arr, dy: Arr, B: number, K: number, P: number, d: number, eps: number,
-): { dx: Float64Array; dvar: Float64Array } {
+export function lnDivVjpF64(v: Arr, x: Arr, dy: Arr, B: number, K: number, P: number, d: number, eps: number): { dx: Float64Array; dvar: Float64Array } {
   const w = d + 1;
   const rows = B * K * P;
   const dx = new Float64Array(rows * w);

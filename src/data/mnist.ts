@@ -94,13 +94,21 @@ export function pixelsFromBytes(buf: Uint8Array): Uint8Array | undefined {
     let a = 0;
     let digits = 0;
     let c = buf[i]!;
-    while (c >= ZERO && c <= ZERO + 9) { a = a * 10 + c - ZERO; digits++; c = buf[++i]!; }
+    while (c >= ZERO && c <= ZERO + 9) {
+      a = a * 10 + c - ZERO;
+      digits++;
+      c = buf[++i]!;
+    }
     if (digits === 0 || digits > 1) return undefined;
     let f = 0;
     let k = 0;
     if (c === DOT) {
       c = buf[++i]!;
-      while (c >= ZERO && c <= ZERO + 9) { f = f * 10 + c - ZERO; k++; c = buf[++i]!; }
+      while (c >= ZERO && c <= ZERO + 9) {
+        f = f * 10 + c - ZERO;
+        k++;
+        c = buf[++i]!;
+      }
       if (k === 0 || k > 3) return undefined;
     }
     const v = (a * pow[k]! + f) / pow[k]!;

@@ -36,7 +36,8 @@ function bad(msg: string, hint?: string): IbgpuError {
 /** Parses rib's `dataset` block of type modular_arithmetic (rib's defaults: add, 0.3, seed 0, train). */
 export function parseModularArithmetic(raw: Record<string, unknown>, fallback: Partial<ModularArithmeticSpec> = {}): ModularArithmeticSpec {
   const modulus = raw['modulus'] ?? fallback.modulus;
-  if (typeof modulus !== 'number' || !Number.isInteger(modulus) || modulus < 2) throw bad(`dataset.modulus must be an integer ≥ 2, got ${JSON.stringify(modulus)}`);
+  if (typeof modulus !== 'number' || !Number.isInteger(modulus) || modulus < 2)
+    throw bad(`dataset.modulus must be an integer ≥ 2, got ${JSON.stringify(modulus)}`);
   const fn = raw['fn_name'] ?? fallback.fn_name ?? 'add';
   if (fn !== 'add' && fn !== 'subtract' && fn !== 'x2xyy2') throw bad(`dataset.fn_name '${String(fn)}' is not allowed`, "use 'add', 'subtract' or 'x2xyy2'");
   const frac = raw['frac_train'] ?? fallback.frac_train ?? 0.3;
@@ -50,9 +51,12 @@ export function parseModularArithmetic(raw: Record<string, unknown>, fallback: P
 
 function label(fn: ModularFn, a: number, b: number, p: number): number {
   switch (fn) {
-    case 'add': return (a + b) % p;
-    case 'subtract': return (((a - b) % p) + p) % p;
-    case 'x2xyy2': return (a * a + a * b + b * b) % p;
+    case 'add':
+      return (a + b) % p;
+    case 'subtract':
+      return (((a - b) % p) + p) % p;
+    case 'x2xyy2':
+      return (a * a + a * b + b * b) % p;
   }
 }
 
@@ -81,7 +85,10 @@ export function modularArithmetic(spec: ModularArithmeticSpec): TokenDataset {
     labels[i] = label(spec.fn_name, a, b, p);
   }
   return {
-    tokens, n, P: 3, labels,
+    tokens,
+    n,
+    P: 3,
+    labels,
     source: `modular_arithmetic(modulus ${p}, ${spec.fn_name}, frac_train ${spec.frac_train}, seed ${spec.seed}, ${spec.return_set})`,
   };
 }

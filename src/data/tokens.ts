@@ -36,7 +36,11 @@ function tokenValues(t: Tensor, path: string): Int32Array {
     return out;
   }
   if (t.dtype === 'I16' || t.dtype === 'U16' || t.dtype === 'U32' || t.dtype === 'U8' || t.dtype === 'I8') return Int32Array.from(t.data as ArrayLike<number>);
-  throw new IbgpuError('BAD_FILE', `${path}: token ids must be integers (int32 or int64), the file holds ${t.dtype}`, 'save the token ids with dtype int64 or int32');
+  throw new IbgpuError(
+    'BAD_FILE',
+    `${path}: token ids must be integers (int32 or int64), the file holds ${t.dtype}`,
+    'save the token ids with dtype int64 or int32',
+  );
 }
 
 /** Cuts a token stream into rib's windows: ceil(L / n_ctx) − 1 of them (the last always dropped). */
@@ -77,7 +81,11 @@ export function tokensFromTensor(t: Tensor, path: string, o: TokenNpyOptions): T
   for (let i = 0; i < ids.length; i++) {
     const v = ids[i]!;
     if (v < 0 || v >= o.vocab) {
-      throw new IbgpuError('SHAPE', `${path}: token id ${v} (sequence ${Math.floor(i / P)}, position ${i % P}) is outside the vocabulary 0..${o.vocab - 1}`, "tokenise with the model's tokenizer, or check d_vocab in the model config");
+      throw new IbgpuError(
+        'SHAPE',
+        `${path}: token id ${v} (sequence ${Math.floor(i / P)}, position ${i % P}) is outside the vocabulary 0..${o.vocab - 1}`,
+        "tokenise with the model's tokenizer, or check d_vocab in the model config",
+      );
     }
   }
   if (n === 0) throw new IbgpuError('SHAPE', `${path}: no sequences`);

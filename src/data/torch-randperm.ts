@@ -47,10 +47,18 @@ export class Mt19937 {
 export function torchRandperm(n: number, seed: number): Int32Array {
   if (!Number.isInteger(n) || n < 0) throw new Error(`torchRandperm: n = ${n}`);
   if (n >= Math.floor(4294967295 / 20)) {
-    throw new IbgpuError('BAD_CONFIG', `a permutation of ${n} items uses torch's random64() path, which ibgpu does not reproduce`, 'use fewer than 214,748,364 items');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `a permutation of ${n} items uses torch's random64() path, which ibgpu does not reproduce`,
+      'use fewer than 214,748,364 items',
+    );
   }
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
-    throw new IbgpuError('BAD_CONFIG', `seed ${seed} is not an integer in 0..2^32−1`, 'torch seeds its Mersenne Twister with the low 32 bits; give such a seed');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `seed ${seed} is not an integer in 0..2^32−1`,
+      'torch seeds its Mersenne Twister with the low 32 bits; give such a seed',
+    );
   }
   const gen = new Mt19937(seed);
   const r = new Int32Array(n);

@@ -12,9 +12,7 @@ import { IbgpuError } from '../errors.js';
 
 export type Backend = 'auto' | 'gpu' | 'vulkan' | 'opengl' | 'opengles' | 'swiftshader' | 'metal' | 'd3d12' | 'browser';
 
-export const BACKENDS: readonly Backend[] = [
-  'auto', 'gpu', 'vulkan', 'opengl', 'opengles', 'swiftshader', 'metal', 'd3d12', 'browser',
-];
+export const BACKENDS: readonly Backend[] = ['auto', 'gpu', 'vulkan', 'opengl', 'opengles', 'swiftshader', 'metal', 'd3d12', 'browser'];
 
 export interface AcquireOptions {
   /** Which backend; defaults to env IBGPU_BACKEND, then 'auto'. */
@@ -125,8 +123,11 @@ async function vulkanDriverInstalled(): Promise<boolean> {
   const fs = await import('node:fs');
   const path = await import('node:path');
   const bases = [
-    ...(env['XDG_CONFIG_DIRS'] ?? '/etc/xdg').split(':'), '/etc',
-    ...(env['XDG_DATA_DIRS'] ?? '/usr/local/share:/usr/share').split(':'), '/usr/local/share', '/usr/share',
+    ...(env['XDG_CONFIG_DIRS'] ?? '/etc/xdg').split(':'),
+    '/etc',
+    ...(env['XDG_DATA_DIRS'] ?? '/usr/local/share:/usr/share').split(':'),
+    '/usr/local/share',
+    '/usr/share',
     ...(env['HOME'] ? [path.join(env['HOME'], '.local', 'share')] : []),
   ];
   return bases.some((b) => {
@@ -163,10 +164,18 @@ async function acquireNode(backend: Backend, wanted: readonly GPUFeatureName[], 
   let createOpts: string[];
   let featureLevel: 'core' | 'compatibility' = 'core';
   switch (backend) {
-    case 'gpu': createOpts = []; break;
-    case 'vulkan': createOpts = ['backend=vulkan']; break;
-    case 'metal': createOpts = ['backend=metal']; break;
-    case 'd3d12': createOpts = ['backend=d3d12']; break;
+    case 'gpu':
+      createOpts = [];
+      break;
+    case 'vulkan':
+      createOpts = ['backend=vulkan'];
+      break;
+    case 'metal':
+      createOpts = ['backend=metal'];
+      break;
+    case 'd3d12':
+      createOpts = ['backend=d3d12'];
+      break;
     case 'opengl':
     case 'opengles':
       // Without a display, Mesa's EGL needs the surfaceless platform or eglInitialize fails.

@@ -28,8 +28,11 @@ export class AttentionSample {
   readonly wv: Float64Array;
   readonly ds: Float64Array;
   constructor(
-    private readonly op: AttentionShape, private readonly m: number,
-    private readonly DZ: Float64Array, private readonly P: number, private readonly K: number,
+    private readonly op: AttentionShape,
+    private readonly m: number,
+    private readonly DZ: Float64Array,
+    private readonly P: number,
+    private readonly K: number,
   ) {
     this.vkq = new Float64Array(P * m);
     this.prob = new Float64Array(op.heads * P);
@@ -40,9 +43,14 @@ export class AttentionSample {
   /** xj: the sample's rows f·J [P, m] (from the GPU in f32, or float64 tables); alpha: the integration point. */
   run(xj: Float64Array, alpha: number): void {
     const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
-    const H = op.heads, dH = op.dHead, dV = op.dV, scale = op.scale;
+    const H = op.heads,
+      dH = op.dHead,
+      dV = op.dV,
+      scale = op.scale;
     const t = P - 1;
-    const HdV = H * dV, HdH = H * dH, NJ = H * P;
+    const HdV = H * dV,
+      HdH = H * dH,
+      NJ = H * P;
     const kCol = (h: number): number => HdV + h * dH;
     const qCol = (h: number): number => HdV + HdH + h * dH;
     for (let i = 0; i < P * m; i++) vkq[i] = alpha * xj[i]!;
@@ -50,7 +58,10 @@ export class AttentionSample {
     for (let h = 0; h < H; h++) {
       let mx = -Infinity;
       for (let u = 0; u < P; u++) {
-        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) { prob[h * P + u] = -Infinity; continue; }
+        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) {
+          prob[h * P + u] = -Infinity;
+          continue;
+        }
         let sc = 0;
         for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
         sc /= scale;
@@ -71,11 +82,13 @@ export class AttentionSample {
       }
     }
     // ds_{k,(h,u)} = p_u^h dz_k^h · w_u^h.
-    for (let k = 0; k < K; k++) for (let h = 0; h < H; h++) for (let u = 0; u < P; u++) {
-      let acc = 0;
-      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
-      ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
-    }
+    for (let k = 0; k < K; k++)
+      for (let h = 0; h < H; h++)
+        for (let u = 0; u < P; u++) {
+          let acc = 0;
+          for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
+          ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
+        }
   }
 }
 
@@ -110,11 +123,26 @@ export function mDashSumsView(sh: AttentionShape, buf: Float64Array, offset = 0)
  * Adds samples [n0, n1) to `out` (zeroed by the caller for a fresh partial): xj holds the rows
  * f·J [P, m] per sample (from the GPU in f32, or float64 tables), DZ the cotangents on z (K × H·dV), alpha the point.
  */
-export function addMDashAttentionSums(sh: AttentionShape, DZ: Float64Array, alpha: number, xj: Float64Array, n0: number, n1: number, out: MDashAttentionSums): void {
+export function addMDashAttentionSums(
+  sh: AttentionShape,
+  DZ: Float64Array,
+  alpha: number,
+  xj: Float64Array,
+  n0: number,
+  n1: number,
+  out: MDashAttentionSums,
+): void {
   const { P, m, K } = sh;
-  const H = sh.heads, dH = sh.dHead, dV = sh.dV, scale = sh.scale;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
   const t = P - 1;
-  const HdV = H * dV, HdH = H * dH, NJ = H * P, A = H + 1, L2 = 2 * HdH;
+  const HdV = H * dV,
+    HdH = H * dH,
+    NJ = H * P,
+    A = H + 1,
+    L2 = 2 * HdH;
   const { Wab, Psi, OmQ, OmK } = out;
   const sample = new AttentionSample(sh, m, DZ, P, K);
   const { vkq, prob, wv, ds } = sample;
@@ -143,11 +171,12 @@ export function addMDashAttentionSums(sh: AttentionShape, DZ: Float64Array, alph
       }
     }
     // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
-    for (let sp = 0; sp < P; sp++) for (let a1 = 0; a1 < A; a1++) {
-      const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
-      if (p1 === 0) continue;
-      for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
-    }
+    for (let sp = 0; sp < P; sp++)
+      for (let a1 = 0; a1 < A; a1++) {
+        const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
+        if (p1 === 0) continue;
+        for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+      }
     piT[0] = 1;
     for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
     for (let h = 0; h < H; h++) {
@@ -184,46 +213,49 @@ export function addMDashAttentionSums(sh: AttentionShape, DZ: Float64Array, alph
     }
     // Ψ: φ_(h,u) = κ_(h,u) in head h's q slot (+ q̂_h in its k slot at u = t*) at t*;
     // φ_(h,s) = q̂_h in the k slot at s ≠ t*. k slot of head h: h·dH, q slot: H·dH + h·dH.
-    for (let h1 = 0; h1 < H; h1++) for (let h2 = 0; h2 < H; h2++) {
-      // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ (upper head blocks only, see below).
-      if (h2 >= h1) {
-        tmp.fill(0);
-        for (let u1 = 0; u1 < P; u1++) for (let u2 = 0; u2 < P; u2++) {
-          const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+    for (let h1 = 0; h1 < H; h1++)
+      for (let h2 = 0; h2 < H; h2++) {
+        // QQ: Σ_{u,u'} β_(h1,u),(h2,u') κ_(h1,u) κ_(h2,u')ᵀ (upper head blocks only, see below).
+        if (h2 >= h1) {
+          tmp.fill(0);
+          for (let u1 = 0; u1 < P; u1++)
+            for (let u2 = 0; u2 < P; u2++) {
+              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+              if (bb === 0) continue;
+              for (let c = 0; c < dH; c++) tmp[u1 * dH + c]! += bb * kap[(h2 * P + u2) * dH + c]!;
+            }
+          for (let u1 = 0; u1 < P; u1++)
+            for (let c1 = 0; c1 < dH; c1++) {
+              const kv = kap[(h1 * P + u1) * dH + c1]!;
+              if (kv === 0) continue;
+              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * tmp[u1 * dH + c2]!;
+            }
+        }
+        // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
+        vec.fill(0);
+        for (let u1 = 0; u1 < P; u1++) {
+          const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
           if (bb === 0) continue;
-          for (let c = 0; c < dH; c++) tmp[u1 * dH + c]! += bb * kap[(h2 * P + u2) * dH + c]!;
+          for (let c = 0; c < dH; c++) vec[c]! += bb * kap[(h1 * P + u1) * dH + c]!;
         }
-        for (let u1 = 0; u1 < P; u1++) for (let c1 = 0; c1 < dH; c1++) {
-          const kv = kap[(h1 * P + u1) * dH + c1]!;
-          if (kv === 0) continue;
-          const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-          for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * tmp[u1 * dH + c2]!;
-        }
-      }
-      // QK (KQ by the symmetrisation): Σ_u β_(h1,u),(h2,t*) κ_(h1,u) q̂_h2ᵀ.
-      vec.fill(0);
-      for (let u1 = 0; u1 < P; u1++) {
-        const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
-        if (bb === 0) continue;
-        for (let c = 0; c < dH; c++) vec[c]! += bb * kap[(h1 * P + u1) * dH + c]!;
-      }
-      for (let c1 = 0; c1 < dH; c1++) {
-        const v = vec[c1]!;
-        if (v === 0) continue;
-        for (let c2 = 0; c2 < dH; c2++) {
-          Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
-        }
-      }
-      // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
-      let gam = 0;
-      for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
-      if (gam !== 0 && h2 >= h1) {
         for (let c1 = 0; c1 < dH; c1++) {
-          const v = gam * qh[h1 * dH + c1]!;
-          for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
+          const v = vec[c1]!;
+          if (v === 0) continue;
+          for (let c2 = 0; c2 < dH; c2++) {
+            Psi[(HdH + h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
+          }
+        }
+        // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s) (t* and every other key).
+        let gam = 0;
+        for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+        if (gam !== 0 && h2 >= h1) {
+          for (let c1 = 0; c1 < dH; c1++) {
+            const v = gam * qh[h1 * dH + c1]!;
+            for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * qh[h2 * dH + c2]!;
+          }
         }
       }
-    }
   }
 }
 
@@ -243,12 +275,25 @@ export interface EdgeAttentionTables {
  * the weight and the divisor: xj the projected rows f'·J [P, m], u = f C [P, r] per sample (f32).
  */
 export function addEdgeAttentionSums(
-  sh: AttentionShape, DZ: Float64Array, alpha: number, tables: EdgeAttentionTables, xj: Float64Array, uAll: Float64Array, n0: number, n1: number, E: Float64Array,
+  sh: AttentionShape,
+  DZ: Float64Array,
+  alpha: number,
+  tables: EdgeAttentionTables,
+  xj: Float64Array,
+  uAll: Float64Array,
+  n0: number,
+  n1: number,
+  E: Float64Array,
 ): void {
   const { P, m, K } = sh;
-  const H = sh.heads, dH = sh.dHead, scale = sh.scale;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
   const t = P - 1;
-  const HdV = H * sh.dV, HdH = H * dH, NJ = H * P, A = H + 1;
+  const HdV = H * sh.dV,
+    HdH = H * dH,
+    NJ = H * P,
+    A = H + 1;
   const r = tables.r;
   const Yt = Array.from({ length: A }, (_, a) => tables.Yt.subarray(a * K * r, (a + 1) * K * r));
   const Kt = Array.from({ length: H }, (_, h) => tables.Kt.subarray(h * dH * r, (h + 1) * dH * r));
@@ -265,11 +310,12 @@ export function addEdgeAttentionSums(
     sample.run(xj.subarray(n * P * m, (n + 1) * P * m), alpha);
     U.fill(0);
     for (let j = 0; j < r; j++) U[j] = u[t * r + j]!;
-    for (let h = 0; h < H; h++) for (let q = 0; q < P; q++) {
-      const pq = prob[h * P + q]!;
-      if (pq === 0) continue;
-      for (let j = 0; j < r; j++) U[(h + 1) * r + j]! += pq * u[q * r + j]!;
-    }
+    for (let h = 0; h < H; h++)
+      for (let q = 0; q < P; q++) {
+        const pq = prob[h * P + q]!;
+        if (pq === 0) continue;
+        for (let j = 0; j < r; j++) U[(h + 1) * r + j]! += pq * u[q * r + j]!;
+      }
     at.fill(0);
     bt.fill(0);
     for (let h = 0; h < H; h++) {
@@ -277,13 +323,15 @@ export function addEdgeAttentionSums(
         const qc = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
         for (let j = 0; j < r; j++) bt[h * r + j]! += qc * Kt[h]![c * r + j]!;
       }
-      for (let q = 0; q < P; q++) for (let c = 0; c < dH; c++) {
-        const kc = vkq[q * m + HdV + h * dH + c]! / scale;
-        for (let j = 0; j < r; j++) at[(h * P + q) * r + j]! += kc * Qt[h]![c * r + j]!;
-      }
-      for (let q = 0; q < P; q++) for (let j = 0; j < r; j++) {
-        Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
-      }
+      for (let q = 0; q < P; q++)
+        for (let c = 0; c < dH; c++) {
+          const kc = vkq[q * m + HdV + h * dH + c]! / scale;
+          for (let j = 0; j < r; j++) at[(h * P + q) * r + j]! += kc * Qt[h]![c * r + j]!;
+        }
+      for (let q = 0; q < P; q++)
+        for (let j = 0; j < r; j++) {
+          Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
+        }
     }
     for (let k = 0; k < K; k++) {
       e.fill(0);

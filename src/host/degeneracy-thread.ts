@@ -50,7 +50,10 @@ export async function startDegeneracyThread(model: MlpModel, layers: number[]): 
   let owned = true;
   return {
     dispose(): void {
-      if (owned) { busy = false; void h.release(); }
+      if (owned) {
+        busy = false;
+        void h.release();
+      }
       owned = false;
     },
     upTo: L,

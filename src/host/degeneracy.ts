@@ -35,8 +35,12 @@ export const WIDE_LAYER = 4096;
 export function closedFormLayer(model: MlpModel, layers: readonly number[], cofireFor: (h: number) => boolean): number {
   const L = model.layers.length;
   const pen = model.layers[L - 2];
-  return L >= 2 && layers.includes(L - 2) && model.layers[L - 1]!.activation === 'identity'
-    && ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity') ? L - 2 : -1;
+  return L >= 2 &&
+    layers.includes(L - 2) &&
+    model.layers[L - 1]!.activation === 'identity' &&
+    ((pen!.activation === 'relu' && cofireFor(pen!.dOut)) || pen!.activation === 'identity')
+    ? L - 2
+    : -1;
 }
 
 /** (1/n) (W Wᵀ) ∘ A for the closed-form layer i (W = W_{i+1}, h × nOut); A undefined means all n (identity). */
@@ -111,7 +115,13 @@ class CarriedProduct {
   private readonly on: Uint8Array;
 
   /** Wa: ha × hm (row-major), Wb: hm × nb. */
-  constructor(private readonly Wa: Float64Array, private readonly Wb: Float64Array, private readonly ha: number, private readonly hm: number, private readonly nb: number) {
+  constructor(
+    private readonly Wa: Float64Array,
+    private readonly Wb: Float64Array,
+    private readonly ha: number,
+    private readonly hm: number,
+    private readonly nb: number,
+  ) {
     this.T = new Float64Array(ha * nb);
     this.on = new Uint8Array(hm);
   }
@@ -166,7 +176,10 @@ export class HostDegeneracyAccumulator {
   private readonly W: Float64Array[] = [];
   private seen = 0;
 
-  constructor(readonly model: MlpModel, readonly layers: number[]) {
+  constructor(
+    readonly model: MlpModel,
+    readonly layers: number[],
+  ) {
     const L = model.layers.length;
     this.L = L;
     this.upTo = L;
@@ -177,8 +190,12 @@ export class HostDegeneracyAccumulator {
     this.closedForm = closedFormLayer(model, layers, cofireFor);
     // The product carried across datapoints (CarriedProduct) needs a linear output layer, a ReLU
     // layer below it whose Jacobian Gram is not wanted directly, and a section below that.
-    this.carried = L >= 3 && this.lo <= L - 3 && model.layers[L - 1]!.activation === 'identity'
-      && model.layers[L - 2]!.activation === 'relu' && (!layers.includes(L - 2) || this.closedForm === L - 2);
+    this.carried =
+      L >= 3 &&
+      this.lo <= L - 3 &&
+      model.layers[L - 1]!.activation === 'identity' &&
+      model.layers[L - 2]!.activation === 'relu' &&
+      (!layers.includes(L - 2) || this.closedForm === L - 2);
     for (const i of layers) {
       const l = model.layers[i]!;
       if (i !== this.closedForm) this.jac.set(i, new Float64Array(l.dOut * l.dOut));
@@ -270,9 +287,13 @@ export class HostDegeneracyAccumulator {
           for (let k = 0; k < m; k++) wc[k] = W[wa + idx[k]!]!;
           for (let o = 0; o < nOut; o++) {
             const go = o * S;
-            let t0 = 0, t1 = 0;
+            let t0 = 0,
+              t1 = 0;
             let k = 0;
-            for (; k + 1 < m; k += 2) { t0 += Gt[go + k]! * wc[k]!; t1 += Gt[go + k + 1]! * wc[k + 1]!; }
+            for (; k + 1 < m; k += 2) {
+              t0 += Gt[go + k]! * wc[k]!;
+              t1 += Gt[go + k + 1]! * wc[k + 1]!;
+            }
             if (k < m) t0 += Gt[go + k]! * wc[k]!;
             Gn[go + mn] = (t0 + t1) * g;
           }
@@ -297,30 +318,59 @@ export class HostDegeneracyAccumulator {
     for (let o = 0; o < nOut; o++) for (let k = 0; k < m; k++) U[k * nOut + o] = Gt[o * S + k]!;
     let k = 0;
     for (; k + 1 < m; k += 2) {
-      const a0 = k * nOut, a1 = a0 + nOut;
-      const r0 = idx[k]! * h, r1 = idx[k + 1]! * h;
-      let s00 = 0, s01 = 0, s11 = 0;
+      const a0 = k * nOut,
+        a1 = a0 + nOut;
+      const r0 = idx[k]! * h,
+        r1 = idx[k + 1]! * h;
+      let s00 = 0,
+        s01 = 0,
+        s11 = 0;
       for (let o = 0; o < nOut; o++) {
-        const u = U[a0 + o]!, v = U[a1 + o]!;
-        s00 += u * u; s01 += u * v; s11 += v * v;
+        const u = U[a0 + o]!,
+          v = U[a1 + o]!;
+        s00 += u * u;
+        s01 += u * v;
+        s11 += v * v;
       }
-      M[r0 + idx[k]!]! += s00; M[r0 + idx[k + 1]!]! += s01; M[r1 + idx[k + 1]!]! += s11;
+      M[r0 + idx[k]!]! += s00;
+      M[r0 + idx[k + 1]!]! += s01;
+      M[r1 + idx[k + 1]!]! += s11;
       let q = k + 2;
       for (; q + 1 < m; q += 2) {
-        const c0 = q * nOut, c1 = c0 + nOut;
-        let t00 = 0, t01 = 0, t10 = 0, t11 = 0;
+        const c0 = q * nOut,
+          c1 = c0 + nOut;
+        let t00 = 0,
+          t01 = 0,
+          t10 = 0,
+          t11 = 0;
         for (let o = 0; o < nOut; o++) {
-          const u = U[a0 + o]!, v = U[a1 + o]!, w = U[c0 + o]!, z = U[c1 + o]!;
-          t00 += u * w; t01 += u * z; t10 += v * w; t11 += v * z;
+          const u = U[a0 + o]!,
+            v = U[a1 + o]!,
+            w = U[c0 + o]!,
+            z = U[c1 + o]!;
+          t00 += u * w;
+          t01 += u * z;
+          t10 += v * w;
+          t11 += v * z;
         }
-        const j0 = idx[q]!, j1 = idx[q + 1]!;
-        M[r0 + j0]! += t00; M[r0 + j1]! += t01; M[r1 + j0]! += t10; M[r1 + j1]! += t11;
+        const j0 = idx[q]!,
+          j1 = idx[q + 1]!;
+        M[r0 + j0]! += t00;
+        M[r0 + j1]! += t01;
+        M[r1 + j0]! += t10;
+        M[r1 + j1]! += t11;
       }
       if (q < m) {
         const c0 = q * nOut;
-        let t0 = 0, t1 = 0;
-        for (let o = 0; o < nOut; o++) { const w = U[c0 + o]!; t0 += U[a0 + o]! * w; t1 += U[a1 + o]! * w; }
-        M[r0 + idx[q]!]! += t0; M[r1 + idx[q]!]! += t1;
+        let t0 = 0,
+          t1 = 0;
+        for (let o = 0; o < nOut; o++) {
+          const w = U[c0 + o]!;
+          t0 += U[a0 + o]! * w;
+          t1 += U[a1 + o]! * w;
+        }
+        M[r0 + idx[q]!]! += t0;
+        M[r1 + idx[q]!]! += t1;
       }
     }
     if (k < m) {
@@ -352,8 +402,13 @@ export class HostDegeneracyAccumulator {
       const words = s.bits.neuronMajor();
       const { hashLo, hashHi } = hashPatternsCpu(words, d, n);
       const patterns = {
-        n, d, hashLo, hashHi, fireCount: fireCountCpu(words, d, n),
-        cofire: s.cofire ? cofireCpu(words, d, n) : new Float64Array(0), words,
+        n,
+        d,
+        hashLo,
+        hashHi,
+        fireCount: fireCountCpu(words, d, n),
+        cofire: s.cofire ? cofireCpu(words, d, n) : new Float64Array(0),
+        words,
       };
       const actGram = Float64Array.from(s.gram.gram(), (v) => v / n);
       const actMean = Float64Array.from(s.gram.sums(), (v) => v / n);

@@ -65,7 +65,13 @@ export function edgeInputRows(pass: EdgeInputPass, job: EdgeInputRows, scratch?:
 
 /** f̂ and gates of one section for `rows` rows of its input activations x (rows × d, float64). */
 function sectionRows(
-  s: EdgeInputSection, x: Float64Array, rows: number, alphas: Float64Array, weights: Float64Array, fhat: Float64Array, gates: Float64Array,
+  s: EdgeInputSection,
+  x: Float64Array,
+  rows: number,
+  alphas: Float64Array,
+  weights: Float64Array,
+  fhat: Float64Array,
+  gates: Float64Array,
 ): void {
   const { dim, r, C, Q, h, act } = s;
   const d = dim - 1;
@@ -82,19 +88,32 @@ function sectionRows(
     let m = 0;
     for (let i = 0; i < d; i++) {
       const v = x[xo + i]!;
-      if (v !== 0) { nz[m] = i * r; nzv[m] = v; m++; }
+      if (v !== 0) {
+        nz[m] = i * r;
+        nzv[m] = v;
+        m++;
+      }
     }
     // f̂ = C[d, :] + Σ x_i C[i, :], four columns at a time held in registers across the
     // non-zeros (V8 does not vectorise; an axpy per non-zero would load and store f̂ each time).
     let j = 0;
     for (; j + 4 <= r; j += 4) {
-      let a0 = C[cb + j]!, a1 = C[cb + j + 1]!, a2 = C[cb + j + 2]!, a3 = C[cb + j + 3]!;
+      let a0 = C[cb + j]!,
+        a1 = C[cb + j + 1]!,
+        a2 = C[cb + j + 2]!,
+        a3 = C[cb + j + 3]!;
       for (let t = 0; t < m; t++) {
         const v = nzv[t]!;
         const co = nz[t]! + j;
-        a0 += v * C[co]!; a1 += v * C[co + 1]!; a2 += v * C[co + 2]!; a3 += v * C[co + 3]!;
+        a0 += v * C[co]!;
+        a1 += v * C[co + 1]!;
+        a2 += v * C[co + 2]!;
+        a3 += v * C[co + 3]!;
       }
-      f[j] = a0; f[j + 1] = a1; f[j + 2] = a2; f[j + 3] = a3;
+      f[j] = a0;
+      f[j + 1] = a1;
+      f[j + 2] = a2;
+      f[j + 3] = a3;
     }
     for (; j < r; j++) {
       let a0 = C[cb + j]!;
@@ -104,13 +123,22 @@ function sectionRows(
     // p' = Qᵀ f̂, likewise four outputs at a time.
     let o = 0;
     for (; o + 4 <= h; o += 4) {
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0;
       for (let k = 0; k < r; k++) {
         const v = f[k]!;
         const qo = k * h + o;
-        a0 += v * Q[qo]!; a1 += v * Q[qo + 1]!; a2 += v * Q[qo + 2]!; a3 += v * Q[qo + 3]!;
+        a0 += v * Q[qo]!;
+        a1 += v * Q[qo + 1]!;
+        a2 += v * Q[qo + 2]!;
+        a3 += v * Q[qo + 3]!;
       }
-      pre[o] = a0; pre[o + 1] = a1; pre[o + 2] = a2; pre[o + 3] = a3;
+      pre[o] = a0;
+      pre[o + 1] = a1;
+      pre[o + 2] = a2;
+      pre[o + 3] = a3;
     }
     for (; o < h; o++) {
       let a0 = 0;

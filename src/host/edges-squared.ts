@@ -40,8 +40,17 @@ export const HOST_CARRY_RESET_ROWS = 256;
  * cost). The sum for each entry is taken in the listed order, as unit-by-unit updates would.
  */
 function updateRow(
-  sec: SquaredEdgeSection, E: Float64Array, J: Float64Array, fresh: boolean,
-  units: Int32Array, coef: Float64Array, nf: number, S: Float64Array, BO: Int32Array, fhat: Float64Array, fo: number,
+  sec: SquaredEdgeSection,
+  E: Float64Array,
+  J: Float64Array,
+  fresh: boolean,
+  units: Int32Array,
+  coef: Float64Array,
+  nf: number,
+  S: Float64Array,
+  BO: Int32Array,
+  fhat: Float64Array,
+  fo: number,
 ): void {
   const { ro, r, A, B } = sec;
   const a = A!;
@@ -58,26 +67,69 @@ function updateRow(
     const ko = jo + r;
     let j = 0;
     for (; j + 4 <= r; j += 4) {
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, b0 = 0, b1 = 0, b2 = 0, b3 = 0;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0,
+        b0 = 0,
+        b1 = 0,
+        b2 = 0,
+        b3 = 0;
       if (!fresh) {
-        a0 = J[jo + j]!; a1 = J[jo + j + 1]!; a2 = J[jo + j + 2]!; a3 = J[jo + j + 3]!;
-        b0 = J[ko + j]!; b1 = J[ko + j + 1]!; b2 = J[ko + j + 2]!; b3 = J[ko + j + 3]!;
+        a0 = J[jo + j]!;
+        a1 = J[jo + j + 1]!;
+        a2 = J[jo + j + 2]!;
+        a3 = J[jo + j + 3]!;
+        b0 = J[ko + j]!;
+        b1 = J[ko + j + 1]!;
+        b2 = J[ko + j + 2]!;
+        b3 = J[ko + j + 3]!;
       }
       for (let k = 0; k < nf; k++) {
         const s0 = S[2 * k]!;
         const s1 = S[2 * k + 1]!;
         const bo = BO[k]! + j;
-        const x0 = B[bo]!, x1 = B[bo + 1]!, x2 = B[bo + 2]!, x3 = B[bo + 3]!;
-        a0 += s0 * x0; a1 += s0 * x1; a2 += s0 * x2; a3 += s0 * x3;
-        b0 += s1 * x0; b1 += s1 * x1; b2 += s1 * x2; b3 += s1 * x3;
+        const x0 = B[bo]!,
+          x1 = B[bo + 1]!,
+          x2 = B[bo + 2]!,
+          x3 = B[bo + 3]!;
+        a0 += s0 * x0;
+        a1 += s0 * x1;
+        a2 += s0 * x2;
+        a3 += s0 * x3;
+        b0 += s1 * x0;
+        b1 += s1 * x1;
+        b2 += s1 * x2;
+        b3 += s1 * x3;
       }
-      J[jo + j] = a0; J[jo + j + 1] = a1; J[jo + j + 2] = a2; J[jo + j + 3] = a3;
-      J[ko + j] = b0; J[ko + j + 1] = b1; J[ko + j + 2] = b2; J[ko + j + 3] = b3;
-      const f0 = fhat[fo + j]!, f1 = fhat[fo + j + 1]!, f2 = fhat[fo + j + 2]!, f3 = fhat[fo + j + 3]!;
-      let v0 = a0 * f0, v1 = a1 * f1, v2 = a2 * f2, v3 = a3 * f3;
-      E[jo + j]! += v0 * v0; E[jo + j + 1]! += v1 * v1; E[jo + j + 2]! += v2 * v2; E[jo + j + 3]! += v3 * v3;
-      v0 = b0 * f0; v1 = b1 * f1; v2 = b2 * f2; v3 = b3 * f3;
-      E[ko + j]! += v0 * v0; E[ko + j + 1]! += v1 * v1; E[ko + j + 2]! += v2 * v2; E[ko + j + 3]! += v3 * v3;
+      J[jo + j] = a0;
+      J[jo + j + 1] = a1;
+      J[jo + j + 2] = a2;
+      J[jo + j + 3] = a3;
+      J[ko + j] = b0;
+      J[ko + j + 1] = b1;
+      J[ko + j + 2] = b2;
+      J[ko + j + 3] = b3;
+      const f0 = fhat[fo + j]!,
+        f1 = fhat[fo + j + 1]!,
+        f2 = fhat[fo + j + 2]!,
+        f3 = fhat[fo + j + 3]!;
+      let v0 = a0 * f0,
+        v1 = a1 * f1,
+        v2 = a2 * f2,
+        v3 = a3 * f3;
+      E[jo + j]! += v0 * v0;
+      E[jo + j + 1]! += v1 * v1;
+      E[jo + j + 2]! += v2 * v2;
+      E[jo + j + 3]! += v3 * v3;
+      v0 = b0 * f0;
+      v1 = b1 * f1;
+      v2 = b2 * f2;
+      v3 = b3 * f3;
+      E[ko + j]! += v0 * v0;
+      E[ko + j + 1]! += v1 * v1;
+      E[ko + j + 2]! += v2 * v2;
+      E[ko + j + 3]! += v3 * v3;
     }
     for (; j < r; j++) {
       let a0 = fresh ? 0 : J[jo + j]!;
@@ -110,8 +162,15 @@ function updateRow(
 
 /** One visited row with the identity A (ro = h): only row h of J moves when unit h does. */
 function updateRowIdentity(
-  sec: SquaredEdgeSection, E: Float64Array, J: Float64Array, fresh: boolean,
-  units: Int32Array, coef: Float64Array, nf: number, fhat: Float64Array, fo: number,
+  sec: SquaredEdgeSection,
+  E: Float64Array,
+  J: Float64Array,
+  fresh: boolean,
+  units: Int32Array,
+  coef: Float64Array,
+  nf: number,
+  fhat: Float64Array,
+  fo: number,
 ): void {
   const { ro, r, B } = sec;
   if (fresh) J.fill(0, 0, ro * r);
@@ -137,8 +196,14 @@ function updateRowIdentity(
  * a run depends only on its rows.
  */
 export function accumulateSquaredEdges(
-  sec: SquaredEdgeSection, E: Float64Array, J: Float64Array,
-  fhat: Float64Array, gates: Float64Array, order: Uint32Array, from: number, to: number,
+  sec: SquaredEdgeSection,
+  E: Float64Array,
+  J: Float64Array,
+  fhat: Float64Array,
+  gates: Float64Array,
+  order: Uint32Array,
+  from: number,
+  to: number,
   reset = HOST_CARRY_RESET_ROWS,
 ): number {
   const { h, r } = sec;
@@ -160,7 +225,11 @@ export function accumulateSquaredEdges(
       for (let k = 0; k < h; k++) {
         const g = gates[go + k]!;
         const dg = g - gates[po + k]!;
-        if (dg !== 0) { units[nf] = k; coef[nf] = dg; nf++; }
+        if (dg !== 0) {
+          units[nf] = k;
+          coef[nf] = dg;
+          nf++;
+        }
         if (g !== 0) nonzero++;
       }
       fresh = nf >= nonzero && nf > 0;
@@ -169,7 +238,11 @@ export function accumulateSquaredEdges(
       nf = 0;
       for (let k = 0; k < h; k++) {
         const g = gates[go + k]!;
-        if (g !== 0) { units[nf] = k; coef[nf] = g; nf++; }
+        if (g !== 0) {
+          units[nf] = k;
+          coef[nf] = g;
+          nf++;
+        }
       }
     }
     updates += nf;

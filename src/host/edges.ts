@@ -60,7 +60,9 @@ export async function edgeThreads(sections: SquaredEdgeSection[], inputs: EdgeIn
     count: held.length,
     run: (t, r) => held[t]!.call('run', r),
     inputs: (t, job) => held[t]!.call('inputs', job),
-    close: async () => { await Promise.all(held.map((h) => h.release())); },
+    close: async () => {
+      await Promise.all(held.map((h) => h.release()));
+    },
   };
 }
 
@@ -89,7 +91,13 @@ export interface HostEdgeSection {
 }
 
 export interface HostModel {
-  readonly layers: readonly { readonly dIn: number; readonly dOut: number; readonly W: ArrayLike<number>; readonly b: ArrayLike<number>; readonly activation: Activation }[];
+  readonly layers: readonly {
+    readonly dIn: number;
+    readonly dOut: number;
+    readonly W: ArrayLike<number>;
+    readonly b: ArrayLike<number>;
+    readonly activation: Activation;
+  }[];
 }
 
 export interface HostEdgeOptions {
@@ -134,7 +142,10 @@ function shared(n: number): Float64Array {
 function prepare(p: HostEdgeSection, act: Activation): Prepared {
   const { dim, r, Cpinv } = p.basis;
   const h = p.dimOut;
-  checkShape(p.basis.C.length === dim * r && Cpinv.length === r * dim && p.Wbar.length === dim * h, `host edges ${p.inName}->${p.outName}: basis or weight sizes disagree (dim ${dim}, r ${r}, dimOut ${h})`);
+  checkShape(
+    p.basis.C.length === dim * r && Cpinv.length === r * dim && p.Wbar.length === dim * h,
+    `host edges ${p.inName}->${p.outName}: basis or weight sizes disagree (dim ${dim}, r ${r}, dimOut ${h})`,
+  );
   checkShape(p.nextC ? p.nextC.length === h * p.ro : p.ro === h, `host edges ${p.inName}->${p.outName}: next basis is not ${h} × ${p.ro}`);
   // Q = C⁺ W̄ in float64; B = Qᵀ (unit-major) for the kernel.
   const Q = new Float64Array(r * h);
@@ -202,7 +213,11 @@ async function runBlock(secs: Prepared[], blk: BlockInputs, pool: EdgeThreadSet 
       if (to <= from) continue;
       if (pool) {
         // Run k of every section on thread k mod count: each partial has one writer at a time.
-        jobs.push(pool.run(k % pool.count, { section: si, E: s.partials[k]!, fhat, gates, order, from, to }).then((u) => { s.updates += u; }));
+        jobs.push(
+          pool.run(k % pool.count, { section: si, E: s.partials[k]!, fhat, gates, order, from, to }).then((u) => {
+            s.updates += u;
+          }),
+        );
       } else {
         s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.J, fhat, gates, order, from, to);
       }
@@ -217,8 +232,11 @@ async function runBlock(secs: Prepared[], blk: BlockInputs, pool: EdgeThreadSet 
  * points; rows are read from `data` in blocks of max(batchSize, HOST_EDGE_BLOCK_ROWS).
  */
 export async function computeEdgesHost(
-  model: HostModel, data: { readonly n: number; readRows(start: number, count: number): Promise<Float32Array> },
-  pairs: HostEdgeSection[], batchSize: number, pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> },
+  model: HostModel,
+  data: { readonly n: number; readRows(start: number, count: number): Promise<Float32Array> },
+  pairs: HostEdgeSection[],
+  batchSize: number,
+  pts: { alphas: ArrayLike<number>; weights: ArrayLike<number> },
   progress: (stage: string, done: number, total: number) => void = () => {},
   { shard, threads, counts, timing }: HostEdgeOptions = {},
 ): Promise<Map<string, Float64Array>> {
@@ -230,7 +248,13 @@ export async function computeEdgesHost(
   checkShape(Number.isInteger(batchSize) && batchSize >= 1, `host edges: batch size ${batchSize} is not a positive integer`);
   // Float64 weights once per pass, not once per block (shared: the threads hold them).
   const model64 = {
-    layers: model.layers.map((l) => ({ dIn: l.dIn, dOut: l.dOut, activation: l.activation, W: sharedF64(Float64Array.from(l.W)), b: sharedF64(Float64Array.from(l.b)) })),
+    layers: model.layers.map((l) => ({
+      dIn: l.dIn,
+      dOut: l.dOut,
+      activation: l.activation,
+      W: sharedF64(Float64Array.from(l.W)),
+      b: sharedF64(Float64Array.from(l.b)),
+    })),
   };
   const secs = pairs.map((p) => {
     const l = model64.layers[p.layer];
@@ -239,10 +263,20 @@ export async function computeEdgesHost(
   });
   const upTo = Math.max(...pairs.map((p) => p.layer));
   const pass: EdgeInputPass = {
-    layers: model64.layers, upTo, sections: secs.map((s) => s.inp),
-    alphas: Float64Array.from(pts.alphas), weights: Float64Array.from(pts.weights),
+    layers: model64.layers,
+    upTo,
+    sections: secs.map((s) => s.inp),
+    alphas: Float64Array.from(pts.alphas),
+    weights: Float64Array.from(pts.weights),
   };
-  const pool = threads === undefined || threads > 1 ? await edgeThreads(secs.map((s) => s.sec), pass, threads) : undefined;
+  const pool =
+    threads === undefined || threads > 1
+      ? await edgeThreads(
+          secs.map((s) => s.sec),
+          pass,
+          threads,
+        )
+      : undefined;
   let prepMs = 0;
   let kernelMs = 0;
   const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
@@ -265,9 +299,16 @@ export async function computeEdgesHost(
     let done: Promise<unknown>;
     if (pool) {
       // Each thread computes a contiguous share of the rows.
-      done = Promise.all(Array.from({ length: pool.count }, (_, t) => pool.inputs(t, {
-        x: set.x, out, from: Math.floor((t * rows) / pool.count), to: Math.floor(((t + 1) * rows) / pool.count),
-      })));
+      done = Promise.all(
+        Array.from({ length: pool.count }, (_, t) =>
+          pool.inputs(t, {
+            x: set.x,
+            out,
+            from: Math.floor((t * rows) / pool.count),
+            to: Math.floor(((t + 1) * rows) / pool.count),
+          }),
+        ),
+      );
     } else {
       edgeInputRows(pass, { x: set.x, out, from: 0, to: rows }, scratch);
       done = Promise.resolve();
@@ -312,6 +353,9 @@ export async function computeEdgesHost(
     out.set(s.key, E);
     counts?.set(s.key, { rows: r1 - r0, updates: s.updates });
   }
-  if (timing) { timing.prepMs = prepMs; timing.kernelMs = kernelMs; }
+  if (timing) {
+    timing.prepMs = prepMs;
+    timing.kernelMs = kernelMs;
+  }
   return out;
 }

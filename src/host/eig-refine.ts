@@ -48,7 +48,10 @@ function matmul(a: Float64Array, b: Float64Array, n: number, c: Float64Array): v
       const r1 = r0 + n;
       let k = k0;
       for (; k + 1 < k1; k += 2) {
-        const a00 = a[r0 + k]!, a01 = a[r0 + k + 1]!, a10 = a[r1 + k]!, a11 = a[r1 + k + 1]!;
+        const a00 = a[r0 + k]!,
+          a01 = a[r0 + k + 1]!,
+          a10 = a[r1 + k]!,
+          a11 = a[r1 + k + 1]!;
         const b0 = k * n;
         const b1 = b0 + n;
         for (let j = 0; j < n; j++) {
@@ -59,9 +62,14 @@ function matmul(a: Float64Array, b: Float64Array, n: number, c: Float64Array): v
         }
       }
       if (k < k1) {
-        const a0 = a[r0 + k]!, a1 = a[r1 + k]!;
+        const a0 = a[r0 + k]!,
+          a1 = a[r1 + k]!;
         const b0 = k * n;
-        for (let j = 0; j < n; j++) { const x = b[b0 + j]!; c[r0 + j]! += a0 * x; c[r1 + j]! += a1 * x; }
+        for (let j = 0; j < n; j++) {
+          const x = b[b0 + j]!;
+          c[r0 + j]! += a0 * x;
+          c[r1 + j]! += a1 * x;
+        }
       }
     }
     if (i < n) {
@@ -87,8 +95,12 @@ function transpose(a: Float64Array, n: number, out: Float64Array): void {
  * (‖XᵀX − I‖ well below 1, as from an f32 solver); otherwise the error is reported in
  * `residual` and callers should fall back to symEig.
  */
-export function refineEig(a: ArrayLike<number>, n: number, approx: { values: ArrayLike<number>; vectors: ArrayLike<number> },
-  opts: { iterations?: number } = {}): RefineResult {
+export function refineEig(
+  a: ArrayLike<number>,
+  n: number,
+  approx: { values: ArrayLike<number>; vectors: ArrayLike<number> },
+  opts: { iterations?: number } = {},
+): RefineResult {
   const maxIter = opts.iterations ?? 6;
   checkShape(Number.isInteger(maxIter) && maxIter >= 0, `refineEig: iterations must be a non-negative integer, got ${maxIter}`);
   const { sym: A } = checkSymmetricInput('refineEig', a, n, Infinity);
@@ -101,7 +113,8 @@ export function refineEig(a: ArrayLike<number>, n: number, approx: { values: Arr
   for (let i = 0; i < n * n; i++) {
     if (!Number.isFinite(X[i]!)) throw new IbgpuError('NON_FINITE', `refineEig: approx.vectors contains ${X[i]} at flat index ${i}`);
   }
-  if (aFro === 0) { // every orthonormal basis is exact; orthonormalise via the zero matrix's identity
+  if (aFro === 0) {
+    // every orthonormal basis is exact; orthonormalise via the zero matrix's identity
     const vectors = new Float64Array(n * n);
     for (let i = 0; i < n; i++) vectors[i * n + i] = 1;
     return { values: new Float64Array(n), vectors, iterations: 0, residual: 0 };
@@ -129,7 +142,10 @@ export function refineEig(a: ArrayLike<number>, n: number, approx: { values: Arr
     }
     let r2 = 0;
     for (let i = 0; i < n; i++) {
-      for (let k = 0; k < n; k++) { const d = AX[i * n + k]! - lam[k]! * X[i * n + k]!; r2 += d * d; }
+      for (let k = 0; k < n; k++) {
+        const d = AX[i * n + k]! - lam[k]! * X[i * n + k]!;
+        r2 += d * d;
+      }
     }
     residual = Math.sqrt(r2) / aFro;
     if ((residual <= resTol && orth <= orthTol) || iterations >= maxIter) break;

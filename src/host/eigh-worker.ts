@@ -47,7 +47,8 @@ export async function symEigInBackground(a: Float64Array, n: number, opts: { thr
   const forAccumulate = { n, w: shared(r.w), beta: shared(r.beta) };
   await Promise.all(slices.map((part) => pool.run('eig-accumulate', { reduced: forAccumulate, zt, part, parts })));
   const forRotate = {
-    n, rotations: { sweeps: rot.sweeps, lo: shared(rot.lo), hi: shared(rot.hi), at: shared(rot.at), c: shared(rot.c), s: shared(rot.s) },
+    n,
+    rotations: { sweeps: rot.sweeps, lo: shared(rot.lo), hi: shared(rot.hi), at: shared(rot.at), c: shared(rot.c), s: shared(rot.s) },
   };
   await Promise.all(slices.map((part) => pool.run('eig-rotate', { reduced: forRotate, zt, part, parts })));
   return symEigAssemble(r, zt);

@@ -54,7 +54,10 @@ export interface ForwardScratch {
 function take(scratch: ForwardScratch | undefined, k: number, n: number): Float64Array {
   if (!scratch) return new Float64Array(n);
   let b = scratch.bufs[k];
-  if (!b || b.length < n) { b = new Float64Array(n); scratch.bufs[k] = b; }
+  if (!b || b.length < n) {
+    b = new Float64Array(n);
+    scratch.bufs[k] = b;
+  }
   return b.subarray(0, n);
 }
 
@@ -64,8 +67,12 @@ function take(scratch: ForwardScratch | undefined, k: number, n: number): Float6
  * are views of its buffers, valid until the next call with the same scratch.
  */
 export function forwardRowsHost(
-  model: { readonly layers: readonly ForwardLayer[] }, x: ArrayLike<number>, rows: number, upTo = model.layers.length,
-  activate: (a: Activation, v: number) => number = actF64, scratch?: ForwardScratch,
+  model: { readonly layers: readonly ForwardLayer[] },
+  x: ArrayLike<number>,
+  rows: number,
+  upTo = model.layers.length,
+  activate: (a: Activation, v: number) => number = actF64,
+  scratch?: ForwardScratch,
 ): HostForward {
   checkShape(Number.isInteger(upTo) && upTo >= 0 && upTo <= model.layers.length, `forwardRowsHost: upTo = ${upTo} is outside 0..${model.layers.length}`);
   const d0 = model.layers[0]!.dIn;

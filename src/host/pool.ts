@@ -30,10 +30,7 @@
 // clone) or moved (the `transfer` lists); typed arrays a task returns are moved back.
 
 import { IbgpuError } from '../errors.js';
-import {
-  HOST_TASKS,
-  type HostState, type HostStateArgs, type HostStateName, type HostTaskArgs, type HostTaskName, type HostTaskResult,
-} from './tasks.js';
+import { HOST_TASKS, type HostState, type HostStateArgs, type HostStateName, type HostTaskArgs, type HostTaskName, type HostTaskResult } from './tasks.js';
 
 interface WorkerLike {
   postMessage(msg: unknown, transfer?: readonly ArrayBuffer[]): void;
@@ -125,7 +122,11 @@ class HostThread {
   /** Set once a replacement for this dead thread has been asked for. */
   replacement: Promise<void> | undefined;
 
-  constructor(public index: number, private readonly w: WorkerLike, private readonly onIdle: () => void) {
+  constructor(
+    public index: number,
+    private readonly w: WorkerLike,
+    private readonly onIdle: () => void,
+  ) {
     w.on('message', (m: Reply) => {
       const p = this.pending.get(m.id);
       if (!p) return;
@@ -138,7 +139,10 @@ class HostThread {
     w.on('exit', (code: number) => {
       const what = [...this.pending.values()].map((p) => p.what).join(', ') || 'no work';
       this.dead = exitError(this.index, code, what);
-      for (const [id, p] of this.pending) { this.pending.delete(id); p.reject(this.dead); }
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(this.dead);
+      }
       this.onIdle(); // the pool fails its queue if no thread is left
     });
   }
@@ -149,7 +153,10 @@ class HostThread {
 
   send(msg: { op: string; name?: string; handle?: number; args?: unknown }, transfer: readonly ArrayBuffer[] = []): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      if (this.dead) { reject(this.dead); return; }
+      if (this.dead) {
+        reject(this.dead);
+        return;
+      }
       const id = this.nextId++;
       this.pending.set(id, { resolve, reject, what: `${msg.op} ${msg.name ?? ''}`.trim() });
       this.w.ref(); // busy: keeps the process alive until it answers
@@ -175,7 +182,11 @@ async function startThread(index: number, onIdle: () => void): Promise<HostThrea
       // Sources (tsx, vitest): the worker registers tsx's loader before importing tasks.ts.
       const { createRequire } = await import('node:module');
       const { pathToFileURL } = await import('node:url');
-      tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/index\.cjs$/, 'index.mjs')).href;
+      tsx = pathToFileURL(
+        createRequire(here)
+          .resolve('tsx/esm/api')
+          .replace(/index\.cjs$/, 'index.mjs'),
+      ).href;
     }
     const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, tsx } });
     const ok = await new Promise<boolean>((res) => {
@@ -219,7 +230,8 @@ export interface HeldState<K extends HostStateName> {
 let nextHandle = 1;
 
 export class HostThreadPool {
-  private readonly queue: { name: HostTaskName; args: unknown; transfer: readonly ArrayBuffer[]; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  private readonly queue: { name: HostTaskName; args: unknown; transfer: readonly ArrayBuffer[]; resolve: (v: unknown) => void; reject: (e: Error) => void }[] =
+    [];
 
   constructor(private readonly threads: HostThread[]) {}
 
@@ -248,8 +260,11 @@ export class HostThreadPool {
     if (opts.thread !== undefined) th = this.threads[opts.thread];
     else for (const t of this.threads) if (!t.dead && (th === undefined || t.holds <= th.holds)) th = t;
     if (!th) {
-      throw new IbgpuError('HOST_THREAD', `no host worker thread ${opts.thread === undefined ? 'is alive' : `${opts.thread} exists`} to hold ${kind}`,
-        `the pool has ${this.size} thread(s) (0 … ${this.size - 1}); ask for one of those, or none to get the least loaded`);
+      throw new IbgpuError(
+        'HOST_THREAD',
+        `no host worker thread ${opts.thread === undefined ? 'is alive' : `${opts.thread} exists`} to hold ${kind}`,
+        `the pool has ${this.size} thread(s) (0 … ${this.size - 1}); ask for one of those, or none to get the least loaded`,
+      );
     }
     const t = th;
     const handle = nextHandle++;
@@ -265,7 +280,9 @@ export class HostThreadPool {
         return r as never;
       },
       post: (method, a, transfer = []) => {
-        t.send({ op: 'call', name: method, handle, args: a }, transfer).catch((e: Error) => { failure ??= e; });
+        t.send({ op: 'call', name: method, handle, args: a }, transfer).catch((e: Error) => {
+          failure ??= e;
+        });
       },
       release: async () => {
         if (released) return;
@@ -295,9 +312,14 @@ export class HostThreadPool {
   private async revive(): Promise<void> {
     const dead = this.threads.filter((t) => t.dead);
     if (dead.length === 0) return;
-    await Promise.all(dead.map((t) => (t.replacement ??= startThread(t.index, () => this.pump()).then((n) => {
-      if (n) this.threads[t.index] = n;
-    }))));
+    await Promise.all(
+      dead.map(
+        (t) =>
+          (t.replacement ??= startThread(t.index, () => this.pump()).then((n) => {
+            if (n) this.threads[t.index] = n;
+          })),
+      ),
+    );
   }
 }
 
@@ -308,7 +330,12 @@ async function wantedThreads(): Promise<number> {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.['IBGPU_HOST_THREADS'];
   if (env !== undefined && env !== '') {
     const n = Math.floor(Number(env));
-    if (!(n >= 0)) throw new IbgpuError('BAD_CONFIG', `IBGPU_HOST_THREADS=${env} is not a whole number of threads`, 'set it to 0 (host work on the main thread) or a positive count, or unset it (one per core)');
+    if (!(n >= 0))
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `IBGPU_HOST_THREADS=${env} is not a whole number of threads`,
+        'set it to 0 (host work on the main thread) or a positive count, or unset it (one per core)',
+      );
     return n;
   }
   const os = await import('node:os');
@@ -329,7 +356,9 @@ export function hostThreadPool(): Promise<HostThreadPool | undefined> {
     const started = await Promise.all(Array.from({ length: want }, (_, i) => startThread(i, () => made.pool?.pump())));
     const threads = started.filter((t): t is HostThread => t !== undefined);
     if (threads.length === 0) return undefined;
-    threads.forEach((t, i) => { t.index = i; }); // dense numbering when some failed to start
+    threads.forEach((t, i) => {
+      t.index = i;
+    }); // dense numbering when some failed to start
     made.pool = new HostThreadPool(threads);
     return made.pool;
   })());

@@ -105,7 +105,11 @@ export class HostGramF64 {
       let m = 0;
       for (let j = 0; j < d; j++) {
         const v = x[o + j]!;
-        if (v !== 0) { idx[m] = j; val[m] = v; m++; }
+        if (v !== 0) {
+          idx[m] = j;
+          val[m] = v;
+          m++;
+        }
       }
       for (let a = 0; a < m; a++) {
         const va = val[a]!;
@@ -165,7 +169,11 @@ export class HostGateStats {
   private fired: Float64Array | undefined;
   private n = 0;
 
-  constructor(h: number, readonly activation: Activation, private readonly pts: GatePoints) {
+  constructor(
+    h: number,
+    readonly activation: Activation,
+    private readonly pts: GatePoints,
+  ) {
     checkShape(Number.isInteger(h) && h >= 1, `HostGateStats: h must be a positive integer, got ${h}`);
     this.h = h;
     let positive = pts.alphas.length > 0;

@@ -13,18 +13,14 @@
 //
 // This module imports only the computations, never pool.ts or its users (no import cycles).
 
-import {
-  addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables,
-} from './attention-sums.js';
+import { addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables } from './attention-sums.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { DegeneracyStats } from '../report/degeneracy.js';
-import {
-  symEig, symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult,
-} from '../cpu/eigh.js';
+import { symEig, symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
 
 export interface MDashAttentionChunk {
   shape: AttentionShape;
@@ -74,12 +70,10 @@ export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
-  'eig': (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
+  eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
-  'eig-accumulate': (a: EigPhaseSlice<Pick<ReducedEig, 'n' | 'w' | 'beta'>>): void =>
-    symEigAccumulate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
-  'eig-rotate': (a: EigPhaseSlice<{ n: number; rotations: RotationLog }>): void =>
-    symEigRotate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
+  'eig-accumulate': (a: EigPhaseSlice<Pick<ReducedEig, 'n' | 'w' | 'beta'>>): void => symEigAccumulate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
+  'eig-rotate': (a: EigPhaseSlice<{ n: number; rotations: RotationLog }>): void => symEigRotate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
 } as const;
 
 export const HOST_STATES = {
@@ -101,7 +95,7 @@ export const HOST_STATES = {
     };
   },
   /** The host degeneracy observer of one build, fed each batch's pre-activations (moved, not shared). */
-  'degeneracy': (a: { model: MlpModel; layers: number[] }) => {
+  degeneracy: (a: { model: MlpModel; layers: number[] }) => {
     const acc = new HostDegeneracyAccumulator(a.model, a.layers);
     return {
       add: (b: { rows: number; pres: (Float64Array | undefined)[]; acts: (Float64Array | undefined)[] }): void =>

@@ -18,13 +18,24 @@ export const ACTIVATION_CACHE_BYTES = 64 * 2 ** 20;
 export class ActivationCache {
   private readonly bufs = new Map<number, { buf: GPUBuffer; dim: number }>();
 
-  private constructor(private readonly engine: Engine, private readonly start: number, private readonly rows: number) {}
+  private constructor(
+    private readonly engine: Engine,
+    private readonly start: number,
+    private readonly rows: number,
+  ) {}
 
   /**
    * A cache for activations `acts` (model activation indices ≥ 1, widths `dims(act)`) of rows
    * [start, end), or undefined when it would exceed `budgetBytes` or a buffer limit.
    */
-  static plan(engine: Engine, acts: number[], dims: (act: number) => number, start: number, end: number, budgetBytes = ACTIVATION_CACHE_BYTES): ActivationCache | undefined {
+  static plan(
+    engine: Engine,
+    acts: number[],
+    dims: (act: number) => number,
+    start: number,
+    end: number,
+    budgetBytes = ACTIVATION_CACHE_BYTES,
+  ): ActivationCache | undefined {
     const wanted = [...new Set(acts.filter((a) => a >= 1))];
     const rows = end - start;
     if (wanted.length === 0 || rows < 1) return undefined;
@@ -65,7 +76,8 @@ export class ActivationCache {
   /** A pooled buffer holding activation `act` of rows [start, start + rows); the caller releases it. */
   load(act: number, start: number, rows: number): GPUBuffer {
     const { buf, dim } = this.bufs.get(act)!;
-    if (start < this.start || start + rows > this.start + this.rows) throw new Error(`activation cache: rows [${start}, ${start + rows}) are outside [${this.start}, ${this.start + this.rows})`);
+    if (start < this.start || start + rows > this.start + this.rows)
+      throw new Error(`activation cache: rows [${start}, ${start + rows}) are outside [${this.start}, ${this.start + this.rows})`);
     const out = this.engine.alloc(rows * dim * 4, `act-cache.${act}.rows`);
     this.engine.copy(buf, (start - this.start) * dim * 4, out, 0, rows * dim * 4);
     return out;
@@ -89,7 +101,13 @@ export interface SectionInputs {
  * `layers`: from the cache where it holds them, else by a forward pass up to the deepest one.
  */
 export async function sectionInputs(
-  engine: Engine, mlp: GpuMlp, data: DataSource, layers: number[], start: number, rows: number, cache?: ActivationCache,
+  engine: Engine,
+  mlp: GpuMlp,
+  data: DataSource,
+  layers: number[],
+  start: number,
+  rows: number,
+  cache?: ActivationCache,
 ): Promise<SectionInputs> {
   const fromCache = cache !== undefined && layers.every((l) => l === 0 || cache.has(l));
   const needX = !fromCache || layers.includes(0);

@@ -167,11 +167,20 @@ export async function eigAbsSortedInBackground(a: Float64Array, n: number, threa
   return assembleEig(p, p.m > 0 ? await symEigInBackground(p.sub, p.m, threads !== undefined ? { threads } : {}) : EMPTY);
 }
 
-export interface EigPairs { values: Float64Array; vectors: Float64Array }
+export interface EigPairs {
+  values: Float64Array;
+  vectors: Float64Array;
+}
 
 const EMPTY: EigPairs = { values: new Float64Array(0), vectors: new Float64Array(0) };
 
-interface ZeroSplit { n: number; live: number[]; dead: number[]; m: number; sub: Float64Array }
+interface ZeroSplit {
+  n: number;
+  live: number[];
+  dead: number[];
+  m: number;
+  sub: Float64Array;
+}
 
 function splitZeroRows(a: Float64Array, n: number): ZeroSplit {
   const live: number[] = [];
@@ -201,7 +210,9 @@ function assembleEig(p: ZeroSplit, e: EigPairs): EigPairs {
     vals[dst] = Math.abs(values[src]!);
     for (let q = 0; q < m; q++) vecs[live[q]! * n + dst] = vectors[q * m + src]!;
   });
-  dead.forEach((i, t) => { vecs[i * n + m + t] = 1; });
+  dead.forEach((i, t) => {
+    vecs[i * n + m + t] = 1;
+  });
   return { values: vals, vectors: vecs };
 }
 
@@ -243,7 +254,8 @@ export function stage1(s: NodeStats, centred: boolean, th: Threshold, eig?: EigP
   const mu = mean(s);
   const dim = s.folded ? s.d + 1 : s.d;
   const want = centred && s.folded ? s.d : dim;
-  if (eig && eig.values.length !== want) throw new Error(`stage 1 of ${s.name}: a precomputed eigendecomposition of order ${eig.values.length}, expected ${want}`);
+  if (eig && eig.values.length !== want)
+    throw new Error(`stage 1 of ${s.name}: a precomputed eigendecomposition of order ${eig.values.length}, expected ${want}`);
   const solve = (): EigPairs => eig ?? (({ a, n }) => eigAbsSorted(a, n))(stage1Matrix(s, centred));
   if (centred && s.folded) {
     const { values, vectors } = solve();
@@ -259,7 +271,9 @@ export function stage1(s: NodeStats, centred: boolean, th: Threshold, eig?: EigP
       D[m + 1] = values[src]!;
       for (let i = 0; i < s.d; i++) U[i * k + m + 1] = vectors[i * s.d + src]!;
     });
-    const all = Float64Array.from([1, ...values]).sort().reverse();
+    const all = Float64Array.from([1, ...values])
+      .sort()
+      .reverse();
     return { dim, mean: mu, centred, gramEigenvalues: all, U, D, k, dropped: s.d - keep.length };
   }
   const { values, vectors } = solve();
@@ -289,7 +303,12 @@ function muTilde(st: Stage1): Float64Array | undefined {
  * D), the kept eigenvectors V (k × r) and their Λ. Shared by the MLP and transformer bases.
  */
 export function rotationFromEigenbasis(
-  st: Pick<Stage1, 'D' | 'k'>, W: Float64Array, Wp: Float64Array, V: Float64Array, Lambda: Float64Array, r: number,
+  st: Pick<Stage1, 'D' | 'k'>,
+  W: Float64Array,
+  Wp: Float64Array,
+  V: Float64Array,
+  Lambda: Float64Array,
+  r: number,
 ): { C: Float64Array; Cpinv: Float64Array } {
   const k = st.k;
   const dim = W.length / k;
@@ -363,8 +382,18 @@ export function buildLayerBasis(
     const I = identity(dim);
     const st = stage1(s, false, th);
     return {
-      name: s.name, dim, centred: false, mean: st.mean, gramEigenvalues: st.gramEigenvalues,
-      U: st.U, D: st.D, k: st.k, C: I, Cpinv: Float64Array.from(I), r: dim, dropped: { stage1: 0, stage2: 0 },
+      name: s.name,
+      dim,
+      centred: false,
+      mean: st.mean,
+      gramEigenvalues: st.gramEigenvalues,
+      U: st.U,
+      D: st.D,
+      k: st.k,
+      C: I,
+      Cpinv: Float64Array.from(I),
+      r: dim,
+      dropped: { stage1: 0, stage2: 0 },
     };
   }
   const st = stage1(s, centred, th, stage1Eig);
@@ -372,8 +401,18 @@ export function buildLayerBasis(
   const Wp = uTYinv(st);
   if (formula === 'svd' || formula === 'pca') {
     return {
-      name: s.name, dim, centred, mean: st.mean, gramEigenvalues: st.gramEigenvalues,
-      U: st.U, D: st.D, k: st.k, C: W, Cpinv: Wp, r: st.k, dropped: { stage1: st.dropped, stage2: 0 },
+      name: s.name,
+      dim,
+      centred,
+      mean: st.mean,
+      gramEigenvalues: st.gramEigenvalues,
+      U: st.U,
+      D: st.D,
+      k: st.k,
+      C: W,
+      Cpinv: Wp,
+      r: st.k,
+      dropped: { stage1: st.dropped, stage2: 0 },
     };
   }
   if (!section || !next) throw new Error(`jacobian basis for ${s.name} needs its section and the next basis`);
@@ -433,7 +472,12 @@ export function buildLayerBasis(
   }
   // Second truncation: drop unmasked Λ < τ (Λ == τ kept). Only unmasked entries are counted
   // unless rib_compat (rib counts the masked one too; see docs/DEVIATIONS.md).
-  const keep = secondTruncation(th, lam, Array.from({ length: cols }, (_, i) => i), nm === 1 ? lam0 : undefined);
+  const keep = secondTruncation(
+    th,
+    lam,
+    Array.from({ length: cols }, (_, i) => i),
+    nm === 1 ? lam0 : undefined,
+  );
   const r = nm + keep.length;
   const V = new Float64Array(k * r);
   const Lambda = new Float64Array(r);
@@ -447,8 +491,20 @@ export function buildLayerBasis(
   });
   const { C, Cpinv } = rotationFromEigenbasis(st, W, Wp, V, Lambda, r);
   return {
-    name: s.name, dim, centred, mean: st.mean, gramEigenvalues: st.gramEigenvalues,
-    U: st.U, D: st.D, k, V, Lambda, Mprime, C, Cpinv, r,
+    name: s.name,
+    dim,
+    centred,
+    mean: st.mean,
+    gramEigenvalues: st.gramEigenvalues,
+    U: st.U,
+    D: st.D,
+    k,
+    V,
+    Lambda,
+    Mprime,
+    C,
+    Cpinv,
+    r,
     dropped: { stage1: st.dropped, stage2: ks - keep.length },
   };
 }

@@ -112,8 +112,11 @@ const STOCHASTIC_KEYS = ['n_stochastic_sources_basis_pos', 'n_stochastic_sources
 export function refuseStochastic(src: Partial<Record<(typeof STOCHASTIC_KEYS)[number], number>>, what: string): void {
   const set = STOCHASTIC_KEYS.filter((k) => src[k] !== undefined);
   if (set.length) {
-    throw new IbgpuError('BAD_CONFIG', `${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
-      `remove ${set.join(' and ')}: ${what} are built exactly (rib uses stochastic sources for transformers only)`);
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
+      `remove ${set.join(' and ')}: ${what} are built exactly (rib uses stochastic sources for transformers only)`,
+    );
   }
 }
 
@@ -134,8 +137,22 @@ export const DEFAULT_CONFIG: Omit<BuildConfig, 'node_layers'> = {
 };
 
 const KNOWN_KEYS = new Set<string>([
-  ...Object.keys(DEFAULT_CONFIG), 'node_layers', 'model', 'arch', 'data', 'out_dir', 'exp_name', 'seed', 'modularity',
-  'last_pos_module_type', 'isolate_ln_var', 'dataset', 'device', 'stage_paths', ...STOCHASTIC_KEYS, ...WORKFLOW_KEYS,
+  ...Object.keys(DEFAULT_CONFIG),
+  'node_layers',
+  'model',
+  'arch',
+  'data',
+  'out_dir',
+  'exp_name',
+  'seed',
+  'modularity',
+  'last_pos_module_type',
+  'isolate_ln_var',
+  'dataset',
+  'device',
+  'stage_paths',
+  ...STOCHASTIC_KEYS,
+  ...WORKFLOW_KEYS,
 ]);
 
 function bad(msg: string, hint?: string): IbgpuError {
@@ -163,7 +180,8 @@ export function parseConfig(raw: unknown): BuildConfig {
   c.node_layers = r['node_layers'] as string[];
   if ('last_pos_module_type' in r) {
     const v = r['last_pos_module_type'];
-    if (v !== null && v !== 'add_resid1' && v !== 'unembed') throw bad(`config.last_pos_module_type = ${JSON.stringify(v)} is not allowed`, "use 'add_resid1', 'unembed' or null");
+    if (v !== null && v !== 'add_resid1' && v !== 'unembed')
+      throw bad(`config.last_pos_module_type = ${JSON.stringify(v)} is not allowed`, "use 'add_resid1', 'unembed' or null");
     c.last_pos_module_type = v;
   }
   if ('isolate_ln_var' in r) {
@@ -179,23 +197,30 @@ export function parseConfig(raw: unknown): BuildConfig {
     if (!(k in r) || r[k] === null) continue; // rib's null: the source is off
     const v = r[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) {
-      throw bad(`config.${k} must be a positive integer (the number of stochastic sources), got ${JSON.stringify(v)}`, 'use e.g. 1, or null / leave it out for the exact deterministic computation');
+      throw bad(
+        `config.${k} must be a positive integer (the number of stochastic sources), got ${JSON.stringify(v)}`,
+        'use e.g. 1, or null / leave it out for the exact deterministic computation',
+      );
     }
     c[k] = v;
   }
   if ('seed' in r && r['seed'] !== null) {
     const v = r['seed'];
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw bad(`config.seed must be an integer in [0, 2^32), got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+      throw bad(`config.seed must be an integer in [0, 2^32), got ${JSON.stringify(v)}`);
     c.seed = v;
   }
   parseWorkflowKeys(r, c);
   if ('device' in r) c.device = oneOf('device', r['device'], ['gpu', 'cpu'] as const);
-  if ('basis_formula' in r) c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);
+  if ('basis_formula' in r)
+    c.basis_formula = oneOf('basis_formula', r['basis_formula'], ['jacobian', 'svd', 'pca', 'neuron', '(1-0)*alpha', '(1-alpha)^2'] as const);
   if ('edge_formula' in r) c.edge_formula = oneOf('edge_formula', r['edge_formula'], ['squared', 'functional'] as const);
-  if ('integration_method' in r) c.integration_method = oneOf('integration_method', r['integration_method'], ['gradient', 'trapezoidal', 'gauss-legendre'] as const);
+  if ('integration_method' in r)
+    c.integration_method = oneOf('integration_method', r['integration_method'], ['gradient', 'trapezoidal', 'gauss-legendre'] as const);
   if ('n_intervals' in r) {
     const n = r['n_intervals'];
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1000) throw bad(`config.n_intervals must be an integer in [0, 1000], got ${JSON.stringify(n)}`);
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 1000)
+      throw bad(`config.n_intervals must be an integer in [0, 1000], got ${JSON.stringify(n)}`);
     c.n_intervals = n;
   }
   if (c.integration_method === 'gradient' && c.n_intervals !== 0) {
@@ -305,7 +330,9 @@ function parseWorkflowKeys(r: Record<string, unknown>, c: BuildConfig): void {
 export function refuseTransformerWorkflows(c: BuildConfig, what: string): void {
   const set = WORKFLOW_KEYS.filter((k) => c[k] !== undefined && !(k === 'calculate_Cs' && c[k] === true) && !(k === 'naive_gradient_flow' && c[k] === false));
   if (set.length) {
-    throw bad(`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
-      `remove ${set.join(' and ')} (MLP builds split into stages with ibgpu build --stage instead)`);
+    throw bad(
+      `${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} only available for transformer builds, not for ${what}`,
+      `remove ${set.join(' and ')} (MLP builds split into stages with ibgpu build --stage instead)`,
+    );
   }
 }

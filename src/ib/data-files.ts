@@ -48,7 +48,10 @@ async function openNpyRows(path: string): Promise<RowFile> {
     throw new IbgpuError('SHAPE', `${path}: data must be a 2-D array [N, features], got shape [${f.shape.join(', ')}]`);
   }
   return {
-    path, rows: f.rows, d: f.rowLength, bytesPerRow: f.rowLength * dtypeSize(f.dtype),
+    path,
+    rows: f.rows,
+    d: f.rowLength,
+    bytesPerRow: f.rowLength * dtypeSize(f.dtype),
     read: (start, count) => f.readRows(start, count),
     close: () => f.close(),
   };
@@ -62,7 +65,10 @@ async function openSafetensorsRows(path: string, key: string): Promise<RowFile> 
     const d = info.shape[1]!;
     const rows = info.shape[0]!;
     return {
-      path, rows, d, bytesPerRow: rows > 0 ? (info.dataOffsets[1] - info.dataOffsets[0]) / rows : 0,
+      path,
+      rows,
+      d,
+      bytesPerRow: rows > 0 ? (info.dataOffsets[1] - info.dataOffsets[0]) / rows : 0,
       read: async (start, count) => toFloat32(await st.readRows(key, start, count)),
       close: () => st.close(),
     };
@@ -88,7 +94,12 @@ export interface DataIndex {
 }
 
 export function parseDataIndex(raw: unknown, where: string): DataIndex {
-  const bad = (m: string) => new IbgpuError('BAD_CONFIG', `${where}: ${m}`, 'a data index is {"format": "ibgpu-data-index", "shards": [{"path": "part-0.npy", "rows": 1000}, …]} (README: "Large datasets and many machines")');
+  const bad = (m: string) =>
+    new IbgpuError(
+      'BAD_CONFIG',
+      `${where}: ${m}`,
+      'a data index is {"format": "ibgpu-data-index", "shards": [{"path": "part-0.npy", "rows": 1000}, …]} (README: "Large datasets and many machines")',
+    );
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('must be a JSON object');
   const r = raw as Record<string, unknown>;
   if (r['format'] !== 'ibgpu-data-index') throw bad(`format must be "ibgpu-data-index" (got ${JSON.stringify(r['format'])})`);
@@ -130,7 +141,12 @@ export async function openDataSource(spec: DataSpec, base: string): Promise<File
       for (const s of idx.shards) {
         const f = await openRowFile(resolve(dirname(path), s.path), s.key ?? spec.key);
         files.push(f);
-        if (f.rows !== s.rows) throw badData(path, `shard ${s.path} has ${f.rows} rows, the index says ${s.rows}`, 'regenerate the index (or the shard): a shard was replaced or cut off');
+        if (f.rows !== s.rows)
+          throw badData(
+            path,
+            `shard ${s.path} has ${f.rows} rows, the index says ${s.rows}`,
+            'regenerate the index (or the shard): a shard was replaced or cut off',
+          );
         if (f.d !== files[0]!.d) throw badData(path, `shard ${s.path} has ${f.d} features, shard ${idx.shards[0]!.path} has ${files[0]!.d}`);
         if (idx.features !== undefined && f.d !== idx.features) throw badData(path, `shard ${s.path} has ${f.d} features, the index says ${idx.features}`);
       }
@@ -148,12 +164,18 @@ export async function openDataSource(spec: DataSpec, base: string): Promise<File
   const d = files[0]!.d;
   const starts: number[] = [];
   let acc = 0;
-  for (const f of files) { starts.push(acc); acc += f.rows; }
+  for (const f of files) {
+    starts.push(acc);
+    acc += f.rows;
+  }
   return {
-    n, d, description: `${label} (${n}×${d})`,
+    n,
+    d,
+    description: `${label} (${n}×${d})`,
     bytesPerRow: files[0]!.bytesPerRow,
     readRows: async (start, count) => {
-      if (start < 0 || count < 0 || start + count > n) throw new IbgpuError('SHAPE', `${path}: rows [${start}, ${start + count}) are outside the ${n} datapoints`);
+      if (start < 0 || count < 0 || start + count > n)
+        throw new IbgpuError('SHAPE', `${path}: rows [${start}, ${start + count}) are outside the ${n} datapoints`);
       const out = files.length === 1 ? undefined : new Float32Array(count * d);
       let done = 0;
       for (let k = 0; k < files.length && done < count; k++) {
@@ -170,7 +192,9 @@ export async function openDataSource(spec: DataSpec, base: string): Promise<File
       }
       return out ?? new Float32Array(0);
     },
-    close: async () => { for (const f of files) await f.close(); },
+    close: async () => {
+      for (const f of files) await f.close();
+    },
   };
 }
 
@@ -191,19 +215,29 @@ export async function openWeights(path: string): Promise<{ get(name: string): Pr
   }
   const wm = (raw as { weight_map?: unknown } | null)?.weight_map;
   if (typeof wm !== 'object' || wm === null || Array.isArray(wm) || !Object.values(wm).every((v) => typeof v === 'string')) {
-    throw new IbgpuError('BAD_CONFIG', `${path}: a weight index needs "weight_map": {tensor name: shard file}`, 'as written by transformers / safetensors (model.safetensors.index.json)');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `${path}: a weight index needs "weight_map": {tensor name: shard file}`,
+      'as written by transformers / safetensors (model.safetensors.index.json)',
+    );
   }
   const map = wm as Record<string, string>;
   const open = new Map<string, SafetensorsFile>();
   return {
     get: async (name) => {
       const file = map[name];
-      if (file === undefined) throw new IbgpuError('MISSING_TENSOR', `${path}: the weight_map has no tensor '${name}'`, 'check the weight/bias names in the architecture file');
+      if (file === undefined)
+        throw new IbgpuError('MISSING_TENSOR', `${path}: the weight_map has no tensor '${name}'`, 'check the weight/bias names in the architecture file');
       const p = resolve(dirname(path), file);
       let st = open.get(p);
-      if (!st) { st = await openSafetensors(p); open.set(p, st); }
+      if (!st) {
+        st = await openSafetensors(p);
+        open.set(p, st);
+      }
       return st.readF32(name);
     },
-    close: async () => { for (const st of open.values()) await st.close(); },
+    close: async () => {
+      for (const st of open.values()) await st.close();
+    },
   };
 }

@@ -23,7 +23,9 @@ export function arraySource(x: Float32Array | Float64Array, n: number, d: number
   checkFinite('dataset', x, [n, d]);
   const f32 = x instanceof Float32Array ? x : Float32Array.from(x);
   return {
-    n, d, description,
+    n,
+    d,
+    description,
     readRows: async (start, count) => f32.subarray(start * d, (start + count) * d),
   };
 }

@@ -50,7 +50,11 @@ export class DegeneracyAccumulator {
   private seen = 0;
   private disposed = false;
 
-  constructor(private readonly engine: Engine, readonly model: MlpModel, readonly layers: number[]) {
+  constructor(
+    private readonly engine: Engine,
+    readonly model: MlpModel,
+    readonly layers: number[],
+  ) {
     const L = model.layers.length;
     this.L = L;
     this.upTo = L;
@@ -103,7 +107,17 @@ export class DegeneracyAccumulator {
       try {
         const id = this.identityFor(b, chunk);
         let S = chunk.alloc(stacked * nf * 4, 'degeneracy.S');
-        jacobianGate(e, { inp: id, pre: f.scratch[this.L - 1]!, bias: this.biases[this.L - 1]!, out: S, rows: stacked, cols: nf, batch: b, rowOffset: r0, activation: last.activation });
+        jacobianGate(e, {
+          inp: id,
+          pre: f.scratch[this.L - 1]!,
+          bias: this.biases[this.L - 1]!,
+          out: S,
+          rows: stacked,
+          cols: nf,
+          batch: b,
+          rowOffset: r0,
+          activation: last.activation,
+        });
         let width = nf;
         if (this.jac.has(this.L - 1)) waits.push(Promise.resolve(this.jac.get(this.L - 1)!.addBatch(S, stacked)));
         for (let i = this.L - 2; i >= this.lo; i--) {
@@ -111,7 +125,17 @@ export class DegeneracyAccumulator {
           const U = chunk.alloc(stacked * l.dOut * 4, 'degeneracy.U');
           matmul(e, S, this.weights[i + 1]!, U, { m: stacked, n: l.dOut, k: width });
           const T = chunk.alloc(stacked * l.dOut * 4, 'degeneracy.S');
-          jacobianGate(e, { inp: U, pre: f.scratch[i]!, bias: this.biases[i]!, out: T, rows: stacked, cols: l.dOut, batch: b, rowOffset: r0, activation: l.activation });
+          jacobianGate(e, {
+            inp: U,
+            pre: f.scratch[i]!,
+            bias: this.biases[i]!,
+            out: T,
+            rows: stacked,
+            cols: l.dOut,
+            batch: b,
+            rowOffset: r0,
+            activation: l.activation,
+          });
           chunk.release(U, S); // recyclable after the next submit: the chunk's memory stays bounded
           S = T;
           width = l.dOut;
@@ -175,8 +199,12 @@ function scaleSym(a: Float64Array, s: number): Float64Array {
  * Jacobians use the plain derivative at the data.
  */
 export async function collectDegeneracyStats(
-  engine: Engine, model: MlpModel, data: { n: number; readRows(start: number, count: number): Promise<Float32Array> },
-  layers: number[], batchSize: number, progress: (stage: string, done: number, total: number) => void = () => {},
+  engine: Engine,
+  model: MlpModel,
+  data: { n: number; readRows(start: number, count: number): Promise<Float32Array> },
+  layers: number[],
+  batchSize: number,
+  progress: (stage: string, done: number, total: number) => void = () => {},
 ): Promise<DegeneracyStats> {
   const mlp = new GpuMlp(engine, model, { alphas: Float64Array.of(1), weights: Float64Array.of(1) });
   const acc = new DegeneracyAccumulator(engine, model, layers);

@@ -52,13 +52,24 @@ export function syntheticSection(): { model: MlpModel; x: Float32Array; pair: Ed
   const Wf = foldedWeight(model, 0);
   const dim = D + 1;
   const basis = {
-    name: 'layers.0', dim, r: R, centred: true, mean: Float64Array.from({ length: dim }, (_, i) => (i === D ? 1 : 0.2)),
+    name: 'layers.0',
+    dim,
+    r: R,
+    centred: true,
+    mean: Float64Array.from({ length: dim }, (_, i) => (i === D ? 1 : 0.2)),
     C: Float64Array.from({ length: dim * R }, () => gauss() / Math.sqrt(dim)),
     Cpinv: Float64Array.from({ length: R * dim }, () => gauss() / Math.sqrt(dim)),
   } as unknown as LayerBasis;
   const pair: EdgePair = {
-    layer: 0, inName: 'layers.0', outName: 'output', basis, formula: 'jacobian', Wbar: Wf.data, dimOut: Wf.cols,
-    nextC: Float64Array.from({ length: Wf.cols * RO }, () => gauss() / Math.sqrt(Wf.cols)), ro: RO,
+    layer: 0,
+    inName: 'layers.0',
+    outName: 'output',
+    basis,
+    formula: 'jacobian',
+    Wbar: Wf.data,
+    dimOut: Wf.cols,
+    nextC: Float64Array.from({ length: Wf.cols * RO }, () => gauss() / Math.sqrt(Wf.cols)),
+    ro: RO,
   };
   return { model, x, pair };
 }
@@ -82,7 +93,10 @@ export async function measureEdgePaths(engine: Engine): Promise<EdgePathTiming> 
     const hostMs = performance.now() - t;
     let m = 0;
     let d = 0;
-    eg.forEach((v, i) => { m = Math.max(m, Math.abs(v)); d = Math.max(d, Math.abs(v - eh[i]!)); });
+    eg.forEach((v, i) => {
+      m = Math.max(m, Math.abs(v));
+      d = Math.max(d, Math.abs(v - eh[i]!));
+    });
     return { gpuMs, hostMs, what: `ReLU section ${D}→${H}, r ${R}, ro ${RO}, ${ROWS} rows`, agreement: m > 0 ? d / m : d };
   } finally {
     mlp.dispose();

@@ -26,7 +26,12 @@ import { uploadPoints } from './legacy.js';
 import type { Progress } from './stats.js';
 
 export async function computeFunctionalEdges(
-  engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, pts: IntegrationPoints,
+  engine: Engine,
+  mlp: GpuMlp,
+  data: DataSource,
+  pairs: EdgePair[],
+  batchSize: number,
+  pts: IntegrationPoints,
   progress: Progress = () => {},
   { shard, cache }: EdgePassOptions = {},
 ): Promise<Map<string, Float64Array>> {
@@ -48,8 +53,15 @@ export async function computeFunctionalEdges(
         const H = p.dimOut;
         const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
         const a: PreactArgs = {
-          x: pre, bias: g.zeroBias, rows, cols: H, xcols: H, rho: 0,
-          activation: mlp.model.layers[p.layer]!.activation, points, npts,
+          x: pre,
+          bias: g.zeroBias,
+          rows,
+          cols: H,
+          xcols: H,
+          rho: 0,
+          activation: mlp.model.layers[p.layer]!.activation,
+          points,
+          npts,
         };
         const D = engine.alloc(rows * H * 4, 'fedges.D');
         const S = engine.alloc(rows * ro8 * 4, 'fedges.S');
@@ -75,6 +87,10 @@ export async function computeFunctionalEdges(
     for (const g of gp) releaseSectionOperands(engine, g);
   }
   const out = new Map<string, Float64Array>();
-  for (const g of gp) out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => (2 * v) / divisor));
+  for (const g of gp)
+    out.set(
+      `${g.p.inName}->${g.p.outName}`,
+      g.sum.map((v) => (2 * v) / divisor),
+    );
   return out;
 }

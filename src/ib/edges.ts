@@ -90,7 +90,9 @@ export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOpera
     for (let i = 0; i < p.ro; i++) at[h * ro8 + i] = p.nextC ? p.nextC[h * p.ro + i]! : h === i ? 1 : 0;
   }
   return {
-    p, r, negMu,
+    p,
+    r,
+    negMu,
     creal: engine.upload(creal, 'edges.C'),
     cbias: engine.upload(f32(cbias), 'edges.cbias'),
     qpad: engine.upload(qpad, 'edges.Q'),
@@ -149,7 +151,12 @@ export interface EdgePassOptions {
 }
 
 export async function computeEdges(
-  engine: Engine, mlp: GpuMlp, data: DataSource, pairs: EdgePair[], batchSize: number, progress: Progress = () => {},
+  engine: Engine,
+  mlp: GpuMlp,
+  data: DataSource,
+  pairs: EdgePair[],
+  batchSize: number,
+  progress: Progress = () => {},
   { shard, cache }: EdgePassOptions = {},
 ): Promise<Map<string, Float64Array>> {
   const gp = pairs.map((p) => uploadSectionOperands(engine, p));
@@ -176,8 +183,17 @@ export async function computeEdges(
   // ReLU gates are two-valued, so few change between rows in sign-pattern order.
   // (The change list of a block holds at most rows × dimOut (h, Δg) pairs; it must fit a binding.)
   const delta = pairs.map((p) => mlp.model.layers[p.layer]!.activation === 'relu' && step * p.dimOut * 8 <= engine.maxBindingBytes);
-  interface StagedSection { g: SectionOperands; fhat: GPUBuffer; gate?: GPUBuffer; host?: Promise<{ gates: Float32Array; order: Uint32Array }> }
-  interface StagedBlock { start: number; rows: number; secs: StagedSection[] }
+  interface StagedSection {
+    g: SectionOperands;
+    fhat: GPUBuffer;
+    gate?: GPUBuffer;
+    host?: Promise<{ gates: Float32Array; order: Uint32Array }>;
+  }
+  interface StagedBlock {
+    start: number;
+    rows: number;
+    secs: StagedSection[];
+  }
   // Records a block's projections and gates, and starts the readbacks its orders need. Only f̂
   // and (dense sections) the gates stay on the GPU until the edge kernels run: a staged block
   // costs rows × (r4 + dimOut) floats per section.
@@ -215,7 +231,10 @@ export async function computeEdges(
   await Promise.all(reads);
   const out = new Map<string, Float64Array>();
   for (const g of gp) {
-    out.set(`${g.p.inName}->${g.p.outName}`, g.sum.map((v) => v / divisor));
+    out.set(
+      `${g.p.inName}->${g.p.outName}`,
+      g.sum.map((v) => v / divisor),
+    );
     releaseSectionOperands(engine, g);
   }
   return out;

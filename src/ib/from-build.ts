@@ -51,8 +51,12 @@ export function gramRank(b: BasisSummary, config: Pick<BuildConfig, 'threshold_m
 }
 
 export function degeneracyFromBuild(
-  model: MlpModel, config: Pick<BuildConfig, 'threshold_mode' | 'truncation_threshold'>, sections: SectionRef[],
-  bases: Map<string, BasisSummary>, stats: DegeneracyStats, nodeStats?: Map<string, NodeStats>,
+  model: MlpModel,
+  config: Pick<BuildConfig, 'threshold_mode' | 'truncation_threshold'>,
+  sections: SectionRef[],
+  bases: Map<string, BasisSummary>,
+  stats: DegeneracyStats,
+  nodeStats?: Map<string, NodeStats>,
 ): DegeneracyReport {
   const rule = degeneracyRule(config);
   const L = model.layers.length;
@@ -91,7 +95,10 @@ export function degeneracyFromBuild(
 
 /** Modules of a build's interaction graph. */
 export function modulesFromBuild(
-  nodeLayers: string[], bases: Map<string, LayerBasis>, edges: Map<string, { data: Float64Array; rows: number; cols: number }>, opts: ModularityOptions,
+  nodeLayers: string[],
+  bases: Map<string, LayerBasis>,
+  edges: Map<string, { data: Float64Array; rows: number; cols: number }>,
+  opts: ModularityOptions,
 ): ModulesReport {
   const mats: EdgeMatrix[] = [...edges].map(([key, e]) => {
     const [from, to] = key.split('->') as [string, string];

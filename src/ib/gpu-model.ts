@@ -23,7 +23,11 @@ export class GpuMlp {
   private readonly points: GPUBuffer;
   private readonly npts: number;
 
-  constructor(private readonly engine: Engine, readonly model: MlpModel, pts: IntegrationPoints) {
+  constructor(
+    private readonly engine: Engine,
+    readonly model: MlpModel,
+    pts: IntegrationPoints,
+  ) {
     this.W = model.layers.map((l) => engine.upload(l.W, `${l.name}.W`));
     this.b = model.layers.map((l) => engine.upload(l.b, `${l.name}.b`));
     this.npts = pts.alphas.length;
@@ -45,7 +49,12 @@ export class GpuMlp {
       const out = this.engine.alloc(rows * l.dOut * 4, `${l.name}.out`);
       const gate = wantGates(i) ? this.engine.alloc(rows * l.dOut * 4, `${l.name}.gate`) : undefined;
       biasAct(this.engine, {
-        x: pre, bias: this.b[i]!, out, rows, cols: l.dOut, activation: l.activation,
+        x: pre,
+        bias: this.b[i]!,
+        out,
+        rows,
+        cols: l.dOut,
+        activation: l.activation,
         ...(gate ? { gate, points: this.points, npts: this.npts } : {}),
       });
       scratch.push(pre);

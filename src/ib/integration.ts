@@ -17,7 +17,11 @@ export function integrationPoints(method: IntegrationMethod, nIntervals: number,
   }
   if (method === 'gradient') {
     if (nIntervals !== 0) {
-      throw new IbgpuError('BAD_CONFIG', `integration_method 'gradient' requires n_intervals = 0 (got ${nIntervals})`, "set n_intervals: 0, or use 'trapezoidal' / 'gauss-legendre'");
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `integration_method 'gradient' requires n_intervals = 0 (got ${nIntervals})`,
+        "set n_intervals: 0, or use 'trapezoidal' / 'gauss-legendre'",
+      );
     }
     return { alphas: Float64Array.of(1), weights: Float64Array.of(1) };
   }

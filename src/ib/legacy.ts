@@ -31,11 +31,7 @@ import { copyColumns, legacyDifference, legacyGated, type PreactArgs } from '../
 import { matmul } from '../kernels/matmul.js';
 import type { Engine } from '../runtime/engine.js';
 import { rootOfOne } from '../model/activations.js';
-import {
-  secondTruncation,
-  eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU,
-  type LayerBasis, type NodeStats, type Threshold,
-} from './basis.js';
+import { secondTruncation, eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU, type LayerBasis, type NodeStats, type Threshold } from './basis.js';
 import type { DataSource } from './data.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
@@ -88,8 +84,13 @@ export function uploadPoints(engine: Engine, pts: IntegrationPoints): GPUBuffer 
  * of Z = [h | f] and Σ ZᵀZ (f block shifted) and Σ Z are accumulated, in f64 across batches.
  */
 export async function collectLegacyStats(
-  engine: Engine, mlp: GpuMlp, data: DataSource, o: LegacyPassOptions, batchSize: number,
-  pts: IntegrationPoints, progress: Progress = () => {},
+  engine: Engine,
+  mlp: GpuMlp,
+  data: DataSource,
+  o: LegacyPassOptions,
+  batchSize: number,
+  pts: IntegrationPoints,
+  progress: Progress = () => {},
 ): Promise<LegacyStats> {
   const model = mlp.model;
   const i = o.layer;
@@ -116,7 +117,15 @@ export async function collectLegacyStats(
       const x = engine.upload(await data.readRows(start, rows), 'batch');
       const fw = mlp.forward(x, rows, () => false, i + 1);
       const a: PreactArgs = {
-        x: fw.scratch[i]!, bias, rows, cols: Hb, xcols: H, rho, activation: l.activation, points, npts,
+        x: fw.scratch[i]!,
+        bias,
+        rows,
+        cols: Hb,
+        xcols: H,
+        rho,
+        activation: l.activation,
+        points,
+        npts,
       };
       const Z = engine.alloc(rows * Wd * 4, 'legacy.Z');
       const D = engine.alloc(rows * Hb * 4, 'legacy.D');
@@ -247,7 +256,11 @@ export function buildLegacyBasis(s: NodeStats, formula: LegacyFormula, centred: 
     V[0] = 1;
     Lambda[0] = Math.abs(T[0]!);
     if (!(Lambda[0] > 0)) {
-      throw new IbgpuError('NON_FINITE', `${s.name}: the constant direction has Λ = 0 under '${formula}', so C⁺ would divide by zero`, 'the section output does not depend on this layer along its mean; use center: false or another basis_formula');
+      throw new IbgpuError(
+        'NON_FINITE',
+        `${s.name}: the constant direction has Λ = 0 under '${formula}', so C⁺ would divide by zero`,
+        'the section output does not depend on this layer along its mean; use center: false or another basis_formula',
+      );
     }
   }
   keep.forEach((src, m) => {
@@ -267,8 +280,21 @@ export function buildLegacyBasis(s: NodeStats, formula: LegacyFormula, centred: 
   const Mprime = matmulF64(matmulF64(sec.Wbar, X, { m: dim, n: Hb, k: Hb }), sec.Wbar, { m: dim, n: dim, k: Hb, transB: true });
   const LambdaPrime = matmulF64(sec.Wbar, ls.hf, { m: dim, n: dim, k: Hb });
   return {
-    name: s.name, dim, centred, mean: st.mean, gramEigenvalues: st.gramEigenvalues,
-    U: st.U, D: st.D, k, V, Lambda, Mprime, LambdaPrime, C, Cpinv, r,
+    name: s.name,
+    dim,
+    centred,
+    mean: st.mean,
+    gramEigenvalues: st.gramEigenvalues,
+    U: st.U,
+    D: st.D,
+    k,
+    V,
+    Lambda,
+    Mprime,
+    LambdaPrime,
+    C,
+    Cpinv,
+    r,
     dropped: { stage1: st.dropped, stage2: ks - keep.length },
   };
 }

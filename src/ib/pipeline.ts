@@ -4,7 +4,16 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { buildLayerBasis, eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NextBasis, type NodeStats, type Threshold } from './basis.js';
+import {
+  buildLayerBasis,
+  eigAbsSortedInBackground,
+  stage1Matrix,
+  type EigPairs,
+  type LayerBasis,
+  type NextBasis,
+  type NodeStats,
+  type Threshold,
+} from './basis.js';
 import { solverThreads } from '../host/eigh-worker.js';
 import { refuseStochastic, refuseTransformerWorkflows, type BasisFormula, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
@@ -94,7 +103,8 @@ export function planNodes(model: MlpModel, nodeLayers: string[]): NodePlan[] {
       return { name: nl, act: L, folded: false };
     }
     const i = names.indexOf(nl);
-    if (i < 0) throw new IbgpuError('BAD_CONFIG', `node layer '${nl}' is not a layer of the model`, `the model's node layers are ${[...names, 'output'].join(', ')}`);
+    if (i < 0)
+      throw new IbgpuError('BAD_CONFIG', `node layer '${nl}' is not a layer of the model`, `the model's node layers are ${[...names, 'output'].join(', ')}`);
     return { name: nl, act: i, folded: true };
   });
   for (let j = 1; j < plan.length; j++) {
@@ -124,8 +134,12 @@ export function statsPlanOf(plan: NodePlan[], config: BuildConfig): { statNodes:
  * else a measurement, else the adapter kind. Functional edges have no host path.
  */
 export function edgeStagePath(engine: Engine, config: BuildConfig): StagePathChoice {
-  return chooseStagePath(engine, 'edges', config.stage_paths?.edges ?? 'auto', config.edge_formula === 'functional'
-    ? { gpuOnly: "functional edges have no host path (the host pass computes squared edges)" } : {});
+  return chooseStagePath(
+    engine,
+    'edges',
+    config.stage_paths?.edges ?? 'auto',
+    config.edge_formula === 'functional' ? { gpuOnly: 'functional edges have no host path (the host pass computes squared edges)' } : {},
+  );
 }
 
 /** The truncation thresholds of a config (SPEC §3.2, §4.8). */
@@ -137,7 +151,11 @@ export function thresholdOf(config: BuildConfig): Threshold {
 export function checkFinalRotation(plan: NodePlan[], config: BuildConfig): void {
   const final = plan[plan.length - 1]!;
   if (final.name === 'output' && config.rotate_final_node_layer && config.center) {
-    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer with center=true is undefined (the logits have no bias slot)', 'set rotate_final_node_layer: false, or center: false');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'rotating the output node layer with center=true is undefined (the logits have no bias slot)',
+      'set rotate_final_node_layer: false, or center: false',
+    );
   }
 }
 
@@ -161,9 +179,13 @@ export function finalNodeBasis(model: MlpModel, plan: NodePlan[], stats: StatsRe
 export function sectionBasis(model: MlpModel, nd: NodePlan, stats: StatsResult, config: BuildConfig, next: NextBasis, stage1Eig?: EigPairs): LayerBasis {
   const W = foldedWeight(model, nd.act);
   return buildLayerBasis(
-    stats.nodes.get(nd.name)!, config.basis_formula, config.center, thresholdOf(config),
+    stats.nodes.get(nd.name)!,
+    config.basis_formula,
+    config.center,
+    thresholdOf(config),
     config.basis_formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-    next, stage1Eig,
+    next,
+    stage1Eig,
   );
 }
 
@@ -174,18 +196,33 @@ export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: 
   const W = foldedWeight(model, nd.act);
   const nb = bases.get(nx.name);
   return {
-    layer: nd.act, inName: nd.name, outName: nx.name, basis: bases.get(nd.name)!, formula,
-    Wbar: W.data, dimOut: W.cols, nextC: nb?.C, ro: nb ? nb.r : W.cols,
+    layer: nd.act,
+    inName: nd.name,
+    outName: nx.name,
+    basis: bases.get(nd.name)!,
+    formula,
+    Wbar: W.data,
+    dimOut: W.cols,
+    nextC: nb?.C,
+    ro: nb ? nb.r : W.cols,
   };
 }
 
 export async function buildInteractionBasis(
-  engine: Engine, model: MlpModel, data: DataSource, config: BuildConfig, opts: BuildOptions = {},
+  engine: Engine,
+  model: MlpModel,
+  data: DataSource,
+  config: BuildConfig,
+  opts: BuildOptions = {},
 ): Promise<IbResult> {
   const log = opts.logger ?? { info: () => {} };
   const progress = opts.progress ?? (() => {});
   if (data.d !== model.layers[0]!.dIn) {
-    throw new IbgpuError('SHAPE', `data has ${data.d} features per datapoint, the model's first layer takes ${model.layers[0]!.dIn}`, 'use the data the model was trained on (or fix the arch file)');
+    throw new IbgpuError(
+      'SHAPE',
+      `data has ${data.d} features per datapoint, the model's first layer takes ${model.layers[0]!.dIn}`,
+      'use the data the model was trained on (or fix the arch file)',
+    );
   }
   if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
   refuseStochastic(config, 'MLP builds');
@@ -206,8 +243,8 @@ export async function buildInteractionBasis(
   const widthOf = (act: number) => (act === 0 ? model.layers[0]!.dIn : model.layers[act - 1]!.dOut);
   const eigThreads = opts.eigThreads ?? (engine.info.isSoftware ? 1 : undefined);
   const backgroundEligible = !isLegacyFormula(formula) && formula !== 'neuron';
-  const solverThread = backgroundEligible && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder)
-    ? solverThreads(eigThreads).then((k) => k > 0) : Promise.resolve(false);
+  const solverThread =
+    backgroundEligible && plan.slice(0, -1).some((p) => widthOf(p.act) >= minOrder) ? solverThreads(eigThreads).then((k) => k > 0) : Promise.resolve(false);
   const mlp = new GpuMlp(engine, model, pts);
   // Degeneracy statistics ride along the statistics pass (src/ib/degeneracy-gpu.ts).
   const sections = plan.slice(0, -1).map((p, j) => ({ from: p.name, to: plan[j + 1]!.name, layer: p.act }));
@@ -216,8 +253,17 @@ export async function buildInteractionBasis(
   const edgesOnHost = config.calculate_edges && edgeStagePath(engine, config).path === 'host';
   // The GPU edge pass reuses the statistics pass's hidden activations when they fit the budget
   // (the host pass runs its own float64 forward pass, so it needs none kept).
-  const cache = config.calculate_edges && !edgesOnHost && !isLegacyFormula(formula)
-    ? ActivationCache.plan(engine, sections.map((s) => s.layer), widthOf, 0, data.n, opts.activationCacheBytes) : undefined;
+  const cache =
+    config.calculate_edges && !edgesOnHost && !isLegacyFormula(formula)
+      ? ActivationCache.plan(
+          engine,
+          sections.map((s) => s.layer),
+          widthOf,
+          0,
+          data.n,
+          opts.activationCacheBytes,
+        )
+      : undefined;
   try {
     // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
     const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
@@ -226,7 +272,12 @@ export async function buildInteractionBasis(
     if (config.degeneracy && statsPath === 'host') {
       const layers = sections.map((s) => s.layer);
       degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
-    } else if (config.degeneracy) degAcc = new DegeneracyAccumulator(engine, model, sections.map((s) => s.layer));
+    } else if (config.degeneracy)
+      degAcc = new DegeneracyAccumulator(
+        engine,
+        model,
+        sections.map((s) => s.layer),
+      );
     let t0 = t();
     log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
@@ -241,7 +292,23 @@ export async function buildInteractionBasis(
     const onInputStats = (st: NodeStats): void => {
       if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
     };
-    const stats = await collectStats(engine, mlp, data, { nodes: statNodes, gateLayers, cache, onInputStats, path: statsPath, ...(degAcc ? { observer: degAcc } : {}), ...(degHost ? { hostObserver: degHost } : {}) }, config.batch_size, pts, progress);
+    const stats = await collectStats(
+      engine,
+      mlp,
+      data,
+      {
+        nodes: statNodes,
+        gateLayers,
+        cache,
+        onInputStats,
+        path: statsPath,
+        ...(degAcc ? { observer: degAcc } : {}),
+        ...(degHost ? { hostObserver: degHost } : {}),
+      },
+      config.batch_size,
+      pts,
+      progress,
+    );
     // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
     const degMs = stats.observerMs ?? 0;
     const t2 = t();
@@ -271,11 +338,20 @@ export async function buildInteractionBasis(
       const whole = lo === 0 && edgesFrom === plan.length - 1;
       const label = whole ? 'edges' : `edges ${plan[lo]!.name}..${plan[edgesFrom]!.name}`;
       const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
-      const E = config.edge_formula === 'functional'
-        ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
-        : edgesOnHost
-          ? await computeEdgesHost(model, data, pairs, config.batch_size, pts, edgeProgress, opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {})
-          : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
+      const E =
+        config.edge_formula === 'functional'
+          ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
+          : edgesOnHost
+            ? await computeEdgesHost(
+                model,
+                data,
+                pairs,
+                config.batch_size,
+                pts,
+                edgeProgress,
+                opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {},
+              )
+            : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
       for (const p of pairs) {
         const key = `${p.inName}->${p.outName}`;
         edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
@@ -303,9 +379,20 @@ export async function buildInteractionBasis(
         const W = foldedWeight(model, nd.act);
         // Legacy formulas: one pass over the data per section, through the next layer's basis.
         if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
-        const ls = await collectLegacyStats(engine, mlp, data, {
-          layer: nd.act, formula, P: next.C ? projector(next.C, next.dim, next.r) : undefined, shift: s.shift,
-        }, config.batch_size, pts, progress);
+        const ls = await collectLegacyStats(
+          engine,
+          mlp,
+          data,
+          {
+            layer: nd.act,
+            formula,
+            P: next.C ? projector(next.C, next.dim, next.r) : undefined,
+            shift: s.shift,
+          },
+          config.batch_size,
+          pts,
+          progress,
+        );
         b = buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
       } else {
         const pending = background.get(nd.name);

@@ -29,7 +29,9 @@ export interface BuildPlan {
 }
 
 export function planBuild(
-  model: MlpModel, config: BuildConfig, data: { n: number; d: number; bytesPerRow?: number },
+  model: MlpModel,
+  config: BuildConfig,
+  data: { n: number; d: number; bytesPerRow?: number },
   range: { start: number; end: number } = { start: 0, end: data.n },
   opts: { edgeChunkRows?: number } = {},
 ): BuildPlan {
@@ -66,7 +68,14 @@ export function planBuild(
   // Hidden activations kept for the edge pass (activation-cache.ts): whole builds only, when they
   // fit the cap; shards and staged runs recompute them.
   if (config.calculate_edges && !isLegacyFormula(config.basis_formula) && rows === data.n) {
-    const cached = [...new Set(plan.slice(0, -1).map((nd) => nd.act).filter((a) => a >= 1))];
+    const cached = [
+      ...new Set(
+        plan
+          .slice(0, -1)
+          .map((nd) => nd.act)
+          .filter((a) => a >= 1),
+      ),
+    ];
     const bytes = cached.reduce((a, act) => a + rows * width(act) * 4, 0);
     if (bytes > 0 && bytes <= ACTIVATION_CACHE_BYTES) {
       add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
@@ -82,8 +91,18 @@ export function planBuild(
     const hmax = Math.max(...L.slice(lo).map((l) => l.dOut));
     const binding = 128 * 2 ** 20; // the largest storage binding ibgpu asks for
     const chunk = Math.min(b, Math.max(1, Math.floor(Math.min(DEGENERACY_CHUNK_BYTES, binding) / (4 * nOut * hmax))));
-    add('degeneracy', 'gpu', `transposed weights and biases of ${L[lo]!.name}…${L[L.length - 1]!.name}`, L.slice(lo).reduce((a, l) => a + (l.dIn * l.dOut + l.dOut) * 4, 0));
-    add('degeneracy', 'gpu', `stacked output Jacobians (${chunk} datapoints × ${nOut} outputs × ≤${hmax}, 3 buffers) + identity`, (3 * chunk * nOut * hmax + chunk * nOut * nOut) * 4);
+    add(
+      'degeneracy',
+      'gpu',
+      `transposed weights and biases of ${L[lo]!.name}…${L[L.length - 1]!.name}`,
+      L.slice(lo).reduce((a, l) => a + (l.dIn * l.dOut + l.dOut) * 4, 0),
+    );
+    add(
+      'degeneracy',
+      'gpu',
+      `stacked output Jacobians (${chunk} datapoints × ${nOut} outputs × ≤${hmax}, 3 buffers) + identity`,
+      (3 * chunk * nOut * hmax + chunk * nOut * nOut) * 4,
+    );
     for (const i of sections) {
       const h = L[i]!.dOut;
       add('degeneracy', 'gpu', `Jacobian Gram partial ${L[i]!.name} (${h}×${h} f32)`, h * h * 4);
@@ -91,8 +110,18 @@ export function planBuild(
       if (i < L.length - 1 && L[i]!.activation === 'relu') {
         const words = Math.ceil(rows / 32);
         const cofire = h < WIDE_LAYER && h * h * 4 <= binding;
-        add('degeneracy', 'gpu', `firing patterns ${L[i]!.name}: batch bits, activation Gram${cofire ? ', co-firing counts' : ''} (${h}×${h})`, (Math.ceil(b / 32) * h + (cofire ? 2 : 1) * h * h) * 4);
-        add('degeneracy', 'host', `firing patterns ${L[i]!.name}: every datapoint's bits (${h} × ${words} words) + Grams (f64)`, h * words * 4 + (cofire ? 2 : 1) * h * h * 8);
+        add(
+          'degeneracy',
+          'gpu',
+          `firing patterns ${L[i]!.name}: batch bits, activation Gram${cofire ? ', co-firing counts' : ''} (${h}×${h})`,
+          (Math.ceil(b / 32) * h + (cofire ? 2 : 1) * h * h) * 4,
+        );
+        add(
+          'degeneracy',
+          'host',
+          `firing patterns ${L[i]!.name}: every datapoint's bits (${h} × ${words} words) + Grams (f64)`,
+          h * words * 4 + (cofire ? 2 : 1) * h * h * 8,
+        );
       }
     }
   }
@@ -110,11 +139,31 @@ export function planBuild(
       const dimOut = nd.act === L.length - 1 ? L[nd.act]!.dOut : L[nd.act]!.dOut + 1;
       const ro = dimOut; // upper bound: the next layer's basis keeps at most its full width
       const chunks = Math.ceil(b / edgeChunk);
-      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`, (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4);
-      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`, (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4);
-      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${opts.edgeChunkRows === undefined ? ' as on GPUs; software adapters use more' : ''}; batches are cut into row blocks when this exceeds one storage binding)`, chunks * ro * r * 4);
+      add(
+        'edges',
+        'gpu',
+        `pair ${nd.name}->${plan[j + 1]!.name}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`,
+        (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4,
+      );
+      add(
+        'edges',
+        'gpu',
+        `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`,
+        (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4,
+      );
+      add(
+        'edges',
+        'gpu',
+        `pair ${nd.name}->${plan[j + 1]!.name}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${opts.edgeChunkRows === undefined ? ' as on GPUs; software adapters use more' : ''}; batches are cut into row blocks when this exceeds one storage binding)`,
+        chunks * ro * r * 4,
+      );
       add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: E sum (${ro}×${r} f64) + staging`, ro * r * 8 + chunks * ro * r * 4);
-      add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: next block staged ahead (f̂${L[nd.act]!.activation === 'relu' ? '' : ', gates'})`, b * (pad4(r) + (L[nd.act]!.activation === 'relu' ? 0 : dimOut)) * 4);
+      add(
+        'edges',
+        'gpu',
+        `pair ${nd.name}->${plan[j + 1]!.name}: next block staged ahead (f̂${L[nd.act]!.activation === 'relu' ? '' : ', gates'})`,
+        b * (pad4(r) + (L[nd.act]!.activation === 'relu' ? 0 : dimOut)) * 4,
+      );
       if (L[nd.act]!.activation === 'relu') {
         // Carried-Jacobian kernel: gates read back, sorted, listed as (h, Δg) pairs (at most all of them).
         add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: gates read back + gate-change list (≤ ${b}×${dimOut} pairs)`, b * dimOut * (4 + 8));
@@ -151,7 +200,10 @@ export function formatBytes(b: number): string {
   const u = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = b / 1024;
   let k = 0;
-  while (v >= 1024 && k < u.length - 1) { v /= 1024; k++; }
+  while (v >= 1024 && k < u.length - 1) {
+    v /= 1024;
+    k++;
+  }
   return `${v.toFixed(v < 10 ? 2 : 1)} ${u[k]}`;
 }
 

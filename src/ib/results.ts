@@ -113,7 +113,10 @@ function firstEdgeRows(res: IbResult, name: string): number {
  * What a result holds, in write order: the safetensors files (with their metadata), the JSON
  * files, and the manifest, which is written last (its presence marks a complete result).
  */
-export function resultContents(res: IbResult, meta: ResultMeta): {
+export function resultContents(
+  res: IbResult,
+  meta: ResultMeta,
+): {
   tensors: [string, Record<string, Tensor>][];
   metadata: Record<string, string>;
   json: [string, unknown][];
@@ -149,7 +152,8 @@ export async function writeResults(target: string, res: IbResult, meta: ResultMe
 
 /** The one JSON document `ibgpu build --json` (and staged builds, combine) print on stdout. */
 export function buildSummary(
-  dir: string, res: IbResult,
+  dir: string,
+  res: IbResult,
   meta: { adapter: string; data: string; configPath?: string; totalMs?: number },
 ): Record<string, unknown> {
   return {

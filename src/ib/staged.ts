@@ -63,7 +63,12 @@ const COUNT_VARS = ['SLURM_ARRAY_TASK_COUNT', 'OMPI_COMM_WORLD_SIZE', 'PMI_SIZE'
  * may also come from SLURM_ARRAY_TASK_COUNT / OMPI_COMM_WORLD_SIZE / PMI_SIZE.
  */
 export function resolveShard(shard: string | undefined, shards: string | undefined, env: Record<string, string | undefined> = process.env): Shard {
-  const bad = (m: string) => new IbgpuError('BAD_CONFIG', m, 'use --shard i/n (0 <= i < n), or --shards n with the index in JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID / OMPI_COMM_WORLD_RANK / PMI_RANK');
+  const bad = (m: string) =>
+    new IbgpuError(
+      'BAD_CONFIG',
+      m,
+      'use --shard i/n (0 <= i < n), or --shards n with the index in JOB_COMPLETION_INDEX / SLURM_ARRAY_TASK_ID / OMPI_COMM_WORLD_RANK / PMI_RANK',
+    );
   const int = (v: string, what: string) => {
     if (!/^\d+$/.test(v.trim())) throw bad(`${what} must be a non-negative integer, got ${JSON.stringify(v)}`);
     return Number(v.trim());
@@ -114,10 +119,18 @@ export function configHash(config: BuildConfig, model: MlpModel): string {
 /** The stages that can be split need no extra data passes inside the bases stage. */
 export function checkShardable(config: BuildConfig): void {
   if (isLegacyFormula(config.basis_formula)) {
-    throw new IbgpuError('BAD_CONFIG', `basis_formula '${config.basis_formula}' needs one extra pass over the data per section inside the bases stage; staged/sharded builds support jacobian, svd, pca and neuron`, 'run it as one process (ibgpu build without --stage)');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `basis_formula '${config.basis_formula}' needs one extra pass over the data per section inside the bases stage; staged/sharded builds support jacobian, svd, pca and neuron`,
+      'run it as one process (ibgpu build without --stage)',
+    );
   }
   if (config.degeneracy) {
-    throw new IbgpuError('BAD_CONFIG', 'the degeneracy statistics are not collected by staged/sharded builds', 'set "degeneracy": false (and run `ibgpu report --recompute` on the result), or build in one process');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'the degeneracy statistics are not collected by staged/sharded builds',
+      'set "degeneracy": false (and run `ibgpu report --recompute` on the result), or build in one process',
+    );
   }
 }
 
@@ -144,7 +157,11 @@ export interface PartialMeta {
   checksum: string;
 }
 
-export async function writePartial(path: string, tensors: Record<string, Tensor>, meta: Omit<PartialMeta, 'checksum' | 'format' | 'ibgpu_version'>): Promise<void> {
+export async function writePartial(
+  path: string,
+  tensors: Record<string, Tensor>,
+  meta: Omit<PartialMeta, 'checksum' | 'format' | 'ibgpu_version'>,
+): Promise<void> {
   const full: PartialMeta = { format: PARTIAL_FORMAT, ibgpu_version: VERSION, ...meta, checksum: tensorDigest(tensors) };
   const md: Record<string, string> = {};
   for (const [k, v] of Object.entries(full)) md[k] = String(v);
@@ -164,7 +181,11 @@ export async function readPartial(path: string, want?: Stage): Promise<Partial> 
   try {
     const m = f.metadata;
     if (m['format'] !== PARTIAL_FORMAT) {
-      throw new IbgpuError('BAD_FILE', `${path}: not an ibgpu partial (metadata format = ${JSON.stringify(m['format'])})`, 'pass files written by `ibgpu build --stage …` or `ibgpu combine`');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${path}: not an ibgpu partial (metadata format = ${JSON.stringify(m['format'])})`,
+        'pass files written by `ibgpu build --stage …` or `ibgpu combine`',
+      );
     }
     for (const k of ['stage', 'config_hash', 'data', 'data_n', 'row_start', 'row_end', 'shard', 'checksum', 'layout', 'config']) {
       if (m[k] === undefined) throw new IbgpuError('BAD_FILE', `${path}: partial metadata lacks '${k}'`, 'the file is damaged; rerun its shard');
@@ -183,11 +204,18 @@ export async function readPartial(path: string, want?: Stage): Promise<Partial> 
     }
     const sum = tensorDigest(raw);
     if (sum !== m['checksum']) {
-      throw new IbgpuError('BAD_FILE', `${path}: checksum mismatch (data ${sum.slice(0, 23)}…, recorded ${m['checksum']!.slice(0, 23)}…): the file is corrupted`, 'delete it and rerun its shard or stage');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${path}: checksum mismatch (data ${sum.slice(0, 23)}…, recorded ${m['checksum']!.slice(0, 23)}…): the file is corrupted`,
+        'delete it and rerun its shard or stage',
+      );
     }
     const meta = {
       ...(m as unknown as PartialMeta),
-      data_n: Number(m['data_n']), row_start: Number(m['row_start']), row_end: Number(m['row_end']), batch_size: Number(m['batch_size']),
+      data_n: Number(m['data_n']),
+      row_start: Number(m['row_start']),
+      row_end: Number(m['row_end']),
+      batch_size: Number(m['batch_size']),
     };
     return { path, meta, tensors, shapes };
   } finally {
@@ -196,7 +224,13 @@ export async function readPartial(path: string, want?: Stage): Promise<Partial> 
 }
 
 /** A previously written partial that can be reused for this exact work, or why not. */
-export async function reusablePartial(path: string, stage: Stage, hash: string, range: { start: number; end: number }, n: number): Promise<{ ok: true; p: Partial } | { ok: false; why: string }> {
+export async function reusablePartial(
+  path: string,
+  stage: Stage,
+  hash: string,
+  range: { start: number; end: number },
+  n: number,
+): Promise<{ ok: true; p: Partial } | { ok: false; why: string }> {
   let p: Partial;
   try {
     p = await readPartial(path, stage);
@@ -206,7 +240,10 @@ export async function reusablePartial(path: string, stage: Stage, hash: string, 
   }
   if (p.meta.config_hash !== hash) return { ok: false, why: `${path} was written for another config or model (hash ${p.meta.config_hash} ≠ ${hash})` };
   if (p.meta.row_start !== range.start || p.meta.row_end !== range.end || p.meta.data_n !== n) {
-    return { ok: false, why: `${path} covers rows [${p.meta.row_start}, ${p.meta.row_end}) of ${p.meta.data_n}, this run needs [${range.start}, ${range.end}) of ${n}` };
+    return {
+      ok: false,
+      why: `${path} covers rows [${p.meta.row_start}, ${p.meta.row_end}) of ${p.meta.data_n}, this run needs [${range.start}, ${range.end}) of ${n}`,
+    };
   }
   return { ok: true, p };
 }
@@ -250,7 +287,15 @@ function statsFromPartial(p: Partial, n: number): StatsResult {
   };
   const nodes = new Map<string, NodeStats>();
   for (const l of layout.nodes) {
-    nodes.set(l.name, { name: l.name, n, d: l.d, folded: l.folded, sum: get(`node/${l.name}/sum`), gramShifted: get(`node/${l.name}/gram_shifted`), shift: get(`node/${l.name}/shift`) });
+    nodes.set(l.name, {
+      name: l.name,
+      n,
+      d: l.d,
+      folded: l.folded,
+      sum: get(`node/${l.name}/sum`),
+      gramShifted: get(`node/${l.name}/gram_shifted`),
+      shift: get(`node/${l.name}/shift`),
+    });
   }
   const gates = new Map<number, GateStats>();
   for (const g of layout.gates) {
@@ -271,9 +316,18 @@ export interface StageContext {
 
 function baseMeta(c: StageContext, stage: Stage, range: { start: number; end: number }, shard: string, layout: unknown) {
   return {
-    stage, config_hash: c.hash, config: JSON.stringify(c.config), config_path: c.configPath,
-    data: c.data.description, data_n: c.data.n, row_start: range.start, row_end: range.end, shard,
-    batch_size: c.config.batch_size, adapter: c.engine.adapterName, layout: JSON.stringify(layout),
+    stage,
+    config_hash: c.hash,
+    config: JSON.stringify(c.config),
+    config_path: c.configPath,
+    data: c.data.description,
+    data_n: c.data.n,
+    row_start: range.start,
+    row_end: range.end,
+    shard,
+    batch_size: c.config.batch_size,
+    adapter: c.engine.adapterName,
+    layout: JSON.stringify(layout),
   };
 }
 
@@ -300,23 +354,47 @@ export function checkPartials(parts: Partial[], stage: Stage): Partial[] {
   if (parts.length === 0) throw new IbgpuError('BAD_CONFIG', `no ${stage} partials given`);
   const a = parts[0]!;
   for (const p of parts) {
-    if (p.meta.stage !== stage) throw new IbgpuError('BAD_FILE', `${p.path} is a '${p.meta.stage}' partial, ${a.path} a '${stage}' one`, 'combine one stage at a time');
+    if (p.meta.stage !== stage)
+      throw new IbgpuError('BAD_FILE', `${p.path} is a '${p.meta.stage}' partial, ${a.path} a '${stage}' one`, 'combine one stage at a time');
     if (p.meta.config_hash !== a.meta.config_hash) {
-      throw new IbgpuError('BAD_FILE', `${p.path} was built with another config or model than ${a.path} (hash ${p.meta.config_hash} ≠ ${a.meta.config_hash})`, 'rerun every shard with the same config and model');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${p.path} was built with another config or model than ${a.path} (hash ${p.meta.config_hash} ≠ ${a.meta.config_hash})`,
+        'rerun every shard with the same config and model',
+      );
     }
     if (p.meta.data !== a.meta.data || p.meta.data_n !== a.meta.data_n) {
-      throw new IbgpuError('BAD_FILE', `${p.path} covers data '${p.meta.data}' (${p.meta.data_n}), ${a.path} '${a.meta.data}' (${a.meta.data_n})`, 'every shard must read the same dataset');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${p.path} covers data '${p.meta.data}' (${p.meta.data_n}), ${a.path} '${a.meta.data}' (${a.meta.data_n})`,
+        'every shard must read the same dataset',
+      );
     }
     if (JSON.stringify(p.shapes) !== JSON.stringify(a.shapes)) throw new IbgpuError('BAD_FILE', `${p.path}: tensor shapes differ from ${a.path}'s`);
   }
   const sorted = [...parts].sort((x, y) => x.meta.row_start - y.meta.row_start);
   let pos = 0;
   for (const p of sorted) {
-    if (p.meta.row_start < pos) throw new IbgpuError('BAD_FILE', `${p.path} (rows [${p.meta.row_start}, ${p.meta.row_end})) overlaps a shard before it, which ends at row ${pos}`, 'pass each shard once, all from the same --shards count');
-    if (p.meta.row_start > pos) throw new IbgpuError('BAD_FILE', `rows [${pos}, ${p.meta.row_start}) of ${a.meta.data_n} are in no partial`, 'a shard is missing: run it and pass its file too');
+    if (p.meta.row_start < pos)
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${p.path} (rows [${p.meta.row_start}, ${p.meta.row_end})) overlaps a shard before it, which ends at row ${pos}`,
+        'pass each shard once, all from the same --shards count',
+      );
+    if (p.meta.row_start > pos)
+      throw new IbgpuError(
+        'BAD_FILE',
+        `rows [${pos}, ${p.meta.row_start}) of ${a.meta.data_n} are in no partial`,
+        'a shard is missing: run it and pass its file too',
+      );
     pos = p.meta.row_end;
   }
-  if (pos !== a.meta.data_n) throw new IbgpuError('BAD_FILE', `rows [${pos}, ${a.meta.data_n}) of ${a.meta.data_n} are in no partial`, 'a shard is missing: run it and pass its file too');
+  if (pos !== a.meta.data_n)
+    throw new IbgpuError(
+      'BAD_FILE',
+      `rows [${pos}, ${a.meta.data_n}) of ${a.meta.data_n} are in no partial`,
+      'a shard is missing: run it and pass its file too',
+    );
   return sorted;
 }
 
@@ -330,7 +408,12 @@ export function sumStats(sorted: Partial[]): StatsResult {
       const a = acc[k]!;
       if (k.endsWith('/shift')) {
         for (let i = 0; i < v.length; i++) {
-          if (v[i] !== a[i]) throw new IbgpuError('BAD_FILE', `${p.path}: its Gram shift differs from ${sorted[0]!.path}'s`, 'every shard centres on the first batch of the dataset: was the batch size or data changed between shards, or did shards run their stats on different paths (set stage_paths.stats to the same value for all)?');
+          if (v[i] !== a[i])
+            throw new IbgpuError(
+              'BAD_FILE',
+              `${p.path}: its Gram shift differs from ${sorted[0]!.path}'s`,
+              'every shard centres on the first batch of the dataset: was the batch size or data changed between shards, or did shards run their stats on different paths (set stage_paths.stats to the same value for all)?',
+            );
         }
         continue;
       }
@@ -370,7 +453,10 @@ export function basesTensors(bases: Map<string, LayerBasis>): { tensors: Record<
     const fields: string[] = [];
     for (const f of BASIS_FIELDS) {
       const v = b[f];
-      if (v) { t[`${name}/${f}`] = { dtype: 'F64', shape: [v.length], data: v }; fields.push(f); }
+      if (v) {
+        t[`${name}/${f}`] = { dtype: 'F64', shape: [v.length], data: v };
+        fields.push(f);
+      }
     }
     layout.layers.push({ name, dim: b.dim, k: b.k, r: b.r, centred: b.centred, dropped: b.dropped, fields });
   }
@@ -384,7 +470,8 @@ export function basesFromPartial(p: Partial): Map<string, LayerBasis> {
     const b: Record<string, unknown> = { name: l.name, dim: l.dim, k: l.k, r: l.r, centred: l.centred, dropped: l.dropped };
     for (const f of l.fields) {
       const v = p.tensors[`${l.name}/${f}`];
-      if (!v) throw new IbgpuError('BAD_FILE', `${p.path}: tensor '${l.name}/${f}' is missing`, 'the file is damaged; rerun `ibgpu combine` on the stats partials');
+      if (!v)
+        throw new IbgpuError('BAD_FILE', `${p.path}: tensor '${l.name}/${f}' is missing`, 'the file is damaged; rerun `ibgpu combine` on the stats partials');
       b[f] = v;
     }
     out.set(l.name, b as unknown as LayerBasis);
@@ -416,9 +503,18 @@ function stripMeta(m: PartialMeta): Omit<PartialMeta, 'checksum' | 'format' | 'i
 export async function loadStage(dir: string, hash?: string): Promise<{ stats: StatsResult; bases: Map<string, LayerBasis>; meta: PartialMeta }> {
   const sp = await readPartial(`${dir}/stats.safetensors`, 'stats');
   const bp = await readPartial(`${dir}/bases.state.safetensors`, 'bases');
-  if (sp.meta.config_hash !== bp.meta.config_hash) throw new IbgpuError('BAD_FILE', `${dir}: stats.safetensors and bases.state.safetensors come from different builds`, 'rerun `ibgpu combine` on the stats partials');
+  if (sp.meta.config_hash !== bp.meta.config_hash)
+    throw new IbgpuError(
+      'BAD_FILE',
+      `${dir}: stats.safetensors and bases.state.safetensors come from different builds`,
+      'rerun `ibgpu combine` on the stats partials',
+    );
   if (hash && bp.meta.config_hash !== hash) {
-    throw new IbgpuError('BAD_FILE', `${dir}/bases.state.safetensors was built for another config or model (hash ${bp.meta.config_hash} ≠ ${hash})`, 'point --bases at the combine output of this config\'s stats shards');
+    throw new IbgpuError(
+      'BAD_FILE',
+      `${dir}/bases.state.safetensors was built for another config or model (hash ${bp.meta.config_hash} ≠ ${hash})`,
+      "point --bases at the combine output of this config's stats shards",
+    );
   }
   return { stats: statsFromPartial(sp, sp.meta.data_n), bases: basesFromPartial(bp), meta: bp.meta };
 }
@@ -454,7 +550,11 @@ export function edgesPartialName(s: Shard, split: EdgeSplit): string {
 
 /** Edge stage of one shard: raw (undivided) sums of E over its rows (or its output block), written to `path`. */
 export async function runEdgesShard(
-  c: StageContext, bases: Map<string, LayerBasis>, shard: Shard, path: string, split: EdgeSplit = 'data',
+  c: StageContext,
+  bases: Map<string, LayerBasis>,
+  shard: Shard,
+  path: string,
+  split: EdgeSplit = 'data',
 ): Promise<{ start: number; end: number }> {
   checkShardable(c.config);
   const range = split === 'data' ? shardRange(c.data.n, c.config.batch_size, shard) : { start: 0, end: c.data.n };
@@ -489,9 +589,10 @@ export async function runEdgesShard(
     } else {
       const mlp = new GpuMlp(c.engine, c.model, pts);
       try {
-        E = c.config.edge_formula === 'functional'
-          ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows)
-          : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, shardRows);
+        E =
+          c.config.edge_formula === 'functional'
+            ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows)
+            : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, shardRows);
       } finally {
         mlp.dispose();
       }
@@ -510,12 +611,17 @@ function checkOutSplit(parts: Partial[]): void {
   const a = parts[0]!;
   for (const p of parts) {
     if (p.meta.config_hash !== a.meta.config_hash) {
-      throw new IbgpuError('BAD_FILE', `${p.path} was built with another config or model than ${a.path} (hash ${p.meta.config_hash} ≠ ${a.meta.config_hash})`, 'rerun every shard with the same config and model');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${p.path} was built with another config or model than ${a.path} (hash ${p.meta.config_hash} ≠ ${a.meta.config_hash})`,
+        'rerun every shard with the same config and model',
+      );
     }
     if (p.meta.data !== a.meta.data || p.meta.data_n !== a.meta.data_n || p.meta.row_start !== 0 || p.meta.row_end !== p.meta.data_n) {
       throw new IbgpuError('BAD_FILE', `${p.path}: an output-split edge partial must cover all ${a.meta.data_n} datapoints of '${a.meta.data}'`);
     }
-    if ((JSON.parse(p.meta.layout) as EdgesLayout).split !== 'out') throw new IbgpuError('BAD_FILE', `${p.path} is split over data, ${a.path} over output rows`, 'combine partials of one split at a time');
+    if ((JSON.parse(p.meta.layout) as EdgesLayout).split !== 'out')
+      throw new IbgpuError('BAD_FILE', `${p.path} is split over data, ${a.path} over output rows`, 'combine partials of one split at a time');
   }
 }
 
@@ -523,9 +629,14 @@ function checkOutSplit(parts: Partial[]): void {
 export function combineEdges(parts: Partial[], stage: { stats: StatsResult; bases: Map<string, LayerBasis>; meta: PartialMeta }): IbResult {
   const a = parts[0]!.meta;
   if (a.config_hash !== stage.meta.config_hash) {
-    throw new IbgpuError('BAD_FILE', `${parts[0]!.path} was built with another config or model than the bases (hash ${a.config_hash} ≠ ${stage.meta.config_hash})`, 'run the edge shards with --bases pointing at this stats combine');
+    throw new IbgpuError(
+      'BAD_FILE',
+      `${parts[0]!.path} was built with another config or model than the bases (hash ${a.config_hash} ≠ ${stage.meta.config_hash})`,
+      'run the edge shards with --bases pointing at this stats combine',
+    );
   }
-  if (a.data_n !== stage.meta.data_n || a.data !== stage.meta.data) throw new IbgpuError('BAD_FILE', `the edge partials cover data '${a.data}' (${a.data_n}), the statistics '${stage.meta.data}' (${stage.meta.data_n})`);
+  if (a.data_n !== stage.meta.data_n || a.data !== stage.meta.data)
+    throw new IbgpuError('BAD_FILE', `the edge partials cover data '${a.data}' (${a.data_n}), the statistics '${stage.meta.data}' (${stage.meta.data_n})`);
   const t0 = performance.now();
   const config = JSON.parse(a.config) as BuildConfig;
   const layout = JSON.parse(a.layout) as EdgesLayout;
@@ -536,19 +647,29 @@ export function combineEdges(parts: Partial[], stage: { stats: StatsResult; base
     const blocks = parts.map((p) => ({ p, l: JSON.parse(p.meta.layout) as EdgesLayout }));
     for (const pr of layout.pairs) {
       const acc = new Float64Array(pr.rows * pr.cols);
-      const mine = blocks.map(({ p, l }) => ({ p, b: l.pairs.find((x) => x.key === pr.key) }))
-        .filter((x) => x.b && x.b.row1 > x.b.row0).sort((x, y) => x.b!.row0 - y.b!.row0);
+      const mine = blocks
+        .map(({ p, l }) => ({ p, b: l.pairs.find((x) => x.key === pr.key) }))
+        .filter((x) => x.b && x.b.row1 > x.b.row0)
+        .sort((x, y) => x.b!.row0 - y.b!.row0);
       let pos = 0;
       for (const { p, b } of mine) {
-        if (b!.rows !== pr.rows || b!.cols !== pr.cols) throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b!.rows}×${b!.cols}, expected ${pr.rows}×${pr.cols}`);
+        if (b!.rows !== pr.rows || b!.cols !== pr.cols)
+          throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b!.rows}×${b!.cols}, expected ${pr.rows}×${pr.cols}`);
         if (b!.row0 !== pos) {
-          throw new IbgpuError('BAD_FILE', b!.row0 < pos ? `${p.path}: output rows [${b!.row0}, ${b!.row1}) of ${pr.key} overlap another partial's` : `output rows [${pos}, ${b!.row0}) of ${pr.key} are in no partial`, 'pass every output-split shard exactly once');
+          throw new IbgpuError(
+            'BAD_FILE',
+            b!.row0 < pos
+              ? `${p.path}: output rows [${b!.row0}, ${b!.row1}) of ${pr.key} overlap another partial's`
+              : `output rows [${pos}, ${b!.row0}) of ${pr.key} are in no partial`,
+            'pass every output-split shard exactly once',
+          );
         }
         const v = p.tensors[`edges/${pr.key}/E_sum`]!;
         for (let i = 0; i < v.length; i++) acc[b!.row0 * pr.cols + i] = v[i]! / n;
         pos = b!.row1;
       }
-      if (pos !== pr.rows) throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
+      if (pos !== pr.rows)
+        throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
       edges.set(pr.key, { data: acc, rows: pr.rows, cols: pr.cols });
     }
   } else {

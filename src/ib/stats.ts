@@ -62,8 +62,13 @@ export interface StatsResult {
 export type Progress = (stage: string, done: number, total: number) => void;
 
 export async function collectStats(
-  engine: Engine, mlp: GpuMlp, data: DataSource, plan: StatsPlan, batchSize: number,
-  pts: IntegrationPoints, progress: Progress = () => {},
+  engine: Engine,
+  mlp: GpuMlp,
+  data: DataSource,
+  plan: StatsPlan,
+  batchSize: number,
+  pts: IntegrationPoints,
+  progress: Progress = () => {},
   /**
    * Accumulate only rows [start, end) (a shard of the dataset; default all). The shift is always
    * the mean of the dataset's first batch, so partial sums of different shards add up exactly.
@@ -71,7 +76,7 @@ export async function collectStats(
   range?: { start: number; end: number },
 ): Promise<StatsResult> {
   if (plan.path === 'host') return collectStatsHost(engine, mlp.model, data, plan, batchSize, pts, progress, range);
-  if (plan.hostObserver) throw new Error('collectStats: a host observer needs the host path (plan.path = \'host\')');
+  if (plan.hostObserver) throw new Error("collectStats: a host observer needs the host path (plan.path = 'host')");
   const model = mlp.model;
   const upTo0 = Math.max(0, ...plan.nodes.map((n) => n.act), ...plan.gateLayers.map((g) => g + 1));
   const upTo = Math.max(upTo0, plan.observer?.upTo ?? 0);
@@ -84,12 +89,17 @@ export async function collectStats(
   const x0 = engine.upload(x0host, 'batch');
   const f0 = mlp.forward(x0, rows0, () => false, upTo0);
   const shifts = new Map<number, Float64Array>();
-  await Promise.all(plan.nodes.map(async (nd) => {
-    const acc = new ColumnSumAccumulator(engine, dims(nd.act));
-    await acc.addBatch(f0.acts[nd.act]!, rows0);
-    const s = await acc.result();
-    shifts.set(nd.act, s.map((v) => v / rows0));
-  }));
+  await Promise.all(
+    plan.nodes.map(async (nd) => {
+      const acc = new ColumnSumAccumulator(engine, dims(nd.act));
+      await acc.addBatch(f0.acts[nd.act]!, rows0);
+      const s = await acc.result();
+      shifts.set(
+        nd.act,
+        s.map((v) => v / rows0),
+      );
+    }),
+  );
   mlp.release(f0);
   engine.release(x0);
 
@@ -103,15 +113,17 @@ export async function collectStats(
   const r1 = range?.end ?? data.n;
   const count = r1 - r0;
   const inputNode = plan.nodes.find((nd) => nd.act === 0);
-  const inputStats = inputPath === 'host-sparse' && inputNode
-    ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
+  const inputStats =
+    inputPath === 'host-sparse' && inputNode ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
   if (inputStats) plan.onInputStats?.(inputStats);
   const hostInput = inputStats !== undefined;
-  const nodeAcc = plan.nodes.filter((nd) => !(hostInput && nd.act === 0)).map((nd) => ({
-    nd,
-    sum: new ColumnSumAccumulator(engine, dims(nd.act)),
-    gram: new GramAccumulator(engine, dims(nd.act), { shift: shifts.get(nd.act)! }),
-  }));
+  const nodeAcc = plan.nodes
+    .filter((nd) => !(hostInput && nd.act === 0))
+    .map((nd) => ({
+      nd,
+      sum: new ColumnSumAccumulator(engine, dims(nd.act)),
+      gram: new GramAccumulator(engine, dims(nd.act), { shift: shifts.get(nd.act)! }),
+    }));
   const gateAcc = plan.gateLayers.map((i) => ({
     i,
     sum: new ColumnSumAccumulator(engine, model.layers[i]!.dOut),
@@ -159,8 +171,12 @@ export async function collectStats(
   for (const a of nodeAcc) {
     const d = dims(a.nd.act);
     nodes.set(a.nd.name, {
-      name: a.nd.name, n: count, d, folded: a.nd.folded,
-      sum: await a.sum.result(), gramShifted: await a.gram.result(),
+      name: a.nd.name,
+      n: count,
+      d,
+      folded: a.nd.folded,
+      sum: await a.sum.result(),
+      gramShifted: await a.gram.result(),
       shift: Float64Array.from(a.gram.shift ?? shifts.get(a.nd.act)!),
     });
     a.gram.dispose();
@@ -171,7 +187,10 @@ export async function collectStats(
     const l = model.layers[g.i]!;
     const last = g.i === model.layers.length - 1;
     gates.set(g.i, {
-      n: count, h: l.dOut, sum: await g.sum.result(), gram: await g.gram.result(),
+      n: count,
+      h: l.dOut,
+      sum: await g.sum.result(),
+      gram: await g.gram.result(),
       constGate: last ? undefined : constSlotGate(model, g.i, pts),
     });
     g.gram.dispose();
@@ -188,8 +207,14 @@ export async function collectStats(
  * activations, the float64 values rounded to f32).
  */
 async function collectStatsHost(
-  engine: Engine, model: MlpModel, data: DataSource, plan: StatsPlan, batchSize: number,
-  pts: IntegrationPoints, progress: Progress, range?: { start: number; end: number },
+  engine: Engine,
+  model: MlpModel,
+  data: DataSource,
+  plan: StatsPlan,
+  batchSize: number,
+  pts: IntegrationPoints,
+  progress: Progress,
+  range?: { start: number; end: number },
 ): Promise<StatsResult> {
   if (plan.observer) throw new Error('collectStats: the GPU observer needs the GPU path; pass a hostObserver instead');
   const cacheActs = plan.cache?.acts ?? [];
@@ -210,8 +235,8 @@ async function collectStatsHost(
   // The input layer: the sparse host Gram (as on the GPU path) from the raw rows, before the pass.
   const inputNode = plan.nodes.find((nd) => nd.act === 0);
   const inputPath = plan.inputGram ?? chooseInputGramPath(engine, x0host);
-  const inputStats = inputPath === 'host-sparse' && inputNode
-    ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
+  const inputStats =
+    inputPath === 'host-sparse' && inputNode ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
   if (inputStats) plan.onInputStats?.(inputStats);
   const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)!) }));
   const gateAcc = plan.gateLayers.map((i) => ({ i, acc: new HostGateStats(model.layers[i]!.dOut, model.layers[i]!.activation, pts) }));
@@ -276,12 +301,25 @@ export function constSlotGate(model: MlpModel, i: number, pts: IntegrationPoints
  * (src/cpu/sparse-gram.ts: only each row's non-zeros), shifted by `shift`.
  */
 async function sparseInputStats(
-  data: DataSource, node: { name: string; folded: boolean }, d: number, shift: Float64Array, range: { start: number; end: number }, batchSize: number,
+  data: DataSource,
+  node: { name: string; folded: boolean },
+  d: number,
+  shift: Float64Array,
+  range: { start: number; end: number },
+  batchSize: number,
 ): Promise<NodeStats> {
   const acc = new SparseGramF64(d);
   for (let start = range.start; start < range.end; start += batchSize) {
     const rows = Math.min(batchSize, range.end - start);
     acc.add(await data.readRows(start, rows), rows);
   }
-  return { name: node.name, n: range.end - range.start, d, folded: node.folded, sum: acc.sums(), gramShifted: acc.gram(shift), shift: Float64Array.from(shift) };
+  return {
+    name: node.name,
+    n: range.end - range.start,
+    d,
+    folded: node.folded,
+    sum: acc.sums(),
+    gramShifted: acc.gram(shift),
+    shift: Float64Array.from(shift),
+  };
 }

@@ -11,10 +11,7 @@
 import { open } from 'node:fs/promises';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
-import {
-  arrayFromBytes, checkTensor, dtypeSize, littleEndianBytes, numel, toFloat32, toFloat64,
-  type DType, type Tensor, type TypedArray,
-} from './tensor.js';
+import { arrayFromBytes, checkTensor, dtypeSize, littleEndianBytes, numel, toFloat32, toFloat64, type DType, type Tensor, type TypedArray } from './tensor.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -50,9 +47,17 @@ export interface NpyFile extends NpyHeader {
 }
 
 const DESCR_KINDS: Record<string, DType> = {
-  f2: 'F16', f4: 'F32', f8: 'F64',
-  i1: 'I8', i2: 'I16', i4: 'I32', i8: 'I64',
-  u1: 'U8', u2: 'U16', u4: 'U32', u8: 'U64',
+  f2: 'F16',
+  f4: 'F32',
+  f8: 'F64',
+  i1: 'I8',
+  i2: 'I16',
+  i4: 'I32',
+  i8: 'I64',
+  u1: 'U8',
+  u2: 'U16',
+  u4: 'U32',
+  u8: 'U64',
   b1: 'BOOL',
 };
 
@@ -80,7 +85,10 @@ function parsePyLiteral(text: string, path: string): PyValue {
       const obj: Record<string, PyValue> = {};
       for (;;) {
         ws();
-        if (text[i] === '}') { i++; return obj; }
+        if (text[i] === '}') {
+          i++;
+          return obj;
+        }
         const k = value();
         if (typeof k !== 'string') fail('a non-string key');
         ws();
@@ -98,7 +106,10 @@ function parsePyLiteral(text: string, path: string): PyValue {
       const arr: PyValue[] = [];
       for (;;) {
         ws();
-        if (text[i] === close) { i++; return arr; }
+        if (text[i] === close) {
+          i++;
+          return arr;
+        }
         arr.push(value());
         ws();
         if (text[i] === ',') i++;
@@ -134,12 +145,21 @@ function parseDescr(descr: PyValue, path: string): { dtype: DType; littleEndian:
   const dtype = m ? DESCR_KINDS[`${m[2]}${m[3]}`] : undefined;
   if (!m || !dtype) {
     const kind = m?.[2];
-    const what = kind === 'O' ? 'object arrays (pickled Python objects)'
-      : kind === 'U' || kind === 'S' ? 'string arrays'
-      : kind === 'c' ? 'complex arrays'
-      : kind === 'M' || kind === 'm' ? 'datetime arrays'
-      : `dtype '${descr}'`;
-    throw badFile(path, `${what} are not supported`, 'save a numeric array: np.save(path, arr.astype(np.float32)); supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1');
+    const what =
+      kind === 'O'
+        ? 'object arrays (pickled Python objects)'
+        : kind === 'U' || kind === 'S'
+          ? 'string arrays'
+          : kind === 'c'
+            ? 'complex arrays'
+            : kind === 'M' || kind === 'm'
+              ? 'datetime arrays'
+              : `dtype '${descr}'`;
+    throw badFile(
+      path,
+      `${what} are not supported`,
+      'save a numeric array: np.save(path, arr.astype(np.float32)); supported: f2 f4 f8 i1 i2 i4 i8 u1 u2 u4 u8 b1',
+    );
   }
   // '|' (no byte order) is only valid for 1-byte types; '=' means native, which np.save never
   // writes but other tools might: treat it as little-endian like every platform we run on.
@@ -182,10 +202,18 @@ export function parseNpyHeader(bytes: Uint8Array, fileSize: number, path = '<byt
   const need = numel(shape as number[]) * dtypeSize(dtype);
   const have = fileSize - dataOffset;
   if (have < need) {
-    throw badFile(path, `truncated: shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need} data bytes, the file has ${have}`, 'the file was cut off (interrupted copy or save?); re-save it');
+    throw badFile(
+      path,
+      `truncated: shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need} data bytes, the file has ${have}`,
+      'the file was cut off (interrupted copy or save?); re-save it',
+    );
   }
   if (have > need) {
-    throw badFile(path, `${have - need} unexpected bytes after the data (shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need})`, 'the file is corrupt or was appended to; re-save it');
+    throw badFile(
+      path,
+      `${have - need} unexpected bytes after the data (shape (${shape.join(', ')}) of ${String(dict['descr'])} needs ${need})`,
+      'the file is corrupt or was appended to; re-save it',
+    );
   }
   return {
     descr: dict['descr'] as string,
@@ -216,13 +244,16 @@ export function fortranToC<T extends TypedArray>(src: T, shape: readonly number[
   // Walk the output in C order, keeping the multi-index and the matching Fortran offset.
   const fstride = new Array<number>(d);
   let s = 1;
-  for (let k = 0; k < d; k++) { fstride[k] = s; s *= shape[k]!; }
+  for (let k = 0; k < d; k++) {
+    fstride[k] = s;
+    s *= shape[k]!;
+  }
   const idx = new Array<number>(d).fill(0);
   let f = 0;
   const last = d - 1;
   const inner = shape[last]!;
   const innerStride = fstride[last]!;
-  for (let c = 0; c < n; ) {
+  for (let c = 0; c < n;) {
     // The innermost C axis is the outermost Fortran axis: a strided copy.
     for (let j = 0; j < inner; j++) out[c + j] = src[f + j * innerStride]!;
     c += inner;
@@ -277,7 +308,11 @@ export async function openNpy(path: string): Promise<NpyFile> {
 
     const readRowsRaw = async (start: number, count: number): Promise<Tensor> => {
       if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > rows) {
-        throw new IbgpuError('SHAPE', `${path}: rows [${start}, ${start}+${count}) are outside the ${rows} rows of shape (${h.shape.join(', ')})`, 'request 0 <= start, start + count <= rows');
+        throw new IbgpuError(
+          'SHAPE',
+          `${path}: rows [${start}, ${start}+${count}) are outside the ${rows} rows of shape (${h.shape.join(', ')})`,
+          'request 0 <= start, start + count <= rows',
+        );
       }
       const n = count * rowLength;
       const bytes = new Uint8Array(n * size1);
@@ -346,9 +381,17 @@ export function parseNpy(bytes: Uint8Array, source = '<bytes>'): Tensor {
 // ---- writer ----------------------------------------------------------------------------------
 
 const NPY_DESCR: Partial<Record<DType, string>> = {
-  F16: '<f2', F32: '<f4', F64: '<f8',
-  I8: '|i1', I16: '<i2', I32: '<i4', I64: '<i8',
-  U8: '|u1', U16: '<u2', U32: '<u4', U64: '<u8',
+  F16: '<f2',
+  F32: '<f4',
+  F64: '<f8',
+  I8: '|i1',
+  I16: '<i2',
+  I32: '<i4',
+  I64: '<i8',
+  U8: '|u1',
+  U16: '<u2',
+  U32: '<u4',
+  U64: '<u8',
   BOOL: '|b1',
 };
 

@@ -27,8 +27,14 @@ const MANIFEST_FORMATS = new Set([RESULT_FORMAT, VIEWER_EXPORT_FORMAT]);
 
 /** What a result directory written before manifests listed their files may hold. */
 const LEGACY_RESULT_FILES = new Set([
-  'manifest.json', 'basis.safetensors', 'edges.safetensors', 'graph.json', 'degeneracy.json', 'modules.json',
-  'stats.safetensors', 'bases.state.safetensors',
+  'manifest.json',
+  'basis.safetensors',
+  'edges.safetensors',
+  'graph.json',
+  'degeneracy.json',
+  'modules.json',
+  'stats.safetensors',
+  'bases.state.safetensors',
 ]);
 
 export interface OutputGuardOptions {
@@ -54,7 +60,8 @@ async function statOrNull(p: string): Promise<import('node:fs').Stats | null> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return null;
-    if (code === 'ENOTDIR') refuse(`cannot write to ${p}: a part of that path is a file, not a directory`, 'choose an output path whose parents are directories');
+    if (code === 'ENOTDIR')
+      refuse(`cannot write to ${p}: a part of that path is a file, not a directory`, 'choose an output path whose parents are directories');
     throw e;
   }
 }
@@ -72,7 +79,10 @@ async function checkWritableParent(abs: string, flag: string): Promise<void> {
       try {
         await access(p, constants.W_OK | constants.X_OK);
       } catch (e) {
-        refuse(`cannot write to ${abs}: ${p} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, `choose a writable ${flag} location or fix its permissions`);
+        refuse(
+          `cannot write to ${abs}: ${p} is not writable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+          `choose a writable ${flag} location or fix its permissions`,
+        );
       }
       return;
     }
@@ -195,12 +205,19 @@ export async function checkReplaceableDir(target: string, opts: OutputGuardOptio
   const hint = `pass ${flag} with a new or empty directory (ibgpu replaces only directories it wrote itself)`;
   const cwd = process.cwd();
   if (within(cwd, abs)) {
-    refuse(`refusing to write ${what} to ${abs}: it is ${abs === cwd ? 'the working directory' : 'a parent of the working directory'}, which ibgpu would replace`, hint);
+    refuse(
+      `refusing to write ${what} to ${abs}: it is ${abs === cwd ? 'the working directory' : 'a parent of the working directory'}, which ibgpu would replace`,
+      hint,
+    );
   }
   for (const input of opts.inputs ?? []) {
     if (input === undefined) continue;
     const p = resolve(input);
-    if (within(p, abs)) refuse(`refusing to write ${what} to ${abs}: it ${p === abs ? 'is' : 'holds'} ${p === abs ? 'an input of this command' : `${relative(abs, p)}, an input of this command`}`, hint);
+    if (within(p, abs))
+      refuse(
+        `refusing to write ${what} to ${abs}: it ${p === abs ? 'is' : 'holds'} ${p === abs ? 'an input of this command' : `${relative(abs, p)}, an input of this command`}`,
+        hint,
+      );
   }
   let s: import('node:fs').Stats | null;
   try {
@@ -210,7 +227,8 @@ export async function checkReplaceableDir(target: string, opts: OutputGuardOptio
   }
   await checkWritableParent(abs, flag);
   if (!s) return abs;
-  if (!s.isDirectory()) refuse(`refusing to write ${what} to ${abs}: it is a file, not a directory`, `choose another ${flag} path; ibgpu does not replace files it did not write`);
+  if (!s.isDirectory())
+    refuse(`refusing to write ${what} to ${abs}: it is a file, not a directory`, `choose another ${flag} path; ibgpu does not replace files it did not write`);
   const link = await lstat(abs);
   if (link.isSymbolicLink()) refuse(`refusing to write ${what} to ${abs}: it is a symbolic link`, `pass ${flag} with the directory it points to, or a new one`);
   const why = await foreignContents(abs);
@@ -224,7 +242,10 @@ export async function checkReplaceableDir(target: string, opts: OutputGuardOptio
  * `owned(dir)` decides. Also checks that the location is writable.
  */
 export async function checkOwnedFiles(
-  dir: string, names: readonly string[], owned: (dir: string) => Promise<boolean>, opts: OutputGuardOptions = {},
+  dir: string,
+  names: readonly string[],
+  owned: (dir: string) => Promise<boolean>,
+  opts: OutputGuardOptions = {},
 ): Promise<string> {
   const abs = resolve(dir);
   const flag = opts.flag ?? '-o';
@@ -242,7 +263,10 @@ export async function checkOwnedFiles(
   const present: string[] = [];
   for (const n of names) if (await statOrNull(join(abs, n))) present.push(n);
   if (present.length > 0 && !(await owned(abs))) {
-    refuse(`refusing to overwrite ${listing(present)} in ${abs}: ibgpu did not write ${present.length === 1 ? 'it' : 'them'}`, `pass ${flag} with a new or empty directory`);
+    refuse(
+      `refusing to overwrite ${listing(present)} in ${abs}: ibgpu did not write ${present.length === 1 ? 'it' : 'them'}`,
+      `pass ${flag} with a new or empty directory`,
+    );
   }
   return abs;
 }

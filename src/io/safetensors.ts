@@ -15,8 +15,17 @@ import { open } from 'node:fs/promises';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import {
-  ALL_DTYPES, arrayFromBytes, checkTensor, dtypeSize, isDType, littleEndianBytes, numel,
-  toFloat32, toFloat64, type DType, type Tensor,
+  ALL_DTYPES,
+  arrayFromBytes,
+  checkTensor,
+  dtypeSize,
+  isDType,
+  littleEndianBytes,
+  numel,
+  toFloat32,
+  toFloat64,
+  type DType,
+  type Tensor,
 } from './tensor.js';
 
 /** The reference implementation refuses headers above 100 MB; so do we (guards huge allocations). */
@@ -129,7 +138,11 @@ function parseHeader(json: Uint8Array, headerLength: number, dataBytes: number, 
       throw badFile(source, `tensor '${name}': data_offsets [${b}, ${e}] run past the end of the data section (${dataBytes} bytes); the file is truncated`);
     }
     if (b < pos) throw badFile(source, `tensor '${name}': data_offsets [${b}, ${e}] overlap tensor '${prev}', which ends at ${pos}`);
-    if (b > pos) throw badFile(source, `tensor '${name}': data_offsets start at ${b}, leaving a gap of ${b - pos} unused bytes after ${prev ? `'${prev}'` : 'the header'}`);
+    if (b > pos)
+      throw badFile(
+        source,
+        `tensor '${name}': data_offsets start at ${b}, leaving a gap of ${b - pos} unused bytes after ${prev ? `'${prev}'` : 'the header'}`,
+      );
     pos = e;
     prev = name;
   }
@@ -221,7 +234,11 @@ class Reader implements SafetensorsFile {
     if (info.shape.length === 0) throw new IbgpuError('SHAPE', `${this.source}: tensor '${name}' is a scalar; it has no rows`);
     const rows = info.shape[0]!;
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 || start + count > rows) {
-      throw new IbgpuError('SHAPE', `${this.source}: rows [${start}, ${start}+${count}) of '${name}' are outside its ${rows} rows`, 'request 0 <= start, start + count <= rows');
+      throw new IbgpuError(
+        'SHAPE',
+        `${this.source}: rows [${start}, ${start}+${count}) of '${name}' are outside its ${rows} rows`,
+        'request 0 <= start, start + count <= rows',
+      );
     }
     const rowBytes = numel(info.shape.slice(1)) * dtypeSize(info.dtype);
     const bytes = await this.readRange(this.dataStart + info.dataOffsets[0] + start * rowBytes, count * rowBytes);
@@ -270,7 +287,11 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
       while (done < length) {
         const { bytesRead } = await fh.read(buf, done, Math.min(CHUNK, length - done), position + done);
         if (bytesRead === 0) {
-          throw badFile(path, `unexpected end of file at byte ${position + done} (the file shrank after it was opened?)`, 'do not modify the file while it is being read');
+          throw badFile(
+            path,
+            `unexpected end of file at byte ${position + done} (the file shrank after it was opened?)`,
+            'do not modify the file while it is being read',
+          );
         }
         done += bytesRead;
       }
@@ -289,7 +310,12 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
 export function parseSafetensors(bytes: Uint8Array, source = '<bytes>'): SafetensorsFile {
   const n = headerLengthOf(bytes, bytes.length, source);
   const header = parseHeader(bytes.subarray(8, 8 + n), n, bytes.length - 8 - n, source);
-  return new Reader(source, header, async (p, len) => bytes.slice(p, p + len), async () => undefined);
+  return new Reader(
+    source,
+    header,
+    async (p, len) => bytes.slice(p, p + len),
+    async () => undefined,
+  );
 }
 
 /** Opens a safetensors Blob / File (browser or Node): header first, each tensor via Blob.slice. */
@@ -314,7 +340,19 @@ export async function loadSafetensors(path: string): Promise<{ tensors: Record<s
 
 /** Reference dtype order (increasing alignment); the writer sorts by it, descending. */
 const DTYPE_RANK: Record<DType, number> = {
-  BOOL: 0, U8: 1, I8: 2, I16: 3, U16: 4, F16: 5, BF16: 6, I32: 7, U32: 8, F32: 9, F64: 10, I64: 11, U64: 12,
+  BOOL: 0,
+  U8: 1,
+  I8: 2,
+  I16: 3,
+  U16: 4,
+  F16: 5,
+  BF16: 6,
+  I32: 7,
+  U32: 8,
+  F32: 9,
+  F64: 10,
+  I64: 11,
+  U64: 12,
 };
 
 export interface PreparedSafetensors {
@@ -336,7 +374,11 @@ export function prepareSafetensors(tensors: Record<string, Tensor>, metadata?: R
   if (metadata !== undefined) {
     for (const [k, v] of Object.entries(metadata)) {
       if (typeof v !== 'string') {
-        throw new IbgpuError('BAD_CONFIG', `safetensors metadata value for ${JSON.stringify(k)} must be a string (got ${typeof v})`, 'JSON.stringify non-string values');
+        throw new IbgpuError(
+          'BAD_CONFIG',
+          `safetensors metadata value for ${JSON.stringify(k)} must be a string (got ${typeof v})`,
+          'JSON.stringify non-string values',
+        );
       }
     }
   }

@@ -5,16 +5,10 @@
 import { IbgpuError } from '../errors.js';
 import { decodeBF16, decodeF16, encodeBF16, encodeF16 } from './half.js';
 
-export type DType =
-  | 'F64' | 'F32' | 'F16' | 'BF16'
-  | 'I64' | 'I32' | 'I16' | 'I8'
-  | 'U64' | 'U32' | 'U16' | 'U8'
-  | 'BOOL';
+export type DType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U64' | 'U32' | 'U16' | 'U8' | 'BOOL';
 
 export type TypedArray =
-  | Float64Array | Float32Array
-  | BigInt64Array | Int32Array | Int16Array | Int8Array
-  | BigUint64Array | Uint32Array | Uint16Array | Uint8Array;
+  Float64Array | Float32Array | BigInt64Array | Int32Array | Int16Array | Int8Array | BigUint64Array | Uint32Array | Uint16Array | Uint8Array;
 
 export interface Tensor {
   dtype: DType;
@@ -121,11 +115,21 @@ export function checkTensor(t: Tensor, what = 'tensor'): void {
 export function fromNumbers(values: ArrayLike<number>, dtype: DType, shape: number[] = [values.length]): Tensor {
   let data: TypedArray;
   switch (dtype) {
-    case 'F16': data = encodeF16(values); break;
-    case 'BF16': data = encodeBF16(values); break;
-    case 'I64': data = BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v)))); break;
-    case 'U64': data = BigUint64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v)))); break;
-    case 'BOOL': data = Uint8Array.from(values, (v) => (v ? 1 : 0)); break;
+    case 'F16':
+      data = encodeF16(values);
+      break;
+    case 'BF16':
+      data = encodeBF16(values);
+      break;
+    case 'I64':
+      data = BigInt64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
+      break;
+    case 'U64':
+      data = BigUint64Array.from(Array.from(values, (v) => BigInt(Math.trunc(v))));
+      break;
+    case 'BOOL':
+      data = Uint8Array.from(values, (v) => (v ? 1 : 0));
+      break;
     default: {
       const ctor = DTYPES[dtype].ctor as unknown as { from(a: ArrayLike<number>): TypedArray };
       data = ctor.from(values);

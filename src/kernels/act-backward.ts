@@ -40,9 +40,15 @@ export interface ActBackwardArgs {
 
 export function actBackward(engine: Engine, a: ActBackwardArgs): void {
   const n = a.rows * a.cols;
-  checkShape(Number.isInteger(a.rows) && a.rows >= 1 && Number.isInteger(a.cols) && a.cols >= 1,
-    `act_backward: rows = ${a.rows} and cols = ${a.cols} must be positive integers`);
-  for (const [name, buf] of [['x', a.x], ['gradOut', a.gradOut], ['gradIn', a.gradIn]] as const) {
+  checkShape(
+    Number.isInteger(a.rows) && a.rows >= 1 && Number.isInteger(a.cols) && a.cols >= 1,
+    `act_backward: rows = ${a.rows} and cols = ${a.cols} must be positive integers`,
+  );
+  for (const [name, buf] of [
+    ['x', a.x],
+    ['gradOut', a.gradOut],
+    ['gradIn', a.gradIn],
+  ] as const) {
     checkShape(buf.size >= n * 4, `act_backward: ${name} (${buf.label}) holds fewer than ${a.rows}x${a.cols} floats`);
   }
   checkShape(a.bias.size >= a.cols * 4, `act_backward: bias (${a.bias.label}) holds fewer than ${a.cols} floats`);

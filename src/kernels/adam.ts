@@ -63,15 +63,26 @@ export function adamUpdate(engine: Engine, a: AdamArgs): void {
   checkShape(Number.isInteger(a.n) && a.n >= 1, `adam: n = ${a.n} must be a positive integer`);
   checkShape(Number.isInteger(a.step) && a.step >= 1, `adam: step = ${a.step} must be a positive integer (1-based)`);
   checkAdamHyper(a.hyper);
-  for (const [name, buf] of [['param', a.param], ['grad', a.grad], ['m', a.m], ['v', a.v]] as const) {
+  for (const [name, buf] of [
+    ['param', a.param],
+    ['grad', a.grad],
+    ['m', a.m],
+    ['v', a.v],
+  ] as const) {
     checkShape(buf.size >= a.n * 4, `adam: ${name} (${buf.label}) holds fewer than ${a.n} floats`);
   }
   checkShape(new Set([a.param, a.grad, a.m, a.v]).size === 4, 'adam: param, grad, m and v must be four different buffers');
   const { stepSize, sqrtBc2 } = adamCoefficients(a.step, a.hyper);
   const h = a.hyper;
   const params = packParams(adamKernel, {
-    n: a.n, step_size: stepSize, beta1: h.beta1, one_minus_beta1: 1 - h.beta1,
-    beta2: h.beta2, one_minus_beta2: 1 - h.beta2, eps: h.eps, sqrt_bc2: sqrtBc2,
+    n: a.n,
+    step_size: stepSize,
+    beta1: h.beta1,
+    one_minus_beta1: 1 - h.beta1,
+    beta2: h.beta2,
+    one_minus_beta2: 1 - h.beta2,
+    eps: h.eps,
+    sqrt_bc2: sqrtBc2,
   });
   engine.dispatch(adamKernel, {
     bindings: { param: a.param, grad: a.grad, m: a.m, v: a.v, params },

@@ -19,13 +19,16 @@ export interface ColumnSumsOptions {
 
 /** Records out[0..d) = Σ_r x[r, 0..d) for the row-major rows×d f32 buffer `x`. */
 export function columnSums(engine: Engine, x: GPUBuffer, rows: number, d: number, out: GPUBuffer, opts: ColumnSumsOptions = {}): void {
-  checkShape(Number.isInteger(rows) && rows >= 1 && Number.isInteger(d) && d >= 1,
-    `column_sums: rows = ${rows} and d = ${d} must be positive integers`);
+  checkShape(Number.isInteger(rows) && rows >= 1 && Number.isInteger(d) && d >= 1, `column_sums: rows = ${rows} and d = ${d} must be positive integers`);
   checkShape(x.size >= rows * d * 4, `column_sums: x (${x.label}) holds fewer than ${rows}x${d} floats`);
   checkShape(out.size >= d * 4, `column_sums: out (${out.label}) holds fewer than ${d} floats`);
   checkShape(out !== x, 'column_sums: out must not alias x');
   if (rows * d * 4 > engine.maxBindingBytes) {
-    throw new IbgpuError('LIMIT_EXCEEDED', `column_sums: ${rows}x${d} floats exceed one storage binding (${engine.maxBindingBytes} bytes)`, 'sum fewer rows at a time');
+    throw new IbgpuError(
+      'LIMIT_EXCEEDED',
+      `column_sums: ${rows}x${d} floats exceed one storage binding (${engine.maxBindingBytes} bytes)`,
+      'sum fewer rows at a time',
+    );
   }
   // Per invocation: seg rows + one merge per 32-row leaf (at most log2 deep) + 16 final levels.
   const seg = Math.max(2, Math.min(opts.segmentRows ?? COLUMN_SUM_SEGMENT_ROWS, Math.floor((engine.loopBudget - 64) / 2)));

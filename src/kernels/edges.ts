@@ -89,7 +89,8 @@ export interface EdgeGrid {
  * the caller in the messages. Kernel-specific operands are checked by the caller.
  */
 export function edgeGrid(
-  engine: Engine, what: string,
+  engine: Engine,
+  what: string,
   a: { fhat: GPUBuffer; at: GPUBuffer; bt: GPUBuffer; rows: number; r: number; ro: number; h: number; chunkRows?: number },
 ): EdgeGrid {
   const r4 = pad4(a.r);
@@ -149,8 +150,16 @@ export interface EdgesDeltaArgs extends Omit<EdgesArgs, 'gates'> {
  */
 export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { part: GPUBuffer; chunks: number; changes: number } {
   checkShape(a.gates.length >= a.rows * a.h, `edges: gates hold fewer than ${a.rows}x${a.h} floats`);
-  checkShape(a.order.length === a.rows, `edges: the visiting order has ${a.order.length} rows, expected ${a.rows}`, 'pass a permutation of the batch rows (signPatternOrder)');
-  checkShape(Number.isInteger(a.reset) && a.reset >= 1, `edges: reset must be a positive integer (got ${a.reset})`, `use CARRY_RESET_ROWS (${CARRY_RESET_ROWS}), or 1 to rebuild on every row`);
+  checkShape(
+    a.order.length === a.rows,
+    `edges: the visiting order has ${a.order.length} rows, expected ${a.rows}`,
+    'pass a permutation of the batch rows (signPatternOrder)',
+  );
+  checkShape(
+    Number.isInteger(a.reset) && a.reset >= 1,
+    `edges: reset must be a positive integer (got ${a.reset})`,
+    `use CARRY_RESET_ROWS (${CARRY_RESET_ROWS}), or 1 to rebuild on every row`,
+  );
   const grid = edgeGrid(engine, 'edges', a);
   const { r4, ro8, chunkRows, chunks, blocksJ } = grid;
   const lists = gateChanges(a.gates, a.rows, a.h, a.order, chunkRows, a.reset);
@@ -160,7 +169,15 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
     engine.write(changes, lists.changes);
     const part = s.alloc(chunks * a.ro * a.r * 4, 'edges.partial');
     engine.dispatch(edgesSquaredDeltaKernel, {
-      bindings: { fhat: a.fhat, at: a.at, bt: a.bt, part, params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }), visits, changes },
+      bindings: {
+        fhat: a.fhat,
+        at: a.at,
+        bt: a.bt,
+        part,
+        params: packParams(edgesSquaredDeltaKernel, { rows: a.rows, r: a.r, ro: a.ro, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ }),
+        visits,
+        changes,
+      },
       workgroups: grid.workgroups,
     });
     return { part: s.keep(part), chunks, changes: lists.count };
@@ -172,7 +189,13 @@ export function recordEdgesSquaredDelta(engine: Engine, a: EdgesDeltaArgs): { pa
  * (rows × r): f̂ rows × pad4(r), Aᵀ h × pad8(ro), Bᵀ h × pad4(r), padding zero.
  */
 export function edgeOperandLayouts(
-  A: ArrayLike<number>, B: ArrayLike<number>, f: ArrayLike<number>, rows: number, h: number, ro: number, r: number,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  f: ArrayLike<number>,
+  rows: number,
+  h: number,
+  ro: number,
+  r: number,
 ): { fh: Float32Array; at: Float32Array; bt: Float32Array } {
   const r4 = pad4(r);
   const ro8 = pad8(ro);
@@ -217,7 +240,16 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const f = Float32Array.from({ length: rows * r }, () => 2 * rand() - 1);
   const g = plantedFiringGates(rows, h, rand, { patterns: 4 });
   const { fh, at, bt } = edgeOperandLayouts(A, B, f, rows, h, ro, r);
-  const { sum: want, abs: scale } = squaredEdgesF64(A, B, f, g, h, ro, r, Uint32Array.from({ length: rows }, (_, i) => i));
+  const { sum: want, abs: scale } = squaredEdgesF64(
+    A,
+    B,
+    f,
+    g,
+    h,
+    ro,
+    r,
+    Uint32Array.from({ length: rows }, (_, i) => i),
+  );
   return engine.withScope(async (s) => {
     const bufs = { fhat: s.upload(fh, 'check.fhat'), at: s.upload(at, 'check.at'), bt: s.upload(bt, 'check.bt'), gates: s.upload(g, 'check.gates') };
     const worst = async (run: { part: GPUBuffer; chunks: number }): Promise<number> => {
@@ -237,7 +269,9 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     // Bound: (terms per running sum + rows per chunk + a few) · 2⁻²⁴ with margin, ~1e-4 here.
     const limit = 4 * (2 * h + rows + 4) * 2 ** -24;
     return {
-      name: 'edges', ok: dense <= limit && carried <= limit, ms: performance.now() - t0,
+      name: 'edges',
+      ok: dense <= limit && carried <= limit,
+      ms: performance.now() - t0,
       detail: `squared edges ${rows}x${h}x${ro}x${r}: per-row kernel ${dense.toExponential(1)}, carried-Jacobian kernel ${carried.toExponential(1)} of Σ(|J| f)² (limit ${limit.toExponential(1)})`,
     };
   });

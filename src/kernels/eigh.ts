@@ -145,7 +145,10 @@ export function checkSymmetricInput(fn: string, a: ArrayLike<number>, n: number,
       sym[j * n + i] = m;
       amax = Math.max(amax, Math.abs(x), Math.abs(y));
       const d = Math.abs(x - y);
-      if (d > asym) { asym = d; where = [i, j]; }
+      if (d > asym) {
+        asym = d;
+        where = [i, j];
+      }
     }
   }
   if (asym > asymmetryTol * amax) {
@@ -172,7 +175,6 @@ export function blockPairs(p: number): Uint32Array {
   }
   return out;
 }
-
 
 /**
  * Eigendecomposition of a symmetric n×n matrix on the GPU in f32 (see the file comment).
@@ -244,8 +246,14 @@ export async function eighGpu(engine: Engine, a: Float32Array | Float64Array, n:
         });
       }
       sweeps++;
-      engine.dispatch(eighNormKernel, { bindings: { a: bA, partial: bPartial, diag: bDiag, params: packParams(eighNormKernel, { n: N }) }, workgroups: normGroups });
-      engine.dispatch(eighNormSumKernel, { bindings: { partial: bPartial, count: bCount, out: bOut, params: packParams(eighNormSumKernel, { groups: normGroups }) }, workgroups: 1 });
+      engine.dispatch(eighNormKernel, {
+        bindings: { a: bA, partial: bPartial, diag: bDiag, params: packParams(eighNormKernel, { n: N }) },
+        workgroups: normGroups,
+      });
+      engine.dispatch(eighNormSumKernel, {
+        bindings: { partial: bPartial, count: bCount, out: bOut, params: packParams(eighNormSumKernel, { groups: normGroups }) },
+        workgroups: 1,
+      });
       const out = await engine.readU32(bOut, 3);
       const f = new Float32Array(out.buffer, 0, 2);
       const offNow = Math.sqrt(f[0]!);
@@ -290,7 +298,12 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     const uniform = mulberry32(12345);
     const rand = (): number => uniform() - 0.5;
     const a = new Float64Array(n * n);
-    for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { const v = rand(); a[i * n + j] = v; a[j * n + i] = v; }
+    for (let i = 0; i < n; i++)
+      for (let j = i; j < n; j++) {
+        const v = rand();
+        a[i * n + j] = v;
+        a[j * n + i] = v;
+      }
     const gpu = await eighGpu(engine, a, n);
     const ref = symEig(a, n);
     let err = 0;

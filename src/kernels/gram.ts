@@ -173,7 +173,7 @@ function checkHost(what: string, x: Float32Array, rows: number, d: number): void
   checkShape(
     x.length === rows * d,
     `${what}: x has ${x.length} values, expected rows*d = ${rows}*${d} = ${rows * d}`,
-    'pass a row-major rows×d Float32Array of this accumulator\'s width',
+    "pass a row-major rows×d Float32Array of this accumulator's width",
   );
   checkFinite(what, x, [rows, d]);
 }
@@ -185,8 +185,13 @@ function checkHost(what: string, x: Float32Array, rows: number, d: number): void
  * (d×d row-major), overwriting it or, with `accumulate`, adding to it. `shift` null: no shift.
  */
 export function recordGramWindow(
-  engine: Engine, variant: GramVariant, win: RowWindow, d: number,
-  shift: GPUBuffer | null, out: GPUBuffer, accumulate: boolean,
+  engine: Engine,
+  variant: GramVariant,
+  win: RowWindow,
+  d: number,
+  shift: GPUBuffer | null,
+  out: GPUBuffer,
+  accumulate: boolean,
 ): void {
   const spec = variant === 'reg' ? gramRegKernel : gramTiledKernel;
   const tile = gramTile(variant, d);
@@ -437,9 +442,11 @@ export class ColumnSumAccumulator {
         const nseg = recordColumnSumWindow(this.engine, w, d, part, segRows);
         return this.engine.readF32(part, nseg * d);
       });
-      done.push(read.then((p) => {
-        for (let k = 0; k < p.length; k++) this.sum[k % d]! += p[k]!;
-      }));
+      done.push(
+        read.then((p) => {
+          for (let k = 0; k < p.length; k++) this.sum[k % d]! += p[k]!;
+        }),
+      );
     }
     this.seen += rows;
     const all = Promise.all(done).then(() => undefined);
@@ -462,7 +469,11 @@ export class ColumnSumAccumulator {
     await Promise.all(pending);
     for (let j = 0; j < this.d; j++) {
       if (!Number.isFinite(this.sum[j])) {
-        throw new IbgpuError('NON_FINITE', `column sum ${j} is ${this.sum[j]}: a batch held NaN/Inf`, 'check batches with checkFinite before addBatch (addHost does)');
+        throw new IbgpuError(
+          'NON_FINITE',
+          `column sum ${j} is ${this.sum[j]}: a batch held NaN/Inf`,
+          'check batches with checkFinite before addBatch (addHost does)',
+        );
       }
     }
     return Float64Array.from(this.sum);
@@ -513,7 +524,11 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     const got = await g.result();
     g.dispose();
     const ref = gramF64(x, rows, d, mean);
-    const absRef = gramF64(Float32Array.from(x, (v, k) => Math.abs(v - mean[k % d]!)), rows, d);
+    const absRef = gramF64(
+      Float32Array.from(x, (v, k) => Math.abs(v - mean[k % d]!)),
+      rows,
+      d,
+    );
     let worst = 0;
     for (let k = 0; k < got.length; k++) worst = Math.max(worst, Math.abs(got[k]! - ref[k]!) / (absRef[k]! * 2 ** -24 * 64));
     let worstSum = 0;

@@ -39,7 +39,13 @@ export function jacobianGate(
   checkShape(a.bias.size >= a.cols * 4, `jacobian_gate: bias holds fewer than ${a.cols} floats`);
   checkShape(a.out !== a.inp && a.out !== a.pre, 'jacobian_gate: out must not alias inp or pre');
   engine.dispatch(jacobianGateKernel, {
-    bindings: { inp: a.inp, pre: a.pre, bias: a.bias, out: a.out, params: packParams(jacobianGateKernel, { rows: a.rows, cols: a.cols, batch: a.batch, row_offset: a.rowOffset }) },
+    bindings: {
+      inp: a.inp,
+      pre: a.pre,
+      bias: a.bias,
+      out: a.out,
+      params: packParams(jacobianGateKernel, { rows: a.rows, cols: a.cols, batch: a.batch, row_offset: a.rowOffset }),
+    },
     workgroups: ceilDiv(n, WG),
     overrides: { ACT: ACTIVATION_ID[a.activation] },
   });

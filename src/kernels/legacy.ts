@@ -61,11 +61,24 @@ export interface PreactArgs {
   npts: number;
 }
 
-function params(a: PreactArgs, extra: { stride?: number; off?: number; k0?: number; k1?: number; accumulate?: boolean; hasQ?: boolean; beta?: number; scale?: number }): Uint8Array {
+function params(
+  a: PreactArgs,
+  extra: { stride?: number; off?: number; k0?: number; k1?: number; accumulate?: boolean; hasQ?: boolean; beta?: number; scale?: number },
+): Uint8Array {
   return packParams(legacyTermsKernel, {
-    rows: a.rows, cols: a.cols, xcols: a.xcols, stride: extra.stride ?? a.cols, off: extra.off ?? 0,
-    k0: extra.k0 ?? 0, k1: extra.k1 ?? 0, npts: a.npts, accumulate: extra.accumulate ? 1 : 0, has_q: extra.hasQ ? 1 : 0,
-    rho: a.rho, beta: extra.beta ?? 0, scale: extra.scale ?? 1,
+    rows: a.rows,
+    cols: a.cols,
+    xcols: a.xcols,
+    stride: extra.stride ?? a.cols,
+    off: extra.off ?? 0,
+    k0: extra.k0 ?? 0,
+    k1: extra.k1 ?? 0,
+    npts: a.npts,
+    accumulate: extra.accumulate ? 1 : 0,
+    has_q: extra.hasQ ? 1 : 0,
+    rho: a.rho,
+    beta: extra.beta ?? 0,
+    scale: extra.scale ?? 1,
   });
 }
 
@@ -93,7 +106,9 @@ export function legacyDifference(engine: Engine, a: PreactArgs, out: GPUBuffer, 
  * out[r*stride + off + c] (+)= scale · (Σ_{k0<=k<k1} w_k σ'(α_k p̄)) · q[r*cols + c] (q omitted: 1).
  */
 export function legacyGated(
-  engine: Engine, a: PreactArgs, out: GPUBuffer,
+  engine: Engine,
+  a: PreactArgs,
+  out: GPUBuffer,
   o: { k0: number; k1: number; scale: number; q?: GPUBuffer; stride?: number; off?: number; accumulate?: boolean },
 ): void {
   checkPreact('legacy gated', a);
@@ -101,12 +116,16 @@ export function legacyGated(
   const off = o.off ?? 0;
   checkShape(o.k0 >= 0 && o.k1 <= a.npts && o.k0 < o.k1, `legacy gated: point range [${o.k0}, ${o.k1}) out of range (npts ${a.npts})`);
   checkShape(off + a.cols <= stride, `legacy gated: columns ${off}..${off + a.cols} exceed the row stride ${stride}`);
-  checkShape(out.size >= (a.rows * stride) * 4, `legacy gated: out holds fewer than ${a.rows}x${stride} floats`);
+  checkShape(out.size >= a.rows * stride * 4, `legacy gated: out holds fewer than ${a.rows}x${stride} floats`);
   if (o.q) checkShape(o.q.size >= a.rows * a.cols * 4 && o.q !== out, 'legacy gated: q must be a separate rows×cols buffer');
   checkShape(out !== a.x && out !== a.bias, 'legacy gated: out must not alias x or bias');
   engine.dispatch(legacyTermsKernel, {
     bindings: {
-      x: a.x, bias: a.bias, q: o.q ?? a.x, points: a.points, out,
+      x: a.x,
+      bias: a.bias,
+      q: o.q ?? a.x,
+      points: a.points,
+      out,
       params: params(a, { stride, off, k0: o.k0, k1: o.k1, accumulate: o.accumulate, hasQ: o.q !== undefined, scale: o.scale }),
     },
     workgroups: ceilDiv(a.rows * a.cols, 256),
@@ -117,10 +136,25 @@ export function legacyGated(
 /** out[r*stride + off + c] = x[r*cols + c]: packs a rows×cols block into a wider matrix. */
 export function copyColumns(engine: Engine, x: GPUBuffer, out: GPUBuffer, rows: number, cols: number, stride: number, off: number): void {
   checkShape(off + cols <= stride, `copy columns: columns ${off}..${off + cols} exceed the row stride ${stride}`);
-  checkShape(x.size >= rows * cols * 4 && out.size >= rows * stride * 4 && x !== out, `copy columns: buffers too small for ${rows}x${cols} into stride ${stride}`);
+  checkShape(
+    x.size >= rows * cols * 4 && out.size >= rows * stride * 4 && x !== out,
+    `copy columns: buffers too small for ${rows}x${cols} into stride ${stride}`,
+  );
   // MODE 2 reads only the copy's shape; the point fields stay 0.
   const params = packParams(legacyTermsKernel, {
-    rows, cols, xcols: cols, stride, off, k0: 0, k1: 0, npts: 0, accumulate: 0, has_q: 0, rho: 0, beta: 0, scale: 0,
+    rows,
+    cols,
+    xcols: cols,
+    stride,
+    off,
+    k0: 0,
+    k1: 0,
+    npts: 0,
+    accumulate: 0,
+    has_q: 0,
+    rho: 0,
+    beta: 0,
+    scale: 0,
   });
   engine.dispatch(legacyTermsKernel, {
     bindings: { x, bias: x, q: x, points: x, out, params },
@@ -157,7 +191,17 @@ export function recordEdgesFunctional(engine: Engine, a: FunctionalEdgesArgs, pa
   checkShape(a.gates.size >= a.rows * a.h * 4, `functional edges: gates hold fewer than ${a.rows}x${a.h} floats`);
   checkShape(a.s.size >= a.rows * ro8 * 4, `functional edges: s holds fewer than ${a.rows}x${ro8} floats`);
   checkShape(part.size >= chunks * a.ro * a.r * 4, `functional edges: part holds fewer than ${chunks}x${a.ro}x${a.r} floats`);
-  const p = packParams(edgesFunctionalKernel, { rows: a.rows, r: a.r, ro: a.ro, h: a.h, r4, ro8, chunk_rows: chunkRows, blocks_j: blocksJ, accumulate: accumulate ? 1 : 0 });
+  const p = packParams(edgesFunctionalKernel, {
+    rows: a.rows,
+    r: a.r,
+    ro: a.ro,
+    h: a.h,
+    r4,
+    ro8,
+    chunk_rows: chunkRows,
+    blocks_j: blocksJ,
+    accumulate: accumulate ? 1 : 0,
+  });
   engine.dispatch(edgesFunctionalKernel, {
     bindings: { fhat: a.fhat, gates: a.gates, s: a.s, at: a.at, bt: a.bt, part, params: p },
     workgroups: grid.workgroups,
@@ -184,7 +228,9 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
   const pre = (r: number, c: number): number => (c < xcols ? x[r * xcols + c]! + bias[c]! : Math.fround(rho));
   return engine.withScope(async (s) => {
     const bufs = {
-      x: s.upload(x, 'sc.x'), bias: s.upload(bias, 'sc.bias'), q: s.upload(q, 'sc.q'),
+      x: s.upload(x, 'sc.x'),
+      bias: s.upload(bias, 'sc.bias'),
+      q: s.upload(q, 'sc.q'),
       points: s.upload(Float32Array.from([...alphas, ...weights]), 'sc.points'),
     };
     const stride = cols + xcols + 1;
@@ -230,8 +276,11 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
       for (let j = 0; j < r; j++) bt[hh * r4 + j] = rnd();
     }
     const eb = {
-      fhat: s.upload(fh, 'sc.fhat'), gates: s.upload(gg, 'sc.g'), s: s.upload(sv, 'sc.s'),
-      at: s.upload(at, 'sc.at'), bt: s.upload(bt, 'sc.bt'),
+      fhat: s.upload(fh, 'sc.fhat'),
+      gates: s.upload(gg, 'sc.g'),
+      s: s.upload(sv, 'sc.s'),
+      at: s.upload(at, 'sc.at'),
+      bt: s.upload(bt, 'sc.bt'),
     };
     const chunkRows = 8;
     const chunks = ceilDiv(rows, chunkRows);

@@ -29,7 +29,9 @@ export function maxLoadCostSteps(k: number): number {
 }
 
 function check(c: LoadCostCase): void {
-  const bad = (msg: string, hint: string): never => { throw new IbgpuError('SHAPE', `load_cost: ${msg}`, hint); };
+  const bad = (msg: string, hint: string): never => {
+    throw new IbgpuError('SHAPE', `load_cost: ${msg}`, hint);
+  };
   if (!LOAD_COST_MODES.includes(c.mode)) bad(`unknown mode ${String(c.mode)}`, `use one of ${LOAD_COST_MODES.join(', ')}`);
   if (!Number.isInteger(c.k) || c.k < 1 || c.k > 32) bad(`K = ${c.k} is outside 1..32`, 'pass 1 <= k <= 32');
   if (!Number.isInteger(c.steps) || c.steps < 1 || c.steps > maxLoadCostSteps(c.k)) {

@@ -40,11 +40,19 @@ export const PANEL_FLOATS = 16384;
 
 /** A single product C = alpha * op(A) @ op(B) (+ beta * C), operands as element offsets. */
 export interface PanelProduct {
-  m: number; n: number; k: number;
-  transA: boolean; transB: boolean;
-  lda: number; ldb: number; ldc: number;
-  offA: number; offB: number; offC: number;
-  alpha: number; beta: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  lda: number;
+  ldb: number;
+  ldc: number;
+  offA: number;
+  offB: number;
+  offC: number;
+  alpha: number;
+  beta: number;
 }
 
 /** Bytes of packed panels the product needs for k-chunks of `kb` (for the caller's limit checks). */
@@ -54,8 +62,19 @@ export function panelBytes(p: Pick<PanelProduct, 'm' | 'n' | 'k'>, kb: number): 
   return { a: ceilDiv(p.m, mb) * nkc * PANEL_FLOATS * 4, b: nkc * ceilDiv(p.n, mb) * PANEL_FLOATS * 4 };
 }
 
-function pack(engine: Engine, src: GPUBuffer, dst: GPUBuffer, rows: number, cols: number, ld: number, off: number,
-  trans: boolean, pr: number, pc: number, colMajor: boolean): void {
+function pack(
+  engine: Engine,
+  src: GPUBuffer,
+  dst: GPUBuffer,
+  rows: number,
+  cols: number,
+  ld: number,
+  off: number,
+  trans: boolean,
+  pr: number,
+  pc: number,
+  colMajor: boolean,
+): void {
   const npr = ceilDiv(rows, pr);
   const npc = ceilDiv(cols, pc);
   const total = npr * npc * pr * pc;
@@ -84,13 +103,21 @@ export function recordPanelMatmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c:
     pack(engine, a, ap, p.m, p.k, p.lda, p.offA, p.transA, mb, kb, true);
     pack(engine, b, bp, p.k, p.n, p.ldb, p.offB, p.transB, kb, mb, false);
     const bytes = PANEL_FLOATS * 4;
-    const workgroups = (mb / 8) * (mb / 8) / 32;
+    const workgroups = ((mb / 8) * (mb / 8)) / 32;
     for (let ib = 0; ib < nrb; ib++) {
       for (let jb = 0; jb < ncb; jb++) {
         for (let kc = 0; kc < nkc; kc++) {
           const params = packParams(matmulPanelKernel, {
-            m: p.m, n: p.n, ldc: p.ldc, offC: p.offC, row0: ib * mb, col0: jb * mb,
-            first: kc === 0 ? 1 : 0, useBeta: p.beta !== 0 ? 1 : 0, alpha: p.alpha, beta: p.beta,
+            m: p.m,
+            n: p.n,
+            ldc: p.ldc,
+            offC: p.offC,
+            row0: ib * mb,
+            col0: jb * mb,
+            first: kc === 0 ? 1 : 0,
+            useBeta: p.beta !== 0 ? 1 : 0,
+            alpha: p.alpha,
+            beta: p.beta,
           });
           const aw: BufferWindow = { buffer: ap, offset: (ib * nkc + kc) * bytes, size: bytes };
           const bw: BufferWindow = { buffer: bp, offset: (kc * ncb + jb) * bytes, size: bytes };

@@ -83,12 +83,24 @@ export const MATMUL_VARIANTS: MatmulVariantName[] = ['reg4x4', 'tiled128', 'pane
 // ------------------------------------------------------------------------------ shape checks
 
 interface Resolved {
-  batch: number; m: number; n: number; k: number;
-  transA: boolean; transB: boolean; alpha: number; beta: number;
-  strideA: number; strideB: number; strideC: number;
-  lda: number; ldb: number; ldc: number;
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  alpha: number;
+  beta: number;
+  strideA: number;
+  strideB: number;
+  strideC: number;
+  lda: number;
+  ldb: number;
+  ldc: number;
   /** Elements each operand must hold: (batch - 1) * stride + matrix size. */
-  needA: number; needB: number; needC: number;
+  needA: number;
+  needB: number;
+  needC: number;
 }
 
 function isCount(v: unknown): v is number {
@@ -97,7 +109,12 @@ function isCount(v: unknown): v is number {
 
 function resolveShape(s: MatmulShape): Resolved {
   const batch = s.batch ?? 1;
-  for (const [name, v] of [['m', s.m], ['n', s.n], ['k', s.k], ['batch', batch]] as const) {
+  for (const [name, v] of [
+    ['m', s.m],
+    ['n', s.n],
+    ['k', s.k],
+    ['batch', batch],
+  ] as const) {
     checkShape(isCount(v), `matmul: ${name} = ${String(v)} is not a positive integer`, 'pass positive integer dimensions');
   }
   const { m, n, k } = s;
@@ -107,17 +124,35 @@ function resolveShape(s: MatmulShape): Resolved {
   const strideA = s.strideA ?? m * k;
   const strideB = s.strideB ?? k * n;
   const strideC = s.strideC ?? m * n;
-  for (const [name, v] of [['strideA', strideA], ['strideB', strideB], ['strideC', strideC]] as const) {
+  for (const [name, v] of [
+    ['strideA', strideA],
+    ['strideB', strideB],
+    ['strideC', strideC],
+  ] as const) {
     checkShape(Number.isInteger(v) && v >= 0, `matmul: ${name} = ${v} is not a non-negative integer`);
   }
-  checkShape(batch === 1 || strideC >= m * n,
+  checkShape(
+    batch === 1 || strideC >= m * n,
     `matmul: strideC = ${strideC} is smaller than one ${m}x${n} output, so batches would overwrite each other`,
-    `use strideC >= ${m * n} (0 broadcasts inputs only, never the output)`);
+    `use strideC >= ${m * n} (0 broadcasts inputs only, never the output)`,
+  );
   const transA = s.transA ?? false;
   const transB = s.transB ?? false;
   return {
-    batch, m, n, k, transA, transB, alpha, beta, strideA, strideB, strideC,
-    lda: transA ? m : k, ldb: transB ? k : n, ldc: n,
+    batch,
+    m,
+    n,
+    k,
+    transA,
+    transB,
+    alpha,
+    beta,
+    strideA,
+    strideB,
+    strideC,
+    lda: transA ? m : k,
+    ldb: transB ? k : n,
+    ldc: n,
     needA: (batch - 1) * strideA + m * k,
     needB: (batch - 1) * strideB + k * n,
     needC: (batch - 1) * strideC + m * n,
@@ -134,9 +169,21 @@ function describe(r: Resolved): string {
 // matmul_reg and matmul_tiled share one Params struct (checked in test/kernel-interface.test.ts).
 function params(r: Resolved, rows: number, offA: number, offB: number, offC: number, strides: [number, number, number]): Uint8Array {
   return packParams(matmulRegKernel, {
-    m: rows, n: r.n, k: r.k, use_beta: r.beta !== 0 ? 1 : 0, lda: r.lda, ldb: r.ldb, ldc: r.ldc,
-    stride_a: strides[0], stride_b: strides[1], stride_c: strides[2], off_a: offA, off_b: offB, off_c: offC,
-    alpha: r.alpha, beta: r.beta,
+    m: rows,
+    n: r.n,
+    k: r.k,
+    use_beta: r.beta !== 0 ? 1 : 0,
+    lda: r.lda,
+    ldb: r.ldb,
+    ldc: r.ldc,
+    stride_a: strides[0],
+    stride_b: strides[1],
+    stride_c: strides[2],
+    off_a: offA,
+    off_b: offB,
+    off_c: offC,
+    alpha: r.alpha,
+    beta: r.beta,
   });
 }
 
@@ -167,10 +214,16 @@ function vecOk(ld: number, stride: number, off: number): boolean {
 export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, shape: MatmulShape, opts: MatmulOptions = {}): void {
   const r = resolveShape(shape);
   const what = describe(r);
-  for (const [name, buf, need] of [['A', a, r.needA], ['B', b, r.needB], ['C', c, r.needC]] as const) {
-    checkShape(buf.size >= need * 4,
+  for (const [name, buf, need] of [
+    ['A', a, r.needA],
+    ['B', b, r.needB],
+    ['C', c, r.needC],
+  ] as const) {
+    checkShape(
+      buf.size >= need * 4,
       `matmul ${what}: buffer ${name} (${buf.label}) holds ${Math.floor(buf.size / 4)} floats, the shape needs ${need}`,
-      `allocate at least ${need * 4} bytes for ${name}, or fix the shape/strides`);
+      `allocate at least ${need * 4} bytes for ${name}, or fix the shape/strides`,
+    );
   }
   checkShape(c !== a && c !== b, `matmul ${what}: C must not be the same buffer as A or B`, 'write the product into a separate buffer');
   const chosen = opts.variant ?? matmulVariantFor(engine);
@@ -182,10 +235,28 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
     const fits = [a.size, b.size, c.size, pb.a, pb.b].every((x) => x <= maxBytes);
     if (fits) {
       for (let z = 0; z < r.batch; z++) {
-        recordPanelMatmul(engine, a, b, c, {
-          m: r.m, n: r.n, k: r.k, transA: r.transA, transB: r.transB, lda: r.lda, ldb: r.ldb, ldc: r.ldc,
-          offA: z * r.strideA, offB: z * r.strideB, offC: z * r.strideC, alpha: r.alpha, beta: r.beta,
-        }, kb);
+        recordPanelMatmul(
+          engine,
+          a,
+          b,
+          c,
+          {
+            m: r.m,
+            n: r.n,
+            k: r.k,
+            transA: r.transA,
+            transB: r.transB,
+            lda: r.lda,
+            ldb: r.ldb,
+            ldc: r.ldc,
+            offA: z * r.strideA,
+            offB: z * r.strideB,
+            offC: z * r.strideC,
+            alpha: r.alpha,
+            beta: r.beta,
+          },
+          kb,
+        );
       }
       return;
     }
@@ -235,8 +306,11 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
       for (let z0 = 0; z0 < r.batch; z0 += maxZ) {
         const nz = Math.min(maxZ, r.batch - z0);
         const [wa, wb, wc] = whole;
-        record({ ...wa, off: wa.off + z0 * r.strideA }, { ...wb, off: wb.off + z0 * r.strideB }, { ...wc, off: wc.off + z0 * r.strideC },
-          r.m, nz, [r.strideA, r.strideB, r.strideC]);
+        record({ ...wa, off: wa.off + z0 * r.strideA }, { ...wb, off: wb.off + z0 * r.strideB }, { ...wc, off: wc.off + z0 * r.strideC }, r.m, nz, [
+          r.strideA,
+          r.strideB,
+          r.strideC,
+        ]);
       }
     } else {
       recordRowBlocks(r, what, pa, pb, c, maxBytes, align, maxRowsPerDispatch, variant.tileM, record);
@@ -249,8 +323,15 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
  * the block's rows of A (or, for Aᵀ, the span of its columns), all of B[b] and the block's rows of C.
  */
 function recordRowBlocks(
-  r: Resolved, what: string, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer, maxBytes: number, align: number,
-  maxRowsPerDispatch: number, tileM: number,
+  r: Resolved,
+  what: string,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  c: GPUBuffer,
+  maxBytes: number,
+  align: number,
+  maxRowsPerDispatch: number,
+  tileM: number,
   record: (wa: Win, wb: Win, wc: Win, rows: number, batches: number, strides: [number, number, number]) => void,
 ): void {
   const slack = align + 16; // window start rounding plus vec4 rounding at the end
@@ -261,7 +342,8 @@ function recordRowBlocks(
   }
   const rowsA = r.transA ? usable - (r.k - 1) * r.m : Math.floor(usable / r.k);
   const rowsC = Math.floor(usable / r.n);
-  if (rowsA < 1) throw limit(`Aᵀ (${r.k}x${r.m}) does not fit one storage binding even for one row block`, 'pass A untransposed (m x k) so it can be split by rows');
+  if (rowsA < 1)
+    throw limit(`Aᵀ (${r.k}x${r.m}) does not fit one storage binding even for one row block`, 'pass A untransposed (m x k) so it can be split by rows');
   if (rowsC < 1) throw limit(`one row of C (${r.n} floats) does not fit one storage binding`, 'split the product along n');
   let rows = Math.min(rowsA, rowsC, r.m, maxRowsPerDispatch);
   if (rows > tileM) rows -= rows % tileM; // whole workgroup tiles per block
@@ -272,9 +354,7 @@ function recordRowBlocks(
     const wb = bindWindow(b, ob, ob + r.k * r.n, align);
     for (let r0 = 0; r0 < r.m; r0 += rows) {
       const nr = Math.min(rows, r.m - r0);
-      const wa = r.transA
-        ? bindWindow(a, oa + r0, oa + (r.k - 1) * r.m + r0 + nr, align)
-        : bindWindow(a, oa + r0 * r.k, oa + (r0 + nr) * r.k, align);
+      const wa = r.transA ? bindWindow(a, oa + r0, oa + (r.k - 1) * r.m + r0 + nr, align) : bindWindow(a, oa + r0 * r.k, oa + (r0 + nr) * r.k, align);
       const wc = bindWindow(c, oc + r0 * r.n, oc + (r0 + nr) * r.n, align);
       record(wa, wb, wc, nr, 1, [0, 0, 0]);
     }
@@ -288,14 +368,22 @@ function recordRowBlocks(
  * buffers. Returns the (batch - 1) * strideC + m * n floats of C (dense batch x m x n by default).
  */
 export async function matmulHost(
-  engine: Engine, a: Float32Array, b: Float32Array, shape: MatmulShape, opts: MatmulOptions & { c?: Float32Array } = {},
+  engine: Engine,
+  a: Float32Array,
+  b: Float32Array,
+  shape: MatmulShape,
+  opts: MatmulOptions & { c?: Float32Array } = {},
 ): Promise<Float32Array> {
   const r = resolveShape(shape);
   const what = describe(r);
   checkShape(a.length >= r.needA, `matmul ${what}: A has ${a.length} elements, the shape needs ${r.needA}`, 'fix the shape or pass the whole A');
   checkShape(b.length >= r.needB, `matmul ${what}: B has ${b.length} elements, the shape needs ${r.needB}`, 'fix the shape or pass the whole B');
   if (r.beta !== 0) {
-    checkShape(opts.c !== undefined && opts.c.length >= r.needC, `matmul ${what}: beta = ${r.beta} needs an input C of ${r.needC} elements`, 'pass opts.c, or beta = 0');
+    checkShape(
+      opts.c !== undefined && opts.c.length >= r.needC,
+      `matmul ${what}: beta = ${r.beta} needs an input C of ${r.needC} elements`,
+      'pass opts.c, or beta = 0',
+    );
   }
   checkFinite('matmul A', a);
   checkFinite('matmul B', b);

@@ -213,13 +213,25 @@ export class SignPatternAccumulator {
     this.keepWords = opts.keepWords ?? false;
     this.cofireEnabled = opts.cofire ?? true;
     this.variant = opts.variant ?? chooseSignPackVariant(engine);
-    checkShape(['loop', 'atomic', 'ballot'].includes(this.variant), `SignPatternAccumulator: unknown variant '${String(this.variant)}'`, "use 'loop', 'atomic' or 'ballot'");
+    checkShape(
+      ['loop', 'atomic', 'ballot'].includes(this.variant),
+      `SignPatternAccumulator: unknown variant '${String(this.variant)}'`,
+      "use 'loop', 'atomic' or 'ballot'",
+    );
     if (this.variant === 'ballot' && !engine.features.has('subgroups')) {
-      throw new IbgpuError('LIMIT_EXCEEDED', `SignPatternAccumulator: the 'ballot' variant needs the adapter feature 'subgroups', which ${engine.adapterName} does not have`, "use variant 'atomic' or 'loop' (or leave it to chooseSignPackVariant)");
+      throw new IbgpuError(
+        'LIMIT_EXCEEDED',
+        `SignPatternAccumulator: the 'ballot' variant needs the adapter feature 'subgroups', which ${engine.adapterName} does not have`,
+        "use variant 'atomic' or 'loop' (or leave it to chooseSignPackVariant)",
+      );
     }
     const maxD = PACK_ATOMIC_NX * engine.limits.maxComputeWorkgroupsPerDimension;
     if (d > maxD) {
-      throw new IbgpuError('LIMIT_EXCEEDED', `SignPatternAccumulator: d = ${d} neurons exceed the ${maxD} that one dispatch row of workgroups covers`, 'split the layer into neuron blocks');
+      throw new IbgpuError(
+        'LIMIT_EXCEEDED',
+        `SignPatternAccumulator: d = ${d} neurons exceed the ${maxD} that one dispatch row of workgroups covers`,
+        'split the layer into neuron blocks',
+      );
     }
     const bytes = d * d * 4;
     if (this.cofireEnabled && bytes > engine.maxBindingBytes) {
@@ -343,7 +355,11 @@ export class SignPatternAccumulator {
         for (let w0 = 0; w0 < nw; w0 += this.blockWords) {
           const w1 = Math.min(nw, w0 + this.blockWords);
           e.dispatch(cofireRegKernel, {
-            bindings: { words: packedWin, out, params: packParams(cofireRegKernel, { w0, w1, d, ntiles, npairs, first_mask: w0 === 0 ? firstMask : 0xffffffff }) },
+            bindings: {
+              words: packedWin,
+              out,
+              params: packParams(cofireRegKernel, { w0, w1, d, ntiles, npairs, first_mask: w0 === 0 ? firstMask : 0xffffffff }),
+            },
             workgroups: groups,
             overrides: { WG: wg },
           });
@@ -386,18 +402,22 @@ export class SignPatternAccumulator {
     const d = this.d;
     const counts = e.readU32(this.state, d, 2 * d);
     e.clear(this.state, 8 * d, 4 * d);
-    const parts: Promise<void>[] = [counts.then((c) => {
-      for (let a = 0; a < d; a++) this.countSum[a]! += c[a]!;
-    })];
+    const parts: Promise<void>[] = [
+      counts.then((c) => {
+        for (let a = 0; a < d; a++) this.countSum[a]! += c[a]!;
+      }),
+    ];
     if (this.resident) {
       const m = e.readU32(this.resident, d * d);
       e.clear(this.resident, 0, d * d * 4);
-      parts.push(m.then((c) => {
-        const s = this.cofireSum!;
-        for (let i = 0; i < d; i++) {
-          for (let k = i * d + i; k < (i + 1) * d; k++) s[k]! += c[k]!;
-        }
-      }));
+      parts.push(
+        m.then((c) => {
+          const s = this.cofireSum!;
+          for (let i = 0; i < d; i++) {
+            for (let k = i * d + i; k < (i + 1) * d; k++) s[k]! += c[k]!;
+          }
+        }),
+      );
     }
     this.sinceDrain = 0;
     this.track(Promise.all(parts).then(() => undefined));
@@ -483,7 +503,10 @@ function checkResult(fn: string, r: SignPatternResult): void {
   checkShape(Number.isInteger(n) && n >= 0, `${fn}: n must be a non-negative integer, got ${n}`);
   checkShape(r.hashLo.length === d && r.hashHi.length === d, `${fn}: hashLo/hashHi have lengths ${r.hashLo.length}/${r.hashHi.length}, expected d = ${d}`);
   checkShape(r.fireCount.length === d, `${fn}: fireCount has length ${r.fireCount.length}, expected d = ${d}`);
-  checkShape(r.cofire.length === d * d || r.cofire.length === 0, `${fn}: cofire has length ${r.cofire.length}, expected d*d = ${d * d} (or 0 when not accumulated)`);
+  checkShape(
+    r.cofire.length === d * d || r.cofire.length === 0,
+    `${fn}: cofire has length ${r.cofire.length}, expected d*d = ${d * d} (or 0 when not accumulated)`,
+  );
   if (r.words) {
     const W = Math.ceil(n / 32);
     checkShape(r.words.length === d * W, `${fn}: words has length ${r.words.length}, expected d*ceil(n/32) = ${d}*${W} = ${d * W}`);
@@ -557,8 +580,15 @@ export function groupPatterns(r: SignPatternResult): PatternGroups {
 /** Hamming distance between the patterns of a and b: fireCount[a] + fireCount[b] − 2 cofire[a, b]. */
 export function hammingFromCofire(r: SignPatternResult, a: number, b: number): number {
   const d = r.d;
-  checkShape(r.cofire.length === d * d, `hammingFromCofire: the result has no co-firing matrix (length ${r.cofire.length}, expected ${d * d})`, 'create the SignPatternAccumulator with cofire: true (the default)');
-  for (const [name, v] of [['a', a], ['b', b]] as const) {
+  checkShape(
+    r.cofire.length === d * d,
+    `hammingFromCofire: the result has no co-firing matrix (length ${r.cofire.length}, expected ${d * d})`,
+    'create the SignPatternAccumulator with cofire: true (the default)',
+  );
+  for (const [name, v] of [
+    ['a', a],
+    ['b', b],
+  ] as const) {
     checkShape(Number.isInteger(v) && v >= 0 && v < d, `hammingFromCofire: neuron ${name} = ${v} is not in 0 .. ${d - 1}`);
   }
   return r.fireCount[a]! + r.fireCount[b]! - 2 * r.cofire[a * d + b]!;
@@ -609,10 +639,15 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
       if (i >= 0) diffs.push(`${k}[${i}]: ${got[k]![i]} vs ${ref[k]![i]}`);
     }
     const g = groupPatterns(got);
-    const groupsOk = JSON.stringify(g.groups) === '[[3,10,20]]' && JSON.stringify(g.dead) === '[5]' &&
-      JSON.stringify(g.alwaysOn) === '[7]' && g.hashCollisions === 0 && hammingFromCofire(got, 12, 30) === 1;
+    const groupsOk =
+      JSON.stringify(g.groups) === '[[3,10,20]]' &&
+      JSON.stringify(g.dead) === '[5]' &&
+      JSON.stringify(g.alwaysOn) === '[7]' &&
+      g.hashCollisions === 0 &&
+      hammingFromCofire(got, 12, 30) === 1;
     ok = diffs.length === 0 && got.n === rows && groupsOk;
-    detail = `${rows}x${d} in 2 batches (${acc.variant} packing): ` +
+    detail =
+      `${rows}x${d} in 2 batches (${acc.variant} packing): ` +
       (diffs.length ? `differs from the CPU reference: ${diffs.join('; ')}` : 'hashes, counts, co-firing and words exact') +
       (groupsOk ? '; planted group/dead/always-on found' : `; grouping wrong: ${JSON.stringify(g)}`);
   } catch (e) {

@@ -51,8 +51,10 @@ export function softmaxXentLoopCount(cols: number): number {
 export function softmaxXent(engine: Engine, a: SoftmaxXentArgs): void {
   const { rows, cols } = a;
   const base = a.statsBase ?? 0;
-  checkShape(Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1,
-    `softmax_xent: rows = ${rows} and cols = ${cols} must be positive integers`);
+  checkShape(
+    Number.isInteger(rows) && rows >= 1 && Number.isInteger(cols) && cols >= 1,
+    `softmax_xent: rows = ${rows} and cols = ${cols} must be positive integers`,
+  );
   checkShape(Number.isInteger(base) && base >= 0, `softmax_xent: statsBase = ${base} must be a non-negative integer`);
   checkShape(a.logits.size >= rows * cols * 4, `softmax_xent: logits (${a.logits.label}) hold fewer than ${rows}x${cols} floats`);
   checkShape(a.labels.size >= rows * 4, `softmax_xent: labels (${a.labels.label}) hold fewer than ${rows} u32`);
@@ -63,9 +65,11 @@ export function softmaxXent(engine: Engine, a: SoftmaxXentArgs): void {
   }
   checkShape(a.stats !== a.logits && a.stats !== a.labels, 'softmax_xent: stats must not alias logits or labels');
   if (softmaxXentLoopCount(cols) + 16 > engine.loopBudget) {
-    throw new IbgpuError('LIMIT_EXCEEDED',
+    throw new IbgpuError(
+      'LIMIT_EXCEEDED',
       `softmax_xent: ${cols} classes need ${softmaxXentLoopCount(cols)} loop iterations per row, over this adapter's per-invocation budget of ${engine.loopBudget}`,
-      'use fewer classes, or a hardware adapter');
+      'use fewer classes, or a hardware adapter',
+    );
   }
   const scale = a.scale ?? 1 / rows;
   checkShape(Number.isFinite(scale), `softmax_xent: scale = ${scale} must be finite`);

@@ -19,16 +19,22 @@ const rw = (name: string) => ({ name, kind: 'storage' as const });
 const uniform = { name: 'params', kind: 'uniform' as const };
 
 export const attentionKernel = defineKernel({
-  name: 'tf_attention', shader: SHADERS.tf_attention,
-  bindings: [ro('q'), ro('k'), ro('v'), rw('z'), rw('probs'), uniform], overrides: { WG },
+  name: 'tf_attention',
+  shader: SHADERS.tf_attention,
+  bindings: [ro('q'), ro('k'), ro('v'), rw('z'), rw('probs'), uniform],
+  overrides: { WG },
 });
 export const attentionVjpQKernel = defineKernel({
-  name: 'tf_attention_vjp_q', shader: SHADERS.tf_attention_vjp_q,
-  bindings: [ro('k'), ro('v'), ro('probs'), ro('dz'), rw('dq'), rw('ds'), uniform], overrides: { WG },
+  name: 'tf_attention_vjp_q',
+  shader: SHADERS.tf_attention_vjp_q,
+  bindings: [ro('k'), ro('v'), ro('probs'), ro('dz'), rw('dq'), rw('ds'), uniform],
+  overrides: { WG },
 });
 export const attentionVjpKvKernel = defineKernel({
-  name: 'tf_attention_vjp_kv', shader: SHADERS.tf_attention_vjp_kv,
-  bindings: [ro('q'), ro('probs'), ro('dz'), ro('ds'), rw('dk'), rw('dv'), uniform], overrides: { WG },
+  name: 'tf_attention_vjp_kv',
+  shader: SHADERS.tf_attention_vjp_kv,
+  bindings: [ro('q'), ro('probs'), ro('dz'), ro('ds'), rw('dk'), rw('dv'), uniform],
+  overrides: { WG },
 });
 
 /** The shape the kernels run: the same as the float64 reference's. */
@@ -56,7 +62,23 @@ export function attentionForward(engine: Engine, q: GPUBuffer, k: GPUBuffer, v: 
   checkFloats('tf_attention', 'z', z, rows * a.heads * a.dV);
   checkFloats('tf_attention', 'probs', probs, attentionProbFloats(a));
   engine.dispatch(attentionKernel, {
-    bindings: { q, k, v, z, probs, params: packParams(attentionKernel, { B: a.B, P: a.P, H: a.heads, dHead: a.dHead, dV: a.dV, causal: a.causal ? 1 : 0, window: a.window ?? 0, scale: a.scale }) },
+    bindings: {
+      q,
+      k,
+      v,
+      z,
+      probs,
+      params: packParams(attentionKernel, {
+        B: a.B,
+        P: a.P,
+        H: a.heads,
+        dHead: a.dHead,
+        dV: a.dV,
+        causal: a.causal ? 1 : 0,
+        window: a.window ?? 0,
+        scale: a.scale,
+      }),
+    },
     workgroups: ceilDiv(a.B * a.heads * a.P, WG),
   });
 }

@@ -30,10 +30,19 @@ export function edgeSquareMaxSamples(engine: Engine, P: number): number {
 
 /** `hShared`: h is one [K·P, r] block for every sample (a sample-independent VJP). */
 export function edgeSquare(engine: Engine, h: GPUBuffer, u: GPUBuffer, out: GPUBuffer, B: number, K: number, P: number, r: number, hShared = false): void {
-  for (const [n, v] of [['B', B], ['K', K], ['P', P], ['r', r]] as const) checkCount('tf_edge_square', n, v);
+  for (const [n, v] of [
+    ['B', B],
+    ['K', K],
+    ['P', P],
+    ['r', r],
+  ] as const)
+    checkCount('tf_edge_square', n, v);
   checkLoopBudget(engine, 'tf_edge_square', B * (P + 1), `${B} samples of ${P} positions`);
   checkFloats('tf_edge_square', 'h', h, (hShared ? 1 : B) * K * P * r);
   checkFloats('tf_edge_square', 'u', u, B * P * r);
   checkFloats('tf_edge_square', 'out', out, K * r);
-  engine.dispatch(edgeSquareKernel, { bindings: { h, u, out, params: packParams(edgeSquareKernel, { B, K, P, r, hStride: hShared ? 0 : K * P * r }) }, workgroups: ceilDiv(K * r, WG) });
+  engine.dispatch(edgeSquareKernel, {
+    bindings: { h, u, out, params: packParams(edgeSquareKernel, { B, K, P, r, hStride: hShared ? 0 : K * P * r }) },
+    workgroups: ceilDiv(K * r, WG),
+  });
 }

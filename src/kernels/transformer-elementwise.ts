@@ -95,17 +95,31 @@ export function copyColumns(engine: Engine, a: ColumnCopy): void {
   checkCount('tf_columns', 'groups', a.groups);
   checkCount('tf_columns', 'per', a.per);
   checkCount('tf_columns', 'width', a.width);
-  checkShape(s.col0 + a.width <= s.ld && d.col0 + a.width <= d.ld, `tf_columns: columns [${s.col0}, +${a.width}) → [${d.col0}, +${a.width}) exceed the row lengths ${s.ld} / ${d.ld}`);
+  checkShape(
+    s.col0 + a.width <= s.ld && d.col0 + a.width <= d.ld,
+    `tf_columns: columns [${s.col0}, +${a.width}) → [${d.col0}, +${a.width}) exceed the row lengths ${s.ld} / ${d.ld}`,
+  );
   checkShape(s.buf !== d.buf, 'tf_columns: src and dst must be different buffers');
   const last = (x: typeof s): number => ((a.groups - 1) * x.stride + a.per - 1 + x.row0) * x.ld + x.col0 + a.width;
   checkFloats('tf_columns', 'src', s.buf, last(s));
   checkFloats('tf_columns', 'dst', d.buf, last(d));
   engine.dispatch(columnsKernel, {
     bindings: {
-      src: s.buf, dst: d.buf,
+      src: s.buf,
+      dst: d.buf,
       params: packParams(columnsKernel, {
-        groups: a.groups, per: a.per, width: a.width, srcStride: s.stride, srcRow0: s.row0, srcLd: s.ld, srcCol0: s.col0,
-        dstStride: d.stride, dstRow0: d.row0, dstLd: d.ld, dstCol0: d.col0, alpha: a.alpha ?? 1,
+        groups: a.groups,
+        per: a.per,
+        width: a.width,
+        srcStride: s.stride,
+        srcRow0: s.row0,
+        srcLd: s.ld,
+        srcCol0: s.col0,
+        dstStride: d.stride,
+        dstRow0: d.row0,
+        dstLd: d.ld,
+        dstCol0: d.col0,
+        alpha: a.alpha ?? 1,
       }),
     },
     workgroups: ceilDiv(a.groups * a.per * a.width, WG),
@@ -153,7 +167,11 @@ export function actForward(engine: Engine, x: GPUBuffer, y: GPUBuffer, n: number
   checkFloats('tf_act', 'x', x, n);
   checkFloats('tf_act', 'y', y, n);
   checkShape(x !== y, 'tf_act: y must not alias x');
-  engine.dispatch(actKernel, { bindings: { x, y, params: packParams(actKernel, { n }) }, workgroups: ceilDiv(n, WG), overrides: { ACT: actId('tf_act', activation) } });
+  engine.dispatch(actKernel, {
+    bindings: { x, y, params: packParams(actKernel, { n }) },
+    workgroups: ceilDiv(n, WG),
+    overrides: { ACT: actId('tf_act', activation) },
+  });
 }
 
 export interface BlockShape {
@@ -211,8 +229,10 @@ export function uploadRotaryTable(engine: Engine, r: RotaryShape, P: number): GP
  */
 export function rotary(engine: Engine, x: GPUBuffer, table: GPUBuffer, y: GPUBuffer, rows: number, P: number, r: RotaryShape, transpose: boolean): void {
   checkCount('tf_rotary', 'rows', rows);
-  checkShape(r.rotaryDim % 2 === 0 && r.rotaryDim >= 2 && r.rotaryDim <= r.dHead,
-    `tf_rotary: rotaryDim ${r.rotaryDim} must be even and in [2, dHead = ${r.dHead}]`);
+  checkShape(
+    r.rotaryDim % 2 === 0 && r.rotaryDim >= 2 && r.rotaryDim <= r.dHead,
+    `tf_rotary: rotaryDim ${r.rotaryDim} must be even and in [2, dHead = ${r.dHead}]`,
+  );
   const width = r.heads * r.dHead;
   checkFloats('tf_rotary', 'x', x, rows * width);
   checkFloats('tf_rotary', 'y', y, rows * width);

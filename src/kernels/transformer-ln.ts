@@ -20,10 +20,16 @@ const params = { name: 'params', kind: 'uniform' as const };
 export const lnVarKernel = defineKernel({ name: 'tf_ln_var', shader: SHADERS.tf_ln_var, bindings: [ro('x'), rw('y'), params], overrides: { WG } });
 export const lnDivKernel = defineKernel({ name: 'tf_ln_div', shader: SHADERS.tf_ln_div, bindings: [ro('v'), ro('x'), rw('y'), params], overrides: { WG } });
 export const lnVarVjpKernel = defineKernel({
-  name: 'tf_ln_var_vjp', shader: SHADERS.tf_ln_var_vjp, bindings: [ro('x'), ro('dy'), rw('dx'), params], overrides: { WG },
+  name: 'tf_ln_var_vjp',
+  shader: SHADERS.tf_ln_var_vjp,
+  bindings: [ro('x'), ro('dy'), rw('dx'), params],
+  overrides: { WG },
 });
 export const lnDivVjpKernel = defineKernel({
-  name: 'tf_ln_div_vjp', shader: SHADERS.tf_ln_div_vjp, bindings: [ro('v'), ro('x'), ro('dy'), rw('dx'), rw('dvar'), params], overrides: { WG },
+  name: 'tf_ln_div_vjp',
+  shader: SHADERS.tf_ln_div_vjp,
+  bindings: [ro('v'), ro('x'), ro('dy'), rw('dx'), rw('dvar'), params],
+  overrides: { WG },
 });
 
 function checkD(engine: Engine, name: string, d: number, width: number, perD: number): void {
@@ -60,12 +66,23 @@ export function lnVarVjp(engine: Engine, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuf
   checkFloats('tf_ln_var_vjp', 'x', x, s.B * s.P * width);
   checkFloats('tf_ln_var_vjp', 'dy', dy, rows);
   checkFloats('tf_ln_var_vjp', 'dx', dx, rows * width);
-  engine.dispatch(lnVarVjpKernel, { bindings: { x, dy, dx, params: packParams(lnVarVjpKernel, { rows, width, d, K: s.K, P: s.P }) }, workgroups: ceilDiv(rows, WG) });
+  engine.dispatch(lnVarVjpKernel, {
+    bindings: { x, dy, dx, params: packParams(lnVarVjpKernel, { rows, width, d, K: s.K, P: s.P }) },
+    workgroups: ceilDiv(rows, WG),
+  });
 }
 
 /** (dx, dvar) of lnDiv for the cotangent block dy [B·K·P, d + 1]. */
 export function lnDivVjp(
-  engine: Engine, v: GPUBuffer, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffer, dvar: GPUBuffer, s: BlockShape, d: number, eps: number,
+  engine: Engine,
+  v: GPUBuffer,
+  x: GPUBuffer,
+  dy: GPUBuffer,
+  dx: GPUBuffer,
+  dvar: GPUBuffer,
+  s: BlockShape,
+  d: number,
+  eps: number,
 ): void {
   const rows = s.B * s.K * s.P;
   checkCount('tf_ln_div_vjp', 'rows', rows);

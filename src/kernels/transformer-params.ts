@@ -9,8 +9,11 @@ export function checkCount(kernel: string, name: string, v: number, min = 1): vo
 }
 
 export function checkFloats(kernel: string, name: string, buf: GPUBuffer, n: number): void {
-  checkShape(buf.size >= n * 4, `${kernel}: ${name} (${buf.label}) holds ${Math.floor(buf.size / 4)} floats, the shape needs ${n}`,
-    `allocate at least ${n * 4} bytes for ${name}`);
+  checkShape(
+    buf.size >= n * 4,
+    `${kernel}: ${name} (${buf.label}) holds ${Math.floor(buf.size / 4)} floats, the shape needs ${n}`,
+    `allocate at least ${n * 4} bytes for ${name}`,
+  );
 }
 
 /**
@@ -19,8 +22,10 @@ export function checkFloats(kernel: string, name: string, buf: GPUBuffer, n: num
  */
 export function checkLoopBudget(engine: Engine, kernel: string, iterations: number, what: string): void {
   if (iterations > engine.loopBudget) {
-    throw new IbgpuError('LIMIT_EXCEEDED',
+    throw new IbgpuError(
+      'LIMIT_EXCEEDED',
       `${kernel}: ${what} needs ${iterations} loop iterations per invocation, over this adapter's budget of ${engine.loopBudget}`,
-      'use a hardware GPU adapter, or fewer positions / narrower heads');
+      'use a hardware GPU adapter, or fewer positions / narrower heads',
+    );
   }
 }

@@ -55,18 +55,24 @@ export function erf(x: number): number {
 
 export function act(a: Activation, x: number): number {
   switch (a) {
-    case 'identity': return x;
-    case 'relu': return x > 0 ? x : 0;
-    case 'gelu': return 0.5 * x * (1 + erf(x / Math.SQRT2));
-    case 'gelu_tanh': return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
+    case 'identity':
+      return x;
+    case 'relu':
+      return x > 0 ? x : 0;
+    case 'gelu':
+      return 0.5 * x * (1 + erf(x / Math.SQRT2));
+    case 'gelu_tanh':
+      return 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x)));
   }
 }
 
 /** Derivative; relu'(0) = 0 as in torch. */
 export function actGrad(a: Activation, x: number): number {
   switch (a) {
-    case 'identity': return 1;
-    case 'relu': return x > 0 ? 1 : 0;
+    case 'identity':
+      return 1;
+    case 'relu':
+      return x > 0 ? 1 : 0;
     case 'gelu': {
       const cdf = 0.5 * (1 + erf(x / Math.SQRT2));
       const pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);

@@ -12,12 +12,22 @@ import type { ModelProgram, Op, SectionProgram, ValueInfo } from './program.js';
 
 function remap(op: Op, id: (v: number) => number): Op {
   switch (op.kind) {
-    case 'linear': case 'act': case 'lnVar': case 'rotary': case 'lastPos': case 'copy': case 'slice':
+    case 'linear':
+    case 'act':
+    case 'lnVar':
+    case 'rotary':
+    case 'lastPos':
+    case 'copy':
+    case 'slice':
       return { ...op, x: id(op.x), y: id(op.y) };
-    case 'lnDiv': return { ...op, v: id(op.v), x: id(op.x), y: id(op.y) };
-    case 'attention': return { ...op, q: id(op.q), k: id(op.k), v: id(op.v), y: id(op.y) };
-    case 'add': return { ...op, a: id(op.a), b: id(op.b), y: id(op.y) };
-    case 'concat': return { ...op, xs: op.xs.map(id), y: id(op.y) };
+    case 'lnDiv':
+      return { ...op, v: id(op.v), x: id(op.x), y: id(op.y) };
+    case 'attention':
+      return { ...op, q: id(op.q), k: id(op.k), v: id(op.v), y: id(op.y) };
+    case 'add':
+      return { ...op, a: id(op.a), b: id(op.b), y: id(op.y) };
+    case 'concat':
+      return { ...op, xs: op.xs.map(id), y: id(op.y) };
   }
 }
 
@@ -43,7 +53,9 @@ export function composeSections(sections: readonly SectionProgram[]): SectionPro
         const a = sec.values[v]!;
         const b = values[carried![i]!]!;
         if (a.width !== b.width || a.positions !== b.positions) {
-          throw new Error(`composeSections: ${sec.from}->${sec.to} input ${i} is [${a.positions}, ${a.width}] but the previous section gives [${b.positions}, ${b.width}]`);
+          throw new Error(
+            `composeSections: ${sec.from}->${sec.to} input ${i} is [${a.positions}, ${a.width}] but the previous section gives [${b.positions}, ${b.width}]`,
+          );
         }
         map[v] = carried![i]!;
       });

@@ -57,10 +57,7 @@ export function parseArch(raw: unknown, where = 'arch'): MlpArch {
 }
 
 /** Builds a model from arch + a tensor getter (safetensors file, or in-memory tensors). */
-export async function modelFromTensors(
-  arch: MlpArch,
-  get: (name: string) => Promise<{ shape: number[]; data: Float32Array }>,
-): Promise<MlpModel> {
+export async function modelFromTensors(arch: MlpArch, get: (name: string) => Promise<{ shape: number[]; data: Float32Array }>): Promise<MlpModel> {
   const layers: MlpLayer[] = [];
   for (const l of arch.layers) {
     const w = await get(l.weight);

@@ -40,7 +40,8 @@ export function parseModularityConfig(raw: unknown): ModularityConfig {
   if (q !== undefined) out.quantile = q;
   if ('norm' in r) {
     const v = r['norm'];
-    if (typeof v !== 'string' || !(EDGE_NORMS as readonly string[]).includes(v)) throw bad(`.norm = ${JSON.stringify(v)} is not allowed`, `use one of ${EDGE_NORMS.join(', ')}`);
+    if (typeof v !== 'string' || !(EDGE_NORMS as readonly string[]).includes(v))
+      throw bad(`.norm = ${JSON.stringify(v)} is not allowed`, `use one of ${EDGE_NORMS.join(', ')}`);
     out.norm = v as EdgeNorm;
   }
   if ('include_output' in r) {

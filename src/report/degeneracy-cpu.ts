@@ -105,7 +105,9 @@ export function degeneracyInputsCpu(model: MlpModel, x: ArrayLike<number>, n: nu
       rG: 1 + rankOf(symEigValues(centred(grams[j]!, sums[j]!), l.dIn), opts.rule),
       rGSource: 'gram' as const,
       jacobianGram: jac[j]!,
-      ...(hiddenRelu[j] ? { hiddenStats: { patterns: signPatternsCpu(pres[j]!, n, l.dOut), actGram: actG[j]!, actMean: actM[j]!, actCov: centred(actG[j]!, actM[j]!) } } : {}),
+      ...(hiddenRelu[j]
+        ? { hiddenStats: { patterns: signPatternsCpu(pres[j]!, n, l.dOut), actGram: actG[j]!, actMean: actM[j]!, actCov: centred(actG[j]!, actM[j]!) } }
+        : {}),
     };
   });
 }

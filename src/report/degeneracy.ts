@@ -205,8 +205,9 @@ export const PROVENANCE: Record<string, string> = {
   combined_free: 'SPEC §6.4 [DERIVED, NUM]: d·n_out − r_G·r_J (exact under the Kronecker approximation)',
   sync_extra: 'SPEC §6.5 [DERIVED, NUM]: k(k−1) extra free directions per synchronised group (the paper names the mechanism, [PAPER: abstract], not the count)',
   free_spec: 'SPEC §6.5 accounting [NUM]: Σ combined_free + #live hidden ReLUs + Σ k(k−1)',
-  free_corrected: 'ibgpu [DERIVED]: Σ combined_free + Σ_classes σ_S·ρ_S (removes GL(k) directions already counted by (a)/(b)); checked against the Gauss–Newton nullity on small networks',
-  effective: 'N_eff ≈ raw − free: the quadratic (Gauss–Newton) approximation of SPEC §6.1 [DERIVED]; the paper\'s N_eff = 2λ is [SUMMARY]',
+  free_corrected:
+    'ibgpu [DERIVED]: Σ combined_free + Σ_classes σ_S·ρ_S (removes GL(k) directions already counted by (a)/(b)); checked against the Gauss–Newton nullity on small networks',
+  effective: "N_eff ≈ raw − free: the quadratic (Gauss–Newton) approximation of SPEC §6.1 [DERIVED]; the paper's N_eff = 2λ is [SUMMARY]",
 };
 
 // ------------------------------------------------------------------ ranks
@@ -353,10 +354,20 @@ function syncReport(inp: SectionInput, rule: RankRule, opts: SyncOptions, jacCut
   }
   near.sort((x, y) => x.hamming - y.hamming || x.a - y.a || x.b - y.b);
   return {
-    live, dead: pg.dead, always_on: pg.alwaysOn, groups, extra, independent, rescalings_absorbed: absorbed,
-    near_pairs: near.slice(0, opts.maxNearPairs ?? 200), near_pairs_total: nearTotal, near_max_hamming: maxH,
-    near_method: useLsh ? 'lsh' : 'cofire', ...(useLsh ? { near_recall: lshRecall(maxH, n) } : {}),
-    hash_collisions: pg.hashCollisions, fire_count: Array.from(fc),
+    live,
+    dead: pg.dead,
+    always_on: pg.alwaysOn,
+    groups,
+    extra,
+    independent,
+    rescalings_absorbed: absorbed,
+    near_pairs: near.slice(0, opts.maxNearPairs ?? 200),
+    near_pairs_total: nearTotal,
+    near_max_hamming: maxH,
+    near_method: useLsh ? 'lsh' : 'cofire',
+    ...(useLsh ? { near_recall: lshRecall(maxH, n) } : {}),
+    hash_collisions: pg.hashCollisions,
+    fire_count: Array.from(fc),
   };
 }
 
@@ -398,11 +409,22 @@ export function sectionReport(inp: SectionInput, rule: RankRule, opts: ReportOpt
     n_out: nOut,
     activation_degeneracy: { rank: rG, dim: d, free: nOut * (d - rG), source: inp.rGSource },
     jacobian_degeneracy: {
-      rank: rJ, n_out: nOut, free: d * (nOut - rJ),
+      rank: rJ,
+      n_out: nOut,
+      free: d * (nOut - rJ),
       ...(nOut <= (opts.spectrumMax ?? 1024) ? { eigenvalues: Array.from(jev) } : {}),
     },
     combined_free: combined,
-    ...(inp.ib ? { ib: { stage1_k: inp.ib.k, basis_dim: inp.ib.r, stage2_dropped: inp.ib.stage2Dropped, ...(inp.ib.mprimeRank !== undefined ? { mprime_rank: inp.ib.mprimeRank } : {}) } } : {}),
+    ...(inp.ib
+      ? {
+          ib: {
+            stage1_k: inp.ib.k,
+            basis_dim: inp.ib.r,
+            stage2_dropped: inp.ib.stage2Dropped,
+            ...(inp.ib.mprimeRank !== undefined ? { mprime_rank: inp.ib.mprimeRank } : {}),
+          },
+        }
+      : {}),
     ...(sync ? { sync } : {}),
     free_spec: freeSpec,
     free_corrected: freeCorr,

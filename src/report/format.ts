@@ -5,7 +5,12 @@ import type { ModulesReport } from './modularity.js';
 
 function table(rows: string[][], right: boolean[]): string[] {
   const w = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (right[c] ? cell.padStart(w[c]!) : cell.padEnd(w[c]!))).join('  ').trimEnd());
+  return rows.map((r) =>
+    r
+      .map((cell, c) => (right[c] ? cell.padStart(w[c]!) : cell.padEnd(w[c]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 function pct(x: number): string {
@@ -27,24 +32,34 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
   const out: string[] = [];
   const rule = rep.rank_rule;
   out.push(`Degeneracy (SPEC §6) on ${rep.dataset_size} datapoints; ranks: eigenvalues > ${rule.tau}${rule.mode === 'relative' ? '·max' : ''}`);
-  const rows: string[][] = [[
-    'section', 'params', 'r_G/d', 'free(a)', 'r_J/n_out', 'free(b)', 'd·n−r_G·r_J', 'live', '+k(k−1)', '+σρ', 'free (SPEC)', 'free (corr.)',
-  ]];
+  const rows: string[][] = [
+    ['section', 'params', 'r_G/d', 'free(a)', 'r_J/n_out', 'free(b)', 'd·n−r_G·r_J', 'live', '+k(k−1)', '+σρ', 'free (SPEC)', 'free (corr.)'],
+  ];
   for (const s of rep.sections) {
     const y = s.sync;
     rows.push([
-      s.section, String(s.params),
-      `${s.activation_degeneracy.rank}/${s.d}`, String(s.activation_degeneracy.free),
-      `${s.jacobian_degeneracy.rank}/${s.n_out}`, String(s.jacobian_degeneracy.free),
+      s.section,
+      String(s.params),
+      `${s.activation_degeneracy.rank}/${s.d}`,
+      String(s.activation_degeneracy.free),
+      `${s.jacobian_degeneracy.rank}/${s.n_out}`,
+      String(s.jacobian_degeneracy.free),
       String(s.combined_free),
-      y ? String(y.live) : '–', y ? String(y.extra) : '–', y ? String(y.independent) : '–',
-      String(s.free_spec), String(s.free_corrected),
+      y ? String(y.live) : '–',
+      y ? String(y.extra) : '–',
+      y ? String(y.independent) : '–',
+      String(s.free_spec),
+      String(s.free_corrected),
     ]);
   }
   const t = rep.totals;
   rows.push(['total', String(t.covered_params), '', '', '', '', '', '', '', '', String(t.free_spec), String(t.free_corrected)]);
   out.push(...table(rows, [false, true, true, true, true, true, true, true, true, true, true, true]).map((l) => `  ${l}`));
-  const ib = rep.sections.filter((s) => s.ib).map((s) => `${s.section.split(' ')[0]} k ${s.ib!.stage1_k} → r ${s.ib!.basis_dim}${s.ib!.mprime_rank !== undefined ? ` (rank M′ ${s.ib!.mprime_rank})` : ''}`);
+  const ib = rep.sections
+    .filter((s) => s.ib)
+    .map(
+      (s) => `${s.section.split(' ')[0]} k ${s.ib!.stage1_k} → r ${s.ib!.basis_dim}${s.ib!.mprime_rank !== undefined ? ` (rank M′ ${s.ib!.mprime_rank})` : ''}`,
+    );
   if (ib.length) out.push(`  Interaction Basis: stage-1 k, stage-2 r (rank of M on the data), rank of M′ (whole folded input space): ${ib.join('; ')}`);
   out.push('');
   out.push(`  raw parameters ${t.raw_params}${t.complete ? '' : ` (the build covers ${t.covered_params})`}`);
@@ -52,11 +67,17 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
   out.push(`                       ≈ ${t.effective_corrected} (overlap-corrected: free = Σ(d·n − r_G·r_J) + Σ σ_S·ρ_S = ${t.free_corrected})`);
   if (rep.ground_truth) {
     const g = rep.ground_truth;
-    out.push(`  ground truth: Gauss–Newton nullity ${g.gauss_newton_nullity} of ${g.params} (f64 ${g.method}, σ > ${g.rtol}·σ_max, gap ×${Number.isFinite(g.gap_at_cut) ? g.gap_at_cut.toPrecision(3) : '∞'} at the cut)`);
+    out.push(
+      `  ground truth: Gauss–Newton nullity ${g.gauss_newton_nullity} of ${g.params} (f64 ${g.method}, σ > ${g.rtol}·σ_max, gap ×${Number.isFinite(g.gap_at_cut) ? g.gap_at_cut.toPrecision(3) : '∞'} at the cut)`,
+    );
     if (g.clear_gap === false) {
       const lg = g.largest_gap;
-      out.push(`  WARNING: the spectrum has no clear gap at the cut (×${g.gap_at_cut.toPrecision(3)} < ×10): the nullity is ill-defined here and moves with the tolerance;`);
-      out.push(`           do not read the difference to the estimates as a miscount.${lg ? ` The largest gap (×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'}) would give nullity ${lg.nullity}.` : ''}`);
+      out.push(
+        `  WARNING: the spectrum has no clear gap at the cut (×${g.gap_at_cut.toPrecision(3)} < ×10): the nullity is ill-defined here and moves with the tolerance;`,
+      );
+      out.push(
+        `           do not read the difference to the estimates as a miscount.${lg ? ` The largest gap (×${Number.isFinite(lg.ratio) ? lg.ratio.toPrecision(3) : '∞'}) would give nullity ${lg.nullity}.` : ''}`,
+      );
     }
   }
   out.push('  (the counts n_out(d−r_G), d(n_out−r_J), d·n−r_G·r_J and k(k−1) are DERIVED in SPEC §6, not quoted from the paper;');
@@ -73,7 +94,9 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
       if (y.groups.length === 0) out.push('    groups: none');
       for (const g of y.groups) {
         const on = g.fire_count === n ? ' (always on)' : '';
-        out.push(`    group {${list(g.neurons)}}: k=${g.k}, fires on ${g.fire_count}/${n}${on}; +k(k−1) = ${g.extra}; rank pre ${g.rank_pre}, rank J ${g.rank_jac} → σρ−k = ${g.extra_corrected}`);
+        out.push(
+          `    group {${list(g.neurons)}}: k=${g.k}, fires on ${g.fire_count}/${n}${on}; +k(k−1) = ${g.extra}; rank pre ${g.rank_pre}, rank J ${g.rank_jac} → σρ−k = ${g.extra_corrected}`,
+        );
       }
       if (y.rescalings_absorbed) out.push(`    ${y.rescalings_absorbed} live neuron(s) whose rescaling is already counted in (a)/(b)`);
       const maxH = Math.min(opts.nearMax ?? Infinity, y.near_max_hamming);
@@ -98,11 +121,26 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
 
 export function formatModules(rep: ModulesReport): string {
   const out: string[] = [];
-  const norm = rep.norm === 'log'
-    ? `log10(|E|/ε)${rep.epsilons ? ` (ε per pair: ${Object.entries(rep.epsilons).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')})` : ''}`
-    : rep.norm === 'identity' ? '|E|' : rep.norm === 'sqrt' ? '√|E|' : rep.norm === 'abs' ? '|E|/Σ|E|' : '|E|/max|E|';
+  const norm =
+    rep.norm === 'log'
+      ? `log10(|E|/ε)${
+          rep.epsilons
+            ? ` (ε per pair: ${Object.entries(rep.epsilons)
+                .map(([k, v]) => `${k} ${v.toExponential(2)}`)
+                .join(', ')})`
+            : ''
+        }`
+      : rep.norm === 'identity'
+        ? '|E|'
+        : rep.norm === 'sqrt'
+          ? '√|E|'
+          : rep.norm === 'abs'
+            ? '|E|/Σ|E|'
+            : '|E|/max|E|';
   out.push(`Modules (Leiden, γ = ${rep.gamma}, seed ${rep.seed}, ${rep.iterations} iterations; edge weight ${norm})`);
-  out.push(`  graph: ${rep.nodes} nodes (${rep.excluded.length} constant direction(s) left out${rep.include_output ? '' : ', output layer left out'}), ${rep.edges} edges`);
+  out.push(
+    `  graph: ${rep.nodes} nodes (${rep.excluded.length} constant direction(s) left out${rep.include_output ? '' : ', output layer left out'}), ${rep.edges} edges`,
+  );
   const small = rep.count - rep.count_nontrivial;
   out.push(`  ${rep.count_nontrivial} module(s) of size >= 2${small ? ` and ${small} singleton(s)` : ''}; sizes ${list(rep.sizes, 16)}`);
   out.push(`  Q_γ = ${rep.quality_gamma.toFixed(4)}, Newman Q = ${rep.modularity.toFixed(4)}`);

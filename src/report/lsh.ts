@@ -53,9 +53,7 @@ const prng = mulberry32;
  * Pairs (a < b) among `candidates` (neuron indices) whose patterns differ on 1..maxHamming
  * datapoints. `words` is neuron-major d × ceil(n/32) (SignPatternResult.words).
  */
-export function nearPairsLsh(
-  words: Uint32Array, d: number, n: number, candidates: readonly number[], maxHamming: number, opts: LshOptions = {},
-): LshPair[] {
+export function nearPairsLsh(words: Uint32Array, d: number, n: number, candidates: readonly number[], maxHamming: number, opts: LshOptions = {}): LshPair[] {
   const W = Math.ceil(n / 32);
   if (n === 0 || candidates.length < 2) return [];
   const bits = Math.min(32, opts.bits ?? bitsFor(maxHamming, n));

@@ -119,16 +119,27 @@ export function interactionGraph(layers: GraphLayer[], edges: EdgeMatrix[], opts
     rawTotal[key] = total;
     let w: (a: number) => number;
     switch (norm) {
-      case 'identity': w = (a) => a; break;
-      case 'sqrt': w = Math.sqrt; break;
-      case 'abs': w = (a) => a / (total || 1); break;
+      case 'identity':
+        w = (a) => a;
+        break;
+      case 'sqrt':
+        w = Math.sqrt;
+        break;
+      case 'abs':
+        w = (a) => a / (total || 1);
+        break;
       case 'max': {
         const mx = cells.reduce((m, c) => Math.max(m, c.a), 0);
         w = (a) => a / (mx || 1);
         break;
       }
       case 'log': {
-        const eps = opts.epsilon ?? quantileOf(cells.map((c) => c.a), opts.quantile ?? 0.5);
+        const eps =
+          opts.epsilon ??
+          quantileOf(
+            cells.map((c) => c.a),
+            opts.quantile ?? 0.5,
+          );
         epsilons[key] = eps;
         w = (a) => (a > eps && eps > 0 ? Math.log10(a / eps) : eps === 0 && a > 0 ? Infinity : 0);
         break;
@@ -247,7 +258,10 @@ export function modules(layers: GraphLayer[], edges: EdgeMatrix[], opts: Modular
   return {
     format: MODULES_FORMAT,
     version: MODULES_VERSION,
-    gamma, seed, iterations, norm,
+    gamma,
+    seed,
+    iterations,
+    norm,
     ...(norm === 'log' ? { epsilons: g.epsilons } : {}),
     include_output: includeOutput,
     nodes: g.graph.n,
@@ -279,20 +293,24 @@ export function annotateGraph(graph: Record<string, unknown>, rep: ModulesReport
     for (const nd of nodes as { id?: string; layer?: string; index?: number; module?: number | null }[]) {
       const layer = nd.layer ?? nd.id?.split(':')[0];
       const index = nd.index ?? Number(nd.id?.split(':')[1]);
-      nd.module = layer !== undefined ? rep.membership[layer]?.[index] ?? null : null;
+      nd.module = layer !== undefined ? (rep.membership[layer]?.[index] ?? null) : null;
     }
   }
   graph['modules'] = {
-    gamma: rep.gamma, seed: rep.seed, norm: rep.norm, count: rep.count, quality_gamma: rep.quality_gamma,
-    modularity: rep.modularity, sizes: rep.sizes, cross_module_weight_fraction: rep.cross_module.weight_fraction,
+    gamma: rep.gamma,
+    seed: rep.seed,
+    norm: rep.norm,
+    count: rep.count,
+    quality_gamma: rep.quality_gamma,
+    modularity: rep.modularity,
+    sizes: rep.sizes,
+    cross_module_weight_fraction: rep.cross_module.weight_fraction,
   };
   return graph;
 }
 
 /** Graph layers of a build: every node layer's basis size, or the edge rows of an unrotated final layer. */
-export function graphLayers(
-  nodeLayers: string[], basis: (name: string) => { r: number; centred: boolean } | undefined, edges: EdgeMatrix[],
-): GraphLayer[] {
+export function graphLayers(nodeLayers: string[], basis: (name: string) => { r: number; centred: boolean } | undefined, edges: EdgeMatrix[]): GraphLayer[] {
   return nodeLayers.map((name) => {
     const b = basis(name);
     if (b) return { name, size: b.r, constant: b.centred };

@@ -43,7 +43,11 @@ async function readJsonFile(path: string, required: boolean): Promise<unknown> {
     text = await readFile(path, 'utf8');
   } catch (e) {
     if (!required && (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new IbgpuError('BAD_FILE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'is this an `ibgpu build` result directory?');
+    throw new IbgpuError(
+      'BAD_FILE',
+      `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      'is this an `ibgpu build` result directory?',
+    );
   }
   try {
     return JSON.parse(text);
@@ -55,10 +59,15 @@ async function readJsonFile(path: string, required: boolean): Promise<unknown> {
 export async function readResultDir(dir: string): Promise<ResultDirContents> {
   const manifest = (await readJsonFile(join(dir, 'manifest.json'), true)) as Manifest;
   if (!manifest || typeof manifest !== 'object' || !manifest.config || !Array.isArray(manifest.config.node_layers)) {
-    throw new IbgpuError('BAD_FILE', `${join(dir, 'manifest.json')} is not an ibgpu build manifest`, 'point `ibgpu report` at a directory written by `ibgpu build`');
+    throw new IbgpuError(
+      'BAD_FILE',
+      `${join(dir, 'manifest.json')} is not an ibgpu build manifest`,
+      'point `ibgpu report` at a directory written by `ibgpu build`',
+    );
   }
   const degeneracy = (await readJsonFile(join(dir, 'degeneracy.json'), false)) as DegeneracyReport | undefined;
-  if (degeneracy && degeneracy.format !== DEGENERACY_FORMAT) throw new IbgpuError('BAD_FILE', `${join(dir, 'degeneracy.json')} is not an ibgpu degeneracy report`);
+  if (degeneracy && degeneracy.format !== DEGENERACY_FORMAT)
+    throw new IbgpuError('BAD_FILE', `${join(dir, 'degeneracy.json')} is not an ibgpu degeneracy report`);
   const modules = (await readJsonFile(join(dir, 'modules.json'), false)) as ModulesReport | undefined;
   if (modules && modules.format !== MODULES_FORMAT) throw new IbgpuError('BAD_FILE', `${join(dir, 'modules.json')} is not an ibgpu modules report`);
   const graph = (await readJsonFile(join(dir, 'graph.json'), false)) as Record<string, unknown> | undefined;
@@ -86,10 +95,14 @@ export async function readEdges(dir: string): Promise<EdgeMatrix[]> {
 
 /** Graph layers of a result directory (basis sizes and centring from the manifest). */
 export function resultGraphLayers(manifest: Manifest, edges: EdgeMatrix[]): GraphLayer[] {
-  return graphLayers(manifest.config.node_layers, (name) => {
-    const l = manifest.layers[name];
-    return l ? { r: l.rib_dim, centred: l.centred } : undefined;
-  }, edges);
+  return graphLayers(
+    manifest.config.node_layers,
+    (name) => {
+      const l = manifest.layers[name];
+      return l ? { r: l.rib_dim, centred: l.centred } : undefined;
+    },
+    edges,
+  );
 }
 
 /**

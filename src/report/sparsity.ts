@@ -52,9 +52,15 @@ export function edgeSparsity(E: ArrayLike<number>, rows: number, cols: number, s
   let h = 0;
   for (const v of vals) if (v > 0) h -= (v / mass) * Math.log2(v / mass);
   return {
-    edges: n, nonzero: vals.filter((v) => v > 0).length, mass,
-    n50: countFor(0.5), n90: countFor(0.9), n99: countFor(0.99),
-    gini, entropy_bits: h, effective_edges: 2 ** h,
+    edges: n,
+    nonzero: vals.filter((v) => v > 0).length,
+    mass,
+    n50: countFor(0.5),
+    n90: countFor(0.9),
+    n99: countFor(0.99),
+    gini,
+    entropy_bits: h,
+    effective_edges: 2 ** h,
   };
 }
 
@@ -66,9 +72,13 @@ export interface SparsityRow extends EdgeSparsity {
 /** A fixed-width table of sparsity rows for `ibgpu report`. */
 export function formatSparsity(rows: SparsityRow[]): string {
   const lines = ['Edge sparsity (edges from the constant direction excluded; lists zero-padded to (dim_in − 1)·dim_out)'];
-  lines.push(`  ${'layer pair'.padEnd(22)} ${'basis'.padEnd(7)} ${'edges'.padStart(7)} ${'non-0'.padStart(7)} ${'50%'.padStart(6)} ${'90%'.padStart(6)} ${'99%'.padStart(6)} ${'Gini'.padStart(6)} ${'H bits'.padStart(7)} ${'2^H'.padStart(8)}`);
+  lines.push(
+    `  ${'layer pair'.padEnd(22)} ${'basis'.padEnd(7)} ${'edges'.padStart(7)} ${'non-0'.padStart(7)} ${'50%'.padStart(6)} ${'90%'.padStart(6)} ${'99%'.padStart(6)} ${'Gini'.padStart(6)} ${'H bits'.padStart(7)} ${'2^H'.padStart(8)}`,
+  );
   for (const r of rows) {
-    lines.push(`  ${r.pair.padEnd(22)} ${r.basis.padEnd(7)} ${String(r.edges).padStart(7)} ${String(r.nonzero).padStart(7)} ${String(r.n50).padStart(6)} ${String(r.n90).padStart(6)} ${String(r.n99).padStart(6)} ${r.gini.toFixed(3).padStart(6)} ${r.entropy_bits.toFixed(2).padStart(7)} ${r.effective_edges.toFixed(1).padStart(8)}`);
+    lines.push(
+      `  ${r.pair.padEnd(22)} ${r.basis.padEnd(7)} ${String(r.edges).padStart(7)} ${String(r.nonzero).padStart(7)} ${String(r.n50).padStart(6)} ${String(r.n90).padStart(6)} ${String(r.n99).padStart(6)} ${r.gini.toFixed(3).padStart(6)} ${r.entropy_bits.toFixed(2).padStart(7)} ${r.effective_edges.toFixed(1).padStart(8)}`,
+    );
   }
   return lines.join('\n');
 }

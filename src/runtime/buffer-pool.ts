@@ -32,7 +32,10 @@ export class BufferPool {
   private readonly meta = new WeakMap<GPUBuffer, { key: string; size: number; state: PooledState }>();
   readonly stats: PoolStats = { buffersLive: 0, bytesLive: 0, bytesPeak: 0, bytesPooled: 0, allocations: 0, reuses: 0 };
 
-  constructor(private readonly device: GPUDevice, private readonly maxBufferSize: number) {}
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly maxBufferSize: number,
+  ) {}
 
   acquire(bytes: number, usage: GPUBufferUsageFlags, label: string): GPUBuffer {
     const size = sizeClass(Math.max(bytes, 4));

@@ -31,7 +31,10 @@ export class BufferScope {
   private readonly children = new Set<BufferScope>();
   private open = true;
 
-  constructor(private readonly allocator: BufferAllocator, private readonly parent?: BufferScope) {}
+  constructor(
+    private readonly allocator: BufferAllocator,
+    private readonly parent?: BufferScope,
+  ) {}
 
   /** Buffers this scope will release when it closes. */
   get size(): number {
@@ -141,8 +144,14 @@ export function runScoped<T>(open: () => BufferScope, fn: (scope: BufferScope) =
   }
   if (isPromiseLike(result)) {
     return result.then(
-      (v) => { scope.close(); return v; },
-      (e: unknown) => { closeQuietly(scope); throw e; },
+      (v) => {
+        scope.close();
+        return v;
+      },
+      (e: unknown) => {
+        closeQuietly(scope);
+        throw e;
+      },
     ) as T;
   }
   scope.close();

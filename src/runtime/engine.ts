@@ -138,8 +138,11 @@ export class Engine {
   allocUniformStorage(bytes: number, label = 'buffer'): GPUBuffer {
     this.assertAlive();
     if (bytes > this.limits.maxBufferSize) {
-      throw new IbgpuError('LIMIT_EXCEEDED', `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`,
-        'use smaller operands, or an adapter with larger limits');
+      throw new IbgpuError(
+        'LIMIT_EXCEEDED',
+        `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`,
+        'use smaller operands, or an adapter with larger limits',
+      );
     }
     return this.pool.acquire(bytes, STORAGE_UNIFORM, label);
   }
@@ -242,8 +245,11 @@ export class Engine {
         const w: BufferWindow = 'buffer' in v ? v : { buffer: v as GPUBuffer };
         const size = w.size ?? w.buffer.size - (w.offset ?? 0);
         if (size > this.limits.maxUniformBufferBindingSize || (w.offset ?? 0) % this.limits.minUniformBufferOffsetAlignment !== 0) {
-          throw new IbgpuError('LIMIT_EXCEEDED', `kernel ${spec.name}: uniform '${b.name}' window of ${size} bytes at ${w.offset ?? 0} breaks the uniform binding limits`,
-            `bind at most ${this.limits.maxUniformBufferBindingSize} bytes at a multiple of ${this.limits.minUniformBufferOffsetAlignment}`);
+          throw new IbgpuError(
+            'LIMIT_EXCEEDED',
+            `kernel ${spec.name}: uniform '${b.name}' window of ${size} bytes at ${w.offset ?? 0} breaks the uniform binding limits`,
+            `bind at most ${this.limits.maxUniformBufferBindingSize} bytes at a multiple of ${this.limits.minUniformBufferOffsetAlignment}`,
+          );
         }
         this.assertUsable(w.buffer, spec.name, b.name);
         this.inFlight.add(w.buffer);
@@ -271,9 +277,10 @@ export class Engine {
       return { binding: i, resource: { buffer: w.buffer, offset: w.offset ?? 0, size } };
     });
     const bindGroup = this.device.createBindGroup({ label: spec.name, layout, entries });
-    const groups = typeof opts.workgroups === 'number'
-      ? foldWorkgroups(opts.workgroups, this.limits.maxComputeWorkgroupsPerDimension)
-      : ([opts.workgroups[0], opts.workgroups[1] ?? 1, opts.workgroups[2] ?? 1] as [number, number, number]);
+    const groups =
+      typeof opts.workgroups === 'number'
+        ? foldWorkgroups(opts.workgroups, this.limits.maxComputeWorkgroupsPerDimension)
+        : ([opts.workgroups[0], opts.workgroups[1] ?? 1, opts.workgroups[2] ?? 1] as [number, number, number]);
     const cap = this.limits.maxComputeWorkgroupsPerDimension;
     if (groups.some((g) => g > cap)) {
       throw new IbgpuError('LIMIT_EXCEEDED', `kernel ${spec.name}: dispatch ${groups.join('x')} exceeds ${cap} per dimension`);
@@ -418,7 +425,11 @@ export class Engine {
   private throwDeviceErrors(): void {
     if (this.errors.length === 0) return;
     const msgs = this.errors.splice(0);
-    throw new IbgpuError('DEVICE_ERROR', `WebGPU reported: ${msgs.join(' | ')}`, 'this is a bug in ibgpu or an adapter limit; please report it with `ibgpu doctor` output');
+    throw new IbgpuError(
+      'DEVICE_ERROR',
+      `WebGPU reported: ${msgs.join(' | ')}`,
+      'this is a bug in ibgpu or an adapter limit; please report it with `ibgpu doctor` output',
+    );
   }
 
   /** Destroys the device and drops the Dawn instance. The engine is unusable afterwards. */

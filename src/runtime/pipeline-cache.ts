@@ -17,7 +17,10 @@ export class PipelineCache {
   constructor(private readonly device: GPUDevice) {}
 
   static key(spec: KernelSpec, overrides: Record<string, number>): string {
-    const o = Object.keys(overrides).sort().map((k) => `${k}=${overrides[k]}`).join(',');
+    const o = Object.keys(overrides)
+      .sort()
+      .map((k) => `${k}=${overrides[k]}`)
+      .join(',');
     return `${spec.shader.name}@${spec.shader.hash}:${spec.entryPoint ?? 'main'}[${o}]`;
   }
 

@@ -68,7 +68,11 @@ export function chooseStagePath(engine: Engine, stage: string, requested: StageP
   if (!m) chosen.set(engine, (m = new Map<string, StagePathChoice>()));
   if (gpuOnly !== undefined) {
     if (requested === 'host') {
-      throw new IbgpuError('BAD_CONFIG', `stage_paths.${stage} = 'host' in the config, but ${gpuOnly}`, `remove stage_paths.${stage} or set it to 'gpu' or 'auto'`);
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `stage_paths.${stage} = 'host' in the config, but ${gpuOnly}`,
+        `remove stage_paths.${stage} or set it to 'gpu' or 'auto'`,
+      );
     }
     // Listed for the manifest, never reused: the next build may have a host path.
     const c: StagePathChoice = { stage, path: 'gpu', how: 'only', note: `gpu: ${gpuOnly}` };

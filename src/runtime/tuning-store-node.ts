@@ -61,7 +61,8 @@ export function diskTuningStore(dir = tuningCacheDir()): TuningStore {
       if (!writable) return;
       try {
         mkdirSync(dir, { recursive: true });
-        try { // merge what another process wrote meanwhile
+        try {
+          // merge what another process wrote meanwhile
           const now = JSON.parse(readFileSync(file, 'utf8')) as Partial<FileShape>;
           if (now.format === FORMAT && now.entries) entries = { ...now.entries, ...entries };
         } catch {

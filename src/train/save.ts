@@ -32,8 +32,12 @@ export function trainedTensors(model: MlpModel): Record<string, Tensor> {
 
 function epochJson(r: EpochRecord): Record<string, number | null> {
   return {
-    epoch: r.epoch, train_loss: r.trainLoss, train_accuracy: r.trainAccuracy,
-    test_loss: r.testLoss, test_accuracy: r.testAccuracy, seconds: Number(r.seconds.toFixed(3)),
+    epoch: r.epoch,
+    train_loss: r.trainLoss,
+    train_accuracy: r.trainAccuracy,
+    test_loss: r.testLoss,
+    test_accuracy: r.testAccuracy,
+    seconds: Number(r.seconds.toFixed(3)),
   };
 }
 
@@ -56,7 +60,10 @@ export function trainRecord(res: TrainMlpResult, extra: { data?: string; command
       output_activation: 'identity',
       loss: 'softmax cross-entropy, mean over the batch',
       optimizer: 'adam',
-      lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps,
+      lr: o.lr,
+      beta1: o.beta1,
+      beta2: o.beta2,
+      eps: o.eps,
       epochs: o.epochs,
       batch_size: o.batchSize,
       steps_per_epoch: o.stepsPerEpoch,

@@ -17,7 +17,10 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     const rows = 37;
     const rng = makeRng(7);
     const init: TrainerLayerInit[] = sizes.slice(1).map((dOut, i) => ({
-      ...kaimingUniform(sizes[i]!, dOut, rng), dIn: sizes[i]!, dOut, activation: i < sizes.length - 2 ? 'relu' : 'identity',
+      ...kaimingUniform(sizes[i]!, dOut, rng),
+      dIn: sizes[i]!,
+      dOut,
+      activation: i < sizes.length - 2 ? 'relu' : 'identity',
     }));
     const x = new Float32Array(rows * sizes[0]!).map(() => rng.next() * 2 - 1);
     const labels = Uint32Array.from({ length: rows }, (_, i) => i % sizes[sizes.length - 1]!);
@@ -34,7 +37,12 @@ export async function selfCheck(engine: Engine): Promise<SelfCheckResult> {
     gpu.gW.forEach((g, i) => cmp(g, ref.gW[i]!));
     gpu.gb.forEach((g, i) => cmp(g, ref.gb[i]!));
     const tol = 1e-4;
-    return { name, ok: worst <= tol, detail: `MLP 13-17-5, ${rows} rows: max gradient error ${worst.toExponential(2)} of each tensor's max (tol ${tol})`, ms: performance.now() - t0 };
+    return {
+      name,
+      ok: worst <= tol,
+      detail: `MLP 13-17-5, ${rows} rows: max gradient error ${worst.toExponential(2)} of each tensor's max (tol ${tol})`,
+      ms: performance.now() - t0,
+    };
   } catch (e) {
     return { name, ok: false, detail: (e as Error).message, ms: performance.now() - t0 };
   } finally {

@@ -134,7 +134,11 @@ export function resolveTrainOptions(engine: Engine | undefined, o: TrainMlpOptio
   const n = o.data.n ?? labels.length;
   if (!isCount(n)) throw bad(`the data must hold at least one row, got n = ${n}`);
   if (x.length !== n * d) {
-    throw new IbgpuError('SHAPE', `the inputs hold ${x.length} values, expected n × sizes[0] = ${n} × ${d} = ${n * d}`, 'sizes[0] must be the number of features per row');
+    throw new IbgpuError(
+      'SHAPE',
+      `the inputs hold ${x.length} values, expected n × sizes[0] = ${n} × ${d} = ${n * d}`,
+      'sizes[0] must be the number of features per row',
+    );
   }
   if (labels.length < n) throw new IbgpuError('SHAPE', `${labels.length} labels for ${n} rows`);
   for (let i = 0; i < n; i++) {
@@ -147,14 +151,23 @@ export function resolveTrainOptions(engine: Engine | undefined, o: TrainMlpOptio
   const trainCount = o.trainCount ?? n;
   if (!isCount(trainCount) || trainCount > n) throw bad(`trainCount must be an integer in [1, ${n}], got ${trainCount}`);
   if (!isCount(o.batchSize)) throw bad(`batch size must be a positive integer, got ${o.batchSize}`);
-  if (o.batchSize > trainCount) throw bad(`batch size ${o.batchSize} exceeds the ${trainCount} training rows`, 'use a smaller batch size or more training rows');
+  if (o.batchSize > trainCount)
+    throw bad(`batch size ${o.batchSize} exceeds the ${trainCount} training rows`, 'use a smaller batch size or more training rows');
   // dW = Xᵀ·dP reduces over the batch inside one invocation: keep it below the loop budget.
   const maxBatch = Math.min(16384, Math.floor(((engine?.loopBudget ?? Infinity) - 1024) / 2));
   if (o.batchSize > maxBatch) throw bad(`batch size ${o.batchSize} exceeds ${maxBatch}, the most one step reduces on this adapter`);
   if (o.evalBatchSize !== undefined && !isCount(o.evalBatchSize)) throw bad(`evalBatchSize must be a positive integer, got ${o.evalBatchSize}`);
   return {
-    sizes, activation, seed, epochs: o.epochs, batchSize: o.batchSize, ...hyper,
-    n, trainCount, testCount: n - trainCount, stepsPerEpoch: Math.ceil(trainCount / o.batchSize),
+    sizes,
+    activation,
+    seed,
+    epochs: o.epochs,
+    batchSize: o.batchSize,
+    ...hyper,
+    n,
+    trainCount,
+    testCount: n - trainCount,
+    stepsPerEpoch: Math.ceil(trainCount / o.batchSize),
   };
 }
 
@@ -183,8 +196,12 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
   const { x } = opts.data;
   const labels = Uint32Array.from({ length: o.n }, (_, i) => opts.data.labels[i]!);
   const init = initialLayers(o);
-  const trainer = new MlpTrainer(engine, init, { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps },
-    opts.matmulVariant ? { matmulVariant: opts.matmulVariant } : {});
+  const trainer = new MlpTrainer(
+    engine,
+    init,
+    { lr: o.lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps },
+    opts.matmulVariant ? { matmulVariant: opts.matmulVariant } : {},
+  );
   const evalBatch = Math.min(opts.evalBatchSize ?? 2048, Math.max(o.testCount, 1));
 
   // Held-out evaluation: forward passes in chunks, (loss, correct) per row, summed in float64.
@@ -251,7 +268,10 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
         const tr = summarize(await engine.readF32(stats, 2 * o.trainCount), 'training');
         const te2 = await evaluate();
         const rec: EpochRecord = {
-          epoch: epoch + 1, trainLoss: tr.testLoss, trainAccuracy: tr.testAccuracy, ...te2,
+          epoch: epoch + 1,
+          trainLoss: tr.testLoss,
+          trainAccuracy: tr.testAccuracy,
+          ...te2,
           seconds: (performance.now() - te) / 1000,
         };
         history.push(rec);
@@ -269,8 +289,15 @@ export async function trainMlp(engine: Engine, opts: TrainMlpOptions): Promise<T
       checkFinite(`trained ${l.name}.b`, l.b);
     }
     return {
-      model, arch: archOf(model), options: o, initial, history, matmulVariant: trainer.matmulVariant,
-      adapter: engine.adapterName, steps: trainer.steps, seconds: (performance.now() - t0) / 1000,
+      model,
+      arch: archOf(model),
+      options: o,
+      initial,
+      history,
+      matmulVariant: trainer.matmulVariant,
+      adapter: engine.adapterName,
+      steps: trainer.steps,
+      seconds: (performance.now() - t0) / 1000,
     };
   } finally {
     trainer.dispose();

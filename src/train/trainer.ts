@@ -71,13 +71,24 @@ export class MlpTrainer {
   private readonly parameters: BufferScope; // weights, gradients and Adam moments, released by dispose()
   private disposed = false;
 
-  constructor(private readonly engine: Engine, init: TrainerLayerInit[], readonly hyper: AdamHyper, opts: TrainerOptions = {}) {
+  constructor(
+    private readonly engine: Engine,
+    init: TrainerLayerInit[],
+    readonly hyper: AdamHyper,
+    opts: TrainerOptions = {},
+  ) {
     checkShape(init.length >= 1, 'MlpTrainer: needs at least one layer');
     checkAdamHyper(hyper);
     for (let i = 0; i < init.length; i++) {
       const l = init[i]!;
-      checkShape(Number.isInteger(l.dIn) && l.dIn >= 1 && Number.isInteger(l.dOut) && l.dOut >= 1, `MlpTrainer: layer ${i} sizes ${l.dIn}x${l.dOut} must be positive integers`);
-      checkShape(l.W.length === l.dIn * l.dOut && l.b.length === l.dOut, `MlpTrainer: layer ${i} W has ${l.W.length} values and b ${l.b.length}, expected ${l.dIn}x${l.dOut} and ${l.dOut}`);
+      checkShape(
+        Number.isInteger(l.dIn) && l.dIn >= 1 && Number.isInteger(l.dOut) && l.dOut >= 1,
+        `MlpTrainer: layer ${i} sizes ${l.dIn}x${l.dOut} must be positive integers`,
+      );
+      checkShape(
+        l.W.length === l.dIn * l.dOut && l.b.length === l.dOut,
+        `MlpTrainer: layer ${i} W has ${l.W.length} values and b ${l.b.length}, expected ${l.dIn}x${l.dOut} and ${l.dOut}`,
+      );
       if (i > 0) checkShape(l.dIn === init[i - 1]!.dOut, `MlpTrainer: layer ${i} takes ${l.dIn} inputs, layer ${i - 1} gives ${init[i - 1]!.dOut}`);
     }
     this.matmulVariant = opts.matmulVariant ?? trainingMatmulVariant(engine);
@@ -87,7 +98,9 @@ export class MlpTrainer {
       const zerosW = new Float32Array(nW);
       const zerosB = new Float32Array(l.dOut);
       return {
-        dIn: l.dIn, dOut: l.dOut, activation: l.activation,
+        dIn: l.dIn,
+        dOut: l.dOut,
+        activation: l.activation,
         W: this.parameters.upload(l.W, `train.${i}.W`),
         b: this.parameters.upload(l.b, `train.${i}.b`),
         gW: this.parameters.alloc(nW * 4, `train.${i}.gW`),
@@ -130,7 +143,12 @@ export class MlpTrainer {
     const last = L[L.length - 1]!;
     const gLogits = backward ? alloc(rows * last.dOut, 'train.grad-logits') : undefined;
     softmaxXent(e, {
-      logits: acts[L.length]!, labels, rows, cols: last.dOut, stats: stats.buffer, statsBase: stats.base,
+      logits: acts[L.length]!,
+      labels,
+      rows,
+      cols: last.dOut,
+      stats: stats.buffer,
+      statsBase: stats.base,
       ...(gLogits ? { grad: gLogits, scale: 1 / rows } : {}),
     });
     if (!gLogits) return;

@@ -82,8 +82,18 @@ export function stage1Transformer(s: NodeMoments, th: Threshold, isolateVar: boo
 /** svd/pca basis (also the rotated final node layer): C = Y U, C⁺ = Uᵀ Y⁻¹. */
 export function svdBasis(s: NodeMoments, st: TransformerStage1): LayerBasis {
   return {
-    name: s.name, dim: s.dim, centred: s.centred, mean: s.mean, gramEigenvalues: st.gramEigenvalues,
-    U: st.U, D: st.D, k: st.k, C: yTimesU(st), Cpinv: uTYinv(st), r: st.k, dropped: { stage1: st.dropped, stage2: 0 },
+    name: s.name,
+    dim: s.dim,
+    centred: s.centred,
+    mean: s.mean,
+    gramEigenvalues: st.gramEigenvalues,
+    U: st.U,
+    D: st.D,
+    k: st.k,
+    C: yTimesU(st),
+    Cpinv: uTYinv(st),
+    r: st.k,
+    dropped: { stage1: st.dropped, stage2: 0 },
   };
 }
 
@@ -92,8 +102,18 @@ export function identityBasis(s: NodeMoments): LayerBasis {
   const I = new Float64Array(s.dim * s.dim);
   for (let i = 0; i < s.dim; i++) I[i * s.dim + i] = 1;
   return {
-    name: s.name, dim: s.dim, centred: false, mean: s.mean, gramEigenvalues: new Float64Array(0),
-    U: I, D: new Float64Array(s.dim).fill(1), k: s.dim, C: I, Cpinv: Float64Array.from(I), r: s.dim, dropped: { stage1: 0, stage2: 0 },
+    name: s.name,
+    dim: s.dim,
+    centred: false,
+    mean: s.mean,
+    gramEigenvalues: new Float64Array(0),
+    U: I,
+    D: new Float64Array(s.dim).fill(1),
+    k: s.dim,
+    C: I,
+    Cpinv: Float64Array.from(I),
+    r: s.dim,
+    dropped: { stage1: 0, stage2: 0 },
   };
 }
 
@@ -142,8 +162,20 @@ export function jacobianBasis(s: NodeMoments, st: TransformerStage1, Mprime: Flo
   });
   const { C, Cpinv } = rotationFromEigenbasis(st, yTimesU(st), uTYinv(st), V, Lambda, r);
   return {
-    name: s.name, dim, centred: s.centred, mean: s.mean, gramEigenvalues: st.gramEigenvalues,
-    U: st.U, D: st.D, k, V, Lambda, Mprime, C, Cpinv, r,
+    name: s.name,
+    dim,
+    centred: s.centred,
+    mean: s.mean,
+    gramEigenvalues: st.gramEigenvalues,
+    U: st.U,
+    D: st.D,
+    k,
+    V,
+    Lambda,
+    Mprime,
+    C,
+    Cpinv,
+    r,
     dropped: { stage1: st.dropped, stage2: k - r },
   };
 }

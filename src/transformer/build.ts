@@ -54,11 +54,16 @@ async function loadDatasetBlock(block: Record<string, unknown>, key: string, arc
   if (type === 'npy') {
     if (typeof block['path'] !== 'string') throw new IbgpuError('BAD_CONFIG', `${key}: {"type": "npy"} needs a "path" to the token ids`);
     const count = block['count'];
-    if (count !== undefined && (typeof count !== 'number' || !Number.isInteger(count) || count < 1)) throw new IbgpuError('BAD_CONFIG', `${key}.count must be a positive integer`);
+    if (count !== undefined && (typeof count !== 'number' || !Number.isInteger(count) || count < 1))
+      throw new IbgpuError('BAD_CONFIG', `${key}.count must be a positive integer`);
     return loadTokenNpy(resolve(base, block['path']), { nCtx: arch.n_ctx, vocab: arch.d_vocab, ...(count !== undefined ? { count: count as number } : {}) });
   }
   if (type !== 'modular_arithmetic') {
-    throw new IbgpuError('BAD_CONFIG', `${key} type ${JSON.stringify(type)} is not built in`, 'use {"type": "modular_arithmetic", ...}, or tokenised text as data: {"type": "npy", "path": ...}');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `${key} type ${JSON.stringify(type)} is not built in`,
+      'use {"type": "modular_arithmetic", ...}, or tokenised text as data: {"type": "npy", "path": ...}',
+    );
   }
   // rib reads missing fields from the checkpoint's config (here: the arch file's "dataset" block).
   const archDs = (archRaw as Record<string, unknown>)['dataset'];
@@ -66,7 +71,10 @@ async function loadDatasetBlock(block: Record<string, unknown>, key: string, arc
   const { type: _t, dataset_type: _dt, ...fields } = block;
   const spec = parseModularArithmetic(fields, fallback);
   if (spec.modulus + 1 > arch.d_vocab) {
-    throw new IbgpuError('BAD_CONFIG', `modulus ${spec.modulus} needs d_vocab ≥ ${spec.modulus + 1} (the "=" token is ${spec.modulus}); the model has ${arch.d_vocab}`);
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `modulus ${spec.modulus} needs d_vocab ≥ ${spec.modulus + 1} (the "=" token is ${spec.modulus}); the model has ${arch.d_vocab}`,
+    );
   }
   return modularArithmetic(spec);
 }
@@ -77,25 +85,37 @@ async function loadDatasetBlock(block: Record<string, unknown>, key: string, arc
  */
 export async function loadTransformerBuild(config: BuildConfig, base: string): Promise<LoadedTransformerBuild> {
   if (!config.model || !config.arch) {
-    throw new IbgpuError('BAD_CONFIG', 'a transformer build needs "model" (a safetensors file) and "arch" (the model config JSON)', 'see examples/modadd-transformer/build.json');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'a transformer build needs "model" (a safetensors file) and "arch" (the model config JSON)',
+      'see examples/modadd-transformer/build.json',
+    );
   }
   checkWorkflow(config);
   const archRaw = await readJsonFile(resolve(base, config.arch), 'architecture file');
   const arch = parseTransformerConfig(archRaw, config.arch);
   const model = await loadTransformer(resolve(base, config.model), arch);
   // rib loads gram_dataset only when the statistics are computed here.
-  const gramData = config.gram_dataset !== undefined && config.gram_matrices_path === undefined && config.interaction_matrices_path === undefined
-    ? await loadDatasetBlock(config.gram_dataset, 'gram_dataset', archRaw, arch, base)
-    : undefined;
+  const gramData =
+    config.gram_dataset !== undefined && config.gram_matrices_path === undefined && config.interaction_matrices_path === undefined
+      ? await loadDatasetBlock(config.gram_dataset, 'gram_dataset', archRaw, arch, base)
+      : undefined;
   let data: TokenDataset;
   if (config.dataset !== undefined) {
     if (config.data !== undefined) throw new IbgpuError('BAD_CONFIG', 'give either "dataset" (modular arithmetic) or "data" (token ids), not both');
     data = await loadDatasetBlock(config.dataset, 'dataset', archRaw, arch, base);
   } else if (config.data !== undefined) {
     if (config.data.type !== 'npy' || !config.data.path) {
-      throw new IbgpuError('BAD_CONFIG', `transformer data must be token ids in a .npy file: data: {"type": "npy", "path": ...} (got type '${config.data.type}')`);
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        `transformer data must be token ids in a .npy file: data: {"type": "npy", "path": ...} (got type '${config.data.type}')`,
+      );
     }
-    data = await loadTokenNpy(resolve(base, config.data.path), { nCtx: arch.n_ctx, vocab: arch.d_vocab, ...(config.data.count !== undefined ? { count: config.data.count } : {}) });
+    data = await loadTokenNpy(resolve(base, config.data.path), {
+      nCtx: arch.n_ctx,
+      vocab: arch.d_vocab,
+      ...(config.data.count !== undefined ? { count: config.data.count } : {}),
+    });
   } else if (config.calculate_Cs === false && gramData) {
     data = gramData; // rib: a statistics-only run needs no dataset besides gram_dataset
   } else {
@@ -108,17 +128,28 @@ export async function loadTransformerBuild(config: BuildConfig, base: string): P
 export function checkWorkflow(config: BuildConfig): void {
   const bad = (m: string, hint: string) => new IbgpuError('BAD_CONFIG', m, hint);
   const cs = config.calculate_Cs !== false;
-  if (!cs && config.calculate_edges) throw bad('calculate_Cs: false computes only the statistics, but calculate_edges is true', 'set "calculate_edges": false as well (rib requires it), or drop calculate_Cs');
-  if (!cs && config.gram_matrices_path !== undefined) throw bad('gram_matrices_path loads statistics to compute bases from, but calculate_Cs is false', 'drop one of them');
-  if (!cs && config.interaction_matrices_path !== undefined) throw bad('interaction_matrices_path loads bases for an edges run, but calculate_Cs is false', 'drop one of them');
-  if (config.interaction_matrices_path !== undefined && !config.calculate_edges) throw bad('interaction_matrices_path loads stored bases, which is only useful to compute edges, but calculate_edges is false', 'set "calculate_edges": true');
+  if (!cs && config.calculate_edges)
+    throw bad(
+      'calculate_Cs: false computes only the statistics, but calculate_edges is true',
+      'set "calculate_edges": false as well (rib requires it), or drop calculate_Cs',
+    );
+  if (!cs && config.gram_matrices_path !== undefined)
+    throw bad('gram_matrices_path loads statistics to compute bases from, but calculate_Cs is false', 'drop one of them');
+  if (!cs && config.interaction_matrices_path !== undefined)
+    throw bad('interaction_matrices_path loads bases for an edges run, but calculate_Cs is false', 'drop one of them');
+  if (config.interaction_matrices_path !== undefined && !config.calculate_edges)
+    throw bad(
+      'interaction_matrices_path loads stored bases, which is only useful to compute edges, but calculate_edges is false',
+      'set "calculate_edges": true',
+    );
 }
 
 /** Stored files and statistics data a transformer config reads: the output may not replace them. */
 export function workflowInputs(config: BuildConfig, base: string): string[] {
   const g = config.gram_dataset?.['path'];
   return [config.gram_matrices_path, config.interaction_matrices_path, typeof g === 'string' ? g : undefined]
-    .filter((p): p is string => typeof p === 'string').map((p) => resolve(base, p));
+    .filter((p): p is string => typeof p === 'string')
+    .map((p) => resolve(base, p));
 }
 
 export interface TransformerBuildRun {
@@ -146,11 +177,14 @@ export async function runTransformerBuild(
 ): Promise<TransformerBuildRun> {
   const { model, data, gramData } = loaded;
   checkWorkflow(config);
-  const compile = (P: number): ModelProgram => compileTransformer(model, config.node_layers, { positions: P, lastPosModuleType: config.last_pos_module_type ?? null });
+  const compile = (P: number): ModelProgram =>
+    compileTransformer(model, config.node_layers, { positions: P, lastPosModuleType: config.last_pos_module_type ?? null });
   const mp = compile(data.P);
   const gpu = config.device === 'cpu' ? undefined : opts.gpu;
-  if (config.device !== 'cpu' && !gpu) throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
-  const passesOn = async (m: ModelProgram, d: TokenDataset): Promise<TransformerPasses> => (gpu ? gpu(m, d.tokens, d.n, d.P) : new PassesF64(m, d.tokens, d.n, d.P));
+  if (config.device !== 'cpu' && !gpu)
+    throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
+  const passesOn = async (m: ModelProgram, d: TokenDataset): Promise<TransformerPasses> =>
+    gpu ? gpu(m, d.tokens, d.n, d.P) : new PassesF64(m, d.tokens, d.n, d.P);
   const passesFor = (m: ModelProgram): Promise<TransformerPasses> => passesOn(m, data);
   const stored = (p: string): string => resolve(opts.base ?? '.', p);
   const own: Pick<TransformerBuildOptions, 'stats' | 'bases'> = {};
@@ -176,7 +210,14 @@ export async function runTransformerBuild(
     if (config.calculate_Cs === false) {
       const t0 = performance.now();
       const stats = await (own.stats ? own.stats() : passes.nodeStats(config.center));
-      const result: IbResult = { config, bases: new Map(), edges: new Map(), stats: { nodes: new Map(), gates: new Map() }, timings: { stats: performance.now() - t0 }, n: (gramData ?? data).n };
+      const result: IbResult = {
+        config,
+        bases: new Map(),
+        edges: new Map(),
+        stats: { nodes: new Map(), gates: new Map() },
+        timings: { stats: performance.now() - t0 },
+        n: (gramData ?? data).n,
+      };
       return { result, data, device: passes.device, stats, statsData: gramData ?? data };
     }
     const result = await buildTransformer(passes, mp, config, { passesFor, ...own, ...opts });
@@ -192,11 +233,21 @@ export function summaryLines(run: TransformerBuildRun, totalMs: number): string[
   const res = run.result;
   if (run.stats) {
     const d = run.statsData!;
-    return [`\nStatistics (means and ${res.config.center ? 'centred ' : ''}Grams) of ${run.stats.length} node layers over ${d.n} sequences × ${d.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s`];
+    return [
+      `\nStatistics (means and ${res.config.center ? 'centred ' : ''}Grams) of ${run.stats.length} node layers over ${d.n} sequences × ${d.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s`,
+    ];
   }
-  const lines = [`\nInteraction Basis of ${run.data.n} sequences × ${run.data.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s (${Object.entries(res.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`).join(', ')})`];
+  const lines = [
+    `\nInteraction Basis of ${run.data.n} sequences × ${run.data.P} positions on ${run.device} in ${(totalMs / 1000).toFixed(2)} s (${Object.entries(
+      res.timings,
+    )
+      .map(([k, v]) => `${k} ${(v / 1000).toFixed(2)} s`)
+      .join(', ')})`,
+  ];
   for (const [name, b] of res.bases) {
-    lines.push(`  ${name.padEnd(14)} dim ${String(b.dim).padStart(5)}  stage 1 keeps ${String(b.k).padStart(5)}  basis ${String(b.r).padStart(5)}${b.Lambda ? `  Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
+    lines.push(
+      `  ${name.padEnd(14)} dim ${String(b.dim).padStart(5)}  stage 1 keeps ${String(b.k).padStart(5)}  basis ${String(b.r).padStart(5)}${b.Lambda ? `  Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`,
+    );
   }
   for (const [k, e] of res.edges) lines.push(`  edges ${k}: ${e.rows}×${e.cols}`);
   return lines;
@@ -228,10 +279,12 @@ export async function transformerBuildToDir(
   const log = o.logger ?? { info: () => {} };
   const loaded = await loadTransformerBuild(config, base);
   const cpu = config.device === 'cpu';
-  const engine = cpu ? undefined : o.engine ?? (await Engine.create(o.backend ? { backend: o.backend } : {}));
+  const engine = cpu ? undefined : (o.engine ?? (await Engine.create(o.backend ? { backend: o.backend } : {})));
   try {
     log.info(`ibgpu build: ${configPath}`);
-    log.info(`transformer: ${loaded.arch.n_layers} layers, d_model ${loaded.arch.d_model}, ${loaded.data.n} sequences × ${loaded.data.P} positions; passes on ${engine ? engine.adapterName : 'the CPU (float64)'}`);
+    log.info(
+      `transformer: ${loaded.arch.n_layers} layers, d_model ${loaded.arch.d_model}, ${loaded.data.n} sequences × ${loaded.data.P} positions; passes on ${engine ? engine.adapterName : 'the CPU (float64)'}`,
+    );
     const t0 = performance.now();
     const run = await runTransformerBuild(config, loaded, { logger: log, base, ...(engine ? { gpu: gpuPassesFactory(engine) } : {}) });
     const totalMs = performance.now() - t0;
@@ -239,19 +292,34 @@ export async function transformerBuildToDir(
     // What a later run loading this result's statistics or bases must share with it (split-files.ts).
     const identity = runIdentity(loaded.model, config);
     const dir = run.stats
-      ? await writeStatsDir(out, config.node_layers.filter((n) => n !== 'output'), run.stats, identity, { data: run.statsData!.source, n: run.statsData!.n, P: run.statsData!.P }, {
-        config, configPath, timings: run.result.timings, adapter, ...(o.guard ? { guard: o.guard } : {}),
-      })
+      ? await writeStatsDir(
+          out,
+          config.node_layers.filter((n) => n !== 'output'),
+          run.stats,
+          identity,
+          { data: run.statsData!.source, n: run.statsData!.n, P: run.statsData!.P },
+          {
+            config,
+            configPath,
+            timings: run.result.timings,
+            adapter,
+            ...(o.guard ? { guard: o.guard } : {}),
+          },
+        )
       : await writeResults(out, run.result, {
-        adapter,
-        data: run.data.source,
-        configPath,
-        extra: {
-          total_ms: totalMs, model: 'transformer', passes: run.device, positions: run.data.P, transformer_run: identity,
-          ...(run.stagePaths ? { stage_paths: run.stagePaths } : {}),
-        },
-        ...(o.guard ? { guard: o.guard } : {}),
-      });
+          adapter,
+          data: run.data.source,
+          configPath,
+          extra: {
+            total_ms: totalMs,
+            model: 'transformer',
+            passes: run.device,
+            positions: run.data.P,
+            transformer_run: identity,
+            ...(run.stagePaths ? { stage_paths: run.stagePaths } : {}),
+          },
+          ...(o.guard ? { guard: o.guard } : {}),
+        });
     return { dir, run, totalMs, adapter };
   } finally {
     if (engine && engine !== o.engine) engine.dispose();
@@ -259,9 +327,17 @@ export async function transformerBuildToDir(
 }
 
 /** `ibgpu build` for a transformer config (the CLI dispatches here by arch type). */
-export async function transformerBuildCommand(configPath: string, base: string, config: BuildConfig, out: string, o: TransformerCommandOptions): Promise<number> {
+export async function transformerBuildCommand(
+  configPath: string,
+  base: string,
+  config: BuildConfig,
+  out: string,
+  o: TransformerCommandOptions,
+): Promise<number> {
   const quiet = o.quiet === true || o.json === true;
-  const log = (m: string) => { if (!quiet) console.error(m); };
+  const log = (m: string) => {
+    if (!quiet) console.error(m);
+  };
   const { dir, run, totalMs, adapter } = await transformerBuildToDir(configPath, base, config, out, { ...o, logger: { info: log } });
   if (o.json) {
     console.log(JSON.stringify(buildSummary(dir, run.result, { adapter, data: run.data.source, configPath, totalMs }), null, 2));

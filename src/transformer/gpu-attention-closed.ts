@@ -51,11 +51,16 @@ const LINEAR_KINDS = new Set<Op['kind']>(['linear', 'copy', 'slice', 'concat', '
 
 function opReads(op: Op): number[] {
   switch (op.kind) {
-    case 'lnDiv': return [op.v, op.x];
-    case 'attention': return [op.q, op.k, op.v];
-    case 'add': return [op.a, op.b];
-    case 'concat': return op.xs;
-    default: return [op.x];
+    case 'lnDiv':
+      return [op.v, op.x];
+    case 'attention':
+      return [op.q, op.k, op.v];
+    case 'add':
+      return [op.a, op.b];
+    case 'concat':
+      return op.xs;
+    default:
+      return [op.x];
   }
 }
 
@@ -99,7 +104,12 @@ export interface AttentionClosedParts {
   DZ: Float64Array;
 }
 
-export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): AttentionClosedParts {
+export function attentionClosedParts(
+  p: SectionProgram,
+  att: { op: AttentionOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): AttentionClosedParts {
   const { op } = att;
   const P = g.pIn;
   const d = g.dIn;
@@ -114,7 +124,7 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
   for (let c = 0; c < m; c++) {
     const j = c < HdV ? 0 : c < HdV + HdH ? 1 : 2;
     const w = p.values[[op.v, op.k, op.q][j]!]!.width;
-    cot[j]![(c * P) * w + (c - offs[j]!)] = 1;
+    cot[j]![c * P * w + (c - offs[j]!)] = 1;
   }
   const gb = vjpSampleF64(bot, forwardF64(bot, zerosFor(bot), 1), 0, cot, m);
   const J = new Float64Array(d * m);
@@ -122,7 +132,7 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
     let off = 0;
     p.inputs.forEach((id, j) => {
       const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![(c * P) * w + a]!;
+      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![c * P * w + a]!;
       off += w;
     });
   }
@@ -160,8 +170,17 @@ export function attentionClosedParts(p: SectionProgram, att: { op: AttentionOp; 
  * [b·P, r]; `CpJ` = C⁺J (r × m) is formed once in float64, so the d_in-wide f' is never built.
  */
 async function batchRows(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, first: number, b: number, g: SectionGeometry,
-  Jb: GPUBuffer, m: number, shared: boolean, basis?: { Cb: GPUBuffer; r: number },
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  first: number,
+  b: number,
+  g: SectionGeometry,
+  Jb: GPUBuffer,
+  m: number,
+  shared: boolean,
+  basis?: { Cb: GPUBuffer; r: number },
 ): Promise<{ xj: Float64Array; u?: Float64Array }> {
   const rows = b * g.pIn;
   const inputs = model.forwardTo(tokens, first, b, s);
@@ -183,9 +202,18 @@ async function batchRows(
   return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
 }
 
-
 function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
-  return { heads: op.heads, dHead: op.dHead, dV: op.dV, scale: op.scale, causal: op.causal, ...(op.window !== undefined ? { window: op.window } : {}), P, m, K };
+  return {
+    heads: op.heads,
+    dHead: op.dHead,
+    dV: op.dV,
+    scale: op.scale,
+    causal: op.causal,
+    ...(op.window !== undefined ? { window: op.window } : {}),
+    P,
+    m,
+    K,
+  };
 }
 
 /** [n0, n1) ranges of SAMPLE_CHUNK samples covering [0, b). */
@@ -209,17 +237,28 @@ function hostF64(a: Float32Array | Float64Array, shared: boolean, length?: numbe
 
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
 export async function mDashAttentionClosed(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  g: SectionGeometry,
+  opts: SectionVjpOptions,
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
   const p = model.sections[s]!.program;
   const { op } = att;
-  const H = op.heads, dH = op.dHead, dV = op.dV;
-  const P = g.pIn, d = g.dIn, K = g.rOut;
+  const H = op.heads,
+    dH = op.dHead,
+    dV = op.dV;
+  const P = g.pIn,
+    d = g.dIn,
+    K = g.rOut;
   const alpha = opts.points.alphas[0]!;
   const weight = opts.points.weights[0]!;
   const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV, HdH = H * dH;
+  const HdV = H * dV,
+    HdH = H * dH;
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
   const A = H + 1;
@@ -227,24 +266,27 @@ export async function mDashAttentionClosed(
   const Y: Float64Array[] = [S];
   for (let h = 0; h < H; h++) {
     const y = new Float64Array(K * d);
-    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
-      let acc = 0;
-      for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
-      y[k * d + i] = acc;
-    }
+    for (let k = 0; k < K; k++)
+      for (let i = 0; i < d; i++) {
+        let acc = 0;
+        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
+        y[k * d + i] = acc;
+      }
     Y.push(y);
   }
   // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
   const T: Float64Array[] = [];
-  for (let a = 0; a < A; a++) for (let h = 0; h < H; h++) {
-    const M = new Float64Array(d * dV);
-    for (let k = 0; k < K; k++) for (let i = 0; i < d; i++) {
-      const y = Y[a]![k * d + i]!;
-      if (y === 0) continue;
-      for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+  for (let a = 0; a < A; a++)
+    for (let h = 0; h < H; h++) {
+      const M = new Float64Array(d * dV);
+      for (let k = 0; k < K; k++)
+        for (let i = 0; i < d; i++) {
+          const y = Y[a]![k * d + i]!;
+          if (y === 0) continue;
+          for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+        }
+      T.push(M);
     }
-    T.push(M);
-  }
   // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
   // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead),
   // summed by src/host/attention-sums.ts in chunks of samples on the host threads.
@@ -259,17 +301,30 @@ export async function mDashAttentionClosed(
   const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
   try {
     const pool = await hostThreadPool();
-    opts.onPath?.(`last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
+    opts.onPath?.(
+      `last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
+    );
     const DZs = hostF64(DZ, pool !== undefined);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const xjs = tableJ ? lookupRows(tableJ, m, tokens, model.mp.embed!.vocab, P, first, b, pool !== undefined)
+      const xjs = tableJ
+        ? lookupRows(tableJ, m, tokens, model.mp.embed!.vocab, P, first, b, pool !== undefined)
         : (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
       const ranges = sampleChunks(b);
       const parts = hostF64(new Float64Array(ranges.length * total.length), pool !== undefined);
-      await runHostTasks('attention-mdash', ranges.map(([n0, n1], i) => ({
-        shape, DZ: DZs, alpha, xj: xjs, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length),
-      })), { threads: pool !== undefined });
+      await runHostTasks(
+        'attention-mdash',
+        ranges.map(([n0, n1], i) => ({
+          shape,
+          DZ: DZs,
+          alpha,
+          xj: xjs,
+          n0,
+          n1,
+          out: parts.subarray(i * total.length, (i + 1) * total.length),
+        })),
+        { threads: pool !== undefined },
+      );
       for (let i = 0; i < ranges.length; i++) {
         const o = i * total.length;
         for (let e = 0; e < total.length; e++) total[e]! += parts[o + e]!;
@@ -303,44 +358,51 @@ export async function mDashAttentionClosed(
   // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
   const Zm = new Float64Array(dV * d);
-  for (let a1 = 0; a1 < A; a1++) for (let h = 0; h < H; h++) {
-    const o = (a1 * H + h) * dV * dH;
-    Zm.fill(0);
-    for (let j = 0; j < dV; j++) for (let i2 = 0; i2 < d; i2++) {
-      let acc = 0;
-      for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
-      Zm[j * d + i2] = acc;
+  for (let a1 = 0; a1 < A; a1++)
+    for (let h = 0; h < H; h++) {
+      const o = (a1 * H + h) * dV * dH;
+      Zm.fill(0);
+      for (let j = 0; j < dV; j++)
+        for (let i2 = 0; i2 < d; i2++) {
+          let acc = 0;
+          for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
+          Zm[j * d + i2] = acc;
+        }
+      const Th = T[a1 * H + h]!;
+      for (let i = 0; i < d; i++)
+        for (let j = 0; j < dV; j++) {
+          const tv = Th[i * dV + j]!;
+          if (tv === 0) continue;
+          for (let i2 = 0; i2 < d; i2++) X[i * d + i2]! += tv * Zm[j * d + i2]!;
+        }
     }
-    const Th = T[a1 * H + h]!;
-    for (let i = 0; i < d; i++) for (let j = 0; j < dV; j++) {
-      const tv = Th[i * dV + j]!;
-      if (tv === 0) continue;
-      for (let i2 = 0; i2 < d; i2++) X[i * d + i2]! += tv * Zm[j * d + i2]!;
-    }
-  }
   // Ψ holds U, the upper head blocks of QQ and KK and the QK blocks; Ψ = U + Uᵀ once the
   // diagonal head blocks (symmetric themselves) are halved.
-  for (let l1 = 0; l1 < L2; l1++) for (let l2 = 0; l2 < L2; l2++) {
-    if (Math.floor(l1 / dH) === Math.floor(l2 / dH)) Psi[l1 * L2 + l2] = 0.5 * Psi[l1 * L2 + l2]!;
-  }
-  for (let l1 = 0; l1 < L2; l1++) for (let l2 = l1; l2 < L2; l2++) {
-    const v = Psi[l1 * L2 + l2]! + Psi[l2 * L2 + l1]!;
-    Psi[l1 * L2 + l2] = v;
-    Psi[l2 * L2 + l1] = v;
-  }
+  for (let l1 = 0; l1 < L2; l1++)
+    for (let l2 = 0; l2 < L2; l2++) {
+      if (Math.floor(l1 / dH) === Math.floor(l2 / dH)) Psi[l1 * L2 + l2] = 0.5 * Psi[l1 * L2 + l2]!;
+    }
+  for (let l1 = 0; l1 < L2; l1++)
+    for (let l2 = l1; l2 < L2; l2++) {
+      const v = Psi[l1 * L2 + l2]! + Psi[l2 * L2 + l1]!;
+      Psi[l1 * L2 + l2] = v;
+      Psi[l2 * L2 + l1] = v;
+    }
   // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
   const LPsi = new Float64Array(d * L2);
-  for (let i = 0; i < d; i++) for (let l1 = 0; l1 < L2; l1++) {
-    const lv = J[i * m + HdV + l1]!;
-    if (lv === 0) continue;
-    for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
-  }
+  for (let i = 0; i < d; i++)
+    for (let l1 = 0; l1 < L2; l1++) {
+      const lv = J[i * m + HdV + l1]!;
+      if (lv === 0) continue;
+      for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
+    }
   const f = (weight * weight) / (N * P);
-  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) {
-    let acc = 0;
-    for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
-    M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
-  }
+  for (let i = 0; i < d; i++)
+    for (let i2 = 0; i2 < d; i2++) {
+      let acc = 0;
+      for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
+      M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
+    }
   return M;
 }
 
@@ -355,48 +417,62 @@ export async function mDashAttentionClosed(
  * per sample the work is O(K·r_in·(H + 1 + H·P)).
  */
 export async function edgesAttentionClosed(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  g: SectionGeometry,
   opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
   const p = model.sections[s]!.program;
   const { op } = att;
-  const H = op.heads, dH = op.dHead, dV = op.dV;
-  const P = g.pIn, d = g.dIn, K = g.rOut, r = opts.rIn;
+  const H = op.heads,
+    dH = op.dHead,
+    dV = op.dV;
+  const P = g.pIn,
+    d = g.dIn,
+    K = g.rOut,
+    r = opts.rIn;
   const { C, Cpinv } = opts;
   const alpha = opts.points.alphas[0]!;
   const weight = opts.points.weights[0]!;
   const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV, HdH = H * dH;
+  const HdV = H * dV,
+    HdH = H * dH;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
   const proj = (col0: number, width: number): Float64Array => {
     // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
     const out = new Float64Array(width * r);
-    for (let c = 0; c < width; c++) for (let j = 0; j < r; j++) {
-      let acc = 0;
-      for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
-      out[c * r + j] = acc;
-    }
+    for (let c = 0; c < width; c++)
+      for (let j = 0; j < r; j++) {
+        let acc = 0;
+        for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
+        out[c * r + j] = acc;
+      }
     return out;
   };
   const Yt: Float64Array[] = [];
   const y0 = new Float64Array(K * r);
-  for (let k = 0; k < K; k++) for (let j = 0; j < r; j++) {
-    let acc = 0;
-    for (let i = 0; i < d; i++) acc += S[k * d + i]! * Cpinv[j * d + i]!;
-    y0[k * r + j] = acc;
-  }
+  for (let k = 0; k < K; k++)
+    for (let j = 0; j < r; j++) {
+      let acc = 0;
+      for (let i = 0; i < d; i++) acc += S[k * d + i]! * Cpinv[j * d + i]!;
+      y0[k * r + j] = acc;
+    }
   Yt.push(y0);
   const Qt: Float64Array[] = [];
   const Kt: Float64Array[] = [];
   for (let h = 0; h < H; h++) {
     const Vt = proj(h * dV, dV);
     const y = new Float64Array(K * r);
-    for (let k = 0; k < K; k++) for (let c = 0; c < dV; c++) {
-      const z = DZ[k * HdV + h * dV + c]!;
-      if (z === 0) continue;
-      for (let j = 0; j < r; j++) y[k * r + j]! += z * Vt[c * r + j]!;
-    }
+    for (let k = 0; k < K; k++)
+      for (let c = 0; c < dV; c++) {
+        const z = DZ[k * HdV + h * dV + c]!;
+        if (z === 0) continue;
+        for (let j = 0; j < r; j++) y[k * r + j]! += z * Vt[c * r + j]!;
+      }
     Yt.push(y);
     Kt.push(proj(HdV + h * dH, dH));
     Qt.push(proj(HdV + HdH + h * dH, dH));
@@ -406,11 +482,12 @@ export async function edgesAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
   // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
   const CpJ = new Float64Array(r * m);
-  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) {
-    const c = Cpinv[j * d + i]!;
-    if (c === 0) continue;
-    for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
-  }
+  for (let j = 0; j < r; j++)
+    for (let i = 0; i < d; i++) {
+      const c = Cpinv[j * d + i]!;
+      if (c === 0) continue;
+      for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
+    }
   const table = tokenRowTable(model, s, N, Math.max(m, r));
   const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
   const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
@@ -420,28 +497,47 @@ export async function edgesAttentionClosed(
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
     let o = 0;
-    for (const x of xs) { out.set(x, o); o += x.length; }
+    for (const x of xs) {
+      out.set(x, o);
+      o += x.length;
+    }
     return out;
   };
   try {
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
-    opts.onPath?.(`last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables' : 'the GPU (f32 u and f\'·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`);
+    opts.onPath?.(
+      `last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables' : "the GPU (f32 u and f'·J)"}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
+    );
     const tables = { r, Yt: hostF64(cat(Yt), sh), Kt: hostF64(cat(Kt), sh), Qt: hostF64(cat(Qt), sh) };
     const DZs = hostF64(DZ, sh);
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
       const vocab = model.mp.embed?.vocab ?? 0;
-      const rows = tableU && tableJ ? { xj: lookupRows(tableJ, m, tokens, vocab, P, first, b, sh), u: lookupRows(tableU, r, tokens, vocab, P, first, b, sh) }
-        : await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
+      const rows =
+        tableU && tableJ
+          ? { xj: lookupRows(tableJ, m, tokens, vocab, P, first, b, sh), u: lookupRows(tableU, r, tokens, vocab, P, first, b, sh) }
+          : await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
       const xj = rows.xj;
       const u = rows.u!;
       const ranges = sampleChunks(b);
       const parts = hostF64(new Float64Array(ranges.length * K * r), sh);
-      await runHostTasks('attention-edges', ranges.map(([n0, n1], i) => ({
-        shape, DZ: DZs, alpha, tables, xj, u, n0, n1, out: parts.subarray(i * K * r, (i + 1) * K * r),
-      })), { threads: sh });
+      await runHostTasks(
+        'attention-edges',
+        ranges.map(([n0, n1], i) => ({
+          shape,
+          DZ: DZs,
+          alpha,
+          tables,
+          xj,
+          u,
+          n0,
+          n1,
+          out: parts.subarray(i * K * r, (i + 1) * K * r),
+        })),
+        { threads: sh },
+      );
       for (let i = 0; i < ranges.length; i++) for (let e = 0; e < K * r; e++) E[e]! += parts[i * K * r + e]!;
     }
   } finally {

@@ -19,9 +19,7 @@
 
 import { signPatternOrder } from '../cpu/gate-order.js';
 import { checkShape } from '../errors.js';
-import {
-  CARRY_RESET_ROWS, edgeChunkRows, edgeOperandLayouts, pad4, recordEdgesSquared, recordEdgesSquaredDelta,
-} from '../kernels/edges.js';
+import { CARRY_RESET_ROWS, edgeChunkRows, edgeOperandLayouts, pad4, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
 import { matmul } from '../kernels/matmul.js';
 import { actVjp, copyColumns, copyRows } from '../kernels/transformer-elementwise.js';
 import type { SectionProgram } from '../model/program.js';
@@ -54,7 +52,13 @@ export interface LocalEdgeFactors {
  * C⁺A, the gate-free block W·S·C⁺ᵀ factored through the smallest of r_out, r_in, d_in units.
  */
 export function localEdgeFactors(
-  p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined, Cpinv: Float64Array, rIn: number, W: number,
+  p: SectionProgram,
+  act: { op: ActOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+  Cpinv: Float64Array,
+  rIn: number,
+  W: number,
 ): LocalEdgeFactors {
   const { r, s } = topParts(p, act, g, Chat);
   const Amap = bottomMap(p, act, g);
@@ -105,7 +109,13 @@ export function localEdgeFactors(
 
 /** E (r_out × r_in row-major), divided by N·P_in, for a section singleActSection accepts with P_out = P_in. */
 export async function edgesLocalGpu(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: LocalEdgeOptions,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  g: SectionGeometry,
+  opts: LocalEdgeOptions,
   act: { op: ActOp; index: number },
 ): Promise<Float64Array> {
   checkShape(g.pIn === g.pOut, `edgesLocalGpu: section ${s} maps ${g.pIn} positions to ${g.pOut}`, 'use edgesSquaredGpu, which takes any section');
@@ -168,9 +178,18 @@ export async function edgesLocalGpu(
           at = xa!;
         }
         actVjp(engine, at, bufs.ones, step, { B: rows, K: 1, P: 1 }, m, act.op.act);
-        copyColumns(engine, { src: { buf: step, ld: m }, dst: { buf: gate, ld: h }, groups: 1, per: rows, width: m, alpha: opts.points.weights[k]!, accumulate: k > 0 });
+        copyColumns(engine, {
+          src: { buf: step, ld: m },
+          dst: { buf: gate, ld: h },
+          groups: 1,
+          per: rows,
+          width: m,
+          alpha: opts.points.weights[k]!,
+          accumulate: k > 0,
+        });
       });
-      if (fac.extra > 0) copyColumns(engine, { src: { buf: bufs.ones, ld: fac.extra }, dst: { buf: gate, ld: h, col0: m }, groups: 1, per: rows, width: fac.extra });
+      if (fac.extra > 0)
+        copyColumns(engine, { src: { buf: bufs.ones, ld: fac.extra }, dst: { buf: gate, ld: h, col0: m }, groups: 1, per: rows, width: fac.extra });
       engine.release(x, step, xa);
       const shape = { fhat: u, at: bufs.at, bt: bufs.bt, rows, r: rIn, ro, h, chunkRows };
       let run: { part: GPUBuffer; chunks: number };
@@ -184,9 +203,11 @@ export async function edgesLocalGpu(
       }
       const n = ro * rIn;
       const { part, chunks } = run;
-      reads.push(engine.readF32(part, chunks * n).then((v) => {
-        for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) E[t]! += v[c * n + t]!;
-      }));
+      reads.push(
+        engine.readF32(part, chunks * n).then((v) => {
+          for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) E[t]! += v[c * n + t]!;
+        }),
+      );
       engine.release(part, u);
       if (reads.length > 1) await Promise.all(reads.splice(0, reads.length - 1));
     }

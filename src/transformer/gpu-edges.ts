@@ -33,18 +33,38 @@ export interface EdgeOptions extends SectionVjpOptions {
 }
 
 /** E (r_out × r_in row-major), divided by N·P_in. */
-export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: EdgeOptions): Promise<Float64Array> {
+export async function edgesSquaredGpu(
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: EdgeOptions,
+): Promise<Float64Array> {
   const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
   const rIn = opts.rIn;
-  checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
-    `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
-  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  checkShape(
+    Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
+    `edgesSquaredGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`,
+    'pass the node layer basis C and Cpinv with rIn = its kept directions',
+  );
+  checkShape(
+    Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P,
+    `edgesSquaredGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`,
+  );
   // Linear sections with their input's second moment at hand: no data pass (linear-closed.ts).
   const lin = opts.generic || !opts.secondMoment ? undefined : linearSectionKind(model.sections[s]!.program);
   if (lin === 'local' || (lin === 'mixing' && g.pIn === 1)) {
     checkShape(opts.secondMoment!.length === g.dIn * g.dIn, `edgesSquaredGpu: the second moment must be ${g.dIn} × ${g.dIn}`);
-    opts.onPath?.('linear closed form from the statistics\' second moment, host float64, no data pass');
-    return edgesLinear(model.sections[s]!.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0), opts, opts.secondMoment!);
+    opts.onPath?.("linear closed form from the statistics' second moment, host float64, no data pass");
+    return edgesLinear(
+      model.sections[s]!.program,
+      g,
+      opts.Chat,
+      opts.points.weights.reduce((a, b) => a + b, 0),
+      opts,
+      opts.secondMoment!,
+    );
   }
   // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
   const local = opts.generic ? undefined : singleActSection(model.sections[s]!.program);
@@ -78,12 +98,14 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
         const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
         edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
         engine.release(h);
-        reads.push(engine.readF32(out, kb * rIn).then((part) => {
-          for (let kk = 0; kk < kb; kk++) {
-            const i = (k0 + kk) % g.rOut;
-            for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-          }
-        }));
+        reads.push(
+          engine.readF32(out, kb * rIn).then((part) => {
+            for (let kk = 0; kk < kb; kk++) {
+              const i = (k0 + kk) % g.rOut;
+              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
+            }
+          }),
+        );
         engine.release(out);
       });
       for (const st of states) sec.releaseState(st);
@@ -105,8 +127,15 @@ export async function edgesSquaredGpu(engine: Engine, model: GpuModel, s: number
  * releases, and the forward states.
  */
 export function projectedBatch(
-  engine: Engine, model: GpuModel, s: number, g: SectionGeometry, tokens: ArrayLike<number>, first: number, b: number,
-  basis: { C: GPUBuffer; Cpinv: GPUBuffer; rIn: number }, alphas: ArrayLike<number>,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  g: SectionGeometry,
+  tokens: ArrayLike<number>,
+  first: number,
+  b: number,
+  basis: { C: GPUBuffer; Cpinv: GPUBuffer; rIn: number },
+  alphas: ArrayLike<number>,
 ): { u: GPUBuffer; parts: GPUBuffer[]; states: ForwardState[] } {
   const rowsIn = b * g.pIn;
   const inputs = model.forwardTo(tokens, first, b, s);

@@ -63,8 +63,15 @@ export class GpuLinear {
       return;
     }
     const t = tailOf(wOut);
-    this.place(y, wOut, rows, accumulate, t, (main) => matmul(this.engine, x, this.fwdMain!, main, { m: rows, n: wOut - t, k: wIn }),
-      (tail) => matmul(this.engine, this.fwdTailT!, x, tail, { m: t, n: rows, k: wIn, transB: true }));
+    this.place(
+      y,
+      wOut,
+      rows,
+      accumulate,
+      t,
+      (main) => matmul(this.engine, x, this.fwdMain!, main, { m: rows, n: wOut - t, k: wIn }),
+      (tail) => matmul(this.engine, this.fwdTailT!, x, tail, { m: t, n: rows, k: wIn, transB: true }),
+    );
   }
 
   /** dx (+)= dy·Wᵀ for `rows` rows. */
@@ -75,8 +82,15 @@ export class GpuLinear {
       return;
     }
     const t = tailOf(wIn);
-    this.place(dx, wIn, rows, accumulate, t, (main) => matmul(this.engine, dy, this.W, main, { m: rows, n: wIn - t, k: wOut, transB: true }),
-      (tail) => matmul(this.engine, this.vjpTail!, dy, tail, { m: t, n: rows, k: wOut, transB: true }));
+    this.place(
+      dx,
+      wIn,
+      rows,
+      accumulate,
+      t,
+      (main) => matmul(this.engine, dy, this.W, main, { m: rows, n: wIn - t, k: wOut, transB: true }),
+      (tail) => matmul(this.engine, this.vjpTail!, dy, tail, { m: t, n: rows, k: wOut, transB: true }),
+    );
   }
 
   /** Runs the main product into [rows, n − t] and the tail into [t, rows], then copies both into out [rows, n]. */

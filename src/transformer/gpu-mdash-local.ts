@@ -49,7 +49,12 @@ function zerosFor(p: SectionProgram): Float64Array[] {
 }
 
 /** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there. */
-export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
+export function topParts(
+  p: SectionProgram,
+  act: { op: ActOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): { r: Float64Array; s: Float64Array } {
   // The program without the act, its output an input: the VJP then stops at y (→ r) and carries
   // every other path to the inputs (→ s). No sample-dependent op is left, so any forward values do.
   const top: SectionProgram = { ...p, inputs: [...p.inputs, act.op.y], ops: p.ops.filter((_, i) => i !== act.index) };
@@ -60,7 +65,7 @@ export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g
   const cot = p.outputs.map((id) => {
     const w = p.values[id]!.width;
     const c = new Float64Array(K * P * w);
-    for (let i = 0; i < K; i++) for (let a = 0; a < w; a++) c[(i * P) * w + a] = Chat ? Chat[(c0 + a) * g.rOut + i]! : c0 + a === i ? 1 : 0;
+    for (let i = 0; i < K; i++) for (let a = 0; a < w; a++) c[i * P * w + a] = Chat ? Chat[(c0 + a) * g.rOut + i]! : c0 + a === i ? 1 : 0;
     c0 += w;
     return c;
   });
@@ -70,11 +75,11 @@ export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g
   const s = new Float64Array(K * g.dIn);
   for (let i = 0; i < K; i++) {
     const gy = grads[grads.length - 1]!;
-    for (let a = 0; a < m; a++) r[i * m + a] = gy[(i * P) * m + a]!;
+    for (let a = 0; a < m; a++) r[i * m + a] = gy[i * P * m + a]!;
     let off = 0;
     p.inputs.forEach((id, j) => {
       const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) s[i * g.dIn + off + a] = grads[j]![(i * P) * w + a]!;
+      for (let a = 0; a < w; a++) s[i * g.dIn + off + a] = grads[j]![i * P * w + a]!;
       off += w;
     });
   }
@@ -88,14 +93,14 @@ export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, 
   const P = g.pIn;
   const vals = forwardF64(bot, zerosFor(bot), 1);
   const cot = new Float64Array(m * P * m);
-  for (let c = 0; c < m; c++) cot[(c * P) * m + c] = 1;
+  for (let c = 0; c < m; c++) cot[c * P * m + c] = 1;
   const grads = vjpSampleF64(bot, vals, 0, [cot], m);
   const A = new Float64Array(g.dIn * m);
   for (let c = 0; c < m; c++) {
     let off = 0;
     p.inputs.forEach((id, j) => {
       const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) A[(off + a) * m + c] = grads[j]![(c * P) * w + a]!;
+      for (let a = 0; a < w; a++) A[(off + a) * m + c] = grads[j]![c * P * w + a]!;
       off += w;
     });
   }
@@ -104,7 +109,13 @@ export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, 
 
 /** M′ of section s by the closed form (the caller checked singleActSection). d_in × d_in / (N·P). */
 export async function mDashLocalGpu(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, g: SectionGeometry, opts: SectionVjpOptions,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  g: SectionGeometry,
+  opts: SectionVjpOptions,
   act: { op: ActOp; index: number },
 ): Promise<Float64Array> {
   const sec = model.sections[s]!;
@@ -115,7 +126,8 @@ export async function mDashLocalGpu(
   const A = bottomMap(p, act, g);
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
   opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
-  const gates = binary ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
+  const gates = binary
+    ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
     : await gateMoments(engine, model, s, tokens, N, B, act, opts.points);
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
@@ -142,37 +154,47 @@ export async function mDashLocalGpu(
     }
   }
   const M = new Float64Array(d * d);
-  for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
-    let acc = 0;
-    for (let c = 0; c < m; c++) acc += AT[x * m + c]! * A[y * m + c]!;
-    M[x * d + y] = acc;
-  }
+  for (let x = 0; x < d; x++)
+    for (let y = 0; y < d; y++) {
+      let acc = 0;
+      for (let c = 0; c < m; c++) acc += AT[x * m + c]! * A[y * m + c]!;
+      M[x * d + y] = acc;
+    }
   // Cross terms: X = A diag(Σa) S_rs, S_rs = Σ_i r_i s_iᵀ (m × d).
   const Srs = new Float64Array(m * d);
-  for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) {
-    const ra = r[i * m + a]! * sa[a]!;
-    if (ra === 0) continue;
-    for (let y = 0; y < d; y++) Srs[a * d + y]! += ra * sv[i * d + y]!;
-  }
+  for (let i = 0; i < K; i++)
+    for (let a = 0; a < m; a++) {
+      const ra = r[i * m + a]! * sa[a]!;
+      if (ra === 0) continue;
+      for (let y = 0; y < d; y++) Srs[a * d + y]! += ra * sv[i * d + y]!;
+    }
   const rowsTotal = N * P;
-  for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
-    let acc = 0;
-    for (let a = 0; a < m; a++) acc += A[x * m + a]! * Srs[a * d + y]!;
-    M[x * d + y]! += W * acc;
-    M[y * d + x]! += W * acc;
-  }
-  for (let i = 0; i < K; i++) for (let x = 0; x < d; x++) {
-    const v = sv[i * d + x]!;
-    if (v === 0) continue;
-    for (let y = 0; y < d; y++) M[x * d + y]! += W * W * rowsTotal * v * sv[i * d + y]!;
-  }
+  for (let x = 0; x < d; x++)
+    for (let y = 0; y < d; y++) {
+      let acc = 0;
+      for (let a = 0; a < m; a++) acc += A[x * m + a]! * Srs[a * d + y]!;
+      M[x * d + y]! += W * acc;
+      M[y * d + x]! += W * acc;
+    }
+  for (let i = 0; i < K; i++)
+    for (let x = 0; x < d; x++) {
+      const v = sv[i * d + x]!;
+      if (v === 0) continue;
+      for (let y = 0; y < d; y++) M[x * d + y]! += W * W * rowsTotal * v * sv[i * d + y]!;
+    }
   for (let k = 0; k < M.length; k++) M[k] = M[k]! / rowsTotal;
   return M;
 }
 
 /** G_a = Σ a aᵀ and Σa over every sample and position, a = Σ_k w_k act'(x at α_k) (f32 Gram per batch). */
 async function gateMoments(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, B: number, act: { op: ActOp; index: number },
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  B: number,
+  act: { op: ActOp; index: number },
   points: SectionVjpOptions['points'],
 ): Promise<{ Ga: Float64Array; sa: Float64Array }> {
   const sec = model.sections[s]!;
@@ -216,8 +238,16 @@ async function gateMoments(
  * matmul per batch gives the signs, without the rest of the section.
  */
 async function reluGateMoments(
-  engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, B: number, g: SectionGeometry,
-  A: Float64Array, m: number, w: number,
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  B: number,
+  g: SectionGeometry,
+  A: Float64Array,
+  m: number,
+  w: number,
 ): Promise<{ Ga: Float64Array; sa: Float64Array }> {
   const signs = new SignPatternAccumulator(engine, m);
   const Ab = engine.upload(Float32Array.from(A), 'tf.bottom-map');

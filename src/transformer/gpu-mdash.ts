@@ -31,7 +31,14 @@ import { BATCH_BUFFER_BYTES, perSampleFloats, samplesPerBatch, type GpuModel } f
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
 
 /** K-block and batch size for VJP passes over section s (both bounded by the buffer budget). */
-export function vjpBlockSizes(engine: Engine, model: GpuModel, s: number, g: SectionGeometry, N: number, opts: { batch?: number; kBlock?: number }): { B: number; Kb: number } {
+export function vjpBlockSizes(
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  g: SectionGeometry,
+  N: number,
+  opts: { batch?: number; kBlock?: number },
+): { B: number; Kb: number } {
   const prog = model.sections[s]!.program;
   const per1 = Math.max(perSampleFloats(prog, 1), g.pIn * g.dIn, g.pOut * g.dOut);
   // At least ~16 samples per batch at the full block, so small batches do not dominate.
@@ -54,7 +61,14 @@ export interface IntegratedGrad {
  * `allowShared` is set, g is returned shared; otherwise shared members are broadcast.
  */
 export function integratedVjp(
-  engine: Engine, sec: GpuSectionProgram, states: readonly ForwardState[], weights: ArrayLike<number>, cot: GPUBuffer, g: SectionGeometry, B: number, Kb: number,
+  engine: Engine,
+  sec: GpuSectionProgram,
+  states: readonly ForwardState[],
+  weights: ArrayLike<number>,
+  cot: GPUBuffer,
+  g: SectionGeometry,
+  B: number,
+  Kb: number,
   allowShared = false,
 ): IntegratedGrad {
   let c0 = 0;
@@ -92,13 +106,25 @@ export function integratedVjp(
 }
 
 /** M′ of section s (node s → node s + 1), d_in × d_in row-major, divided by N·P_in. */
-export async function mDashGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: SectionVjpOptions): Promise<Float64Array> {
+export async function mDashGpu(
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: SectionVjpOptions,
+): Promise<Float64Array> {
   const g = sectionGeometry(model, s, opts.Chat, opts.rOut);
   checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `mDashGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
   const sec = model.sections[s]!;
   if (!opts.generic && linearSectionKind(sec.program)) {
     opts.onPath?.('linear closed form, host float64, no data pass');
-    return mDashLinear(sec.program, g, opts.Chat, opts.points.weights.reduce((a, b) => a + b, 0));
+    return mDashLinear(
+      sec.program,
+      g,
+      opts.Chat,
+      opts.points.weights.reduce((a, b) => a + b, 0),
+    );
   }
   const act = opts.generic ? undefined : singleActSection(sec.program);
   if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);

@@ -34,8 +34,11 @@ export function samplesPerBatch(engine: Engine, floatsPerSample: number, N: numb
   const cap = Math.min(bytes, engine.maxBindingBytes);
   const B = Math.floor(cap / (4 * floatsPerSample));
   if (B < 1) {
-    throw new IbgpuError('LIMIT_EXCEEDED', `one sample needs a ${floatsPerSample * 4}-byte buffer, over the ${cap}-byte limit`,
-      'use fewer positions, or an adapter with a larger maxStorageBufferBindingSize');
+    throw new IbgpuError(
+      'LIMIT_EXCEEDED',
+      `one sample needs a ${floatsPerSample * 4}-byte buffer, over the ${cap}-byte limit`,
+      'use fewer positions, or an adapter with a larger maxStorageBufferBindingSize',
+    );
   }
   return Math.min(B, N);
 }
@@ -94,7 +97,12 @@ export class GpuModel {
 
   /** `P` is the sequence length of the token batches (the programs' input positions). */
   constructor(engine: Engine, mp: ModelProgram, P: number) {
-    if (!mp.embed) throw new IbgpuError('BAD_CONFIG', 'GpuModel: the model program has no embedding stage', 'GPU transformer passes take token sequences; compile the model with its embedding');
+    if (!mp.embed)
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        'GpuModel: the model program has no embedding stage',
+        'GPU transformer passes take token sequences; compile the model with its embedding',
+      );
     const inP = mp.pre.values[mp.pre.inputs[0]!]!.positions;
     checkShape(inP === P, `GpuModel: the program was compiled for ${inP} positions, the tokens have ${P}`, `compile with positions: ${P}`);
     checkShape(mp.sections.length === mp.nodeLayers.length - 1, `GpuModel: ${mp.sections.length} sections for ${mp.nodeLayers.length} node layers`);
@@ -124,8 +132,11 @@ export class GpuModel {
     for (let i = 0; i < ids.length; i++) {
       const t = tokens[first * this.P + i]!;
       if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-        throw new IbgpuError('BAD_FILE', `token ${i % this.P} of sample ${first + Math.floor(i / this.P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
-          'check that the dataset was tokenised for this model');
+        throw new IbgpuError(
+          'BAD_FILE',
+          `token ${i % this.P} of sample ${first + Math.floor(i / this.P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+          'check that the dataset was tokenised for this model',
+        );
       }
       ids[i] = t;
     }
@@ -146,7 +157,13 @@ export class GpuModel {
       let c0 = 0;
       return L.widths.map((w) => {
         const out = e.alloc(Math.max(16, B * L.positions * w * 4), 'tf.part');
-        copyColumns(e, { src: { buf: cached.buf, ld: L.width, col0: c0, row0: first * L.positions }, dst: { buf: out, ld: w }, groups: 1, per: B * L.positions, width: w });
+        copyColumns(e, {
+          src: { buf: cached.buf, ld: L.width, col0: c0, row0: first * L.positions },
+          dst: { buf: out, ld: w },
+          groups: 1,
+          per: B * L.positions,
+          width: w,
+        });
         c0 += w;
         return out;
       });

@@ -115,15 +115,31 @@ export class GpuPasses implements TransformerPasses {
   }
 
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
-    if (isStochastic(stoch, 'basis')) return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
-    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, onPath: (p) => { this.paths[`m_prime ${this.sectionName(s)}`] = p; } });
+    if (isStochastic(stoch, 'basis'))
+      return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
+    return mDashGpu(this.engine, this.model, s, this.tokens, this.n, {
+      Chat,
+      rOut,
+      points: pts,
+      onPath: (p) => {
+        this.paths[`m_prime ${this.sectionName(s)}`] = p;
+      },
+    });
   }
 
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
-    if (isStochastic(stoch, 'edges')) return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
+    if (isStochastic(stoch, 'edges'))
+      return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
     const S = this.secondMoments.get(s);
     return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, {
-      ...input, Chat, rOut, points: pts, ...(S ? { secondMoment: S } : {}), onPath: (p) => { this.paths[`edges ${this.sectionName(s)}`] = p; },
+      ...input,
+      Chat,
+      rOut,
+      points: pts,
+      ...(S ? { secondMoment: S } : {}),
+      onPath: (p) => {
+        this.paths[`edges ${this.sectionName(s)}`] = p;
+      },
     });
   }
 

@@ -14,9 +14,7 @@
 
 import { checkShape, IbgpuError } from '../errors.js';
 import { attentionForward, attentionProbFloats, attentionVjp, type AttentionShape } from '../kernels/transformer-attention.js';
-import {
-  actForward, actVjp, copyColumns, copyRows, gatherPositions, gatherTokens, rotary, uploadRotaryTable,
-} from '../kernels/transformer-elementwise.js';
+import { actForward, actVjp, copyColumns, copyRows, gatherPositions, gatherTokens, rotary, uploadRotaryTable } from '../kernels/transformer-elementwise.js';
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../kernels/transformer-ln.js';
 import type { EmbedSpec, Op, SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
@@ -60,21 +58,31 @@ export interface ForwardOptions {
 
 function opInputs(op: Op): number[] {
   switch (op.kind) {
-    case 'lnDiv': return [op.v, op.x];
-    case 'attention': return [op.q, op.k, op.v];
-    case 'add': return [op.a, op.b];
-    case 'concat': return op.xs;
-    default: return [op.x];
+    case 'lnDiv':
+      return [op.v, op.x];
+    case 'attention':
+      return [op.q, op.k, op.v];
+    case 'add':
+      return [op.a, op.b];
+    case 'concat':
+      return op.xs;
+    default:
+      return [op.x];
   }
 }
 
 /** Inputs the VJP of op reads from the forward. */
 function vjpReads(op: Op): number[] {
   switch (op.kind) {
-    case 'act': case 'lnVar': return [op.x];
-    case 'lnDiv': return [op.v, op.x];
-    case 'attention': return [op.q, op.k, op.v];
-    default: return [];
+    case 'act':
+    case 'lnVar':
+      return [op.x];
+    case 'lnDiv':
+      return [op.v, op.x];
+    case 'attention':
+      return [op.q, op.k, op.v];
+    default:
+      return [];
   }
 }
 
@@ -191,7 +199,13 @@ export class GpuSectionProgram {
           break;
         }
         case 'slice':
-          copyColumns(e, { src: { buf: get(op.x), ld: this.shape(op.x).w, col0: op.from }, dst: { buf: out, ld: w }, groups: 1, per: rows, width: op.to - op.from });
+          copyColumns(e, {
+            src: { buf: get(op.x), ld: this.shape(op.x).w, col0: op.from },
+            dst: { buf: out, ld: w },
+            groups: 1,
+            per: rows,
+            width: op.to - op.from,
+          });
           break;
       }
       values.set(y, out);
@@ -296,13 +310,20 @@ export class GpuSectionProgram {
       const c = cot[i];
       if (!c) return;
       const { w } = this.shape(id);
-      checkShape(c.size >= rowsOf(id, sharedIn) * w * 4,
-        `section ${p.from}->${p.to}: cotangent ${i} holds fewer than ${sharedIn ? '' : `${B}·`}${K}·${this.shape(id).P}·${w} floats`);
+      checkShape(
+        c.size >= rowsOf(id, sharedIn) * w * 4,
+        `section ${p.from}->${p.to}: cotangent ${i} holds fewer than ${sharedIn ? '' : `${B}·`}${K}·${this.shape(id).P}·${w} floats`,
+      );
       addGrad(id, { buf: c, shared: sharedIn }, false);
     });
     const fwd = (id: number): GPUBuffer => {
       const b = s.values.get(id);
-      if (!b) throw new IbgpuError('SHAPE', `section ${p.from}->${p.to}: forward value ${p.values[id]!.label} was not kept`, 'run forward with forVjp: true before vjp');
+      if (!b)
+        throw new IbgpuError(
+          'SHAPE',
+          `section ${p.from}->${p.to}: forward value ${p.values[id]!.label} was not kept`,
+          'run forward with forVjp: true before vjp',
+        );
       return b;
     };
     for (let i = p.ops.length - 1; i >= 0; i--) {
@@ -378,7 +399,13 @@ export class GpuSectionProgram {
           const Px = this.shape(op.x).P;
           const dx = fresh(op.x, sh);
           e.clear(dx.buf, 0, rowsOf(op.x, sh) * w * 4);
-          copyColumns(e, { src: { buf: dy, ld: w, stride: 1 }, dst: { buf: dx.buf, ld: w, stride: Px, row0: Px - 1 }, groups: (sh ? 1 : B) * K, per: 1, width: w });
+          copyColumns(e, {
+            src: { buf: dy, ld: w, stride: 1 },
+            dst: { buf: dx.buf, ld: w, stride: Px, row0: Px - 1 },
+            groups: (sh ? 1 : B) * K,
+            per: 1,
+            width: w,
+          });
           addGrad(op.x, dx, true);
           break;
         }
@@ -455,10 +482,12 @@ function checkProgram(p: SectionProgram): void {
     const x = 'x' in op ? val(op.x) : undefined;
     switch (op.kind) {
       case 'linear':
-        if (x!.width !== op.wIn || y.width !== op.wOut || op.W.length !== op.wIn * op.wOut) fail(`linear op ${i}: W is ${op.wIn}x${op.wOut} for widths ${x!.width} -> ${y.width}`);
+        if (x!.width !== op.wIn || y.width !== op.wOut || op.W.length !== op.wIn * op.wOut)
+          fail(`linear op ${i}: W is ${op.wIn}x${op.wOut} for widths ${x!.width} -> ${y.width}`);
         break;
       case 'lnDiv':
-        if (val(op.x).width !== op.d + 1 || y.width !== op.d + 1 || val(op.v).width !== 1) fail(`lnDiv op ${i}: widths must be (1, d+1) -> d+1 with d = ${op.d}`);
+        if (val(op.x).width !== op.d + 1 || y.width !== op.d + 1 || val(op.v).width !== 1)
+          fail(`lnDiv op ${i}: widths must be (1, d+1) -> d+1 with d = ${op.d}`);
         break;
       case 'lnVar':
         if (y.width !== 1 || x!.width < op.d) fail(`lnVar op ${i}: output width must be 1 and d ≤ input width`);
@@ -467,7 +496,12 @@ function checkProgram(p: SectionProgram): void {
         if (y.positions !== 1 || y.width !== x!.width) fail(`lastPos op ${i}: output must be [1, ${x!.width}]`);
         break;
       case 'attention':
-        if (val(op.q).width !== op.heads * op.dHead || val(op.k).width !== op.heads * op.dHead || val(op.v).width !== op.heads * op.dV || y.width !== op.heads * op.dV) {
+        if (
+          val(op.q).width !== op.heads * op.dHead ||
+          val(op.k).width !== op.heads * op.dHead ||
+          val(op.v).width !== op.heads * op.dV ||
+          y.width !== op.heads * op.dV
+        ) {
           fail(`attention op ${i}: q, k must be heads·dHead wide and v, z heads·dV wide`);
         }
         break;
@@ -488,7 +522,14 @@ function checkProgram(p: SectionProgram): void {
 }
 
 /** Embedding of a token batch [B·P] (u32, validated < vocab): the tuple (e, pos) or (e). */
-export function embedBatch(engine: Engine, embed: EmbedSpec, weights: { WE: GPUBuffer; Wpos?: GPUBuffer }, tokens: GPUBuffer, B: number, P: number): GPUBuffer[] {
+export function embedBatch(
+  engine: Engine,
+  embed: EmbedSpec,
+  weights: { WE: GPUBuffer; Wpos?: GPUBuffer },
+  tokens: GPUBuffer,
+  B: number,
+  P: number,
+): GPUBuffer[] {
   const e = engine.alloc(B * P * embed.width * 4, 'tf.embed');
   gatherTokens(engine, tokens, weights.WE, e, B * P, embed.width);
   if (!weights.Wpos) return [e];

@@ -36,9 +36,12 @@ export function sectionGeometry(model: GpuModel, s: number, Chat?: Float64Array,
   checkShape(Number.isInteger(s) && s >= 0 && s < model.sections.length, `section index ${s} outside 0..${model.sections.length - 1}`);
   const a = model.nodes[s]!;
   const b = model.nodes[s + 1]!;
-  const r = Chat ? rOut ?? -1 : b.width;
-  checkShape(!Chat || (Number.isInteger(r) && r >= 1 && Chat.length === b.width * r),
-    `section ${a.name}->${b.name}: Ĉ has ${Chat?.length} entries, expected ${b.width} × rOut (rOut = ${rOut})`, 'pass Chat as d_out × r_out row-major with rOut');
+  const r = Chat ? (rOut ?? -1) : b.width;
+  checkShape(
+    !Chat || (Number.isInteger(r) && r >= 1 && Chat.length === b.width * r),
+    `section ${a.name}->${b.name}: Ĉ has ${Chat?.length} entries, expected ${b.width} × rOut (rOut = ${rOut})`,
+    'pass Chat as d_out × r_out row-major with rOut',
+  );
   return { dIn: a.width, dOut: b.width, pIn: a.positions, pOut: b.positions, rOut: r, widthsIn: a.widths, widthsOut: b.widths, K: b.positions * r };
 }
 
@@ -54,4 +57,3 @@ export function cotangentBlock(g: SectionGeometry, Chat: Float64Array | undefine
   }
   return out;
 }
-

@@ -37,10 +37,22 @@ export interface NodeStatsOptions {
 }
 
 /** Streams tokens [N, P] (sample-major) through the model and accumulates node statistics. */
-export async function nodeStatsGpu(engine: Engine, model: GpuModel, tokens: ArrayLike<number>, N: number, opts: NodeStatsOptions = {}): Promise<NodeStatsGpu[]> {
+export async function nodeStatsGpu(
+  engine: Engine,
+  model: GpuModel,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: NodeStatsOptions = {},
+): Promise<NodeStatsGpu[]> {
   const nodes = opts.nodes ?? model.nodes.map((_, i) => i);
-  checkShape(nodes.length > 0 && nodes.every((i) => Number.isInteger(i) && i >= 0 && i < model.nodes.length), `nodeStatsGpu: node indices ${nodes.join(', ')} outside 0..${model.nodes.length - 1}`);
-  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `nodeStatsGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  checkShape(
+    nodes.length > 0 && nodes.every((i) => Number.isInteger(i) && i >= 0 && i < model.nodes.length),
+    `nodeStatsGpu: node indices ${nodes.join(', ')} outside 0..${model.nodes.length - 1}`,
+  );
+  checkShape(
+    Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P,
+    `nodeStatsGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`,
+  );
   const withGram = opts.gram ?? true;
   const last = Math.max(...nodes);
   const perSample = Math.max(model.forwardFloatsPerSample(), ...nodes.map((i) => model.nodes[i]!.width * model.nodes[i]!.positions));
@@ -48,7 +60,10 @@ export async function nodeStatsGpu(engine: Engine, model: GpuModel, tokens: Arra
   const sums = nodes.map((i) => new ColumnSumAccumulator(engine, model.nodes[i]!.width));
   const shifts = nodes.map((i, k) => {
     const s = opts.shifts?.[k];
-    checkShape(!s || s.length === model.nodes[i]!.width, `nodeStatsGpu: shift for ${model.nodes[i]!.name} has length ${s?.length}, expected ${model.nodes[i]!.width}`);
+    checkShape(
+      !s || s.length === model.nodes[i]!.width,
+      `nodeStatsGpu: shift for ${model.nodes[i]!.name} has length ${s?.length}, expected ${model.nodes[i]!.width}`,
+    );
     return s ?? new Float64Array(model.nodes[i]!.width);
   });
   const grams = withGram ? nodes.map((i, k) => new GramAccumulator(engine, model.nodes[i]!.width, opts.shifts?.[k] ? { shift: shifts[k] } : {})) : [];
@@ -72,15 +87,20 @@ export async function nodeStatsGpu(engine: Engine, model: GpuModel, tokens: Arra
       engine.release(...out);
       await Promise.all(pending);
     }
-    return await Promise.all(nodes.map(async (i, k) => {
-      const L = model.nodes[i]!;
-      return {
-        name: L.name, width: L.width, positions: L.positions, rows: N * L.positions,
-        sum: await sums[k]!.result(),
-        ...(withGram ? { gram: await grams[k]!.result() } : {}),
-        shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-      };
-    }));
+    return await Promise.all(
+      nodes.map(async (i, k) => {
+        const L = model.nodes[i]!;
+        return {
+          name: L.name,
+          width: L.width,
+          positions: L.positions,
+          rows: N * L.positions,
+          sum: await sums[k]!.result(),
+          ...(withGram ? { gram: await grams[k]!.result() } : {}),
+          shift: Float64Array.from(Float32Array.from(shifts[k]!)),
+        };
+      }),
+    );
   } finally {
     for (const s of sums) s.dispose();
     for (const g of grams) g.dispose();
@@ -109,14 +129,23 @@ export interface CentredStatsOptions {
  * node activations of all N samples fit `cacheBytes` they stay on the GPU after the first pass,
  * so the model runs once (modadd: 11.5 MB); otherwise the second pass runs the forward again.
  */
-export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, tokens: ArrayLike<number>, N: number, opts: CentredStatsOptions): Promise<NodeStatsGpu[]> {
+export async function centredNodeStatsGpu(
+  engine: Engine,
+  model: GpuModel,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: CentredStatsOptions,
+): Promise<NodeStatsGpu[]> {
   const nodes = opts.nodes ?? model.nodes.map((_, i) => i);
   const bytes = N * nodes.reduce((a, i) => a + model.nodes[i]!.width * model.nodes[i]!.positions * 4, 0);
   if (bytes > (opts.cacheBytes ?? NODE_CACHE_BYTES)) {
     const first = await nodeStatsGpu(engine, model, tokens, N, { nodes, gram: false, batch: opts.batch });
     return nodeStatsGpu(engine, model, tokens, N, { nodes, batch: opts.batch, shifts: first.map((s, k) => opts.shiftFor(s.sum, s.rows, nodes[k]!)) });
   }
-  checkShape(Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P, `centredNodeStatsGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`);
+  checkShape(
+    Number.isInteger(N) && N >= 1 && tokens.length >= N * model.P,
+    `centredNodeStatsGpu: ${tokens.length} tokens for N = ${N} samples of ${model.P} positions`,
+  );
   const last = Math.max(...nodes);
   const perSample = Math.max(model.forwardFloatsPerSample(), ...nodes.map((i) => model.nodes[i]!.width * model.nodes[i]!.positions));
   const B = opts.batch ?? samplesPerBatch(engine, perSample, N);
@@ -147,11 +176,13 @@ export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, token
     });
     const grams = nodes.map((i, k) => new GramAccumulator(engine, model.nodes[i]!.width, { shift: shifts[k] }));
     // Whole-data buffers for the model to keep (one batch: its buffers as they are).
-    const keep = opts.keepInModel ? nodes.map((i, k) => {
-      if (cache.length === 1) return cache[0]!.bufs[k]!;
-      const L = model.nodes[i]!;
-      return engine.alloc(Math.max(16, N * L.positions * L.width * 4), 'tf.node-kept');
-    }) : undefined;
+    const keep = opts.keepInModel
+      ? nodes.map((i, k) => {
+          if (cache.length === 1) return cache[0]!.bufs[k]!;
+          const L = model.nodes[i]!;
+          return engine.alloc(Math.max(16, N * L.positions * L.width * 4), 'tf.node-kept');
+        })
+      : undefined;
     let row = 0;
     let handedOver = false;
     try {
@@ -163,7 +194,13 @@ export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, token
           const p = grams[k]!.addBatch(x, b * L.positions);
           if (p) pending.push(p);
           if (keep && keep[k] !== x) {
-            copyColumns(engine, { src: { buf: x, ld: L.width }, dst: { buf: keep[k]!, ld: L.width, row0: row * L.positions }, groups: 1, per: b * L.positions, width: L.width });
+            copyColumns(engine, {
+              src: { buf: x, ld: L.width },
+              dst: { buf: keep[k]!, ld: L.width, row0: row * L.positions },
+              groups: 1,
+              per: b * L.positions,
+              width: L.width,
+            });
           }
         });
         row += b;
@@ -172,13 +209,20 @@ export async function centredNodeStatsGpu(engine: Engine, model: GpuModel, token
       }
       keep?.forEach((buf, k) => model.keepNode(nodes[k]!, tokens, N, buf));
       handedOver = true;
-      return await Promise.all(nodes.map(async (i, k) => {
-        const L = model.nodes[i]!;
-        return {
-          name: L.name, width: L.width, positions: L.positions, rows: N * L.positions,
-          sum: sumv[k]!, gram: await grams[k]!.result(), shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-        };
-      }));
+      return await Promise.all(
+        nodes.map(async (i, k) => {
+          const L = model.nodes[i]!;
+          return {
+            name: L.name,
+            width: L.width,
+            positions: L.positions,
+            rows: N * L.positions,
+            sum: sumv[k]!,
+            gram: await grams[k]!.result(),
+            shift: Float64Array.from(Float32Array.from(shifts[k]!)),
+          };
+        }),
+      );
     } finally {
       for (const g of grams) g.dispose();
       if (keep && !handedOver) engine.release(...keep.filter((x) => !cache.some((c) => c.bufs.includes(x))));

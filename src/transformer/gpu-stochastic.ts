@@ -36,7 +36,17 @@ function stochasticGeometry(model: GpuModel, s: number, opts: StochasticVjpOptio
 }
 
 /** Block k ∈ [k0, k0 + kb) of the cotangents of samples [first, first + b): [b·kb·P_out, d_out], f32. */
-function uploadBlock(engine: Engine, opts: StochasticVjpOptions, kind: StochasticKind, s: number, g: SectionGeometry, first: number, b: number, k0: number, kb: number): GPUBuffer {
+function uploadBlock(
+  engine: Engine,
+  opts: StochasticVjpOptions,
+  kind: StochasticKind,
+  s: number,
+  g: SectionGeometry,
+  first: number,
+  b: number,
+  k0: number,
+  kb: number,
+): GPUBuffer {
   const per = kb * g.pOut * g.dOut;
   const out = new Float32Array(b * per);
   for (let n = 0; n < b; n++) out.set(stochasticCotangents(opts.stochastic, kind, s, first + n, g.pOut, g.dOut, g.rOut, opts.Chat, k0, kb).cot, n * per);
@@ -47,7 +57,16 @@ function uploadBlock(engine: Engine, opts: StochasticVjpOptions, kind: Stochasti
  * g = Σ_q w_q · VJP(states[q], cot) concatenated over the input tuple, per sample:
  * [b·kb·P_in, d_in] (the caller releases it).
  */
-function integratedVjpPerSample(engine: Engine, sec: GpuSectionProgram, states: readonly ForwardState[], weights: ArrayLike<number>, cot: GPUBuffer, g: SectionGeometry, b: number, kb: number): GPUBuffer {
+function integratedVjpPerSample(
+  engine: Engine,
+  sec: GpuSectionProgram,
+  states: readonly ForwardState[],
+  weights: ArrayLike<number>,
+  cot: GPUBuffer,
+  g: SectionGeometry,
+  b: number,
+  kb: number,
+): GPUBuffer {
   const rowsOut = b * kb * g.pOut;
   let c0 = 0;
   const cots = g.widthsOut.map((w) => {
@@ -64,7 +83,15 @@ function integratedVjpPerSample(engine: Engine, sec: GpuSectionProgram, states: 
       let col = 0;
       grads.forEach((buf, j) => {
         const w = g.widthsIn[j]!;
-        copyColumns(engine, { src: { buf, ld: w }, dst: { buf: total, ld: g.dIn, col0: col }, groups: 1, per: rows, width: w, alpha: weights[q]!, accumulate: q > 0 });
+        copyColumns(engine, {
+          src: { buf, ld: w },
+          dst: { buf: total, ld: g.dIn, col0: col },
+          groups: 1,
+          per: rows,
+          width: w,
+          alpha: weights[q]!,
+          accumulate: q > 0,
+        });
         col += w;
       });
       engine.release(...grads);
@@ -80,7 +107,14 @@ function checkData(model: GpuModel, tokens: ArrayLike<number>, N: number, what: 
 }
 
 /** Stochastic M′ of section s, d_in × d_in row-major, divided by N·P_in·R. */
-export async function mDashStochasticGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: StochasticVjpOptions): Promise<Float64Array> {
+export async function mDashStochasticGpu(
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: StochasticVjpOptions,
+): Promise<Float64Array> {
   const g = stochasticGeometry(model, s, opts, 'basis');
   checkData(model, tokens, N, 'mDashStochasticGpu');
   const sec = model.sections[s]!;
@@ -121,11 +155,21 @@ export interface StochasticEdgeOptions extends StochasticVjpOptions {
 }
 
 /** Stochastic squared edges of section s (r_out × r_in row-major), divided by N·P_in·R. */
-export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: number, tokens: ArrayLike<number>, N: number, opts: StochasticEdgeOptions): Promise<Float64Array> {
+export async function edgesStochasticGpu(
+  engine: Engine,
+  model: GpuModel,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  opts: StochasticEdgeOptions,
+): Promise<Float64Array> {
   const g = stochasticGeometry(model, s, opts, 'edges');
   const rIn = opts.rIn;
-  checkShape(Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
-    `edgesStochasticGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`, 'pass the node layer basis C and Cpinv with rIn = its kept directions');
+  checkShape(
+    Number.isInteger(rIn) && rIn >= 1 && opts.C.length === g.dIn * rIn && opts.Cpinv.length === rIn * g.dIn,
+    `edgesStochasticGpu: C must be ${g.dIn} × ${rIn} and C⁺ ${rIn} × ${g.dIn}`,
+    'pass the node layer basis C and Cpinv with rIn = its kept directions',
+  );
   checkData(model, tokens, N, 'edgesStochasticGpu');
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
@@ -151,12 +195,14 @@ export async function edgesStochasticGpu(engine: Engine, model: GpuModel, s: num
         const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
         edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, false);
         engine.release(h);
-        reads.push(engine.readF32(out, kb * rIn).then((part) => {
-          for (let kk = 0; kk < kb; kk++) {
-            const i = (k0 + kk) % g.rOut; // k = r·r_out + i
-            for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-          }
-        }));
+        reads.push(
+          engine.readF32(out, kb * rIn).then((part) => {
+            for (let kk = 0; kk < kb; kk++) {
+              const i = (k0 + kk) % g.rOut; // k = r·r_out + i
+              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
+            }
+          }),
+        );
         engine.release(out);
       }
       for (const st of states) sec.releaseState(st);

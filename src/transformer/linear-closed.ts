@@ -25,7 +25,11 @@ export function linearSectionKind(p: SectionProgram): 'local' | 'mixing' | undef
 /** g for every cotangent (t, i): [K = pOut·rOut][pIn · dIn], the input tuple concatenated per position. */
 function linearGradients(p: SectionProgram, g: SectionGeometry, Chat: Float64Array | undefined): Float64Array {
   const K = g.K;
-  const vals = forwardF64(p, p.inputs.map((id) => new Float64Array(p.values[id]!.width * p.values[id]!.positions)), 1);
+  const vals = forwardF64(
+    p,
+    p.inputs.map((id) => new Float64Array(p.values[id]!.width * p.values[id]!.positions)),
+    1,
+  );
   let c0 = 0;
   const cot = p.outputs.map((id) => {
     const w = p.values[id]!.width;
@@ -43,9 +47,10 @@ function linearGradients(p: SectionProgram, g: SectionGeometry, Chat: Float64Arr
   let off = 0;
   p.inputs.forEach((id, j) => {
     const w = p.values[id]!.width;
-    for (let k = 0; k < K; k++) for (let s = 0; s < g.pIn; s++) {
-      for (let a = 0; a < w; a++) out[(k * g.pIn + s) * g.dIn + off + a] = grads[j]![(k * g.pIn + s) * w + a]!;
-    }
+    for (let k = 0; k < K; k++)
+      for (let s = 0; s < g.pIn; s++) {
+        for (let a = 0; a < w; a++) out[(k * g.pIn + s) * g.dIn + off + a] = grads[j]![(k * g.pIn + s) * w + a]!;
+      }
     off += w;
   });
   return out;
@@ -74,8 +79,12 @@ export function mDashLinear(p: SectionProgram, g: SectionGeometry, Chat: Float64
  * a single input position) from the input node layer's second moment S = (1/(N·P)) Σ f fᵀ (d_in × d_in).
  */
 export function edgesLinear(
-  p: SectionProgram, g: SectionGeometry, Chat: Float64Array | undefined, W: number,
-  basis: { C: Float64Array; Cpinv: Float64Array; rIn: number }, S: Float64Array,
+  p: SectionProgram,
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+  W: number,
+  basis: { C: Float64Array; Cpinv: Float64Array; rIn: number },
+  S: Float64Array,
 ): Float64Array {
   const kind = linearSectionKind(p);
   if (!kind || (kind === 'mixing' && g.pIn !== 1)) throw new Error('edgesLinear: the section is not linear and position-local');
@@ -83,11 +92,12 @@ export function edgesLinear(
   const d = g.dIn;
   // q_j = (Cᵀ S C)_jj: the mean of u_j² over samples and positions.
   const SC = new Float64Array(d * r);
-  for (let x = 0; x < d; x++) for (let y = 0; y < d; y++) {
-    const v = S[x * d + y]!;
-    if (v === 0) continue;
-    for (let j = 0; j < r; j++) SC[x * r + j]! += v * C[y * r + j]!;
-  }
+  for (let x = 0; x < d; x++)
+    for (let y = 0; y < d; y++) {
+      const v = S[x * d + y]!;
+      if (v === 0) continue;
+      for (let j = 0; j < r; j++) SC[x * r + j]! += v * C[y * r + j]!;
+    }
   const q = new Float64Array(r);
   for (let x = 0; x < d; x++) for (let j = 0; j < r; j++) q[j]! += C[x * r + j]! * SC[x * r + j]!;
   const G = linearGradients(p, g, Chat);

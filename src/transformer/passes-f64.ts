@@ -153,7 +153,14 @@ export class PassesF64 implements TransformerPasses {
     return M;
   }
 
-  async edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
+  async edges(
+    s: number,
+    input: EdgeInputs,
+    Chat: Float64Array | undefined,
+    rOut: number,
+    pts: IntegrationPoints,
+    stoch?: StochasticSources,
+  ): Promise<Float64Array> {
     const sec = this.mp.sections[s]!;
     const acts = this.activations()[s]!;
     const dIn = acts.width;

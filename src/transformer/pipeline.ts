@@ -32,21 +32,35 @@ export interface TransformerBuildOptions {
 export function stochasticOf(config: BuildConfig): StochasticSources | undefined {
   const { n_stochastic_sources_basis_pos: p, n_stochastic_sources_basis_hidden: h, n_stochastic_sources_edges: e } = config;
   if (p === undefined && h === undefined && e === undefined) return undefined;
-  return { seed: config.seed ?? 0, ...(p !== undefined ? { basisPos: p } : {}), ...(h !== undefined ? { basisHidden: h } : {}), ...(e !== undefined ? { edges: e } : {}) };
+  return {
+    seed: config.seed ?? 0,
+    ...(p !== undefined ? { basisPos: p } : {}),
+    ...(h !== undefined ? { basisHidden: h } : {}),
+    ...(e !== undefined ? { edges: e } : {}),
+  };
 }
 
 function thresholdOf(config: BuildConfig): Threshold {
   return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
 }
 
-export async function buildTransformer(passes: TransformerPasses, mp: ModelProgram, config: BuildConfig, opts: TransformerBuildOptions = {}): Promise<IbResult> {
+export async function buildTransformer(
+  passes: TransformerPasses,
+  mp: ModelProgram,
+  config: BuildConfig,
+  opts: TransformerBuildOptions = {},
+): Promise<IbResult> {
   const log = opts.logger ?? { info: () => {} };
   const formula = config.basis_formula;
   if (formula !== 'jacobian' && formula !== 'svd' && formula !== 'pca') {
     throw new IbgpuError('BAD_CONFIG', `basis_formula '${formula}' is not available for transformers`, "use 'jacobian', 'svd' or 'pca'");
   }
   if (config.rotate_final_node_layer && mp.nodeLayers[mp.nodeLayers.length - 1] === 'output') {
-    throw new IbgpuError('BAD_CONFIG', 'rotating the output node layer is not supported (the logits have no constant slot)', 'set rotate_final_node_layer: false, or end node_layers at unembed');
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'rotating the output node layer is not supported (the logits have no constant slot)',
+      'set rotate_final_node_layer: false, or end node_layers at unembed',
+    );
   }
   const th = thresholdOf(config);
   const pts = integrationPoints(config.integration_method, config.n_intervals);
@@ -54,7 +68,11 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   const centred = config.center;
   const stoch = stochasticOf(config);
   if (formula !== 'jacobian' && (stoch?.basisPos !== undefined || stoch?.basisHidden !== undefined)) {
-    throw new IbgpuError('BAD_CONFIG', `n_stochastic_sources_basis_pos/_hidden estimate M′, which basis_formula '${formula}' does not use`, "remove them, or use basis_formula 'jacobian'");
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `n_stochastic_sources_basis_pos/_hidden estimate M′, which basis_formula '${formula}' does not use`,
+      "remove them, or use basis_formula 'jacobian'",
+    );
   }
   const names = mp.nodeLayers;
   const L = names.length - 1;
@@ -92,7 +110,12 @@ export async function buildTransformer(passes: TransformerPasses, mp: ModelProgr
   const finalOut = { Chat, rOut };
   const mPrimeOf = async (l: number): Promise<Float64Array> => {
     if (!ngf || l === L - 1) return passes.mPrime(l, Chat, rOut, pts, stoch);
-    if (!opts.passesFor) throw new IbgpuError('BAD_CONFIG', 'naive_gradient_flow needs passes over the recut model, which this caller did not provide', 'build through runTransformerBuild or buildTransformerF64');
+    if (!opts.passesFor)
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        'naive_gradient_flow needs passes over the recut model, which this caller did not provide',
+        'build through runTransformerBuild or buildTransformerF64',
+      );
     const p = await opts.passesFor(cutAtFinal(mp, l));
     try {
       return await p.mPrime(l, finalOut.Chat, finalOut.rOut, pts, stoch);
@@ -151,8 +174,14 @@ type EdgeRun = Promise<{ E: Float64Array; rows: number; cols: number; ms: number
 
 /** One section's squared edges from the bases of its two node layers. */
 async function edgeRun(
-  passes: TransformerPasses, mp: ModelProgram, l: number, bin: LayerBasis, bout: LayerBasis | undefined,
-  pts: ReturnType<typeof integrationPoints>, stoch: StochasticSources | undefined, clock: () => number,
+  passes: TransformerPasses,
+  mp: ModelProgram,
+  l: number,
+  bin: LayerBasis,
+  bout: LayerBasis | undefined,
+  pts: ReturnType<typeof integrationPoints>,
+  stoch: StochasticSources | undefined,
+  clock: () => number,
 ): EdgeRun {
   const sec = mp.sections[l]!;
   const rO = bout ? bout.r : sec.outputs.reduce((a, id) => a + sec.values[id]!.width, 0);
@@ -166,7 +195,10 @@ async function edgeRun(
  * the runs already started beside the bases stage, else one after another here.
  */
 async function edgesStage(
-  passes: TransformerPasses, mp: ModelProgram, config: BuildConfig, allBases: Map<string, LayerBasis>,
+  passes: TransformerPasses,
+  mp: ModelProgram,
+  config: BuildConfig,
+  allBases: Map<string, LayerBasis>,
   o: { pts: ReturnType<typeof integrationPoints>; stoch: StochasticSources | undefined; timings: Record<string, number>; clock: () => number },
   started: (EdgeRun | undefined)[] = [],
 ): Promise<IbResult> {
@@ -191,6 +223,13 @@ async function edgesStage(
 }
 
 /** The float64 reference build: every pass in float64 on the CPU. */
-export async function buildTransformerF64(mp: ModelProgram, tokens: Int32Array, n: number, P: number, config: BuildConfig, opts: TransformerBuildOptions = {}): Promise<IbResult> {
+export async function buildTransformerF64(
+  mp: ModelProgram,
+  tokens: Int32Array,
+  n: number,
+  P: number,
+  config: BuildConfig,
+  opts: TransformerBuildOptions = {},
+): Promise<IbResult> {
   return buildTransformer(new PassesF64(mp, tokens, n, P), mp, config, { passesFor: async (m) => new PassesF64(m, tokens, n, P), ...opts });
 }

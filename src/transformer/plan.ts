@@ -69,7 +69,9 @@ function opFlops(p: SectionProgram, op: Op): number {
 }
 
 function sectionPath(p: SectionProgram): string {
-  if (p.ops.every((op) => op.kind === 'linear' || op.kind === 'copy' || op.kind === 'concat' || op.kind === 'slice' || op.kind === 'add' || op.kind === 'lastPos')) {
+  if (
+    p.ops.every((op) => op.kind === 'linear' || op.kind === 'copy' || op.kind === 'concat' || op.kind === 'slice' || op.kind === 'add' || op.kind === 'lastPos')
+  ) {
     return 'linear section: M′ and edges once for all samples';
   }
   if (lastPosAttentionSection(p)) return 'closed form of last-position attention (M′ and edges)';
@@ -103,8 +105,12 @@ export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientF
     const m = ngf ? cost(ngf) : local;
     sections.push({
       name: `${sec.from} -> ${sec.to}`,
-      dIn: inp.width, dOut: out.width, pIn: inp.positions, pOut: out.positions,
-      forward: local.forward, K: local.K,
+      dIn: inp.width,
+      dOut: out.width,
+      pIn: inp.positions,
+      pOut: out.positions,
+      forward: local.forward,
+      K: local.K,
       mPrimeFlops: n * m.perSample,
       edgeFlops: n * local.perSample,
       mPrimeBytes: inp.width * inp.width * 8,

@@ -47,7 +47,13 @@ export interface RunIdentity {
 export function modelHash(model: TransformerModel): string {
   const h = createHash('sha256');
   const c = model.config;
-  h.update(JSON.stringify(Object.keys(c).sort().map((k) => [k, (c as unknown as Record<string, unknown>)[k]])));
+  h.update(
+    JSON.stringify(
+      Object.keys(c)
+        .sort()
+        .map((k) => [k, (c as unknown as Record<string, unknown>)[k]]),
+    ),
+  );
   const add = (name: string, a: Float64Array | undefined): void => {
     h.update(`${name}:${a ? a.length : -1};`);
     if (a) h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
@@ -84,7 +90,8 @@ function checkShared(path: string, stored: RunIdentity, want: RunIdentity, hint:
       throw badFile(path, `it was computed with ${what} ${JSON.stringify(a)}, this run has ${JSON.stringify(b)}`, hint);
     }
   };
-  if (stored.model !== want.model) throw badFile(path, `it was computed for another model (weights hash ${stored.model}; this run's model hashes to ${want.model})`, hint);
+  if (stored.model !== want.model)
+    throw badFile(path, `it was computed for another model (weights hash ${stored.model}; this run's model hashes to ${want.model})`, hint);
   diff('center =', stored.center, want.center);
   diff('last_pos_module_type =', stored.last_pos_module_type, want.last_pos_module_type);
   if (ln) diff('isolate_ln_var =', stored.isolate_ln_var, want.isolate_ln_var);
@@ -95,7 +102,13 @@ function parseIdentity(path: string, raw: unknown): RunIdentity {
   if (!o || typeof o.model !== 'string' || !Array.isArray(o.node_layers) || typeof o.center !== 'boolean') {
     throw badFile(path, 'it does not record the run it came from (model, node layers, centring)', 'use a file written by an ibgpu transformer build');
   }
-  return { model: o.model, node_layers: o.node_layers, center: o.center, last_pos_module_type: o.last_pos_module_type ?? null, isolate_ln_var: o.isolate_ln_var ?? true };
+  return {
+    model: o.model,
+    node_layers: o.node_layers,
+    center: o.center,
+    last_pos_module_type: o.last_pos_module_type ?? null,
+    isolate_ln_var: o.isolate_ln_var ?? true,
+  };
 }
 
 export interface StatsSource {
@@ -110,7 +123,11 @@ export interface StatsSource {
  * `target` holding grams.safetensors and manifest.json. Returns the directory.
  */
 export async function writeStatsDir(
-  target: string, names: readonly string[], stats: readonly NodeStatsResult[], identity: RunIdentity, src: StatsSource,
+  target: string,
+  names: readonly string[],
+  stats: readonly NodeStatsResult[],
+  identity: RunIdentity,
+  src: StatsSource,
   o: { configPath?: string; config: BuildConfig; guard?: OutputGuardOptions; timings: Record<string, number>; adapter: string },
 ): Promise<string> {
   const tensors: Record<string, Tensor> = {};
@@ -159,7 +176,8 @@ async function isDir(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory();
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new IbgpuError('BAD_CONFIG', `${p} does not exist`, 'check the path in the config (paths are relative to the config file)');
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new IbgpuError('BAD_CONFIG', `${p} does not exist`, 'check the path in the config (paths are relative to the config file)');
     throw e;
   }
 }
@@ -174,11 +192,19 @@ export async function readStats(path: string, want: RunIdentity): Promise<NodeSt
   try {
     await stat(file);
   } catch {
-    throw badFile(path, `not ibgpu transformer statistics: there is no ${file === path ? 'such file' : STATS_FILE} (it is written by a run with "calculate_Cs": false)`, 'point gram_matrices_path at the directory such a run wrote');
+    throw badFile(
+      path,
+      `not ibgpu transformer statistics: there is no ${file === path ? 'such file' : STATS_FILE} (it is written by a run with "calculate_Cs": false)`,
+      'point gram_matrices_path at the directory such a run wrote',
+    );
   }
   const { tensors, metadata } = await loadSafetensors(file);
   if (metadata['format'] !== STATS_FORMAT) {
-    throw badFile(file, `not ibgpu transformer statistics (metadata format = ${JSON.stringify(metadata['format'])}, expected "${STATS_FORMAT}")`, 'point gram_matrices_path at the directory a "calculate_Cs": false run wrote');
+    throw badFile(
+      file,
+      `not ibgpu transformer statistics (metadata format = ${JSON.stringify(metadata['format'])}, expected "${STATS_FORMAT}")`,
+      'point gram_matrices_path at the directory a "calculate_Cs": false run wrote',
+    );
   }
   if (metadata['checksum'] !== tensorDigest(tensors)) throw badFile(file, 'checksum mismatch: the file is damaged', 'rerun the statistics');
   const stored = parseIdentity(file, metadata['run']);
@@ -187,7 +213,11 @@ export async function readStats(path: string, want: RunIdentity): Promise<NodeSt
   const names = want.node_layers.filter((n) => n !== 'output');
   const missing = names.filter((n) => !(`${n}/gram` in tensors));
   if (missing.length > 0) {
-    throw badFile(file, `it holds no statistics for node layer(s) ${missing.join(', ')} (it has ${stored.node_layers.join(', ')}; this run needs ${names.join(', ')})`, hint);
+    throw badFile(
+      file,
+      `it holds no statistics for node layer(s) ${missing.join(', ')} (it has ${stored.node_layers.join(', ')}; this run needs ${names.join(', ')})`,
+      hint,
+    );
   }
   return names.map((n) => {
     const mean = toFloat64(tensors[`${n}/mean`]!);
@@ -209,7 +239,8 @@ function contiguousRun(inner: readonly string[], outer: readonly string[]): bool
 export async function readBases(path: string, want: RunIdentity): Promise<Map<string, LayerBasis>> {
   const dir = (await isDir(path)) ? path : dirname(path);
   const file = (await isDir(path)) ? join(path, 'basis.safetensors') : path;
-  const hint = 'point interaction_matrices_path at the result directory of a transformer build of this model and node layers (e.g. one with "calculate_edges": false)';
+  const hint =
+    'point interaction_matrices_path at the result directory of a transformer build of this model and node layers (e.g. one with "calculate_edges": false)';
   let manifest: Record<string, unknown>;
   try {
     manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as Record<string, unknown>;
@@ -219,11 +250,20 @@ export async function readBases(path: string, want: RunIdentity): Promise<Map<st
   if (manifest['format'] !== RESULT_FORMAT || manifest['transformer_run'] === undefined) {
     throw badFile(dir, 'not the result of an ibgpu transformer build (its manifest has no transformer_run)', hint);
   }
-  if (manifest['kind'] === 'transformer-statistics') throw badFile(dir, 'it holds only statistics (a "calculate_Cs": false run), no bases', 'pass it as gram_matrices_path to compute the bases, then use that result here');
+  if (manifest['kind'] === 'transformer-statistics')
+    throw badFile(
+      dir,
+      'it holds only statistics (a "calculate_Cs": false run), no bases',
+      'pass it as gram_matrices_path to compute the bases, then use that result here',
+    );
   const stored = parseIdentity(dir, manifest['transformer_run']);
   checkShared(dir, stored, want, hint, true);
   if (!contiguousRun(want.node_layers, stored.node_layers)) {
-    throw badFile(dir, `its node layers (${stored.node_layers.join(', ')}) do not contain this run's node layers (${want.node_layers.join(', ')}) as a contiguous run`, 'use node layers that follow each other in the stored build, or rebuild the bases for these node layers');
+    throw badFile(
+      dir,
+      `its node layers (${stored.node_layers.join(', ')}) do not contain this run's node layers (${want.node_layers.join(', ')}) as a contiguous run`,
+      'use node layers that follow each other in the stored build, or rebuild the bases for these node layers',
+    );
   }
   const { tensors, metadata } = await loadSafetensors(file);
   if (metadata['format'] !== 'ibgpu-basis') throw badFile(file, `not an ibgpu basis file (metadata format = ${JSON.stringify(metadata['format'])})`, hint);
@@ -243,13 +283,15 @@ export async function readBases(path: string, want: RunIdentity): Promise<Map<st
       return t ? toFloat64(t) : undefined;
     };
     const b: LayerBasis = {
-      name, dim, r,
+      name,
+      dim,
+      r,
       centred: layers[name]?.centred ?? stored.center,
       mean: toFloat64(mean),
       gramEigenvalues: opt('gram_eigenvalues') ?? new Float64Array(0),
       U: U ? toFloat64(U) : new Float64Array(0),
       D: opt('D') ?? new Float64Array(0),
-      k: U ? U.shape[1]! : layers[name]?.stage1_kept ?? r,
+      k: U ? U.shape[1]! : (layers[name]?.stage1_kept ?? r),
       C: toFloat64(C),
       Cpinv: toFloat64(Cp),
       dropped: layers[name]?.dropped ?? { stage1: 0, stage2: 0 },

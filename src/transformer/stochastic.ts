@@ -41,7 +41,7 @@ export function isStochastic(src: StochasticSources | undefined, kind: Stochasti
 
 /** R, the product of the source counts that are set (the extra divisor, SPEC-transformers §5.1). */
 export function stochasticR(src: StochasticSources, kind: StochasticKind): number {
-  return kind === 'edges' ? src.edges ?? 1 : (src.basisPos ?? 1) * (src.basisHidden ?? 1);
+  return kind === 'edges' ? (src.edges ?? 1) : (src.basisPos ?? 1) * (src.basisHidden ?? 1);
 }
 
 /** Cotangents per sample of a stochastic set. */
@@ -83,7 +83,16 @@ export function streamSeed(seed: number, section: number, sample: number, kind: 
  * for (i, t), i outer; R_h, stream k: one sign per i; both, stream k: signs for (t, i), t outer.
  * Any block of k can be generated alone, so memory stays bounded by the block.
  */
-export function stochasticPhiRows(src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, rOut: number, k0: number, kb: number): Float64Array {
+export function stochasticPhiRows(
+  src: StochasticSources,
+  kind: StochasticKind,
+  section: number,
+  sample: number,
+  pOut: number,
+  rOut: number,
+  k0: number,
+  kb: number,
+): Float64Array {
   const K = stochasticK(src, kind, pOut, rOut);
   if (!(Number.isInteger(k0) && Number.isInteger(kb) && k0 >= 0 && kb >= 0 && k0 + kb <= K)) {
     throw new IbgpuError('SHAPE', `stochastic cotangents [${k0}, ${k0 + kb}) outside 0..${K}`);
@@ -117,7 +126,14 @@ export function stochasticPhiRows(src: StochasticSources, kind: StochasticKind, 
 }
 
 /** All of one sample's coefficients φ, [K, P_out, r_out]. */
-export function stochasticPhi(src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, rOut: number): { phi: Float64Array; K: number } {
+export function stochasticPhi(
+  src: StochasticSources,
+  kind: StochasticKind,
+  section: number,
+  sample: number,
+  pOut: number,
+  rOut: number,
+): { phi: Float64Array; K: number } {
   const K = stochasticK(src, kind, pOut, rOut);
   return { phi: stochasticPhiRows(src, kind, section, sample, pOut, rOut, 0, K), K };
 }
@@ -128,8 +144,16 @@ export function stochasticPhi(src: StochasticSources, kind: StochasticKind, sect
  * stay zero. Without k0/kb: all K.
  */
 export function stochasticCotangents(
-  src: StochasticSources, kind: StochasticKind, section: number, sample: number, pOut: number, dOut: number, rOut: number, Chat: Float64Array | undefined,
-  k0 = 0, kb?: number,
+  src: StochasticSources,
+  kind: StochasticKind,
+  section: number,
+  sample: number,
+  pOut: number,
+  dOut: number,
+  rOut: number,
+  Chat: Float64Array | undefined,
+  k0 = 0,
+  kb?: number,
 ): { cot: Float64Array; K: number } {
   const K = stochasticK(src, kind, pOut, rOut);
   const n = kb ?? K - k0;
@@ -145,4 +169,3 @@ export function stochasticCotangents(
   }
   return { cot, K };
 }
-

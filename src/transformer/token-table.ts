@@ -21,7 +21,8 @@ export function tokenRowTable(model: GpuModel, s: number, N: number, widest: num
   const mp = model.mp;
   const emb = mp.embed;
   if (s !== 0 || !emb || mp.pre.ops.some((op) => op.kind === 'attention' || op.kind === 'lastPos')) return undefined;
-  const V = emb.vocab, P = model.P;
+  const V = emb.vocab,
+    P = model.P;
   if (V > N || V * P * widest * 8 > 64 * 2 ** 20) return undefined;
   const toks = new Int32Array(V * P);
   for (let v = 0; v < V; v++) toks.fill(v, v * P, (v + 1) * P);
@@ -41,21 +42,35 @@ export function tokenRowTable(model: GpuModel, s: number, N: number, widest: num
 /** table (rows × k) · M (k × n), float64. */
 export function mulF64(table: Float64Array, rows: number, k: number, M: Float64Array, n: number): Float64Array {
   const out = new Float64Array(rows * n);
-  for (let i = 0; i < rows; i++) for (let a = 0; a < k; a++) {
-    const v = table[i * k + a]!;
-    if (v === 0) continue;
-    for (let c = 0; c < n; c++) out[i * n + c]! += v * M[a * n + c]!;
-  }
+  for (let i = 0; i < rows; i++)
+    for (let a = 0; a < k; a++) {
+      const v = table[i * k + a]!;
+      if (v === 0) continue;
+      for (let c = 0; c < n; c++) out[i * n + c]! += v * M[a * n + c]!;
+    }
   return out;
 }
 
 /** Rows [b·P, w] of samples [first, first + b) looked up in a per-(token, position) table [vocab·P, w]. */
-export function lookupRows(table: Float64Array, w: number, tokens: ArrayLike<number>, vocab: number, P: number, first: number, b: number, shared: boolean): Float64Array {
+export function lookupRows(
+  table: Float64Array,
+  w: number,
+  tokens: ArrayLike<number>,
+  vocab: number,
+  P: number,
+  first: number,
+  b: number,
+  shared: boolean,
+): Float64Array {
   const out = shared ? new Float64Array(new SharedArrayBuffer(b * P * w * 8)) : new Float64Array(b * P * w);
   for (let i = 0; i < b * P; i++) {
     const t = tokens[first * P + i]!;
     if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-      throw new IbgpuError('BAD_FILE', `token ${i % P} of sample ${first + Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`, 'check that the dataset was tokenised for this model');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `token ${i % P} of sample ${first + Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+        'check that the dataset was tokenised for this model',
+      );
     }
     const row = t * P + (i % P);
     out.set(table.subarray(row * w, (row + 1) * w), i * w);
@@ -67,12 +82,24 @@ export function lookupRows(table: Float64Array, w: number, tokens: ArrayLike<num
  * Statistics of node layer 0 from its table: the mean and the Gram (divided by N·P), centred at
  * `shift(mean)` when given, else raw, in float64 from the (token, position) counts.
  */
-export function tableNodeStats(table: Float64Array, width: number, tokens: ArrayLike<number>, vocab: number, P: number, N: number, shift?: (mean: Float64Array) => Float64Array): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
+export function tableNodeStats(
+  table: Float64Array,
+  width: number,
+  tokens: ArrayLike<number>,
+  vocab: number,
+  P: number,
+  N: number,
+  shift?: (mean: Float64Array) => Float64Array,
+): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
   const counts = new Float64Array(vocab * P);
   for (let i = 0; i < N * P; i++) {
     const t = tokens[i]!;
     if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-      throw new IbgpuError('BAD_FILE', `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`, 'check that the dataset was tokenised for this model');
+      throw new IbgpuError(
+        'BAD_FILE',
+        `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+        'check that the dataset was tokenised for this model',
+      );
     }
     counts[t * P + (i % P)]! += 1;
   }

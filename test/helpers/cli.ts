@@ -25,8 +25,12 @@ export function runIbgpu(cwd: string, args: string[]): Promise<CliRun> {
     const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, '--', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
-    p.stdout.on('data', (c) => { out += c; });
-    p.stderr.on('data', (c) => { err += c; });
+    p.stdout.on('data', (c) => {
+      out += c;
+    });
+    p.stderr.on('data', (c) => {
+      err += c;
+    });
     p.on('error', rej);
     p.on('close', (code) => res({ code: code ?? -1, out, err, ms: performance.now() - t0 }));
   });

@@ -13,7 +13,10 @@ export function expectClose(got: ArrayLike<number>, ref: ArrayLike<number>, what
   let at = -1;
   for (let i = 0; i < ref.length; i++) {
     const e = Math.abs(got[i]! - ref[i]!) / (Math.abs(ref[i]!) + mean + 1e-300);
-    if (!(e <= worst)) { worst = e; at = i; }
+    if (!(e <= worst)) {
+      worst = e;
+      at = i;
+    }
   }
   expect(worst, `${what}: worst relative error at ${at} (gpu ${got[at]}, ref ${ref[at]})`).toBeLessThanOrEqual(tol);
 }

@@ -28,6 +28,9 @@ export function useSwiftShader(): { get: () => Engine | undefined; why: () => st
       why = `no SwiftShader adapter (${(err as Error).message.split('\n')[0]})`;
     }
   }, 60_000);
-  afterAll(() => { e?.dispose(); e = undefined; });
+  afterAll(() => {
+    e?.dispose();
+    e = undefined;
+  });
   return { get: () => e, why: () => why };
 }

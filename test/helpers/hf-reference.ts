@@ -23,7 +23,14 @@ export function linear(x: Float64Array, W: Float64Array, b: Float64Array | undef
  * Causal attention over rows q, k, v [P][H·dh] (head-major columns): scores q·k / `divisor`, and
  * with `window` only keys u with t − u < window.
  */
-export function attend(q: Float64Array[], k: Float64Array[], v: Float64Array[], H: number, dh: number, opts: { divisor: number; window?: number }): Float64Array[] {
+export function attend(
+  q: Float64Array[],
+  k: Float64Array[],
+  v: Float64Array[],
+  H: number,
+  dh: number,
+  opts: { divisor: number; window?: number },
+): Float64Array[] {
   return q.map((qt, t) => {
     const z = new Float64Array(H * dh);
     const keys = [...Array(t + 1).keys()].filter((u) => opts.window === undefined || t - u < opts.window);
@@ -36,7 +43,9 @@ export function attend(q: Float64Array[], k: Float64Array[], v: Float64Array[], 
       const mx = Math.max(...s);
       const e = s.map((x) => Math.exp(x - mx));
       const tot = e.reduce((a, b) => a + b, 0);
-      keys.forEach((u, n) => { for (let j = 0; j < dh; j++) z[h * dh + j]! += (e[n]! / tot) * v[u]![h * dh + j]!; });
+      keys.forEach((u, n) => {
+        for (let j = 0; j < dh; j++) z[h * dh + j]! += (e[n]! / tot) * v[u]![h * dh + j]!;
+      });
     }
     return z;
   });

@@ -135,9 +135,14 @@ export interface Section {
 export function section(model: MlpModel, layer: number, b: LayerBasis, next: LayerBasis | undefined): Section {
   const W = foldedWeight(model, layer);
   return {
-    Wbar: W.data, dimOut: W.cols, act: model.layers[layer]!.activation,
+    Wbar: W.data,
+    dimOut: W.cols,
+    act: model.layers[layer]!.activation,
     Q: matmulF64(b.Cpinv, W.data, { m: b.r, n: W.cols, k: b.dim }),
-    Cn: next?.C, ro: next ? next.r : W.cols, r: b.r, dim: b.dim,
+    Cn: next?.C,
+    ro: next ? next.r : W.cols,
+    r: b.r,
+    dim: b.dim,
   };
 }
 
@@ -357,7 +362,10 @@ export function fmt(v: number): string {
  * of node layer `layers.i` (the input of layer i); blocks[b][i] is block b's width there.
  */
 export function blockDiagonalProductSet(): { model: MlpModel; blocks: number[][]; sizes: number[]; blockOf: number[][]; x: Float32Array; N: number } {
-  const blocks = [[3, 6, 5, 2], [4, 7, 4, 3]];
+  const blocks = [
+    [3, 6, 5, 2],
+    [4, 7, 4, 3],
+  ];
   const sizes = [0, 1, 2, 3].map((i) => blocks[0]![i]! + blocks[1]![i]!);
   const g = gaussian(rng(41));
   const model = randomMlp(sizes, 42);

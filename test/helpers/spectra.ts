@@ -42,7 +42,12 @@ export function withSpectrum(lambda: readonly number[], seed: number): Float64Ar
 export function randomSymmetric(n: number, seed: number): Float64Array {
   const g = gaussian(rng(seed));
   const a = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) { const v = g(); a[i * n + j] = v; a[j * n + i] = v; }
+  for (let i = 0; i < n; i++)
+    for (let j = i; j < n; j++) {
+      const v = g();
+      a[i * n + j] = v;
+      a[j * n + i] = v;
+    }
   return a;
 }
 

@@ -74,7 +74,16 @@ function integratedGrads(sec: SectionProgram, x: readonly Float64Array[], Chat: 
   return g;
 }
 
-export function mDashF64(mp: ModelProgram, s: number, tokens: ArrayLike<number>, N: number, P: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints): Float64Array {
+export function mDashF64(
+  mp: ModelProgram,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  P: number,
+  Chat: Float64Array | undefined,
+  rOut: number,
+  pts: IntegrationPoints,
+): Float64Array {
   const sec = mp.sections[s]!;
   const tuple = nodeTuplesF64(mp, tokens, N, P)[s]!;
   const wIn = widths(sec, sec.inputs);
@@ -90,8 +99,17 @@ export function mDashF64(mp: ModelProgram, s: number, tokens: ArrayLike<number>,
 }
 
 export function edgesF64(
-  mp: ModelProgram, s: number, tokens: ArrayLike<number>, N: number, P: number,
-  C: Float64Array, Cpinv: Float64Array, rIn: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints,
+  mp: ModelProgram,
+  s: number,
+  tokens: ArrayLike<number>,
+  N: number,
+  P: number,
+  C: Float64Array,
+  Cpinv: Float64Array,
+  rIn: number,
+  Chat: Float64Array | undefined,
+  rOut: number,
+  pts: IntegrationPoints,
 ): Float64Array {
   const sec = mp.sections[s]!;
   const tuple = nodeTuplesF64(mp, tokens, N, P)[s]!;

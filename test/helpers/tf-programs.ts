@@ -17,7 +17,7 @@ class Builder {
   linear(x: number, wOut: number, scale: number, label: string): number {
     const v = this.values[x]!;
     const y = this.val(wOut, v.positions, label);
-    const W = Float64Array.from({ length: v.width * wOut }, () => this.g() * scale / Math.sqrt(v.width));
+    const W = Float64Array.from({ length: v.width * wOut }, () => (this.g() * scale) / Math.sqrt(v.width));
     this.ops.push({ kind: 'linear', x, y, W, wIn: v.width, wOut });
     return y;
   }
@@ -123,17 +123,33 @@ export function headProgram(seed: number, widths: readonly number[], P: number, 
 /** Embedding tuple (e, pos) → the same tuple through copies (the `pre` of a test model). */
 export function copyPre(width: number, P: number): SectionProgram {
   const values = [
-    { width, positions: P, label: 'embed' }, { width, positions: P, label: 'pos_embed' },
-    { width, positions: P, label: 'e' }, { width, positions: P, label: 'pos' },
+    { width, positions: P, label: 'embed' },
+    { width, positions: P, label: 'pos_embed' },
+    { width, positions: P, label: 'e' },
+    { width, positions: P, label: 'pos' },
   ];
-  return { from: 'input', to: 'n0', values, inputs: [0, 1], outputs: [2, 3], ops: [{ kind: 'copy', x: 0, y: 2 }, { kind: 'copy', x: 1, y: 3 }] };
+  return {
+    from: 'input',
+    to: 'n0',
+    values,
+    inputs: [0, 1],
+    outputs: [2, 3],
+    ops: [
+      { kind: 'copy', x: 0, y: 2 },
+      { kind: 'copy', x: 1, y: 3 },
+    ],
+  };
 }
 
 /** Linear-only readout (rib's unembed → output): concat, one linear map. Sample-independent VJP. */
 export function linearProgram(seed: number, widths: readonly number[], P: number, wOut: number): SectionProgram {
   const b = new Builder(gaussian(rng(seed)));
   const ins = widths.map((w, j) => b.val(w, P, `in${j}`));
-  const cat = b.val(widths.reduce((a, c) => a + c, 0), P, 'cat');
+  const cat = b.val(
+    widths.reduce((a, c) => a + c, 0),
+    P,
+    'cat',
+  );
   b.ops.push({ kind: 'concat', xs: ins, y: cat });
   const y = b.linear(cat, wOut, 1, 'logits');
   return { from: 'unembed', to: 'output', values: b.values, inputs: ins, outputs: [y], ops: b.ops };

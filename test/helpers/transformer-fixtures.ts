@@ -28,7 +28,6 @@ export const CASES: [string, string][] = [
   ['gpt-tiny', 'gpt-tiny_f64_svd'],
 ];
 
-
 export async function tensorsOf(path: string): Promise<Record<string, Tensor>> {
   return parseSafetensors(new Uint8Array(readFileSync(path)), path).readAll();
 }
@@ -65,10 +64,18 @@ export async function load(modelDir: string, kase: string, weightsFile: string):
 }
 
 /** The fixture cases the GPU pass tests compare on (one per model). */
-export const GPU_CASES: [string, string][] = [['modadd-tiny', 'modadd-tiny_f64_jacobian'], ['gpt-tiny', 'gpt-tiny_f64_jacobian']];
+export const GPU_CASES: [string, string][] = [
+  ['modadd-tiny', 'modadd-tiny_f64_jacobian'],
+  ['gpt-tiny', 'gpt-tiny_f64_jacobian'],
+];
 
 /** GPU and float64 passes over the first ≤ maxN samples of a fixture case; the caller disposes `gpu`. */
-export async function fixturePasses(engine: Engine, modelDir: string, kase: string, maxN = 48): Promise<{ l: Loaded; n: number; tokens: Int32Array; gpu: GpuPasses; cpu: PassesF64 }> {
+export async function fixturePasses(
+  engine: Engine,
+  modelDir: string,
+  kase: string,
+  maxN = 48,
+): Promise<{ l: Loaded; n: number; tokens: Int32Array; gpu: GpuPasses; cpu: PassesF64 }> {
   const l = await load(modelDir, kase, 'weights.safetensors');
   const n = Math.min(l.n, maxN);
   const tokens = l.tokens.slice(0, n * l.P);
@@ -79,8 +86,14 @@ export async function fixturePasses(engine: Engine, modelDir: string, kase: stri
  * Random bases around section s of a model with node layers `nodes`: Ĉ with ≤ 6 columns at its
  * output (none at `output`: the identity), C and C⁺ with ≤ 5 at its input (seeds 100+s, 200+s, 300+s).
  */
-export function randomSectionBases(nodes: readonly { name: string; width: number }[], s: number): {
-  Chat: Float64Array | undefined; rOut: number; input: { C: Float64Array; Cpinv: Float64Array; rIn: number }; where: string;
+export function randomSectionBases(
+  nodes: readonly { name: string; width: number }[],
+  s: number,
+): {
+  Chat: Float64Array | undefined;
+  rOut: number;
+  input: { C: Float64Array; Cpinv: Float64Array; rIn: number };
+  where: string;
 } {
   const out = nodes[s + 1]!;
   const identity = out.name === 'output';
@@ -122,7 +135,6 @@ export function transpose(a: Float64Array, rows: number, cols: number): Float64A
   return t;
 }
 
-
 /** Builds one rib case with the float64 reference pipeline and compares it with rib's outputs (tolerances: test/transformer-fixtures.test.ts). */
 export async function checkCase(modelDir: string, kase: string, weightsFile: string): Promise<{ res: IbResult; loaded: Loaded; passes: PassesF64 }> {
   const loaded = await load(modelDir, kase, weightsFile);
@@ -162,6 +174,8 @@ export async function checkCase(modelDir: string, kase: string, weightsFile: str
     worst['edges'] = Math.max(worst['edges'] ?? 0, err);
     expect(err, `edges ${key}`).toBeLessThan(1e-5);
   }
-  console.log(`${kase} (${weightsFile}): worst C ${worst['C']?.toExponential(2)}, Λ ${worst['Lambda']?.toExponential(2) ?? '-'}, edges ${worst['edges']?.toExponential(2)}`);
+  console.log(
+    `${kase} (${weightsFile}): worst C ${worst['C']?.toExponential(2)}, Λ ${worst['Lambda']?.toExponential(2) ?? '-'}, edges ${worst['edges']?.toExponential(2)}`,
+  );
   return { res, loaded, passes };
 }

@@ -261,8 +261,16 @@ export function compileTransformer(model: TransformerModel, nodeLayers: readonly
         const z = sb.val(H * dV, P(q), `${id}/z`);
         const local = c.use_local_attn && layer % 2 === 1;
         emit({
-          kind: 'attention', q, k, v, y: z, heads: H, dHead: dh, dV,
-          scale: c.use_attn_scale ? Math.sqrt(dh) : 1, causal: true,
+          kind: 'attention',
+          q,
+          k,
+          v,
+          y: z,
+          heads: H,
+          dHead: dh,
+          dV,
+          scale: c.use_attn_scale ? Math.sqrt(dh) : 1,
+          causal: true,
           ...(local ? { window: c.window_size } : {}),
         });
         tup = [linear(z, fb!.O, H * dV, D, `${id}/o`), r];

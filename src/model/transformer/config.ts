@@ -78,9 +78,12 @@ export function activationOf(a: TlActFn): Activation {
  */
 export function ribRootOfOne(a: TlActFn): number {
   switch (a) {
-    case 'relu': return 1;
-    case 'gelu': return 1.144450718351436;
-    case 'gelu_new': return 1.1446303090306174;
+    case 'relu':
+      return 1;
+    case 'gelu':
+      return 1.144450718351436;
+    case 'gelu_new':
+      return 1.1446303090306174;
   }
 }
 
@@ -218,7 +221,10 @@ function fromHuggingFace(h: Record<string, unknown>, where: string): Record<stri
       model_name: hfModelName(h),
     };
   }
-  throw bad(`${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`, 'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-Neo / GPT-NeoX config.json');
+  throw bad(
+    `${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`,
+    'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-Neo / GPT-NeoX config.json',
+  );
 }
 
 /** A HuggingFace config's model name ("roneneldan/TinyStories-1M" → "TinyStories-1M"), as TL names it. */

@@ -6,7 +6,9 @@ import { mulberry32 } from '../../util/mulberry32.js';
 import type { TransformerConfig } from './config.js';
 import type { BlockWeights, TransformerModel } from './weights.js';
 
-export function transformerConfig(over: Partial<TransformerConfig> & Pick<TransformerConfig, 'd_model' | 'n_heads' | 'd_head' | 'd_mlp' | 'd_vocab' | 'n_ctx' | 'n_layers'>): TransformerConfig {
+export function transformerConfig(
+  over: Partial<TransformerConfig> & Pick<TransformerConfig, 'd_model' | 'n_heads' | 'd_head' | 'd_mlp' | 'd_vocab' | 'n_ctx' | 'n_layers'>,
+): TransformerConfig {
   return {
     act_fn: 'relu',
     normalization_type: null,
@@ -31,10 +33,18 @@ export function randomTransformer(config: TransformerConfig, seed: number): Tran
   const blocks: BlockWeights[] = [];
   for (let i = 0; i < config.n_layers; i++) {
     blocks.push({
-      WQ: arr(H * d * dh, 0.25), WK: arr(H * d * dh, 0.25), WV: arr(H * d * dh, 0.25),
-      bQ: arr(H * dh, 0.1), bK: arr(H * dh, 0.1), bV: arr(H * dh, 0.1),
-      WO: arr(H * dh * d, 0.25), bO: arr(d, 0.1),
-      Win: arr(d * m, 0.25), bin: arr(m, 0.1), Wout: arr(m * d, 0.25 / Math.SQRT2), bout: arr(d, 0.1),
+      WQ: arr(H * d * dh, 0.25),
+      WK: arr(H * d * dh, 0.25),
+      WV: arr(H * d * dh, 0.25),
+      bQ: arr(H * dh, 0.1),
+      bK: arr(H * dh, 0.1),
+      bV: arr(H * dh, 0.1),
+      WO: arr(H * dh * d, 0.25),
+      bO: arr(d, 0.1),
+      Win: arr(d * m, 0.25),
+      bin: arr(m, 0.1),
+      Wout: arr(m * d, 0.25 / Math.SQRT2),
+      bout: arr(d, 0.1),
     });
   }
   const weights: TransformerModel['weights'] = { WE: arr(V * d, 1), blocks, WU: arr(d * V, 0.25), bU: arr(V, 0.1) };

@@ -35,7 +35,13 @@ function layerNormRows(x: Float64Array, rows: number, d: number, eps: number): F
   return y;
 }
 
-export function forwardTransformerF64(model: TransformerModel, tokens: ArrayLike<number>, n: number, P: number, lastPos: LastPosModuleType | null = null): ReferenceForward {
+export function forwardTransformerF64(
+  model: TransformerModel,
+  tokens: ArrayLike<number>,
+  n: number,
+  P: number,
+  lastPos: LastPosModuleType | null = null,
+): ReferenceForward {
   const c = model.config;
   const w = model.weights;
   const { d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V } = c;
@@ -78,7 +84,10 @@ export function forwardTransformerF64(model: TransformerModel, tokens: ArrayLike
           const sc: number[] = [];
           let mx = -Infinity;
           for (let u = 0; u <= t; u++) {
-            if (local && u <= t - c.window_size) { sc.push(-Infinity); continue; }
+            if (local && u <= t - c.window_size) {
+              sc.push(-Infinity);
+              continue;
+            }
             let dot = 0;
             for (let j = 0; j < dh; j++) dot += q[t * dh + j]! * kk[u * dh + j]!;
             sc.push(dot / scale);

@@ -85,12 +85,20 @@ function reader(src: TensorSource): Reader {
   const have = new Set(src.names());
   return async (name, shape) => {
     if (!have.has(name)) {
-      throw new IbgpuError('MISSING_TENSOR', `${src.label}: tensor '${name}' [${shape.join(', ')}] is missing`, 'the file must hold the TransformerLens state dict (or a HuggingFace GPT-2 / GPT-NeoX checkpoint) of the model the config describes');
+      throw new IbgpuError(
+        'MISSING_TENSOR',
+        `${src.label}: tensor '${name}' [${shape.join(', ')}] is missing`,
+        'the file must hold the TransformerLens state dict (or a HuggingFace GPT-2 / GPT-NeoX checkpoint) of the model the config describes',
+      );
     }
     const got = src.shape(name);
     const n = shape.reduce((a, b) => a * b, 1);
     if (got.length !== shape.length || got.some((g, i) => g !== shape[i])) {
-      throw new IbgpuError('SHAPE', `${src.label}: tensor '${name}' has shape [${got.join(', ')}], expected [${shape.join(', ')}]`, 'check n_heads, d_head, d_model, d_mlp, d_vocab and n_ctx in the model config');
+      throw new IbgpuError(
+        'SHAPE',
+        `${src.label}: tensor '${name}' has shape [${got.join(', ')}], expected [${shape.join(', ')}]`,
+        'check n_heads, d_head, d_model, d_mlp, d_vocab and n_ctx in the model config',
+      );
     }
     const data = await src.read(name);
     if (data.length !== n) throw new IbgpuError('SHAPE', `${src.label}: tensor '${name}' holds ${data.length} values, expected ${n}`);
@@ -107,11 +115,18 @@ function family(src: TensorSource): { fam: Family; prefix: string } {
     if (names.includes(`${p}wte.weight`)) return { fam: names.includes(`${p}h.0.attn.attention.q_proj.weight`) ? 'neo' : 'gpt2', prefix: p };
   }
   for (const p of ['gpt_neox.', '']) if (names.includes(`${p}embed_in.weight`)) return { fam: 'neox', prefix: p };
-  throw new IbgpuError('MISSING_TENSOR', `${src.label}: neither TransformerLens names (embed.W_E, …) nor HuggingFace GPT-2 (wte.weight) or GPT-NeoX (embed_in.weight) names`, 'export the model\'s TransformerLens state dict to safetensors');
+  throw new IbgpuError(
+    'MISSING_TENSOR',
+    `${src.label}: neither TransformerLens names (embed.W_E, …) nor HuggingFace GPT-2 (wte.weight) or GPT-NeoX (embed_in.weight) names`,
+    "export the model's TransformerLens state dict to safetensors",
+  );
 }
 
 /** LN weights [d] of one norm, present only before folding ('LN' models). */
-interface LnWeights { w: Float64Array; b: Float64Array }
+interface LnWeights {
+  w: Float64Array;
+  b: Float64Array;
+}
 
 interface Raw {
   w: TransformerWeights;
@@ -122,7 +137,14 @@ interface Raw {
 
 export async function loadTransformerFrom(src: TensorSource, cfg: TransformerConfig): Promise<TransformerModel> {
   const { fam, prefix } = family(src);
-  const raw = fam === 'tl' ? await readTl(src, cfg) : fam === 'gpt2' ? await readGpt2(src, cfg, prefix) : fam === 'neo' ? await readNeo(src, cfg, prefix) : await readNeox(src, cfg, prefix);
+  const raw =
+    fam === 'tl'
+      ? await readTl(src, cfg)
+      : fam === 'gpt2'
+        ? await readGpt2(src, cfg, prefix)
+        : fam === 'neo'
+          ? await readNeo(src, cfg, prefix)
+          : await readNeox(src, cfg, prefix);
   const hasLn = raw.lnf !== undefined || raw.ln1.some((x) => x) || raw.ln2.some((x) => x);
   let config = cfg;
   if (hasLn) {
@@ -132,7 +154,11 @@ export async function loadTransformerFrom(src: TensorSource, cfg: TransformerCon
     processLikeTransformerLens(raw, cfg);
     config = { ...cfg, normalization_type: 'LNPre' };
   } else if (cfg.normalization_type === 'LN') {
-    throw new IbgpuError('MISSING_TENSOR', `${src.label}: normalization_type 'LN' but no LayerNorm weights (blocks.0.ln1.w, …)`, "use normalization_type 'LNPre' for weights with LayerNorm already folded");
+    throw new IbgpuError(
+      'MISSING_TENSOR',
+      `${src.label}: normalization_type 'LN' but no LayerNorm weights (blocks.0.ln1.w, …)`,
+      "use normalization_type 'LNPre' for weights with LayerNorm already folded",
+    );
   }
   return { config, weights: raw.w };
 }
@@ -201,7 +227,9 @@ function splitHeadsCols(a: Float64Array, d: number, H: number, dh: number, colOf
  * (no output bias). `block` reads one block's attention and MLP weights.
  */
 async function readGptLike(
-  src: TensorSource, c: TransformerConfig, p: string,
+  src: TensorSource,
+  c: TransformerConfig,
+  p: string,
   block: (b: string, r: ReturnType<typeof reader>) => Promise<BlockWeights>,
 ): Promise<Raw> {
   const r = reader(src);
@@ -257,8 +285,12 @@ async function readNeo(src: TensorSource, c: TransformerConfig, p: string): Prom
     // GPT-Neo's q/k/v projections have no bias.
     const proj = async (n: string): Promise<Float64Array> => splitHeadsCols(transpose(await r(`${b}attn.attention.${n}.weight`, [d, d]), d, d), d, H, dh);
     return {
-      WQ: await proj('q_proj'), WK: await proj('k_proj'), WV: await proj('v_proj'),
-      bQ: new Float64Array(H * dh), bK: new Float64Array(H * dh), bV: new Float64Array(H * dh),
+      WQ: await proj('q_proj'),
+      WK: await proj('k_proj'),
+      WV: await proj('v_proj'),
+      bQ: new Float64Array(H * dh),
+      bK: new Float64Array(H * dh),
+      bV: new Float64Array(H * dh),
       WO: transpose(await r(`${b}attn.attention.out_proj.weight`, [d, d]), d, d), // rows (head, dh) = [H, dh, d]
       bO: await r(`${b}attn.attention.out_proj.bias`, [d]),
       Win: transpose(await r(`${b}mlp.c_fc.weight`, [m, d]), m, d),
@@ -294,7 +326,12 @@ async function readNeox(src: TensorSource, c: TransformerConfig, p: string): Pro
     // dense [d, d] ([out, in]); its input columns are (head, dh): W_O[h][j, :] = dense[:, h·dh + j].
     const dense = await r(`${b}attention.dense.weight`, [d, d]);
     blocks.push({
-      WQ: Ws[0]!, WK: Ws[1]!, WV: Ws[2]!, bQ: bs[0]!, bK: bs[1]!, bV: bs[2]!,
+      WQ: Ws[0]!,
+      WK: Ws[1]!,
+      WV: Ws[2]!,
+      bQ: bs[0]!,
+      bK: bs[1]!,
+      bV: bs[2]!,
       WO: transpose(dense, d, d),
       bO: await r(`${b}attention.dense.bias`, [d]),
       Win: transpose(await r(`${b}mlp.dense_h_to_4h.weight`, [m, d]), m, d),
