@@ -90,6 +90,12 @@ describe('ibgpu for scripts', () => {
     expect(h.out).toMatch(/Exit codes:[\s\S]*0\s+success[\s\S]*1\s+failure[\s\S]*2\s+usage[\s\S]*130\s+interrupted/);
   });
 
+  it('a reader that closes stdout early (`ibgpu --help | head -1`) ends nothing in an EPIPE crash', async () => {
+    const r = await runIbgpu(d, ['--help'], { closeStdoutAfter: 0 });
+    expect(stripped(r.err)).not.toMatch(/EPIPE|Unhandled/);
+    expect(r.code).toBe(0);
+  });
+
   it('report --gauss-newton: estimate and progress first, the ground truth stored, --json with the result path', async () => {
     const r = await runIbgpu(d, ['report', 'out/tiny', '--gauss-newton']);
     expect(r.code, r.err).toBe(0);

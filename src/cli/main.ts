@@ -19,6 +19,11 @@ Output: results and --json documents go to stdout, progress and messages to stde
 only the result path on stdout. The GPU driver's start-up notes are hidden unless --verbose.`;
 
 export async function runCli(argv: string[]): Promise<number> {
+  // A reader that goes away early (`ibgpu --help | head -1`) closes stdout: stop writing to it and
+  // let the command finish, rather than dying on an unhandled EPIPE midway through a build.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+  });
   // Measured kernel choices (autotuning) persist per adapter and CPU in the user's cache dir.
   const { useDiskTuningCache } = await import('../runtime/tuning-store-node.js');
   useDiskTuningCache();

@@ -18,15 +18,18 @@ export interface CliRun {
 }
 
 /** Runs `ibgpu ...args` in `cwd` (absolute paths to the sources, so any cwd works). */
-export function runIbgpu(cwd: string, args: string[]): Promise<CliRun> {
+export function runIbgpu(cwd: string, args: string[], opts: { closeStdoutAfter?: number } = {}): Promise<CliRun> {
   const script = `import { runCli } from ${JSON.stringify(MAIN)}; process.exitCode = await runCli(['node', 'ibgpu', ...process.argv.slice(1)]);`;
   const t0 = performance.now();
   return new Promise((res, rej) => {
     const p = spawn(process.execPath, ['--import', TSX, '--input-type=module', '-e', script, '--', ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (opts.closeStdoutAfter === 0) p.stdout.destroy();
     let out = '';
     let err = '';
     p.stdout.on('data', (c) => {
       out += c;
+      // A reader that stops early, like `| head`: the process then writes into a closed pipe.
+      if (opts.closeStdoutAfter !== undefined && out.length >= opts.closeStdoutAfter) p.stdout.destroy();
     });
     p.stderr.on('data', (c) => {
       err += c;
