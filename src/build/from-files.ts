@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { loadData, loadModel } from './load.js';
+import { buildMlpF64 } from './mlp-f64.js';
 import { IbgpuError } from '../errors.js';
 import { checkReplaceableDir } from '../io/output-guard.js';
 import type { Engine } from '../runtime/engine.js';
@@ -71,7 +72,8 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
   const data = await loadData(config, base);
   let result: IbResult;
   try {
-    result = await buildInteractionBasis(engine, model, data, config, opts);
+    // "device": "cpu": the float64 section-program passes, as for transformers (mlp-f64.ts).
+    result = config.device === 'cpu' ? await buildMlpF64(model, data, config, opts.logger) : await buildInteractionBasis(engine, model, data, config, opts);
   } finally {
     await data.close?.();
   }

@@ -10,6 +10,7 @@ import { matmulTuning, matmulVariantFor } from '../kernels/matmul.js';
 import { chooseGramVariant } from '../kernels/gram.js';
 import { isTransformerBuild, transformerBuildCommand } from '../transformer/build.js';
 import { buildInputs, defaultResultDir, loadBuildConfig, loadData, loadModel } from '../build/load.js';
+import { buildMlpF64 } from '../build/mlp-f64.js';
 import { makeProgress } from './progress.js';
 
 export { buildSummary };
@@ -34,36 +35,38 @@ export async function buildCommand(
   const engine = await Engine.create({ ...(o.backend ? { backend: o.backend } : {}), profile: o.profile === true });
   try {
     log(`ibgpu build: ${configPath}`);
-    log(`adapter: ${engine.adapterName}`);
+    // "device": "cpu": the float64 section-program passes (src/build/mlp-f64.ts), no GPU work.
+    const cpu = config.device === 'cpu';
+    const adapter = cpu ? 'cpu (float64)' : engine.adapterName;
+    log(`adapter: ${adapter}`);
     const progress = makeProgress(process.stderr, quiet);
     const t0 = performance.now();
-    const res = await buildInteractionBasis(engine, model, data, config, {
-      logger: {
-        info: (m) => {
-          progress.end();
-          log(m);
-        },
+    const logger = {
+      info: (m: string) => {
+        progress.end();
+        log(m);
       },
-      progress,
-    });
+    };
+    const res = cpu ? await buildMlpF64(model, data, config, logger) : await buildInteractionBasis(engine, model, data, config, { logger, progress });
     progress.end();
     const total = performance.now() - t0;
     const gpuProfile = engine.profiling ? await engine.takeProfile() : undefined;
     const dir = await writeResults(out, res, {
-      adapter: engine.adapterName,
+      adapter,
       data: data.description,
       configPath,
       extra: {
         total_ms: total,
         counters: engine.counters,
-        kernel_choices: kernelChoices(engine),
-        stage_paths: stagePaths(engine),
+        ...(cpu
+          ? { stage_paths: { stats: 'cpu (device: float64 section-program passes)', edges: 'cpu (device: float64 section-program passes)' } }
+          : { kernel_choices: kernelChoices(engine), stage_paths: stagePaths(engine) }),
         ...(gpuProfile ? { gpu_profile: summarize(gpuProfile) } : {}),
       },
       guard,
     });
     if (o.json) {
-      console.log(JSON.stringify(buildSummary(dir, res, { adapter: engine.adapterName, data: data.description, configPath, totalMs: total }), null, 2));
+      console.log(JSON.stringify(buildSummary(dir, res, { adapter, data: data.description, configPath, totalMs: total }), null, 2));
     } else if (o.quiet) {
       console.log(dir);
     } else {

@@ -43,18 +43,28 @@ export function tupleWidths(p: SectionProgram, ids: readonly number[]): number[]
   return ids.map((id) => p.values[id]!.width);
 }
 
-/** The input tuple of the model's `pre` section for tokens [n, P]. */
-export function embedTuple(mp: ModelProgram, tokens: ArrayLike<number>, n: number, P: number): Float64Array[] {
-  if (!mp.embed) throw new Error('embedTuple: the model program has no embedding');
-  return embedF64(mp.embed, tokens, n, P);
+/**
+ * The input tuple of the model's `pre` section: for a model with an embedding, `input` holds token
+ * ids [n, P]; for one without (an MLP, src/model/mlp-program.ts), the folded rows [n, P, width]
+ * of `pre`'s single input value.
+ */
+export function embedTuple(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number): Float64Array[] {
+  if (mp.embed) return embedF64(mp.embed, input, n, P);
+  if (mp.pre.inputs.length !== 1) throw new Error(`embedTuple: a model without an embedding takes one input value, not ${mp.pre.inputs.length}`);
+  const v = mp.pre.values[mp.pre.inputs[0]!]!;
+  if (v.positions !== P || input.length !== n * P * v.width) {
+    throw new Error(`embedTuple: ${input.length} input values for ${n} samples of [${v.positions}, ${v.width}] (P = ${P})`);
+  }
+  return [Float64Array.from(input)];
 }
 
 /**
- * Node-layer activations of every node layer (and `output` when it ends the list) for tokens
- * [n, P]: pre runs first, then each section on the previous one's output tuple.
+ * Node-layer activations of every node layer (and `output` when it ends the list) for the input
+ * (tokens [n, P], or folded rows for a model without an embedding: embedTuple): pre runs first,
+ * then each section on the previous one's output tuple.
  */
-export function nodeActivationsF64(mp: ModelProgram, tokens: ArrayLike<number>, n: number, P: number): NodeActs[] {
-  let tuple = embedTuple(mp, tokens, n, P);
+export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number): NodeActs[] {
+  let tuple = embedTuple(mp, input, n, P);
   const run = (sec: SectionProgram, inputs: Float64Array[]): Float64Array[] => {
     const vals = forwardF64(sec, inputs, n);
     return sec.outputs.map((id) => vals[id]!);

@@ -23,7 +23,8 @@ export class PassesF64 implements TransformerPasses {
 
   constructor(
     readonly mp: ModelProgram,
-    readonly tokens: Int32Array,
+    /** Token ids [n, P]; for a model without an embedding (an MLP), its folded rows (embedTuple). */
+    readonly tokens: Int32Array | Float64Array,
     readonly n: number,
     readonly P: number,
   ) {}

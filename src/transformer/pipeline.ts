@@ -55,6 +55,13 @@ export async function buildTransformer(
   if (formula !== 'jacobian' && formula !== 'svd' && formula !== 'pca') {
     throw new IbgpuError('BAD_CONFIG', `basis_formula '${formula}' is not available for transformers`, "use 'jacobian', 'svd' or 'pca'");
   }
+  if (config.edge_formula !== 'squared') {
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      `edge_formula '${config.edge_formula}' is not available on this path (its passes compute squared edges)`,
+      "use edge_formula 'squared'",
+    );
+  }
   if (config.rotate_final_node_layer && mp.nodeLayers[mp.nodeLayers.length - 1] === 'output') {
     throw new IbgpuError(
       'BAD_CONFIG',
@@ -225,7 +232,7 @@ async function edgesStage(
 /** The float64 reference build: every pass in float64 on the CPU. */
 export async function buildTransformerF64(
   mp: ModelProgram,
-  tokens: Int32Array,
+  tokens: Int32Array | Float64Array,
   n: number,
   P: number,
   config: BuildConfig,
