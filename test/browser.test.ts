@@ -282,6 +282,19 @@ describe('browser build (chromium, WebGPU)', () => {
     expect(after.nodes).toBe(expectNodes);
     expect(after.degeneracyRows).toBe(1 + nodeResult.degeneracy!.sections.length);
 
+    // The shipped transformer example, built in the page, is shown the same way.
+    await page.locator('#example').selectOption('modadd');
+    await page.locator('#run').click();
+    await page.waitForSelector('body[data-state="ready"][data-source="run in the page: modadd transformer"]', { timeout: 60_000 });
+    const tr = await page.evaluate(() => ({
+      layers: Array.from(document.querySelectorAll('#spectra svg[data-layer]')).map((e) => e.getAttribute('data-layer')),
+      nodes: document.querySelectorAll('#graph svg circle.node').length,
+      status: document.getElementById('status')!.textContent ?? '',
+    }));
+    expect(tr.status).toMatch(/done in/);
+    expect(tr.layers).toEqual(['ln1.0', 'ln2.0', 'unembed']);
+    expect(tr.nodes).toBeGreaterThan(20);
+
     // "your files": the same fixture picked as files (architecture JSON, weights, data).
     const archPath = join(tmp, 'picked-arch.json');
     writeFileSync(archPath, await (await fetch(new URL('example/synthetic/arch.json', server!.url))).text());

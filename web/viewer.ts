@@ -765,20 +765,56 @@ export async function runBuild(inputs: PageInputs, log: (m: string) => void = ()
     });
     log(`building: ${data.n} datapoints × ${data.d} features`);
     const res = await ib.buildInteractionBasis(engine, model, data, config, { logger: { info: log } });
-    const files = ib.resultFiles(res, { adapter: engine.adapterName, data: data.description });
-    const text = (f: string) => (typeof files[f] === 'string' ? (JSON.parse(files[f] as string) as unknown) : undefined);
-    log(
-      `done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings)
-        .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
-        .join(', ')})`,
-    );
-    return {
-      graph: text('graph.json') as GraphJson,
-      manifest: text('manifest.json') as ManifestJson,
-      degeneracy: text('degeneracy.json') as DegeneracyJson | undefined,
-      basis: ib.parseSafetensors(files['basis.safetensors'] as Uint8Array, 'basis.safetensors'),
-      source: `run in the page: ${inputs.label}`,
-    };
+    return pageResult(ib, res, engine.adapterName, data.description, inputs.label, t0, log);
+  } finally {
+    engine.dispose();
+  }
+}
+
+/** A build made in the page, as the viewer shows results: the files `ibgpu build` would write. */
+function pageResult(
+  ib: IbModule,
+  res: Parameters<IbModule['resultFiles']>[0],
+  adapter: string,
+  data: string,
+  label: string,
+  t0: number,
+  log: (m: string) => void,
+): ViewerResult {
+  const files = ib.resultFiles(res, { adapter, data });
+  const text = (f: string) => (typeof files[f] === 'string' ? (JSON.parse(files[f] as string) as unknown) : undefined);
+  log(
+    `done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings)
+      .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
+      .join(', ')})`,
+  );
+  return {
+    graph: text('graph.json') as GraphJson,
+    manifest: text('manifest.json') as ManifestJson,
+    degeneracy: text('degeneracy.json') as DegeneracyJson | undefined,
+    basis: ib.parseSafetensors(files['basis.safetensors'] as Uint8Array, 'basis.safetensors'),
+    source: `run in the page: ${label}`,
+  };
+}
+
+/**
+ * Builds the served transformer example in the page: its build config (node layers, the
+ * modular-arithmetic dataset block, thresholds), model config and weights.
+ */
+export async function runTransformerExample(log: (m: string) => void = () => {}): Promise<ViewerResult> {
+  const t0 = performance.now();
+  const ib = (await import(/* webpackIgnore: true */ './ibgpu.js' as string)) as IbModule;
+  const json = async (u: string) => JSON.parse(new TextDecoder().decode(await bytes(u))) as Record<string, unknown>;
+  const { dataset, model: _m, arch: _a, exp_name: _e, ...fields } = await json('./example/modadd/build.json');
+  const model = await ib.transformerFromSafetensorsBytes(await json('./example/modadd/config.json'), await bytes('./example/modadd/weights.safetensors'));
+  const { type: _t, ...spec } = dataset as Record<string, unknown>;
+  const data = ib.modularArithmetic(ib.parseModularArithmetic(spec));
+  const engine = await ib.createBrowserEngine();
+  try {
+    log(`adapter: ${engine.adapterName}`);
+    log(`building: ${data.n} sequences of ${data.P} tokens, node layers ${(fields['node_layers'] as string[]).join(', ')}`);
+    const res = await ib.buildTransformerBasis(engine, model, data, ib.parseConfig(fields));
+    return pageResult(ib, res, engine.adapterName, data.source, 'modadd transformer', t0, log);
   } finally {
     engine.dispose();
   }
@@ -854,8 +890,8 @@ async function main(): Promise<void> {
     status.textContent = '';
     status.classList.remove('error');
     document.body.dataset['state'] = 'running';
-    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist' | 'files';
-    (which === 'files' ? runPickedFiles(log) : runExample(which, log))
+    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist' | 'modadd' | 'files';
+    (which === 'files' ? runPickedFiles(log) : which === 'modadd' ? runTransformerExample(log) : runExample(which, log))
       .then(show)
       .catch((e: unknown) => {
         status.classList.add('error');
