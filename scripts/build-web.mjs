@@ -23,7 +23,14 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outArg = process.argv.slice(2).find((a) => !a.startsWith('--'));
 const out = resolve(outArg ?? join(root, 'dist/web'));
-const NODE_FILE_MODULES = ['src/io/safetensors.ts', 'src/io/npy.ts', 'src/io/atomic.ts', 'src/io/output-guard.ts'];
+const NODE_FILE_MODULES = [
+  'src/io/safetensors.ts',
+  'src/io/npy.ts',
+  'src/io/atomic.ts',
+  'src/io/output-guard.ts',
+  'src/io/torch-pt.ts',
+  'src/io/tensor-file.ts',
+];
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
 execFileSync(process.execPath, [join(root, 'scripts/gen-shaders.mjs')], { stdio: 'inherit' });

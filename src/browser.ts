@@ -19,6 +19,8 @@ import { parseTransformerConfig } from './model/transformer/config.js';
 import { loadTransformerFrom, safetensorsSource, type TransformerModel } from './model/transformer/weights.js';
 import type { TokenDataset } from './data/modular-arithmetic.js';
 import { tokensFromTensor } from './data/tokens.js';
+import type { TensorFile } from './io/tensor-file.js';
+import { looksLikeZip, readTorchCheckpoint } from './io/torch-pt.js';
 
 export { IbgpuError, type IbgpuErrorCode } from './errors.js';
 export { Engine, type EngineOptions } from './runtime/engine.js';
@@ -50,10 +52,20 @@ async function openBytes(src: Bytes, label: string): Promise<SafetensorsFile> {
   return parseSafetensors(src instanceof Uint8Array ? src : new Uint8Array(src as ArrayBuffer), label);
 }
 
-/** An MLP from an architecture (object or JSON text) and the bytes of its safetensors weights. */
+/** Weights from bytes: safetensors, or a torch.save checkpoint (told apart by the first bytes). */
+async function openWeightBytes(src: Bytes, label: string): Promise<TensorFile> {
+  const size = typeof Blob !== 'undefined' && src instanceof Blob ? src.size : (src as Uint8Array | ArrayBuffer).byteLength;
+  if (!looksLikeZip(await sliceOf(src, 0, 4))) return openBytes(src, label);
+  return readTorchCheckpoint((offset, length) => sliceOf(src, offset, offset + length), size, label);
+}
+
+/**
+ * An MLP from an architecture (object or JSON text) and the bytes of its weights (safetensors, or
+ * a torch.save checkpoint of its state dict).
+ */
 export async function modelFromSafetensorsBytes(arch: unknown /* MlpArch or its JSON */, weights: Bytes, label = 'model.safetensors'): Promise<MlpModel> {
   const a = parseArch(typeof arch === 'string' ? JSON.parse(arch) : arch, 'arch');
-  const f = await openBytes(weights, label);
+  const f = await openWeightBytes(weights, label);
   try {
     return await modelFromTensors(a, (name) => f.readF32(name));
   } finally {
@@ -64,11 +76,11 @@ export async function modelFromSafetensorsBytes(arch: unknown /* MlpArch or its 
 /**
  * A transformer from its config (TransformerLens fields, rib's config.json with them under
  * "model", or a HuggingFace GPT-2 / GPT-NeoX config; object or JSON text) and the bytes of its
- * safetensors weights (TransformerLens or HF names).
+ * weights (safetensors or a torch.save checkpoint; TransformerLens or HF names).
  */
 export async function transformerFromSafetensorsBytes(config: unknown, weights: Bytes, label = 'model.safetensors'): Promise<TransformerModel> {
   const cfg = parseTransformerConfig(typeof config === 'string' ? JSON.parse(config) : config, 'model config');
-  const f = await openBytes(weights, label);
+  const f = await openWeightBytes(weights, label);
   try {
     return await loadTransformerFrom(safetensorsSource(f), cfg);
   } finally {

@@ -17,6 +17,7 @@ import { basename, dirname, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import { openNpy, type NpyFile } from '../io/npy.js';
 import { openSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { openTensorFile } from '../io/tensor-file.js';
 import { dtypeSize, toFloat32 } from '../io/tensor.js';
 import type { DataSpec } from './config.js';
 import type { DataSource } from './data.js';
@@ -204,7 +205,7 @@ export async function openDataSource(spec: DataSpec, base: string): Promise<File
  */
 export async function openWeights(path: string): Promise<{ get(name: string): Promise<{ shape: number[]; data: Float32Array }>; close(): Promise<void> }> {
   if (!path.endsWith('.json')) {
-    const st = await openSafetensors(path);
+    const st = await openTensorFile(path); // safetensors or a torch.save checkpoint
     return { get: (name) => st.readF32(name), close: () => st.close() };
   }
   let raw: unknown;

@@ -6,7 +6,7 @@
 // compiler (compile.ts) applies rib's bias folding.
 
 import { IbgpuError } from '../../errors.js';
-import { openSafetensors, type SafetensorsFile } from '../../io/safetensors.js';
+import { openTensorFile, type TensorFile } from '../../io/tensor-file.js';
 import { toFloat64, type Tensor } from '../../io/tensor.js';
 import type { TransformerConfig } from './config.js';
 
@@ -60,7 +60,7 @@ export function tensorsSource(tensors: Record<string, Tensor>, label = '<tensors
   };
 }
 
-export function safetensorsSource(f: SafetensorsFile): TensorSource {
+export function safetensorsSource(f: TensorFile): TensorSource {
   return {
     label: f.source,
     names: () => f.keys(),
@@ -71,7 +71,7 @@ export function safetensorsSource(f: SafetensorsFile): TensorSource {
 
 /** Opens a safetensors file and loads a transformer from it (TL names, or HF GPT-2 / GPT-NeoX names). */
 export async function loadTransformer(path: string, config: TransformerConfig): Promise<TransformerModel> {
-  const f = await openSafetensors(path);
+  const f = await openTensorFile(path); // safetensors or a torch.save checkpoint
   try {
     return await loadTransformerFrom(safetensorsSource(f), config);
   } finally {
