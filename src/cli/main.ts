@@ -5,14 +5,17 @@ import { IbgpuError } from '../errors.js';
 import { BACKENDS, type Backend } from '../gpu/acquire.js';
 import { VERSION } from '../version.js';
 
+import { EXIT } from './exit-codes.js';
+
 /** Exit codes of every command (also in `ibgpu --help` and the README). */
-export const EXIT = { ok: 0, failure: 1, usage: 2, interrupted: 130 } as const;
+export { EXIT };
 
 const EXIT_HELP = `
 Exit codes:
   0    success
   1    failure (a bug, a GPU or device error, a failed self-check)
   2    usage error or invalid input (unknown option, bad config, unusable data, refused output path)
+  3    compare: the two builds differ by more than the fidelity targets
   130  interrupted (Ctrl-C)
 
 Output: results and --json documents go to stdout, progress and messages to stderr; --quiet leaves
@@ -136,6 +139,20 @@ export async function runCli(argv: string[]): Promise<number> {
     .action(async (dir: string, o: import('./report.js').ReportCliOptions) => {
       const { reportCommand } = await import('./report.js');
       code = await reportCommand(dir, o);
+    });
+
+  program
+    .command('compare')
+    .description(
+      "two builds of one model side by side against the fidelity targets: a result directory against rib's results file (*_rib_graph.pt) or another result",
+    )
+    .argument('<a>', 'directory written by `ibgpu build`')
+    .argument('<b>', "the reference: rib's results .pt, or another result directory")
+    .option('--min-lambda <x>', 'hold only columns with Λ ≥ x·max to the |cos| target (default 1e-6)')
+    .option('--json', 'one JSON document on stdout')
+    .action(async (a: string, b: string, o: { json?: boolean; minLambda?: string }) => {
+      const { compareCommand } = await import('./compare.js');
+      code = await compareCommand(a, b, o);
     });
 
   program

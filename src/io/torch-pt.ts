@@ -382,9 +382,27 @@ function collectTensors(x: unknown, path: string, out: Map<string, TensorRef>): 
   else if (Array.isArray(x)) x.forEach((v, i) => collectTensors(v, path ? `${path}.${i}` : String(i), out));
 }
 
+/** The saved object with its tensors as `{ tensor: path }` (read them by that path) and other callables' results as `{ opaque: name }`. */
+function plain(x: unknown, path: string): unknown {
+  const at = (k: unknown): string => (path ? `${path}.${String(k)}` : String(k));
+  if (x instanceof TensorRef) return { tensor: path };
+  if (x instanceof PyDict) {
+    const o: Record<string, unknown> = {};
+    for (const [k, v] of x.entries) Object.defineProperty(o, String(k), { value: plain(v, at(k)), enumerable: true, writable: true, configurable: true });
+    return o;
+  }
+  if (Array.isArray(x)) return x.map((v, i) => plain(v, at(i)));
+  if (x instanceof PyOpaque) return { opaque: x.global };
+  if (x instanceof PyGlobal) return { opaque: x.name };
+  if (typeof x === 'bigint') return x.toString();
+  return x;
+}
+
 /** A PyTorch checkpoint's tensors, read on demand. */
 export interface TorchCheckpoint {
   readonly source: string;
+  /** The saved object (dicts as objects, tuples and lists as arrays, tensors as `{ tensor: name }`). */
+  structure(): unknown;
   keys(): string[];
   has(name: string): boolean;
   info(name: string): { dtype: DType; shape: number[] };
@@ -478,6 +496,7 @@ export async function readTorchCheckpoint(readAt: ReadAt, size: number, source: 
   };
   return {
     source,
+    structure: () => plain(root, ''),
     keys: () => [...tensors.keys()],
     has: (name) => tensors.has(name),
     info: (name) => ({ dtype: get(name).storage.dtype, shape: get(name).shape.slice() }),
