@@ -15,6 +15,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { signPatternsCpu } from '../src/cpu/sign-patterns.js';
 import { mlpBlockGaussNewton, mlpBlockStatsFd } from '../src/cpu/transformer-mlp-f64.js';
+import { FiringBits, ShiftedMoments } from '../src/host/row-moments.js';
+import { parseArch } from '../src/model/mlp.js';
 import type { ModelProgram } from '../src/model/program.js';
 import { randomTransformer, transformerConfig } from '../src/model/transformer/random.js';
 import type { TransformerConfig } from '../src/model/transformer/config.js';
@@ -294,4 +296,50 @@ describe('ibgpu build / report with a transformer degeneracy report', () => {
     expect(gn.err).toMatch(/fix: drop --gauss-newton/);
     expect(gn.err).not.toMatch(/type must be "mlp"/);
   }, 60_000);
+});
+
+describe('row accumulators (src/host/row-moments.ts)', () => {
+  it('chunked moments and firing bits equal the one-shot float64 and integer references (chunks not multiples of 32)', () => {
+    const r = mulberry32(17);
+    const rows = 101;
+    const d = 5;
+    const stride = 7;
+    // A large common offset in column 0: the shifted sums must not lose its small spread.
+    const data = Float64Array.from({ length: rows * stride }, (_, i) => (i % stride === 1 ? 1e4 : 0) + r() - 0.5);
+    const mom = new ShiftedMoments(d);
+    const bits = new FiringBits(d, rows);
+    for (const [a, b] of [
+      [0, 1],
+      [1, 38],
+      [38, 70],
+      [70, 101],
+    ] as const) {
+      const blk = { data: data.subarray(a * stride, b * stride), rows: b - a, stride, offset: 1 };
+      mom.add(blk);
+      bits.add(blk);
+    }
+    const m = mom.result();
+    const x = Float64Array.from({ length: rows * d }, (_, i) => data[Math.floor(i / d) * stride + 1 + (i % d)]!);
+    const mean = Array.from({ length: d }, (_, a) => x.filter((_, i) => i % d === a).reduce((t, v) => t + v, 0) / rows);
+    for (let a = 0; a < d; a++) {
+      expect(Math.abs(m.mean[a]! - mean[a]!)).toBeLessThan(1e-12 * Math.max(1, Math.abs(mean[a]!)));
+      for (let b = 0; b < d; b++) {
+        let c = 0;
+        for (let q = 0; q < rows; q++) c += ((x[q * d + a]! - mean[a]!) * (x[q * d + b]! - mean[b]!)) / rows;
+        expect(Math.abs(m.cov[a * d + b]! - c)).toBeLessThan(1e-13);
+        expect(Math.abs(m.gram[a * d + b]! - (c + mean[a]! * mean[b]!))).toBeLessThan(1e-12 * Math.max(1, Math.abs(mean[a]! * mean[b]!)));
+      }
+    }
+    const ref = signPatternsCpu(x, rows, d);
+    const got = bits.result({ cofire: true });
+    expect(Array.from(got.words!)).toEqual(Array.from(ref.words!));
+    expect(Array.from(got.hashLo)).toEqual(Array.from(ref.hashLo));
+    expect(Array.from(got.cofire)).toEqual(Array.from(ref.cofire));
+    expect(() => bits.add({ data, rows: 1, stride, offset: 1 })).toThrow(/exceed/);
+  });
+
+  it('an MLP-only step given a transformer config says so instead of "only MLPs are supported"', () => {
+    expect(() => parseArch({ model: { d_model: 16, n_layers: 1 } }, 'config.json')).toThrow(/config\.json: this is a transformer config/);
+    expect(() => parseArch({ type: 'cnn' })).toThrow(/type must be "mlp" \(got "cnn"\)/);
+  });
 });

@@ -6,6 +6,7 @@
 // cancellation when the mean is large against the spread (a residual stream's offset, an
 // always-on ReLU's constant part).
 
+import { matmulF64 } from '../cpu/matmul.js';
 import { cofireCpu, fireCountCpu, hashPatternsCpu, type SignPatternResult } from '../cpu/sign-patterns.js';
 
 /** Columns [offset, offset + d) of a chunk of row-major rows with `stride` values per row. */
@@ -37,32 +38,30 @@ export class ShiftedMoments {
     this.s2 = new Float64Array(d * d);
   }
 
-  /** Adds the rows of `b`, mapped by `f` (default identity) entry by entry. */
-  add(b: RowBlock, f?: (x: number) => number): void {
+  /** Adds the rows of `b`: their deviations from the shift, then Σ c cᵀ as one blocked product. */
+  add(b: RowBlock): void {
     const { d } = this;
-    if (b.rows === 0) return;
-    const at = (r: number, a: number): number => {
-      const v = b.data[r * b.stride + b.offset + a]!;
-      return f ? f(v) : v;
-    };
+    const rows = b.rows;
+    if (rows === 0) return;
     if (!this.shift) {
       const s = new Float64Array(d);
-      for (let r = 0; r < b.rows; r++) for (let a = 0; a < d; a++) s[a]! += at(r, a);
-      for (let a = 0; a < d; a++) s[a] = s[a]! / b.rows;
+      for (let r = 0; r < rows; r++) for (let a = 0; a < d; a++) s[a]! += b.data[r * b.stride + b.offset + a]!;
+      for (let a = 0; a < d; a++) s[a] = s[a]! / rows;
       this.shift = s;
     }
     const s = this.shift;
-    const c = new Float64Array(d);
-    for (let r = 0; r < b.rows; r++) {
-      for (let a = 0; a < d; a++) c[a] = at(r, a) - s[a]!;
+    const c = new Float64Array(rows * d);
+    for (let r = 0; r < rows; r++) {
+      const o = r * b.stride + b.offset;
       for (let a = 0; a < d; a++) {
-        const ca = c[a]!;
-        this.s1[a]! += ca;
-        if (ca === 0) continue;
-        for (let e = a; e < d; e++) this.s2[a * d + e]! += ca * c[e]!;
+        const v = b.data[o + a]! - s[a]!;
+        c[r * d + a] = v;
+        this.s1[a]! += v;
       }
     }
-    this.rows += b.rows;
+    const g = matmulF64(c, c, { m: d, n: d, k: rows, transA: true });
+    for (let i = 0; i < d * d; i++) this.s2[i]! += g[i]!;
+    this.rows += rows;
   }
 
   result(): Moments {
@@ -74,6 +73,7 @@ export class ShiftedMoments {
     const gram = new Float64Array(d * d);
     for (let a = 0; a < d; a++) {
       for (let e = a; e < d; e++) {
+        // s2 is symmetric up to rounding; its upper triangle is used.
         const c = (rows ? this.s2[a * d + e]! / rows : 0) - m[a]! * m[e]!;
         cov[a * d + e] = c;
         cov[e * d + a] = c;
