@@ -248,6 +248,32 @@ describe('transformer MLP-block degeneracy', () => {
     expect(cpu.sections[0]!.sync).toBeUndefined();
     expect(cpu.sections[0]!.free_corrected).toBe(cpu.sections[0]!.combined_free);
     expect(cpu.notes.join(' ')).toMatch(/gelu blocks: \(a\) and \(b\) only/);
+    // Parallel attention and MLP (Pythia), rotary positions, LayerNorm, gelu_new, every cut.
+    const model = randomTransformer(
+      transformerConfig({
+        d_model: 6,
+        n_heads: 2,
+        d_head: 4,
+        d_mlp: 5,
+        d_vocab: 11,
+        n_ctx: 4,
+        n_layers: 2,
+        normalization_type: 'LNPre',
+        parallel_attn_mlp: true,
+        positional_embedding_type: 'rotary',
+        rotary_dim: 2,
+        act_fn: 'gelu_new',
+      }),
+      3,
+    );
+    for (const lastPos of ['add_resid1', 'unembed', null] as const) {
+      const p: Case = { model, tok: tokens(20, 4, 11, 5), n: 20, P: 4, lastPos };
+      const r = referenceReport(p).rep;
+      const got = await measured(p, f64(p));
+      expect(got.sections.map(counts), `cut ${lastPos}`).toEqual(r.sections.map(counts));
+      expectSpectraClose(got, r, 1e-6);
+      expect(got.notes.join(' ')).toMatch(/gelu_new blocks/);
+    }
   });
 });
 
