@@ -49,7 +49,18 @@ interface DegeneracyJson {
     free_corrected: number;
     sync?: { live: number; dead: number[]; always_on: number[]; groups: unknown[] };
   }[];
-  totals: { raw_params: number; free_spec: number; free_corrected: number; effective_spec: number; effective_corrected: number; complete: boolean };
+  totals: {
+    raw_params: number;
+    covered_params?: number;
+    free_spec: number;
+    free_corrected: number;
+    effective_spec: number;
+    effective_corrected: number;
+    complete: boolean;
+    /** 'mlp_blocks': a transformer report, effective counts of the MLP blocks only. */
+    effective_scope?: 'model' | 'mlp_blocks';
+  };
+  scope?: { model: string; sequences: number; positions: number; rows: number };
 }
 
 export interface ViewerResult {
@@ -672,8 +683,12 @@ function renderDegeneracy(d: DegeneracyJson | undefined): void {
   const t = d.totals;
   const p = document.createElement('p');
   p.textContent =
-    `raw parameters ${t.raw_params}; effective ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected)` +
-    `${t.complete ? '' : ' — not every layer is covered'}; ${d.dataset_size} datapoints.`;
+    t.effective_scope === 'mlp_blocks'
+      ? `MLP blocks only: ${t.covered_params ?? '?'} of ${t.raw_params} parameters; their effective count ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected). ` +
+        `Attention, embeddings, unembedding and LayerNorm are not counted, so there is no whole-model total; ` +
+        `${d.scope ? `${d.scope.rows} rows (${d.scope.sequences} sequences × ${d.scope.positions} positions).` : ''}`
+      : `raw parameters ${t.raw_params}; effective ≈ ${t.effective_spec} (SPEC §6.4–6.5), ≈ ${t.effective_corrected} (overlap-corrected)` +
+        `${t.complete ? '' : ' — not every layer is covered'}; ${d.dataset_size} datapoints.`;
   host.append(table, p);
 }
 

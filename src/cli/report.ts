@@ -94,12 +94,30 @@ function clusterOptions(manifest: Manifest, o: ReportCliOptions): { opts: Modula
   return { opts, changed };
 }
 
-/** The build's config, model and data, resolved against the config file's directory. */
+/** The directory the build's config paths are relative to. */
+function configBase(manifest: Manifest, dir: string): string {
+  return manifest.config_path ? dirname(resolve(manifest.config_path)) : resolve(dir);
+}
+
+/** Whether the result came from a transformer build (its manifest says so, else its arch file does). */
+async function isTransformerResult(manifest: Manifest, dir: string): Promise<boolean> {
+  if (manifest['model'] === 'transformer') return true;
+  const { isTransformerBuild } = await import('../transformer/build.js');
+  return isTransformerBuild(parseConfig(manifest.config), configBase(manifest, dir)).catch(() => false);
+}
+
+/** The build's config, model and data, resolved against the config file's directory (MLP results). */
 async function loadBuildInputs(manifest: Manifest, dir: string): Promise<{ config: BuildConfig; model: MlpModel; data: DataSource }> {
   const { loadModel, loadData } = await import('../build/load.js');
-  const base = manifest.config_path ? dirname(resolve(manifest.config_path)) : resolve(dir);
+  const base = configBase(manifest, dir);
   const config = parseConfig(manifest.config);
   return { config, model: await loadModel(config, base), data: await loadData(config, base) };
+}
+
+/** `--recompute` on a transformer result: the MLP blocks' report (src/transformer/degeneracy.ts). */
+async function recomputeTransformerDegeneracy(dir: string, manifest: Manifest, o: ReportCliOptions, log: (m: string) => void): Promise<DegeneracyReport> {
+  const { degeneracyFromFiles } = await import('../transformer/degeneracy-files.js');
+  return degeneracyFromFiles(parseConfig(manifest.config), configBase(manifest, dir), { ...(o.backend ? { backend: o.backend } : {}), log });
 }
 
 /** Basis summaries from basis.safetensors (k = length of D, M' when stored) and the manifest. */
@@ -170,8 +188,16 @@ export async function reportCommand(dirArg: string, o: ReportCliOptions): Promis
   const write = o.write !== false;
   let deg = contents.degeneracy;
   let degChanged = false;
+  const transformer = o.recompute || o.gaussNewton ? await isTransformerResult(manifest, dir) : false;
+  if (o.gaussNewton && transformer) {
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      '--gauss-newton computes the Gauss–Newton nullity of a whole MLP; for transformer results it is not available',
+      'drop --gauss-newton: `ibgpu report DIR --recompute` measures the MLP blocks of a transformer (README "Degeneracy report")',
+    );
+  }
   if (o.recompute) {
-    deg = await recomputeDegeneracy(dir, manifest, o, log);
+    deg = transformer ? await recomputeTransformerDegeneracy(dir, manifest, o, log) : await recomputeDegeneracy(dir, manifest, o, log);
     degChanged = true;
   }
   if (o.gaussNewton) {

@@ -31,7 +31,18 @@ export function parseArch(raw: unknown, where = 'arch'): MlpArch {
   const bad = (m: string, hint?: string) => new IbgpuError('BAD_CONFIG', `${where}: ${m}`, hint);
   if (typeof raw !== 'object' || raw === null) throw bad('must be a JSON object');
   const r = raw as Record<string, unknown>;
-  if (r['type'] !== 'mlp') throw bad(`type must be "mlp" (got ${JSON.stringify(r['type'])})`, 'only MLPs are supported so far');
+  if (r['type'] !== 'mlp') {
+    // A transformer config reaching an MLP-only reader (e.g. a command without a transformer
+    // path): say what it is instead of suggesting that transformers are unsupported altogether.
+    const inner = r['model'];
+    const transformer = 'd_model' in r || 'n_embd' in r || 'hidden_size' in r || (typeof inner === 'object' && inner !== null && 'd_model' in inner);
+    throw transformer
+      ? bad(
+          'this is a transformer config, and this step reads MLP architecture files ({"type": "mlp", "layers": [...]}) only',
+          'transformers are supported by `ibgpu build` and `ibgpu report` (with --recompute); see README "Transformers"',
+        )
+      : bad(`type must be "mlp" (got ${JSON.stringify(r['type'])})`, 'an MLP architecture file is {"type": "mlp", "weight_layout": ..., "layers": [...]}');
+  }
   const layout = r['weight_layout'] ?? 'in_out';
   if (layout !== 'in_out' && layout !== 'out_in') throw bad(`weight_layout must be "in_out" or "out_in"`);
   if (!Array.isArray(r['layers']) || r['layers'].length === 0) throw bad('layers must be a non-empty list');

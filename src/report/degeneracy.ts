@@ -176,6 +176,33 @@ export interface GroundTruth {
   largest_gap?: { ratio: number; nullity: number };
 }
 
+/**
+ * What a report covers when it is not a whole MLP (absent: every layer of an MLP build). Transformer
+ * reports count only the MLP blocks' own parameters (W_in, b_in, W_out, b_out of every block), per
+ * (datapoint, position) row; `not_counted` names the parts of the model whose degeneracies are not
+ * estimated, so no whole-model total is given.
+ */
+export interface DegeneracyScope {
+  model: 'transformer';
+  /** The parts whose free directions are counted. */
+  counted: string;
+  /** The parts of the model that are not analysed (their parameters are in raw_params only). */
+  not_counted: string[];
+  /** Sequences, positions per sequence seen by the MLP blocks, and the rows N·P the statistics average over. */
+  sequences: number;
+  positions: number;
+  rows: number;
+  /** Positions of the model output whose Jacobians are taken (rib's last_pos_module_type cut). */
+  output_positions: number;
+  last_pos_module_type: string | null;
+  /** Activation function of the MLP blocks. */
+  act_fn: string;
+  /** How the Jacobian Grams were computed, and what they cost. */
+  jacobians: { path: string; vjps_per_sequence: number; sequences: number; ms: number };
+  /** Milliseconds of the host float64 forward pass collecting Grams and firing patterns. */
+  forward_ms: number;
+}
+
 export interface DegeneracyReport {
   format: typeof DEGENERACY_FORMAT;
   version: typeof DEGENERACY_VERSION;
@@ -193,10 +220,17 @@ export interface DegeneracyReport {
     effective_spec: number;
     effective_corrected: number;
     complete: boolean;
+    /**
+     * What effective_spec/_corrected are taken of: absent or 'model' — raw_params − free; 'mlp_blocks'
+     * (transformer reports) — covered_params − free, the MLP blocks' own effective count.
+     */
+    effective_scope?: 'model' | 'mlp_blocks';
   };
   ground_truth?: GroundTruth;
   provenance: Record<string, string>;
   notes: string[];
+  /** Present on reports that do not cover a whole MLP (transformers). */
+  scope?: DegeneracyScope;
 }
 
 export const PROVENANCE: Record<string, string> = {

@@ -31,7 +31,11 @@ export interface FormatOptions {
 export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}): string {
   const out: string[] = [];
   const rule = rep.rank_rule;
-  out.push(`Degeneracy (SPEC §6) on ${rep.dataset_size} datapoints; ranks: eigenvalues > ${rule.tau}${rule.mode === 'relative' ? '·max' : ''}`);
+  const sc = rep.scope;
+  const over = sc
+    ? `the MLP blocks of a transformer, ${sc.rows} rows (${sc.sequences} sequences × ${sc.positions} position(s)), J w.r.t. the output at ${sc.output_positions} position(s)`
+    : `${rep.dataset_size} datapoints`;
+  out.push(`Degeneracy (SPEC §6) on ${over}; ranks: eigenvalues > ${rule.tau}${rule.mode === 'relative' ? '·max' : ''}`);
   const rows: string[][] = [
     ['section', 'params', 'r_G/d', 'free(a)', 'r_J/n_out', 'free(b)', 'd·n−r_G·r_J', 'live', '+k(k−1)', '+σρ', 'free (SPEC)', 'free (corr.)'],
   ];
@@ -62,9 +66,22 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
     );
   if (ib.length) out.push(`  Interaction Basis: stage-1 k, stage-2 r (rank of M on the data), rank of M′ (whole folded input space): ${ib.join('; ')}`);
   out.push('');
-  out.push(`  raw parameters ${t.raw_params}${t.complete ? '' : ` (the build covers ${t.covered_params})`}`);
-  out.push(`  effective parameters ≈ ${t.effective_spec} (SPEC §6.4–6.5: free = Σ(d·n − r_G·r_J) + live ReLUs + Σ k(k−1) = ${t.free_spec})`);
-  out.push(`                       ≈ ${t.effective_corrected} (overlap-corrected: free = Σ(d·n − r_G·r_J) + Σ σ_S·ρ_S = ${t.free_corrected})`);
+  if (t.effective_scope === 'mlp_blocks') {
+    // Transformers: only the MLP blocks are counted, so no whole-model estimate (src/report/transformer-degeneracy.ts).
+    out.push(`  MLP blocks: ${t.covered_params} of the model's ${t.raw_params} parameters (W_in, b_in, W_out, b_out of each block)`);
+    out.push(`  effective parameters of the MLP blocks ≈ ${t.effective_spec} (SPEC §6.4–6.5: free = ${t.free_spec})`);
+    out.push(`                                        ≈ ${t.effective_corrected} (overlap-corrected: free = ${t.free_corrected})`);
+    out.push('  NOT counted, so no whole-model total: attention, embeddings, unembedding, LayerNorm, and directions across blocks');
+    if (sc && sc.jacobians) {
+      out.push(
+        `  cost: host float64 forward ${(sc.forward_ms / 1000).toFixed(2)} s; Jacobian Grams ${(sc.jacobians.ms / 1000).toFixed(2)} s (${sc.jacobians.vjps_per_sequence} VJPs per sequence and pass)`,
+      );
+    }
+  } else {
+    out.push(`  raw parameters ${t.raw_params}${t.complete ? '' : ` (the build covers ${t.covered_params})`}`);
+    out.push(`  effective parameters ≈ ${t.effective_spec} (SPEC §6.4–6.5: free = Σ(d·n − r_G·r_J) + live ReLUs + Σ k(k−1) = ${t.free_spec})`);
+    out.push(`                       ≈ ${t.effective_corrected} (overlap-corrected: free = Σ(d·n − r_G·r_J) + Σ σ_S·ρ_S = ${t.free_corrected})`);
+  }
   if (rep.ground_truth) {
     const g = rep.ground_truth;
     out.push(
@@ -85,11 +102,15 @@ export function formatDegeneracy(rep: DegeneracyReport, opts: FormatOptions = {}
   const sync = rep.sections.filter((s): s is SectionReport & { sync: NonNullable<SectionReport['sync']> } => s.sync !== undefined);
   if (sync.length) {
     out.push('');
-    out.push('Synchronised ReLUs (identical firing patterns; GPU sign-pattern hashes confirmed exactly)');
+    out.push(
+      sc
+        ? 'Synchronised ReLUs (identical firing patterns, one bit per (datapoint, position); sign-pattern hashes confirmed exactly)'
+        : 'Synchronised ReLUs (identical firing patterns; GPU sign-pattern hashes confirmed exactly)',
+    );
     for (const s of sync) {
       const y = s.sync;
       const n = rep.dataset_size;
-      out.push(`  ${s.section} (${s.n_out} neurons, ${y.live} live):`);
+      out.push(`  ${s.section}${sc ? ` (block ${s.layer})` : ''} (${s.n_out} neurons, ${y.live} live):`);
       out.push(`    dead: ${y.dead.length ? list(y.dead) : 'none'}; always on: ${y.always_on.length ? list(y.always_on) : 'none'}`);
       if (y.groups.length === 0) out.push('    groups: none');
       for (const g of y.groups) {

@@ -25,6 +25,7 @@ import type { NodeStatsResult, PassesFactory, TransformerPasses } from './passes
 import { buildTransformer, type TransformerBuildOptions } from './pipeline.js';
 import { readBases, readStats, runIdentity, writeStatsDir } from './split-files.js';
 import { readJsonFile } from '../io/json.js';
+import { addDegeneracy } from './degeneracy.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
 export function isTransformerArch(raw: unknown): boolean {
@@ -221,6 +222,7 @@ export async function runTransformerBuild(
       return { result, data, device: passes.device, stats, statsData: gramData ?? data };
     }
     const result = await buildTransformer(passes, mp, config, { passesFor, ...own, ...opts });
+    if (config.degeneracy) await addDegeneracy(result, loaded, config, passesFor, opts.logger);
     const stagePaths = passes.stagePaths?.();
     return { result, data, device: passes.device, ...(stagePaths ? { stagePaths } : {}) };
   } finally {
