@@ -216,7 +216,10 @@ export async function collectDegeneracyStats(
       let p: Promise<unknown>;
       try {
         const x = batch.upload(await data.readRows(start, rows), 'batch');
-        p = acc.addBatch(mlp.forward(batch, x, rows, () => false, acc.upTo), rows);
+        p = acc.addBatch(
+          mlp.forward(batch, x, rows, () => false, acc.upTo),
+          rows,
+        );
       } finally {
         batch.close();
       }

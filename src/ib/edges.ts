@@ -110,13 +110,7 @@ export function uploadSectionOperands(scope: BufferScope, p: EdgePair): SectionO
  * pre-activation at the projected point, p' = Qᵀ f̂ (rows × dimOut). `xin` is the batch's
  * activations at the input node layer (rows × d). Both buffers belong to `scope`.
  */
-export function projectBatch(
-  engine: Engine,
-  scope: BufferScope,
-  g: SectionOperands,
-  xin: GPUBuffer,
-  rows: number,
-): { fhat: GPUBuffer; pre: GPUBuffer } {
+export function projectBatch(engine: Engine, scope: BufferScope, g: SectionOperands, xin: GPUBuffer, rows: number): { fhat: GPUBuffer; pre: GPUBuffer } {
   const p = g.p;
   const d = p.basis.dim - 1;
   const r4 = pad4(g.r);

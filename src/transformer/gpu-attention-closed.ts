@@ -183,23 +183,23 @@ async function batchRows(
   basis?: { Cb: GPUBuffer; r: number },
 ): Promise<{ xj: Float64Array; u?: Float64Array }> {
   const rows = b * g.pIn;
-  const inputs = model.forwardTo(tokens, first, b, s);
-  const f = concatTuple(engine, inputs, g.widthsIn, rows);
-  engine.release(...inputs);
-  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
-  let u: GPUBuffer | undefined;
-  if (basis) {
-    u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
-    matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
-    matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
-  } else {
-    matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
-  }
-  engine.release(f);
-  const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
-  engine.release(xjb);
-  if (u) engine.release(u);
-  return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+  return engine.withScope(async (batch) => {
+    const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+    const f = batch.adopt(concatTuple(engine, inputs, g.widthsIn, rows));
+    batch.release(...inputs);
+    const xjb = batch.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
+    let u: GPUBuffer | undefined;
+    if (basis) {
+      u = batch.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
+      matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
+      matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
+    } else {
+      matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
+    }
+    batch.release(f);
+    const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
+    return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+  });
 }
 
 function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
@@ -298,8 +298,9 @@ export async function mDashAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
   const table = tokenRowTable(model, s, N, m);
   const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
-  const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const scope = engine.scope();
   try {
+    const Jb = tableJ ? undefined : scope.upload(Float32Array.from(J), 'tf.attn-J');
     const pool = await hostThreadPool();
     opts.onPath?.(
       `last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
@@ -331,7 +332,7 @@ export async function mDashAttentionClosed(
       }
     }
   } finally {
-    if (Jb) engine.release(Jb);
+    scope.close();
   }
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
@@ -491,8 +492,6 @@ export async function edgesAttentionClosed(
   const table = tokenRowTable(model, s, N, Math.max(m, r));
   const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
   const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
-  const Jb = table ? undefined : engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
-  const Cb = table ? undefined : engine.upload(Float32Array.from(C), 'tf.C');
   const shape = attentionShape(op, P, m, K);
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
@@ -503,7 +502,10 @@ export async function edgesAttentionClosed(
     }
     return out;
   };
+  const scope = engine.scope();
   try {
+    const Jb = table ? undefined : scope.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
+    const Cb = table ? undefined : scope.upload(Float32Array.from(C), 'tf.C');
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
     opts.onPath?.(
@@ -541,7 +543,7 @@ export async function edgesAttentionClosed(
       for (let i = 0; i < ranges.length; i++) for (let e = 0; e < K * r; e++) E[e]! += parts[i * K * r + e]!;
     }
   } finally {
-    engine.release(Jb, Cb);
+    scope.close();
   }
   const sc = (weight * weight) / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;

@@ -10,6 +10,7 @@
 import { checkShape } from '../errors.js';
 import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
 import { edgesLocalGpu } from './gpu-edges-local.js';
@@ -77,27 +78,29 @@ export async function edgesSquaredGpu(
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;
-  const Cb = engine.upload(Float32Array.from(opts.C), 'tf.C');
-  const Cpb = engine.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
-  const blocks: GPUBuffer[] = [];
-  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const E = new Float64Array(g.rOut * rIn);
+  const pass = engine.scope();
   try {
+    const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
+    const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
+    const blocks: GPUBuffer[] = [];
+    for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(pass.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const { u, parts, states } = projectedBatch(engine, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
+      const batch = pass.scope();
+      const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
       const reads: Promise<void>[] = [];
       blocks.forEach((cot, bi) => {
         const k0 = bi * Kb;
         const kb = Math.min(Kb, g.K - k0);
         const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
         const rows = (total.shared ? 1 : b) * kb * g.pIn;
-        const h = engine.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, total.buf, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        engine.release(total.buf);
-        const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
+        const h = batch.alloc(rows * rIn * 4, 'tf.h');
+        matmul(engine, batch.adopt(total.buf), Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+        batch.release(total.buf);
+        const out = batch.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
         edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
-        engine.release(h);
+        batch.release(h);
         reads.push(
           engine.readF32(out, kb * rIn).then((part) => {
             for (let kk = 0; kk < kb; kk++) {
@@ -106,14 +109,13 @@ export async function edgesSquaredGpu(
             }
           }),
         );
-        engine.release(out);
+        batch.release(out);
       });
-      for (const st of states) sec.releaseState(st);
-      engine.release(u, ...parts);
+      batch.close(); // u, the projected parts and the forward states
       await Promise.all(reads);
     }
   } finally {
-    engine.release(Cb, Cpb, ...blocks);
+    pass.close();
   }
   const scale = 1 / (N * g.pIn);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
@@ -123,11 +125,12 @@ export async function edgesSquaredGpu(
 /**
  * One batch of section s evaluated where rib evaluates edges: the node layer's activations f
  * projected onto the kept directions, f ↦ u = f·C ↦ u·C⁺, then the section's forward at each
- * integration point. Returns u (rows × rIn) and the projected input parts, which the caller
- * releases, and the forward states.
+ * integration point. Returns u (rows × rIn), the projected input parts and the forward states,
+ * all held by `scope` (the states in child scopes).
  */
 export function projectedBatch(
   engine: Engine,
+  scope: BufferScope,
   model: GpuModel,
   s: number,
   g: SectionGeometry,
@@ -138,16 +141,16 @@ export function projectedBatch(
   alphas: ArrayLike<number>,
 ): { u: GPUBuffer; parts: GPUBuffer[]; states: ForwardState[] } {
   const rowsIn = b * g.pIn;
-  const inputs = model.forwardTo(tokens, first, b, s);
-  const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
-  engine.release(...inputs);
-  const u = engine.alloc(rowsIn * basis.rIn * 4, 'tf.u');
+  const inputs = scope.adoptAll(model.forwardTo(tokens, first, b, s));
+  const f = scope.adopt(concatTuple(engine, inputs, g.widthsIn, rowsIn));
+  scope.release(...inputs);
+  const u = scope.alloc(rowsIn * basis.rIn * 4, 'tf.u');
   matmul(engine, f, basis.C, u, { m: rowsIn, n: basis.rIn, k: g.dIn });
-  const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
+  const fp = scope.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
   matmul(engine, u, basis.Cpinv, fp, { m: rowsIn, n: g.dIn, k: basis.rIn });
-  engine.release(f);
-  const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
-  engine.release(fp);
+  scope.release(f);
+  const parts = scope.adoptAll(splitTuple(engine, fp, g.widthsIn, rowsIn));
+  scope.release(fp);
   const sec = model.sections[s]!;
-  return { u, parts, states: Array.from(alphas, (a) => sec.forward(parts, b, { alpha: a })) };
+  return { u, parts, states: Array.from(alphas, (a) => sec.forward(parts, b, { alpha: a, scope })) };
 }
