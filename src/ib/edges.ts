@@ -53,7 +53,7 @@ export interface SectionOperands {
 }
 
 function f32(a: ArrayLike<number>): Float32Array {
-  return Float32Array.from(a as ArrayLike<number>);
+  return Float32Array.from(a);
 }
 
 /** Uploads a section's operands into buffers of `scope` (they live for the whole pass). */

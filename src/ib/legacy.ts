@@ -68,7 +68,7 @@ export interface LegacyPassOptions {
 }
 
 function f32(a: ArrayLike<number>): Float32Array {
-  return Float32Array.from(a as ArrayLike<number>);
+  return Float32Array.from(a);
 }
 
 /** Uploads (α_0..α_{m-1}, w_0..w_{m-1}) as f32. */

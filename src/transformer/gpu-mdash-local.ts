@@ -215,7 +215,7 @@ async function gateMoments(
       points.alphas.forEach((alpha, k) => {
         const st = sec.forward(inputs, b, { alpha, scope: batch });
         actVjp(engine, st.values.get(act.op.x)!, ones, tmp, { B: b, K: 1, P }, m, act.op.act);
-        copyRows(engine, tmp, gate, rows, m, points.weights[k]!, k > 0);
+        copyRows(engine, tmp, gate, rows, m, points.weights[k], k > 0);
         sec.releaseState(st);
       });
       batch.release(...inputs, tmp);

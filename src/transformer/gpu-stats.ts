@@ -170,7 +170,7 @@ export async function centredNodeStatsGpu(
             if (k < 0) return;
             const L = model.nodes[node]!;
             bufs[k] = held.adopt(concatTuple(engine, tuple, L.widths, b * L.positions));
-            pending.push(sums[k]!.addBatch(bufs[k]!, b * L.positions));
+            pending.push(sums[k]!.addBatch(bufs[k], b * L.positions));
           }),
         ),
       );
