@@ -36,7 +36,7 @@
 // sample-independent parts of the program (cost independent of N).
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
-import type { Op, SectionProgram } from '../model/program.js';
+import { opInputs, type Op, type SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
@@ -48,21 +48,6 @@ import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
 
 const LINEAR_KINDS = new Set<Op['kind']>(['linear', 'copy', 'slice', 'concat', 'add']);
-
-function opReads(op: Op): number[] {
-  switch (op.kind) {
-    case 'lnDiv':
-      return [op.v, op.x];
-    case 'attention':
-      return [op.q, op.k, op.v];
-    case 'add':
-      return [op.a, op.b];
-    case 'concat':
-      return op.xs;
-    default:
-      return [op.x];
-  }
-}
 
 /**
  * The attention op when `p` has the closed-form pattern: one attention op, every other op linear
@@ -76,7 +61,7 @@ export function lastPosAttentionSection(p: SectionProgram): { op: AttentionOp; i
   let found: { op: AttentionOp; index: number } | undefined;
   for (const [index, op] of p.ops.entries()) {
     const Py = p.values[op.y]!.positions;
-    const reads = opReads(op);
+    const reads = opInputs(op);
     if (op.kind === 'attention') {
       if (found) return undefined;
       if (reads.some((id) => p.values[id]!.positions !== P) || Py !== P) return undefined;
@@ -235,6 +220,26 @@ function hostF64(a: Float32Array | Float64Array, shared: boolean, length?: numbe
   return b;
 }
 
+/** What both closed forms start from: the head and section sizes, the one integration point, and the float64 parts. */
+function closedFormSetup(model: GpuModel, s: number, g: SectionGeometry, opts: SectionVjpOptions, att: { op: AttentionOp; index: number }) {
+  const { op } = att;
+  const parts = attentionClosedParts(model.sections[s]!.program, att, g, opts.Chat);
+  return {
+    op,
+    H: op.heads,
+    dH: op.dHead,
+    dV: op.dV,
+    P: g.pIn,
+    d: g.dIn,
+    K: g.rOut,
+    alpha: opts.points.alphas[0]!,
+    weight: opts.points.weights[0]!,
+    ...parts,
+    HdV: op.heads * op.dV,
+    HdH: op.heads * op.dHead,
+  };
+}
+
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
 export async function mDashAttentionClosed(
   engine: Engine,
@@ -246,19 +251,7 @@ export async function mDashAttentionClosed(
   opts: SectionVjpOptions,
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
-  const p = model.sections[s]!.program;
-  const { op } = att;
-  const H = op.heads,
-    dH = op.dHead,
-    dV = op.dV;
-  const P = g.pIn,
-    d = g.dIn,
-    K = g.rOut;
-  const alpha = opts.points.alphas[0]!;
-  const weight = opts.points.weights[0]!;
-  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV,
-    HdH = H * dH;
+  const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
   const A = H + 1;
@@ -427,21 +420,9 @@ export async function edgesAttentionClosed(
   opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
-  const p = model.sections[s]!.program;
-  const { op } = att;
-  const H = op.heads,
-    dH = op.dHead,
-    dV = op.dV;
-  const P = g.pIn,
-    d = g.dIn,
-    K = g.rOut,
-    r = opts.rIn;
+  const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
+  const r = opts.rIn;
   const { C, Cpinv } = opts;
-  const alpha = opts.points.alphas[0]!;
-  const weight = opts.points.weights[0]!;
-  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV,
-    HdH = H * dH;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
   const proj = (col0: number, width: number): Float64Array => {
     // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.

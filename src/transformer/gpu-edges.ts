@@ -94,22 +94,7 @@ export async function edgesSquaredGpu(
         const k0 = bi * Kb;
         const kb = Math.min(Kb, g.K - k0);
         const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
-        const rows = (total.shared ? 1 : b) * kb * g.pIn;
-        const h = batch.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, batch.adopt(total.buf), Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        batch.release(total.buf);
-        const out = batch.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
-        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
-        batch.release(h);
-        reads.push(
-          engine.readF32(out, kb * rIn).then((part) => {
-            for (let kk = 0; kk < kb; kk++) {
-              const i = (k0 + kk) % g.rOut;
-              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-            }
-          }),
-        );
-        batch.release(out);
+        reads.push(addEdgeBlock(engine, batch, batch.adopt(total.buf), total.shared, Cpb, u, E, { g, b, k0, kb, rIn }));
       });
       batch.close(); // u, the projected parts and the forward states
       await Promise.all(reads);
@@ -120,6 +105,40 @@ export async function edgesSquaredGpu(
   const scale = 1 / (N * g.pIn);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
   return E;
+}
+
+/**
+ * Adds one block of cotangents' squared edges into E (r_out × r_in): h = grad·C⁺ᵀ (rows × r_in;
+ * `grad` is the block's integrated gradient [(shared ? 1 : b)·kb·P_in, d_in], a buffer of `scope`,
+ * released once h is recorded), then edgeSquare's Σ over samples and positions of (h ⊙ u)² per
+ * (k, j), read back into rows (k0 + kk) mod r_out of E (k = r·r_out + i for stochastic blocks).
+ * Resolves when the block is added.
+ */
+export function addEdgeBlock(
+  engine: Engine,
+  scope: BufferScope,
+  grad: GPUBuffer,
+  shared: boolean,
+  Cpb: GPUBuffer,
+  u: GPUBuffer,
+  E: Float64Array,
+  { g, b, k0, kb, rIn }: { g: SectionGeometry; b: number; k0: number; kb: number; rIn: number },
+): Promise<void> {
+  const rows = (shared ? 1 : b) * kb * g.pIn;
+  const h = scope.alloc(rows * rIn * 4, 'tf.h');
+  matmul(engine, grad, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+  scope.release(grad);
+  const out = scope.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
+  edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, shared);
+  scope.release(h);
+  const read = engine.readF32(out, kb * rIn).then((part) => {
+    for (let kk = 0; kk < kb; kk++) {
+      const i = (k0 + kk) % g.rOut;
+      for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
+    }
+  });
+  scope.release(out);
+  return read;
 }
 
 /**

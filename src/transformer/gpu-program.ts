@@ -16,7 +16,7 @@ import { checkShape, IbgpuError } from '../errors.js';
 import { attentionForward, attentionProbFloats, attentionVjp, type AttentionShape } from '../kernels/transformer-attention.js';
 import { actForward, actVjp, copyColumns, copyRows, gatherPositions, gatherTokens, rotary, uploadRotaryTable } from '../kernels/transformer-elementwise.js';
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../kernels/transformer-ln.js';
-import type { EmbedSpec, Op, SectionProgram } from '../model/program.js';
+import { opInputs, type EmbedSpec, type Op, type SectionProgram } from '../model/program.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { GpuLinear } from './gpu-linear.js';
@@ -59,21 +59,6 @@ export interface ForwardOptions {
   alpha?: number;
   /** The state's buffers live in a child scope of this one (closed with it at the latest); default: of the engine. */
   scope?: BufferScope;
-}
-
-function opInputs(op: Op): number[] {
-  switch (op.kind) {
-    case 'lnDiv':
-      return [op.v, op.x];
-    case 'attention':
-      return [op.q, op.k, op.v];
-    case 'add':
-      return [op.a, op.b];
-    case 'concat':
-      return op.xs;
-    default:
-      return [op.x];
-  }
 }
 
 /** Inputs the VJP of op reads from the forward. */

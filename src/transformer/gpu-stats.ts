@@ -8,7 +8,7 @@ import { checkShape } from '../errors.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import type { Engine } from '../runtime/engine.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
-import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { concatTuple, samplesPerBatch, type GpuModel, type NodeLayout } from './gpu-model.js';
 
 export interface NodeStatsGpu {
   name: string;
@@ -92,23 +92,25 @@ export async function nodeStatsGpu(
       await Promise.all(pending);
     }
     return await Promise.all(
-      nodes.map(async (i, k) => {
-        const L = model.nodes[i]!;
-        return {
-          name: L.name,
-          width: L.width,
-          positions: L.positions,
-          rows: N * L.positions,
-          sum: await sums[k]!.result(),
-          ...(withGram ? { gram: await grams[k]!.result() } : {}),
-          shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-        };
-      }),
+      nodes.map(async (i, k) => nodeStatsRecord(model.nodes[i]!, N, await sums[k]!.result(), withGram ? await grams[k]!.result() : undefined, shifts[k]!)),
     );
   } finally {
     for (const s of sums) s.dispose();
     for (const g of grams) g.dispose();
   }
+}
+
+/** A node's statistics over N samples; the shift is reported as the f32 values the GPU subtracted. */
+function nodeStatsRecord(L: NodeLayout, N: number, sum: Float64Array, gram: Float64Array | undefined, shift: Float64Array): NodeStatsGpu {
+  return {
+    name: L.name,
+    width: L.width,
+    positions: L.positions,
+    rows: N * L.positions,
+    sum,
+    ...(gram ? { gram } : {}),
+    shift: Float64Array.from(Float32Array.from(shift)),
+  };
 }
 
 /** Bytes of node activations kept on the GPU between the two passes of centring (64 MiB). */
@@ -218,20 +220,7 @@ export async function centredNodeStatsGpu(
       }
       // The model owns the kept buffers from here on (its node cache).
       keep?.forEach((buf, k) => model.keepNode(nodes[k]!, tokens, N, held.keep(buf)));
-      return await Promise.all(
-        nodes.map(async (i, k) => {
-          const L = model.nodes[i]!;
-          return {
-            name: L.name,
-            width: L.width,
-            positions: L.positions,
-            rows: N * L.positions,
-            sum: sumv[k]!,
-            gram: await grams[k]!.result(),
-            shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-          };
-        }),
-      );
+      return await Promise.all(nodes.map(async (i, k) => nodeStatsRecord(model.nodes[i]!, N, sumv[k]!, await grams[k]!.result(), shifts[k]!)));
     } finally {
       for (const g of grams) g.dispose();
     }

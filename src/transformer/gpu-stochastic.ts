@@ -14,12 +14,11 @@
 
 import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
-import { matmul } from '../kernels/matmul.js';
-import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import { edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
-import { projectedBatch } from './gpu-edges.js';
+import { addEdgeBlock, projectedBatch } from './gpu-edges.js';
 import { vjpBlockSizes } from './gpu-mdash.js';
 import type { GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
@@ -194,22 +193,7 @@ export async function edgesStochasticGpu(
         const cot = uploadBlock(batch, opts, 'edges', s, g, first, b, k0, kb);
         const total = integratedVjpPerSample(engine, batch, sec, states, opts.points.weights, cot, g, b, kb);
         batch.release(cot);
-        const rows = b * kb * g.pIn;
-        const h = batch.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, total, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        batch.release(total);
-        const out = batch.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
-        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, false);
-        batch.release(h);
-        reads.push(
-          engine.readF32(out, kb * rIn).then((part) => {
-            for (let kk = 0; kk < kb; kk++) {
-              const i = (k0 + kk) % g.rOut; // k = r·r_out + i
-              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-            }
-          }),
-        );
-        batch.release(out);
+        reads.push(addEdgeBlock(engine, batch, total, false, Cpb, u, E, { g, b, k0, kb, rIn }));
       }
       batch.close(); // u, the projected parts and the forward states
       await Promise.all(reads);
