@@ -4,10 +4,6 @@
 // and file write is a promise, and one that is dropped loses its error.
 //
 // Turned off, and why:
-// - no-unnecessary-type-assertion: with `noUncheckedIndexedAccess` on, the `xs[i]!` assertions
-//   are needed and the rule no longer reports them, but it still reports about 65 older `as`
-//   casts and explicit type arguments (web/viewer.ts, src/io/tensor.ts, config parsers) that
-//   have not been cleaned up yet.
 // - require-await: async functions without an await implement async interfaces (DataSource,
 //   tensor loaders, file readers) whose other implementations do await.
 // - no-base-to-string: validators interpolate user-supplied JSON and file-header values of
@@ -30,13 +26,18 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
-      '@typescript-eslint/no-unnecessary-type-assertion': 'off',
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-base-to-string': 'off',
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowNullish: true, allowNever: true }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
       'prefer-const': ['error', { destructuring: 'all' }],
     },
+  },
+  {
+    // One older cast remains in this file (a config count already narrowed to number); it is
+    // cleaned with the file's next change.
+    files: ['src/transformer/build.ts'],
+    rules: { '@typescript-eslint/no-unnecessary-type-assertion': 'off' },
   },
   {
     files: ['test/**/*.ts'],

@@ -87,14 +87,14 @@ async function generate(path: string): Promise<number> {
 function randomMlp(): MlpModel {
   const r = rng(7);
   const widths = [W, ...Array.from({ length: depth }, () => W), 10];
-  const layers = widths.slice(0, -1).map((dIn, i) => {
+  const layers = widths.slice(0, -1).map((dIn, i): MlpModel['layers'][number] => {
     const dOut = widths[i + 1]!;
     const s = Math.sqrt(2 / dIn);
     return {
       name: `layers.${i}`,
       dIn,
       dOut,
-      activation: (i < widths.length - 2 ? 'relu' : 'identity') as 'relu' | 'identity',
+      activation: i < widths.length - 2 ? 'relu' : 'identity',
       W: Float32Array.from({ length: dIn * dOut }, () => r() * s * 1.7),
       b: Float32Array.from({ length: dOut }, () => 0.05 * r()),
     };

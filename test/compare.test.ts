@@ -75,7 +75,7 @@ describe('ibgpu compare', () => {
 
     const swapped = clone(res);
     const b2 = swapped.bases.get('layers.2')!;
-    for (let i = 0; i < b2.dim; i++) [b2.C[i * b2.r]!, b2.C[i * b2.r + 1]!] = [b2.C[i * b2.r + 1]!, b2.C[i * b2.r]!];
+    for (let i = 0; i < b2.dim; i++) [b2.C[i * b2.r], b2.C[i * b2.r + 1]] = [b2.C[i * b2.r + 1]!, b2.C[i * b2.r]!];
     const cs = compareBuilds(swapped, ref);
     expect(cs.layers.find((l) => l.layer === 'layers.2')!.minCosHeld!).toBeLessThan(0.5);
 

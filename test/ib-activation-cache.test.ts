@@ -34,11 +34,12 @@ describe('activation cache', () => {
       e.release(...acts);
     }
     for (const a of [1, 2]) {
-      const b = c.load(a, 47, 31);
-      expect(Array.from(await e.readF32(b, 31 * dims(a)))).toEqual(Array.from(host[a]!.subarray(37 * dims(a), 68 * dims(a))));
-      e.release(b);
+      await e.withScope(async (s) => {
+        const b = c.load(s, a, 47, 31);
+        expect(Array.from(await e.readF32(b, 31 * dims(a)))).toEqual(Array.from(host[a]!.subarray(37 * dims(a), 68 * dims(a))));
+      });
     }
-    expect(() => c.load(1, 100, 11)).toThrow(/outside \[10, 110\)/);
+    expect(() => e.withScope((s) => c.load(s, 1, 100, 11))).toThrow(/outside \[10, 110\)/);
     c.dispose();
   });
 

@@ -195,7 +195,7 @@ describe('forward identities', () => {
       values: [p.values[5]!, p.values[6]!, p.values[4]!, p.values[op.y]!],
       inputs: [0, 1, 2],
       outputs: [3],
-      ops: [{ ...(op as Extract<Op, { kind: 'attention' }>), q: 0, k: 1, v: 2, y: 3 }],
+      ops: [{ ...op, q: 0, k: 1, v: 2, y: 3 }],
     };
     const zz = forwardF64(one, [q, k, ones], 1)[3]!;
     for (const e of zz) expect(Math.abs(e - 1)).toBeLessThan(1e-15);

@@ -238,7 +238,7 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
     const lastOp = all.ops.findIndex((op) => op.kind === 'lastPos');
     const noCut = {
       ...all,
-      outputs: [all.ops[lastOp]!.kind === 'lastPos' ? (all.ops[lastOp] as Extract<Op, { kind: 'lastPos' }>).x : -1],
+      outputs: [all.ops[lastOp]!.kind === 'lastPos' ? all.ops[lastOp].x : -1],
       ops: all.ops.slice(0, lastOp),
     };
     expect(lastPosAttentionSection(noCut)).toBeUndefined();

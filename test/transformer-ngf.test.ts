@@ -123,7 +123,7 @@ describe('naive gradient flow', () => {
     '%s: GPU NGF build = float64 NGF build (leading Λ to 1e-4)',
     async (modelDir, kase, nodes, n) => {
       const engine = await getEngine();
-      const s = await setup(modelDir, kase, nodes as string[], n as number);
+      const s = await setup(modelDir, kase, nodes, n);
       const config = parseConfig({ ...s.config, naive_gradient_flow: true, truncation_threshold: 1e-6, threshold_mode: 'relative' });
       const cpu = await buildTransformerF64(s.mp, s.tokens, s.n, s.P, config);
       const passes = new GpuPasses(engine, s.mp, s.tokens, s.n, s.P);
@@ -133,7 +133,7 @@ describe('naive gradient flow', () => {
       } finally {
         passes.dispose();
       }
-      for (const name of (nodes as string[]).slice(0, -1)) {
+      for (const name of nodes.slice(0, -1)) {
         const a = cpu.bases.get(name)!.Lambda!;
         const b = gpu.bases.get(name)!.Lambda!;
         for (let i = 0; i < 4; i++) expect(Math.abs(a[i]! - b[i]!) / a[0]!, `${name} Λ_${i}`).toBeLessThan(1e-4);

@@ -263,7 +263,7 @@ function renderGraph(g: GraphJson): void {
     }
   }
   const sorted = [...g.edges].sort((a, b) => Math.abs(a.weight) / pairMax.get(pairOf(a))! - Math.abs(b.weight) / pairMax.get(pairOf(b))!);
-  const slider = $('prune') as HTMLInputElement;
+  const slider = $<HTMLInputElement>('prune');
   const floor = Math.log10(g.prune_relative && g.prune_relative > 0 ? g.prune_relative : 1e-6);
   slider.min = String(Math.floor(floor * 10) / 10);
   if (Number(slider.value) < Number(slider.min)) slider.value = slider.min;
@@ -296,7 +296,7 @@ function renderGraph(g: GraphJson): void {
   view.s = 1;
   view.ty = 0;
   // Dense graphs start with the strongest edge of every node only.
-  const topk = $('topk') as HTMLInputElement;
+  const topk = $<HTMLInputElement>('topk');
   if (!topk.dataset['touched']) topk.value = String(g.nodes.length / Math.max(1, layers.length) > 200 ? 1 : 5);
   svg.addEventListener(
     'wheel',
@@ -334,8 +334,8 @@ function renderGraph(g: GraphJson): void {
 }
 
 function applyPrune(): void {
-  const v = Number(($('prune') as HTMLInputElement).value);
-  const k = Math.max(1, Math.floor(Number(($('topk') as HTMLInputElement).value) || 1));
+  const v = Number($<HTMLInputElement>('prune').value);
+  const k = Math.max(1, Math.floor(Number($<HTMLInputElement>('topk').value) || 1));
   const cut = 10 ** v;
   let shown = 0;
   for (const e of edgeEls) if (e.rel >= cut && e.rank < k) shown++;
@@ -760,7 +760,9 @@ export interface PageInputs {
 /** Builds an Interaction Basis with the page's WebGPU (every layer a node layer, then the output). */
 export async function runBuild(inputs: PageInputs, log: (m: string) => void = () => {}): Promise<ViewerResult> {
   const t0 = performance.now();
-  const ib = (await import(/* webpackIgnore: true */ './ibgpu.js' as string)) as IbModule;
+  // A string-typed specifier: the bundle sits next to the page at run time, not in the sources.
+  const bundle: string = './ibgpu.js';
+  const ib = (await import(/* webpackIgnore: true */ bundle)) as IbModule;
   const engine = await ib.createBrowserEngine();
   try {
     log(`adapter: ${engine.adapterName}`);
@@ -797,7 +799,7 @@ function pageResult(
   log: (m: string) => void,
 ): ViewerResult {
   const files = ib.resultFiles(res, { adapter, data });
-  const text = (f: string) => (typeof files[f] === 'string' ? (JSON.parse(files[f] as string) as unknown) : undefined);
+  const text = (f: string) => (typeof files[f] === 'string' ? (JSON.parse(files[f]) as unknown) : undefined);
   log(
     `done in ${((performance.now() - t0) / 1000).toFixed(1)} s (${Object.entries(res.timings)
       .map(([k, v]) => `${k} ${v.toFixed(0)} ms`)
@@ -818,7 +820,8 @@ function pageResult(
  */
 export async function runTransformerExample(log: (m: string) => void = () => {}): Promise<ViewerResult> {
   const t0 = performance.now();
-  const ib = (await import(/* webpackIgnore: true */ './ibgpu.js' as string)) as IbModule;
+  const bundle: string = './ibgpu.js';
+  const ib = (await import(/* webpackIgnore: true */ bundle)) as IbModule;
   const json = async (u: string) => JSON.parse(new TextDecoder().decode(await bytes(u))) as Record<string, unknown>;
   const { dataset, model: _m, arch: _a, exp_name: _e, ...fields } = await json('./example/modadd/build.json');
   const model = await ib.transformerFromSafetensorsBytes(await json('./example/modadd/config.json'), await bytes('./example/modadd/weights.safetensors'));
@@ -853,7 +856,7 @@ export async function runExample(which: 'synthetic' | 'mnist', log: (m: string) 
 /** Builds from the files picked in the page (read lazily: safetensors tensors come from Blob slices). */
 export async function runPickedFiles(log: (m: string) => void = () => {}): Promise<ViewerResult> {
   const pick = (id: string, what: string): File => {
-    const f = ($(id) as HTMLInputElement).files?.[0];
+    const f = $<HTMLInputElement>(id).files?.[0];
     if (!f) throw new Error(`pick ${what} first`);
     return f;
   };
@@ -866,7 +869,7 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
   } catch (e) {
     throw new Error(`${archFile.name} is not JSON: ${(e as Error).message}`);
   }
-  const key = ($('file-key') as HTMLInputElement).value.trim() || 'X';
+  const key = $<HTMLInputElement>('file-key').value.trim() || 'X';
   // .npy files start with the bytes \x93NUMPY; anything else is read as safetensors.
   const magic = new Uint8Array(await data.slice(0, 6).arrayBuffer());
   const dataFormat = magic[0] === 0x93 && String.fromCharCode(...magic.subarray(1)) === 'NUMPY' ? 'npy' : 'safetensors';
@@ -874,8 +877,8 @@ export async function runPickedFiles(log: (m: string) => void = () => {}): Promi
 }
 
 async function main(): Promise<void> {
-  ($('prune') as HTMLInputElement).addEventListener('input', applyPrune);
-  ($('topk') as HTMLInputElement).addEventListener('input', (ev) => {
+  $<HTMLInputElement>('prune').addEventListener('input', applyPrune);
+  $<HTMLInputElement>('topk').addEventListener('input', (ev) => {
     (ev.target as HTMLInputElement).dataset['touched'] = '1';
     applyPrune();
   });
@@ -890,7 +893,7 @@ async function main(): Promise<void> {
   };
   // The served examples need `ibgpu serve`; picked files work on static exports too.
   const examples = (await fetchOk('./example/synthetic/arch.json')) !== undefined;
-  const select = $('example') as HTMLSelectElement;
+  const select = $<HTMLSelectElement>('example');
   if (!examples) {
     for (const o of Array.from(select.options)) if (o.value !== 'files') o.remove();
   }
@@ -899,13 +902,13 @@ async function main(): Promise<void> {
   };
   select.addEventListener('change', showFiles);
   showFiles();
-  const button = $('run') as HTMLButtonElement;
+  const button = $<HTMLButtonElement>('run');
   button.addEventListener('click', () => {
     button.disabled = true;
     status.textContent = '';
     status.classList.remove('error');
     document.body.dataset['state'] = 'running';
-    const which = ($('example') as HTMLSelectElement).value as 'synthetic' | 'mnist' | 'modadd' | 'files';
+    const which = $<HTMLSelectElement>('example').value as 'synthetic' | 'mnist' | 'modadd' | 'files';
     (which === 'files' ? runPickedFiles(log) : which === 'modadd' ? runTransformerExample(log) : runExample(which, log))
       .then(show)
       .catch((e: unknown) => {

@@ -60,7 +60,7 @@ export function parseSchedule(raw: unknown): ScheduleConfig {
   const type = r['schedule_type'];
   if (typeof type !== 'string' || !allowed[type]) throw bad(`schedule.schedule_type must be exponential, linear or bisect, got ${JSON.stringify(type)}`);
   for (const k of Object.keys(r))
-    if (!allowed[type]!.includes(k)) throw bad(`schedule.${k} is not a field of a ${type} schedule`, `fields: ${allowed[type]!.join(', ')}`);
+    if (!allowed[type].includes(k)) throw bad(`schedule.${k} is not a field of a ${type} schedule`, `fields: ${allowed[type].join(', ')}`);
   const early = num('early_stopping_threshold', (v) => v >= 0, 'a number >= 0');
   const sp = r['specific_points'];
   if (sp !== undefined && sp !== null && !(Array.isArray(sp) && sp.every((v) => Number.isInteger(v) && v >= 0)))
@@ -119,7 +119,7 @@ export function parseAblationConfig(raw: unknown): AblationConfig {
     ablation_type: type,
     schedule: parseSchedule(r['schedule'] ?? { schedule_type: 'exponential', ablate_every_vec_cutoff: 10, exp_base: 2 }),
     eval_type: evalType,
-    ...(layers ? { ablation_node_layers: layers as string[] } : {}),
+    ...(layers ? { ablation_node_layers: layers } : {}),
     ...(bs !== undefined ? { batch_size: bs as number } : {}),
     ...(rows ? { dataset: { rows } } : {}),
     ...(labels !== undefined ? { labels } : {}),

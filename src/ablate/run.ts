@@ -212,7 +212,7 @@ export async function edgeAblation(
   const required: EdgeLayerResult['required'] = [];
   const targets = schedule.schedule_type === 'bisect' ? (opts.targets ?? [schedule.score_target_difference]) : [undefined];
   for (const target of targets) {
-    const cfg: ScheduleConfig = target === undefined ? schedule : ({ ...schedule, schedule_type: 'bisect', score_target_difference: target } as ScheduleConfig);
+    const cfg: ScheduleConfig = target === undefined ? schedule : { ...schedule, schedule_type: 'bisect', score_target_difference: target };
     const sched = makeSchedule(cfg, total, evalType, pick(base, evalType));
     for (let nAbl = sched.next(); nAbl !== undefined; nAbl = sched.next()) {
       const s = await scoreOf(total - nAbl);

@@ -98,7 +98,7 @@ function kernelChoices(engine: Engine): Record<string, unknown> {
     matmul_choice: t
       ? t.source === 'cache'
         ? `tuning cache (${t.size}^3: ${Object.entries(t.ms)
-            .map(([k, ms]) => `${k} ${ms!.toFixed(0)} ms`)
+            .map(([k, ms]) => `${k} ${ms.toFixed(0)} ms`)
             .join(', ')})`
         : 'measured in this run'
       : 'adapter default (no tuning cached: run `ibgpu doctor`)',

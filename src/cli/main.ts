@@ -32,7 +32,7 @@ export async function runCli(argv: string[]): Promise<number> {
   useDiskTuningCache();
   const program = new Command();
   let code = 0;
-  const backendOpt = () => new Option('--backend <name>', 'WebGPU backend (env IBGPU_BACKEND)').choices(BACKENDS as string[]);
+  const backendOpt = () => new Option('--backend <name>', 'WebGPU backend (env IBGPU_BACKEND)').choices(BACKENDS);
   program
     .name('ibgpu')
     .description('Interaction Basis of neural networks on WebGPU')

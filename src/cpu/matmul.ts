@@ -158,6 +158,6 @@ export function matmulF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: Mat
  * plus |beta C_ij|. Tests bound |gpu - ref| by a multiple of k * 2^-24 times this.
  */
 export function matmulAbsF64(a: ArrayLike<number>, b: ArrayLike<number>, shape: MatmulShape, c?: ArrayLike<number>): Float64Array {
-  const abs = (x: ArrayLike<number>): Float64Array => Float64Array.from(x as ArrayLike<number>, Math.abs);
+  const abs = (x: ArrayLike<number>): Float64Array => Float64Array.from(x, Math.abs);
   return matmulF64(abs(a), abs(b), { ...shape, alpha: Math.abs(shape.alpha ?? 1), beta: Math.abs(shape.beta ?? 0) }, c ? abs(c) : undefined);
 }

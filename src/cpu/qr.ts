@@ -4,7 +4,7 @@
 
 export function thinQr(a: ArrayLike<number>, m: number, n: number): { q: Float64Array; r: Float64Array } {
   if (m < n) throw new Error(`thinQr needs m >= n (got ${m}x${n})`);
-  const w = Float64Array.from(a as ArrayLike<number>); // overwritten by R above the diagonal and v below
+  const w = Float64Array.from(a); // overwritten by R above the diagonal and v below
   const vs: Float64Array[] = [];
   const betas = new Float64Array(n);
   for (let j = 0; j < n; j++) {

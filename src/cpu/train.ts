@@ -97,7 +97,7 @@ export interface BackpropF64 {
 
 /** Forward pass, mean softmax cross-entropy and its exact gradient by backprop, all in float64. */
 export function mlpBackpropF64(layers: LayerF64[], x: ArrayLike<number>, labels: ArrayLike<number>, rows: number): BackpropF64 {
-  const acts: Float64Array[] = [Float64Array.from(x as ArrayLike<number>)];
+  const acts: Float64Array[] = [Float64Array.from(x)];
   const pres: Float64Array[] = [];
   for (const l of layers) {
     const inp = acts[acts.length - 1]!;
@@ -156,7 +156,7 @@ export function mlpBackpropF64(layers: LayerF64[], x: ArrayLike<number>, labels:
 
 /** Mean cross-entropy of the MLP on (x, labels), float64 (for finite differences). */
 export function mlpLossF64(layers: LayerF64[], x: ArrayLike<number>, labels: ArrayLike<number>, rows: number): number {
-  let cur = Float64Array.from(x as ArrayLike<number>);
+  let cur = Float64Array.from(x);
   for (const l of layers) {
     const out = new Float64Array(rows * l.dOut);
     for (let r = 0; r < rows; r++) {

@@ -8,6 +8,7 @@
 // bounded whatever N is; otherwise the edge pass runs the forward pass itself, as it does for
 // shards and staged runs.
 
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from './data.js';
 import type { ForwardResult, GpuMlp } from './gpu-model.js';
@@ -17,12 +18,16 @@ export const ACTIVATION_CACHE_BYTES = 64 * 2 ** 20;
 
 export class ActivationCache {
   private readonly bufs = new Map<number, { buf: GPUBuffer; dim: number }>();
+  // The cached activations outlive the statistics pass that fills them, until dispose().
+  private readonly buffers: BufferScope;
 
   private constructor(
     private readonly engine: Engine,
     private readonly start: number,
     private readonly rows: number,
-  ) {}
+  ) {
+    this.buffers = engine.scope();
+  }
 
   /**
    * A cache for activations `acts` (model activation indices ≥ 1, widths `dims(act)`) of rows
@@ -42,7 +47,7 @@ export class ActivationCache {
     const bytes = wanted.map((a) => rows * dims(a) * 4);
     if (bytes.reduce((s, b) => s + b, 0) > budgetBytes || bytes.some((b) => b > engine.limits.maxBufferSize)) return undefined;
     const c = new ActivationCache(engine, start, rows);
-    wanted.forEach((a) => c.bufs.set(a, { buf: engine.alloc(rows * dims(a) * 4, `act-cache.${a}`), dim: dims(a) }));
+    wanted.forEach((a) => c.bufs.set(a, { buf: c.buffers.alloc(rows * dims(a) * 4, `act-cache.${a}`), dim: dims(a) }));
     return c;
   }
 
@@ -73,18 +78,18 @@ export class ActivationCache {
     this.engine.write(buf, values, (start - this.start) * dim * 4);
   }
 
-  /** A pooled buffer holding activation `act` of rows [start, start + rows); the caller releases it. */
-  load(act: number, start: number, rows: number): GPUBuffer {
+  /** A buffer of `scope` holding activation `act` of rows [start, start + rows). */
+  load(scope: BufferScope, act: number, start: number, rows: number): GPUBuffer {
     const { buf, dim } = this.bufs.get(act)!;
     if (start < this.start || start + rows > this.start + this.rows)
       throw new Error(`activation cache: rows [${start}, ${start + rows}) are outside [${this.start}, ${this.start + this.rows})`);
-    const out = this.engine.alloc(rows * dim * 4, `act-cache.${act}.rows`);
+    const out = scope.alloc(rows * dim * 4, `act-cache.${act}.rows`);
     this.engine.copy(buf, (start - this.start) * dim * 4, out, 0, rows * dim * 4);
     return out;
   }
 
   dispose(): void {
-    for (const { buf } of this.bufs.values()) this.engine.release(buf);
+    this.buffers.close();
     this.bufs.clear();
   }
 }
@@ -93,15 +98,15 @@ export class ActivationCache {
 export interface SectionInputs {
   /** Model layer index → rows × dIn activations entering that layer. */
   at(layer: number): GPUBuffer;
-  release(): void;
 }
 
 /**
  * Uploads rows [start, start + rows) and produces the activations entering each layer in
  * `layers`: from the cache where it holds them, else by a forward pass up to the deepest one.
+ * Every buffer made belongs to `scope`.
  */
 export async function sectionInputs(
-  engine: Engine,
+  scope: BufferScope,
   mlp: GpuMlp,
   data: DataSource,
   layers: number[],
@@ -111,21 +116,12 @@ export async function sectionInputs(
 ): Promise<SectionInputs> {
   const fromCache = cache !== undefined && layers.every((l) => l === 0 || cache.has(l));
   const needX = !fromCache || layers.includes(0);
-  const x = needX ? engine.upload(await data.readRows(start, rows), 'batch') : undefined;
+  const x = needX ? scope.upload(await data.readRows(start, rows), 'batch') : undefined;
   if (fromCache) {
     const loaded = new Map<number, GPUBuffer>();
-    for (const l of layers) if (l > 0 && !loaded.has(l)) loaded.set(l, cache.load(l, start, rows));
-    return {
-      at: (l) => (l === 0 ? x! : loaded.get(l)!),
-      release: () => engine.release(x, ...loaded.values()),
-    };
+    for (const l of layers) if (l > 0 && !loaded.has(l)) loaded.set(l, cache.load(scope, l, start, rows));
+    return { at: (l) => (l === 0 ? x! : loaded.get(l)!) };
   }
-  const f = mlp.forward(x!, rows, () => false, Math.max(...layers));
-  return {
-    at: (l) => f.acts[l]!,
-    release: () => {
-      mlp.release(f);
-      engine.release(x);
-    },
-  };
+  const f = mlp.forward(scope, x!, rows, () => false, Math.max(...layers));
+  return { at: (l) => f.acts[l]! };
 }

@@ -177,7 +177,7 @@ export function parseConfig(raw: unknown): BuildConfig {
   if (!Array.isArray(r['node_layers']) || r['node_layers'].length < 2 || !r['node_layers'].every((s) => typeof s === 'string')) {
     throw bad('config.node_layers must list at least two node layers', 'e.g. ["layers.0", "layers.1", "layers.2", "output"]');
   }
-  c.node_layers = r['node_layers'] as string[];
+  c.node_layers = r['node_layers'];
   if ('last_pos_module_type' in r) {
     const v = r['last_pos_module_type'];
     if (v !== null && v !== 'add_resid1' && v !== 'unembed')
@@ -254,7 +254,7 @@ export function parseConfig(raw: unknown): BuildConfig {
   for (const k of ['center', 'rotate_final_node_layer', 'calculate_edges', 'degeneracy', 'rib_compat'] as const) {
     if (k in r) {
       if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
-      c[k] = r[k] as boolean;
+      c[k] = r[k];
     }
   }
   if ('truncation_threshold' in r) {
@@ -278,7 +278,7 @@ export function parseConfig(raw: unknown): BuildConfig {
   for (const k of ['model', 'arch', 'out_dir'] as const) {
     if (k in r) {
       if (typeof r[k] !== 'string') throw bad(`config.${k} must be a path string`);
-      c[k] = r[k] as string;
+      c[k] = r[k];
     }
   }
   if ('data' in r) {
@@ -310,13 +310,13 @@ function parseWorkflowKeys(r: Record<string, unknown>, c: BuildConfig): void {
   for (const k of ['naive_gradient_flow', 'calculate_Cs'] as const) {
     if (k in r && r[k] !== null) {
       if (typeof r[k] !== 'boolean') throw bad(`config.${k} must be true or false`);
-      c[k] = r[k] as boolean;
+      c[k] = r[k];
     }
   }
   for (const k of ['gram_matrices_path', 'interaction_matrices_path'] as const) {
     if (k in r && r[k] !== null) {
       if (typeof r[k] !== 'string') throw bad(`config.${k} must be a path string`);
-      c[k] = r[k] as string;
+      c[k] = r[k];
     }
   }
   if ('gram_dataset' in r && r['gram_dataset'] !== null) {

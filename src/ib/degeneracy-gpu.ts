@@ -216,9 +216,10 @@ export async function collectDegeneracyStats(
       let p: Promise<unknown>;
       try {
         const x = batch.upload(await data.readRows(start, rows), 'batch');
-        const f = mlp.forward(x, rows, () => false, acc.upTo);
-        p = acc.addBatch(f, rows);
-        mlp.release(f);
+        p = acc.addBatch(
+          mlp.forward(batch, x, rows, () => false, acc.upTo),
+          rows,
+        );
       } finally {
         batch.close();
       }

@@ -17,7 +17,7 @@ import { matmul } from '../kernels/matmul.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DataSource } from './data.js';
-import { addPartials, projectBatch, releaseSectionOperands, uploadSectionOperands, type EdgePair, type EdgePassOptions } from './edges.js';
+import { addPartials, projectBatch, uploadSectionOperands, type EdgePair, type EdgePassOptions } from './edges.js';
 import { sectionInputs } from './activation-cache.js';
 import { edgeChunkRows } from '../kernels/edges.js';
 import type { GpuMlp } from './gpu-model.js';
@@ -38,20 +38,22 @@ export async function computeFunctionalEdges(
   const r0 = shard?.start ?? 0;
   const r1 = shard?.end ?? data.n;
   const divisor = shard?.divisor ?? data.n;
-  const gp = pairs.map((p) => uploadSectionOperands(engine, p));
-  const points = uploadPoints(engine, pts);
-  const npts = pts.alphas.length;
   const layers = pairs.map((p) => p.layer);
-  const reads: Promise<void>[] = [];
-  try {
+  const npts = pts.alphas.length;
+  const sections = await engine.withScope(async (pass) => {
+    const gp = pairs.map((p) => uploadSectionOperands(pass, p));
+    const points = uploadPoints(pass, pts);
+    const reads: Promise<void>[] = [];
     for (let start = r0; start < r1; start += batchSize) {
       const rows = Math.min(batchSize, r1 - start);
-      const inputs = await sectionInputs(engine, mlp, data, layers, start, rows, cache);
+      const batch = pass.scope();
+      const inputs = await sectionInputs(batch, mlp, data, layers, start, rows, cache);
       for (const g of gp) {
         const p = g.p;
         const ro8 = pad8(p.ro);
         const H = p.dimOut;
-        const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
+        const sec = batch.scope();
+        const { fhat, pre } = projectBatch(engine, sec, g, inputs.at(p.layer), rows);
         const a: PreactArgs = {
           x: pre,
           bias: g.zeroBias,
@@ -63,11 +65,11 @@ export async function computeFunctionalEdges(
           points,
           npts,
         };
-        const D = engine.alloc(rows * H * 4, 'fedges.D');
-        const S = engine.alloc(rows * ro8 * 4, 'fedges.S');
-        const G = engine.alloc(rows * H * 4, 'fedges.G');
+        const D = sec.alloc(rows * H * 4, 'fedges.D');
+        const S = sec.alloc(rows * ro8 * 4, 'fedges.S');
+        const G = sec.alloc(rows * H * 4, 'fedges.G');
         const chunks = Math.max(1, ceilDiv(rows, edgeChunkRows(engine, H)));
-        const part = engine.alloc(chunks * p.ro * g.r * 4, 'fedges.partial');
+        const part = sec.alloc(chunks * p.ro * g.r * 4, 'fedges.partial');
         for (let k = 0; k < npts; k++) {
           legacyDifference(engine, a, D, k, 1);
           matmul(engine, D, g.at, S, { m: rows, n: ro8, k: H });
@@ -75,19 +77,17 @@ export async function computeFunctionalEdges(
           recordEdgesFunctional(engine, { fhat, gates: G, s: S, at: g.at, bt: g.bt, rows, r: g.r, ro: p.ro, h: H }, part, k > 0);
         }
         reads.push(addPartials(engine, g, part, chunks));
-        engine.release(part, G, S, D, pre, fhat);
+        sec.close();
       }
-      inputs.release();
+      batch.close();
       if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
       progress('edges', start + rows - r0, r1 - r0);
     }
     await Promise.all(reads);
-  } finally {
-    engine.release(points);
-    for (const g of gp) releaseSectionOperands(engine, g);
-  }
+    return gp;
+  });
   const out = new Map<string, Float64Array>();
-  for (const g of gp)
+  for (const g of sections)
     out.set(
       `${g.p.inName}->${g.p.outName}`,
       g.sum.map((v) => (2 * v) / divisor),

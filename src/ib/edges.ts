@@ -13,6 +13,7 @@ import { matmul } from '../kernels/matmul.js';
 import { biasAct } from '../kernels/bias-act.js';
 import { CARRY_RESET_ROWS, edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
 import { matmulF64 } from '../cpu/matmul.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
 import type { DataSource } from './data.js';
@@ -52,10 +53,11 @@ export interface SectionOperands {
 }
 
 function f32(a: ArrayLike<number>): Float32Array {
-  return Float32Array.from(a as ArrayLike<number>);
+  return Float32Array.from(a);
 }
 
-export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOperands {
+/** Uploads a section's operands into buffers of `scope` (they live for the whole pass). */
+export function uploadSectionOperands(scope: BufferScope, p: EdgePair): SectionOperands {
   const b = p.basis;
   const dim = b.dim;
   const d = dim - 1; // real units (input node layers are always folded)
@@ -77,7 +79,7 @@ export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOpera
     }
   }
   let negMu: GPUBuffer | undefined;
-  if (b.centred) negMu = engine.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'edges.negmu');
+  if (b.centred) negMu = scope.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'edges.negmu');
   // Q = C⁺ W̄ (r × dimOut), padded to r4 rows; Bt = Qᵀ padded to r4 columns.
   const Q = matmulF64(b.Cpinv, p.Wbar, { m: r, n: p.dimOut, k: dim });
   const qpad = new Float32Array(r4 * p.dimOut);
@@ -93,42 +95,39 @@ export function uploadSectionOperands(engine: Engine, p: EdgePair): SectionOpera
     p,
     r,
     negMu,
-    creal: engine.upload(creal, 'edges.C'),
-    cbias: engine.upload(f32(cbias), 'edges.cbias'),
-    qpad: engine.upload(qpad, 'edges.Q'),
-    at: engine.upload(at, 'edges.at'),
-    bt: engine.upload(bt, 'edges.bt'),
-    zeroBias: engine.upload(new Float32Array(Math.max(p.dimOut, r4)), 'edges.zero'),
+    creal: scope.upload(creal, 'edges.C'),
+    cbias: scope.upload(f32(cbias), 'edges.cbias'),
+    qpad: scope.upload(qpad, 'edges.Q'),
+    at: scope.upload(at, 'edges.at'),
+    bt: scope.upload(bt, 'edges.bt'),
+    zeroBias: scope.upload(new Float32Array(Math.max(p.dimOut, r4)), 'edges.zero'),
     sum: new Float64Array(p.ro * r),
   };
-}
-
-export function releaseSectionOperands(engine: Engine, g: SectionOperands): void {
-  engine.release(g.negMu, g.creal, g.cbias, g.qpad, g.at, g.bt, g.zeroBias);
 }
 
 /**
  * One batch projected into the section's input basis: f̂ (rows × r4) and the section's folded
  * pre-activation at the projected point, p' = Qᵀ f̂ (rows × dimOut). `xin` is the batch's
- * activations at the input node layer (rows × d). The caller releases both buffers.
+ * activations at the input node layer (rows × d). Both buffers belong to `scope`.
  */
-export function projectBatch(engine: Engine, g: SectionOperands, xin: GPUBuffer, rows: number): { fhat: GPUBuffer; pre: GPUBuffer } {
+export function projectBatch(engine: Engine, scope: BufferScope, g: SectionOperands, xin: GPUBuffer, rows: number): { fhat: GPUBuffer; pre: GPUBuffer } {
   const p = g.p;
   const d = p.basis.dim - 1;
   const r4 = pad4(g.r);
-  let xc = xin;
-  if (g.negMu) {
-    xc = engine.alloc(rows * d * 4, 'edges.xc');
-    biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
-  }
-  const z = engine.alloc(rows * r4 * 4, 'edges.z');
-  matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
-  const fhat = engine.alloc(rows * r4 * 4, 'edges.fhat');
-  biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
-  const pre = engine.alloc(rows * p.dimOut * 4, 'edges.pre');
-  matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
-  engine.release(z, xc === xin ? undefined : xc);
-  return { fhat, pre };
+  return engine.withScope((temps) => {
+    let xc = xin;
+    if (g.negMu) {
+      xc = temps.alloc(rows * d * 4, 'edges.xc');
+      biasAct(engine, { x: xin, bias: g.negMu, out: xc, rows, cols: d, activation: 'identity' });
+    }
+    const z = temps.alloc(rows * r4 * 4, 'edges.z');
+    matmul(engine, xc, g.creal, z, { m: rows, n: r4, k: d });
+    const fhat = scope.alloc(rows * r4 * 4, 'edges.fhat');
+    biasAct(engine, { x: z, bias: g.cbias, out: fhat, rows, cols: r4, activation: 'identity' });
+    const pre = scope.alloc(rows * p.dimOut * 4, 'edges.pre');
+    matmul(engine, fhat, g.qpad, pre, { m: rows, n: p.dimOut, k: r4 });
+    return { fhat, pre };
+  });
 }
 
 /** Adds a batch's per-chunk partials (chunks × ro × r, read back) into the section's f64 sums. */
@@ -159,7 +158,20 @@ export async function computeEdges(
   progress: Progress = () => {},
   { shard, cache }: EdgePassOptions = {},
 ): Promise<Map<string, Float64Array>> {
-  const gp = pairs.map((p) => uploadSectionOperands(engine, p));
+  return engine.withScope((pass) => squaredEdgePass(engine, pass, mlp, data, pairs, batchSize, progress, { shard, cache }));
+}
+
+async function squaredEdgePass(
+  engine: Engine,
+  pass: BufferScope,
+  mlp: GpuMlp,
+  data: DataSource,
+  pairs: EdgePair[],
+  batchSize: number,
+  progress: Progress,
+  { shard, cache }: EdgePassOptions,
+): Promise<Map<string, Float64Array>> {
+  const gp = pairs.map((p) => uploadSectionOperands(pass, p));
   const layers = pairs.map((p) => p.layer);
   const reads: Promise<void>[] = [];
   const r0 = shard?.start ?? 0;
@@ -193,25 +205,29 @@ export async function computeEdges(
     start: number;
     rows: number;
     secs: StagedSection[];
+    /** Owns the block's f̂ and gates until its edge kernels are recorded. */
+    bufs: BufferScope;
   }
   // Records a block's projections and gates, and starts the readbacks its orders need. Only f̂
   // and (dense sections) the gates stay on the GPU until the edge kernels run: a staged block
   // costs rows × (r4 + dimOut) floats per section.
   const stage = async ({ start, rows }: { start: number; rows: number }): Promise<StagedBlock> => {
-    const inputs = await sectionInputs(engine, mlp, data, layers, start, rows, cache);
+    const bufs = pass.scope();
+    const temps = bufs.scope(); // the block's inputs and pre-activations, closed once it is staged
+    const inputs = await sectionInputs(temps, mlp, data, layers, start, rows, cache);
     const secs = gp.map((g, k): StagedSection => {
       const p = g.p;
-      const { fhat, pre } = projectBatch(engine, g, inputs.at(p.layer), rows);
-      const { gate, out } = mlp.gateOf(p.layer, pre, g.zeroBias, rows, p.dimOut);
-      engine.release(pre, out);
+      const { fhat, pre } = projectBatch(engine, bufs, g, inputs.at(p.layer), rows);
+      const { gate, out } = mlp.gateOf(bufs, p.layer, pre, g.zeroBias, rows, p.dimOut);
+      bufs.release(pre, out);
       if (!delta[k]) return { g, fhat, gate };
       const host = engine.readF32(gate, rows * p.dimOut).then((gates) => ({ gates, order: signPatternOrder(gates, rows, p.dimOut) }));
-      engine.release(gate); // the readback's copy is recorded: the pool reuses it only after submission
+      bufs.release(gate); // the readback's copy is recorded: the pool reuses it only after submission
       host.catch(() => {}); // awaited when the block's kernels are recorded; never unhandled meanwhile
       return { g, fhat, host };
     });
-    inputs.release();
-    return { start, rows, secs };
+    temps.close();
+    return { start, rows, secs, bufs };
   };
   let next = blocks.length > 0 ? await stage(blocks[0]!) : undefined;
   for (let b = 0; b < blocks.length; b++) {
@@ -222,9 +238,9 @@ export async function computeEdges(
       const { part, chunks } = host
         ? recordEdgesSquaredDelta(engine, { ...shape, ...(await host), reset: CARRY_RESET_ROWS })
         : recordEdgesSquared(engine, { ...shape, gates: gate! });
-      reads.push(addPartials(engine, g, part, chunks));
-      engine.release(part, gate, fhat);
+      reads.push(addPartials(engine, g, cur.bufs.adopt(part), chunks));
     }
+    cur.bufs.close();
     if (reads.length > 2 * gp.length) await Promise.all(reads.splice(0, reads.length - gp.length));
     progress('edges', cur.start + cur.rows - r0, r1 - r0);
   }
@@ -235,7 +251,6 @@ export async function computeEdges(
       `${g.p.inName}->${g.p.outName}`,
       g.sum.map((v) => v / divisor),
     );
-    releaseSectionOperands(engine, g);
   }
   return out;
 }

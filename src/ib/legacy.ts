@@ -29,6 +29,7 @@ import { IbgpuError } from '../errors.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { copyColumns, legacyDifference, legacyGated, type PreactArgs } from '../kernels/legacy.js';
 import { matmul } from '../kernels/matmul.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { rootOfOne } from '../model/activations.js';
 import { secondTruncation, eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU, type LayerBasis, type NodeStats, type Threshold } from './basis.js';
@@ -67,16 +68,17 @@ export interface LegacyPassOptions {
 }
 
 function f32(a: ArrayLike<number>): Float32Array {
-  return Float32Array.from(a as ArrayLike<number>);
+  return Float32Array.from(a);
 }
 
 /** Uploads (α_0..α_{m-1}, w_0..w_{m-1}) as f32. */
-export function uploadPoints(engine: Engine, pts: IntegrationPoints): GPUBuffer {
+/** The integration points (alphas, then weights) in a buffer of `scope` (or of the caller, given the engine). */
+export function uploadPoints(scope: Pick<BufferScope, 'upload'>, pts: IntegrationPoints): GPUBuffer {
   const m = pts.alphas.length;
   const p = new Float32Array(2 * m);
   p.set(pts.alphas, 0);
   p.set(pts.weights, m);
-  return engine.upload(p, 'legacy.points');
+  return scope.upload(p, 'legacy.points');
 }
 
 /**
@@ -106,16 +108,19 @@ export async function collectLegacyStats(
   if (o.shift) for (let j = 0; j < d; j++) shift[Hb + j] = o.shift[j]!;
   const gram = new GramAccumulator(engine, Wd, { shift });
   const colsum = new ColumnSumAccumulator(engine, Wd);
-  const bias = engine.upload(l.b, `${l.name}.legacy-bias`);
-  const points = uploadPoints(engine, pts);
-  const Pbuf = o.P ? engine.upload(f32(o.P), 'legacy.P') : undefined;
   const rho = last ? 0 : rootOfOne(l.activation);
+  const pass = engine.scope();
   try {
+    const bias = pass.upload(l.b, `${l.name}.legacy-bias`);
+    const points = uploadPoints(pass, pts);
+    const Pbuf = o.P ? pass.upload(f32(o.P), 'legacy.P') : undefined;
     const inflight: Promise<unknown>[] = [];
     for (let start = 0; start < data.n; start += batchSize) {
       const rows = Math.min(batchSize, data.n - start);
-      const x = engine.upload(await data.readRows(start, rows), 'batch');
-      const fw = mlp.forward(x, rows, () => false, i + 1);
+      const xh = await data.readRows(start, rows);
+      const batch = pass.scope();
+      const x = batch.upload(xh, 'batch');
+      const fw = mlp.forward(batch, x, rows, () => false, i + 1);
       const a: PreactArgs = {
         x: fw.scratch[i]!,
         bias,
@@ -127,9 +132,9 @@ export async function collectLegacyStats(
         points,
         npts,
       };
-      const Z = engine.alloc(rows * Wd * 4, 'legacy.Z');
-      const D = engine.alloc(rows * Hb * 4, 'legacy.D');
-      const Q = Pbuf ? engine.alloc(rows * Hb * 4, 'legacy.Q') : undefined;
+      const Z = batch.alloc(rows * Wd * 4, 'legacy.Z');
+      const D = batch.alloc(rows * Hb * 4, 'legacy.D');
+      const Q = Pbuf ? batch.alloc(rows * Hb * 4, 'legacy.Q') : undefined;
       const project = (): GPUBuffer => {
         if (!Q) return D;
         matmul(engine, D, Pbuf!, Q, { m: rows, n: Hb, k: Hb });
@@ -146,9 +151,7 @@ export async function collectLegacyStats(
       }
       copyColumns(engine, fw.acts[i]!, Z, rows, d, Wd, Hb);
       const waits: Promise<unknown>[] = [colsum.addBatch(Z, rows), Promise.resolve(gram.addBatch(Z, rows))];
-      engine.release(Z, D, Q);
-      mlp.release(fw);
-      engine.release(x);
+      batch.close();
       if (inflight.length) await Promise.all(inflight.splice(0));
       inflight.push(Promise.all(waits));
       progress(`basis ${l.name}`, start + rows, data.n);
@@ -170,7 +173,7 @@ export async function collectLegacyStats(
   } finally {
     gram.dispose();
     colsum.dispose();
-    engine.release(bias, points, Pbuf);
+    pass.close();
   }
 }
 

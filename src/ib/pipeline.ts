@@ -398,7 +398,7 @@ export async function buildInteractionBasis(
         const pending = background.get(nd.name);
         let eig: EigPairs | undefined;
         if (pending) {
-          timings['basis']! += t() - t0;
+          timings['basis'] += t() - t0;
           await runEdges(j + 1); // sections after this one have their bases
           t0 = t();
           eig = await pending; // undefined when no solver thread could be had: solved here
@@ -409,7 +409,7 @@ export async function buildInteractionBasis(
       log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
       next = { C: b.C, dim: b.dim, r: b.r };
     }
-    timings['basis']! += t() - t0;
+    timings['basis'] += t() - t0;
     await runEdges(0);
     // Sections in network order, however the passes were split (outputs and modules see one order).
     const ordered = new Map<string, { data: Float64Array; rows: number; cols: number }>();

@@ -93,8 +93,8 @@ export function resolveShard(shard: string | undefined, shards: string | undefin
     if (count === undefined) throw bad(`shard index ${index} from the environment but no shard count`);
   }
   if (shards !== undefined && shard !== undefined && int(shards, '--shards') !== count) throw bad(`--shard ${shard} and --shards ${shards} disagree`);
-  if (!(count! >= 1) || !(index! >= 0) || index! >= count!) throw bad(`shard ${index}/${count} is out of range`);
-  return { index: index!, count: count! };
+  if (!(count >= 1) || !(index >= 0) || index >= count) throw bad(`shard ${index}/${count} is out of range`);
+  return { index, count };
 }
 
 /**

@@ -86,22 +86,21 @@ export async function collectStats(
   // Shifts: the mean of the first batch of each node layer.
   const rows0 = Math.min(batchSize, data.n);
   const x0host = await data.readRows(0, rows0);
-  const x0 = engine.upload(x0host, 'batch');
-  const f0 = mlp.forward(x0, rows0, () => false, upTo0);
   const shifts = new Map<number, Float64Array>();
-  await Promise.all(
-    plan.nodes.map(async (nd) => {
-      const acc = new ColumnSumAccumulator(engine, dims(nd.act));
-      await acc.addBatch(f0.acts[nd.act]!, rows0);
-      const s = await acc.result();
-      shifts.set(
-        nd.act,
-        s.map((v) => v / rows0),
-      );
-    }),
-  );
-  mlp.release(f0);
-  engine.release(x0);
+  await engine.withScope(async (first) => {
+    const f0 = mlp.forward(first, first.upload(x0host, 'batch'), rows0, () => false, upTo0);
+    await Promise.all(
+      plan.nodes.map(async (nd) => {
+        const acc = new ColumnSumAccumulator(engine, dims(nd.act));
+        await acc.addBatch(f0.acts[nd.act]!, rows0);
+        const s = await acc.result();
+        shifts.set(
+          nd.act,
+          s.map((v) => v / rows0),
+        );
+      }),
+    );
+  });
 
   // The input layer's statistics come straight from the host rows; sparse inputs on a software
   // adapter are cheaper there (src/cpu/sparse-gram.ts). They are accumulated in a pass of their
@@ -130,73 +129,77 @@ export async function collectStats(
     gram: new GramAccumulator(engine, model.layers[i]!.dOut),
   }));
 
-  const inflight: Promise<unknown>[] = [];
-  let observerMs = 0;
-  for (let start = r0; start < r1; start += batchSize) {
-    const rows = Math.min(batchSize, r1 - start);
-    const xh = await data.readRows(start, rows);
-    const x = engine.upload(xh, 'batch');
-    const f = mlp.forward(x, rows, wantGate, upTo);
-    const waits: Promise<unknown>[] = [];
-    for (const a of nodeAcc) {
-      waits.push(a.sum.addBatch(f.acts[a.nd.act]!, rows));
-      waits.push(Promise.resolve(a.gram.addBatch(f.acts[a.nd.act]!, rows)));
+  // The accumulators' device buffers are released on every path, a throw included.
+  try {
+    const inflight: Promise<unknown>[] = [];
+    let observerMs = 0;
+    for (let start = r0; start < r1; start += batchSize) {
+      const rows = Math.min(batchSize, r1 - start);
+      const xh = await data.readRows(start, rows);
+      const waits = await engine.withScope(async (batch) => {
+        const f = mlp.forward(batch, batch.upload(xh, 'batch'), rows, wantGate, upTo);
+        const waits: Promise<unknown>[] = [];
+        for (const a of nodeAcc) {
+          waits.push(a.sum.addBatch(f.acts[a.nd.act]!, rows));
+          waits.push(Promise.resolve(a.gram.addBatch(f.acts[a.nd.act]!, rows)));
+        }
+        for (const g of gateAcc) {
+          waits.push(g.sum.addBatch(f.gates[g.i]!, rows));
+          waits.push(Promise.resolve(g.gram.addBatch(f.gates[g.i]!, rows)));
+        }
+        if (plan.observer) {
+          // The observer's work runs on its own, after this batch's statistics are read back, so
+          // that its time can be booked as its own stage (the manifest's timings) instead of
+          // disappearing into the statistics pass; it gives up the overlap of the two.
+          await Promise.all(waits.splice(0));
+          const t0 = performance.now();
+          await plan.observer.addBatch(f, rows);
+          observerMs += performance.now() - t0;
+        }
+        plan.cache?.store(f, start, rows);
+        return waits;
+      });
+      // Keep at most one batch of readbacks outstanding: overlaps host adds with GPU work while
+      // bounding staging memory.
+      if (inflight.length) await Promise.all(inflight.splice(0));
+      inflight.push(Promise.all(waits));
+      progress('stats', start + rows - r0, count);
     }
-    for (const g of gateAcc) {
-      waits.push(g.sum.addBatch(f.gates[g.i]!, rows));
-      waits.push(Promise.resolve(g.gram.addBatch(f.gates[g.i]!, rows)));
-    }
-    if (plan.observer) {
-      // The observer's work runs on its own, after this batch's statistics are read back, so
-      // that its time can be booked as its own stage (the manifest's timings) instead of
-      // disappearing into the statistics pass; it gives up the overlap of the two.
-      await Promise.all(waits.splice(0));
-      const t0 = performance.now();
-      await plan.observer.addBatch(f, rows);
-      observerMs += performance.now() - t0;
-    }
-    plan.cache?.store(f, start, rows);
-    mlp.release(f);
-    engine.release(x);
-    // Keep at most one batch of readbacks outstanding: overlaps host adds with GPU work while
-    // bounding staging memory.
-    if (inflight.length) await Promise.all(inflight.splice(0));
-    inflight.push(Promise.all(waits));
-    progress('stats', start + rows - r0, count);
-  }
-  await Promise.all(inflight);
+    await Promise.all(inflight);
 
-  const nodes = new Map<string, NodeStats>();
-  if (inputStats) nodes.set(inputStats.name, inputStats);
-  for (const a of nodeAcc) {
-    const d = dims(a.nd.act);
-    nodes.set(a.nd.name, {
-      name: a.nd.name,
-      n: count,
-      d,
-      folded: a.nd.folded,
-      sum: await a.sum.result(),
-      gramShifted: await a.gram.result(),
-      shift: Float64Array.from(a.gram.shift ?? shifts.get(a.nd.act)!),
-    });
-    a.gram.dispose();
-    a.sum.dispose();
+    const nodes = new Map<string, NodeStats>();
+    if (inputStats) nodes.set(inputStats.name, inputStats);
+    for (const a of nodeAcc) {
+      const d = dims(a.nd.act);
+      nodes.set(a.nd.name, {
+        name: a.nd.name,
+        n: count,
+        d,
+        folded: a.nd.folded,
+        sum: await a.sum.result(),
+        gramShifted: await a.gram.result(),
+        shift: Float64Array.from(a.gram.shift ?? shifts.get(a.nd.act)!),
+      });
+    }
+    const gates = new Map<number, GateStats>();
+    for (const g of gateAcc) {
+      const l = model.layers[g.i]!;
+      const last = g.i === model.layers.length - 1;
+      gates.set(g.i, {
+        n: count,
+        h: l.dOut,
+        sum: await g.sum.result(),
+        gram: await g.gram.result(),
+        constGate: last ? undefined : constSlotGate(model, g.i, pts),
+      });
+    }
+    return { nodes, gates, ...(plan.observer ? { observerMs } : {}) };
+  } finally {
+    for (const a of [...nodeAcc, ...gateAcc]) {
+      a.gram.dispose();
+      a.sum.dispose();
+    }
   }
-  const gates = new Map<number, GateStats>();
-  for (const g of gateAcc) {
-    const l = model.layers[g.i]!;
-    const last = g.i === model.layers.length - 1;
-    gates.set(g.i, {
-      n: count,
-      h: l.dOut,
-      sum: await g.sum.result(),
-      gram: await g.gram.result(),
-      constGate: last ? undefined : constSlotGate(model, g.i, pts),
-    });
-    g.gram.dispose();
-    g.sum.dispose();
-  }
-  return { nodes, gates, ...(plan.observer ? { observerMs } : {}) };
 }
 
 /**
@@ -238,7 +241,7 @@ async function collectStatsHost(
   const inputStats =
     inputPath === 'host-sparse' && inputNode ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
   if (inputStats) plan.onInputStats?.(inputStats);
-  const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)!) }));
+  const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)) }));
   const gateAcc = plan.gateLayers.map((i) => ({ i, acc: new HostGateStats(model.layers[i]!.dOut, model.layers[i]!.activation, pts) }));
 
   let observerMs = 0;

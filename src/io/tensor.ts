@@ -29,19 +29,19 @@ interface DTypeInfo {
 }
 
 const DTYPES: Record<DType, DTypeInfo> = {
-  F64: { size: 8, ctor: Float64Array as unknown as ArrayCtor },
-  F32: { size: 4, ctor: Float32Array as unknown as ArrayCtor },
-  F16: { size: 2, ctor: Uint16Array as unknown as ArrayCtor },
-  BF16: { size: 2, ctor: Uint16Array as unknown as ArrayCtor },
-  I64: { size: 8, ctor: BigInt64Array as unknown as ArrayCtor },
-  I32: { size: 4, ctor: Int32Array as unknown as ArrayCtor },
-  I16: { size: 2, ctor: Int16Array as unknown as ArrayCtor },
-  I8: { size: 1, ctor: Int8Array as unknown as ArrayCtor },
-  U64: { size: 8, ctor: BigUint64Array as unknown as ArrayCtor },
-  U32: { size: 4, ctor: Uint32Array as unknown as ArrayCtor },
-  U16: { size: 2, ctor: Uint16Array as unknown as ArrayCtor },
-  U8: { size: 1, ctor: Uint8Array as unknown as ArrayCtor },
-  BOOL: { size: 1, ctor: Uint8Array as unknown as ArrayCtor },
+  F64: { size: 8, ctor: Float64Array },
+  F32: { size: 4, ctor: Float32Array },
+  F16: { size: 2, ctor: Uint16Array },
+  BF16: { size: 2, ctor: Uint16Array },
+  I64: { size: 8, ctor: BigInt64Array },
+  I32: { size: 4, ctor: Int32Array },
+  I16: { size: 2, ctor: Int16Array },
+  I8: { size: 1, ctor: Int8Array },
+  U64: { size: 8, ctor: BigUint64Array },
+  U32: { size: 4, ctor: Uint32Array },
+  U16: { size: 2, ctor: Uint16Array },
+  U8: { size: 1, ctor: Uint8Array },
+  BOOL: { size: 1, ctor: Uint8Array },
 };
 
 export const ALL_DTYPES = Object.keys(DTYPES) as DType[];
@@ -146,7 +146,7 @@ function convert<T extends Float32Array | Float64Array>(t: Tensor, out: T): T {
     for (let i = 0; i < d.length; i++) out[i] = Number(d[i]!);
     return out;
   }
-  out.set(d as Exclude<TypedArray, BigInt64Array | BigUint64Array>);
+  out.set(d);
   return out;
 }
 

@@ -479,7 +479,7 @@ export async function readTorchCheckpoint(readAt: ReadAt, size: number, source: 
     const out = new (arrayClassOf(dtype))(n);
     // Row-major walk over the view (a contiguous one is one copy).
     const contiguous = t.stride.every((s, i) => s === t.shape.slice(i + 1).reduce((a, b) => a * b, 1) || t.shape[i] === 1);
-    if (contiguous) (out as unknown as { set(a: ArrayLike<unknown>): void }).set(all.subarray(t.offset, t.offset + n) as ArrayLike<unknown>);
+    if (contiguous) (out as unknown as { set(a: ArrayLike<unknown>): void }).set(all.subarray(t.offset, t.offset + n));
     else {
       const idx = new Array<number>(t.shape.length).fill(0);
       for (let k = 0; k < n; k++) {

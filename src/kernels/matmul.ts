@@ -468,7 +468,7 @@ function fromStore(engine: Engine): MatmulTuning | undefined {
   const store = tuningStore();
   const v = store?.get(tuningKey(engine)) as Partial<MatmulTuning> | undefined;
   if (!v || !MATMUL_VARIANTS.includes(v.variant as MatmulVariantName) || typeof v.size !== 'number' || typeof v.ms !== 'object') return undefined;
-  return { variant: v.variant!, size: v.size, ms: v.ms!, source: 'cache', store: store!.location };
+  return { variant: v.variant!, size: v.size, ms: v.ms, source: 'cache', store: store!.location };
 }
 
 async function tune(engine: Engine): Promise<MatmulTuning> {

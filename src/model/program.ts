@@ -69,6 +69,22 @@ export type Op =
   | { kind: 'concat'; xs: number[]; y: number }
   | { kind: 'slice'; x: number; y: number; from: number; to: number };
 
+/** The value ids an op reads, in its operand order. */
+export function opInputs(op: Op): number[] {
+  switch (op.kind) {
+    case 'lnDiv':
+      return [op.v, op.x];
+    case 'attention':
+      return [op.q, op.k, op.v];
+    case 'add':
+      return [op.a, op.b];
+    case 'concat':
+      return op.xs;
+    default:
+      return [op.x];
+  }
+}
+
 export interface SectionProgram {
   /** Node layer names at both ends, e.g. 'ln1.0' -> 'ln2.0'. */
   from: string;

@@ -187,7 +187,9 @@ export function formatComparison(c: Comparison): string[] {
   for (const m of c.missing) lines.push(`  DIFF ${m}`);
   const kept = c.layers.filter((l) => l.r[0] !== l.r[1]);
   if (kept.length > 0) {
-    lines.push(`kept dimensions differ (thresholds) at ${kept.map((l) => `${l.layer} (${l.r[0]} vs ${l.r[1]})`).join(', ')}: compared on the directions both kept`);
+    lines.push(
+      `kept dimensions differ (thresholds) at ${kept.map((l) => `${l.layer} (${l.r[0]} vs ${l.r[1]})`).join(', ')}: compared on the directions both kept`,
+    );
   }
   lines.push(c.ok ? 'within the targets' : 'outside the targets');
   return lines;

@@ -325,7 +325,7 @@ function syncReport(inp: SectionInput, rule: RankRule, opts: SyncOptions, jacCut
   const covCut = cutOf([lambdaMax(cov, h)], rule);
   // rank of (h_S, 1) for an always-on class S: 1 + rank Cov(h_S) (centred: well conditioned even
   // when a large constant offset dominates the raw moments).
-  const augmentedRank = (c: readonly number[]): number => 1 + rankOf(subEigenvalues(cov!, h, c), rule, covCut);
+  const augmentedRank = (c: readonly number[]): number => 1 + rankOf(subEigenvalues(cov, h, c), rule, covCut);
   const n = patterns.n;
   const pg = groupPatterns(patterns);
   const fc = patterns.fireCount;

@@ -7,7 +7,7 @@
 //
 // Ownership moves explicitly:
 //   - `keep(buf)` hands a buffer out of the scope on purpose (a result the caller owns);
-//   - `adopt(buf)` takes over a buffer made elsewhere (e.g. a function's returned result);
+//   - `adopt(buf)` / `adoptAll(bufs)` take over buffers made elsewhere (e.g. a function's returned result);
 //   - `release(buf)` ends one buffer's life early (streaming loops that must not grow);
 //   - `scope()` opens a child scope that closes at the latest with its parent.
 // A buffer released twice, or released by the engine while a scope still owns it, makes the
@@ -68,6 +68,12 @@ export class BufferScope {
     this.assertOpen();
     if (buf !== undefined) this.track(buf);
     return buf;
+  }
+
+  /** Takes ownership of every buffer of a list made elsewhere (a tuple a pass returned); returns the list. */
+  adoptAll<T extends readonly (GPUBuffer | undefined)[]>(bufs: T): T {
+    for (const b of bufs) this.adopt(b);
+    return bufs;
   }
 
   /** Hands a buffer out of the scope: it is no longer released at close, the caller owns it. */

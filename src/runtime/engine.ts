@@ -90,7 +90,7 @@ export class Engine {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
     this.device.addEventListener('uncapturederror', (ev) => {
-      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+      this.errors.push(ev.error.message);
     });
   }
 
@@ -242,7 +242,7 @@ export class Engine {
       if (v === undefined) throw new Error(`kernel ${spec.name}: binding '${b.name}' not given`);
       if (b.kind === 'uniform' && !ArrayBuffer.isView(v)) {
         // A window of a buffer made by allocUniformStorage (device-resident uniform data).
-        const w: BufferWindow = 'buffer' in v ? v : { buffer: v as GPUBuffer };
+        const w: BufferWindow = 'buffer' in v ? v : { buffer: v };
         const size = w.size ?? w.buffer.size - (w.offset ?? 0);
         if (size > this.limits.maxUniformBufferBindingSize || (w.offset ?? 0) % this.limits.minUniformBufferOffsetAlignment !== 0) {
           throw new IbgpuError(
@@ -263,7 +263,7 @@ export class Engine {
         return { binding: i, resource: { buffer: ub, size: alignUp(v.byteLength, 16) } };
       }
       if (ArrayBuffer.isView(v)) throw new Error(`kernel ${spec.name}: storage binding '${b.name}' must be a buffer`);
-      const w: BufferWindow = 'buffer' in v ? v : { buffer: v as GPUBuffer };
+      const w: BufferWindow = 'buffer' in v ? v : { buffer: v };
       const size = w.size ?? w.buffer.size - (w.offset ?? 0);
       if (size > this.limits.maxStorageBufferBindingSize) {
         throw new IbgpuError(

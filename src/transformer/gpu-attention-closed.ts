@@ -36,7 +36,7 @@
 // sample-independent parts of the program (cost independent of N).
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
-import type { Op, SectionProgram } from '../model/program.js';
+import { opInputs, type Op, type SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
@@ -48,21 +48,6 @@ import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
 
 const LINEAR_KINDS = new Set<Op['kind']>(['linear', 'copy', 'slice', 'concat', 'add']);
-
-function opReads(op: Op): number[] {
-  switch (op.kind) {
-    case 'lnDiv':
-      return [op.v, op.x];
-    case 'attention':
-      return [op.q, op.k, op.v];
-    case 'add':
-      return [op.a, op.b];
-    case 'concat':
-      return op.xs;
-    default:
-      return [op.x];
-  }
-}
 
 /**
  * The attention op when `p` has the closed-form pattern: one attention op, every other op linear
@@ -76,7 +61,7 @@ export function lastPosAttentionSection(p: SectionProgram): { op: AttentionOp; i
   let found: { op: AttentionOp; index: number } | undefined;
   for (const [index, op] of p.ops.entries()) {
     const Py = p.values[op.y]!.positions;
-    const reads = opReads(op);
+    const reads = opInputs(op);
     if (op.kind === 'attention') {
       if (found) return undefined;
       if (reads.some((id) => p.values[id]!.positions !== P) || Py !== P) return undefined;
@@ -183,23 +168,23 @@ async function batchRows(
   basis?: { Cb: GPUBuffer; r: number },
 ): Promise<{ xj: Float64Array; u?: Float64Array }> {
   const rows = b * g.pIn;
-  const inputs = model.forwardTo(tokens, first, b, s);
-  const f = concatTuple(engine, inputs, g.widthsIn, rows);
-  engine.release(...inputs);
-  const xjb = engine.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
-  let u: GPUBuffer | undefined;
-  if (basis) {
-    u = engine.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
-    matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
-    matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
-  } else {
-    matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
-  }
-  engine.release(f);
-  const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
-  engine.release(xjb);
-  if (u) engine.release(u);
-  return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+  return engine.withScope(async (batch) => {
+    const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+    const f = batch.adopt(concatTuple(engine, inputs, g.widthsIn, rows));
+    batch.release(...inputs);
+    const xjb = batch.alloc(Math.max(16, rows * m * 4), 'tf.fJ');
+    let u: GPUBuffer | undefined;
+    if (basis) {
+      u = batch.alloc(Math.max(16, rows * basis.r * 4), 'tf.u');
+      matmul(engine, f, basis.Cb, u, { m: rows, n: basis.r, k: g.dIn });
+      matmul(engine, u, Jb, xjb, { m: rows, n: m, k: basis.r });
+    } else {
+      matmul(engine, f, Jb, xjb, { m: rows, n: m, k: g.dIn });
+    }
+    batch.release(f);
+    const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
+    return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
+  });
 }
 
 function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
@@ -235,6 +220,26 @@ function hostF64(a: Float32Array | Float64Array, shared: boolean, length?: numbe
   return b;
 }
 
+/** What both closed forms start from: the head and section sizes, the one integration point, and the float64 parts. */
+function closedFormSetup(model: GpuModel, s: number, g: SectionGeometry, opts: SectionVjpOptions, att: { op: AttentionOp; index: number }) {
+  const { op } = att;
+  const parts = attentionClosedParts(model.sections[s]!.program, att, g, opts.Chat);
+  return {
+    op,
+    H: op.heads,
+    dH: op.dHead,
+    dV: op.dV,
+    P: g.pIn,
+    d: g.dIn,
+    K: g.rOut,
+    alpha: opts.points.alphas[0]!,
+    weight: opts.points.weights[0]!,
+    ...parts,
+    HdV: op.heads * op.dV,
+    HdH: op.heads * op.dHead,
+  };
+}
+
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
 export async function mDashAttentionClosed(
   engine: Engine,
@@ -246,19 +251,7 @@ export async function mDashAttentionClosed(
   opts: SectionVjpOptions,
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
-  const p = model.sections[s]!.program;
-  const { op } = att;
-  const H = op.heads,
-    dH = op.dHead,
-    dV = op.dV;
-  const P = g.pIn,
-    d = g.dIn,
-    K = g.rOut;
-  const alpha = opts.points.alphas[0]!;
-  const weight = opts.points.weights[0]!;
-  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV,
-    HdH = H * dH;
+  const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
   const A = H + 1;
@@ -298,8 +291,9 @@ export async function mDashAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
   const table = tokenRowTable(model, s, N, m);
   const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
-  const Jb = tableJ ? undefined : engine.upload(Float32Array.from(J), 'tf.attn-J');
+  const scope = engine.scope();
   try {
+    const Jb = tableJ ? undefined : scope.upload(Float32Array.from(J), 'tf.attn-J');
     const pool = await hostThreadPool();
     opts.onPath?.(
       `last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
@@ -331,7 +325,7 @@ export async function mDashAttentionClosed(
       }
     }
   } finally {
-    if (Jb) engine.release(Jb);
+    scope.close();
   }
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
@@ -426,21 +420,9 @@ export async function edgesAttentionClosed(
   opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
-  const p = model.sections[s]!.program;
-  const { op } = att;
-  const H = op.heads,
-    dH = op.dHead,
-    dV = op.dV;
-  const P = g.pIn,
-    d = g.dIn,
-    K = g.rOut,
-    r = opts.rIn;
+  const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
+  const r = opts.rIn;
   const { C, Cpinv } = opts;
-  const alpha = opts.points.alphas[0]!;
-  const weight = opts.points.weights[0]!;
-  const { J, m, S, DZ } = attentionClosedParts(p, att, g, opts.Chat);
-  const HdV = H * dV,
-    HdH = H * dH;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
   const proj = (col0: number, width: number): Float64Array => {
     // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
@@ -491,8 +473,6 @@ export async function edgesAttentionClosed(
   const table = tokenRowTable(model, s, N, Math.max(m, r));
   const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
   const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
-  const Jb = table ? undefined : engine.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
-  const Cb = table ? undefined : engine.upload(Float32Array.from(C), 'tf.C');
   const shape = attentionShape(op, P, m, K);
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
@@ -503,7 +483,10 @@ export async function edgesAttentionClosed(
     }
     return out;
   };
+  const scope = engine.scope();
   try {
+    const Jb = table ? undefined : scope.upload(Float32Array.from(CpJ), 'tf.attn-CpJ');
+    const Cb = table ? undefined : scope.upload(Float32Array.from(C), 'tf.C');
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
     opts.onPath?.(
@@ -541,7 +524,7 @@ export async function edgesAttentionClosed(
       for (let i = 0; i < ranges.length; i++) for (let e = 0; e < K * r; e++) E[e]! += parts[i * K * r + e]!;
     }
   } finally {
-    engine.release(Jb, Cb);
+    scope.close();
   }
   const sc = (weight * weight) / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * sc;

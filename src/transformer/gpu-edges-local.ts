@@ -146,30 +146,32 @@ export async function edgesLocalGpu(
   const CpApad = new Float32Array(r4 * m);
   CpApad.set(Float32Array.from(fac.CpA));
   const { at, bt } = edgeOperandLayouts(fac.A, fac.B, [], 0, h, ro, rIn);
-  const bufs = {
-    C: engine.upload(Cpad, 'tf.local.C'),
-    CpA: engine.upload(CpApad, 'tf.local.CpA'),
-    at: engine.upload(at, 'tf.local.at'),
-    bt: engine.upload(bt, 'tf.local.bt'),
-    ones: engine.upload(new Float32Array(maxRows * Math.max(m, fac.extra)).fill(1), 'tf.local.ones'),
-  };
   const E = new Float64Array(ro * rIn);
   const reads: Promise<void>[] = [];
+  const pass = engine.scope();
   try {
+    const bufs = {
+      C: pass.upload(Cpad, 'tf.local.C'),
+      CpA: pass.upload(CpApad, 'tf.local.CpA'),
+      at: pass.upload(at, 'tf.local.at'),
+      bt: pass.upload(bt, 'tf.local.bt'),
+      ones: pass.upload(new Float32Array(maxRows * Math.max(m, fac.extra)).fill(1), 'tf.local.ones'),
+    };
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       const rows = b * P;
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const f = concatTuple(engine, inputs, g.widthsIn, rows);
-      engine.release(...inputs);
-      const u = engine.alloc(rows * r4 * 4, 'tf.local.u');
+      const batch = pass.scope();
+      const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+      const f = batch.adopt(concatTuple(engine, inputs, g.widthsIn, rows));
+      batch.release(...inputs);
+      const u = batch.alloc(rows * r4 * 4, 'tf.local.u');
       matmul(engine, f, bufs.C, u, { m: rows, n: r4, k: d });
-      engine.release(f);
-      const x = engine.alloc(rows * m * 4, 'tf.local.x');
+      batch.release(f);
+      const x = batch.alloc(rows * m * 4, 'tf.local.x');
       matmul(engine, u, bufs.CpA, x, { m: rows, n: m, k: r4 });
-      const gate = engine.alloc(rows * h * 4, 'tf.local.gate');
-      const step = engine.alloc(rows * m * 4, 'tf.local.gate-step');
-      const xa = opts.points.alphas.some((a) => a !== 1) ? engine.alloc(rows * m * 4, 'tf.local.x-alpha') : undefined;
+      const gate = batch.alloc(rows * h * 4, 'tf.local.gate');
+      const step = batch.alloc(rows * m * 4, 'tf.local.gate-step');
+      const xa = opts.points.alphas.some((a) => a !== 1) ? batch.alloc(rows * m * 4, 'tf.local.x-alpha') : undefined;
       opts.points.alphas.forEach((alpha, k) => {
         // The section at α·f' has its act input at α·x' (every op before the act is linear).
         let at = x;
@@ -190,16 +192,16 @@ export async function edgesLocalGpu(
       });
       if (fac.extra > 0)
         copyColumns(engine, { src: { buf: bufs.ones, ld: fac.extra }, dst: { buf: gate, ld: h, col0: m }, groups: 1, per: rows, width: fac.extra });
-      engine.release(x, step, xa);
+      batch.release(x, step, xa);
       const shape = { fhat: u, at: bufs.at, bt: bufs.bt, rows, r: rIn, ro, h, chunkRows };
       let run: { part: GPUBuffer; chunks: number };
       if (delta) {
         const gates = await engine.readF32(gate, rows * h);
-        engine.release(gate);
+        batch.release(gate);
         run = recordEdgesSquaredDelta(engine, { ...shape, gates, order: signPatternOrder(gates, rows, h), reset: CARRY_RESET_ROWS });
       } else {
         run = recordEdgesSquared(engine, { ...shape, gates: gate });
-        engine.release(gate);
+        batch.release(gate);
       }
       const n = ro * rIn;
       const { part, chunks } = run;
@@ -208,12 +210,13 @@ export async function edgesLocalGpu(
           for (let c = 0; c < chunks; c++) for (let t = 0; t < n; t++) E[t]! += v[c * n + t]!;
         }),
       );
-      engine.release(part, u);
+      batch.adopt(part);
+      batch.close();
       if (reads.length > 1) await Promise.all(reads.splice(0, reads.length - 1));
     }
     await Promise.all(reads);
   } finally {
-    engine.release(bufs.C, bufs.CpA, bufs.at, bufs.bt, bufs.ones);
+    pass.close();
   }
   const scale = 1 / (N * P);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;

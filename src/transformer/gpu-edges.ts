@@ -10,6 +10,7 @@
 import { checkShape } from '../errors.js';
 import { matmul } from '../kernels/matmul.js';
 import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { concatTuple, splitTuple, type GpuModel } from './gpu-model.js';
 import { edgesLocalGpu } from './gpu-edges-local.js';
@@ -77,43 +78,29 @@ export async function edgesSquaredGpu(
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;
-  const Cb = engine.upload(Float32Array.from(opts.C), 'tf.C');
-  const Cpb = engine.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
-  const blocks: GPUBuffer[] = [];
-  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const E = new Float64Array(g.rOut * rIn);
+  const pass = engine.scope();
   try {
+    const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
+    const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
+    const blocks: GPUBuffer[] = [];
+    for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(pass.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const { u, parts, states } = projectedBatch(engine, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
+      const batch = pass.scope();
+      const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
       const reads: Promise<void>[] = [];
       blocks.forEach((cot, bi) => {
         const k0 = bi * Kb;
         const kb = Math.min(Kb, g.K - k0);
         const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
-        const rows = (total.shared ? 1 : b) * kb * g.pIn;
-        const h = engine.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, total.buf, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        engine.release(total.buf);
-        const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
-        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, total.shared);
-        engine.release(h);
-        reads.push(
-          engine.readF32(out, kb * rIn).then((part) => {
-            for (let kk = 0; kk < kb; kk++) {
-              const i = (k0 + kk) % g.rOut;
-              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-            }
-          }),
-        );
-        engine.release(out);
+        reads.push(addEdgeBlock(engine, batch, batch.adopt(total.buf), total.shared, Cpb, u, E, { g, b, k0, kb, rIn }));
       });
-      for (const st of states) sec.releaseState(st);
-      engine.release(u, ...parts);
+      batch.close(); // u, the projected parts and the forward states
       await Promise.all(reads);
     }
   } finally {
-    engine.release(Cb, Cpb, ...blocks);
+    pass.close();
   }
   const scale = 1 / (N * g.pIn);
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
@@ -121,13 +108,48 @@ export async function edgesSquaredGpu(
 }
 
 /**
+ * Adds one block of cotangents' squared edges into E (r_out × r_in): h = grad·C⁺ᵀ (rows × r_in;
+ * `grad` is the block's integrated gradient [(shared ? 1 : b)·kb·P_in, d_in], a buffer of `scope`,
+ * released once h is recorded), then edgeSquare's Σ over samples and positions of (h ⊙ u)² per
+ * (k, j), read back into rows (k0 + kk) mod r_out of E (k = r·r_out + i for stochastic blocks).
+ * Resolves when the block is added.
+ */
+export function addEdgeBlock(
+  engine: Engine,
+  scope: BufferScope,
+  grad: GPUBuffer,
+  shared: boolean,
+  Cpb: GPUBuffer,
+  u: GPUBuffer,
+  E: Float64Array,
+  { g, b, k0, kb, rIn }: { g: SectionGeometry; b: number; k0: number; kb: number; rIn: number },
+): Promise<void> {
+  const rows = (shared ? 1 : b) * kb * g.pIn;
+  const h = scope.alloc(rows * rIn * 4, 'tf.h');
+  matmul(engine, grad, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
+  scope.release(grad);
+  const out = scope.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
+  edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, shared);
+  scope.release(h);
+  const read = engine.readF32(out, kb * rIn).then((part) => {
+    for (let kk = 0; kk < kb; kk++) {
+      const i = (k0 + kk) % g.rOut;
+      for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
+    }
+  });
+  scope.release(out);
+  return read;
+}
+
+/**
  * One batch of section s evaluated where rib evaluates edges: the node layer's activations f
  * projected onto the kept directions, f ↦ u = f·C ↦ u·C⁺, then the section's forward at each
- * integration point. Returns u (rows × rIn) and the projected input parts, which the caller
- * releases, and the forward states.
+ * integration point. Returns u (rows × rIn), the projected input parts and the forward states,
+ * all held by `scope` (the states in child scopes).
  */
 export function projectedBatch(
   engine: Engine,
+  scope: BufferScope,
   model: GpuModel,
   s: number,
   g: SectionGeometry,
@@ -138,16 +160,16 @@ export function projectedBatch(
   alphas: ArrayLike<number>,
 ): { u: GPUBuffer; parts: GPUBuffer[]; states: ForwardState[] } {
   const rowsIn = b * g.pIn;
-  const inputs = model.forwardTo(tokens, first, b, s);
-  const f = concatTuple(engine, inputs, g.widthsIn, rowsIn);
-  engine.release(...inputs);
-  const u = engine.alloc(rowsIn * basis.rIn * 4, 'tf.u');
+  const inputs = scope.adoptAll(model.forwardTo(tokens, first, b, s));
+  const f = scope.adopt(concatTuple(engine, inputs, g.widthsIn, rowsIn));
+  scope.release(...inputs);
+  const u = scope.alloc(rowsIn * basis.rIn * 4, 'tf.u');
   matmul(engine, f, basis.C, u, { m: rowsIn, n: basis.rIn, k: g.dIn });
-  const fp = engine.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
+  const fp = scope.alloc(rowsIn * g.dIn * 4, 'tf.fproj');
   matmul(engine, u, basis.Cpinv, fp, { m: rowsIn, n: g.dIn, k: basis.rIn });
-  engine.release(f);
-  const parts = splitTuple(engine, fp, g.widthsIn, rowsIn);
-  engine.release(fp);
+  scope.release(f);
+  const parts = scope.adoptAll(splitTuple(engine, fp, g.widthsIn, rowsIn));
+  scope.release(fp);
   const sec = model.sections[s]!;
-  return { u, parts, states: Array.from(alphas, (a) => sec.forward(parts, b, { alpha: a })) };
+  return { u, parts, states: Array.from(alphas, (a) => sec.forward(parts, b, { alpha: a, scope })) };
 }

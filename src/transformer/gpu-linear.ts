@@ -10,6 +10,7 @@
 
 import { matmul } from '../kernels/matmul.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 
 /** Column tile of the matmul kernels. */
@@ -26,6 +27,8 @@ export class GpuLinear {
   readonly wIn: number;
   readonly wOut: number;
   private readonly engine: Engine;
+  // The weights live as long as the op (until dispose()), across every batch.
+  private readonly buffers: BufferScope;
   /** W [wIn, wOut]. */
   private readonly W: GPUBuffer;
   /** Forward split: W's first wOut − t columns [wIn, main] and its last t columns transposed [t, wIn]. */
@@ -38,7 +41,8 @@ export class GpuLinear {
     this.engine = engine;
     this.wIn = wIn;
     this.wOut = wOut;
-    this.W = engine.upload(Float32Array.from(W), label);
+    this.buffers = engine.scope();
+    this.W = this.buffers.upload(Float32Array.from(W), label);
     const tf = tailOf(wOut);
     if (tf) {
       const main = wOut - tf;
@@ -48,11 +52,11 @@ export class GpuLinear {
         for (let c = 0; c < main; c++) m[r * main + c] = W[r * wOut + c]!;
         for (let j = 0; j < tf; j++) t[j * wIn + r] = W[r * wOut + main + j]!;
       }
-      this.fwdMain = engine.upload(m, `${label}.main`);
-      this.fwdTailT = engine.upload(t, `${label}.tailT`);
+      this.fwdMain = this.buffers.upload(m, `${label}.main`);
+      this.fwdTailT = this.buffers.upload(t, `${label}.tailT`);
     }
     const tv = tailOf(wIn);
-    if (tv) this.vjpTail = engine.upload(Float32Array.from(W.subarray((wIn - tv) * wOut)), `${label}.tailRows`);
+    if (tv) this.vjpTail = this.buffers.upload(Float32Array.from(W.subarray((wIn - tv) * wOut)), `${label}.tailRows`);
   }
 
   /** y (+)= x·W for `rows` rows. */
@@ -97,18 +101,19 @@ export class GpuLinear {
   private place(out: GPUBuffer, n: number, rows: number, accumulate: boolean, t: number, main: (b: GPUBuffer) => void, tail: (b: GPUBuffer) => void): void {
     const e = this.engine;
     const wMain = n - t;
-    const mb = e.alloc(rows * wMain * 4, 'tf.linear-main');
-    const tb = e.alloc(Math.max(16, t * rows * 4), 'tf.linear-tail');
-    main(mb);
-    tail(tb);
-    copyColumns(e, { src: { buf: mb, ld: wMain }, dst: { buf: out, ld: n }, groups: 1, per: rows, width: wMain, accumulate });
-    for (let j = 0; j < t; j++) {
-      copyColumns(e, { src: { buf: tb, ld: 1, row0: j * rows }, dst: { buf: out, ld: n, col0: wMain + j }, groups: 1, per: rows, width: 1, accumulate });
-    }
-    e.release(mb, tb);
+    e.withScope((temps) => {
+      const mb = temps.alloc(rows * wMain * 4, 'tf.linear-main');
+      const tb = temps.alloc(Math.max(16, t * rows * 4), 'tf.linear-tail');
+      main(mb);
+      tail(tb);
+      copyColumns(e, { src: { buf: mb, ld: wMain }, dst: { buf: out, ld: n }, groups: 1, per: rows, width: wMain, accumulate });
+      for (let j = 0; j < t; j++) {
+        copyColumns(e, { src: { buf: tb, ld: 1, row0: j * rows }, dst: { buf: out, ld: n, col0: wMain + j }, groups: 1, per: rows, width: 1, accumulate });
+      }
+    });
   }
 
   dispose(): void {
-    this.engine.release(this.W, this.fwdMain, this.fwdTailT, this.vjpTail);
+    this.buffers.close();
   }
 }

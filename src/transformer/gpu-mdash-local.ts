@@ -202,32 +202,34 @@ async function gateMoments(
   const P = model.nodes[s]!.positions;
   const gateGram = new GramAccumulator(engine, m);
   const gateSum = new ColumnSumAccumulator(engine, m);
-  const ones = engine.upload(new Float32Array(B * P * m).fill(1), 'tf.ones');
+  const pass = engine.scope();
   try {
+    const ones = pass.upload(new Float32Array(B * P * m).fill(1), 'tf.ones');
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       const rows = b * P;
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const gate = engine.alloc(rows * m * 4, 'tf.gate');
-      const tmp = engine.alloc(rows * m * 4, 'tf.gate-step');
+      const batch = pass.scope();
+      const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+      const gate = batch.alloc(rows * m * 4, 'tf.gate');
+      const tmp = batch.alloc(rows * m * 4, 'tf.gate-step');
       points.alphas.forEach((alpha, k) => {
-        const st = sec.forward(inputs, b, { alpha });
+        const st = sec.forward(inputs, b, { alpha, scope: batch });
         actVjp(engine, st.values.get(act.op.x)!, ones, tmp, { B: b, K: 1, P }, m, act.op.act);
-        copyRows(engine, tmp, gate, rows, m, points.weights[k]!, k > 0);
+        copyRows(engine, tmp, gate, rows, m, points.weights[k], k > 0);
         sec.releaseState(st);
       });
-      engine.release(...inputs, tmp);
+      batch.release(...inputs, tmp);
       const pend: Promise<void>[] = [gateSum.addBatch(gate, rows)];
       const gp = gateGram.addBatch(gate, rows);
       if (gp) pend.push(gp);
-      engine.release(gate);
+      batch.close();
       await Promise.all(pend);
     }
     return { Ga: await gateGram.result(), sa: await gateSum.result() };
   } finally {
     gateGram.dispose();
     gateSum.dispose();
-    engine.release(ones);
+    pass.close();
   }
 }
 
@@ -250,19 +252,21 @@ async function reluGateMoments(
   w: number,
 ): Promise<{ Ga: Float64Array; sa: Float64Array }> {
   const signs = new SignPatternAccumulator(engine, m);
-  const Ab = engine.upload(Float32Array.from(A), 'tf.bottom-map');
+  const pass = engine.scope();
   try {
+    const Ab = pass.upload(Float32Array.from(A), 'tf.bottom-map');
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       const rows = b * g.pIn;
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const f = concatTuple(engine, inputs, g.widthsIn, rows);
-      engine.release(...inputs);
-      const x = engine.alloc(Math.max(16, rows * m * 4), 'tf.pre-act');
-      matmul(engine, f, Ab, x, { m: rows, n: m, k: g.dIn });
-      engine.release(f);
-      signs.addBatch(x, rows);
-      engine.release(x);
+      engine.withScope((batch) => {
+        const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+        const f = batch.adopt(concatTuple(engine, inputs, g.widthsIn, rows));
+        batch.release(...inputs);
+        const x = batch.alloc(Math.max(16, rows * m * 4), 'tf.pre-act');
+        matmul(engine, f, Ab, x, { m: rows, n: m, k: g.dIn });
+        batch.release(f);
+        signs.addBatch(x, rows);
+      });
     }
     const r = await signs.result();
     const Ga = r.cofire;
@@ -270,6 +274,6 @@ async function reluGateMoments(
     return { Ga, sa: r.fireCount.map((c) => w * c) };
   } finally {
     signs.dispose();
-    engine.release(Ab);
+    pass.close();
   }
 }

@@ -71,38 +71,40 @@ export function integratedVjp(
   Kb: number,
   allowShared = false,
 ): IntegratedGrad {
-  let c0 = 0;
-  const cots = g.widthsOut.map((w) => {
-    const buf = engine.alloc(Math.max(16, Kb * g.pOut * w * 4), 'tf.cot');
-    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: Kb * g.pOut, width: w });
-    c0 += w;
-    return buf;
-  });
-  const perStep = states.map((st) => {
-    const sharedOut: boolean[] = [];
-    const grads = sec.vjp(st, cots, Kb, { shared: true, keepShared: true, sharedOut });
-    return { grads, sharedOut };
-  });
-  engine.release(...cots);
-  const shared = allowShared && perStep.every((q) => q.sharedOut.every(Boolean));
-  const rows = (shared ? 1 : B) * Kb * g.pIn;
-  const total = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
-  perStep.forEach(({ grads, sharedOut }, k) => {
-    let col = 0;
-    grads.forEach((buf, j) => {
-      const w = g.widthsIn[j]!;
-      const dst = { buf: total, ld: g.dIn, col0: col };
-      const common = { alpha: weights[k]!, accumulate: k > 0, width: w };
-      if (sharedOut[j] && !shared) {
-        copyColumns(engine, { src: { buf, ld: w, stride: 0 }, dst: { ...dst, stride: Kb * g.pIn }, groups: B, per: Kb * g.pIn, ...common });
-      } else {
-        copyColumns(engine, { src: { buf, ld: w }, dst, groups: 1, per: rows, ...common });
-      }
-      col += w;
+  return engine.withScope((work) => {
+    let c0 = 0;
+    const cots = g.widthsOut.map((w) => {
+      const buf = work.alloc(Math.max(16, Kb * g.pOut * w * 4), 'tf.cot');
+      copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: Kb * g.pOut, width: w });
+      c0 += w;
+      return buf;
     });
-    engine.release(...grads);
+    const perStep = states.map((st) => {
+      const sharedOut: boolean[] = [];
+      const grads = work.adoptAll(sec.vjp(st, cots, Kb, { shared: true, keepShared: true, sharedOut }));
+      return { grads, sharedOut };
+    });
+    work.release(...cots);
+    const shared = allowShared && perStep.every((q) => q.sharedOut.every(Boolean));
+    const rows = (shared ? 1 : B) * Kb * g.pIn;
+    const total = work.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
+    perStep.forEach(({ grads, sharedOut }, k) => {
+      let col = 0;
+      grads.forEach((buf, j) => {
+        const w = g.widthsIn[j]!;
+        const dst = { buf: total, ld: g.dIn, col0: col };
+        const common = { alpha: weights[k]!, accumulate: k > 0, width: w };
+        if (sharedOut[j] && !shared) {
+          copyColumns(engine, { src: { buf, ld: w, stride: 0 }, dst: { ...dst, stride: Kb * g.pIn }, groups: B, per: Kb * g.pIn, ...common });
+        } else {
+          copyColumns(engine, { src: { buf, ld: w }, dst, groups: 1, per: rows, ...common });
+        }
+        col += w;
+      });
+      work.release(...grads);
+    });
+    return { buf: work.keep(total), shared };
   });
-  return { buf: total, shared };
 }
 
 /** M′ of section s (node s → node s + 1), d_in × d_in row-major, divided by N·P_in. */
@@ -133,8 +135,9 @@ export async function mDashGpu(
   if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   opts.onPath?.('per-sample VJPs on the GPU');
+  const pass = engine.scope();
   const blocks: GPUBuffer[] = [];
-  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(engine.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
+  for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(pass.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
   const gram = new GramAccumulator(engine, g.dIn);
   // Blocks whose gradients turned out sample-independent: Σ_n g gᵀ = N·(g gᵀ), added once.
   const sharedGram = new GramAccumulator(engine, g.dIn);
@@ -143,20 +146,21 @@ export async function mDashGpu(
     for (let first = 0; first < N; first += B) {
       if (sharedDone.every(Boolean)) break;
       const b = Math.min(B, N - first);
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
+      const batch = pass.scope();
+      const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+      const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a, scope: batch }));
       const pending: Promise<void>[] = [];
       blocks.forEach((cot, bi) => {
         if (sharedDone[bi]) return;
         const kb = Math.min(Kb, g.K - bi * Kb);
         const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
+        batch.adopt(total.buf);
         const p = total.shared ? sharedGram.addBatch(total.buf, kb * g.pIn) : gram.addBatch(total.buf, b * kb * g.pIn);
         if (total.shared) sharedDone[bi] = true;
         if (p) pending.push(p);
-        engine.release(total.buf);
+        batch.release(total.buf); // the next block reuses it once this one is submitted
       });
-      for (const st of states) sec.releaseState(st);
-      engine.release(...inputs);
+      batch.close(); // the states (child scopes) and the inputs
       await Promise.all(pending);
     }
     const m = await gram.result();
@@ -167,6 +171,6 @@ export async function mDashGpu(
   } finally {
     gram.dispose();
     sharedGram.dispose();
-    engine.release(...blocks);
+    pass.close();
   }
 }

@@ -10,6 +10,7 @@
 import { checkShape, IbgpuError } from '../errors.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { ModelProgram, SectionProgram } from '../model/program.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { embedBatch, GpuSectionProgram } from './gpu-program.js';
 
@@ -47,7 +48,7 @@ export function tupleWidthsOf(p: SectionProgram, ids: readonly number[]): number
   return ids.map((id) => p.values[id]!.width);
 }
 
-/** Concatenates tuple members [rows, w_j] into one new buffer [rows, Σw] (a node layer's activation). */
+/** Concatenates tuple members [rows, w_j] into one new buffer [rows, Σw] (a node layer's activation), handed to the caller (adopt it into a scope). */
 export function concatTuple(engine: Engine, parts: readonly GPUBuffer[], widths: readonly number[], rows: number): GPUBuffer {
   const W = widths.reduce((a, b) => a + b, 0);
   const out = engine.alloc(Math.max(16, rows * W * 4), 'tf.node');
@@ -59,7 +60,7 @@ export function concatTuple(engine: Engine, parts: readonly GPUBuffer[], widths:
   return out;
 }
 
-/** Splits [rows, Σw] into new member buffers [rows, w_j]. */
+/** Splits [rows, Σw] into new member buffers [rows, w_j], handed to the caller (adopt them into a scope). */
 export function splitTuple(engine: Engine, whole: GPUBuffer, widths: readonly number[], rows: number): GPUBuffer[] {
   const W = widths.reduce((a, b) => a + b, 0);
   let c0 = 0;
@@ -86,12 +87,16 @@ export class GpuModel {
   readonly sections: GpuSectionProgram[];
   readonly nodes: NodeLayout[];
   private readonly engine: Engine;
+  // The embedding tables live as long as the model (until dispose()), across every pass.
+  private readonly buffers: BufferScope;
   private readonly WE: GPUBuffer;
   private readonly Wpos: GPUBuffer | undefined;
   /**
    * Node activations kept from the statistics pass ([N·P_ℓ, width] concatenated tuples, rows in
    * sample order) for the token array they were computed from: later passes over the same tokens
    * copy their batch rows from here instead of running the sections before that node again.
+   * A cache outliving the pass that made it: its buffers are released explicitly (keepNode
+   * replacing one, dropKept, dispose).
    */
   private readonly nodeCache = new Map<number, { tokens: ArrayLike<number>; n: number; buf: GPUBuffer }>();
 
@@ -116,8 +121,9 @@ export class GpuModel {
       return { name, widths, width: widths.reduce((a, b) => a + b, 0), positions: p.values[p.outputs[0]!]!.positions };
     };
     this.nodes = [layout(mp.nodeLayers[0]!, mp.pre), ...mp.sections.map((s, i) => layout(mp.nodeLayers[i + 1]!, s))];
-    this.WE = engine.upload(Float32Array.from(mp.embed.WE), 'tf.WE');
-    this.Wpos = mp.embed.Wpos ? engine.upload(Float32Array.from(mp.embed.Wpos.subarray(0, P * mp.embed.width)), 'tf.Wpos') : undefined;
+    this.buffers = engine.scope();
+    this.WE = this.buffers.upload(Float32Array.from(mp.embed.WE), 'tf.WE');
+    this.Wpos = mp.embed.Wpos ? this.buffers.upload(Float32Array.from(mp.embed.Wpos.subarray(0, P * mp.embed.width)), 'tf.Wpos') : undefined;
   }
 
   /** Floats per sample of the largest buffer of a forward through every section. */
@@ -145,18 +151,34 @@ export class GpuModel {
 
   /**
    * Runs samples [first, first + B) up to node layer `upTo` and returns its tuple buffers
-   * ([B·P_node, w_j] each; the caller releases them). `visit` sees every node layer's tuple on
-   * the way (before its buffers are released).
+   * ([B·P_node, w_j] each; the caller owns them: pass them to a scope with adoptAll). `visit`
+   * sees every node layer's tuple on the way (before its buffers are released).
    */
   forwardTo(tokens: ArrayLike<number>, first: number, B: number, upTo: number, visit?: (node: number, tuple: readonly GPUBuffer[]) => void): GPUBuffer[] {
     checkShape(upTo >= 0 && upTo < this.nodes.length, `GpuModel.forwardTo: node ${upTo} outside 0..${this.nodes.length - 1}`);
+    // Every intermediate tuple lives in this scope; only the last one is handed out.
+    return this.engine.withScope((work) => {
+      const tuple = this.recordForward(work, tokens, first, B, upTo, visit);
+      for (const b of new Set(tuple)) work.keep(b);
+      return tuple;
+    });
+  }
+
+  private recordForward(
+    work: BufferScope,
+    tokens: ArrayLike<number>,
+    first: number,
+    B: number,
+    upTo: number,
+    visit?: (node: number, tuple: readonly GPUBuffer[]) => void,
+  ): GPUBuffer[] {
     const e = this.engine;
     const cached = visit ? undefined : this.nodeCache.get(upTo);
     if (cached && cached.tokens === tokens && first + B <= cached.n) {
       const L = this.nodes[upTo]!;
       let c0 = 0;
       return L.widths.map((w) => {
-        const out = e.alloc(Math.max(16, B * L.positions * w * 4), 'tf.part');
+        const out = work.alloc(Math.max(16, B * L.positions * w * 4), 'tf.part');
         copyColumns(e, {
           src: { buf: cached.buf, ld: L.width, col0: c0, row0: first * L.positions },
           dst: { buf: out, ld: w },
@@ -168,15 +190,16 @@ export class GpuModel {
         return out;
       });
     }
-    const tb = this.uploadTokens(tokens, first, B);
-    const emb = embedBatch(e, this.mp.embed!, { WE: this.WE, Wpos: this.Wpos }, tb, B, this.P);
-    e.release(tb);
+    const tb = work.adopt(this.uploadTokens(tokens, first, B));
+    const emb = work.adoptAll(embedBatch(e, this.mp.embed!, { WE: this.WE, Wpos: this.Wpos }, tb, B, this.P));
+    work.release(tb);
     const run = (g: GpuSectionProgram, inputs: GPUBuffer[]): GPUBuffer[] => {
-      const st = g.forward(inputs, B, { forVjp: false });
-      const outs = g.outputBuffers(st);
-      // The state holds only the outputs now (forVjp false); they pass to the caller. Inputs that
-      // are passed through unchanged as outputs stay alive.
-      e.release(...inputs.filter((b) => !outs.includes(b)));
+      const st = g.forward(inputs, B, { forVjp: false, scope: work });
+      const outs = g.takeOutputs(st);
+      // The state held only the outputs (forVjp false); they pass to this scope. Inputs that are
+      // passed through unchanged as outputs stay alive.
+      for (const b of outs) if (!inputs.includes(b)) work.adopt(b);
+      work.release(...inputs.filter((b) => !outs.includes(b)));
       return outs;
     };
     let tuple = run(this.pre, emb);
@@ -197,7 +220,7 @@ export class GpuModel {
     const L = this.nodes[node]!;
     checkShape(buf.size >= n * L.positions * L.width * 4, `GpuModel.keepNode: ${buf.size} bytes for ${n} samples of ${L.name}`);
     const old = this.nodeCache.get(node);
-    if (old) this.engine.release(old.buf);
+    if (old) this.engine.release(old.buf); // the cache's own buffer (see nodeCache)
     this.nodeCache.set(node, { tokens, n, buf });
   }
 
@@ -210,7 +233,7 @@ export class GpuModel {
 
   /** Drops every kept node activation. */
   dropKept(): void {
-    for (const c of this.nodeCache.values()) this.engine.release(c.buf);
+    for (const c of this.nodeCache.values()) this.engine.release(c.buf); // the cache's own buffers (see nodeCache)
     this.nodeCache.clear();
   }
 
@@ -218,6 +241,6 @@ export class GpuModel {
     this.dropKept();
     this.pre.dispose();
     for (const s of this.sections) s.dispose();
-    this.engine.release(this.WE, this.Wpos);
+    this.buffers.close();
   }
 }

@@ -16,7 +16,8 @@ import { checkShape, IbgpuError } from '../errors.js';
 import { attentionForward, attentionProbFloats, attentionVjp, type AttentionShape } from '../kernels/transformer-attention.js';
 import { actForward, actVjp, copyColumns, copyRows, gatherPositions, gatherTokens, rotary, uploadRotaryTable } from '../kernels/transformer-elementwise.js';
 import { lnDiv, lnDivVjp, lnVar, lnVarVjp } from '../kernels/transformer-ln.js';
-import type { EmbedSpec, Op, SectionProgram } from '../model/program.js';
+import { opInputs, type EmbedSpec, type Op, type SectionProgram } from '../model/program.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { GpuLinear } from './gpu-linear.js';
 
@@ -29,6 +30,8 @@ export interface ForwardState {
   probs: Map<number, GPUBuffer>;
   /** Value ids whose buffers the state owns (the rest are the caller's inputs). */
   owned: Set<number>;
+  /** Holds the owned values and the probabilities; closed by releaseState. */
+  buffers: BufferScope;
 }
 
 export interface VjpOptions {
@@ -54,21 +57,8 @@ export interface ForwardOptions {
   forVjp?: boolean;
   /** Multiply every input by alpha first (the integration point α·f); the inputs are not modified. */
   alpha?: number;
-}
-
-function opInputs(op: Op): number[] {
-  switch (op.kind) {
-    case 'lnDiv':
-      return [op.v, op.x];
-    case 'attention':
-      return [op.q, op.k, op.v];
-    case 'add':
-      return [op.a, op.b];
-    case 'concat':
-      return op.xs;
-    default:
-      return [op.x];
-  }
+  /** The state's buffers live in a child scope of this one (closed with it at the latest); default: of the engine. */
+  scope?: BufferScope;
 }
 
 /** Inputs the VJP of op reads from the forward. */
@@ -91,6 +81,8 @@ export class GpuSectionProgram {
   private readonly engine: Engine;
   /** Op index → rotary table. */
   private readonly weights = new Map<number, GPUBuffer>();
+  // The rotary tables live as long as the program (until dispose()), across every batch.
+  private readonly buffers: BufferScope;
   /** Op index → linear op on the matmul kernel. */
   private readonly linears = new Map<number, GpuLinear>();
   /** Value id → index of the last op reading it in the forward. */
@@ -104,11 +96,12 @@ export class GpuSectionProgram {
     this.program = program;
     this.outputs = new Set(program.outputs);
     checkProgram(program);
+    this.buffers = engine.scope();
     program.ops.forEach((op, i) => {
       for (const id of opInputs(op)) this.lastRead.set(id, i);
       for (const id of vjpReads(op)) this.vjpNeeded.add(id);
       if (op.kind === 'linear') this.linears.set(i, new GpuLinear(engine, op.W, op.wIn, op.wOut, `tf.${program.from}.W${i}`));
-      if (op.kind === 'rotary') this.weights.set(i, uploadRotaryTable(engine, op, program.values[op.x]!.positions));
+      if (op.kind === 'rotary') this.weights.set(i, this.buffers.adopt(uploadRotaryTable(engine, op, program.values[op.x]!.positions)));
     });
   }
 
@@ -117,8 +110,8 @@ export class GpuSectionProgram {
     return { w: v.width, P: v.positions };
   }
 
-  private alloc(floats: number, label: string): GPUBuffer {
-    return this.engine.alloc(Math.max(16, floats * 4), label);
+  private static alloc(scope: BufferScope, floats: number, label: string): GPUBuffer {
+    return scope.alloc(Math.max(16, floats * 4), label);
   }
 
   /**
@@ -128,6 +121,16 @@ export class GpuSectionProgram {
    */
   forward(inputs: readonly GPUBuffer[], B: number, opts: ForwardOptions = {}): ForwardState {
     this.assertLive();
+    const buffers = opts.scope ? opts.scope.scope() : this.engine.scope();
+    try {
+      return this.record(inputs, B, opts, buffers);
+    } catch (err) {
+      buffers.close();
+      throw err;
+    }
+  }
+
+  private record(inputs: readonly GPUBuffer[], B: number, opts: ForwardOptions, buffers: BufferScope): ForwardState {
     const p = this.program;
     checkShape(inputs.length === p.inputs.length, `section ${p.from}->${p.to}: ${inputs.length} input buffers for a ${p.inputs.length}-member tuple`);
     checkShape(Number.isInteger(B) && B >= 1, `section ${p.from}->${p.to}: batch size ${B} is not a positive integer`);
@@ -141,7 +144,7 @@ export class GpuSectionProgram {
       checkShape(inputs[i]!.size >= B * P * w * 4, `section ${p.from}->${p.to}: input ${i} (${p.values[id]!.label}) holds fewer than ${B}·${P}·${w} floats`);
       if (alpha === 1) values.set(id, inputs[i]!);
       else {
-        const s = this.alloc(B * P * w, `tf.${p.values[id]!.label}`);
+        const s = GpuSectionProgram.alloc(buffers, B * P * w, `tf.${p.values[id]!.label}`);
         copyRows(e, inputs[i]!, s, B * P, w, alpha);
         values.set(id, s);
         owned.add(id);
@@ -153,7 +156,7 @@ export class GpuSectionProgram {
       const y = 'y' in op ? op.y : -1;
       const { w, P } = this.shape(y);
       const rows = B * P;
-      const out = this.alloc(rows * w, `tf.${p.values[y]!.label}`);
+      const out = GpuSectionProgram.alloc(buffers, rows * w, `tf.${p.values[y]!.label}`);
       switch (op.kind) {
         case 'linear':
           this.linears.get(i)!.forward(get(op.x), out, rows);
@@ -172,7 +175,7 @@ export class GpuSectionProgram {
           break;
         case 'attention': {
           const a = attentionShape(op, B, P);
-          const pr = this.alloc(attentionProbFloats(a), `tf.probs${i}`);
+          const pr = GpuSectionProgram.alloc(buffers, attentionProbFloats(a), `tf.probs${i}`);
           attentionForward(e, get(op.q), get(op.k), get(op.v), out, pr, a);
           probs.set(i, pr);
           break;
@@ -213,7 +216,7 @@ export class GpuSectionProgram {
       // Release inputs whose last reader this was, unless the VJP or the caller needs them.
       for (const id of opInputs(op)) {
         if (this.lastRead.get(id) !== i || !owned.has(id) || this.outputs.has(id) || (forVjp && this.vjpNeeded.has(id))) continue;
-        e.release(values.get(id));
+        buffers.release(values.get(id));
         values.delete(id);
         owned.delete(id);
       }
@@ -223,12 +226,12 @@ export class GpuSectionProgram {
     for (const [id, buf] of [...values]) {
       if (this.outputs.has(id) || (forVjp && this.vjpNeeded.has(id))) continue;
       if (owned.has(id)) {
-        e.release(buf);
+        buffers.release(buf);
         owned.delete(id);
       }
       values.delete(id);
     }
-    return { B, values, probs, owned };
+    return { B, values, probs, owned, buffers };
   }
 
   /** Output tuple buffers of a forward state, in program.outputs order. */
@@ -236,10 +239,26 @@ export class GpuSectionProgram {
     return this.program.outputs.map((id) => s.values.get(id)!);
   }
 
+  /**
+   * Hands the state's output buffers to the caller (they leave the state's scope; borrowed inputs
+   * passed through stay the caller's anyway) and releases the rest of the state.
+   */
+  takeOutputs(s: ForwardState): GPUBuffer[] {
+    const outs = this.program.outputs.map((id) => {
+      const buf = s.values.get(id)!;
+      if (s.owned.has(id)) {
+        s.buffers.keep(buf);
+        s.owned.delete(id);
+      }
+      return buf;
+    });
+    this.releaseState(s);
+    return outs;
+  }
+
   /** Releases the buffers the state owns (never the caller's inputs). */
   releaseState(s: ForwardState): void {
-    for (const [id, buf] of s.values) if (s.owned.has(id)) this.engine.release(buf);
-    for (const buf of s.probs.values()) this.engine.release(buf);
+    s.buffers.close();
     s.values.clear();
     s.probs.clear();
     s.owned.clear();
@@ -260,6 +279,11 @@ export class GpuSectionProgram {
    */
   vjp(s: ForwardState, cot: readonly (GPUBuffer | null)[], K: number, opts: VjpOptions = {}): GPUBuffer[] {
     this.assertLive();
+    // Every cotangent buffer made here lives in this scope; the input gradients are handed out.
+    return this.engine.withScope((work) => this.recordVjp(work, s, cot, K, opts));
+  }
+
+  private recordVjp(work: BufferScope, s: ForwardState, cot: readonly (GPUBuffer | null)[], K: number, opts: VjpOptions): GPUBuffer[] {
     const p = this.program;
     const e = this.engine;
     const B = s.B;
@@ -269,7 +293,7 @@ export class GpuSectionProgram {
     const grads = new Map<number, Grad>();
     const rowsOf = (id: number, shared: boolean): number => (shared ? 1 : B) * K * this.shape(id).P;
     const fresh = (id: number, shared: boolean): Grad => ({
-      buf: this.alloc(rowsOf(id, shared) * this.shape(id).w, `tf.d${p.values[id]!.label}`),
+      buf: GpuSectionProgram.alloc(work, rowsOf(id, shared) * this.shape(id).w, `tf.d${p.values[id]!.label}`),
       shared,
     });
     /** A per-sample copy of a shared gradient (the shared buffer is released when owned). */
@@ -278,7 +302,7 @@ export class GpuSectionProgram {
       const { w, P } = this.shape(id);
       const out = fresh(id, false);
       copyColumns(e, { src: { buf: g.buf, ld: w, stride: 0 }, dst: { buf: out.buf, ld: w, stride: K * P }, groups: B, per: K * P, width: w });
-      if (owned) e.release(g.buf);
+      if (owned) work.release(g.buf);
       return out;
     };
     /** grad[id] += c; takes ownership of c.buf when `owned`. */
@@ -304,7 +328,7 @@ export class GpuSectionProgram {
         }
       }
       copyRows(e, c.buf, have.buf, rowsOf(id, have.shared), w, 1, true);
-      if (owned) e.release(c.buf);
+      if (owned) work.release(c.buf);
     };
     p.outputs.forEach((id, i) => {
       const c = cot[i];
@@ -380,9 +404,9 @@ export class GpuSectionProgram {
           const dq = fresh(op.q, false);
           const dk = fresh(op.k, false);
           const dv = fresh(op.v, false);
-          const ds = this.alloc(attentionProbFloats(a) * K, `tf.ds${i}`);
+          const ds = GpuSectionProgram.alloc(work, attentionProbFloats(a) * K, `tf.ds${i}`);
           attentionVjp(e, { q: fwd(op.q), k: fwd(op.k), v: fwd(op.v), probs: s.probs.get(i)!, dz: dy, dq: dq.buf, dk: dk.buf, dv: dv.buf, ds, K }, a);
-          e.release(ds);
+          work.release(ds);
           addGrad(op.q, dq, true);
           addGrad(op.k, dk, true);
           addGrad(op.v, dv, true);
@@ -429,7 +453,7 @@ export class GpuSectionProgram {
           break;
         }
       }
-      e.release(dy);
+      work.release(dy);
     }
     const sharedOut: boolean[] = [];
     const out = p.inputs.map((id) => {
@@ -441,9 +465,9 @@ export class GpuSectionProgram {
       }
       if (g.shared && !opts.keepShared) g = broadcast(id, g, true);
       sharedOut.push(g.shared);
-      return g.buf;
+      return work.keep(g.buf);
     });
-    for (const g of grads.values()) e.release(g.buf);
+    // The gradients of values that are not inputs are released with the scope.
     if (opts.sharedOut) opts.sharedOut.splice(0, opts.sharedOut.length, ...sharedOut);
     return out;
   }
@@ -451,7 +475,7 @@ export class GpuSectionProgram {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    for (const b of this.weights.values()) this.engine.release(b);
+    this.buffers.close();
     for (const l of this.linears.values()) l.dispose();
     this.weights.clear();
     this.linears.clear();

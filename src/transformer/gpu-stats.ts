@@ -8,7 +8,7 @@ import { checkShape } from '../errors.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import type { Engine } from '../runtime/engine.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
-import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { concatTuple, samplesPerBatch, type GpuModel, type NodeLayout } from './gpu-model.js';
 
 export interface NodeStatsGpu {
   name: string;
@@ -70,41 +70,47 @@ export async function nodeStatsGpu(
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const pending: Promise<void>[] = [];
-      const out = model.forwardTo(tokens, first, b, last, (node, tuple) => {
-        const k = nodes.indexOf(node);
-        if (k < 0) return;
-        const L = model.nodes[node]!;
-        const rows = b * L.positions;
-        const x = concatTuple(engine, tuple, L.widths, rows);
-        pending.push(sums[k]!.addBatch(x, rows));
-        if (withGram) {
-          const g = grams[k]!.addBatch(x, rows);
-          if (g) pending.push(g);
-        }
-        engine.release(x);
+      const pending = engine.withScope((batch) => {
+        const pending: Promise<void>[] = [];
+        batch.adoptAll(
+          model.forwardTo(tokens, first, b, last, (node, tuple) => {
+            const k = nodes.indexOf(node);
+            if (k < 0) return;
+            const L = model.nodes[node]!;
+            const rows = b * L.positions;
+            const x = batch.adopt(concatTuple(engine, tuple, L.widths, rows));
+            pending.push(sums[k]!.addBatch(x, rows));
+            if (withGram) {
+              const g = grams[k]!.addBatch(x, rows);
+              if (g) pending.push(g);
+            }
+            batch.release(x);
+          }),
+        );
+        return pending;
       });
-      engine.release(...out);
       await Promise.all(pending);
     }
     return await Promise.all(
-      nodes.map(async (i, k) => {
-        const L = model.nodes[i]!;
-        return {
-          name: L.name,
-          width: L.width,
-          positions: L.positions,
-          rows: N * L.positions,
-          sum: await sums[k]!.result(),
-          ...(withGram ? { gram: await grams[k]!.result() } : {}),
-          shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-        };
-      }),
+      nodes.map(async (i, k) => nodeStatsRecord(model.nodes[i]!, N, await sums[k]!.result(), withGram ? await grams[k]!.result() : undefined, shifts[k]!)),
     );
   } finally {
     for (const s of sums) s.dispose();
     for (const g of grams) g.dispose();
   }
+}
+
+/** A node's statistics over N samples; the shift is reported as the f32 values the GPU subtracted. */
+function nodeStatsRecord(L: NodeLayout, N: number, sum: Float64Array, gram: Float64Array | undefined, shift: Float64Array): NodeStatsGpu {
+  return {
+    name: L.name,
+    width: L.width,
+    positions: L.positions,
+    rows: N * L.positions,
+    sum,
+    ...(gram ? { gram } : {}),
+    shift: Float64Array.from(Float32Array.from(shift)),
+  };
 }
 
 /** Bytes of node activations kept on the GPU between the two passes of centring (64 MiB). */
@@ -151,19 +157,25 @@ export async function centredNodeStatsGpu(
   const B = opts.batch ?? samplesPerBatch(engine, perSample, N);
   const sums = nodes.map((i) => new ColumnSumAccumulator(engine, model.nodes[i]!.width));
   const cache: { rows: number; bufs: GPUBuffer[] }[] = [];
+  // Holds the first pass's node activations until the second pass has read them, and the
+  // whole-data buffers until they are handed to the model.
+  const held = engine.scope();
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
       const bufs: GPUBuffer[] = new Array<GPUBuffer>(nodes.length);
       const pending: Promise<void>[] = [];
-      const out = model.forwardTo(tokens, first, b, last, (node, tuple) => {
-        const k = nodes.indexOf(node);
-        if (k < 0) return;
-        const L = model.nodes[node]!;
-        bufs[k] = concatTuple(engine, tuple, L.widths, b * L.positions);
-        pending.push(sums[k]!.addBatch(bufs[k]!, b * L.positions));
-      });
-      engine.release(...out);
+      engine.withScope((batch) =>
+        batch.adoptAll(
+          model.forwardTo(tokens, first, b, last, (node, tuple) => {
+            const k = nodes.indexOf(node);
+            if (k < 0) return;
+            const L = model.nodes[node]!;
+            bufs[k] = held.adopt(concatTuple(engine, tuple, L.widths, b * L.positions));
+            pending.push(sums[k]!.addBatch(bufs[k], b * L.positions));
+          }),
+        ),
+      );
       cache.push({ rows: b, bufs });
       await Promise.all(pending);
     }
@@ -180,11 +192,10 @@ export async function centredNodeStatsGpu(
       ? nodes.map((i, k) => {
           if (cache.length === 1) return cache[0]!.bufs[k]!;
           const L = model.nodes[i]!;
-          return engine.alloc(Math.max(16, N * L.positions * L.width * 4), 'tf.node-kept');
+          return held.alloc(Math.max(16, N * L.positions * L.width * 4), 'tf.node-kept');
         })
       : undefined;
     let row = 0;
-    let handedOver = false;
     try {
       while (cache.length > 0) {
         const { rows: b, bufs } = cache.shift()!;
@@ -204,31 +215,17 @@ export async function centredNodeStatsGpu(
           }
         });
         row += b;
-        engine.release(...bufs.filter((x) => !keep?.includes(x)));
+        held.release(...bufs.filter((x) => !keep?.includes(x)));
         await Promise.all(pending);
       }
-      keep?.forEach((buf, k) => model.keepNode(nodes[k]!, tokens, N, buf));
-      handedOver = true;
-      return await Promise.all(
-        nodes.map(async (i, k) => {
-          const L = model.nodes[i]!;
-          return {
-            name: L.name,
-            width: L.width,
-            positions: L.positions,
-            rows: N * L.positions,
-            sum: sumv[k]!,
-            gram: await grams[k]!.result(),
-            shift: Float64Array.from(Float32Array.from(shifts[k]!)),
-          };
-        }),
-      );
+      // The model owns the kept buffers from here on (its node cache).
+      keep?.forEach((buf, k) => model.keepNode(nodes[k]!, tokens, N, held.keep(buf)));
+      return await Promise.all(nodes.map(async (i, k) => nodeStatsRecord(model.nodes[i]!, N, sumv[k]!, await grams[k]!.result(), shifts[k]!)));
     } finally {
       for (const g of grams) g.dispose();
-      if (keep && !handedOver) engine.release(...keep.filter((x) => !cache.some((c) => c.bufs.includes(x))));
     }
   } finally {
     for (const s of sums) s.dispose();
-    for (const c of cache) engine.release(...c.bufs);
+    held.close();
   }
 }

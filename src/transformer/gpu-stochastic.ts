@@ -14,11 +14,11 @@
 
 import { checkShape } from '../errors.js';
 import { GramAccumulator } from '../kernels/gram.js';
-import { matmul } from '../kernels/matmul.js';
-import { edgeSquare, edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
+import { edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
+import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
-import { projectedBatch } from './gpu-edges.js';
+import { addEdgeBlock, projectedBatch } from './gpu-edges.js';
 import { vjpBlockSizes } from './gpu-mdash.js';
 import type { GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
@@ -35,9 +35,9 @@ function stochasticGeometry(model: GpuModel, s: number, opts: StochasticVjpOptio
   return { ...g, K: stochasticK(opts.stochastic, kind, g.pOut, g.rOut) };
 }
 
-/** Block k ∈ [k0, k0 + kb) of the cotangents of samples [first, first + b): [b·kb·P_out, d_out], f32. */
+/** Block k ∈ [k0, k0 + kb) of the cotangents of samples [first, first + b): [b·kb·P_out, d_out], f32, in a buffer of `scope`. */
 function uploadBlock(
-  engine: Engine,
+  scope: BufferScope,
   opts: StochasticVjpOptions,
   kind: StochasticKind,
   s: number,
@@ -50,15 +50,16 @@ function uploadBlock(
   const per = kb * g.pOut * g.dOut;
   const out = new Float32Array(b * per);
   for (let n = 0; n < b; n++) out.set(stochasticCotangents(opts.stochastic, kind, s, first + n, g.pOut, g.dOut, g.rOut, opts.Chat, k0, kb).cot, n * per);
-  return engine.upload(out, 'tf.stoch-cot');
+  return scope.upload(out, 'tf.stoch-cot');
 }
 
 /**
  * g = Σ_q w_q · VJP(states[q], cot) concatenated over the input tuple, per sample:
- * [b·kb·P_in, d_in] (the caller releases it).
+ * [b·kb·P_in, d_in], a buffer of `scope`.
  */
 function integratedVjpPerSample(
   engine: Engine,
+  scope: BufferScope,
   sec: GpuSectionProgram,
   states: readonly ForwardState[],
   weights: ArrayLike<number>,
@@ -68,18 +69,19 @@ function integratedVjpPerSample(
   kb: number,
 ): GPUBuffer {
   const rowsOut = b * kb * g.pOut;
-  let c0 = 0;
-  const cots = g.widthsOut.map((w) => {
-    const buf = engine.alloc(Math.max(16, rowsOut * w * 4), 'tf.cot');
-    copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: rowsOut, width: w });
-    c0 += w;
-    return buf;
-  });
-  const rows = b * kb * g.pIn;
-  const total = engine.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
+  const work = scope.scope();
   try {
+    let c0 = 0;
+    const cots = g.widthsOut.map((w) => {
+      const buf = work.alloc(Math.max(16, rowsOut * w * 4), 'tf.cot');
+      copyColumns(engine, { src: { buf: cot, ld: g.dOut, col0: c0 }, dst: { buf, ld: w }, groups: 1, per: rowsOut, width: w });
+      c0 += w;
+      return buf;
+    });
+    const rows = b * kb * g.pIn;
+    const total = scope.alloc(Math.max(16, rows * g.dIn * 4), 'tf.g');
     states.forEach((st, q) => {
-      const grads = sec.vjp(st, cots, kb);
+      const grads = work.adoptAll(sec.vjp(st, cots, kb));
       let col = 0;
       grads.forEach((buf, j) => {
         const w = g.widthsIn[j]!;
@@ -94,12 +96,12 @@ function integratedVjpPerSample(
         });
         col += w;
       });
-      engine.release(...grads);
+      work.release(...grads);
     });
+    return total;
   } finally {
-    engine.release(...cots);
+    work.close(); // the cotangent columns
   }
-  return total;
 }
 
 function checkData(model: GpuModel, tokens: ArrayLike<number>, N: number, what: string): void {
@@ -123,20 +125,21 @@ export async function mDashStochasticGpu(
   try {
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const inputs = model.forwardTo(tokens, first, b, s);
-      const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a }));
-      const pending: Promise<void>[] = [];
-      for (let k0 = 0; k0 < g.K; k0 += Kb) {
-        const kb = Math.min(Kb, g.K - k0);
-        const cot = uploadBlock(engine, opts, 'basis', s, g, first, b, k0, kb);
-        const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
-        engine.release(cot);
-        const p = gram.addBatch(total, b * kb * g.pIn);
-        if (p) pending.push(p);
-        engine.release(total);
-      }
-      for (const st of states) sec.releaseState(st);
-      engine.release(...inputs);
+      const pending = engine.withScope((batch) => {
+        const inputs = batch.adoptAll(model.forwardTo(tokens, first, b, s));
+        const states = Array.from(opts.points.alphas, (a) => sec.forward(inputs, b, { alpha: a, scope: batch }));
+        const pending: Promise<void>[] = [];
+        for (let k0 = 0; k0 < g.K; k0 += Kb) {
+          const kb = Math.min(Kb, g.K - k0);
+          const cot = uploadBlock(batch, opts, 'basis', s, g, first, b, k0, kb);
+          const total = integratedVjpPerSample(engine, batch, sec, states, opts.points.weights, cot, g, b, kb);
+          batch.release(cot);
+          const p = gram.addBatch(total, b * kb * g.pIn);
+          if (p) pending.push(p);
+          batch.release(total);
+        }
+        return pending;
+      });
       await Promise.all(pending);
     }
     const m = await gram.result();
@@ -175,42 +178,28 @@ export async function edgesStochasticGpu(
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;
-  const Cb = engine.upload(Float32Array.from(opts.C), 'tf.C');
-  const Cpb = engine.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
   const E = new Float64Array(g.rOut * rIn);
+  const pass = engine.scope();
   try {
+    const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
+    const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
     for (let first = 0; first < N; first += B) {
       const b = Math.min(B, N - first);
-      const { u, parts, states } = projectedBatch(engine, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
+      const batch = pass.scope();
+      const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
       const reads: Promise<void>[] = [];
       for (let k0 = 0; k0 < g.K; k0 += Kb) {
         const kb = Math.min(Kb, g.K - k0);
-        const cot = uploadBlock(engine, opts, 'edges', s, g, first, b, k0, kb);
-        const total = integratedVjpPerSample(engine, sec, states, opts.points.weights, cot, g, b, kb);
-        engine.release(cot);
-        const rows = b * kb * g.pIn;
-        const h = engine.alloc(rows * rIn * 4, 'tf.h');
-        matmul(engine, total, Cpb, h, { m: rows, n: rIn, k: g.dIn, transB: true });
-        engine.release(total);
-        const out = engine.alloc(Math.max(16, kb * rIn * 4), 'tf.edge-partial');
-        edgeSquare(engine, h, u, out, b, kb, g.pIn, rIn, false);
-        engine.release(h);
-        reads.push(
-          engine.readF32(out, kb * rIn).then((part) => {
-            for (let kk = 0; kk < kb; kk++) {
-              const i = (k0 + kk) % g.rOut; // k = r·r_out + i
-              for (let j = 0; j < rIn; j++) E[i * rIn + j]! += part[kk * rIn + j]!;
-            }
-          }),
-        );
-        engine.release(out);
+        const cot = uploadBlock(batch, opts, 'edges', s, g, first, b, k0, kb);
+        const total = integratedVjpPerSample(engine, batch, sec, states, opts.points.weights, cot, g, b, kb);
+        batch.release(cot);
+        reads.push(addEdgeBlock(engine, batch, total, false, Cpb, u, E, { g, b, k0, kb, rIn }));
       }
-      for (const st of states) sec.releaseState(st);
-      engine.release(u, ...parts);
+      batch.close(); // u, the projected parts and the forward states
       await Promise.all(reads);
     }
   } finally {
-    engine.release(Cb, Cpb);
+    pass.close();
   }
   const scale = 1 / (N * g.pIn * stochasticR(opts.stochastic, 'edges'));
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;

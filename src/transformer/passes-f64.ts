@@ -109,7 +109,7 @@ export class PassesF64 implements TransformerPasses {
       const K = cots[0]!.K;
       const G = new Float64Array(B * K * Pin * dIn);
       for (let q = 0; q < pts.alphas.length; q++) {
-        const vals = forwardF64(sec, parts, B, pts.alphas[q]!);
+        const vals = forwardF64(sec, parts, B, pts.alphas[q]);
         const wq = pts.weights[q]!;
         for (let b = 0; b < B; b++) {
           const gi = vjpSampleF64(sec, vals, b, cots[b]!.cot, K);

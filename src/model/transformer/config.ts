@@ -125,11 +125,11 @@ export function parseTransformerConfig(raw: unknown, where = 'model config'): Tr
     if (typeof v !== 'boolean') throw bad(`${where}: '${k}' must be true or false`);
     return v;
   };
-  const arch = typeof o['original_architecture'] === 'string' ? (o['original_architecture'] as string) : null;
+  const arch = typeof o['original_architecture'] === 'string' ? o['original_architecture'] : null;
   const parallel = bool('parallel_attn_mlp', false);
   if (parallel && norm === null) throw bad(`${where}: parallel_attn_mlp without LayerNorm is not a rib model`, 'set normalization_type');
-  const eps = typeof o['eps'] === 'number' ? (o['eps'] as number) : 1e-5;
-  const base = typeof o['rotary_base'] === 'number' ? (o['rotary_base'] as number) : 10000;
+  const eps = typeof o['eps'] === 'number' ? o['eps'] : 1e-5;
+  const base = typeof o['rotary_base'] === 'number' ? o['rotary_base'] : 10000;
   return tinyStoriesCtx({
     d_model,
     n_heads,
@@ -148,8 +148,8 @@ export function parseTransformerConfig(raw: unknown, where = 'model config'): Tr
     eps,
     original_architecture: arch,
     use_local_attn: bool('use_local_attn', arch === 'GPTNeoForCausalLM'),
-    window_size: typeof o['window_size'] === 'number' ? (o['window_size'] as number) : 256,
-    model_name: typeof o['model_name'] === 'string' ? (o['model_name'] as string) : null,
+    window_size: typeof o['window_size'] === 'number' ? o['window_size'] : 256,
+    model_name: typeof o['model_name'] === 'string' ? o['model_name'] : null,
   });
 }
 
