@@ -14,6 +14,7 @@
 // This module imports only the computations, never pool.ts or its users (no import cycles).
 
 import { addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables } from './attention-sums.js';
+import { addEdgeAttentionTableSums, addMDashAttentionTableSums, type AttentionRowTables, type EdgeRowTables } from './attention-table-sums.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -46,6 +47,27 @@ export interface EdgeAttentionChunk {
   out: Float64Array;
 }
 
+/** A chunk of samples of the table form (attention-table-sums.ts): the row tables are shared by all chunks. */
+export interface MDashAttentionTableChunk {
+  shape: AttentionShape;
+  rows: AttentionRowTables;
+  n0: number;
+  n1: number;
+  /** The chunk's partial: a zeroed region of Σ mDashSumLengths values. */
+  out: Float64Array;
+}
+
+export interface EdgeAttentionTableChunk {
+  shape: AttentionShape;
+  rows: AttentionRowTables;
+  tables: EdgeAttentionTables;
+  edgeRows: EdgeRowTables;
+  n0: number;
+  n1: number;
+  /** The chunk's partial E (K × r), zeroed. */
+  out: Float64Array;
+}
+
 /** One run of rows of one section of the host edge pass: order[from..to) of a block, added into E. */
 export interface EdgeRun {
   section: number;
@@ -69,6 +91,8 @@ export interface EigPhaseSlice<R> {
 export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
+  'attention-mdash-table': (a: MDashAttentionTableChunk): void => addMDashAttentionTableSums(a.shape, a.rows, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
+  'attention-edges-table': (a: EdgeAttentionTableChunk): void => addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
   eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
