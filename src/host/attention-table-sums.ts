@@ -105,6 +105,43 @@ export function edgeRowTables(
   return { u, at, bt };
 }
 
+/**
+ * The softmax rows of query t* = P−1, per head ([H, P], zero where masked), of one sample whose
+ * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
+ */
+export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
+  const { P, m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
+  const t = P - 1;
+  const HdV = H * sh.dV,
+    HdH = H * dH;
+  const qo = rho[t]! * m + HdV + HdH;
+  for (let h = 0; h < H; h++) {
+    let mx = -Infinity;
+    for (let u = 0; u < P; u++) {
+      if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
+        prob[h * P + u] = -Infinity;
+        continue;
+      }
+      const ko = rho[u]! * m + HdV + h * dH;
+      let sc = 0;
+      for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
+      sc /= scale;
+      prob[h * P + u] = sc;
+      if (sc > mx) mx = sc;
+    }
+    let z = 0;
+    for (let u = 0; u < P; u++) {
+      const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+      prob[h * P + u] = e;
+      z += e;
+    }
+    for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+  }
+}
+
 /** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
 class TableSample {
   readonly rho: Int32Array;
@@ -123,39 +160,12 @@ class TableSample {
 
   run(n: number): void {
     const { sh, rt, rho, prob, ds, dzb } = this;
-    const { P, m, K } = sh;
+    const { P, K } = sh;
     const H = sh.heads,
-      dH = sh.dHead,
-      scale = sh.scale;
-    const t = P - 1;
-    const HdV = H * sh.dV,
-      HdH = H * dH,
       NJ = H * P;
-    const { vkq, dzv } = rt;
+    const { dzv } = rt;
     for (let u = 0; u < P; u++) rho[u] = rt.ids[n * P + u]!;
-    const qo = rho[t]! * m + HdV + HdH;
-    for (let h = 0; h < H; h++) {
-      let mx = -Infinity;
-      for (let u = 0; u < P; u++) {
-        if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
-          prob[h * P + u] = -Infinity;
-          continue;
-        }
-        const ko = rho[u]! * m + HdV + h * dH;
-        let sc = 0;
-        for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
-        sc /= scale;
-        prob[h * P + u] = sc;
-        if (sc > mx) mx = sc;
-      }
-      let z = 0;
-      for (let u = 0; u < P; u++) {
-        const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-        prob[h * P + u] = e;
-        z += e;
-      }
-      for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
-    }
+    queryProbs(sh, rt.vkq, rho, prob);
     // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
     dzb.fill(0);
     for (let u = 0; u < P; u++) {

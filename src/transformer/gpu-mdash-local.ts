@@ -117,6 +117,7 @@ export async function mDashLocalGpu(
   g: SectionGeometry,
   opts: SectionVjpOptions,
   act: { op: ActOp; index: number },
+  given?: { Ga: Float64Array; sa: Float64Array },
 ): Promise<Float64Array> {
   const sec = model.sections[s]!;
   const p = sec.program;
@@ -125,10 +126,11 @@ export async function mDashLocalGpu(
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
   const A = bottomMap(p, act, g);
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
-  opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
-  const gates = binary
-    ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
-    : await gateMoments(engine, model, s, tokens, N, B, act, opts.points);
+  if (!given) opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
+  // `given`: G_a and Σa computed elsewhere (the host statistics pass's act inputs, host-stats.ts).
+  const gates =
+    given ??
+    (binary ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!) : await gateMoments(engine, model, s, tokens, N, B, act, opts.points));
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
   const W = opts.points.weights.reduce((x, y) => x + y, 0);
