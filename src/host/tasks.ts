@@ -15,7 +15,7 @@
 
 import { addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables } from './attention-sums.js';
 import { addEdgeAttentionTableSums, addMDashAttentionTableSums, type AttentionRowTables, type EdgeRowTables } from './attention-table-sums.js';
-import { actSectionForward, attentionTableForward, type ActSectionMaps, type AttentionForwardTables } from './transformer-forward.js';
+import { actSectionFinish, actSectionForward, attentionTableForward, tableRowsTimes, type ActSectionMaps, type AttentionForwardTables } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -95,8 +95,21 @@ export const HOST_TASKS = {
   'attention-mdash-table': (a: MDashAttentionTableChunk): void => addMDashAttentionTableSums(a.shape, a.rows, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges-table': (a: EdgeAttentionTableChunk): void => addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out),
   /** Output rows [n0, n1) of a last-position attention section from its row tables (transformer-forward.ts). */
-  'attention-table-forward': (a: { shape: AttentionShape; tables: AttentionForwardTables; n0: number; n1: number; out: Float64Array }): void =>
-    attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out),
+  'attention-table-forward': (a: { shape: AttentionShape; tables: AttentionForwardTables; n0: number; n1: number; out: Float64Array; probs: Float64Array }): void =>
+    attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out, a.probs),
+  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts). */
+  'table-rows-times': (a: {
+    shape: Pick<AttentionShape, 'P' | 'heads'>;
+    ids: Int32Array;
+    probs: Float64Array;
+    maps: { resM: Float64Array; vzM: Float64Array; w: number; out: Float64Array }[];
+    n0: number;
+    n1: number;
+  }): void => {
+    for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
+  },
+  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R. */
+  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void => actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out),
   /** Rows [n0, n1) of a one-activation section: its act inputs x and outputs (transformer-forward.ts). */
   'act-section-rows': (a: { maps: ActSectionMaps; f: Float64Array; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
     actSectionForward(a.maps, a.f, a.n0, a.n1, a.x, a.out),

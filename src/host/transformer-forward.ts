@@ -29,16 +29,20 @@ export interface AttentionForwardTables {
   vz: Float64Array;
 }
 
-/** Output rows [n0, n1) (out is [N, dOut], written at the sample's row). */
-export function attentionTableForward(sh: AttentionShape, tb: AttentionForwardTables, n0: number, n1: number, out: Float64Array): void {
+/**
+ * Output rows [n0, n1) (out is [N, dOut], written at the sample's row) and each sample's softmax
+ * rows (probs [N, H·P]): the output is res(ρ_t*) + Σ_{h,u} p_u^h vz(ρ_u, h), so any linear map of
+ * it is the same combination of the mapped tables (tableRowsTimes).
+ */
+export function attentionTableForward(sh: AttentionShape, tb: AttentionForwardTables, n0: number, n1: number, out: Float64Array, probs: Float64Array): void {
   const { P } = sh;
   const H = sh.heads;
   const t = P - 1;
   const { dOut, res, vz } = tb;
   const rho = new Int32Array(P);
-  const prob = new Float64Array(H * P);
   for (let n = n0; n < n1; n++) {
     for (let u = 0; u < P; u++) rho[u] = tb.ids[n * P + u]!;
+    const prob = probs.subarray(n * H * P, (n + 1) * H * P);
     queryProbs(sh, tb.vkq, rho, prob);
     const o = n * dOut;
     const ro = rho[t]! * dOut;
@@ -49,6 +53,39 @@ export function attentionTableForward(sh: AttentionShape, tb: AttentionForwardTa
         if (p === 0) continue;
         const vo = (rho[u]! * H + h) * dOut;
         for (let k = 0; k < dOut; k++) out[o + k]! += p * vz[vo + k]!;
+      }
+  }
+}
+
+/**
+ * Rows [n0, n1) of f·M (out [N, w]) for rows f of an attention table forward, from the mapped
+ * tables resM = res·M [R, w] and vzM = vz·M [R·H, w]: resM(ρ_t*) + Σ_{h,u} p_u^h vzM(ρ_u, h), 1 + H·P
+ * axpys of width w per sample instead of a d-deep product.
+ */
+export function tableRowsTimes(
+  sh: Pick<AttentionShape, 'P' | 'heads'>,
+  ids: Int32Array,
+  probs: Float64Array,
+  resM: Float64Array,
+  vzM: Float64Array,
+  w: number,
+  n0: number,
+  n1: number,
+  out: Float64Array,
+): void {
+  const { P } = sh;
+  const H = sh.heads;
+  const t = P - 1;
+  for (let n = n0; n < n1; n++) {
+    const o = n * w;
+    const ro = ids[n * P + t]! * w;
+    for (let k = 0; k < w; k++) out[o + k] = resM[ro + k]!;
+    for (let h = 0; h < H; h++)
+      for (let u = 0; u < P; u++) {
+        const p = probs[(n * H + h) * P + u]!;
+        if (p === 0) continue;
+        const vo = (ids[n * P + u]! * H + h) * w;
+        for (let k = 0; k < w; k++) out[o + k]! += p * vzM[vo + k]!;
       }
   }
 }
@@ -90,15 +127,28 @@ export function actSectionForward(mp: ActSectionMaps, f: Float64Array, n0: numbe
       const so = i * dOut;
       for (let k = 0; k < dOut; k++) out[oo + k]! += v * S[so + k]!;
     }
-    for (let c = 0; c < m; c++) {
-      const p = x[xo + c]!;
-      y[c] = relu ? (p > 0 ? p : 0) : actValue(mp.act, p);
-    }
-    for (let c = 0; c < m; c++) {
-      const v = y[c]!;
-      if (v === 0) continue;
-      const ro = c * dOut;
-      for (let k = 0; k < dOut; k++) out[oo + k]! += v * R[ro + k]!;
-    }
+    finishRow(mp, x, xo, out, oo, y, relu);
   }
+}
+
+/** out += act(x)·R for one row whose x and f·S part are in place. */
+function finishRow(mp: ActSectionMaps, x: Float64Array, xo: number, out: Float64Array, oo: number, y: Float64Array, relu: boolean): void {
+  const { m, dOut, R } = mp;
+  for (let c = 0; c < m; c++) {
+    const p = x[xo + c]!;
+    y[c] = relu ? (p > 0 ? p : 0) : actValue(mp.act, p);
+  }
+  for (let c = 0; c < m; c++) {
+    const v = y[c]!;
+    if (v === 0) continue;
+    const ro = c * dOut;
+    for (let k = 0; k < dOut; k++) out[oo + k]! += v * R[ro + k]!;
+  }
+}
+
+/** Rows [n0, n1) of a one-activation section whose x = f·A and f·S are already in x and out: out += act(x)·R. */
+export function actSectionFinish(mp: ActSectionMaps, n0: number, n1: number, x: Float64Array, out: Float64Array): void {
+  const y = new Float64Array(mp.m);
+  const relu = mp.act === 'relu';
+  for (let n = n0; n < n1; n++) finishRow(mp, x, n * mp.m, out, n * mp.dOut, y, relu);
 }

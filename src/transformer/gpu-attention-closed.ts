@@ -44,6 +44,7 @@ import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
+import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
 import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
@@ -107,7 +108,24 @@ export interface AttentionClosedParts {
   DZ: Float64Array;
 }
 
+// Kept per program for Ĉ = I (VJPs through the float64 interpreter; a build needs them for the host
+// statistics, M′ and the edges): S and DZ are linear in Ĉ, J does not depend on it.
+const identityParts = new WeakMap<SectionProgram, AttentionClosedParts>();
+
 export function attentionClosedParts(
+  p: SectionProgram,
+  att: { op: AttentionOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): AttentionClosedParts {
+  let id = identityParts.get(p);
+  if (!id) identityParts.set(p, (id = attentionClosedPartsOnce(p, att, { ...g, rOut: g.dOut, K: g.pOut * g.dOut }, undefined)));
+  if (!Chat) return id;
+  const HdV = att.op.heads * att.op.dV;
+  return { J: id.J, m: id.m, S: mapCotangents(Chat, g.rOut, id.S, g.dOut, g.dIn), DZ: mapCotangents(Chat, g.rOut, id.DZ, g.dOut, HdV) };
+}
+
+function attentionClosedPartsOnce(
   p: SectionProgram,
   att: { op: AttentionOp; index: number },
   g: SectionGeometry,

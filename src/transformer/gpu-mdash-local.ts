@@ -49,7 +49,7 @@ function zerosFor(p: SectionProgram): Float64Array[] {
 }
 
 /** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there. */
-export function topParts(
+function topPartsOnce(
   p: SectionProgram,
   act: { op: ActOp; index: number },
   g: SectionGeometry,
@@ -87,7 +87,7 @@ export function topParts(
 }
 
 /** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0. */
-export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+function bottomMapOnce(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
   const bot: SectionProgram = { ...p, outputs: [act.op.x], ops: p.ops.slice(0, act.index) };
   const m = p.values[act.op.x]!.width;
   const P = g.pIn;
@@ -104,6 +104,43 @@ export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, 
       off += w;
     });
   }
+  return A;
+}
+
+// The sample-independent parts cost VJPs through the float64 interpreter (hundreds of ms for an
+// MLP block of 512 units) and a build needs them up to three times per section (host statistics,
+// M′, edges): kept per program. r and s are linear in Ĉ, so they are kept for Ĉ = I and mapped.
+const bottomMaps = new WeakMap<SectionProgram, Float64Array>();
+const topIdentity = new WeakMap<SectionProgram, { r: Float64Array; s: Float64Array }>();
+
+/** Ĉᵀ X (r_out × w) from X (d_out × w) for Ĉ = I: the parts of the cotangents Ĉ[:, i]. */
+export function mapCotangents(Chat: Float64Array, rOut: number, X: Float64Array, dOut: number, w: number): Float64Array {
+  const out = new Float64Array(rOut * w);
+  for (let c = 0; c < dOut; c++) {
+    const xo = c * w;
+    for (let i = 0; i < rOut; i++) {
+      const v = Chat[c * rOut + i]!;
+      if (v === 0) continue;
+      const o = i * w;
+      for (let a = 0; a < w; a++) out[o + a]! += v * X[xo + a]!;
+    }
+  }
+  return out;
+}
+
+/** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there (kept per program for Ĉ = I). */
+export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
+  let id = topIdentity.get(p);
+  if (!id) topIdentity.set(p, (id = topPartsOnce(p, act, { ...g, rOut: g.dOut, K: g.pOut * g.dOut }, undefined)));
+  if (!Chat) return id;
+  const m = p.values[act.op.y]!.width;
+  return { r: mapCotangents(Chat, g.rOut, id.r, g.dOut, m), s: mapCotangents(Chat, g.rOut, id.s, g.dOut, g.dIn) };
+}
+
+/** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0 (kept per program). */
+export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+  let A = bottomMaps.get(p);
+  if (!A) bottomMaps.set(p, (A = bottomMapOnce(p, act, g)));
   return A;
 }
 

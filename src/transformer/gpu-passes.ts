@@ -190,7 +190,7 @@ export class GpuPasses implements TransformerPasses {
       if (choice.path === 'host') {
         this.paths[`edges ${this.sectionName(s)}`] =
           `carried-Jacobian sums on the host (float64, ${act.op.act === 'relu' ? 'ReLU switches only' : 'per row'}) from the host statistics pass's rows (${describe(choice)})`;
-        return edgesLocalHost(this.model, s, f, this.n, g, { ...input, ...(Chat ? { Chat } : {}), rOut, points: pts }, act);
+        return edgesLocalHost(this.model, s, f, this.n, g, { ...input, ...(Chat ? { Chat } : {}), rOut, points: pts }, act, this.host?.forms.get(s));
       }
     }
     const S = this.secondMoments.get(s);

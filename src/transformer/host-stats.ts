@@ -44,6 +44,40 @@ export interface HostNodeRows {
   rows: Map<number, Float64Array>;
   /** One-activation section index → its act inputs at the data points [N·P, m]. */
   pre: Map<number, Float64Array>;
+  /** Node layer index → its rows as combinations of table rows, where an attention table forward made them. */
+  forms: Map<number, TableRowForm>;
+}
+
+/** Rows f of node layer ℓ = res(ρ_t*) + Σ_{h,u} p_u^h vz(ρ_u, h) (src/host/transformer-forward.ts). */
+export interface TableRowForm {
+  shape: { P: number; heads: number };
+  ids: Int32Array;
+  /** [N, H·P] softmax rows. */
+  probs: Float64Array;
+  /** Row width d. */
+  d: number;
+  R: number;
+  res: Float64Array;
+  vz: Float64Array;
+}
+
+/** f·M for each M (d × w) of `maps` (the rows of `form`), in shared memory when `shared`. */
+async function formTimes(form: TableRowForm, N: number, maps: { M: Float64Array; w: number }[], shared: boolean): Promise<Float64Array[]> {
+  const { d, R } = form;
+  const H = form.shape.heads;
+  const outs = maps.map((m) => f64(N * m.w, shared));
+  const mapped = maps.map((m, i) => ({
+    resM: share(mulF64(form.res, R, d, m.M, m.w), shared),
+    vzM: share(mulF64(form.vz, R * H, d, m.M, m.w), shared),
+    w: m.w,
+    out: outs[i]!,
+  }));
+  await runHostTasks(
+    'table-rows-times',
+    chunks(N, FORWARD_CHUNK).map(([n0, n1]) => ({ shape: form.shape, ids: form.ids, probs: form.probs, maps: mapped, n0, n1 })),
+    { threads: shared },
+  );
+  return outs;
 }
 
 /** The host forward's plan for node layers 1 … last, or why it does not apply. */
@@ -114,8 +148,9 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
   const sh = pool !== undefined;
   const vocab = model.mp.embed!.vocab;
   const P = model.P;
-  const out: HostNodeRows = { rows: new Map(), pre: new Map() };
+  const out: HostNodeRows = { rows: new Map(), pre: new Map(), forms: new Map() };
   let f: Float64Array | undefined;
+  let form: TableRowForm | undefined;
   for (const sp of plan.sections) {
     const p: SectionProgram = model.sections[sp.s]!.program;
     const g = sectionGeometry(model, sp.s);
@@ -142,13 +177,16 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
           }
       const tables: AttentionForwardTables = { vkq: share(vkq, sh), ids, dOut, res: share(res, sh), vz: share(vz, sh) };
       const y = f64(N * g.pOut * dOut, sh);
+      const probs = f64(N * H * P, sh);
       const shape = attentionShapeOf(sp.att.op, P, m, dOut);
       await runHostTasks(
         'attention-table-forward',
-        chunks(N, FORWARD_CHUNK).map(([n0, n1]) => ({ shape, tables, n0, n1, out: y })),
+        chunks(N, FORWARD_CHUNK).map(([n0, n1]) => ({ shape, tables, n0, n1, out: y, probs })),
         { threads: sh },
       );
       f = y;
+      form = { shape: { P, heads: H }, ids, probs, d: dOut, R, res, vz };
+      out.forms.set(sp.s + 1, form);
     } else {
       const rowsN = N * g.pIn;
       if (!f) f = lookupRows(plan.table, g.dIn, tokens, vocab, P, 0, N, sh);
@@ -164,16 +202,38 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
         S: share(transpose(s, g.dOut, g.dIn), sh),
         R: share(transpose(r, g.dOut, m), sh),
       };
-      const x = f64(rowsN * m, sh);
-      const y = f64(rowsN * g.dOut, sh);
-      const input = f;
-      await runHostTasks(
-        'act-section-rows',
-        chunks(rowsN, FORWARD_CHUNK).map(([n0, n1]) => ({ maps, f: input, n0, n1, x, out: y })),
-        { threads: sh },
-      );
+      let x: Float64Array, y: Float64Array;
+      if (form && g.pIn === 1) {
+        // Rows from the attention table forward: x = f·A and f·S from the mapped tables.
+        const xy = await formTimes(
+          form,
+          N,
+          [
+            { M: A, w: m },
+            { M: transpose(s, g.dOut, g.dIn), w: g.dOut },
+          ],
+          sh,
+        );
+        x = xy[0]!;
+        y = xy[1]!;
+        await runHostTasks(
+          'act-section-finish',
+          chunks(rowsN, FORWARD_CHUNK).map(([n0, n1]) => ({ maps, n0, n1, x, out: y })),
+          { threads: sh },
+        );
+      } else {
+        x = f64(rowsN * m, sh);
+        y = f64(rowsN * g.dOut, sh);
+        const input = f;
+        await runHostTasks(
+          'act-section-rows',
+          chunks(rowsN, FORWARD_CHUNK).map(([n0, n1]) => ({ maps, f: input, n0, n1, x, out: y })),
+          { threads: sh },
+        );
+      }
       out.pre.set(sp.s, x);
       f = y;
+      form = undefined;
     }
     out.rows.set(sp.s + 1, f);
   }
@@ -206,7 +266,16 @@ export function hostGateMoments(act: ActOp, pre: Float64Array, rows: number, poi
  * HOST_EDGE_RUNS runs (each its own partial, added in order: the same bits on any thread count).
  * E is r_out × r_in, divided by N·P_in.
  */
-export async function edgesLocalHost(model: GpuModel, s: number, f: Float64Array, N: number, g: SectionGeometry, opts: LocalEdgeOptions, act: { op: ActOp; index: number }): Promise<Float64Array> {
+export async function edgesLocalHost(
+  model: GpuModel,
+  s: number,
+  f: Float64Array,
+  N: number,
+  g: SectionGeometry,
+  opts: LocalEdgeOptions,
+  act: { op: ActOp; index: number },
+  form?: TableRowForm,
+): Promise<Float64Array> {
   const pool = await hostThreadPool();
   const sh = pool !== undefined;
   const rIn = opts.rIn;
@@ -216,7 +285,8 @@ export async function edgesLocalHost(model: GpuModel, s: number, f: Float64Array
   const fac = localEdgeFactors(model.sections[s]!.program, act, g, opts.Chat, opts.Cpinv, rIn, W);
   const { m } = fac;
   const h = m + fac.extra;
-  const u = mulF64(f, rows, g.dIn, opts.C, rIn);
+  // u = f C, from the mapped tables when f came from an attention table forward.
+  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], sh))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
   const x = mulF64(u, rows, rIn, fac.CpA, m);
   const gates = f64(rows * h, sh);
   const { alphas, weights } = opts.points;
