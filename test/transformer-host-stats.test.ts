@@ -81,7 +81,11 @@ describe('transformer host statistics path', () => {
         const Chat = randomMatrix(nodes[2]!.width, rOut, 11 + i);
         const input = { C: randomMatrix(nodes[1]!.width, rIn, 12 + i), Cpinv: randomMatrix(rIn, nodes[1]!.width, 13 + i), rIn };
         tol(1e-12)(await host.mPrime(1, Chat, rOut, pts), await ref.mPrime(1, Chat, rOut, pts), `M′ ln2.0→unembed (${pts.alphas.length} points)`);
-        tol(1e-12)(await host.edges(1, input, Chat, rOut, pts), await ref.edges(1, input, Chat, rOut, pts), `edges ln2.0→unembed (${pts.alphas.length} points)`);
+        tol(1e-12)(
+          await host.edges(1, input, Chat, rOut, pts),
+          await ref.edges(1, input, Chat, rOut, pts),
+          `edges ln2.0→unembed (${pts.alphas.length} points)`,
+        );
       }
       expect(host.stagePaths()['m_prime ln2.0->unembed']).toMatch(/host statistics pass/);
       expect(host.stagePaths()['edges ln2.0->unembed']).toMatch(/on the host/);

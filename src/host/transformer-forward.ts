@@ -110,7 +110,7 @@ export interface ActSectionMaps {
  * (ReLU: about half the units).
  */
 export function actSectionForward(mp: ActSectionMaps, f: Float64Array, n0: number, n1: number, x: Float64Array, out: Float64Array): void {
-  const { d, m, dOut, A, S, R } = mp;
+  const { d, m, dOut, A, S } = mp;
   const relu = mp.act === 'relu';
   const y = new Float64Array(m);
   for (let n = n0; n < n1; n++) {

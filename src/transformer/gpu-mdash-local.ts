@@ -129,7 +129,12 @@ export function mapCotangents(Chat: Float64Array, rOut: number, X: Float64Array,
 }
 
 /** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there (kept per program for Ĉ = I). */
-export function topParts(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry, Chat: Float64Array | undefined): { r: Float64Array; s: Float64Array } {
+export function topParts(
+  p: SectionProgram,
+  act: { op: ActOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): { r: Float64Array; s: Float64Array } {
   let id = topIdentity.get(p);
   if (!id) topIdentity.set(p, (id = topPartsOnce(p, act, { ...g, rOut: g.dOut, K: g.pOut * g.dOut }, undefined)));
   if (!Chat) return id;
@@ -167,7 +172,9 @@ export async function mDashLocalGpu(
   // `given`: G_a and Σa computed elsewhere (the host statistics pass's act inputs, host-stats.ts).
   const gates =
     given ??
-    (binary ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!) : await gateMoments(engine, model, s, tokens, N, B, act, opts.points));
+    (binary
+      ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
+      : await gateMoments(engine, model, s, tokens, N, B, act, opts.points));
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
   const W = opts.points.weights.reduce((x, y) => x + y, 0);

@@ -163,7 +163,9 @@ export class GpuPasses implements TransformerPasses {
       const g = sectionGeometry(this.model, s, Chat, rOut);
       const gates = hostGateMoments(act.op, pre, this.n * g.pIn, pts);
       const path =
-        act.op.act === 'relu' && pts.alphas.every((a) => a > 0) ? 'ReLU co-firing counts from the host statistics pass (float64)' : 'gate Gram from the host statistics pass (float64)';
+        act.op.act === 'relu' && pts.alphas.every((a) => a > 0)
+          ? 'ReLU co-firing counts from the host statistics pass (float64)'
+          : 'gate Gram from the host statistics pass (float64)';
       this.paths[`m_prime ${this.sectionName(s)}`] = `gate closed form, ${path}`;
       return mDashLocalGpu(this.engine, this.model, s, this.tokens, this.n, g, { ...(Chat ? { Chat } : {}), rOut, points: pts }, act, gates);
     }

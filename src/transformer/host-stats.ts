@@ -31,7 +31,9 @@ import { gatherRows, lookupRows, mulF64, tableRowIds, tokenRowTable } from './to
 /** Samples per task of the host forward (fixed, so the rows do not depend on the thread count). */
 const FORWARD_CHUNK = 512;
 
-type SectionPlan = { s: number; kind: 'attention'; att: NonNullable<ReturnType<typeof lastPosAttentionSection>> } | { s: number; kind: 'act'; act: { op: ActOp; index: number } };
+type SectionPlan =
+  | { s: number; kind: 'attention'; att: NonNullable<ReturnType<typeof lastPosAttentionSection>> }
+  | { s: number; kind: 'act'; act: { op: ActOp; index: number } };
 
 export interface HostStatsPlan {
   table: Float64Array;
@@ -241,7 +243,12 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
 }
 
 /** Means and Gram (divided by the row count) of rows [n, w], the Gram shifted by shiftFor(mean) (or raw). */
-export function hostMoments(x: Float64Array, n: number, w: number, shiftFor?: (mean: Float64Array) => Float64Array): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
+export function hostMoments(
+  x: Float64Array,
+  n: number,
+  w: number,
+  shiftFor?: (mean: Float64Array) => Float64Array,
+): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
   const mean = columnMeansF64(x, n, w);
   const shift = shiftFor?.(mean);
   const acc = new HostGramF64(w, shift);
@@ -309,7 +316,15 @@ export async function edgesLocalHost(
   const bounds = Array.from({ length: runs + 1 }, (_, k) => Math.round((k * rows) / runs));
   await runHostTasks(
     'squared-edges-run',
-    Array.from({ length: runs }, (_, k) => ({ section, E: parts.subarray(k * ro * rIn, (k + 1) * ro * rIn), fhat, gates, order: orderS, from: bounds[k]!, to: bounds[k + 1]! })),
+    Array.from({ length: runs }, (_, k) => ({
+      section,
+      E: parts.subarray(k * ro * rIn, (k + 1) * ro * rIn),
+      fhat,
+      gates,
+      order: orderS,
+      from: bounds[k]!,
+      to: bounds[k + 1]!,
+    })),
     { threads: sh },
   );
   const E = new Float64Array(ro * rIn);
