@@ -19,6 +19,7 @@ import {
   actSectionFinish,
   actSectionForward,
   attentionTableForward,
+  mulRowsF64,
   tableRowsTimes,
   type ActSectionMaps,
   type AttentionForwardTables,
@@ -121,6 +122,9 @@ export const HOST_TASKS = {
   }): void => {
     for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
   },
+  /** Rows [r0, r1) of X·M (transformer-forward.ts). */
+  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void =>
+    mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out),
   /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R. */
   'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
     actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out),

@@ -152,3 +152,20 @@ export function actSectionFinish(mp: ActSectionMaps, n0: number, n1: number, x: 
   const relu = mp.act === 'relu';
   for (let n = n0; n < n1; n++) finishRow(mp, x, n * mp.m, out, n * mp.dOut, y, relu);
 }
+
+/**
+ * Rows [r0, r1) of X·M (X [rows, k], M [k, n], out [rows, n]), each row summed over k in order, so
+ * the result does not depend on how the rows are split between threads.
+ */
+export function mulRowsF64(X: Float64Array, k: number, M: Float64Array, n: number, r0: number, r1: number, out: Float64Array): void {
+  for (let i = r0; i < r1; i++) {
+    const o = i * n;
+    for (let c = 0; c < n; c++) out[o + c] = 0;
+    for (let a = 0; a < k; a++) {
+      const v = X[i * k + a]!;
+      if (v === 0) continue;
+      const mo = a * n;
+      for (let c = 0; c < n; c++) out[o + c]! += v * M[mo + c]!;
+    }
+  }
+}

@@ -18,6 +18,7 @@
 // (on llvmpipe 16x fewer loads; on any adapter 32x less data).
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { mulOnThreads } from '../host/mul-threads.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
@@ -191,14 +192,7 @@ export async function mDashLocalGpu(
     }
   }
   for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
-  const AT = new Float64Array(d * m); // A·T
-  for (let x = 0; x < d; x++) {
-    for (let a = 0; a < m; a++) {
-      const v = A[x * m + a]!;
-      if (v === 0) continue;
-      for (let c = 0; c < m; c++) AT[x * m + c]! += v * T[a * m + c]!;
-    }
-  }
+  const AT = await mulOnThreads(A, d, m, T, m); // A·T (d·m² multiply-adds: split over the host threads)
   const M = new Float64Array(d * d);
   for (let x = 0; x < d; x++)
     for (let y = 0; y < d; y++) {

@@ -17,6 +17,7 @@ import type { IntegrationPoints } from '../ib/integration.js';
 import type { AttentionShape } from '../host/attention-sums.js';
 import { HOST_EDGE_RUNS } from '../host/edges.js';
 import type { SquaredEdgeSection } from '../host/edges-squared.js';
+import { mulOnThreads } from '../host/mul-threads.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { columnMeansF64, HostGateStats, HostGramF64 } from '../host/stats.js';
 import type { ActSectionMaps, AttentionForwardTables } from '../host/transformer-forward.js';
@@ -68,12 +69,14 @@ async function formTimes(form: TableRowForm, N: number, maps: { M: Float64Array;
   const { d, R } = form;
   const H = form.shape.heads;
   const outs = maps.map((m) => f64(N * m.w, shared));
-  const mapped = maps.map((m, i) => ({
-    resM: share(mulF64(form.res, R, d, m.M, m.w), shared),
-    vzM: share(mulF64(form.vz, R * H, d, m.M, m.w), shared),
-    w: m.w,
-    out: outs[i]!,
-  }));
+  const mapped = await Promise.all(
+    maps.map(async (m, i) => ({
+      resM: await mulOnThreads(form.res, R, d, m.M, m.w),
+      vzM: await mulOnThreads(form.vz, R * H, d, m.M, m.w),
+      w: m.w,
+      out: outs[i]!,
+    })),
+  );
   await runHostTasks(
     'table-rows-times',
     chunks(N, FORWARD_CHUNK).map(([n0, n1]) => ({ shape: form.shape, ids: form.ids, probs: form.probs, maps: mapped, n0, n1 })),
@@ -294,7 +297,7 @@ export async function edgesLocalHost(
   const h = m + fac.extra;
   // u = f C, from the mapped tables when f came from an attention table forward.
   const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], sh))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
-  const x = mulF64(u, rows, rIn, fac.CpA, m);
+  const x = await mulOnThreads(u, rows, rIn, fac.CpA, m);
   const gates = f64(rows * h, sh);
   const { alphas, weights } = opts.points;
   for (let n = 0; n < rows; n++) {
