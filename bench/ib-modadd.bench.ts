@@ -53,7 +53,7 @@ export async function runIbModaddBench(engine: Engine | undefined, opts: { dir?:
       });
       const loaded = await loadTransformerBuild(config, '/');
       const t0 = performance.now();
-      const run = await runTransformerBuild(config, loaded, engine && device === 'gpu' ? { gpu: gpuPassesFactory(engine) } : {});
+      const run = await runTransformerBuild(config, loaded, engine && device === 'gpu' ? { gpu: gpuPassesFactory(engine, config.stage_paths) } : {});
       const total = performance.now() - t0;
       const t = run.result.timings;
       const l2 = run.result.bases.get('ln2.0')!.Lambda![0]!;

@@ -35,7 +35,7 @@ async function main(): Promise<void> {
       .map((l) => l.toFixed(2))
       .join(' ')}; N ${n}, P ${P}`,
   );
-  const gpu = new GpuPasses(engine, mp, tokens, n, P);
+  const gpu = new GpuPasses(engine, mp, tokens, n, P, { stats: 'gpu', edges: 'gpu' });
   const cpu = withF64 ? new PassesF64(mp, tokens, n, P) : undefined;
   const dims = gpu.model.nodes.map((L) => L.width);
   // Kept directions of the next node layer: a random Ĉ with the widths a build keeps (≈ d/2 + 1).

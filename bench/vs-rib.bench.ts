@@ -137,7 +137,7 @@ async function runIbgpuWarm(configFile: string, reps: number): Promise<{ ms: num
     let close = async (): Promise<void> => {};
     if (await isTransformerBuild(config, base)) {
       const loaded = await loadTransformerBuild(config, base);
-      build = () => runTransformerBuild(config, loaded, { gpu: gpuPassesFactory(engine) });
+      build = () => runTransformerBuild(config, loaded, { gpu: gpuPassesFactory(engine, config.stage_paths) });
     } else {
       const model = await loadModel(config, base);
       const data = await loadData(config, base);

@@ -218,7 +218,7 @@ describe('GPU transformer passes vs float64', () => {
     const mp = testModel(true);
     const N2 = 2 * vocab;
     const tok = Int32Array.from({ length: N2 * P }, (_, i) => (i * 7 + 2) % vocab);
-    const gpu = new GpuPasses(engine, mp, tok, N2, P);
+    const gpu = new GpuPasses(engine, mp, tok, N2, P, { stats: 'gpu', edges: 'gpu' });
     const cpu = new PassesF64(mp, tok, N2, P);
     for (const centred of [true, false]) {
       const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];
@@ -237,7 +237,7 @@ describe('GPU transformer passes vs float64', () => {
     const engine = await getEngine();
     const mp = testModel(true);
     const tok = Int32Array.from(tokens);
-    const gpu = new GpuPasses(engine, mp, tok, N, P);
+    const gpu = new GpuPasses(engine, mp, tok, N, P, { stats: 'gpu', edges: 'gpu' });
     const cpu = new PassesF64(mp, tok, N, P);
     for (const centred of [true, false]) {
       const [g, c] = [await gpu.nodeStats(centred), await cpu.nodeStats(centred)];

@@ -62,7 +62,7 @@ export async function buildFromConfigFile(engine: Engine, configPath: string, op
       return { config, result: run.result, dir };
     }
     const run = await runTransformerBuild(config, await loadTransformerBuild(config, base), {
-      gpu: gpuPassesFactory(engine),
+      gpu: gpuPassesFactory(engine, config.stage_paths),
       base,
       ...(opts.logger ? { logger: opts.logger } : {}),
     });

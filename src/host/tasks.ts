@@ -14,6 +14,16 @@
 // This module imports only the computations, never pool.ts or its users (no import cycles).
 
 import { addEdgeAttentionSums, addMDashAttentionSums, mDashSumsView, type AttentionShape, type EdgeAttentionTables } from './attention-sums.js';
+import { addEdgeAttentionTableSums, addMDashAttentionTableSums, type AttentionRowTables, type EdgeRowTables } from './attention-table-sums.js';
+import {
+  actSectionFinish,
+  actSectionForward,
+  attentionTableForward,
+  mulRowsF64,
+  tableRowsTimes,
+  type ActSectionMaps,
+  type AttentionForwardTables,
+} from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -46,6 +56,27 @@ export interface EdgeAttentionChunk {
   out: Float64Array;
 }
 
+/** A chunk of samples of the table form (attention-table-sums.ts): the row tables are shared by all chunks. */
+export interface MDashAttentionTableChunk {
+  shape: AttentionShape;
+  rows: AttentionRowTables;
+  n0: number;
+  n1: number;
+  /** The chunk's partial: a zeroed region of Σ mDashSumLengths values. */
+  out: Float64Array;
+}
+
+export interface EdgeAttentionTableChunk {
+  shape: AttentionShape;
+  rows: AttentionRowTables;
+  tables: EdgeAttentionTables;
+  edgeRows: EdgeRowTables;
+  n0: number;
+  n1: number;
+  /** The chunk's partial E (K × r), zeroed. */
+  out: Float64Array;
+}
+
 /** One run of rows of one section of the host edge pass: order[from..to) of a block, added into E. */
 export interface EdgeRun {
   section: number;
@@ -69,6 +100,47 @@ export interface EigPhaseSlice<R> {
 export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
+  'attention-mdash-table': (a: MDashAttentionTableChunk): void => addMDashAttentionTableSums(a.shape, a.rows, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
+  'attention-edges-table': (a: EdgeAttentionTableChunk): void => addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out),
+  /** Output rows [n0, n1) of a last-position attention section from its row tables (transformer-forward.ts). */
+  'attention-table-forward': (a: {
+    shape: AttentionShape;
+    tables: AttentionForwardTables;
+    n0: number;
+    n1: number;
+    out: Float64Array;
+    probs: Float64Array;
+  }): void => attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out, a.probs),
+  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts). */
+  'table-rows-times': (a: {
+    shape: Pick<AttentionShape, 'P' | 'heads'>;
+    ids: Int32Array;
+    probs: Float64Array;
+    maps: { resM: Float64Array; vzM: Float64Array; w: number; out: Float64Array }[];
+    n0: number;
+    n1: number;
+  }): void => {
+    for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
+  },
+  /** Rows [r0, r1) of X·M (transformer-forward.ts). */
+  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void =>
+    mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out),
+  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R. */
+  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
+    actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out),
+  /** Rows [n0, n1) of a one-activation section: its act inputs x and outputs (transformer-forward.ts). */
+  'act-section-rows': (a: { maps: ActSectionMaps; f: Float64Array; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
+    actSectionForward(a.maps, a.f, a.n0, a.n1, a.x, a.out),
+  /** One run of visited rows of the squared-edge sums into its own zeroed partial E (edges-squared.ts). */
+  'squared-edges-run': (a: {
+    section: SquaredEdgeSection;
+    E: Float64Array;
+    fhat: Float64Array;
+    gates: Float64Array;
+    order: Uint32Array;
+    from: number;
+    to: number;
+  }): number => accumulateSquaredEdges(a.section, a.E, new Float64Array(a.section.ro * a.section.r), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
   eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),

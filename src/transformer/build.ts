@@ -288,7 +288,7 @@ export async function transformerBuildToDir(
       `transformer: ${loaded.arch.n_layers} layers, d_model ${loaded.arch.d_model}, ${loaded.data.n} sequences × ${loaded.data.P} positions; passes on ${engine ? engine.adapterName : 'the CPU (float64)'}`,
     );
     const t0 = performance.now();
-    const run = await runTransformerBuild(config, loaded, { logger: log, base, ...(engine ? { gpu: gpuPassesFactory(engine) } : {}) });
+    const run = await runTransformerBuild(config, loaded, { logger: log, base, ...(engine ? { gpu: gpuPassesFactory(engine, config.stage_paths) } : {}) });
     const totalMs = performance.now() - t0;
     const adapter = engine ? engine.adapterName : 'cpu (float64 reference)';
     // What a later run loading this result's statistics or bases must share with it (split-files.ts).

@@ -29,8 +29,10 @@
 // on the host from the f32 rows f·J (and u = f·C for the edges) that the GPU model and the shared
 // matmul kernel produce; the small sums above are float64 throughout. When the section reads node
 // layer 0 and the vocabulary is no larger than N, the rows come instead from float64 tables per
-// (token, position) (tokenRowTable): no GPU pass and no f32 at all. The per-sample sums run in
-// src/host/attention-sums.ts, in chunks on the host worker threads. One integration point only
+// (token, position) (tokenRowTable): no GPU pass and no f32 at all, and the per-sample sums take
+// their table form (src/host/attention-table-sums.ts: what depends on one row is computed once per
+// distinct row, the outer products once per row). The per-sample sums run in
+// src/host/attention-sums.ts (or the table form), in chunks on the host worker threads. One integration point only
 // (gradient method; more points mix the α's inside the square and take the generic path).
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
@@ -42,7 +44,9 @@ import { matmul } from '../kernels/matmul.js';
 import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
-import { lookupRows, mulF64, tokenRowTable } from './token-table.js';
+import { mapCotangents } from './gpu-mdash-local.js';
+import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
+import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -89,7 +93,24 @@ export interface AttentionClosedParts {
   DZ: Float64Array;
 }
 
+// Kept per program for Ĉ = I (VJPs through the float64 interpreter; a build needs them for the host
+// statistics, M′ and the edges): S and DZ are linear in Ĉ, J does not depend on it.
+const identityParts = new WeakMap<SectionProgram, AttentionClosedParts>();
+
 export function attentionClosedParts(
+  p: SectionProgram,
+  att: { op: AttentionOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): AttentionClosedParts {
+  let id = identityParts.get(p);
+  if (!id) identityParts.set(p, (id = attentionClosedPartsOnce(p, att, { ...g, rOut: g.dOut, K: g.pOut * g.dOut }, undefined)));
+  if (!Chat) return id;
+  const HdV = att.op.heads * att.op.dV;
+  return { J: id.J, m: id.m, S: mapCotangents(Chat, g.rOut, id.S, g.dOut, g.dIn), DZ: mapCotangents(Chat, g.rOut, id.DZ, g.dOut, HdV) };
+}
+
+function attentionClosedPartsOnce(
   p: SectionProgram,
   att: { op: AttentionOp; index: number },
   g: SectionGeometry,
@@ -201,10 +222,10 @@ function attentionShape(op: AttentionOp, P: number, m: number, K: number): Atten
   };
 }
 
-/** [n0, n1) ranges of SAMPLE_CHUNK samples covering [0, b). */
-function sampleChunks(b: number): [number, number][] {
+/** [n0, n1) ranges of `chunk` samples covering [0, b). */
+function sampleChunks(b: number, chunk = SAMPLE_CHUNK): [number, number][] {
   const out: [number, number][] = [];
-  for (let n0 = 0; n0 < b; n0 += SAMPLE_CHUNK) out.push([n0, Math.min(b, n0 + SAMPLE_CHUNK)]);
+  for (let n0 = 0; n0 < b; n0 += chunk) out.push([n0, Math.min(b, n0 + chunk)]);
   return out;
 }
 
@@ -296,14 +317,30 @@ export async function mDashAttentionClosed(
     const Jb = tableJ ? undefined : scope.upload(Float32Array.from(J), 'tf.attn-J');
     const pool = await hostThreadPool();
     opts.onPath?.(
-      `last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
+      `last-position attention closed form, rows from ${tableJ ? 'float64 per-(token, position) tables (sums per distinct row)' : 'the GPU (f32 f·J)'}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
     );
+    if (tableJ) {
+      // Rows from the table: the table forms (src/host/attention-table-sums.ts) work per distinct
+      // row, over all N samples at once.
+      const sh = pool !== undefined;
+      const { ids, rows } = tableRowIds(tokens, model.mp.embed!.vocab, P, N, sh);
+      const rt = attentionRowTables(shape, DZ, alpha, gatherRows(tableJ, m, rows), ids, (n) => hostF64(new Float64Array(0), sh, n));
+      const ranges = sampleChunks(N, TABLE_SAMPLE_CHUNK);
+      const parts = hostF64(new Float64Array(0), sh, ranges.length * total.length);
+      await runHostTasks(
+        'attention-mdash-table',
+        ranges.map(([n0, n1], i) => ({ shape, rows: rt, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length) })),
+        { threads: sh },
+      );
+      for (let i = 0; i < ranges.length; i++) {
+        const o = i * total.length;
+        for (let e = 0; e < total.length; e++) total[e]! += parts[o + e]!;
+      }
+    }
     const DZs = hostF64(DZ, pool !== undefined);
-    for (let first = 0; first < N; first += B) {
+    for (let first = 0; first < (tableJ ? 0 : N); first += B) {
       const b = Math.min(B, N - first);
-      const xjs = tableJ
-        ? lookupRows(tableJ, m, tokens, model.mp.embed!.vocab, P, first, b, pool !== undefined)
-        : (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
+      const xjs = (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
       const ranges = sampleChunks(b);
       const parts = hostF64(new Float64Array(ranges.length * total.length), pool !== undefined);
       await runHostTasks(
@@ -490,18 +527,29 @@ export async function edgesAttentionClosed(
     const pool = await hostThreadPool();
     const sh = pool !== undefined;
     opts.onPath?.(
-      `last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables' : "the GPU (f32 u and f'·J)"}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
+      `last-position attention closed form, rows from ${table ? 'float64 per-(token, position) tables (sums per distinct row)' : "the GPU (f32 u and f'·J)"}, per-sample sums on ${pool ? `${pool.size} host worker thread(s)` : 'the calling thread'}`,
     );
     const tables = { r, Yt: hostF64(cat(Yt), sh), Kt: hostF64(cat(Kt), sh), Qt: hostF64(cat(Qt), sh) };
+    if (tableU && tableJ) {
+      // Rows from the tables: the table form (src/host/attention-table-sums.ts), per distinct row.
+      const { ids, rows } = tableRowIds(tokens, model.mp.embed!.vocab, P, N, sh);
+      const alloc = (n: number): Float64Array => hostF64(new Float64Array(0), sh, n);
+      const rt = attentionRowTables(shape, DZ, alpha, gatherRows(tableJ, m, rows), ids, alloc);
+      const edgeRows = edgeRowTables(shape, rt, tables, hostF64(gatherRows(tableU, r, rows), sh), alloc);
+      const ranges = sampleChunks(N, TABLE_SAMPLE_CHUNK);
+      const parts = hostF64(new Float64Array(0), sh, ranges.length * K * r);
+      await runHostTasks(
+        'attention-edges-table',
+        ranges.map(([n0, n1], i) => ({ shape, rows: rt, tables, edgeRows, n0, n1, out: parts.subarray(i * K * r, (i + 1) * K * r) })),
+        { threads: sh },
+      );
+      for (let i = 0; i < ranges.length; i++) for (let e = 0; e < K * r; e++) E[e]! += parts[i * K * r + e]!;
+    }
     const DZs = hostF64(DZ, sh);
-    for (let first = 0; first < N; first += B) {
+    for (let first = 0; first < (tableU && tableJ ? 0 : N); first += B) {
       const b = Math.min(B, N - first);
       // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
-      const vocab = model.mp.embed?.vocab ?? 0;
-      const rows =
-        tableU && tableJ
-          ? { xj: lookupRows(tableJ, m, tokens, vocab, P, first, b, sh), u: lookupRows(tableU, r, tokens, vocab, P, first, b, sh) }
-          : await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
+      const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
       const xj = rows.xj;
       const u = rows.u!;
       const ranges = sampleChunks(b);

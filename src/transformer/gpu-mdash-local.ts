@@ -18,6 +18,7 @@
 // (on llvmpipe 16x fewer loads; on any adapter 32x less data).
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { mulOnThreads } from '../host/mul-threads.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
@@ -49,7 +50,7 @@ function zerosFor(p: SectionProgram): Float64Array[] {
 }
 
 /** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there. */
-export function topParts(
+function topPartsOnce(
   p: SectionProgram,
   act: { op: ActOp; index: number },
   g: SectionGeometry,
@@ -87,7 +88,7 @@ export function topParts(
 }
 
 /** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0. */
-export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+function bottomMapOnce(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
   const bot: SectionProgram = { ...p, outputs: [act.op.x], ops: p.ops.slice(0, act.index) };
   const m = p.values[act.op.x]!.width;
   const P = g.pIn;
@@ -107,6 +108,48 @@ export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, 
   return A;
 }
 
+// The sample-independent parts cost VJPs through the float64 interpreter (hundreds of ms for an
+// MLP block of 512 units) and a build needs them up to three times per section (host statistics,
+// M′, edges): kept per program. r and s are linear in Ĉ, so they are kept for Ĉ = I and mapped.
+const bottomMaps = new WeakMap<SectionProgram, Float64Array>();
+const topIdentity = new WeakMap<SectionProgram, { r: Float64Array; s: Float64Array }>();
+
+/** Ĉᵀ X (r_out × w) from X (d_out × w) for Ĉ = I: the parts of the cotangents Ĉ[:, i]. */
+export function mapCotangents(Chat: Float64Array, rOut: number, X: Float64Array, dOut: number, w: number): Float64Array {
+  const out = new Float64Array(rOut * w);
+  for (let c = 0; c < dOut; c++) {
+    const xo = c * w;
+    for (let i = 0; i < rOut; i++) {
+      const v = Chat[c * rOut + i]!;
+      if (v === 0) continue;
+      const o = i * w;
+      for (let a = 0; a < w; a++) out[o + a]! += v * X[xo + a]!;
+    }
+  }
+  return out;
+}
+
+/** r_i (K × m) and s_i (K × d_in) at position 0 for the K = rOut cotangents Ĉ[:, i] there (kept per program for Ĉ = I). */
+export function topParts(
+  p: SectionProgram,
+  act: { op: ActOp; index: number },
+  g: SectionGeometry,
+  Chat: Float64Array | undefined,
+): { r: Float64Array; s: Float64Array } {
+  let id = topIdentity.get(p);
+  if (!id) topIdentity.set(p, (id = topPartsOnce(p, act, { ...g, rOut: g.dOut, K: g.pOut * g.dOut }, undefined)));
+  if (!Chat) return id;
+  const m = p.values[act.op.y]!.width;
+  return { r: mapCotangents(Chat, g.rOut, id.r, g.dOut, m), s: mapCotangents(Chat, g.rOut, id.s, g.dOut, g.dIn) };
+}
+
+/** A (d_in × m): column c is the input gradient of the unit cotangent on x[c] at position 0 (kept per program). */
+export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, g: SectionGeometry): Float64Array {
+  let A = bottomMaps.get(p);
+  if (!A) bottomMaps.set(p, (A = bottomMapOnce(p, act, g)));
+  return A;
+}
+
 /** M′ of section s by the closed form (the caller checked singleActSection). d_in × d_in / (N·P). */
 export async function mDashLocalGpu(
   engine: Engine,
@@ -117,6 +160,7 @@ export async function mDashLocalGpu(
   g: SectionGeometry,
   opts: SectionVjpOptions,
   act: { op: ActOp; index: number },
+  given?: { Ga: Float64Array; sa: Float64Array },
 ): Promise<Float64Array> {
   const sec = model.sections[s]!;
   const p = sec.program;
@@ -125,10 +169,13 @@ export async function mDashLocalGpu(
   const B = opts.batch ?? samplesPerBatch(engine, model.forwardFloatsPerSample(), N);
   const A = bottomMap(p, act, g);
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
-  opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
-  const gates = binary
-    ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
-    : await gateMoments(engine, model, s, tokens, N, B, act, opts.points);
+  if (!given) opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
+  // `given`: G_a and Σa computed elsewhere (the host statistics pass's act inputs, host-stats.ts).
+  const gates =
+    given ??
+    (binary
+      ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
+      : await gateMoments(engine, model, s, tokens, N, B, act, opts.points));
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
   const W = opts.points.weights.reduce((x, y) => x + y, 0);
@@ -145,14 +192,7 @@ export async function mDashLocalGpu(
     }
   }
   for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
-  const AT = new Float64Array(d * m); // A·T
-  for (let x = 0; x < d; x++) {
-    for (let a = 0; a < m; a++) {
-      const v = A[x * m + a]!;
-      if (v === 0) continue;
-      for (let c = 0; c < m; c++) AT[x * m + c]! += v * T[a * m + c]!;
-    }
-  }
+  const AT = await mulOnThreads(A, d, m, T, m); // A·T (d·m² multiply-adds: split over the host threads)
   const M = new Float64Array(d * d);
   for (let x = 0; x < d; x++)
     for (let y = 0; y < d; y++) {

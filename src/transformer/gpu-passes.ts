@@ -15,6 +15,14 @@ import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } fr
 import { isStochastic, type StochasticSources } from './stochastic.js';
 import { tableNodeStats, tokenRowTable } from './token-table.js';
 import { hostThreadPool } from '../host/pool.js';
+import type { StageName } from '../ib/config.js';
+import { chooseStagePath, type StagePathChoice, type StagePathRequest } from '../runtime/stage-paths.js';
+import { edgesLocalHost, hostGateMoments, hostMoments, hostNodeRows, hostStatsPlan, type HostNodeRows } from './host-stats.js';
+import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
+import { sectionGeometry } from './gpu-section.js';
+
+/** The config's stage_paths requests (stats, edges), for the choice between the GPU and the host paths. */
+export type StagePathRequests = Partial<Record<StageName, StagePathRequest>>;
 
 /**
  * Σ(x − a)(x − a)ᵀ from Σ(x − s)(x − s)ᵀ and Σx over n rows, in float64:
@@ -48,6 +56,8 @@ export class GpuPasses implements TransformerPasses {
   readonly paths: Record<string, string> = {};
   /** Per node layer (index), the second moment (1/(N·P)) Σ f fᵀ from the last nodeStats call. */
   private readonly secondMoments = new Map<number, Float64Array>();
+  /** The host statistics pass's rows and act inputs (host-stats.ts), when it ran. */
+  private host: HostNodeRows | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -55,6 +65,7 @@ export class GpuPasses implements TransformerPasses {
     readonly tokens: ArrayLike<number>,
     readonly n: number,
     readonly P: number,
+    private readonly requests: StagePathRequests = {},
   ) {
     this.device = `${engine.adapterName} (f32, float64 sums)`;
     this.model = new GpuModel(engine, mp, P);
@@ -86,6 +97,8 @@ export class GpuPasses implements TransformerPasses {
     }
     const nodes = table ? all.filter((i) => i !== 0) : all;
     if (nodes.length === 0) return first ? [first] : [];
+    const hostRest = await this.hostStats(nodes, centred);
+    if (hostRest) return first ? [first, ...hostRest] : hostRest;
     let stats: NodeStatsGpu[];
     let wanted: Float64Array[] | undefined;
     if (centred) {
@@ -114,7 +127,48 @@ export class GpuPasses implements TransformerPasses {
     return first ? [first, ...rest] : rest;
   }
 
+  /**
+   * Node layers `nodes` (all but 0) on the host (host-stats.ts) when the stats stage path is the
+   * host and the model's sections up to the last of them have host closed forms; else undefined.
+   */
+  private async hostStats(nodes: number[], centred: boolean): Promise<NodeStatsResult[] | undefined> {
+    const choice = chooseStagePath(this.engine, 'stats', this.requests.stats ?? 'auto');
+    if (choice.path !== 'host') return undefined;
+    const plan = hostStatsPlan(this.model, this.n, Math.max(...nodes));
+    if ('reason' in plan) {
+      if (this.requests.stats === 'host') this.paths['stats'] = `GPU: stage_paths.stats = 'host', but ${plan.reason}`;
+      return undefined;
+    }
+    this.host = await hostNodeRows(this.model, this.tokens, this.n, plan);
+    const centre = (mean: Float64Array): Float64Array => {
+      const m = Float64Array.from(mean);
+      m[m.length - 1] = 0;
+      return m;
+    };
+    return nodes.map((i) => {
+      const L = this.model.nodes[i]!;
+      const x = this.host!.rows.get(i)!;
+      const t = hostMoments(x, this.n * L.positions, L.width, centred ? centre : undefined);
+      this.secondMoments.set(i, secondMoment(t.gram, t.mean, t.shift));
+      this.paths['stats ' + L.name] = `host float64 forward over the closed forms from node layer 0's token table (${describe(choice)})`;
+      return { mean: t.mean, gram: t.gram, dim: L.width, positions: L.positions };
+    });
+  }
+
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
+    const pre = this.host?.pre.get(s);
+    if (pre && !isStochastic(stoch, 'basis')) {
+      // One-activation section after the host statistics pass: its gate moments from the act inputs kept there.
+      const act = singleActSection(this.model.sections[s]!.program)!;
+      const g = sectionGeometry(this.model, s, Chat, rOut);
+      const gates = hostGateMoments(act.op, pre, this.n * g.pIn, pts);
+      const path =
+        act.op.act === 'relu' && pts.alphas.every((a) => a > 0)
+          ? 'ReLU co-firing counts from the host statistics pass (float64)'
+          : 'gate Gram from the host statistics pass (float64)';
+      this.paths[`m_prime ${this.sectionName(s)}`] = `gate closed form, ${path}`;
+      return mDashLocalGpu(this.engine, this.model, s, this.tokens, this.n, g, { ...(Chat ? { Chat } : {}), rOut, points: pts }, act, gates);
+    }
     if (isStochastic(stoch, 'basis'))
       return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
     return mDashGpu(this.engine, this.model, s, this.tokens, this.n, {
@@ -130,6 +184,17 @@ export class GpuPasses implements TransformerPasses {
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'edges'))
       return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });
+    const f = this.host?.rows.get(s);
+    const act = f ? singleActSection(this.model.sections[s]!.program) : undefined;
+    const g = act ? sectionGeometry(this.model, s, Chat, rOut) : undefined;
+    if (f && act && g && g.pIn === g.pOut) {
+      const choice = chooseStagePath(this.engine, 'edges', this.requests.edges ?? 'auto');
+      if (choice.path === 'host') {
+        this.paths[`edges ${this.sectionName(s)}`] =
+          `carried-Jacobian sums on the host (float64, ${act.op.act === 'relu' ? 'ReLU switches only' : 'per row'}) from the host statistics pass's rows (${describe(choice)})`;
+        return edgesLocalHost(this.model, s, f, this.n, g, { ...input, ...(Chat ? { Chat } : {}), rOut, points: pts }, act, this.host?.forms.get(s));
+      }
+    }
     const S = this.secondMoments.get(s);
     return edgesSquaredGpu(this.engine, this.model, s, this.tokens, this.n, {
       ...input,
@@ -156,7 +221,11 @@ export class GpuPasses implements TransformerPasses {
   }
 }
 
-/** A PassesFactory running on `engine`. */
-export function gpuPassesFactory(engine: Engine): PassesFactory {
-  return async (mp, tokens, n, P) => new GpuPasses(engine, mp, tokens, n, P);
+function describe(c: StagePathChoice): string {
+  return `stage path ${c.how}: ${c.note}`;
+}
+
+/** A PassesFactory running on `engine`; `requests`: the config's stage_paths. */
+export function gpuPassesFactory(engine: Engine, requests: StagePathRequests = {}): PassesFactory {
+  return async (mp, tokens, n, P) => new GpuPasses(engine, mp, tokens, n, P, requests);
 }

@@ -127,3 +127,35 @@ export function tableNodeStats(
   for (let i = 0; i < gram.length; i++) gram[i] = gram[i]! / rows;
   return { mean, gram, ...(sh ? { shift: sh } : {}) };
 }
+
+/**
+ * The distinct table rows the samples use, numbered in order of first use: `ids` [N·P] the compact
+ * row of each (sample, position) (shared memory with `shared`), `rows` the table row (token·P +
+ * position) of each compact row. The table forms of the attention sums work per compact row.
+ */
+export function tableRowIds(tokens: ArrayLike<number>, vocab: number, P: number, N: number, shared: boolean): { ids: Int32Array; rows: Int32Array } {
+  const ids = shared ? new Int32Array(new SharedArrayBuffer(N * P * 4)) : new Int32Array(N * P);
+  const compact = new Int32Array(vocab * P).fill(-1);
+  const rows: number[] = [];
+  for (let i = 0; i < N * P; i++) {
+    const t = tokens[i]!;
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+      throw new IbgpuError(
+        'BAD_FILE',
+        `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+        'check that the dataset was tokenised for this model',
+      );
+    }
+    const row = t * P + (i % P);
+    if (compact[row]! < 0) compact[row] = rows.push(row) - 1;
+    ids[i] = compact[row]!;
+  }
+  return { ids, rows: Int32Array.from(rows) };
+}
+
+/** The rows `rows` of a table [*, w], in that order. */
+export function gatherRows(table: Float64Array, w: number, rows: Int32Array): Float64Array {
+  const out = new Float64Array(rows.length * w);
+  rows.forEach((row, i) => out.set(table.subarray(row * w, (row + 1) * w), i * w));
+  return out;
+}

@@ -69,7 +69,11 @@ export const GPU_CASES: [string, string][] = [
   ['gpt-tiny', 'gpt-tiny_f64_jacobian'],
 ];
 
-/** GPU and float64 passes over the first ≤ maxN samples of a fixture case; the caller disposes `gpu`. */
+/**
+ * GPU and float64 passes over the first ≤ maxN samples of a fixture case; the caller disposes `gpu`.
+ * The GPU passes keep their statistics and edges on the GPU (stage_paths gpu), which these tests
+ * cover; the host path has its own (transformer-host-stats.test.ts).
+ */
 export async function fixturePasses(
   engine: Engine,
   modelDir: string,
@@ -79,7 +83,7 @@ export async function fixturePasses(
   const l = await load(modelDir, kase, 'weights.safetensors');
   const n = Math.min(l.n, maxN);
   const tokens = l.tokens.slice(0, n * l.P);
-  return { l, n, tokens, gpu: new GpuPasses(engine, l.mp, tokens, n, l.P), cpu: new PassesF64(l.mp, tokens, n, l.P) };
+  return { l, n, tokens, gpu: new GpuPasses(engine, l.mp, tokens, n, l.P, { stats: 'gpu', edges: 'gpu' }), cpu: new PassesF64(l.mp, tokens, n, l.P) };
 }
 
 /**

@@ -1,0 +1,445 @@
+// The per-sample sums of the last-position attention closed forms (src/host/attention-sums.ts has
+// the formulas and the plain per-sample version) for sections whose input rows come from a table of
+// R distinct rows: node layer 0 per (token, position), rib's modular addition with 114·3 rows
+// for 3830 samples of 3 tokens. Every sample is then P row ids, and whatever depends on one row
+// alone is computed once per row instead of once per (sample, position):
+//   - dz_k^h·v^h(row) for ds, so a sample's ds costs O(K·H·P) instead of O(K·H·P·dV);
+//   - for the edges, the projections (k^h(row)/scale)·Q^hᵀĈp and (q^h(row)/scale)·K^hᵀĈp.
+// Every outer product of the M′ sums has one factor that is a function of one row (κ_(h,u) = k_u^h/scale
+// or q̂_h = q_{t*}^h/scale); the other factor is summed per row of that factor (row-space
+// accumulators, O(dV) or O(dHead) per sample), and the outer products are taken once per row at the
+// end of the chunk: Σ_n x_n ⊗ κ(ρ_n) = Σ_ρ (Σ_{n: ρ_n = ρ} x_n) ⊗ κ(ρ). Per sample the M′ work
+// falls from O(K·H·P·dV + (H+1)·H·dV·dHead + H²·P·dHead²) to O(K·(H·P)² + (H+1)·H·P·dV + H²·P²·dHead).
+// The same function as the per-sample sums, summed in another order: equal to ~1e-15 relative.
+//
+// Samples are summed in fixed chunks of TABLE_SAMPLE_CHUNK (larger than the per-sample version's
+// chunks, since each chunk ends with R outer products), each into its own zeroed partial, added in
+// chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
+// modules): it runs on the calling thread or on the host worker threads alike.
+
+import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
+
+/** Samples per partial sum in the table forms (the unit of work of a thread). */
+export const TABLE_SAMPLE_CHUNK = 1024;
+
+/** The rows of one attention section as a table: what depends on one row alone, computed once. */
+export interface AttentionRowTables {
+  /** Distinct rows. */
+  R: number;
+  /** [N·P] the row of each (sample, position), sample-major. */
+  ids: Int32Array;
+  /** [R, m] α·(f·J) per row: [v | k | q] at the integration point. */
+  vkq: Float64Array;
+  /** [R, K·H] dz_k^h · v^h(row) (α included), k-major. */
+  dzv: Float64Array;
+}
+
+/** The per-row tables of `rows` ([R, m] rows f·J, unscaled) for cotangents DZ (K × H·dV) at α. */
+export function attentionRowTables(
+  sh: AttentionShape,
+  DZ: Float64Array,
+  alpha: number,
+  rows: Float64Array,
+  ids: Int32Array,
+  alloc: (n: number) => Float64Array = (n) => new Float64Array(n),
+): AttentionRowTables {
+  const { m, K } = sh;
+  const H = sh.heads,
+    dV = sh.dV,
+    HdV = H * dV;
+  const R = rows.length / m;
+  const vkq = alloc(R * m);
+  for (let i = 0; i < R * m; i++) vkq[i] = alpha * rows[i]!;
+  const dzv = alloc(R * K * H);
+  for (let row = 0; row < R; row++)
+    for (let k = 0; k < K; k++)
+      for (let h = 0; h < H; h++) {
+        let acc = 0;
+        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * vkq[row * m + h * dV + j]!;
+        dzv[(row * K + k) * H + h] = acc;
+      }
+  return { R, ids, vkq, dzv };
+}
+
+/** The edge pass's per-row tables: u = f C per row, and the projections of k and q per row and head. */
+export interface EdgeRowTables {
+  /** [R, r] u per row. */
+  u: Float64Array;
+  /** [R, H·r] (k^h(row)/scale)·(Q^hᵀĈp): the factor a_u^h Ĉp of Γ. */
+  at: Float64Array;
+  /** [R, H·r] (q^h(row)/scale)·(K^hᵀĈp): the factor b^h Ĉp of Γ. */
+  bt: Float64Array;
+}
+
+/** at, bt from the row tables (α already in vkq) and the edge tables' Q^hᵀĈp, K^hᵀĈp. */
+export function edgeRowTables(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  tables: EdgeAttentionTables,
+  u: Float64Array,
+  alloc: (n: number) => Float64Array = (n) => new Float64Array(n),
+): EdgeRowTables {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
+  const HdV = H * sh.dV,
+    HdH = H * dH;
+  const r = tables.r;
+  const at = alloc(rt.R * H * r);
+  const bt = alloc(rt.R * H * r);
+  for (let row = 0; row < rt.R; row++)
+    for (let h = 0; h < H; h++) {
+      const Qt = tables.Qt.subarray(h * dH * r, (h + 1) * dH * r);
+      const Kt = tables.Kt.subarray(h * dH * r, (h + 1) * dH * r);
+      const ao = (row * H + h) * r;
+      for (let c = 0; c < dH; c++) {
+        const kc = rt.vkq[row * m + HdV + h * dH + c]! / scale;
+        const qc = rt.vkq[row * m + HdV + HdH + h * dH + c]! / scale;
+        for (let j = 0; j < r; j++) {
+          at[ao + j]! += kc * Qt[c * r + j]!;
+          bt[ao + j]! += qc * Kt[c * r + j]!;
+        }
+      }
+    }
+  return { u, at, bt };
+}
+
+/**
+ * The softmax rows of query t* = P−1, per head ([H, P], zero where masked), of one sample whose
+ * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
+ */
+export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
+  const { P, m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
+  const t = P - 1;
+  const HdV = H * sh.dV,
+    HdH = H * dH;
+  const qo = rho[t]! * m + HdV + HdH;
+  for (let h = 0; h < H; h++) {
+    let mx = -Infinity;
+    for (let u = 0; u < P; u++) {
+      if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
+        prob[h * P + u] = -Infinity;
+        continue;
+      }
+      const ko = rho[u]! * m + HdV + h * dH;
+      let sc = 0;
+      for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
+      sc /= scale;
+      prob[h * P + u] = sc;
+      if (sc > mx) mx = sc;
+    }
+    let z = 0;
+    for (let u = 0; u < P; u++) {
+      const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+      prob[h * P + u] = e;
+      z += e;
+    }
+    for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+  }
+}
+
+/** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
+class TableSample {
+  readonly rho: Int32Array;
+  readonly prob: Float64Array;
+  readonly ds: Float64Array;
+  private readonly dzb: Float64Array;
+  constructor(
+    private readonly sh: AttentionShape,
+    private readonly rt: AttentionRowTables,
+  ) {
+    this.rho = new Int32Array(sh.P);
+    this.prob = new Float64Array(sh.heads * sh.P);
+    this.ds = new Float64Array(sh.K * sh.heads * sh.P);
+    this.dzb = new Float64Array(sh.K * sh.heads);
+  }
+
+  run(n: number): void {
+    const { sh, rt, rho, prob, ds, dzb } = this;
+    const { P, K } = sh;
+    const H = sh.heads,
+      NJ = H * P;
+    const { dzv } = rt;
+    for (let u = 0; u < P; u++) rho[u] = rt.ids[n * P + u]!;
+    queryProbs(sh, rt.vkq, rho, prob);
+    // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
+    dzb.fill(0);
+    for (let u = 0; u < P; u++) {
+      const o = rho[u]! * K * H;
+      for (let k = 0; k < K; k++)
+        for (let h = 0; h < H; h++) {
+          const p = prob[h * P + u]!;
+          if (p !== 0) dzb[k * H + h]! += p * dzv[o + k * H + h]!;
+        }
+    }
+    for (let k = 0; k < K; k++)
+      for (let h = 0; h < H; h++)
+        for (let u = 0; u < P; u++) {
+          const p = prob[h * P + u]!;
+          ds[k * NJ + h * P + u] = p === 0 ? 0 : p * (dzv[(rho[u]! * K + k) * H + h]! - dzb[k * H + h]!);
+        }
+  }
+}
+
+/**
+ * Adds samples [n0, n1) to `out` (zeroed by the caller for a fresh partial): the same four sums as
+ * addMDashAttentionSums, from the row tables.
+ */
+export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowTables, n0: number, n1: number, out: MDashAttentionSums): void {
+  const { P, m, K } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const t = P - 1;
+  const HdV = H * dV,
+    HdH = H * dH,
+    NJ = H * P,
+    A = H + 1,
+    L2 = 2 * HdH,
+    R = rt.R;
+  const { Wab, Psi, OmQ, OmK } = out;
+  const { vkq } = rt;
+  const sample = new TableSample(sh, rt);
+  const { rho, prob, ds } = sample;
+  // Row-space accumulators (see the header): Zq[ρ][a,h] (dV) pairs with κ_h(ρ), Zk[ρ][a,h] (dV)
+  // with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2] (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2]
+  // with q̂_h1(ρ) q̂_h2(ρ)ᵀ.
+  const AH = A * H,
+    HH = H * H;
+  const Zq = new Float64Array(R * AH * dV);
+  const Zk = new Float64Array(R * AH * dV);
+  const Zqq = new Float64Array(R * HH * dH);
+  const Zqk = new Float64Array(R * HH * dH);
+  const Zkk = new Float64Array(R * HH);
+  const usedQ = new Uint8Array(R);
+  const usedT = new Uint8Array(R);
+  const beta = new Float64Array(NJ * NJ);
+  const wv = new Float64Array(H * P * dV);
+  const vb = new Float64Array(dV);
+  const pi = new Float64Array(A);
+  const tmp = new Float64Array(dH);
+  for (let n = n0; n < n1; n++) {
+    sample.run(n);
+    const rt_ = rho[t]!;
+    usedT[rt_] = 1;
+    for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
+    beta.fill(0);
+    for (let k = 0; k < K; k++) {
+      const row = ds.subarray(k * NJ, (k + 1) * NJ);
+      for (let j1 = 0; j1 < NJ; j1++) {
+        const v = row[j1]!;
+        if (v === 0) continue;
+        for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
+      }
+    }
+    // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
+    for (let sp = 0; sp < P; sp++)
+      for (let a1 = 0; a1 < A; a1++) {
+        const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
+        if (p1 === 0) continue;
+        for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+      }
+    // Centred values w_u^h = v_u^h − v̄^h.
+    for (let h = 0; h < H; h++) {
+      vb.fill(0);
+      for (let u = 0; u < P; u++) {
+        const p = prob[h * P + u]!;
+        if (p === 0) continue;
+        const o = rho[u]! * m + h * dV;
+        for (let j = 0; j < dV; j++) vb[j]! += p * vkq[o + j]!;
+      }
+      for (let u = 0; u < P; u++) {
+        const o = rho[u]! * m + h * dV;
+        for (let j = 0; j < dV; j++) wv[(h * P + u) * dV + j] = vkq[o + j]! - vb[j]!;
+      }
+    }
+    pi[0] = 1;
+    for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + t]!;
+    for (let h = 0; h < H; h++) {
+      // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u): Zq[ρ_u][a,h] += π^{t*}_a p_u w_u.
+      for (let u = 0; u < P; u++) {
+        const pu = prob[h * P + u]!;
+        if (pu === 0) continue;
+        const w = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
+        for (let a = 0; a < A; a++) {
+          const f = pi[a]! * pu;
+          if (f === 0) continue;
+          const o = (rho[u]! * AH + a * H + h) * dV;
+          for (let j = 0; j < dV; j++) Zq[o + j]! += f * w[j]!;
+        }
+      }
+      // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h: Zk[ρ_t*][a,h] += ω^{a,h}.
+      for (let a = 0; a < A; a++) {
+        const o = (rt_ * AH + a * H + h) * dV;
+        for (let sp = 0; sp < P; sp++) {
+          const f = (a === 0 ? (sp === t ? 1 : 0) : prob[(a - 1) * P + sp]!) * prob[h * P + sp]!;
+          if (f === 0) continue;
+          const w = wv.subarray((h * P + sp) * dV, (h * P + sp + 1) * dV);
+          for (let j = 0; j < dV; j++) Zk[o + j]! += f * w[j]!;
+        }
+      }
+    }
+    for (let h1 = 0; h1 < H; h1++)
+      for (let h2 = 0; h2 < H; h2++) {
+        // QQ (upper head blocks): Σ_u1 κ_(h1,u1) ⊗ Σ_u2 β_(h1,u1),(h2,u2) κ_(h2,u2): Zqq[ρ_u1][h1,h2].
+        if (h2 >= h1) {
+          for (let u1 = 0; u1 < P; u1++) {
+            tmp.fill(0);
+            let any = false;
+            for (let u2 = 0; u2 < P; u2++) {
+              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+              if (bb === 0) continue;
+              any = true;
+              const ko = rho[u2]! * m + HdV + h2 * dH;
+              for (let c = 0; c < dH; c++) tmp[c]! += bb * vkq[ko + c]!;
+            }
+            if (!any) continue;
+            const o = (rho[u1]! * HH + h1 * H + h2) * dH;
+            for (let c = 0; c < dH; c++) Zqq[o + c]! += tmp[c]!;
+          }
+        }
+        // QK: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) ⊗ q̂_h2: Zqk[ρ_t*][h1,h2].
+        const o = (rt_ * HH + h1 * H + h2) * dH;
+        for (let u1 = 0; u1 < P; u1++) {
+          const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
+          if (bb === 0) continue;
+          const ko = rho[u1]! * m + HdV + h1 * dH;
+          for (let c = 0; c < dH; c++) Zqk[o + c]! += bb * vkq[ko + c]!;
+        }
+        // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s): Zkk[ρ_t*][h1,h2].
+        if (h2 >= h1) {
+          let gam = 0;
+          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+          Zkk[rt_ * HH + h1 * H + h2]! += gam;
+        }
+      }
+  }
+  // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
+  // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there).
+  const s2 = 1 / (scale * scale);
+  for (let row = 0; row < R; row++) {
+    const ko = row * m + HdV;
+    const qo = row * m + HdV + HdH;
+    if (usedQ[row]) {
+      for (let a = 0; a < A; a++)
+        for (let h = 0; h < H; h++) {
+          const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+          const o = (a * H + h) * dV * dH;
+          for (let j = 0; j < dV; j++) {
+            const f = z[j]! / scale;
+            if (f === 0) continue;
+            for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
+          }
+        }
+      for (let h1 = 0; h1 < H; h1++)
+        for (let h2 = h1; h2 < H; h2++) {
+          const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
+          for (let c1 = 0; c1 < dH; c1++) {
+            const kv = vkq[ko + h1 * dH + c1]! * s2;
+            if (kv === 0) continue;
+            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
+          }
+        }
+    }
+    if (usedT[row]) {
+      for (let a = 0; a < A; a++)
+        for (let h = 0; h < H; h++) {
+          const z = Zk.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+          const o = (a * H + h) * dV * dH;
+          for (let j = 0; j < dV; j++) {
+            const f = z[j]! / scale;
+            if (f === 0) continue;
+            for (let c = 0; c < dH; c++) OmK[o + j * dH + c]! += f * vkq[qo + h * dH + c]!;
+          }
+        }
+      for (let h1 = 0; h1 < H; h1++)
+        for (let h2 = 0; h2 < H; h2++) {
+          const z = Zqk.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
+          for (let c1 = 0; c1 < dH; c1++) {
+            const v = z[c1]! * s2;
+            if (v === 0) continue;
+            const o = (HdH + h1 * dH + c1) * L2 + h2 * dH;
+            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += v * vkq[qo + h2 * dH + c2]!;
+          }
+          const gam = Zkk[row * HH + h1 * H + h2]!;
+          if (h2 < h1 || gam === 0) continue;
+          for (let c1 = 0; c1 < dH; c1++) {
+            const v = gam * vkq[qo + h1 * dH + c1]! * s2;
+            for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * vkq[qo + h2 * dH + c2]!;
+          }
+        }
+    }
+  }
+}
+
+/**
+ * Adds samples [n0, n1) to E (K × r, zeroed by the caller for a fresh partial): the same sums as
+ * addEdgeAttentionSums, from the row tables of the projected point (vkq = α·f'·J per row) and u per row.
+ */
+export function addEdgeAttentionTableSums(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  tables: EdgeAttentionTables,
+  et: EdgeRowTables,
+  n0: number,
+  n1: number,
+  E: Float64Array,
+): void {
+  const { P, K } = sh;
+  const H = sh.heads;
+  const t = P - 1;
+  const NJ = H * P,
+    A = H + 1;
+  const r = tables.r;
+  const Yt = tables.Yt;
+  const { u, at, bt } = et;
+  const sample = new TableSample(sh, rt);
+  const { rho, prob, ds } = sample;
+  const U = new Float64Array(A * r);
+  const Gam = new Float64Array(NJ * r);
+  const e = new Float64Array(r);
+  for (let n = n0; n < n1; n++) {
+    sample.run(n);
+    const ut = rho[t]! * r;
+    for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
+    for (let h = 0; h < H; h++) {
+      const Uo = (h + 1) * r;
+      for (let j = 0; j < r; j++) U[Uo + j] = 0;
+      for (let q = 0; q < P; q++) {
+        const pq = prob[h * P + q]!;
+        if (pq === 0) continue;
+        const uq = rho[q]! * r;
+        for (let j = 0; j < r; j++) U[Uo + j]! += pq * u[uq + j]!;
+      }
+      // Γ_(h,q) = (a_q^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_q.
+      const bo = (rho[t]! * H + h) * r;
+      for (let q = 0; q < P; q++) {
+        const ao = (rho[q]! * H + h) * r;
+        const uq = rho[q]! * r;
+        const go = (h * P + q) * r;
+        for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
+      }
+    }
+    for (let k = 0; k < K; k++) {
+      e.fill(0);
+      for (let a = 0; a < A; a++) {
+        const yo = (a * K + k) * r;
+        const Uo = a * r;
+        for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
+      }
+      for (let J2 = 0; J2 < NJ; J2++) {
+        const c = ds[k * NJ + J2]!;
+        if (c === 0) continue;
+        const go = J2 * r;
+        for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
+      }
+      for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
+    }
+  }
+}
