@@ -18,7 +18,8 @@
 // here, in the same order.
 
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
-import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { accumulateSquaredEdges, type SquaredEdgeRowKernel, type SquaredEdgeSection } from './edges-squared.js';
+import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
 import type { EdgeRun } from './tasks.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
@@ -125,7 +126,8 @@ interface Prepared {
   inp: EdgeInputPass['sections'][number];
   /** HOST_EDGE_RUNS partial sums, each ro × r (views of one shared buffer). */
   partials: Float64Array[];
-  J: Float64Array;
+  /** This thread's row kernel (used only without threads). */
+  kernel: SquaredEdgeRowKernel | undefined;
   updates: number;
 }
 
@@ -163,7 +165,7 @@ function prepare(p: HostEdgeSection, act: Activation): Prepared {
   const n = p.ro * r;
   const all = new Float64Array(sharedBytes(Math.max(1, HOST_EDGE_RUNS * n) * 8));
   const partials = Array.from({ length: HOST_EDGE_RUNS }, (_, k) => all.subarray(k * n, (k + 1) * n));
-  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, inp, partials, J: new Float64Array(n), updates: 0 };
+  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, inp, partials, kernel: undefined, updates: 0 };
 }
 
 /**
@@ -219,7 +221,8 @@ async function runBlock(secs: Prepared[], blk: BlockInputs, pool: EdgeThreadSet 
           }),
         );
       } else {
-        s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.J, fhat, gates, order, from, to);
+        s.kernel ??= squaredEdgeRowKernel(s.sec);
+        s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.kernel, fhat, gates, order, from, to);
       }
     }
   });
