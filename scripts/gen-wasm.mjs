@@ -6,6 +6,7 @@
 // memory (memory.fill) only; relaxed SIMD stays off so that no multiply-add can be fused.
 // Rewrites the output only when it changes (tsc and the shader generator's callers stay cheap).
 import { readdirSync, readFileSync, writeFileSync, existsSync, mkdirSync } from 'node:fs';
+import { Buffer } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
