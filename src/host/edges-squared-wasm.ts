@@ -16,50 +16,17 @@
 // section's layout would pass 2 GiB, or where IBGPU_HOST_WASM=0.
 
 import { jsRowKernel, type SquaredEdgeRowKernel, type SquaredEdgeSection } from './edges-squared.js';
-import { WASM_MODULES } from './wasm/modules.generated.js';
+import { hostWasmInstance, hostWasmModule, WasmLayout } from './wasm/load.js';
 
 interface EdgesSquaredExports {
-  memory: WebAssembly.Memory;
   update_row: (...args: number[]) => void;
   update_row_identity: (...args: number[]) => void;
 }
 
-/** The compiled module on this thread; null once it is known to be unusable here. */
-let compiled: WebAssembly.Module | null | undefined;
-
-function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function wasmDisabled(): boolean {
-  const env = typeof process !== 'undefined' ? process.env : undefined;
-  return env?.['IBGPU_HOST_WASM'] === '0';
-}
-
-function moduleHere(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
-  compiled = null;
-  if (typeof WebAssembly !== 'object') return compiled;
-  try {
-    const bytes = decodeBase64(WASM_MODULES.edges_squared.base64);
-    // validate is false where the engine lacks SIMD (or bulk memory): the JS kernel serves.
-    if (WebAssembly.validate(bytes)) compiled = new WebAssembly.Module(bytes);
-  } catch {
-    compiled = null;
-  }
-  return compiled;
-}
-
 /** Whether the WebAssembly SIMD kernel runs on this thread (IBGPU_HOST_WASM=0 turns it off). */
 export function wasmSquaredEdgesAvailable(): boolean {
-  return !wasmDisabled() && moduleHere() !== null;
+  return hostWasmModule('edges_squared') !== null;
 }
-
-const ALIGN = 16;
-const MAX_BYTES = 2 ** 31;
 
 function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m;
@@ -70,36 +37,22 @@ function roundUp(n: number, m: number): number {
  * Copies A and B now: the kernel serves every run of the pass.
  */
 export function wasmRowKernel(sec: SquaredEdgeSection): SquaredEdgeRowKernel | undefined {
-  const mod = wasmDisabled() ? null : moduleHere();
-  if (!mod) return undefined;
   const { h, ro, r, A, B } = sec;
   const rp = roundUp(r, 4);
   // The identity A moves whole rows of J, one per unit: no row blocking, no padded rows.
   const rows = A ? roundUp(ro, 4) : h;
-  let top = 0;
-  const region = (bytes: number): number => {
-    const at = top;
-    top = roundUp(top + Math.max(bytes, 0), ALIGN);
-    return at;
-  };
-  const oA = A ? region(h * rows * 8) : 0;
-  const oB = region(h * rp * 8);
-  const oJ = region(rows * rp * 8);
-  const oE = region(rows * rp * 8);
-  const oF = region(rp * 8);
-  const oU = region(h * 4);
-  const oC = region(h * 8);
-  const oS = region(4 * h * 8);
-  const oBO = region(h * 4);
-  if (top > MAX_BYTES) return undefined;
-  let ex: EdgesSquaredExports;
-  try {
-    ex = new WebAssembly.Instance(mod, {}).exports as unknown as EdgesSquaredExports;
-    const have = ex.memory.buffer.byteLength;
-    if (top > have) ex.memory.grow(Math.ceil((top - have) / 65536));
-  } catch {
-    return undefined; // no room for the layout: the JS kernel needs far less
-  }
+  const lay = new WasmLayout();
+  const oA = A ? lay.region(h * rows * 8) : 0;
+  const oB = lay.region(h * rp * 8);
+  const oJ = lay.region(rows * rp * 8);
+  const oE = lay.region(rows * rp * 8);
+  const oF = lay.region(rp * 8);
+  const oU = lay.region(h * 4);
+  const oC = lay.region(h * 8);
+  const oS = lay.region(4 * h * 8);
+  const oBO = lay.region(h * 4);
+  const ex = hostWasmInstance<EdgesSquaredExports>('edges_squared', lay.top);
+  if (!ex) return undefined;
   // The memory never grows again, so these views stay valid for the kernel's life.
   const buf = ex.memory.buffer;
   const f64 = (at: number, n: number): Float64Array => new Float64Array(buf, at, n);

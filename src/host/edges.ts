@@ -18,6 +18,7 @@
 // here, in the same order.
 
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
+import { wasmEdgeInputs, type EdgeInputRowsFn } from './edge-inputs-wasm.js';
 import { accumulateSquaredEdges, type SquaredEdgeRowKernel, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
@@ -285,6 +286,8 @@ export async function computeEdgesHost(
   const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
   const d0 = model64.layers[0]!.dIn;
   const scratch = { bufs: [] };
+  // Without threads, this thread's block-input preparer (WebAssembly where it runs), made on first use.
+  let prep: EdgeInputRowsFn | undefined;
   const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0)), d0));
   let nextSet = 0;
   // A block is staged in two steps so that the threads compute the next block's inputs first and
@@ -313,7 +316,9 @@ export async function computeEdgesHost(
         ),
       );
     } else {
-      edgeInputRows(pass, { x: set.x, out, from: 0, to: rows }, scratch);
+      const job = { x: set.x, out, from: 0, to: rows };
+      prep ??= wasmEdgeInputs(pass) ?? ((j: EdgeInputRows) => edgeInputRows(pass, j, scratch));
+      prep(job);
       done = Promise.resolve();
     }
     prepMs += performance.now() - t0;
