@@ -14,6 +14,9 @@
 // start of a run and every `reset`-th row of it are rebuilt too, which bounds the float64 drift
 // of the carried sums (each update rounds at ~1e-16 of |a_h||b_h|; a few thousand in a row stay
 // far below the 1e-12 the tests ask for).
+//
+// The row arithmetic is a SquaredEdgeRowKernel: the JS loops here (the reference, and the
+// fallback) or the WebAssembly SIMD kernel of edges-squared-wasm.ts, which gives the same bits.
 
 /** A section's constant operands, float64, unit-major. */
 export interface SquaredEdgeSection {
