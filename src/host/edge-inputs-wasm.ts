@@ -39,6 +39,8 @@ export type EdgeInputRowsFn = (job: EdgeInputRows) => void;
 /** The WebAssembly preparer for `pass` (see the module comment), or undefined where it cannot run. */
 export function wasmEdgeInputs(pass: EdgeInputPass): EdgeInputRowsFn | undefined {
   const { layers, upTo, sections, alphas, weights } = pass;
+  // A pass without sections has no rows to prepare (edgeInputRows returns at once as well).
+  if (sections.length === 0 || layers.length === 0) return undefined;
   const d0 = layers[0]!.dIn;
   const lay = new WasmLayout();
   const oX = lay.region(padded(d0) * 8);
