@@ -14,7 +14,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'src/shaders/index.generated.ts', 'out/', 'results/', 'scratch/', 'bench/results/'] },
+  { ignores: ['dist/', 'node_modules/', 'src/shaders/index.generated.ts', 'src/host/wasm/*.generated.ts', 'out/', 'results/', 'scratch/', 'bench/results/'] },
   js.configs.recommended,
   {
     files: ['**/*.ts'],

@@ -34,6 +34,7 @@ const NODE_FILE_MODULES = [
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
 execFileSync(process.execPath, [join(root, 'scripts/gen-shaders.mjs')], { stdio: 'inherit' });
+execFileSync(process.execPath, [join(root, 'scripts/gen-wasm.mjs')], { stdio: 'inherit' });
 // The viewer is not part of the library's tsconfig (tsc would emit it over dist/web/viewer.js).
 if (!process.argv.includes('--no-typecheck')) {
   execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'web')], { stdio: 'inherit' });

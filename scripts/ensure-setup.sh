@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a fresh clone runnable: system libraries for the software adapter, npm dependencies,
-# generated shader module. Cheap when everything is already there.
+# generated shader and WebAssembly modules. Cheap when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
@@ -8,6 +8,7 @@ if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ]; then
   npm ci --no-audit --no-fund
 fi
 node scripts/gen-shaders.mjs
+node scripts/gen-wasm.mjs
 # The compiled package (dist/: library, CLI, viewer bundle), rebuilt when any source is newer than
 # it: the packed-install test packs it as users get it, and `npm run example` runs it.
 outputs="dist/src/index.js dist/src/index.d.ts dist/web/ibgpu.js dist/web/viewer.js dist/web/index.html"

@@ -1,9 +1,11 @@
 // The host edge pass's block inputs (src/host/edge-inputs.ts): f̂ = Cᵀ[x; 1] and the integrated
 // gates against a plain float64 recomputation (tolerance 1e-12 relative: only the summation order
 // differs), and any split of a block's rows between calls (as the worker threads split it) gives
-// the same bits as one call over the whole block.
+// the same bits as one call over the whole block. The WebAssembly SIMD preparer
+// (src/host/edge-inputs-wasm.ts) gives edgeInputRows's bits.
 import { describe, expect, it } from 'vitest';
 import { edgeInputRows, type EdgeInputPass } from '../src/host/edge-inputs.js';
+import { wasmEdgeInputs } from '../src/host/edge-inputs-wasm.js';
 import { forwardSampleF64 } from '../src/cpu/mlp-forward.js';
 import { actGrad, type Activation } from '../src/model/activations.js';
 import { mulberry32 } from '../src/util/mulberry32.js';
@@ -83,6 +85,42 @@ describe('edgeInputRows', () => {
           expect(Array.from(p.gates)).toEqual(Array.from(whole[si]!.gates));
         });
       }
+    });
+  }
+});
+
+describe('wasmEdgeInputs = edgeInputRows, bit for bit', () => {
+  /** Indices where a and b differ as float64 bit patterns. */
+  const bitDiffs = (a: Float64Array, b: Float64Array): number[] => {
+    const out: number[] = [];
+    for (let t = 0; t < a.length; t++) if (!Object.is(a[t], b[t])) out.push(t);
+    return out;
+  };
+  for (const [dims, acts, r, rows, upTo] of [
+    [[1, 1], ['relu'], [1], 1, 1],
+    [[13, 7, 5], ['relu', 'gelu'], [6, 3], 17, 2],
+    [[9, 4, 3, 2], ['gelu_tanh', 'relu', 'identity'], [5, 4, 1], 31, 3],
+    // Widths past one 8-column block and not multiples of it; the deepest section's layer is
+    // upTo itself (its input is the last layer run), as in the MNIST build.
+    [[97, 23, 17, 10], ['relu', 'relu', 'identity'], [41, 17, 11], 53, 2],
+  ] as [number[], Activation[], number[], number, number][]) {
+    it(`${dims.join('-')}, ${rows} rows, sections on layers < ${upTo + 1}`, () => {
+      const { pass: full, x, out } = setup(dims, acts, r, rows, 3 * rows + dims[0]!);
+      const pass: EdgeInputPass = { ...full, upTo, sections: full.sections.filter((s) => s.layer <= upTo) };
+      const outs = () => out().slice(0, pass.sections.length);
+      const js = outs();
+      edgeInputRows(pass, { x, out: js, from: 0, to: rows });
+      const prep = wasmEdgeInputs(pass);
+      expect(prep).toBeDefined();
+      // Split as the threads split a block, into the same output arrays.
+      const w = outs();
+      const cut = Math.floor(rows / 3);
+      prep!({ x, out: w, from: 0, to: cut });
+      prep!({ x, out: w, from: cut, to: rows });
+      pass.sections.forEach((_s, si) => {
+        expect(bitDiffs(js[si]!.fhat, w[si]!.fhat), `fhat of section ${si}`).toEqual([]);
+        expect(bitDiffs(js[si]!.gates, w[si]!.gates), `gates of section ${si}`).toEqual([]);
+      });
     });
   }
 });

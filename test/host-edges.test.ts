@@ -6,6 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from '../src/host/edges-squared.js';
 import { computeEdgesHost, edgeThreads } from '../src/host/edges.js';
+import { hostThreadPool } from '../src/host/pool.js';
 import { squaredEdgesF64 } from '../src/cpu/edges.js';
 import { signPatternOrder } from '../src/cpu/gate-order.js';
 import { matmulF64 } from '../src/cpu/matmul.js';
@@ -240,6 +241,27 @@ describe('computeEdgesHost', () => {
       const many = await computeEdgesHost(s.model, src, s.pairs, 128, pts, undefined, { threads });
       for (const [k, v] of one) expect(Array.from(many.get(k)!), `${k} on ${threads} threads`).toEqual(Array.from(v));
     }
+  });
+
+  it('does not wait for a thread busy with other work (a background eigensolve)', async () => {
+    const s = setup(61);
+    const pts = integrationPoints('gradient', 0);
+    const src = arraySource(s.x, s.n, 9);
+    const one = await computeEdgesHost(s.model, src, s.pairs, 16, pts, undefined, { threads: 1 });
+    const pool = (await hostThreadPool())!;
+    expect(pool.size).toBeGreaterThanOrEqual(2);
+    // A symmetric 400 × 400 eigenproblem: a second or more on one thread, against milliseconds for the pass.
+    const n = 400;
+    const a = randn(n * n, 5);
+    for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i]!;
+    let eigDone = false;
+    const eig = pool.run('eig', { a, n }).then(() => {
+      eigDone = true;
+    });
+    const many = await computeEdgesHost(s.model, src, s.pairs, 16, pts, undefined, { threads: 2 });
+    expect(eigDone).toBe(false);
+    for (const [k, v] of one) expect(Array.from(many.get(k)!), k).toEqual(Array.from(v));
+    await eig;
   });
 
   it('shards add up to the whole pass', async () => {

@@ -8,6 +8,8 @@
 // split between the host worker threads (each writing its rows of the shared fhat/gates buffers)
 // with the same bits as one call over the whole block. Runs on a worker (tasks.ts
 // 'edge-sections') or on the calling thread where there are none; imports no pool code.
+// edge-inputs-wasm.ts computes the same sums in WebAssembly SIMD with the same bits; these loops
+// are its reference and its fallback.
 
 import { forwardRowsHost, type ForwardScratch } from './mlp-forward.js';
 import type { ForwardLayer } from '../cpu/mlp-forward.js';

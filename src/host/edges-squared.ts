@@ -14,6 +14,9 @@
 // start of a run and every `reset`-th row of it are rebuilt too, which bounds the float64 drift
 // of the carried sums (each update rounds at ~1e-16 of |a_h||b_h|; a few thousand in a row stay
 // far below the 1e-12 the tests ask for).
+//
+// The row arithmetic is a SquaredEdgeRowKernel: the JS loops here (the reference, and the
+// fallback) or the WebAssembly SIMD kernel of edges-squared-wasm.ts, which gives the same bits.
 
 /** A section's constant operands, float64, unit-major. */
 export interface SquaredEdgeSection {
@@ -189,16 +192,56 @@ function updateRowIdentity(
 }
 
 /**
+ * The per-row arithmetic of accumulateSquaredEdges, given a row's listed units and coefficients:
+ * jsRowKernel below (the reference) or the WebAssembly SIMD kernel of edges-squared-wasm.ts, which
+ * gives the same bits. The caller writes a row's units and coefficients into `units` and `coef`
+ * (h entries each), so a kernel can hand out views of its own memory and nothing is copied.
+ */
+export interface SquaredEdgeRowKernel {
+  readonly units: Int32Array;
+  readonly coef: Float64Array;
+  /** Starts a run that adds into E (ro × r, row-major); `end` follows before E is read. */
+  begin(E: Float64Array): void;
+  /** One visited row: the first `nf` listed units, its f̂ at fhat[fo .. fo + r). */
+  row(fresh: boolean, nf: number, fhat: Float64Array, fo: number): void;
+  end(): void;
+}
+
+/** The JS kernel (updateRow / updateRowIdentity) over the caller's scratch J (ro × r). */
+export function jsRowKernel(sec: SquaredEdgeSection, J: Float64Array = new Float64Array(sec.ro * sec.r)): SquaredEdgeRowKernel {
+  const { h } = sec;
+  const units = new Int32Array(h);
+  const coef = new Float64Array(h);
+  const S = new Float64Array(2 * h);
+  const BO = new Int32Array(h);
+  let E: Float64Array | undefined;
+  return {
+    units,
+    coef,
+    begin: (e) => {
+      E = e;
+    },
+    row: (fresh, nf, fhat, fo) => {
+      if (sec.A) updateRow(sec, E!, J, fresh, units, coef, nf, S, BO, fhat, fo);
+      else updateRowIdentity(sec, E!, J, fresh, units, coef, nf, fhat, fo);
+    },
+    end: () => {
+      E = undefined;
+    },
+  };
+}
+
+/**
  * Adds Σ over visited rows order[from..to) of (J(n) ∘ f̂_n)² into E (ro × r, row-major).
  * `fhat` is rows × r and `gates` rows × h (row-major, indexed by the row numbers in `order`).
- * `J` is scratch of ro × r (overwritten). Returns the number of rank-1 updates made (for
- * measurements). Whatever splits a block into runs, each run starts from zero, so the result of
- * a run depends only on its rows.
+ * `kernel` does each row's arithmetic (a scratch J of ro × r, overwritten, stands for the JS
+ * kernel over it). Returns the number of rank-1 updates made (for measurements). Whatever splits
+ * a block into runs, each run starts from zero, so the result of a run depends only on its rows.
  */
 export function accumulateSquaredEdges(
   sec: SquaredEdgeSection,
   E: Float64Array,
-  J: Float64Array,
+  kernel: SquaredEdgeRowKernel | Float64Array,
   fhat: Float64Array,
   gates: Float64Array,
   order: Uint32Array,
@@ -207,12 +250,11 @@ export function accumulateSquaredEdges(
   reset = HOST_CARRY_RESET_ROWS,
 ): number {
   const { h, r } = sec;
-  const units = new Int32Array(h);
-  const coef = new Float64Array(h);
-  const S = new Float64Array(2 * h);
-  const BO = new Int32Array(h);
+  const k = kernel instanceof Float64Array ? jsRowKernel(sec, kernel) : kernel;
+  const { units, coef } = k;
   let updates = 0;
   let prev = -1;
+  k.begin(E);
   for (let t = from; t < to; t++) {
     const row = order[t]!;
     const go = row * h;
@@ -222,11 +264,11 @@ export function accumulateSquaredEdges(
       // The changed units; rebuild instead when that is no more work (smooth activations).
       const po = prev * h;
       let nonzero = 0;
-      for (let k = 0; k < h; k++) {
-        const g = gates[go + k]!;
-        const dg = g - gates[po + k]!;
+      for (let u = 0; u < h; u++) {
+        const g = gates[go + u]!;
+        const dg = g - gates[po + u]!;
         if (dg !== 0) {
-          units[nf] = k;
+          units[nf] = u;
           coef[nf] = dg;
           nf++;
         }
@@ -236,19 +278,19 @@ export function accumulateSquaredEdges(
     }
     if (fresh) {
       nf = 0;
-      for (let k = 0; k < h; k++) {
-        const g = gates[go + k]!;
+      for (let u = 0; u < h; u++) {
+        const g = gates[go + u]!;
         if (g !== 0) {
-          units[nf] = k;
+          units[nf] = u;
           coef[nf] = g;
           nf++;
         }
       }
     }
     updates += nf;
-    if (sec.A) updateRow(sec, E, J, fresh, units, coef, nf, S, BO, fhat, row * r);
-    else updateRowIdentity(sec, E, J, fresh, units, coef, nf, fhat, row * r);
+    k.row(fresh, nf, fhat, row * r);
     prev = row;
   }
+  k.end();
   return updates;
 }

@@ -11,14 +11,17 @@
 // runs it, and the partials are added in a fixed order at the end, so the result is the same
 // bits on any number of threads. The host worker threads (src/host/pool.ts) run both: a block's
 // inputs, its rows split between the threads (each row computed alone, so the split changes no
-// bits), and the block's runs; this thread only reads the data and orders each block's rows
-// (signPatternOrder), so preparing block b+1 and the kernel on block b both use every thread.
+// bits), and the block's runs, each job to a thread that is free (edgeThreads); this thread only
+// reads the data and orders each block's rows (signPatternOrder), so preparing block b+1 and the
+// kernel on block b both use every thread.
 // Each thread holds the pass's sections and block-input operands ('edge-sections' of
 // src/host/tasks.ts) from the pass's start to its end. Without threads the same functions run
 // here, in the same order.
 
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
-import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { wasmEdgeInputs, type EdgeInputRowsFn } from './edge-inputs-wasm.js';
+import { accumulateSquaredEdges, type SquaredEdgeRowKernel, type SquaredEdgeSection } from './edges-squared.js';
+import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
 import type { EdgeRun } from './tasks.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
@@ -30,11 +33,12 @@ export const HOST_EDGE_RUNS = 4;
 
 /** Host threads loaded with one pass's sections. */
 export interface EdgeThreadSet {
+  /** Threads asked to hold the pass (some may join late, see edgeThreads). */
   readonly count: number;
-  /** Runs `run` on thread `t` (0 ≤ t < count); resolves with its number of rank-1 updates. */
-  run(t: number, run: EdgeRun): Promise<number>;
-  /** Writes f̂ and gates of a range of a block's rows on thread `t` (edge-inputs.ts). */
-  inputs(t: number, job: EdgeInputRows): Promise<void>;
+  /** Runs `run` on the next free thread; resolves with its number of rank-1 updates. */
+  run(run: EdgeRun): Promise<number>;
+  /** Writes f̂ and gates of a range of a block's rows on the next free thread (edge-inputs.ts). */
+  inputs(job: EdgeInputRows): Promise<void>;
   /** Drops the pass's sections (the threads stay for other work). */
   close(): Promise<void>;
 }
@@ -44,24 +48,78 @@ export interface EdgeThreadSet {
  * `sections` and the block-input operands `inputs` (their arrays must be shared, see sharedF64)
  * for one pass; undefined when none can be had. Passes may overlap: each holds its own copy of
  * the sections until `close`.
+ *
+ * Jobs (runs and block-input ranges) wait in one queue, first in first out, and each goes to a
+ * thread that holds the pass, has no job of this pass outstanding and nothing else to do. A
+ * thread busy with other work (the build's background eigensolve of a wide layer takes seconds on
+ * one pool thread) thus gets none until it is free, instead of holding the pass's jobs behind
+ * that work; the pass starts as soon as one thread holds it. Any thread may take any job: run k
+ * always adds into partial k and a block's rows are computed each alone, so the bits do not depend
+ * on which thread ran what.
  */
 export async function edgeThreads(sections: SquaredEdgeSection[], inputs: EdgeInputPass, want?: number): Promise<EdgeThreadSet | undefined> {
   const pool = await hostThreadPool();
   if (!pool) return undefined;
   const n = Math.max(0, Math.min(HOST_EDGE_RUNS, pool.size, want ?? pool.size));
-  let held: HeldState<'edge-sections'>[];
+  if (n === 0) return undefined;
+  // Idle threads first, so that the first hold answers at once where any thread is free.
+  const idle = pool.idleThreads();
+  const slots = [...idle, ...Array.from({ length: pool.size }, (_, t) => t).filter((t) => !idle.includes(t))].slice(0, n);
+  const held: (HeldState<'edge-sections'> | undefined)[] = slots.map(() => undefined);
+  const mine = new Set<number>(); // indices into slots with a job of this pass outstanding
+  const queue: { go: (h: HeldState<'edge-sections'>) => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: Error) => void }[] = [];
+  let closed = false;
+  const pump = (): void => {
+    while (queue.length > 0) {
+      const free = pool.idleThreads();
+      let k = slots.findIndex((t, i) => held[i] !== undefined && !mine.has(i) && free.includes(t));
+      // No free thread and nothing of this pass running: queue on a holding thread anyway (it
+      // takes the job when its other work ends), so the pass cannot stall waiting for an event.
+      if (k < 0 && mine.size === 0) k = held.findIndex((h) => h !== undefined);
+      if (k < 0) return;
+      const job = queue.shift()!;
+      mine.add(k);
+      job.go(held[k]!).then(
+        (v) => {
+          mine.delete(k);
+          job.resolve(v);
+          pump();
+        },
+        (e: Error) => {
+          mine.delete(k);
+          job.reject(e);
+          pump();
+        },
+      );
+    }
+  };
+  const holds = slots.map((thread, i) =>
+    pool.hold('edge-sections', { sections, inputs }, { thread }).then((h) => {
+      if (closed) void h.release();
+      else {
+        held[i] = h;
+        pump();
+      }
+      return h;
+    }),
+  );
   try {
-    held = await Promise.all(Array.from({ length: n }, (_, t) => pool.hold('edge-sections', { sections, inputs }, { thread: t })));
+    await Promise.any(holds);
   } catch {
-    return undefined;
+    return undefined; // no thread could hold the pass: it runs on this thread
   }
-  if (held.length === 0) return undefined;
+  const submit = <T>(go: (h: HeldState<'edge-sections'>) => Promise<T>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      queue.push({ go, resolve: resolve as (v: unknown) => void, reject });
+      pump();
+    });
   return {
-    count: held.length,
-    run: (t, r) => held[t]!.call('run', r),
-    inputs: (t, job) => held[t]!.call('inputs', job),
+    count: n,
+    run: (r) => submit((h) => h.call('run', r)),
+    inputs: (job) => submit((h) => h.call('inputs', job)),
     close: async () => {
-      await Promise.all(held.map((h) => h.release()));
+      closed = true;
+      await Promise.all(held.flatMap((h) => (h ? [h.release()] : [])));
     },
   };
 }
@@ -125,7 +183,8 @@ interface Prepared {
   inp: EdgeInputPass['sections'][number];
   /** HOST_EDGE_RUNS partial sums, each ro × r (views of one shared buffer). */
   partials: Float64Array[];
-  J: Float64Array;
+  /** This thread's row kernel (used only without threads). */
+  kernel: SquaredEdgeRowKernel | undefined;
   updates: number;
 }
 
@@ -163,7 +222,7 @@ function prepare(p: HostEdgeSection, act: Activation): Prepared {
   const n = p.ro * r;
   const all = new Float64Array(sharedBytes(Math.max(1, HOST_EDGE_RUNS * n) * 8));
   const partials = Array.from({ length: HOST_EDGE_RUNS }, (_, k) => all.subarray(k * n, (k + 1) * n));
-  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, inp, partials, J: new Float64Array(n), updates: 0 };
+  return { p, key: `${p.inName}->${p.outName}`, sec: { h, ro: p.ro, r, A, B }, act, inp, partials, kernel: undefined, updates: 0 };
 }
 
 /**
@@ -212,14 +271,16 @@ async function runBlock(secs: Prepared[], blk: BlockInputs, pool: EdgeThreadSet 
       const { from, to } = runBounds(blk.rows, k);
       if (to <= from) continue;
       if (pool) {
-        // Run k of every section on thread k mod count: each partial has one writer at a time.
+        // Each partial has one writer at a time: run k of a block is its only job that adds
+        // into partial k, and a block's runs all end before the next block's start.
         jobs.push(
-          pool.run(k % pool.count, { section: si, E: s.partials[k]!, fhat, gates, order, from, to }).then((u) => {
+          pool.run({ section: si, E: s.partials[k]!, fhat, gates, order, from, to }).then((u) => {
             s.updates += u;
           }),
         );
       } else {
-        s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.J, fhat, gates, order, from, to);
+        s.kernel ??= squaredEdgeRowKernel(s.sec);
+        s.updates += accumulateSquaredEdges(s.sec, s.partials[k]!, s.kernel, fhat, gates, order, from, to);
       }
     }
   });
@@ -282,6 +343,8 @@ export async function computeEdgesHost(
   const blockRows = Math.max(batchSize, HOST_EDGE_BLOCK_ROWS);
   const d0 = model64.layers[0]!.dIn;
   const scratch = { bufs: [] };
+  // Without threads, this thread's block-input preparer (WebAssembly where it runs), made on first use.
+  let prep: EdgeInputRowsFn | undefined;
   const sets = [0, 1].map(() => blockBuffers(secs, Math.min(blockRows, Math.max(1, r1 - r0)), d0));
   let nextSet = 0;
   // A block is staged in two steps so that the threads compute the next block's inputs first and
@@ -298,19 +361,23 @@ export async function computeEdgesHost(
     const out = set.secs.map((buf) => ({ fhat: buf.fhat, gates: buf.gates }));
     let done: Promise<unknown>;
     if (pool) {
-      // Each thread computes a contiguous share of the rows.
+      // Contiguous ranges of rows, two per thread, so that a thread that runs faster (or joins
+      // late) takes a larger share.
+      const parts = 2 * pool.count;
       done = Promise.all(
-        Array.from({ length: pool.count }, (_, t) =>
-          pool.inputs(t, {
+        Array.from({ length: parts }, (_, t) =>
+          pool.inputs({
             x: set.x,
             out,
-            from: Math.floor((t * rows) / pool.count),
-            to: Math.floor(((t + 1) * rows) / pool.count),
+            from: Math.floor((t * rows) / parts),
+            to: Math.floor(((t + 1) * rows) / parts),
           }),
         ),
       );
     } else {
-      edgeInputRows(pass, { x: set.x, out, from: 0, to: rows }, scratch);
+      const job = { x: set.x, out, from: 0, to: rows };
+      prep ??= wasmEdgeInputs(pass) ?? ((j: EdgeInputRows) => edgeInputRows(pass, j, scratch));
+      prep(job);
       done = Promise.resolve();
     }
     prepMs += performance.now() - t0;

@@ -240,6 +240,15 @@ export class HostThreadPool {
     return this.threads.length;
   }
 
+  /**
+   * Slots (0 … size − 1) of the live threads with nothing queued or running right now: a hint for
+   * work that would rather start at once on fewer threads than wait behind a long task (a
+   * background eigensolve) on a busy one.
+   */
+  idleThreads(): number[] {
+    return this.threads.flatMap((t, i) => (t.idle ? [i] : []));
+  }
+
   /** Runs `task` on the next idle thread (first come, first served). */
   async run<T extends HostTaskName>(task: T, args: HostTaskArgs<T>, transfer: readonly ArrayBuffer[] = []): Promise<HostTaskResult<T>> {
     await this.revive();

@@ -25,7 +25,9 @@ import {
   type AttentionForwardTables,
 } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
+import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
+import { wasmEdgeInputs } from './edge-inputs-wasm.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
@@ -150,19 +152,21 @@ export const HOST_TASKS = {
 
 export const HOST_STATES = {
   /**
-   * One host edge pass's sections (their arrays shared), each with the worker's own carried
-   * Jacobian scratch, and the pass's block-input operands (float64 weights, C, Q: edge-inputs.ts);
-   * `inputs` writes f̂ and gates of a range of a block's rows into the shared block buffers;
+   * One host edge pass's sections (their arrays shared), each with the worker's own row kernel
+   * (WebAssembly SIMD where it runs, else JS; its carried Jacobian is the worker's own), and the
+   * pass's block-input operands (float64 weights, C, Q: edge-inputs.ts, in WebAssembly where it
+   * runs: edge-inputs-wasm.ts); `inputs` writes f̂ and gates of a range of a block's rows into the shared block buffers;
    * `run` adds one run of rows into its shared partial E and answers the number of rank-1 updates.
    */
   'edge-sections': (a: { sections: SquaredEdgeSection[]; inputs: EdgeInputPass }) => {
-    const secs = a.sections.map((sec) => ({ sec, J: new Float64Array(sec.ro * sec.r) }));
+    const secs = a.sections.map((sec) => ({ sec, kernel: squaredEdgeRowKernel(sec) }));
     const scratch = { bufs: [] };
+    const prep = wasmEdgeInputs(a.inputs);
     return {
-      inputs: (job: EdgeInputRows): void => edgeInputRows(a.inputs, job, scratch),
+      inputs: (job: EdgeInputRows): void => (prep ? prep(job) : edgeInputRows(a.inputs, job, scratch)),
       run: (r: EdgeRun): number => {
         const s = secs[r.section]!;
-        return accumulateSquaredEdges(s.sec, r.E, s.J, r.fhat, r.gates, r.order, r.from, r.to);
+        return accumulateSquaredEdges(s.sec, r.E, s.kernel, r.fhat, r.gates, r.order, r.from, r.to);
       },
     };
   },
