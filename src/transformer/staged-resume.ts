@@ -6,6 +6,7 @@
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IbgpuError } from '../errors.js';
 import type { ResultDir } from '../io/atomic.js';
 import type { OutputGuardOptions } from '../io/output-guard.js';
 import type { IbResult } from '../ib/pipeline.js';
@@ -113,7 +114,12 @@ export async function resumeTransformer(
       if (r.why !== 'absent') log(`resume: ${r.why}; recomputing the statistics`);
       await runTransformerStatsShard(c, one, path);
       r = await reusableStagePartial(path, 'stats', c.hash, all, c.statsId);
-      if (!r.ok) throw new Error(`the statistics just written do not verify: ${r.why}`);
+      if (!r.ok)
+        throw new IbgpuError(
+          'BAD_FILE',
+          `the statistics just written do not verify: ${r.why}`,
+          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
+        );
     }
     st = await combineTransformerStats([r.p], work);
     await o.afterStage?.('stats');
@@ -130,7 +136,12 @@ export async function resumeTransformer(
       if (r.why !== 'absent') log(`resume: ${r.why}; recomputing M′ of ${layer}`);
       await runTransformerMprimeShard(c, st, one, work);
       r = await reusableStagePartial(path, 'mprime', c.hash, all, c.dataId, st.basesChecksum);
-      if (!r.ok) throw new Error(`M′ of ${layer} just written does not verify: ${r.why}`);
+      if (!r.ok)
+        throw new IbgpuError(
+          'BAD_FILE',
+          `M′ of ${layer} just written does not verify: ${r.why}`,
+          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
+        );
     }
     st = (await combineTransformerMprime([r.p], st, work)).state;
     await o.afterStage?.(`mprime ${layer}`);
@@ -147,7 +158,12 @@ export async function resumeTransformer(
       if (r.why !== 'absent') log(`resume: ${r.why}; recomputing the edges`);
       await runTransformerEdgesShard(c, st, one, path);
       r = await reusableStagePartial(path, 'edges', c.hash, all, c.dataId, st.basesChecksum);
-      if (!r.ok) throw new Error(`the edges just written do not verify: ${r.why}`);
+      if (!r.ok)
+        throw new IbgpuError(
+          'BAD_FILE',
+          `the edges just written do not verify: ${r.why}`,
+          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
+        );
     }
     await o.afterStage?.('edges');
     res = combineTransformerEdges([r.p], st);
