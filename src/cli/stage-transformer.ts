@@ -8,6 +8,7 @@
 //   ibgpu combine PARTS/mprime-<layer>-*.safetensors --bases STAGE -o STAGE     node layer, backwards)
 //   ibgpu build cfg.json --stage edges --bases STAGE --shard i/n -o PARTS
 //   ibgpu combine PARTS/edges-*.safetensors --bases STAGE -o RESULT
+//   (or --stage edges --split out: every shard reads all sequences for a block of output rows)
 //   ibgpu build cfg.json --resume -o RESULT
 
 import { mkdir } from 'node:fs/promises';
@@ -15,7 +16,7 @@ import { basename, join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { BuildConfig } from '../ib/config.js';
 import { buildSummary } from '../ib/results.js';
-import { resolveShard, type Partial } from '../ib/staged.js';
+import { resolveShard, type EdgeSplit, type Partial } from '../ib/staged.js';
 import type { LoadedConfig } from '../build/load.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
 import { Engine } from '../runtime/engine.js';
@@ -62,12 +63,10 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
   if (o.plan) return plan(loaded, o);
   const shard = o.resume ? { index: 0, count: 1 } : resolveShard(o.shard, o.shards);
   checkTransformerShardable(config, shard);
-  if (o.split !== undefined && o.split !== 'data')
-    throw new IbgpuError(
-      'BAD_CONFIG',
-      `--split ${o.split} is not available for transformer builds yet`,
-      'transformer edges split over the data (--split data, the default)',
-    );
+  const split = (o.split ?? 'data') as EdgeSplit;
+  if (split !== 'data' && split !== 'out') throw new IbgpuError('BAD_CONFIG', `--split must be 'data' or 'out' (got ${JSON.stringify(o.split)})`);
+  if (split === 'out' && (o.resume || o.stage !== 'edges'))
+    throw new IbgpuError('BAD_CONFIG', '--split out applies to --stage edges only (statistics and M′ are split over the data)');
   let out: string | undefined;
   let work: string | undefined;
   if (o.resume) {
@@ -103,11 +102,11 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
       st = await loadTransformerStage(resolve(o.bases), c.hash);
     }
     const id = stage === 'stats' ? c.statsId : c.dataId;
-    const range = sequenceRange(id.n, shard);
+    const range = split === 'out' ? { start: 0, end: id.n } : sequenceRange(id.n, shard);
     const layer = st?.layout.next ?? undefined;
     if (stage === 'mprime' && layer === undefined)
       throw new IbgpuError('BAD_CONFIG', `every basis in ${o.bases} is built already: there is no M′ pass left`, `run --stage edges --bases ${o.bases}`);
-    const path = join(dir, stagePartialName(stage, shard, layer));
+    const path = join(dir, stagePartialName(stage, shard, layer, split));
     await checkOwnedSafetensors(path, { what: 'the partial sums' });
     await mkdir(dir, { recursive: true });
     if (!o.force) {
@@ -120,11 +119,11 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
       if (r.why !== 'absent') log(`existing ${basename(path)} rejected, recomputing: ${r.why}`);
     }
     log(
-      `ibgpu build --stage ${stage}${layer ? ` (M′ of ${layer})` : ''}: shard ${shard.index}/${shard.count}, sequences [${range.start}, ${range.end}) of ${id.n} (${id.data}); passes on ${adapter}`,
+      `ibgpu build --stage ${stage}${layer ? ` (M′ of ${layer})` : ''}${split === 'out' ? ' --split out' : ''}: shard ${shard.index}/${shard.count}, sequences [${range.start}, ${range.end}) of ${id.n} (${id.data}); passes on ${adapter}`,
     );
     if (stage === 'stats') await runTransformerStatsShard(c, shard, path);
     else if (stage === 'mprime') await runTransformerMprimeShard(c, st!, shard, dir);
-    else await runTransformerEdgesShard(c, st!, shard, path);
+    else await runTransformerEdgesShard(c, st!, shard, path, split);
     printPath(path, o.json, { stage, ...(layer ? { layer } : {}), shard, rows: [range.start, range.end] });
     return 0;
   } finally {

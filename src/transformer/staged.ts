@@ -30,7 +30,19 @@ import type { LayerBasis, Threshold } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
 import { integrationPoints } from '../ib/integration.js';
 import type { IbResult } from '../ib/pipeline.js';
-import { basesFromPartial, basesTensors, checkPartials, readPartial, shardRange, writePartial, type Partial, type Shard, type Stage } from '../ib/staged.js';
+import {
+  basesFromPartial,
+  basesTensors,
+  checkPartials,
+  outRange,
+  readPartial,
+  shardRange,
+  writePartial,
+  type EdgeSplit,
+  type Partial,
+  type Shard,
+  type Stage,
+} from '../ib/staged.js';
 import type { Tensor } from '../io/tensor.js';
 import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
@@ -114,9 +126,11 @@ export function sequenceRange(n: number, s: Shard): { start: number; end: number
   return r;
 }
 
-export function stagePartialName(stage: TransformerStage, s: Shard, layer?: string): string {
+/** stats-…, mprime-<layer>-…, edges-… (split over sequences) or edges-out-… (split over output rows). */
+export function stagePartialName(stage: TransformerStage, s: Shard, layer?: string, split: EdgeSplit = 'data'): string {
   const pad = (v: number) => String(v).padStart(5, '0');
-  return `${stage}${stage === 'mprime' ? `-${layer}` : ''}-${pad(s.index)}-of-${pad(s.count)}.safetensors`;
+  const tag = stage === 'mprime' ? `-${layer}` : stage === 'edges' && split === 'out' ? '-out' : '';
+  return `${stage}${tag}-${pad(s.index)}-of-${pad(s.count)}.safetensors`;
 }
 
 // ------------------------------------------------------------------ the run a stage belongs to
@@ -574,7 +588,9 @@ export async function combineTransformerMprime(
 
 interface EdgesLayout {
   kind: typeof TRANSFORMER_KIND;
-  pairs: { key: string; rows: number; cols: number }[];
+  /** 'data': sums over a block of sequences; 'out': all sequences, output rows [row0, row1) of each pair. */
+  split: EdgeSplit;
+  pairs: { key: string; rows: number; cols: number; row0: number; row1: number }[];
   bases_checksum: string;
   paths?: Record<string, string>;
 }
@@ -588,13 +604,37 @@ function checkBasesComplete(st: TransformerStageState): void {
     );
 }
 
-/** Every section's squared edges over shard i/n of the dataset, written to `path`. */
-export async function runTransformerEdgesShard(c: TransformerStageContext, st: TransformerStageState, shard: Shard, path: string): Promise<void> {
+/** Columns [a, b) of C (or of the identity, for the unrotated output), [dOut, b − a]. */
+function columnBlock(Chat: Float64Array | undefined, dOut: number, rOut: number, a: number, b: number): Float64Array {
+  const w = b - a;
+  const sub = new Float64Array(dOut * w);
+  for (let h = 0; h < dOut; h++) for (let i = a; i < b; i++) sub[h * w + i - a] = Chat ? Chat[h * rOut + i]! : h === i ? 1 : 0;
+  return sub;
+}
+
+/**
+ * Every section's squared edges on shard i/n, written to `path`: over its block of sequences
+ * (split 'data'), or over all sequences for its block of each section's output rows (split 'out',
+ * rib's dist_split_over out_dim: each output direction's row needs only its own column of C).
+ */
+export async function runTransformerEdgesShard(
+  c: TransformerStageContext,
+  st: TransformerStageState,
+  shard: Shard,
+  path: string,
+  split: EdgeSplit = 'data',
+): Promise<void> {
   checkTransformerShardable(c.config, shard);
+  if (split === 'out' && stochasticOf(c.config)?.edges !== undefined)
+    throw new IbgpuError(
+      'BAD_CONFIG',
+      'stochastic edge sources draw their signs per output row index, which an output block renumbers',
+      'split the edges over the data (--split data)',
+    );
   checkStageFor(c, st);
   checkBasesComplete(st);
   const d = c.loaded.data;
-  const range = sequenceRange(d.n, shard);
+  const range = split === 'data' ? sequenceRange(d.n, shard) : { start: 0, end: d.n };
   const names = c.config.node_layers;
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   const passes = await c.passes(c.mp, shardTokens(d, range), range.end - range.start, d.P);
@@ -607,22 +647,67 @@ export async function runTransformerEdgesShard(c: TransformerStageContext, st: T
     for (let l = 0; l < names.length - 1; l++) {
       const bin = st.bases.get(names[l]!)!;
       const { Chat, rOut } = outputSide(c, st.bases, l);
-      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, Chat, rOut, pts, stochasticOf(c.config));
       const key = `${names[l]}->${names[l + 1]}`;
-      t[`edges/${key}/E`] = f64([rOut, bin.r], E);
-      pairs.push({ key, rows: rOut, cols: bin.r });
+      const { a, b } = split === 'data' ? { a: 0, b: rOut } : outRange(rOut, shard);
+      pairs.push({ key, rows: rOut, cols: bin.r, row0: a, row1: b });
+      if (b <= a) continue;
+      const block = split === 'data' ? Chat : columnBlock(Chat, st.stats[l + 1]?.dim ?? rOut, rOut, a, b);
+      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, block, b - a, pts, stochasticOf(c.config));
+      t[`edges/${key}/E`] = f64([b - a, bin.r], E);
     }
     const paths = passes.stagePaths?.();
-    const layout: Omit<EdgesLayout, 'kind'> = { pairs, bases_checksum: st.basesChecksum, ...(paths ? { paths } : {}) };
-    await writePartial(path, t, meta(c, 'edges', c.dataId, range, `${shard.index}/${shard.count}`, layout));
+    const layout: Omit<EdgesLayout, 'kind'> = { split, pairs, bases_checksum: st.basesChecksum, ...(paths ? { paths } : {}) };
+    await writePartial(path, t, meta(c, 'edges', c.dataId, range, `${shard.index}/${shard.count}${split === 'out' ? ' out' : ''}`, layout));
   } finally {
     passes.dispose?.();
   }
 }
 
-/** The build result from edge partials (row order, weights n_s/N) and the stage directory's bases. */
+/** Edge partials split over output rows: one split, every sequence, the same pairs; blocks tile each pair's rows. */
+function concatOutBlocks(parts: Partial[], st: TransformerStageState): IbResult['edges'] {
+  const a = parts[0]!;
+  checkAgainstState(parts, st, 'edge');
+  const lays = parts.map((p) => layoutOf<EdgesLayout>(p));
+  parts.forEach((p, i) => {
+    if (lays[i]!.split !== 'out')
+      throw new IbgpuError('BAD_FILE', `${p.path} is split over the data, ${a.path} over output rows`, 'combine partials of one split at a time');
+    if (p.meta.row_start !== 0 || p.meta.row_end !== p.meta.data_n)
+      throw new IbgpuError('BAD_FILE', `${p.path}: an output-split edge partial must cover all ${p.meta.data_n} sequences`);
+  });
+  const edges: IbResult['edges'] = new Map();
+  for (const pr of lays[0]!.pairs) {
+    const E = new Float64Array(pr.rows * pr.cols);
+    const blocks = parts
+      .map((p, i) => ({ p, b: lays[i]!.pairs.find((x) => x.key === pr.key) }))
+      .filter((x) => x.b !== undefined && x.b.row1 > x.b.row0)
+      .sort((x, y) => x.b!.row0 - y.b!.row0);
+    let pos = 0;
+    for (const { p, b } of blocks) {
+      if (b!.rows !== pr.rows || b!.cols !== pr.cols)
+        throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b!.rows}×${b!.cols}, expected ${pr.rows}×${pr.cols}`);
+      if (b!.row0 !== pos)
+        throw new IbgpuError(
+          'BAD_FILE',
+          b!.row0 < pos
+            ? `${p.path}: output rows [${b!.row0}, ${b!.row1}) of ${pr.key} overlap another partial's`
+            : `output rows [${pos}, ${b!.row0}) of ${pr.key} are in no partial`,
+          'pass every output-split shard exactly once',
+        );
+      E.set(tensor(p, `edges/${pr.key}/E`), b!.row0 * pr.cols);
+      pos = b!.row1;
+    }
+    if (pos !== pr.rows)
+      throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
+    edges.set(pr.key, { data: E, rows: pr.rows, cols: pr.cols });
+  }
+  return edges;
+}
+
+/** The build result from edge partials and the stage directory's bases: sums in row order with weights n_s/N, or output blocks concatenated. */
 export function combineTransformerEdges(parts: Partial[], st: TransformerStageState): IbResult {
   checkBasesComplete(st);
+  if (parts.length === 0) throw new IbgpuError('BAD_CONFIG', 'no edge partials given');
+  if (layoutOf<EdgesLayout>(parts[0]!).split === 'out') return { ...transformerResultWithoutEdges(st), edges: concatOutBlocks(parts, st) };
   const sorted = checkPartials(parts, 'edges');
   checkAgainstState(sorted, st, 'edge');
   const N = sorted[0]!.meta.data_n;
@@ -634,6 +719,8 @@ export function combineTransformerEdges(parts: Partial[], st: TransformerStageSt
     if (sorted.length > 1) {
       E = new Float64Array(E.length);
       for (const p of sorted) {
+        if (layoutOf<EdgesLayout>(p).split !== 'data')
+          throw new IbgpuError('BAD_FILE', `${p.path} is split over output rows, ${sorted[0]!.path} over the data`, 'combine partials of one split at a time');
         const w = (p.meta.row_end - p.meta.row_start) / N;
         const v = tensor(p, k);
         for (let i = 0; i < v.length; i++) E[i]! += w * v[i]!;
