@@ -78,10 +78,12 @@ export async function runCli(argv: string[]): Promise<number> {
 
   program
     .command('combine')
-    .description('sum the partials of sharded stages in a fixed order: stats partials -> statistics + bases; edge partials -> the build result')
+    .description(
+      'sum the partials of sharded stages in a fixed order: stats partials -> statistics + bases (transformers: mprime partials -> the next basis); edge partials -> the build result',
+    )
     .argument('<partials...>', 'files written by `ibgpu build --stage stats|mprime|edges`')
     .requiredOption('-o, --out <dir>', 'output: the stage directory (stats) or the result directory (edges)')
-    .option('--bases <dir>', 'edges: the stats combine directory (default: --out)')
+    .option('--bases <dir>', 'edges (and transformer mprime): the stage directory the stats combine wrote (default: --out)')
     .option('--config <path>', 'stats: the build config, if it moved since the shards ran')
     .option('--quiet', 'no progress output; only the result path on stdout')
     .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')
