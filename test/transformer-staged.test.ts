@@ -197,6 +197,22 @@ describe('staged and sharded transformer builds', () => {
     expectClose(ref, res, 1e-12, 1e-12);
   });
 
+  it('naive gradient flow and a separate statistics dataset (gram_dataset): 1 shard bit for bit, 2 shards close', async () => {
+    const d = await workspace();
+    for (const [name, extra] of [
+      ['ngf', { naive_gradient_flow: true }],
+      ['gram', { gram_dataset: { type: 'npy', path: 'inputs.npy', count: 100 } }],
+    ] as const) {
+      const { c, one } = await setup(d, { ...MODADD, ...extra }, name);
+      const ref = await one();
+      const single = await staged(c, join(d, name), 1);
+      expectBitIdentical(ref, single.res);
+      const stage = await loadTransformerStage(single.stage);
+      expect([stage.layout.stats_data.n, stage.layout.dataset.n]).toEqual(name === 'gram' ? [100, 169] : [169, 169]);
+      expectClose(ref, (await staged(c, join(d, name), 2)).res, 1e-12, 1e-12);
+    }
+  }, 60_000);
+
   it('resume: an interrupted build restarts after its last complete stage and gives the same bits', async () => {
     const d = await workspace();
     const { c, one } = await setup(d, MODADD);
