@@ -20,6 +20,7 @@ import { resolveShard, type EdgeSplit, type Partial } from '../ib/staged.js';
 import type { LoadedConfig } from '../build/load.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
 import { Engine } from '../runtime/engine.js';
+import type { Backend } from '../gpu/acquire.js';
 import { loadTransformerBuild, workflowInputs } from '../transformer/build.js';
 import { gpuPassesFactory } from '../transformer/gpu-passes.js';
 import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';
@@ -41,8 +42,32 @@ import {
   type TransformerStageState,
 } from '../transformer/staged.js';
 import { resumeTransformer, reusableStagePartial, writeStagedResult } from '../transformer/staged-resume.js';
-import type { StageCliOptions, CombineCliOptions } from './stage.js';
 import { checkPartials } from '../ib/staged.js';
+
+/** The options of `ibgpu build` (stage.ts's StageCliOptions) these commands read. */
+interface StageCliOptions {
+  backend?: Backend;
+  out?: string;
+  quiet?: boolean;
+  plan?: boolean;
+  stage?: string;
+  shard?: string;
+  shards?: string;
+  bases?: string;
+  resume?: boolean;
+  work?: string;
+  force?: boolean;
+  split?: string;
+  json?: boolean;
+}
+
+/** The options of `ibgpu combine` (stage.ts's CombineCliOptions) these commands read. */
+interface CombineCliOptions {
+  out: string;
+  bases?: string;
+  quiet?: boolean;
+  json?: boolean;
+}
 
 function say(o: { quiet?: boolean; json?: boolean }): (m: string) => void {
   return (m) => {

@@ -52,7 +52,7 @@ import { identityBasis, isolatesLnVar, jacobianBasis, stage1Transformer, svdBasi
 import { stochasticOf } from './pipeline.js';
 import type { LoadedTransformerBuild } from './build.js';
 import { GpuPasses } from './gpu-passes.js';
-import type { NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
+import type { NodeStatsResult, PassesFactory } from './passes.js';
 import { PassesF64 } from './passes-f64.js';
 import { runIdentity, type RunIdentity } from './split-files.js';
 
@@ -749,5 +749,3 @@ export function transformerManifestExtra(st: TransformerStageState, edgePaths?: 
     staged: { config_hash: st.hash, rounds: st.layout.rounds },
   };
 }
-
-export type { TransformerPasses };
