@@ -284,7 +284,14 @@ describe('staged and sharded transformer builds', () => {
     const m1 = await readPartial(await runTransformerMprimeShard(c, st, s(1), parts));
     await expect(combineTransformerMprime([m0], st, stage)).rejects.toThrow(/a shard is missing/);
     st = (await combineTransformerMprime([m0, m1], st, stage)).state;
-    await expect(combineTransformerMprime([m0, m1], st, stage)).rejects.toThrow(/computed from other bases/);
+    await expect(combineTransformerMprime([m0, m1], st, stage)).rejects.toThrow(/holds M′ of unembed, whose basis .* has already \(M′ of ln2\.0 is next\)/);
+    // M′ of ln2.0 from other bases than the stage directory's (another stats combine's, say): refused by their checksum.
+    const fresh = await readPartial(await runTransformerMprimeShard(c, st, s(0), parts));
+    const other1 = await readPartial(await runTransformerMprimeShard(c, st, s(1), parts));
+    const stale = { ...other1, meta: { ...other1.meta, layout: other1.meta.layout.replace(st.basesChecksum, 'sha256:0') } };
+    await expect(combineTransformerMprime([fresh, stale], st, stage)).rejects.toThrow(
+      /mprime-ln2\.0-00001-of-00002\.safetensors was computed from other bases than those now in/,
+    );
     // The stage directory refuses another config's shards.
     await expect(runTransformerMprimeShard(other, await loadTransformerStage(stage), s(0), parts)).rejects.toThrow(/another config, model or data/);
     await expect(loadTransformerStage(stage, other.hash)).rejects.toThrow(/another config, model or data/);

@@ -538,7 +538,6 @@ export async function combineTransformerMprime(
   dir: string,
 ): Promise<{ state: TransformerStageState; basis: LayerBasis }> {
   const sorted = checkPartials(parts, 'mprime');
-  checkAgainstState(sorted, st, 'M′');
   const lay = layoutOf<MprimeLayout>(sorted[0]!);
   for (const p of sorted) {
     if (layoutOf<MprimeLayout>(p).layer !== lay.layer)
@@ -549,7 +548,14 @@ export async function combineTransformerMprime(
       );
   }
   if (st.layout.next !== lay.layer)
-    throw new IbgpuError('BAD_FILE', `${sorted[0]!.path} holds M′ of ${lay.layer}, but ${st.dir} needs ${st.layout.next ?? 'no more M′'} next`);
+    throw new IbgpuError(
+      'BAD_FILE',
+      st.bases.has(lay.layer)
+        ? `${sorted[0]!.path} holds M′ of ${lay.layer}, whose basis ${st.dir} has already (${st.layout.next === null ? 'every basis is built' : `M′ of ${st.layout.next} is next`})`
+        : `${sorted[0]!.path} holds M′ of ${lay.layer}, but ${st.dir} needs M′ of ${st.layout.next ?? '(none)'} first`,
+      'combine the partials of the round the stage directory names next',
+    );
+  checkAgainstState(sorted, st, 'M′');
   const N = sorted[0]!.meta.data_n;
   const key = `mprime/${lay.layer}`;
   let M = tensor(sorted[0]!, key);
