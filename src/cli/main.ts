@@ -63,10 +63,10 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')
     .option('--profile', 'record GPU time per kernel (needs timestamp-query)')
     .option('--plan', 'dry run: print the buffers of every stage and the passes over the data, then exit')
-    .option('--stage <stage>', 'run one stage on one shard of the dataset: stats | edges (partial sums into -o DIR)')
+    .option('--stage <stage>', 'run one stage on one shard of the dataset: stats | edges, and for transformers mprime (partial sums into -o DIR)')
     .option('--shard <i/n>', "this process's shard (default: index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK)")
     .option('--shards <n>', 'number of shards, with the index from the environment')
-    .option('--bases <dir>', '--stage edges: the directory `ibgpu combine` wrote from the stats partials')
+    .option('--bases <dir>', '--stage edges (and mprime): the directory `ibgpu combine` wrote from the stats (and M′) partials')
     .option('--resume', 'staged build in one process: stage files in --work (default <out>.stages), reused when they verify')
     .option('--work <dir>', 'stage directory for --resume')
     .option(
@@ -86,10 +86,12 @@ export async function runCli(argv: string[]): Promise<number> {
 
   program
     .command('combine')
-    .description('sum the partials of sharded stages in a fixed order: stats partials -> statistics + bases; edge partials -> the build result')
-    .argument('<partials...>', 'files written by `ibgpu build --stage stats|edges`')
+    .description(
+      'sum the partials of sharded stages in a fixed order: stats partials -> statistics + bases (transformers: mprime partials -> the next basis); edge partials -> the build result',
+    )
+    .argument('<partials...>', 'files written by `ibgpu build --stage stats|mprime|edges`')
     .requiredOption('-o, --out <dir>', 'output: the stage directory (stats) or the result directory (edges)')
-    .option('--bases <dir>', 'edges: the stats combine directory (default: --out)')
+    .option('--bases <dir>', 'edges (and transformer mprime): the stage directory the stats combine wrote (default: --out)')
     .option('--config <path>', 'stats: the build config, if it moved since the shards ran')
     .option('--quiet', 'no progress output; only the result path on stdout')
     .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')

@@ -7,6 +7,8 @@
 //   ibgpu combine PARTS/edges-*.safetensors --bases STAGE -o RESULT
 //   ibgpu build cfg.json --resume -o RESULT                     the same, in one process, resumable
 //
+// Transformer configs take the same commands plus M′ rounds between the two (stage-transformer.ts).
+//
 // The shard index may come from the scheduler instead of --shard: --shards n plus
 // JOB_COMPLETION_INDEX (Kubernetes indexed Job), SLURM_ARRAY_TASK_ID, OMPI_COMM_WORLD_RANK or PMI_RANK.
 
@@ -46,9 +48,9 @@ import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } f
 import { buildSummary } from './build.js';
 import { buildInputs, defaultResultDir, loadBuildConfig, loadData, loadModel } from '../build/load.js';
 import { makeProgress } from './progress.js';
-import { isTransformerBuild, loadTransformerBuild } from '../transformer/build.js';
-import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';
-import { compileTransformer } from '../model/transformer/compile.js';
+import { isTransformerBuild } from '../transformer/build.js';
+import { isTransformerPartial } from '../transformer/staged.js';
+import { combineTransformerCommand, transformerStageCommand } from './stage-transformer.js';
 
 export interface StageCliOptions {
   backend?: Backend;
@@ -75,27 +77,7 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
   };
   // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
   const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
-  if (await isTransformerBuild(config, base)) {
-    if (!o.plan) {
-      throw new IbgpuError(
-        'BAD_CONFIG',
-        `${configPath}: staged builds (--stage, --resume) are not available for transformer configs yet`,
-        `run \`ibgpu build ${configPath}\` in one process`,
-      );
-    }
-    const tf = await loadTransformerBuild(config, base);
-    const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
-    const plan = planTransformer(mp, tf.data.n, { naiveGradientFlow: config.naive_gradient_flow === true });
-    if (o.json) console.log(JSON.stringify({ config: configPath, data: tf.data.source, positions: tf.data.P, ...plan }, null, 2));
-    else
-      console.log(
-        formatTransformerPlan(
-          plan,
-          `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}`,
-        ),
-      );
-    return 0;
-  }
+  if (await isTransformerBuild(config, base)) return transformerStageCommand(loaded, o, guard);
   let out: string | undefined;
   let work: string | undefined;
   if (!o.plan && o.resume) {
@@ -283,6 +265,7 @@ export async function combineCommand(files: string[], o: CombineCliOptions): Pro
   await checkReplaceableDir(o.out, guard);
   const parts: Partial[] = [];
   for (const f of files) parts.push(await readPartial(resolve(f)));
+  if (isTransformerPartial(parts[0]!)) return combineTransformerCommand(parts, o, guard);
   const stageName = parts[0]!.meta.stage;
   if (stageName !== 'stats' && stageName !== 'edges')
     throw new IbgpuError('BAD_FILE', `${parts[0]!.path} is a '${stageName}' file; combine takes stats or edges partials`);

@@ -39,7 +39,8 @@ import { modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 
 export const PARTIAL_FORMAT = 'ibgpu-partial';
-export type Stage = 'stats' | 'edges' | 'bases';
+/** 'mprime': the transformer stages' M′ rounds (src/transformer/staged.ts). */
+export type Stage = 'stats' | 'edges' | 'bases' | 'mprime';
 
 export interface Shard {
   index: number;

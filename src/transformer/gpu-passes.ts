@@ -155,6 +155,22 @@ export class GpuPasses implements TransformerPasses {
     });
   }
 
+  /**
+   * Second moments from statistics computed elsewhere over the same data (a staged build's
+   * combined statistics), for the linear closed forms of later edge passes: the same values
+   * nodeStats keeps (centred on the mean with its constant slot at 0).
+   */
+  useStatistics(stats: readonly NodeStatsResult[], centred: boolean): void {
+    stats.forEach((s, i) => {
+      let a: Float64Array | undefined;
+      if (centred) {
+        a = Float64Array.from(s.mean);
+        a[a.length - 1] = 0;
+      }
+      this.secondMoments.set(i, secondMoment(s.gram, s.mean, a));
+    });
+  }
+
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     const pre = this.host?.pre.get(s);
     if (pre && !isStochastic(stoch, 'basis')) {
