@@ -37,6 +37,7 @@ import {
   stagePartialName,
   transformerStageContext,
   type TransformerStageContext,
+  STAGED_PATHS,
 } from '../src/transformer/staged.js';
 import { useEngine } from './helpers/gpu.js';
 
@@ -69,10 +70,11 @@ describe('staged and sharded transformer builds', () => {
   }
 
   async function setup(d: string, cfg: Record<string, unknown>, name = 'cfg'): Promise<{ c: TransformerStageContext; one: () => Promise<IbResult> }> {
-    await writeFile(join(d, `${name}.json`), JSON.stringify(cfg));
+    // The one-process build on the stage paths staged builds take (STAGED_PATHS).
+    await writeFile(join(d, `${name}.json`), JSON.stringify({ ...cfg, stage_paths: STAGED_PATHS }));
     const { config, configPath, base } = await loadBuildConfig(join(d, `${name}.json`));
     const tf = await loadTransformerBuild(config, base);
-    const gpu = config.device === 'cpu' ? undefined : gpuPassesFactory(await engine());
+    const gpu = config.device === 'cpu' ? undefined : gpuPassesFactory(await engine(), STAGED_PATHS);
     const c = transformerStageContext(config, configPath, tf, gpu, gpu ? 'gpu' : 'cpu');
     return { c, one: async () => (await runTransformerBuild(config, tf, { base, ...(gpu ? { gpu } : {}) })).result };
   }

@@ -40,6 +40,7 @@ import {
   transformerStageContext,
   type TransformerStageContext,
   type TransformerStageState,
+  STAGED_PATHS,
 } from '../transformer/staged.js';
 import { resumeTransformer, reusableStagePartial, writeStagedResult } from '../transformer/staged-resume.js';
 import { checkPartials } from '../ib/staged.js';
@@ -109,7 +110,10 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
   const engine = cpu ? undefined : await Engine.create(o.backend ? { backend: o.backend } : {});
   try {
     const adapter = engine ? engine.adapterName : 'cpu (float64 reference)';
-    const c: TransformerStageContext = { ...transformerStageContext(config, configPath, tf, engine ? gpuPassesFactory(engine) : undefined, adapter), log };
+    const c: TransformerStageContext = {
+      ...transformerStageContext(config, configPath, tf, engine ? gpuPassesFactory(engine, STAGED_PATHS) : undefined, adapter),
+      log,
+    };
     if (o.resume) {
       log(`ibgpu build --resume: ${configPath}; stage files in ${work}; passes on ${adapter}`);
       const t0 = performance.now();

@@ -10,22 +10,16 @@ import { modularArithmetic, parseModularArithmetic, type TokenDataset } from '..
 import { loadTokenNpy } from '../data/tokens.js';
 import { IbgpuError } from '../errors.js';
 import type { BuildConfig } from '../ib/config.js';
-import type { IbResult } from '../ib/pipeline.js';
 import { buildSummary, writeResults } from '../ib/results.js';
 import type { OutputGuardOptions } from '../io/output-guard.js';
 import type { Backend } from '../gpu/acquire.js';
 import { Engine } from '../runtime/engine.js';
-import { gpuPassesFactory } from './gpu-passes.js';
-import type { ModelProgram } from '../model/program.js';
-import { compileTransformer } from '../model/transformer/compile.js';
 import { parseTransformerConfig, type TransformerConfig } from '../model/transformer/config.js';
 import { loadTransformer, type TransformerModel } from '../model/transformer/weights.js';
-import { PassesF64 } from './passes-f64.js';
-import type { NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
-import { buildTransformer, type TransformerBuildOptions } from './pipeline.js';
 import { readBases, readStats, runIdentity, writeStatsDir } from './split-files.js';
 import { readJsonFile } from '../io/json.js';
-import { addDegeneracy } from './degeneracy.js';
+import { gpuPassesFactory } from './gpu-passes.js';
+import { runTransformer, type TransformerBuildRun, type TransformerRunOptions } from './run.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
 export function isTransformerArch(raw: unknown): boolean {
@@ -153,81 +147,29 @@ export function workflowInputs(config: BuildConfig, base: string): string[] {
     .map((p) => resolve(base, p));
 }
 
-export interface TransformerBuildRun {
-  result: IbResult;
-  data: TokenDataset;
-  device: string;
-  /** The passes' stagePaths() (absent for the float64 reference). */
-  stagePaths?: Record<string, string>;
-  /** A statistics-only run (calculate_Cs: false): the statistics, in node-layer order without `output`. */
-  stats?: NodeStatsResult[];
-  /** The data the statistics came from (gram_dataset, or the dataset). */
-  statsData?: TokenDataset;
-}
+export type { TransformerBuildRun } from './run.js';
 
 /**
- * Runs a transformer build. `gpu` makes the GPU passes (required unless config.device is 'cpu');
- * 'cpu' uses the float64 reference passes. Statistics come from the statistics pass over the
- * dataset, over `gram_dataset`, or from a stored file (gram_matrices_path); stored bases
- * (interaction_matrices_path) skip both for an edges-only run. Stored paths are relative to `base`.
+ * Runs a transformer build from files: runTransformer with the stored statistics
+ * (gram_matrices_path) or bases (interaction_matrices_path) the config names, read relative to
+ * `opts.base`, after rib's checks of those split runs.
  */
 export async function runTransformerBuild(
   config: BuildConfig,
   loaded: LoadedTransformerBuild,
-  opts: TransformerBuildOptions & { gpu?: PassesFactory; base?: string } = {},
+  opts: TransformerRunOptions & { base?: string } = {},
 ): Promise<TransformerBuildRun> {
   const { model, data, gramData } = loaded;
   checkWorkflow(config);
-  const compile = (P: number): ModelProgram =>
-    compileTransformer(model, config.node_layers, { positions: P, lastPosModuleType: config.last_pos_module_type ?? null });
-  const mp = compile(data.P);
-  const gpu = config.device === 'cpu' ? undefined : opts.gpu;
-  if (config.device !== 'cpu' && !gpu)
-    throw new IbgpuError('BAD_CONFIG', 'no GPU passes were provided for this transformer build', 'set "device": "cpu" for the float64 reference');
-  const passesOn = async (m: ModelProgram, d: TokenDataset): Promise<TransformerPasses> =>
-    gpu ? gpu(m, d.tokens, d.n, d.P) : new PassesF64(m, d.tokens, d.n, d.P);
-  const passesFor = (m: ModelProgram): Promise<TransformerPasses> => passesOn(m, data);
-  const stored = (p: string): string => resolve(opts.base ?? '.', p);
-  const own: Pick<TransformerBuildOptions, 'stats' | 'bases'> = {};
+  const { base, ...runOpts } = opts;
+  const stored = (p: string): string => resolve(base ?? '.', p);
   if (config.interaction_matrices_path !== undefined) {
-    own.bases = await readBases(stored(config.interaction_matrices_path), runIdentity(model, config));
+    runOpts.bases = await readBases(stored(config.interaction_matrices_path), runIdentity(model, config));
   } else if (config.gram_matrices_path !== undefined) {
     const st = await readStats(stored(config.gram_matrices_path), runIdentity(model, config));
-    own.stats = async () => st;
-  } else if (gramData) {
-    // The statistics data may have other positions (TinyStories: n_ctx 511 for the Grams, 200 for
-    // M′ and the edges): its own compiled program, each node layer divided by its own N·P_ℓ.
-    own.stats = async () => {
-      const g = await passesOn(compile(gramData.P), gramData);
-      try {
-        return await g.nodeStats(config.center);
-      } finally {
-        g.dispose?.();
-      }
-    };
+    runOpts.stats = async () => st;
   }
-  const passes = await passesFor(mp);
-  try {
-    if (config.calculate_Cs === false) {
-      const t0 = performance.now();
-      const stats = await (own.stats ? own.stats() : passes.nodeStats(config.center));
-      const result: IbResult = {
-        config,
-        bases: new Map(),
-        edges: new Map(),
-        stats: { nodes: new Map(), gates: new Map() },
-        timings: { stats: performance.now() - t0 },
-        n: (gramData ?? data).n,
-      };
-      return { result, data, device: passes.device, stats, statsData: gramData ?? data };
-    }
-    const result = await buildTransformer(passes, mp, config, { passesFor, ...own, ...opts });
-    if (config.degeneracy) await addDegeneracy(result, loaded, config, passesFor, opts.logger);
-    const stagePaths = passes.stagePaths?.();
-    return { result, data, device: passes.device, ...(stagePaths ? { stagePaths } : {}) };
-  } finally {
-    passes.dispose?.();
-  }
+  return runTransformer(config, model, data, { ...runOpts, ...(gramData ? { gramData } : {}) });
 }
 
 /** Lines `ibgpu build` prints after a transformer build. */

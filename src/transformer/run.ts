@@ -11,6 +11,7 @@ import { compileTransformer } from '../model/transformer/compile.js';
 import type { TransformerModel } from '../model/transformer/weights.js';
 import type { ModelProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
+import { addDegeneracy } from './degeneracy.js';
 import { gpuPassesFactory } from './gpu-passes.js';
 import { PassesF64 } from './passes-f64.js';
 import type { NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
@@ -38,6 +39,7 @@ export interface TransformerBuildRun {
 /**
  * Runs the build of `model` on `data`. Statistics come from the statistics pass over the data, over
  * `gramData`, or from `opts.stats`; `opts.bases` (stored bases) skips both for an edges-only run.
+ * `"degeneracy": true` adds the MLP blocks' degeneracy report (degeneracy.ts) to the result.
  */
 export async function runTransformer(
   config: BuildConfig,
@@ -83,6 +85,7 @@ export async function runTransformer(
       return { result, data, device: passes.device, stats, statsData: gramData ?? data };
     }
     const result = await buildTransformer(passes, mp, config, { passesFor, ...buildOpts });
+    if (config.degeneracy) await addDegeneracy(result, { model, data }, config, passesFor, buildOpts.logger);
     const stagePaths = passes.stagePaths?.();
     return { result, data, device: passes.device, ...(stagePaths ? { stagePaths } : {}) };
   } finally {
@@ -115,6 +118,9 @@ export async function buildTransformerBasis(
     }
   }
   if (config.device !== 'cpu' && !engine) throw new IbgpuError('BAD_CONFIG', 'no engine was given for a GPU build', 'pass an Engine, or set "device": "cpu"');
-  const run = await runTransformer(config, model, data, { ...opts, ...(engine && config.device !== 'cpu' ? { gpu: gpuPassesFactory(engine) } : {}) });
+  const run = await runTransformer(config, model, data, {
+    ...opts,
+    ...(engine && config.device !== 'cpu' ? { gpu: gpuPassesFactory(engine, config.stage_paths) } : {}),
+  });
   return run.result;
 }

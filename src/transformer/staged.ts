@@ -24,6 +24,7 @@
 // `data`), for M′ and edge parts the very bases they were computed from (the bases file's
 // checksum), shards tiling the sequences exactly once. Anything else is refused naming the file.
 
+import type { StagePathRequests } from './gpu-passes.js';
 import { createHash } from 'node:crypto';
 import { IbgpuError } from '../errors.js';
 import type { LayerBasis, Threshold } from '../ib/basis.js';
@@ -134,6 +135,14 @@ export function stagePartialName(stage: TransformerStage, s: Shard, layer?: stri
 }
 
 // ------------------------------------------------------------------ the run a stage belongs to
+
+/**
+ * The stage paths of a staged build: the GPU passes for the statistics and the edges. The host
+ * statistics path keeps every node row of the data in memory for the passes after it (what shards
+ * exist to avoid), and the host edge pass reads those rows, so a stage on its own cannot take
+ * them; one shard gives the bits of a one-process build with these stage paths.
+ */
+export const STAGED_PATHS: StagePathRequests = { stats: 'gpu', edges: 'gpu' };
 
 /** What every stage of one staged build shares: config, model, data, compiled program. */
 export interface TransformerStageContext {
@@ -582,7 +591,7 @@ export async function combineTransformerMprime(
   }
   const { kind: _k, layers: _l, next: _n, ...rest } = st.layout;
   const paths = { ...rest.paths, ...(lay.path ? { [`m_prime ${lay.layer}`]: lay.path } : {}) };
-  await writeState(dir, stripMeta(bp) as ReturnType<typeof meta>, config, bases, {
+  await writeState(dir, stripMeta(bp), config, bases, {
     ...rest,
     paths,
     rounds: { ...rest.rounds, [`m_prime ${lay.layer}`]: `${sorted.length} shard(s)` },
