@@ -53,6 +53,18 @@ export {
   type GraphLayer,
   type EdgeMatrix,
 } from './report/modularity.js';
+// Two builds side by side against the fidelity targets (`ibgpu compare`).
+export {
+  compareBuilds,
+  formatComparison,
+  FIDELITY_TARGETS,
+  type BuildSide,
+  type Comparison,
+  type CompareTargets,
+  type LayerComparison,
+  type EdgeComparison,
+} from './report/compare.js';
+export { readBuildSide, readResultSide, readRibResultsSide, readRibReferenceSide } from './report/compare-files.js';
 export { checkReplaceableDir, checkOwnedFiles, RESULT_FORMAT, VIEWER_EXPORT_FORMAT, TRAIN_FORMAT, type OutputGuardOptions } from './io/output-guard.js';
 export { ResultDir, writeFileAtomic } from './io/atomic.js';
 export { writeResults, basisTensors, edgeTensors, graphJson, type ResultMeta } from './ib/results.js';
