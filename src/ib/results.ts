@@ -31,8 +31,11 @@ export function basisTensors(res: IbResult): Record<string, Tensor> {
     t[`${name}/gram_eigenvalues`] = f64([b.gramEigenvalues.length], b.gramEigenvalues);
     t[`${name}/C`] = f64([b.dim, b.r], b.C);
     t[`${name}/C_pinv`] = f64([b.r, b.dim], b.Cpinv);
-    t[`${name}/U`] = f64([b.dim, b.k], b.U);
-    t[`${name}/D`] = f64([b.k], b.D);
+    // Absent for bases read from rib's results file, which do not keep the stage-1 eigenvectors.
+    if (b.U.length === b.dim * b.k) {
+      t[`${name}/U`] = f64([b.dim, b.k], b.U);
+      t[`${name}/D`] = f64([b.k], b.D);
+    }
     if (b.Lambda) t[`${name}/Lambda`] = f64([b.r], b.Lambda);
     if (b.V) t[`${name}/V`] = f64([b.k, b.r], b.V);
     if (b.Mprime) t[`${name}/M_prime`] = f64([b.dim, b.dim], b.Mprime);

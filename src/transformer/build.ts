@@ -5,6 +5,7 @@
 // The passes run on the GPU by default (a PassesFactory, e.g. gpu-passes.ts) with host float64
 // bases in between; `"device": "cpu"` runs the float64 reference passes instead.
 
+import { open, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { modularArithmetic, parseModularArithmetic, type TokenDataset } from '../data/modular-arithmetic.js';
 import { loadTokenNpy } from '../data/tokens.js';
@@ -18,7 +19,9 @@ import { parseTransformerConfig, type TransformerConfig } from '../model/transfo
 import { loadTransformer, type TransformerModel } from '../model/transformer/weights.js';
 import { readBases, readStats, runIdentity, writeStatsDir } from './split-files.js';
 import { readJsonFile } from '../io/json.js';
+import { looksLikeZip } from '../io/torch-pt.js';
 import { gpuPassesFactory } from './gpu-passes.js';
+import { readRibBases } from './rib-bases.js';
 import { runTransformer, type TransformerBuildRun, type TransformerRunOptions } from './run.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
@@ -149,9 +152,23 @@ export function workflowInputs(config: BuildConfig, base: string): string[] {
 
 export type { TransformerBuildRun } from './run.js';
 
+/** Whether `path` is a file in torch.save's ZIP format (rib's results), not a result directory. */
+async function isTorchFile(path: string): Promise<boolean> {
+  const st = await stat(path).catch(() => undefined);
+  if (!st?.isFile()) return false;
+  const fh = await open(path, 'r');
+  try {
+    const head = new Uint8Array(4);
+    await fh.read(head, 0, 4, 0);
+    return looksLikeZip(head);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Runs a transformer build from files: runTransformer with the stored statistics
- * (gram_matrices_path) or bases (interaction_matrices_path) the config names, read relative to
+ * (gram_matrices_path) or bases (interaction_matrices_path: an ibgpu result or rib's results file) the config names, read relative to
  * `opts.base`, after rib's checks of those split runs.
  */
 export async function runTransformerBuild(
@@ -164,7 +181,10 @@ export async function runTransformerBuild(
   const { base, ...runOpts } = opts;
   const stored = (p: string): string => resolve(base ?? '.', p);
   if (config.interaction_matrices_path !== undefined) {
-    runOpts.bases = await readBases(stored(config.interaction_matrices_path), runIdentity(model, config));
+    const path = stored(config.interaction_matrices_path);
+    runOpts.bases = (await isTorchFile(path))
+      ? await readRibBases(path, runIdentity(model, config), (m) => runOpts.logger?.info(m))
+      : await readBases(path, runIdentity(model, config));
   } else if (config.gram_matrices_path !== undefined) {
     const st = await readStats(stored(config.gram_matrices_path), runIdentity(model, config));
     runOpts.stats = async () => st;

@@ -79,12 +79,12 @@ export function runIdentity(model: TransformerModel, config: BuildConfig): RunId
   };
 }
 
-function badFile(path: string, msg: string, hint: string): IbgpuError {
+export function badFile(path: string, msg: string, hint: string): IbgpuError {
   return new IbgpuError('BAD_FILE', `${path}: ${msg}`, hint);
 }
 
 /** Refuses a stored file whose model, centring or last-position cut differ from this run's. */
-function checkShared(path: string, stored: RunIdentity, want: RunIdentity, hint: string, ln: boolean): void {
+export function checkShared(path: string, stored: RunIdentity, want: RunIdentity, hint: string, ln: boolean): void {
   const diff = (what: string, a: unknown, b: unknown): void => {
     if (JSON.stringify(a) !== JSON.stringify(b)) {
       throw badFile(path, `it was computed with ${what} ${JSON.stringify(a)}, this run has ${JSON.stringify(b)}`, hint);
@@ -226,7 +226,7 @@ export async function readStats(path: string, want: RunIdentity): Promise<NodeSt
 }
 
 /** True when `inner` appears in `outer` as a contiguous run (rib's check for stored Cs). */
-function contiguousRun(inner: readonly string[], outer: readonly string[]): boolean {
+export function contiguousRun(inner: readonly string[], outer: readonly string[]): boolean {
   for (let s = 0; s + inner.length <= outer.length; s++) if (inner.every((n, i) => outer[s + i] === n)) return true;
   return false;
 }
