@@ -21,7 +21,7 @@ import { readBases, readStats, runIdentity, writeStatsDir } from './split-files.
 import { readJsonFile } from '../io/json.js';
 import { looksLikeZip } from '../io/torch-pt.js';
 import { gpuPassesFactory } from './gpu-passes.js';
-import { readRibBases } from './rib-bases.js';
+import { readRibBases, readRibStats } from './rib-results.js';
 import { runTransformer, type TransformerBuildRun, type TransformerRunOptions } from './run.js';
 
 /** Whether an architecture JSON describes a transformer (rather than an MLP arch file). */
@@ -186,7 +186,10 @@ export async function runTransformerBuild(
       ? await readRibBases(path, runIdentity(model, config), (m) => runOpts.logger?.info(m))
       : await readBases(path, runIdentity(model, config));
   } else if (config.gram_matrices_path !== undefined) {
-    const st = await readStats(stored(config.gram_matrices_path), runIdentity(model, config));
+    const path = stored(config.gram_matrices_path);
+    const st = (await isTorchFile(path))
+      ? await readRibStats(path, runIdentity(model, config), (m) => runOpts.logger?.info(m))
+      : await readStats(path, runIdentity(model, config));
     runOpts.stats = async () => st;
   }
   return runTransformer(config, model, data, { ...runOpts, ...(gramData ? { gramData } : {}) });

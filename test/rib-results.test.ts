@@ -1,9 +1,13 @@
-// rib's own stored bases (its results file, torch.save of RibBuildResults) as
-// interaction_matrices_path of an edges-only transformer run: the fixture file holds rib's float64
-// C, C⁺, Λ and means of modadd-tiny's jacobian case (test/fixtures/torch/make.py), so the edges
-// computed from them must be rib's edges of that case — to 1e-6 of the largest edge on the
-// float64 passes (rib sums edges in float32) and 1e-5 on the GPU passes. A file whose recorded
-// config disagrees with the run is refused naming both sides.
+// rib's own stored results (its results files, torch.save of RibBuildResults) in split transformer
+// runs. The fixture files hold rib's float64 outputs of modadd-tiny's jacobian case
+// (test/fixtures/torch/make.py):
+// - as interaction_matrices_path (rib's C, C⁺, Λ, means): the edges computed from rib's bases must
+//   be rib's edges of that case, to 1e-6 of the largest edge on the float64 passes (rib sums edges
+//   in float32) and 1e-5 on the GPU passes;
+// - as gram_matrices_path (rib's centred Grams and means): the bases computed from them must be
+//   rib's (kept dimensions equal, Λ to 1e-9 relative, C columns up to sign to 1e-7 on the float64
+//   passes).
+// A file whose recorded config disagrees with the run is refused naming both sides.
 
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,8 +21,9 @@ import { useEngine } from './helpers/gpu.js';
 const FIX = join(import.meta.dirname, 'fixtures');
 const TINY = join(FIX, 'synthetic-transformer', 'modadd-tiny');
 const RIB_CS = join(FIX, 'torch', 'rib-cs-modadd-tiny.pt');
+const RIB_GRAMS = join(FIX, 'torch', 'rib-grams-modadd-tiny.pt');
 
-describe("edges from rib's stored bases", () => {
+describe("rib's stored results in split runs", () => {
   const engine = useEngine();
   const dirs: string[] = [];
   afterAll(async () => {
@@ -69,9 +74,43 @@ describe("edges from rib's stored bases", () => {
     }, 40_000);
   }
 
+  it("float64 passes: rib's bases from rib's statistics", async () => {
+    const { interaction_matrices_path: _i, calculate_edges: _e, ...cfg } = CFG;
+    const { result } = await run({ ...cfg, gram_matrices_path: RIB_GRAMS, device: 'cpu', truncation_threshold: 1e-10, threshold_mode: 'absolute' });
+    const { tensors } = await loadSafetensors(join(TINY, 'rib-reference', 'modadd-tiny_f64_jacobian.safetensors'));
+    for (const name of ['ln1.0', 'ln2.0', 'unembed']) {
+      const b = result.bases.get(name)!;
+      const C = toFloat64(tensors[`${name}/C`]!);
+      const L = toFloat64(tensors[`${name}/Lambda`]!);
+      expect(b.r, name).toBe(L.length);
+      let lerr = 0;
+      for (let j = 0; j < b.r; j++) lerr = Math.max(lerr, Math.abs(b.Lambda![j]! - L[j]!) / L[0]!);
+      expect(lerr, name).toBeLessThan(1e-9);
+      for (let j = 0; j < b.r; j++) {
+        let dot = 0;
+        let na = 0;
+        let nb = 0;
+        for (let i = 0; i < b.dim; i++) {
+          const x = b.C[i * b.r + j]!;
+          const y = C[i * b.r + j]!;
+          dot += x * y;
+          na += x * x;
+          nb += y * y;
+        }
+        const sgn = Math.sign(dot) || 1;
+        let d = 0;
+        for (let i = 0; i < b.dim; i++) d = Math.max(d, Math.abs(sgn * b.C[i * b.r + j]! - C[i * b.r + j]!));
+        expect(d / Math.sqrt(nb), `${name} column ${j}`).toBeLessThan(1e-7);
+        expect(na).toBeGreaterThan(0);
+      }
+    }
+  }, 40_000);
+
   it("refuses rib's file for another centring, cut or node-layer run, naming both sides", async () => {
     await expect(run({ ...CFG, device: 'cpu', center: false })).rejects.toThrow(/center = true, this run has false/);
     await expect(run({ ...CFG, device: 'cpu', last_pos_module_type: null })).rejects.toThrow(/last_pos_module_type = "add_resid1", this run has null/);
     await expect(run({ ...CFG, device: 'cpu', node_layers: ['ln1.0', 'unembed', 'output'] })).rejects.toThrow(/do not contain this run's node layers/);
+    const { interaction_matrices_path: _i, calculate_edges: _e, ...stats } = CFG;
+    await expect(run({ ...stats, device: 'cpu', gram_matrices_path: RIB_CS })).rejects.toThrow(/holds no gram_matrices/);
   });
 });
