@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-system-deps.sh
-if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ]; then
+# Any devDependency the steps below need that an older checkout's install lacks (wabt came later).
+if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ ! -d node_modules/wabt ]; then
   npm ci --no-audit --no-fund
 fi
 node scripts/gen-shaders.mjs
