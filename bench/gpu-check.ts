@@ -1,8 +1,8 @@
 // `npm run gpu-check`: everything worth knowing the first time ibgpu meets a machine with a real
 // GPU, in one command and under 8 minutes: the GPU test files, `ibgpu doctor` (self-checks and
 // the measured kernel choices), and the benchmarks (matmul 256-4096, Gram, eigh 1024-4096,
-// sign-pattern hashing, the MNIST build; the modular-addition transformer build once the
-// transformer pipeline exists). Each step writes a JSON record (the BenchRecord shape of
+// sign-pattern hashing, the MNIST build, the modular-addition transformer builds: the shipped
+// example, and rib's model when ../shared/data/rib-modadd is there). Each step writes a JSON record (the BenchRecord shape of
 // bench/common.ts) into the output folder, and gpu-check.json summarises the run: adapter, host,
 // steps with their times, what was skipped and why.
 //
@@ -24,6 +24,7 @@ import { runGramBench } from './gram.bench.js';
 import { runEighBench } from './eigh.bench.js';
 import { runSignPatternsBench } from './sign-patterns.bench.js';
 import { runIbMnistBench } from './ib-mnist.bench.js';
+import { runIbModaddBench } from './ib-modadd.bench.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -41,6 +42,10 @@ export const GPU_TEST_FILES = [
   'test/ib-legacy.test.ts',
   'test/barrier-kernels.test.ts',
   'test/host-edges.test.ts',
+  'test/kernels-transformer.test.ts',
+  'test/transformer-gpu-program.test.ts',
+  'test/transformer-gpu-passes.test.ts',
+  'test/transformer-gpu-fixtures.test.ts',
 ];
 
 export interface GpuCheckOptions {
@@ -167,9 +172,12 @@ export async function gpuCheck(opts: GpuCheckOptions = {}): Promise<GpuCheckSumm
     await step('ib-mnist', async () => ({
       file: save('ib-mnist', await runIbMnistBench(engine, short ? { digits: 300, reps: 1, save: false, exampleOnly: true } : { reps: 3, save: false })),
     }));
-    // Hook: the modular-addition transformer build joins here once the transformer pipeline
-    // exists (a `runModaddBench(engine, { short })` in bench/, recorded like the MNIST build).
-    steps.push({ step: 'modadd', status: 'skipped', seconds: 0, note: 'transformer pipeline not in this build yet' });
+    // The shipped transformer example, and rib's modular-addition model when it is beside the
+    // repository (../shared/data/rib-modadd; not shipped): the build the GPU target is set for.
+    await step('modadd', async () => {
+      const rows = await runIbModaddBench(engine, { example: true, ribModel: !short, save: false });
+      return { file: save('ib-modadd', rows), note: rows.map((r) => `${r.case}: ${(r.ms / 1000).toFixed(2)} s`).join('; ') };
+    });
   } finally {
     engine.dispose();
   }

@@ -5,11 +5,13 @@
 // values (SPEC-transformers §9.2: Λ_0 = 295856.17497 at ln2.0, 116757.2 at ln1.0). Thresholds: rib's
 // absolute τ = 1e-15 and the relative 1e-10 sanity variant. The model is not part of the repository:
 // the suite skips with a message when ../shared/data/rib-modadd beside the repository (or the folder given) is absent.
-//   npx tsx bench/ib-modadd.bench.ts [dir] [--cpu] [--gpu-only]
-// --cpu also times the float64 CPU reference passes (minutes on two cores).
+//   npx tsx bench/ib-modadd.bench.ts [dir] [--cpu] [--gpu-only] [--example]
+// --cpu also times the float64 CPU reference passes (minutes on two cores); --example also builds
+// the shipped example (what `npm run gpu-check --short` runs).
 
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { loadBuildConfig } from '../src/build/load.js';
 import { parseConfig } from '../src/ib/config.js';
 import type { IbResult } from '../src/ib/pipeline.js';
 import { Engine } from '../src/runtime/engine.js';
@@ -24,13 +26,41 @@ function describe(res: IbResult): string {
   return parts.join('; ');
 }
 
-export async function runIbModaddBench(engine: Engine | undefined, opts: { dir?: string; cpu?: boolean; gpu?: boolean } = {}): Promise<BenchRow[]> {
-  const dir = opts.dir ?? resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd');
-  if (!existsSync(join(dir, 'weights.safetensors'))) {
-    console.log(`ib-modadd: skipped, rib's modular-addition model is not at ${dir} (it is not part of the repository)`);
-    return [];
-  }
+/** The shipped example (examples/modadd-transformer: mod 13, 1 layer, d_model 32) built once on `engine`. */
+async function shippedExampleRow(engine: Engine): Promise<BenchRow> {
+  const { config, base } = await loadBuildConfig(resolve(import.meta.dirname, '..', 'examples', 'modadd-transformer', 'build.json'));
+  const loaded = await loadTransformerBuild(config, base);
+  const t0 = performance.now();
+  const run = await runTransformerBuild(config, loaded, { base, gpu: gpuPassesFactory(engine, config.stage_paths) });
+  const t = run.result.timings;
+  return {
+    case: `gpu shipped example (examples/modadd-transformer), N=${run.data.n}`,
+    ms: performance.now() - t0,
+    note: `stats ${t['stats']!.toFixed(0)} ms, bases ${t['bases']!.toFixed(0)} ms, edges ${t['edges']!.toFixed(0)} ms; ${describe(run.result)}`,
+  };
+}
+
+export interface IbModaddBenchOptions {
+  /** rib's model folder (default ../shared/data/rib-modadd beside the repository). */
+  dir?: string;
+  cpu?: boolean;
+  gpu?: boolean;
+  /** Also (or, with `ribModel: false`, only) build the shipped example. */
+  example?: boolean;
+  ribModel?: boolean;
+  /** Write the record (default true). */
+  save?: boolean;
+}
+
+export async function runIbModaddBench(engine: Engine | undefined, opts: IbModaddBenchOptions = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  if (opts.example && engine) rows.push(await shippedExampleRow(engine));
+  const dir = opts.dir ?? resolve(import.meta.dirname, '..', '..', 'shared', 'data', 'rib-modadd');
+  if (opts.ribModel === false) return finish(rows, engine, opts);
+  if (!existsSync(join(dir, 'weights.safetensors'))) {
+    console.log(`ib-modadd: rib's modular-addition model is not at ${dir} (it is not part of the repository): skipped`);
+    return finish(rows, engine, opts);
+  }
   const devices: ('gpu' | 'cpu')[] = [];
   if (opts.gpu !== false && engine) devices.push('gpu');
   if (opts.cpu) devices.push('cpu');
@@ -65,8 +95,12 @@ export async function runIbModaddBench(engine: Engine | undefined, opts: { dir?:
       });
     }
   }
+  return finish(rows, engine, opts);
+}
+
+function finish(rows: BenchRow[], engine: Engine | undefined, opts: IbModaddBenchOptions): BenchRow[] {
   printRows('ib-modadd (rib modular addition, per stage)', rows);
-  if (rows.length > 0) saveRecord('ib-modadd', engine, rows);
+  if (rows.length > 0 && opts.save !== false) saveRecord('ib-modadd', engine, rows);
   return rows;
 }
 
@@ -77,7 +111,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const dir = args.find((a) => !a.startsWith('--'));
   const engine = await Engine.create();
   try {
-    await runIbModaddBench(engine, { ...(dir ? { dir } : {}), cpu });
+    await runIbModaddBench(engine, { ...(dir ? { dir } : {}), cpu, example: args.includes('--example') });
   } finally {
     engine.dispose();
   }

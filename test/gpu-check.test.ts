@@ -14,11 +14,13 @@ describe('gpu-check (short mode)', () => {
   it('runs tests, doctor and every benchmark and writes the records', async () => {
     const s = await gpuCheck({ short: true, out, log: () => {} });
     const byStep = Object.fromEntries(s.steps.map((x) => [x.step, x]));
-    for (const name of ['tests', 'doctor', 'matmul', 'gram', 'eigh', 'sign-patterns', 'ib-mnist']) {
+    for (const name of ['tests', 'doctor', 'matmul', 'gram', 'eigh', 'sign-patterns', 'ib-mnist', 'modadd']) {
       expect(byStep[name]?.status, `${name}: ${byStep[name]?.note ?? ''}`).toBe('ok');
       expect(existsSync(byStep[name]!.file!), name).toBe(true);
     }
-    expect(byStep['modadd']?.status).toBe('skipped');
+    const modadd = JSON.parse(readFileSync(byStep['modadd']!.file!, 'utf8')) as { rows: { case: string; ms: number; note?: string }[] };
+    expect(modadd.rows.map((r) => r.case)).toEqual([expect.stringMatching(/^gpu shipped example/)]);
+    expect(modadd.rows[0]!.note).toMatch(/ln1\.0 \d+\/\d+/);
     const summary = JSON.parse(readFileSync(join(out, 'gpu-check.json'), 'utf8')) as typeof s;
     expect(summary.adapter).toBe(s.adapter);
     expect(summary.machine.cpus.length).toBeGreaterThan(0);
