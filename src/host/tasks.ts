@@ -26,6 +26,7 @@ import {
 } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
+import { wasmActSectionFinish, wasmMulRows } from './rows-times-wasm.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { wasmEdgeInputs } from './edge-inputs-wasm.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -124,12 +125,14 @@ export const HOST_TASKS = {
   }): void => {
     for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
   },
-  /** Rows [r0, r1) of X·M (transformer-forward.ts). */
-  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void =>
-    mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out),
-  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R. */
-  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
-    actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out),
+  /** Rows [r0, r1) of X·M (transformer-forward.ts; in WebAssembly SIMD where it runs, the same bits). */
+  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void => {
+    if (!wasmMulRows(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out)) mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out);
+  },
+  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R (WebAssembly SIMD where it runs). */
+  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void => {
+    if (!wasmActSectionFinish(a.maps, a.n0, a.n1, a.x, a.out)) actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out);
+  },
   /** Rows [n0, n1) of a one-activation section: its act inputs x and outputs (transformer-forward.ts). */
   'act-section-rows': (a: { maps: ActSectionMaps; f: Float64Array; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
     actSectionForward(a.maps, a.f, a.n0, a.n1, a.x, a.out),
@@ -142,7 +145,7 @@ export const HOST_TASKS = {
     order: Uint32Array;
     from: number;
     to: number;
-  }): number => accumulateSquaredEdges(a.section, a.E, new Float64Array(a.section.ro * a.section.r), a.fhat, a.gates, a.order, a.from, a.to),
+  }): number => accumulateSquaredEdges(a.section, a.E, squaredEdgeRowKernel(a.section), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
   eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
