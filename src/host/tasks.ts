@@ -27,6 +27,7 @@ import {
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { wasmActSectionFinish, wasmMulRows } from './rows-times-wasm.js';
+import { reluCofireCounts, rowMomentsF64, type RowMoments } from './node-moments.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { wasmEdgeInputs } from './edge-inputs-wasm.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -136,6 +137,10 @@ export const HOST_TASKS = {
   /** Rows [n0, n1) of a one-activation section: its act inputs x and outputs (transformer-forward.ts). */
   'act-section-rows': (a: { maps: ActSectionMaps; f: Float64Array; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
     actSectionForward(a.maps, a.f, a.n0, a.n1, a.x, a.out),
+  /** Means and Gram of a node layer's rows (node-moments.ts). */
+  'row-moments': (a: { x: Float64Array; n: number; w: number; centred: boolean }): RowMoments => rowMomentsF64(a.x, a.n, a.w, a.centred),
+  /** ReLU co-firing counts of rows [r0, r1) of act inputs (node-moments.ts). */
+  'relu-cofire': (a: { pre: Float64Array; h: number; r0: number; r1: number }): Float64Array => reluCofireCounts(a.pre, a.h, a.r0, a.r1),
   /** One run of visited rows of the squared-edge sums into its own zeroed partial E (edges-squared.ts). */
   'squared-edges-run': (a: {
     section: SquaredEdgeSection;

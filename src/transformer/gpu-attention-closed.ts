@@ -276,31 +276,37 @@ export async function mDashAttentionClosed(
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
   const A = H + 1;
-  // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
-  const Y: Float64Array[] = [S];
-  for (let h = 0; h < H; h++) {
-    const y = new Float64Array(K * d);
-    for (let k = 0; k < K; k++)
-      for (let i = 0; i < d; i++) {
-        let acc = 0;
-        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
-        y[k * d + i] = acc;
-      }
-    Y.push(y);
-  }
-  // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
-  const T: Float64Array[] = [];
-  for (let a = 0; a < A; a++)
+  // Y^a and T^{a,h}: sample-independent, computed on this thread while the host threads run the
+  // per-sample sums (they do not need them).
+  const partsYT = (): { Y: Float64Array[]; T: Float64Array[] } => {
+    // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
+    const Y: Float64Array[] = [S];
     for (let h = 0; h < H; h++) {
-      const M = new Float64Array(d * dV);
+      const y = new Float64Array(K * d);
       for (let k = 0; k < K; k++)
         for (let i = 0; i < d; i++) {
-          const y = Y[a]![k * d + i]!;
-          if (y === 0) continue;
-          for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+          let acc = 0;
+          for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
+          y[k * d + i] = acc;
         }
-      T.push(M);
+      Y.push(y);
     }
+    // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
+    const T: Float64Array[] = [];
+    for (let a = 0; a < A; a++)
+      for (let h = 0; h < H; h++) {
+        const M = new Float64Array(d * dV);
+        for (let k = 0; k < K; k++)
+          for (let i = 0; i < d; i++) {
+            const y = Y[a]![k * d + i]!;
+            if (y === 0) continue;
+            for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+          }
+        T.push(M);
+      }
+    return { Y, T };
+  };
+  let YT: { Y: Float64Array[]; T: Float64Array[] } | undefined;
   // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
   // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead),
   // summed by src/host/attention-sums.ts in chunks of samples on the host threads.
@@ -327,11 +333,15 @@ export async function mDashAttentionClosed(
       const rt = attentionRowTables(shape, DZ, alpha, gatherRows(tableJ, m, rows), ids, (n) => hostF64(new Float64Array(0), sh, n));
       const ranges = sampleChunks(N, TABLE_SAMPLE_CHUNK);
       const parts = hostF64(new Float64Array(0), sh, ranges.length * total.length);
-      await runHostTasks(
+      const sums = runHostTasks(
         'attention-mdash-table',
         ranges.map(([n0, n1], i) => ({ shape, rows: rt, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length) })),
         { threads: sh },
       );
+      // A failure surfaces at the await below; until then it must not be unhandled.
+      sums.catch(() => undefined);
+      YT = partsYT();
+      await sums;
       for (let i = 0; i < ranges.length; i++) {
         const o = i * total.length;
         for (let e = 0; e < total.length; e++) total[e]! += parts[o + e]!;
@@ -364,6 +374,7 @@ export async function mDashAttentionClosed(
   } finally {
     scope.close();
   }
+  const { Y, T } = YT ?? partsYT();
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
   const M = new Float64Array(d * d);
   const yy = new Float64Array(d);
