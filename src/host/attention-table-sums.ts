@@ -379,8 +379,71 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
 }
 
 /**
+ * The per-sample arithmetic of addEdgeAttentionTableSums once a sample's U, Γ and ds are in place:
+ *   e_k = Σ_a Ỹ^a_k ⊙ U_a + Σ_(h,u) ds_k,(h,u) Γ_(h,u),   E_k += e_k ⊙ e_k   (k < K),
+ * the zero ds terms skipped. jsEdgeSampleKernel below is the reference; attention-edges-wasm.ts
+ * has the WebAssembly SIMD kernel with the same bits. The caller writes each sample's U, Γ (rows of
+ * stride rp, the columns past r left alone) and ds into the kernel's arrays, so a kernel can hand
+ * out views of its own memory.
+ */
+export interface EdgeSampleKernel {
+  /** Row stride of U and Γ (≥ r). */
+  readonly rp: number;
+  /** [A, rp]: U_0 = u_t*, U_{h+1} = Σ_u p_u^h u_u. */
+  readonly U: Float64Array;
+  /** [H·P, rp]: Γ_(h,u). */
+  readonly Gam: Float64Array;
+  /** [K, H·P]. */
+  readonly ds: Float64Array;
+  /** Starts a run that adds into E (K × r, row-major); `end` follows before E is read. */
+  begin(E: Float64Array): void;
+  sample(): void;
+  end(): void;
+}
+
+/** The JS kernel: Yt [A·K, r] (Ỹ^a_k at row a·K + k). */
+export function jsEdgeSampleKernel(K: number, A: number, NJ: number, r: number, Yt: Float64Array): EdgeSampleKernel {
+  const U = new Float64Array(A * r);
+  const Gam = new Float64Array(NJ * r);
+  const ds = new Float64Array(K * NJ);
+  const e = new Float64Array(r);
+  let E: Float64Array | undefined;
+  return {
+    rp: r,
+    U,
+    Gam,
+    ds,
+    begin: (target) => {
+      E = target;
+    },
+    sample: () => {
+      const out = E!;
+      for (let k = 0; k < K; k++) {
+        e.fill(0);
+        for (let a = 0; a < A; a++) {
+          const yo = (a * K + k) * r;
+          const Uo = a * r;
+          for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
+        }
+        for (let J2 = 0; J2 < NJ; J2++) {
+          const c = ds[k * NJ + J2]!;
+          if (c === 0) continue;
+          const go = J2 * r;
+          for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
+        }
+        for (let j = 0; j < r; j++) out[k * r + j]! += e[j]! * e[j]!;
+      }
+    },
+    end: () => {
+      E = undefined;
+    },
+  };
+}
+
+/**
  * Adds samples [n0, n1) to E (K × r, zeroed by the caller for a fresh partial): the same sums as
- * addEdgeAttentionSums, from the row tables of the projected point (vkq = α·f'·J per row) and u per row.
+ * addEdgeAttentionSums, from the row tables of the projected point (vkq = α·f'·J per row) and u per
+ * row. `kernel` does each sample's sums (default: the JS kernel).
  */
 export function addEdgeAttentionTableSums(
   sh: AttentionShape,
@@ -390,6 +453,7 @@ export function addEdgeAttentionTableSums(
   n0: number,
   n1: number,
   E: Float64Array,
+  kernel?: EdgeSampleKernel,
 ): void {
   const { P, K } = sh;
   const H = sh.heads;
@@ -397,19 +461,18 @@ export function addEdgeAttentionTableSums(
   const NJ = H * P,
     A = H + 1;
   const r = tables.r;
-  const Yt = tables.Yt;
   const { u, at, bt } = et;
   const sample = new TableSample(sh, rt);
   const { rho, prob, ds } = sample;
-  const U = new Float64Array(A * r);
-  const Gam = new Float64Array(NJ * r);
-  const e = new Float64Array(r);
+  const kn = kernel ?? jsEdgeSampleKernel(K, A, NJ, r, tables.Yt);
+  const { U, Gam, rp } = kn;
+  kn.begin(E);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
     const ut = rho[t]! * r;
     for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
     for (let h = 0; h < H; h++) {
-      const Uo = (h + 1) * r;
+      const Uo = (h + 1) * rp;
       for (let j = 0; j < r; j++) U[Uo + j] = 0;
       for (let q = 0; q < P; q++) {
         const pq = prob[h * P + q]!;
@@ -422,24 +485,12 @@ export function addEdgeAttentionTableSums(
       for (let q = 0; q < P; q++) {
         const ao = (rho[q]! * H + h) * r;
         const uq = rho[q]! * r;
-        const go = (h * P + q) * r;
+        const go = (h * P + q) * rp;
         for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
       }
     }
-    for (let k = 0; k < K; k++) {
-      e.fill(0);
-      for (let a = 0; a < A; a++) {
-        const yo = (a * K + k) * r;
-        const Uo = a * r;
-        for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
-      }
-      for (let J2 = 0; J2 < NJ; J2++) {
-        const c = ds[k * NJ + J2]!;
-        if (c === 0) continue;
-        const go = J2 * r;
-        for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
-      }
-      for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
-    }
+    kn.ds.set(ds);
+    kn.sample();
   }
+  kn.end();
 }

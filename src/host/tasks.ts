@@ -27,6 +27,7 @@ import {
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { wasmActSectionFinish, wasmMulRows } from './rows-times-wasm.js';
+import { wasmEdgeSampleKernel } from './attention-edges-wasm.js';
 import { reluCofireCounts, rowMomentsF64, type RowMoments } from './node-moments.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { wasmEdgeInputs } from './edge-inputs-wasm.js';
@@ -105,7 +106,12 @@ export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
   'attention-mdash-table': (a: MDashAttentionTableChunk): void => addMDashAttentionTableSums(a.shape, a.rows, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
-  'attention-edges-table': (a: EdgeAttentionTableChunk): void => addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out),
+  'attention-edges-table': (a: EdgeAttentionTableChunk): void => {
+    const { K } = a.shape;
+    const NJ = a.shape.heads * a.shape.P;
+    const kernel = wasmEdgeSampleKernel(K, a.shape.heads + 1, NJ, a.tables.r, a.tables.Yt);
+    addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out, kernel);
+  },
   /** Output rows [n0, n1) of a last-position attention section from its row tables (transformer-forward.ts). */
   'attention-table-forward': (a: {
     shape: AttentionShape;

@@ -72,8 +72,8 @@ async function formTimes(form: TableRowForm, N: number, maps: { M: Float64Array;
   const outs = maps.map((m) => f64(N * m.w, shared));
   const mapped = await Promise.all(
     maps.map(async (m, i) => ({
-      resM: await mulOnThreads(form.res, R, d, m.M, m.w),
-      vzM: await mulOnThreads(form.vz, R * H, d, m.M, m.w),
+      resM: await mulOnThreads(form.res, R, d, m.M, m.w, { threads: shared }),
+      vzM: await mulOnThreads(form.vz, R * H, d, m.M, m.w, { threads: shared }),
       w: m.w,
       out: outs[i]!,
     })),
@@ -318,8 +318,11 @@ export async function edgesLocalHost(
   const { m } = fac;
   const h = m + fac.extra;
   // u = f C, from the mapped tables when f came from an attention table forward.
-  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], sh))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
-  const x = await mulOnThreads(u, rows, rIn, fac.CpA, m);
+  // u and the gates' inputs on this thread: small products (r_in columns) that would otherwise
+  // queue behind the M′ sums the threads run meanwhile, and the gates and their order are this
+  // thread's work anyway.
+  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], false))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
+  const x = await mulOnThreads(u, rows, rIn, fac.CpA, m, { threads: false });
   const gates = f64(rows * h, sh);
   const { alphas, weights } = opts.points;
   for (let n = 0; n < rows; n++) {
