@@ -4,7 +4,7 @@
 // plain float64 reference here as well: shapes of 1, primes and widths that are not multiples of
 // the kernel's 8-column block, inputs with zeros (and −0) that both sides skip, ReLU and GELU, row
 // ranges that start inside the matrix, products of several sizes in a row on one thread (the
-// kept instance is replaced by a larger one), and IBGPU_HOST_WASM=0.
+// kept instance is replaced by a larger one), adding into the output, and IBGPU_HOST_WASM=0.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { actSectionFinish, mulRowsF64, type ActSectionMaps } from '../src/host/transformer-forward.js';
@@ -76,6 +76,18 @@ describe('wasmMulRows = mulRowsF64, bit for bit', () => {
         const wa = new Float64Array(rows * n).fill(-3);
         expect(wasmMulRows(X, k, M, n, 0, rows, wa)).toBe(true);
         expect(bitDiffs(wa, js)).toEqual([]);
+        // add: out += X·M, each entry's terms added to it in order (the JS loop without the reset).
+        const base = randn(rows * n, 30 + si);
+        const jsAdd = Float64Array.from(base);
+        for (let i = 0; i < rows; i++)
+          for (let a = 0; a < k; a++) {
+            const v = X[i * k + a]!;
+            if (v === 0) continue;
+            for (let c = 0; c < n; c++) jsAdd[i * n + c]! += v * M[a * n + c]!;
+          }
+        const waAdd = Float64Array.from(base);
+        expect(wasmMulRows(X, k, M, n, 0, rows, waAdd, true)).toBe(true);
+        expect(bitDiffs(waAdd, jsAdd)).toEqual([]);
         // A range of rows leaves the others alone.
         if (rows > 2) {
           const part = new Float64Array(rows * n).fill(5);

@@ -81,17 +81,21 @@ function layout(k: number, M: Float64Array, n: number): Layout | undefined {
 
 /**
  * Rows [r0, r1) of X·M into out (X [rows, k], M [k, n], out [rows, n]), as mulRowsF64 computes
- * them; false (nothing written) where WebAssembly cannot run here.
+ * them (`add`: out += X·M, each entry's terms added to it in order of k, as a JS loop
+ * `out[i, c] += X[i, a]·M[a, c]` over a skipping the zero X[i, a] adds them); false (nothing
+ * written) where WebAssembly cannot run here.
  */
-export function wasmMulRows(X: Float64Array, k: number, M: Float64Array, n: number, r0: number, r1: number, out: Float64Array): boolean {
+export function wasmMulRows(X: Float64Array, k: number, M: Float64Array, n: number, r0: number, r1: number, out: Float64Array, add = false): boolean {
   const L = layout(k, M, n);
   if (!L) return false;
   const { ex, oM, oX, oInit, oOut, oIdx, oVal, rowb } = L;
   const buf = ex.memory.buffer;
   const x = new Float64Array(buf, oX, k);
+  const init = new Float64Array(buf, oInit, n);
   const o = new Float64Array(buf, oOut, n);
   for (let i = r0; i < r1; i++) {
     x.set(X.subarray(i * k, (i + 1) * k));
+    if (add) init.set(out.subarray(i * n, (i + 1) * n));
     const nz = ex.gather_nonzeros(oX, k, oM, rowb, oIdx, oVal);
     ex.gemv_rows(nz, rowb, oInit, oIdx, oVal, oOut);
     out.set(o, i * n);

@@ -47,6 +47,7 @@ import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
 import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
+import { wasmMulRows } from '../host/rows-times-wasm.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -411,6 +412,7 @@ export async function mDashAttentionClosed(
           Zm[j * d + i2] = acc;
         }
       const Th = T[a1 * H + h]!;
+      if (wasmMulRows(Th, dV, Zm, d, 0, d, X, true)) continue; // X += T·Zm, the same bits
       for (let i = 0; i < d; i++)
         for (let j = 0; j < dV; j++) {
           const tv = Th[i * dV + j]!;
@@ -430,21 +432,34 @@ export async function mDashAttentionClosed(
       Psi[l1 * L2 + l2] = v;
       Psi[l2 * L2 + l1] = v;
     }
-  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
+  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead): (L Ψ) Lᵀ, each entry summed in order of
+  // the columns of L (WebAssembly row products where they run: the same bits).
+  const Lkq = new Float64Array(d * L2);
+  const LkqT = new Float64Array(L2 * d);
+  for (let i = 0; i < d; i++)
+    for (let l = 0; l < L2; l++) {
+      Lkq[i * L2 + l] = J[i * m + HdV + l]!;
+      LkqT[l * d + i] = J[i * m + HdV + l]!;
+    }
   const LPsi = new Float64Array(d * L2);
-  for (let i = 0; i < d; i++)
-    for (let l1 = 0; l1 < L2; l1++) {
-      const lv = J[i * m + HdV + l1]!;
-      if (lv === 0) continue;
-      for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
-    }
+  const LPsiL = new Float64Array(d * d);
+  if (!wasmMulRows(Lkq, L2, Psi, L2, 0, d, LPsi) || !wasmMulRows(LPsi, L2, LkqT, d, 0, d, LPsiL)) {
+    LPsi.fill(0);
+    for (let i = 0; i < d; i++)
+      for (let l1 = 0; l1 < L2; l1++) {
+        const lv = Lkq[i * L2 + l1]!;
+        if (lv === 0) continue;
+        for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
+      }
+    for (let i = 0; i < d; i++)
+      for (let i2 = 0; i2 < d; i2++) {
+        let acc = 0;
+        for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * LkqT[l * d + i2]!;
+        LPsiL[i * d + i2] = acc;
+      }
+  }
   const f = (weight * weight) / (N * P);
-  for (let i = 0; i < d; i++)
-    for (let i2 = 0; i2 < d; i2++) {
-      let acc = 0;
-      for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
-      M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
-    }
+  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + LPsiL[i * d + i2]!) * f;
   return M;
 }
 
