@@ -6,7 +6,8 @@
 // 1e-12 of each sum's largest entry. Also: tableRowIds numbers rows in order of first use and
 // rejects a token outside the vocabulary; the table form gives the same bits on the pool's threads;
 // the edges' WebAssembly sample kernel (src/host/attention-edges-wasm.ts) gives the JS kernel's bits
-// (r = 1, 3, 5, 7, 17: none a multiple of its 8-column block).
+// (r = 1, 3, 5, 7, 17: none a multiple of its 8-column block), and the M′ sums' outer products in
+// WebAssembly give the JS loops' bits.
 
 import { describe, expect, it } from 'vitest';
 import {
@@ -123,6 +124,14 @@ describe('attention sums in table form', () => {
     const { ids, rows } = tableRowIds(tokens, c.vocab, c.P, c.N, false);
     const rt = attentionRowTables(sh, DZ, c.alpha, gatherRows(table, sh.m, rows), ids);
     const got = chunked(c.N, 37, len, (n0, n1, out) => addMDashAttentionTableSums(sh, rt, n0, n1, mDashSumsView(sh, out)));
+    // The key rows' outer products in WebAssembly give the JS loops' bits.
+    process.env['IBGPU_HOST_WASM'] = '0';
+    try {
+      const js = chunked(c.N, 37, len, (n0, n1, out) => addMDashAttentionTableSums(sh, rt, n0, n1, mDashSumsView(sh, out)));
+      for (let t = 0; t < js.length; t++) if (!Object.is(got[t], js[t])) expect([t, got[t]]).toEqual([t, js[t]]);
+    } finally {
+      delete process.env['IBGPU_HOST_WASM'];
+    }
     // Each of the four sums to 1e-12 of its own largest entry.
     const [a, b, cq, ck] = mDashSumLengths(sh);
     let o = 0;

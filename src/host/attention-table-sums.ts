@@ -18,6 +18,7 @@
 // modules): it runs on the calling thread or on the host worker threads alike.
 
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
+import { wasmMulRows } from './rows-times-wasm.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
 export const TABLE_SAMPLE_CHUNK = 1024;
@@ -320,33 +321,40 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
       }
   }
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
-  // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there).
+  // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there). The rows that held a key
+  // (usedQ: ΩQ and the QQ blocks of Ψ) and the rows that held the query (usedT: ΩK, the QK and KK
+  // blocks) write disjoint entries, so they are two loops; each entry is summed over rows in
+  // increasing order either way.
   const s2 = 1 / (scale * scale);
+  if (!keyOuterProductsWasm(sh, rt, usedQ, Zq, Zqq, OmQ, Psi))
+    for (let row = 0; row < R; row++) {
+      const ko = row * m + HdV;
+      if (usedQ[row]) {
+        for (let a = 0; a < A; a++)
+          for (let h = 0; h < H; h++) {
+            const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+            const o = (a * H + h) * dV * dH;
+            for (let j = 0; j < dV; j++) {
+              const f = z[j]! / scale;
+              if (f === 0) continue;
+              for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
+            }
+          }
+        for (let h1 = 0; h1 < H; h1++)
+          for (let h2 = h1; h2 < H; h2++) {
+            const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
+            for (let c1 = 0; c1 < dH; c1++) {
+              const kv = vkq[ko + h1 * dH + c1]! * s2;
+              if (kv === 0) continue;
+              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
+            }
+          }
+      }
+    }
   for (let row = 0; row < R; row++) {
     const ko = row * m + HdV;
     const qo = row * m + HdV + HdH;
-    if (usedQ[row]) {
-      for (let a = 0; a < A; a++)
-        for (let h = 0; h < H; h++) {
-          const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-          const o = (a * H + h) * dV * dH;
-          for (let j = 0; j < dV; j++) {
-            const f = z[j]! / scale;
-            if (f === 0) continue;
-            for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
-          }
-        }
-      for (let h1 = 0; h1 < H; h1++)
-        for (let h2 = h1; h2 < H; h2++) {
-          const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
-          for (let c1 = 0; c1 < dH; c1++) {
-            const kv = vkq[ko + h1 * dH + c1]! * s2;
-            if (kv === 0) continue;
-            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
-          }
-        }
-    }
     if (usedT[row]) {
       for (let a = 0; a < A; a++)
         for (let h = 0; h < H; h++) {
@@ -376,6 +384,68 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
         }
     }
   }
+}
+
+/**
+ * The key rows' outer products of addMDashAttentionTableSums (ΩQ^{a,h} += Σ_ρ (Zq[ρ][a,h]/scale) ⊗
+ * κ_h(ρ) and the QQ blocks of Ψ += Σ_ρ (k_h1(ρ)/scale²) ⊗ Zqq[ρ][h1,h2] over the rows ρ with usedQ) as
+ * row products over all rows at once (WebAssembly SIMD, rows-times-wasm.ts): each entry summed over
+ * ρ in increasing order with the zero factors skipped, as the JS loop does (an unused row's factor
+ * is set to zero, so it is skipped too): the same bits. False (nothing written) where WebAssembly
+ * cannot run: every product here has the same shape (R rows in, dHead columns out), so whether the
+ * module runs is settled by the first one, before anything is written.
+ */
+function keyOuterProductsWasm(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  usedQ: Uint8Array,
+  Zq: Float64Array,
+  Zqq: Float64Array,
+  OmQ: Float64Array,
+  Psi: Float64Array,
+): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const HdV = H * dV,
+    HdH = H * dH,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H,
+    L2 = 2 * HdH,
+    R = rt.R;
+  const { vkq } = rt;
+  const s2 = 1 / (scale * scale);
+  // κ rows per head [R, dH] (unscaled k), and their columns scaled by 1/scale² per head [dH, R].
+  const kh = new Float64Array(R * dH);
+  const zt = new Float64Array(dV * R);
+  const kvT = new Float64Array(dH * R);
+  const zqq = new Float64Array(R * dH);
+  const block = new Float64Array(dH * dH);
+  for (let h = 0; h < H; h++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) kh[row * dH + c] = vkq[row * m + HdV + h * dH + c]!;
+    for (let a = 0; a < A; a++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) zt[j * R + row] = usedQ[row] ? Zq[zo + j]! / scale : 0;
+      }
+      const o = (a * H + h) * dV * dH;
+      if (!wasmMulRows(zt, R, kh, dH, 0, dV, OmQ.subarray(o, o + dV * dH), true)) return false;
+    }
+  }
+  for (let h1 = 0; h1 < H; h1++) {
+    for (let row = 0; row < R; row++) for (let c1 = 0; c1 < dH; c1++) kvT[c1 * R + row] = usedQ[row] ? vkq[row * m + HdV + h1 * dH + c1]! * s2 : 0;
+    for (let h2 = h1; h2 < H; h2++) {
+      for (let row = 0; row < R; row++) zqq.set(Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH), row * dH);
+      const o = (HdH + h1 * dH) * L2 + HdH + h2 * dH;
+      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
+      if (!wasmMulRows(kvT, R, zqq, dH, 0, dH, block, true)) return false;
+      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+    }
+  }
+  return true;
 }
 
 /**
