@@ -7,8 +7,8 @@
 // kept instance is replaced by a larger one), adding into the output, and IBGPU_HOST_WASM=0.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { actSectionFinish, mulRowsF64, type ActSectionMaps } from '../src/host/transformer-forward.js';
-import { wasmActSectionFinish, wasmMulRows } from '../src/host/rows-times-wasm.js';
+import { actSectionFinish, mulRowsF64, tableRowsTimes, type ActSectionMaps } from '../src/host/transformer-forward.js';
+import { wasmActSectionFinish, wasmMulRows, wasmTableRowsTimes } from '../src/host/rows-times-wasm.js';
 import { act } from '../src/model/activations.js';
 import { gaussian, rng } from './helpers/random.js';
 
@@ -131,5 +131,35 @@ describe('wasmActSectionFinish = actSectionFinish, bit for bit', () => {
         expect(bitDiffs(wa, js)).toEqual([]);
       });
     }
+  }
+});
+
+describe('wasmTableRowsTimes = tableRowsTimes, bit for bit', () => {
+  for (const [P, heads, R, w, N] of [
+    [1, 1, 1, 1, 1],
+    [3, 4, 7, 13, 29],
+    [2, 3, 5, 8, 17],
+    [3, 2, 11, 37, 41],
+  ] as const) {
+    it(`P ${P}, ${heads} heads, ${R} rows, width ${w}, ${N} samples`, () => {
+      const u = rng(P * 100 + w);
+      const ids = Int32Array.from({ length: N * P }, () => Math.floor(u() * R));
+      // Softmax-like rows with some exact zeros (masked positions), which both sides skip.
+      const probs = Float64Array.from({ length: N * heads * P }, () => (u() < 0.2 ? 0 : u()));
+      const resM = randn(R * w, w + 1);
+      const vzM = randn(R * heads * w, w + 2);
+      const js = new Float64Array(N * w).fill(9);
+      tableRowsTimes({ P, heads }, ids, probs, resM, vzM, w, 0, N, js);
+      // Reference: resM(ρ_t*) + Σ p vzM(ρ_u, h).
+      for (let n = 0; n < N; n++)
+        for (let k = 0; k < w; k++) {
+          let v = resM[ids[n * P + P - 1]! * w + k]!;
+          for (let h = 0; h < heads; h++) for (let q = 0; q < P; q++) v += probs[(n * heads + h) * P + q]! * vzM[(ids[n * P + q]! * heads + h) * w + k]!;
+          expect(Math.abs(js[n * w + k]! - v)).toBeLessThan(1e-12 * Math.max(1, Math.abs(v)));
+        }
+      const wa = new Float64Array(N * w).fill(-9);
+      expect(wasmTableRowsTimes({ P, heads }, ids, probs, resM, vzM, w, 0, N, wa)).toBe(true);
+      expect(bitDiffs(wa, js)).toEqual([]);
+    });
   }
 });

@@ -131,3 +131,61 @@ export function wasmActSectionFinish(mp: ActSectionMaps, n0: number, n1: number,
   }
   return true;
 }
+
+/**
+ * Rows [n0, n1) of f·M for rows f of an attention table forward (out [N, w]), as tableRowsTimes
+ * (transformer-forward.ts) computes them: resM(ρ_t*) + Σ_{h,u} p_u^h vzM(ρ_u, h), the terms in the
+ * order h, u with the zero p skipped; false (nothing written) where WebAssembly cannot run here.
+ */
+export function wasmTableRowsTimes(
+  sh: { P: number; heads: number },
+  ids: Int32Array,
+  probs: Float64Array,
+  resM: Float64Array,
+  vzM: Float64Array,
+  w: number,
+  n0: number,
+  n1: number,
+  out: Float64Array,
+): boolean {
+  const { P } = sh;
+  const H = sh.heads;
+  const t = P - 1;
+  const wp = padded(w);
+  const rowb = wp * 8;
+  const R = w > 0 ? resM.length / w : 0;
+  const lay = new WasmLayout();
+  const oRes = lay.region(R * rowb);
+  const oVz = lay.region(R * H * rowb);
+  const oOut = lay.region(rowb);
+  const oIdx = lay.region(H * P * 4);
+  const oVal = lay.region(H * P * 8);
+  const ex = instance(lay.top);
+  if (!ex) return false;
+  const buf = ex.memory.buffer;
+  const copy = (src: Float64Array, rows: number, at: number): void => {
+    const dst = new Float64Array(buf, at, rows * wp);
+    for (let i = 0; i < rows; i++) {
+      dst.set(src.subarray(i * w, (i + 1) * w), i * wp);
+      dst.fill(0, i * wp + w, (i + 1) * wp);
+    }
+  };
+  copy(resM, R, oRes);
+  copy(vzM, R * H, oVz);
+  const idx = new Int32Array(buf, oIdx, H * P);
+  const val = new Float64Array(buf, oVal, H * P);
+  const o = new Float64Array(buf, oOut, w);
+  for (let n = n0; n < n1; n++) {
+    let nt = 0;
+    for (let h = 0; h < H; h++)
+      for (let u = 0; u < P; u++) {
+        const p = probs[(n * H + h) * P + u]!;
+        if (p === 0) continue;
+        idx[nt] = oVz + (ids[n * P + u]! * H + h) * rowb;
+        val[nt++] = p;
+      }
+    ex.gemv_rows(nt, rowb, oRes + ids[n * P + t]! * rowb, oIdx, oVal, oOut);
+    out.set(o, n * w);
+  }
+  return true;
+}

@@ -26,7 +26,7 @@ import {
 } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
-import { wasmActSectionFinish, wasmMulRows } from './rows-times-wasm.js';
+import { wasmActSectionFinish, wasmMulRows, wasmTableRowsTimes } from './rows-times-wasm.js';
 import { wasmEdgeSampleKernel } from './attention-edges-wasm.js';
 import { reluCofireCounts, rowMomentsF64, type RowMoments } from './node-moments.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
@@ -121,7 +121,7 @@ export const HOST_TASKS = {
     out: Float64Array;
     probs: Float64Array;
   }): void => attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out, a.probs),
-  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts). */
+  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts; WebAssembly SIMD where it runs, the same bits). */
   'table-rows-times': (a: {
     shape: Pick<AttentionShape, 'P' | 'heads'>;
     ids: Int32Array;
@@ -130,7 +130,9 @@ export const HOST_TASKS = {
     n0: number;
     n1: number;
   }): void => {
-    for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
+    for (const m of a.maps)
+      if (!wasmTableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out))
+        tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
   },
   /** Rows [r0, r1) of X·M (transformer-forward.ts; in WebAssembly SIMD where it runs, the same bits). */
   'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void => {
