@@ -487,13 +487,20 @@ export async function edgesAttentionClosed(
   const r = opts.rIn;
   const { C, Cpinv } = opts;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
+  // C⁺ᵀ (d × r): the right factor of the projections, as rows for the row products.
+  const CpT = new Float64Array(d * r);
+  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) CpT[i * r + j] = Cpinv[j * d + i]!;
   const proj = (col0: number, width: number): Float64Array => {
-    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
+    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r, each entry summed over i in order (WebAssembly
+    // row products where they run; a zero term adds nothing: the same bits).
     const out = new Float64Array(width * r);
+    const Jt = new Float64Array(width * d);
+    for (let c = 0; c < width; c++) for (let i = 0; i < d; i++) Jt[c * d + i] = J[i * m + col0 + c]!;
+    if (wasmMulRows(Jt, d, CpT, r, 0, width, out)) return out;
     for (let c = 0; c < width; c++)
       for (let j = 0; j < r; j++) {
         let acc = 0;
-        for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
+        for (let i = 0; i < d; i++) acc += Jt[c * d + i]! * CpT[i * r + j]!;
         out[c * r + j] = acc;
       }
     return out;
@@ -527,12 +534,13 @@ export async function edgesAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
   // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
   const CpJ = new Float64Array(r * m);
-  for (let j = 0; j < r; j++)
-    for (let i = 0; i < d; i++) {
-      const c = Cpinv[j * d + i]!;
-      if (c === 0) continue;
-      for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
-    }
+  if (!wasmMulRows(Cpinv, d, J, m, 0, r, CpJ))
+    for (let j = 0; j < r; j++)
+      for (let i = 0; i < d; i++) {
+        const c = Cpinv[j * d + i]!;
+        if (c === 0) continue;
+        for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
+      }
   const table = tokenRowTable(model, s, N, Math.max(m, r));
   const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
   const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
