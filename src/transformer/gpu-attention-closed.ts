@@ -377,27 +377,33 @@ export async function mDashAttentionClosed(
   }
   const { Y, T } = YT ?? partsYT();
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
-  const M = new Float64Array(d * d);
-  const yy = new Float64Array(d);
-  for (let k = 0; k < K; k++) {
-    for (let i = 0; i < d; i++) yy[i] = 0;
-    // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ.
+  // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ summed over (k, a) in order: the product
+  // of Yᵀ (Yt: d × K·A, columns (k, a)) and the rows yy_(k,a) = Σ_b W_ab Y^b_k (a row product, the same
+  // bits as the rank-1 updates in that order).
+  const KA = K * A;
+  const Yt = new Float64Array(d * KA);
+  const YY = new Float64Array(KA * d);
+  for (let k = 0; k < K; k++)
     for (let a = 0; a < A; a++) {
+      const ka = k * A + a;
       const ya = Y[a]!.subarray(k * d, (k + 1) * d);
-      yy.fill(0);
+      for (let i = 0; i < d; i++) Yt[i * KA + ka] = ya[i]!;
+      const yy = YY.subarray(ka * d, (ka + 1) * d);
       for (let a2 = 0; a2 < A; a2++) {
         const f = Wab[a * A + a2]!;
         if (f === 0) continue;
         const yb = Y[a2]!.subarray(k * d, (k + 1) * d);
         for (let i = 0; i < d; i++) yy[i]! += f * yb[i]!;
       }
-      for (let i = 0; i < d; i++) {
-        const v = ya[i]!;
-        if (v === 0) continue;
-        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * yy[i2]!;
-      }
     }
-  }
+  const M = new Float64Array(d * d);
+  if (!wasmMulRows(Yt, KA, YY, d, 0, d, M))
+    for (let ka = 0; ka < KA; ka++)
+      for (let i = 0; i < d; i++) {
+        const v = Yt[i * KA + ka]!;
+        if (v === 0) continue;
+        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * YY[ka * d + i2]!;
+      }
   // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
   const Zm = new Float64Array(dV * d);
@@ -405,12 +411,18 @@ export async function mDashAttentionClosed(
     for (let h = 0; h < H; h++) {
       const o = (a1 * H + h) * dV * dH;
       Zm.fill(0);
-      for (let j = 0; j < dV; j++)
+      const qc = qCol(h),
+        kc = kCol(h);
+      for (let j = 0; j < dV; j++) {
+        const jo = o + j * dH;
         for (let i2 = 0; i2 < d; i2++) {
+          const qo = i2 * m + qc,
+            ko = i2 * m + kc;
           let acc = 0;
-          for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
+          for (let c = 0; c < dH; c++) acc += OmQ[jo + c]! * J[qo + c]! + OmK[jo + c]! * J[ko + c]!;
           Zm[j * d + i2] = acc;
         }
+      }
       const Th = T[a1 * H + h]!;
       if (wasmMulRows(Th, dV, Zm, d, 0, d, X, true)) continue; // X += T·Zm, the same bits
       for (let i = 0; i < d; i++)
