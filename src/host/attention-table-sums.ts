@@ -353,7 +353,6 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
       }
     }
   for (let row = 0; row < R; row++) {
-    const ko = row * m + HdV;
     const qo = row * m + HdV + HdH;
     if (usedT[row]) {
       for (let a = 0; a < A; a++)
