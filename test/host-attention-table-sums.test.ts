@@ -6,8 +6,8 @@
 // 1e-12 of each sum's largest entry. Also: tableRowIds numbers rows in order of first use and
 // rejects a token outside the vocabulary; the table form gives the same bits on the pool's threads;
 // the edges' WebAssembly sample kernel (src/host/attention-edges-wasm.ts) gives the JS kernel's bits
-// (r = 1, 3, 5, 7, 17: none a multiple of its 8-column block), and the M′ sums' outer products in
-// WebAssembly give the JS loops' bits.
+// (r = 1, 3, 5, 7, 17: none a multiple of its 8-column block), and the M′ sums' outer products and the edge
+// row tables in WebAssembly give the JS loops' bits.
 
 import { describe, expect, it } from 'vitest';
 import {
@@ -143,6 +143,18 @@ describe('attention sums in table form', () => {
 
     const Ewant = chunked(c.N, 16, c.K * c.r, (n0, n1, out) => addEdgeAttentionSums(sh, DZ, c.alpha, tables, xj, u, n0, n1, out));
     const et = edgeRowTables(sh, rt, tables, gatherRows(uTable, c.r, rows));
+    // Its projections in WebAssembly give the JS loops' bits.
+    process.env['IBGPU_HOST_WASM'] = '0';
+    try {
+      const js = edgeRowTables(sh, rt, tables, gatherRows(uTable, c.r, rows));
+      for (const [x, y] of [
+        [et.at, js.at],
+        [et.bt, js.bt],
+      ] as const)
+        for (let t = 0; t < y.length; t++) if (!Object.is(x[t], y[t])) expect([t, x[t]]).toEqual([t, y[t]]);
+    } finally {
+      delete process.env['IBGPU_HOST_WASM'];
+    }
     const Egot = chunked(c.N, 37, c.K * c.r, (n0, n1, out) => addEdgeAttentionTableSums(sh, rt, tables, et, n0, n1, out));
     expectNear(Egot, Ewant, 1e-12);
     expect(maxAbs(Ewant)).toBeGreaterThan(0);

@@ -89,6 +89,7 @@ export function edgeRowTables(
   const r = tables.r;
   const at = alloc(rt.R * H * r);
   const bt = alloc(rt.R * H * r);
+  if (edgeRowTablesWasm(sh, rt, tables, at, bt)) return { u, at, bt };
   for (let row = 0; row < rt.R; row++)
     for (let h = 0; h < H; h++) {
       const Qt = tables.Qt.subarray(h * dH * r, (h + 1) * dH * r);
@@ -104,6 +105,36 @@ export function edgeRowTables(
       }
     }
   return { u, at, bt };
+}
+
+/**
+ * at and bt of edgeRowTables as row products per head (WebAssembly SIMD, rows-times-wasm.ts): each
+ * entry summed over the head's columns c in order, a zero term skipped (it adds nothing to a sum
+ * that starts at +0): the same bits as the JS loop. False (nothing written) where WebAssembly
+ * cannot run: every product here has the same shape, so the first one settles it.
+ */
+function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: EdgeAttentionTables, at: Float64Array, bt: Float64Array): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
+  const HdV = H * sh.dV,
+    HdH = H * dH;
+  const r = tables.r;
+  const R = rt.R;
+  const kq = new Float64Array(R * dH);
+  const out = new Float64Array(R * r);
+  for (let h = 0; h < H; h++) {
+    for (const [col0, T, dst] of [
+      [HdV + h * dH, tables.Qt, at],
+      [HdV + HdH + h * dH, tables.Kt, bt],
+    ] as const) {
+      for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) kq[row * dH + c] = rt.vkq[row * m + col0 + c]! / scale;
+      if (!wasmMulRows(kq, dH, T.subarray(h * dH * r, (h + 1) * dH * r), r, 0, R, out)) return false;
+      for (let row = 0; row < R; row++) dst.set(out.subarray(row * r, (row + 1) * r), (row * H + h) * r);
+    }
+  }
+  return true;
 }
 
 /**
