@@ -260,15 +260,18 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
+    // β is symmetric to the bit (the same products in the same order of k; a zero factor's term
+    // adds nothing either way): the upper triangle, then mirrored.
     beta.fill(0);
     for (let k = 0; k < K; k++) {
       const row = ds.subarray(k * NJ, (k + 1) * NJ);
       for (let j1 = 0; j1 < NJ; j1++) {
         const v = row[j1]!;
         if (v === 0) continue;
-        for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
+        for (let j2 = j1; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
       }
     }
+    for (let j1 = 1; j1 < NJ; j1++) for (let j2 = 0; j2 < j1; j2++) beta[j1 * NJ + j2] = beta[j2 * NJ + j1]!;
     // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
     for (let sp = 0; sp < P; sp++)
       for (let a1 = 0; a1 < A; a1++) {
