@@ -4,7 +4,10 @@
 // cotangents, causal, windowed and bidirectional attention, α ≠ 1, chunks that split the samples
 // unevenly. Both are float64 and the same function summed in another order, so they agree to
 // 1e-12 of each sum's largest entry. Also: tableRowIds numbers rows in order of first use and
-// rejects a token outside the vocabulary; the table form gives the same bits on the pool's threads.
+// rejects a token outside the vocabulary; the table form gives the same bits on the pool's threads;
+// the edges' WebAssembly sample kernel (src/host/attention-edges-wasm.ts) gives the JS kernel's bits
+// (r = 1, 3, 5, 7, 17: none a multiple of its 8-column block), and the M′ sums' outer products and the edge
+// row tables in WebAssembly give the JS loops' bits.
 
 import { describe, expect, it } from 'vitest';
 import {
@@ -16,6 +19,7 @@ import {
   type EdgeAttentionTables,
 } from '../src/host/attention-sums.js';
 import { addEdgeAttentionTableSums, addMDashAttentionTableSums, attentionRowTables, edgeRowTables } from '../src/host/attention-table-sums.js';
+import { wasmEdgeSampleKernel } from '../src/host/attention-edges-wasm.js';
 import { runHostTasks, sharedBytes } from '../src/host/pool.js';
 import { IbgpuError } from '../src/errors.js';
 import { gatherRows, tableRowIds } from '../src/transformer/token-table.js';
@@ -120,6 +124,14 @@ describe('attention sums in table form', () => {
     const { ids, rows } = tableRowIds(tokens, c.vocab, c.P, c.N, false);
     const rt = attentionRowTables(sh, DZ, c.alpha, gatherRows(table, sh.m, rows), ids);
     const got = chunked(c.N, 37, len, (n0, n1, out) => addMDashAttentionTableSums(sh, rt, n0, n1, mDashSumsView(sh, out)));
+    // The key rows' outer products in WebAssembly give the JS loops' bits.
+    process.env['IBGPU_HOST_WASM'] = '0';
+    try {
+      const js = chunked(c.N, 37, len, (n0, n1, out) => addMDashAttentionTableSums(sh, rt, n0, n1, mDashSumsView(sh, out)));
+      for (let t = 0; t < js.length; t++) if (!Object.is(got[t], js[t])) expect([t, got[t]]).toEqual([t, js[t]]);
+    } finally {
+      delete process.env['IBGPU_HOST_WASM'];
+    }
     // Each of the four sums to 1e-12 of its own largest entry.
     const [a, b, cq, ck] = mDashSumLengths(sh);
     let o = 0;
@@ -131,9 +143,26 @@ describe('attention sums in table form', () => {
 
     const Ewant = chunked(c.N, 16, c.K * c.r, (n0, n1, out) => addEdgeAttentionSums(sh, DZ, c.alpha, tables, xj, u, n0, n1, out));
     const et = edgeRowTables(sh, rt, tables, gatherRows(uTable, c.r, rows));
+    // Its projections in WebAssembly give the JS loops' bits.
+    process.env['IBGPU_HOST_WASM'] = '0';
+    try {
+      const js = edgeRowTables(sh, rt, tables, gatherRows(uTable, c.r, rows));
+      for (const [x, y] of [
+        [et.at, js.at],
+        [et.bt, js.bt],
+      ] as const)
+        for (let t = 0; t < y.length; t++) if (!Object.is(x[t], y[t])) expect([t, x[t]]).toEqual([t, y[t]]);
+    } finally {
+      delete process.env['IBGPU_HOST_WASM'];
+    }
     const Egot = chunked(c.N, 37, c.K * c.r, (n0, n1, out) => addEdgeAttentionTableSums(sh, rt, tables, et, n0, n1, out));
     expectNear(Egot, Ewant, 1e-12);
     expect(maxAbs(Ewant)).toBeGreaterThan(0);
+    // The WebAssembly SIMD sample kernel gives the JS kernel's bits (one kernel over all chunks).
+    const kernel = wasmEdgeSampleKernel(c.K, c.heads + 1, c.heads * c.P, c.r, tables.Yt);
+    expect(kernel).toBeDefined();
+    const Ewasm = chunked(c.N, 37, c.K * c.r, (n0, n1, out) => addEdgeAttentionTableSums(sh, rt, tables, et, n0, n1, out, kernel));
+    for (let t = 0; t < Egot.length; t++) if (!Object.is(Ewasm[t], Egot[t])) expect([t, Ewasm[t]]).toEqual([t, Egot[t]]);
   });
 
   it('tableRowIds: compact rows in order of first use; a token outside the vocabulary is an error', () => {

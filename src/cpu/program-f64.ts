@@ -307,20 +307,32 @@ function backwardOp(p: SectionProgram, op: Op, vals: ProgramValues, n: number, g
   const sy = size(p, op.y);
   switch (op.kind) {
     case 'linear': {
-      // x̄[r] += ȳ[r]·Wᵀ over rows r = (k, t); all-zero rows (unit cotangents) are skipped.
+      // x̄[r] += ȳ[r]·Wᵀ over rows r = (k, t); all-zero rows (unit cotangents) are skipped, and a
+      // sparse row (a unit cotangent: one entry) sums over its non-zero entries only. A zero entry's
+      // term is ±0, which leaves a sum that starts at +0 as it is, so the bits are the same (for
+      // finite W) and a batch of unit cotangents costs wIn per row instead of wIn·wOut.
       const gx = g(op.x);
       const { W, wIn, wOut } = op;
       const rows = K * Py;
+      const nzAt = new Int32Array(wOut);
       for (let r = 0; r < rows; r++) {
         const yo = r * wOut;
-        let any = false;
-        for (let o = 0; o < wOut; o++)
-          if (gy[yo + o] !== 0) {
-            any = true;
-            break;
-          }
-        if (!any) continue;
+        let nz = 0;
+        for (let o = 0; o < wOut; o++) if (gy[yo + o] !== 0) nzAt[nz++] = o;
+        if (nz === 0) continue;
         const xo = r * wIn;
+        if (4 * nz < wOut) {
+          for (let i = 0; i < wIn; i++) {
+            const wo = i * wOut;
+            let s = 0;
+            for (let t = 0; t < nz; t++) {
+              const o = nzAt[t]!;
+              s += gy[yo + o]! * W[wo + o]!;
+            }
+            gx[xo + i]! += s;
+          }
+          continue;
+        }
         for (let i = 0; i < wIn; i++) {
           const wo = i * wOut;
           let s = 0;

@@ -18,6 +18,7 @@
 // modules): it runs on the calling thread or on the host worker threads alike.
 
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
+import { wasmMulRows } from './rows-times-wasm.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
 export const TABLE_SAMPLE_CHUNK = 1024;
@@ -88,6 +89,7 @@ export function edgeRowTables(
   const r = tables.r;
   const at = alloc(rt.R * H * r);
   const bt = alloc(rt.R * H * r);
+  if (edgeRowTablesWasm(sh, rt, tables, at, bt)) return { u, at, bt };
   for (let row = 0; row < rt.R; row++)
     for (let h = 0; h < H; h++) {
       const Qt = tables.Qt.subarray(h * dH * r, (h + 1) * dH * r);
@@ -103,6 +105,36 @@ export function edgeRowTables(
       }
     }
   return { u, at, bt };
+}
+
+/**
+ * at and bt of edgeRowTables as row products per head (WebAssembly SIMD, rows-times-wasm.ts): each
+ * entry summed over the head's columns c in order, a zero term skipped (it adds nothing to a sum
+ * that starts at +0): the same bits as the JS loop. False (nothing written) where WebAssembly
+ * cannot run: every product here has the same shape, so the first one settles it.
+ */
+function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: EdgeAttentionTables, at: Float64Array, bt: Float64Array): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    scale = sh.scale;
+  const HdV = H * sh.dV,
+    HdH = H * dH;
+  const r = tables.r;
+  const R = rt.R;
+  const kq = new Float64Array(R * dH);
+  const out = new Float64Array(R * r);
+  for (let h = 0; h < H; h++) {
+    for (const [col0, T, dst] of [
+      [HdV + h * dH, tables.Qt, at],
+      [HdV + HdH + h * dH, tables.Kt, bt],
+    ] as const) {
+      for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) kq[row * dH + c] = rt.vkq[row * m + col0 + c]! / scale;
+      if (!wasmMulRows(kq, dH, T.subarray(h * dH * r, (h + 1) * dH * r), r, 0, R, out)) return false;
+      for (let row = 0; row < R; row++) dst.set(out.subarray(row * r, (row + 1) * r), (row * H + h) * r);
+    }
+  }
+  return true;
 }
 
 /**
@@ -228,15 +260,18 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
+    // β is symmetric to the bit (the same products in the same order of k; a zero factor's term
+    // adds nothing either way): the upper triangle, then mirrored.
     beta.fill(0);
     for (let k = 0; k < K; k++) {
       const row = ds.subarray(k * NJ, (k + 1) * NJ);
       for (let j1 = 0; j1 < NJ; j1++) {
         const v = row[j1]!;
         if (v === 0) continue;
-        for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
+        for (let j2 = j1; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
       }
     }
+    for (let j1 = 1; j1 < NJ; j1++) for (let j2 = 0; j2 < j1; j2++) beta[j1 * NJ + j2] = beta[j2 * NJ + j1]!;
     // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
     for (let sp = 0; sp < P; sp++)
       for (let a1 = 0; a1 < A; a1++) {
@@ -320,33 +355,39 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
       }
   }
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
-  // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there).
+  // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there). The rows that held a key
+  // (usedQ: ΩQ and the QQ blocks of Ψ) and the rows that held the query (usedT: ΩK, the QK and KK
+  // blocks) write disjoint entries, so they are two loops; each entry is summed over rows in
+  // increasing order either way.
   const s2 = 1 / (scale * scale);
-  for (let row = 0; row < R; row++) {
-    const ko = row * m + HdV;
-    const qo = row * m + HdV + HdH;
-    if (usedQ[row]) {
-      for (let a = 0; a < A; a++)
-        for (let h = 0; h < H; h++) {
-          const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-          const o = (a * H + h) * dV * dH;
-          for (let j = 0; j < dV; j++) {
-            const f = z[j]! / scale;
-            if (f === 0) continue;
-            for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
+  if (!keyOuterProductsWasm(sh, rt, usedQ, Zq, Zqq, OmQ, Psi))
+    for (let row = 0; row < R; row++) {
+      const ko = row * m + HdV;
+      if (usedQ[row]) {
+        for (let a = 0; a < A; a++)
+          for (let h = 0; h < H; h++) {
+            const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+            const o = (a * H + h) * dV * dH;
+            for (let j = 0; j < dV; j++) {
+              const f = z[j]! / scale;
+              if (f === 0) continue;
+              for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
+            }
           }
-        }
-      for (let h1 = 0; h1 < H; h1++)
-        for (let h2 = h1; h2 < H; h2++) {
-          const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
-          for (let c1 = 0; c1 < dH; c1++) {
-            const kv = vkq[ko + h1 * dH + c1]! * s2;
-            if (kv === 0) continue;
-            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
+        for (let h1 = 0; h1 < H; h1++)
+          for (let h2 = h1; h2 < H; h2++) {
+            const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
+            for (let c1 = 0; c1 < dH; c1++) {
+              const kv = vkq[ko + h1 * dH + c1]! * s2;
+              if (kv === 0) continue;
+              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
+            }
           }
-        }
+      }
     }
+  for (let row = 0; row < R; row++) {
+    const qo = row * m + HdV + HdH;
     if (usedT[row]) {
       for (let a = 0; a < A; a++)
         for (let h = 0; h < H; h++) {
@@ -379,8 +420,133 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
 }
 
 /**
+ * The key rows' outer products of addMDashAttentionTableSums (ΩQ^{a,h} += Σ_ρ (Zq[ρ][a,h]/scale) ⊗
+ * κ_h(ρ) and the QQ blocks of Ψ += Σ_ρ (k_h1(ρ)/scale²) ⊗ Zqq[ρ][h1,h2] over the rows ρ with usedQ) as
+ * row products over all rows at once (WebAssembly SIMD, rows-times-wasm.ts): each entry summed over
+ * ρ in increasing order with the zero factors skipped, as the JS loop does (an unused row's factor
+ * is set to zero, so it is skipped too): the same bits. False (nothing written) where WebAssembly
+ * cannot run: every product here has the same shape (R rows in, dHead columns out), so whether the
+ * module runs is settled by the first one, before anything is written.
+ */
+function keyOuterProductsWasm(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  usedQ: Uint8Array,
+  Zq: Float64Array,
+  Zqq: Float64Array,
+  OmQ: Float64Array,
+  Psi: Float64Array,
+): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const HdV = H * dV,
+    HdH = H * dH,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H,
+    L2 = 2 * HdH,
+    R = rt.R;
+  const { vkq } = rt;
+  const s2 = 1 / (scale * scale);
+  // κ rows per head [R, dH] (unscaled k), and their columns scaled by 1/scale² per head [dH, R].
+  const kh = new Float64Array(R * dH);
+  const zt = new Float64Array(dV * R);
+  const kvT = new Float64Array(dH * R);
+  const zqq = new Float64Array(R * dH);
+  const block = new Float64Array(dH * dH);
+  for (let h = 0; h < H; h++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) kh[row * dH + c] = vkq[row * m + HdV + h * dH + c]!;
+    for (let a = 0; a < A; a++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) zt[j * R + row] = usedQ[row] ? Zq[zo + j]! / scale : 0;
+      }
+      const o = (a * H + h) * dV * dH;
+      if (!wasmMulRows(zt, R, kh, dH, 0, dV, OmQ.subarray(o, o + dV * dH), true)) return false;
+    }
+  }
+  for (let h1 = 0; h1 < H; h1++) {
+    for (let row = 0; row < R; row++) for (let c1 = 0; c1 < dH; c1++) kvT[c1 * R + row] = usedQ[row] ? vkq[row * m + HdV + h1 * dH + c1]! * s2 : 0;
+    for (let h2 = h1; h2 < H; h2++) {
+      for (let row = 0; row < R; row++) zqq.set(Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH), row * dH);
+      const o = (HdH + h1 * dH) * L2 + HdH + h2 * dH;
+      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
+      if (!wasmMulRows(kvT, R, zqq, dH, 0, dH, block, true)) return false;
+      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+    }
+  }
+  return true;
+}
+
+/**
+ * The per-sample arithmetic of addEdgeAttentionTableSums once a sample's U, Γ and ds are in place:
+ *   e_k = Σ_a Ỹ^a_k ⊙ U_a + Σ_(h,u) ds_k,(h,u) Γ_(h,u),   E_k += e_k ⊙ e_k   (k < K),
+ * the zero ds terms skipped. jsEdgeSampleKernel below is the reference; attention-edges-wasm.ts
+ * has the WebAssembly SIMD kernel with the same bits. The caller writes each sample's U, Γ (rows of
+ * stride rp, the columns past r left alone) and ds into the kernel's arrays, so a kernel can hand
+ * out views of its own memory.
+ */
+export interface EdgeSampleKernel {
+  /** Row stride of U and Γ (≥ r). */
+  readonly rp: number;
+  /** [A, rp]: U_0 = u_t*, U_{h+1} = Σ_u p_u^h u_u. */
+  readonly U: Float64Array;
+  /** [H·P, rp]: Γ_(h,u). */
+  readonly Gam: Float64Array;
+  /** [K, H·P]. */
+  readonly ds: Float64Array;
+  /** Starts a run that adds into E (K × r, row-major); `end` follows before E is read. */
+  begin(E: Float64Array): void;
+  sample(): void;
+  end(): void;
+}
+
+/** The JS kernel: Yt [A·K, r] (Ỹ^a_k at row a·K + k). */
+export function jsEdgeSampleKernel(K: number, A: number, NJ: number, r: number, Yt: Float64Array): EdgeSampleKernel {
+  const U = new Float64Array(A * r);
+  const Gam = new Float64Array(NJ * r);
+  const ds = new Float64Array(K * NJ);
+  const e = new Float64Array(r);
+  let E: Float64Array | undefined;
+  return {
+    rp: r,
+    U,
+    Gam,
+    ds,
+    begin: (target) => {
+      E = target;
+    },
+    sample: () => {
+      const out = E!;
+      for (let k = 0; k < K; k++) {
+        e.fill(0);
+        for (let a = 0; a < A; a++) {
+          const yo = (a * K + k) * r;
+          const Uo = a * r;
+          for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
+        }
+        for (let J2 = 0; J2 < NJ; J2++) {
+          const c = ds[k * NJ + J2]!;
+          if (c === 0) continue;
+          const go = J2 * r;
+          for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
+        }
+        for (let j = 0; j < r; j++) out[k * r + j]! += e[j]! * e[j]!;
+      }
+    },
+    end: () => {
+      E = undefined;
+    },
+  };
+}
+
+/**
  * Adds samples [n0, n1) to E (K × r, zeroed by the caller for a fresh partial): the same sums as
- * addEdgeAttentionSums, from the row tables of the projected point (vkq = α·f'·J per row) and u per row.
+ * addEdgeAttentionSums, from the row tables of the projected point (vkq = α·f'·J per row) and u per
+ * row. `kernel` does each sample's sums (default: the JS kernel).
  */
 export function addEdgeAttentionTableSums(
   sh: AttentionShape,
@@ -390,6 +556,7 @@ export function addEdgeAttentionTableSums(
   n0: number,
   n1: number,
   E: Float64Array,
+  kernel?: EdgeSampleKernel,
 ): void {
   const { P, K } = sh;
   const H = sh.heads;
@@ -397,19 +564,18 @@ export function addEdgeAttentionTableSums(
   const NJ = H * P,
     A = H + 1;
   const r = tables.r;
-  const Yt = tables.Yt;
   const { u, at, bt } = et;
   const sample = new TableSample(sh, rt);
   const { rho, prob, ds } = sample;
-  const U = new Float64Array(A * r);
-  const Gam = new Float64Array(NJ * r);
-  const e = new Float64Array(r);
+  const kn = kernel ?? jsEdgeSampleKernel(K, A, NJ, r, tables.Yt);
+  const { U, Gam, rp } = kn;
+  kn.begin(E);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
     const ut = rho[t]! * r;
     for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
     for (let h = 0; h < H; h++) {
-      const Uo = (h + 1) * r;
+      const Uo = (h + 1) * rp;
       for (let j = 0; j < r; j++) U[Uo + j] = 0;
       for (let q = 0; q < P; q++) {
         const pq = prob[h * P + q]!;
@@ -422,24 +588,12 @@ export function addEdgeAttentionTableSums(
       for (let q = 0; q < P; q++) {
         const ao = (rho[q]! * H + h) * r;
         const uq = rho[q]! * r;
-        const go = (h * P + q) * r;
+        const go = (h * P + q) * rp;
         for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
       }
     }
-    for (let k = 0; k < K; k++) {
-      e.fill(0);
-      for (let a = 0; a < A; a++) {
-        const yo = (a * K + k) * r;
-        const Uo = a * r;
-        for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
-      }
-      for (let J2 = 0; J2 < NJ; J2++) {
-        const c = ds[k * NJ + J2]!;
-        if (c === 0) continue;
-        const go = J2 * r;
-        for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
-      }
-      for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
-    }
+    kn.ds.set(ds);
+    kn.sample();
   }
+  kn.end();
 }

@@ -15,9 +15,20 @@ function shared(a: Float64Array): Float64Array {
   return b;
 }
 
-/** X·M (X [rows, k], M [k, n], row-major), on the host threads when there are any (then in shared memory). */
-export async function mulOnThreads(X: Float64Array, rows: number, k: number, M: Float64Array, n: number): Promise<Float64Array> {
-  const threads = (await hostThreadPool()) !== undefined;
+/**
+ * X·M (X [rows, k], M [k, n], row-major), on the host threads when there are any (then in shared
+ * memory); `threads: false` keeps it on this thread (a product small enough not to wait behind
+ * the threads' queue), with the same bits.
+ */
+export async function mulOnThreads(
+  X: Float64Array,
+  rows: number,
+  k: number,
+  M: Float64Array,
+  n: number,
+  opts: { threads?: boolean } = {},
+): Promise<Float64Array> {
+  const threads = opts.threads !== false && (await hostThreadPool()) !== undefined;
   const out = threads ? new Float64Array(sharedBytes(rows * n * 8)) : new Float64Array(rows * n);
   const Xs = threads ? shared(X) : X;
   const Ms = threads ? shared(M) : M;

@@ -26,6 +26,9 @@ import {
 } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
+import { wasmActSectionFinish, wasmMulRows, wasmTableRowsTimes } from './rows-times-wasm.js';
+import { wasmEdgeSampleKernel } from './attention-edges-wasm.js';
+import { reluCofireCounts, rowMomentsF64, type RowMoments } from './node-moments.js';
 import { edgeInputRows, type EdgeInputPass, type EdgeInputRows } from './edge-inputs.js';
 import { wasmEdgeInputs } from './edge-inputs-wasm.js';
 import { HostDegeneracyAccumulator } from './degeneracy.js';
@@ -103,7 +106,12 @@ export const HOST_TASKS = {
   'attention-mdash': (a: MDashAttentionChunk): void => addMDashAttentionSums(a.shape, a.DZ, a.alpha, a.xj, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
   'attention-edges': (a: EdgeAttentionChunk): void => addEdgeAttentionSums(a.shape, a.DZ, a.alpha, a.tables, a.xj, a.u, a.n0, a.n1, a.out),
   'attention-mdash-table': (a: MDashAttentionTableChunk): void => addMDashAttentionTableSums(a.shape, a.rows, a.n0, a.n1, mDashSumsView(a.shape, a.out)),
-  'attention-edges-table': (a: EdgeAttentionTableChunk): void => addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out),
+  'attention-edges-table': (a: EdgeAttentionTableChunk): void => {
+    const { K } = a.shape;
+    const NJ = a.shape.heads * a.shape.P;
+    const kernel = wasmEdgeSampleKernel(K, a.shape.heads + 1, NJ, a.tables.r, a.tables.Yt);
+    addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out, kernel);
+  },
   /** Output rows [n0, n1) of a last-position attention section from its row tables (transformer-forward.ts). */
   'attention-table-forward': (a: {
     shape: AttentionShape;
@@ -113,7 +121,7 @@ export const HOST_TASKS = {
     out: Float64Array;
     probs: Float64Array;
   }): void => attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out, a.probs),
-  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts). */
+  /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts; WebAssembly SIMD where it runs, the same bits). */
   'table-rows-times': (a: {
     shape: Pick<AttentionShape, 'P' | 'heads'>;
     ids: Int32Array;
@@ -122,17 +130,25 @@ export const HOST_TASKS = {
     n0: number;
     n1: number;
   }): void => {
-    for (const m of a.maps) tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
+    for (const m of a.maps)
+      if (!wasmTableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out))
+        tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
   },
-  /** Rows [r0, r1) of X·M (transformer-forward.ts). */
-  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void =>
-    mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out),
-  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R. */
-  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
-    actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out),
+  /** Rows [r0, r1) of X·M (transformer-forward.ts; in WebAssembly SIMD where it runs, the same bits). */
+  'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void => {
+    if (!wasmMulRows(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out)) mulRowsF64(a.X, a.k, a.M, a.n, a.r0, a.r1, a.out);
+  },
+  /** Rows [n0, n1) of a one-activation section whose x and f·S are in place: out += act(x)·R (WebAssembly SIMD where it runs). */
+  'act-section-finish': (a: { maps: ActSectionMaps; n0: number; n1: number; x: Float64Array; out: Float64Array }): void => {
+    if (!wasmActSectionFinish(a.maps, a.n0, a.n1, a.x, a.out)) actSectionFinish(a.maps, a.n0, a.n1, a.x, a.out);
+  },
   /** Rows [n0, n1) of a one-activation section: its act inputs x and outputs (transformer-forward.ts). */
   'act-section-rows': (a: { maps: ActSectionMaps; f: Float64Array; n0: number; n1: number; x: Float64Array; out: Float64Array }): void =>
     actSectionForward(a.maps, a.f, a.n0, a.n1, a.x, a.out),
+  /** Means and Gram of a node layer's rows (node-moments.ts). */
+  'row-moments': (a: { x: Float64Array; n: number; w: number; centred: boolean }): RowMoments => rowMomentsF64(a.x, a.n, a.w, a.centred),
+  /** ReLU co-firing counts of rows [r0, r1) of act inputs (node-moments.ts). */
+  'relu-cofire': (a: { pre: Float64Array; h: number; r0: number; r1: number }): Float64Array => reluCofireCounts(a.pre, a.h, a.r0, a.r1),
   /** One run of visited rows of the squared-edge sums into its own zeroed partial E (edges-squared.ts). */
   'squared-edges-run': (a: {
     section: SquaredEdgeSection;
@@ -142,7 +158,7 @@ export const HOST_TASKS = {
     order: Uint32Array;
     from: number;
     to: number;
-  }): number => accumulateSquaredEdges(a.section, a.E, new Float64Array(a.section.ro * a.section.r), a.fhat, a.gates, a.order, a.from, a.to),
+  }): number => accumulateSquaredEdges(a.section, a.E, squaredEdgeRowKernel(a.section), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
   eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),

@@ -47,6 +47,7 @@ import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
 import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
+import { wasmMulRows } from '../host/rows-times-wasm.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -276,31 +277,37 @@ export async function mDashAttentionClosed(
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
   const A = H + 1;
-  // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
-  const Y: Float64Array[] = [S];
-  for (let h = 0; h < H; h++) {
-    const y = new Float64Array(K * d);
-    for (let k = 0; k < K; k++)
-      for (let i = 0; i < d; i++) {
-        let acc = 0;
-        for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
-        y[k * d + i] = acc;
-      }
-    Y.push(y);
-  }
-  // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
-  const T: Float64Array[] = [];
-  for (let a = 0; a < A; a++)
+  // Y^a and T^{a,h}: sample-independent, computed on this thread while the host threads run the
+  // per-sample sums (they do not need them).
+  const partsYT = (): { Y: Float64Array[]; T: Float64Array[] } => {
+    // Y^a (K × d): Y^0 = S, Y^{h+1}_k = V^h dz_k^h.
+    const Y: Float64Array[] = [S];
     for (let h = 0; h < H; h++) {
-      const M = new Float64Array(d * dV);
+      const y = new Float64Array(K * d);
       for (let k = 0; k < K; k++)
         for (let i = 0; i < d; i++) {
-          const y = Y[a]![k * d + i]!;
-          if (y === 0) continue;
-          for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+          let acc = 0;
+          for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * J[i * m + h * dV + j]!;
+          y[k * d + i] = acc;
         }
-      T.push(M);
+      Y.push(y);
     }
+    // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
+    const T: Float64Array[] = [];
+    for (let a = 0; a < A; a++)
+      for (let h = 0; h < H; h++) {
+        const M = new Float64Array(d * dV);
+        for (let k = 0; k < K; k++)
+          for (let i = 0; i < d; i++) {
+            const y = Y[a]![k * d + i]!;
+            if (y === 0) continue;
+            for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
+          }
+        T.push(M);
+      }
+    return { Y, T };
+  };
+  let YT: { Y: Float64Array[]; T: Float64Array[] } | undefined;
   // Per-sample sums, all in the small spaces (see the header): W_ab = Σ π_a π_b; Ψ (2H·dHead
   // square, laid out as J's k and q columns) = Σ_s Φ_s β_s Φ_sᵀ; ΩQ^{a,h}, ΩK^{a,h} (dV × dHead),
   // summed by src/host/attention-sums.ts in chunks of samples on the host threads.
@@ -327,11 +334,15 @@ export async function mDashAttentionClosed(
       const rt = attentionRowTables(shape, DZ, alpha, gatherRows(tableJ, m, rows), ids, (n) => hostF64(new Float64Array(0), sh, n));
       const ranges = sampleChunks(N, TABLE_SAMPLE_CHUNK);
       const parts = hostF64(new Float64Array(0), sh, ranges.length * total.length);
-      await runHostTasks(
+      const sums = runHostTasks(
         'attention-mdash-table',
         ranges.map(([n0, n1], i) => ({ shape, rows: rt, n0, n1, out: parts.subarray(i * total.length, (i + 1) * total.length) })),
         { threads: sh },
       );
+      // A failure surfaces at the await below; until then it must not be unhandled.
+      sums.catch(() => undefined);
+      YT = partsYT();
+      await sums;
       for (let i = 0; i < ranges.length; i++) {
         const o = i * total.length;
         for (let e = 0; e < total.length; e++) total[e]! += parts[o + e]!;
@@ -364,28 +375,35 @@ export async function mDashAttentionClosed(
   } finally {
     scope.close();
   }
+  const { Y, T } = YT ?? partsYT();
   // M = Σ_ab W_ab Y^aᵀY^b + X + Xᵀ, X = Σ_h XQ^h Q^hᵀ + XK^h K^hᵀ.
-  const M = new Float64Array(d * d);
-  const yy = new Float64Array(d);
-  for (let k = 0; k < K; k++) {
-    for (let i = 0; i < d; i++) yy[i] = 0;
-    // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ.
+  // Σ_ab W_ab Y^a_k Y^b_kᵀ = Σ_a Y^a_k (Σ_b W_ab Y^b_k)ᵀ summed over (k, a) in order: the product
+  // of Yᵀ (Yt: d × K·A, columns (k, a)) and the rows yy_(k,a) = Σ_b W_ab Y^b_k (a row product, the same
+  // bits as the rank-1 updates in that order).
+  const KA = K * A;
+  const Yt = new Float64Array(d * KA);
+  const YY = new Float64Array(KA * d);
+  for (let k = 0; k < K; k++)
     for (let a = 0; a < A; a++) {
+      const ka = k * A + a;
       const ya = Y[a]!.subarray(k * d, (k + 1) * d);
-      yy.fill(0);
+      for (let i = 0; i < d; i++) Yt[i * KA + ka] = ya[i]!;
+      const yy = YY.subarray(ka * d, (ka + 1) * d);
       for (let a2 = 0; a2 < A; a2++) {
         const f = Wab[a * A + a2]!;
         if (f === 0) continue;
         const yb = Y[a2]!.subarray(k * d, (k + 1) * d);
         for (let i = 0; i < d; i++) yy[i]! += f * yb[i]!;
       }
-      for (let i = 0; i < d; i++) {
-        const v = ya[i]!;
-        if (v === 0) continue;
-        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * yy[i2]!;
-      }
     }
-  }
+  const M = new Float64Array(d * d);
+  if (!wasmMulRows(Yt, KA, YY, d, 0, d, M))
+    for (let ka = 0; ka < KA; ka++)
+      for (let i = 0; i < d; i++) {
+        const v = Yt[i * KA + ka]!;
+        if (v === 0) continue;
+        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * YY[ka * d + i2]!;
+      }
   // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
   const Zm = new Float64Array(dV * d);
@@ -393,13 +411,20 @@ export async function mDashAttentionClosed(
     for (let h = 0; h < H; h++) {
       const o = (a1 * H + h) * dV * dH;
       Zm.fill(0);
-      for (let j = 0; j < dV; j++)
+      const qc = qCol(h),
+        kc = kCol(h);
+      for (let j = 0; j < dV; j++) {
+        const jo = o + j * dH;
         for (let i2 = 0; i2 < d; i2++) {
+          const qo = i2 * m + qc,
+            ko = i2 * m + kc;
           let acc = 0;
-          for (let c = 0; c < dH; c++) acc += OmQ[o + j * dH + c]! * J[i2 * m + qCol(h) + c]! + OmK[o + j * dH + c]! * J[i2 * m + kCol(h) + c]!;
+          for (let c = 0; c < dH; c++) acc += OmQ[jo + c]! * J[qo + c]! + OmK[jo + c]! * J[ko + c]!;
           Zm[j * d + i2] = acc;
         }
+      }
       const Th = T[a1 * H + h]!;
+      if (wasmMulRows(Th, dV, Zm, d, 0, d, X, true)) continue; // X += T·Zm, the same bits
       for (let i = 0; i < d; i++)
         for (let j = 0; j < dV; j++) {
           const tv = Th[i * dV + j]!;
@@ -419,21 +444,34 @@ export async function mDashAttentionClosed(
       Psi[l1 * L2 + l2] = v;
       Psi[l2 * L2 + l1] = v;
     }
-  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead).
+  // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead): (L Ψ) Lᵀ, each entry summed in order of
+  // the columns of L (WebAssembly row products where they run: the same bits).
+  const Lkq = new Float64Array(d * L2);
+  const LkqT = new Float64Array(L2 * d);
+  for (let i = 0; i < d; i++)
+    for (let l = 0; l < L2; l++) {
+      Lkq[i * L2 + l] = J[i * m + HdV + l]!;
+      LkqT[l * d + i] = J[i * m + HdV + l]!;
+    }
   const LPsi = new Float64Array(d * L2);
-  for (let i = 0; i < d; i++)
-    for (let l1 = 0; l1 < L2; l1++) {
-      const lv = J[i * m + HdV + l1]!;
-      if (lv === 0) continue;
-      for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
-    }
+  const LPsiL = new Float64Array(d * d);
+  if (!wasmMulRows(Lkq, L2, Psi, L2, 0, d, LPsi) || !wasmMulRows(LPsi, L2, LkqT, d, 0, d, LPsiL)) {
+    LPsi.fill(0);
+    for (let i = 0; i < d; i++)
+      for (let l1 = 0; l1 < L2; l1++) {
+        const lv = Lkq[i * L2 + l1]!;
+        if (lv === 0) continue;
+        for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
+      }
+    for (let i = 0; i < d; i++)
+      for (let i2 = 0; i2 < d; i2++) {
+        let acc = 0;
+        for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * LkqT[l * d + i2]!;
+        LPsiL[i * d + i2] = acc;
+      }
+  }
   const f = (weight * weight) / (N * P);
-  for (let i = 0; i < d; i++)
-    for (let i2 = 0; i2 < d; i2++) {
-      let acc = 0;
-      for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * J[i2 * m + HdV + l]!;
-      M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + acc) * f;
-    }
+  for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + LPsiL[i * d + i2]!) * f;
   return M;
 }
 
@@ -461,13 +499,20 @@ export async function edgesAttentionClosed(
   const r = opts.rIn;
   const { C, Cpinv } = opts;
   // Ỹ^a = Y^a Ĉp (K × r): Y^0 = S, Y^{h+1}_k = V^h dz_k^h, so Ỹ^{h+1} = dz^h (V^hᵀ Ĉp).
+  // C⁺ᵀ (d × r): the right factor of the projections, as rows for the row products.
+  const CpT = new Float64Array(d * r);
+  for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) CpT[i * r + j] = Cpinv[j * d + i]!;
   const proj = (col0: number, width: number): Float64Array => {
-    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r.
+    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r, each entry summed over i in order (WebAssembly
+    // row products where they run; a zero term adds nothing: the same bits).
     const out = new Float64Array(width * r);
+    const Jt = new Float64Array(width * d);
+    for (let c = 0; c < width; c++) for (let i = 0; i < d; i++) Jt[c * d + i] = J[i * m + col0 + c]!;
+    if (wasmMulRows(Jt, d, CpT, r, 0, width, out)) return out;
     for (let c = 0; c < width; c++)
       for (let j = 0; j < r; j++) {
         let acc = 0;
-        for (let i = 0; i < d; i++) acc += J[i * m + col0 + c]! * Cpinv[j * d + i]!;
+        for (let i = 0; i < d; i++) acc += Jt[c * d + i]! * CpT[i * r + j]!;
         out[c * r + j] = acc;
       }
     return out;
@@ -501,12 +546,13 @@ export async function edgesAttentionClosed(
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
   // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
   const CpJ = new Float64Array(r * m);
-  for (let j = 0; j < r; j++)
-    for (let i = 0; i < d; i++) {
-      const c = Cpinv[j * d + i]!;
-      if (c === 0) continue;
-      for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
-    }
+  if (!wasmMulRows(Cpinv, d, J, m, 0, r, CpJ))
+    for (let j = 0; j < r; j++)
+      for (let i = 0; i < d; i++) {
+        const c = Cpinv[j * d + i]!;
+        if (c === 0) continue;
+        for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
+      }
   const table = tokenRowTable(model, s, N, Math.max(m, r));
   const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
   const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;

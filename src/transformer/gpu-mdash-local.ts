@@ -19,6 +19,8 @@
 
 import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import { mulOnThreads } from '../host/mul-threads.js';
+import { wasmMulRows } from '../host/rows-times-wasm.js';
+import { mulRowsF64 } from '../host/transformer-forward.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
@@ -182,37 +184,32 @@ export async function mDashLocalGpu(
   const K = g.rOut;
   const d = g.dIn;
   // T = R ∘ G_a + W·(diag(Σa) S_rs A-side terms folded below); U = A T Aᵀ.
-  const T = new Float64Array(m * m);
-  for (let i = 0; i < K; i++) {
-    const ri = r.subarray(i * m, (i + 1) * m);
-    for (let a = 0; a < m; a++) {
-      const ra = ri[a]!;
-      if (ra === 0) continue;
-      for (let c = 0; c < m; c++) T[a * m + c]! += ra * ri[c]!;
-    }
-  }
+  // The products below are row products X·Y with each entry summed in order of the inner index
+  // (zero X terms skipped, which adds nothing): WebAssembly SIMD where it runs (rows-times-wasm.ts),
+  // else the JS loops, the same bits either way.
+  const rowsTimes = (X: Float64Array, rows: number, k: number, Y: Float64Array, n: number): Float64Array => {
+    const out = new Float64Array(rows * n);
+    if (!wasmMulRows(X, k, Y, n, 0, rows, out)) mulRowsF64(X, k, Y, n, 0, rows, out);
+    return out;
+  };
+  // Σ_i r_i r_iᵀ = rᵀ r, then ∘ G_a.
+  const rT = new Float64Array(m * K);
+  for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rT[a * K + i] = r[i * m + a]!;
+  const T = rowsTimes(rT, m, K, r, m);
   for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
   const AT = await mulOnThreads(A, d, m, T, m); // A·T (d·m² multiply-adds: split over the host threads)
-  const M = new Float64Array(d * d);
-  for (let x = 0; x < d; x++)
-    for (let y = 0; y < d; y++) {
-      let acc = 0;
-      for (let c = 0; c < m; c++) acc += AT[x * m + c]! * A[y * m + c]!;
-      M[x * d + y] = acc;
-    }
+  const At = new Float64Array(m * d);
+  for (let x = 0; x < d; x++) for (let c = 0; c < m; c++) At[c * d + x] = A[x * m + c]!;
+  const M = rowsTimes(AT, d, m, At, d);
   // Cross terms: X = A diag(Σa) S_rs, S_rs = Σ_i r_i s_iᵀ (m × d).
-  const Srs = new Float64Array(m * d);
-  for (let i = 0; i < K; i++)
-    for (let a = 0; a < m; a++) {
-      const ra = r[i * m + a]! * sa[a]!;
-      if (ra === 0) continue;
-      for (let y = 0; y < d; y++) Srs[a * d + y]! += ra * sv[i * d + y]!;
-    }
+  const rsT = new Float64Array(m * K);
+  for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rsT[a * K + i] = r[i * m + a]! * sa[a]!;
+  const Srs = rowsTimes(rsT, m, K, sv, d);
   const rowsTotal = N * P;
+  const ASrs = rowsTimes(A, d, m, Srs, d);
   for (let x = 0; x < d; x++)
     for (let y = 0; y < d; y++) {
-      let acc = 0;
-      for (let a = 0; a < m; a++) acc += A[x * m + a]! * Srs[a * d + y]!;
+      const acc = ASrs[x * d + y]!;
       M[x * d + y]! += W * acc;
       M[y * d + x]! += W * acc;
     }

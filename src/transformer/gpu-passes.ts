@@ -17,7 +17,7 @@ import { tableNodeStats, tokenRowTable } from './token-table.js';
 import { hostThreadPool } from '../host/pool.js';
 import type { StageName } from '../ib/config.js';
 import { chooseStagePath, type StagePathChoice, type StagePathRequest } from '../runtime/stage-paths.js';
-import { edgesLocalHost, hostGateMoments, hostMoments, hostNodeRows, hostStatsPlan, type HostNodeRows } from './host-stats.js';
+import { edgesLocalHost, hostCofireCounts, hostGateMoments, hostMoments, hostNodeRows, hostStatsPlan, type HostNodeRows } from './host-stats.js';
 import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
 import { sectionGeometry } from './gpu-section.js';
 
@@ -58,6 +58,8 @@ export class GpuPasses implements TransformerPasses {
   private readonly secondMoments = new Map<number, Float64Array>();
   /** The host statistics pass's rows and act inputs (host-stats.ts), when it ran. */
   private host: HostNodeRows | undefined;
+  /** One-activation ReLU section → its co-firing counts, started when the host statistics pass made its act inputs. */
+  private readonly cofire = new Map<number, Promise<Float64Array>>();
 
   constructor(
     private readonly engine: Engine,
@@ -139,16 +141,27 @@ export class GpuPasses implements TransformerPasses {
       if (this.requests.stats === 'host') this.paths['stats'] = `GPU: stage_paths.stats = 'host', but ${plan.reason}`;
       return undefined;
     }
-    this.host = await hostNodeRows(this.model, this.tokens, this.n, plan);
-    const centre = (mean: Float64Array): Float64Array => {
-      const m = Float64Array.from(mean);
-      m[m.length - 1] = 0;
-      return m;
-    };
-    return nodes.map((i) => {
+    const host = await hostNodeRows(this.model, this.tokens, this.n, plan);
+    this.host = host;
+    // The node layers' moments on the host threads side by side, then the ReLU sections'
+    // co-firing counts (M′ needs them only after the later node layers' bases).
+    const moments = nodes.map((i) => {
       const L = this.model.nodes[i]!;
-      const x = this.host!.rows.get(i)!;
-      const t = hostMoments(x, this.n * L.positions, L.width, centred ? centre : undefined);
+      return hostMoments(host.rows.get(i)!, this.n * L.positions, L.width, centred);
+    });
+    for (const [s, pre] of host.pre) {
+      const act = singleActSection(this.model.sections[s]!.program);
+      if (act?.op.act !== 'relu') continue;
+      const rows = this.n * sectionGeometry(this.model, s).pIn;
+      const counts = hostCofireCounts(pre, rows, pre.length / rows);
+      // A failure surfaces where M′ awaits the counts; until then it must not be unhandled.
+      counts.catch(() => undefined);
+      this.cofire.set(s, counts);
+    }
+    const done = await Promise.all(moments);
+    return nodes.map((i, k) => {
+      const L = this.model.nodes[i]!;
+      const t = done[k]!;
       this.secondMoments.set(i, secondMoment(t.gram, t.mean, t.shift));
       this.paths['stats ' + L.name] = `host float64 forward over the closed forms from node layer 0's token table (${describe(choice)})`;
       return { mean: t.mean, gram: t.gram, dim: L.width, positions: L.positions };
@@ -171,13 +184,13 @@ export class GpuPasses implements TransformerPasses {
     });
   }
 
-  mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
+  async mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     const pre = this.host?.pre.get(s);
     if (pre && !isStochastic(stoch, 'basis')) {
       // One-activation section after the host statistics pass: its gate moments from the act inputs kept there.
       const act = singleActSection(this.model.sections[s]!.program)!;
       const g = sectionGeometry(this.model, s, Chat, rOut);
-      const gates = hostGateMoments(act.op, pre, this.n * g.pIn, pts);
+      const gates = await hostGateMoments(act.op, pre, this.n * g.pIn, pts, this.cofire.get(s));
       const path =
         act.op.act === 'relu' && pts.alphas.every((a) => a > 0)
           ? 'ReLU co-firing counts from the host statistics pass (float64)'

@@ -19,7 +19,8 @@ import { HOST_EDGE_RUNS } from '../host/edges.js';
 import type { SquaredEdgeSection } from '../host/edges-squared.js';
 import { mulOnThreads } from '../host/mul-threads.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
-import { columnMeansF64, HostGateStats, HostGramF64 } from '../host/stats.js';
+import { gateMomentsByCounts, gateMomentsF64, gateMomentsFromCounts, type RowMoments } from '../host/node-moments.js';
+import { HOST_TASKS, type HostTaskArgs, type HostTaskName, type HostTaskResult } from '../host/tasks.js';
 import type { ActSectionMaps, AttentionForwardTables } from '../host/transformer-forward.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
 import { attentionClosedParts, lastPosAttentionSection } from './gpu-attention-closed.js';
@@ -71,8 +72,8 @@ async function formTimes(form: TableRowForm, N: number, maps: { M: Float64Array;
   const outs = maps.map((m) => f64(N * m.w, shared));
   const mapped = await Promise.all(
     maps.map(async (m, i) => ({
-      resM: await mulOnThreads(form.res, R, d, m.M, m.w),
-      vzM: await mulOnThreads(form.vz, R * H, d, m.M, m.w),
+      resM: await mulOnThreads(form.res, R, d, m.M, m.w, { threads: shared }),
+      vzM: await mulOnThreads(form.vz, R * H, d, m.M, m.w, { threads: shared }),
       w: m.w,
       out: outs[i]!,
     })),
@@ -245,28 +246,49 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
   return out;
 }
 
-/** Means and Gram (divided by the row count) of rows [n, w], the Gram shifted by shiftFor(mean) (or raw). */
-export function hostMoments(
-  x: Float64Array,
-  n: number,
-  w: number,
-  shiftFor?: (mean: Float64Array) => Float64Array,
-): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
-  const mean = columnMeansF64(x, n, w);
-  const shift = shiftFor?.(mean);
-  const acc = new HostGramF64(w, shift);
-  acc.add(x, n);
-  const gram = acc.gram();
-  for (let i = 0; i < gram.length; i++) gram[i] = gram[i]! / n;
-  return { mean, gram, ...(shift ? { shift } : {}) };
+/** `task` on a host worker thread when there are any, else on this thread. */
+async function onHostThread<T extends HostTaskName>(task: T, args: HostTaskArgs<T>): Promise<HostTaskResult<T>> {
+  const pool = await hostThreadPool();
+  return pool ? pool.run(task, args) : (HOST_TASKS[task] as (a: HostTaskArgs<T>) => HostTaskResult<T>)(args);
 }
 
-/** G_a = Σ a aᵀ and Σa of a one-activation section from its act inputs at the data points (a = Σ_k w_k act'(α_k x)). */
-export function hostGateMoments(act: ActOp, pre: Float64Array, rows: number, points: IntegrationPoints): { Ga: Float64Array; sa: Float64Array } {
+/**
+ * Means and Gram (divided by n) of rows x [n, w] (node-moments.ts), on a host thread when there
+ * are any (the node layers' moments then run beside each other).
+ */
+export function hostMoments(x: Float64Array, n: number, w: number, centred: boolean): Promise<RowMoments> {
+  return onHostThread('row-moments', { x, n, w, centred });
+}
+
+/** ReLU co-firing counts of act inputs pre [rows, h], in row ranges over the host threads (integer counts: the same in any split). */
+export async function hostCofireCounts(pre: Float64Array, rows: number, h: number): Promise<Float64Array> {
+  const pool = await hostThreadPool();
+  const parts = Math.max(1, Math.min(pool?.size ?? 1, rows));
+  const bounds = Array.from({ length: parts + 1 }, (_, k) => Math.round((k * rows) / parts));
+  const counts = await Promise.all(bounds.slice(0, parts).map((r0, k) => onHostThread('relu-cofire', { pre, h, r0, r1: bounds[k + 1]! })));
+  const out = counts[0]!;
+  for (let k = 1; k < parts; k++) {
+    const c = counts[k]!;
+    for (let i = 0; i < out.length; i++) out[i]! += c[i]!;
+  }
+  return out;
+}
+
+/**
+ * G_a = Σ a aᵀ and Σa of a one-activation section from its act inputs at the data points
+ * (a = Σ_k w_k act'(α_k x)): for ReLU at positive points from its co-firing counts (`counts`
+ * when they were started earlier), else the gate Gram.
+ */
+export async function hostGateMoments(
+  act: ActOp,
+  pre: Float64Array,
+  rows: number,
+  points: IntegrationPoints,
+  counts?: Promise<Float64Array>,
+): Promise<{ Ga: Float64Array; sa: Float64Array }> {
   const m = pre.length / rows;
-  const st = new HostGateStats(m, act.act, points);
-  st.add(pre, rows);
-  return { Ga: st.gram(), sa: st.sums() };
+  if (gateMomentsByCounts(act.act, points)) return gateMomentsFromCounts(await (counts ?? hostCofireCounts(pre, rows, m)), m, points);
+  return gateMomentsF64(act.act, pre, rows, points);
 }
 
 /**
@@ -296,8 +318,11 @@ export async function edgesLocalHost(
   const { m } = fac;
   const h = m + fac.extra;
   // u = f C, from the mapped tables when f came from an attention table forward.
-  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], sh))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
-  const x = await mulOnThreads(u, rows, rIn, fac.CpA, m);
+  // u and the gates' inputs on this thread: small products (r_in columns) that would otherwise
+  // queue behind the M′ sums the threads run meanwhile, and the gates and their order are this
+  // thread's work anyway.
+  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], false))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
+  const x = await mulOnThreads(u, rows, rIn, fac.CpA, m, { threads: false });
   const gates = f64(rows * h, sh);
   const { alphas, weights } = opts.points;
   for (let n = 0; n < rows; n++) {

@@ -9,6 +9,7 @@
 import { embedF64, forwardF64 } from '../cpu/program-f64.js';
 import { IbgpuError } from '../errors.js';
 import type { GpuModel } from './gpu-model.js';
+import { wasmMulRows } from '../host/rows-times-wasm.js';
 
 /**
  * Node layer 0's rows per (token, position), [vocab·P, d_in] in float64, when they are a function
@@ -39,9 +40,10 @@ export function tokenRowTable(model: GpuModel, s: number, N: number, widest: num
   return out;
 }
 
-/** table (rows × k) · M (k × n), float64. */
+/** table (rows × k) · M (k × n), float64 (in WebAssembly SIMD where it runs: the same bits). */
 export function mulF64(table: Float64Array, rows: number, k: number, M: Float64Array, n: number): Float64Array {
   const out = new Float64Array(rows * n);
+  if (wasmMulRows(table, k, M, n, 0, rows, out)) return out;
   for (let i = 0; i < rows; i++)
     for (let a = 0; a < k; a++) {
       const v = table[i * k + a]!;
