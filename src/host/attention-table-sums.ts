@@ -17,6 +17,7 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
+import { addSampleEdgeSquares, queryProbs, sampleBetaAndWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
@@ -105,43 +106,6 @@ export function edgeRowTables(
   return { u, at, bt };
 }
 
-/**
- * The softmax rows of query t* = P−1, per head ([H, P], zero where masked), of one sample whose
- * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
- */
-export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * sh.dV,
-    HdH = H * dH;
-  const qo = rho[t]! * m + HdV + HdH;
-  for (let h = 0; h < H; h++) {
-    let mx = -Infinity;
-    for (let u = 0; u < P; u++) {
-      if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
-        prob[h * P + u] = -Infinity;
-        continue;
-      }
-      const ko = rho[u]! * m + HdV + h * dH;
-      let sc = 0;
-      for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
-      sc /= scale;
-      prob[h * P + u] = sc;
-      if (sc > mx) mx = sc;
-    }
-    let z = 0;
-    for (let u = 0; u < P; u++) {
-      const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-      prob[h * P + u] = e;
-      z += e;
-    }
-    for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
-  }
-}
-
 /** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
 class TableSample {
   readonly rho: Int32Array;
@@ -190,7 +154,7 @@ class TableSample {
  * addMDashAttentionSums, from the row tables.
  */
 export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowTables, n0: number, n1: number, out: MDashAttentionSums): void {
-  const { P, m, K } = sh;
+  const { P, m } = sh;
   const H = sh.heads,
     dH = sh.dHead,
     dV = sh.dV,
@@ -228,22 +192,7 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
-    beta.fill(0);
-    for (let k = 0; k < K; k++) {
-      const row = ds.subarray(k * NJ, (k + 1) * NJ);
-      for (let j1 = 0; j1 < NJ; j1++) {
-        const v = row[j1]!;
-        if (v === 0) continue;
-        for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
-      }
-    }
-    // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
-    for (let sp = 0; sp < P; sp++)
-      for (let a1 = 0; a1 < A; a1++) {
-        const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
-        if (p1 === 0) continue;
-        for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
-      }
+    sampleBetaAndWab(sh, prob, ds, beta, Wab);
     // Centred values w_u^h = v_u^h − v̄^h.
     for (let h = 0; h < H; h++) {
       vb.fill(0);
@@ -322,20 +271,24 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
   // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there).
   const s2 = 1 / (scale * scale);
+  // Om^{a,h} += (Z[row][a,h] / scale) ⊗ (the row's dHead columns of head h from col0).
+  const addOmega = (Z: Float64Array, row: number, col0: number, Om: Float64Array): void => {
+    for (let a = 0; a < A; a++)
+      for (let h = 0; h < H; h++) {
+        const z = Z.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+        const o = (a * H + h) * dV * dH;
+        for (let j = 0; j < dV; j++) {
+          const f = z[j]! / scale;
+          if (f === 0) continue;
+          for (let c = 0; c < dH; c++) Om[o + j * dH + c]! += f * vkq[col0 + h * dH + c]!;
+        }
+      }
+  };
   for (let row = 0; row < R; row++) {
     const ko = row * m + HdV;
     const qo = row * m + HdV + HdH;
     if (usedQ[row]) {
-      for (let a = 0; a < A; a++)
-        for (let h = 0; h < H; h++) {
-          const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-          const o = (a * H + h) * dV * dH;
-          for (let j = 0; j < dV; j++) {
-            const f = z[j]! / scale;
-            if (f === 0) continue;
-            for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
-          }
-        }
+      addOmega(Zq, row, ko, OmQ);
       for (let h1 = 0; h1 < H; h1++)
         for (let h2 = h1; h2 < H; h2++) {
           const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
@@ -348,16 +301,7 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
         }
     }
     if (usedT[row]) {
-      for (let a = 0; a < A; a++)
-        for (let h = 0; h < H; h++) {
-          const z = Zk.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-          const o = (a * H + h) * dV * dH;
-          for (let j = 0; j < dV; j++) {
-            const f = z[j]! / scale;
-            if (f === 0) continue;
-            for (let c = 0; c < dH; c++) OmK[o + j * dH + c]! += f * vkq[qo + h * dH + c]!;
-          }
-        }
+      addOmega(Zk, row, qo, OmK);
       for (let h1 = 0; h1 < H; h1++)
         for (let h2 = 0; h2 < H; h2++) {
           const z = Zqk.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
@@ -391,13 +335,12 @@ export function addEdgeAttentionTableSums(
   n1: number,
   E: Float64Array,
 ): void {
-  const { P, K } = sh;
+  const { P } = sh;
   const H = sh.heads;
   const t = P - 1;
   const NJ = H * P,
     A = H + 1;
   const r = tables.r;
-  const Yt = tables.Yt;
   const { u, at, bt } = et;
   const sample = new TableSample(sh, rt);
   const { rho, prob, ds } = sample;
@@ -426,20 +369,6 @@ export function addEdgeAttentionTableSums(
         for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
       }
     }
-    for (let k = 0; k < K; k++) {
-      e.fill(0);
-      for (let a = 0; a < A; a++) {
-        const yo = (a * K + k) * r;
-        const Uo = a * r;
-        for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
-      }
-      for (let J2 = 0; J2 < NJ; J2++) {
-        const c = ds[k * NJ + J2]!;
-        if (c === 0) continue;
-        const go = J2 * r;
-        for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
-      }
-      for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
-    }
+    addSampleEdgeSquares(sh, r, tables.Yt, U, ds, Gam, e, E);
   }
 }
