@@ -15,6 +15,21 @@ export interface AttentionShape extends AttentionHeads {
   K: number;
 }
 
+/** The shape of the sums of an attention op (only its head fields are read) over P positions. */
+export function attentionShape(op: AttentionHeads, P: number, m: number, K: number): AttentionShape {
+  return {
+    heads: op.heads,
+    dHead: op.dHead,
+    dV: op.dV,
+    scale: op.scale,
+    causal: op.causal,
+    ...(op.window !== undefined ? { window: op.window } : {}),
+    P,
+    m,
+    K,
+  };
+}
+
 /** Samples per partial sum (the unit of work of a thread). */
 export const SAMPLE_CHUNK = 256;
 

@@ -41,7 +41,7 @@ import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
 import { opInputs, type Op, type SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
-import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
+import { attentionShape, mDashSumLengths, mDashSumsView, SAMPLE_CHUNK } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
@@ -206,20 +206,6 @@ async function batchRows(
     const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
     return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
   });
-}
-
-function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
-  return {
-    heads: op.heads,
-    dHead: op.dHead,
-    dV: op.dV,
-    scale: op.scale,
-    causal: op.causal,
-    ...(op.window !== undefined ? { window: op.window } : {}),
-    P,
-    m,
-    K,
-  };
 }
 
 /** [n0, n1) ranges of `chunk` samples covering [0, b). */
