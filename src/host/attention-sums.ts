@@ -30,6 +30,31 @@ export function attentionShape(op: AttentionHeads, P: number, m: number, K: numb
   };
 }
 
+/**
+ * The sizes the sums index with: H heads of dH (keys, queries) and dV (values) columns, the query
+ * t = P − 1, HdV = H·dV and HdH = H·dH (the v and k blocks of a row's m columns), NJ = H·P (ds's
+ * columns per cotangent), A = H + 1 (W_ab's order), L2 = 2·HdH (Ψ's order).
+ */
+export function attentionSizes(sh: AttentionShape): {
+  P: number;
+  m: number;
+  K: number;
+  H: number;
+  dH: number;
+  dV: number;
+  scale: number;
+  t: number;
+  HdV: number;
+  HdH: number;
+  NJ: number;
+  A: number;
+  L2: number;
+} {
+  const { P, m, K } = sh;
+  const H = sh.heads;
+  return { P, m, K, H, dH: sh.dHead, dV: sh.dV, scale: sh.scale, t: P - 1, HdV: H * sh.dV, HdH: H * sh.dHead, NJ: H * P, A: H + 1, L2: 2 * H * sh.dHead };
+}
+
 /** Samples per partial sum (the unit of work of a thread). */
 export const SAMPLE_CHUNK = 256;
 
@@ -90,13 +115,7 @@ export class AttentionSample {
  * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
  */
 export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * sh.dV,
-    HdH = H * dH;
+  const { P, m, H, dH, scale, t, HdV, HdH } = attentionSizes(sh);
   const qo = rho[t]! * m + HdV + HdH;
   for (let h = 0; h < H; h++) {
     let mx = -Infinity;
@@ -222,17 +241,7 @@ export function addMDashAttentionSums(
   n1: number,
   out: MDashAttentionSums,
 ): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * dV,
-    HdH = H * dH,
-    NJ = H * P,
-    A = H + 1,
-    L2 = 2 * HdH;
+  const { P, m, H, dH, dV, scale, t, HdV, HdH, NJ, A, L2 } = attentionSizes(sh);
   const { Wab, Psi, OmQ, OmK } = out;
   const sample = new AttentionSample(sh, DZ);
   const { vkq, prob, wv, ds } = sample;
@@ -360,15 +369,7 @@ export function addEdgeAttentionSums(
   n1: number,
   E: Float64Array,
 ): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * sh.dV,
-    HdH = H * dH,
-    NJ = H * P,
-    A = H + 1;
+  const { P, m, H, dH, scale, t, HdV, HdH, NJ, A } = attentionSizes(sh);
   const r = tables.r;
   const Kt = Array.from({ length: H }, (_, h) => tables.Kt.subarray(h * dH * r, (h + 1) * dH * r));
   const Qt = Array.from({ length: H }, (_, h) => tables.Qt.subarray(h * dH * r, (h + 1) * dH * r));

@@ -17,7 +17,7 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
-import { addSampleEdgeSquares, queryProbs, sampleBetaAndWab } from './attention-sums.js';
+import { addSampleEdgeSquares, attentionSizes, queryProbs, sampleBetaAndWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
@@ -154,18 +154,8 @@ class TableSample {
  * addMDashAttentionSums, from the row tables.
  */
 export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowTables, n0: number, n1: number, out: MDashAttentionSums): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * dV,
-    HdH = H * dH,
-    NJ = H * P,
-    A = H + 1,
-    L2 = 2 * HdH,
-    R = rt.R;
+  const { P, m, H, dH, dV, scale, t, HdV, HdH, NJ, A, L2 } = attentionSizes(sh);
+  const R = rt.R;
   const { Wab, Psi, OmQ, OmK } = out;
   const { vkq } = rt;
   const sample = new TableSample(sh, rt);
@@ -335,11 +325,7 @@ export function addEdgeAttentionTableSums(
   n1: number,
   E: Float64Array,
 ): void {
-  const { P } = sh;
-  const H = sh.heads;
-  const t = P - 1;
-  const NJ = H * P,
-    A = H + 1;
+  const { P, H, t, NJ, A } = attentionSizes(sh);
   const r = tables.r;
   const { u, at, bt } = et;
   const sample = new TableSample(sh, rt);
