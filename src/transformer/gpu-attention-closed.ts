@@ -37,7 +37,7 @@
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
 
-import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { forwardF64, inputGradientColumns, vjpSampleF64 } from '../cpu/program-f64.js';
 import { opInputs, type Op, type SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
@@ -133,15 +133,7 @@ function attentionClosedPartsOnce(
     cot[j]![c * P * w + (c - offs[j]!)] = 1;
   }
   const gb = vjpSampleF64(bot, forwardF64(bot, zerosFor(bot), 1), 0, cot, m);
-  const J = new Float64Array(d * m);
-  for (let c = 0; c < m; c++) {
-    let off = 0;
-    p.inputs.forEach((id, j) => {
-      const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![c * P * w + a]!;
-      off += w;
-    });
-  }
+  const J = inputGradientColumns(p, gb, m, P);
   // Top: the program without the attention, z an input; the VJP of the K output cotangents
   // stops at z (→ dz) and carries the residual path to the inputs (→ s), both at t* = P−1.
   const top: SectionProgram = { ...p, inputs: [...p.inputs, op.y], ops: p.ops.filter((_, i) => i !== att.index) };
