@@ -166,3 +166,26 @@ export function printRows(suite: string, rows: BenchRow[]): void {
     })),
   );
 }
+
+/** The build fields rib's benchmark jobs (its mnist.yaml and modular_arithmetic.yaml) share. */
+export const RIB_JOB_BUILD = {
+  basis_formula: 'jacobian',
+  edge_formula: 'squared',
+  integration_method: 'gradient',
+  n_intervals: 0,
+  center: true,
+  truncation_threshold: 1e-10,
+  rotate_final_node_layer: false,
+};
+
+/**
+ * rib's MNIST job (its mnist.yaml, as time_mnist.sh runs it): the build fields the side-by-side and
+ * host-edge benchmarks share; they add the model, data and their own switches.
+ */
+export const RIB_MNIST_BUILD = {
+  ...RIB_JOB_BUILD,
+  node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+  rib_compat: true,
+  batch_size: 1000,
+  calculate_edges: true,
+};

@@ -20,6 +20,7 @@ import { integrationPoints } from '../src/ib/integration.js';
 import { openSafetensors } from '../src/io/safetensors.js';
 import { Engine } from '../src/runtime/engine.js';
 import { loadavg } from 'node:os';
+import { RIB_MNIST_BUILD } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -59,19 +60,7 @@ const modelPath = existsSync(ribWeights) ? ribWeights : join(repo, 'examples', '
 const model = await loadModel(modelPath);
 const digits = await loadMnistDigits({ count: 10000 });
 const data = arraySource(digits.images, digits.n, 784);
-const base = {
-  node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
-  basis_formula: 'jacobian',
-  edge_formula: 'squared',
-  integration_method: 'gradient',
-  n_intervals: 0,
-  center: true,
-  truncation_threshold: 1e-10,
-  rib_compat: true,
-  batch_size: 1000,
-  rotate_final_node_layer: false,
-  calculate_edges: true,
-};
+const base = RIB_MNIST_BUILD;
 const engine = await Engine.create();
 console.log(
   `model ${modelPath}; adapter ${engine.adapterName}; load average ${loadavg()

@@ -24,7 +24,7 @@ import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { Engine } from '../src/runtime/engine.js';
 import { isTransformerBuild, loadTransformerBuild, runTransformerBuild } from '../src/transformer/build.js';
 import { gpuPassesFactory } from '../src/transformer/gpu-passes.js';
-import { printRows, saveRecord, type BenchRow } from './common.js';
+import { printRows, RIB_JOB_BUILD, RIB_MNIST_BUILD, saveRecord, type BenchRow } from './common.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, '..');
@@ -50,20 +50,10 @@ const JOBS: Job[] = [
       const weights = join(shared, 'data', 'rib-mnist-mlp', 'weights.safetensors');
       if (!existsSync(weights)) return undefined;
       return {
-        node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
+        ...RIB_MNIST_BUILD,
         model: weights,
         arch: join(repo, 'examples', 'mnist-mlp', 'arch.json'),
         data: { type: 'mnist', count: 10000 },
-        basis_formula: 'jacobian',
-        edge_formula: 'squared',
-        integration_method: 'gradient',
-        n_intervals: 0,
-        center: true,
-        truncation_threshold: 1e-10,
-        rib_compat: true,
-        batch_size: 1000,
-        rotate_final_node_layer: false,
-        calculate_edges: true,
         degeneracy: false,
       };
     },
@@ -85,14 +75,8 @@ const JOBS: Job[] = [
         arch: join(dir, 'config.json'),
         last_pos_module_type: 'add_resid1',
         dataset: { type: 'modular_arithmetic', modulus: 113, fn_name: 'add', frac_train: 0.3, seed: 0, return_set: 'train' },
-        basis_formula: 'jacobian',
-        edge_formula: 'squared',
-        integration_method: 'gradient',
-        n_intervals: 0,
-        center: true,
-        truncation_threshold: 1e-10,
+        ...RIB_JOB_BUILD,
         threshold_mode: 'relative',
-        rotate_final_node_layer: false,
       };
     },
   },

@@ -23,14 +23,8 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const outArg = process.argv.slice(2).find((a) => !a.startsWith('--'));
 const out = resolve(outArg ?? join(root, 'dist/web'));
-const NODE_FILE_MODULES = [
-  'src/io/safetensors.ts',
-  'src/io/npy.ts',
-  'src/io/atomic.ts',
-  'src/io/output-guard.ts',
-  'src/io/torch-pt.ts',
-  'src/io/tensor-file.ts',
-];
+// The readers (safetensors, npy, torch.save) open files only through src/io/open-input.ts.
+const NODE_FILE_MODULES = ['src/io/open-input.ts', 'src/io/atomic.ts', 'src/io/output-guard.ts'];
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 
 execFileSync(process.execPath, [join(root, 'scripts/gen-shaders.mjs')], { stdio: 'inherit' });

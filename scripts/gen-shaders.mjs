@@ -6,8 +6,8 @@
 // `@group(0) @binding(i) var<…> name` declaration (index, name, binding kind) and the layout of the
 // uniform params struct, checks the header comment's `Bindings` table against them (a header that
 // disagrees with the code is a build error, not a silent drift), and emits both beside the code.
-// defineKernel (src/runtime/kernel-spec.ts) checks each TS `bindings` list against the extracted
-// one, and packParams (src/runtime/params.ts) writes uniforms by field name from the layout.
+// defineKernel (src/runtime/kernel-spec.ts) takes a kernel's bindings from the extracted list (and
+// refuses a TS `bindings` list that disagrees with it, where one is written), and packParams (src/runtime/params.ts) writes uniforms by field name from the layout.
 // WGSL has no includes: a line `//!include NAME.wgsl` is replaced by shaders/include/NAME.wgsl
 // (shared helper functions, no entry points), so a helper is written once and every kernel that
 // uses it is still one self-contained WGSL string at run time.

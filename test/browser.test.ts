@@ -1,5 +1,5 @@
 // The browser build in a real browser: Debian's chromium (headless, SwiftShader WebGPU through
-// --enable-unsafe-webgpu, /work/shared/docs/PLATFORM.md §0/§2) driven by playwright-core.
+// --enable-unsafe-webgpu) driven by playwright-core.
 //   (a) dist/web/ibgpu.js builds the synthetic fixture's Interaction Basis with the page's WebGPU;
 //       Λ, C and the edges match the Node (Dawn) build of the same config within 1e-4 relative.
 //       The shipped transformer example (examples/modadd-transformer) built in the page through

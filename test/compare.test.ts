@@ -1,32 +1,21 @@
 // `ibgpu compare`: an ibgpu build against rib's results file (torch.save of RibBuildResults, here
 // holding rib's float64 outputs for the synthetic MLP fixture) and the fidelity targets it applies.
 
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareBuilds, FIDELITY_TARGETS, type BuildSide } from '../src/report/compare.js';
 import { readBuildSide } from '../src/report/compare-files.js';
 import { runIbgpu } from './helpers/cli.js';
+import { writeSyntheticMlpBuild } from './helpers/ib.js';
 
-const MLP = resolve(import.meta.dirname, 'fixtures', 'synthetic-mlp');
 const RIB = resolve(import.meta.dirname, 'fixtures', 'torch', 'rib-results-synthetic.pt');
-const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
 
 let dir = '';
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'ibgpu-compare-'));
-  for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(MLP, f), join(dir, f));
-  const cfg = {
-    model: 'weights.safetensors',
-    arch: 'arch.json',
-    data: { type: 'safetensors', path: 'inputs.safetensors', tensor: 'X' },
-    node_layers: NODES,
-    truncation_threshold: 1e-10,
-    threshold_mode: 'absolute',
-    batch_size: 256,
-  };
-  writeFileSync(join(dir, 'b.json'), JSON.stringify(cfg));
+  writeSyntheticMlpBuild(dir, 'b.json', { truncation_threshold: 1e-10, threshold_mode: 'absolute', batch_size: 256 });
   const r = await runIbgpu(dir, ['build', 'b.json', '--out', 'res', '--quiet']);
   if (r.code !== 0) throw new Error(`build failed: ${r.err}`);
 }, 60_000);

@@ -16,13 +16,8 @@ import { integrationPoints } from '../src/ib/integration.js';
 import type { LayerBasis } from '../src/ib/basis.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import { foldedWeight } from '../src/model/mlp.js';
-import { gaussian, rng } from './helpers/random.js';
+import { randomF64, rng, unevenRuns } from './helpers/random.js';
 import { genericData } from './helpers/ib.js';
-
-function randn(n: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: n }, () => g());
-}
 
 type GateKind = 'relu' | 'smooth' | 'constant';
 
@@ -69,19 +64,19 @@ describe('wasm row kernel = JS row kernel, bit for bit', () => {
         it(`h ${s.h}, ro ${s.ro}, r ${s.r}, ${s.rows} rows, ${kind} gates${identityA ? ', identity A' : ''}`, () => {
           const { h, ro, r, rows } = s;
           const seed = h * 1000 + r * 10 + kinds.indexOf(kind);
-          const sec: SquaredEdgeSection = { h, ro, r, A: identityA ? undefined : randn(h * ro, seed + 1), B: randn(h * r, seed + 2) };
-          const f = randn(rows * r, seed + 3);
+          const sec: SquaredEdgeSection = { h, ro, r, A: identityA ? undefined : randomF64(h * ro, seed + 1), B: randomF64(h * r, seed + 2) };
+          const f = randomF64(rows * r, seed + 3);
           const g = gatesOf(kind, rows, h, seed + 4);
           const order = kind === 'relu' ? signPatternOrder(g, rows, h) : Uint32Array.from({ length: rows }, (_, n) => (n * 7) % rows);
           // E starts non-zero (a partial that earlier blocks added into); uneven runs through one
           // kernel each, with a short reset interval so that rebuilds happen inside runs.
-          const E0 = randn(ro * r, seed + 5).map((v) => v * v);
+          const E0 = randomF64(ro * r, seed + 5).map((v) => v * v);
           const Ejs = E0.slice();
           const Ew = E0.slice();
           const js = jsRowKernel(sec);
           const w = wasmRowKernel(sec)!;
           expect(w).toBeDefined();
-          const cuts = [0, Math.floor(rows / 3), Math.floor(rows / 3) + 1, rows].filter((c, i, a) => i === 0 || c > a[i - 1]!);
+          const cuts = unevenRuns(rows);
           let uj = 0;
           let uw = 0;
           for (let c = 0; c + 1 < cuts.length; c++) {
@@ -118,8 +113,8 @@ describe('wasm row kernel = JS row kernel, bit for bit', () => {
   });
 
   it('serves several sections and passes from separate instances', () => {
-    const a: SquaredEdgeSection = { h: 5, ro: 3, r: 4, A: randn(15, 1), B: randn(20, 2) };
-    const b: SquaredEdgeSection = { h: 6, ro: 6, r: 5, A: undefined, B: randn(30, 3) };
+    const a: SquaredEdgeSection = { h: 5, ro: 3, r: 4, A: randomF64(15, 1), B: randomF64(20, 2) };
+    const b: SquaredEdgeSection = { h: 6, ro: 6, r: 5, A: undefined, B: randomF64(30, 3) };
     const ka = wasmRowKernel(a)!;
     const kb = wasmRowKernel(b)!;
     for (const [sec, k, seed] of [
@@ -128,7 +123,7 @@ describe('wasm row kernel = JS row kernel, bit for bit', () => {
       [a, ka, 30],
     ] as const) {
       const rows = 12;
-      const f = randn(rows * sec.r, seed);
+      const f = randomF64(rows * sec.r, seed);
       const g = gatesOf('relu', rows, sec.h, seed + 1);
       const order = signPatternOrder(g, rows, sec.h);
       const Ejs = new Float64Array(sec.ro * sec.r);
@@ -140,7 +135,7 @@ describe('wasm row kernel = JS row kernel, bit for bit', () => {
   });
 
   it('IBGPU_HOST_WASM=0 turns it off (the JS kernel serves)', () => {
-    const sec: SquaredEdgeSection = { h: 3, ro: 2, r: 2, A: randn(6, 1), B: randn(6, 2) };
+    const sec: SquaredEdgeSection = { h: 3, ro: 2, r: 2, A: randomF64(6, 1), B: randomF64(6, 2) };
     process.env['IBGPU_HOST_WASM'] = '0';
     expect(wasmSquaredEdgesAvailable()).toBe(false);
     expect(wasmRowKernel(sec)).toBeUndefined();
@@ -166,8 +161,8 @@ describe('computeEdgesHost with the wasm kernel', () => {
         dim,
         r: rs[i]!,
         centred: true,
-        C: randn(dim * rs[i]!, 10 + i).map((v) => v / Math.sqrt(dim)),
-        Cpinv: randn(rs[i]! * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
+        C: randomF64(dim * rs[i]!, 10 + i).map((v) => v / Math.sqrt(dim)),
+        Cpinv: randomF64(rs[i]! * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
         mean: new Float64Array(dim),
       } as unknown as LayerBasis;
       return {
@@ -178,7 +173,7 @@ describe('computeEdgesHost with the wasm kernel', () => {
         formula: 'jacobian',
         Wbar: W.data,
         dimOut: W.cols,
-        nextC: last ? undefined : randn(W.cols * ros[i]!, 30 + i),
+        nextC: last ? undefined : randomF64(W.cols * ros[i]!, 30 + i),
         ro: last ? W.cols : ros[i]!,
       };
     });

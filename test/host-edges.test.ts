@@ -25,15 +25,10 @@ import { parseConfig } from '../src/ib/config.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { stagePathChoices } from '../src/runtime/stage-paths.js';
 import { IbgpuError } from '../src/errors.js';
-import { gaussian, rng } from './helpers/random.js';
+import { randomF64, rng, unevenRuns } from './helpers/random.js';
 import { genericData } from './helpers/ib.js';
 
 const engine = useEngine();
-
-function randn(n: number, seed: number): Float64Array {
-  const g = gaussian(rng(seed));
-  return Float64Array.from({ length: n }, () => g());
-}
 
 /** max |a − b| / max scale over entries (scale: the reference's Σ(Σ|terms|·|f|)²). */
 function errOverScale(a: Float64Array, b: Float64Array, scale: Float64Array): number {
@@ -72,9 +67,9 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
         it(`h ${s.h}, ro ${s.ro}, r ${s.r}, ${s.rows} rows, ${kind} gates${identityA ? ', identity A' : ''}`, () => {
           const { h, ro, r, rows } = s;
           const seed = h * 1000 + r * 10 + kinds.indexOf(kind);
-          const At = randn(h * ro, seed + 1); // unit-major a_h
-          const Bt = randn(h * r, seed + 2);
-          const f = randn(rows * r, seed + 3);
+          const At = randomF64(h * ro, seed + 1); // unit-major a_h
+          const Bt = randomF64(h * r, seed + 2);
+          const f = randomF64(rows * r, seed + 3);
           const g = gatesOf(kind, rows, h, seed + 4);
           const sec: SquaredEdgeSection = { h, ro, r, A: identityA ? undefined : At, B: Bt };
           // The reference's layouts: A ro × h, B r × h.
@@ -90,7 +85,7 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
           // Cut into uneven runs, with a short reset interval so that rebuilds happen inside runs.
           const E = new Float64Array(ro * r);
           const J = new Float64Array(ro * r);
-          const cuts = [0, Math.floor(rows / 3), Math.floor(rows / 3) + 1, rows].filter((c, i, a) => i === 0 || c > a[i - 1]!);
+          const cuts = unevenRuns(rows);
           let updates = 0;
           for (let c = 0; c + 1 < cuts.length; c++) updates += accumulateSquaredEdges(sec, E, J, f, g, order, cuts[c]!, cuts[c + 1]!, 17);
           expect(errOverScale(E, ref.sum, ref.abs)).toBeLessThan(1e-12);
@@ -109,8 +104,8 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
       r = 8,
       rows = 1000;
     const g = gatesOf('relu', rows, h, 5);
-    const sec: SquaredEdgeSection = { h, ro, r, A: randn(h * ro, 6), B: randn(h * r, 7) };
-    const f = randn(rows * r, 8);
+    const sec: SquaredEdgeSection = { h, ro, r, A: randomF64(h * ro, 6), B: randomF64(h * r, 7) };
+    const f = randomF64(rows * r, 8);
     const E = new Float64Array(ro * r);
     const sorted = accumulateSquaredEdges(sec, E, new Float64Array(ro * r), f, g, signPatternOrder(g, rows, h), 0, rows);
     let active = 0;
@@ -148,8 +143,8 @@ function setup(n: number, act1: 'relu' | 'gelu_tanh' = 'relu'): Setup {
       dim,
       r,
       centred: true,
-      C: randn(dim * r, 10 + i).map((v) => v / Math.sqrt(dim)),
-      Cpinv: randn(r * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
+      C: randomF64(dim * r, 10 + i).map((v) => v / Math.sqrt(dim)),
+      Cpinv: randomF64(r * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
       mean: Float64Array.from({ length: dim }, (_, k) => (k === dim - 1 ? 1 : 0.1 * k)),
     } as unknown as LayerBasis;
     return {
@@ -160,7 +155,7 @@ function setup(n: number, act1: 'relu' | 'gelu_tanh' = 'relu'): Setup {
       formula: 'jacobian',
       Wbar: W.data,
       dimOut: W.cols,
-      nextC: last ? undefined : randn(W.cols * ros[i]!, 30 + i),
+      nextC: last ? undefined : randomF64(W.cols * ros[i]!, 30 + i),
       ro: last ? W.cols : ros[i]!,
     };
   });
@@ -252,7 +247,7 @@ describe('computeEdgesHost', () => {
     expect(pool.size).toBeGreaterThanOrEqual(2);
     // A symmetric 400 × 400 eigenproblem: a second or more on one thread, against milliseconds for the pass.
     const n = 400;
-    const a = randn(n * n, 5);
+    const a = randomF64(n * n, 5);
     for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a[i * n + j] = a[j * n + i]!;
     let eigDone = false;
     const eig = pool.run('eig', { a, n }).then(() => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { KERNEL_FAMILIES, kernelFamilyOf } from '../src/kernels/registry.js';
-import { bindingMismatches, defineKernel, type BindingSpec } from '../src/runtime/kernel-spec.js';
+import { bindingMismatches, defineKernel, shaderBindings, type BindingSpec } from '../src/runtime/kernel-spec.js';
 import { packParams } from '../src/runtime/params.js';
 import { SHADERS, type ShaderName } from '../src/shaders/index.generated.js';
 import { matmulRegKernel, matmulTiledKernel } from '../src/kernels/matmul.js';
@@ -32,6 +32,19 @@ describe('kernel interfaces', () => {
     }
     expect(new Set(allKernels.map((k) => k.name)).size).toBe(allKernels.length);
     expect(kernelFamilyOf('edges_squared')?.name).toBe('edges');
+  });
+
+  it("defineKernel without a bindings list takes the shader's, in @binding order and camelCase", () => {
+    const k = defineKernel({ name: 'derived', shader: SHADERS.act_backward });
+    expect(k.bindings).toEqual([
+      { name: 'x', kind: 'read-only-storage' },
+      { name: 'bias', kind: 'read-only-storage' },
+      { name: 'gradOut', kind: 'read-only-storage' },
+      { name: 'gradIn', kind: 'storage' },
+      { name: 'params', kind: 'uniform' },
+    ]);
+    const gap = { ...SHADERS.act_backward, bindings: SHADERS.act_backward.bindings.slice(1) };
+    expect(() => shaderBindings(gap)).toThrow(/@binding\(1\) where @binding\(0\) was expected/);
   });
 
   it('defineKernel throws on a renamed, re-accessed, missing or extra binding', () => {

@@ -9,7 +9,7 @@
 //   their norm (measured ≤ 9e-11); edges ≤ 1e-6 of the matrix maximum (measured ≤ 1.7e-7: rib's
 //   float32 accumulator).
 
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -23,7 +23,7 @@ import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { buildTransformerF64 } from '../src/transformer/pipeline.js';
 import { IbgpuError } from '../src/errors.js';
 import { runIbgpu } from './helpers/cli.js';
-import { columnErrUpToSign, loadSyntheticFixture, readSafetensors, relErr, rowErrUpToSign, type HostTensor } from './helpers/ib.js';
+import { columnErrUpToSign, loadSyntheticFixture, writeSyntheticMlpBuild, readSafetensors, relErr, rowErrUpToSign, type HostTensor } from './helpers/ib.js';
 
 const DIR = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
 const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
@@ -147,17 +147,8 @@ describe('ibgpu build with "device": "cpu" on an MLP', () => {
   it("runs the float64 program passes: rib's dimensions and Λ, adapter and stage paths named in the manifest; the degeneracy report is refused", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ibgpu-mlp-cpu-'));
     try {
-      for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(DIR, f), join(dir, f));
-      const cfg = {
-        model: 'weights.safetensors',
-        arch: 'arch.json',
-        data: { type: 'safetensors', path: 'inputs.safetensors', tensor: 'X' },
-        node_layers: NODES,
-        truncation_threshold: 1e-10,
-        threshold_mode: 'absolute',
-        device: 'cpu',
-      };
-      writeFileSync(join(dir, 'b.json'), JSON.stringify(cfg));
+      const cfg = { truncation_threshold: 1e-10, threshold_mode: 'absolute', device: 'cpu' };
+      writeSyntheticMlpBuild(dir, 'b.json', cfg);
       const r = await runIbgpu(dir, ['build', 'b.json', '--out', 'res', '--quiet']);
       expect(r.code, r.err).toBe(0);
       const manifest = JSON.parse(readFileSync(join(dir, 'res', 'manifest.json'), 'utf8'));
@@ -167,7 +158,7 @@ describe('ibgpu build with "device": "cpu" on an MLP', () => {
       const got = await readSafetensors(join(dir, 'res', 'basis.safetensors'));
       for (const l of HIDDEN) expect(relErr(got.get(`${l}/Lambda`)!.data, ref.get(`${l}/Lambda`)!.data), l).toBeLessThan(1e-12);
 
-      writeFileSync(join(dir, 'd.json'), JSON.stringify({ ...cfg, degeneracy: true }));
+      writeSyntheticMlpBuild(dir, 'd.json', { ...cfg, degeneracy: true });
       const bad = await runIbgpu(dir, ['build', 'd.json', '--out', 'deg']);
       expect(bad.code).not.toBe(0);
       expect(bad.err).toMatch(/degeneracy report is not available with "device": "cpu"/);

@@ -4,18 +4,16 @@
 // unusable output path fails at once. Each case runs the real command line in its own process
 // (from the sources, through tsx) in a scratch project, and checks that the user's files survive.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ResultDir } from '../src/io/atomic.js';
 import { checkOwnedFiles, checkReplaceableDir, isTrainOutput, RESULT_FORMAT } from '../src/io/output-guard.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { checkAblationOutput } from '../src/ablate/from-result.js';
 import { runIbgpu } from './helpers/cli.js';
-
-const ROOT = resolve(import.meta.dirname, '..');
-const FIXTURE = join(ROOT, 'test', 'fixtures', 'synthetic-mlp');
+import { writeSyntheticMlpBuild } from './helpers/ib.js';
 
 /** Every file below `dir` with its contents, to compare before and after. */
 function snapshot(dir: string): Record<string, string> {
@@ -38,17 +36,7 @@ function makeProject(): string {
   const d = mkdtempSync(join(tmpdir(), 'ibgpu-guard-'));
   mkdirSync(join(d, '.git', 'objects'), { recursive: true });
   writeFileSync(join(d, '.git', 'HEAD'), 'ref: refs/heads/main\n');
-  for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(FIXTURE, f), join(d, f));
-  writeFileSync(
-    join(d, 'ok.json'),
-    JSON.stringify({
-      node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
-      model: 'weights.safetensors',
-      arch: 'arch.json',
-      data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' },
-      batch_size: 512,
-    }),
-  );
+  writeSyntheticMlpBuild(d, 'ok.json', { batch_size: 512 });
   writeFileSync(join(d, 'notes.txt'), 'my notes\n');
   return d;
 }

@@ -23,7 +23,7 @@ import { sectionGeometry } from '../src/transformer/gpu-section.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, randomMatrix, rng } from './helpers/random.js';
 import { edgesF64 } from './helpers/tf-pass-reference.js';
-import { attentionProgram, copyPre, headProgram, mlpProgram } from './helpers/tf-programs.js';
+import { attentionProgram, headProgram, mlpProgram, oneSectionModel } from './helpers/tf-programs.js';
 import { fixturePasses, GPU_CASES, randomSectionBases } from './helpers/transformer-fixtures.js';
 import { expectClose, expectNear } from './helpers/close.js';
 
@@ -34,21 +34,8 @@ const N = 7;
 const tokens = Array.from({ length: N * P }, (_, i) => (i * 7 + 3) % vocab);
 
 /** Embedding (e, pos) of width d + 1 → `section` (whose inputs are two [P, d + 1] members). */
-function modelOf(section: SectionProgram, seed = 5): ModelProgram {
-  const g = gaussian(rng(seed));
-  const W = d + 1;
-  return {
-    embed: {
-      WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())),
-      vocab,
-      width: W,
-      Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())),
-      nCtx: P,
-    },
-    pre: copyPre(W, P),
-    sections: [{ ...section, from: 'n0', to: 'n1' }],
-    nodeLayers: ['n0', 'n1'],
-  };
+function modelOf(section: SectionProgram): ModelProgram {
+  return oneSectionModel(section, { d, P, vocab });
 }
 
 /**

@@ -19,9 +19,9 @@ import { GpuPasses } from '../src/transformer/gpu-passes.js';
 import { centredNodeStatsGpu, nodeStatsGpu } from '../src/transformer/gpu-stats.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { useEngine } from './helpers/gpu.js';
-import { gaussian, randomMatrix, rng } from './helpers/random.js';
+import { randomMatrix } from './helpers/random.js';
 import { concatRows, edgesF64, mDashF64, nodeTuplesF64 } from './helpers/tf-pass-reference.js';
-import { attentionHeadModel, copyPre, mlpProgram } from './helpers/tf-programs.js';
+import { attentionHeadModel, mlpProgram, oneSectionModel } from './helpers/tf-programs.js';
 import { expectClose } from './helpers/close.js';
 
 const d = 6;
@@ -165,24 +165,10 @@ describe('GPU transformer passes vs float64', () => {
 
   it.each(['gelu', 'relu'] as const)('M′ of a position-local %s section: gate-Gram closed form = per-sample VJPs = float64', async (act) => {
     const engine = await getEngine();
-    const g = gaussian(rng(5));
-    const W = d + 1;
-    const mlp = mlpProgram(6, P, act, d, 13);
-    const mp: ModelProgram = {
-      embed: {
-        WE: Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g())),
-        vocab,
-        width: W,
-        Wpos: Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g())),
-        nCtx: P,
-      },
-      pre: copyPre(W, P),
-      sections: [{ ...mlp, from: 'n0', to: 'n1' }],
-      nodeLayers: ['n0', 'n1'],
-    };
+    const mp = oneSectionModel(mlpProgram(6, P, act, d, 13), { d, P, vocab });
     const model = new GpuModel(engine, mp, P);
     const pts = integrationPoints('gauss-legendre', 1);
-    const Chat = randomMatrix(W, 5, 41);
+    const Chat = randomMatrix(d + 1, 5, 41);
     const ref = mDashF64(mp, 0, tokens, N, P, Chat, 5, pts);
     const closed = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3 });
     const generic = await mDashGpu(engine, model, 0, tokens, N, { Chat, rOut: 5, points: pts, batch: 3, kBlock: 4, generic: true });

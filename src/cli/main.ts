@@ -74,7 +74,7 @@ export async function runCli(argv: string[]): Promise<number> {
       '--stage edges: split over the datapoints (data, default: combine sums) or the output rows of each pair (out: combine concatenates)',
     )
     .option('--force', 'recompute a shard whose partial file already exists and verifies')
-    .action(async (config: string | undefined, o: import('./stage.js').StageCliOptions & { profile?: boolean }) => {
+    .action(async (config: string | undefined, o: import('./stage-options.js').StageCliOptions & { profile?: boolean }) => {
       if (o.plan || o.stage !== undefined || o.resume) {
         const { stageCommand } = await import('./stage.js');
         code = await stageCommand(config, o);
@@ -95,7 +95,7 @@ export async function runCli(argv: string[]): Promise<number> {
     .option('--config <path>', 'stats: the build config, if it moved since the shards ran')
     .option('--quiet', 'no progress output; only the result path on stdout')
     .option('--json', 'one JSON document on stdout: result path, dimensions, timings, adapter')
-    .action(async (files: string[], o: import('./stage.js').CombineCliOptions) => {
+    .action(async (files: string[], o: import('./stage-options.js').CombineCliOptions) => {
       const { combineCommand } = await import('./stage.js');
       code = await combineCommand(files, o);
     });

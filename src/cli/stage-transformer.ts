@@ -20,7 +20,6 @@ import { resolveShard, type EdgeSplit, type Partial } from '../ib/staged.js';
 import type { LoadedConfig } from '../build/load.js';
 import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } from '../io/output-guard.js';
 import { Engine } from '../runtime/engine.js';
-import type { Backend } from '../gpu/acquire.js';
 import { loadTransformerBuild, workflowInputs } from '../transformer/build.js';
 import { gpuPassesFactory } from '../transformer/gpu-passes.js';
 import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';
@@ -44,46 +43,12 @@ import {
 } from '../transformer/staged.js';
 import { resumeTransformer, reusableStagePartial, writeStagedResult } from '../transformer/staged-resume.js';
 import { checkPartials } from '../ib/staged.js';
-
-/** The options of `ibgpu build` (stage.ts's StageCliOptions) these commands read. */
-interface StageCliOptions {
-  backend?: Backend;
-  out?: string;
-  quiet?: boolean;
-  plan?: boolean;
-  stage?: string;
-  shard?: string;
-  shards?: string;
-  bases?: string;
-  resume?: boolean;
-  work?: string;
-  force?: boolean;
-  split?: string;
-  json?: boolean;
-}
-
-/** The options of `ibgpu combine` (stage.ts's CombineCliOptions) these commands read. */
-interface CombineCliOptions {
-  out: string;
-  bases?: string;
-  quiet?: boolean;
-  json?: boolean;
-}
-
-function say(o: { quiet?: boolean; json?: boolean }): (m: string) => void {
-  return (m) => {
-    if (!o.quiet && !o.json) console.error(m);
-  };
-}
-
-function printPath(path: string, json: boolean | undefined, extra: Record<string, unknown>): void {
-  console.log(json ? JSON.stringify({ result: path, ...extra }, null, 2) : path);
-}
+import { printPath, stageLog, type CombineCliOptions, type StageCliOptions } from './stage-options.js';
 
 /** `ibgpu build` of a transformer config with --plan, --stage or --resume. */
 export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliOptions, guard: OutputGuardOptions): Promise<number> {
   const { configPath, base, config, name } = loaded;
-  const log = say(o);
+  const log = stageLog(o);
   const inputs = [...(guard.inputs ?? []), ...workflowInputs(config, base)];
   guard = { ...guard, inputs };
   if (o.plan) return plan(loaded, o);
@@ -199,7 +164,7 @@ async function plan(loaded: LoadedConfig, o: StageCliOptions): Promise<number> {
 
 /** `ibgpu combine` of transformer partials (stats, mprime or edges), after the guard checked -o. */
 export async function combineTransformerCommand(parts: Partial[], o: CombineCliOptions, guard: OutputGuardOptions): Promise<number> {
-  const log = say(o);
+  const log = stageLog(o);
   const stage = parts[0]!.meta.stage;
   const out = resolve(o.out);
   const t0 = performance.now();

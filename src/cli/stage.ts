@@ -16,7 +16,6 @@ import { mkdir, readFile } from 'node:fs/promises';
 import type { ResultDir } from '../io/atomic.js';
 import { basename, join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
-import type { Backend } from '../gpu/acquire.js';
 import type { BuildConfig } from '../ib/config.js';
 import type { DataSource } from '../ib/data.js';
 import { formatBytes, formatPlan, planBuild } from '../ib/plan.js';
@@ -51,30 +50,13 @@ import { makeProgress } from './progress.js';
 import { isTransformerBuild } from '../transformer/build.js';
 import { isTransformerPartial } from '../transformer/staged.js';
 import { combineTransformerCommand, transformerStageCommand } from './stage-transformer.js';
-
-export interface StageCliOptions {
-  backend?: Backend;
-  out?: string;
-  quiet?: boolean;
-  plan?: boolean;
-  stage?: string;
-  shard?: string;
-  shards?: string;
-  bases?: string;
-  resume?: boolean;
-  work?: string;
-  force?: boolean;
-  split?: string;
-  json?: boolean;
-}
+import { printPath, stageLog, type CombineCliOptions, type StageCliOptions } from './stage-options.js';
 
 /** `ibgpu build` with --plan, --stage or --resume. */
 export async function stageCommand(configArg: string | undefined, o: StageCliOptions): Promise<number> {
   const loaded = await loadBuildConfig(configArg);
   const { configPath, base, config, name } = loaded;
-  const log = (m: string) => {
-    if (!o.quiet && !o.json) console.error(m);
-  };
+  const log = stageLog(o);
   // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
   const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
   if (await isTransformerBuild(config, base)) return transformerStageCommand(loaded, o, guard);
@@ -241,24 +223,9 @@ async function stageFiles(stageDir: string): Promise<(d: ResultDir) => Promise<v
   };
 }
 
-export interface CombineCliOptions {
-  out: string;
-  bases?: string;
-  config?: string;
-  quiet?: boolean;
-  json?: boolean;
-}
-
-/** What a stage command prints on stdout: the file it wrote, or with --json one document about it. */
-function printPath(path: string, json: boolean | undefined, extra: Record<string, unknown>): void {
-  console.log(json ? JSON.stringify({ result: path, ...extra }, null, 2) : path);
-}
-
 /** `ibgpu combine <partials...> -o DIR`: stats partials -> bases; edge partials -> the result. */
 export async function combineCommand(files: string[], o: CombineCliOptions): Promise<number> {
-  const log = (m: string) => {
-    if (!o.quiet && !o.json) console.error(m);
-  };
+  const log = stageLog(o);
   if (files.length === 0) throw new IbgpuError('BAD_CONFIG', 'no partial files given');
   // The partials are this command's inputs: the output directory may not replace them.
   const guard: OutputGuardOptions = { what: 'the combined result', inputs: files.map((f) => resolve(f)) };

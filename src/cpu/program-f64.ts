@@ -270,6 +270,24 @@ function attentionForward(op: Extract<Op, { kind: 'attention' }>, q: Float64Arra
 }
 
 /**
+ * The input gradients of K cotangents (vjpSampleF64's result, [K, P, w] per input) at position 0,
+ * as one d_in × K matrix over the inputs in order: column k is cotangent k's gradient.
+ */
+export function inputGradientColumns(p: SectionProgram, grads: Float64Array[], K: number, P: number): Float64Array {
+  const dIn = p.inputs.reduce((s, id) => s + p.values[id]!.width, 0);
+  const out = new Float64Array(dIn * K);
+  for (let c = 0; c < K; c++) {
+    let off = 0;
+    p.inputs.forEach((id, j) => {
+      const w = p.values[id]!.width;
+      for (let a = 0; a < w; a++) out[(off + a) * K + c] = grads[j]![c * P * w + a]!;
+      off += w;
+    });
+  }
+  return out;
+}
+
+/**
  * VJP of one sample with K cotangents. `values` are the batch's forward values (forwardF64),
  * `sample` the sample's index in that batch; `cot[j]` is the [K, P, w] cotangent on output
  * `program.outputs[j]` (undefined: zero). Returns [K, P, w] cotangents on `program.inputs`.

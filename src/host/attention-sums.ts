@@ -15,6 +15,46 @@ export interface AttentionShape extends AttentionHeads {
   K: number;
 }
 
+/** The shape of the sums of an attention op (only its head fields are read) over P positions. */
+export function attentionShape(op: AttentionHeads, P: number, m: number, K: number): AttentionShape {
+  return {
+    heads: op.heads,
+    dHead: op.dHead,
+    dV: op.dV,
+    scale: op.scale,
+    causal: op.causal,
+    ...(op.window !== undefined ? { window: op.window } : {}),
+    P,
+    m,
+    K,
+  };
+}
+
+/**
+ * The sizes the sums index with: H heads of dH (keys, queries) and dV (values) columns, the query
+ * t = P − 1, HdV = H·dV and HdH = H·dH (the v and k blocks of a row's m columns), NJ = H·P (ds's
+ * columns per cotangent), A = H + 1 (W_ab's order), L2 = 2·HdH (Ψ's order).
+ */
+export function attentionSizes(sh: AttentionShape): {
+  P: number;
+  m: number;
+  K: number;
+  H: number;
+  dH: number;
+  dV: number;
+  scale: number;
+  t: number;
+  HdV: number;
+  HdH: number;
+  NJ: number;
+  A: number;
+  L2: number;
+} {
+  const { P, m, K } = sh;
+  const H = sh.heads;
+  return { P, m, K, H, dH: sh.dHead, dV: sh.dV, scale: sh.scale, t: P - 1, HdV: H * sh.dV, HdH: H * sh.dHead, NJ: H * P, A: H + 1, L2: 2 * H * sh.dHead };
+}
+
 /** Samples per partial sum (the unit of work of a thread). */
 export const SAMPLE_CHUNK = 256;
 
@@ -27,54 +67,32 @@ export class AttentionSample {
   readonly prob: Float64Array;
   readonly wv: Float64Array;
   readonly ds: Float64Array;
+  /** Position u of the sample is row u of vkq (queryProbs' row ids). */
+  private readonly positions: Int32Array;
   constructor(
     private readonly op: AttentionShape,
-    private readonly m: number,
     private readonly DZ: Float64Array,
-    private readonly P: number,
-    private readonly K: number,
   ) {
+    const { P, m, K } = op;
     this.vkq = new Float64Array(P * m);
     this.prob = new Float64Array(op.heads * P);
     this.wv = new Float64Array(op.heads * P * op.dV);
     this.ds = new Float64Array(K * op.heads * P);
+    this.positions = Int32Array.from({ length: P }, (_, u) => u);
   }
 
   /** xj: the sample's rows f·J [P, m] (from the GPU in f32, or float64 tables); alpha: the integration point. */
   run(xj: Float64Array, alpha: number): void {
-    const { op, m, DZ, P, K, vkq, prob, wv, ds } = this;
+    const { op, DZ, vkq, prob, wv, ds } = this;
+    const { P, m, K } = op;
     const H = op.heads,
-      dH = op.dHead,
-      dV = op.dV,
-      scale = op.scale;
-    const t = P - 1;
+      dV = op.dV;
     const HdV = H * dV,
-      HdH = H * dH,
       NJ = H * P;
-    const kCol = (h: number): number => HdV + h * dH;
-    const qCol = (h: number): number => HdV + HdH + h * dH;
     for (let i = 0; i < P * m; i++) vkq[i] = alpha * xj[i]!;
-    // Softmax of query t* per head, centred values w_u = v_u − v̄.
+    // Softmax of query t* per head (position u is row u of vkq), centred values w_u = v_u − v̄.
+    queryProbs(op, vkq, this.positions, prob);
     for (let h = 0; h < H; h++) {
-      let mx = -Infinity;
-      for (let u = 0; u < P; u++) {
-        if ((op.causal && u > t) || (op.window !== undefined && u <= t - op.window)) {
-          prob[h * P + u] = -Infinity;
-          continue;
-        }
-        let sc = 0;
-        for (let j = 0; j < dH; j++) sc += vkq[t * m + qCol(h) + j]! * vkq[u * m + kCol(h) + j]!;
-        sc /= scale;
-        prob[h * P + u] = sc;
-        if (sc > mx) mx = sc;
-      }
-      let z = 0;
-      for (let u = 0; u < P; u++) {
-        const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-        prob[h * P + u] = e;
-        z += e;
-      }
-      for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
       for (let j = 0; j < dV; j++) {
         let vb = 0;
         for (let u = 0; u < P; u++) vb += prob[h * P + u]! * vkq[u * m + h * dV + j]!;
@@ -89,6 +107,100 @@ export class AttentionSample {
           for (let j = 0; j < dV; j++) acc += DZ[k * HdV + h * dV + j]! * wv[(h * P + u) * dV + j]!;
           ds[k * NJ + h * P + u] = prob[h * P + u]! * acc;
         }
+  }
+}
+
+/**
+ * The softmax rows of query t* = P−1, per head ([H, P], zero where masked), of one sample whose
+ * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
+ */
+export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
+  const { P, m, H, dH, scale, t, HdV, HdH } = attentionSizes(sh);
+  const qo = rho[t]! * m + HdV + HdH;
+  for (let h = 0; h < H; h++) {
+    let mx = -Infinity;
+    for (let u = 0; u < P; u++) {
+      if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
+        prob[h * P + u] = -Infinity;
+        continue;
+      }
+      const ko = rho[u]! * m + HdV + h * dH;
+      let sc = 0;
+      for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
+      sc /= scale;
+      prob[h * P + u] = sc;
+      if (sc > mx) mx = sc;
+    }
+    let z = 0;
+    for (let u = 0; u < P; u++) {
+      const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
+      prob[h * P + u] = e;
+      z += e;
+    }
+    for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
+  }
+}
+
+/**
+ * One sample's part of the M′ sums that both forms compute alike: β = Σ_k ds dsᵀ (NJ × NJ, NJ =
+ * H·P, overwritten) and W_ab += Σ_s π^s_a π^s_b with π^s = [δ_{s,t*}, p_s^1..H] (A = H + 1).
+ */
+export function sampleBetaAndWab(sh: AttentionShape, prob: Float64Array, ds: Float64Array, beta: Float64Array, Wab: Float64Array): void {
+  const { P, K } = sh;
+  const t = P - 1,
+    NJ = sh.heads * P,
+    A = sh.heads + 1;
+  // β is symmetric to the bit (the same products in the same order of k; a zero factor's term
+  // adds nothing either way): the upper triangle, then mirrored.
+  beta.fill(0);
+  for (let k = 0; k < K; k++) {
+    const row = ds.subarray(k * NJ, (k + 1) * NJ);
+    for (let j1 = 0; j1 < NJ; j1++) {
+      const v = row[j1]!;
+      if (v === 0) continue;
+      for (let j2 = j1; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
+    }
+  }
+  for (let j1 = 1; j1 < NJ; j1++) for (let j2 = 0; j2 < j1; j2++) beta[j1 * NJ + j2] = beta[j2 * NJ + j1]!;
+  for (let sp = 0; sp < P; sp++)
+    for (let a1 = 0; a1 < A; a1++) {
+      const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
+      if (p1 === 0) continue;
+      for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
+    }
+}
+
+/**
+ * One sample's squared edges, added to E (K × r): e_k = Σ_a Ỹ^a_k ⊙ U_a + Σ_J ds_{k,J} Γ_J, with
+ * Ỹ packed as A blocks of K × r, U as A × r and Γ as NJ × r; `e` is r scratch.
+ */
+export function addSampleEdgeSquares(
+  sh: AttentionShape,
+  r: number,
+  Yt: Float64Array,
+  U: Float64Array,
+  ds: Float64Array,
+  Gam: Float64Array,
+  e: Float64Array,
+  E: Float64Array,
+): void {
+  const K = sh.K,
+    NJ = sh.heads * sh.P,
+    A = sh.heads + 1;
+  for (let k = 0; k < K; k++) {
+    e.fill(0);
+    for (let a = 0; a < A; a++) {
+      const yo = (a * K + k) * r;
+      const Uo = a * r;
+      for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
+    }
+    for (let J2 = 0; J2 < NJ; J2++) {
+      const c = ds[k * NJ + J2]!;
+      if (c === 0) continue;
+      const go = J2 * r;
+      for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
+    }
+    for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
   }
 }
 
@@ -132,19 +244,9 @@ export function addMDashAttentionSums(
   n1: number,
   out: MDashAttentionSums,
 ): void {
-  const { P, m, K } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * dV,
-    HdH = H * dH,
-    NJ = H * P,
-    A = H + 1,
-    L2 = 2 * HdH;
+  const { P, m, H, dH, dV, scale, t, HdV, HdH, NJ, A, L2 } = attentionSizes(sh);
   const { Wab, Psi, OmQ, OmK } = out;
-  const sample = new AttentionSample(sh, m, DZ, P, K);
+  const sample = new AttentionSample(sh, DZ);
   const { vkq, prob, wv, ds } = sample;
   const beta = new Float64Array(NJ * NJ);
   const kap = new Float64Array(NJ * dH);
@@ -161,22 +263,7 @@ export function addMDashAttentionSums(
       for (let c = 0; c < dH; c++) qh[h * dH + c] = vkq[t * m + HdV + HdH + h * dH + c]! / scale;
       for (let u = 0; u < P; u++) for (let c = 0; c < dH; c++) kap[(h * P + u) * dH + c] = vkq[u * m + HdV + h * dH + c]! / scale;
     }
-    beta.fill(0);
-    for (let k = 0; k < K; k++) {
-      const row = ds.subarray(k * NJ, (k + 1) * NJ);
-      for (let j1 = 0; j1 < NJ; j1++) {
-        const v = row[j1]!;
-        if (v === 0) continue;
-        for (let j2 = 0; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
-      }
-    }
-    // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
-    for (let sp = 0; sp < P; sp++)
-      for (let a1 = 0; a1 < A; a1++) {
-        const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
-        if (p1 === 0) continue;
-        for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
-      }
+    sampleBetaAndWab(sh, prob, ds, beta, Wab);
     piT[0] = 1;
     for (let h = 0; h < H; h++) piT[h + 1] = prob[h * P + t]!;
     for (let h = 0; h < H; h++) {
@@ -285,20 +372,11 @@ export function addEdgeAttentionSums(
   n1: number,
   E: Float64Array,
 ): void {
-  const { P, m, K } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * sh.dV,
-    HdH = H * dH,
-    NJ = H * P,
-    A = H + 1;
+  const { P, m, H, dH, scale, t, HdV, HdH, NJ, A } = attentionSizes(sh);
   const r = tables.r;
-  const Yt = Array.from({ length: A }, (_, a) => tables.Yt.subarray(a * K * r, (a + 1) * K * r));
   const Kt = Array.from({ length: H }, (_, h) => tables.Kt.subarray(h * dH * r, (h + 1) * dH * r));
   const Qt = Array.from({ length: H }, (_, h) => tables.Qt.subarray(h * dH * r, (h + 1) * dH * r));
-  const sample = new AttentionSample(sh, m, DZ, P, K);
+  const sample = new AttentionSample(sh, DZ);
   const { vkq, prob, ds } = sample;
   const U = new Float64Array(A * r);
   const at = new Float64Array(NJ * r);
@@ -333,18 +411,6 @@ export function addEdgeAttentionSums(
           Gam[(h * P + q) * r + j] = at[(h * P + q) * r + j]! * u[t * r + j]! + bt[h * r + j]! * u[q * r + j]!;
         }
     }
-    for (let k = 0; k < K; k++) {
-      e.fill(0);
-      for (let a = 0; a < A; a++) {
-        const ya = Yt[a]!;
-        for (let j = 0; j < r; j++) e[j]! += ya[k * r + j]! * U[a * r + j]!;
-      }
-      for (let J2 = 0; J2 < NJ; J2++) {
-        const c = ds[k * NJ + J2]!;
-        if (c === 0) continue;
-        for (let j = 0; j < r; j++) e[j]! += c * Gam[J2 * r + j]!;
-      }
-      for (let j = 0; j < r; j++) E[k * r + j]! += e[j]! * e[j]!;
-    }
+    addSampleEdgeSquares(sh, r, tables.Yt, U, ds, Gam, e, E);
   }
 }

@@ -17,6 +17,7 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
+import { queryProbs, sampleBetaAndWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
 
@@ -137,43 +138,6 @@ function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: E
   return true;
 }
 
-/**
- * The softmax rows of query t* = P−1, per head ([H, P], zero where masked), of one sample whose
- * positions hold the table rows rho: vkq is [rows, m] with [v | k | q] at the integration point.
- */
-export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Array, prob: Float64Array): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * sh.dV,
-    HdH = H * dH;
-  const qo = rho[t]! * m + HdV + HdH;
-  for (let h = 0; h < H; h++) {
-    let mx = -Infinity;
-    for (let u = 0; u < P; u++) {
-      if ((sh.causal && u > t) || (sh.window !== undefined && u <= t - sh.window)) {
-        prob[h * P + u] = -Infinity;
-        continue;
-      }
-      const ko = rho[u]! * m + HdV + h * dH;
-      let sc = 0;
-      for (let j = 0; j < dH; j++) sc += vkq[qo + h * dH + j]! * vkq[ko + j]!;
-      sc /= scale;
-      prob[h * P + u] = sc;
-      if (sc > mx) mx = sc;
-    }
-    let z = 0;
-    for (let u = 0; u < P; u++) {
-      const e = prob[h * P + u] === -Infinity ? 0 : Math.exp(prob[h * P + u]! - mx);
-      prob[h * P + u] = e;
-      z += e;
-    }
-    for (let u = 0; u < P; u++) prob[h * P + u] = prob[h * P + u]! / z;
-  }
-}
-
 /** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
 class TableSample {
   readonly rho: Int32Array;
@@ -222,7 +186,7 @@ class TableSample {
  * addMDashAttentionSums, from the row tables.
  */
 export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowTables, n0: number, n1: number, out: MDashAttentionSums): void {
-  const { P, m, K } = sh;
+  const { P, m } = sh;
   const H = sh.heads,
     dH = sh.dHead,
     dV = sh.dV,
@@ -260,25 +224,7 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
-    // β is symmetric to the bit (the same products in the same order of k; a zero factor's term
-    // adds nothing either way): the upper triangle, then mirrored.
-    beta.fill(0);
-    for (let k = 0; k < K; k++) {
-      const row = ds.subarray(k * NJ, (k + 1) * NJ);
-      for (let j1 = 0; j1 < NJ; j1++) {
-        const v = row[j1]!;
-        if (v === 0) continue;
-        for (let j2 = j1; j2 < NJ; j2++) beta[j1 * NJ + j2]! += v * row[j2]!;
-      }
-    }
-    for (let j1 = 1; j1 < NJ; j1++) for (let j2 = 0; j2 < j1; j2++) beta[j1 * NJ + j2] = beta[j2 * NJ + j1]!;
-    // W_ab over positions: π^s = [δ_{s,t*}, p_s^1..H].
-    for (let sp = 0; sp < P; sp++)
-      for (let a1 = 0; a1 < A; a1++) {
-        const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;
-        if (p1 === 0) continue;
-        for (let a2 = 0; a2 < A; a2++) Wab[a1 * A + a2]! += p1 * (a2 === 0 ? (sp === t ? 1 : 0) : prob[(a2 - 1) * P + sp]!);
-      }
+    sampleBetaAndWab(sh, prob, ds, beta, Wab);
     // Centred values w_u^h = v_u^h − v̄^h.
     for (let h = 0; h < H; h++) {
       vb.fill(0);

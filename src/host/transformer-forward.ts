@@ -13,7 +13,7 @@
 
 import { act as actValue, type Activation } from '../model/activations.js';
 import type { AttentionShape } from './attention-sums.js';
-import { queryProbs } from './attention-table-sums.js';
+import { queryProbs } from './attention-sums.js';
 
 /** The per-row tables of a last-position attention section's forward. */
 export interface AttentionForwardTables {

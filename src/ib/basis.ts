@@ -290,6 +290,11 @@ export function stage1(s: NodeStats, centred: boolean, th: Threshold, eig?: EigP
   return { dim, mean: mu, centred, gramEigenvalues: values, U, D, k, dropped: dim - k };
 }
 
+/** The fields of a layer's basis that stage 1 decides (the Gram's spectrum, U, D, k) and its name. */
+export function stage1Fields(name: string, st: Stage1): Pick<LayerBasis, 'name' | 'dim' | 'centred' | 'mean' | 'gramEigenvalues' | 'U' | 'D' | 'k'> {
+  return { name, dim: st.dim, centred: st.centred, mean: st.mean, gramEigenvalues: st.gramEigenvalues, U: st.U, D: st.D, k: st.k };
+}
+
 /** μ̃: the mean with the bias slot zeroed (only folded, centred layers shift). */
 function muTilde(st: Stage1): Float64Array | undefined {
   if (!st.centred) return undefined;
@@ -382,14 +387,7 @@ export function buildLayerBasis(
     const I = identity(dim);
     const st = stage1(s, false, th);
     return {
-      name: s.name,
-      dim,
-      centred: false,
-      mean: st.mean,
-      gramEigenvalues: st.gramEigenvalues,
-      U: st.U,
-      D: st.D,
-      k: st.k,
+      ...stage1Fields(s.name, st),
       C: I,
       Cpinv: Float64Array.from(I),
       r: dim,
@@ -401,14 +399,7 @@ export function buildLayerBasis(
   const Wp = uTYinv(st);
   if (formula === 'svd' || formula === 'pca') {
     return {
-      name: s.name,
-      dim,
-      centred,
-      mean: st.mean,
-      gramEigenvalues: st.gramEigenvalues,
-      U: st.U,
-      D: st.D,
-      k: st.k,
+      ...stage1Fields(s.name, st),
       C: W,
       Cpinv: Wp,
       r: st.k,
@@ -491,14 +482,7 @@ export function buildLayerBasis(
   });
   const { C, Cpinv } = rotationFromEigenbasis(st, W, Wp, V, Lambda, r);
   return {
-    name: s.name,
-    dim,
-    centred,
-    mean: st.mean,
-    gramEigenvalues: st.gramEigenvalues,
-    U: st.U,
-    D: st.D,
-    k,
+    ...stage1Fields(s.name, st),
     V,
     Lambda,
     Mprime,

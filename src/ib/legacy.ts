@@ -32,7 +32,7 @@ import { matmul } from '../kernels/matmul.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import { rootOfOne } from '../model/activations.js';
-import { secondTruncation, eigAbsSorted, stage1, symmetrize, uTYinv, yTimesU, type LayerBasis, type NodeStats, type Threshold } from './basis.js';
+import { secondTruncation, eigAbsSorted, stage1, stage1Fields, symmetrize, uTYinv, yTimesU, type LayerBasis, type NodeStats, type Threshold } from './basis.js';
 import type { DataSource } from './data.js';
 import type { GpuMlp } from './gpu-model.js';
 import type { IntegrationPoints } from './integration.js';
@@ -283,14 +283,7 @@ export function buildLegacyBasis(s: NodeStats, formula: LegacyFormula, centred: 
   const Mprime = matmulF64(matmulF64(sec.Wbar, X, { m: dim, n: Hb, k: Hb }), sec.Wbar, { m: dim, n: dim, k: Hb, transB: true });
   const LambdaPrime = matmulF64(sec.Wbar, ls.hf, { m: dim, n: dim, k: Hb });
   return {
-    name: s.name,
-    dim,
-    centred,
-    mean: st.mean,
-    gramEigenvalues: st.gramEigenvalues,
-    U: st.U,
-    D: st.D,
-    k,
+    ...stage1Fields(s.name, st),
     V,
     Lambda,
     Mprime,

@@ -537,7 +537,52 @@ export type EdgeSplit = 'data' | 'out';
 interface EdgesLayout {
   split: EdgeSplit;
   /** rows/cols: the full E of the pair; [row0, row1): the output rows this partial holds. */
-  pairs: { key: string; rows: number; cols: number; row0: number; row1: number }[];
+  pairs: OutBlock[];
+}
+
+/** The output rows [row0, row1) of one pair (rows × cols in full) that an output-split edge partial holds. */
+export interface OutBlock {
+  key: string;
+  rows: number;
+  cols: number;
+  row0: number;
+  row1: number;
+}
+
+/**
+ * Copies the blocks of pair `pr` that output-split edge partials hold into one rows × cols E, in
+ * row order: `put(part, offset)` writes the part's block at E offset `offset`. Each block
+ * must have the pair's shape, and together they must tile its rows once (an overlap, a gap or a
+ * missing shard is refused).
+ */
+export function tileOutBlocks<P extends { path: string }>(
+  pr: OutBlock,
+  parts: readonly P[],
+  blockOf: (part: P) => OutBlock | undefined,
+  put: (part: P, offset: number) => void,
+): void {
+  const mine = parts
+    .map((p) => ({ p, b: blockOf(p) }))
+    .filter((x): x is { p: P; b: OutBlock } => x.b !== undefined && x.b.row1 > x.b.row0)
+    .sort((x, y) => x.b.row0 - y.b.row0);
+  let pos = 0;
+  for (const { p, b } of mine) {
+    if (b.rows !== pr.rows || b.cols !== pr.cols)
+      throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b.rows}×${b.cols}, expected ${pr.rows}×${pr.cols}`);
+    if (b.row0 !== pos) {
+      throw new IbgpuError(
+        'BAD_FILE',
+        b.row0 < pos
+          ? `${p.path}: output rows [${b.row0}, ${b.row1}) of ${pr.key} overlap another partial's`
+          : `output rows [${pos}, ${b.row0}) of ${pr.key} are in no partial`,
+        'pass every output-split shard exactly once',
+      );
+    }
+    put(p, b.row0 * pr.cols);
+    pos = b.row1;
+  }
+  if (pos !== pr.rows)
+    throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
 }
 
 /** Output rows [a, b) of a pair with `ro` rows in shard s (even blocks; some may be empty). */
@@ -645,32 +690,18 @@ export function combineEdges(parts: Partial[], stage: { stats: StatsResult; base
   const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
   if (layout.split === 'out') {
     checkOutSplit(parts);
-    const blocks = parts.map((p) => ({ p, l: JSON.parse(p.meta.layout) as EdgesLayout }));
+    const layouts = new Map(parts.map((p) => [p, JSON.parse(p.meta.layout) as EdgesLayout]));
     for (const pr of layout.pairs) {
       const acc = new Float64Array(pr.rows * pr.cols);
-      const mine = blocks
-        .map(({ p, l }) => ({ p, b: l.pairs.find((x) => x.key === pr.key) }))
-        .filter((x) => x.b && x.b.row1 > x.b.row0)
-        .sort((x, y) => x.b!.row0 - y.b!.row0);
-      let pos = 0;
-      for (const { p, b } of mine) {
-        if (b!.rows !== pr.rows || b!.cols !== pr.cols)
-          throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b!.rows}×${b!.cols}, expected ${pr.rows}×${pr.cols}`);
-        if (b!.row0 !== pos) {
-          throw new IbgpuError(
-            'BAD_FILE',
-            b!.row0 < pos
-              ? `${p.path}: output rows [${b!.row0}, ${b!.row1}) of ${pr.key} overlap another partial's`
-              : `output rows [${pos}, ${b!.row0}) of ${pr.key} are in no partial`,
-            'pass every output-split shard exactly once',
-          );
-        }
-        const v = p.tensors[`edges/${pr.key}/E_sum`]!;
-        for (let i = 0; i < v.length; i++) acc[b!.row0 * pr.cols + i] = v[i]! / n;
-        pos = b!.row1;
-      }
-      if (pos !== pr.rows)
-        throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
+      tileOutBlocks(
+        pr,
+        parts,
+        (p) => layouts.get(p)!.pairs.find((x) => x.key === pr.key),
+        (p, o) => {
+          const v = p.tensors[`edges/${pr.key}/E_sum`]!;
+          for (let i = 0; i < v.length; i++) acc[o + i] = v[i]! / n;
+        },
+      );
       edges.set(pr.key, { data: acc, rows: pr.rows, cols: pr.cols });
     }
   } else {

@@ -8,7 +8,7 @@
 // large activation matrix saved with np.save can be streamed in batches. Fortran-order arrays are
 // read column segment by column segment and transposed to C order; big-endian data are swapped.
 
-import { open } from 'node:fs/promises';
+import { openInput } from './open-input.js';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import { arrayFromBytes, checkTensor, dtypeSize, littleEndianBytes, numel, toFloat32, toFloat64, type DType, type Tensor, type TypedArray } from './tensor.js';
@@ -271,13 +271,7 @@ export function fortranToC<T extends TypedArray>(src: T, shape: readonly number[
 
 /** Opens a .npy file and reads its header; data are read by readRows / readAll. */
 export async function openNpy(path: string): Promise<NpyFile> {
-  let fh: import('node:fs/promises').FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw badFile(path, `cannot open (${code ?? (e as Error).message})`, 'check the path and its permissions');
-  }
+  const fh = await openInput(path);
   let closed = false;
   const readAt = async (buf: Uint8Array, bufOffset: number, length: number, position: number) => {
     if (closed) throw new IbgpuError('DISPOSED', `${path}: read after close()`, 'keep the file open until all reads finish');

@@ -11,7 +11,7 @@
 // the reference implementation: header padded with spaces to a multiple of 8 so every tensor
 // starts 8-aligned, tensors ordered by decreasing dtype alignment then by name.
 
-import { open } from 'node:fs/promises';
+import { openInput } from './open-input.js';
 import { IbgpuError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
 import {
@@ -271,13 +271,7 @@ class Reader implements SafetensorsFile {
 
 /** Opens a safetensors file: reads and validates only the header; tensors are read on demand. */
 export async function openSafetensors(path: string): Promise<SafetensorsFile> {
-  let fh: import('node:fs/promises').FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw badFile(path, `cannot open (${code ?? (e as Error).message})`, code === 'ENOENT' ? 'check the path' : 'check the path and its permissions');
-  }
+  const fh = await openInput(path);
   try {
     const size = (await fh.stat()).size;
     const readRange: RangeReader = async (position, length) => {

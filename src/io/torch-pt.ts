@@ -11,7 +11,7 @@
 // The tensors are listed under their dotted path: a state dict saved on its own gives its own
 // names ("embed.W_E"); one nested in a dict gives "model.embed.W_E".
 
-import { open } from 'node:fs/promises';
+import { openInput } from './open-input.js';
 import { IbgpuError } from '../errors.js';
 import { arrayFromBytes, arrayClassOf, dtypeSize, numel, toFloat32, toFloat64, type DType, type Tensor } from './tensor.js';
 import { readZipDirectory, readZipEntry, type ReadAt, type ZipEntry } from './zip.js';
@@ -521,13 +521,7 @@ export async function readTorchCheckpoint(readAt: ReadAt, size: number, source: 
 
 /** Opens a torch.save checkpoint file; its records are read with positioned reads as tensors are needed. */
 export async function openTorchCheckpoint(path: string): Promise<TorchCheckpoint> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new IbgpuError('BAD_FILE', `cannot open ${path}: ${(e as Error).message}`, 'check the path (relative paths are relative to the config file)');
-  }
-  const handle = fh;
+  const handle = await openInput(path);
   try {
     const { size } = await handle.stat();
     const readAt: ReadAt = async (offset, length) => {

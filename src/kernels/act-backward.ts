@@ -14,13 +14,6 @@ const WG = 256;
 export const actBackwardKernel = defineKernel({
   name: 'act_backward',
   shader: SHADERS.act_backward,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'bias', kind: 'read-only-storage' },
-    { name: 'gradOut', kind: 'read-only-storage' },
-    { name: 'gradIn', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACT: 1, WG },
 });
 

@@ -13,13 +13,6 @@ const WG = 256;
 export const adamKernel = defineKernel({
   name: 'adam_update',
   shader: SHADERS.adam_update,
-  bindings: [
-    { name: 'param', kind: 'storage' },
-    { name: 'grad', kind: 'read-only-storage' },
-    { name: 'm', kind: 'storage' },
-    { name: 'v', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG },
 });
 

@@ -10,11 +10,6 @@ import { packParams } from '../runtime/params.js';
 export const axpyKernel = defineKernel({
   name: 'vec_axpy',
   shader: SHADERS.vec_axpy,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'y', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 256 },
 });
 

@@ -12,14 +12,6 @@ import { packParams } from '../runtime/params.js';
 export const biasActKernel = defineKernel({
   name: 'bias_act',
   shader: SHADERS.bias_act,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'bias', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'gate', kind: 'storage' },
-    { name: 'points', kind: 'read-only-storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACT: 1, WRITE_GATE: 0, WG: 256 },
 });
 

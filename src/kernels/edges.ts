@@ -17,29 +17,12 @@ import { mulberry32 } from '../util/mulberry32.js';
 export const edgesSquaredKernel = defineKernel({
   name: 'edges_squared',
   shader: SHADERS.edges_squared,
-  bindings: [
-    { name: 'fhat', kind: 'read-only-storage' },
-    { name: 'gates', kind: 'read-only-storage' },
-    { name: 'at', kind: 'read-only-storage' },
-    { name: 'bt', kind: 'read-only-storage' },
-    { name: 'part', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64 },
 });
 
 export const edgesSquaredDeltaKernel = defineKernel({
   name: 'edges_squared_delta',
   shader: SHADERS.edges_squared_delta,
-  bindings: [
-    { name: 'fhat', kind: 'read-only-storage' },
-    { name: 'at', kind: 'read-only-storage' },
-    { name: 'bt', kind: 'read-only-storage' },
-    { name: 'part', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-    { name: 'visits', kind: 'read-only-storage' },
-    { name: 'changes', kind: 'read-only-storage' },
-  ],
   overrides: { WG: 64 },
 });
 

@@ -33,35 +33,21 @@ export type GramMode = 'host-f64' | 'gpu-f32';
 /** 'reg': register-blocked, barrier-free (CPU adapters). 'tiled': workgroup-memory slabs (GPUs). */
 export type GramVariant = 'reg' | 'tiled';
 
-const GRAM_BINDINGS = [
-  { name: 'x', kind: 'read-only-storage' },
-  { name: 'shift', kind: 'read-only-storage' },
-  { name: 'out', kind: 'storage' },
-  { name: 'params', kind: 'uniform' },
-] as const;
-
 export const gramRegKernel = defineKernel({
   name: 'gram_reg',
   shader: SHADERS.gram_reg,
-  bindings: GRAM_BINDINGS,
   overrides: { WG: 16, SHIFTED: 0, ACCUMULATE: 0 },
 });
 
 export const gramTiledKernel = defineKernel({
   name: 'gram_tiled',
   shader: SHADERS.gram_tiled,
-  bindings: GRAM_BINDINGS,
   overrides: { SHIFTED: 0, ACCUMULATE: 0 },
 });
 
 export const colsumKernel = defineKernel({
   name: 'colsum_partial',
   shader: SHADERS.colsum_partial,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64 },
 });
 

@@ -14,13 +14,6 @@ const WG = 256;
 export const jacobianGateKernel = defineKernel({
   name: 'jacobian_gate',
   shader: SHADERS.jacobian_gate,
-  bindings: [
-    { name: 'inp', kind: 'read-only-storage' },
-    { name: 'pre', kind: 'read-only-storage' },
-    { name: 'bias', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACT: 1, WG },
 });
 

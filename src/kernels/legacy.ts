@@ -17,29 +17,12 @@ import { mulberry32 } from '../util/mulberry32.js';
 export const legacyTermsKernel = defineKernel({
   name: 'legacy_terms',
   shader: SHADERS.legacy_terms,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'bias', kind: 'read-only-storage' },
-    { name: 'q', kind: 'read-only-storage' },
-    { name: 'points', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { MODE: 0, ACT: 1, WG: 256 },
 });
 
 export const edgesFunctionalKernel = defineKernel({
   name: 'edges_functional',
   shader: SHADERS.edges_functional,
-  bindings: [
-    { name: 'fhat', kind: 'read-only-storage' },
-    { name: 'gates', kind: 'read-only-storage' },
-    { name: 's', kind: 'read-only-storage' },
-    { name: 'at', kind: 'read-only-storage' },
-    { name: 'bt', kind: 'read-only-storage' },
-    { name: 'part', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64 },
 });
 

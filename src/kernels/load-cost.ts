@@ -14,12 +14,6 @@ import { mulberry32 } from '../util/mulberry32.js';
 export const loadCostKernel = defineKernel({
   name: 'load_cost',
   shader: SHADERS.load_cost,
-  bindings: [
-    { name: 'data', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-    { name: 'table', kind: 'uniform' },
-  ],
   overrides: { MODE: 0, SCALAR: 0, K: 1, WG: 256 },
 });
 

@@ -8,10 +8,6 @@ import { packParams } from '../runtime/params.js';
 export const loopProbeKernel = defineKernel({
   name: 'loop_probe',
   shader: SHADERS.loop_probe,
-  bindings: [
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
 });
 
 export async function executedIterations(engine: Engine, n: number): Promise<number> {

@@ -15,23 +15,12 @@ import { packParams } from '../runtime/params.js';
 export const matmulPackKernel = defineKernel({
   name: 'matmul_pack',
   shader: SHADERS.matmul_pack,
-  bindings: [
-    { name: 'src', kind: 'read-only-storage' },
-    { name: 'dst', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64, COL_MAJOR: 0 },
 });
 
 export const matmulPanelKernel = defineKernel({
   name: 'matmul_panel',
   shader: SHADERS.matmul_panel,
-  bindings: [
-    { name: 'ap', kind: 'uniform' },
-    { name: 'bp', kind: 'uniform' },
-    { name: 'c', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 32, KB: 128 },
 });
 

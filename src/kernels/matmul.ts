@@ -37,19 +37,11 @@ export interface MatmulOptions {
   maxBindingBytes?: number;
 }
 
-const BINDINGS = [
-  { name: 'a', kind: 'read-only-storage' },
-  { name: 'b', kind: 'read-only-storage' },
-  { name: 'c', kind: 'storage' },
-  { name: 'params', kind: 'uniform' },
-] as const;
-
 const FLAGS = { TRANS_A: 0, TRANS_B: 0, VEC_A: 0, VEC_B: 0 };
 
 export const matmulRegKernel = defineKernel({
   name: 'matmul_reg',
   shader: SHADERS.matmul_reg,
-  bindings: BINDINGS,
   // 32 x 2 invocations (a 8 x 128 tile of C): on llvmpipe wide, short workgroups measured about
   // 1.7x faster than 8 x 8 at 512^3 (fewer workgroup launches; the 8-wide SIMD rows of
   // invocations share their A rows).
@@ -59,7 +51,6 @@ export const matmulRegKernel = defineKernel({
 export const matmulTiledKernel = defineKernel({
   name: 'matmul_tiled',
   shader: SHADERS.matmul_tiled,
-  bindings: BINDINGS,
   overrides: FLAGS,
 });
 

@@ -1,5 +1,5 @@
-// Every kernel family of ibgpu in one list: its kernels (each a shaders/*.wgsl file checked against
-// its TS bindings by defineKernel) and, where the family has one, its quick self-check against the
+// Every kernel family of ibgpu in one list: its kernels (each a shaders/*.wgsl file whose bindings
+// defineKernel takes from the shader) and, where the family has one, its quick self-check against the
 // float64 CPU reference. `ibgpu doctor` runs the self-checks from here, the library exports the
 // list, and test/kernel-interface.test.ts proves that every shader belongs to exactly one family,
 // so a new kernel is added here once instead of in several hand-written import lists.

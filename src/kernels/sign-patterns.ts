@@ -79,51 +79,27 @@ export interface SignPatternOptions {
   cofireBlockWords?: number;
 }
 
-const PACK_BINDINGS = [
-  { name: 'pre', kind: 'read-only-storage' },
-  { name: 'carry', kind: 'read-only-storage' },
-  { name: 'packed', kind: 'storage' },
-  { name: 'params', kind: 'uniform' },
-] as const;
+export const signPackKernel = defineKernel({ name: 'sign_pack', shader: SHADERS.sign_pack, overrides: { WG: 64 } });
 
-export const signPackKernel = defineKernel({ name: 'sign_pack', shader: SHADERS.sign_pack, bindings: PACK_BINDINGS, overrides: { WG: 64 } });
+export const signPackAtomicKernel = defineKernel({ name: 'sign_pack_atomic', shader: SHADERS.sign_pack_atomic });
 
-export const signPackAtomicKernel = defineKernel({ name: 'sign_pack_atomic', shader: SHADERS.sign_pack_atomic, bindings: PACK_BINDINGS });
-
-export const signPackBallotKernel = defineKernel({ name: 'sign_pack_ballot', shader: SHADERS.sign_pack_ballot, bindings: PACK_BINDINGS });
+export const signPackBallotKernel = defineKernel({ name: 'sign_pack_ballot', shader: SHADERS.sign_pack_ballot });
 
 export const signHashKernel = defineKernel({
   name: 'sign_hash',
   shader: SHADERS.sign_hash,
-  bindings: [
-    { name: 'packed', kind: 'read-only-storage' },
-    { name: 'state', kind: 'storage' },
-    { name: 'carry', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64 },
 });
 
 export const signHashFinalKernel = defineKernel({
   name: 'sign_hash_final',
   shader: SHADERS.sign_hash_final,
-  bindings: [
-    { name: 'state', kind: 'read-only-storage' },
-    { name: 'carry', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 64 },
 });
 
 export const cofireRegKernel = defineKernel({
   name: 'cofire_reg',
   shader: SHADERS.cofire_reg,
-  bindings: [
-    { name: 'words', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG: 8 },
 });
 

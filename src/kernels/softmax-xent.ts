@@ -13,13 +13,6 @@ const WG = 64;
 export const softmaxXentKernel = defineKernel({
   name: 'softmax_xent',
   shader: SHADERS.softmax_xent,
-  bindings: [
-    { name: 'logits', kind: 'read-only-storage' },
-    { name: 'labels', kind: 'read-only-storage' },
-    { name: 'grad', kind: 'storage' },
-    { name: 'stats', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WRITE_GRAD: 1, WG },
 });
 

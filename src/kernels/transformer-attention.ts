@@ -14,26 +14,19 @@ import { checkCount, checkFloats, checkLoopBudget } from './transformer-params.j
 
 const WG = 64;
 
-const ro = (name: string) => ({ name, kind: 'read-only-storage' as const });
-const rw = (name: string) => ({ name, kind: 'storage' as const });
-const uniform = { name: 'params', kind: 'uniform' as const };
-
 export const attentionKernel = defineKernel({
   name: 'tf_attention',
   shader: SHADERS.tf_attention,
-  bindings: [ro('q'), ro('k'), ro('v'), rw('z'), rw('probs'), uniform],
   overrides: { WG },
 });
 export const attentionVjpQKernel = defineKernel({
   name: 'tf_attention_vjp_q',
   shader: SHADERS.tf_attention_vjp_q,
-  bindings: [ro('k'), ro('v'), ro('probs'), ro('dz'), rw('dq'), rw('ds'), uniform],
   overrides: { WG },
 });
 export const attentionVjpKvKernel = defineKernel({
   name: 'tf_attention_vjp_kv',
   shader: SHADERS.tf_attention_vjp_kv,
-  bindings: [ro('q'), ro('probs'), ro('dz'), ro('ds'), rw('dk'), rw('dv'), uniform],
   overrides: { WG },
 });
 

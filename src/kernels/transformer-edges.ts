@@ -14,12 +14,6 @@ const WG = 64;
 export const edgeSquareKernel = defineKernel({
   name: 'tf_edge_square',
   shader: SHADERS.tf_edge_square,
-  bindings: [
-    { name: 'h', kind: 'read-only-storage' },
-    { name: 'u', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { WG },
 });
 

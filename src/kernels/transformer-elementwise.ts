@@ -21,12 +21,6 @@ const WG = 256;
 export const gatherKernel = defineKernel({
   name: 'tf_gather',
   shader: SHADERS.tf_gather,
-  bindings: [
-    { name: 'idx', kind: 'read-only-storage' },
-    { name: 'table', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { MODE: 0, WG },
 });
 
@@ -59,11 +53,6 @@ export function gatherPositions(engine: Engine, table: GPUBuffer, out: GPUBuffer
 export const columnsKernel = defineKernel({
   name: 'tf_columns',
   shader: SHADERS.tf_columns,
-  bindings: [
-    { name: 'src', kind: 'read-only-storage' },
-    { name: 'dst', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACCUM: 0, WG },
 });
 
@@ -135,23 +124,12 @@ export function copyRows(engine: Engine, src: GPUBuffer, dst: GPUBuffer, rows: n
 export const actKernel = defineKernel({
   name: 'tf_act',
   shader: SHADERS.tf_act,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'y', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACT: 1, WG },
 });
 
 export const actVjpKernel = defineKernel({
   name: 'tf_act_vjp',
   shader: SHADERS.tf_act_vjp,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'dy', kind: 'read-only-storage' },
-    { name: 'dx', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { ACT: 1, WG },
 });
 
@@ -202,12 +180,6 @@ export function actVjp(engine: Engine, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffe
 export const rotaryKernel = defineKernel({
   name: 'tf_rotary',
   shader: SHADERS.tf_rotary,
-  bindings: [
-    { name: 'x', kind: 'read-only-storage' },
-    { name: 'cs', kind: 'read-only-storage' },
-    { name: 'y', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
   overrides: { TRANSPOSE: 0, WG },
 });
 

@@ -13,22 +13,16 @@ import { checkCount, checkFloats, checkLoopBudget } from './transformer-params.j
 
 const WG = 64;
 
-const ro = (name: string) => ({ name, kind: 'read-only-storage' as const });
-const rw = (name: string) => ({ name, kind: 'storage' as const });
-const params = { name: 'params', kind: 'uniform' as const };
-
-export const lnVarKernel = defineKernel({ name: 'tf_ln_var', shader: SHADERS.tf_ln_var, bindings: [ro('x'), rw('y'), params], overrides: { WG } });
-export const lnDivKernel = defineKernel({ name: 'tf_ln_div', shader: SHADERS.tf_ln_div, bindings: [ro('v'), ro('x'), rw('y'), params], overrides: { WG } });
+export const lnVarKernel = defineKernel({ name: 'tf_ln_var', shader: SHADERS.tf_ln_var, overrides: { WG } });
+export const lnDivKernel = defineKernel({ name: 'tf_ln_div', shader: SHADERS.tf_ln_div, overrides: { WG } });
 export const lnVarVjpKernel = defineKernel({
   name: 'tf_ln_var_vjp',
   shader: SHADERS.tf_ln_var_vjp,
-  bindings: [ro('x'), ro('dy'), rw('dx'), params],
   overrides: { WG },
 });
 export const lnDivVjpKernel = defineKernel({
   name: 'tf_ln_div_vjp',
   shader: SHADERS.tf_ln_div_vjp,
-  bindings: [ro('v'), ro('x'), ro('dy'), rw('dx'), rw('dvar'), params],
   overrides: { WG },
 });
 

@@ -136,27 +136,20 @@ export class Engine {
    * per element and lane (bench/RESULTS.notes.md).
    */
   allocUniformStorage(bytes: number, label = 'buffer'): GPUBuffer {
-    this.assertAlive();
-    if (bytes > this.limits.maxBufferSize) {
-      throw new IbgpuError(
-        'LIMIT_EXCEEDED',
-        `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`,
-        'use smaller operands, or an adapter with larger limits',
-      );
-    }
-    return this.pool.acquire(bytes, STORAGE_UNIFORM, label);
+    return this.acquire(bytes, STORAGE_UNIFORM, label, 'use smaller operands, or an adapter with larger limits');
   }
 
   alloc(bytes: number, label = 'buffer'): GPUBuffer {
+    return this.acquire(bytes, STORAGE, label, 'use a smaller batch_size, or an adapter with larger limits');
+  }
+
+  /** A pooled buffer of `usage`, refused (with `hint`) above the adapter's maxBufferSize. */
+  private acquire(bytes: number, usage: GPUBufferUsageFlags, label: string, hint: string): GPUBuffer {
     this.assertAlive();
     if (bytes > this.limits.maxBufferSize) {
-      throw new IbgpuError(
-        'LIMIT_EXCEEDED',
-        `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`,
-        'use a smaller batch_size, or an adapter with larger limits',
-      );
+      throw new IbgpuError('LIMIT_EXCEEDED', `${label}: ${bytes} bytes exceed the adapter's maxBufferSize (${this.limits.maxBufferSize})`, hint);
     }
-    return this.pool.acquire(bytes, STORAGE, label);
+    return this.pool.acquire(bytes, usage, label);
   }
 
   /** Returns a buffer to the pool; it is reused only after the work recorded so far is submitted. */

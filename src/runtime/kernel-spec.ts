@@ -3,8 +3,10 @@
 // specs: it builds explicit bind-group layouts from `bindings`, caches one pipeline per
 // (shader hash, override values), and validates what a wrapper passes at dispatch time.
 // The WGSL file is the one source of a kernel's interface: scripts/gen-shaders.mjs extracts its
-// @binding declarations, and defineKernel refuses a TS `bindings` list that disagrees with them
-// (so a renamed, reordered or re-accessed binding fails when the module loads, not on a GPU).
+// @binding declarations, and defineKernel takes the bindings from them (a wrapper names them in
+// camelCase when it dispatches). A TS `bindings` list, where one is still written, is refused when
+// it disagrees (so a renamed, reordered or re-accessed binding fails when the module loads, not
+// on a GPU).
 
 import type { ShaderBinding, ShaderSource } from '../shaders/index.generated.js';
 
@@ -58,8 +60,20 @@ export function bindingMismatches(bindings: readonly BindingSpec[], declared: re
   return out;
 }
 
+/** A kernel as a wrapper describes it: without `bindings`, they are the shader's declarations. */
+export type KernelDefinition<S extends ShaderSource = ShaderSource> = Omit<KernelSpec<S>, 'bindings'> & { readonly bindings?: readonly BindingSpec[] };
+
+/** The bindings a shader declares, in @binding order, with their TS (camelCase) names. */
+export function shaderBindings(shader: ShaderSource): BindingSpec[] {
+  return shader.bindings.map((d, i) => {
+    if (d.index !== i) throw new Error(`shaders/${shader.name}.wgsl: @binding(${d.index}) where @binding(${i}) was expected (bindings must be 0, 1, 2, …)`);
+    return { name: tsBindingName(d.name), kind: d.kind };
+  });
+}
+
 /** Freezes a kernel description after checking it against its shader's declared interface. */
-export function defineKernel<S extends ShaderSource>(spec: KernelSpec<S>): KernelSpec<S> {
+export function defineKernel<S extends ShaderSource>(def: KernelDefinition<S>): KernelSpec<S> {
+  const spec: KernelSpec<S> = { ...def, bindings: def.bindings ?? shaderBindings(def.shader) };
   const names = new Set<string>();
   for (const b of spec.bindings) {
     if (names.has(b.name)) throw new Error(`kernel ${spec.name}: duplicate binding ${b.name}`);

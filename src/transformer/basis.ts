@@ -13,7 +13,18 @@
 // centring makes all but the last zero rows of the Gram, which the eigensolver splits off.
 
 import { matmulF64 } from '../cpu/matmul.js';
-import { cut, eigAbsSorted, rotationFromEigenbasis, symmetrize, uTYinv, yTimesU, type LayerBasis, type Stage1, type Threshold } from '../ib/basis.js';
+import {
+  cut,
+  eigAbsSorted,
+  rotationFromEigenbasis,
+  stage1Fields,
+  symmetrize,
+  uTYinv,
+  yTimesU,
+  type LayerBasis,
+  type Stage1,
+  type Threshold,
+} from '../ib/basis.js';
 
 export interface NodeMoments {
   name: string;
@@ -82,14 +93,7 @@ export function stage1Transformer(s: NodeMoments, th: Threshold, isolateVar: boo
 /** svd/pca basis (also the rotated final node layer): C = Y U, C⁺ = Uᵀ Y⁻¹. */
 export function svdBasis(s: NodeMoments, st: TransformerStage1): LayerBasis {
   return {
-    name: s.name,
-    dim: s.dim,
-    centred: s.centred,
-    mean: s.mean,
-    gramEigenvalues: st.gramEigenvalues,
-    U: st.U,
-    D: st.D,
-    k: st.k,
+    ...stage1Fields(s.name, st),
     C: yTimesU(st),
     Cpinv: uTYinv(st),
     r: st.k,
@@ -162,14 +166,7 @@ export function jacobianBasis(s: NodeMoments, st: TransformerStage1, Mprime: Flo
   });
   const { C, Cpinv } = rotationFromEigenbasis(st, yTimesU(st), uTYinv(st), V, Lambda, r);
   return {
-    name: s.name,
-    dim,
-    centred: s.centred,
-    mean: s.mean,
-    gramEigenvalues: st.gramEigenvalues,
-    U: st.U,
-    D: st.D,
-    k,
+    ...stage1Fields(s.name, st),
     V,
     Lambda,
     Mprime,

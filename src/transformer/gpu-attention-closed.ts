@@ -37,11 +37,11 @@
 // The maps V, K, Q, the residual path and dz come from the float64 interpreter run on the
 // sample-independent parts of the program (cost independent of N).
 
-import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { forwardF64, inputGradientColumns, vjpSampleF64 } from '../cpu/program-f64.js';
 import { opInputs, type Op, type SectionProgram } from '../model/program.js';
 import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
-import { mDashSumLengths, mDashSumsView, SAMPLE_CHUNK, type AttentionShape } from '../host/attention-sums.js';
+import { attentionShape, mDashSumLengths, mDashSumsView, SAMPLE_CHUNK } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
@@ -134,15 +134,7 @@ function attentionClosedPartsOnce(
     cot[j]![c * P * w + (c - offs[j]!)] = 1;
   }
   const gb = vjpSampleF64(bot, forwardF64(bot, zerosFor(bot), 1), 0, cot, m);
-  const J = new Float64Array(d * m);
-  for (let c = 0; c < m; c++) {
-    let off = 0;
-    p.inputs.forEach((id, j) => {
-      const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) J[(off + a) * m + c] = gb[j]![c * P * w + a]!;
-      off += w;
-    });
-  }
+  const J = inputGradientColumns(p, gb, m, P);
   // Top: the program without the attention, z an input; the VJP of the K output cotangents
   // stops at z (→ dz) and carries the residual path to the inputs (→ s), both at t* = P−1.
   const top: SectionProgram = { ...p, inputs: [...p.inputs, op.y], ops: p.ops.filter((_, i) => i !== att.index) };
@@ -207,20 +199,6 @@ async function batchRows(
     const [xj, uh] = await Promise.all([engine.readF32(xjb, rows * m), u ? engine.readF32(u, rows * basis!.r) : undefined]);
     return { xj: hostF64(xj, shared), u: uh ? hostF64(uh, shared) : undefined };
   });
-}
-
-function attentionShape(op: AttentionOp, P: number, m: number, K: number): AttentionShape {
-  return {
-    heads: op.heads,
-    dHead: op.dHead,
-    dV: op.dV,
-    scale: op.scale,
-    causal: op.causal,
-    ...(op.window !== undefined ? { window: op.window } : {}),
-    P,
-    m,
-    K,
-  };
 }
 
 /** [n0, n1) ranges of `chunk` samples covering [0, b). */

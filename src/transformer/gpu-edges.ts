@@ -78,31 +78,67 @@ export async function edgesSquaredGpu(
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;
-  const E = new Float64Array(g.rOut * rIn);
   const pass = engine.scope();
   try {
-    const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
-    const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
     const blocks: GPUBuffer[] = [];
     for (let k0 = 0; k0 < g.K; k0 += Kb) blocks.push(pass.upload(cotangentBlock(g, opts.Chat, k0, Math.min(Kb, g.K - k0)), 'tf.cot-block'));
-    for (let first = 0; first < N; first += B) {
-      const b = Math.min(B, N - first);
-      const batch = pass.scope();
-      const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
-      const reads: Promise<void>[] = [];
-      blocks.forEach((cot, bi) => {
-        const k0 = bi * Kb;
-        const kb = Math.min(Kb, g.K - k0);
-        const total = integratedVjp(engine, sec, states, opts.points.weights, cot, g, b, kb, true);
-        reads.push(addEdgeBlock(engine, batch, batch.adopt(total.buf), total.shared, Cpb, u, E, { g, b, k0, kb, rIn }));
-      });
-      batch.close(); // u, the projected parts and the forward states
-      await Promise.all(reads);
-    }
+    return await vjpEdgePass(engine, pass, model, s, g, tokens, N, { B, Kb, scale: 1 / (N * g.pIn) }, opts, (batch, states, _first, b, k0, kb) => {
+      const total = integratedVjp(engine, sec, states, opts.points.weights, blocks[k0 / Kb]!, g, b, kb, true);
+      return { grad: batch.adopt(total.buf), shared: total.shared };
+    });
   } finally {
     pass.close();
   }
-  const scale = 1 / (N * g.pIn);
+}
+
+/**
+ * One block of cotangents' integrated gradient for samples [first, first + b), as addEdgeBlock
+ * takes it: a buffer of `batch` ([(shared ? 1 : b)·kb·P_in, d_in]).
+ */
+export type EdgeBlockGradient = (
+  batch: BufferScope,
+  states: ForwardState[],
+  first: number,
+  b: number,
+  k0: number,
+  kb: number,
+) => { grad: GPUBuffer; shared: boolean };
+
+/**
+ * The batch loop of the VJP edge passes (exact and stochastic cotangents): per batch of B samples
+ * the projected forward at every integration point (projectedBatch), per block of Kb cotangents the
+ * block's integrated gradient (`blockGradient`) and its squared edges added into E (r_out × r_in),
+ * returned times `scale`. Buffers live in child scopes of `pass`.
+ */
+export async function vjpEdgePass(
+  engine: Engine,
+  pass: BufferScope,
+  model: GpuModel,
+  s: number,
+  g: SectionGeometry,
+  tokens: ArrayLike<number>,
+  N: number,
+  { B, Kb, scale }: { B: number; Kb: number; scale: number },
+  opts: { C: Float64Array; Cpinv: Float64Array; rIn: number; points: { alphas: ArrayLike<number> } },
+  blockGradient: EdgeBlockGradient,
+): Promise<Float64Array> {
+  const rIn = opts.rIn;
+  const E = new Float64Array(g.rOut * rIn);
+  const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
+  const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
+  for (let first = 0; first < N; first += B) {
+    const b = Math.min(B, N - first);
+    const batch = pass.scope();
+    const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
+    const reads: Promise<void>[] = [];
+    for (let k0 = 0; k0 < g.K; k0 += Kb) {
+      const kb = Math.min(Kb, g.K - k0);
+      const { grad, shared } = blockGradient(batch, states, first, b, k0, kb);
+      reads.push(addEdgeBlock(engine, batch, grad, shared, Cpb, u, E, { g, b, k0, kb, rIn }));
+    }
+    batch.close(); // u, the projected parts and the forward states
+    await Promise.all(reads);
+  }
   for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
   return E;
 }

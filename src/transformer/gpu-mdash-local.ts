@@ -17,7 +17,7 @@
 // signs into bits and count with popcounts, exact integers, instead of an f32 Gram of 0/1 rows
 // (on llvmpipe 16x fewer loads; on any adapter 32x less data).
 
-import { forwardF64, vjpSampleF64 } from '../cpu/program-f64.js';
+import { forwardF64, inputGradientColumns, vjpSampleF64 } from '../cpu/program-f64.js';
 import { mulOnThreads } from '../host/mul-threads.js';
 import { wasmMulRows } from '../host/rows-times-wasm.js';
 import { mulRowsF64 } from '../host/transformer-forward.js';
@@ -98,16 +98,7 @@ function bottomMapOnce(p: SectionProgram, act: { op: ActOp; index: number }, g: 
   const cot = new Float64Array(m * P * m);
   for (let c = 0; c < m; c++) cot[c * P * m + c] = 1;
   const grads = vjpSampleF64(bot, vals, 0, [cot], m);
-  const A = new Float64Array(g.dIn * m);
-  for (let c = 0; c < m; c++) {
-    let off = 0;
-    p.inputs.forEach((id, j) => {
-      const w = p.values[id]!.width;
-      for (let a = 0; a < w; a++) A[(off + a) * m + c] = grads[j]![c * P * w + a]!;
-      off += w;
-    });
-  }
-  return A;
+  return inputGradientColumns(p, grads, m, P);
 }
 
 // The sample-independent parts cost VJPs through the float64 interpreter (hundreds of ms for an

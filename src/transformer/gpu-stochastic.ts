@@ -18,7 +18,7 @@ import { edgeSquareMaxSamples } from '../kernels/transformer-edges.js';
 import { copyColumns } from '../kernels/transformer-elementwise.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
-import { addEdgeBlock, projectedBatch } from './gpu-edges.js';
+import { vjpEdgePass } from './gpu-edges.js';
 import { vjpBlockSizes } from './gpu-mdash.js';
 import type { GpuModel } from './gpu-model.js';
 import type { ForwardState, GpuSectionProgram } from './gpu-program.js';
@@ -178,30 +178,13 @@ export async function edgesStochasticGpu(
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));
   const Kb = sizes.Kb;
   const sec = model.sections[s]!;
-  const E = new Float64Array(g.rOut * rIn);
-  const pass = engine.scope();
-  try {
-    const Cb = pass.upload(Float32Array.from(opts.C), 'tf.C');
-    const Cpb = pass.upload(Float32Array.from(opts.Cpinv), 'tf.Cpinv');
-    for (let first = 0; first < N; first += B) {
-      const b = Math.min(B, N - first);
-      const batch = pass.scope();
-      const { u, states } = projectedBatch(engine, batch, model, s, g, tokens, first, b, { C: Cb, Cpinv: Cpb, rIn }, opts.points.alphas);
-      const reads: Promise<void>[] = [];
-      for (let k0 = 0; k0 < g.K; k0 += Kb) {
-        const kb = Math.min(Kb, g.K - k0);
-        const cot = uploadBlock(batch, opts, 'edges', s, g, first, b, k0, kb);
-        const total = integratedVjpPerSample(engine, batch, sec, states, opts.points.weights, cot, g, b, kb);
-        batch.release(cot);
-        reads.push(addEdgeBlock(engine, batch, total, false, Cpb, u, E, { g, b, k0, kb, rIn }));
-      }
-      batch.close(); // u, the projected parts and the forward states
-      await Promise.all(reads);
-    }
-  } finally {
-    pass.close();
-  }
   const scale = 1 / (N * g.pIn * stochasticR(opts.stochastic, 'edges'));
-  for (let i = 0; i < E.length; i++) E[i] = E[i]! * scale;
-  return E;
+  return engine.withScope((pass) =>
+    vjpEdgePass(engine, pass, model, s, g, tokens, N, { B, Kb, scale }, opts, (batch, states, first, b, k0, kb) => {
+      const cot = uploadBlock(batch, opts, 'edges', s, g, first, b, k0, kb);
+      const grad = integratedVjpPerSample(engine, batch, sec, states, opts.points.weights, cot, g, b, kb);
+      batch.release(cot);
+      return { grad, shared: false };
+    }),
+  );
 }

@@ -14,7 +14,7 @@
 import { actGrad } from '../model/activations.js';
 import type { SectionProgram } from '../model/program.js';
 import type { IntegrationPoints } from '../ib/integration.js';
-import type { AttentionShape } from '../host/attention-sums.js';
+import { attentionShape } from '../host/attention-sums.js';
 import { HOST_EDGE_RUNS } from '../host/edges.js';
 import type { SquaredEdgeSection } from '../host/edges-squared.js';
 import { mulOnThreads } from '../host/mul-threads.js';
@@ -134,20 +134,6 @@ function share(a: Float64Array, shared: boolean): Float64Array {
   return b;
 }
 
-function attentionShapeOf(op: NonNullable<ReturnType<typeof lastPosAttentionSection>>['op'], P: number, m: number, K: number): AttentionShape {
-  return {
-    heads: op.heads,
-    dHead: op.dHead,
-    dV: op.dV,
-    scale: op.scale,
-    causal: op.causal,
-    ...(op.window !== undefined ? { window: op.window } : {}),
-    P,
-    m,
-    K,
-  };
-}
-
 /** The rows of node layers 1 … last (and the act inputs) by the plan, in float64 on the host. */
 export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N: number, plan: HostStatsPlan): Promise<HostNodeRows> {
   const pool = await hostThreadPool();
@@ -184,7 +170,7 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
       const tables: AttentionForwardTables = { vkq: share(vkq, sh), ids, dOut, res: share(res, sh), vz: share(vz, sh) };
       const y = f64(N * g.pOut * dOut, sh);
       const probs = f64(N * H * P, sh);
-      const shape = attentionShapeOf(sp.att.op, P, m, dOut);
+      const shape = attentionShape(sp.att.op, P, m, dOut);
       await runHostTasks(
         'attention-table-forward',
         chunks(N, FORWARD_CHUNK).map(([n0, n1]) => ({ shape, tables, n0, n1, out: y, probs })),

@@ -39,7 +39,9 @@ import {
   readPartial,
   shardRange,
   writePartial,
+  tileOutBlocks,
   type EdgeSplit,
+  type OutBlock,
   type Partial,
   type Shard,
   type Stage,
@@ -605,7 +607,7 @@ interface EdgesLayout {
   kind: typeof TRANSFORMER_KIND;
   /** 'data': sums over a block of sequences; 'out': all sequences, output rows [row0, row1) of each pair. */
   split: EdgeSplit;
-  pairs: { key: string; rows: number; cols: number; row0: number; row1: number }[];
+  pairs: OutBlock[];
   bases_checksum: string;
   paths?: Record<string, string>;
 }
@@ -692,27 +694,12 @@ function concatOutBlocks(parts: Partial[], st: TransformerStageState): IbResult[
   const edges: IbResult['edges'] = new Map();
   for (const pr of lays[0]!.pairs) {
     const E = new Float64Array(pr.rows * pr.cols);
-    const blocks = parts
-      .map((p, i) => ({ p, b: lays[i]!.pairs.find((x) => x.key === pr.key) }))
-      .filter((x) => x.b !== undefined && x.b.row1 > x.b.row0)
-      .sort((x, y) => x.b!.row0 - y.b!.row0);
-    let pos = 0;
-    for (const { p, b } of blocks) {
-      if (b!.rows !== pr.rows || b!.cols !== pr.cols)
-        throw new IbgpuError('BAD_FILE', `${p.path}: pair ${pr.key} is ${b!.rows}×${b!.cols}, expected ${pr.rows}×${pr.cols}`);
-      if (b!.row0 !== pos)
-        throw new IbgpuError(
-          'BAD_FILE',
-          b!.row0 < pos
-            ? `${p.path}: output rows [${b!.row0}, ${b!.row1}) of ${pr.key} overlap another partial's`
-            : `output rows [${pos}, ${b!.row0}) of ${pr.key} are in no partial`,
-          'pass every output-split shard exactly once',
-        );
-      E.set(tensor(p, `edges/${pr.key}/E`), b!.row0 * pr.cols);
-      pos = b!.row1;
-    }
-    if (pos !== pr.rows)
-      throw new IbgpuError('BAD_FILE', `output rows [${pos}, ${pr.rows}) of ${pr.key} are in no partial`, 'a shard is missing: run it and pass its file too');
+    tileOutBlocks(
+      pr,
+      parts,
+      (p) => lays[parts.indexOf(p)]!.pairs.find((x) => x.key === pr.key),
+      (p, o) => E.set(tensor(p, `edges/${pr.key}/E`), o),
+    );
     edges.set(pr.key, { data: E, rows: pr.rows, cols: pr.cols });
   }
   return edges;

@@ -80,6 +80,19 @@ export function lookupRows(
   return out;
 }
 
+/** Token i of the flattened [N, P] samples, checked against the vocabulary. */
+function tokenAt(tokens: ArrayLike<number>, i: number, vocab: number, P: number): number {
+  const t = tokens[i]!;
+  if (!Number.isInteger(t) || t < 0 || t >= vocab) {
+    throw new IbgpuError(
+      'BAD_FILE',
+      `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
+      'check that the dataset was tokenised for this model',
+    );
+  }
+  return t;
+}
+
 /**
  * Statistics of node layer 0 from its table: the mean and the Gram (divided by N·P), centred at
  * `shift(mean)` when given, else raw, in float64 from the (token, position) counts.
@@ -95,14 +108,7 @@ export function tableNodeStats(
 ): { mean: Float64Array; gram: Float64Array; shift?: Float64Array } {
   const counts = new Float64Array(vocab * P);
   for (let i = 0; i < N * P; i++) {
-    const t = tokens[i]!;
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-      throw new IbgpuError(
-        'BAD_FILE',
-        `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
-        'check that the dataset was tokenised for this model',
-      );
-    }
+    const t = tokenAt(tokens, i, vocab, P);
     counts[t * P + (i % P)]! += 1;
   }
   const rows = N * P;
@@ -140,14 +146,7 @@ export function tableRowIds(tokens: ArrayLike<number>, vocab: number, P: number,
   const compact = new Int32Array(vocab * P).fill(-1);
   const rows: number[] = [];
   for (let i = 0; i < N * P; i++) {
-    const t = tokens[i]!;
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) {
-      throw new IbgpuError(
-        'BAD_FILE',
-        `token ${i % P} of sample ${Math.floor(i / P)} is ${t}, outside the vocabulary 0..${vocab - 1}`,
-        'check that the dataset was tokenised for this model',
-      );
-    }
+    const t = tokenAt(tokens, i, vocab, P);
     const row = t * P + (i % P);
     if (compact[row]! < 0) compact[row] = rows.push(row) - 1;
     ids[i] = compact[row]!;

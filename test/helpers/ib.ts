@@ -6,7 +6,10 @@
 // SPEC §5.1–5.2 write them. The pipeline instead streams f32 GPU statistics and uses the gate-Gram
 // shortcut (SPEC §10.3), so agreement is evidence, not a restatement.
 
+import { copyFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { act, actGrad } from '../../src/model/activations.js';
 import type { LayerBasis } from '../../src/ib/basis.js';
 import { foldedWeight, modelFromTensors, parseArch, type MlpModel } from '../../src/model/mlp.js';
@@ -50,6 +53,26 @@ export async function loadSyntheticFixture(dir: string): Promise<{ model: MlpMod
   const { tensors: inp } = await loadSafetensors(`${dir}/inputs.safetensors`);
   const X = inp['X']!;
   return { model, x: Float32Array.from(toFloat32(X)), n: X.shape[0]!, d: X.shape[1]! };
+}
+
+/** The synthetic MLP fixture (arch.json, weights.safetensors, inputs.safetensors with `X`) and its node layers. */
+export const SYNTHETIC_MLP = fileURLToPath(new URL('../fixtures/synthetic-mlp', import.meta.url));
+export const SYNTHETIC_MLP_NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
+
+/**
+ * A build over the synthetic MLP fixture in `dir`: its three files copied there and the config
+ * `name` written next to them (paths relative to it, then `extra`'s fields).
+ */
+export function writeSyntheticMlpBuild(dir: string, name: string, extra: Record<string, unknown>): void {
+  for (const f of ['arch.json', 'weights.safetensors', 'inputs.safetensors']) copyFileSync(join(SYNTHETIC_MLP, f), join(dir, f));
+  const cfg = {
+    node_layers: SYNTHETIC_MLP_NODES,
+    model: 'weights.safetensors',
+    arch: 'arch.json',
+    data: { type: 'safetensors', path: 'inputs.safetensors', key: 'X' },
+    ...extra,
+  };
+  writeFileSync(join(dir, name), JSON.stringify(cfg));
 }
 
 // ------------------------------------------------------------------ data and models

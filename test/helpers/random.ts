@@ -18,6 +18,20 @@ export function randomF32(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
+/** n standard Gaussian entries in float64, a pure function of the seed. */
+export function randomF64(n: number, seed: number): Float64Array {
+  const g = gaussian(rng(seed));
+  return Float64Array.from({ length: n }, () => g());
+}
+
+/**
+ * Cuts of rows into three uneven runs [cuts[i], cuts[i+1]) (one of a single row), fewer where
+ * rows is too small: what passes that carry state from row to row are tested over.
+ */
+export function unevenRuns(rows: number): number[] {
+  return [0, Math.floor(rows / 3), Math.floor(rows / 3) + 1, rows].filter((c, i, a) => i === 0 || c > a[i - 1]!);
+}
+
 /** rows × cols Gaussian entries scaled by 1/√rows (a random basis-like matrix of order-1 products). */
 export function randomMatrix(rows: number, cols: number, seed: number): Float64Array {
   const g = gaussian(rng(seed));

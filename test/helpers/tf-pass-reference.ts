@@ -74,6 +74,14 @@ function integratedGrads(sec: SectionProgram, x: readonly Float64Array[], Chat: 
   return g;
 }
 
+/** Section s of mp, its input tuple over the N samples (float64), the tuple's widths, their sum and P_in. */
+function sectionInputsF64(mp: ModelProgram, s: number, tokens: ArrayLike<number>, N: number, P: number) {
+  const sec = mp.sections[s]!;
+  const tuple = nodeTuplesF64(mp, tokens, N, P)[s]!;
+  const wIn = widths(sec, sec.inputs);
+  return { sec, tuple, wIn, dIn: wIn.reduce((a, b) => a + b, 0), pIn: sec.values[sec.inputs[0]!]!.positions };
+}
+
 export function mDashF64(
   mp: ModelProgram,
   s: number,
@@ -84,11 +92,7 @@ export function mDashF64(
   rOut: number,
   pts: IntegrationPoints,
 ): Float64Array {
-  const sec = mp.sections[s]!;
-  const tuple = nodeTuplesF64(mp, tokens, N, P)[s]!;
-  const wIn = widths(sec, sec.inputs);
-  const dIn = wIn.reduce((a, b) => a + b, 0);
-  const pIn = sec.values[sec.inputs[0]!]!.positions;
+  const { sec, tuple, wIn, dIn, pIn } = sectionInputsF64(mp, s, tokens, N, P);
   const M = new Float64Array(dIn * dIn);
   for (let n = 0; n < N; n++) {
     const g = integratedGrads(sec, sample(tuple, wIn, pIn, n), Chat, rOut, pts);
@@ -111,11 +115,7 @@ export function edgesF64(
   rOut: number,
   pts: IntegrationPoints,
 ): Float64Array {
-  const sec = mp.sections[s]!;
-  const tuple = nodeTuplesF64(mp, tokens, N, P)[s]!;
-  const wIn = widths(sec, sec.inputs);
-  const dIn = wIn.reduce((a, b) => a + b, 0);
-  const pIn = sec.values[sec.inputs[0]!]!.positions;
+  const { sec, tuple, wIn, dIn, pIn } = sectionInputsF64(mp, s, tokens, N, P);
   const pOut = sec.values[sec.outputs[0]!]!.positions;
   const E = new Float64Array(rOut * rIn);
   for (let n = 0; n < N; n++) {

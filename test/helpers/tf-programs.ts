@@ -160,18 +160,35 @@ export function linearProgram(seed: number, widths: readonly number[], P: number
  * constant 1) → copy → attention section (every op; `last`: cut to the last position) →
  * readout (headProgram, or a linear one with `linearTail`), node layers n0, n1, n2.
  */
-export function attentionHeadModel(o: { d: number; P: number; vocab: number; last: boolean; linearTail?: boolean }): ModelProgram {
-  const { d, P, vocab, last } = o;
-  const g = gaussian(rng(7));
+/**
+ * A test model's embedding (e, pos) of width d + 1, whose last column is the folded constant (0 in
+ * WE, 1 in Wpos, so e + pos has it 1), and the `pre` that copies it to node layer n0.
+ */
+export function testEmbedding(d: number, P: number, vocab: number, seed: number): Pick<ModelProgram, 'embed' | 'pre'> {
+  const g = gaussian(rng(seed));
   const W = d + 1;
   const WE = Float64Array.from({ length: vocab * W }, (_, i) => (i % W === d ? 0 : g()));
   const Wpos = Float64Array.from({ length: P * W }, (_, i) => (i % W === d ? 1 : 0.5 * g()));
+  return { embed: { WE, vocab, width: W, Wpos, nCtx: P }, pre: copyPre(W, P) };
+}
+
+/** testEmbedding (seed 5) → `section` (whose inputs are the two [P, d + 1] members): node layers n0, n1. */
+export function oneSectionModel(section: SectionProgram, o: { d: number; P: number; vocab: number; seed?: number }): ModelProgram {
+  return {
+    ...testEmbedding(o.d, o.P, o.vocab, o.seed ?? 5),
+    sections: [{ ...section, from: 'n0', to: 'n1' }],
+    nodeLayers: ['n0', 'n1'],
+  };
+}
+
+export function attentionHeadModel(o: { d: number; P: number; vocab: number; last: boolean; linearTail?: boolean }): ModelProgram {
+  const { d, P, vocab, last } = o;
+  const embedding = testEmbedding(d, P, vocab, 7);
   const attn = attentionProgram(3, { P, d, last });
   const widths = attn.outputs.map((id) => attn.values[id]!.width);
   const Pmid = last ? 1 : P;
   return {
-    embed: { WE, vocab, width: W, Wpos, nCtx: P },
-    pre: copyPre(W, P),
+    ...embedding,
     sections: [
       { ...attn, from: 'n0', to: 'n1' },
       { ...(o.linearTail ? linearProgram(4, widths, Pmid, 9) : headProgram(4, widths, Pmid, 9, false)), from: 'n1', to: 'n2' },
