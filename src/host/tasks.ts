@@ -32,7 +32,8 @@ import { HostDegeneracyAccumulator } from './degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { DegeneracyStats } from '../report/degeneracy.js';
-import { symEig, symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
+import { symEigHost, symEigReduceHost } from './eigh-wasm.js';
+import { symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
 
 export interface MDashAttentionChunk {
   shape: AttentionShape;
@@ -144,8 +145,8 @@ export const HOST_TASKS = {
     to: number;
   }): number => accumulateSquaredEdges(a.section, a.E, new Float64Array(a.section.ro * a.section.r), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
-  eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
-  'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
+  eig: (a: { a: Float64Array; n: number }): SymEigResult => symEigHost(a.a, a.n),
+  'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduceHost(a.a, a.n),
   'eig-accumulate': (a: EigPhaseSlice<Pick<ReducedEig, 'n' | 'w' | 'beta'>>): void => symEigAccumulate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
   'eig-rotate': (a: EigPhaseSlice<{ n: number; rotations: RotationLog }>): void => symEigRotate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
 } as const;

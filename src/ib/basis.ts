@@ -10,7 +10,7 @@
 
 import { IbgpuError } from '../errors.js';
 import { matmulF64 } from '../cpu/matmul.js';
-import { symEig } from '../cpu/eigh.js';
+import { symEigHost } from '../host/eigh-wasm.js';
 import { symEigInBackground } from '../host/eigh-worker.js';
 import { thinQr } from '../cpu/qr.js';
 import type { BasisFormula, ThresholdMode } from './config.js';
@@ -154,7 +154,7 @@ export function gateMoment(g: GateStats): { data: Float64Array; dim: number } {
  */
 export function eigAbsSorted(a: Float64Array, n: number): EigPairs {
   const p = splitZeroRows(a, n);
-  return assembleEig(p, p.m > 0 ? symEig(p.sub, p.m) : EMPTY);
+  return assembleEig(p, p.m > 0 ? symEigHost(p.sub, p.m) : EMPTY);
 }
 
 /**
