@@ -19,7 +19,8 @@ import type { ActivationCache } from './activation-cache.js';
 import { actGrad, rootOfOne } from '../model/activations.js';
 import type { IntegrationPoints } from './integration.js';
 import type { MlpModel } from '../model/mlp.js';
-import { forwardRowsHost, type HostForward } from '../host/mlp-forward.js';
+import type { HostForward } from '../host/mlp-forward.js';
+import { hostForwardRows } from '../host/mlp-forward-wasm.js';
 import { columnMeansF64, HostGateStats, HostGramF64 } from '../host/stats.js';
 import type { StagePath } from '../runtime/stage-paths.js';
 
@@ -231,7 +232,8 @@ async function collectStatsHost(
   const rows0 = Math.min(batchSize, data.n);
   const x0host = await data.readRows(0, rows0);
   const shiftUpTo = Math.max(0, ...plan.nodes.map((n) => n.act));
-  const f0 = forwardRowsHost(model, x0host, rows0, shiftUpTo);
+  const forward = hostForwardRows(model);
+  const f0 = forward(x0host, rows0, shiftUpTo);
   const shifts = new Map<number, Float64Array>();
   for (const nd of plan.nodes) shifts.set(nd.act, columnMeansF64(f0.acts[nd.act]!, rows0, dims(nd.act)));
 
@@ -247,7 +249,7 @@ async function collectStatsHost(
   let observerMs = 0;
   for (let start = r0; start < r1; start += batchSize) {
     const rows = Math.min(batchSize, r1 - start);
-    const f = forwardRowsHost(model, await data.readRows(start, rows), rows, upTo);
+    const f = forward(await data.readRows(start, rows), rows, upTo);
     for (const a of nodeAcc) a.acc.add(f.acts[a.nd.act]!, rows);
     for (const g of gateAcc) g.acc.add(f.pres[g.i]!, rows);
     if (plan.hostObserver) {
