@@ -33,6 +33,7 @@ import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { DegeneracyStats } from '../report/degeneracy.js';
 import { symEigHost, symEigReduceHost } from './eigh-wasm.js';
+import { hostSparseGram } from './sparse-gram.js';
 import { symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
 
 export interface MDashAttentionChunk {
@@ -169,6 +170,14 @@ export const HOST_STATES = {
         const s = secs[r.section]!;
         return accumulateSquaredEdges(s.sec, r.E, s.kernel, r.fhat, r.gates, r.order, r.from, r.to);
       },
+    };
+  },
+  /** The input layer's sparse Gram of one statistics pass (sparse-gram.ts), fed its batches of rows (moved). */
+  'sparse-gram': (a: { d: number }) => {
+    const acc = hostSparseGram(a.d);
+    return {
+      add: (b: { x: Float32Array; rows: number }): void => acc.add(b.x, b.rows),
+      result: (b: { shift: Float64Array }): { n: number; sum: Float64Array; gram: Float64Array } => ({ n: acc.rows, sum: acc.sums(), gram: acc.gram(b.shift) }),
     };
   },
   /** The host degeneracy observer of one build, fed each batch's pre-activations (moved, not shared). */
