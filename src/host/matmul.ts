@@ -14,7 +14,7 @@
 import { matmulF64, type MatmulShape } from '../cpu/matmul.js';
 import { hostWasmModule, WasmLayout } from './wasm/load.js';
 
-interface MatmulExports {
+export interface MatmulExports {
   memory: WebAssembly.Memory;
   gemm(A: number, B: number, C: number, m: number, n: number, k: number): void;
 }
@@ -24,7 +24,11 @@ export const WASM_MATMUL_MIN_WORK = 32 ** 3;
 
 let instance: MatmulExports | null | undefined;
 
-function exportsWithBytes(bytes: number): MatmulExports | undefined {
+/**
+ * This thread's instance of the matmul module with at least `bytes` of memory, or undefined where
+ * it cannot run. Views of its memory are valid until the next call (which may grow it).
+ */
+export function gemmInstance(bytes: number): MatmulExports | undefined {
   if (instance === undefined) {
     const mod = hostWasmModule('matmul');
     try {
@@ -61,7 +65,7 @@ export function matmulHost(a: ArrayLike<number>, b: ArrayLike<number>, shape: Ma
   const oA = lay.region(m * k * 8);
   const oB = lay.region(k * np * 8);
   const oC = lay.region(m * np * 8);
-  const ex = exportsWithBytes(lay.top);
+  const ex = gemmInstance(lay.top);
   if (!ex) return matmulF64(a, b, shape);
   const buf = ex.memory.buffer;
   const A = new Float64Array(buf, oA, m * k);
