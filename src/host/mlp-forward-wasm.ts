@@ -16,7 +16,7 @@
 
 import type { ForwardLayer } from '../cpu/mlp-forward.js';
 import { checkShape } from '../errors.js';
-import { act as actF64 } from '../model/activations.js';
+import { act as actF64, type Activation } from '../model/activations.js';
 import { forwardRowsHost, type HostForward } from './mlp-forward.js';
 import { hostWasmInstance, WasmLayout } from './wasm/load.js';
 
@@ -65,11 +65,13 @@ export function wasmForwardRows(model: { readonly layers: readonly ForwardLayer[
   });
   // acts[a]: the byte offset of activation row a (0: the input, a: layer a − 1's output).
   const actAt = [oX, ...L.map((x) => x.oAct)];
+  const acts0 = actAt.slice(0, layers.length);
   return (x, rows, upTo) => {
     checkShape(Number.isInteger(upTo) && upTo >= 0 && upTo <= layers.length, `wasmForwardRows: upTo = ${upTo} is outside 0..${layers.length}`);
     checkShape(Number.isInteger(rows) && rows >= 0 && x.length >= rows * d0, `wasmForwardRows: expected rows*d = ${rows}*${d0} values, got ${x.length}`);
     const a0 = new Float64Array(rows * d0);
-    for (let k = 0; k < a0.length; k++) a0[k] = x[k]!;
+    if (x instanceof Float32Array || x instanceof Float64Array) a0.set(x.subarray(0, rows * d0));
+    else for (let k = 0; k < a0.length; k++) a0[k] = x[k]!;
     const acts: Float64Array[] = [a0];
     const pres: Float64Array[] = [];
     for (let li = 0; li < upTo; li++) {
@@ -79,24 +81,27 @@ export function wasmForwardRows(model: { readonly layers: readonly ForwardLayer[
     for (let r = 0; r < rows; r++) {
       x0.set(a0.subarray(r * d0, (r + 1) * d0));
       for (let li = 0; li < upTo; li++) {
-        const { l, rowb, oW, ob, oPre } = L[li]!;
-        const m = ex.gather_nonzeros(actAt[li]!, l.dIn, oW, rowb, oIdx, oVal);
-        ex.gemv_rows(m, rowb, ob, oIdx, oVal, oPre);
-        const { pre, act } = views[li]!;
-        const o = r * l.dOut;
-        const P = pres[li]!;
-        const A = acts[li + 1]!;
-        for (let j = 0; j < l.dOut; j++) {
-          const p = pre[j]!;
-          const v = actF64(l.activation, p);
-          act[j] = v;
-          P[o + j] = p;
-          A[o + j] = v;
-        }
+        const Li = L[li]!;
+        const dIn = Li.l.dIn;
+        const dOut = Li.l.dOut;
+        const m = ex.gather_nonzeros(acts0[li]!, dIn, Li.oW, Li.rowb, oIdx, oVal);
+        ex.gemv_rows(m, Li.rowb, Li.ob, oIdx, oVal, Li.oPre);
+        const v = views[li]!;
+        const o = r * dOut;
+        pres[li]!.set(v.pre, o);
+        activateRow(Li.l.activation, v.pre, v.act, dOut);
+        acts[li + 1]!.set(v.act, o);
       }
     }
     return { rows, acts, pres };
   };
+}
+
+/** act[j] = σ(pre[j]) for j < n, with actF64's values (ReLU and identity inline: the common cases). */
+function activateRow(a: Activation, pre: Float64Array, act: Float64Array, n: number): void {
+  if (a === 'relu') for (let j = 0; j < n; j++) act[j] = pre[j]! > 0 ? pre[j]! : 0;
+  else if (a === 'identity') act.set(pre.subarray(0, n));
+  else for (let j = 0; j < n; j++) act[j] = actF64(a, pre[j]!);
 }
 
 /** wasmForwardRows where it runs, else forwardRowsHost (the same bits either way). */
