@@ -3,7 +3,7 @@
 // O(n²)-per-step loops in WebAssembly SIMD (src/host/wasm/eigh.wat), two float64 lanes at a time.
 // The kernels give the JS kernels' bits (EighKernels in src/cpu/eigh.ts: same operations in the
 // same order per element, no FMA), so symEigHost(a, n) equals symEig(a, n) exactly; what changes
-// is speed (bench/eigh.bench.ts: about 2.5x at n = 785 on this 2-core host).
+// is speed (bench/host-wasm-kernels.bench.ts: about 3.5x at n = 785 on this 2-core host).
 //
 // Memory: each solve instantiates the module once with a fresh memory laid out for its order
 // (w and Qᵀ n×n, five vectors); the working matrices live there for the whole solve and only the

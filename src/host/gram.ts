@@ -5,7 +5,7 @@
 // block sums added in order. The block products run as one WebAssembly SIMD matrix product each
 // (the gemm of src/host/wasm/matmul.wat: panelᵀ·panel, one column per lane, so the same order per
 // entry), which computes the whole square where the reference computes the upper triangle — twice
-// the multiply-adds, still ~3x faster (bench/host-matmul.bench.ts). Falls back to gramF64 where
+// the multiply-adds, still ~2.5x faster (bench/host-wasm-kernels.bench.ts). Falls back to gramF64 where
 // the module cannot run (src/host/wasm/load.ts) or IBGPU_HOST_WASM=0.
 
 import { GRAM_ROW_BLOCK, gramF64 } from '../cpu/gram.js';

@@ -1,7 +1,7 @@
 // Float64 matrix products on the host for the bases stage (src/ib/basis.ts): matmulF64's result
 // (src/cpu/matmul.ts, the reference), bit for bit, with the arithmetic in WebAssembly SIMD
 // (src/host/wasm/matmul.wat: each C[i, j] summed over q in order from zero, one column per lane),
-// about 3x the reference's speed on rib's MNIST bases (bench/host-matmul.bench.ts). Operands are
+// about 4x the reference's speed on rib's MNIST bases (bench/host-wasm-kernels.bench.ts). Operands are
 // packed into the module's memory (op(A) m × k, op(B) k × n with n padded to 4) and C copied out;
 // packing is O(mk + kn) against O(mnk) arithmetic.
 //

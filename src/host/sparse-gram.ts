@@ -1,7 +1,7 @@
 // The input layer's raw Gram Σ x xᵀ and column sums over mostly-zero rows (MNIST pixels are ~19 %
 // non-zero), for the host statistics pass: SparseGramF64 (src/cpu/sparse-gram.ts, the reference)
 // with its row loop in WebAssembly (src/host/wasm/sparse_gram.wat), which gives its bits, ~2x
-// faster (bench/sparse-gram.bench.ts). The Gram's upper triangle lives in the instance's memory;
+// faster (bench/host-wasm-kernels.bench.ts). The Gram's upper triangle lives in the instance's memory;
 // rows are copied in a chunk at a time (CHUNK_ROWS). Falls back to SparseGramF64 itself where the
 // module cannot run (src/host/wasm/load.ts) or IBGPU_HOST_WASM=0.
 //
