@@ -97,7 +97,8 @@ function pairs(quick: boolean): Pair[] {
     {
       name: `forward 784-100-100-10, ${N} rows in batches of 1000`,
       js: () => batches((s) => forwardRowsHost(model, x.subarray(s * 784, (s + 1000) * 784), 1000, 3).pres),
-      wasm: () => batches((s) => fw(x.subarray(s * 784, (s + 1000) * 784), 1000, 3).pres),
+      // The forwarder reuses its buffers: copies, as a caller keeping several batches would take.
+      wasm: () => batches((s) => fw(x.subarray(s * 784, (s + 1000) * 784), 1000, 3).pres.map((p) => p.slice())),
     },
     {
       name: `hidden dense Gram ${N}×100 in batches of 1000`,
