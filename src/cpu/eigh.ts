@@ -17,7 +17,11 @@
 //     diagonal) and every inner loop of the symmetric mat-vec and rank-2 update run along rows;
 //   - eigenvectors are accumulated TRANSPOSED (row r of `zt` is the r-th Ritz vector), so each
 //     Givens rotation combines two contiguous rows; the result is transposed once at the end;
-//   - all scratch is allocated up front; no allocation inside loops.
+//   - all scratch is allocated up front; no allocation inside loops;
+//   - the O(n²)-per-step loops are functions of their arrays (EighKernels): these JS ones are the
+//     reference, and src/host/eigh-wasm.ts runs the same solver with WebAssembly SIMD kernels that
+//     give the same bits. Their dot products keep two partial sums (even and odd terms from the
+//     first index), which two float64 lanes reproduce exactly.
 
 import { IbgpuError, checkShape } from '../errors.js';
 
@@ -45,8 +49,7 @@ function checkInput(fn: string, a: ArrayLike<number>, n: number): void {
  * Copies (A + Aᵀ)/2 into the upper triangle of a fresh n×n buffer (lower triangle unused) and
  * returns it with max |a_ij| (0 for the zero matrix).
  */
-function symmetrisedUpper(a: ArrayLike<number>, n: number): { w: Float64Array; amax: number } {
-  const w = new Float64Array(n * n);
+function symmetrisedUpper(a: ArrayLike<number>, n: number, w: Float64Array = new Float64Array(n * n)): { w: Float64Array; amax: number } {
   let amax = 0;
   for (let i = 0; i < n; i++) {
     const ri = i * n;
@@ -67,7 +70,15 @@ function symmetrisedUpper(a: ArrayLike<number>, n: number): { w: Float64Array; a
  * e[n-1] = 0), and for k < n-2 row k of `w` right of the diagonal holds the Householder vector
  * v_k (H_k = I − beta[k] v_k v_kᵀ acting on indices k+1..n-1), with Qᵀ = H_{n-3} ⋯ H_0.
  */
-function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64Array, beta: Float64Array, p: Float64Array): void {
+export function tridiagonalise(
+  w: Float64Array,
+  n: number,
+  d: Float64Array,
+  e: Float64Array,
+  beta: Float64Array,
+  p: Float64Array,
+  kern: EighKernels = JS_KERNELS,
+): void {
   for (let k = 0; k < n - 2; k++) {
     const rk = k * n;
     d[k] = w[rk + k]!;
@@ -93,17 +104,7 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
     // p = b · A22 v over the upper triangle of A22 = A[k+1.., k+1..] (row-wise, both halves).
     const lo = k + 1;
     for (let i = lo; i < n; i++) p[i] = 0;
-    for (let i = lo; i < n; i++) {
-      const ri = i * n;
-      const vi = w[rk + i]!;
-      let acc = w[ri + i]! * vi;
-      for (let j = i + 1; j < n; j++) {
-        const aij = w[ri + j]!;
-        acc += aij * w[rk + j]!;
-        p[j]! += aij * vi;
-      }
-      p[i]! += acc;
-    }
+    kern.symvUpper(w, n, k, p);
     // q = p − (b/2)(pᵀv) v, then A22 ← A22 − v qᵀ − q vᵀ  (= H A22 H).
     let pv = 0;
     for (let i = lo; i < n; i++) {
@@ -112,12 +113,7 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
     }
     const half = 0.5 * b * pv;
     for (let i = lo; i < n; i++) p[i]! -= half * w[rk + i]!;
-    for (let i = lo; i < n; i++) {
-      const ri = i * n;
-      const vi = w[rk + i]!;
-      const qi = p[i]!;
-      for (let j = i; j < n; j++) w[ri + j]! -= vi * p[j]! + qi * w[rk + j]!;
-    }
+    kern.rank2Upper(w, n, k, p);
   }
   if (n >= 2) {
     d[n - 2] = w[(n - 2) * n + n - 2]!;
@@ -131,20 +127,19 @@ function tridiagonalise(w: Float64Array, n: number, d: Float64Array, e: Float64A
  * Qᵀ = H_{n-3} ⋯ H_0 into `zt` (row-major), by backward accumulation M ← M H_k, k = n-3..0.
  * M = H_{n-3} ⋯ H_{k+1} differs from I only in the block [k+2.., k+2..] and v_k lives on
  * k+1..n-1, so each step touches that trailing block only. Reflectors are applied two at a time
- * (M ← M H_k H_{k-1}): one pass computes both products M v, one pass applies both rank-1
- * updates, halving the traffic over M.
+ * (M ← M H_k H_{k-1}): one pass over each row computes both products M v and applies both
+ * rank-1 updates, halving the traffic over M. `va` and `vb` are scratch vectors of n values.
  */
-function accumulateQt(
+export function accumulateQt(
   w: Float64Array,
   n: number,
   beta: Float64Array,
   zt: Float64Array,
   va: Float64Array,
   vb: Float64Array,
-  ua: Float64Array,
-  ub: Float64Array,
   part = 0,
   parts = 1,
+  kern: EighKernels = JS_KERNELS,
 ): void {
   // Rows are independent (M ← M H_k updates each row on its own): with parts > 1 this call
   // owns rows i ≡ part (mod parts), interleaved so that the growing trailing block stays balanced.
@@ -157,62 +152,140 @@ function accumulateQt(
   for (; k >= 1; k -= 2) {
     // Pair (k, k-1); all work on rows/cols lo..n-1 with lo = k.
     const lo = k;
-    const b1 = beta[k]!;
-    const b2 = beta[k - 1]!;
     va[lo] = 0;
     for (let j = lo + 1; j < n; j++) va[j] = w[k * n + j]!; // v_k (zero at index k)
     for (let j = lo; j < n; j++) vb[j] = w[(k - 1) * n + j]!; // v_{k-1}
     let vab = 0;
     for (let j = lo + 1; j < n; j++) vab += va[j]! * vb[j]!;
-    for (let i = first(lo); i < n; i += parts) {
-      const ri = i * n;
-      let a0 = 0,
-        a1 = 0,
-        c0 = 0,
-        c1 = 0;
-      let j = lo;
-      for (; j + 1 < n; j += 2) {
-        const m0 = zt[ri + j]!;
-        const m1 = zt[ri + j + 1]!;
-        a0 += m0 * va[j]!;
-        a1 += m1 * va[j + 1]!;
-        c0 += m0 * vb[j]!;
-        c1 += m1 * vb[j + 1]!;
-      }
-      if (j < n) {
-        const m0 = zt[ri + j]!;
-        a0 += m0 * va[j]!;
-        c0 += m0 * vb[j]!;
-      }
-      const u1 = b1 * (a0 + a1);
-      ua[i] = u1;
-      // (M − b1 u1 v_kᵀ) v_{k-1} = M v_{k-1} − b1 u1 (v_k·v_{k-1})
-      ub[i] = b2 * (c0 + c1 - u1 * vab);
-    }
-    for (let i = first(lo); i < n; i += parts) {
-      const ri = i * n;
-      const x = ua[i]!;
-      const y = ub[i]!;
-      for (let j = lo; j < n; j++) zt[ri + j]! -= x * va[j]! + y * vb[j]!;
-    }
+    kern.accumulatePair(zt, n, lo, va, vb, vab, beta[k]!, beta[k - 1]!, first(lo), parts);
   }
-  if (k === 0) {
+  if (k === 0 && beta[0]! !== 0) {
     // one reflector left over
-    const b = beta[0]!;
-    if (b !== 0) {
-      for (let j = 1; j < n; j++) va[j] = w[j]!;
-      for (let i = first(1); i < n; i += parts) {
-        const ri = i * n;
-        let acc = 0;
-        for (let j = 1; j < n; j++) acc += zt[ri + j]! * va[j]!;
-        ua[i] = b * acc;
-      }
-      for (let i = first(1); i < n; i += parts) {
-        const ri = i * n;
-        const x = ua[i]!;
-        for (let j = 1; j < n; j++) zt[ri + j]! -= x * va[j]!;
-      }
+    for (let j = 1; j < n; j++) va[j] = w[j]!;
+    kern.accumulateSingle(zt, n, va, beta[0]!, first(1), parts);
+  }
+}
+
+/**
+ * The O(n²)-per-step loops of the solver, as functions of their arrays: the JS ones below are the
+ * reference, and src/host/eigh-wasm.ts gives the same bits in WebAssembly SIMD (where the arrays
+ * are views of its memory). Dot products keep two partial sums, of the even and of the odd terms
+ * counted from the first index, added at the end: two float64 lanes do exactly that.
+ */
+export interface EighKernels {
+  /**
+   * Householder step k: p[j] += w[i,j]·v_i for k < i < j < n and p[i] += w[i,i]·v_i + Σ_{j>i}
+   * w[i,j]·v_j, rows i = k+1.. in order, over w's upper triangle; v = row k of w.
+   */
+  symvUpper(w: Float64Array, n: number, k: number, p: Float64Array): void;
+  /** w[i,j] −= v_i·p[j] + p[i]·v_j for k < i <= j < n; v = row k of w. */
+  rank2Upper(w: Float64Array, n: number, k: number, p: Float64Array): void;
+  /**
+   * Rows i = i0, i0+step, … < n of zt, over columns lo..n-1: u = b1·(row·va),
+   * y = b2·(row·vb − u·vab), then row −= u·va + y·vb.
+   */
+  accumulatePair(
+    zt: Float64Array,
+    n: number,
+    lo: number,
+    va: Float64Array,
+    vb: Float64Array,
+    vab: number,
+    b1: number,
+    b2: number,
+    i0: number,
+    step: number,
+  ): void;
+  /** Rows i = i0, i0+step, … < n of zt, over columns 1..n-1: row −= b·(row·va)·va (dot in sequence). */
+  accumulateSingle(zt: Float64Array, n: number, va: Float64Array, b: number, i0: number, step: number): void;
+  /**
+   * Rotations i = hi down to lo, each on rows i and i+1 of zt over columns k0..k1-1 with
+   * (c, s) = (cs[i + off], sn[i + off]): (row i, row i+1) ← (c·row i − s·row i+1, s·row i + c·row i+1).
+   */
+  rotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0: number, k1: number, off: number): void;
+}
+
+function symvUpperJs(w: Float64Array, n: number, k: number, p: Float64Array): void {
+  const rk = k * n;
+  for (let i = k + 1; i < n; i++) {
+    const ri = i * n;
+    const vi = w[rk + i]!;
+    let a0 = 0,
+      a1 = 0;
+    let j = i + 1;
+    for (; j + 1 < n; j += 2) {
+      const x0 = w[ri + j]!;
+      const x1 = w[ri + j + 1]!;
+      a0 += x0 * w[rk + j]!;
+      a1 += x1 * w[rk + j + 1]!;
+      p[j]! += x0 * vi;
+      p[j + 1]! += x1 * vi;
     }
+    if (j < n) {
+      const x0 = w[ri + j]!;
+      a0 += x0 * w[rk + j]!;
+      p[j]! += x0 * vi;
+    }
+    p[i]! += w[ri + i]! * vi + (a0 + a1);
+  }
+}
+
+function rank2UpperJs(w: Float64Array, n: number, k: number, p: Float64Array): void {
+  const rk = k * n;
+  for (let i = k + 1; i < n; i++) {
+    const ri = i * n;
+    const vi = w[rk + i]!;
+    const qi = p[i]!;
+    for (let j = i; j < n; j++) w[ri + j]! -= vi * p[j]! + qi * w[rk + j]!;
+  }
+}
+
+function accumulatePairJs(
+  zt: Float64Array,
+  n: number,
+  lo: number,
+  va: Float64Array,
+  vb: Float64Array,
+  vab: number,
+  b1: number,
+  b2: number,
+  i0: number,
+  step: number,
+): void {
+  for (let i = i0; i < n; i += step) {
+    const ri = i * n;
+    let a0 = 0,
+      a1 = 0,
+      c0 = 0,
+      c1 = 0;
+    let j = lo;
+    for (; j + 1 < n; j += 2) {
+      const m0 = zt[ri + j]!;
+      const m1 = zt[ri + j + 1]!;
+      a0 += m0 * va[j]!;
+      a1 += m1 * va[j + 1]!;
+      c0 += m0 * vb[j]!;
+      c1 += m1 * vb[j + 1]!;
+    }
+    if (j < n) {
+      const m0 = zt[ri + j]!;
+      a0 += m0 * va[j]!;
+      c0 += m0 * vb[j]!;
+    }
+    const u = b1 * (a0 + a1);
+    // (M − b1 u v_kᵀ) v_{k-1} = M v_{k-1} − b1 u (v_k·v_{k-1})
+    const y = b2 * (c0 + c1 - u * vab);
+    for (let jj = lo; jj < n; jj++) zt[ri + jj]! -= u * va[jj]! + y * vb[jj]!;
+  }
+}
+
+function accumulateSingleJs(zt: Float64Array, n: number, va: Float64Array, b: number, i0: number, step: number): void {
+  for (let i = i0; i < n; i += step) {
+    const ri = i * n;
+    let acc = 0;
+    for (let j = 1; j < n; j++) acc += zt[ri + j]! * va[j]!;
+    const x = b * acc;
+    for (let j = 1; j < n; j++) zt[ri + j]! -= x * va[j]!;
   }
 }
 
@@ -235,9 +308,16 @@ function hyp(a: number, b: number): number {
  * to apply 1.8n² rotations instead of 1.0n² here: forward instability keeps them from
  * deflating in one step, so plain Wilkinson shifts it is.)
  */
-function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64Array | undefined, log?: RotationRecorder): void {
-  const cs = new Float64Array(n);
-  const sn = new Float64Array(n);
+export function tridiagonalQL(
+  d: Float64Array,
+  e: Float64Array,
+  n: number,
+  zt: Float64Array | undefined,
+  log?: RotationRecorder,
+  kern: EighKernels = JS_KERNELS,
+  cs: Float64Array = new Float64Array(n),
+  sn: Float64Array = new Float64Array(n),
+): void {
   let tnorm = 0;
   for (let i = 0; i < n; i++) tnorm = Math.max(tnorm, Math.abs(d[i]!) + Math.abs(e[i]!) + (i > 0 ? Math.abs(e[i - 1]!) : 0));
   // Off-diagonals below ε‖T‖ are negligible: dropping one perturbs T by no more than the
@@ -289,7 +369,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
         cs[i] = c;
         sn[i] = s;
       }
-      if (zt) applyRotationChain(zt, n, cs, sn, underflow ? i + 1 : l, m - 1);
+      if (zt) kern.rotationChain(zt, n, cs, sn, underflow ? i + 1 : l, m - 1, 0, n, 0);
       if (log) log.push(cs, sn, underflow ? i + 1 : l, m - 1);
       if (underflow) continue;
       d[l]! -= p;
@@ -306,7 +386,7 @@ function tridiagonalQL(d: Float64Array, e: Float64Array, n: number, zt: Float64A
  * neighbouring rotations stays in a register, so each group loads and stores 5 rows instead of
  * 8 (about 2x faster in V8 than one rotation per pass).
  */
-function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0 = 0, k1 = n, off = 0): void {
+function rotationChainJs(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0: number, k1: number, off: number): void {
   let i = hi;
   for (; i - 3 >= lo; i -= 4) {
     const o = i + off; // the (c, s) of rotation (i, i+1)
@@ -353,6 +433,15 @@ function applyRotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: F
   }
 }
 
+/** The reference kernels (plain JS). */
+export const JS_KERNELS: EighKernels = {
+  symvUpper: symvUpperJs,
+  rank2Upper: rank2UpperJs,
+  accumulatePair: accumulatePairJs,
+  accumulateSingle: accumulateSingleJs,
+  rotationChain: rotationChainJs,
+};
+
 /**
  * The Givens rotations of a QL run in the order they were made: sweep t rotates (i, i+1) for
  * i = hi[t] down to lo[t], with cosines/sines c/s[at[t] + (i − lo[t])]. Recorded by a values-only
@@ -367,7 +456,7 @@ export interface RotationLog {
   s: Float64Array;
 }
 
-class RotationRecorder {
+export class RotationRecorder {
   sweeps = 0;
   used = 0;
   lo = new Int32Array(64);
@@ -436,7 +525,31 @@ function assertFinite(fn: string, amax: number): void {
  */
 export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
   checkInput('symEig', a, n);
-  const { w, amax } = symmetrisedUpper(a, n);
+  return symEigWith(a, n, eighWorkspace(n), JS_KERNELS);
+}
+
+/**
+ * The arrays symEig works in: w and zt n×n, the others n long (their contents on entry do not
+ * matter). The WebAssembly kernels need them in their own memory (src/host/eigh-wasm.ts).
+ */
+export interface EighWorkspace {
+  w: Float64Array;
+  zt: Float64Array;
+  p: Float64Array;
+  vb: Float64Array;
+  cs: Float64Array;
+  sn: Float64Array;
+}
+
+export function eighWorkspace(n: number): EighWorkspace {
+  const v = () => new Float64Array(n);
+  return { w: new Float64Array(n * n), zt: new Float64Array(n * n), p: v(), vb: v(), cs: v(), sn: v() };
+}
+
+/** symEig in the workspace `ws` with the kernels `kern` (the same bits whichever kernels give them). */
+export function symEigWith(a: ArrayLike<number>, n: number, ws: EighWorkspace, kern: EighKernels): SymEigResult {
+  checkInput('symEig', a, n);
+  const { w, amax } = symmetrisedUpper(a, n, ws.w);
   assertFinite('symEig', amax);
   const values = new Float64Array(n);
   const vectors = new Float64Array(n * n);
@@ -448,16 +561,20 @@ export function symEig(a: ArrayLike<number>, n: number): SymEigResult {
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   const beta = new Float64Array(n);
-  const scratch = new Float64Array(n);
-  tridiagonalise(w, n, d, e, beta, scratch);
-  const zt = new Float64Array(n * n);
-  accumulateQt(w, n, beta, zt, scratch, new Float64Array(n), new Float64Array(n), new Float64Array(n));
-  tridiagonalQL(d, e, n, zt);
-  return assembleEigenpairs(d, zt, n, values, vectors);
+  tridiagonalise(w, n, d, e, beta, ws.p, kern);
+  accumulateQt(w, n, beta, ws.zt, ws.p, ws.vb, 0, 1, kern);
+  tridiagonalQL(d, e, n, ws.zt, undefined, kern, ws.cs, ws.sn);
+  return assembleEigenpairs(d, ws.zt, n, values, vectors);
 }
 
 /** Sorts the QL eigenvalues `d` descending and transposes the matching rows of `zt` into columns. */
-function assembleEigenpairs(d: Float64Array, zt: Float64Array, n: number, values = new Float64Array(n), vectors = new Float64Array(n * n)): SymEigResult {
+function assembleEigenpairs(
+  d: Float64Array,
+  zt: Float64Array,
+  n: number,
+  values: Float64Array = new Float64Array(n),
+  vectors: Float64Array = new Float64Array(n * n),
+): SymEigResult {
   const order = descendingOrder(d);
   for (let k = 0; k < n; k++) {
     const src = order[k]!;
@@ -493,7 +610,18 @@ export interface ReducedEig {
 /** Phase 1: the reduction; `done` instead when the matrix is zero (nothing more to do). */
 export function symEigReduce(a: ArrayLike<number>, n: number): { reduced: ReducedEig } | { done: SymEigResult } {
   checkInput('symEig', a, n);
-  const { w, amax } = symmetrisedUpper(a, n);
+  return symEigReduceWith(a, n, { w: new Float64Array(n * n), p: new Float64Array(n) }, JS_KERNELS);
+}
+
+/** symEigReduce in the workspace `ws` (only w and p are used) with the kernels `kern`. */
+export function symEigReduceWith(
+  a: ArrayLike<number>,
+  n: number,
+  ws: Pick<EighWorkspace, 'w' | 'p'>,
+  kern: EighKernels,
+): { reduced: ReducedEig } | { done: SymEigResult } {
+  checkInput('symEig', a, n);
+  const { w, amax } = symmetrisedUpper(a, n, ws.w);
   assertFinite('symEig', amax);
   if (amax === 0) {
     const vectors = new Float64Array(n * n);
@@ -503,16 +631,17 @@ export function symEigReduce(a: ArrayLike<number>, n: number): { reduced: Reduce
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   const beta = new Float64Array(n);
-  tridiagonalise(w, n, d, e, beta, new Float64Array(n));
+  tridiagonalise(w, n, d, e, beta, ws.p, kern);
   const log = new RotationRecorder();
   tridiagonalQL(d, e, n, undefined, log);
-  return { reduced: { n, d, w, beta, rotations: log.log() } };
+  // Other kernels' workspaces are theirs (a WebAssembly memory): the result takes a copy.
+  return { reduced: { n, d, w: kern === JS_KERNELS ? w : w.slice(), beta, rotations: log.log() } };
 }
 
 /** Phase 2, part `part` of `parts`: rows i ≡ part (mod parts) of Qᵀ into `zt` (n×n, shared). */
 export function symEigAccumulate(r: ReducedEig, zt: Float64Array, part: number, parts: number): void {
   const n = r.n;
-  accumulateQt(r.w, n, r.beta, zt, new Float64Array(n), new Float64Array(n), new Float64Array(n), new Float64Array(n), part, parts);
+  accumulateQt(r.w, n, r.beta, zt, new Float64Array(n), new Float64Array(n), part, parts);
 }
 
 /** Column block `part` of `parts` (multiples of 8 wide, so threads never share a cache line). */
@@ -528,7 +657,7 @@ export function symEigRotate(r: ReducedEig, zt: Float64Array, part: number, part
   const { sweeps, lo, hi, at, c, s } = r.rotations;
   const n = r.n;
   // Sweep t's rotation (i, i+1) has its (c, s) at at[t] + i − lo[t].
-  for (let t = 0; t < sweeps; t++) applyRotationChain(zt, n, c, s, lo[t]!, hi[t]!, k0, k1, at[t]! - lo[t]!);
+  for (let t = 0; t < sweeps; t++) rotationChainJs(zt, n, c, s, lo[t]!, hi[t]!, k0, k1, at[t]! - lo[t]!);
 }
 
 /** Phase 4: sorted eigenpairs from the reduction and the finished `zt`. */

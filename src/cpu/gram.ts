@@ -2,15 +2,16 @@
 // shifted Gram sum Σ_r (x_r − s)(x_r − s)ᵀ. Both return SUMS; callers divide by N·P.
 //
 // These are the test oracles for the GPU kernels and the CPU baseline in the benchmarks, so the
-// Gram is written to be reasonably fast: rows are taken in blocks of ROW_BLOCK, shifted and
+// Gram is written to be reasonably fast: rows are taken in blocks of GRAM_ROW_BLOCK, shifted and
 // transposed into a float64 panel (one column of the batch contiguous), and each upper-triangle
-// entry gets one dot product of length ROW_BLOCK per block, computed 2x2 register-blocked. The
+// entry gets one dot product of length GRAM_ROW_BLOCK per block, computed 2x2 register-blocked. The
 // d×d output is then touched once per block instead of once per row, and only i ≤ j is computed
 // (the symmetric half of the flops); the lower triangle is mirrored at the end.
 
 import { checkShape } from '../errors.js';
 
-const ROW_BLOCK = 128;
+/** Rows per block of the Gram sums (src/host/gram.ts blocks the same way to give the same bits). */
+export const GRAM_ROW_BLOCK = 128;
 
 function checkArgs(fn: string, x: ArrayLike<number>, rows: number, d: number, shift?: ArrayLike<number>): void {
   checkShape(Number.isInteger(rows) && rows >= 0, `${fn}: rows must be a non-negative integer, got ${rows}`);
@@ -37,7 +38,7 @@ export function columnSumsF64(x: ArrayLike<number>, rows: number, d: number): Fl
 export function gramF64(x: ArrayLike<number>, rows: number, d: number, shift?: ArrayLike<number>): Float64Array {
   checkArgs('gramF64', x, rows, d, shift);
   const g = new Float64Array(d * d);
-  const B = Math.min(ROW_BLOCK, Math.max(rows, 1));
+  const B = Math.min(GRAM_ROW_BLOCK, Math.max(rows, 1));
   const panel = new Float64Array(d * B); // panel[c * B + b] = x[r0 + b, c] − shift[c]
   for (let r0 = 0; r0 < rows; r0 += B) {
     const nb = Math.min(B, rows - r0);

@@ -83,18 +83,24 @@ export class SparseGramF64 {
 
   /** Full symmetric Σ (x − shift)(x − shift)ᵀ (d×d), from the raw sums; shift defaults to 0. */
   gram(shift?: ArrayLike<number>): Float64Array {
-    const d = this.d;
-    const out = new Float64Array(d * d);
-    const { g, s, n } = this;
-    for (let i = 0; i < d; i++) {
-      const si = shift ? shift[i]! : 0;
-      for (let j = i; j < d; j++) {
-        const sj = shift ? shift[j]! : 0;
-        const v = g[i * d + j]! - si * s[j]! - s[i]! * sj + n * si * sj;
-        out[i * d + j] = v;
-        out[j * d + i] = v;
-      }
-    }
-    return out;
+    return shiftedGram(this.g, this.s, this.n, this.d, shift);
   }
+}
+
+/**
+ * The full symmetric Σ (x − shift)(x − shift)ᵀ (d×d) from the upper triangle of the raw Gram
+ * g = Σ x xᵀ, the column sums s = Σ x and the row count n (shift defaults to 0).
+ */
+export function shiftedGram(g: Float64Array, s: Float64Array, n: number, d: number, shift?: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(d * d);
+  for (let i = 0; i < d; i++) {
+    const si = shift ? shift[i]! : 0;
+    for (let j = i; j < d; j++) {
+      const sj = shift ? shift[j]! : 0;
+      const v = g[i * d + j]! - si * s[j]! - s[i]! * sj + n * si * sj;
+      out[i * d + j] = v;
+      out[j * d + i] = v;
+    }
+  }
+  return out;
 }

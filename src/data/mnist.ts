@@ -91,6 +91,12 @@ export function pixelsFromBytes(buf: Uint8Array): Uint8Array | undefined {
   let i = HEAD.length;
   const pow = [1, 10, 100, 1000];
   for (;;) {
+    // ~80 % of MNIST pixels are "0,": the fast path (the general one below gives the same 0).
+    if (buf[i] === ZERO && buf[i + 1] === COMMA) {
+      out[n++] = 0;
+      i += 2;
+      continue;
+    }
     let a = 0;
     let digits = 0;
     let c = buf[i]!;

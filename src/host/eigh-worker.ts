@@ -11,7 +11,8 @@
 // one thread. Where there are no threads (a browser, IBGPU_HOST_THREADS=0) `symEigInBackground`
 // computes on the calling thread: same result, bit for bit.
 
-import { symEig, symEigAssemble, type SymEigResult } from '../cpu/eigh.js';
+import { symEigAssemble, type SymEigResult } from '../cpu/eigh.js';
+import { symEigHost } from './eigh-wasm.js';
 import { hostThreadPool } from './pool.js';
 
 /** At most this many threads share one eigenproblem (the phases scale to a few cores). */
@@ -34,7 +35,7 @@ function shared<T extends Float64Array | Int32Array>(a: T): T {
  */
 export async function symEigInBackground(a: Float64Array, n: number, opts: { threads?: number } = {}): Promise<SymEigResult> {
   const pool = await hostThreadPool();
-  if (!pool) return symEig(a, n);
+  if (!pool) return symEigHost(a, n);
   const copy = Float64Array.from(a);
   const parts = n >= PARALLEL_EIG_MIN_ORDER ? Math.max(1, Math.min(MAX_PARTS, pool.size, opts.threads ?? pool.size)) : 1;
   if (parts < 2) return pool.run('eig', { a: copy, n }, [copy.buffer]);

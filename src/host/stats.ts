@@ -18,7 +18,7 @@
 
 import { actGrad, type Activation } from '../model/activations.js';
 import { cofireCpu, packSignsCpu } from '../cpu/sign-patterns.js';
-import { gramF64 } from '../cpu/gram.js';
+import { gramHost } from './gram.js';
 import { checkShape } from '../errors.js';
 
 /** Layers whose first batch is at most this dense accumulate the raw Gram over non-zeros. */
@@ -89,8 +89,8 @@ export class HostGramF64 {
     }
     if (this.sparse) this.addSparse(x, rows);
     else {
-      // Shifted rows in row blocks with 2×2 register tiles (gramF64): ~2x the indexed loop's speed.
-      const b = gramF64(x, rows, d, this.shift);
+      // Shifted rows in row blocks with 2×2 register tiles (gramF64; gramHost runs it in WebAssembly SIMD, same bits).
+      const b = gramHost(x, rows, d, this.shift);
       for (let i = 0; i < d; i++) for (let j = i; j < d; j++) g[i * d + j]! += b[i * d + j]!;
     }
     this.n += rows;

@@ -35,7 +35,9 @@ import { HostDegeneracyAccumulator } from './degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import type { MlpModel } from '../model/mlp.js';
 import type { DegeneracyStats } from '../report/degeneracy.js';
-import { symEig, symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
+import { symEigHost, symEigReduceHost } from './eigh-wasm.js';
+import { hostSparseGram } from './sparse-gram.js';
+import { symEigAccumulate, symEigReduce, symEigRotate, type ReducedEig, type RotationLog, type SymEigResult } from '../cpu/eigh.js';
 
 export interface MDashAttentionChunk {
   shape: AttentionShape;
@@ -160,8 +162,8 @@ export const HOST_TASKS = {
     to: number;
   }): number => accumulateSquaredEdges(a.section, a.E, squaredEdgeRowKernel(a.section), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
-  eig: (a: { a: Float64Array; n: number }): SymEigResult => symEig(a.a, a.n),
-  'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduce(a.a, a.n),
+  eig: (a: { a: Float64Array; n: number }): SymEigResult => symEigHost(a.a, a.n),
+  'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduceHost(a.a, a.n),
   'eig-accumulate': (a: EigPhaseSlice<Pick<ReducedEig, 'n' | 'w' | 'beta'>>): void => symEigAccumulate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
   'eig-rotate': (a: EigPhaseSlice<{ n: number; rotations: RotationLog }>): void => symEigRotate(a.reduced as ReducedEig, a.zt, a.part, a.parts),
 } as const;
@@ -184,6 +186,14 @@ export const HOST_STATES = {
         const s = secs[r.section]!;
         return accumulateSquaredEdges(s.sec, r.E, s.kernel, r.fhat, r.gates, r.order, r.from, r.to);
       },
+    };
+  },
+  /** The input layer's sparse Gram of one statistics pass (sparse-gram.ts), fed its batches of rows (moved). */
+  'sparse-gram': (a: { d: number }) => {
+    const acc = hostSparseGram(a.d);
+    return {
+      add: (b: { x: Float32Array; rows: number }): void => acc.add(b.x, b.rows),
+      result: (b: { shift: Float64Array }): { n: number; sum: Float64Array; gram: Float64Array } => ({ n: acc.rows, sum: acc.sums(), gram: acc.gram(b.shift) }),
     };
   },
   /** The host degeneracy observer of one build, fed each batch's pre-activations (moved, not shared). */

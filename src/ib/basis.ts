@@ -9,8 +9,8 @@
 // from ReLU co-firing to any elementwise activation and integration rule).
 
 import { IbgpuError } from '../errors.js';
-import { matmulF64 } from '../cpu/matmul.js';
-import { symEig } from '../cpu/eigh.js';
+import { matmulHost } from '../host/matmul.js';
+import { symEigHost } from '../host/eigh-wasm.js';
 import { symEigInBackground } from '../host/eigh-worker.js';
 import { thinQr } from '../cpu/qr.js';
 import type { BasisFormula, ThresholdMode } from './config.js';
@@ -154,7 +154,7 @@ export function gateMoment(g: GateStats): { data: Float64Array; dim: number } {
  */
 export function eigAbsSorted(a: Float64Array, n: number): EigPairs {
   const p = splitZeroRows(a, n);
-  return assembleEig(p, p.m > 0 ? symEig(p.sub, p.m) : EMPTY);
+  return assembleEig(p, p.m > 0 ? symEigHost(p.sub, p.m) : EMPTY);
 }
 
 /**
@@ -327,7 +327,7 @@ export function rotationFromEigenbasis(
       DVp[j * k + c] = (V[c * r + j]! * sd) / sl;
     }
   }
-  return { C: matmulF64(W, DV, { m: dim, n: r, k }), Cpinv: matmulF64(DVp, Wp, { m: r, n: dim, k }) };
+  return { C: matmulHost(W, DV, { m: dim, n: r, k }), Cpinv: matmulHost(DVp, Wp, { m: r, n: dim, k }) };
 }
 
 /** W = Y U (dim×k): subtracts (μ̃ᵀU) from the bias row. */
@@ -415,14 +415,14 @@ export function buildLayerBasis(
   if (A.dim !== dimOut) throw new Error(`gate moment dim ${A.dim} != section out dim ${dimOut}`);
   const X = new Float64Array(dimOut * dimOut);
   if (next.C) {
-    const CCt = matmulF64(next.C, next.C, { m: dimOut, n: dimOut, k: next.r, transB: true });
+    const CCt = matmulHost(next.C, next.C, { m: dimOut, n: dimOut, k: next.r, transB: true });
     for (let i = 0; i < X.length; i++) X[i] = CCt[i]! * A.data[i]!;
   } else {
     for (let i = 0; i < dimOut; i++) X[i * dimOut + i] = A.data[i * dimOut + i]!;
   }
-  const Mprime = matmulF64(matmulF64(section.Wbar, X, { m: dim, n: dimOut, k: dimOut }), section.Wbar, { m: dim, n: dim, k: dimOut, transB: true });
+  const Mprime = matmulHost(matmulHost(section.Wbar, X, { m: dim, n: dimOut, k: dimOut }), section.Wbar, { m: dim, n: dim, k: dimOut, transB: true });
   // B = R⁺ W̄ = D^{1/2} Uᵀ Y⁻¹ W̄ (k × dimOut);  M = B X Bᵀ.
-  const B = matmulF64(Wp, section.Wbar, { m: k, n: dimOut, k: dim });
+  const B = matmulHost(Wp, section.Wbar, { m: k, n: dimOut, k: dim });
   for (let c = 0; c < k; c++) {
     const sd = Math.sqrt(st.D[c]!);
     for (let j = 0; j < dimOut; j++) B[c * dimOut + j] = B[c * dimOut + j]! * sd;
@@ -437,14 +437,14 @@ export function buildLayerBasis(
   let cols: number;
   if (ks > dimOut) {
     const { q, r } = thinQr(Bs, ks, dimOut);
-    const S = matmulF64(matmulF64(r, X, { m: dimOut, n: dimOut, k: dimOut }), r, { m: dimOut, n: dimOut, k: dimOut, transB: true });
+    const S = matmulHost(matmulHost(r, X, { m: dimOut, n: dimOut, k: dimOut }), r, { m: dimOut, n: dimOut, k: dimOut, transB: true });
     symmetrize(S, dimOut);
     const e = eigAbsSorted(S, dimOut);
     lam = e.values;
-    Vsub = matmulF64(q, e.vectors, { m: ks, n: dimOut, k: dimOut });
+    Vsub = matmulHost(q, e.vectors, { m: ks, n: dimOut, k: dimOut });
     cols = dimOut;
   } else {
-    const Ms = matmulF64(matmulF64(Bs, X, { m: ks, n: dimOut, k: dimOut }), Bs, { m: ks, n: ks, k: dimOut, transB: true });
+    const Ms = matmulHost(matmulHost(Bs, X, { m: ks, n: dimOut, k: dimOut }), Bs, { m: ks, n: ks, k: dimOut, transB: true });
     symmetrize(Ms, ks);
     const e = eigAbsSorted(Ms, ks);
     lam = e.values;

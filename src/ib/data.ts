@@ -9,7 +9,11 @@ export interface DataSource {
   /** Features per datapoint (model input width). */
   readonly d: number;
   readonly description: string;
-  /** Rows [start, start + count) as a row-major count×d f32 array. */
+  /**
+   * Rows [start, start + count) as a row-major count×d f32 array. The caller may keep it past
+   * later reads (the host statistics pass reads batches ahead): a source never reuses the array
+   * of an earlier read.
+   */
   readRows(start: number, count: number): Promise<Float32Array>;
   /** Releases open files (streamed file sources); absent for in-memory sources. */
   close?(): Promise<void>;

@@ -12,7 +12,7 @@
 import { matmul } from '../kernels/matmul.js';
 import { biasAct } from '../kernels/bias-act.js';
 import { CARRY_RESET_ROWS, edgeChunkRows, pad4, pad8, recordEdgesSquared, recordEdgesSquaredDelta } from '../kernels/edges.js';
-import { matmulF64 } from '../cpu/matmul.js';
+import { matmulHost } from '../host/matmul.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { LayerBasis } from './basis.js';
@@ -81,7 +81,7 @@ export function uploadSectionOperands(scope: BufferScope, p: EdgePair): SectionO
   let negMu: GPUBuffer | undefined;
   if (b.centred) negMu = scope.upload(f32(b.mean.subarray(0, d).map((v) => -v)), 'edges.negmu');
   // Q = C⁺ W̄ (r × dimOut), padded to r4 rows; Bt = Qᵀ padded to r4 columns.
-  const Q = matmulF64(b.Cpinv, p.Wbar, { m: r, n: p.dimOut, k: dim });
+  const Q = matmulHost(b.Cpinv, p.Wbar, { m: r, n: p.dimOut, k: dim });
   const qpad = new Float32Array(r4 * p.dimOut);
   qpad.set(f32(Q));
   const bt = new Float32Array(p.dimOut * r4);

@@ -1,7 +1,7 @@
 // Exact identities every build must satisfy (SPEC §9.2), evaluated in f64 on the build's own
 // statistics. They go into every manifest, so a result carries evidence of its own consistency.
 
-import { matmulF64 } from '../cpu/matmul.js';
+import { matmulHost } from '../host/matmul.js';
 import { nodeGram, type LayerBasis, type NodeStats } from './basis.js';
 
 export interface LayerIdentities {
@@ -13,7 +13,7 @@ export interface LayerIdentities {
 
 export function layerIdentities(b: LayerBasis, s: NodeStats, formula: string): LayerIdentities {
   const { dim, r } = b;
-  const P = matmulF64(b.Cpinv, b.C, { m: r, n: r, k: dim });
+  const P = matmulHost(b.Cpinv, b.C, { m: r, n: r, k: dim });
   let pinv = 0;
   for (let i = 0; i < r; i++) for (let j = 0; j < r; j++) pinv = Math.max(pinv, Math.abs(P[i * r + j]! - (i === j ? 1 : 0)));
   let gramDiag = NaN;
@@ -21,7 +21,7 @@ export function layerIdentities(b: LayerBasis, s: NodeStats, formula: string): L
     // C = R V Λ^{1/2} with RᵀG_raw R = I: CᵀG_raw C = diag(Λ) for every Λ-scaled basis (SPEC §9.2.2).
     const jac = formula !== 'svd' && formula !== 'pca';
     const G = nodeGram(s, jac ? false : b.centred);
-    const CtGC = matmulF64(matmulF64(b.C, G, { m: r, n: dim, k: dim, transA: true }), b.C, { m: r, n: r, k: dim });
+    const CtGC = matmulHost(matmulHost(b.C, G, { m: r, n: dim, k: dim, transA: true }), b.C, { m: r, n: r, k: dim });
     const expect = jac ? b.Lambda! : b.D.subarray(0, r);
     let scale = 0;
     for (let i = 0; i < r; i++) scale = Math.max(scale, Math.abs(expect[i]!));

@@ -19,7 +19,9 @@ import type { ActivationCache } from './activation-cache.js';
 import { actGrad, rootOfOne } from '../model/activations.js';
 import type { IntegrationPoints } from './integration.js';
 import type { MlpModel } from '../model/mlp.js';
-import { forwardRowsHost, type HostForward } from '../host/mlp-forward.js';
+import type { HostForward } from '../host/mlp-forward.js';
+import { hostForwardRows } from '../host/mlp-forward-wasm.js';
+import { startSparseGram } from '../host/sparse-gram-thread.js';
 import { columnMeansF64, HostGateStats, HostGramF64 } from '../host/stats.js';
 import type { StagePath } from '../runtime/stage-paths.js';
 
@@ -39,8 +41,9 @@ export interface StatsPlan {
   /** Where the input layer's statistics accumulate (default: chooseInputGramPath). */
   inputGram?: InputGramPath;
   /**
-   * On the 'host-sparse' path: called with the input node layer's complete statistics before
-   * the GPU pass starts, so that their eigendecomposition can run on a solver thread meanwhile.
+   * On the 'host-sparse' path: called with the input node layer's complete statistics as soon as
+   * they are (before the GPU pass starts; on the host path, once the input Gram's thread is done,
+   * usually during the pass), so that their eigendecomposition can run on a solver thread meanwhile.
    */
   onInputStats?: (s: NodeStats) => void;
   /** Where the pass runs (default 'gpu'); see the header. */
@@ -231,36 +234,83 @@ async function collectStatsHost(
   const rows0 = Math.min(batchSize, data.n);
   const x0host = await data.readRows(0, rows0);
   const shiftUpTo = Math.max(0, ...plan.nodes.map((n) => n.act));
-  const f0 = forwardRowsHost(model, x0host, rows0, shiftUpTo);
+  const forward = hostForwardRows(model);
+  const f0 = forward(x0host, rows0, shiftUpTo);
   const shifts = new Map<number, Float64Array>();
   for (const nd of plan.nodes) shifts.set(nd.act, columnMeansF64(f0.acts[nd.act]!, rows0, dims(nd.act)));
 
-  // The input layer: the sparse host Gram (as on the GPU path) from the raw rows, before the pass.
+  // The input layer: the sparse host Gram (as on the GPU path) from the raw rows, on a host thread
+  // beside the forward pass (src/host/sparse-gram-thread.ts). Its batches are posted up to
+  // INPUT_GRAM_AHEAD_BYTES ahead of the pass, so that on a small dataset the Gram is complete, and
+  // its eigensolve under way (onInputStats), while this thread is still in the forward pass.
   const inputNode = plan.nodes.find((nd) => nd.act === 0);
   const inputPath = plan.inputGram ?? chooseInputGramPath(engine, x0host);
-  const inputStats =
-    inputPath === 'host-sparse' && inputNode ? await sparseInputStats(data, inputNode, dims(0), shifts.get(0)!, { start: r0, end: r1 }, batchSize) : undefined;
-  if (inputStats) plan.onInputStats?.(inputStats);
-  const nodeAcc = plan.nodes.filter((nd) => !(inputStats && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)) }));
+  const inputGram = inputPath === 'host-sparse' && inputNode ? await startSparseGram(dims(0)) : undefined;
+  const nodeAcc = plan.nodes.filter((nd) => !(inputGram && nd.act === 0)).map((nd) => ({ nd, acc: new HostGramF64(dims(nd.act), shifts.get(nd.act)) }));
   const gateAcc = plan.gateLayers.map((i) => ({ i, acc: new HostGateStats(model.layers[i]!.dOut, model.layers[i]!.activation, pts) }));
 
-  let observerMs = 0;
-  for (let start = r0; start < r1; start += batchSize) {
-    const rows = Math.min(batchSize, r1 - start);
-    const f = forwardRowsHost(model, await data.readRows(start, rows), rows, upTo);
-    for (const a of nodeAcc) a.acc.add(f.acts[a.nd.act]!, rows);
-    for (const g of gateAcc) g.acc.add(f.pres[g.i]!, rows);
-    if (plan.hostObserver) {
-      const t0 = performance.now();
-      plan.hostObserver.addBatch(f, rows);
-      observerMs += performance.now() - t0;
+  const starts: number[] = [];
+  for (let start = r0; start < r1; start += batchSize) starts.push(start);
+  const rowsOf = (b: number): number => Math.min(batchSize, r1 - starts[b]!);
+  const ahead = Math.max(1, Math.floor(INPUT_GRAM_AHEAD_BYTES / (batchSize * dims(0) * 4)));
+  const read = new Map<number, Float32Array>(); // batches read (and posted to the Gram) but not yet forwarded
+  let posted = 0;
+  let inputStats: Promise<NodeStats> | undefined;
+  const feed = async (upTo: number): Promise<void> => {
+    for (; posted < Math.min(upTo, starts.length); posted++) {
+      const x = await data.readRows(starts[posted]!, rowsOf(posted));
+      read.set(posted, x);
+      inputGram?.add(x, rowsOf(posted));
     }
-    for (const a of cacheActs) plan.cache!.storeRows(a, start, rows, Float32Array.from(f.acts[a]!));
-    progress('stats', start + rows - r0, count);
+    if (inputGram && inputNode && !inputStats && posted === starts.length) {
+      const shift = shifts.get(0)!;
+      inputStats = inputGram.result(shift).then((r) => {
+        const st: NodeStats = {
+          name: inputNode.name,
+          n: r.n,
+          d: dims(0),
+          folded: inputNode.folded,
+          sum: r.sum,
+          gramShifted: r.gram,
+          shift: Float64Array.from(shift),
+        };
+        plan.onInputStats?.(st);
+        return st;
+      });
+      inputStats.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+    }
+  };
+
+  let observerMs = 0;
+  try {
+    for (let b = 0; b < starts.length; b++) {
+      await feed(b + ahead);
+      const start = starts[b]!;
+      const rows = rowsOf(b);
+      const f = forward(read.get(b)!, rows, upTo);
+      read.delete(b);
+      for (const a of nodeAcc) a.acc.add(f.acts[a.nd.act]!, rows);
+      for (const g of gateAcc) g.acc.add(f.pres[g.i]!, rows);
+      if (plan.hostObserver) {
+        const t0 = performance.now();
+        plan.hostObserver.addBatch(f, rows);
+        observerMs += performance.now() - t0;
+      }
+      for (const a of cacheActs) plan.cache!.storeRows(a, start, rows, Float32Array.from(f.acts[a]!));
+      progress('stats', start + rows - r0, count);
+      // Lets the thread's replies in between batches (the input Gram's result starts its eigensolve).
+      if (inputGram?.threaded) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    await feed(starts.length); // an empty range posts nothing, but still asks for the result
+  } finally {
+    inputGram?.dispose();
   }
 
   const nodes = new Map<string, NodeStats>();
-  if (inputStats) nodes.set(inputStats.name, inputStats);
+  if (inputStats) {
+    const st = await inputStats;
+    nodes.set(st.name, st);
+  }
   for (const { nd, acc } of nodeAcc) {
     nodes.set(nd.name, { name: nd.name, n: count, d: acc.d, folded: nd.folded, sum: acc.sums(), gramShifted: acc.gram(), shift: Float64Array.from(acc.shift) });
   }
@@ -271,6 +321,9 @@ async function collectStatsHost(
   }
   return { nodes, gates, ...(plan.hostObserver ? { observerMs } : {}) };
 }
+
+/** How far (in bytes of float32 rows) the host pass posts batches to the input Gram's thread ahead of its forward pass. */
+export const INPUT_GRAM_AHEAD_BYTES = 64 * 2 ** 20;
 
 /** Where the input layer's Gram and column sums are accumulated. */
 export type InputGramPath = 'gpu' | 'host-sparse';
