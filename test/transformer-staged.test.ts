@@ -211,7 +211,9 @@ describe('staged and sharded transformer builds', () => {
       expectBitIdentical(ref, single.res);
       const stage = await loadTransformerStage(single.stage);
       expect([stage.layout.stats_data.n, stage.layout.dataset.n]).toEqual(name === 'gram' ? [100, 169] : [169, 169]);
-      expectClose(ref, (await staged(c, join(d, name), 2)).res, 1e-12, 1e-12);
+      // Two shards sum the statistics in another order: float64 rounding, which the eigensolves and
+      // the NGF composition carry into the edges at ~1e-12 of the largest.
+      expectClose(ref, (await staged(c, join(d, name), 2)).res, 1e-12, 1e-11);
     }
   }, 60_000);
 
