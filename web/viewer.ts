@@ -5,6 +5,7 @@
 // library) and builds the Interaction Basis of an example with the page's WebGPU.
 
 import { parseSafetensors, type SafetensorsFile } from '../src/io/safetensors.js';
+import type { DegeneracyReport } from '../src/report/degeneracy.js';
 
 type IbModule = typeof import('../src/browser.js');
 
@@ -35,33 +36,10 @@ interface ManifestJson {
   created?: string;
   timings_ms?: Record<string, number>;
 }
-interface DegeneracyJson {
-  dataset_size: number;
-  sections: {
-    section: string;
-    params: number;
-    d: number;
-    n_out: number;
-    activation_degeneracy: { rank: number; dim: number; free: number };
-    jacobian_degeneracy: { rank: number; n_out: number; free: number };
-    combined_free: number;
-    free_spec: number;
-    free_corrected: number;
-    sync?: { live: number; dead: number[]; always_on: number[]; groups: unknown[] };
-  }[];
-  totals: {
-    raw_params: number;
-    covered_params?: number;
-    free_spec: number;
-    free_corrected: number;
-    effective_spec: number;
-    effective_corrected: number;
-    complete: boolean;
-    /** 'mlp_blocks': a transformer report, effective counts of the MLP blocks only. */
-    effective_scope?: 'model' | 'mlp_blocks';
-  };
-  scope?: { model: string; sequences: number; positions: number; rows: number };
-}
+/** What the viewer reads of degeneracy.json (the report ibgpu writes; older files may lack newer fields). */
+type DegeneracyJson = Pick<DegeneracyReport, 'dataset_size' | 'sections' | 'scope'> & {
+  totals: Omit<DegeneracyReport['totals'], 'covered_params'> & { covered_params?: number };
+};
 
 export interface ViewerResult {
   graph: GraphJson;

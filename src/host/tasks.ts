@@ -152,15 +152,8 @@ export const HOST_TASKS = {
   /** ReLU co-firing counts of rows [r0, r1) of act inputs (node-moments.ts). */
   'relu-cofire': (a: { pre: Float64Array; h: number; r0: number; r1: number }): Float64Array => reluCofireCounts(a.pre, a.h, a.r0, a.r1),
   /** One run of visited rows of the squared-edge sums into its own zeroed partial E (edges-squared.ts). */
-  'squared-edges-run': (a: {
-    section: SquaredEdgeSection;
-    E: Float64Array;
-    fhat: Float64Array;
-    gates: Float64Array;
-    order: Uint32Array;
-    from: number;
-    to: number;
-  }): number => accumulateSquaredEdges(a.section, a.E, squaredEdgeRowKernel(a.section), a.fhat, a.gates, a.order, a.from, a.to),
+  'squared-edges-run': (a: Omit<EdgeRun, 'section'> & { section: SquaredEdgeSection }): number =>
+    accumulateSquaredEdges(a.section, a.E, squaredEdgeRowKernel(a.section), a.fhat, a.gates, a.order, a.from, a.to),
   /** A whole eigendecomposition (the input's buffer may be moved here: it is copied first anyway). */
   eig: (a: { a: Float64Array; n: number }): SymEigResult => symEigHost(a.a, a.n),
   'eig-reduce': (a: { a: Float64Array; n: number }): ReturnType<typeof symEigReduce> => symEigReduceHost(a.a, a.n),

@@ -12,7 +12,7 @@
 import type { LayerBasis } from '../ib/basis.js';
 import { openTorchCheckpoint } from '../io/torch-pt.js';
 import type { NodeStatsResult } from './passes.js';
-import { badFile, checkShared, contiguousRun, type RunIdentity } from './split-files.js';
+import { badFile, checkContiguous, checkShared, type RunIdentity } from './split-files.js';
 
 interface TensorMark {
   tensor: string;
@@ -42,13 +42,7 @@ function ribRun(path: string, root: Record<string, unknown> | null, want: RunIde
     isolate_ln_var: cfg['isolate_ln_var'] === undefined ? true : cfg['isolate_ln_var'] === true,
   };
   checkShared(path, stored, want, hint, ln);
-  if (!contiguousRun(want.node_layers, stored.node_layers)) {
-    throw badFile(
-      path,
-      `its node layers (${stored.node_layers.join(', ')}) do not contain this run's node layers (${want.node_layers.join(', ')}) as a contiguous run`,
-      "use node layers that follow each other in rib's build",
-    );
-  }
+  checkContiguous(path, stored, want, "use node layers that follow each other in rib's build");
   const means = (typeof root['mean_vectors'] === 'object' && root['mean_vectors'] !== null ? root['mean_vectors'] : {}) as Record<string, unknown>;
   return { root, stored, means };
 }

@@ -226,9 +226,20 @@ export async function readStats(path: string, want: RunIdentity): Promise<NodeSt
 }
 
 /** True when `inner` appears in `outer` as a contiguous run (rib's check for stored Cs). */
-export function contiguousRun(inner: readonly string[], outer: readonly string[]): boolean {
+function contiguousRun(inner: readonly string[], outer: readonly string[]): boolean {
   for (let s = 0; s + inner.length <= outer.length; s++) if (inner.every((n, i) => outer[s + i] === n)) return true;
   return false;
+}
+
+/** Refuses stored bases whose node layers do not hold this run's as a contiguous run (rib's rule). */
+export function checkContiguous(path: string, stored: RunIdentity, want: RunIdentity, hint: string): void {
+  if (!contiguousRun(want.node_layers, stored.node_layers)) {
+    throw badFile(
+      path,
+      `its node layers (${stored.node_layers.join(', ')}) do not contain this run's node layers (${want.node_layers.join(', ')}) as a contiguous run`,
+      hint,
+    );
+  }
 }
 
 /**
@@ -258,13 +269,7 @@ export async function readBases(path: string, want: RunIdentity): Promise<Map<st
     );
   const stored = parseIdentity(dir, manifest['transformer_run']);
   checkShared(dir, stored, want, hint, true);
-  if (!contiguousRun(want.node_layers, stored.node_layers)) {
-    throw badFile(
-      dir,
-      `its node layers (${stored.node_layers.join(', ')}) do not contain this run's node layers (${want.node_layers.join(', ')}) as a contiguous run`,
-      'use node layers that follow each other in the stored build, or rebuild the bases for these node layers',
-    );
-  }
+  checkContiguous(dir, stored, want, 'use node layers that follow each other in the stored build, or rebuild the bases for these node layers');
   const { tensors, metadata } = await loadSafetensors(file);
   if (metadata['format'] !== 'ibgpu-basis') throw badFile(file, `not an ibgpu basis file (metadata format = ${JSON.stringify(metadata['format'])})`, hint);
   const layers = (manifest['layers'] ?? {}) as Record<string, { stage1_kept?: number; dropped?: { stage1: number; stage2: number }; centred?: boolean }>;
