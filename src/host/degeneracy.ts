@@ -269,7 +269,7 @@ export class HostDegeneracyAccumulator {
     const ex = jacLayers.length > 0 ? jacobianGramInstance(lay) : undefined;
     if (ex) {
       const buf = ex.memory.buffer;
-      for (const i of jacLayers) this.jac.set(i, new Float64Array(buf, oM.get(i)!, model.layers[i]!.dOut ** 2));
+      for (const [i, at] of oM) this.jac.set(i, new Float64Array(buf, at, model.layers[i]!.dOut ** 2));
       this.cur = { G: new Float64Array(buf, oG[0], gLen), idx: new Int32Array(buf, oIdx[0], S), oG: oG[0], oIdx: oIdx[0] };
       this.next = { G: new Float64Array(buf, oG[1], gLen), idx: new Int32Array(buf, oIdx[1], S), oG: oG[1], oIdx: oIdx[1] };
       this.kernel = { ex, oM };
