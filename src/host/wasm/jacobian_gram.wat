@@ -24,17 +24,10 @@
 (module
   (memory (export "memory") 1)
 
-  ;; M[row + idx[q]] += v (row: byte offset of M's row idx[k]).
-  (func $scatter (param $M i32) (param $row i32) (param $idx i32) (param $q i32) (param $v f64)
-    (local $at i32)
-    (local.set $at (i32.add (local.get $row)
-      (i32.shl (i32.load (i32.add (local.get $idx) (i32.shl (local.get $q) (i32.const 2)))) (i32.const 3))))
-    (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (local.get $v))))
-
   (func (export "gram_upper")
     (param $G i32) (param $sb i32) (param $n i32) (param $m i32) (param $idx i32) (param $M i32) (param $hb i32)
     (local $k i32) (local $q i32) (local $o i32) (local $row i32) (local $gk i32) (local $gq i32)
-    (local $s v128) (local $x0 v128) (local $x1 v128)
+    (local $ip i32) (local $at i32) (local $s v128) (local $x0 v128) (local $x1 v128)
     (block $rows_done
       (loop $rows
         (br_if $rows_done (i32.ge_s (local.get $k) (local.get $m)))
@@ -60,10 +53,16 @@
                 (local.set $gq (i32.add (local.get $gq) (local.get $sb)))
                 (local.set $o (i32.add (local.get $o) (i32.const 1)))
                 (br $ol)))
-            (call $scatter (local.get $M) (local.get $row) (local.get $idx) (local.get $q) (f64x2.extract_lane 0 (local.get $x0)))
-            (call $scatter (local.get $M) (local.get $row) (local.get $idx) (i32.add (local.get $q) (i32.const 1)) (f64x2.extract_lane 1 (local.get $x0)))
-            (call $scatter (local.get $M) (local.get $row) (local.get $idx) (i32.add (local.get $q) (i32.const 2)) (f64x2.extract_lane 0 (local.get $x1)))
-            (call $scatter (local.get $M) (local.get $row) (local.get $idx) (i32.add (local.get $q) (i32.const 3)) (f64x2.extract_lane 1 (local.get $x1)))
+            ;; M[idx[k], idx[q + j]] += lane j
+            (local.set $ip (i32.add (local.get $idx) (i32.shl (local.get $q) (i32.const 2))))
+            (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=0 (local.get $ip)) (i32.const 3))))
+            (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 0 (local.get $x0))))
+            (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=4 (local.get $ip)) (i32.const 3))))
+            (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 1 (local.get $x0))))
+            (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=8 (local.get $ip)) (i32.const 3))))
+            (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 0 (local.get $x1))))
+            (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=12 (local.get $ip)) (i32.const 3))))
+            (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 1 (local.get $x1))))
             (local.set $q (i32.add (local.get $q) (i32.const 4)))
             (br $q4)))
         ;; the last one to three columns, a pair at a time (an odd last q's second lane is discarded)
@@ -83,10 +82,13 @@
                 (local.set $gq (i32.add (local.get $gq) (local.get $sb)))
                 (local.set $o (i32.add (local.get $o) (i32.const 1)))
                 (br $ol2)))
-            (call $scatter (local.get $M) (local.get $row) (local.get $idx) (local.get $q) (f64x2.extract_lane 0 (local.get $x0)))
+            (local.set $ip (i32.add (local.get $idx) (i32.shl (local.get $q) (i32.const 2))))
+            (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=0 (local.get $ip)) (i32.const 3))))
+            (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 0 (local.get $x0))))
             (if (i32.lt_s (i32.add (local.get $q) (i32.const 1)) (local.get $m))
               (then
-                (call $scatter (local.get $M) (local.get $row) (local.get $idx) (i32.add (local.get $q) (i32.const 1)) (f64x2.extract_lane 1 (local.get $x0)))))
+                (local.set $at (i32.add (local.get $row) (i32.shl (i32.load offset=4 (local.get $ip)) (i32.const 3))))
+                (f64.store (local.get $at) (f64.add (f64.load (local.get $at)) (f64x2.extract_lane 1 (local.get $x0))))))
             (local.set $q (i32.add (local.get $q) (i32.const 2)))
             (br $q2)))
         (local.set $k (i32.add (local.get $k) (i32.const 1)))
