@@ -10,6 +10,8 @@
 //     layer below it takes T = W D W_out carried from datapoint to datapoint (CarriedProduct,
 //     rows visited in signPatternOrder's order), which on rib's MNIST MLP halved the observer's
 //     time (0.85 s against 1.65 s of CPU for 10k digits, measured under a load average of ~11);
+//     the Gram's pair sums and T's rank-1 updates run in WebAssembly SIMD where it runs
+//     (src/host/jacobian-gram-wasm.ts, the same bits), ~3x the JS loops' speed on that MLP;
 //   - per hidden ReLU layer: the firing bits packed 32 datapoints to a word as they arrive, then
 //     hashes, firing counts and co-firing counts by the exact integer routines of
 //     src/cpu/sign-patterns.ts; the raw Gram and column sums of the outputs h in float64.
