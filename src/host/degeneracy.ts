@@ -10,6 +10,8 @@
 //     layer below it takes T = W D W_out carried from datapoint to datapoint (CarriedProduct,
 //     rows visited in signPatternOrder's order), which on rib's MNIST MLP halved the observer's
 //     time (0.85 s against 1.65 s of CPU for 10k digits, measured under a load average of ~11);
+//     the Gram's pair sums and T's rank-1 updates run in WebAssembly SIMD where it runs
+//     (src/host/jacobian-gram-wasm.ts, the same bits), ~3x the JS loops' speed on that MLP;
 //   - per hidden ReLU layer: the firing bits packed 32 datapoints to a word as they arrive, then
 //     hashes, firing counts and co-firing counts by the exact integer routines of
 //     src/cpu/sign-patterns.ts; the raw Gram and column sums of the outputs h in float64.
@@ -21,6 +23,8 @@ import { signPatternOrder } from '../cpu/gate-order.js';
 import type { DegeneracyStats, HiddenStats } from '../report/degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import { HostGramF64 } from './stats.js';
+import { jacobianGramInstance, type JacobianGramExports } from './jacobian-gram-wasm.js';
+import { WasmLayout } from './wasm/load.js';
 
 /**
  * Layers at least this wide get no co-firing matrix (its d²·N/32 popcounts and d² storage): their
@@ -111,19 +115,48 @@ class FiringBits {
  */
 class CarriedProduct {
   static readonly REFRESH = 256;
-  private readonly T: Float64Array;
+  /** T[a, c] at a·stride + c (stride ≥ nb: the WebAssembly rows are padded to an even count). */
+  readonly T: Float64Array;
+  readonly stride: number;
   private readonly on: Uint8Array;
+  /** The WebAssembly kernel and T's, Wa's and Wb's byte offsets in its memory, where it runs. */
+  private readonly kernel: { ex: JacobianGramExports; oT: number; oWa: number; oWb: number } | undefined;
 
-  /** Wa: ha × hm (row-major), Wb: hm × nb. */
+  /** T's, Wa's and Wb's regions in a WebAssembly layout (T and Wb rows padded to an even count). */
+  static regions(lay: WasmLayout, ha: number, hm: number, nb: number): { oT: number; oWa: number; oWb: number } {
+    const nbp = Math.ceil(nb / 2) * 2;
+    return { oT: lay.region(ha * nbp * 8), oWa: lay.region(ha * hm * 8), oWb: lay.region(hm * nbp * 8) };
+  }
+
+  /**
+   * Wa: ha × hm (row-major), Wb: hm × nb. With `wasm` (an instance whose memory holds the
+   * regions() of these shapes) T and the updates live in WebAssembly. Each visit sequence starts
+   * at step 0, which rebuilds T, so one product serves batch after batch.
+   */
   constructor(
     private readonly Wa: Float64Array,
     private readonly Wb: Float64Array,
     private readonly ha: number,
     private readonly hm: number,
     private readonly nb: number,
+    wasm?: { ex: JacobianGramExports; oT: number; oWa: number; oWb: number },
   ) {
-    this.T = new Float64Array(ha * nb);
     this.on = new Uint8Array(hm);
+    if (wasm) {
+      const { ex, oT, oWa, oWb } = wasm;
+      const nbp = Math.ceil(nb / 2) * 2;
+      const buf = ex.memory.buffer;
+      new Float64Array(buf, oWa, ha * hm).set(Wa);
+      const wb = new Float64Array(buf, oWb, hm * nbp);
+      for (let b = 0; b < hm; b++) wb.set(Wb.subarray(b * nb, (b + 1) * nb), b * nbp);
+      this.T = new Float64Array(buf, oT, ha * nbp);
+      this.stride = nbp;
+      this.kernel = wasm;
+      return;
+    }
+    this.T = new Float64Array(ha * nb);
+    this.stride = nb;
+    this.kernel = undefined;
   }
 
   /** T for the mask of row r of `pre` (rows × hm); `step` counts visits, for the refresh. */
@@ -149,7 +182,12 @@ class CarriedProduct {
   }
 
   private update(b: number, sign: number): void {
-    const { T, Wa, Wb, ha, hm, nb } = this;
+    const { T, Wa, Wb, ha, hm, nb, kernel } = this;
+    if (kernel) {
+      const cb = this.stride * 8;
+      kernel.ex.rank1_rows(kernel.oT, cb, kernel.oWa + b * 8, hm * 8, kernel.oWb + b * cb, cb, ha, sign);
+      return;
+    }
     const wb = b * nb;
     for (let a = 0; a < ha; a++) {
       const w = sign * Wa[a * hm + b]!;
@@ -158,6 +196,14 @@ class CarriedProduct {
       for (let c = 0; c < nb; c++) T[t + c]! += w * Wb[wb + c]!;
     }
   }
+}
+
+/** A compact Jacobian and its unit list; oG, oIdx: their byte offsets in the WebAssembly memory (−1 without). */
+interface Jacobians {
+  G: Float64Array;
+  idx: Int32Array;
+  oG: number;
+  oIdx: number;
 }
 
 export class HostDegeneracyAccumulator {
@@ -175,6 +221,19 @@ export class HostDegeneracyAccumulator {
   /** Float64 copies of the weights W^{i} (dIn × dOut row-major) for the backward products. */
   private readonly W: Float64Array[] = [];
   private seen = 0;
+  /** Row stride of the compact Jacobians: the widest layer from the lowest section up. */
+  private readonly S: number;
+  /**
+   * The compact Jacobians (output-major, stride S; swapped per layer, see addJacobians) and their
+   * unit lists, with their byte offsets where they live in the WebAssembly kernel's memory.
+   */
+  private cur: Jacobians;
+  private next: Jacobians;
+  private readonly U: Float64Array;
+  private readonly wc: Float64Array;
+  private readonly carry: CarriedProduct | undefined;
+  /** The WebAssembly kernel (src/host/jacobian-gram-wasm.ts) and each jac layer's M offset, where it runs. */
+  private readonly kernel: { ex: JacobianGramExports; oM: Map<number, number> } | undefined;
 
   constructor(
     readonly model: MlpModel,
@@ -196,9 +255,37 @@ export class HostDegeneracyAccumulator {
       model.layers[L - 1]!.activation === 'identity' &&
       model.layers[L - 2]!.activation === 'relu' &&
       (!layers.includes(L - 2) || this.closedForm === L - 2);
+    const jacLayers = layers.filter((i) => i !== this.closedForm);
+    const S = Math.max(...model.layers.slice(this.lo).map((l) => l.dOut));
+    this.S = S;
+    const nOut = this.nOut;
+    // One WebAssembly memory for everything the per-datapoint loops touch (G is read 16 bytes
+    // past its last row by gram_upper's discarded lane, hence the 2 spare values).
+    const lay = new WasmLayout();
+    const oM = new Map(jacLayers.map((i) => [i, lay.region(model.layers[i]!.dOut ** 2 * 8)]));
+    const gLen = nOut * S + 2;
+    const oG = [lay.region(gLen * 8), lay.region(gLen * 8)] as const;
+    const oIdx = [lay.region(S * 4), lay.region(S * 4)] as const;
+    const carryShape = this.carried ? ([model.layers[L - 3]!.dOut, model.layers[L - 2]!.dOut, nOut] as const) : undefined;
+    const carryAt = carryShape ? CarriedProduct.regions(lay, ...carryShape) : undefined;
+    const ex = jacLayers.length > 0 ? jacobianGramInstance(lay) : undefined;
+    if (ex) {
+      const buf = ex.memory.buffer;
+      for (const [i, at] of oM) this.jac.set(i, new Float64Array(buf, at, model.layers[i]!.dOut ** 2));
+      this.cur = { G: new Float64Array(buf, oG[0], gLen), idx: new Int32Array(buf, oIdx[0], S), oG: oG[0], oIdx: oIdx[0] };
+      this.next = { G: new Float64Array(buf, oG[1], gLen), idx: new Int32Array(buf, oIdx[1], S), oG: oG[1], oIdx: oIdx[1] };
+      this.kernel = { ex, oM };
+    } else {
+      for (const i of jacLayers) this.jac.set(i, new Float64Array(model.layers[i]!.dOut ** 2));
+      this.cur = { G: new Float64Array(gLen), idx: new Int32Array(S), oG: -1, oIdx: -1 };
+      this.next = { G: new Float64Array(gLen), idx: new Int32Array(S), oG: -1, oIdx: -1 };
+      this.kernel = undefined;
+    }
+    this.U = new Float64Array(S * nOut);
+    this.wc = new Float64Array(S);
+    this.carry = carryShape ? new CarriedProduct(this.W[L - 2]!, this.W[L - 1]!, ...carryShape, ex && carryAt ? { ex, ...carryAt } : undefined) : undefined;
     for (const i of layers) {
       const l = model.layers[i]!;
-      if (i !== this.closedForm) this.jac.set(i, new Float64Array(l.dOut * l.dOut));
       if (i < L - 1 && l.activation === 'relu') {
         this.bits.set(i, { bits: new FiringBits(l.dOut), cofire: cofireFor(l.dOut), gram: new HostGramF64(l.dOut) });
       }
@@ -217,20 +304,15 @@ export class HostDegeneracyAccumulator {
 
   /** Σ J_pᵀJ_p of every datapoint of the batch, on the units with a non-zero derivative. */
   private addJacobians(f: HostForward, rows: number): void {
-    const { L, nOut, lo, model } = this;
-    const S = Math.max(...model.layers.slice(lo).map((l) => l.dOut)); // row stride of the compact Jacobians
+    const { L, nOut, lo, model, S, wc, carry } = this;
     // Output-major compact Jacobians: Gt[o * S + k] = ∂out_o/∂p_{idx[k]} (the backward's dot
-    // products then run over contiguous k); swapped with Gn per layer. U is the unit-major copy
-    // (U[k * nOut + o]) the Gram's pair products run over.
-    let Gt = new Float64Array(nOut * S);
-    let Gn = new Float64Array(nOut * S);
-    let idx = new Int32Array(S);
-    let idxN = new Int32Array(S);
-    const U = new Float64Array(S * nOut);
-    const wc = new Float64Array(S);
+    // products then run over contiguous k); swapped with Gn per layer.
+    let Gt = this.cur.G;
+    let Gn = this.next.G;
+    let idx = this.cur.idx;
+    let idxN = this.next.idx;
     const last = model.layers[L - 1]!;
     const pL = f.pres[L - 1]!;
-    const carry = this.carried ? new CarriedProduct(this.W[L - 2]!, this.W[L - 1]!, model.layers[L - 3]!.dOut, model.layers[L - 2]!.dOut, nOut) : undefined;
     // With a carried product the rows are visited in an order that keeps consecutive firing
     // patterns of layer L−2 alike (each changed unit costs one rank-1 update of T).
     const order = carry ? signPatternOrder(f.pres[L - 2]!, rows, model.layers[L - 2]!.dOut) : undefined;
@@ -245,7 +327,7 @@ export class HostDegeneracyAccumulator {
       }
       for (let o = 0; o < nOut; o++) Gt.fill(0, o * S, o * S + m);
       for (let k = 0; k < m; k++) Gt[idx[k]! * S + k] = actGrad(last.activation, pL[r * nOut + idx[k]!]!);
-      if (this.jac.has(L - 1)) this.addGram(L - 1, Gt, S, idx, m, U);
+      if (this.jac.has(L - 1)) this.addGram(L - 1, m);
       let from = L - 2;
       if (carry) {
         // Layer L−3 straight from T = W_{L−2} D_{L−2} W_{L−1}: G[o, a] = σ'(p_a) T[a, o].
@@ -254,15 +336,16 @@ export class HostDegeneracyAccumulator {
         const h = l.dOut;
         const p = f.pres[i]!;
         const T = carry.at(f.pres[L - 2]!, r, step);
+        const ts = carry.stride;
         let mn = 0;
         for (let a = 0; a < h; a++) {
           const g = actGrad(l.activation, p[r * h + a]!);
           if (g === 0) continue;
-          for (let o = 0; o < nOut; o++) Gt[o * S + mn] = g * T[a * nOut + o]!;
+          for (let o = 0; o < nOut; o++) Gt[o * S + mn] = g * T[a * ts + o]!;
           idx[mn++] = a;
         }
         m = mn;
-        if (this.jac.has(i)) this.addGram(i, Gt, S, idx, m, U);
+        if (this.jac.has(i)) this.addGram(i, m);
         from = L - 4;
       }
       for (let i = from; i >= lo; i--) {
@@ -301,20 +384,27 @@ export class HostDegeneracyAccumulator {
         }
         [Gt, Gn] = [Gn, Gt];
         [idx, idxN] = [idxN, idx];
+        [this.cur, this.next] = [this.next, this.cur];
         m = mn;
-        if (this.jac.has(i)) this.addGram(i, Gt, S, idx, m, U);
+        if (this.jac.has(i)) this.addGram(i, m);
       }
     }
   }
 
   /**
    * M[idx[k], idx[q]] += Σ_o G[o, k] G[o, q] for k ≤ q (upper triangle; idx is increasing) of
-   * layer i, from the output-major Gt (stride S) through its unit-major copy U, 2×2 pairs at a time.
+   * layer i, from the output-major current Jacobian Gt (stride S) through its unit-major copy U
+   * (U[k * nOut + o]), 2×2 pairs at a time; or by the WebAssembly kernel, the same bits.
    */
-  private addGram(i: number, Gt: Float64Array, S: number, idx: Int32Array, m: number, U: Float64Array): void {
+  private addGram(i: number, m: number): void {
     const M = this.jac.get(i)!;
     const h = this.model.layers[i]!.dOut;
-    const nOut = this.nOut;
+    const { nOut, S, U, kernel } = this;
+    const { G: Gt, idx } = this.cur;
+    if (kernel) {
+      kernel.ex.gram_upper(this.cur.oG, S * 8, nOut, m, this.cur.oIdx, kernel.oM.get(i)!, h * 8);
+      return;
+    }
     for (let o = 0; o < nOut; o++) for (let k = 0; k < m; k++) U[k * nOut + o] = Gt[o * S + k]!;
     let k = 0;
     for (; k + 1 < m; k += 2) {
