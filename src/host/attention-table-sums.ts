@@ -17,9 +17,10 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
-import { queryProbs, sampleBetaAndWab } from './attention-sums.js';
+import { queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
+import { wasmTableSampleKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
 export const TABLE_SAMPLE_CHUNK = 1024;
@@ -138,47 +139,77 @@ function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: E
   return true;
 }
 
-/** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
+/**
+ * One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row
+ * tables, and on demand β = Σ_k ds dsᵀ. ds and β in WebAssembly (attention-mdash-wasm.ts, the same
+ * bits) where it runs; the JS loops here otherwise.
+ */
 class TableSample {
   readonly rho: Int32Array;
   readonly prob: Float64Array;
   readonly ds: Float64Array;
+  /** [H·P, H·P] β of the last sample, after beta(). */
+  readonly beta: Float64Array;
   private readonly dzb: Float64Array;
+  private readonly kernel: TableSampleKernel | undefined;
   constructor(
     private readonly sh: AttentionShape,
     private readonly rt: AttentionRowTables,
   ) {
-    this.rho = new Int32Array(sh.P);
-    this.prob = new Float64Array(sh.heads * sh.P);
-    this.ds = new Float64Array(sh.K * sh.heads * sh.P);
+    const NJ = sh.heads * sh.P;
+    this.kernel = wasmTableSampleKernel(sh.K, sh.heads, sh.P, rt.dzv);
+    this.rho = this.kernel?.rho ?? new Int32Array(sh.P);
+    this.prob = this.kernel?.prob ?? new Float64Array(NJ);
+    this.ds = this.kernel?.ds ?? new Float64Array(sh.K * NJ);
+    this.beta = this.kernel?.beta ?? new Float64Array(NJ * NJ);
     this.dzb = new Float64Array(sh.K * sh.heads);
   }
 
   run(n: number): void {
-    const { sh, rt, rho, prob, ds, dzb } = this;
-    const { P, K } = sh;
-    const H = sh.heads,
-      NJ = H * P;
-    const { dzv } = rt;
+    const { sh, rt, rho, prob } = this;
+    const P = sh.P;
     for (let u = 0; u < P; u++) rho[u] = rt.ids[n * P + u]!;
     queryProbs(sh, rt.vkq, rho, prob);
-    // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
-    dzb.fill(0);
-    for (let u = 0; u < P; u++) {
-      const o = rho[u]! * K * H;
-      for (let k = 0; k < K; k++)
-        for (let h = 0; h < H; h++) {
-          const p = prob[h * P + u]!;
-          if (p !== 0) dzb[k * H + h]! += p * dzv[o + k * H + h]!;
-        }
-    }
-    for (let k = 0; k < K; k++)
-      for (let h = 0; h < H; h++)
-        for (let u = 0; u < P; u++) {
-          const p = prob[h * P + u]!;
-          ds[k * NJ + h * P + u] = p === 0 ? 0 : p * (dzv[(rho[u]! * K + k) * H + h]! - dzb[k * H + h]!);
-        }
+    if (this.kernel) this.kernel.sampleDs();
+    else this.jsDs();
   }
+
+  /** β = Σ_k ds dsᵀ of the last sample run. */
+  sampleBeta(): void {
+    if (this.kernel) this.kernel.sampleBeta();
+    else sampleBeta(this.sh, this.ds, this.beta);
+  }
+
+  private jsDs(): void {
+    tableSampleDs(this.sh, this.rt.dzv, this.rho, this.prob, this.ds, this.dzb);
+  }
+}
+
+/**
+ * One sample's ds_{k,(h,u)} = p_u^h (dz_k^h·v_u^h − dz_k^h·v̄^h) from the row table dzv ([R, K, H])
+ * and the sample's rows rho and softmax rows prob ([H, P]); dzb is K·H scratch. The reference of
+ * attention_mdash.wat's sample_ds.
+ */
+export function tableSampleDs(sh: AttentionShape, dzv: Float64Array, rho: Int32Array, prob: Float64Array, ds: Float64Array, dzb: Float64Array): void {
+  const { P, K } = sh;
+  const H = sh.heads,
+    NJ = H * P;
+  // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
+  dzb.fill(0);
+  for (let u = 0; u < P; u++) {
+    const o = rho[u]! * K * H;
+    for (let k = 0; k < K; k++)
+      for (let h = 0; h < H; h++) {
+        const p = prob[h * P + u]!;
+        if (p !== 0) dzb[k * H + h]! += p * dzv[o + k * H + h]!;
+      }
+  }
+  for (let k = 0; k < K; k++)
+    for (let h = 0; h < H; h++)
+      for (let u = 0; u < P; u++) {
+        const p = prob[h * P + u]!;
+        ds[k * NJ + h * P + u] = p === 0 ? 0 : p * (dzv[(rho[u]! * K + k) * H + h]! - dzb[k * H + h]!);
+      }
 }
 
 /**
@@ -201,7 +232,7 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   const { Wab, Psi, OmQ, OmK } = out;
   const { vkq } = rt;
   const sample = new TableSample(sh, rt);
-  const { rho, prob, ds } = sample;
+  const { rho, prob, beta } = sample;
   // Row-space accumulators (see the header): Zq[ρ][a,h] (dV) pairs with κ_h(ρ), Zk[ρ][a,h] (dV)
   // with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2] (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2]
   // with q̂_h1(ρ) q̂_h2(ρ)ᵀ.
@@ -214,7 +245,6 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   const Zkk = new Float64Array(R * HH);
   const usedQ = new Uint8Array(R);
   const usedT = new Uint8Array(R);
-  const beta = new Float64Array(NJ * NJ);
   const wv = new Float64Array(H * P * dV);
   const vb = new Float64Array(dV);
   const pi = new Float64Array(A);
@@ -224,7 +254,8 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
-    sampleBetaAndWab(sh, prob, ds, beta, Wab);
+    sample.sampleBeta();
+    sampleWab(sh, prob, Wab);
     // Centred values w_u^h = v_u^h − v̄^h.
     for (let h = 0; h < H; h++) {
       vb.fill(0);

@@ -1,0 +1,60 @@
+// The WebAssembly kernel of the per-sample ds and β = Σ_k ds dsᵀ of the last-position attention
+// sums in the table form (src/host/wasm/attention_mdash.wat): TableSample.run's ds
+// (attention-table-sums.ts) and sampleBeta (attention-sums.ts) are the JS references, with the same
+// bits. On rib's modular addition β is K·H·P·(H·P + 1)/2 multiply-adds per sample (113·78), and
+// ds's per-element index arithmetic is what V8's loop spends its time on.
+//
+// Memory: one private instance per kernel (per chunk of samples on a thread), laid out once: the
+// row table dzv copied in, then each sample's ρ and softmax rows, which the caller writes straight
+// into views of the memory, and ds and β, which it reads from views.
+//
+// Undefined where the module cannot run (src/host/wasm/load.ts) or IBGPU_HOST_WASM=0: the caller
+// runs the JS loops instead.
+
+import { hostWasmInstance, WasmLayout } from './wasm/load.js';
+
+interface AttentionMDashExports {
+  sample_ds: (K: number, H: number, P: number, rho: number, prob: number, dzv: number, ds: number) => void;
+  beta_sym: (K: number, NJ: number, ds: number, beta: number) => void;
+}
+
+/** One sample's ds and β in WebAssembly memory; the caller fills rho and prob, then calls sampleDs() (and sampleBeta()). */
+export interface TableSampleKernel {
+  /** [P] the sample's row ids. */
+  readonly rho: Int32Array;
+  /** [H, P] the softmax rows of query t*. */
+  readonly prob: Float64Array;
+  /** [K, H·P] ds, written by sampleDs(). */
+  readonly ds: Float64Array;
+  /** [H·P, H·P] β, written by sampleBeta(). */
+  readonly beta: Float64Array;
+  sampleDs(): void;
+  sampleBeta(): void;
+}
+
+/**
+ * The kernel for K cotangents, H heads, P positions and the row table dzv ([R, K, H], copied in),
+ * or undefined where it cannot run.
+ */
+export function wasmTableSampleKernel(K: number, H: number, P: number, dzv: Float64Array): TableSampleKernel | undefined {
+  const NJ = H * P;
+  const lay = new WasmLayout();
+  const oZ = lay.region(dzv.length * 8);
+  const oR = lay.region(P * 4);
+  const oP = lay.region(NJ * 8);
+  const oD = lay.region(K * NJ * 8);
+  const oB = lay.region(NJ * NJ * 8);
+  const ex = hostWasmInstance<AttentionMDashExports>('attention_mdash', lay.top);
+  if (!ex) return undefined;
+  // The memory never grows again, so these views stay valid for the kernel's life.
+  const buf = ex.memory.buffer;
+  new Float64Array(buf, oZ, dzv.length).set(dzv);
+  return {
+    rho: new Int32Array(buf, oR, P),
+    prob: new Float64Array(buf, oP, NJ),
+    ds: new Float64Array(buf, oD, K * NJ),
+    beta: new Float64Array(buf, oB, NJ * NJ),
+    sampleDs: () => ex.sample_ds(K, H, P, oR, oP, oZ, oD),
+    sampleBeta: () => ex.beta_sym(K, NJ, oD, oB),
+  };
+}
