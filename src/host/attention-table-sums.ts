@@ -363,9 +363,13 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
           }
       }
     }
+  // ΩK and the QK blocks as row products in WebAssembly where it runs; the KK blocks (whose zero
+  // factors the JS does not skip) here.
+  const queryWasm = queryOuterProductsWasm(sh, rt, usedT, Zk, Zqk, OmK, Psi);
   for (let row = 0; row < R; row++) {
     const qo = row * m + HdV + HdH;
-    if (usedT[row]) {
+    if (!usedT[row]) continue;
+    if (!queryWasm) {
       for (let a = 0; a < A; a++)
         for (let h = 0; h < H; h++) {
           const z = Zk.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
@@ -385,15 +389,81 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
             const o = (HdH + h1 * dH + c1) * L2 + h2 * dH;
             for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += v * vkq[qo + h2 * dH + c2]!;
           }
-          const gam = Zkk[row * HH + h1 * H + h2]!;
-          if (h2 < h1 || gam === 0) continue;
-          for (let c1 = 0; c1 < dH; c1++) {
-            const v = gam * vkq[qo + h1 * dH + c1]! * s2;
-            for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * vkq[qo + h2 * dH + c2]!;
-          }
         }
     }
+    for (let h1 = 0; h1 < H; h1++)
+      for (let h2 = h1; h2 < H; h2++) {
+        const gam = Zkk[row * HH + h1 * H + h2]!;
+        if (gam === 0) continue;
+        for (let c1 = 0; c1 < dH; c1++) {
+          const v = gam * vkq[qo + h1 * dH + c1]! * s2;
+          for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * vkq[qo + h2 * dH + c2]!;
+        }
+      }
   }
+}
+
+/**
+ * The query rows' outer products of addMDashAttentionTableSums (ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗
+ * q_h(ρ) and the QK blocks of Ψ += Σ_ρ (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the rows ρ with usedT)
+ * as row products over all rows at once, as keyOuterProductsWasm does for the key rows: each entry
+ * summed over ρ in increasing order with the zero factors skipped, as the JS loop does (an unused
+ * row's factor is zero, so it is skipped too): the same bits. False (nothing written) where
+ * WebAssembly cannot run, settled by the first product.
+ */
+function queryOuterProductsWasm(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  usedT: Uint8Array,
+  Zk: Float64Array,
+  Zqk: Float64Array,
+  OmK: Float64Array,
+  Psi: Float64Array,
+): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const HdV = H * dV,
+    HdH = H * dH,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H,
+    L2 = 2 * HdH,
+    R = rt.R;
+  const { vkq } = rt;
+  const s2 = 1 / (scale * scale);
+  // q rows per head [R, dH] (unscaled), and the row factors as columns [dV or dH, R].
+  const qh = new Float64Array(R * dH);
+  const zt = new Float64Array(dV * R);
+  const zqk = new Float64Array(dH * R);
+  const block = new Float64Array(dH * dH);
+  for (let h = 0; h < H; h++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h * dH + c]!;
+    for (let a = 0; a < A; a++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) zt[j * R + row] = usedT[row] ? Zk[zo + j]! / scale : 0;
+      }
+      const o = (a * H + h) * dV * dH;
+      if (!wasmMulRows(zt, R, qh, dH, 0, dV, OmK.subarray(o, o + dV * dH), true)) return false;
+    }
+  }
+  for (let h2 = 0; h2 < H; h2++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h2 * dH + c]!;
+    for (let h1 = 0; h1 < H; h1++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * HH + h1 * H + h2) * dH;
+        for (let c1 = 0; c1 < dH; c1++) zqk[c1 * R + row] = usedT[row] ? Zqk[zo + c1]! * s2 : 0;
+      }
+      const o = (HdH + h1 * dH) * L2 + h2 * dH;
+      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
+      if (!wasmMulRows(zqk, R, qh, dH, 0, dH, block, true)) return false;
+      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+    }
+  }
+  return true;
 }
 
 /**
