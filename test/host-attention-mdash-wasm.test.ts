@@ -1,27 +1,28 @@
-// The WebAssembly kernel of the attention M′ sums' per-sample ds and β (src/host/attention-mdash-wasm.ts)
-// against its JS references (tableSampleDs in attention-table-sums.ts, sampleBeta in
-// attention-sums.ts), bit for bit: random shapes with one head, one position, one cotangent,
-// primes and widths that are not multiples of the kernel's two-lane pairs (H·P odd), softmax rows
-// with masked (+0) and −0 entries, ds with +0 and −0 entries and whole zero columns.
+// The WebAssembly kernel of the attention M′ sums' per-sample ds, β and row-space accumulators
+// (src/host/attention-mdash-wasm.ts) against its JS references (tableSampleDs and tableSampleRows in
+// attention-table-sums.ts, sampleBeta in attention-sums.ts), bit for bit: random shapes with one
+// head, one position, one cotangent, primes and widths that are not multiples of the kernel's
+// two-lane pairs (H·P, dHead, dV odd), softmax rows with masked (+0) and −0 entries, ds and β with
+// +0 and −0 entries and whole zero columns, rows repeated across samples and within one.
 
 import { describe, expect, it } from 'vitest';
 import { sampleBeta, type AttentionShape } from '../src/host/attention-sums.js';
-import { tableSampleDs } from '../src/host/attention-table-sums.js';
+import { rowAccumulators, rowScratch, tableSampleDs, tableSampleRows } from '../src/host/attention-table-sums.js';
 import { wasmTableSampleKernel } from '../src/host/attention-mdash-wasm.js';
 import { gaussian, rng } from './helpers/random.js';
 
-const SHAPES: { H: number; P: number; K: number; R: number }[] = [
-  { H: 1, P: 1, K: 1, R: 1 },
-  { H: 1, P: 2, K: 3, R: 4 },
-  { H: 2, P: 3, K: 5, R: 7 },
-  { H: 3, P: 3, K: 13, R: 11 },
-  { H: 4, P: 3, K: 17, R: 9 },
-  { H: 5, P: 7, K: 2, R: 3 },
-  { H: 3, P: 5, K: 31, R: 23 },
+const SHAPES: { H: number; P: number; K: number; R: number; dH: number; dV: number }[] = [
+  { H: 1, P: 1, K: 1, R: 1, dH: 1, dV: 1 },
+  { H: 1, P: 2, K: 3, R: 4, dH: 2, dV: 3 },
+  { H: 2, P: 3, K: 5, R: 7, dH: 5, dV: 7 },
+  { H: 3, P: 3, K: 13, R: 11, dH: 8, dV: 4 },
+  { H: 4, P: 3, K: 17, R: 9, dH: 32, dV: 32 },
+  { H: 5, P: 7, K: 2, R: 3, dH: 3, dV: 11 },
+  { H: 3, P: 5, K: 31, R: 23, dH: 13, dV: 6 },
 ];
 
-function shapeOf(H: number, P: number, K: number): AttentionShape {
-  return { heads: H, dHead: 3, dV: 2, scale: Math.sqrt(3), causal: true, P, m: 7 * H, K };
+function shapeOf(H: number, P: number, K: number, dH = 3, dV = 2): AttentionShape {
+  return { heads: H, dHead: dH, dV, scale: Math.sqrt(dH), causal: true, P, m: H * dV + 2 * H * dH, K };
 }
 
 /** Random values with about a quarter +0 and −0 entries. */
@@ -72,6 +73,37 @@ describe.skipIf(!wasm)('attention M′ sample kernel in WebAssembly', () => {
       sampleBeta(sh, d2, beta);
       expectSameBits(kn.beta, beta);
     }
+  });
+
+  it.each(SHAPES.map((s, i) => [i, s] as const))('shape %i: the row-space accumulators have the JS bits over many samples', (i, { H, P, K, R, dH, dV }) => {
+    const sh = shapeOf(H, P, K, dH, dV);
+    const NJ = H * P;
+    const vkq = sparse(R * sh.m, 20 + i);
+    const dzv = sparse(R * K * H, 30 + i);
+    const kn = wasmTableSampleKernel(K, H, P, dzv, { dHead: dH, dV, m: sh.m, vkq })!;
+    const rows = kn.rows!;
+    const Z = rowAccumulators(sh, R);
+    const scratch = rowScratch(sh);
+    const r = rng(70 + i);
+    const beta = new Float64Array(NJ * NJ);
+    for (let n = 0; n < 40; n++) {
+      // Softmax-like rows with masked (+0) and −0 entries; β with +0 and −0 entries.
+      const prob = sparse(NJ, 1000 * i + n).map(Math.abs);
+      if (n % 3 === 1) for (let j = 0; j < NJ; j += 2) prob[j] = -0;
+      const rho = Int32Array.from({ length: P }, () => Math.floor(r() * R));
+      const b = sparse(NJ * NJ, 2000 * i + n);
+      kn.rho.set(rho);
+      kn.prob.set(prob);
+      kn.beta.set(b);
+      beta.set(b);
+      rows.sampleRows();
+      tableSampleRows(sh, vkq, rho, prob, beta, Z, scratch);
+    }
+    expectSameBits(rows.Zq, Z.Zq);
+    expectSameBits(rows.Zk, Z.Zk);
+    expectSameBits(rows.Zqq, Z.Zqq);
+    expectSameBits(rows.Zqk, Z.Zqk);
+    expectSameBits(rows.Zkk, Z.Zkk);
   });
 
   it('β is symmetric to the bit', () => {

@@ -16,6 +16,26 @@ import { hostWasmInstance, WasmLayout } from './wasm/load.js';
 interface AttentionMDashExports {
   sample_ds: (K: number, H: number, P: number, rho: number, prob: number, dzv: number, ds: number) => void;
   beta_sym: (K: number, NJ: number, ds: number, beta: number) => void;
+  sample_rows: (...args: number[]) => void;
+}
+
+/** The row-space accumulators of the M′ sums in WebAssembly memory (zeroed at first), and one sample's additions to them. */
+export interface TableRowsKernel {
+  readonly Zq: Float64Array;
+  readonly Zk: Float64Array;
+  readonly Zqq: Float64Array;
+  readonly Zqk: Float64Array;
+  readonly Zkk: Float64Array;
+  /** tableSampleRows of the sample in rho, prob and β (after sampleBeta()). */
+  sampleRows(): void;
+}
+
+/** What the row-space accumulators need: the head widths and the row table's [v | k | q] rows ([R, m]). */
+export interface TableRowsInput {
+  dHead: number;
+  dV: number;
+  m: number;
+  vkq: Float64Array;
 }
 
 /** One sample's ds and β in WebAssembly memory; the caller fills rho and prob, then calls sampleDs() (and sampleBeta()). */
@@ -30,13 +50,16 @@ export interface TableSampleKernel {
   readonly beta: Float64Array;
   sampleDs(): void;
   sampleBeta(): void;
+  /** With TableRowsInput: the row-space accumulators. */
+  readonly rows?: TableRowsKernel;
 }
 
 /**
  * The kernel for K cotangents, H heads, P positions and the row table dzv ([R, K, H], copied in),
- * or undefined where it cannot run.
+ * with the row-space accumulators of `rows` (its vkq copied in) when given; undefined where it
+ * cannot run.
  */
-export function wasmTableSampleKernel(K: number, H: number, P: number, dzv: Float64Array): TableSampleKernel | undefined {
+export function wasmTableSampleKernel(K: number, H: number, P: number, dzv: Float64Array, rows?: TableRowsInput): TableSampleKernel | undefined {
   const NJ = H * P;
   const lay = new WasmLayout();
   const oZ = lay.region(dzv.length * 8);
@@ -44,12 +67,41 @@ export function wasmTableSampleKernel(K: number, H: number, P: number, dzv: Floa
   const oP = lay.region(NJ * 8);
   const oD = lay.region(K * NJ * 8);
   const oB = lay.region(NJ * NJ * 8);
+  // The rows' regions (empty without them).
+  const R = rows ? rows.vkq.length / rows.m : 0;
+  const dH = rows?.dHead ?? 0,
+    dV = rows?.dV ?? 0;
+  const AH = (H + 1) * H,
+    HH = H * H;
+  const oV = lay.region(rows ? rows.vkq.length * 8 : 0);
+  const oW = lay.region(NJ * dV * 8);
+  const oT = lay.region(Math.max(dV, dH) * 8);
+  const oZq = lay.region(R * AH * dV * 8);
+  const oZk = lay.region(R * AH * dV * 8);
+  const oZqq = lay.region(R * HH * dH * 8);
+  const oZqk = lay.region(R * HH * dH * 8);
+  const oZkk = lay.region(R * HH * 8);
   const ex = hostWasmInstance<AttentionMDashExports>('attention_mdash', lay.top);
   if (!ex) return undefined;
-  // The memory never grows again, so these views stay valid for the kernel's life.
+  // The memory never grows again, so these views stay valid for the kernel's life; a fresh
+  // instance's memory is zero, so the accumulators start zeroed.
   const buf = ex.memory.buffer;
   new Float64Array(buf, oZ, dzv.length).set(dzv);
+  let rowsKernel: TableRowsKernel | undefined;
+  if (rows) {
+    new Float64Array(buf, oV, rows.vkq.length).set(rows.vkq);
+    const m = rows.m;
+    rowsKernel = {
+      Zq: new Float64Array(buf, oZq, R * AH * dV),
+      Zk: new Float64Array(buf, oZk, R * AH * dV),
+      Zqq: new Float64Array(buf, oZqq, R * HH * dH),
+      Zqk: new Float64Array(buf, oZqk, R * HH * dH),
+      Zkk: new Float64Array(buf, oZkk, R * HH),
+      sampleRows: () => ex.sample_rows(H, P, dH, dV, m, oR, oP, oB, oV, oW, oT, oZq, oZk, oZqq, oZqk, oZkk),
+    };
+  }
   return {
+    ...(rowsKernel ? { rows: rowsKernel } : {}),
     rho: new Int32Array(buf, oR, P),
     prob: new Float64Array(buf, oP, NJ),
     ds: new Float64Array(buf, oD, K * NJ),

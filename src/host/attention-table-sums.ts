@@ -20,7 +20,7 @@
 import { queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
-import { wasmTableSampleKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
+import { wasmTableSampleKernel, type TableRowsKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
 export const TABLE_SAMPLE_CHUNK = 1024;
@@ -152,12 +152,16 @@ class TableSample {
   readonly beta: Float64Array;
   private readonly dzb: Float64Array;
   private readonly kernel: TableSampleKernel | undefined;
+  /** The row-space accumulators in WebAssembly (with `withRows`, where it runs). */
+  readonly rowsKernel: TableRowsKernel | undefined;
   constructor(
     private readonly sh: AttentionShape,
     private readonly rt: AttentionRowTables,
+    withRows = false,
   ) {
     const NJ = sh.heads * sh.P;
-    this.kernel = wasmTableSampleKernel(sh.K, sh.heads, sh.P, rt.dzv);
+    this.kernel = wasmTableSampleKernel(sh.K, sh.heads, sh.P, rt.dzv, withRows ? { dHead: sh.dHead, dV: sh.dV, m: sh.m, vkq: rt.vkq } : undefined);
+    this.rowsKernel = this.kernel?.rows;
     this.rho = this.kernel?.rho ?? new Int32Array(sh.P);
     this.prob = this.kernel?.prob ?? new Float64Array(NJ);
     this.ds = this.kernel?.ds ?? new Float64Array(sh.K * NJ);
@@ -213,6 +217,148 @@ export function tableSampleDs(sh: AttentionShape, dzv: Float64Array, rho: Int32A
 }
 
 /**
+ * The row-space accumulators of addMDashAttentionTableSums (see the header): Zq[ρ][a,h] (dV) pairs
+ * with κ_h(ρ), Zk[ρ][a,h] (dV) with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2]
+ * (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2] with q̂_h1(ρ) q̂_h2(ρ)ᵀ; a = 0..H, h, h1, h2 < H.
+ */
+export interface RowAccumulators {
+  Zq: Float64Array;
+  Zk: Float64Array;
+  Zqq: Float64Array;
+  Zqk: Float64Array;
+  Zkk: Float64Array;
+}
+
+/** Zeroed accumulators for R rows. */
+export function rowAccumulators(sh: AttentionShape, R: number): RowAccumulators {
+  const H = sh.heads,
+    AH = (H + 1) * H,
+    HH = H * H;
+  return {
+    Zq: new Float64Array(R * AH * sh.dV),
+    Zk: new Float64Array(R * AH * sh.dV),
+    Zqq: new Float64Array(R * HH * sh.dHead),
+    Zqk: new Float64Array(R * HH * sh.dHead),
+    Zkk: new Float64Array(R * HH),
+  };
+}
+
+/** Scratch of tableSampleRows. */
+export interface RowScratch {
+  wv: Float64Array;
+  vb: Float64Array;
+  pi: Float64Array;
+  tmp: Float64Array;
+}
+
+export function rowScratch(sh: AttentionShape): RowScratch {
+  const H = sh.heads;
+  return { wv: new Float64Array(H * sh.P * sh.dV), vb: new Float64Array(sh.dV), pi: new Float64Array(H + 1), tmp: new Float64Array(sh.dHead) };
+}
+
+/**
+ * One sample's additions to the row-space accumulators, from its rows rho, softmax rows prob and
+ * β (vkq: the row table's [v | k | q] rows). The reference of attention_mdash.wat's sample_rows.
+ */
+export function tableSampleRows(
+  sh: AttentionShape,
+  vkq: Float64Array,
+  rho: Int32Array,
+  prob: Float64Array,
+  beta: Float64Array,
+  Z: RowAccumulators,
+  scratch: RowScratch,
+): void {
+  const { P, m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV;
+  const t = P - 1;
+  const HdV = H * dV,
+    NJ = H * P,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H;
+  const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
+  const { wv, vb, pi, tmp } = scratch;
+  const rt_ = rho[t]!;
+  // Centred values w_u^h = v_u^h − v̄^h.
+  for (let h = 0; h < H; h++) {
+    vb.fill(0);
+    for (let u = 0; u < P; u++) {
+      const p = prob[h * P + u]!;
+      if (p === 0) continue;
+      const o = rho[u]! * m + h * dV;
+      for (let j = 0; j < dV; j++) vb[j]! += p * vkq[o + j]!;
+    }
+    for (let u = 0; u < P; u++) {
+      const o = rho[u]! * m + h * dV;
+      for (let j = 0; j < dV; j++) wv[(h * P + u) * dV + j] = vkq[o + j]! - vb[j]!;
+    }
+  }
+  pi[0] = 1;
+  for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + t]!;
+  for (let h = 0; h < H; h++) {
+    // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u): Zq[ρ_u][a,h] += π^{t*}_a p_u w_u.
+    for (let u = 0; u < P; u++) {
+      const pu = prob[h * P + u]!;
+      if (pu === 0) continue;
+      const w = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
+      for (let a = 0; a < A; a++) {
+        const f = pi[a]! * pu;
+        if (f === 0) continue;
+        const o = (rho[u]! * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) Zq[o + j]! += f * w[j]!;
+      }
+    }
+    // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h: Zk[ρ_t*][a,h] += ω^{a,h}.
+    for (let a = 0; a < A; a++) {
+      const o = (rt_ * AH + a * H + h) * dV;
+      for (let sp = 0; sp < P; sp++) {
+        const f = (a === 0 ? (sp === t ? 1 : 0) : prob[(a - 1) * P + sp]!) * prob[h * P + sp]!;
+        if (f === 0) continue;
+        const w = wv.subarray((h * P + sp) * dV, (h * P + sp + 1) * dV);
+        for (let j = 0; j < dV; j++) Zk[o + j]! += f * w[j]!;
+      }
+    }
+  }
+  for (let h1 = 0; h1 < H; h1++)
+    for (let h2 = 0; h2 < H; h2++) {
+      // QQ (upper head blocks): Σ_u1 κ_(h1,u1) ⊗ Σ_u2 β_(h1,u1),(h2,u2) κ_(h2,u2): Zqq[ρ_u1][h1,h2].
+      if (h2 >= h1) {
+        for (let u1 = 0; u1 < P; u1++) {
+          tmp.fill(0);
+          let any = false;
+          for (let u2 = 0; u2 < P; u2++) {
+            const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+            if (bb === 0) continue;
+            any = true;
+            const ko = rho[u2]! * m + HdV + h2 * dH;
+            for (let c = 0; c < dH; c++) tmp[c]! += bb * vkq[ko + c]!;
+          }
+          if (!any) continue;
+          const o = (rho[u1]! * HH + h1 * H + h2) * dH;
+          for (let c = 0; c < dH; c++) Zqq[o + c]! += tmp[c]!;
+        }
+      }
+      // QK: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) ⊗ q̂_h2: Zqk[ρ_t*][h1,h2].
+      const o = (rt_ * HH + h1 * H + h2) * dH;
+      for (let u1 = 0; u1 < P; u1++) {
+        const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
+        if (bb === 0) continue;
+        const ko = rho[u1]! * m + HdV + h1 * dH;
+        for (let c = 0; c < dH; c++) Zqk[o + c]! += bb * vkq[ko + c]!;
+      }
+      // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s): Zkk[ρ_t*][h1,h2].
+      if (h2 >= h1) {
+        let gam = 0;
+        for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+        Zkk[rt_ * HH + h1 * H + h2]! += gam;
+      }
+    }
+}
+
+/**
  * Adds samples [n0, n1) to `out` (zeroed by the caller for a fresh partial): the same four sums as
  * addMDashAttentionSums, from the row tables.
  */
@@ -225,30 +371,22 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   const t = P - 1;
   const HdV = H * dV,
     HdH = H * dH,
-    NJ = H * P,
     A = H + 1,
     L2 = 2 * HdH,
     R = rt.R;
   const { Wab, Psi, OmQ, OmK } = out;
   const { vkq } = rt;
-  const sample = new TableSample(sh, rt);
+  const sample = new TableSample(sh, rt, true);
   const { rho, prob, beta } = sample;
-  // Row-space accumulators (see the header): Zq[ρ][a,h] (dV) pairs with κ_h(ρ), Zk[ρ][a,h] (dV)
-  // with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2] (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2]
-  // with q̂_h1(ρ) q̂_h2(ρ)ᵀ.
+  const rowsKernel = sample.rowsKernel;
   const AH = A * H,
     HH = H * H;
-  const Zq = new Float64Array(R * AH * dV);
-  const Zk = new Float64Array(R * AH * dV);
-  const Zqq = new Float64Array(R * HH * dH);
-  const Zqk = new Float64Array(R * HH * dH);
-  const Zkk = new Float64Array(R * HH);
+  // The row-space accumulators: in the kernel's memory where it runs.
+  const Z = rowsKernel ?? rowAccumulators(sh, R);
+  const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
+  const scratch = rowsKernel ? undefined : rowScratch(sh);
   const usedQ = new Uint8Array(R);
   const usedT = new Uint8Array(R);
-  const wv = new Float64Array(H * P * dV);
-  const vb = new Float64Array(dV);
-  const pi = new Float64Array(A);
-  const tmp = new Float64Array(dH);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
     const rt_ = rho[t]!;
@@ -256,80 +394,8 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
     sample.sampleBeta();
     sampleWab(sh, prob, Wab);
-    // Centred values w_u^h = v_u^h − v̄^h.
-    for (let h = 0; h < H; h++) {
-      vb.fill(0);
-      for (let u = 0; u < P; u++) {
-        const p = prob[h * P + u]!;
-        if (p === 0) continue;
-        const o = rho[u]! * m + h * dV;
-        for (let j = 0; j < dV; j++) vb[j]! += p * vkq[o + j]!;
-      }
-      for (let u = 0; u < P; u++) {
-        const o = rho[u]! * m + h * dV;
-        for (let j = 0; j < dV; j++) wv[(h * P + u) * dV + j] = vkq[o + j]! - vb[j]!;
-      }
-    }
-    pi[0] = 1;
-    for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + t]!;
-    for (let h = 0; h < H; h++) {
-      // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u): Zq[ρ_u][a,h] += π^{t*}_a p_u w_u.
-      for (let u = 0; u < P; u++) {
-        const pu = prob[h * P + u]!;
-        if (pu === 0) continue;
-        const w = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
-        for (let a = 0; a < A; a++) {
-          const f = pi[a]! * pu;
-          if (f === 0) continue;
-          const o = (rho[u]! * AH + a * H + h) * dV;
-          for (let j = 0; j < dV; j++) Zq[o + j]! += f * w[j]!;
-        }
-      }
-      // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h: Zk[ρ_t*][a,h] += ω^{a,h}.
-      for (let a = 0; a < A; a++) {
-        const o = (rt_ * AH + a * H + h) * dV;
-        for (let sp = 0; sp < P; sp++) {
-          const f = (a === 0 ? (sp === t ? 1 : 0) : prob[(a - 1) * P + sp]!) * prob[h * P + sp]!;
-          if (f === 0) continue;
-          const w = wv.subarray((h * P + sp) * dV, (h * P + sp + 1) * dV);
-          for (let j = 0; j < dV; j++) Zk[o + j]! += f * w[j]!;
-        }
-      }
-    }
-    for (let h1 = 0; h1 < H; h1++)
-      for (let h2 = 0; h2 < H; h2++) {
-        // QQ (upper head blocks): Σ_u1 κ_(h1,u1) ⊗ Σ_u2 β_(h1,u1),(h2,u2) κ_(h2,u2): Zqq[ρ_u1][h1,h2].
-        if (h2 >= h1) {
-          for (let u1 = 0; u1 < P; u1++) {
-            tmp.fill(0);
-            let any = false;
-            for (let u2 = 0; u2 < P; u2++) {
-              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
-              if (bb === 0) continue;
-              any = true;
-              const ko = rho[u2]! * m + HdV + h2 * dH;
-              for (let c = 0; c < dH; c++) tmp[c]! += bb * vkq[ko + c]!;
-            }
-            if (!any) continue;
-            const o = (rho[u1]! * HH + h1 * H + h2) * dH;
-            for (let c = 0; c < dH; c++) Zqq[o + c]! += tmp[c]!;
-          }
-        }
-        // QK: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) ⊗ q̂_h2: Zqk[ρ_t*][h1,h2].
-        const o = (rt_ * HH + h1 * H + h2) * dH;
-        for (let u1 = 0; u1 < P; u1++) {
-          const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
-          if (bb === 0) continue;
-          const ko = rho[u1]! * m + HdV + h1 * dH;
-          for (let c = 0; c < dH; c++) Zqk[o + c]! += bb * vkq[ko + c]!;
-        }
-        // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s): Zkk[ρ_t*][h1,h2].
-        if (h2 >= h1) {
-          let gam = 0;
-          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
-          Zkk[rt_ * HH + h1 * H + h2]! += gam;
-        }
-      }
+    if (rowsKernel) rowsKernel.sampleRows();
+    else tableSampleRows(sh, vkq, rho, prob, beta, Z, scratch!);
   }
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
   // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there). The rows that held a key
