@@ -48,6 +48,7 @@ import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
 import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
 import { wasmMulRows } from '../host/rows-times-wasm.js';
+import { attentionT } from '../host/attention-t.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -271,18 +272,7 @@ export async function mDashAttentionClosed(
       Y.push(y);
     }
     // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
-    const T: Float64Array[] = [];
-    for (let a = 0; a < A; a++)
-      for (let h = 0; h < H; h++) {
-        const M = new Float64Array(d * dV);
-        for (let k = 0; k < K; k++)
-          for (let i = 0; i < d; i++) {
-            const y = Y[a]![k * d + i]!;
-            if (y === 0) continue;
-            for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
-          }
-        T.push(M);
-      }
+    const T = attentionT(Y, DZ, K, d, H, dV);
     return { Y, T };
   };
   let YT: { Y: Float64Array[]; T: Float64Array[] } | undefined;
