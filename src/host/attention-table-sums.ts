@@ -611,6 +611,11 @@ export interface EdgeSampleKernel {
   readonly Gam: Float64Array;
   /** [K, H·P]. */
   readonly ds: Float64Array;
+  /**
+   * Where present: writes this sample's U and Γ itself from its row ids and softmax rows, with the
+   * bits of addEdgeAttentionTableSums's loops (which run where it is absent).
+   */
+  readonly prepare?: (rho: Int32Array, prob: Float64Array) => void;
   /** Starts a run that adds into E (K × r, row-major); `end` follows before E is read. */
   begin(E: Float64Array): void;
   sample(): void;
@@ -685,24 +690,27 @@ export function addEdgeAttentionTableSums(
   kn.begin(E);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
-    const ut = rho[t]! * r;
-    for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
-    for (let h = 0; h < H; h++) {
-      const Uo = (h + 1) * rp;
-      for (let j = 0; j < r; j++) U[Uo + j] = 0;
-      for (let q = 0; q < P; q++) {
-        const pq = prob[h * P + q]!;
-        if (pq === 0) continue;
-        const uq = rho[q]! * r;
-        for (let j = 0; j < r; j++) U[Uo + j]! += pq * u[uq + j]!;
-      }
-      // Γ_(h,q) = (a_q^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_q.
-      const bo = (rho[t]! * H + h) * r;
-      for (let q = 0; q < P; q++) {
-        const ao = (rho[q]! * H + h) * r;
-        const uq = rho[q]! * r;
-        const go = (h * P + q) * rp;
-        for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
+    if (kn.prepare) kn.prepare(rho, prob);
+    else {
+      const ut = rho[t]! * r;
+      for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
+      for (let h = 0; h < H; h++) {
+        const Uo = (h + 1) * rp;
+        for (let j = 0; j < r; j++) U[Uo + j] = 0;
+        for (let q = 0; q < P; q++) {
+          const pq = prob[h * P + q]!;
+          if (pq === 0) continue;
+          const uq = rho[q]! * r;
+          for (let j = 0; j < r; j++) U[Uo + j]! += pq * u[uq + j]!;
+        }
+        // Γ_(h,q) = (a_q^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_q.
+        const bo = (rho[t]! * H + h) * r;
+        for (let q = 0; q < P; q++) {
+          const ao = (rho[q]! * H + h) * r;
+          const uq = rho[q]! * r;
+          const go = (h * P + q) * rp;
+          for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
+        }
       }
     }
     kn.ds.set(ds);
