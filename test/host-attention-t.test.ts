@@ -1,9 +1,11 @@
 // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ of the attention closed form (src/host/attention-t.ts): the
 // WebAssembly row products give the JS loops' bits, on shapes with K, d, dV = 1, primes and widths
-// that are not multiples of the kernel's 8-column blocks, with +0 and −0 entries in Y and dz.
+// that are not multiples of the kernel's 8-column blocks, with +0 and −0 entries in Y and dz; and
+// the blocks Z = ΩQ Qᵀ + ΩK Kᵀ of X_m (omegaRows) in WebAssembly, bit for bit, d odd and even.
 
 import { describe, expect, it } from 'vitest';
-import { attentionT } from '../src/host/attention-t.js';
+import { attentionT, omegaRows } from '../src/host/attention-t.js';
+import { wasmOmegaRowsKernel } from '../src/host/attention-mdash-wasm.js';
 import { gaussian, rng } from './helpers/random.js';
 
 function sparse(n: number, seed: number): Float64Array {
@@ -40,5 +42,34 @@ describe('attentionT', () => {
         for (let k = 0; k < K; k++) want += Y[a]![k * d + ii]! * DZ[k * H * dV + h * dV + j]!;
         expect(got[a * H + h]![ii * dV + j]).toBeCloseTo(want, 12);
       }
+  });
+});
+
+describe('omegaRows', () => {
+  it.each([
+    [1, 1, 1],
+    [2, 3, 5],
+    [7, 13, 4],
+    [32, 129, 32],
+  ] as const)('dV %i, d %i, dHead %i: WebAssembly = JS, bit for bit', (dV, d, dH) => {
+    const m = 3 * dH + 2;
+    const J = sparse(d * m, d + 1);
+    const omq = sparse(dV * dH, dV + 2);
+    const omk = sparse(dV * dH, dV + 3);
+    const qc = 2 + dH,
+      kc = 1;
+    const want = new Float64Array(dV * d);
+    omegaRows(omq, omk, J, m, qc, kc, d, dV, dH, want);
+    const zk = wasmOmegaRowsKernel(d, dV, dH)!;
+    expect(zk).toBeDefined();
+    zk.omq.set(omq);
+    zk.omk.set(omk);
+    for (let i = 0; i < d; i++)
+      for (let c = 0; c < dH; c++) {
+        zk.jqt[c * d + i] = J[i * m + qc + c]!;
+        zk.jkt[c * d + i] = J[i * m + kc + c]!;
+      }
+    zk.run();
+    for (let e = 0; e < want.length; e++) if (!Object.is(zk.zm[e], want[e])) expect([e, zk.zm[e]]).toEqual([e, want[e]]);
   });
 });

@@ -110,3 +110,42 @@ export function wasmTableSampleKernel(K: number, H: number, P: number, dzv: Floa
     sampleBeta: () => ex.beta_sym(K, NJ, oD, oB),
   };
 }
+
+/**
+ * The closed form's Z = ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ (dV × d) per block in WebAssembly
+ * (attention_mdash.wat's omega_rows; the JS loop in gpu-attention-closed.ts is the reference, the
+ * same bits): the caller writes a block's ΩQ, ΩK and head h's J columns transposed into the views,
+ * then run() writes zm.
+ */
+export interface OmegaRowsKernel {
+  /** [dV, dH] each. */
+  readonly omq: Float64Array;
+  readonly omk: Float64Array;
+  /** [dH, d] each: J's q and k columns of the head, transposed. */
+  readonly jqt: Float64Array;
+  readonly jkt: Float64Array;
+  /** [dV, d] out. */
+  readonly zm: Float64Array;
+  run(): void;
+}
+
+/** The kernel for d rows of J, or undefined where it cannot run. */
+export function wasmOmegaRowsKernel(d: number, dV: number, dH: number): OmegaRowsKernel | undefined {
+  const lay = new WasmLayout();
+  const oQ = lay.region(dV * dH * 8);
+  const oK = lay.region(dV * dH * 8);
+  const oJq = lay.region(dH * d * 8);
+  const oJk = lay.region(dH * d * 8);
+  const oZ = lay.region(dV * d * 8);
+  const ex = hostWasmInstance<{ omega_rows: (...args: number[]) => void }>('attention_mdash', lay.top);
+  if (!ex) return undefined;
+  const buf = ex.memory.buffer;
+  return {
+    omq: new Float64Array(buf, oQ, dV * dH),
+    omk: new Float64Array(buf, oK, dV * dH),
+    jqt: new Float64Array(buf, oJq, dH * d),
+    jkt: new Float64Array(buf, oJk, dH * d),
+    zm: new Float64Array(buf, oZ, dV * d),
+    run: () => ex.omega_rows(dV, d, dH, oQ, oK, oJq, oJk, oZ),
+  };
+}

@@ -38,3 +38,32 @@ export function attentionT(Y: Float64Array[], DZ: Float64Array, K: number, d: nu
   }
   return T;
 }
+
+/**
+ * Z = ΩQ Qᵀ + ΩK Kᵀ (dV × d) of one (a, h) block of the closed form's X_m: Z[j, i] = 0 +
+ * Σ_{c < dH, in order} (ΩQ[j, c]·J[i, qc + c] + ΩK[j, c]·J[i, kc + c]), J [d, m]. The reference of
+ * attention_mdash.wat's omega_rows (attention-mdash-wasm.ts), which the caller runs where it can.
+ */
+export function omegaRows(
+  omq: Float64Array,
+  omk: Float64Array,
+  J: Float64Array,
+  m: number,
+  qc: number,
+  kc: number,
+  d: number,
+  dV: number,
+  dH: number,
+  Zm: Float64Array,
+): void {
+  for (let j = 0; j < dV; j++) {
+    const jo = j * dH;
+    for (let i2 = 0; i2 < d; i2++) {
+      const qo = i2 * m + qc,
+        ko = i2 * m + kc;
+      let acc = 0;
+      for (let c = 0; c < dH; c++) acc += omq[jo + c]! * J[qo + c]! + omk[jo + c]! * J[ko + c]!;
+      Zm[j * d + i2] = acc;
+    }
+  }
+}

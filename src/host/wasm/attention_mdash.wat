@@ -19,6 +19,11 @@
 ;;   sample_rows(H, P, dH, dV, m, rho, prob, beta, vkq, wv, tmp, Zq, Zk, Zqq, Zqk, Zkk)
 ;;     One sample's additions to the row-space accumulators Zq, Zk, Zqq, Zqk, Zkk, loop for loop
 ;;     as tableSampleRows (the formulas are there); wv [H·P × dV] and tmp [max(dV, dH)] are scratch.
+;;   omega_rows(dV, d, dH, omq, omk, jqt, jkt, zm)
+;;     The closed form's Z = ΩQ Qᵀ + ΩK Kᵀ of one (a, h) block (gpu-attention-closed.ts, the JS
+;;     reference): zm[j, i] = 0 + Σ_{c < dH, in order} (omq[j, c]·jqt[c, i] + omk[j, c]·jkt[c, i]),
+;;     omq, omk [dV × dH], jqt, jkt [dH × d] (J's q and k columns of head h, transposed), zm [dV × d];
+;;     lanes over i.
 ;;
 ;; Memory layout (every argument after the sizes is a byte offset into memory):
 ;;   rho  i32 [P]         the sample's row ids
@@ -407,4 +412,71 @@
             (br $h2_loop)))
         (local.set $h1 (i32.add (local.get $h1) (i32.const 1)))
         (br $h1_loop))))
+
+  (func (export "omega_rows")
+    (param $dV i32) (param $d i32) (param $dH i32)
+    (param $omq i32) (param $omk i32) (param $jqt i32) (param $jkt i32) (param $zm i32)
+    (local $j i32) (local $i i32) (local $c i32) (local $rowb i32) (local $q i32) (local $k i32)
+    (local $x i32) (local $y i32) (local $acc v128) (local $s f64)
+    (local.set $rowb (i32.shl (local.get $d) (i32.const 3)))
+    (block $j_done
+      (loop $j_loop
+        (br_if $j_done (i32.ge_u (local.get $j) (local.get $dV)))
+        (local.set $i (i32.const 0))
+        ;; Pairs of rows i2, i2 + 1 (lanes), then an odd last one.
+        (block $i_done
+          (loop $i_loop
+            (br_if $i_done (i32.gt_u (i32.add (local.get $i) (i32.const 2)) (local.get $d)))
+            (local.set $acc (f64x2.splat (f64.const 0)))
+            (local.set $q (i32.add (local.get $omq) (i32.shl (i32.mul (local.get $j) (local.get $dH)) (i32.const 3))))
+            (local.set $k (i32.add (local.get $omk) (i32.shl (i32.mul (local.get $j) (local.get $dH)) (i32.const 3))))
+            (local.set $x (i32.add (local.get $jqt) (i32.shl (local.get $i) (i32.const 3))))
+            (local.set $y (i32.add (local.get $jkt) (i32.shl (local.get $i) (i32.const 3))))
+            (local.set $c (i32.const 0))
+            (block $c_done
+              (loop $c_loop
+                (br_if $c_done (i32.ge_u (local.get $c) (local.get $dH)))
+                (local.set $acc
+                  (f64x2.add (local.get $acc)
+                    (f64x2.add
+                      (f64x2.mul (f64x2.splat (f64.load (local.get $q))) (v128.load (local.get $x)))
+                      (f64x2.mul (f64x2.splat (f64.load (local.get $k))) (v128.load (local.get $y))))))
+                (local.set $q (i32.add (local.get $q) (i32.const 8)))
+                (local.set $k (i32.add (local.get $k) (i32.const 8)))
+                (local.set $x (i32.add (local.get $x) (local.get $rowb)))
+                (local.set $y (i32.add (local.get $y) (local.get $rowb)))
+                (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                (br $c_loop)))
+            (v128.store
+              (i32.add (local.get $zm) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $d)) (local.get $i)) (i32.const 3)))
+              (local.get $acc))
+            (local.set $i (i32.add (local.get $i) (i32.const 2)))
+            (br $i_loop)))
+        (if (i32.lt_u (local.get $i) (local.get $d))
+          (then
+            (local.set $s (f64.const 0))
+            (local.set $q (i32.add (local.get $omq) (i32.shl (i32.mul (local.get $j) (local.get $dH)) (i32.const 3))))
+            (local.set $k (i32.add (local.get $omk) (i32.shl (i32.mul (local.get $j) (local.get $dH)) (i32.const 3))))
+            (local.set $x (i32.add (local.get $jqt) (i32.shl (local.get $i) (i32.const 3))))
+            (local.set $y (i32.add (local.get $jkt) (i32.shl (local.get $i) (i32.const 3))))
+            (local.set $c (i32.const 0))
+            (block $t_done
+              (loop $t_loop
+                (br_if $t_done (i32.ge_u (local.get $c) (local.get $dH)))
+                (local.set $s
+                  (f64.add (local.get $s)
+                    (f64.add
+                      (f64.mul (f64.load (local.get $q)) (f64.load (local.get $x)))
+                      (f64.mul (f64.load (local.get $k)) (f64.load (local.get $y))))))
+                (local.set $q (i32.add (local.get $q) (i32.const 8)))
+                (local.set $k (i32.add (local.get $k) (i32.const 8)))
+                (local.set $x (i32.add (local.get $x) (local.get $rowb)))
+                (local.set $y (i32.add (local.get $y) (local.get $rowb)))
+                (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                (br $t_loop)))
+            (f64.store
+              (i32.add (local.get $zm) (i32.shl (i32.add (i32.mul (local.get $j) (local.get $d)) (local.get $i)) (i32.const 3)))
+              (local.get $s))))
+        (local.set $j (i32.add (local.get $j) (i32.const 1)))
+        (br $j_loop))))
 )
