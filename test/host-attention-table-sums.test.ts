@@ -163,6 +163,11 @@ describe('attention sums in table form', () => {
     expect(kernel).toBeDefined();
     const Ewasm = chunked(c.N, 37, c.K * c.r, (n0, n1, out) => addEdgeAttentionTableSums(sh, rt, tables, et, n0, n1, out, kernel));
     for (let t = 0; t < Egot.length; t++) if (!Object.is(Ewasm[t], Egot[t])) expect([t, Ewasm[t]]).toEqual([t, Egot[t]]);
+    // And with each sample's U and Γ written by the kernel from the row tables (edge_prep).
+    const prepKernel = wasmEdgeSampleKernel(c.K, c.heads + 1, c.heads * c.P, c.r, tables.Yt, { H: c.heads, P: c.P, u: et.u, at: et.at, bt: et.bt });
+    expect(prepKernel?.prepare).toBeDefined();
+    const Eprep = chunked(c.N, 37, c.K * c.r, (n0, n1, out) => addEdgeAttentionTableSums(sh, rt, tables, et, n0, n1, out, prepKernel));
+    for (let t = 0; t < Egot.length; t++) if (!Object.is(Eprep[t], Egot[t])) expect([t, Eprep[t]]).toEqual([t, Egot[t]]);
   });
 
   it('tableRowIds: compact rows in order of first use; a token outside the vocabulary is an error', () => {

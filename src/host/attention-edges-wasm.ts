@@ -17,10 +17,32 @@ import { hostWasmInstance, WasmLayout } from './wasm/load.js';
 
 interface AttentionEdgesExports {
   edge_sample: (K: number, A: number, NJ: number, rp: number, Yt: number, U: number, Gam: number, ds: number, E: number) => void;
+  edge_prep: (H: number, P: number, rp: number, rho: number, prob: number, u: number, at: number, bt: number, U: number, Gam: number) => void;
 }
 
-/** The WebAssembly kernel for Yt [A·K, r] (Ỹ^a_k at row a·K + k), or undefined where it cannot run. */
-export function wasmEdgeSampleKernel(K: number, A: number, NJ: number, r: number, Yt: Float64Array): EdgeSampleKernel | undefined {
+/** The row tables from which the kernel writes each sample's U and Γ itself (EdgeSampleKernel.prepare). */
+export interface EdgePrepTables {
+  H: number;
+  P: number;
+  /** [R, r] u per row. */
+  u: Float64Array;
+  /** [R·H, r] each: EdgeRowTables.at and .bt. */
+  at: Float64Array;
+  bt: Float64Array;
+}
+
+/** Rows of r columns copied to rows of rp (the padding zero: fresh memory). */
+function copyPadded(dst: Float64Array, src: Float64Array, r: number, rp: number): void {
+  const rows = src.length / r;
+  for (let i = 0; i < rows; i++) dst.set(src.subarray(i * r, (i + 1) * r), i * rp);
+}
+
+/**
+ * The WebAssembly kernel for Yt [A·K, r] (Ỹ^a_k at row a·K + k), or undefined where it cannot run.
+ * With `prep` (its tables copied in) the kernel has `prepare`: each sample's U and Γ written in
+ * WebAssembly too (edge_prep, the same bits as addEdgeAttentionTableSums's loops).
+ */
+export function wasmEdgeSampleKernel(K: number, A: number, NJ: number, r: number, Yt: Float64Array, prep?: EdgePrepTables): EdgeSampleKernel | undefined {
   const rp = Math.ceil(r / 8) * 8;
   const lay = new WasmLayout();
   const oY = lay.region(A * K * rp * 8);
@@ -28,6 +50,11 @@ export function wasmEdgeSampleKernel(K: number, A: number, NJ: number, r: number
   const oG = lay.region(NJ * rp * 8);
   const oD = lay.region(K * NJ * 8);
   const oE = lay.region(K * rp * 8);
+  const oRho = lay.region(prep ? prep.P * 4 : 0);
+  const oProb = lay.region(prep ? NJ * 8 : 0);
+  const oUt = lay.region(prep ? (prep.u.length / r) * rp * 8 : 0);
+  const oAt = lay.region(prep ? (prep.at.length / r) * rp * 8 : 0);
+  const oBt = lay.region(prep ? (prep.bt.length / r) * rp * 8 : 0);
   const ex = hostWasmInstance<AttentionEdgesExports>('attention_edges', lay.top);
   if (!ex) return undefined;
   // The memory never grows again, so these views stay valid for the kernel's life.
@@ -36,7 +63,22 @@ export function wasmEdgeSampleKernel(K: number, A: number, NJ: number, r: number
   for (let i = 0; i < A * K; i++) y.set(Yt.subarray(i * r, (i + 1) * r), i * rp);
   const e = new Float64Array(buf, oE, K * rp);
   let target: Float64Array | undefined;
+  let prepare: EdgeSampleKernel['prepare'];
+  if (prep) {
+    const { H, P } = prep;
+    copyPadded(new Float64Array(buf, oUt, (prep.u.length / r) * rp), prep.u, r, rp);
+    copyPadded(new Float64Array(buf, oAt, (prep.at.length / r) * rp), prep.at, r, rp);
+    copyPadded(new Float64Array(buf, oBt, (prep.bt.length / r) * rp), prep.bt, r, rp);
+    const rho = new Int32Array(buf, oRho, P);
+    const prob = new Float64Array(buf, oProb, NJ);
+    prepare = (rh, pr) => {
+      rho.set(rh);
+      prob.set(pr);
+      ex.edge_prep(H, P, rp, oRho, oProb, oUt, oAt, oBt, oU, oG);
+    };
+  }
   return {
+    ...(prepare ? { prepare } : {}),
     rp,
     U: new Float64Array(buf, oU, A * rp),
     Gam: new Float64Array(buf, oG, NJ * rp),

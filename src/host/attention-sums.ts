@@ -146,10 +146,17 @@ export function queryProbs(sh: AttentionShape, vkq: Float64Array, rho: Int32Arra
  * H·P, overwritten) and W_ab += Σ_s π^s_a π^s_b with π^s = [δ_{s,t*}, p_s^1..H] (A = H + 1).
  */
 export function sampleBetaAndWab(sh: AttentionShape, prob: Float64Array, ds: Float64Array, beta: Float64Array, Wab: Float64Array): void {
-  const { P, K } = sh;
-  const t = P - 1,
-    NJ = sh.heads * P,
-    A = sh.heads + 1;
+  sampleBeta(sh, ds, beta);
+  sampleWab(sh, prob, Wab);
+}
+
+/**
+ * β = Σ_k ds dsᵀ (NJ × NJ, overwritten). src/host/wasm/attention_mdash.wat (beta_sym) computes the
+ * same bits.
+ */
+export function sampleBeta(sh: AttentionShape, ds: Float64Array, beta: Float64Array): void {
+  const K = sh.K,
+    NJ = sh.heads * sh.P;
   // β is symmetric to the bit (the same products in the same order of k; a zero factor's term
   // adds nothing either way): the upper triangle, then mirrored.
   beta.fill(0);
@@ -162,6 +169,13 @@ export function sampleBetaAndWab(sh: AttentionShape, prob: Float64Array, ds: Flo
     }
   }
   for (let j1 = 1; j1 < NJ; j1++) for (let j2 = 0; j2 < j1; j2++) beta[j1 * NJ + j2] = beta[j2 * NJ + j1]!;
+}
+
+/** W_ab += Σ_s π^s_a π^s_b with π^s = [δ_{s,t*}, p_s^1..H] (A = H + 1). */
+export function sampleWab(sh: AttentionShape, prob: Float64Array, Wab: Float64Array): void {
+  const P = sh.P;
+  const t = P - 1,
+    A = sh.heads + 1;
   for (let sp = 0; sp < P; sp++)
     for (let a1 = 0; a1 < A; a1++) {
       const p1 = a1 === 0 ? (sp === t ? 1 : 0) : prob[(a1 - 1) * P + sp]!;

@@ -17,9 +17,10 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
-import { queryProbs, sampleBetaAndWab } from './attention-sums.js';
+import { queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
+import { wasmTableSampleKernel, type TableRowsKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
 
 /** Samples per partial sum in the table forms (the unit of work of a thread). */
 export const TABLE_SAMPLE_CHUNK = 1024;
@@ -138,47 +139,223 @@ function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: E
   return true;
 }
 
-/** One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row tables. */
+/**
+ * One sample's softmax row of query t* and ds_{k,(h,u)} = p_u^h dz_k^h·(v_u^h − v̄^h), from the row
+ * tables, and on demand β = Σ_k ds dsᵀ. ds and β in WebAssembly (attention-mdash-wasm.ts, the same
+ * bits) where it runs; the JS loops here otherwise.
+ */
 class TableSample {
   readonly rho: Int32Array;
   readonly prob: Float64Array;
   readonly ds: Float64Array;
+  /** [H·P, H·P] β of the last sample, after beta(). */
+  readonly beta: Float64Array;
   private readonly dzb: Float64Array;
+  private readonly kernel: TableSampleKernel | undefined;
+  /** The row-space accumulators in WebAssembly (with `withRows`, where it runs). */
+  readonly rowsKernel: TableRowsKernel | undefined;
   constructor(
     private readonly sh: AttentionShape,
     private readonly rt: AttentionRowTables,
+    withRows = false,
   ) {
-    this.rho = new Int32Array(sh.P);
-    this.prob = new Float64Array(sh.heads * sh.P);
-    this.ds = new Float64Array(sh.K * sh.heads * sh.P);
+    const NJ = sh.heads * sh.P;
+    this.kernel = wasmTableSampleKernel(sh.K, sh.heads, sh.P, rt.dzv, withRows ? { dHead: sh.dHead, dV: sh.dV, m: sh.m, vkq: rt.vkq } : undefined);
+    this.rowsKernel = this.kernel?.rows;
+    this.rho = this.kernel?.rho ?? new Int32Array(sh.P);
+    this.prob = this.kernel?.prob ?? new Float64Array(NJ);
+    this.ds = this.kernel?.ds ?? new Float64Array(sh.K * NJ);
+    this.beta = this.kernel?.beta ?? new Float64Array(NJ * NJ);
     this.dzb = new Float64Array(sh.K * sh.heads);
   }
 
   run(n: number): void {
-    const { sh, rt, rho, prob, ds, dzb } = this;
-    const { P, K } = sh;
-    const H = sh.heads,
-      NJ = H * P;
-    const { dzv } = rt;
+    const { sh, rt, rho, prob } = this;
+    const P = sh.P;
     for (let u = 0; u < P; u++) rho[u] = rt.ids[n * P + u]!;
     queryProbs(sh, rt.vkq, rho, prob);
-    // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
-    dzb.fill(0);
-    for (let u = 0; u < P; u++) {
-      const o = rho[u]! * K * H;
-      for (let k = 0; k < K; k++)
-        for (let h = 0; h < H; h++) {
-          const p = prob[h * P + u]!;
-          if (p !== 0) dzb[k * H + h]! += p * dzv[o + k * H + h]!;
-        }
-    }
-    for (let k = 0; k < K; k++)
-      for (let h = 0; h < H; h++)
-        for (let u = 0; u < P; u++) {
-          const p = prob[h * P + u]!;
-          ds[k * NJ + h * P + u] = p === 0 ? 0 : p * (dzv[(rho[u]! * K + k) * H + h]! - dzb[k * H + h]!);
-        }
+    if (this.kernel) this.kernel.sampleDs();
+    else this.jsDs();
   }
+
+  /** β = Σ_k ds dsᵀ of the last sample run. */
+  sampleBeta(): void {
+    if (this.kernel) this.kernel.sampleBeta();
+    else sampleBeta(this.sh, this.ds, this.beta);
+  }
+
+  private jsDs(): void {
+    tableSampleDs(this.sh, this.rt.dzv, this.rho, this.prob, this.ds, this.dzb);
+  }
+}
+
+/**
+ * One sample's ds_{k,(h,u)} = p_u^h (dz_k^h·v_u^h − dz_k^h·v̄^h) from the row table dzv ([R, K, H])
+ * and the sample's rows rho and softmax rows prob ([H, P]); dzb is K·H scratch. The reference of
+ * attention_mdash.wat's sample_ds.
+ */
+export function tableSampleDs(sh: AttentionShape, dzv: Float64Array, rho: Int32Array, prob: Float64Array, ds: Float64Array, dzb: Float64Array): void {
+  const { P, K } = sh;
+  const H = sh.heads,
+    NJ = H * P;
+  // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
+  dzb.fill(0);
+  for (let u = 0; u < P; u++) {
+    const o = rho[u]! * K * H;
+    for (let k = 0; k < K; k++)
+      for (let h = 0; h < H; h++) {
+        const p = prob[h * P + u]!;
+        if (p !== 0) dzb[k * H + h]! += p * dzv[o + k * H + h]!;
+      }
+  }
+  for (let k = 0; k < K; k++)
+    for (let h = 0; h < H; h++)
+      for (let u = 0; u < P; u++) {
+        const p = prob[h * P + u]!;
+        ds[k * NJ + h * P + u] = p === 0 ? 0 : p * (dzv[(rho[u]! * K + k) * H + h]! - dzb[k * H + h]!);
+      }
+}
+
+/**
+ * The row-space accumulators of addMDashAttentionTableSums (see the header): Zq[ρ][a,h] (dV) pairs
+ * with κ_h(ρ), Zk[ρ][a,h] (dV) with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2]
+ * (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2] with q̂_h1(ρ) q̂_h2(ρ)ᵀ; a = 0..H, h, h1, h2 < H.
+ */
+export interface RowAccumulators {
+  Zq: Float64Array;
+  Zk: Float64Array;
+  Zqq: Float64Array;
+  Zqk: Float64Array;
+  Zkk: Float64Array;
+}
+
+/** Zeroed accumulators for R rows. */
+export function rowAccumulators(sh: AttentionShape, R: number): RowAccumulators {
+  const H = sh.heads,
+    AH = (H + 1) * H,
+    HH = H * H;
+  return {
+    Zq: new Float64Array(R * AH * sh.dV),
+    Zk: new Float64Array(R * AH * sh.dV),
+    Zqq: new Float64Array(R * HH * sh.dHead),
+    Zqk: new Float64Array(R * HH * sh.dHead),
+    Zkk: new Float64Array(R * HH),
+  };
+}
+
+/** Scratch of tableSampleRows. */
+export interface RowScratch {
+  wv: Float64Array;
+  vb: Float64Array;
+  pi: Float64Array;
+  tmp: Float64Array;
+}
+
+export function rowScratch(sh: AttentionShape): RowScratch {
+  const H = sh.heads;
+  return { wv: new Float64Array(H * sh.P * sh.dV), vb: new Float64Array(sh.dV), pi: new Float64Array(H + 1), tmp: new Float64Array(sh.dHead) };
+}
+
+/**
+ * One sample's additions to the row-space accumulators, from its rows rho, softmax rows prob and
+ * β (vkq: the row table's [v | k | q] rows). The reference of attention_mdash.wat's sample_rows.
+ */
+export function tableSampleRows(
+  sh: AttentionShape,
+  vkq: Float64Array,
+  rho: Int32Array,
+  prob: Float64Array,
+  beta: Float64Array,
+  Z: RowAccumulators,
+  scratch: RowScratch,
+): void {
+  const { P, m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV;
+  const t = P - 1;
+  const HdV = H * dV,
+    NJ = H * P,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H;
+  const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
+  const { wv, vb, pi, tmp } = scratch;
+  const rt_ = rho[t]!;
+  // Centred values w_u^h = v_u^h − v̄^h.
+  for (let h = 0; h < H; h++) {
+    vb.fill(0);
+    for (let u = 0; u < P; u++) {
+      const p = prob[h * P + u]!;
+      if (p === 0) continue;
+      const o = rho[u]! * m + h * dV;
+      for (let j = 0; j < dV; j++) vb[j]! += p * vkq[o + j]!;
+    }
+    for (let u = 0; u < P; u++) {
+      const o = rho[u]! * m + h * dV;
+      for (let j = 0; j < dV; j++) wv[(h * P + u) * dV + j] = vkq[o + j]! - vb[j]!;
+    }
+  }
+  pi[0] = 1;
+  for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + t]!;
+  for (let h = 0; h < H; h++) {
+    // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u): Zq[ρ_u][a,h] += π^{t*}_a p_u w_u.
+    for (let u = 0; u < P; u++) {
+      const pu = prob[h * P + u]!;
+      if (pu === 0) continue;
+      const w = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
+      for (let a = 0; a < A; a++) {
+        const f = pi[a]! * pu;
+        if (f === 0) continue;
+        const o = (rho[u]! * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) Zq[o + j]! += f * w[j]!;
+      }
+    }
+    // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h: Zk[ρ_t*][a,h] += ω^{a,h}.
+    for (let a = 0; a < A; a++) {
+      const o = (rt_ * AH + a * H + h) * dV;
+      for (let sp = 0; sp < P; sp++) {
+        const f = (a === 0 ? (sp === t ? 1 : 0) : prob[(a - 1) * P + sp]!) * prob[h * P + sp]!;
+        if (f === 0) continue;
+        const w = wv.subarray((h * P + sp) * dV, (h * P + sp + 1) * dV);
+        for (let j = 0; j < dV; j++) Zk[o + j]! += f * w[j]!;
+      }
+    }
+  }
+  for (let h1 = 0; h1 < H; h1++)
+    for (let h2 = 0; h2 < H; h2++) {
+      // QQ (upper head blocks): Σ_u1 κ_(h1,u1) ⊗ Σ_u2 β_(h1,u1),(h2,u2) κ_(h2,u2): Zqq[ρ_u1][h1,h2].
+      if (h2 >= h1) {
+        for (let u1 = 0; u1 < P; u1++) {
+          tmp.fill(0);
+          let any = false;
+          for (let u2 = 0; u2 < P; u2++) {
+            const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
+            if (bb === 0) continue;
+            any = true;
+            const ko = rho[u2]! * m + HdV + h2 * dH;
+            for (let c = 0; c < dH; c++) tmp[c]! += bb * vkq[ko + c]!;
+          }
+          if (!any) continue;
+          const o = (rho[u1]! * HH + h1 * H + h2) * dH;
+          for (let c = 0; c < dH; c++) Zqq[o + c]! += tmp[c]!;
+        }
+      }
+      // QK: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) ⊗ q̂_h2: Zqk[ρ_t*][h1,h2].
+      const o = (rt_ * HH + h1 * H + h2) * dH;
+      for (let u1 = 0; u1 < P; u1++) {
+        const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
+        if (bb === 0) continue;
+        const ko = rho[u1]! * m + HdV + h1 * dH;
+        for (let c = 0; c < dH; c++) Zqk[o + c]! += bb * vkq[ko + c]!;
+      }
+      // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s): Zkk[ρ_t*][h1,h2].
+      if (h2 >= h1) {
+        let gam = 0;
+        for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
+        Zkk[rt_ * HH + h1 * H + h2]! += gam;
+      }
+    }
 }
 
 /**
@@ -194,111 +371,31 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   const t = P - 1;
   const HdV = H * dV,
     HdH = H * dH,
-    NJ = H * P,
     A = H + 1,
     L2 = 2 * HdH,
     R = rt.R;
   const { Wab, Psi, OmQ, OmK } = out;
   const { vkq } = rt;
-  const sample = new TableSample(sh, rt);
-  const { rho, prob, ds } = sample;
-  // Row-space accumulators (see the header): Zq[ρ][a,h] (dV) pairs with κ_h(ρ), Zk[ρ][a,h] (dV)
-  // with q̂_h(ρ), Zqq[ρ][h1,h2] (dHead) with κ_h1(ρ), Zqk[ρ][h1,h2] (dHead) with q̂_h2(ρ), Zkk[ρ][h1,h2]
-  // with q̂_h1(ρ) q̂_h2(ρ)ᵀ.
+  const sample = new TableSample(sh, rt, true);
+  const { rho, prob, beta } = sample;
+  const rowsKernel = sample.rowsKernel;
   const AH = A * H,
     HH = H * H;
-  const Zq = new Float64Array(R * AH * dV);
-  const Zk = new Float64Array(R * AH * dV);
-  const Zqq = new Float64Array(R * HH * dH);
-  const Zqk = new Float64Array(R * HH * dH);
-  const Zkk = new Float64Array(R * HH);
+  // The row-space accumulators: in the kernel's memory where it runs.
+  const Z = rowsKernel ?? rowAccumulators(sh, R);
+  const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
+  const scratch = rowsKernel ? undefined : rowScratch(sh);
   const usedQ = new Uint8Array(R);
   const usedT = new Uint8Array(R);
-  const beta = new Float64Array(NJ * NJ);
-  const wv = new Float64Array(H * P * dV);
-  const vb = new Float64Array(dV);
-  const pi = new Float64Array(A);
-  const tmp = new Float64Array(dH);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
     const rt_ = rho[t]!;
     usedT[rt_] = 1;
     for (let u = 0; u < P; u++) usedQ[rho[u]!] = 1;
-    sampleBetaAndWab(sh, prob, ds, beta, Wab);
-    // Centred values w_u^h = v_u^h − v̄^h.
-    for (let h = 0; h < H; h++) {
-      vb.fill(0);
-      for (let u = 0; u < P; u++) {
-        const p = prob[h * P + u]!;
-        if (p === 0) continue;
-        const o = rho[u]! * m + h * dV;
-        for (let j = 0; j < dV; j++) vb[j]! += p * vkq[o + j]!;
-      }
-      for (let u = 0; u < P; u++) {
-        const o = rho[u]! * m + h * dV;
-        for (let j = 0; j < dV; j++) wv[(h * P + u) * dV + j] = vkq[o + j]! - vb[j]!;
-      }
-    }
-    pi[0] = 1;
-    for (let h = 0; h < H; h++) pi[h + 1] = prob[h * P + t]!;
-    for (let h = 0; h < H; h++) {
-      // ΩQ^{a,h} += π^{t*}_a Σ_u p_u w_u ⊗ κ_(h,u): Zq[ρ_u][a,h] += π^{t*}_a p_u w_u.
-      for (let u = 0; u < P; u++) {
-        const pu = prob[h * P + u]!;
-        if (pu === 0) continue;
-        const w = wv.subarray((h * P + u) * dV, (h * P + u + 1) * dV);
-        for (let a = 0; a < A; a++) {
-          const f = pi[a]! * pu;
-          if (f === 0) continue;
-          const o = (rho[u]! * AH + a * H + h) * dV;
-          for (let j = 0; j < dV; j++) Zq[o + j]! += f * w[j]!;
-        }
-      }
-      // ΩK^{a,h} += ω^{a,h} ⊗ q̂_h, ω^{a,h} = Σ_s π^s_a p_s^h w_s^h: Zk[ρ_t*][a,h] += ω^{a,h}.
-      for (let a = 0; a < A; a++) {
-        const o = (rt_ * AH + a * H + h) * dV;
-        for (let sp = 0; sp < P; sp++) {
-          const f = (a === 0 ? (sp === t ? 1 : 0) : prob[(a - 1) * P + sp]!) * prob[h * P + sp]!;
-          if (f === 0) continue;
-          const w = wv.subarray((h * P + sp) * dV, (h * P + sp + 1) * dV);
-          for (let j = 0; j < dV; j++) Zk[o + j]! += f * w[j]!;
-        }
-      }
-    }
-    for (let h1 = 0; h1 < H; h1++)
-      for (let h2 = 0; h2 < H; h2++) {
-        // QQ (upper head blocks): Σ_u1 κ_(h1,u1) ⊗ Σ_u2 β_(h1,u1),(h2,u2) κ_(h2,u2): Zqq[ρ_u1][h1,h2].
-        if (h2 >= h1) {
-          for (let u1 = 0; u1 < P; u1++) {
-            tmp.fill(0);
-            let any = false;
-            for (let u2 = 0; u2 < P; u2++) {
-              const bb = beta[(h1 * P + u1) * NJ + h2 * P + u2]!;
-              if (bb === 0) continue;
-              any = true;
-              const ko = rho[u2]! * m + HdV + h2 * dH;
-              for (let c = 0; c < dH; c++) tmp[c]! += bb * vkq[ko + c]!;
-            }
-            if (!any) continue;
-            const o = (rho[u1]! * HH + h1 * H + h2) * dH;
-            for (let c = 0; c < dH; c++) Zqq[o + c]! += tmp[c]!;
-          }
-        }
-        // QK: Σ_u β_(h1,u),(h2,t*) κ_(h1,u) ⊗ q̂_h2: Zqk[ρ_t*][h1,h2].
-        const o = (rt_ * HH + h1 * H + h2) * dH;
-        for (let u1 = 0; u1 < P; u1++) {
-          const bb = beta[(h1 * P + u1) * NJ + h2 * P + t]!;
-          if (bb === 0) continue;
-          const ko = rho[u1]! * m + HdV + h1 * dH;
-          for (let c = 0; c < dH; c++) Zqk[o + c]! += bb * vkq[ko + c]!;
-        }
-        // KK: γ_h1h2 q̂_h1 q̂_h2ᵀ, γ = Σ_s β_(h1,s),(h2,s): Zkk[ρ_t*][h1,h2].
-        if (h2 >= h1) {
-          let gam = 0;
-          for (let sp = 0; sp < P; sp++) gam += beta[(h1 * P + sp) * NJ + h2 * P + sp]!;
-          Zkk[rt_ * HH + h1 * H + h2]! += gam;
-        }
-      }
+    sample.sampleBeta();
+    sampleWab(sh, prob, Wab);
+    if (rowsKernel) rowsKernel.sampleRows();
+    else tableSampleRows(sh, vkq, rho, prob, beta, Z, scratch!);
   }
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
   // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there). The rows that held a key
@@ -332,9 +429,13 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
           }
       }
     }
+  // ΩK and the QK blocks as row products in WebAssembly where it runs; the KK blocks (whose zero
+  // factors the JS does not skip) here.
+  const queryWasm = queryOuterProductsWasm(sh, rt, usedT, Zk, Zqk, OmK, Psi);
   for (let row = 0; row < R; row++) {
     const qo = row * m + HdV + HdH;
-    if (usedT[row]) {
+    if (!usedT[row]) continue;
+    if (!queryWasm) {
       for (let a = 0; a < A; a++)
         for (let h = 0; h < H; h++) {
           const z = Zk.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
@@ -354,15 +455,81 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
             const o = (HdH + h1 * dH + c1) * L2 + h2 * dH;
             for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += v * vkq[qo + h2 * dH + c2]!;
           }
-          const gam = Zkk[row * HH + h1 * H + h2]!;
-          if (h2 < h1 || gam === 0) continue;
-          for (let c1 = 0; c1 < dH; c1++) {
-            const v = gam * vkq[qo + h1 * dH + c1]! * s2;
-            for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * vkq[qo + h2 * dH + c2]!;
-          }
         }
     }
+    for (let h1 = 0; h1 < H; h1++)
+      for (let h2 = h1; h2 < H; h2++) {
+        const gam = Zkk[row * HH + h1 * H + h2]!;
+        if (gam === 0) continue;
+        for (let c1 = 0; c1 < dH; c1++) {
+          const v = gam * vkq[qo + h1 * dH + c1]! * s2;
+          for (let c2 = 0; c2 < dH; c2++) Psi[(h1 * dH + c1) * L2 + h2 * dH + c2]! += v * vkq[qo + h2 * dH + c2]!;
+        }
+      }
   }
+}
+
+/**
+ * The query rows' outer products of addMDashAttentionTableSums (ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗
+ * q_h(ρ) and the QK blocks of Ψ += Σ_ρ (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the rows ρ with usedT)
+ * as row products over all rows at once, as keyOuterProductsWasm does for the key rows: each entry
+ * summed over ρ in increasing order with the zero factors skipped, as the JS loop does (an unused
+ * row's factor is zero, so it is skipped too): the same bits. False (nothing written) where
+ * WebAssembly cannot run, settled by the first product.
+ */
+function queryOuterProductsWasm(
+  sh: AttentionShape,
+  rt: AttentionRowTables,
+  usedT: Uint8Array,
+  Zk: Float64Array,
+  Zqk: Float64Array,
+  OmK: Float64Array,
+  Psi: Float64Array,
+): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const HdV = H * dV,
+    HdH = H * dH,
+    A = H + 1,
+    AH = A * H,
+    HH = H * H,
+    L2 = 2 * HdH,
+    R = rt.R;
+  const { vkq } = rt;
+  const s2 = 1 / (scale * scale);
+  // q rows per head [R, dH] (unscaled), and the row factors as columns [dV or dH, R].
+  const qh = new Float64Array(R * dH);
+  const zt = new Float64Array(dV * R);
+  const zqk = new Float64Array(dH * R);
+  const block = new Float64Array(dH * dH);
+  for (let h = 0; h < H; h++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h * dH + c]!;
+    for (let a = 0; a < A; a++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) zt[j * R + row] = usedT[row] ? Zk[zo + j]! / scale : 0;
+      }
+      const o = (a * H + h) * dV * dH;
+      if (!wasmMulRows(zt, R, qh, dH, 0, dV, OmK.subarray(o, o + dV * dH), true)) return false;
+    }
+  }
+  for (let h2 = 0; h2 < H; h2++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h2 * dH + c]!;
+    for (let h1 = 0; h1 < H; h1++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * HH + h1 * H + h2) * dH;
+        for (let c1 = 0; c1 < dH; c1++) zqk[c1 * R + row] = usedT[row] ? Zqk[zo + c1]! * s2 : 0;
+      }
+      const o = (HdH + h1 * dH) * L2 + h2 * dH;
+      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
+      if (!wasmMulRows(zqk, R, qh, dH, 0, dH, block, true)) return false;
+      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+    }
+  }
+  return true;
 }
 
 /**
@@ -444,6 +611,11 @@ export interface EdgeSampleKernel {
   readonly Gam: Float64Array;
   /** [K, H·P]. */
   readonly ds: Float64Array;
+  /**
+   * Where present: writes this sample's U and Γ itself from its row ids and softmax rows, with the
+   * bits of addEdgeAttentionTableSums's loops (which run where it is absent).
+   */
+  readonly prepare?: (rho: Int32Array, prob: Float64Array) => void;
   /** Starts a run that adds into E (K × r, row-major); `end` follows before E is read. */
   begin(E: Float64Array): void;
   sample(): void;
@@ -518,24 +690,27 @@ export function addEdgeAttentionTableSums(
   kn.begin(E);
   for (let n = n0; n < n1; n++) {
     sample.run(n);
-    const ut = rho[t]! * r;
-    for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
-    for (let h = 0; h < H; h++) {
-      const Uo = (h + 1) * rp;
-      for (let j = 0; j < r; j++) U[Uo + j] = 0;
-      for (let q = 0; q < P; q++) {
-        const pq = prob[h * P + q]!;
-        if (pq === 0) continue;
-        const uq = rho[q]! * r;
-        for (let j = 0; j < r; j++) U[Uo + j]! += pq * u[uq + j]!;
-      }
-      // Γ_(h,q) = (a_q^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_q.
-      const bo = (rho[t]! * H + h) * r;
-      for (let q = 0; q < P; q++) {
-        const ao = (rho[q]! * H + h) * r;
-        const uq = rho[q]! * r;
-        const go = (h * P + q) * rp;
-        for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
+    if (kn.prepare) kn.prepare(rho, prob);
+    else {
+      const ut = rho[t]! * r;
+      for (let j = 0; j < r; j++) U[j] = u[ut + j]!;
+      for (let h = 0; h < H; h++) {
+        const Uo = (h + 1) * rp;
+        for (let j = 0; j < r; j++) U[Uo + j] = 0;
+        for (let q = 0; q < P; q++) {
+          const pq = prob[h * P + q]!;
+          if (pq === 0) continue;
+          const uq = rho[q]! * r;
+          for (let j = 0; j < r; j++) U[Uo + j]! += pq * u[uq + j]!;
+        }
+        // Γ_(h,q) = (a_q^h Ĉp) ⊙ u_{t*} + (b^h Ĉp) ⊙ u_q.
+        const bo = (rho[t]! * H + h) * r;
+        for (let q = 0; q < P; q++) {
+          const ao = (rho[q]! * H + h) * r;
+          const uq = rho[q]! * r;
+          const go = (h * P + q) * rp;
+          for (let j = 0; j < r; j++) Gam[go + j] = at[ao + j]! * u[ut + j]! + bt[bo + j]! * u[uq + j]!;
+        }
       }
     }
     kn.ds.set(ds);

@@ -111,7 +111,8 @@ export const HOST_TASKS = {
   'attention-edges-table': (a: EdgeAttentionTableChunk): void => {
     const { K } = a.shape;
     const NJ = a.shape.heads * a.shape.P;
-    const kernel = wasmEdgeSampleKernel(K, a.shape.heads + 1, NJ, a.tables.r, a.tables.Yt);
+    const { u, at, bt } = a.edgeRows;
+    const kernel = wasmEdgeSampleKernel(K, a.shape.heads + 1, NJ, a.tables.r, a.tables.Yt, { H: a.shape.heads, P: a.shape.P, u, at, bt });
     addEdgeAttentionTableSums(a.shape, a.rows, a.tables, a.edgeRows, a.n0, a.n1, a.out, kernel);
   },
   /** Output rows [n0, n1) of a last-position attention section from its row tables (transformer-forward.ts). */

@@ -48,6 +48,8 @@ import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
 import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
 import { wasmMulRows } from '../host/rows-times-wasm.js';
+import { attentionT, omegaRows } from '../host/attention-t.js';
+import { wasmOmegaRowsKernel } from '../host/attention-mdash-wasm.js';
 import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
@@ -271,18 +273,7 @@ export async function mDashAttentionClosed(
       Y.push(y);
     }
     // T^{a,h} = Σ_k Y_k^a dz_k^hᵀ (d × dV).
-    const T: Float64Array[] = [];
-    for (let a = 0; a < A; a++)
-      for (let h = 0; h < H; h++) {
-        const M = new Float64Array(d * dV);
-        for (let k = 0; k < K; k++)
-          for (let i = 0; i < d; i++) {
-            const y = Y[a]![k * d + i]!;
-            if (y === 0) continue;
-            for (let j = 0; j < dV; j++) M[i * dV + j]! += y * DZ[k * HdV + h * dV + j]!;
-          }
-        T.push(M);
-      }
+    const T = attentionT(Y, DZ, K, d, H, dV);
     return { Y, T };
   };
   let YT: { Y: Float64Array[]; T: Float64Array[] } | undefined;
@@ -384,22 +375,28 @@ export async function mDashAttentionClosed(
       }
   // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
-  const Zm = new Float64Array(dV * d);
+  const zk = wasmOmegaRowsKernel(d, dV, dH);
+  const zmJs = zk ? undefined : new Float64Array(dV * d);
   for (let a1 = 0; a1 < A; a1++)
     for (let h = 0; h < H; h++) {
       const o = (a1 * H + h) * dV * dH;
-      Zm.fill(0);
       const qc = qCol(h),
         kc = kCol(h);
-      for (let j = 0; j < dV; j++) {
-        const jo = o + j * dH;
-        for (let i2 = 0; i2 < d; i2++) {
-          const qo = i2 * m + qc,
-            ko = i2 * m + kc;
-          let acc = 0;
-          for (let c = 0; c < dH; c++) acc += OmQ[jo + c]! * J[qo + c]! + OmK[jo + c]! * J[ko + c]!;
-          Zm[j * d + i2] = acc;
-        }
+      let Zm: Float64Array;
+      if (zk) {
+        // Z in WebAssembly (attention-mdash-wasm.ts), the bits of omegaRows.
+        zk.omq.set(OmQ.subarray(o, o + dV * dH));
+        zk.omk.set(OmK.subarray(o, o + dV * dH));
+        for (let i2 = 0; i2 < d; i2++)
+          for (let c = 0; c < dH; c++) {
+            zk.jqt[c * d + i2] = J[i2 * m + qc + c]!;
+            zk.jkt[c * d + i2] = J[i2 * m + kc + c]!;
+          }
+        zk.run();
+        Zm = zk.zm;
+      } else {
+        Zm = zmJs!;
+        omegaRows(OmQ.subarray(o, o + dV * dH), OmK.subarray(o, o + dV * dH), J, m, qc, kc, d, dV, dH, Zm);
       }
       const Th = T[a1 * H + h]!;
       if (wasmMulRows(Th, dV, Zm, d, 0, d, X, true)) continue; // X += T·Zm, the same bits

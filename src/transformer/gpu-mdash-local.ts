@@ -107,9 +107,19 @@ function bottomMapOnce(p: SectionProgram, act: { op: ActOp; index: number }, g: 
 const bottomMaps = new WeakMap<SectionProgram, Float64Array>();
 const topIdentity = new WeakMap<SectionProgram, { r: Float64Array; s: Float64Array }>();
 
-/** Ĉᵀ X (r_out × w) from X (d_out × w) for Ĉ = I: the parts of the cotangents Ĉ[:, i]. */
-export function mapCotangents(Chat: Float64Array, rOut: number, X: Float64Array, dOut: number, w: number): Float64Array {
+/**
+ * Ĉᵀ X (r_out × w) from X (d_out × w) for Ĉ = I: the parts of the cotangents Ĉ[:, i]. Each entry is
+ * summed over c in increasing order from +0 with the zero Ĉ entries skipped: a row product (Ĉᵀ's
+ * rows times X), in WebAssembly SIMD where it runs (rows-times-wasm.ts) and in the JS loop
+ * otherwise, the same bits. `wasm` false runs the JS loop only (the reference).
+ */
+export function mapCotangents(Chat: Float64Array, rOut: number, X: Float64Array, dOut: number, w: number, wasm = true): Float64Array {
   const out = new Float64Array(rOut * w);
+  if (wasm) {
+    const ct = new Float64Array(rOut * dOut);
+    for (let c = 0; c < dOut; c++) for (let i = 0; i < rOut; i++) ct[i * dOut + c] = Chat[c * rOut + i]!;
+    if (wasmMulRows(ct, dOut, X, w, 0, rOut, out)) return out;
+  }
   for (let c = 0; c < dOut; c++) {
     const xo = c * w;
     for (let i = 0; i < rOut; i++) {
