@@ -470,6 +470,37 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
 }
 
 /**
+ * Ω^{a,h} += Σ_ρ (Z[ρ][a,h] / scale) ⊗ (row ρ's dHead columns of head h from col0) over the rows
+ * `used`, as row products (an unused row's factor is zero, so it is skipped like a zero factor):
+ * the Ω part of both outer-product passes below. False (nothing written) where WebAssembly cannot run.
+ */
+function omegaProductsWasm(sh: AttentionShape, rt: AttentionRowTables, used: Uint8Array, Z: Float64Array, col0: number, Om: Float64Array): boolean {
+  const { m } = sh;
+  const H = sh.heads,
+    dH = sh.dHead,
+    dV = sh.dV,
+    scale = sh.scale;
+  const A = H + 1,
+    AH = A * H,
+    R = rt.R;
+  const { vkq } = rt;
+  const xh = new Float64Array(R * dH);
+  const zt = new Float64Array(dV * R);
+  for (let h = 0; h < H; h++) {
+    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) xh[row * dH + c] = vkq[row * m + col0 + h * dH + c]!;
+    for (let a = 0; a < A; a++) {
+      for (let row = 0; row < R; row++) {
+        const zo = (row * AH + a * H + h) * dV;
+        for (let j = 0; j < dV; j++) zt[j * R + row] = used[row] ? Z[zo + j]! / scale : 0;
+      }
+      const o = (a * H + h) * dV * dH;
+      if (!wasmMulRows(zt, R, xh, dH, 0, dV, Om.subarray(o, o + dV * dH), true)) return false;
+    }
+  }
+  return true;
+}
+
+/**
  * The query rows' outer products of addMDashAttentionTableSums (ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗
  * q_h(ρ) and the QK blocks of Ψ += Σ_ρ (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the rows ρ with usedT)
  * as row products over all rows at once, as keyOuterProductsWasm does for the key rows: each entry
@@ -493,29 +524,16 @@ function queryOuterProductsWasm(
     scale = sh.scale;
   const HdV = H * dV,
     HdH = H * dH,
-    A = H + 1,
-    AH = A * H,
     HH = H * H,
     L2 = 2 * HdH,
     R = rt.R;
   const { vkq } = rt;
   const s2 = 1 / (scale * scale);
-  // q rows per head [R, dH] (unscaled), and the row factors as columns [dV or dH, R].
+  // q rows per head [R, dH] (unscaled), and the row factors as columns [dH, R].
   const qh = new Float64Array(R * dH);
-  const zt = new Float64Array(dV * R);
   const zqk = new Float64Array(dH * R);
   const block = new Float64Array(dH * dH);
-  for (let h = 0; h < H; h++) {
-    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h * dH + c]!;
-    for (let a = 0; a < A; a++) {
-      for (let row = 0; row < R; row++) {
-        const zo = (row * AH + a * H + h) * dV;
-        for (let j = 0; j < dV; j++) zt[j * R + row] = usedT[row] ? Zk[zo + j]! / scale : 0;
-      }
-      const o = (a * H + h) * dV * dH;
-      if (!wasmMulRows(zt, R, qh, dH, 0, dV, OmK.subarray(o, o + dV * dH), true)) return false;
-    }
-  }
+  if (!omegaProductsWasm(sh, rt, usedT, Zk, HdV + HdH, OmK)) return false;
   for (let h2 = 0; h2 < H; h2++) {
     for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h2 * dH + c]!;
     for (let h1 = 0; h1 < H; h1++) {
@@ -557,30 +575,16 @@ function keyOuterProductsWasm(
     scale = sh.scale;
   const HdV = H * dV,
     HdH = H * dH,
-    A = H + 1,
-    AH = A * H,
     HH = H * H,
     L2 = 2 * HdH,
     R = rt.R;
   const { vkq } = rt;
   const s2 = 1 / (scale * scale);
-  // κ rows per head [R, dH] (unscaled k), and their columns scaled by 1/scale² per head [dH, R].
-  const kh = new Float64Array(R * dH);
-  const zt = new Float64Array(dV * R);
+  // κ columns scaled by 1/scale² per head [dH, R].
   const kvT = new Float64Array(dH * R);
   const zqq = new Float64Array(R * dH);
   const block = new Float64Array(dH * dH);
-  for (let h = 0; h < H; h++) {
-    for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) kh[row * dH + c] = vkq[row * m + HdV + h * dH + c]!;
-    for (let a = 0; a < A; a++) {
-      for (let row = 0; row < R; row++) {
-        const zo = (row * AH + a * H + h) * dV;
-        for (let j = 0; j < dV; j++) zt[j * R + row] = usedQ[row] ? Zq[zo + j]! / scale : 0;
-      }
-      const o = (a * H + h) * dV * dH;
-      if (!wasmMulRows(zt, R, kh, dH, 0, dV, OmQ.subarray(o, o + dV * dH), true)) return false;
-    }
-  }
+  if (!omegaProductsWasm(sh, rt, usedQ, Zq, HdV, OmQ)) return false;
   for (let h1 = 0; h1 < H; h1++) {
     for (let row = 0; row < R; row++) for (let c1 = 0; c1 < dH; c1++) kvT[c1 * R + row] = usedQ[row] ? vkq[row * m + HdV + h1 * dH + c1]! * s2 : 0;
     for (let h2 = h1; h2 < H; h2++) {
