@@ -210,6 +210,16 @@ export class GpuPasses implements TransformerPasses {
     });
   }
 
+  /**
+   * On the host statistics path the float64 forward is a fraction of what the edge passes save with
+   * its rows (the carried-Jacobian host edges, the attention and linear closed forms' second
+   * moments), so an edges-only run computes the statistics first; on the GPU path it does not.
+   */
+  async prepareEdges(centred: boolean): Promise<void> {
+    if (this.host || chooseStagePath(this.engine, 'stats', this.requests.stats ?? 'auto').path !== 'host') return;
+    await this.nodeStats(centred);
+  }
+
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array> {
     if (isStochastic(stoch, 'edges'))
       return edgesStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { ...input, Chat, rOut, points: pts, stochastic: stoch });

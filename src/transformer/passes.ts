@@ -44,6 +44,12 @@ export interface TransformerPasses {
   mPrime(s: number, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
   /** Squared edges of section `s`, [rOut, rIn], divided by N·P_in (·R when stochastic). */
   edges(s: number, input: EdgeInputs, Chat: Float64Array | undefined, rOut: number, pts: IntegrationPoints, stoch?: StochasticSources): Promise<Float64Array>;
+  /**
+   * Before an edges-only run (stored bases, no statistics pass): computes what the edge passes'
+   * faster paths read (the host statistics pass's rows, second moments) where that is cheap; a
+   * no-op where it is not.
+   */
+  prepareEdges?(centred: boolean): Promise<void>;
   /** How each stage and section was computed (closed form, host or GPU), for the manifest. */
   stagePaths?(): Record<string, string>;
   dispose?(): void;

@@ -88,7 +88,10 @@ export async function buildTransformer(
   const clock = () => performance.now();
 
   let t0 = clock();
-  if (opts.bases) return edgesStage(passes, mp, config, opts.bases, { pts, stoch, timings: {}, clock });
+  if (opts.bases) {
+    await passes.prepareEdges?.(centred);
+    return edgesStage(passes, mp, config, opts.bases, { pts, stoch, timings: {}, clock });
+  }
   const stats = await (opts.stats ? opts.stats() : passes.nodeStats(centred));
   timings['stats'] = clock() - t0;
   log.info(`statistics of ${stats.length} node layers over ${passes.n} sequences (${(timings['stats'] / 1000).toFixed(2)} s)`);
