@@ -189,7 +189,7 @@ export function sampleWab(sh: AttentionShape, prob: Float64Array, Wab: Float64Ar
  * Ỹ packed as A blocks of K × r, U as A × r and Γ as NJ × r; `e` is r scratch.
  */
 export function addSampleEdgeSquares(
-  sh: AttentionShape,
+  sh: Pick<AttentionShape, 'K' | 'heads' | 'P'>,
   r: number,
   Yt: Float64Array,
   U: Float64Array,

@@ -17,7 +17,7 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
-import { queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
+import { addSampleEdgeSquares, queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
 import { wasmTableSampleKernel, type TableRowsKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
@@ -632,6 +632,7 @@ export function jsEdgeSampleKernel(K: number, A: number, NJ: number, r: number, 
   const Gam = new Float64Array(NJ * r);
   const ds = new Float64Array(K * NJ);
   const e = new Float64Array(r);
+  const shape = { K, heads: A - 1, P: NJ / (A - 1) };
   let E: Float64Array | undefined;
   return {
     rp: r,
@@ -642,22 +643,7 @@ export function jsEdgeSampleKernel(K: number, A: number, NJ: number, r: number, 
       E = target;
     },
     sample: () => {
-      const out = E!;
-      for (let k = 0; k < K; k++) {
-        e.fill(0);
-        for (let a = 0; a < A; a++) {
-          const yo = (a * K + k) * r;
-          const Uo = a * r;
-          for (let j = 0; j < r; j++) e[j]! += Yt[yo + j]! * U[Uo + j]!;
-        }
-        for (let J2 = 0; J2 < NJ; J2++) {
-          const c = ds[k * NJ + J2]!;
-          if (c === 0) continue;
-          const go = J2 * r;
-          for (let j = 0; j < r; j++) e[j]! += c * Gam[go + j]!;
-        }
-        for (let j = 0; j < r; j++) out[k * r + j]! += e[j]! * e[j]!;
-      }
+      addSampleEdgeSquares(shape, r, Yt, U, ds, Gam, e, E!);
     },
     end: () => {
       E = undefined;
