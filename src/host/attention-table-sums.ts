@@ -501,6 +501,18 @@ function omegaProductsWasm(sh: AttentionShape, rt: AttentionRowTables, used: Uin
 }
 
 /**
+ * The dH × dH block of Ψ at offset o (row stride L2) += X·Y as a row product (X [dH, R] columns of
+ * row factors, Y [R, dH]), through the scratch `block`: the step both outer-product passes repeat.
+ * False (nothing written) where WebAssembly cannot run.
+ */
+function addPsiBlock(Psi: Float64Array, o: number, L2: number, X: Float64Array, R: number, Y: Float64Array, dH: number, block: Float64Array): boolean {
+  for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
+  if (!wasmMulRows(X, R, Y, dH, 0, dH, block, true)) return false;
+  for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+  return true;
+}
+
+/**
  * The query rows' outer products of addMDashAttentionTableSums (ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗
  * q_h(ρ) and the QK blocks of Ψ += Σ_ρ (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the rows ρ with usedT)
  * as row products over all rows at once, as keyOuterProductsWasm does for the key rows: each entry
@@ -542,9 +554,7 @@ function queryOuterProductsWasm(
         for (let c1 = 0; c1 < dH; c1++) zqk[c1 * R + row] = usedT[row] ? Zqk[zo + c1]! * s2 : 0;
       }
       const o = (HdH + h1 * dH) * L2 + h2 * dH;
-      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
-      if (!wasmMulRows(zqk, R, qh, dH, 0, dH, block, true)) return false;
-      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+      if (!addPsiBlock(Psi, o, L2, zqk, R, qh, dH, block)) return false;
     }
   }
   return true;
@@ -590,9 +600,7 @@ function keyOuterProductsWasm(
     for (let h2 = h1; h2 < H; h2++) {
       for (let row = 0; row < R; row++) zqq.set(Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH), row * dH);
       const o = (HdH + h1 * dH) * L2 + HdH + h2 * dH;
-      for (let c1 = 0; c1 < dH; c1++) block.set(Psi.subarray(o + c1 * L2, o + c1 * L2 + dH), c1 * dH);
-      if (!wasmMulRows(kvT, R, zqq, dH, 0, dH, block, true)) return false;
-      for (let c1 = 0; c1 < dH; c1++) Psi.set(block.subarray(c1 * dH, (c1 + 1) * dH), o + c1 * L2);
+      if (!addPsiBlock(Psi, o, L2, kvT, R, zqq, dH, block)) return false;
     }
   }
   return true;
