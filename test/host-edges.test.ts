@@ -14,10 +14,8 @@ import { arraySource } from '../src/ib/data.js';
 import { computeEdges, type EdgePair } from '../src/ib/edges.js';
 import { GpuMlp } from '../src/ib/gpu-model.js';
 import { integrationPoints, type IntegrationPoints } from '../src/ib/integration.js';
-import type { LayerBasis } from '../src/ib/basis.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import { act, actGrad } from '../src/model/activations.js';
-import { foldedWeight, type MlpModel } from '../src/model/mlp.js';
 import { forwardF64 } from '../src/cpu/mlp-forward.js';
 import { useEngine } from './helpers/gpu.js';
 import { ActivationCache } from '../src/ib/activation-cache.js';
@@ -25,8 +23,9 @@ import { parseConfig } from '../src/ib/config.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { stagePathChoices } from '../src/runtime/stage-paths.js';
 import { IbgpuError } from '../src/errors.js';
-import { randomF64, rng, unevenRuns } from './helpers/random.js';
+import { randomF64, unevenRuns } from './helpers/random.js';
 import { genericData } from './helpers/ib.js';
+import { edgeKernelCases, edgeKernelInputs, edgePassSetup, gatesOf, type EdgePassSetup } from './helpers/edge-cases.js';
 
 const engine = useEngine();
 
@@ -41,18 +40,6 @@ function errOverScale(a: Float64Array, b: Float64Array, scale: Float64Array): nu
   return s > 0 ? e / s : e;
 }
 
-type GateKind = 'relu' | 'smooth' | 'constant';
-
-function gatesOf(kind: GateKind, rows: number, h: number, seed: number): Float64Array {
-  const u = rng(seed);
-  return Float64Array.from({ length: rows * h }, (_, t) => {
-    if (kind === 'constant') return 1;
-    if (kind === 'smooth') return 1.2 * u() - 0.1;
-    // ReLU gates with per-unit firing rates, so that sign-pattern order has structure to find.
-    return u() < 0.15 + (0.7 * (((t % h) * 7919) % 97)) / 97 ? 1 : 0;
-  });
-}
-
 describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
   const shapes = [
     { h: 1, ro: 1, r: 1, rows: 1 },
@@ -60,42 +47,30 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
     { h: 31, ro: 17, r: 29, rows: 211 },
     { h: 100, ro: 13, r: 11, rows: 600 },
   ];
-  const kinds: GateKind[] = ['relu', 'smooth', 'constant'];
-  for (const s of shapes) {
-    for (const kind of kinds) {
-      for (const identityA of s.ro === s.h ? [false, true] : [false]) {
-        it(`h ${s.h}, ro ${s.ro}, r ${s.r}, ${s.rows} rows, ${kind} gates${identityA ? ', identity A' : ''}`, () => {
-          const { h, ro, r, rows } = s;
-          const seed = h * 1000 + r * 10 + kinds.indexOf(kind);
-          const At = randomF64(h * ro, seed + 1); // unit-major a_h
-          const Bt = randomF64(h * r, seed + 2);
-          const f = randomF64(rows * r, seed + 3);
-          const g = gatesOf(kind, rows, h, seed + 4);
-          const sec: SquaredEdgeSection = { h, ro, r, A: identityA ? undefined : At, B: Bt };
-          // The reference's layouts: A ro × h, B r × h.
-          const A = new Float64Array(ro * h);
-          const B = new Float64Array(r * h);
-          for (let k = 0; k < h; k++) {
-            for (let i = 0; i < ro; i++) A[i * h + k] = identityA ? (i === k ? 1 : 0) : At[k * ro + i]!;
-            for (let j = 0; j < r; j++) B[j * h + k] = Bt[k * r + j]!;
-          }
-          // Sign-pattern order, or a scrambled one (7 is prime to every row count here).
-          const order = kind === 'relu' ? signPatternOrder(g, rows, h) : Uint32Array.from({ length: rows }, (_, n) => (n * 7) % rows);
-          const ref = squaredEdgesF64(A, B, f, g, h, ro, r, order);
-          // Cut into uneven runs, with a short reset interval so that rebuilds happen inside runs.
-          const E = new Float64Array(ro * r);
-          const J = new Float64Array(ro * r);
-          const cuts = unevenRuns(rows);
-          let updates = 0;
-          for (let c = 0; c + 1 < cuts.length; c++) updates += accumulateSquaredEdges(sec, E, J, f, g, order, cuts[c]!, cuts[c + 1]!, 17);
-          expect(errOverScale(E, ref.sum, ref.abs)).toBeLessThan(1e-12);
-          // Constant gates never change: only the rebuilds (run starts, every 17th row) cost updates.
-          let rebuilds = 0;
-          for (let c = 0; c + 1 < cuts.length; c++) rebuilds += Math.ceil((cuts[c + 1]! - cuts[c]!) / 17);
-          if (kind === 'constant') expect(updates).toBe(h * rebuilds);
-        });
+  for (const tc of edgeKernelCases(shapes)) {
+    it(tc.name, () => {
+      const { h, ro, r, rows, kind, identityA } = tc;
+      const { sec, f, g, order } = edgeKernelInputs(tc);
+      // The reference's layouts: A ro × h, B r × h (sec's are unit-major).
+      const A = new Float64Array(ro * h);
+      const B = new Float64Array(r * h);
+      for (let k = 0; k < h; k++) {
+        for (let i = 0; i < ro; i++) A[i * h + k] = identityA ? (i === k ? 1 : 0) : sec.A![k * ro + i]!;
+        for (let j = 0; j < r; j++) B[j * h + k] = sec.B[k * r + j]!;
       }
-    }
+      const ref = squaredEdgesF64(A, B, f, g, h, ro, r, order);
+      // Cut into uneven runs, with a short reset interval so that rebuilds happen inside runs.
+      const E = new Float64Array(ro * r);
+      const J = new Float64Array(ro * r);
+      const cuts = unevenRuns(rows);
+      let updates = 0;
+      for (let c = 0; c + 1 < cuts.length; c++) updates += accumulateSquaredEdges(sec, E, J, f, g, order, cuts[c]!, cuts[c + 1]!, 17);
+      expect(errOverScale(E, ref.sum, ref.abs)).toBeLessThan(1e-12);
+      // Constant gates never change: only the rebuilds (run starts, every 17th row) cost updates.
+      let rebuilds = 0;
+      for (let c = 0; c + 1 < cuts.length; c++) rebuilds += Math.ceil((cuts[c + 1]! - cuts[c]!) / 17);
+      if (kind === 'constant') expect(updates).toBe(h * rebuilds);
+    });
   }
 
   it('pays only for changed gates in sign-pattern order (ReLU)', () => {
@@ -116,54 +91,8 @@ describe('accumulateSquaredEdges (carried Jacobian) = squaredEdgesF64', () => {
 
 // ------------------------------------------------------------------ the whole pass
 
-interface Setup {
-  model: MlpModel;
-  x: Float32Array;
-  n: number;
-  pairs: EdgePair[];
-}
-
-/**
- * A 3-section MLP (ReLU, then `act1`, then linear) with random bases (the pass is linear in C, C⁺
- * and the next C, which need not be a basis pair for the algebra), inputs ~40 % zeros.
- */
-function setup(n: number, act1: 'relu' | 'gelu_tanh' = 'relu'): Setup {
-  const model = randomMlp([9, 17, 13, 5], 7);
-  model.layers[1]!.activation = act1;
-  const x = genericData(n, 9, 8).map((v, t) => ((t * 2654435761) % 10 < 4 ? 0 : v));
-  const rs = [6, 11, 4];
-  const ros = [7, 5, 5];
-  const pairs: EdgePair[] = model.layers.map((l, i) => {
-    const W = foldedWeight(model, i);
-    const dim = l.dIn + 1;
-    const r = rs[i]!;
-    const last = i === model.layers.length - 1;
-    const basis = {
-      name: l.name,
-      dim,
-      r,
-      centred: true,
-      C: randomF64(dim * r, 10 + i).map((v) => v / Math.sqrt(dim)),
-      Cpinv: randomF64(r * dim, 20 + i).map((v) => v / Math.sqrt(dim)),
-      mean: Float64Array.from({ length: dim }, (_, k) => (k === dim - 1 ? 1 : 0.1 * k)),
-    } as unknown as LayerBasis;
-    return {
-      layer: i,
-      inName: l.name,
-      outName: last ? 'output' : model.layers[i + 1]!.name,
-      basis,
-      formula: 'jacobian',
-      Wbar: W.data,
-      dimOut: W.cols,
-      nextC: last ? undefined : randomF64(W.cols * ros[i]!, 30 + i),
-      ro: last ? W.cols : ros[i]!,
-    };
-  });
-  return { model, x, n, pairs };
-}
-
 /** Float64 oracle of one section's E, per datapoint from an unfolded forward pass (SPEC §5.2). */
-function oracle(s: Setup, p: EdgePair, pts: IntegrationPoints): { sum: Float64Array; abs: Float64Array } {
+function oracle(s: EdgePassSetup, p: EdgePair, pts: IntegrationPoints): { sum: Float64Array; abs: Float64Array } {
   const { dim, r, C, Cpinv } = p.basis;
   const h = p.dimOut;
   const acts = forwardF64(s.model, s.x, s.n, act);
@@ -207,7 +136,7 @@ describe('computeEdgesHost', () => {
     { act1: 'relu' as const, method: 'gradient' as const, nInt: 0 },
     { act1: 'gelu_tanh' as const, method: 'gauss-legendre' as const, nInt: 2 },
   ])('equals the float64 oracle to 1e-12 ($act1, $method)', async ({ act1, method, nInt }) => {
-    const s = setup(613, act1);
+    const s = edgePassSetup(613, act1);
     const pts = integrationPoints(method, nInt);
     const E = await computeEdgesHost(s.model, arraySource(s.x, s.n, 9), s.pairs, 200, pts, undefined, { threads: 1 });
     for (const p of s.pairs) {
@@ -217,7 +146,7 @@ describe('computeEdgesHost', () => {
   });
 
   it.each([1, 3])('equals the float64 oracle on %i row(s), on 2 threads (runs left empty)', async (n) => {
-    const s = setup(n);
+    const s = edgePassSetup(n);
     const pts = integrationPoints('gradient', 0);
     const E = await computeEdgesHost(s.model, arraySource(s.x, s.n, 9), s.pairs, 2, pts, undefined, { threads: 2 });
     for (const p of s.pairs) {
@@ -228,7 +157,7 @@ describe('computeEdgesHost', () => {
 
   it('gives the same bits on 1, 2 and 3 threads, and the threads start', async () => {
     expect((await edgeThreads([], { layers: [], upTo: 0, sections: [], alphas: new Float64Array(0), weights: new Float64Array(0) }, 2))?.count).toBe(2);
-    const s = setup(613);
+    const s = edgePassSetup(613);
     const pts = integrationPoints('gradient', 0);
     const src = arraySource(s.x, s.n, 9);
     const one = await computeEdgesHost(s.model, src, s.pairs, 128, pts, undefined, { threads: 1 });
@@ -239,7 +168,7 @@ describe('computeEdgesHost', () => {
   });
 
   it('does not wait for a thread busy with other work (a background eigensolve)', async () => {
-    const s = setup(61);
+    const s = edgePassSetup(61);
     const pts = integrationPoints('gradient', 0);
     const src = arraySource(s.x, s.n, 9);
     const one = await computeEdgesHost(s.model, src, s.pairs, 16, pts, undefined, { threads: 1 });
@@ -260,7 +189,7 @@ describe('computeEdgesHost', () => {
   });
 
   it('shards add up to the whole pass', async () => {
-    const s = setup(613);
+    const s = edgePassSetup(613);
     const pts = integrationPoints('gradient', 0);
     const src = arraySource(s.x, s.n, 9);
     const whole = await computeEdgesHost(s.model, src, s.pairs, 100, pts);
@@ -273,7 +202,7 @@ describe('computeEdgesHost', () => {
   });
 
   it('rejects a section whose basis does not fit its layer', async () => {
-    const s = setup(10);
+    const s = edgePassSetup(10);
     const bad = { ...s.pairs[1]!, layer: 0 };
     await expect(computeEdgesHost(s.model, arraySource(s.x, s.n, 9), [bad], 5, integrationPoints('gradient', 0))).rejects.toThrow(
       /layer 0 does not take 17 inputs/,
@@ -282,7 +211,7 @@ describe('computeEdgesHost', () => {
 
   it('agrees with the GPU pass within its f32 tolerance', async () => {
     const e = await engine();
-    const s = setup(613);
+    const s = edgePassSetup(613);
     const pts = integrationPoints('gradient', 0);
     const src = arraySource(s.x, s.n, 9);
     const host = await computeEdgesHost(s.model, src, s.pairs, 200, pts);
