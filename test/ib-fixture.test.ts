@@ -15,30 +15,23 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
 import { parseConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
-import type { MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { backgroundSolverAvailable } from '../src/host/eigh-worker.js';
 import { useEngine } from './helpers/gpu.js';
-import { columnErrUpToSign, entryRelErr, fmt, loadSyntheticFixture, maxAbs, readSafetensors, relErr, rowErrUpToSign, type HostTensor } from './helpers/ib.js';
+import { entryRelErr, fmt, maxAbs, readSafetensors, relErr, SYNTHETIC_MLP, SYNTHETIC_MLP_NODES, type HostTensor } from './helpers/ib.js';
+import { basisErrUpToSign, edgesBesideRib, useSyntheticFixture } from './helpers/synthetic-fixture.js';
 
-const DIR = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
-const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
+const DIR = SYNTHETIC_MLP;
+const NODES = SYNTHETIC_MLP_NODES;
 const HIDDEN = NODES.slice(0, -1);
 
-let model: MlpModel;
-let x: Float32Array;
-let n: number;
-let d: number;
-
-beforeAll(async () => {
-  ({ model, x, n, d } = await loadSyntheticFixture(DIR));
-});
+const fx = useSyntheticFixture();
 
 const engine = useEngine();
 
 async function build(extra: Record<string, unknown>): Promise<IbResult> {
   const config = parseConfig({ node_layers: NODES, batch_size: 256, threshold_mode: 'relative', truncation_threshold: 1e-6, ...extra });
-  return buildInteractionBasis(await engine(), model, arraySource(x, n, d), config);
+  return buildInteractionBasis(await engine(), fx.model, arraySource(fx.x, fx.n, fx.d), config);
 }
 
 function log(what: string, v: number): void {
@@ -124,8 +117,7 @@ describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats, edges o
   it('C columns and C⁺ rows equal rib up to sign (≤ 1e-5 of their norm); means equal', () => {
     for (const l of HIDDEN) {
       const b = res.bases.get(l)!;
-      const ce = columnErrUpToSign(b.C, ref.get(`${l}/C`)!.data, b.dim, b.r);
-      const pe = rowErrUpToSign(b.Cpinv, ref.get(`${l}/C_pinv`)!.data, b.r, b.dim);
+      const { ce, pe } = basisErrUpToSign(b, ref, l);
       log(`${c.name} ${l} C col err`, ce);
       log(`${c.name} ${l} C⁺ row err`, pe);
       expect(ce, l).toBeLessThan(1e-5);
@@ -136,13 +128,9 @@ describe.each(PATH_CASES)('rib conformance: $name, statistics on $stats, edges o
   });
 
   it('edges match rib (≤ 1e-5 of the matrix maximum)', () => {
-    for (let j = 0; j < NODES.length - 1; j++) {
-      const key = `${NODES[j]}->${NODES[j + 1]}`;
-      const E = res.edges.get(key)!;
-      const rE = ref.get(`edges/${key}/E_hat`)!;
-      expect([E.rows, E.cols], key).toEqual(rE.shape);
-      const e = relErr(E.data, rE.data);
-      const pe = entryRelErr(E.data, rE.data, 1e-3);
+    for (const { key, got, want } of edgesBesideRib(res, ref, NODES)) {
+      const e = relErr(got, want);
+      const pe = entryRelErr(got, want, 1e-3);
       log(`${c.name} ${key} E err / max`, e);
       log(`${c.name} ${key} E per-entry rel err (entries > 1e-3·max)`, pe);
       expect(e, key).toBeLessThan(1e-5);
@@ -177,8 +165,8 @@ describe('background stage-1 eigensolver', () => {
     expect(await backgroundSolverAvailable()).toBe(true); // Node: the thread exists, so this test is not vacuous
     const config = parseConfig({ node_layers: NODES, batch_size: 256, threshold_mode: 'relative', truncation_threshold: 1e-6, ...extra });
     const e = await engine();
-    const one = await buildInteractionBasis(e, model, arraySource(x, n, d), config, { backgroundEigMinOrder: Infinity });
-    const bg = await buildInteractionBasis(e, model, arraySource(x, n, d), config, { backgroundEigMinOrder: 0 });
+    const one = await buildInteractionBasis(e, fx.model, arraySource(fx.x, fx.n, fx.d), config, { backgroundEigMinOrder: Infinity });
+    const bg = await buildInteractionBasis(e, fx.model, arraySource(fx.x, fx.n, fx.d), config, { backgroundEigMinOrder: 0 });
     for (const [name, b] of one.bases) {
       const g = bg.bases.get(name)!;
       expect(g.r, name).toBe(b.r);

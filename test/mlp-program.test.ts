@@ -18,28 +18,22 @@ import { parseConfig } from '../src/ib/config.js';
 import type { IbResult } from '../src/ib/pipeline.js';
 import { act } from '../src/model/activations.js';
 import { compileMlp, foldedInput } from '../src/model/mlp-program.js';
-import type { MlpModel } from '../src/model/mlp.js';
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { buildTransformerF64 } from '../src/transformer/pipeline.js';
 import { IbgpuError } from '../src/errors.js';
 import { runIbgpu } from './helpers/cli.js';
-import { columnErrUpToSign, loadSyntheticFixture, writeSyntheticMlpBuild, readSafetensors, relErr, rowErrUpToSign, type HostTensor } from './helpers/ib.js';
+import { readSafetensors, relErr, SYNTHETIC_MLP, SYNTHETIC_MLP_NODES, writeSyntheticMlpBuild, type HostTensor } from './helpers/ib.js';
+import { basisErrUpToSign, edgesBesideRib, useSyntheticFixture } from './helpers/synthetic-fixture.js';
 
-const DIR = new URL('./fixtures/synthetic-mlp', import.meta.url).pathname;
-const NODES = ['layers.0', 'layers.1', 'layers.2', 'output'];
+const DIR = SYNTHETIC_MLP;
+const NODES = SYNTHETIC_MLP_NODES;
 const HIDDEN = NODES.slice(0, -1);
 
-let model: MlpModel;
-let x: Float32Array;
-let n: number;
-let d: number;
-
-beforeAll(async () => {
-  ({ model, x, n, d } = await loadSyntheticFixture(DIR));
-});
+const fx = useSyntheticFixture();
 
 describe('compileMlp', () => {
   it('node-layer activations are the folded float64 forward pass, also for a section spanning two layers', () => {
+    const { model, x, n, d } = fx;
     const ref = forwardF64(model, x, n, act);
     for (const nodes of [NODES, ['layers.0', 'layers.2', 'output'], ['layers.1', 'output']]) {
       const mp = compileMlp(model, nodes);
@@ -74,17 +68,17 @@ describe('compileMlp', () => {
       }
       return undefined;
     };
-    expect(codeOf(() => compileMlp(model, ['layers.0', 'layers.9']))).toBe('BAD_CONFIG');
-    expect(codeOf(() => compileMlp(model, ['output', 'layers.1']))).toBe('BAD_CONFIG');
-    expect(codeOf(() => compileMlp(model, ['layers.2', 'layers.1']))).toBe('BAD_CONFIG');
-    expect(codeOf(() => compileMlp(model, ['layers.1']))).toBe('BAD_CONFIG');
+    expect(codeOf(() => compileMlp(fx.model, ['layers.0', 'layers.9']))).toBe('BAD_CONFIG');
+    expect(codeOf(() => compileMlp(fx.model, ['output', 'layers.1']))).toBe('BAD_CONFIG');
+    expect(codeOf(() => compileMlp(fx.model, ['layers.2', 'layers.1']))).toBe('BAD_CONFIG');
+    expect(codeOf(() => compileMlp(fx.model, ['layers.1']))).toBe('BAD_CONFIG');
   });
 });
 
 describe('what the program passes do not compute', () => {
   it('functional edges are refused, not silently replaced by squared ones', async () => {
     const config = parseConfig({ node_layers: NODES, edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 2, device: 'cpu' });
-    await expect(buildTransformerF64(compileMlp(model, NODES), foldedInput(x.subarray(0, 64 * d), 64, d), 64, 1, config)).rejects.toThrow(
+    await expect(buildTransformerF64(compileMlp(fx.model, NODES), foldedInput(fx.x.subarray(0, 64 * fx.d), 64, fx.d), 64, 1, config)).rejects.toThrow(
       /edge_formula 'functional' is not available/,
     );
   });
@@ -104,7 +98,7 @@ describe.each(CASES)('the float64 program pipeline on the MLP reproduces rib: $n
     ref = await readSafetensors(`${DIR}/rib-reference/${c.name}.safetensors`);
     // rib's own configuration: batch 256, absolute τ = 1e-10, squared edges, gradient integration.
     const config = parseConfig({ node_layers: NODES, batch_size: 256, truncation_threshold: 1e-10, threshold_mode: 'absolute', device: 'cpu', ...c.extra });
-    res = await buildTransformerF64(compileMlp(model, NODES), foldedInput(x, n, d), n, 1, config);
+    res = await buildTransformerF64(compileMlp(fx.model, NODES), foldedInput(fx.x, fx.n, fx.d), fx.n, 1, config);
   });
 
   it("keeps rib's dimensions", () => {
@@ -121,9 +115,7 @@ describe.each(CASES)('the float64 program pipeline on the MLP reproduces rib: $n
 
   it('C columns and C⁺ rows equal rib up to sign (≤ 1e-9 of their norm)', () => {
     for (const l of HIDDEN) {
-      const b = res.bases.get(l)!;
-      const ce = columnErrUpToSign(b.C, ref.get(`${l}/C`)!.data, b.dim, b.r);
-      const pe = rowErrUpToSign(b.Cpinv, ref.get(`${l}/C_pinv`)!.data, b.r, b.dim);
+      const { ce, pe } = basisErrUpToSign(res.bases.get(l)!, ref, l);
       console.log(`${c.name} ${l} C col err ${ce.toExponential(2)}, C⁺ row err ${pe.toExponential(2)}`);
       expect(ce, l).toBeLessThan(1e-9);
       expect(pe, l).toBeLessThan(1e-9);
@@ -131,12 +123,8 @@ describe.each(CASES)('the float64 program pipeline on the MLP reproduces rib: $n
   });
 
   it('edges equal rib (≤ 1e-6 of the matrix maximum: rib accumulates them in float32)', () => {
-    for (let j = 0; j < NODES.length - 1; j++) {
-      const key = `${NODES[j]}->${NODES[j + 1]}`;
-      const E = res.edges.get(key)!;
-      const rE = ref.get(`edges/${key}/E_hat`)!;
-      expect([E.rows, E.cols], key).toEqual(rE.shape);
-      const e = relErr(E.data, rE.data);
+    for (const { key, got, want } of edgesBesideRib(res, ref, NODES)) {
+      const e = relErr(got, want);
       console.log(`${c.name} ${key} E err / max: ${e.toExponential(2)}`);
       expect(e, key).toBeLessThan(1e-6);
     }
