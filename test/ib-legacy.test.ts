@@ -13,7 +13,7 @@ import type { Activation } from '../src/model/activations.js';
 import { parseConfig, type BuildConfig } from '../src/ib/config.js';
 import { arraySource } from '../src/ib/data.js';
 import { layerIdentities } from '../src/ib/identities.js';
-import { integrationPoints, type IntegrationMethod } from '../src/ib/integration.js';
+import { integrationPoints, type IntegrationMethod, type IntegrationPoints } from '../src/ib/integration.js';
 import { foldedWeight, type MlpModel } from '../src/model/mlp.js';
 import { buildInteractionBasis, type IbResult } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
@@ -194,7 +194,6 @@ describe('CPU reference against finite differences', () => {
 // ------------------------------------------------------------------------------------ pipeline vs reference
 
 interface Case {
-  name: string;
   formula: LegacyFormulaRef;
   act: Activation;
   center: boolean;
@@ -204,32 +203,21 @@ interface Case {
   seed: number;
 }
 
-const CASES: Case[] = [
-  { name: '(1-0)*alpha relu centred gradient', formula: '(1-0)*alpha', act: 'relu', center: true, method: 'gradient', n: 0, edges: 'squared', seed: 31 },
-  { name: '(1-0)*alpha gelu uncentred GL4', formula: '(1-0)*alpha', act: 'gelu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 32 },
-  {
-    name: '(1-0)*alpha identity uncentred trap3',
-    formula: '(1-0)*alpha',
-    act: 'identity',
-    center: false,
-    method: 'trapezoidal',
-    n: 3,
-    edges: 'functional',
-    seed: 33,
-  },
-  { name: '(1-alpha)^2 gelu centred trap3', formula: '(1-alpha)^2', act: 'gelu', center: true, method: 'trapezoidal', n: 3, edges: 'functional', seed: 34 },
-  { name: '(1-alpha)^2 relu uncentred GL4', formula: '(1-alpha)^2', act: 'relu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 35 },
-  {
-    name: '(1-alpha)^2 identity centred GL4',
-    formula: '(1-alpha)^2',
-    act: 'identity',
-    center: true,
-    method: 'gauss-legendre',
-    n: 4,
-    edges: 'functional',
-    seed: 36,
-  },
+/** A case's name, from its fields: formula, activation, centring, and the rule with its n. */
+function caseName(c: Case): string {
+  const rule = c.method === 'gradient' ? 'gradient' : `${c.method === 'gauss-legendre' ? 'GL' : 'trap'}${c.n}`;
+  return `${c.formula} ${c.act} ${c.center ? 'centred' : 'uncentred'} ${rule}`;
+}
+
+const ROWS: Case[] = [
+  { formula: '(1-0)*alpha', act: 'relu', center: true, method: 'gradient', n: 0, edges: 'squared', seed: 31 },
+  { formula: '(1-0)*alpha', act: 'gelu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 32 },
+  { formula: '(1-0)*alpha', act: 'identity', center: false, method: 'trapezoidal', n: 3, edges: 'functional', seed: 33 },
+  { formula: '(1-alpha)^2', act: 'gelu', center: true, method: 'trapezoidal', n: 3, edges: 'functional', seed: 34 },
+  { formula: '(1-alpha)^2', act: 'relu', center: false, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 35 },
+  { formula: '(1-alpha)^2', act: 'identity', center: true, method: 'gauss-legendre', n: 4, edges: 'functional', seed: 36 },
 ];
+const CASES = ROWS.map((c) => ({ ...c, name: caseName(c) }));
 
 const N = 601; // prime: no batch size divides it
 
@@ -374,27 +362,38 @@ describe.each(CASES)('$name', (c) => {
   });
 });
 
+/**
+ * A GELU model3 (seed) on N inputs (seed 100 + seed) built with functional edges and Gauss–Legendre
+ * n = 2 over NODES, or as `extra` says; with the integration points and the folded float64
+ * activations that the per-datapoint references need.
+ */
+async function geluFunctionalBuild(
+  seed: number,
+  extra: Record<string, unknown>,
+): Promise<{ model: MlpModel; pts: IntegrationPoints; res: IbResult; acts: Float64Array[] }> {
+  const model = model3('gelu', seed);
+  const x = genericData(N, 6, 100 + seed);
+  const pts = integrationPoints('gauss-legendre', 2);
+  const config = parseConfig({
+    node_layers: NODES,
+    edge_formula: 'functional',
+    integration_method: 'gauss-legendre',
+    n_intervals: 2,
+    batch_size: 256,
+    ...extra,
+  });
+  const res = await buildInteractionBasis(await engine(), model, arraySource(x, N, 6), config);
+  return { model, pts, res, acts: foldedActs(model, x, N).acts };
+}
+
 describe('rotated final node layer (PCA of layers.2, no output node)', () => {
   // The section into a PCA-rotated node layer sees Ĉ = its (unscaled) PCA basis through P = ĈĈᵀ.
   it('layers.1 and layers.0 match the reference built through the same final basis', async () => {
-    const model = model3('gelu', 43);
-    const x = genericData(N, 6, 143);
-    const pts = integrationPoints('gauss-legendre', 2);
-    const res = await buildInteractionBasis(
-      await engine(),
-      model,
-      arraySource(x, N, 6),
-      parseConfig({
-        node_layers: NODES.slice(0, 3),
-        rotate_final_node_layer: true,
-        basis_formula: '(1-alpha)^2',
-        integration_method: 'gauss-legendre',
-        n_intervals: 2,
-        edge_formula: 'functional',
-        batch_size: 256,
-      }),
-    );
-    const acts = foldedActs(model, x, N).acts;
+    const { model, pts, res, acts } = await geluFunctionalBuild(43, {
+      node_layers: NODES.slice(0, 3),
+      rotate_final_node_layer: true,
+      basis_formula: '(1-alpha)^2',
+    });
     let Cn = res.bases.get('layers.2')!.C;
     let ro = res.bases.get('layers.2')!.r;
     for (let j = 1; j >= 0; j--) {
@@ -419,22 +418,7 @@ describe('rotated final node layer (PCA of layers.2, no output node)', () => {
 describe('functional edges on a jacobian basis (gelu, centred, gauss-legendre n = 2)', () => {
   // Edges do not depend on how the basis was made: the same per-datapoint reference applies.
   it('match the f64 reference (measured ≤ 1.9e-6 of the maximum; bound 1e-3)', async () => {
-    const model = model3('gelu', 42);
-    const x = genericData(N, 6, 142);
-    const pts = integrationPoints('gauss-legendre', 2);
-    const res = await buildInteractionBasis(
-      await engine(),
-      model,
-      arraySource(x, N, 6),
-      parseConfig({
-        node_layers: NODES,
-        edge_formula: 'functional',
-        integration_method: 'gauss-legendre',
-        n_intervals: 2,
-        batch_size: 256,
-      }),
-    );
-    const acts = foldedActs(model, x, N).acts;
+    const { model, pts, res, acts } = await geluFunctionalBuild(42, {});
     for (let j = 0; j < 3; j++) {
       const key = `${NODES[j]}->${NODES[j + 1]}`;
       const nb = res.bases.get(NODES[j + 1]!);
