@@ -16,29 +16,9 @@ import { blockPairs, eighGpu, selfCheck } from '../src/kernels/eigh.js';
 import { useEngine } from './helpers/gpu.js';
 import { gaussian, rng } from './helpers/random.js';
 import { randomSymmetric, rankDeficientGram, withSpectrum } from './helpers/spectra.js';
+import { eigQuality } from './helpers/eig-quality.js';
 
 const U = 2 ** -24;
-
-function quality(a: Float64Array, n: number, values: Float64Array, vectors: Float64Array): { res: number; orth: number } {
-  let r2 = 0;
-  let a2 = 0;
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < n; k++) {
-      let s = 0;
-      for (let j = 0; j < n; j++) s += a[i * n + j]! * vectors[j * n + k]!;
-      r2 += (s - values[k]! * vectors[i * n + k]!) ** 2;
-      a2 += a[i * n + k]! ** 2;
-    }
-  }
-  let orth = 0;
-  for (let k = 0; k < n; k++)
-    for (let l = k; l < n; l++) {
-      let s = 0;
-      for (let i = 0; i < n; i++) s += vectors[i * n + k]! * vectors[i * n + l]!;
-      orth = Math.max(orth, Math.abs(s - (k === l ? 1 : 0)));
-    }
-  return { res: Math.sqrt(r2) / (a2 > 0 ? Math.sqrt(a2) : 1), orth };
-}
 
 function maxAbs(v: Float64Array): number {
   let m = 0;
@@ -114,7 +94,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const g = await eighGpu(e, a, n);
     expect(g.converged).toBe(true);
     for (let k = 1; k < n; k++) expect(g.values[k]!).toBeLessThanOrEqual(g.values[k - 1]!);
-    const q32 = quality(a, n, g.values, g.vectors);
+    const q32 = eigQuality(a, n, g.values, g.vectors);
     expect(q32.res).toBeLessThan(n * U);
     expect(q32.orth).toBeLessThan(n * U);
     for (let k = 0; k < n; k++) expect(Math.abs(g.values[k]! - ref.values[k]!)).toBeLessThan(n * U * norm);
@@ -122,7 +102,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const r = await eigh(e, a, n, { solver: 'gpu' });
     expect(r.fallback).toBe(false);
     for (let k = 0; k < n; k++) expect(Math.abs(r.values[k]! - ref.values[k]!)).toBeLessThan(1e-12 * norm);
-    const q64 = quality(a, n, r.values, r.vectors);
+    const q64 = eigQuality(a, n, r.values, r.vectors);
     expect(q64.res).toBeLessThan(1e-13);
     expect(q64.orth).toBeLessThan(1e-13);
     expect(r.residual).toBeLessThan(1e-13);
@@ -164,7 +144,7 @@ describe('eighGpu (f32 block Jacobi) and eigh (refined)', () => {
     const e = await engine();
     const z = await eighGpu(e, new Float64Array(17 * 17), 17);
     expect([...z.values]).toEqual(new Array(17).fill(0));
-    expect(quality(new Float64Array(17 * 17), 17, z.values, z.vectors).orth).toBe(0);
+    expect(eigQuality(new Float64Array(17 * 17), 17, z.values, z.vectors).orth).toBe(0);
     const rz = await eigh(e, new Float64Array(9), 3, { solver: 'gpu' });
     expect([...rz.values]).toEqual([0, 0, 0]);
   });
@@ -242,7 +222,7 @@ describe('refineEig (CPU, float64)', () => {
     const g = gaussian(rng(4));
     const noisy = ref.vectors.map((x) => x + 1e-4 * g());
     const r = refineEig(a, n, { values: ref.values, vectors: noisy });
-    const q = quality(a, n, r.values, r.vectors);
+    const q = eigQuality(a, n, r.values, r.vectors);
     expect(q.res).toBeLessThan(1e-13);
     expect(q.orth).toBeLessThan(1e-13);
     for (let k = 0; k < n; k++) expect(Math.abs(r.values[k]! - [...lambda].sort((x, y) => y - x)[k]!)).toBeLessThan(1e-12 * 3);
