@@ -6,13 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { matmulAbsF64, matmulF64 } from '../src/cpu/matmul.js';
 import { symEig } from '../src/cpu/eigh.js';
-import { LOAD_COST_TABLE, loadCostF64 } from '../src/cpu/load-cost.js';
 import { eighGpu } from '../src/kernels/eigh.js';
-import { loadCost, loadCostData } from '../src/kernels/load-cost.js';
+import { loadCostData } from '../src/kernels/load-cost.js';
 import { matmulHost, matmulTolerance, type MatmulShape, type MatmulVariantName } from '../src/kernels/matmul.js';
 import type { Engine } from '../src/runtime/engine.js';
 import { useSwiftShader } from './helpers/gpu.js';
 import { randomF32 } from './helpers/random.js';
+import { LOAD_COST_TOL, loadCostWorstError } from './helpers/load-cost.js';
 
 const U = 2 ** -24;
 const swiftshader = useSwiftShader();
@@ -56,17 +56,8 @@ describe('barrier / workgroup-memory kernels on SwiftShader Vulkan', () => {
   it('load_cost workgroup mode (one barrier after filling workgroup memory)', async (ctx) => {
     const e = need(ctx);
     if (!e) return;
-    const data = loadCostData(3);
     const c = { mode: 'workgroup' as const, scalar: false, k: 3, steps: 300, workgroups: 3, wg: 256 };
-    const buf = e.upload(data, 'data');
-    const out = e.alloc(c.workgroups * c.wg * 4, 'out');
-    loadCost(e, buf, data.subarray(0, LOAD_COST_TABLE * 4), out, c);
-    const got = await e.readF32(out, c.workgroups * c.wg);
-    e.release(buf, out);
-    const ref = loadCostF64(data, c);
-    let worst = 0;
-    for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(got[i]! - ref[i]!));
-    expect(worst).toBeLessThanOrEqual(64 * U); // bound derived in test/load-cost.test.ts
+    expect(await loadCostWorstError(e, c, loadCostData(3))).toBeLessThanOrEqual(LOAD_COST_TOL);
   }, 60_000);
 
   it('eighGpu (block Jacobi: barriers between rotation phases) converges to the float64 eigenvalues', async (ctx) => {

@@ -1,36 +1,16 @@
 // The load-cost microbenchmark kernel computes what its float64 reference says, in every mode,
 // so the benchmark (bench/load-cost.bench.ts) times real work: a loop cut short by llvmpipe's
 // iteration cap, a wrong index or code the compiler dropped changes the outputs by O(0.1).
+// Outputs are held to LOAD_COST_TOL (its bound is derived in test/helpers/load-cost.ts).
 import { describe, expect, it } from 'vitest';
 import { IbgpuError } from '../src/errors.js';
-import { LOAD_COST_MODES, LOAD_COST_TABLE, loadCostF64, type LoadCostCase } from '../src/cpu/load-cost.js';
+import { LOAD_COST_MODES, LOAD_COST_TABLE, loadCostF64 } from '../src/cpu/load-cost.js';
 import { loadCost, loadCostData, loadCostKernel, maxLoadCostSteps } from '../src/kernels/load-cost.js';
 import { packParams } from '../src/runtime/params.js';
 import { useEngine } from './helpers/gpu.js';
-
-// Tolerance: each FMA step a <- a*v + c with |v| <= 0.5, |a| <= 0.5 adds at most one rounding of
-// 2^-24 * 0.5 and contracts earlier errors by |v| <= 0.5, so each of the 8 accumulators is within
-// 2^-24 of its float64 value (2x for a non-fused mul+add); the final sum of 8 values adds 8
-// roundings of at most 4 * 2^-24. 64 * 2^-24 (3.8e-6) covers all of it.
-const TOL = 64 * 2 ** -24;
+import { LOAD_COST_TOL, loadCostWorstError } from './helpers/load-cost.js';
 
 const engine = useEngine();
-
-async function run(c: LoadCostCase, data: Float32Array): Promise<number> {
-  const e = await engine();
-  const buf = e.upload(data, 'load-cost-data');
-  const out = e.alloc(c.workgroups * c.wg * 4, 'load-cost-out');
-  loadCost(e, buf, data.subarray(0, LOAD_COST_TABLE * 4), out, c);
-  const got = await e.readF32(out, c.workgroups * c.wg);
-  e.release(buf, out);
-  const ref = loadCostF64(data, c);
-  let worst = 0;
-  for (let i = 0; i < ref.length; i++) {
-    const d = Math.abs(got[i]! - ref[i]!);
-    if (!(d <= worst)) worst = Number.isNaN(d) ? Infinity : d;
-  }
-  return worst;
-}
 
 describe('load_cost kernel vs float64 reference', () => {
   const data = loadCostData(7);
@@ -43,7 +23,7 @@ describe('load_cost kernel vs float64 reference', () => {
           [3, 300, 1],
           [16, 61, 2],
         ] as const) {
-          expect(await run({ mode, scalar, k, steps, workgroups, wg }, data)).toBeLessThanOrEqual(TOL);
+          expect(await loadCostWorstError(await engine(), { mode, scalar, k, steps, workgroups, wg }, data)).toBeLessThanOrEqual(LOAD_COST_TOL);
         }
       }, 30_000);
     }
@@ -53,7 +33,9 @@ describe('load_cost kernel vs float64 reference', () => {
     const k = 16;
     const steps = maxLoadCostSteps(k);
     expect(steps * (k + 1)).toBeLessThan(65535);
-    expect(await run({ mode: 'coalesced', scalar: false, k, steps, workgroups: 1, wg: 256 }, data)).toBeLessThanOrEqual(TOL);
+    expect(await loadCostWorstError(await engine(), { mode: 'coalesced', scalar: false, k, steps, workgroups: 1, wg: 256 }, data)).toBeLessThanOrEqual(
+      LOAD_COST_TOL,
+    );
   }, 30_000);
 
   it('rejects step counts past the loop cap and bad workgroup sizes', async () => {
@@ -84,7 +66,7 @@ describe('load_cost kernel vs float64 reference', () => {
     });
     const got = await e.readF32(out, c.workgroups * c.wg);
     const ref = loadCostF64(data, c);
-    for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(TOL);
+    for (let i = 0; i < ref.length; i++) expect(Math.abs(got[i]! - ref[i]!)).toBeLessThanOrEqual(LOAD_COST_TOL);
     const bad = (offset: number, size: number) => () =>
       e.dispatch(loadCostKernel, {
         bindings: { data: buf, out, params: packParams(loadCostKernel, { steps: 1 }), table: { buffer: u, offset, size } },
