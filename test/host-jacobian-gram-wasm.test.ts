@@ -13,6 +13,7 @@ import { HostDegeneracyAccumulator } from '../src/host/degeneracy.js';
 import { jacobianGramInstance } from '../src/host/jacobian-gram-wasm.js';
 import { WasmLayout } from '../src/host/wasm/load.js';
 import { rng } from './helpers/random.js';
+import { randomMlpModel } from './helpers/random-mlp-model.js';
 
 afterEach(() => {
   delete process.env['IBGPU_HOST_WASM'];
@@ -117,21 +118,6 @@ describe('jacobian_gram kernels', () => {
   });
 });
 
-function randomModel(widths: number[], acts: Activation[], seed: number, zeros: boolean): MlpModel {
-  const r = rng(seed);
-  const w = () => (zeros && r() < 0.15 ? (r() < 0.5 ? 0 : -0) : (r() - 0.5) * 1.5);
-  return {
-    layers: acts.map((activation, i) => ({
-      name: `layers.${i}`,
-      dIn: widths[i]!,
-      dOut: widths[i + 1]!,
-      activation,
-      W: Float32Array.from({ length: widths[i]! * widths[i + 1]! }, w),
-      b: Float32Array.from({ length: widths[i + 1]! }, () => 0.3 * (r() - 0.3)),
-    })),
-  };
-}
-
 function accumulate(model: MlpModel, layers: number[], x: Float32Array, n: number, batch: number) {
   const d = model.layers[0]!.dIn;
   const acc = new HostDegeneracyAccumulator(model, layers);
@@ -159,7 +145,7 @@ describe('host degeneracy observer with the WebAssembly loops', () => {
       const d = c.widths[0]!;
       const r = rng(50 + ci);
       const x = Float32Array.from({ length: n * d }, () => (r() < 0.6 ? Math.fround(r() * 2 - 0.4) : 0));
-      const model = randomModel(c.widths, c.acts, 7 + ci, c.zeros);
+      const model = randomMlpModel(c.widths, c.acts, 7 + ci, c.zeros);
       const wasm = accumulate(model, c.layers, x, n, 263);
       process.env['IBGPU_HOST_WASM'] = '0';
       const js = accumulate(model, c.layers, x, n, 263);

@@ -19,7 +19,6 @@ import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { collectStats, type StatsPlan, type StatsResult } from '../src/ib/stats.js';
 import { forwardSampleF64 } from '../src/cpu/mlp-forward.js';
 import { actGrad, type Activation } from '../src/model/activations.js';
-import type { MlpModel } from '../src/model/mlp.js';
 import { HostGateStats, HostGramF64 } from '../src/host/stats.js';
 import { forwardRowsHost } from '../src/host/mlp-forward.js';
 import { HostDegeneracyAccumulator } from '../src/host/degeneracy.js';
@@ -32,6 +31,7 @@ import { timeStatsPaths } from '../src/ib/stats-timing.js';
 import { useEngine } from './helpers/gpu.js';
 import { maxAbs, maxAbsDiff } from './helpers/ib.js';
 import { rng } from './helpers/random.js';
+import { randomMlpModel } from './helpers/random-mlp-model.js';
 
 /** rows×d values, each non-zero with probability p (uniform in (0, 1], like pixel intensities). */
 function sparseData(rows: number, d: number, p: number, seed: number): Float32Array {
@@ -39,20 +39,6 @@ function sparseData(rows: number, d: number, p: number, seed: number): Float32Ar
   const x = new Float32Array(rows * d);
   for (let k = 0; k < x.length; k++) if (r() < p) x[k] = Math.fround(1 - r());
   return x;
-}
-
-function randomModel(widths: number[], acts: Activation[], seed: number): MlpModel {
-  const r = rng(seed);
-  return {
-    layers: acts.map((activation, i) => ({
-      name: `layers.${i}`,
-      dIn: widths[i]!,
-      dOut: widths[i + 1]!,
-      activation,
-      W: Float32Array.from({ length: widths[i]! * widths[i + 1]! }, () => (r() - 0.5) * 1.5),
-      b: Float32Array.from({ length: widths[i + 1]! }, () => 0.3 * (r() - 0.3)),
-    })),
-  };
 }
 
 /** Naive float64 Σ(x − s)(x − s)ᵀ and Σx. */
@@ -128,7 +114,7 @@ describe('collectStats on the host', () => {
   const n = 301;
   const d = 37;
   const x = sparseData(n, d, 0.2, 11);
-  const model = randomModel([d, 12, 5, 3], ['relu', 'relu', 'identity'], 3);
+  const model = randomMlpModel([d, 12, 5, 3], ['relu', 'relu', 'identity'], 3);
   const pts = integrationPoints('gradient', 0);
   const plan: StatsPlan = {
     nodes: [0, 1, 2].map((act) => ({ act, name: `layers.${act}`, folded: true })),
@@ -230,7 +216,7 @@ describe('the build honours stage_paths.stats', () => {
   it("'host' runs no kernel in the statistics (edges off), 'gpu' does; both give the same bases", async () => {
     const n = 200;
     const x = sparseData(n, 13, 0.5, 21);
-    const model = randomModel([13, 9, 6, 4], ['relu', 'relu', 'identity'], 5);
+    const model = randomMlpModel([13, 9, 6, 4], ['relu', 'relu', 'identity'], 5);
     const base = {
       node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'],
       batch_size: 64,
@@ -266,7 +252,7 @@ describe('host degeneracy observer', () => {
     const n = 173;
     const d = 19;
     const x = sparseData(n, d, 0.4, 31);
-    const model = randomModel([d, 23, 17, 7, 5], acts, 9);
+    const model = randomMlpModel([d, 23, 17, 7, 5], acts, 9);
     const layers = [0, 1, 2, 3];
     const acc = new HostDegeneracyAccumulator(model, layers);
     for (let s = 0; s < n; s += 40) {
@@ -297,7 +283,7 @@ describe('host degeneracy observer on its own thread', () => {
     const n = 211;
     const d = 17;
     const x = sparseData(n, d, 0.4, 41);
-    const model = randomModel([d, 13, 11, 4], ['relu', 'relu', 'identity'], 12);
+    const model = randomMlpModel([d, 13, 11, 4], ['relu', 'relu', 'identity'], 12);
     const layers = [0, 1, 2];
     const here = new HostDegeneracyAccumulator(model, layers);
     const there = await startDegeneracyThread(model, layers);
