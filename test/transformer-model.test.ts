@@ -41,44 +41,29 @@ const VARIANTS: Record<string, TransformerConfig> = {
 /** §1.5: width of every node layer. */
 function expectedWidth(c: TransformerConfig, id: string): number {
   const { d_model: d, n_heads: H, d_head: dh, d_mlp: m, d_vocab: V } = c;
-  const type = id.split('.')[0]!;
   const ln = c.normalization_type !== null;
   const par = c.parallel_attn_mlp;
-  switch (type) {
-    case 'add_embed':
-      return 2 * d + 2;
-    case 'ln1':
-      return d + 1;
-    case 'ln1_out':
-      return ln ? d + 2 : d + 1;
-    case 'attn_in':
-      return 2 * d + 2;
-    case 'attn_out':
-      return 3 * H * dh + H + d + 1;
-    case 'add_resid1':
-      return 2 * d + 2;
-    case 'ln2':
-      return par ? 2 * d + 2 : d + 1;
-    case 'ln2_out':
-      return par ? 2 * d + 3 : ln ? d + 2 : d + 1;
-    case 'mlp_in':
-      return 2 * d + 2;
-    case 'mlp_act':
-      return m + d + 2;
-    case 'mlp_out':
-      return m + d + 2;
-    case 'add_resid2':
-      return 2 * d + 2;
-    case 'ln_final':
-      return d + 1;
-    case 'ln_final_out':
-      return ln ? d + 2 : d + 1;
-    case 'unembed':
-      return d + 1;
-    case 'output':
-      return V;
-  }
-  throw new Error(id);
+  const widths: Record<string, number> = {
+    add_embed: 2 * d + 2,
+    ln1: d + 1,
+    ln1_out: ln ? d + 2 : d + 1,
+    attn_in: 2 * d + 2,
+    attn_out: 3 * H * dh + H + d + 1,
+    add_resid1: 2 * d + 2,
+    ln2: par ? 2 * d + 2 : d + 1,
+    ln2_out: par ? 2 * d + 3 : ln ? d + 2 : d + 1,
+    mlp_in: 2 * d + 2,
+    mlp_act: m + d + 2,
+    mlp_out: m + d + 2,
+    add_resid2: 2 * d + 2,
+    ln_final: d + 1,
+    ln_final_out: ln ? d + 2 : d + 1,
+    unembed: d + 1,
+    output: V,
+  };
+  const w = widths[id.split('.')[0]!];
+  if (w === undefined) throw new Error(id);
+  return w;
 }
 
 function tokens(n: number, P: number, V: number, seed: number): number[] {
