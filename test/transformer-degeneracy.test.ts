@@ -151,17 +151,27 @@ describe('transformer MLP-block degeneracy', () => {
   const engine = useEngine();
   const gpu = (t: Case) => async (mp: ModelProgram) => gpuPassesFactory(await engine())(mp, t.tok, t.n, t.P);
 
+  /**
+   * Case t's report through the float64 passes, checked, with the report through the GPU passes,
+   * against the float64 reference `ref`: the same counts, and spectra within 1e-6 (f64) and 1e-4
+   * (the GPU's f32 statistics).
+   */
+  async function measuredLikeReference(t: Case, ref: DegeneracyReport): Promise<DegeneracyReport> {
+    const cpu = await measured(t, f64(t));
+    const onGpu = await measured(t, gpu(t));
+    expect(cpu.sections.map(counts)).toEqual(ref.sections.map(counts));
+    expect(onGpu.sections.map(counts)).toEqual(ref.sections.map(counts));
+    expectSpectraClose(cpu, ref, 1e-6);
+    expectSpectraClose(onGpu, ref, 1e-4);
+    return cpu;
+  }
+
   const planted: Case = { model: plant(tiny({}, 11)), tok: tokens(40, 3, 11, 5), n: 40, P: 3, lastPos: 'add_resid1' };
 
   it('finds the planted duplicate, dead and always-on units, with the counts of the float64 reference (f64 and GPU passes)', async () => {
     const { rep: ref, margin } = referenceReport(planted);
     expect(margin, 'no pre-activation near a kink').toBeGreaterThan(1e-4);
-    const cpu = await measured(planted, f64(planted));
-    const onGpu = await measured(planted, gpu(planted));
-    expect(cpu.sections.map(counts)).toEqual(ref.sections.map(counts));
-    expect(onGpu.sections.map(counts)).toEqual(ref.sections.map(counts));
-    expectSpectraClose(cpu, ref, 1e-6);
-    expectSpectraClose(onGpu, ref, 1e-4);
+    const cpu = await measuredLikeReference(planted, ref);
     const sync = cpu.sections[0]!.sync!;
     expect(sync.dead).toEqual([2]);
     expect(sync.always_on).toEqual([3, 4]);
@@ -223,12 +233,7 @@ describe('transformer MLP-block degeneracy', () => {
       lastPos: 'unembed',
     };
     const { rep: ref } = referenceReport(t);
-    const cpu = await measured(t, f64(t));
-    const onGpu = await measured(t, gpu(t));
-    expect(cpu.sections.map(counts)).toEqual(ref.sections.map(counts));
-    expect(onGpu.sections.map(counts)).toEqual(ref.sections.map(counts));
-    expectSpectraClose(cpu, ref, 1e-6);
-    expectSpectraClose(onGpu, ref, 1e-4);
+    const cpu = await measuredLikeReference(t, ref);
     expect(cpu.sections.map((s) => s.section)).toEqual([
       'mlp_in.0 -> mlp_act.0',
       'mlp_out.0 -> add_resid2.0',
