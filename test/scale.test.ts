@@ -36,7 +36,7 @@ import {
   type StageContext,
 } from '../src/ib/staged.js';
 import { useEngine } from './helpers/gpu.js';
-import { columnErrUpToSign, transpose } from './helpers/ib.js';
+import { columnErrUpToSign, maxAbs, transpose } from './helpers/ib.js';
 
 /** max |a − b| / max |b|. */
 function relDiff(a: Float64Array, b: Float64Array): number {
@@ -88,15 +88,7 @@ async function expectSame(refDir: string, dir: string): Promise<number> {
     expect(Object.keys(b).sort()).toEqual(Object.keys(a).sort());
     for (const k of Object.keys(a)) {
       expect(b[k]!.shape, `${f}:${k}`).toEqual(a[k]!.shape); // same kept dimensions
-      const x = toFloat64(a[k]!);
-      const y = toFloat64(b[k]!);
-      let mx = 0;
-      let d = 0;
-      for (let i = 0; i < x.length; i++) {
-        mx = Math.max(mx, Math.abs(x[i]!));
-        d = Math.max(d, Math.abs(x[i]! - y[i]!));
-      }
-      const rel = mx > 0 ? d / mx : d;
+      const rel = relDiff(toFloat64(b[k]!), toFloat64(a[k]!));
       expect(rel, `${f}:${k}`).toBeLessThanOrEqual(1e-12);
       worst = Math.max(worst, rel);
     }
@@ -117,6 +109,24 @@ describe('sharded builds across processes', () => {
   let d = '';
   let cfg = '';
   let ref = '';
+
+  /**
+   * The fixture's build config with `overrides`, its model and data loaded in this process, and
+   * the single-process build that shards of it must reproduce, for `check`; the data source is
+   * closed afterwards.
+   */
+  async function inProcess(overrides: Record<string, unknown>, check: (ctx: StageContext, want: IbResult) => Promise<void>): Promise<void> {
+    const config = parseConfig({ ...JSON.parse(await readFile(cfg, 'utf8')), ...overrides });
+    const model = await loadModel(config, d);
+    const data = await loadData(config, d);
+    const e = await engine();
+    try {
+      const want = await buildInteractionBasis(e, model, data, config);
+      await check({ engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) }, want);
+    } finally {
+      await data.close?.();
+    }
+  }
   beforeAll(async () => {
     d = await mkdtemp(join(tmpdir(), 'ibgpu-scale-'));
     await copyFile(join(FIXTURE, 'weights.safetensors'), join(d, 'weights.safetensors'));
@@ -228,14 +238,7 @@ describe('sharded builds across processes', () => {
   }, 120_000);
 
   it('functional edges shard over the data and over output rows like squared edges (in process)', async () => {
-    const raw = { ...JSON.parse(await readFile(cfg, 'utf8')), edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 3 };
-    const config = parseConfig(raw);
-    const model = await loadModel(config, d);
-    const data = await loadData(config, d);
-    const e = await engine();
-    try {
-      const want = await buildInteractionBasis(e, model, data, config);
-      const ctx: StageContext = { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
+    await inProcess({ edge_formula: 'functional', integration_method: 'gauss-legendre', n_intervals: 3 }, async (ctx, want) => {
       const dir = join(d, 'functional');
       await statsInShards(ctx, dir, 3);
       const stage = await loadStage(dir, ctx.hash);
@@ -247,19 +250,11 @@ describe('sharded builds across processes', () => {
         for (const [k, w] of want.edges) {
           const g = got.edges.get(k)!;
           expect([g.rows, g.cols], `${split} ${k}`).toEqual([w.rows, w.cols]);
-          let mx = 0;
-          let diff = 0;
-          for (let i = 0; i < w.data.length; i++) {
-            mx = Math.max(mx, Math.abs(w.data[i]!));
-            diff = Math.max(diff, Math.abs(w.data[i]! - g.data[i]!));
-          }
-          expect(mx, `${split} ${k}`).toBeGreaterThan(0);
-          expect(diff / mx, `${split} ${k}`).toBeLessThanOrEqual(1e-12);
+          expect(maxAbs(w.data), `${split} ${k}`).toBeGreaterThan(0);
+          expect(relDiff(g.data, w.data), `${split} ${k}`).toBeLessThanOrEqual(1e-12);
         }
       }
-    } finally {
-      await data.close?.();
-    }
+    });
   }, 120_000);
 
   it('squared edges shard like the whole build on either edge path, from one stage (in process)', async () => {
@@ -321,14 +316,7 @@ describe('sharded builds across processes', () => {
   }, 90_000);
 
   it('host statistics shards (float64) combine to the single-process host build', async () => {
-    const raw = { ...JSON.parse(await readFile(cfg, 'utf8')), stage_paths: { stats: 'host' }, calculate_edges: false };
-    const config = parseConfig(raw);
-    const model = await loadModel(config, d);
-    const data = await loadData(config, d);
-    const e = await engine();
-    try {
-      const want = await buildInteractionBasis(e, model, data, config);
-      const ctx: StageContext = { engine: e, model, data, config, configPath: cfg, hash: configHash(config, model) };
+    await inProcess({ stage_paths: { stats: 'host' }, calculate_edges: false }, async (ctx, want) => {
       const got = await statsInShards(ctx, join(d, 'host-stats'), 3);
       for (const [name, w] of want.bases) {
         const g = got.bases.get(name)!;
@@ -338,19 +326,10 @@ describe('sharded builds across processes', () => {
         expect(columnErrUpToSign(g.C, w.C, w.dim, w.r), `${name} C`).toBeLessThanOrEqual(1e-10);
         expect(columnErrUpToSign(transpose(g.Cpinv, w.r, w.dim), transpose(w.Cpinv, w.r, w.dim), w.dim, w.r), `${name} C⁺`).toBeLessThanOrEqual(1e-10);
         for (const f of ['Lambda', 'gramEigenvalues'] as const) {
-          const a = w[f]!;
-          const b = g[f]!;
-          let mx = 0;
-          let diff = 0;
-          for (let i = 0; i < a.length; i++) {
-            mx = Math.max(mx, Math.abs(a[i]!));
-            diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
-          }
-          expect(diff / mx, `${name} ${f}`).toBeLessThanOrEqual(1e-10);
+          expect(maxAbs(w[f]!), `${name} ${f}`).toBeGreaterThan(0);
+          expect(relDiff(g[f]!, w[f]!), `${name} ${f}`).toBeLessThanOrEqual(1e-10);
         }
       }
-    } finally {
-      await data.close?.();
-    }
+    });
   }, 60_000);
 });
