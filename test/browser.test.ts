@@ -122,57 +122,84 @@ interface BrowserBuild {
   edges: Record<string, { rows: number; cols: number; data: number[] }>;
 }
 
+/** What the page builds: the synthetic MLP fixture, or the shipped transformer with its dataset spec. */
+type PageJob =
+  { example: 'synthetic'; config: Record<string, unknown> } | { example: 'modadd'; config: Record<string, unknown>; spec: Record<string, unknown> };
+
+/**
+ * Runs in the page (page.evaluate sends its source, so it may use nothing from this module):
+ * builds one of the served examples with dist/web/ibgpu.js on the page's WebGPU and returns the
+ * bases and edges as plain arrays.
+ */
+async function buildInPage(job: PageJob): Promise<BrowserBuild> {
+  // (import() through Function: vitest rewrites a literal import() in this function's source.)
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see the line above
+  const load = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('../src/browser.js')>;
+  const ib = await load(`${location.origin}/ibgpu.js`);
+  const fetchBytes = async (u: string) => new Uint8Array(await (await fetch(u)).arrayBuffer());
+  const eng = await ib.createBrowserEngine();
+  try {
+    let res: Pick<IbResult, 'bases' | 'edges'>;
+    if (job.example === 'synthetic') {
+      const arch = await (await fetch('/example/synthetic/arch.json')).json();
+      const model = await ib.modelFromSafetensorsBytes(arch, await fetchBytes('/example/synthetic/weights.safetensors'));
+      const data = await ib.dataFromSafetensorsBytes(await fetchBytes('/example/synthetic/inputs.safetensors'));
+      res = await ib.buildInteractionBasis(eng, model, data, ib.parseConfig(job.config));
+    } else {
+      const cfg = await (await fetch('/example/modadd/config.json')).json();
+      const model = await ib.transformerFromSafetensorsBytes(cfg, await fetchBytes('/example/modadd/weights.safetensors'));
+      const data = ib.modularArithmetic(ib.parseModularArithmetic(job.spec));
+      res = await ib.buildTransformerBasis(eng, model, data, ib.parseConfig(job.config));
+    }
+    const layers: BrowserBuild['layers'] = {};
+    for (const [name, b] of res.bases) layers[name] = { r: b.r, dim: b.dim, Lambda: b.Lambda ? Array.from(b.Lambda) : null, C: Array.from(b.C) };
+    const edges: BrowserBuild['edges'] = {};
+    for (const [k, e] of res.edges) edges[k] = { rows: e.rows, cols: e.cols, data: Array.from(e.data) };
+    return { adapter: eng.adapterName, layers, edges };
+  } finally {
+    eng.dispose();
+  }
+}
+
+/**
+ * The page's build against the Node build of the same config: the same node layers, basis sizes
+ * and edge shapes; Λ within 1e-4 relative, C's columns up to sign and the edges within tol.
+ * Returns the errors, for the log.
+ */
+function expectSameAsNode(got: BrowserBuild, node: Pick<IbResult, 'bases' | 'edges'>, tol: { C: number; E: number }): string {
+  const report: string[] = [];
+  expect(Object.keys(got.layers).sort()).toEqual([...node.bases.keys()].sort());
+  for (const [name, b] of node.bases) {
+    const g = got.layers[name]!;
+    expect(g.r, `${name}: basis size`).toBe(b.r);
+    expect(g.dim).toBe(b.dim);
+    if (b.Lambda) {
+      const eL = relErr(g.Lambda!, b.Lambda);
+      report.push(`${name} Λ ${fmt(eL)}`);
+      expect(eL, `${name}: Λ`).toBeLessThan(1e-4);
+    }
+    const eC = columnErrUpToSign(g.C, b.C, b.dim, b.r);
+    report.push(`${name} C ${fmt(eC)}`);
+    expect(eC, `${name}: C (columns up to sign)`).toBeLessThan(tol.C);
+  }
+  expect(Object.keys(got.edges).sort()).toEqual([...node.edges.keys()].sort());
+  for (const [key, e] of node.edges) {
+    const g = got.edges[key]!;
+    expect([g.rows, g.cols]).toEqual([e.rows, e.cols]);
+    const eE = relErr(g.data, e.data);
+    report.push(`${key} E ${fmt(eE)}`);
+    expect(eE, `${key}: E_hat`).toBeLessThan(tol.E);
+  }
+  return report.join(', ');
+}
+
 describe('browser build (chromium, WebGPU)', () => {
   it('runs the pipeline on the synthetic fixture in the page; Λ, C and edges match the Node build', async ({ skip }) => {
     if (skipLoudly(skip)) return;
-    const got = await page.evaluate(async (config): Promise<BrowserBuild> => {
-      // (import() through Function: vitest rewrites a literal import() in this function's source.)
-      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- see the line above
-      const load = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('../src/browser.js')>;
-      const ib = await load(`${location.origin}/ibgpu.js`);
-      const fetchBytes = async (u: string) => new Uint8Array(await (await fetch(u)).arrayBuffer());
-      const eng = await ib.createBrowserEngine();
-      try {
-        const arch = await (await fetch('/example/synthetic/arch.json')).json();
-        const model = await ib.modelFromSafetensorsBytes(arch, await fetchBytes('/example/synthetic/weights.safetensors'));
-        const data = await ib.dataFromSafetensorsBytes(await fetchBytes('/example/synthetic/inputs.safetensors'));
-        const res = await ib.buildInteractionBasis(eng, model, data, ib.parseConfig(config));
-        const layers: BrowserBuild['layers'] = {};
-        for (const [name, b] of res.bases) layers[name] = { r: b.r, dim: b.dim, Lambda: b.Lambda ? Array.from(b.Lambda) : null, C: Array.from(b.C) };
-        const edges: BrowserBuild['edges'] = {};
-        for (const [k, e] of res.edges) edges[k] = { rows: e.rows, cols: e.cols, data: Array.from(e.data) };
-        return { adapter: eng.adapterName, layers, edges };
-      } finally {
-        eng.dispose();
-      }
-    }, CONFIG);
+    const got = await page.evaluate(buildInPage, { example: 'synthetic', config: CONFIG } as const);
     console.log(`browser adapter: ${got.adapter}`);
     expect(got.adapter).toMatch(/browser/);
-
-    const report: string[] = [];
-    expect(Object.keys(got.layers).sort()).toEqual([...nodeResult.bases.keys()].sort());
-    for (const [name, b] of nodeResult.bases) {
-      const g = got.layers[name]!;
-      expect(g.r, `${name}: basis size`).toBe(b.r);
-      expect(g.dim).toBe(b.dim);
-      if (b.Lambda) {
-        const eL = relErr(g.Lambda!, b.Lambda);
-        report.push(`${name} Λ ${fmt(eL)}`);
-        expect(eL, `${name}: Λ`).toBeLessThan(1e-4);
-      }
-      const eC = columnErrUpToSign(g.C, b.C, b.dim, b.r);
-      report.push(`${name} C ${fmt(eC)}`);
-      expect(eC, `${name}: C (columns up to sign)`).toBeLessThan(1e-4);
-    }
-    expect(Object.keys(got.edges).sort()).toEqual([...nodeResult.edges.keys()].sort());
-    for (const [key, e] of nodeResult.edges) {
-      const g = got.edges[key]!;
-      expect([g.rows, g.cols]).toEqual([e.rows, e.cols]);
-      const eE = relErr(g.data, e.data);
-      report.push(`${key} E ${fmt(eE)}`);
-      expect(eE, `${key}: E_hat`).toBeLessThan(1e-4);
-    }
-    console.log(`browser vs Node (max |Δ| / max |ref|): ${report.join(', ')}`);
+    console.log(`browser vs Node (max |Δ| / max |ref|): ${expectSameAsNode(got, nodeResult, { C: 1e-4, E: 1e-4 })}`);
   }, 90_000);
 
   it('builds the shipped transformer example in the page; Λ, C and edges match the Node build', async ({ skip }) => {
@@ -183,51 +210,8 @@ describe('browser build (chromium, WebGPU)', () => {
     const tmodel = await loadTransformer(join(dir, 'weights.safetensors'), parseTransformerConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))));
     const { type: _t, ...spec } = dataset as Record<string, unknown>;
     const nodeT = await buildTransformerBasis(await engine(), tmodel, modularArithmetic(parseModularArithmetic(spec)), parseConfig(fields));
-    const got = await page.evaluate(
-      async ({ fields, spec }): Promise<BrowserBuild> => {
-        // eslint-disable-next-line @typescript-eslint/no-implied-eval -- vitest rewrites a literal import(), as above
-        const load = new Function('u', 'return import(u)') as (u: string) => Promise<typeof import('../src/browser.js')>;
-        const ib = await load(`${location.origin}/ibgpu.js`);
-        const eng = await ib.createBrowserEngine();
-        try {
-          const cfg = await (await fetch('/example/modadd/config.json')).json();
-          const weights = new Uint8Array(await (await fetch('/example/modadd/weights.safetensors')).arrayBuffer());
-          const model = await ib.transformerFromSafetensorsBytes(cfg, weights);
-          const data = ib.modularArithmetic(ib.parseModularArithmetic(spec));
-          const res = await ib.buildTransformerBasis(eng, model, data, ib.parseConfig(fields));
-          const layers: BrowserBuild['layers'] = {};
-          for (const [name, b] of res.bases) layers[name] = { r: b.r, dim: b.dim, Lambda: b.Lambda ? Array.from(b.Lambda) : null, C: Array.from(b.C) };
-          const edges: BrowserBuild['edges'] = {};
-          for (const [k, e] of res.edges) edges[k] = { rows: e.rows, cols: e.cols, data: Array.from(e.data) };
-          return { adapter: eng.adapterName, layers, edges };
-        } finally {
-          eng.dispose();
-        }
-      },
-      { fields, spec },
-    );
-    const report: string[] = [];
-    expect(Object.keys(got.layers).sort()).toEqual([...nodeT.bases.keys()].sort());
-    for (const [name, b] of nodeT.bases) {
-      const g = got.layers[name]!;
-      expect(g.r, `${name}: basis size`).toBe(b.r);
-      if (b.Lambda) {
-        const eL = relErr(g.Lambda!, b.Lambda);
-        report.push(`${name} Λ ${fmt(eL)}`);
-        expect(eL, `${name}: Λ`).toBeLessThan(1e-4);
-      }
-      const eC = columnErrUpToSign(g.C, b.C, b.dim, b.r);
-      report.push(`${name} C ${fmt(eC)}`);
-      expect(eC, `${name}: C (columns up to sign)`).toBeLessThan(1e-3);
-    }
-    for (const [key, e] of nodeT.edges) {
-      const g = got.edges[key]!;
-      expect([g.rows, g.cols]).toEqual([e.rows, e.cols]);
-      const eE = relErr(g.data, e.data);
-      report.push(`${key} E ${fmt(eE)}`);
-      expect(eE, `${key}: E_hat`).toBeLessThan(1e-3);
-    }
-    console.log(`transformer, browser vs Node (max |Δ| / max |ref|): ${report.join(', ')}`);
+    const got = await page.evaluate(buildInPage, { example: 'modadd', config: fields, spec } as const);
+    console.log(`transformer, browser vs Node (max |Δ| / max |ref|): ${expectSameAsNode(got, nodeT, { C: 1e-3, E: 1e-3 })}`);
   }, 90_000);
 
   it('the viewer renders a Node build result (graph, pruning, spectra, degeneracy) and runs an example in the page', async ({ skip }) => {
