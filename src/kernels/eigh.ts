@@ -52,50 +52,25 @@ export const EIGH_BLOCK = 16;
 const TILE = 2 * EIGH_BLOCK;
 const F32_EPS = 2 ** -24;
 
+// The bindings of each kernel are its shader's declarations (defineKernel reads them).
 export const eighSolveKernel = defineKernel({
   name: 'eigh_solve',
   shader: SHADERS.eigh_solve,
-  bindings: [
-    { name: 'a', kind: 'read-only-storage' },
-    { name: 'pairs', kind: 'read-only-storage' },
-    { name: 'rot', kind: 'storage' },
-    { name: 'count', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
 });
 
 export const eighApplyKernel = defineKernel({
   name: 'eigh_apply',
   shader: SHADERS.eigh_apply,
-  bindings: [
-    { name: 'a', kind: 'storage' },
-    { name: 'v', kind: 'storage' },
-    { name: 'pairs', kind: 'read-only-storage' },
-    { name: 'rot', kind: 'read-only-storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
 });
 
 export const eighNormKernel = defineKernel({
   name: 'eigh_norm',
   shader: SHADERS.eigh_norm,
-  bindings: [
-    { name: 'a', kind: 'read-only-storage' },
-    { name: 'partial', kind: 'storage' },
-    { name: 'diag', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
 });
 
 export const eighNormSumKernel = defineKernel({
   name: 'eigh_norm_sum',
   shader: SHADERS.eigh_norm_sum,
-  bindings: [
-    { name: 'partial', kind: 'read-only-storage' },
-    { name: 'count', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
 });
 
 export interface EighGpuOptions {
