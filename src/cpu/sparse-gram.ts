@@ -24,8 +24,6 @@ export class SparseGramF64 {
   readonly d: number;
   private readonly g: Float64Array; // upper triangle (i <= j) of Σ x xᵀ, row-major d×d
   private readonly s: Float64Array;
-  private readonly idx: Int32Array;
-  private readonly val: Float64Array;
   private n = 0;
 
   constructor(d: number) {
@@ -33,8 +31,6 @@ export class SparseGramF64 {
     this.d = d;
     this.g = new Float64Array(d * d);
     this.s = new Float64Array(d);
-    this.idx = new Int32Array(d);
-    this.val = new Float64Array(d);
   }
 
   get rows(): number {
@@ -45,7 +41,7 @@ export class SparseGramF64 {
   add(x: Float32Array, rows: number): void {
     const d = this.d;
     checkShape(Number.isInteger(rows) && rows >= 0 && x.length >= rows * d, `SparseGramF64.add: expected rows*d = ${rows}*${d} values, got ${x.length}`);
-    addSparseRowsGram(x, rows, d, this.g, this.idx, this.val, this.s);
+    addSparseRowsGram(x, rows, d, this.g, this.s);
     this.n += rows;
   }
 
@@ -62,21 +58,15 @@ export class SparseGramF64 {
 
 /**
  * g (the upper triangle i ≤ j of a row-major d×d Σ x xᵀ) += x xᵀ for `rows` row-major rows of x,
- * from each row's non-zero entries only, gathered into idx and val (scratch of length d); where s
- * is given, also the column sums s += x over the same entries. The one sparse Gram loop of the
+ * from each row's non-zero entries only (gathered per row into idx and val: d values each, for a
+ * whole batch of rows); where s is given, also the column sums s += x over the same entries. The one sparse Gram loop of the
  * host: SparseGramF64 here and the sparse layers of HostGramF64 (src/host/stats.ts) both run it,
  * so they sum every entry in the same order. The O(m²) pair loop touches only g, idx and val,
  * whose types never change, so it stays monomorphic whichever array type x is.
  */
-export function addSparseRowsGram(
-  x: Float32Array | Float64Array,
-  rows: number,
-  d: number,
-  g: Float64Array,
-  idx: Int32Array,
-  val: Float64Array,
-  s?: Float64Array,
-): void {
+export function addSparseRowsGram(x: Float32Array | Float64Array, rows: number, d: number, g: Float64Array, s?: Float64Array): void {
+  const idx = new Int32Array(d);
+  const val = new Float64Array(d);
   for (let r = 0; r < rows; r++) {
     const o = r * d;
     let m = 0;

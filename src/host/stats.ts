@@ -46,8 +46,6 @@ export class HostGramF64 {
   private sparse: boolean | undefined;
   private readonly g: Float64Array; // upper triangle (i <= j), row-major d×d
   private readonly s: Float64Array;
-  private readonly idx: Int32Array;
-  private readonly val: Float64Array;
   private n = 0;
 
   constructor(d: number, shift?: ArrayLike<number>) {
@@ -57,8 +55,6 @@ export class HostGramF64 {
     this.shift = shift ? Float64Array.from(shift) : new Float64Array(d);
     this.g = new Float64Array(d * d);
     this.s = new Float64Array(d);
-    this.idx = new Int32Array(d);
-    this.val = new Float64Array(d);
   }
 
   get rows(): number {
@@ -81,7 +77,7 @@ export class HostGramF64 {
       for (let j = 0; j < d; j++) s[j]! += x[o + j]!;
     }
     // Σ x xᵀ over each row's non-zeros (upper triangle).
-    if (this.sparse) addSparseRowsGram(x, rows, d, g, this.idx, this.val);
+    if (this.sparse) addSparseRowsGram(x, rows, d, g);
     else {
       // Shifted rows in row blocks with 2×2 register tiles (gramF64; gramHost runs it in WebAssembly SIMD, same bits).
       const b = gramHost(x, rows, d, this.shift);
