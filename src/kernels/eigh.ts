@@ -40,7 +40,7 @@
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { symEig } from '../cpu/eigh.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
+import { defineKernel, type KernelSpec } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
@@ -52,26 +52,18 @@ export const EIGH_BLOCK = 16;
 const TILE = 2 * EIGH_BLOCK;
 const F32_EPS = 2 ** -24;
 
-// The bindings of each kernel are its shader's declarations (defineKernel reads them).
-export const eighSolveKernel = defineKernel({
-  name: 'eigh_solve',
-  shader: SHADERS.eigh_solve,
-});
+/**
+ * A kernel of the block Jacobi set: named as its shader, no overrides, the bindings and params the
+ * shader's declarations (defineKernel reads them).
+ */
+function eighKernel<K extends 'eigh_solve' | 'eigh_apply' | 'eigh_norm' | 'eigh_norm_sum'>(name: K): KernelSpec<(typeof SHADERS)[K]> {
+  return defineKernel({ name, shader: SHADERS[name] });
+}
 
-export const eighApplyKernel = defineKernel({
-  name: 'eigh_apply',
-  shader: SHADERS.eigh_apply,
-});
-
-export const eighNormKernel = defineKernel({
-  name: 'eigh_norm',
-  shader: SHADERS.eigh_norm,
-});
-
-export const eighNormSumKernel = defineKernel({
-  name: 'eigh_norm_sum',
-  shader: SHADERS.eigh_norm_sum,
-});
+export const eighSolveKernel = eighKernel('eigh_solve');
+export const eighApplyKernel = eighKernel('eigh_apply');
+export const eighNormKernel = eighKernel('eigh_norm');
+export const eighNormSumKernel = eighKernel('eigh_norm_sum');
 
 export interface EighGpuOptions {
   /** Hard limit on block-Jacobi sweeps (default 30). */
