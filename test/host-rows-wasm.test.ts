@@ -149,7 +149,7 @@ describe('wasmTableRowsTimes = tableRowsTimes, bit for bit', () => {
       const resM = randn(R * w, w + 1);
       const vzM = randn(R * heads * w, w + 2);
       const js = new Float64Array(N * w).fill(9);
-      tableRowsTimes({ P, heads }, ids, probs, resM, vzM, w, 0, N, js);
+      tableRowsTimes({ shape: { P, heads }, ids, probs }, { resM, vzM, w }, 0, N, js);
       // Reference: resM(ρ_t*) + Σ p vzM(ρ_u, h).
       for (let n = 0; n < N; n++)
         for (let k = 0; k < w; k++) {
@@ -158,7 +158,7 @@ describe('wasmTableRowsTimes = tableRowsTimes, bit for bit', () => {
           expect(Math.abs(js[n * w + k]! - v)).toBeLessThan(1e-12 * Math.max(1, Math.abs(v)));
         }
       const wa = new Float64Array(N * w).fill(-9);
-      expect(wasmTableRowsTimes({ P, heads }, ids, probs, resM, vzM, w, 0, N, wa)).toBe(true);
+      expect(wasmTableRowsTimes({ shape: { P, heads }, ids, probs }, { resM, vzM, w }, 0, N, wa)).toBe(true);
       expect(bitDiffs(wa, js)).toEqual([]);
     });
   }

@@ -205,7 +205,8 @@ export interface EighKernels {
   rotationChain(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0: number, k1: number, off: number): void;
 }
 
-function symvUpperJs(w: Float64Array, n: number, k: number, p: Float64Array): void {
+// The JS kernels are typed by EighKernels, so each signature is written once, in the interface.
+const symvUpperJs: EighKernels['symvUpper'] = (w, n, k, p) => {
   const rk = k * n;
   for (let i = k + 1; i < n; i++) {
     const ri = i * n;
@@ -228,9 +229,9 @@ function symvUpperJs(w: Float64Array, n: number, k: number, p: Float64Array): vo
     }
     p[i]! += w[ri + i]! * vi + (a0 + a1);
   }
-}
+};
 
-function rank2UpperJs(w: Float64Array, n: number, k: number, p: Float64Array): void {
+const rank2UpperJs: EighKernels['rank2Upper'] = (w, n, k, p) => {
   const rk = k * n;
   for (let i = k + 1; i < n; i++) {
     const ri = i * n;
@@ -238,20 +239,9 @@ function rank2UpperJs(w: Float64Array, n: number, k: number, p: Float64Array): v
     const qi = p[i]!;
     for (let j = i; j < n; j++) w[ri + j]! -= vi * p[j]! + qi * w[rk + j]!;
   }
-}
+};
 
-function accumulatePairJs(
-  zt: Float64Array,
-  n: number,
-  lo: number,
-  va: Float64Array,
-  vb: Float64Array,
-  vab: number,
-  b1: number,
-  b2: number,
-  i0: number,
-  step: number,
-): void {
+const accumulatePairJs: EighKernels['accumulatePair'] = (zt, n, lo, va, vb, vab, b1, b2, i0, step) => {
   for (let i = i0; i < n; i += step) {
     const ri = i * n;
     let a0 = 0,
@@ -277,9 +267,9 @@ function accumulatePairJs(
     const y = b2 * (c0 + c1 - u * vab);
     for (let jj = lo; jj < n; jj++) zt[ri + jj]! -= u * va[jj]! + y * vb[jj]!;
   }
-}
+};
 
-function accumulateSingleJs(zt: Float64Array, n: number, va: Float64Array, b: number, i0: number, step: number): void {
+const accumulateSingleJs: EighKernels['accumulateSingle'] = (zt, n, va, b, i0, step) => {
   for (let i = i0; i < n; i += step) {
     const ri = i * n;
     let acc = 0;
@@ -287,7 +277,7 @@ function accumulateSingleJs(zt: Float64Array, n: number, va: Float64Array, b: nu
     const x = b * acc;
     for (let j = 1; j < n; j++) zt[ri + j]! -= x * va[j]!;
   }
-}
+};
 
 /** √(a² + b²) without Math.hypot's vararg overhead; rescales only outside [1e-150, 1e150]. */
 function hyp(a: number, b: number): number {
@@ -386,7 +376,7 @@ export function tridiagonalQL(
  * neighbouring rotations stays in a register, so each group loads and stores 5 rows instead of
  * 8 (about 2x faster in V8 than one rotation per pass).
  */
-function rotationChainJs(zt: Float64Array, n: number, cs: Float64Array, sn: Float64Array, lo: number, hi: number, k0: number, k1: number, off: number): void {
+const rotationChainJs: EighKernels['rotationChain'] = (zt, n, cs, sn, lo, hi, k0, k1, off) => {
   let i = hi;
   for (; i - 3 >= lo; i -= 4) {
     const o = i + off; // the (c, s) of rotation (i, i+1)
@@ -431,7 +421,7 @@ function rotationChainJs(zt: Float64Array, n: number, cs: Float64Array, sn: Floa
       zt[ri + k] = c * zi - s * zj;
     }
   }
-}
+};
 
 /** The reference kernels (plain JS). */
 export const JS_KERNELS: EighKernels = {

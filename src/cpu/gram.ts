@@ -40,6 +40,7 @@ export function gramF64(x: ArrayLike<number>, rows: number, d: number, shift?: A
   const g = new Float64Array(d * d);
   const B = Math.min(GRAM_ROW_BLOCK, Math.max(rows, 1));
   const panel = new Float64Array(d * B); // panel[c * B + b] = x[r0 + b, c] − shift[c]
+  const rowsOf = Int32Array.from({ length: d }, (_, i) => i); // panel row i is row i of g
   for (let r0 = 0; r0 < rows; r0 += B) {
     const nb = Math.min(B, rows - r0);
     if (nb < B) panel.fill(0); // zero tail rows contribute nothing
@@ -47,18 +48,28 @@ export function gramF64(x: ArrayLike<number>, rows: number, d: number, shift?: A
       const o = (r0 + b) * d;
       for (let c = 0; c < d; c++) panel[c * B + b] = x[o + c]! - (shift ? shift[c]! : 0);
     }
-    accumulateUpper(g, panel, d, B);
+    addPanelGramUpper(g, d, rowsOf, panel, d, B);
   }
   for (let i = 0; i < d; i++) for (let j = i + 1; j < d; j++) g[j * d + i] = g[i * d + j]!;
   return g;
 }
 
-/** g[i, j] += <panel_i, panel_j> for i ≤ j, 2x2 blocks of (i, j) per inner loop. */
-function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number): void {
+/**
+ * g[idx[i]·stride + idx[j]] += <p_i, p_j> for i ≤ j < d, over the d rows of length B of the panel
+ * p, 2x2 blocks of (i, j) per inner loop. idx places the rows in g (increasing, so the upper
+ * triangle stays the upper triangle): the identity for gramF64, a compact Jacobian's unit list for
+ * the host degeneracy statistics (src/host/degeneracy.ts), whose WebAssembly twin
+ * (jacobian_gram.wat's gram_upper) sums in this order. Each entry of g gets one add per call.
+ */
+export function addPanelGramUpper(g: Float64Array, stride: number, idx: Int32Array, p: Float64Array, d: number, B: number): void {
   let i = 0;
   for (; i + 1 < d; i += 2) {
     const a0 = i * B;
     const a1 = a0 + B;
+    const i0 = idx[i]!,
+      i1 = idx[i + 1]!;
+    const r0 = i0 * stride,
+      r1 = i1 * stride;
     // the 2x2 block on the diagonal: (i,i), (i,i+1), (i+1,i+1)
     let s00 = 0,
       s01 = 0,
@@ -70,9 +81,9 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
       s01 += u * v;
       s11 += v * v;
     }
-    g[i * d + i]! += s00;
-    g[i * d + i + 1]! += s01;
-    g[(i + 1) * d + i + 1]! += s11;
+    g[r0 + i0]! += s00;
+    g[r0 + i1]! += s01;
+    g[r1 + i1]! += s11;
     let j = i + 2;
     for (; j + 1 < d; j += 2) {
       const c0 = j * B;
@@ -91,12 +102,12 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
         t10 += v * w;
         t11 += v * z;
       }
-      const r0 = i * d + j,
-        r1 = r0 + d;
-      g[r0]! += t00;
-      g[r0 + 1]! += t01;
-      g[r1]! += t10;
-      g[r1 + 1]! += t11;
+      const j0 = idx[j]!,
+        j1 = idx[j + 1]!;
+      g[r0 + j0]! += t00;
+      g[r0 + j1]! += t01;
+      g[r1 + j0]! += t10;
+      g[r1 + j1]! += t11;
     }
     if (j < d) {
       const c0 = j * B;
@@ -107,8 +118,8 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
         t0 += p[a0 + b]! * w;
         t1 += p[a1 + b]! * w;
       }
-      g[i * d + j]! += t0;
-      g[(i + 1) * d + j]! += t1;
+      g[r0 + idx[j]!]! += t0;
+      g[r1 + idx[j]!]! += t1;
     }
   }
   if (i < d) {
@@ -116,6 +127,6 @@ function accumulateUpper(g: Float64Array, p: Float64Array, d: number, B: number)
     const a0 = i * B;
     let s = 0;
     for (let b = 0; b < B; b++) s += p[a0 + b]! * p[a0 + b]!;
-    g[i * d + i]! += s;
+    g[idx[i]! * stride + idx[i]!]! += s;
   }
 }

@@ -17,7 +17,7 @@
 // chunk order by the caller: the same bits on any number of threads. Host code only (no GPU, no Node
 // modules): it runs on the calling thread or on the host worker threads alike.
 
-import { addSampleEdgeSquares, queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
+import { addSampleEdgeSquares, attentionSizes, queryProbs, sampleBeta, sampleWab } from './attention-sums.js';
 import type { AttentionShape, EdgeAttentionTables, MDashAttentionSums } from './attention-sums.js';
 import { wasmMulRows } from './rows-times-wasm.js';
 import { wasmTableSampleKernel, type TableRowsKernel, type TableSampleKernel } from './attention-mdash-wasm.js';
@@ -46,10 +46,7 @@ export function attentionRowTables(
   ids: Int32Array,
   alloc: (n: number) => Float64Array = (n) => new Float64Array(n),
 ): AttentionRowTables {
-  const { m, K } = sh;
-  const H = sh.heads,
-    dV = sh.dV,
-    HdV = H * dV;
+  const { m, K, H, dV, HdV } = attentionSizes(sh);
   const R = rows.length / m;
   const vkq = alloc(R * m);
   for (let i = 0; i < R * m; i++) vkq[i] = alpha * rows[i]!;
@@ -82,12 +79,7 @@ export function edgeRowTables(
   u: Float64Array,
   alloc: (n: number) => Float64Array = (n) => new Float64Array(n),
 ): EdgeRowTables {
-  const { m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const HdV = H * sh.dV,
-    HdH = H * dH;
+  const { m, H, dH, scale, HdV, HdH } = attentionSizes(sh);
   const r = tables.r;
   const at = alloc(rt.R * H * r);
   const bt = alloc(rt.R * H * r);
@@ -116,12 +108,7 @@ export function edgeRowTables(
  * cannot run: every product here has the same shape, so the first one settles it.
  */
 function edgeRowTablesWasm(sh: AttentionShape, rt: AttentionRowTables, tables: EdgeAttentionTables, at: Float64Array, bt: Float64Array): boolean {
-  const { m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    scale = sh.scale;
-  const HdV = H * sh.dV,
-    HdH = H * dH;
+  const { m, H, dH, scale, HdV, HdH } = attentionSizes(sh);
   const r = tables.r;
   const R = rt.R;
   const kq = new Float64Array(R * dH);
@@ -195,9 +182,7 @@ class TableSample {
  * attention_mdash.wat's sample_ds.
  */
 export function tableSampleDs(sh: AttentionShape, dzv: Float64Array, rho: Int32Array, prob: Float64Array, ds: Float64Array, dzb: Float64Array): void {
-  const { P, K } = sh;
-  const H = sh.heads,
-    NJ = H * P;
+  const { P, K, H, NJ } = attentionSizes(sh);
   // dz_k^h·v̄^h = Σ_u p_u^h dz_k^h·v_u^h.
   dzb.fill(0);
   for (let u = 0; u < P; u++) {
@@ -269,15 +254,8 @@ export function tableSampleRows(
   Z: RowAccumulators,
   scratch: RowScratch,
 ): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV;
-  const t = P - 1;
-  const HdV = H * dV,
-    NJ = H * P,
-    A = H + 1,
-    AH = A * H,
+  const { P, m, H, dH, dV, t, HdV, NJ, A } = attentionSizes(sh);
+  const AH = A * H,
     HH = H * H;
   const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
   const { wv, vb, pi, tmp } = scratch;
@@ -363,27 +341,17 @@ export function tableSampleRows(
  * addMDashAttentionSums, from the row tables.
  */
 export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowTables, n0: number, n1: number, out: MDashAttentionSums): void {
-  const { P, m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const t = P - 1;
-  const HdV = H * dV,
-    HdH = H * dH,
-    A = H + 1,
-    L2 = 2 * HdH,
-    R = rt.R;
-  const { Wab, Psi, OmQ, OmK } = out;
+  const { P, m, H, dH, t, HdH, HdV, L2 } = attentionSizes(sh);
+  const R = rt.R;
+  const HH = H * H;
+  const { Wab, Psi } = out;
   const { vkq } = rt;
   const sample = new TableSample(sh, rt, true);
   const { rho, prob, beta } = sample;
   const rowsKernel = sample.rowsKernel;
-  const AH = A * H,
-    HH = H * H;
   // The row-space accumulators: in the kernel's memory where it runs.
   const Z = rowsKernel ?? rowAccumulators(sh, R);
-  const { Zq, Zk, Zqq, Zqk, Zkk } = Z;
+  const { Zqq, Zqk, Zkk } = Z;
   const scratch = rowsKernel ? undefined : rowScratch(sh);
   const usedQ = new Uint8Array(R);
   const usedT = new Uint8Array(R);
@@ -400,52 +368,32 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
   // The outer products, once per row: κ and q̂ of the row are its k and q columns over scale
   // (the κ of Zqq and Zqk was summed unscaled: one more 1/scale there). The rows that held a key
   // (usedQ: ΩQ and the QQ blocks of Ψ) and the rows that held the query (usedT: ΩK, the QK and KK
-  // blocks) write disjoint entries, so they are two loops; each entry is summed over rows in
-  // increasing order either way.
-  const s2 = 1 / (scale * scale);
-  if (!keyOuterProductsWasm(sh, rt, usedQ, Zq, Zqq, OmQ, Psi))
+  // blocks) write disjoint entries, so each block is its own loop over the rows; each entry is
+  // summed over rows in increasing order either way. As row products in WebAssembly where it runs;
+  // the KK blocks (whose zero factors the JS does not skip) always here.
+  const s2 = 1 / (sh.scale * sh.scale);
+  if (!outerProductsWasm(sh, rt, usedQ, usedT, Z, out)) {
+    addOmegaProducts(sh, rt, usedQ, Z.Zq, HdV, out.OmQ);
+    addOmegaProducts(sh, rt, usedT, Z.Zk, HdV + HdH, out.OmK);
+    // QQ: Ψ += (k_h1(ρ)/scale²) ⊗ Zqq[ρ][h1,h2] over the key rows, upper head blocks.
     for (let row = 0; row < R; row++) {
+      if (!usedQ[row]) continue;
       const ko = row * m + HdV;
-      if (usedQ[row]) {
-        for (let a = 0; a < A; a++)
-          for (let h = 0; h < H; h++) {
-            const z = Zq.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-            const o = (a * H + h) * dV * dH;
-            for (let j = 0; j < dV; j++) {
-              const f = z[j]! / scale;
-              if (f === 0) continue;
-              for (let c = 0; c < dH; c++) OmQ[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
-            }
-          }
-        for (let h1 = 0; h1 < H; h1++)
-          for (let h2 = h1; h2 < H; h2++) {
-            const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
-            for (let c1 = 0; c1 < dH; c1++) {
-              const kv = vkq[ko + h1 * dH + c1]! * s2;
-              if (kv === 0) continue;
-              const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
-              for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
-            }
-          }
-      }
-    }
-  // ΩK and the QK blocks as row products in WebAssembly where it runs; the KK blocks (whose zero
-  // factors the JS does not skip) here.
-  const queryWasm = queryOuterProductsWasm(sh, rt, usedT, Zk, Zqk, OmK, Psi);
-  for (let row = 0; row < R; row++) {
-    const qo = row * m + HdV + HdH;
-    if (!usedT[row]) continue;
-    if (!queryWasm) {
-      for (let a = 0; a < A; a++)
-        for (let h = 0; h < H; h++) {
-          const z = Zk.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
-          const o = (a * H + h) * dV * dH;
-          for (let j = 0; j < dV; j++) {
-            const f = z[j]! / scale;
-            if (f === 0) continue;
-            for (let c = 0; c < dH; c++) OmK[o + j * dH + c]! += f * vkq[qo + h * dH + c]!;
+      for (let h1 = 0; h1 < H; h1++)
+        for (let h2 = h1; h2 < H; h2++) {
+          const z = Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
+          for (let c1 = 0; c1 < dH; c1++) {
+            const kv = vkq[ko + h1 * dH + c1]! * s2;
+            if (kv === 0) continue;
+            const o = (HdH + h1 * dH + c1) * L2 + HdH + h2 * dH;
+            for (let c2 = 0; c2 < dH; c2++) Psi[o + c2]! += kv * z[c2]!;
           }
         }
+    }
+    // QK: Ψ += (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the query rows.
+    for (let row = 0; row < R; row++) {
+      if (!usedT[row]) continue;
+      const qo = row * m + HdV + HdH;
       for (let h1 = 0; h1 < H; h1++)
         for (let h2 = 0; h2 < H; h2++) {
           const z = Zqk.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH);
@@ -457,6 +405,11 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
           }
         }
     }
+  }
+  // KK: Ψ += γ_h1h2 q̂_h1 q̂_h2ᵀ over the query rows, upper head blocks.
+  for (let row = 0; row < R; row++) {
+    if (!usedT[row]) continue;
+    const qo = row * m + HdV + HdH;
     for (let h1 = 0; h1 < H; h1++)
       for (let h2 = h1; h2 < H; h2++) {
         const gam = Zkk[row * HH + h1 * H + h2]!;
@@ -471,17 +424,36 @@ export function addMDashAttentionTableSums(sh: AttentionShape, rt: AttentionRowT
 
 /**
  * Ω^{a,h} += Σ_ρ (Z[ρ][a,h] / scale) ⊗ (row ρ's dHead columns of head h from col0) over the rows
- * `used`, as row products (an unused row's factor is zero, so it is skipped like a zero factor):
- * the Ω part of both outer-product passes below. False (nothing written) where WebAssembly cannot run.
+ * `used` in increasing order, a zero factor skipped: the Ω part of both outer-product passes
+ * (ΩQ from Zq and κ, ΩK from Zk and q̂). The JS loops; omegaProductsWasm has the same bits.
+ */
+function addOmegaProducts(sh: AttentionShape, rt: AttentionRowTables, used: Uint8Array, Z: Float64Array, col0: number, Om: Float64Array): void {
+  const { m, H, dH, dV, scale, A } = attentionSizes(sh);
+  const AH = A * H;
+  const { vkq } = rt;
+  for (let row = 0; row < rt.R; row++) {
+    if (!used[row]) continue;
+    const ko = row * m + col0;
+    for (let a = 0; a < A; a++)
+      for (let h = 0; h < H; h++) {
+        const z = Z.subarray((row * AH + a * H + h) * dV, (row * AH + a * H + h + 1) * dV);
+        const o = (a * H + h) * dV * dH;
+        for (let j = 0; j < dV; j++) {
+          const f = z[j]! / scale;
+          if (f === 0) continue;
+          for (let c = 0; c < dH; c++) Om[o + j * dH + c]! += f * vkq[ko + h * dH + c]!;
+        }
+      }
+  }
+}
+
+/**
+ * addOmegaProducts as row products (an unused row's factor is zero, so it is skipped like a zero
+ * factor). False (nothing written) where WebAssembly cannot run.
  */
 function omegaProductsWasm(sh: AttentionShape, rt: AttentionRowTables, used: Uint8Array, Z: Float64Array, col0: number, Om: Float64Array): boolean {
-  const { m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const A = H + 1,
-    AH = A * H,
+  const { m, H, dH, dV, scale, A } = attentionSizes(sh);
+  const AH = A * H,
     R = rt.R;
   const { vkq } = rt;
   const xh = new Float64Array(R * dH);
@@ -513,94 +485,54 @@ function addPsiBlock(Psi: Float64Array, o: number, L2: number, X: Float64Array, 
 }
 
 /**
- * The query rows' outer products of addMDashAttentionTableSums (ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗
- * q_h(ρ) and the QK blocks of Ψ += Σ_ρ (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ) over the rows ρ with usedT)
- * as row products over all rows at once, as keyOuterProductsWasm does for the key rows: each entry
- * summed over ρ in increasing order with the zero factors skipped, as the JS loop does (an unused
- * row's factor is zero, so it is skipped too): the same bits. False (nothing written) where
- * WebAssembly cannot run, settled by the first product.
+ * The outer products of addMDashAttentionTableSums but the KK blocks, as row products over all
+ * rows at once (WebAssembly SIMD, rows-times-wasm.ts): the key rows' (usedQ) ΩQ^{a,h} += Σ_ρ
+ * (Zq[ρ][a,h]/scale) ⊗ κ_h(ρ) and QQ blocks Ψ += Σ_ρ (k_h1(ρ)/scale²) ⊗ Zqq[ρ][h1,h2], then the
+ * query rows' (usedT) ΩK^{a,h} += Σ_ρ (Zk[ρ][a,h]/scale) ⊗ q_h(ρ) and QK blocks Ψ += Σ_ρ
+ * (Zqk[ρ][h1,h2]/scale²) ⊗ q_h2(ρ). Each entry is summed over ρ in increasing order with the zero
+ * factors skipped, as the JS loops do (an unused row's factor is set to zero, so it is skipped
+ * too): the same bits. False (nothing written) where WebAssembly cannot run: every product here
+ * has the same shape (R rows in, dHead columns out), so whether the module runs is settled by the
+ * first one, before anything is written.
  */
-function queryOuterProductsWasm(
+function outerProductsWasm(
   sh: AttentionShape,
   rt: AttentionRowTables,
+  usedQ: Uint8Array,
   usedT: Uint8Array,
-  Zk: Float64Array,
-  Zqk: Float64Array,
-  OmK: Float64Array,
-  Psi: Float64Array,
+  Z: RowAccumulators,
+  out: MDashAttentionSums,
 ): boolean {
-  const { m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const HdV = H * dV,
-    HdH = H * dH,
-    HH = H * H,
-    L2 = 2 * HdH,
+  const { m, H, dH, HdV, HdH, L2 } = attentionSizes(sh);
+  const HH = H * H,
     R = rt.R;
   const { vkq } = rt;
-  const s2 = 1 / (scale * scale);
-  // q rows per head [R, dH] (unscaled), and the row factors as columns [dH, R].
+  const { Psi } = out;
+  const s2 = 1 / (sh.scale * sh.scale);
+  const block = new Float64Array(dH * dH);
+  if (!omegaProductsWasm(sh, rt, usedQ, Z.Zq, HdV, out.OmQ)) return false;
+  // QQ: the κ columns of head h1 over scale² as row factors [dH, R], times Zqq[·][h1,h2] [R, dH].
+  const kvT = new Float64Array(dH * R);
+  const zqq = new Float64Array(R * dH);
+  for (let h1 = 0; h1 < H; h1++) {
+    for (let row = 0; row < R; row++) for (let c1 = 0; c1 < dH; c1++) kvT[c1 * R + row] = usedQ[row] ? vkq[row * m + HdV + h1 * dH + c1]! * s2 : 0;
+    for (let h2 = h1; h2 < H; h2++) {
+      for (let row = 0; row < R; row++) zqq.set(Z.Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH), row * dH);
+      if (!addPsiBlock(Psi, (HdH + h1 * dH) * L2 + HdH + h2 * dH, L2, kvT, R, zqq, dH, block)) return false;
+    }
+  }
+  if (!omegaProductsWasm(sh, rt, usedT, Z.Zk, HdV + HdH, out.OmK)) return false;
+  // QK: Zqk[·][h1,h2] over scale² as row factors [dH, R], times the q rows of head h2 [R, dH] (unscaled).
   const qh = new Float64Array(R * dH);
   const zqk = new Float64Array(dH * R);
-  const block = new Float64Array(dH * dH);
-  if (!omegaProductsWasm(sh, rt, usedT, Zk, HdV + HdH, OmK)) return false;
   for (let h2 = 0; h2 < H; h2++) {
     for (let row = 0; row < R; row++) for (let c = 0; c < dH; c++) qh[row * dH + c] = vkq[row * m + HdV + HdH + h2 * dH + c]!;
     for (let h1 = 0; h1 < H; h1++) {
       for (let row = 0; row < R; row++) {
         const zo = (row * HH + h1 * H + h2) * dH;
-        for (let c1 = 0; c1 < dH; c1++) zqk[c1 * R + row] = usedT[row] ? Zqk[zo + c1]! * s2 : 0;
+        for (let c1 = 0; c1 < dH; c1++) zqk[c1 * R + row] = usedT[row] ? Z.Zqk[zo + c1]! * s2 : 0;
       }
-      const o = (HdH + h1 * dH) * L2 + h2 * dH;
-      if (!addPsiBlock(Psi, o, L2, zqk, R, qh, dH, block)) return false;
-    }
-  }
-  return true;
-}
-
-/**
- * The key rows' outer products of addMDashAttentionTableSums (ΩQ^{a,h} += Σ_ρ (Zq[ρ][a,h]/scale) ⊗
- * κ_h(ρ) and the QQ blocks of Ψ += Σ_ρ (k_h1(ρ)/scale²) ⊗ Zqq[ρ][h1,h2] over the rows ρ with usedQ) as
- * row products over all rows at once (WebAssembly SIMD, rows-times-wasm.ts): each entry summed over
- * ρ in increasing order with the zero factors skipped, as the JS loop does (an unused row's factor
- * is set to zero, so it is skipped too): the same bits. False (nothing written) where WebAssembly
- * cannot run: every product here has the same shape (R rows in, dHead columns out), so whether the
- * module runs is settled by the first one, before anything is written.
- */
-function keyOuterProductsWasm(
-  sh: AttentionShape,
-  rt: AttentionRowTables,
-  usedQ: Uint8Array,
-  Zq: Float64Array,
-  Zqq: Float64Array,
-  OmQ: Float64Array,
-  Psi: Float64Array,
-): boolean {
-  const { m } = sh;
-  const H = sh.heads,
-    dH = sh.dHead,
-    dV = sh.dV,
-    scale = sh.scale;
-  const HdV = H * dV,
-    HdH = H * dH,
-    HH = H * H,
-    L2 = 2 * HdH,
-    R = rt.R;
-  const { vkq } = rt;
-  const s2 = 1 / (scale * scale);
-  // κ columns scaled by 1/scale² per head [dH, R].
-  const kvT = new Float64Array(dH * R);
-  const zqq = new Float64Array(R * dH);
-  const block = new Float64Array(dH * dH);
-  if (!omegaProductsWasm(sh, rt, usedQ, Zq, HdV, OmQ)) return false;
-  for (let h1 = 0; h1 < H; h1++) {
-    for (let row = 0; row < R; row++) for (let c1 = 0; c1 < dH; c1++) kvT[c1 * R + row] = usedQ[row] ? vkq[row * m + HdV + h1 * dH + c1]! * s2 : 0;
-    for (let h2 = h1; h2 < H; h2++) {
-      for (let row = 0; row < R; row++) zqq.set(Zqq.subarray((row * HH + h1 * H + h2) * dH, (row * HH + h1 * H + h2 + 1) * dH), row * dH);
-      const o = (HdH + h1 * dH) * L2 + HdH + h2 * dH;
-      if (!addPsiBlock(Psi, o, L2, kvT, R, zqq, dH, block)) return false;
+      if (!addPsiBlock(Psi, (HdH + h1 * dH) * L2 + h2 * dH, L2, zqk, R, qh, dH, block)) return false;
     }
   }
   return true;

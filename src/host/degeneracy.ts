@@ -20,6 +20,7 @@ import { actGrad } from '../model/activations.js';
 import type { MlpModel } from '../model/mlp.js';
 import { cofireCpu, fireCountCpu, hashPatternsCpu } from '../cpu/sign-patterns.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
+import { addPanelGramUpper } from '../cpu/gram.js';
 import type { DegeneracyStats, HiddenStats } from '../report/degeneracy.js';
 import type { HostForward } from './mlp-forward.js';
 import { HostGramF64 } from './stats.js';
@@ -206,13 +207,48 @@ interface Jacobians {
   oIdx: number;
 }
 
-export class HostDegeneracyAccumulator {
+/**
+ * What the host accumulator below and the GPU one (src/ib/degeneracy-gpu.ts) share: the layers they
+ * derive from the model and the requested layers (cofireFor: which layers get a co-firing matrix),
+ * the count of datapoints seen, and the result's closed-form layer.
+ */
+export abstract class DegeneracyAccumulatorBase {
   /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */
   readonly upTo: number;
-  private readonly L: number;
-  private readonly nOut: number;
-  private readonly lo: number;
-  private readonly closedForm: number;
+  protected readonly L: number;
+  protected readonly nOut: number;
+  protected readonly lo: number;
+  /** Layer whose Jacobian Gram comes from the co-firing counts (closed form), or −1. */
+  protected readonly closedForm: number;
+  protected seen = 0;
+
+  constructor(
+    readonly model: MlpModel,
+    readonly layers: number[],
+    cofireFor: (h: number) => boolean,
+  ) {
+    const L = model.layers.length;
+    this.L = L;
+    this.upTo = L;
+    this.nOut = model.layers[L - 1]!.dOut;
+    this.lo = Math.min(...layers);
+    this.closedForm = closedFormLayer(model, layers, cofireFor);
+  }
+
+  /** The statistics of the datapoints seen, from the other layers' Jacobian Grams and the hidden layers' statistics. */
+  protected stats(jacobianGram: Map<number, Float64Array>, hidden: Map<number, HiddenStats>): DegeneracyStats {
+    const n = this.seen;
+    if (this.closedForm >= 0) {
+      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
+    }
+    return { n, jacobianGram, hidden };
+  }
+}
+
+/** The host accumulator's co-firing rule: every layer narrower than WIDE_LAYER. */
+const hostCofire = (h: number): boolean => h < WIDE_LAYER;
+
+export class HostDegeneracyAccumulator extends DegeneracyAccumulatorBase {
   /** Whether layer L−3's Jacobians come from the carried product T (see CarriedProduct). */
   private readonly carried: boolean;
   /** Model layer → Σ J_pᵀJ_p (upper triangle), for the layers not in closed form. */
@@ -220,7 +256,6 @@ export class HostDegeneracyAccumulator {
   private readonly bits = new Map<number, { bits: FiringBits; cofire: boolean; gram: HostGramF64 }>();
   /** Float64 copies of the weights W^{i} (dIn × dOut row-major) for the backward products. */
   private readonly W: Float64Array[] = [];
-  private seen = 0;
   /** Row stride of the compact Jacobians: the widest layer from the lowest section up. */
   private readonly S: number;
   /**
@@ -235,18 +270,10 @@ export class HostDegeneracyAccumulator {
   /** The WebAssembly kernel (src/host/jacobian-gram-wasm.ts) and each jac layer's M offset, where it runs. */
   private readonly kernel: { ex: JacobianGramExports; oM: Map<number, number> } | undefined;
 
-  constructor(
-    readonly model: MlpModel,
-    readonly layers: number[],
-  ) {
-    const L = model.layers.length;
-    this.L = L;
-    this.upTo = L;
-    this.nOut = model.layers[L - 1]!.dOut;
-    this.lo = Math.min(...layers);
+  constructor(model: MlpModel, layers: number[]) {
+    super(model, layers, hostCofire);
+    const L = this.L;
     for (let i = this.lo + 1; i < L; i++) this.W[i] = Float64Array.from(model.layers[i]!.W);
-    const cofireFor = (h: number) => h < WIDE_LAYER;
-    this.closedForm = closedFormLayer(model, layers, cofireFor);
     // The product carried across datapoints (CarriedProduct) needs a linear output layer, a ReLU
     // layer below it whose Jacobian Gram is not wanted directly, and a section below that.
     this.carried =
@@ -287,7 +314,7 @@ export class HostDegeneracyAccumulator {
     for (const i of layers) {
       const l = model.layers[i]!;
       if (i < L - 1 && l.activation === 'relu') {
-        this.bits.set(i, { bits: new FiringBits(l.dOut), cofire: cofireFor(l.dOut), gram: new HostGramF64(l.dOut) });
+        this.bits.set(i, { bits: new FiringBits(l.dOut), cofire: hostCofire(l.dOut), gram: new HostGramF64(l.dOut) });
       }
     }
   }
@@ -394,7 +421,8 @@ export class HostDegeneracyAccumulator {
   /**
    * M[idx[k], idx[q]] += Σ_o G[o, k] G[o, q] for k ≤ q (upper triangle; idx is increasing) of
    * layer i, from the output-major current Jacobian Gt (stride S) through its unit-major copy U
-   * (U[k * nOut + o]), 2×2 pairs at a time; or by the WebAssembly kernel, the same bits.
+   * (U[k * nOut + o]) by addPanelGramUpper, 2×2 pairs at a time; or by the WebAssembly kernel, the
+   * same bits.
    */
   private addGram(i: number, m: number): void {
     const M = this.jac.get(i)!;
@@ -406,69 +434,7 @@ export class HostDegeneracyAccumulator {
       return;
     }
     for (let o = 0; o < nOut; o++) for (let k = 0; k < m; k++) U[k * nOut + o] = Gt[o * S + k]!;
-    let k = 0;
-    for (; k + 1 < m; k += 2) {
-      const a0 = k * nOut,
-        a1 = a0 + nOut;
-      const r0 = idx[k]! * h,
-        r1 = idx[k + 1]! * h;
-      let s00 = 0,
-        s01 = 0,
-        s11 = 0;
-      for (let o = 0; o < nOut; o++) {
-        const u = U[a0 + o]!,
-          v = U[a1 + o]!;
-        s00 += u * u;
-        s01 += u * v;
-        s11 += v * v;
-      }
-      M[r0 + idx[k]!]! += s00;
-      M[r0 + idx[k + 1]!]! += s01;
-      M[r1 + idx[k + 1]!]! += s11;
-      let q = k + 2;
-      for (; q + 1 < m; q += 2) {
-        const c0 = q * nOut,
-          c1 = c0 + nOut;
-        let t00 = 0,
-          t01 = 0,
-          t10 = 0,
-          t11 = 0;
-        for (let o = 0; o < nOut; o++) {
-          const u = U[a0 + o]!,
-            v = U[a1 + o]!,
-            w = U[c0 + o]!,
-            z = U[c1 + o]!;
-          t00 += u * w;
-          t01 += u * z;
-          t10 += v * w;
-          t11 += v * z;
-        }
-        const j0 = idx[q]!,
-          j1 = idx[q + 1]!;
-        M[r0 + j0]! += t00;
-        M[r0 + j1]! += t01;
-        M[r1 + j0]! += t10;
-        M[r1 + j1]! += t11;
-      }
-      if (q < m) {
-        const c0 = q * nOut;
-        let t0 = 0,
-          t1 = 0;
-        for (let o = 0; o < nOut; o++) {
-          const w = U[c0 + o]!;
-          t0 += U[a0 + o]! * w;
-          t1 += U[a1 + o]! * w;
-        }
-        M[r0 + idx[q]!]! += t0;
-        M[r1 + idx[q]!]! += t1;
-      }
-    }
-    if (k < m) {
-      const a0 = k * nOut;
-      let s = 0;
-      for (let o = 0; o < nOut; o++) s += U[a0 + o]! * U[a0 + o]!;
-      M[idx[k]! * h + idx[k]!]! += s;
-    }
+    addPanelGramUpper(M, h, idx, U, m, nOut);
   }
 
   result(): DegeneracyStats {
@@ -504,9 +470,6 @@ export class HostDegeneracyAccumulator {
       const actMean = Float64Array.from(s.gram.sums(), (v) => v / n);
       hidden.set(i, { patterns, actGram, actMean });
     }
-    if (this.closedForm >= 0) {
-      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
-    }
-    return { n, jacobianGram, hidden };
+    return this.stats(jacobianGram, hidden);
   }
 }

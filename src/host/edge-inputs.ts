@@ -84,6 +84,7 @@ function sectionRows(
   const nz = new Int32Array(d);
   const nzv = new Float64Array(d);
   const cb = d * r;
+  const qRows = Int32Array.from({ length: r }, (_, k) => k * h); // row k of Q starts at k·h
   for (let n = 0; n < rows; n++) {
     const xo = n * d;
     // The non-zeros only: MNIST pixels are ~19 % non-zero and ReLU outputs about half.
@@ -96,57 +97,9 @@ function sectionRows(
         m++;
       }
     }
-    // f̂ = C[d, :] + Σ x_i C[i, :], four columns at a time held in registers across the
-    // non-zeros (V8 does not vectorise; an axpy per non-zero would load and store f̂ each time).
-    let j = 0;
-    for (; j + 4 <= r; j += 4) {
-      let a0 = C[cb + j]!,
-        a1 = C[cb + j + 1]!,
-        a2 = C[cb + j + 2]!,
-        a3 = C[cb + j + 3]!;
-      for (let t = 0; t < m; t++) {
-        const v = nzv[t]!;
-        const co = nz[t]! + j;
-        a0 += v * C[co]!;
-        a1 += v * C[co + 1]!;
-        a2 += v * C[co + 2]!;
-        a3 += v * C[co + 3]!;
-      }
-      f[j] = a0;
-      f[j + 1] = a1;
-      f[j + 2] = a2;
-      f[j + 3] = a3;
-    }
-    for (; j < r; j++) {
-      let a0 = C[cb + j]!;
-      for (let t = 0; t < m; t++) a0 += nzv[t]! * C[nz[t]! + j]!;
-      f[j] = a0;
-    }
-    // p' = Qᵀ f̂, likewise four outputs at a time.
-    let o = 0;
-    for (; o + 4 <= h; o += 4) {
-      let a0 = 0,
-        a1 = 0,
-        a2 = 0,
-        a3 = 0;
-      for (let k = 0; k < r; k++) {
-        const v = f[k]!;
-        const qo = k * h + o;
-        a0 += v * Q[qo]!;
-        a1 += v * Q[qo + 1]!;
-        a2 += v * Q[qo + 2]!;
-        a3 += v * Q[qo + 3]!;
-      }
-      pre[o] = a0;
-      pre[o + 1] = a1;
-      pre[o + 2] = a2;
-      pre[o + 3] = a3;
-    }
-    for (; o < h; o++) {
-      let a0 = 0;
-      for (let k = 0; k < r; k++) a0 += f[k]! * Q[k * h + o]!;
-      pre[o] = a0;
-    }
+    // f̂ = C[d, :] + Σ x_i C[i, :] over the non-zeros, then p' = Qᵀ f̂.
+    rowTimes(nzv, nz, m, C, r, cb, f);
+    rowTimes(f, qRows, r, Q, h, -1, pre);
     fhat.set(f, n * r);
     const go = n * h;
     for (let o = 0; o < h; o++) {
@@ -154,5 +107,45 @@ function sectionRows(
       for (let k = 0; k < npts; k++) g += weights[k]! * actGrad(act, alphas[k]! * pre[o]!);
       gates[go + o] = g;
     }
+  }
+}
+
+/**
+ * out[j] = (init < 0 ? 0 : M[init + j]) + Σ_t val[t]·M[off[t] + j] for j < n, the terms in t
+ * order: a row vector, given by the values of its m entries and the offsets of their rows in M
+ * (row-major, n columns), times M. Both of a row's products (f̂ from its non-zeros, p' from f̂)
+ * are this one. Four columns at a time are held in registers across the entries (V8 does not
+ * vectorise; an axpy per entry would load and store out each time).
+ */
+function rowTimes(val: Float64Array, off: Int32Array, m: number, M: Float64Array, n: number, init: number, out: Float64Array): void {
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    let a0 = 0,
+      a1 = 0,
+      a2 = 0,
+      a3 = 0;
+    if (init >= 0) {
+      a0 = M[init + j]!;
+      a1 = M[init + j + 1]!;
+      a2 = M[init + j + 2]!;
+      a3 = M[init + j + 3]!;
+    }
+    for (let t = 0; t < m; t++) {
+      const v = val[t]!;
+      const co = off[t]! + j;
+      a0 += v * M[co]!;
+      a1 += v * M[co + 1]!;
+      a2 += v * M[co + 2]!;
+      a3 += v * M[co + 3]!;
+    }
+    out[j] = a0;
+    out[j + 1] = a1;
+    out[j + 2] = a2;
+    out[j + 3] = a3;
+  }
+  for (; j < n; j++) {
+    let a0 = init < 0 ? 0 : M[init + j]!;
+    for (let t = 0; t < m; t++) a0 += val[t]! * M[off[t]! + j]!;
+    out[j] = a0;
   }
 }

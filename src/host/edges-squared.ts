@@ -36,26 +36,28 @@ export interface SquaredEdgeSection {
 export const HOST_CARRY_RESET_ROWS = 256;
 
 /**
+ * What the JS kernel keeps between rows: the section, the carried Jacobian J (ro × r), the row's
+ * listed units and their coefficients (h entries each), and updateRow's scratch S (2h) and BO (h).
+ */
+interface JsRowState {
+  sec: SquaredEdgeSection;
+  J: Float64Array;
+  units: Int32Array;
+  coef: Float64Array;
+  S: Float64Array;
+  BO: Int32Array;
+}
+
+/**
  * One visited row with A given: J_ij ← (fresh ? 0 : J_ij) + Σ_k c_k A[unit_k, i] B[unit_k, j] over
  * the row's listed units, then E_ij += (J_ij f_j)², in one sweep over J. A 2 × 4 block of J stays
  * in registers across all listed units, so J is loaded and stored once per row rather than once
  * per unit and each load of B serves two rows (V8 does not vectorise; this loop is the pass's
  * cost). The sum for each entry is taken in the listed order, as unit-by-unit updates would.
  */
-function updateRow(
-  sec: SquaredEdgeSection,
-  E: Float64Array,
-  J: Float64Array,
-  fresh: boolean,
-  units: Int32Array,
-  coef: Float64Array,
-  nf: number,
-  S: Float64Array,
-  BO: Int32Array,
-  fhat: Float64Array,
-  fo: number,
-): void {
-  const { ro, r, A, B } = sec;
+function updateRow(st: JsRowState, E: Float64Array, fresh: boolean, nf: number, fhat: Float64Array, fo: number): void {
+  const { J, units, coef, S, BO } = st;
+  const { ro, r, A, B } = st.sec;
   const a = A!;
   for (let k = 0; k < nf; k++) BO[k] = units[k]! * r;
   // Two rows of J at a time share each load of B (S holds both rows' coefficients interleaved).
@@ -164,18 +166,9 @@ function updateRow(
 }
 
 /** One visited row with the identity A (ro = h): only row h of J moves when unit h does. */
-function updateRowIdentity(
-  sec: SquaredEdgeSection,
-  E: Float64Array,
-  J: Float64Array,
-  fresh: boolean,
-  units: Int32Array,
-  coef: Float64Array,
-  nf: number,
-  fhat: Float64Array,
-  fo: number,
-): void {
-  const { ro, r, B } = sec;
+function updateRowIdentity(st: JsRowState, E: Float64Array, fresh: boolean, nf: number, fhat: Float64Array, fo: number): void {
+  const { J, units, coef } = st;
+  const { ro, r, B } = st.sec;
   if (fresh) J.fill(0, 0, ro * r);
   for (let k = 0; k < nf; k++) {
     const jo = units[k]! * r;
@@ -210,20 +203,17 @@ export interface SquaredEdgeRowKernel {
 /** The JS kernel (updateRow / updateRowIdentity) over the caller's scratch J (ro × r). */
 export function jsRowKernel(sec: SquaredEdgeSection, J: Float64Array = new Float64Array(sec.ro * sec.r)): SquaredEdgeRowKernel {
   const { h } = sec;
-  const units = new Int32Array(h);
-  const coef = new Float64Array(h);
-  const S = new Float64Array(2 * h);
-  const BO = new Int32Array(h);
+  const st: JsRowState = { sec, J, units: new Int32Array(h), coef: new Float64Array(h), S: new Float64Array(2 * h), BO: new Int32Array(h) };
   let E: Float64Array | undefined;
   return {
-    units,
-    coef,
+    units: st.units,
+    coef: st.coef,
     begin: (e) => {
       E = e;
     },
     row: (fresh, nf, fhat, fo) => {
-      if (sec.A) updateRow(sec, E!, J, fresh, units, coef, nf, S, BO, fhat, fo);
-      else updateRowIdentity(sec, E!, J, fresh, units, coef, nf, fhat, fo);
+      if (sec.A) updateRow(st, E!, fresh, nf, fhat, fo);
+      else updateRowIdentity(st, E!, fresh, nf, fhat, fo);
     },
     end: () => {
       E = undefined;

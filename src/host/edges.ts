@@ -25,6 +25,7 @@ import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
 import { hostThreadPool, sharedBytes, sharedF64, type HeldState } from './pool.js';
 import type { EdgeRun } from './tasks.js';
 import { signPatternOrder } from '../cpu/gate-order.js';
+import type { ForwardLayer } from '../cpu/mlp-forward.js';
 import type { Activation } from '../model/activations.js';
 import { checkShape } from '../errors.js';
 
@@ -148,14 +149,9 @@ export interface HostEdgeSection {
   ro: number;
 }
 
+/** The model as the host pass reads it: its layers as the float64 forward pass reads them. */
 export interface HostModel {
-  readonly layers: readonly {
-    readonly dIn: number;
-    readonly dOut: number;
-    readonly W: ArrayLike<number>;
-    readonly b: ArrayLike<number>;
-    readonly activation: Activation;
-  }[];
+  readonly layers: readonly ForwardLayer[];
 }
 
 export interface HostEdgeOptions {

@@ -13,7 +13,7 @@
 // O(rows·nnz·n) arithmetic. Where the module cannot run (src/host/wasm/load.ts, IBGPU_HOST_WASM=0)
 // the functions answer false and the caller runs the JS loops.
 
-import type { ActSectionMaps } from './transformer-forward.js';
+import type { ActSectionMaps, MappedRowTables, TableForwardRows } from './transformer-forward.js';
 import { act as actValue } from '../model/activations.js';
 import { hostWasmEnabled, hostWasmInstance, WasmLayout } from './wasm/load.js';
 
@@ -137,20 +137,11 @@ export function wasmActSectionFinish(mp: ActSectionMaps, n0: number, n1: number,
  * (transformer-forward.ts) computes them: resM(ρ_t*) + Σ_{h,u} p_u^h vzM(ρ_u, h), the terms in the
  * order h, u with the zero p skipped; false (nothing written) where WebAssembly cannot run here.
  */
-export function wasmTableRowsTimes(
-  sh: { P: number; heads: number },
-  ids: Int32Array,
-  probs: Float64Array,
-  resM: Float64Array,
-  vzM: Float64Array,
-  w: number,
-  n0: number,
-  n1: number,
-  out: Float64Array,
-): boolean {
-  const { P } = sh;
-  const H = sh.heads;
+export function wasmTableRowsTimes(fw: TableForwardRows, mt: MappedRowTables, n0: number, n1: number, out: Float64Array): boolean {
+  const { shape, ids, probs } = fw;
+  const { P, heads: H } = shape;
   const t = P - 1;
+  const { resM, vzM, w } = mt;
   const wp = padded(w);
   const rowb = wp * 8;
   const R = w > 0 ? resM.length / w : 0;

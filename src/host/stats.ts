@@ -6,7 +6,7 @@
 // Why these shapes of loop:
 //   - A layer whose first batch is at most SPARSE_ROW_DENSITY non-zero is accumulated raw
 //     (Σ x xᵀ over each row's non-zeros only) and shifted exactly at the end:
-//     Σ(x−s)(x−s)ᵀ = Σxxᵀ − sSᵀ − Ssᵀ + n ssᵀ (as src/cpu/sparse-gram.ts does for the input).
+//     Σ(x−s)(x−s)ᵀ = Σxxᵀ − sSᵀ − Ssᵀ + n ssᵀ, by the loop of src/cpu/sparse-gram.ts (the input's).
 //     Denser layers (rib's MNIST MLP's ReLU outputs are ~68 % non-zero) subtract the shift from
 //     each row and take the row-blocked, register-tiled Gram of src/cpu/gram.ts, which beats the
 //     indexed scatter of the sparse loop above ~40 % density (measured on those layers: 110 ms
@@ -18,19 +18,12 @@
 
 import { actGrad, type Activation } from '../model/activations.js';
 import { cofireCpu, packSignsCpu } from '../cpu/sign-patterns.js';
+import { addSparseRowsGram, density, shiftedGram } from '../cpu/sparse-gram.js';
 import { gramHost } from './gram.js';
 import { checkShape } from '../errors.js';
 
 /** Layers whose first batch is at most this dense accumulate the raw Gram over non-zeros. */
 export const SPARSE_ROW_DENSITY = 0.4;
-
-/** Fraction of non-zeros among the first `count` values. */
-function densityOf(x: Float64Array, count: number): number {
-  if (count === 0) return 0;
-  let nz = 0;
-  for (let i = 0; i < count; i++) if (x[i] !== 0) nz++;
-  return nz / count;
-}
 
 /** Column means of `rows` row-major rows of width d (sums in row order, then one division). */
 export function columnMeansF64(x: Float64Array, rows: number, d: number): Float64Array {
@@ -53,8 +46,6 @@ export class HostGramF64 {
   private sparse: boolean | undefined;
   private readonly g: Float64Array; // upper triangle (i <= j), row-major d×d
   private readonly s: Float64Array;
-  private readonly idx: Int32Array;
-  private readonly val: Float64Array;
   private n = 0;
 
   constructor(d: number, shift?: ArrayLike<number>) {
@@ -64,8 +55,6 @@ export class HostGramF64 {
     this.shift = shift ? Float64Array.from(shift) : new Float64Array(d);
     this.g = new Float64Array(d * d);
     this.s = new Float64Array(d);
-    this.idx = new Int32Array(d);
-    this.val = new Float64Array(d);
   }
 
   get rows(): number {
@@ -81,50 +70,20 @@ export class HostGramF64 {
   add(x: Float64Array, rows: number): void {
     const d = this.d;
     checkShape(Number.isInteger(rows) && rows >= 0 && x.length >= rows * d, `HostGramF64.add: expected rows*d = ${rows}*${d} values, got ${x.length}`);
-    this.sparse ??= densityOf(x, rows * d) <= SPARSE_ROW_DENSITY;
+    this.sparse ??= density(x, rows * d) <= SPARSE_ROW_DENSITY;
     const { g, s } = this;
     for (let r = 0; r < rows; r++) {
       const o = r * d;
       for (let j = 0; j < d; j++) s[j]! += x[o + j]!;
     }
-    if (this.sparse) this.addSparse(x, rows);
+    // Σ x xᵀ over each row's non-zeros (upper triangle).
+    if (this.sparse) addSparseRowsGram(x, rows, d, g);
     else {
       // Shifted rows in row blocks with 2×2 register tiles (gramF64; gramHost runs it in WebAssembly SIMD, same bits).
       const b = gramHost(x, rows, d, this.shift);
       for (let i = 0; i < d; i++) for (let j = i; j < d; j++) g[i * d + j]! += b[i * d + j]!;
     }
     this.n += rows;
-  }
-
-  /** Σ x xᵀ over each row's non-zeros (upper triangle). */
-  private addSparse(x: Float64Array, rows: number): void {
-    const d = this.d;
-    const { g, idx, val } = this;
-    for (let r = 0; r < rows; r++) {
-      const o = r * d;
-      let m = 0;
-      for (let j = 0; j < d; j++) {
-        const v = x[o + j]!;
-        if (v !== 0) {
-          idx[m] = j;
-          val[m] = v;
-          m++;
-        }
-      }
-      for (let a = 0; a < m; a++) {
-        const va = val[a]!;
-        const row = idx[a]! * d;
-        let b = a;
-        // Unrolled by four: V8 does not vectorise, and the independent adds overlap.
-        for (; b + 3 < m; b += 4) {
-          g[row + idx[b]!]! += va * val[b]!;
-          g[row + idx[b + 1]!]! += va * val[b + 1]!;
-          g[row + idx[b + 2]!]! += va * val[b + 2]!;
-          g[row + idx[b + 3]!]! += va * val[b + 3]!;
-        }
-        for (; b < m; b++) g[row + idx[b]!]! += va * val[b]!;
-      }
-    }
   }
 
   /** Column sums Σ x. */
@@ -134,13 +93,13 @@ export class HostGramF64 {
 
   /** The full symmetric Σ(x − shift)(x − shift)ᵀ (d×d). */
   gram(): Float64Array {
-    const d = this.d;
+    const { d, g } = this;
+    // The raw sums of the sparse layers shift exactly at the end (see the header).
+    if (this.sparse) return shiftedGram(g, this.s, this.n, d, this.shift);
     const out = new Float64Array(d * d);
-    const { g, s, n, shift } = this;
-    const raw = this.sparse ?? false;
     for (let i = 0; i < d; i++) {
       for (let j = i; j < d; j++) {
-        const v = raw ? g[i * d + j]! - shift[i]! * s[j]! - s[i]! * shift[j]! + n * shift[i]! * shift[j]! : g[i * d + j]!;
+        const v = g[i * d + j]!;
         out[i * d + j] = v;
         out[j * d + i] = v;
       }

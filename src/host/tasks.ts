@@ -23,6 +23,8 @@ import {
   tableRowsTimes,
   type ActSectionMaps,
   type AttentionForwardTables,
+  type MappedRowTables,
+  type TableForwardRows,
 } from './transformer-forward.js';
 import { accumulateSquaredEdges, type SquaredEdgeSection } from './edges-squared.js';
 import { squaredEdgeRowKernel } from './edges-squared-wasm.js';
@@ -125,17 +127,8 @@ export const HOST_TASKS = {
     probs: Float64Array;
   }): void => attentionTableForward(a.shape, a.tables, a.n0, a.n1, a.out, a.probs),
   /** Rows [n0, n1) of f·M for the rows f of an attention table forward, from the mapped tables (transformer-forward.ts; WebAssembly SIMD where it runs, the same bits). */
-  'table-rows-times': (a: {
-    shape: Pick<AttentionShape, 'P' | 'heads'>;
-    ids: Int32Array;
-    probs: Float64Array;
-    maps: { resM: Float64Array; vzM: Float64Array; w: number; out: Float64Array }[];
-    n0: number;
-    n1: number;
-  }): void => {
-    for (const m of a.maps)
-      if (!wasmTableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out))
-        tableRowsTimes(a.shape, a.ids, a.probs, m.resM, m.vzM, m.w, a.n0, a.n1, m.out);
+  'table-rows-times': (a: TableForwardRows & { maps: (MappedRowTables & { out: Float64Array })[]; n0: number; n1: number }): void => {
+    for (const m of a.maps) if (!wasmTableRowsTimes(a, m, a.n0, a.n1, m.out)) tableRowsTimes(a, m, a.n0, a.n1, m.out);
   },
   /** Rows [r0, r1) of X·M (transformer-forward.ts; in WebAssembly SIMD where it runs, the same bits). */
   'mul-rows': (a: { X: Float64Array; k: number; M: Float64Array; n: number; r0: number; r1: number; out: Float64Array }): void => {

@@ -57,25 +57,32 @@ export function attentionTableForward(sh: AttentionShape, tb: AttentionForwardTa
   }
 }
 
+/** The samples of an attention table forward, as a linear map of its rows reads them. */
+export interface TableForwardRows {
+  shape: Pick<AttentionShape, 'P' | 'heads'>;
+  /** [N·P] the row of each (sample, position), sample-major. */
+  ids: Int32Array;
+  /** [N, H·P] each sample's softmax rows (attentionTableForward's probs). */
+  probs: Float64Array;
+}
+
+/** The forward's row tables mapped by a linear map M: resM = res·M [R, w] and vzM = vz·M [R·H, w]. */
+export interface MappedRowTables {
+  resM: Float64Array;
+  vzM: Float64Array;
+  w: number;
+}
+
 /**
- * Rows [n0, n1) of f·M (out [N, w]) for rows f of an attention table forward, from the mapped
- * tables resM = res·M [R, w] and vzM = vz·M [R·H, w]: resM(ρ_t*) + Σ_{h,u} p_u^h vzM(ρ_u, h), 1 + H·P
- * axpys of width w per sample instead of a d-deep product.
+ * Rows [n0, n1) of f·M (out [N, w]) for the rows f of an attention table forward, from the mapped
+ * tables: resM(ρ_t*) + Σ_{h,u} p_u^h vzM(ρ_u, h), 1 + H·P axpys of width w per sample instead of a
+ * d-deep product.
  */
-export function tableRowsTimes(
-  sh: Pick<AttentionShape, 'P' | 'heads'>,
-  ids: Int32Array,
-  probs: Float64Array,
-  resM: Float64Array,
-  vzM: Float64Array,
-  w: number,
-  n0: number,
-  n1: number,
-  out: Float64Array,
-): void {
-  const { P } = sh;
-  const H = sh.heads;
+export function tableRowsTimes(fw: TableForwardRows, mt: MappedRowTables, n0: number, n1: number, out: Float64Array): void {
+  const { shape, ids, probs } = fw;
+  const { P, heads: H } = shape;
   const t = P - 1;
+  const { resM, vzM, w } = mt;
   for (let n = n0; n < n1; n++) {
     const o = n * w;
     const ro = ids[n * P + t]! * w;

@@ -22,19 +22,14 @@ import type { MlpModel } from '../model/mlp.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
 import type { DegeneracyStats, HiddenStats } from '../report/degeneracy.js';
-import { closedFormJacobianGram, closedFormLayer, WIDE_LAYER } from '../host/degeneracy.js';
+import { DegeneracyAccumulatorBase, WIDE_LAYER } from '../host/degeneracy.js';
 
 export { WIDE_LAYER };
 
 /** Bytes of one stacked Jacobian buffer per chunk (chunks of a batch keep under this). */
 export const CHUNK_BYTES = 32 * 2 ** 20;
 
-export class DegeneracyAccumulator {
-  /** Layers the forward pass must run (all of them: J_p needs every downstream gate). */
-  readonly upTo: number;
-  private readonly L: number;
-  private readonly nOut: number;
-  private readonly lo: number;
+export class DegeneracyAccumulator extends DegeneracyAccumulatorBase {
   private readonly weights: GPUBuffer[] = [];
   private readonly biases: GPUBuffer[] = [];
   private readonly jac = new Map<number, GramAccumulator>();
@@ -42,24 +37,19 @@ export class DegeneracyAccumulator {
   private readonly actGram = new Map<number, GramAccumulator>();
   private readonly actSum = new Map<number, ColumnSumAccumulator>();
   private readonly chunkRows: number;
-  /** Layer whose Jacobian Gram comes from the co-firing counts (closed form), or −1. */
-  private readonly closedForm: number;
   private identity: GPUBuffer | undefined;
   /** Wᵀ, biases and the chunk identity, released by dispose(). */
   private readonly buffers: BufferScope;
-  private seen = 0;
   private disposed = false;
 
   constructor(
     private readonly engine: Engine,
-    readonly model: MlpModel,
-    readonly layers: number[],
+    model: MlpModel,
+    layers: number[],
   ) {
-    const L = model.layers.length;
-    this.L = L;
-    this.upTo = L;
-    this.nOut = model.layers[L - 1]!.dOut;
-    this.lo = Math.min(...layers);
+    const cofireFor = (h: number) => h < WIDE_LAYER && h * h * 4 <= engine.maxBindingBytes;
+    super(model, layers, cofireFor);
+    const L = this.L;
     this.buffers = engine.scope();
     for (let i = this.lo; i < L; i++) {
       const l = model.layers[i]!;
@@ -71,8 +61,6 @@ export class DegeneracyAccumulator {
     }
     const hmax = Math.max(...model.layers.slice(this.lo).map((l) => l.dOut));
     this.chunkRows = Math.max(1, Math.floor(Math.min(CHUNK_BYTES, engine.maxBindingBytes) / (4 * this.nOut * hmax)));
-    const cofireFor = (h: number) => h < WIDE_LAYER && h * h * 4 <= engine.maxBindingBytes;
-    this.closedForm = closedFormLayer(model, layers, cofireFor);
     for (const i of layers) {
       const l = model.layers[i]!;
       if (i !== this.closedForm) this.jac.set(i, new GramAccumulator(engine, l.dOut));
@@ -174,10 +162,7 @@ export class DegeneracyAccumulator {
       const actMean = Float64Array.from(await this.actSum.get(i)!.result(), (v) => v / n);
       hidden.set(i, { patterns, actGram, actMean });
     }
-    if (this.closedForm >= 0) {
-      jacobianGram.set(this.closedForm, closedFormJacobianGram(this.model, this.closedForm, hidden.get(this.closedForm)?.patterns.cofire, n));
-    }
-    return { n, jacobianGram, hidden };
+    return this.stats(jacobianGram, hidden);
   }
 
   dispose(): void {

@@ -40,7 +40,7 @@
 import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { symEig } from '../cpu/eigh.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
+import { defineKernel, type KernelSpec } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
@@ -52,51 +52,18 @@ export const EIGH_BLOCK = 16;
 const TILE = 2 * EIGH_BLOCK;
 const F32_EPS = 2 ** -24;
 
-export const eighSolveKernel = defineKernel({
-  name: 'eigh_solve',
-  shader: SHADERS.eigh_solve,
-  bindings: [
-    { name: 'a', kind: 'read-only-storage' },
-    { name: 'pairs', kind: 'read-only-storage' },
-    { name: 'rot', kind: 'storage' },
-    { name: 'count', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
-});
+/**
+ * A kernel of the block Jacobi set: named as its shader, no overrides, the bindings and params the
+ * shader's declarations (defineKernel reads them).
+ */
+function eighKernel<K extends 'eigh_solve' | 'eigh_apply' | 'eigh_norm' | 'eigh_norm_sum'>(name: K): KernelSpec<(typeof SHADERS)[K]> {
+  return defineKernel({ name, shader: SHADERS[name] });
+}
 
-export const eighApplyKernel = defineKernel({
-  name: 'eigh_apply',
-  shader: SHADERS.eigh_apply,
-  bindings: [
-    { name: 'a', kind: 'storage' },
-    { name: 'v', kind: 'storage' },
-    { name: 'pairs', kind: 'read-only-storage' },
-    { name: 'rot', kind: 'read-only-storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
-});
-
-export const eighNormKernel = defineKernel({
-  name: 'eigh_norm',
-  shader: SHADERS.eigh_norm,
-  bindings: [
-    { name: 'a', kind: 'read-only-storage' },
-    { name: 'partial', kind: 'storage' },
-    { name: 'diag', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
-});
-
-export const eighNormSumKernel = defineKernel({
-  name: 'eigh_norm_sum',
-  shader: SHADERS.eigh_norm_sum,
-  bindings: [
-    { name: 'partial', kind: 'read-only-storage' },
-    { name: 'count', kind: 'read-only-storage' },
-    { name: 'out', kind: 'storage' },
-    { name: 'params', kind: 'uniform' },
-  ],
-});
+export const eighSolveKernel = eighKernel('eigh_solve');
+export const eighApplyKernel = eighKernel('eigh_apply');
+export const eighNormKernel = eighKernel('eigh_norm');
+export const eighNormSumKernel = eighKernel('eigh_norm_sum');
 
 export interface EighGpuOptions {
   /** Hard limit on block-Jacobi sweeps (default 30). */
