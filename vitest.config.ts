@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    // The default report, plus the name of any test file whose process died before it finished.
+    reporters: ['default', './test/reporters/unfinished-files.ts'],
     // One GPU device per process, and llvmpipe already uses both cores: run files one at a time.
     pool: 'forks',
     fileParallelism: false,
