@@ -1,6 +1,7 @@
-// Dense float64 products X·M on the calling thread, for the closed forms' sample-independent
-// matrices (src/transformer/gpu-attention-closed.ts, gpu-mdash-local.ts): WebAssembly SIMD where it
-// runs (rows-times-wasm.ts), else the JS loop. Both sum every entry over k in order from its start
+// Dense float64 products X·M on the calling thread, for the transformer closed forms'
+// sample-independent matrices and token-table products (src/transformer/gpu-attention-closed.ts,
+// gpu-mdash-local.ts, host-stats.ts): WebAssembly SIMD where it runs (rows-times-wasm.ts), else the
+// JS loop. Both sum every entry over k in order from its start
 // value with the zero X entries skipped, so the two give the same bits and a caller never needs a
 // fallback of its own.
 

@@ -45,7 +45,7 @@ import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
-import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
+import { gatherRows, tableRowIds, tokenRowTable } from './token-table.js';
 import { mulRows } from '../host/mul-rows.js';
 import { attentionT, omegaRows } from '../host/attention-t.js';
 import { wasmOmegaRowsKernel } from '../host/attention-mdash-wasm.js';
@@ -274,7 +274,7 @@ export async function mDashAttentionClosed(run: SectionSamples, opts: SectionVjp
   // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
   const table = tokenRowTable(model, s, N, m);
-  const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
+  const tableJ = table ? mulRows(table, table.length / d, d, J, m) : undefined;
   const scope = engine.scope();
   try {
     const Jb = tableJ ? undefined : scope.upload(Float32Array.from(J), 'tf.attn-J');
@@ -467,8 +467,8 @@ export async function edgesAttentionClosed(
   // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
   const CpJ = mulRows(Cpinv, r, d, J, m);
   const table = tokenRowTable(model, s, N, Math.max(m, r));
-  const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
-  const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
+  const tableU = table ? mulRows(table, table.length / d, d, C, r) : undefined;
+  const tableJ = tableU ? mulRows(tableU, tableU.length / r, r, CpJ, m) : undefined;
   const shape = attentionShape(op, P, m, K);
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
