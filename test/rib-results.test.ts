@@ -9,13 +9,13 @@
 //   passes).
 // A file whose recorded config disagrees with the run is refused naming both sides.
 
-import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildFromConfigFile } from '../src/build/from-files.js';
 import { loadSafetensors } from '../src/io/safetensors.js';
 import { toFloat64 } from '../src/io/tensor.js';
+import { fixtureWorkspace, MODADD_TINY_BUILD } from './helpers/fixture-workspace.js';
 import { useEngine } from './helpers/gpu.js';
 
 const FIX = join(import.meta.dirname, 'fixtures');
@@ -31,19 +31,13 @@ describe("rib's stored results in split runs", () => {
   });
 
   async function run(cfg: Record<string, unknown>): Promise<Awaited<ReturnType<typeof buildFromConfigFile>>> {
-    const d = await mkdtemp(join(tmpdir(), 'ibgpu-ribcs-'));
-    dirs.push(d);
-    for (const f of ['weights_f64.safetensors', 'config.json', 'inputs.npy']) await copyFile(join(TINY, f), join(d, f));
+    const d = await fixtureWorkspace('modadd-tiny', dirs, 'ibgpu-ribcs-');
     await writeFile(join(d, 'b.json'), JSON.stringify(cfg));
     return buildFromConfigFile(await engine(), join(d, 'b.json'), {});
   }
 
   const CFG = {
-    model: 'weights_f64.safetensors',
-    arch: 'config.json',
-    data: { type: 'npy', path: 'inputs.npy' },
-    node_layers: ['ln1.0', 'ln2.0', 'unembed', 'output'],
-    last_pos_module_type: 'add_resid1',
+    ...MODADD_TINY_BUILD,
     interaction_matrices_path: RIB_CS,
     calculate_edges: true,
   };

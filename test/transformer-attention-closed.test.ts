@@ -125,16 +125,8 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         expectClose(generic, ref, 'generic', 2e-4);
         // mDashGpu dispatched to the closed form (the same numbers, bit for bit).
         const att = lastPosAttentionSection(sec)!;
-        const direct = await mDashAttentionClosed(
-          engine,
-          model,
-          0,
-          tokens,
-          N,
-          sectionGeometry(model, 0, Chat, rOut),
-          { Chat, rOut, points: pts, batch: 3 },
-          att,
-        );
+        const run = { engine, model, s: 0, tokens, N, g: sectionGeometry(model, 0, Chat, rOut) };
+        const direct = await mDashAttentionClosed(run, { Chat, rOut, points: pts, batch: 3 }, att);
         expect(Array.from(closed)).toEqual(Array.from(direct));
       }
       // Unrotated output (Ĉ = identity).
@@ -153,7 +145,8 @@ describe('closed-form M′ and edges of last-position attention sections', () =>
         expectClose(eClosed, eRef, 'edges, closed form', 1e-5);
         expectClose(eGeneric, eRef, 'edges, generic', 2e-4);
         const eOpts = { C, Cpinv, rIn, Chat, rOut, points: q, batch: 3 };
-        const eDirect = await edgesAttentionClosed(engine, model, 0, tokens, N, sectionGeometry(model, 0, Chat, rOut), eOpts, lastPosAttentionSection(sec)!);
+        const run = { engine, model, s: 0, tokens, N, g: sectionGeometry(model, 0, Chat, rOut) };
+        const eDirect = await edgesAttentionClosed(run, eOpts, lastPosAttentionSection(sec)!);
         expect(Array.from(eClosed)).toEqual(Array.from(eDirect));
       }
     } finally {

@@ -14,14 +14,10 @@ import { loadTransformerFrom, tensorsSource } from '../src/model/transformer/wei
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { gaussian, rng } from './helpers/random.js';
 import { attend, layerNorm, linear } from './helpers/hf-reference.js';
+import { TINY_HF_DIMS } from './helpers/tiny-hf-dims.js';
 
-const d = 8;
-const H = 2;
-const dh = 4;
-const m = 16;
-const V = 11;
+const { dModel: d, heads: H, dHead: dh, dMlp: m, vocab: V, layers: L } = TINY_HF_DIMS;
 const nCtx = 5;
-const L = 2;
 const P = 5;
 
 function rand(g: () => number, n: number, s = 0.3): Float64Array {

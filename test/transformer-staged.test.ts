@@ -14,8 +14,7 @@
 // - parts of another model, missing, duplicate or truncated shards, M′ parts of stale bases and
 //   edges before the bases are complete are refused naming the problem.
 
-import { copyFile, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadBuildConfig } from '../src/build/load.js';
@@ -39,16 +38,11 @@ import {
   type TransformerStageContext,
   STAGED_PATHS,
 } from '../src/transformer/staged.js';
+import { fixtureWorkspace, MODADD_TINY_BUILD } from './helpers/fixture-workspace.js';
 import { useEngine } from './helpers/gpu.js';
 
-const FIX = join(import.meta.dirname, 'fixtures', 'synthetic-transformer');
-
 const MODADD = {
-  model: 'weights_f64.safetensors',
-  arch: 'config.json',
-  data: { type: 'npy', path: 'inputs.npy' },
-  node_layers: ['ln1.0', 'ln2.0', 'unembed', 'output'],
-  last_pos_module_type: 'add_resid1',
+  ...MODADD_TINY_BUILD,
   basis_formula: 'jacobian',
   truncation_threshold: 1e-10,
   threshold_mode: 'absolute',
@@ -62,12 +56,7 @@ describe('staged and sharded transformer builds', () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  async function workspace(model = 'modadd-tiny'): Promise<string> {
-    const d = await mkdtemp(join(tmpdir(), 'ibgpu-tstage-'));
-    dirs.push(d);
-    for (const f of ['weights_f64.safetensors', 'config.json', 'inputs.npy']) await copyFile(join(FIX, model, f), join(d, f));
-    return d;
-  }
+  const workspace = (model = 'modadd-tiny'): Promise<string> => fixtureWorkspace(model, dirs, 'ibgpu-tstage-');
 
   async function setup(d: string, cfg: Record<string, unknown>, name = 'cfg'): Promise<{ c: TransformerStageContext; one: () => Promise<IbResult> }> {
     // The one-process build on the stage paths staged builds take (STAGED_PATHS).

@@ -32,7 +32,7 @@ import { edgesStochasticGpu, mDashStochasticGpu } from '../src/transformer/gpu-s
 import { GpuModel } from '../src/transformer/gpu-model.js';
 import { PassesF64 } from '../src/transformer/passes-f64.js';
 import { buildTransformerF64, stochasticOf } from '../src/transformer/pipeline.js';
-import { stochasticPhi, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
+import { stochasticK, stochasticPhiRows, type StochasticSources } from '../src/transformer/stochastic.js';
 import { useEngine } from './helpers/gpu.js';
 import { randomMatrix } from './helpers/random.js';
 import { attentionHeadModel } from './helpers/tf-programs.js';
@@ -85,32 +85,35 @@ const src = (o: Omit<StochasticSources, 'seed'>, seed = 0): StochasticSources =>
 
 describe('stochastic sources: draws and config', () => {
   it('draws are ±1 in the documented pattern and depend on (seed, section, sample, estimator) only', () => {
-    const a = stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 5, 3, 4);
-    expect(a.K).toBe(8);
+    const a = stochasticPhiRows(src({ basisPos: 2 }), 'basis', 1, 5, 3, 4);
+    expect(stochasticK(src({ basisPos: 2 }), 'basis', 3, 4)).toBe(8);
+    expect(a.length).toBe(8 * 3 * 4);
     for (let k = 0; k < 8; k++) {
       for (let t = 0; t < 3; t++) {
         for (let i = 0; i < 4; i++) {
-          const v = a.phi[(k * 3 + t) * 4 + i]!;
+          const v = a[(k * 3 + t) * 4 + i]!;
           expect(Math.abs(v)).toBe(i === k % 4 ? 1 : 0);
         }
       }
     }
-    const same = stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 5, 3, 4).phi;
-    expect(Array.from(same)).toEqual(Array.from(a.phi));
+    const same = stochasticPhiRows(src({ basisPos: 2 }), 'basis', 1, 5, 3, 4);
+    expect(Array.from(same)).toEqual(Array.from(a));
     for (const other of [
-      stochasticPhi(src({ basisPos: 2 }, 1), 'basis', 1, 5, 3, 4),
-      stochasticPhi(src({ basisPos: 2 }), 'basis', 0, 5, 3, 4),
-      stochasticPhi(src({ basisPos: 2 }), 'basis', 1, 6, 3, 4),
+      stochasticPhiRows(src({ basisPos: 2 }, 1), 'basis', 1, 5, 3, 4),
+      stochasticPhiRows(src({ basisPos: 2 }), 'basis', 0, 5, 3, 4),
+      stochasticPhiRows(src({ basisPos: 2 }), 'basis', 1, 6, 3, 4),
     ]) {
-      expect(Array.from(other.phi)).not.toEqual(Array.from(a.phi));
+      expect(Array.from(other)).not.toEqual(Array.from(a));
     }
-    const h = stochasticPhi(src({ basisHidden: 3 }), 'basis', 0, 0, 2, 5);
-    expect(h.K).toBe(6);
+    const h = stochasticPhiRows(src({ basisHidden: 3 }), 'basis', 0, 0, 2, 5);
+    expect(stochasticK(src({ basisHidden: 3 }), 'basis', 2, 5)).toBe(6);
+    expect(h.length).toBe(6 * 2 * 5);
     for (let k = 0; k < 6; k++)
-      for (let t = 0; t < 2; t++) for (let i = 0; i < 5; i++) expect(Math.abs(h.phi[(k * 2 + t) * 5 + i]!)).toBe(Math.floor(k / 3) === t ? 1 : 0);
-    const both = stochasticPhi(src({ basisPos: 2, basisHidden: 3 }), 'basis', 0, 0, 2, 5);
-    expect(both.K).toBe(6);
-    expect(both.phi.every((v) => v === 1 || v === -1)).toBe(true);
+      for (let t = 0; t < 2; t++) for (let i = 0; i < 5; i++) expect(Math.abs(h[(k * 2 + t) * 5 + i]!)).toBe(Math.floor(k / 3) === t ? 1 : 0);
+    const both = stochasticPhiRows(src({ basisPos: 2, basisHidden: 3 }), 'basis', 0, 0, 2, 5);
+    expect(stochasticK(src({ basisPos: 2, basisHidden: 3 }), 'basis', 2, 5)).toBe(6);
+    expect(both.length).toBe(6 * 2 * 5);
+    expect(both.every((v) => v === 1 || v === -1)).toBe(true);
     // any block of k is drawn alone, equal to the slice of the whole set
     for (const [o, kind] of [
       [{ basisPos: 2 }, 'basis'],
@@ -118,14 +121,15 @@ describe('stochastic sources: draws and config', () => {
       [{ basisPos: 2, basisHidden: 3 }, 'basis'],
       [{ edges: 2 }, 'edges'],
     ] as const) {
-      const all = stochasticPhi(src(o, 8), kind, 2, 4, 3, 4);
+      const all = stochasticPhiRows(src(o, 8), kind, 2, 4, 3, 4);
       const per = 3 * 4;
-      expect(Array.from(stochasticPhiRows(src(o, 8), kind, 2, 4, 3, 4, 3, 2)), JSON.stringify(o)).toEqual(Array.from(all.phi.subarray(3 * per, 5 * per)));
+      expect(Array.from(stochasticPhiRows(src(o, 8), kind, 2, 4, 3, 4, 3, 2)), JSON.stringify(o)).toEqual(Array.from(all.subarray(3 * per, 5 * per)));
     }
-    const e = stochasticPhi(src({ edges: 2 }), 'edges', 0, 0, 3, 4);
-    expect(e.K).toBe(8);
+    const e = stochasticPhiRows(src({ edges: 2 }), 'edges', 0, 0, 3, 4);
+    expect(stochasticK(src({ edges: 2 }), 'edges', 3, 4)).toBe(8);
+    expect(e.length).toBe(8 * 3 * 4);
     // one sign per (r, t), the same for every i
-    for (let k = 0; k < 8; k++) for (let t = 0; t < 3; t++) expect(e.phi[(k * 3 + t) * 4 + (k % 4)]).toBe(e.phi[(Math.floor(k / 4) * 4 * 3 + t) * 4]);
+    for (let k = 0; k < 8; k++) for (let t = 0; t < 3; t++) expect(e[(k * 3 + t) * 4 + (k % 4)]).toBe(e[(Math.floor(k / 4) * 4 * 3 + t) * 4]);
   });
 
   it('parses the options as positive integers and refuses them for MLP builds', () => {

@@ -15,14 +15,10 @@ import { loadTransformerFrom, tensorsSource } from '../src/model/transformer/wei
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { gaussian, rng } from './helpers/random.js';
 import { attend, layerNorm, linear } from './helpers/hf-reference.js';
+import { TINY_HF_DIMS } from './helpers/tiny-hf-dims.js';
 
-const d = 8;
-const H = 2;
-const dh = 4;
-const m = 16;
-const V = 11;
+const { dModel: d, heads: H, dHead: dh, dMlp: m, vocab: V, layers: LAYERS } = TINY_HF_DIMS;
 const N_POS = 2048;
-const LAYERS = 2;
 const WINDOW = 3; // small, so the local attention of layer 1 acts on short sequences
 
 function randomTensors(shapes: Record<string, number[]>, seed: number, scale = 0.5): Record<string, Tensor> {

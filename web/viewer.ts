@@ -6,6 +6,7 @@
 
 import { parseSafetensors, type SafetensorsFile } from '../src/io/safetensors.js';
 import type { DegeneracyReport } from '../src/report/degeneracy.js';
+import type { SparsityRow } from '../src/report/sparsity.js';
 
 type IbModule = typeof import('../src/browser.js');
 
@@ -494,21 +495,7 @@ async function renderGallery(): Promise<void> {
 
 interface AblationsJson {
   runs: Record<string, { eval_type: string; no_ablation_result: number; dataset_rows: [number, number] }>;
-  sparsity?: {
-    note: string;
-    rows: {
-      pair: string;
-      basis: string;
-      edges: number;
-      nonzero: number;
-      n50: number;
-      n90: number;
-      n99: number;
-      gini: number;
-      entropy_bits: number;
-      effective_edges: number;
-    }[];
-  };
+  sparsity?: { note: string; rows: SparsityRow[] };
 }
 
 function renderAblations(a: AblationsJson | undefined): void {
@@ -586,36 +573,38 @@ async function renderSpectra(r: ViewerResult): Promise<void> {
   }
 }
 
+/** The spectrum plots' size and margins in SVG units: the axes run from left to width − right and from top to height − bottom. */
+const SPECTRUM_BOX = { width: 420, height: 130, left: 44, right: 8, top: 16, bottom: 18 } as const;
+
 function spectrumPlot(layer: string, series: { name: string; color: string; values: number[] }[]): HTMLElement {
-  const W = 420;
-  const H = 130;
-  const L = 44;
-  const R = 8;
-  const T = 16;
-  const B = 18;
+  const { width, height, left, right, top, bottom } = SPECTRUM_BOX;
   const pos = series.flatMap((s) => s.values.filter((v) => v > 0));
   let lo = Math.floor(Math.log10(Math.min(...pos)));
   const hi = Math.ceil(Math.log10(Math.max(...pos)));
   if (hi - lo > 18) lo = hi - 18;
   const n = Math.max(...series.map((s) => s.values.length));
-  const xOf = (i: number) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : (W - L - R) / 2);
+  const xOf = (i: number) => left + (n > 1 ? (i * (width - left - right)) / (n - 1) : (width - left - right) / 2);
   const yOf = (v: number) => {
     const lv = v > 0 ? Math.max(lo, Math.log10(v)) : lo;
-    return T + ((hi - lv) * (H - T - B)) / Math.max(1, hi - lo);
+    return top + ((hi - lv) * (height - top - bottom)) / Math.max(1, hi - lo);
   };
   const wrap = document.createElement('div');
   wrap.className = 'spectrum';
-  const svg = svgEl('svg', { viewBox: `0 0 ${W} ${H}`, width: W, height: H, 'data-layer': layer });
-  const title = svgEl('text', { x: L, y: 11, class: 'tick' });
+  const svg = svgEl('svg', { viewBox: `0 0 ${width} ${height}`, width, height, 'data-layer': layer });
+  const title = svgEl('text', { x: left, y: 11, class: 'tick' });
   title.textContent = `${layer}: ${series.map((s) => `${s.name === 'Lambda' ? 'Λ' : 'Gram'} ${s.values.length}`).join(', ')}`;
-  svg.append(title, svgEl('line', { x1: L, y1: T, x2: L, y2: H - B, class: 'axis' }), svgEl('line', { x1: L, y1: H - B, x2: W - R, y2: H - B, class: 'axis' }));
+  svg.append(
+    title,
+    svgEl('line', { x1: left, y1: top, x2: left, y2: height - bottom, class: 'axis' }),
+    svgEl('line', { x1: left, y1: height - bottom, x2: width - right, y2: height - bottom, class: 'axis' }),
+  );
   const stepDec = Math.max(1, Math.ceil((hi - lo) / 5));
   for (let d = lo; d <= hi; d += stepDec) {
-    const t = svgEl('text', { x: L - 4, y: yOf(10 ** d) + 3, class: 'tick', 'text-anchor': 'end' });
+    const t = svgEl('text', { x: left - 4, y: yOf(10 ** d) + 3, class: 'tick', 'text-anchor': 'end' });
     t.textContent = `1e${d}`;
     svg.append(t);
   }
-  const xl = svgEl('text', { x: W - R, y: H - 4, class: 'tick', 'text-anchor': 'end' });
+  const xl = svgEl('text', { x: width - right, y: height - 4, class: 'tick', 'text-anchor': 'end' });
   xl.textContent = `index (0…${n - 1})`;
   svg.append(xl);
   for (const s of series) {

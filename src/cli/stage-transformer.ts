@@ -30,11 +30,9 @@ import {
   combineTransformerMprime,
   combineTransformerStats,
   loadTransformerStage,
-  runTransformerEdgesShard,
-  runTransformerMprimeShard,
-  runTransformerStatsShard,
+  runTransformerShard,
   sequenceRange,
-  stagePartialName,
+  stagePartialPath,
   transformerResultWithoutEdges,
   transformerStageContext,
   type TransformerStageContext,
@@ -100,7 +98,7 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
     const layer = st?.layout.next ?? undefined;
     if (stage === 'mprime' && layer === undefined)
       throw new IbgpuError('BAD_CONFIG', `every basis in ${o.bases} is built already: there is no M′ pass left`, `run --stage edges --bases ${o.bases}`);
-    const path = join(dir, stagePartialName(stage, shard, layer, split));
+    const path = stagePartialPath(dir, stage, shard, st, split);
     await checkOwnedSafetensors(path, { what: 'the partial sums' });
     await mkdir(dir, { recursive: true });
     if (!o.force) {
@@ -115,9 +113,7 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
     log(
       `ibgpu build --stage ${stage}${layer ? ` (M′ of ${layer})` : ''}${split === 'out' ? ' --split out' : ''}: shard ${shard.index}/${shard.count}, sequences [${range.start}, ${range.end}) of ${id.n} (${id.data}); passes on ${adapter}`,
     );
-    if (stage === 'stats') await runTransformerStatsShard(c, shard, path);
-    else if (stage === 'mprime') await runTransformerMprimeShard(c, st!, shard, dir);
-    else await runTransformerEdgesShard(c, st!, shard, path, split);
+    await runTransformerShard(c, stage, st, shard, dir, split);
     printPath(path, o.json, { stage, ...(layer ? { layer } : {}), shard, rows: [range.start, range.end] });
     return 0;
   } finally {

@@ -27,38 +27,35 @@ export interface EdgePathTiming {
   agreement: number;
 }
 
-const D = 196;
-const H = 100;
-const R = 96;
-const RO = 96;
-const ROWS = 2000;
-const BATCH = 1000;
+/** The section's sizes (see the header): input width, ReLU units, input and output directions, rows and rows per batch. */
+const SECTION = { inputs: 196, units: 100, r: 96, ro: 96, rows: 2000, batch: 1000 } as const;
 
 export function syntheticSection(): { model: MlpModel; x: Float32Array; pair: EdgePair } {
+  const { inputs, units, r, ro, rows } = SECTION;
   const rnd = mulberry32(20261207);
   const gauss = (): number => Math.sqrt(-2 * Math.log(Math.max(rnd(), 1e-300))) * Math.cos(2 * Math.PI * rnd());
-  const W = Float32Array.from({ length: D * H }, () => gauss() / Math.sqrt(0.2 * D));
-  const b = Float32Array.from({ length: H }, () => 0.1 * gauss());
-  const model: MlpModel = { layers: [{ name: 'layers.0', dIn: D, dOut: H, W, b, activation: 'relu' }] };
-  const protos = Array.from({ length: 10 }, () => Float32Array.from({ length: D }, () => (rnd() < 0.18 ? 0.5 + rnd() : 0)));
-  const x = new Float32Array(ROWS * D);
-  for (let n = 0; n < ROWS; n++) {
+  const W = Float32Array.from({ length: inputs * units }, () => gauss() / Math.sqrt(0.2 * inputs));
+  const b = Float32Array.from({ length: units }, () => 0.1 * gauss());
+  const model: MlpModel = { layers: [{ name: 'layers.0', dIn: inputs, dOut: units, W, b, activation: 'relu' }] };
+  const protos = Array.from({ length: 10 }, () => Float32Array.from({ length: inputs }, () => (rnd() < 0.18 ? 0.5 + rnd() : 0)));
+  const x = new Float32Array(rows * inputs);
+  for (let n = 0; n < rows; n++) {
     const p = protos[Math.floor(rnd() * protos.length)]!;
-    for (let i = 0; i < D; i++) {
+    for (let i = 0; i < inputs; i++) {
       const v = p[i]! > 0 && rnd() < 0.85 ? p[i]! * (0.5 + rnd()) : rnd() < 0.03 ? rnd() : 0;
-      x[n * D + i] = v;
+      x[n * inputs + i] = v;
     }
   }
   const Wf = foldedWeight(model, 0);
-  const dim = D + 1;
+  const dim = inputs + 1;
   const basis = {
     name: 'layers.0',
     dim,
-    r: R,
+    r,
     centred: true,
-    mean: Float64Array.from({ length: dim }, (_, i) => (i === D ? 1 : 0.2)),
-    C: Float64Array.from({ length: dim * R }, () => gauss() / Math.sqrt(dim)),
-    Cpinv: Float64Array.from({ length: R * dim }, () => gauss() / Math.sqrt(dim)),
+    mean: Float64Array.from({ length: dim }, (_, i) => (i === inputs ? 1 : 0.2)),
+    C: Float64Array.from({ length: dim * r }, () => gauss() / Math.sqrt(dim)),
+    Cpinv: Float64Array.from({ length: r * dim }, () => gauss() / Math.sqrt(dim)),
   } as unknown as LayerBasis;
   const pair: EdgePair = {
     layer: 0,
@@ -68,8 +65,8 @@ export function syntheticSection(): { model: MlpModel; x: Float32Array; pair: Ed
     formula: 'jacobian',
     Wbar: Wf.data,
     dimOut: Wf.cols,
-    nextC: Float64Array.from({ length: Wf.cols * RO }, () => gauss() / Math.sqrt(Wf.cols)),
-    ro: RO,
+    nextC: Float64Array.from({ length: Wf.cols * ro }, () => gauss() / Math.sqrt(Wf.cols)),
+    ro,
   };
   return { model, x, pair };
 }
@@ -77,12 +74,12 @@ export function syntheticSection(): { model: MlpModel; x: Float32Array; pair: Ed
 /** Runs both paths once to warm up (pipelines, threads), then times one pass of each. */
 export async function measureEdgePaths(engine: Engine): Promise<EdgePathTiming> {
   const { model, x, pair } = syntheticSection();
-  const data = arraySource(x, ROWS, D);
+  const data = arraySource(x, SECTION.rows, SECTION.inputs);
   const pts = integrationPoints('gradient', 0);
   const mlp = new GpuMlp(engine, model, pts);
   try {
-    const gpu = (): Promise<Map<string, Float64Array>> => computeEdges(engine, mlp, data, [pair], BATCH);
-    const host = (): Promise<Map<string, Float64Array>> => computeEdgesHost(model, data, [pair], BATCH, pts);
+    const gpu = (): Promise<Map<string, Float64Array>> => computeEdges(engine, mlp, data, [pair], SECTION.batch);
+    const host = (): Promise<Map<string, Float64Array>> => computeEdgesHost(model, data, [pair], SECTION.batch, pts);
     await gpu();
     await host();
     let t = performance.now();
@@ -97,7 +94,12 @@ export async function measureEdgePaths(engine: Engine): Promise<EdgePathTiming> 
       m = Math.max(m, Math.abs(v));
       d = Math.max(d, Math.abs(v - eh[i]!));
     });
-    return { gpuMs, hostMs, what: `ReLU section ${D}→${H}, r ${R}, ro ${RO}, ${ROWS} rows`, agreement: m > 0 ? d / m : d };
+    return {
+      gpuMs,
+      hostMs,
+      what: `ReLU section ${SECTION.inputs}→${SECTION.units}, r ${SECTION.r}, ro ${SECTION.ro}, ${SECTION.rows} rows`,
+      agreement: m > 0 ? d / m : d,
+    };
   } finally {
     mlp.dispose();
   }

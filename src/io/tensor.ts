@@ -23,25 +23,21 @@ type ArrayCtor = {
   readonly BYTES_PER_ELEMENT: number;
 };
 
-interface DTypeInfo {
-  size: number;
-  ctor: ArrayCtor;
-}
-
-const DTYPES: Record<DType, DTypeInfo> = {
-  F64: { size: 8, ctor: Float64Array },
-  F32: { size: 4, ctor: Float32Array },
-  F16: { size: 2, ctor: Uint16Array },
-  BF16: { size: 2, ctor: Uint16Array },
-  I64: { size: 8, ctor: BigInt64Array },
-  I32: { size: 4, ctor: Int32Array },
-  I16: { size: 2, ctor: Int16Array },
-  I8: { size: 1, ctor: Int8Array },
-  U64: { size: 8, ctor: BigUint64Array },
-  U32: { size: 4, ctor: Uint32Array },
-  U16: { size: 2, ctor: Uint16Array },
-  U8: { size: 1, ctor: Uint8Array },
-  BOOL: { size: 1, ctor: Uint8Array },
+/** The typed array class of each dtype (its BYTES_PER_ELEMENT is the dtype's size). */
+const DTYPES: Record<DType, ArrayCtor> = {
+  F64: Float64Array,
+  F32: Float32Array,
+  F16: Uint16Array,
+  BF16: Uint16Array,
+  I64: BigInt64Array,
+  I32: Int32Array,
+  I16: Int16Array,
+  I8: Int8Array,
+  U64: BigUint64Array,
+  U32: Uint32Array,
+  U16: Uint16Array,
+  U8: Uint8Array,
+  BOOL: Uint8Array,
 };
 
 export const ALL_DTYPES = Object.keys(DTYPES) as DType[];
@@ -52,7 +48,7 @@ export function isDType(s: unknown): s is DType {
 
 /** Bytes per element. */
 export function dtypeSize(dtype: DType): number {
-  return DTYPES[dtype].size;
+  return DTYPES[dtype].BYTES_PER_ELEMENT;
 }
 
 /** Number of elements of a shape ([] -> 1). */
@@ -69,12 +65,12 @@ export function isValidShape(shape: unknown): shape is number[] {
 
 /** The typed array class that holds `dtype` values. */
 export function arrayClassOf(dtype: DType): ArrayCtor {
-  return DTYPES[dtype].ctor;
+  return DTYPES[dtype];
 }
 
 /** A zero-filled tensor. */
 export function zeros(dtype: DType, shape: number[]): Tensor {
-  return { dtype, shape: [...shape], data: new DTYPES[dtype].ctor(numel(shape)) };
+  return { dtype, shape: [...shape], data: new DTYPES[dtype](numel(shape)) };
 }
 
 /**
@@ -94,7 +90,7 @@ export function checkTensor(t: Tensor, what = 'tensor'): void {
   if (!isValidShape(t.shape)) {
     throw new IbgpuError('SHAPE', `${what}: shape ${JSON.stringify(t.shape)} is not a list of non-negative integers`);
   }
-  const ctor = DTYPES[t.dtype].ctor;
+  const ctor = DTYPES[t.dtype];
   if (!(t.data instanceof (ctor as unknown as new () => TypedArray))) {
     const got = (t.data as { constructor?: { name?: string } } | undefined)?.constructor?.name ?? typeof t.data;
     throw new IbgpuError(
@@ -131,7 +127,7 @@ export function fromNumbers(values: ArrayLike<number>, dtype: DType, shape: numb
       data = Uint8Array.from(values, (v) => (v ? 1 : 0));
       break;
     default: {
-      const ctor = DTYPES[dtype].ctor as unknown as { from(a: ArrayLike<number>): TypedArray };
+      const ctor = DTYPES[dtype] as unknown as { from(a: ArrayLike<number>): TypedArray };
       data = ctor.from(values);
     }
   }
@@ -190,7 +186,8 @@ export function littleEndianBytes(t: Tensor): Uint8Array {
  * `dtype`. Copies once more only if the bytes are misaligned for the element size.
  */
 export function arrayFromBytes(dtype: DType, bytes: Uint8Array, count: number, littleEndian = true): TypedArray {
-  const { size, ctor } = DTYPES[dtype];
+  const ctor = DTYPES[dtype];
+  const size = ctor.BYTES_PER_ELEMENT;
   let b = bytes;
   if (b.byteOffset % size !== 0) b = b.slice();
   if (littleEndian !== HOST_LITTLE_ENDIAN) swapBytes(b, size);

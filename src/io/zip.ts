@@ -19,11 +19,9 @@ export interface ZipEntry {
   localOffset: number;
 }
 
-const EOCD = 0x06054b50;
-const ZIP64_LOCATOR = 0x07064b50;
-const ZIP64_EOCD = 0x06064b50;
-const CENTRAL = 0x02014b50;
-const LOCAL = 0x04034b50;
+/** The signatures (first four bytes, little-endian) of the records read here. */
+const SIGNATURE = { eocd: 0x06054b50, zip64Locator: 0x07064b50, zip64Eocd: 0x06064b50, central: 0x02014b50, local: 0x04034b50 } as const;
+/** A 32-bit size or offset field holding this value: the value itself is in the ZIP64 fields. */
 const U32_MAX = 0xffffffff;
 
 function bad(source: string, what: string): IbgpuError {
@@ -44,7 +42,7 @@ export async function readZipDirectory(readAt: ReadAt, size: number, source: str
   const tv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
   let eocd = -1;
   for (let i = tail.length - 22; i >= 0; i--) {
-    if (tv.getUint32(i, true) === EOCD) {
+    if (tv.getUint32(i, true) === SIGNATURE.eocd) {
       eocd = i;
       break;
     }
@@ -55,11 +53,11 @@ export async function readZipDirectory(readAt: ReadAt, size: number, source: str
   let cdOffset = tv.getUint32(eocd + 16, true);
   if (count === 0xffff || cdSize === U32_MAX || cdOffset === U32_MAX) {
     const loc = eocd - 20;
-    if (loc < 0 || tv.getUint32(loc, true) !== ZIP64_LOCATOR) throw bad(source, 'ZIP64 sizes without a ZIP64 locator');
+    if (loc < 0 || tv.getUint32(loc, true) !== SIGNATURE.zip64Locator) throw bad(source, 'ZIP64 sizes without a ZIP64 locator');
     const recOffset = u64(tv, loc + 8);
     const rec = await readAt(recOffset, 56);
     const rv = new DataView(rec.buffer, rec.byteOffset, rec.byteLength);
-    if (rec.length < 56 || rv.getUint32(0, true) !== ZIP64_EOCD) throw bad(source, 'a damaged ZIP64 end record');
+    if (rec.length < 56 || rv.getUint32(0, true) !== SIGNATURE.zip64Eocd) throw bad(source, 'a damaged ZIP64 end record');
     count = u64(rv, 32);
     cdSize = u64(rv, 40);
     cdOffset = u64(rv, 48);
@@ -71,7 +69,7 @@ export async function readZipDirectory(readAt: ReadAt, size: number, source: str
   const dec = new TextDecoder();
   let p = 0;
   for (let k = 0; k < count; k++) {
-    if (p + 46 > cd.length || v.getUint32(p, true) !== CENTRAL) throw bad(source, `central directory entry ${k} is damaged`);
+    if (p + 46 > cd.length || v.getUint32(p, true) !== SIGNATURE.central) throw bad(source, `central directory entry ${k} is damaged`);
     const method = v.getUint16(p + 10, true);
     let compressedSize = v.getUint32(p + 20, true);
     let usize = v.getUint32(p + 24, true);
@@ -117,7 +115,7 @@ export async function readZipEntry(readAt: ReadAt, entry: ZipEntry, source: stri
   }
   const head = await readAt(entry.localOffset, 30);
   const hv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  if (head.length < 30 || hv.getUint32(0, true) !== LOCAL) throw bad(source, `the local header of ${entry.name} is damaged`);
+  if (head.length < 30 || hv.getUint32(0, true) !== SIGNATURE.local) throw bad(source, `the local header of ${entry.name} is damaged`);
   const start = entry.localOffset + 30 + hv.getUint16(26, true) + hv.getUint16(28, true);
   const bytes = await readAt(start, entry.size);
   if (bytes.length !== entry.size) throw bad(source, `${entry.name} ends after ${bytes.length} of its ${entry.size} bytes`);

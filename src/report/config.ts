@@ -4,16 +4,8 @@
 import { IbgpuError } from '../errors.js';
 import { EDGE_NORMS, type EdgeNorm, type ModularityOptions } from './modularity.js';
 
-/** Config block `modularity` (all keys optional). */
-export interface ModularityConfig {
-  gamma?: number;
-  seed?: number;
-  iterations?: number;
-  norm?: EdgeNorm;
-  epsilon?: number;
-  quantile?: number;
-  include_output?: boolean;
-}
+/** Config block `modularity` (all keys optional): the clustering options under the config's snake_case names. */
+export type ModularityConfig = Omit<ModularityOptions, 'includeOutput'> & { include_output?: boolean };
 
 export function parseModularityConfig(raw: unknown): ModularityConfig {
   const bad = (m: string, hint?: string) => new IbgpuError('BAD_CONFIG', `config.modularity${m}`, hint);
@@ -55,14 +47,7 @@ export function parseModularityConfig(raw: unknown): ModularityConfig {
 }
 
 export function modularityOptions(c: ModularityConfig | undefined): ModularityOptions {
-  const o: ModularityOptions = {};
-  if (!c) return o;
-  if (c.gamma !== undefined) o.gamma = c.gamma;
-  if (c.seed !== undefined) o.seed = c.seed;
-  if (c.iterations !== undefined) o.iterations = c.iterations;
-  if (c.norm !== undefined) o.norm = c.norm;
-  if (c.epsilon !== undefined) o.epsilon = c.epsilon;
-  if (c.quantile !== undefined) o.quantile = c.quantile;
-  if (c.include_output !== undefined) o.includeOutput = c.include_output;
-  return o;
+  if (!c) return {};
+  const { include_output, ...o } = c;
+  return include_output === undefined ? o : { ...o, includeOutput: include_output };
 }

@@ -39,18 +39,17 @@
 
 import { forwardF64, inputGradientColumns, vjpSampleF64 } from '../cpu/program-f64.js';
 import { opInputs, type Op, type SectionProgram } from '../model/program.js';
-import type { Engine } from '../runtime/engine.js';
 import { matmul } from '../kernels/matmul.js';
 import { attentionShape, mDashSumLengths, mDashSumsView, SAMPLE_CHUNK } from '../host/attention-sums.js';
 import { hostThreadPool, runHostTasks } from '../host/pool.js';
 import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
 import { mapCotangents } from './gpu-mdash-local.js';
 import { attentionRowTables, edgeRowTables, TABLE_SAMPLE_CHUNK } from '../host/attention-table-sums.js';
-import { gatherRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
-import { wasmMulRows } from '../host/rows-times-wasm.js';
+import { gatherRows, tableRowIds, tokenRowTable } from './token-table.js';
+import { mulRows } from '../host/mul-rows.js';
 import { attentionT, omegaRows } from '../host/attention-t.js';
 import { wasmOmegaRowsKernel } from '../host/attention-mdash-wasm.js';
-import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+import type { SectionGeometry, SectionSamples, SectionVjpOptions } from './gpu-section.js';
 
 type AttentionOp = Extract<Op, { kind: 'attention' }>;
 
@@ -171,13 +170,9 @@ function attentionClosedPartsOnce(
  * [b·P, r]; `CpJ` = C⁺J (r × m) is formed once in float64, so the d_in-wide f' is never built.
  */
 async function batchRows(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
+  { engine, model, s, tokens, g }: SectionSamples,
   first: number,
   b: number,
-  g: SectionGeometry,
   Jb: GPUBuffer,
   m: number,
   shared: boolean,
@@ -243,16 +238,8 @@ function closedFormSetup(model: GpuModel, s: number, g: SectionGeometry, opts: S
 }
 
 /** M′ of section s by the closed form (the caller checked the pattern and one integration point). */
-export async function mDashAttentionClosed(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
-  g: SectionGeometry,
-  opts: SectionVjpOptions,
-  att: { op: AttentionOp; index: number },
-): Promise<Float64Array> {
+export async function mDashAttentionClosed(run: SectionSamples, opts: SectionVjpOptions, att: { op: AttentionOp; index: number }): Promise<Float64Array> {
+  const { engine, model, s, tokens, N, g } = run;
   const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
   const kCol = (h: number): number => HdV + h * dH;
   const qCol = (h: number): number => HdV + HdH + h * dH;
@@ -287,7 +274,7 @@ export async function mDashAttentionClosed(
   // The batch buffers: the model's forward and the rows f·J [P, m] per sample.
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d)), N);
   const table = tokenRowTable(model, s, N, m);
-  const tableJ = table ? mulF64(table, table.length / d, d, J, m) : undefined;
+  const tableJ = table ? mulRows(table, table.length / d, d, J, m) : undefined;
   const scope = engine.scope();
   try {
     const Jb = tableJ ? undefined : scope.upload(Float32Array.from(J), 'tf.attn-J');
@@ -320,7 +307,7 @@ export async function mDashAttentionClosed(
     const DZs = hostF64(DZ, pool !== undefined);
     for (let first = 0; first < (tableJ ? 0 : N); first += B) {
       const b = Math.min(B, N - first);
-      const xjs = (await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, pool !== undefined)).xj;
+      const xjs = (await batchRows(run, first, b, Jb!, m, pool !== undefined)).xj;
       const ranges = sampleChunks(b);
       const parts = hostF64(new Float64Array(ranges.length * total.length), pool !== undefined);
       await runHostTasks(
@@ -365,14 +352,7 @@ export async function mDashAttentionClosed(
         for (let i = 0; i < d; i++) yy[i]! += f * yb[i]!;
       }
     }
-  const M = new Float64Array(d * d);
-  if (!wasmMulRows(Yt, KA, YY, d, 0, d, M))
-    for (let ka = 0; ka < KA; ka++)
-      for (let i = 0; i < d; i++) {
-        const v = Yt[i * KA + ka]!;
-        if (v === 0) continue;
-        for (let i2 = 0; i2 < d; i2++) M[i * d + i2]! += v * YY[ka * d + i2]!;
-      }
+  const M = mulRows(Yt, d, KA, YY, d);
   // X_m = Σ_{a,h} T^{a,h} (ΩQ^{a,h} Q^hᵀ + ΩK^{a,h} K^hᵀ) (d × d).
   const X = new Float64Array(d * d);
   const zk = wasmOmegaRowsKernel(d, dV, dH);
@@ -398,14 +378,7 @@ export async function mDashAttentionClosed(
         Zm = zmJs!;
         omegaRows(OmQ.subarray(o, o + dV * dH), OmK.subarray(o, o + dV * dH), J, m, qc, kc, d, dV, dH, Zm);
       }
-      const Th = T[a1 * H + h]!;
-      if (wasmMulRows(Th, dV, Zm, d, 0, d, X, true)) continue; // X += T·Zm, the same bits
-      for (let i = 0; i < d; i++)
-        for (let j = 0; j < dV; j++) {
-          const tv = Th[i * dV + j]!;
-          if (tv === 0) continue;
-          for (let i2 = 0; i2 < d; i2++) X[i * d + i2]! += tv * Zm[j * d + i2]!;
-        }
+      mulRows(T[a1 * H + h]!, d, dV, Zm, d, X, true); // X += T·Zm
     }
   // Ψ holds U, the upper head blocks of QQ and KK and the QK blocks; Ψ = U + Uᵀ once the
   // diagonal head blocks (symmetric themselves) are halved.
@@ -420,7 +393,7 @@ export async function mDashAttentionClosed(
       Psi[l2 * L2 + l1] = v;
     }
   // L Ψ Lᵀ with L = J's k and q columns (d × 2H·dHead): (L Ψ) Lᵀ, each entry summed in order of
-  // the columns of L (WebAssembly row products where they run: the same bits).
+  // the columns of L (row products, mulRows).
   const Lkq = new Float64Array(d * L2);
   const LkqT = new Float64Array(L2 * d);
   for (let i = 0; i < d; i++)
@@ -428,23 +401,7 @@ export async function mDashAttentionClosed(
       Lkq[i * L2 + l] = J[i * m + HdV + l]!;
       LkqT[l * d + i] = J[i * m + HdV + l]!;
     }
-  const LPsi = new Float64Array(d * L2);
-  const LPsiL = new Float64Array(d * d);
-  if (!wasmMulRows(Lkq, L2, Psi, L2, 0, d, LPsi) || !wasmMulRows(LPsi, L2, LkqT, d, 0, d, LPsiL)) {
-    LPsi.fill(0);
-    for (let i = 0; i < d; i++)
-      for (let l1 = 0; l1 < L2; l1++) {
-        const lv = Lkq[i * L2 + l1]!;
-        if (lv === 0) continue;
-        for (let l2 = 0; l2 < L2; l2++) LPsi[i * L2 + l2]! += lv * Psi[l1 * L2 + l2]!;
-      }
-    for (let i = 0; i < d; i++)
-      for (let i2 = 0; i2 < d; i2++) {
-        let acc = 0;
-        for (let l = 0; l < L2; l++) acc += LPsi[i * L2 + l]! * LkqT[l * d + i2]!;
-        LPsiL[i * d + i2] = acc;
-      }
-  }
+  const LPsiL = mulRows(mulRows(Lkq, d, L2, Psi, L2), d, L2, LkqT, d);
   const f = (weight * weight) / (N * P);
   for (let i = 0; i < d; i++) for (let i2 = 0; i2 < d; i2++) M[i * d + i2] = (M[i * d + i2]! + X[i * d + i2]! + X[i2 * d + i]! + LPsiL[i * d + i2]!) * f;
   return M;
@@ -461,15 +418,11 @@ export async function mDashAttentionClosed(
  * per sample the work is O(K·r_in·(H + 1 + H·P)).
  */
 export async function edgesAttentionClosed(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
-  g: SectionGeometry,
+  run: SectionSamples,
   opts: SectionVjpOptions & { C: Float64Array; Cpinv: Float64Array; rIn: number },
   att: { op: AttentionOp; index: number },
 ): Promise<Float64Array> {
+  const { engine, model, s, tokens, N, g } = run;
   const { op, H, dH, dV, P, d, K, alpha, weight, J, m, S, DZ, HdV, HdH } = closedFormSetup(model, s, g, opts, att);
   const r = opts.rIn;
   const { C, Cpinv } = opts;
@@ -478,19 +431,11 @@ export async function edgesAttentionClosed(
   const CpT = new Float64Array(d * r);
   for (let j = 0; j < r; j++) for (let i = 0; i < d; i++) CpT[i * r + j] = Cpinv[j * d + i]!;
   const proj = (col0: number, width: number): Float64Array => {
-    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r, each entry summed over i in order (WebAssembly
-    // row products where they run; a zero term adds nothing: the same bits).
-    const out = new Float64Array(width * r);
+    // (J[:, col0 .. col0+width))ᵀ Ĉp: width × r, each entry summed over i in order (row products,
+    // mulRows).
     const Jt = new Float64Array(width * d);
     for (let c = 0; c < width; c++) for (let i = 0; i < d; i++) Jt[c * d + i] = J[i * m + col0 + c]!;
-    if (wasmMulRows(Jt, d, CpT, r, 0, width, out)) return out;
-    for (let c = 0; c < width; c++)
-      for (let j = 0; j < r; j++) {
-        let acc = 0;
-        for (let i = 0; i < d; i++) acc += Jt[c * d + i]! * CpT[i * r + j]!;
-        out[c * r + j] = acc;
-      }
-    return out;
+    return mulRows(Jt, width, d, CpT, r);
   };
   const Yt: Float64Array[] = [];
   const y0 = new Float64Array(K * r);
@@ -520,17 +465,10 @@ export async function edgesAttentionClosed(
   // The batch buffers: the model's forward and, per sample, u [P, r] and f'·J [P, m].
   const B = opts.batch ?? samplesPerBatch(engine, Math.max(model.forwardFloatsPerSample(), P * Math.max(m, d, r)), N);
   // C⁺J (r × m) in float64: the projected point's rows are u·(C⁺J).
-  const CpJ = new Float64Array(r * m);
-  if (!wasmMulRows(Cpinv, d, J, m, 0, r, CpJ))
-    for (let j = 0; j < r; j++)
-      for (let i = 0; i < d; i++) {
-        const c = Cpinv[j * d + i]!;
-        if (c === 0) continue;
-        for (let col = 0; col < m; col++) CpJ[j * m + col]! += c * J[i * m + col]!;
-      }
+  const CpJ = mulRows(Cpinv, r, d, J, m);
   const table = tokenRowTable(model, s, N, Math.max(m, r));
-  const tableU = table ? mulF64(table, table.length / d, d, C, r) : undefined;
-  const tableJ = tableU ? mulF64(tableU, tableU.length / r, r, CpJ, m) : undefined;
+  const tableU = table ? mulRows(table, table.length / d, d, C, r) : undefined;
+  const tableJ = tableU ? mulRows(tableU, tableU.length / r, r, CpJ, m) : undefined;
   const shape = attentionShape(op, P, m, K);
   const cat = (xs: Float64Array[]): Float64Array => {
     const out = new Float64Array(xs.reduce((a, x) => a + x.length, 0));
@@ -570,7 +508,7 @@ export async function edgesAttentionClosed(
     for (let first = 0; first < (tableU && tableJ ? 0 : N); first += B) {
       const b = Math.min(B, N - first);
       // u = f C and the rows of the projected point f' = u C⁺, the section at α f'.
-      const rows = await batchRows(engine, model, s, tokens, first, b, g, Jb!, m, sh, { Cb: Cb!, r });
+      const rows = await batchRows(run, first, b, Jb!, m, sh, { Cb: Cb!, r });
       const xj = rows.xj;
       const u = rows.u!;
       const ranges = sampleChunks(b);

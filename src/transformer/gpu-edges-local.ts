@@ -23,10 +23,9 @@ import { CARRY_RESET_ROWS, edgeChunkRows, edgeOperandLayouts, pad4, recordEdgesS
 import { matmul } from '../kernels/matmul.js';
 import { actVjp, copyColumns, copyRows } from '../kernels/transformer-elementwise.js';
 import type { SectionProgram } from '../model/program.js';
-import type { Engine } from '../runtime/engine.js';
 import { bottomMap, topParts, type ActOp } from './gpu-mdash-local.js';
-import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
-import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+import { concatTuple, samplesPerBatch } from './gpu-model.js';
+import type { SectionGeometry, SectionSamples, SectionVjpOptions } from './gpu-section.js';
 
 export interface LocalEdgeOptions extends SectionVjpOptions {
   /** Node ℓ's basis C (d_in × r_in) and its pseudo-inverse C⁺ (r_in × d_in), row-major. */
@@ -108,16 +107,8 @@ export function localEdgeFactors(
 }
 
 /** E (r_out × r_in row-major), divided by N·P_in, for a section singleActSection accepts with P_out = P_in. */
-export async function edgesLocalGpu(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
-  g: SectionGeometry,
-  opts: LocalEdgeOptions,
-  act: { op: ActOp; index: number },
-): Promise<Float64Array> {
+export async function edgesLocalGpu(run: SectionSamples, opts: LocalEdgeOptions, act: { op: ActOp; index: number }): Promise<Float64Array> {
+  const { engine, model, s, tokens, N, g } = run;
   checkShape(g.pIn === g.pOut, `edgesLocalGpu: section ${s} maps ${g.pIn} positions to ${g.pOut}`, 'use edgesSquaredGpu, which takes any section');
   const rIn = opts.rIn;
   const ro = g.rOut;

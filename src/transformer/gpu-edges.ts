@@ -69,10 +69,10 @@ export async function edgesSquaredGpu(
   }
   // Position-local single-activation sections (MLP blocks) run on the MLP edge kernels (gpu-edges-local.ts).
   const local = opts.generic ? undefined : singleActSection(model.sections[s]!.program);
-  if (local && g.pOut === g.pIn) return edgesLocalGpu(engine, model, s, tokens, N, g, opts, local);
+  if (local && g.pOut === g.pIn) return edgesLocalGpu({ engine, model, s, tokens, N, g }, opts, local);
   // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(model.sections[s]!.program);
-  if (att) return edgesAttentionClosed(engine, model, s, tokens, N, g, opts, att);
+  if (att) return edgesAttentionClosed({ engine, model, s, tokens, N, g }, opts, att);
   const sizes = vjpBlockSizes(engine, model, s, g, N, opts);
   opts.onPath?.('per-sample VJPs on the GPU');
   const B = Math.min(sizes.B, edgeSquareMaxSamples(engine, g.pIn));

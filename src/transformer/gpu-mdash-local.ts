@@ -18,17 +18,16 @@
 // (on llvmpipe 16x fewer loads; on any adapter 32x less data).
 
 import { forwardF64, inputGradientColumns, vjpSampleF64 } from '../cpu/program-f64.js';
+import { mulRows } from '../host/mul-rows.js';
 import { mulOnThreads } from '../host/mul-threads.js';
 import { wasmMulRows } from '../host/rows-times-wasm.js';
-import { mulRowsF64 } from '../host/transformer-forward.js';
 import { ColumnSumAccumulator, GramAccumulator } from '../kernels/gram.js';
 import { matmul } from '../kernels/matmul.js';
 import { SignPatternAccumulator } from '../kernels/sign-patterns.js';
 import { actVjp, copyRows } from '../kernels/transformer-elementwise.js';
 import type { Op, SectionProgram } from '../model/program.js';
-import type { Engine } from '../runtime/engine.js';
-import { concatTuple, samplesPerBatch, type GpuModel } from './gpu-model.js';
-import type { SectionGeometry, SectionVjpOptions } from './gpu-section.js';
+import { concatTuple, samplesPerBatch } from './gpu-model.js';
+import type { SectionGeometry, SectionSamples, SectionVjpOptions } from './gpu-section.js';
 
 export type ActOp = Extract<Op, { kind: 'act' }>;
 
@@ -155,16 +154,12 @@ export function bottomMap(p: SectionProgram, act: { op: ActOp; index: number }, 
 
 /** M′ of section s by the closed form (the caller checked singleActSection). d_in × d_in / (N·P). */
 export async function mDashLocalGpu(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
-  g: SectionGeometry,
+  run: SectionSamples,
   opts: SectionVjpOptions,
   act: { op: ActOp; index: number },
   given?: { Ga: Float64Array; sa: Float64Array },
 ): Promise<Float64Array> {
+  const { engine, model, s, N, g } = run;
   const sec = model.sections[s]!;
   const p = sec.program;
   const m = p.values[act.op.x]!.width;
@@ -174,11 +169,7 @@ export async function mDashLocalGpu(
   const binary = act.op.act === 'relu' && opts.points.alphas.length === 1 && opts.points.alphas[0]! > 0;
   if (!given) opts.onPath?.(binary ? 'gate closed form, ReLU co-firing counts (GPU sign-pattern kernels)' : 'gate closed form, gate Gram (GPU)');
   // `given`: G_a and Σa computed elsewhere (the host statistics pass's act inputs, host-stats.ts).
-  const gates =
-    given ??
-    (binary
-      ? await reluGateMoments(engine, model, s, tokens, N, B, g, A, m, opts.points.weights[0]!)
-      : await gateMoments(engine, model, s, tokens, N, B, act, opts.points));
+  const gates = given ?? (binary ? await reluGateMoments(run, B, A, m, opts.points.weights[0]!) : await gateMoments(run, B, act, opts.points));
   const { Ga, sa } = gates;
   const { r, s: sv } = topParts(p, act, g, opts.Chat);
   const W = opts.points.weights.reduce((x, y) => x + y, 0);
@@ -186,28 +177,22 @@ export async function mDashLocalGpu(
   const d = g.dIn;
   // T = R ∘ G_a + W·(diag(Σa) S_rs A-side terms folded below); U = A T Aᵀ.
   // The products below are row products X·Y with each entry summed in order of the inner index
-  // (zero X terms skipped, which adds nothing): WebAssembly SIMD where it runs (rows-times-wasm.ts),
-  // else the JS loops, the same bits either way.
-  const rowsTimes = (X: Float64Array, rows: number, k: number, Y: Float64Array, n: number): Float64Array => {
-    const out = new Float64Array(rows * n);
-    if (!wasmMulRows(X, k, Y, n, 0, rows, out)) mulRowsF64(X, k, Y, n, 0, rows, out);
-    return out;
-  };
+  // (mulRows: the same bits in WebAssembly and JS).
   // Σ_i r_i r_iᵀ = rᵀ r, then ∘ G_a.
   const rT = new Float64Array(m * K);
   for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rT[a * K + i] = r[i * m + a]!;
-  const T = rowsTimes(rT, m, K, r, m);
+  const T = mulRows(rT, m, K, r, m);
   for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
   const AT = await mulOnThreads(A, d, m, T, m); // A·T (d·m² multiply-adds: split over the host threads)
   const At = new Float64Array(m * d);
   for (let x = 0; x < d; x++) for (let c = 0; c < m; c++) At[c * d + x] = A[x * m + c]!;
-  const M = rowsTimes(AT, d, m, At, d);
+  const M = mulRows(AT, d, m, At, d);
   // Cross terms: X = A diag(Σa) S_rs, S_rs = Σ_i r_i s_iᵀ (m × d).
   const rsT = new Float64Array(m * K);
   for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rsT[a * K + i] = r[i * m + a]! * sa[a]!;
-  const Srs = rowsTimes(rsT, m, K, sv, d);
+  const Srs = mulRows(rsT, m, K, sv, d);
   const rowsTotal = N * P;
-  const ASrs = rowsTimes(A, d, m, Srs, d);
+  const ASrs = mulRows(A, d, m, Srs, d);
   for (let x = 0; x < d; x++)
     for (let y = 0; y < d; y++) {
       const acc = ASrs[x * d + y]!;
@@ -226,11 +211,7 @@ export async function mDashLocalGpu(
 
 /** G_a = Σ a aᵀ and Σa over every sample and position, a = Σ_k w_k act'(x at α_k) (f32 Gram per batch). */
 async function gateMoments(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
+  { engine, model, s, tokens, N }: SectionSamples,
   B: number,
   act: { op: ActOp; index: number },
   points: SectionVjpOptions['points'],
@@ -278,13 +259,8 @@ async function gateMoments(
  * matmul per batch gives the signs, without the rest of the section.
  */
 async function reluGateMoments(
-  engine: Engine,
-  model: GpuModel,
-  s: number,
-  tokens: ArrayLike<number>,
-  N: number,
+  { engine, model, s, tokens, N, g }: SectionSamples,
   B: number,
-  g: SectionGeometry,
   A: Float64Array,
   m: number,
   w: number,

@@ -129,10 +129,10 @@ export async function mDashGpu(
     );
   }
   const act = opts.generic ? undefined : singleActSection(sec.program);
-  if (act && g.pOut === g.pIn) return mDashLocalGpu(engine, model, s, tokens, N, g, opts, act);
+  if (act && g.pOut === g.pIn) return mDashLocalGpu({ engine, model, s, tokens, N, g }, opts, act);
   // Attention cut to the last position, one integration point: the closed form of gpu-attention-closed.ts.
   const att = opts.generic || opts.points.alphas.length !== 1 ? undefined : lastPosAttentionSection(sec.program);
-  if (att) return mDashAttentionClosed(engine, model, s, tokens, N, g, opts, att);
+  if (att) return mDashAttentionClosed({ engine, model, s, tokens, N, g }, opts, att);
   const { B, Kb } = vjpBlockSizes(engine, model, s, g, N, opts);
   opts.onPath?.('per-sample VJPs on the GPU');
   const pass = engine.scope();

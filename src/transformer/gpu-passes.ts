@@ -196,7 +196,12 @@ export class GpuPasses implements TransformerPasses {
           ? 'ReLU co-firing counts from the host statistics pass (float64)'
           : 'gate Gram from the host statistics pass (float64)';
       this.paths[`m_prime ${this.sectionName(s)}`] = `gate closed form, ${path}`;
-      return mDashLocalGpu(this.engine, this.model, s, this.tokens, this.n, g, { ...(Chat ? { Chat } : {}), rOut, points: pts }, act, gates);
+      return mDashLocalGpu(
+        { engine: this.engine, model: this.model, s, tokens: this.tokens, N: this.n, g },
+        { ...(Chat ? { Chat } : {}), rOut, points: pts },
+        act,
+        gates,
+      );
     }
     if (isStochastic(stoch, 'basis'))
       return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });

@@ -4,6 +4,7 @@
 
 import { checkShape } from '../errors.js';
 import type { IntegrationPoints } from '../ib/integration.js';
+import type { Engine } from '../runtime/engine.js';
 import type { GpuModel } from './gpu-model.js';
 
 export interface SectionVjpOptions {
@@ -30,6 +31,20 @@ export interface SectionGeometry {
   widthsOut: number[];
   /** Cotangents per sample: pOut · rOut. */
   K: number;
+}
+
+/**
+ * The samples one pass over section s reads: node s → node s + 1 of the GPU model at the first N
+ * samples of `tokens`, with the section's geometry. The closed forms (gpu-mdash-local.ts,
+ * gpu-edges-local.ts, gpu-attention-closed.ts) and their batch helpers all take one.
+ */
+export interface SectionSamples {
+  engine: Engine;
+  model: GpuModel;
+  s: number;
+  tokens: ArrayLike<number>;
+  N: number;
+  g: SectionGeometry;
 }
 
 export function sectionGeometry(model: GpuModel, s: number, Chat?: Float64Array, rOut?: number): SectionGeometry {

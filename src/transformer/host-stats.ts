@@ -28,7 +28,8 @@ import { localEdgeFactors, type LocalEdgeOptions } from './gpu-edges-local.js';
 import { bottomMap, singleActSection, topParts, type ActOp } from './gpu-mdash-local.js';
 import type { GpuModel } from './gpu-model.js';
 import { sectionGeometry, type SectionGeometry } from './gpu-section.js';
-import { gatherRows, lookupRows, mulF64, tableRowIds, tokenRowTable } from './token-table.js';
+import { mulRows } from '../host/mul-rows.js';
+import { gatherRows, lookupRows, tableRowIds, tokenRowTable } from './token-table.js';
 
 /** Samples per task of the host forward (fixed, so the rows do not depend on the thread count). */
 const FORWARD_CHUNK = 512;
@@ -157,8 +158,8 @@ export async function hostNodeRows(model: GpuModel, tokens: ArrayLike<number>, N
       const { ids, rows } = tableRowIds(tokens, vocab, P, N, sh);
       const T = gatherRows(plan.table, d, rows);
       const R = rows.length;
-      const vkq = mulF64(T, R, d, J, m);
-      const res = mulF64(T, R, d, transpose(S, dOut, d), dOut);
+      const vkq = mulRows(T, R, d, J, m);
+      const res = mulRows(T, R, d, transpose(S, dOut, d), dOut);
       const vz = new Float64Array(R * H * dOut);
       for (let row = 0; row < R; row++)
         for (let h = 0; h < H; h++)
@@ -307,7 +308,7 @@ export async function edgesLocalHost(
   // u and the gates' inputs on this thread: small products (r_in columns) that would otherwise
   // queue behind the M′ sums the threads run meanwhile, and the gates and their order are this
   // thread's work anyway.
-  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], false))[0]! : mulF64(f, rows, g.dIn, opts.C, rIn);
+  const u = form && g.pIn === 1 ? (await formTimes(form, N, [{ M: opts.C, w: rIn }], false))[0]! : mulRows(f, rows, g.dIn, opts.C, rIn);
   const x = await mulOnThreads(u, rows, rIn, fac.CpA, m, { threads: false });
   const gates = f64(rows * h, sh);
   const { alphas, weights } = opts.points;

@@ -18,13 +18,12 @@ import {
   combineTransformerMprime,
   combineTransformerStats,
   loadTransformerStage,
-  runTransformerEdgesShard,
-  runTransformerMprimeShard,
-  runTransformerStatsShard,
-  stagePartialName,
+  runTransformerShard,
+  stagePartialPath,
   transformerManifestExtra,
   transformerResultWithoutEdges,
   type DataIdentity,
+  type TransformerStage,
   type TransformerStageContext,
   type TransformerStageState,
 } from './staged.js';
@@ -103,71 +102,44 @@ export async function resumeTransformer(
     st = undefined;
     if (!/ENOENT/.test((e as Error).message)) log(`resume: stage files rejected, rebuilding them: ${(e as Error).message}`);
   }
-  if (!st) {
-    const path = join(work, stagePartialName('stats', one));
-    const all = { start: 0, end: c.statsId.n };
-    let r = await reusableStagePartial(path, 'stats', c.hash, all, c.statsId);
+  // A stage's partial in the work directory: reused when it verifies, else computed and verified.
+  const partial = async (stage: TransformerStage, state: TransformerStageState | undefined, what: string, label: string): Promise<Partial> => {
+    const path = stagePartialPath(work, stage, one, state);
+    const id = stage === 'stats' ? c.statsId : c.dataId;
+    const range = { start: 0, end: id.n };
+    let r = await reusableStagePartial(path, stage, c.hash, range, id, state?.basesChecksum);
     if (r.ok) {
-      reused.push('stats');
-      log('resume: statistics found and verified');
-    } else {
-      if (r.why !== 'absent') log(`resume: ${r.why}; recomputing the statistics`);
-      await runTransformerStatsShard(c, one, path);
-      r = await reusableStagePartial(path, 'stats', c.hash, all, c.statsId);
-      if (!r.ok)
-        throw new IbgpuError(
-          'BAD_FILE',
-          `the statistics just written do not verify: ${r.why}`,
-          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
-        );
+      reused.push(label);
+      log(`resume: ${what} found and verified`);
+      return r.p;
     }
-    st = await combineTransformerStats([r.p], work);
+    if (r.why !== 'absent') log(`resume: ${r.why}; recomputing ${what}`);
+    await runTransformerShard(c, stage, state, one, work);
+    r = await reusableStagePartial(path, stage, c.hash, range, id, state?.basesChecksum);
+    if (!r.ok)
+      throw new IbgpuError(
+        'BAD_FILE',
+        `${what} just written did not verify: ${r.why}`,
+        'the stage directory is on a filesystem that did not keep the file; check it and rerun',
+      );
+    return r.p;
+  };
+  if (!st) {
+    st = await combineTransformerStats([await partial('stats', undefined, 'the statistics', 'stats')], work);
     await o.afterStage?.('stats');
   }
-  const all = { start: 0, end: c.dataId.n };
   while (st.layout.next !== null) {
-    const layer = st.layout.next;
-    const path = join(work, stagePartialName('mprime', one, layer));
-    let r = await reusableStagePartial(path, 'mprime', c.hash, all, c.dataId, st.basesChecksum);
-    if (r.ok) {
-      reused.push(`mprime ${layer}`);
-      log(`resume: M′ of ${layer} found and verified`);
-    } else {
-      if (r.why !== 'absent') log(`resume: ${r.why}; recomputing M′ of ${layer}`);
-      await runTransformerMprimeShard(c, st, one, work);
-      r = await reusableStagePartial(path, 'mprime', c.hash, all, c.dataId, st.basesChecksum);
-      if (!r.ok)
-        throw new IbgpuError(
-          'BAD_FILE',
-          `M′ of ${layer} just written does not verify: ${r.why}`,
-          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
-        );
-    }
-    st = (await combineTransformerMprime([r.p], st, work)).state;
+    const layer: string = st.layout.next;
+    st = (await combineTransformerMprime([await partial('mprime', st, `M′ of ${layer}`, `mprime ${layer}`)], st, work)).state;
     await o.afterStage?.(`mprime ${layer}`);
   }
   let res: IbResult;
   let edgePaths: Record<string, string> | undefined;
   if (c.config.calculate_edges) {
-    const path = join(work, stagePartialName('edges', one));
-    let r = await reusableStagePartial(path, 'edges', c.hash, all, c.dataId, st.basesChecksum);
-    if (r.ok) {
-      reused.push('edges');
-      log('resume: edges found and verified');
-    } else {
-      if (r.why !== 'absent') log(`resume: ${r.why}; recomputing the edges`);
-      await runTransformerEdgesShard(c, st, one, path);
-      r = await reusableStagePartial(path, 'edges', c.hash, all, c.dataId, st.basesChecksum);
-      if (!r.ok)
-        throw new IbgpuError(
-          'BAD_FILE',
-          `the edges just written do not verify: ${r.why}`,
-          'the stage directory is on a filesystem that did not keep the file; check it and rerun',
-        );
-    }
+    const p = await partial('edges', st, 'the edges', 'edges');
     await o.afterStage?.('edges');
-    res = combineTransformerEdges([r.p], st);
-    edgePaths = (JSON.parse(r.p.meta.layout) as { paths?: Record<string, string> }).paths;
+    res = combineTransformerEdges([p], st);
+    edgePaths = (JSON.parse(p.meta.layout) as { paths?: Record<string, string> }).paths;
   } else {
     res = transformerResultWithoutEdges(st);
   }

@@ -26,6 +26,7 @@
 
 import type { StagePathRequests } from './gpu-passes.js';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { LayerBasis, Threshold } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
@@ -678,6 +679,37 @@ export async function runTransformerEdgesShard(
   } finally {
     passes.dispose?.();
   }
+}
+
+/** The partial file of `stage` for `shard` in `dir` (M′: of the next node layer of `st`). */
+export function stagePartialPath(dir: string, stage: TransformerStage, shard: Shard, st?: TransformerStageState, split: EdgeSplit = 'data'): string {
+  return join(dir, stagePartialName(stage, shard, st?.layout.next ?? undefined, split));
+}
+
+/**
+ * One shard of `stage` into its partial file in `dir` (stagePartialPath): the statistics, M′ of the
+ * next node layer of the stage directory `st`, or the edges from its complete bases. The one
+ * dispatch that `ibgpu build --stage` and the one-process resume share; returns the path.
+ */
+export async function runTransformerShard(
+  c: TransformerStageContext,
+  stage: TransformerStage,
+  st: TransformerStageState | undefined,
+  shard: Shard,
+  dir: string,
+  split: EdgeSplit = 'data',
+): Promise<string> {
+  if (stage === 'stats') {
+    const path = stagePartialPath(dir, stage, shard);
+    await runTransformerStatsShard(c, shard, path);
+    return path;
+  }
+  if (!st)
+    throw new IbgpuError('BAD_CONFIG', `the ${stage} stage needs the stage directory of the bases`, 'pass --bases DIR (the directory `ibgpu combine` writes)');
+  if (stage === 'mprime') return runTransformerMprimeShard(c, st, shard, dir);
+  const path = stagePartialPath(dir, stage, shard, st, split);
+  await runTransformerEdgesShard(c, st, shard, path, split);
+  return path;
 }
 
 /** Edge partials split over output rows: one split, every sequence, the same pairs; blocks tile each pair's rows. */

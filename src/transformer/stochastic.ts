@@ -78,10 +78,11 @@ export function streamSeed(seed: number, section: number, sample: number, kind: 
 
 /**
  * Coefficients φ_k of cotangents k ∈ [k0, k0 + kb) of one sample in the r_out basis,
- * [kb, P_out, r_out] row-major (layout in the header). Each stream gives `u < 0.5 → −1, else +1`
- * (rib: rand > 0.5 → +1) in this order: edges, stream r: one sign per t; R_p, stream r: signs
- * for (i, t), i outer; R_h, stream k: one sign per i; both, stream k: signs for (t, i), t outer.
- * Any block of k can be generated alone, so memory stays bounded by the block.
+ * [kb, P_out, r_out] row-major (layout in the header); without k0/kb all K of them. Each stream
+ * gives `u < 0.5 → −1, else +1` (rib: rand > 0.5 → +1) in this order: edges, stream r: one sign
+ * per t; R_p, stream r: signs for (i, t), i outer; R_h, stream k: one sign per i; both, stream k:
+ * signs for (t, i), t outer. Any block of k can be generated alone, so memory stays bounded by the
+ * block.
  */
 export function stochasticPhiRows(
   src: StochasticSources,
@@ -90,8 +91,8 @@ export function stochasticPhiRows(
   sample: number,
   pOut: number,
   rOut: number,
-  k0: number,
-  kb: number,
+  k0 = 0,
+  kb = stochasticK(src, kind, pOut, rOut) - k0,
 ): Float64Array {
   const K = stochasticK(src, kind, pOut, rOut);
   if (!(Number.isInteger(k0) && Number.isInteger(kb) && k0 >= 0 && kb >= 0 && k0 + kb <= K)) {
@@ -123,19 +124,6 @@ export function stochasticPhiRows(
     }
   }
   return phi;
-}
-
-/** All of one sample's coefficients φ, [K, P_out, r_out]. */
-export function stochasticPhi(
-  src: StochasticSources,
-  kind: StochasticKind,
-  section: number,
-  sample: number,
-  pOut: number,
-  rOut: number,
-): { phi: Float64Array; K: number } {
-  const K = stochasticK(src, kind, pOut, rOut);
-  return { phi: stochasticPhiRows(src, kind, section, sample, pOut, rOut, 0, K), K };
 }
 
 /**

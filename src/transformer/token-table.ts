@@ -9,7 +9,6 @@
 import { embedF64, forwardF64 } from '../cpu/program-f64.js';
 import { IbgpuError } from '../errors.js';
 import type { GpuModel } from './gpu-model.js';
-import { wasmMulRows } from '../host/rows-times-wasm.js';
 
 /**
  * Node layer 0's rows per (token, position), [vocab·P, d_in] in float64, when they are a function
@@ -37,19 +36,6 @@ export function tokenRowTable(model: GpuModel, s: number, N: number, widest: num
     for (let row = 0; row < V * P; row++) for (let c = 0; c < w; c++) out[row * L.width + c0 + c] = x[row * w + c]!;
     c0 += w;
   });
-  return out;
-}
-
-/** table (rows × k) · M (k × n), float64 (in WebAssembly SIMD where it runs: the same bits). */
-export function mulF64(table: Float64Array, rows: number, k: number, M: Float64Array, n: number): Float64Array {
-  const out = new Float64Array(rows * n);
-  if (wasmMulRows(table, k, M, n, 0, rows, out)) return out;
-  for (let i = 0; i < rows; i++)
-    for (let a = 0; a < k; a++) {
-      const v = table[i * k + a]!;
-      if (v === 0) continue;
-      for (let c = 0; c < n; c++) out[i * n + c]! += v * M[a * n + c]!;
-    }
   return out;
 }
 

@@ -153,78 +153,110 @@ export function parseTransformerConfig(raw: unknown, where = 'model config'): Tr
   });
 }
 
-/** TL's convert_hf_model_config for the two families ibgpu converts (SPEC-transformers §2.5). */
-function fromHuggingFace(h: Record<string, unknown>, where: string): Record<string, unknown> {
-  const archs = Array.isArray(h['architectures']) ? (h['architectures'] as string[]) : [];
-  const type = h['model_type'];
-  const hfAct = (s: unknown): string => (s === 'gelu_new' ? 'gelu_new' : s === 'gelu' ? 'gelu' : s === 'relu' ? 'relu' : String(s));
-  if (type === 'gpt2' || archs.includes('GPT2LMHeadModel')) {
-    const d = h['n_embd'] as number;
-    return {
-      d_model: d,
-      n_heads: h['n_head'],
-      d_head: d / (h['n_head'] as number),
-      d_mlp: typeof h['n_inner'] === 'number' ? h['n_inner'] : 4 * d,
-      d_vocab: h['vocab_size'],
-      n_ctx: h['n_positions'] ?? h['n_ctx'],
-      n_layers: h['n_layer'],
-      act_fn: hfAct(h['activation_function'] ?? 'gelu_new'),
-      normalization_type: 'LN',
-      eps: h['layer_norm_epsilon'] ?? 1e-5,
-      positional_embedding_type: 'standard',
-      use_attn_scale: true,
-      original_architecture: 'GPT2LMHeadModel',
-    };
-  }
-  if (type === 'gpt_neox' || archs.includes('GPTNeoXForCausalLM')) {
-    const d = h['hidden_size'] as number;
-    const H = h['num_attention_heads'] as number;
-    const dh = d / H;
-    return {
-      d_model: d,
-      n_heads: H,
-      d_head: dh,
-      d_mlp: h['intermediate_size'],
-      d_vocab: h['vocab_size'],
-      n_ctx: h['max_position_embeddings'],
-      n_layers: h['num_hidden_layers'],
-      act_fn: hfAct(h['hidden_act'] ?? 'gelu'),
-      normalization_type: 'LN',
-      eps: h['layer_norm_eps'] ?? 1e-5,
+/**
+ * One HuggingFace family as TL's convert_hf_model_config reads it (SPEC-transformers §2.5): the HF
+ * key behind each TL dimension (n_ctx: the first of its keys that is set), the activation HF
+ * assumes when none is named, whether d_mlp falls back to 4·d_model, and the family's own fields.
+ */
+interface HfFamily {
+  modelType: string;
+  architecture: string;
+  keys: { d_model: string; n_heads: string; d_mlp: string; n_ctx: string[]; n_layers: string; act_fn: string; eps: string };
+  act: string;
+  /** d_mlp = 4·d_model where the key holds no number (GPT-2's n_inner, GPT-Neo's intermediate_size). */
+  mlpDefault: boolean;
+  /** Positional embedding, attention scaling and what else only this family has. */
+  extra: (h: Record<string, unknown>, dHead: number) => Record<string, unknown>;
+}
+
+const HF_FAMILIES: readonly HfFamily[] = [
+  {
+    modelType: 'gpt2',
+    architecture: 'GPT2LMHeadModel',
+    keys: {
+      d_model: 'n_embd',
+      n_heads: 'n_head',
+      d_mlp: 'n_inner',
+      n_ctx: ['n_positions', 'n_ctx'],
+      n_layers: 'n_layer',
+      act_fn: 'activation_function',
+      eps: 'layer_norm_epsilon',
+    },
+    act: 'gelu_new',
+    mlpDefault: true,
+    extra: () => ({ positional_embedding_type: 'standard', use_attn_scale: true }),
+  },
+  {
+    modelType: 'gpt_neox',
+    architecture: 'GPTNeoXForCausalLM',
+    keys: {
+      d_model: 'hidden_size',
+      n_heads: 'num_attention_heads',
+      d_mlp: 'intermediate_size',
+      n_ctx: ['max_position_embeddings'],
+      n_layers: 'num_hidden_layers',
+      act_fn: 'hidden_act',
+      eps: 'layer_norm_eps',
+    },
+    act: 'gelu',
+    mlpDefault: false,
+    extra: (h, dHead) => ({
       positional_embedding_type: 'rotary',
-      rotary_dim: Math.round(((h['rotary_pct'] as number | undefined) ?? 1) * dh),
+      rotary_dim: Math.round(((h['rotary_pct'] as number | undefined) ?? 1) * dHead),
       rotary_base: h['rotary_emb_base'] ?? 10000,
       parallel_attn_mlp: h['use_parallel_residual'] ?? true,
       use_attn_scale: true,
-      original_architecture: 'GPTNeoXForCausalLM',
-    };
+    }),
+  },
+  {
+    // No attention scaling, local attention on odd layers.
+    modelType: 'gpt_neo',
+    architecture: 'GPTNeoForCausalLM',
+    keys: {
+      d_model: 'hidden_size',
+      n_heads: 'num_heads',
+      d_mlp: 'intermediate_size',
+      n_ctx: ['max_position_embeddings'],
+      n_layers: 'num_layers',
+      act_fn: 'activation_function',
+      eps: 'layer_norm_epsilon',
+    },
+    act: 'gelu_new',
+    mlpDefault: true,
+    extra: (h) => ({ positional_embedding_type: 'standard', use_attn_scale: false, window_size: h['window_size'] ?? 256, model_name: hfModelName(h) }),
+  },
+];
+
+/** TL's convert_hf_model_config for the families ibgpu converts (HF_FAMILIES), as TL field names. */
+function fromHuggingFace(h: Record<string, unknown>, where: string): Record<string, unknown> {
+  const archs = Array.isArray(h['architectures']) ? (h['architectures'] as string[]) : [];
+  const type = h['model_type'];
+  const family = HF_FAMILIES.find((f) => type === f.modelType || archs.includes(f.architecture));
+  if (!family) {
+    throw bad(
+      `${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`,
+      'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-Neo / GPT-NeoX config.json',
+    );
   }
-  if (type === 'gpt_neo' || archs.includes('GPTNeoForCausalLM')) {
-    // TL's convert_hf_model_config for GPT-Neo: no attention scaling, local attention on odd layers.
-    const d = h['hidden_size'] as number;
-    const H = h['num_heads'] as number;
-    return {
-      d_model: d,
-      n_heads: H,
-      d_head: d / H,
-      d_mlp: typeof h['intermediate_size'] === 'number' ? h['intermediate_size'] : 4 * d,
-      d_vocab: h['vocab_size'],
-      n_ctx: h['max_position_embeddings'],
-      n_layers: h['num_layers'],
-      act_fn: hfAct(h['activation_function'] ?? 'gelu_new'),
-      normalization_type: 'LN',
-      eps: h['layer_norm_epsilon'] ?? 1e-5,
-      positional_embedding_type: 'standard',
-      use_attn_scale: false,
-      original_architecture: 'GPTNeoForCausalLM',
-      window_size: h['window_size'] ?? 256,
-      model_name: hfModelName(h),
-    };
-  }
-  throw bad(
-    `${where}: a HuggingFace config of model_type '${String(type)}' cannot be converted`,
-    'give a TransformerLens config (d_model, n_heads, …), or a GPT-2 / GPT-Neo / GPT-NeoX config.json',
-  );
+  const hfAct = (s: unknown): string => (s === 'gelu_new' ? 'gelu_new' : s === 'gelu' ? 'gelu' : s === 'relu' ? 'relu' : String(s));
+  const k = family.keys;
+  const d = h[k.d_model] as number;
+  const H = h[k.n_heads] as number;
+  const mlp = h[k.d_mlp];
+  return {
+    d_model: d,
+    n_heads: H,
+    d_head: d / H,
+    d_mlp: family.mlpDefault && typeof mlp !== 'number' ? 4 * d : mlp,
+    d_vocab: h['vocab_size'],
+    n_ctx: k.n_ctx.reduce<unknown>((v, key) => v ?? h[key], undefined),
+    n_layers: h[k.n_layers],
+    act_fn: hfAct(h[k.act_fn] ?? family.act),
+    normalization_type: 'LN',
+    eps: h[k.eps] ?? 1e-5,
+    original_architecture: family.architecture,
+    ...family.extra(h, d / H),
+  };
 }
 
 /** A HuggingFace config's model name ("roneneldan/TinyStories-1M" → "TinyStories-1M"), as TL names it. */
