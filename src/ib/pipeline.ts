@@ -1,6 +1,10 @@
 // The Interaction Basis build for MLPs, end to end:
 //   stats (one streamed pass, on the GPU or on the host in float64: stage_paths.stats) -> bases
-//   (host f64, from the output backwards) -> edges (GPU, second streamed pass). Library entry point; the CLI and result writers sit on top.
+//   (host f64, from the output backwards) -> edges (GPU or host, second streamed pass). Library
+//   entry point; the CLI and result writers sit on top. The MLP is compiled to the model floor
+//   (src/model/mlp-program.ts) and run by the build driver (src/pipeline/driver.ts) with the MLP's
+//   specialisations for every section: gate-Gram M′ and background stage-1 eigensolves (or rib's
+//   legacy formulas), and one edge pass over a run of consecutive layers.
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
@@ -33,6 +37,9 @@ import { HostDegeneracyAccumulator } from '../host/degeneracy.js';
 import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/degeneracy-thread.js';
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
+import { compileMlp } from '../model/mlp-program.js';
+import type { SectionProgram } from '../model/program.js';
+import { runGraph, type BasisStep, type EdgeMatrix, type EdgePass } from '../pipeline/driver.js';
 import type { ModulesReport } from '../report/modularity.js';
 
 export interface Logger {
@@ -190,7 +197,7 @@ export function sectionBasis(model: MlpModel, nd: NodePlan, stats: StatsResult, 
 }
 
 /** The edge pair of section j (node layer j → j+1); both bases must be in `bases` (the next one unless unrotated). */
-export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: Map<string, LayerBasis>, formula: BasisFormula): EdgePair {
+export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: ReadonlyMap<string, LayerBasis>, formula: BasisFormula): EdgePair {
   const nd = plan[j]!;
   const nx = plan[j + 1]!;
   const W = foldedWeight(model, nd.act);
@@ -206,6 +213,25 @@ export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: 
     nextC: nb?.C,
     ro: nb ? nb.r : W.cols,
   };
+}
+
+/**
+ * The MLP layer a section program runs, when it is one folded `linear` followed by its activation
+ * (what compileMlp makes of a section between adjacent node layers): such sections take the MLP
+ * specialisations (gate-Gram M′, carried-Jacobian edges).
+ */
+function isMlpLayerSection(sec: SectionProgram): boolean {
+  const [lin, act] = sec.ops;
+  return (
+    sec.ops.length === 2 &&
+    lin?.kind === 'linear' &&
+    act?.kind === 'act' &&
+    sec.inputs.length === 1 &&
+    lin.x === sec.inputs[0] &&
+    act.x === lin.y &&
+    sec.outputs.length === 1 &&
+    sec.outputs[0] === act.y
+  );
 }
 
 export async function buildInteractionBasis(
@@ -233,6 +259,10 @@ export async function buildInteractionBasis(
   checkFinalRotation(plan, config);
   const th = thresholdOf(config);
   const pts = integrationPoints(config.integration_method, config.n_intervals);
+  const program = compileMlp(model, config.node_layers);
+  for (const sec of program.sections) {
+    if (!isMlpLayerSection(sec)) throw new Error(`section ${sec.from}->${sec.to} is not one MLP layer (planNodes admits only those)`);
+  }
   const timings: Record<string, number> = {};
   const t = () => performance.now();
 
@@ -265,21 +295,6 @@ export async function buildInteractionBasis(
         )
       : undefined;
   try {
-    // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
-    const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
-    // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
-    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts, on the host thread pool).
-    if (config.degeneracy && statsPath === 'host') {
-      const layers = sections.map((s) => s.layer);
-      degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
-    } else if (config.degeneracy)
-      degAcc = new DegeneracyAccumulator(
-        engine,
-        model,
-        sections.map((s) => s.layer),
-      );
-    let t0 = t();
-    log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
     // complete: the input layer's (host-accumulated on a software adapter) before the GPU pass.
     const background = new Map<string, Promise<EigPairs | undefined>>();
@@ -289,146 +304,173 @@ export async function buildInteractionBasis(
       pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
       background.set(st.name, pending);
     };
-    const onInputStats = (st: NodeStats): void => {
-      if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
-    };
-    const stats = await collectStats(
-      engine,
-      mlp,
-      data,
-      {
-        nodes: statNodes,
-        gateLayers,
-        cache,
-        onInputStats,
-        path: statsPath,
-        ...(degAcc ? { observer: degAcc } : {}),
-        ...(degHost ? { hostObserver: degHost } : {}),
-      },
-      config.batch_size,
-      pts,
-      progress,
-    );
-    // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
-    const degMs = stats.observerMs ?? 0;
-    const t2 = t();
-    // A host observer on its own thread may still be working: its result is awaited only where it
-    // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
-    // booked as degeneracy time.
-    const degGpuStats = degAcc ? await degAcc.result() : undefined;
-    const degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
-    degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
-    const degResultMs = t() - t2;
-    timings['stats'] = t() - t0 - degMs - degResultMs;
-    if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
+    let degGpuStats: Awaited<ReturnType<DegeneracyAccumulator['result']>> | undefined;
+    let degHostStats: Promise<Awaited<ReturnType<HostDegeneracyAccumulator['result']>>> | undefined;
 
-    const bases = new Map<string, LayerBasis>();
-    const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
-    timings['basis'] = 0;
-    if (config.calculate_edges) timings['edges'] = 0;
-    // The edge pass over sections [lo, hi] (their bases and their successors' exist).
-    let edgesFrom = plan.length - 1; // sections >= edgesFrom are done
-    const runEdges = async (lo: number): Promise<void> => {
-      if (!config.calculate_edges || lo >= edgesFrom) return;
-      const t1 = t();
-      const pairs: EdgePair[] = [];
-      for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
-      // A build may run the edge pass more than once (sections whose bases are ready first);
-      // each pass is named by its sections, so a progress display never shows one bar twice.
-      const whole = lo === 0 && edgesFrom === plan.length - 1;
-      const label = whole ? 'edges' : `edges ${plan[lo]!.name}..${plan[edgesFrom]!.name}`;
-      const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
-      const E =
-        config.edge_formula === 'functional'
-          ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
-          : edgesOnHost
-            ? await computeEdgesHost(
-                model,
-                data,
-                pairs,
-                config.batch_size,
-                pts,
-                edgeProgress,
-                opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {},
-              )
-            : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
-      for (const p of pairs) {
-        const key = `${p.inName}->${p.outName}`;
-        edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
-      }
-      edgesFrom = lo;
-      timings['edges']! += t() - t1;
-    };
-
-    t0 = t();
-    // While the background solves run, this thread builds the small bases and runs the edge
-    // pass of the sections that are ready (on a software adapter the GPU work runs on this
-    // thread, so otherwise a core would idle).
-    if (await solverThread) {
-      for (let j = plan.length - 2; j >= 0; j--) {
-        const st = stats.nodes.get(plan[j]!.name)!;
-        if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
-      }
-    }
-    let next = finalNodeBasis(model, plan, stats, config, bases);
-    for (let j = plan.length - 2; j >= 0; j--) {
-      const nd = plan[j]!;
-      let b: LayerBasis;
-      if (isLegacyFormula(formula)) {
-        const s = stats.nodes.get(nd.name)!;
-        const W = foldedWeight(model, nd.act);
-        // Legacy formulas: one pass over the data per section, through the next layer's basis.
-        if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
-        const ls = await collectLegacyStats(
+    // The statistics pass, on the GPU or on the host (src/runtime/stage-paths.ts), with the
+    // degeneracy observer riding it.
+    const statistics = async (): Promise<StatsResult> => {
+      const t0 = t();
+      const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
+      // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
+      // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts, on the host thread pool).
+      if (config.degeneracy && statsPath === 'host') {
+        const layers = sections.map((s) => s.layer);
+        degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
+      } else if (config.degeneracy)
+        degAcc = new DegeneracyAccumulator(
           engine,
-          mlp,
-          data,
-          {
-            layer: nd.act,
-            formula,
-            P: next.C ? projector(next.C, next.dim, next.r) : undefined,
-            shift: s.shift,
-          },
-          config.batch_size,
-          pts,
-          progress,
+          model,
+          sections.map((s) => s.layer),
         );
-        b = buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
-      } else {
-        const pending = background.get(nd.name);
-        let eig: EigPairs | undefined;
-        if (pending) {
-          timings['basis'] += t() - t0;
-          await runEdges(j + 1); // sections after this one have their bases
-          t0 = t();
-          eig = await pending; // undefined when no solver thread could be had: solved here
-        }
-        b = sectionBasis(model, nd, stats, config, next, eig);
-      }
-      bases.set(nd.name, b);
-      log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
-      next = { C: b.C, dim: b.dim, r: b.r };
-    }
-    timings['basis'] += t() - t0;
-    await runEdges(0);
-    // Sections in network order, however the passes were split (outputs and modules see one order).
-    const ordered = new Map<string, { data: Float64Array; rows: number; cols: number }>();
-    for (let j = 0; j < plan.length - 1; j++) {
-      const key = `${plan[j]!.name}->${plan[j + 1]!.name}`;
-      const e = edges.get(key);
-      if (e) ordered.set(key, e);
-    }
+      log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
+      const onInputStats = (st: NodeStats): void => {
+        if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
+      };
+      const stats = await collectStats(
+        engine,
+        mlp,
+        data,
+        {
+          nodes: statNodes,
+          gateLayers,
+          cache,
+          onInputStats,
+          path: statsPath,
+          ...(degAcc ? { observer: degAcc } : {}),
+          ...(degHost ? { hostObserver: degHost } : {}),
+        },
+        config.batch_size,
+        pts,
+        progress,
+      );
+      // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
+      const degMs = stats.observerMs ?? 0;
+      const t2 = t();
+      // A host observer on its own thread may still be working: its result is awaited only where it
+      // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
+      // booked as degeneracy time.
+      degGpuStats = degAcc ? await degAcc.result() : undefined;
+      degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
+      degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+      const degResultMs = t() - t2;
+      timings['stats'] = t() - t0 - degMs - degResultMs;
+      if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
+      return stats;
+    };
 
-    const res: IbResult = { config, bases, edges: ordered, stats, timings, n: data.n };
+    // The MLP edge pass: one data pass over a run of consecutive layer sections (GPU, functional
+    // or the host's carried Jacobian); the bases stage waits for it, since on a software adapter
+    // its work runs on this thread.
+    const mlpEdges: EdgePass = {
+      joint: true,
+      inline: true,
+      run: async ({ lo, hi, bases, label }) => {
+        const pairs: EdgePair[] = [];
+        for (let j = lo; j < hi; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
+        // Each pass is named by its sections, so a progress display never shows one bar twice.
+        const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
+        const E =
+          config.edge_formula === 'functional'
+            ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
+            : edgesOnHost
+              ? await computeEdgesHost(
+                  model,
+                  data,
+                  pairs,
+                  config.batch_size,
+                  pts,
+                  edgeProgress,
+                  opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {},
+                )
+              : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
+        const out = new Map<number, EdgeMatrix>();
+        pairs.forEach((p, i) => out.set(lo + i, { data: E.get(`${p.inName}->${p.outName}`)!, rows: p.ro, cols: p.basis.r }));
+        return out;
+      },
+    };
+
+    /** The basis of MLP layer section j: rib's legacy formulas (a data pass of their own) or the gate-Gram M′. */
+    const mlpBasis = (stats: StatsResult, j: number): BasisStep => {
+      const nd = plan[j]!;
+      const logged = (b: LayerBasis): LayerBasis => {
+        log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
+        return b;
+      };
+      if (isLegacyFormula(formula)) {
+        return {
+          waits: false,
+          build: async (next) => {
+            const s = stats.nodes.get(nd.name)!;
+            const W = foldedWeight(model, nd.act);
+            // Legacy formulas: one pass over the data per section, through the next layer's basis.
+            if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
+            const ls = await collectLegacyStats(
+              engine,
+              mlp,
+              data,
+              {
+                layer: nd.act,
+                formula,
+                P: next.C ? projector(next.C, next.dim, next.r) : undefined,
+                shift: s.shift,
+              },
+              config.batch_size,
+              pts,
+              progress,
+            );
+            return logged(buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls }));
+          },
+        };
+      }
+      const pending = background.get(nd.name);
+      return {
+        // Waiting for a background stage-1 eigensolve: the sections already based get their edges meanwhile.
+        waits: pending !== undefined,
+        // undefined when no solver thread could be had: solved here
+        build: async (next) => logged(sectionBasis(model, nd, stats, config, next, pending ? await pending : undefined)),
+      };
+    };
+
+    const g = await runGraph<StatsResult>({
+      program,
+      calculateEdges: config.calculate_edges,
+      statistics,
+      plan: async (stats) => {
+        // While the background solves run, this thread builds the small bases and runs the edge
+        // pass of the sections that are ready (on a software adapter the GPU work runs on this
+        // thread, so otherwise a core would idle).
+        if (await solverThread) {
+          for (let j = plan.length - 2; j >= 0; j--) {
+            const st = stats.nodes.get(plan[j]!.name)!;
+            if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
+          }
+        }
+        return {
+          finalBasis: () => {
+            const bases = new Map<string, LayerBasis>();
+            finalNodeBasis(model, plan, stats, config, bases);
+            return bases.get(plan[plan.length - 1]!.name);
+          },
+          sections: program.sections.map((_sec, j) => ({ basis: mlpBasis(stats, j), edges: mlpEdges })),
+        };
+      },
+    });
+    const stats = g.stats!;
+    const { bases } = g;
+    timings['basis'] = g.timings.bases;
+    if (config.calculate_edges) timings['edges'] = g.timings.edgesTotal;
+
+    const res: IbResult = { config, bases, edges: g.edges, stats, timings, n: data.n };
     if (config.degeneracy) {
-      t0 = t();
+      const t0 = t();
       const degStats = degGpuStats ?? (await degHostStats)!;
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
       timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
-    if (edges.size > 0) {
-      t0 = t();
-      res.modules = modulesFromBuild(config.node_layers, bases, edges, modularityOptions(config.modularity));
+    if (g.edges.size > 0) {
+      const t0 = t();
+      res.modules = modulesFromBuild(config.node_layers, bases, g.edges, modularityOptions(config.modularity));
       timings['modules'] = t() - t0;
     }
     return res;
