@@ -8,27 +8,15 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import {
-  buildLayerBasis,
-  eigAbsSortedInBackground,
-  stage1Matrix,
-  type EigPairs,
-  type LayerBasis,
-  type NextBasis,
-  type NodeStats,
-  type Threshold,
-} from './basis.js';
+import { eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NodeStats } from './basis.js';
 import { solverThreads } from '../host/eigh-worker.js';
-import { refuseStochastic, refuseTransformerWorkflows, type BasisFormula, type BuildConfig } from './config.js';
+import { refuseStochastic, refuseTransformerWorkflows, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
-import { computeEdges, type EdgePair } from './edges.js';
-import { computeEdgesHost } from '../host/edges.js';
-import { chooseStagePath, type StagePathChoice } from '../runtime/stage-paths.js';
-import { computeFunctionalEdges } from './edges-functional.js';
+import { chooseStagePath } from '../runtime/stage-paths.js';
 import { ActivationCache } from './activation-cache.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
-import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from './legacy.js';
+import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector, type LegacyFormula } from './legacy.js';
 import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
@@ -38,9 +26,9 @@ import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/de
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
 import { compileMlp } from '../model/mlp-program.js';
-import type { SectionProgram } from '../model/program.js';
-import { runGraph, type BasisStep, type EdgeMatrix, type EdgePass } from '../pipeline/driver.js';
+import { runGraph, type BasisStep } from '../pipeline/driver.js';
 import type { ModulesReport } from '../report/modularity.js';
+import { checkFinalRotation, edgeStagePath, isMlpLayerSection, mlpEdgePass, mlpGraphPlan, planNodes, statsPlanOf, thresholdOf } from './sections.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -93,146 +81,7 @@ export interface IbResult {
   modules?: ModulesReport;
 }
 
-export interface NodePlan {
-  name: string;
-  /** Model activation index: 0 = input of layer 0, i = input of layer i, L = output. */
-  act: number;
-  folded: boolean;
-}
-
-/** Checks node_layers against the model: consecutive layers, optionally ending with 'output'. */
-export function planNodes(model: MlpModel, nodeLayers: string[]): NodePlan[] {
-  const L = model.layers.length;
-  const names = model.layers.map((l) => l.name);
-  const plan: NodePlan[] = nodeLayers.map((nl, idx) => {
-    if (nl === 'output') {
-      if (idx !== nodeLayers.length - 1) throw new IbgpuError('BAD_CONFIG', "'output' must be the last node layer");
-      return { name: nl, act: L, folded: false };
-    }
-    const i = names.indexOf(nl);
-    if (i < 0)
-      throw new IbgpuError('BAD_CONFIG', `node layer '${nl}' is not a layer of the model`, `the model's node layers are ${[...names, 'output'].join(', ')}`);
-    return { name: nl, act: i, folded: true };
-  });
-  for (let j = 1; j < plan.length; j++) {
-    if (plan[j]!.act !== plan[j - 1]!.act + 1) {
-      throw new IbgpuError(
-        'BAD_CONFIG',
-        `node layers '${plan[j - 1]!.name}' and '${plan[j]!.name}' are not adjacent`,
-        'ibgpu builds MLP sections of exactly one layer; list every layer between them',
-      );
-    }
-  }
-  return plan;
-}
-
-/**
- * Which statistics a build collects: every non-final node layer (the final one only when it is
- * rotated), and the activation-derivative Grams of every section for the jacobian basis.
- */
-export function statsPlanOf(plan: NodePlan[], config: BuildConfig): { statNodes: NodePlan[]; gateLayers: number[] } {
-  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
-  const gateLayers = config.basis_formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
-  return { statNodes, gateLayers };
-}
-
-/**
- * Where a build's edge stage runs (src/runtime/stage-paths.ts): the config's stage_paths.edges,
- * else a measurement, else the adapter kind. Functional edges have no host path.
- */
-export function edgeStagePath(engine: Engine, config: BuildConfig): StagePathChoice {
-  return chooseStagePath(
-    engine,
-    'edges',
-    config.stage_paths?.edges ?? 'auto',
-    config.edge_formula === 'functional' ? { gpuOnly: 'functional edges have no host path (the host pass computes squared edges)' } : {},
-  );
-}
-
-/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
-export function thresholdOf(config: BuildConfig): Threshold {
-  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
-}
-
-/** Rejects a plan whose bases are undefined: the output layer rotated while centring. */
-export function checkFinalRotation(plan: NodePlan[], config: BuildConfig): void {
-  const final = plan[plan.length - 1]!;
-  if (final.name === 'output' && config.rotate_final_node_layer && config.center) {
-    throw new IbgpuError(
-      'BAD_CONFIG',
-      'rotating the output node layer with center=true is undefined (the logits have no bias slot)',
-      'set rotate_final_node_layer: false, or center: false',
-    );
-  }
-}
-
-/**
- * Start of the backward recursion (SPEC §4): the final node layer's basis when it is rotated
- * (added to `bases`), and the `next` basis the last section sees (the identity otherwise).
- */
-export function finalNodeBasis(model: MlpModel, plan: NodePlan[], stats: StatsResult, config: BuildConfig, bases: Map<string, LayerBasis>): NextBasis {
-  const final = plan[plan.length - 1]!;
-  if (!config.rotate_final_node_layer) {
-    const dim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
-    return { C: undefined, dim, r: dim };
-  }
-  const formula = config.basis_formula === 'neuron' ? 'neuron' : 'svd';
-  const b = buildLayerBasis(stats.nodes.get(final.name)!, formula, config.center && final.folded, thresholdOf(config));
-  bases.set(final.name, b);
-  return { C: b.C, dim: b.dim, r: b.r };
-}
-
-/** The basis of node layer `nd` (not a legacy formula) from complete statistics and the next basis. */
-export function sectionBasis(model: MlpModel, nd: NodePlan, stats: StatsResult, config: BuildConfig, next: NextBasis, stage1Eig?: EigPairs): LayerBasis {
-  const W = foldedWeight(model, nd.act);
-  return buildLayerBasis(
-    stats.nodes.get(nd.name)!,
-    config.basis_formula,
-    config.center,
-    thresholdOf(config),
-    config.basis_formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-    next,
-    stage1Eig,
-  );
-}
-
-/** The edge pair of section j (node layer j → j+1); both bases must be in `bases` (the next one unless unrotated). */
-export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: ReadonlyMap<string, LayerBasis>, formula: BasisFormula): EdgePair {
-  const nd = plan[j]!;
-  const nx = plan[j + 1]!;
-  const W = foldedWeight(model, nd.act);
-  const nb = bases.get(nx.name);
-  return {
-    layer: nd.act,
-    inName: nd.name,
-    outName: nx.name,
-    basis: bases.get(nd.name)!,
-    formula,
-    Wbar: W.data,
-    dimOut: W.cols,
-    nextC: nb?.C,
-    ro: nb ? nb.r : W.cols,
-  };
-}
-
-/**
- * The MLP layer a section program runs, when it is one folded `linear` followed by its activation
- * (what compileMlp makes of a section between adjacent node layers): such sections take the MLP
- * specialisations (gate-Gram M′, carried-Jacobian edges).
- */
-function isMlpLayerSection(sec: SectionProgram): boolean {
-  const [lin, act] = sec.ops;
-  return (
-    sec.ops.length === 2 &&
-    lin?.kind === 'linear' &&
-    act?.kind === 'act' &&
-    sec.inputs.length === 1 &&
-    lin.x === sec.inputs[0] &&
-    act.x === lin.y &&
-    sec.outputs.length === 1 &&
-    sec.outputs[0] === act.y
-  );
-}
+export { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, thresholdOf, type NodePlan } from './sections.js';
 
 export async function buildInteractionBasis(
   engine: Engine,
@@ -359,78 +208,48 @@ export async function buildInteractionBasis(
       return stats;
     };
 
-    // The MLP edge pass: one data pass over a run of consecutive layer sections (GPU, functional
-    // or the host's carried Jacobian); the bases stage waits for it, since on a software adapter
-    // its work runs on this thread.
-    const mlpEdges: EdgePass = {
-      joint: true,
-      inline: true,
-      run: async ({ lo, hi, bases, label }) => {
-        const pairs: EdgePair[] = [];
-        for (let j = lo; j < hi; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
-        // Each pass is named by its sections, so a progress display never shows one bar twice.
-        const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
-        const E =
-          config.edge_formula === 'functional'
-            ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
-            : edgesOnHost
-              ? await computeEdgesHost(
-                  model,
-                  data,
-                  pairs,
-                  config.batch_size,
-                  pts,
-                  edgeProgress,
-                  opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {},
-                )
-              : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
-        const out = new Map<number, EdgeMatrix>();
-        pairs.forEach((p, i) => out.set(lo + i, { data: E.get(`${p.inName}->${p.outName}`)!, rows: p.ro, cols: p.basis.r }));
-        return out;
-      },
-    };
-
-    /** The basis of MLP layer section j: rib's legacy formulas (a data pass of their own) or the gate-Gram M′. */
-    const mlpBasis = (stats: StatsResult, j: number): BasisStep => {
-      const nd = plan[j]!;
-      const logged = (b: LayerBasis): LayerBasis => {
+    // Rib's legacy basis formulas: one pass over the data per section, through the next layer's basis.
+    const legacyBasis = (lf: LegacyFormula, stats: StatsResult, j: number): BasisStep => ({
+      waits: false,
+      build: async (next) => {
+        const nd = plan[j]!;
+        const s = stats.nodes.get(nd.name)!;
+        const W = foldedWeight(model, nd.act);
+        if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
+        const ls = await collectLegacyStats(
+          engine,
+          mlp,
+          data,
+          {
+            layer: nd.act,
+            formula: lf,
+            P: next.C ? projector(next.C, next.dim, next.r) : undefined,
+            shift: s.shift,
+          },
+          config.batch_size,
+          pts,
+          progress,
+        );
+        const b = buildLegacyBasis(s, lf, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
         log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
         return b;
-      };
-      if (isLegacyFormula(formula)) {
-        return {
-          waits: false,
-          build: async (next) => {
-            const s = stats.nodes.get(nd.name)!;
-            const W = foldedWeight(model, nd.act);
-            // Legacy formulas: one pass over the data per section, through the next layer's basis.
-            if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
-            const ls = await collectLegacyStats(
-              engine,
-              mlp,
-              data,
-              {
-                layer: nd.act,
-                formula,
-                P: next.C ? projector(next.C, next.dim, next.r) : undefined,
-                shift: s.shift,
-              },
-              config.batch_size,
-              pts,
-              progress,
-            );
-            return logged(buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls }));
-          },
-        };
-      }
-      const pending = background.get(nd.name);
-      return {
-        // Waiting for a background stage-1 eigensolve: the sections already based get their edges meanwhile.
-        waits: pending !== undefined,
-        // undefined when no solver thread could be had: solved here
-        build: async (next) => logged(sectionBasis(model, nd, stats, config, next, pending ? await pending : undefined)),
-      };
-    };
+      },
+    });
+    const edgePass = mlpEdgePass(
+      {
+        engine,
+        model,
+        data,
+        config,
+        pts,
+        onHost: edgesOnHost,
+        mlp,
+        ...(cache ? { cache } : {}),
+        ...(opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {}),
+      },
+      plan,
+      progress,
+    );
 
     const g = await runGraph<StatsResult>({
       program,
@@ -446,14 +265,11 @@ export async function buildInteractionBasis(
             if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
           }
         }
-        return {
-          finalBasis: () => {
-            const bases = new Map<string, LayerBasis>();
-            finalNodeBasis(model, plan, stats, config, bases);
-            return bases.get(plan[plan.length - 1]!.name);
-          },
-          sections: program.sections.map((_sec, j) => ({ basis: mlpBasis(stats, j), edges: mlpEdges })),
-        };
+        return mlpGraphPlan(model, plan, config, stats, edgePass, {
+          background,
+          logger: log,
+          ...(isLegacyFormula(formula) ? { legacy: (j: number) => legacyBasis(formula, stats, j) } : {}),
+        });
       },
     });
     const stats = g.stats!;

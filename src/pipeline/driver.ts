@@ -55,7 +55,8 @@ export interface EdgePass {
 
 export interface SectionSpec {
   basis: BasisStep;
-  edges: EdgePass;
+  /** Absent only where the build computes no edges (calculateEdges false). */
+  edges?: EdgePass;
 }
 
 export interface GraphPlan {
@@ -101,13 +102,13 @@ function finalWidth(program: ModelProgram): number {
 }
 
 /** Splits sections [lo, hi) into the runs their edge passes take: joint passes over maximal stretches. */
-function edgeRunsOf(passes: readonly EdgePass[], lo: number, hi: number): [number, number][] {
+function edgeRunsOf(passes: readonly (EdgePass | undefined)[], lo: number, hi: number): [number, number][] {
   const runs: [number, number][] = [];
   let a = lo;
   while (a < hi) {
     let b = a + 1;
     const pass = passes[a]!;
-    if (pass.joint) while (b < hi && passes[b] === pass) b++;
+    if (pass?.joint) while (b < hi && passes[b] === pass) b++;
     runs.push([a, b]);
     a = b;
   }
@@ -125,7 +126,7 @@ export async function runGraph<S>(build: GraphBuild<S>, stored?: { bases: Map<st
   const L = build.program.sections.length;
   const timings: GraphTimings = { stats: 0, bases: 0, edgesAfterBases: 0, edgesTotal: 0 };
   const edgeOut = new Map<number, EdgeMatrix>();
-  let passes: EdgePass[] = stored?.edges ?? [];
+  let passes: (EdgePass | undefined)[] = stored?.edges ?? [];
   const bases = new Map<string, LayerBasis>(stored?.bases ?? []);
 
   // Edge passes run one at a time (they would only compete for the same device), each started as
@@ -140,7 +141,8 @@ export async function runGraph<S>(build: GraphBuild<S>, stored?: { bases: Map<st
     let inline = false;
     // The last sections first: they were based first.
     for (const [a, b] of edgeRunsOf(passes, lo, edgesFrom).reverse()) {
-      const pass = passes[a]!;
+      const pass = passes[a];
+      if (!pass) throw new Error(`section ${names[a]}->${names[a + 1]} has no edge pass`);
       inline ||= pass.inline;
       const prev = chain;
       const run = (async () => {
