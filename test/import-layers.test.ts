@@ -16,7 +16,7 @@ const FLOORS: string[][] = [
   ['cpu'], // float64 references (test oracles)
   ['kernels'],
   ['host', 'report', 'train'], // host algorithms, pure analysis of results, training
-  ['ib'], // the MLP pipeline
+  ['ib', 'pipeline'], // the MLP pipeline; the build driver both model kinds run through
   ['transformer', 'ablate'],
   ['build'], // builds from files, for any model kind
   ['cli', 'browser.ts', 'index.ts'],

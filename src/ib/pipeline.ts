@@ -1,30 +1,22 @@
 // The Interaction Basis build for MLPs, end to end:
 //   stats (one streamed pass, on the GPU or on the host in float64: stage_paths.stats) -> bases
-//   (host f64, from the output backwards) -> edges (GPU, second streamed pass). Library entry point; the CLI and result writers sit on top.
+//   (host f64, from the output backwards) -> edges (GPU or host, second streamed pass). Library
+//   entry point; the CLI and result writers sit on top. The MLP is compiled to the model floor
+//   (src/model/mlp-program.ts) and run by the build driver (src/pipeline/driver.ts) with the MLP's
+//   specialisations for every section: gate-Gram M′ and background stage-1 eigensolves (or rib's
+//   legacy formulas), and one edge pass over a run of consecutive layers.
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import {
-  buildLayerBasis,
-  eigAbsSortedInBackground,
-  stage1Matrix,
-  type EigPairs,
-  type LayerBasis,
-  type NextBasis,
-  type NodeStats,
-  type Threshold,
-} from './basis.js';
+import { eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NodeStats } from './basis.js';
 import { solverThreads } from '../host/eigh-worker.js';
-import { refuseStochastic, refuseTransformerWorkflows, type BasisFormula, type BuildConfig } from './config.js';
+import { refuseStochastic, refuseTransformerWorkflows, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
-import { computeEdges, type EdgePair } from './edges.js';
-import { computeEdgesHost } from '../host/edges.js';
-import { chooseStagePath, type StagePathChoice } from '../runtime/stage-paths.js';
-import { computeFunctionalEdges } from './edges-functional.js';
+import { chooseStagePath } from '../runtime/stage-paths.js';
 import { ActivationCache } from './activation-cache.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
-import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector } from './legacy.js';
+import { buildLegacyBasis, collectLegacyStats, isLegacyFormula, projector, type LegacyFormula } from './legacy.js';
 import { foldedWeight, type MlpModel } from '../model/mlp.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
@@ -33,7 +25,10 @@ import { HostDegeneracyAccumulator } from '../host/degeneracy.js';
 import { startDegeneracyThread, type DegeneracyObserverThread } from '../host/degeneracy-thread.js';
 import { degeneracyFromBuild, modulesFromBuild } from './from-build.js';
 import { modularityOptions } from '../report/config.js';
+import { compileMlp } from '../model/mlp-program.js';
+import { runGraph, type BasisStep } from '../pipeline/driver.js';
 import type { ModulesReport } from '../report/modularity.js';
+import { checkFinalRotation, edgeStagePath, isMlpLayerSection, mlpEdgePass, mlpGraphPlan, planNodes, statsPlanOf, thresholdOf } from './sections.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -86,127 +81,7 @@ export interface IbResult {
   modules?: ModulesReport;
 }
 
-export interface NodePlan {
-  name: string;
-  /** Model activation index: 0 = input of layer 0, i = input of layer i, L = output. */
-  act: number;
-  folded: boolean;
-}
-
-/** Checks node_layers against the model: consecutive layers, optionally ending with 'output'. */
-export function planNodes(model: MlpModel, nodeLayers: string[]): NodePlan[] {
-  const L = model.layers.length;
-  const names = model.layers.map((l) => l.name);
-  const plan: NodePlan[] = nodeLayers.map((nl, idx) => {
-    if (nl === 'output') {
-      if (idx !== nodeLayers.length - 1) throw new IbgpuError('BAD_CONFIG', "'output' must be the last node layer");
-      return { name: nl, act: L, folded: false };
-    }
-    const i = names.indexOf(nl);
-    if (i < 0)
-      throw new IbgpuError('BAD_CONFIG', `node layer '${nl}' is not a layer of the model`, `the model's node layers are ${[...names, 'output'].join(', ')}`);
-    return { name: nl, act: i, folded: true };
-  });
-  for (let j = 1; j < plan.length; j++) {
-    if (plan[j]!.act !== plan[j - 1]!.act + 1) {
-      throw new IbgpuError(
-        'BAD_CONFIG',
-        `node layers '${plan[j - 1]!.name}' and '${plan[j]!.name}' are not adjacent`,
-        'ibgpu builds MLP sections of exactly one layer; list every layer between them',
-      );
-    }
-  }
-  return plan;
-}
-
-/**
- * Which statistics a build collects: every non-final node layer (the final one only when it is
- * rotated), and the activation-derivative Grams of every section for the jacobian basis.
- */
-export function statsPlanOf(plan: NodePlan[], config: BuildConfig): { statNodes: NodePlan[]; gateLayers: number[] } {
-  const statNodes = plan.filter((_p, j) => j < plan.length - 1 || config.rotate_final_node_layer);
-  const gateLayers = config.basis_formula === 'jacobian' ? plan.slice(0, -1).map((p) => p.act) : [];
-  return { statNodes, gateLayers };
-}
-
-/**
- * Where a build's edge stage runs (src/runtime/stage-paths.ts): the config's stage_paths.edges,
- * else a measurement, else the adapter kind. Functional edges have no host path.
- */
-export function edgeStagePath(engine: Engine, config: BuildConfig): StagePathChoice {
-  return chooseStagePath(
-    engine,
-    'edges',
-    config.stage_paths?.edges ?? 'auto',
-    config.edge_formula === 'functional' ? { gpuOnly: 'functional edges have no host path (the host pass computes squared edges)' } : {},
-  );
-}
-
-/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
-export function thresholdOf(config: BuildConfig): Threshold {
-  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
-}
-
-/** Rejects a plan whose bases are undefined: the output layer rotated while centring. */
-export function checkFinalRotation(plan: NodePlan[], config: BuildConfig): void {
-  const final = plan[plan.length - 1]!;
-  if (final.name === 'output' && config.rotate_final_node_layer && config.center) {
-    throw new IbgpuError(
-      'BAD_CONFIG',
-      'rotating the output node layer with center=true is undefined (the logits have no bias slot)',
-      'set rotate_final_node_layer: false, or center: false',
-    );
-  }
-}
-
-/**
- * Start of the backward recursion (SPEC §4): the final node layer's basis when it is rotated
- * (added to `bases`), and the `next` basis the last section sees (the identity otherwise).
- */
-export function finalNodeBasis(model: MlpModel, plan: NodePlan[], stats: StatsResult, config: BuildConfig, bases: Map<string, LayerBasis>): NextBasis {
-  const final = plan[plan.length - 1]!;
-  if (!config.rotate_final_node_layer) {
-    const dim = final.folded ? model.layers[final.act]!.dIn + 1 : model.layers[model.layers.length - 1]!.dOut;
-    return { C: undefined, dim, r: dim };
-  }
-  const formula = config.basis_formula === 'neuron' ? 'neuron' : 'svd';
-  const b = buildLayerBasis(stats.nodes.get(final.name)!, formula, config.center && final.folded, thresholdOf(config));
-  bases.set(final.name, b);
-  return { C: b.C, dim: b.dim, r: b.r };
-}
-
-/** The basis of node layer `nd` (not a legacy formula) from complete statistics and the next basis. */
-export function sectionBasis(model: MlpModel, nd: NodePlan, stats: StatsResult, config: BuildConfig, next: NextBasis, stage1Eig?: EigPairs): LayerBasis {
-  const W = foldedWeight(model, nd.act);
-  return buildLayerBasis(
-    stats.nodes.get(nd.name)!,
-    config.basis_formula,
-    config.center,
-    thresholdOf(config),
-    config.basis_formula === 'jacobian' ? { Wbar: W.data, dimOut: W.cols, gates: stats.gates.get(nd.act)! } : undefined,
-    next,
-    stage1Eig,
-  );
-}
-
-/** The edge pair of section j (node layer j → j+1); both bases must be in `bases` (the next one unless unrotated). */
-export function edgePairOf(model: MlpModel, plan: NodePlan[], j: number, bases: Map<string, LayerBasis>, formula: BasisFormula): EdgePair {
-  const nd = plan[j]!;
-  const nx = plan[j + 1]!;
-  const W = foldedWeight(model, nd.act);
-  const nb = bases.get(nx.name);
-  return {
-    layer: nd.act,
-    inName: nd.name,
-    outName: nx.name,
-    basis: bases.get(nd.name)!,
-    formula,
-    Wbar: W.data,
-    dimOut: W.cols,
-    nextC: nb?.C,
-    ro: nb ? nb.r : W.cols,
-  };
-}
+export { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, thresholdOf, type NodePlan } from './sections.js';
 
 export async function buildInteractionBasis(
   engine: Engine,
@@ -233,6 +108,10 @@ export async function buildInteractionBasis(
   checkFinalRotation(plan, config);
   const th = thresholdOf(config);
   const pts = integrationPoints(config.integration_method, config.n_intervals);
+  const program = compileMlp(model, config.node_layers);
+  for (const sec of program.sections) {
+    if (!isMlpLayerSection(sec)) throw new Error(`section ${sec.from}->${sec.to} is not one MLP layer (planNodes admits only those)`);
+  }
   const timings: Record<string, number> = {};
   const t = () => performance.now();
 
@@ -265,21 +144,6 @@ export async function buildInteractionBasis(
         )
       : undefined;
   try {
-    // The statistics pass runs on the GPU or on the host (src/runtime/stage-paths.ts).
-    const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
-    // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
-    // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts, on the host thread pool).
-    if (config.degeneracy && statsPath === 'host') {
-      const layers = sections.map((s) => s.layer);
-      degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
-    } else if (config.degeneracy)
-      degAcc = new DegeneracyAccumulator(
-        engine,
-        model,
-        sections.map((s) => s.layer),
-      );
-    let t0 = t();
-    log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
     // Large stage-1 eigenproblems go to a background thread as soon as their statistics are
     // complete: the input layer's (host-accumulated on a software adapter) before the GPU pass.
     const background = new Map<string, Promise<EigPairs | undefined>>();
@@ -289,95 +153,68 @@ export async function buildInteractionBasis(
       pending.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
       background.set(st.name, pending);
     };
-    const onInputStats = (st: NodeStats): void => {
-      if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
-    };
-    const stats = await collectStats(
-      engine,
-      mlp,
-      data,
-      {
-        nodes: statNodes,
-        gateLayers,
-        cache,
-        onInputStats,
-        path: statsPath,
-        ...(degAcc ? { observer: degAcc } : {}),
-        ...(degHost ? { hostObserver: degHost } : {}),
-      },
-      config.batch_size,
-      pts,
-      progress,
-    );
-    // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
-    const degMs = stats.observerMs ?? 0;
-    const t2 = t();
-    // A host observer on its own thread may still be working: its result is awaited only where it
-    // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
-    // booked as degeneracy time.
-    const degGpuStats = degAcc ? await degAcc.result() : undefined;
-    const degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
-    degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
-    const degResultMs = t() - t2;
-    timings['stats'] = t() - t0 - degMs - degResultMs;
-    if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
+    let degGpuStats: Awaited<ReturnType<DegeneracyAccumulator['result']>> | undefined;
+    let degHostStats: Promise<Awaited<ReturnType<HostDegeneracyAccumulator['result']>>> | undefined;
 
-    const bases = new Map<string, LayerBasis>();
-    const edges = new Map<string, { data: Float64Array; rows: number; cols: number }>();
-    timings['basis'] = 0;
-    if (config.calculate_edges) timings['edges'] = 0;
-    // The edge pass over sections [lo, hi] (their bases and their successors' exist).
-    let edgesFrom = plan.length - 1; // sections >= edgesFrom are done
-    const runEdges = async (lo: number): Promise<void> => {
-      if (!config.calculate_edges || lo >= edgesFrom) return;
-      const t1 = t();
-      const pairs: EdgePair[] = [];
-      for (let j = lo; j < edgesFrom; j++) pairs.push(edgePairOf(model, plan, j, bases, formula));
-      // A build may run the edge pass more than once (sections whose bases are ready first);
-      // each pass is named by its sections, so a progress display never shows one bar twice.
-      const whole = lo === 0 && edgesFrom === plan.length - 1;
-      const label = whole ? 'edges' : `edges ${plan[lo]!.name}..${plan[edgesFrom]!.name}`;
-      const edgeProgress: Progress = (_stage, done, total) => progress(label, done, total);
-      const E =
-        config.edge_formula === 'functional'
-          ? await computeFunctionalEdges(engine, mlp, data, pairs, config.batch_size, pts, edgeProgress, { cache })
-          : edgesOnHost
-            ? await computeEdgesHost(
-                model,
-                data,
-                pairs,
-                config.batch_size,
-                pts,
-                edgeProgress,
-                opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {},
-              )
-            : await computeEdges(engine, mlp, data, pairs, config.batch_size, edgeProgress, { cache });
-      for (const p of pairs) {
-        const key = `${p.inName}->${p.outName}`;
-        edges.set(key, { data: E.get(key)!, rows: p.ro, cols: p.basis.r });
-      }
-      edgesFrom = lo;
-      timings['edges']! += t() - t1;
+    // The statistics pass, on the GPU or on the host (src/runtime/stage-paths.ts), with the
+    // degeneracy observer riding it.
+    const statistics = async (): Promise<StatsResult> => {
+      const t0 = t();
+      const statsPath = chooseStagePath(engine, 'stats', config.stage_paths?.stats ?? 'auto').path;
+      // The degeneracy statistics ride the same pass: a float64 host observer on the host path.
+      // On the host it runs on a thread of its own when it can (src/host/degeneracy-thread.ts, on the host thread pool).
+      if (config.degeneracy && statsPath === 'host') {
+        const layers = sections.map((s) => s.layer);
+        degHost = (await startDegeneracyThread(model, layers)) ?? new HostDegeneracyAccumulator(model, layers);
+      } else if (config.degeneracy)
+        degAcc = new DegeneracyAccumulator(
+          engine,
+          model,
+          sections.map((s) => s.layer),
+        );
+      log.info(`stats: ${data.n} datapoints in batches of ${config.batch_size} (${data.description})`);
+      const onInputStats = (st: NodeStats): void => {
+        if (backgroundEligible && st.d >= minOrder && plan.slice(0, -1).some((p) => p.name === st.name)) solveInBackground(st);
+      };
+      const stats = await collectStats(
+        engine,
+        mlp,
+        data,
+        {
+          nodes: statNodes,
+          gateLayers,
+          cache,
+          onInputStats,
+          path: statsPath,
+          ...(degAcc ? { observer: degAcc } : {}),
+          ...(degHost ? { hostObserver: degHost } : {}),
+        },
+        config.batch_size,
+        pts,
+        progress,
+      );
+      // The degeneracy statistics ride along the statistics pass but are booked as their own stage.
+      const degMs = stats.observerMs ?? 0;
+      const t2 = t();
+      // A host observer on its own thread may still be working: its result is awaited only where it
+      // is used (after the edges), so that it overlaps the bases and edges too; the wait there is
+      // booked as degeneracy time.
+      degGpuStats = degAcc ? await degAcc.result() : undefined;
+      degHostStats = degHost ? Promise.resolve(degHost.result()) : undefined;
+      degHostStats?.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
+      const degResultMs = t() - t2;
+      timings['stats'] = t() - t0 - degMs - degResultMs;
+      if (config.degeneracy) timings['degeneracy'] = degMs + degResultMs;
+      return stats;
     };
 
-    t0 = t();
-    // While the background solves run, this thread builds the small bases and runs the edge
-    // pass of the sections that are ready (on a software adapter the GPU work runs on this
-    // thread, so otherwise a core would idle).
-    if (await solverThread) {
-      for (let j = plan.length - 2; j >= 0; j--) {
-        const st = stats.nodes.get(plan[j]!.name)!;
-        if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
-      }
-    }
-    let next = finalNodeBasis(model, plan, stats, config, bases);
-    for (let j = plan.length - 2; j >= 0; j--) {
-      const nd = plan[j]!;
-      let b: LayerBasis;
-      if (isLegacyFormula(formula)) {
+    // Rib's legacy basis formulas: one pass over the data per section, through the next layer's basis.
+    const legacyBasis = (lf: LegacyFormula, stats: StatsResult, j: number): BasisStep => ({
+      waits: false,
+      build: async (next) => {
+        const nd = plan[j]!;
         const s = stats.nodes.get(nd.name)!;
         const W = foldedWeight(model, nd.act);
-        // Legacy formulas: one pass over the data per section, through the next layer's basis.
         if (next.dim !== W.cols) throw new Error(`section out dim ${W.cols} != next basis dim ${next.dim}`);
         const ls = await collectLegacyStats(
           engine,
@@ -385,7 +222,7 @@ export async function buildInteractionBasis(
           data,
           {
             layer: nd.act,
-            formula,
+            formula: lf,
             P: next.C ? projector(next.C, next.dim, next.r) : undefined,
             shift: s.shift,
           },
@@ -393,42 +230,63 @@ export async function buildInteractionBasis(
           pts,
           progress,
         );
-        b = buildLegacyBasis(s, formula, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
-      } else {
-        const pending = background.get(nd.name);
-        let eig: EigPairs | undefined;
-        if (pending) {
-          timings['basis'] += t() - t0;
-          await runEdges(j + 1); // sections after this one have their bases
-          t0 = t();
-          eig = await pending; // undefined when no solver thread could be had: solved here
-        }
-        b = sectionBasis(model, nd, stats, config, next, eig);
-      }
-      bases.set(nd.name, b);
-      log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
-      next = { C: b.C, dim: b.dim, r: b.r };
-    }
-    timings['basis'] += t() - t0;
-    await runEdges(0);
-    // Sections in network order, however the passes were split (outputs and modules see one order).
-    const ordered = new Map<string, { data: Float64Array; rows: number; cols: number }>();
-    for (let j = 0; j < plan.length - 1; j++) {
-      const key = `${plan[j]!.name}->${plan[j + 1]!.name}`;
-      const e = edges.get(key);
-      if (e) ordered.set(key, e);
-    }
+        const b = buildLegacyBasis(s, lf, centred, th, { Wbar: W.data, dimOut: W.cols, stats: ls });
+        log.info(`basis ${nd.name}: dim ${b.dim} -> stage 1 keeps ${b.k}, kept ${b.r}`);
+        return b;
+      },
+    });
+    const edgePass = mlpEdgePass(
+      {
+        engine,
+        model,
+        data,
+        config,
+        pts,
+        onHost: edgesOnHost,
+        mlp,
+        ...(cache ? { cache } : {}),
+        ...(opts.edgeThreads !== undefined ? { threads: opts.edgeThreads } : {}),
+      },
+      plan,
+      progress,
+    );
 
-    const res: IbResult = { config, bases, edges: ordered, stats, timings, n: data.n };
+    const g = await runGraph<StatsResult>({
+      program,
+      calculateEdges: config.calculate_edges,
+      statistics,
+      plan: async (stats) => {
+        // While the background solves run, this thread builds the small bases and runs the edge
+        // pass of the sections that are ready (on a software adapter the GPU work runs on this
+        // thread, so otherwise a core would idle).
+        if (await solverThread) {
+          for (let j = plan.length - 2; j >= 0; j--) {
+            const st = stats.nodes.get(plan[j]!.name)!;
+            if (st.d >= minOrder && !background.has(st.name)) solveInBackground(st);
+          }
+        }
+        return mlpGraphPlan(model, plan, config, stats, edgePass, {
+          background,
+          logger: log,
+          ...(isLegacyFormula(formula) ? { legacy: (j: number) => legacyBasis(formula, stats, j) } : {}),
+        });
+      },
+    });
+    const stats = g.stats!;
+    const { bases } = g;
+    timings['basis'] = g.timings.bases;
+    if (config.calculate_edges) timings['edges'] = g.timings.edgesTotal;
+
+    const res: IbResult = { config, bases, edges: g.edges, stats, timings, n: data.n };
     if (config.degeneracy) {
-      t0 = t();
+      const t0 = t();
       const degStats = degGpuStats ?? (await degHostStats)!;
       res.degeneracy = degeneracyFromBuild(model, config, sections, bases, degStats, stats.nodes);
       timings['degeneracy'] = (timings['degeneracy'] ?? 0) + (t() - t0);
     }
-    if (edges.size > 0) {
-      t0 = t();
-      res.modules = modulesFromBuild(config.node_layers, bases, edges, modularityOptions(config.modularity));
+    if (g.edges.size > 0) {
+      const t0 = t();
+      res.modules = modulesFromBuild(config.node_layers, bases, g.edges, modularityOptions(config.modularity));
       timings['modules'] = t() - t0;
     }
     return res;

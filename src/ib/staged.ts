@@ -25,14 +25,15 @@ import { VERSION } from '../version.js';
 import type { GateStats, LayerBasis, NodeStats } from './basis.js';
 import type { BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
-import { computeEdges, type EdgePair } from './edges.js';
-import { computeEdgesHost } from '../host/edges.js';
-import { computeFunctionalEdges } from './edges-functional.js';
+import type { EdgePair } from './edges.js';
 import { GpuMlp } from './gpu-model.js';
 import { integrationPoints } from './integration.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from '../model/mlp.js';
-import { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type IbResult } from './pipeline.js';
+import type { IbResult } from './pipeline.js';
+import { checkFinalRotation, edgePairOf, edgeStagePath, mlpEdgeSums, mlpGraphPlan, planNodes, statsPlanOf } from './sections.js';
+import { compileMlp } from '../model/mlp-program.js';
+import { runGraph } from '../pipeline/driver.js';
 import { collectStats, type Progress, type StatsResult } from './stats.js';
 import { chooseStagePath } from '../runtime/stage-paths.js';
 import { modulesFromBuild } from './from-build.js';
@@ -426,19 +427,21 @@ export function sumStats(sorted: Partial[]): StatsResult {
 
 // ------------------------------------------------------------------ bases
 
-/** The bases from complete statistics (host, float64), as the single-process pipeline builds them. */
-export function basesFromStats(model: MlpModel, config: BuildConfig, stats: StatsResult): Map<string, LayerBasis> {
+/**
+ * The bases from complete statistics (host, float64), as the single-process build makes them: the
+ * build driver's bases stage with the same MLP section specialisations (src/ib/sections.ts).
+ */
+export async function basesFromStats(model: MlpModel, config: BuildConfig, stats: StatsResult): Promise<Map<string, LayerBasis>> {
   checkShardable(config);
   const plan = planNodes(model, config.node_layers);
   checkFinalRotation(plan, config);
-  const bases = new Map<string, LayerBasis>();
-  let next = finalNodeBasis(model, plan, stats, config, bases);
-  for (let j = plan.length - 2; j >= 0; j--) {
-    const b = sectionBasis(model, plan[j]!, stats, config, next);
-    bases.set(plan[j]!.name, b);
-    next = { C: b.C, dim: b.dim, r: b.r };
-  }
-  return bases;
+  const g = await runGraph({
+    program: compileMlp(model, config.node_layers),
+    calculateEdges: false,
+    statistics: () => Promise.resolve(stats),
+    plan: (s) => mlpGraphPlan(model, plan, config, s, undefined),
+  });
+  return g.bases;
 }
 
 interface BasesLayout {
@@ -485,7 +488,7 @@ export async function combineStats(model: MlpModel, sorted: Partial[], dir: stri
   const a = sorted[0]!.meta;
   const config = JSON.parse(a.config) as BuildConfig;
   const stats = sumStats(sorted);
-  const bases = basesFromStats(model, config, stats);
+  const bases = await basesFromStats(model, config, stats);
   const all = { start: 0, end: a.data_n };
   const common = { ...a, row_start: all.start, row_end: all.end, shard: `combined ${sorted.length}` };
   const st = statsTensors(stats);
@@ -629,20 +632,9 @@ export async function runEdgesShard(
   if (pairs.length > 0) {
     // Raw sums (divisor 1): combine divides by the full N. Functional edges carry their factor 2.
     const shardRows = { shard: { ...range, divisor: 1 } };
-    let E: Map<string, Float64Array>;
-    if (edgeStagePath(c.engine, c.config).path === 'host') {
-      E = await computeEdgesHost(c.model, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows);
-    } else {
-      const mlp = new GpuMlp(c.engine, c.model, pts);
-      try {
-        E =
-          c.config.edge_formula === 'functional'
-            ? await computeFunctionalEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, pts, c.progress, shardRows)
-            : await computeEdges(c.engine, mlp, c.data, pairs, c.config.batch_size, c.progress, shardRows);
-      } finally {
-        mlp.dispose();
-      }
-    }
+    // The same edge pass as the one-process build's MLP sections (src/ib/sections.ts), over this shard.
+    const onHost = edgeStagePath(c.engine, c.config).path === 'host';
+    const E = await mlpEdgeSums({ engine: c.engine, model: c.model, data: c.data, config: c.config, pts, onHost, ...shardRows }, pairs, c.progress);
     for (const p of pairs) {
       const key = `${p.inName}->${p.outName}`;
       t[`edges/${key}/E_sum`] = { dtype: 'F64', shape: [p.ro, p.basis.r], data: E.get(key)! };

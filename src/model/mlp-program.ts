@@ -8,9 +8,10 @@
 // program's input is the folded datapoint [x, 1] itself (one position per sample), and `pre` runs
 // the layers before the first node layer.
 //
-// The MLP pipeline (src/ib/) keeps its own exact shortcuts for these sections (gate-Gram M′,
-// carried-Jacobian edges, host-sparse input statistics); this program is what the generic passes
-// (src/transformer/) run, e.g. for `"device": "cpu"` float64 builds, and what tests compare.
+// Every MLP build runs over this program through the one build driver (src/pipeline/driver.ts):
+// the default build recognises each one-layer section and takes the MLP's exact shortcuts for it
+// (gate-Gram M′, carried-Jacobian edges, host-sparse input statistics: src/ib/sections.ts); the
+// generic passes (src/transformer/) run it for `"device": "cpu"` float64 builds.
 
 import { IbgpuError } from '../errors.js';
 import { foldedWeight, type MlpModel } from './mlp.js';
