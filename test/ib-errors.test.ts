@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/ib/config.js';
 import { secondTruncation } from '../src/ib/basis.js';
 import { arraySource, type DataSource } from '../src/ib/data.js';
+import { layerIdentities } from '../src/ib/identities.js';
 import { buildInteractionBasis } from '../src/ib/pipeline.js';
 import { randomMlp } from '../src/ib/self-check.js';
 import { caught, expectError } from './helpers/errors.js';
@@ -94,6 +95,17 @@ describe('build errors (buildInteractionBasis)', () => {
   it('the same configs without the mistake build (the errors are not spurious)', async () => {
     const res = await build({ node_layers: NODES, rotate_final_node_layer: true, center: false });
     expect(res.bases.get('output')!.r).toBeGreaterThan(0);
+    // The manifest's identity checks of a rotated final layer (a PCA-like basis without Λ, in a
+    // jacobian build) hold, as they do for a centred rotated hidden final layer and a centred svd build.
+    const centredFinal = await build({ node_layers: ['layers.0', 'layers.1'], rotate_final_node_layer: true, center: true });
+    const centredSvd = await build({ node_layers: NODES, basis_formula: 'svd', center: true });
+    for (const r of [res, centredFinal, centredSvd]) {
+      for (const [name, b] of r.bases) {
+        const id = layerIdentities(b, r.stats.nodes.get(name)!, r.config.basis_formula);
+        expect(id.pinvResidual, `${name} C⁺C`).toBeLessThan(1e-9);
+        expect(id.gramDiagResidual, `${name} CᵀGC`).toBeLessThan(1e-9);
+      }
+    }
     const res2 = await build({ node_layers: ['layers.0', 'layers.1'] });
     expect(res2.edges.get('layers.0->layers.1')!.cols).toBe(res2.bases.get('layers.0')!.r);
   });
