@@ -10,8 +10,7 @@
 // - mismatched stored files (other model, node layers, centring, non-contiguous node layers) and
 //   rib's invalid combinations are refused naming both sides.
 
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tokensFromTensor } from '../src/data/tokens.js';
@@ -29,9 +28,8 @@ import { parseTransformerConfig } from '../src/model/transformer/config.js';
 import { loadTransformer } from '../src/model/transformer/weights.js';
 import { nodeActivationsF64 } from '../src/transformer/forward-f64.js';
 import { momentsOf } from '../src/transformer/passes-f64.js';
+import { fixtureWorkspace, MODADD_TINY_BUILD } from './helpers/fixture-workspace.js';
 import { useEngine } from './helpers/gpu.js';
-
-const FIX = join(import.meta.dirname, 'fixtures', 'synthetic-transformer');
 
 describe('split transformer runs over stored files', () => {
   const engine = useEngine();
@@ -40,23 +38,17 @@ describe('split transformer runs over stored files', () => {
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
-  async function workspace(model: string): Promise<string> {
-    const d = await mkdtemp(join(tmpdir(), 'ibgpu-split-'));
-    dirs.push(d);
-    for (const f of ['weights_f64.safetensors', 'config.json', 'inputs.npy']) await copyFile(join(FIX, model, f), join(d, f));
-    return d;
-  }
+  const workspace = (model: string): Promise<string> => fixtureWorkspace(model, dirs, 'ibgpu-split-');
 
+  const { node_layers: modaddNodes, last_pos_module_type: modaddCut, ...files } = MODADD_TINY_BUILD;
   const BASE = {
-    model: 'weights_f64.safetensors',
-    arch: 'config.json',
-    data: { type: 'npy', path: 'inputs.npy' },
+    ...files,
     basis_formula: 'jacobian',
     truncation_threshold: 1e-10,
     threshold_mode: 'absolute',
     device: 'cpu',
   };
-  const MODADD = { ...BASE, node_layers: ['ln1.0', 'ln2.0', 'unembed', 'output'], last_pos_module_type: 'add_resid1' };
+  const MODADD = { ...BASE, node_layers: modaddNodes, last_pos_module_type: modaddCut };
 
   async function build(d: string, name: string, cfg: Record<string, unknown>, out?: string): Promise<{ result: IbResult; dir?: string }> {
     await writeFile(join(d, `${name}.json`), JSON.stringify(cfg));
