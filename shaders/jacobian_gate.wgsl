@@ -33,11 +33,8 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
 fn main(id: FlatInvocation) {
-  let i = flat_index(id);
-  let cols = params.cols;
-  if (i >= params.rows * cols) { return; }
-  let row = i / cols;
-  let c = i - row * cols;
-  let r = params.row_offset + row % params.batch;
-  out[i] = inp[i] * act_grad(pre[r * cols + c] + bias[c]);
+  let e = matrix_element(id, params.rows, params.cols);
+  if (!e.ok) { return; }
+  let r = params.row_offset + e.row % params.batch;
+  out[e.i] = inp[e.i] * act_grad(pre[r * params.cols + e.col] + bias[e.col]);
 }

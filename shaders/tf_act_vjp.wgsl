@@ -29,10 +29,8 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
 fn main(id: FlatInvocation) {
-  let i = flat_index(id);
-  if (i >= params.rows * params.width) { return; }
-  let r = i / params.width;
-  let c = i % params.width;
-  let fwd = forward_row(r, params.K, params.P);
-  dx[i] = dy[i] * act_grad(x[fwd * params.width + c]);
+  let e = matrix_element(id, params.rows, params.width);
+  if (!e.ok) { return; }
+  let fwd = forward_row(e.row, params.K, params.P);
+  dx[e.i] = dy[e.i] * act_grad(x[fwd * params.width + e.col]);
 }

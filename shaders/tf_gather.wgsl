@@ -28,11 +28,9 @@ override WG: u32 = 256u;
 
 @compute @workgroup_size(WG)
 fn main(id: FlatInvocation) {
-  let i = flat_index(id);
-  if (i >= params.rows * params.width) { return; }
-  let r = i / params.width;
-  let c = i % params.width;
+  let e = matrix_element(id, params.rows, params.width);
+  if (!e.ok) { return; }
   var src: u32;
-  if (MODE == 0u) { src = idx[r]; } else { src = r % params.P; }
-  out[i] = table[src * params.width + c];
+  if (MODE == 0u) { src = idx[e.row]; } else { src = e.row % params.P; }
+  out[e.i] = table[src * params.width + e.col];
 }

@@ -15,3 +15,13 @@ fn flat_index(inv: FlatInvocation) -> u32 {
   return (inv.wid.x + inv.wid.y * inv.nwg.x) * WG + inv.lid;
 }
 
+
+// The kernels with one invocation per element of a rows × width row-major matrix: invocation
+// flat_index(id) = i handles element i at (row, col) = (i / width, i % width); `ok` is false for
+// the padding invocations past the matrix.
+struct MatrixElement { ok: bool, i: u32, row: u32, col: u32 }
+
+fn matrix_element(id: FlatInvocation, rows: u32, width: u32) -> MatrixElement {
+  let i = flat_index(id);
+  return MatrixElement(i < rows * width, i, i / width, i % width);
+}
