@@ -29,11 +29,11 @@ override WG: u32 = 256u;
 @group(0) @binding(4) var<uniform> params: Params;
 
 //!include activations.wgsl
+//!include dispatch_index.wgsl
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let i = flat_index(id);
   if (i >= params.rows * params.cols) { return; }
   let p = x[i] + bias[i % params.cols];
   grad_in[i] = grad_out[i] * act_grad(p);

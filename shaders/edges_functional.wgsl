@@ -44,22 +44,19 @@ override WG: u32 = 64u;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = edge_task(wid, lid);
   if (!w.ok) { return; }
-
-  var e: array<vec4<f32>, 8>;
-  for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
+  var e = array<vec4<f32>, 8>();
   for (var n = w.n0; n < w.n1; n++) {
-    let j = jacobian_block(n, w.bi, w.bj, w.ro_v, w.r_v);
-    let f = fhat[n * w.r_v + w.bj];
+    let v = edge_factors(jacobian_block(n, w), n, w);
     let sa = s[n * w.ro_v + 2u * w.bi];
     let sb = s[n * w.ro_v + 2u * w.bi + 1u];
-    e[0] += (j[0] * f) * sa.x;
-    e[1] += (j[1] * f) * sa.y;
-    e[2] += (j[2] * f) * sa.z;
-    e[3] += (j[3] * f) * sa.w;
-    e[4] += (j[4] * f) * sb.x;
-    e[5] += (j[5] * f) * sb.y;
-    e[6] += (j[6] * f) * sb.z;
-    e[7] += (j[7] * f) * sb.w;
+    e[0] += v[0] * sa.x;
+    e[1] += v[1] * sa.y;
+    e[2] += v[2] * sa.z;
+    e[3] += v[3] * sa.w;
+    e[4] += v[4] * sb.x;
+    e[5] += v[5] * sb.y;
+    e[6] += v[6] * sb.z;
+    e[7] += v[7] * sb.w;
   }
   store_block(e, w.chunk, w.bi, w.bj, params.accumulate == 1u);
 }

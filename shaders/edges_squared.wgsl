@@ -39,13 +39,7 @@ override WG: u32 = 64u;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = edge_task(wid, lid);
   if (!w.ok) { return; }
-
-  var e: array<vec4<f32>, 8>;
-  for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
-  for (var n = w.n0; n < w.n1; n++) {
-    let j = jacobian_block(n, w.bi, w.bj, w.ro_v, w.r_v);
-    let f = fhat[n * w.r_v + w.bj];
-    for (var t = 0u; t < 8u; t++) { let v = j[t] * f; e[t] += v * v; }
-  }
+  var e = array<vec4<f32>, 8>();
+  for (var n = w.n0; n < w.n1; n++) { add_squares(&e, edge_factors(jacobian_block(n, w), n, w)); }
   store_block(e, w.chunk, w.bi, w.bj, false);
 }

@@ -44,52 +44,16 @@ override WG: u32 = 64u;
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let w = edge_task(wid, lid);
   if (!w.ok) { return; }
-
-  var e: array<vec4<f32>, 8>;
-  for (var t = 0u; t < 8u; t++) { e[t] = vec4<f32>(0.0); }
-  var j0 = vec4<f32>(0.0);
-  var j1 = vec4<f32>(0.0);
-  var j2 = vec4<f32>(0.0);
-  var j3 = vec4<f32>(0.0);
-  var j4 = vec4<f32>(0.0);
-  var j5 = vec4<f32>(0.0);
-  var j6 = vec4<f32>(0.0);
-  var j7 = vec4<f32>(0.0);
+  var e = array<vec4<f32>, 8>();
+  var j = array<vec4<f32>, 8>(); // the running J̃ of the block
   for (var n = w.n0; n < w.n1; n++) {
     let v = visits[n];
-    if (v.fresh != 0u) {
-      j0 = vec4<f32>(0.0);
-      j1 = vec4<f32>(0.0);
-      j2 = vec4<f32>(0.0);
-      j3 = vec4<f32>(0.0);
-      j4 = vec4<f32>(0.0);
-      j5 = vec4<f32>(0.0);
-      j6 = vec4<f32>(0.0);
-      j7 = vec4<f32>(0.0);
-    }
+    if (v.fresh != 0u) { j = array<vec4<f32>, 8>(); }
     for (var t = v.first; t < v.first + v.count; t++) {
       let ch = changes[t];
-      let a = at[ch.h * w.ro_v + 2u * w.bi];
-      let c = at[ch.h * w.ro_v + 2u * w.bi + 1u];
-      let b = bt[ch.h * w.r_v + w.bj] * ch.dg;
-      j0 += a.x * b;
-      j1 += a.y * b;
-      j2 += a.z * b;
-      j3 += a.w * b;
-      j4 += c.x * b;
-      j5 += c.y * b;
-      j6 += c.z * b;
-      j7 += c.w * b;
+      add_jacobian_term(&j, ch.h, ch.dg, w);
     }
-    let f = fhat[v.row * w.r_v + w.bj];
-    let t0 = j0 * f; e[0] += t0 * t0;
-    let t1 = j1 * f; e[1] += t1 * t1;
-    let t2 = j2 * f; e[2] += t2 * t2;
-    let t3 = j3 * f; e[3] += t3 * t3;
-    let t4 = j4 * f; e[4] += t4 * t4;
-    let t5 = j5 * f; e[5] += t5 * t5;
-    let t6 = j6 * f; e[6] += t6 * t6;
-    let t7 = j7 * f; e[7] += t7 * t7;
+    add_squares(&e, edge_factors(j, v.row, w));
   }
   store_block(e, w.chunk, w.bi, w.bj, false);
 }

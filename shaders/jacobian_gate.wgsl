@@ -29,15 +29,12 @@ override WG: u32 = 256u;
 @group(0) @binding(4) var<uniform> params: Params;
 
 //!include activations.wgsl
+//!include dispatch_index.wgsl
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  let cols = params.cols;
-  if (i >= params.rows * cols) { return; }
-  let row = i / cols;
-  let c = i - row * cols;
-  let r = params.row_offset + row % params.batch;
-  out[i] = inp[i] * act_grad(pre[r * cols + c] + bias[c]);
+fn main(id: FlatInvocation) {
+  let e = matrix_element(id, params.rows, params.cols);
+  if (!e.ok) { return; }
+  let r = params.row_offset + e.row % params.batch;
+  out[e.i] = inp[e.i] * act_grad(pre[r * params.cols + e.col] + bias[e.col]);
 }

@@ -7,8 +7,8 @@
 //   1 b      : array<vec4f> read-only. op(B) is k x n; B is stored k x n (ldb = n), or n x k with
 //              TRANS_B (ldb = k). Same addressing with off_b, stride_b.
 //   2 c      : array<f32> read-write, m x n, ldc = n, element (r, j) at off_c + z * stride_c + r * ldc + j.
-//   3 params : uniform Params (below). use_beta != 0 reads C; otherwise C is never read (it may
-//              hold garbage or NaN from a recycled buffer).
+//   3 params : uniform Params (shaders/include/matmul_operands.wgsl). use_beta != 0 reads C;
+//              otherwise C is never read (it may hold garbage or NaN from a recycled buffer).
 // Workgroup: WG_X x WG_Y invocations (overrides; the wrapper uses 32 x 2); each owns a 4 x 4 block of C.
 // Dispatch: (ceil(n / (4 WG_X)), ceil(m / (4 WG_Y)), batches). workgroup_id.z is the batch.
 // Invariants: a and b are bound as vec4 arrays, so their bindings must cover whole vec4s (the
@@ -25,18 +25,6 @@
 //   Error bound as for any f32 dot product: |err| <= ~k * 2^-24 * sum_q |a_rq| |b_qj| (plus one
 //   rounding for alpha/beta).
 
-struct Params {
-  m: u32, n: u32, k: u32, use_beta: u32,
-  lda: u32, ldb: u32, ldc: u32, pad0: u32,
-  stride_a: u32, stride_b: u32, stride_c: u32, pad1: u32,
-  off_a: u32, off_b: u32, off_c: u32, pad2: u32,
-  alpha: f32, beta: f32, pad3: u32, pad4: u32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override VEC_A: bool = false;
-override VEC_B: bool = false;
 override WG_X: u32 = 8u;
 override WG_Y: u32 = 8u;
 
@@ -45,8 +33,7 @@ override WG_Y: u32 = 8u;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
-fn ld_a(i: u32) -> f32 { return a[i >> 2u][i & 3u]; }
-fn ld_b(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
+//!include matmul_operands.wgsl
 
 // Four consecutive stored elements of A starting at element i (i % 4 == 0 when VEC_A).
 fn run_a(i: u32) -> vec4f {

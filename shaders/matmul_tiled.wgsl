@@ -28,19 +28,6 @@
 //   constant trip counts and all accumulator indices are constants, so nothing spills.
 // Numerics: plain f32 multiply-adds in increasing k order per output; same bound as matmul_reg.
 
-struct Params {
-  m: u32, n: u32, k: u32, use_beta: u32,
-  lda: u32, ldb: u32, ldc: u32, pad0: u32,
-  stride_a: u32, stride_b: u32, stride_c: u32, pad1: u32,
-  off_a: u32, off_b: u32, off_c: u32, pad2: u32,
-  alpha: f32, beta: f32, pad3: u32, pad4: u32,
-}
-
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override VEC_A: bool = false;
-override VEC_B: bool = false;
-
 const BM = 128u;
 const BN = 128u;
 const BK = 8u;
@@ -55,8 +42,7 @@ const SLAB = 264u;         // BK * ROW4 vec4s per slab buffer
 var<workgroup> As: array<vec4f, 528>; // 2 * SLAB: [buffer][k][m / 4]
 var<workgroup> Bs: array<vec4f, 528>; // 2 * SLAB: [buffer][k][n / 4]
 
-fn ld_a(i: u32) -> f32 { return a[i >> 2u][i & 3u]; }
-fn ld_b(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
+//!include matmul_operands.wgsl
 
 // One vec4 of A's storage: outer index o (< outer_len), contiguous index i..i+3 (< inner_len),
 // zero outside. inner is the k index without TRANS_A and the m index with it.

@@ -24,14 +24,13 @@ override WG: u32 = 256u;
 @group(0) @binding(3) var<uniform> params: Params;
 
 //!include activations.wgsl
+//!include dispatch_index.wgsl
+//!include cotangent_row.wgsl
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= params.rows * params.width) { return; }
-  let r = i / params.width;
-  let c = i % params.width;
-  let fwd = (r / (params.K * params.P)) * params.P + r % params.P;
-  dx[i] = dy[i] * act_grad(x[fwd * params.width + c]);
+fn main(id: FlatInvocation) {
+  let e = matrix_element(id, params.rows, params.width);
+  if (!e.ok) { return; }
+  let fwd = forward_row(e.row, params.K, params.P);
+  dx[e.i] = dy[e.i] * act_grad(x[fwd * params.width + e.col]);
 }

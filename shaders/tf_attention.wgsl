@@ -36,10 +36,11 @@ fn allowed(t: u32, u: u32) -> bool {
   return true;
 }
 
+//!include dispatch_index.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let inv = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let inv = flat_index(id);
   let P = params.P;
   let H = params.H;
   if (inv >= params.B * H * P) { return; }

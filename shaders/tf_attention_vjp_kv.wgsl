@@ -28,29 +28,26 @@ override WG: u32 = 64u;
 @group(0) @binding(6) var<uniform> params: Params;
 
 //!include attention_vjp_row.wgsl
+//!include dispatch_index.wgsl
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let inv = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (inv >= vjp_rows()) { return; }
-  let r = vjp_row(inv);
+fn main(id: FlatInvocation) {
+  let r = vjp_row(flat_index(id));
+  if (!r.ok) { return; }
   let u = r.pos;
-  let P = params.P;
-  let H = params.H;
   let dh = params.dHead;
   let dvw = params.dV;
-  let ko = (r.bk * P + u) * r.wq + r.h * dh;
-  let vo = (r.bk * P + u) * r.wv + r.h * dvw;
+  let ko = qk_at(r, r.bk, u);
+  let vo = vz_at(r, r.bk, u);
   for (var c = 0u; c < dh; c++) { dk[ko + c] = 0.0; }
   for (var c = 0u; c < dvw; c++) { dv[vo + c] = 0.0; }
-  for (var t = 0u; t < P; t++) {
-    let p = probs[((r.b * H + r.h) * P + t) * P + u];
+  for (var t = 0u; t < params.P; t++) {
+    let p = probs[pp_row(r, r.b, t) + u];
     if (p == 0.0) { continue; }
-    let g = ds[((r.bk * H + r.h) * P + t) * P + u] / params.scale;
-    let qo = (r.b * P + t) * r.wq + r.h * dh;
+    let g = ds[pp_row(r, r.bk, t) + u] / params.scale;
+    let qo = qk_at(r, r.b, t);
     for (var c = 0u; c < dh; c++) { dk[ko + c] += g * q[qo + c]; }
-    let go = (r.bk * P + t) * r.wv + r.h * dvw;
+    let go = vz_at(r, r.bk, t);
     for (var c = 0u; c < dvw; c++) { dv[vo + c] += p * dz[go + c]; }
   }
 }

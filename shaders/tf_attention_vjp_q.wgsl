@@ -30,40 +30,38 @@ override WG: u32 = 64u;
 @group(0) @binding(6) var<uniform> params: Params;
 
 //!include attention_vjp_row.wgsl
+//!include dispatch_index.wgsl
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let inv = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (inv >= vjp_rows()) { return; }
-  let r = vjp_row(inv);
+fn main(id: FlatInvocation) {
+  let r = vjp_row(flat_index(id));
+  if (!r.ok) { return; }
   let t = r.pos;
   let P = params.P;
-  let H = params.H;
-  let dh = params.dHead;
+  let po = pp_row(r, r.b, t);
+  let so = r.inv * P; // ds row of (b, k, h, t)
+  let go = vz_at(r, r.bk, t);
   let dv = params.dV;
-  let po = ((r.b * H + r.h) * P + t) * P;
-  let so = inv * P; // ds row of (b, k, h, t)
-  let go = (r.bk * P + t) * r.wv + r.h * dv;
   var dot = 0.0;
   for (var u = 0u; u < P; u++) {
     let p = probs[po + u];
     var dp = 0.0;
     if (p != 0.0) {
-      let vo = (r.b * P + u) * r.wv + r.h * dv;
+      let vo = vz_at(r, r.b, u);
       for (var c = 0u; c < dv; c++) { dp += dz[go + c] * v[vo + c]; }
     }
     ds[so + u] = dp;
     dot += p * dp;
   }
-  let qo = (r.bk * P + t) * r.wq + r.h * dh;
+  let dh = params.dHead;
+  let qo = qk_at(r, r.bk, t);
   for (var c = 0u; c < dh; c++) { dq[qo + c] = 0.0; }
   for (var u = 0u; u < P; u++) {
     let g = probs[po + u] * (ds[so + u] - dot);
     ds[so + u] = g;
     if (g == 0.0) { continue; }
     let f = g / params.scale;
-    let ko = (r.b * P + u) * r.wq + r.h * dh;
+    let ko = qk_at(r, r.b, u);
     for (var c = 0u; c < dh; c++) { dq[qo + c] += f * k[ko + c]; }
   }
 }

@@ -28,10 +28,11 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let i = flat_index(id);
   let r = params.r;
   let K = params.K;
   let P = params.P;

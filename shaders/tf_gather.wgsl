@@ -24,14 +24,13 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= params.rows * params.width) { return; }
-  let r = i / params.width;
-  let c = i % params.width;
+fn main(id: FlatInvocation) {
+  let e = matrix_element(id, params.rows, params.width);
+  if (!e.ok) { return; }
   var src: u32;
-  if (MODE == 0u) { src = idx[r]; } else { src = r % params.P; }
-  out[i] = table[src * params.width + c];
+  if (MODE == 0u) { src = idx[e.row]; } else { src = e.row % params.P; }
+  out[e.i] = table[src * params.width + e.col];
 }

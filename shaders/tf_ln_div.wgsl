@@ -20,16 +20,16 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+//!include row_mean.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let r = flat_index(id);
   if (r >= params.rows) { return; }
   let d = params.d;
   let o = r * (d + 1u);
-  var s = 0.0;
-  for (var c = 0u; c < d; c++) { s += x[o + c]; }
-  let mean = s / f32(d);
+  let mean = row_mean(o, d);
   let inv = 1.0 / sqrt(v[r] + params.eps);
   for (var c = 0u; c < d; c++) { y[o + c] = (x[o + c] - mean) * inv; }
   y[o + d] = x[o + d];

@@ -27,13 +27,15 @@ override WG: u32 = 64u;
 @group(0) @binding(4) var<storage, read_write> dvar: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+//!include cotangent_row.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let r = flat_index(id);
   if (r >= params.rows) { return; }
   let d = params.d;
-  let f = (r / (params.K * params.P)) * params.P + r % params.P;
+  let f = forward_row(r, params.K, params.P);
   let ox = f * (d + 1u);
   let od = r * (d + 1u);
   var sx = 0.0;

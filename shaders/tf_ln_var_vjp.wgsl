@@ -20,18 +20,19 @@ override WG: u32 = 64u;
 @group(0) @binding(2) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+//!include cotangent_row.wgsl
+//!include row_mean.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+fn main(id: FlatInvocation) {
+  let r = flat_index(id);
   if (r >= params.rows) { return; }
   let w = params.width;
   let d = params.d;
-  let f = (r / (params.K * params.P)) * params.P + r % params.P;
+  let f = forward_row(r, params.K, params.P);
   let o = f * w;
-  var s = 0.0;
-  for (var c = 0u; c < d; c++) { s += x[o + c]; }
-  let mean = s / f32(d);
+  let mean = row_mean(o, d);
   let g = dy[r] * 2.0 / f32(d);
   let od = r * w;
   for (var c = 0u; c < w; c++) {

@@ -17,11 +17,11 @@ override WG: u32 = 256u;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
 @group(0) @binding(2) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let group = wid.x + wid.y * nwg.x;
-  let i = group * WG + lid;
+fn main(id: FlatInvocation) {
+  let i = flat_index(id);
   if (i >= params.n) { return; }
   y[i] = y[i] + params.alpha * x[i];
 }

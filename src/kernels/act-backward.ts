@@ -4,18 +4,13 @@
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 256;
 
-export const actBackwardKernel = defineKernel({
-  name: 'act_backward',
-  shader: SHADERS.act_backward,
-  overrides: { ACT: 1, WG },
-});
+export const actBackwardKernel = shaderKernel('act_backward', { ACT: 1, WG });
 
 export interface ActBackwardArgs {
   /** rows × cols pre-activations without the bias (the matmul output). */

@@ -3,18 +3,13 @@
 
 import { checkShape, IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 256;
 
-export const adamKernel = defineKernel({
-  name: 'adam_update',
-  shader: SHADERS.adam_update,
-  overrides: { WG },
-});
+export const adamKernel = shaderKernel('adam_update', { WG });
 
 export interface AdamHyper {
   lr: number;

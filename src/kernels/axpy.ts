@@ -2,16 +2,11 @@
 
 import { checkShape } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const axpyKernel = defineKernel({
-  name: 'vec_axpy',
-  shader: SHADERS.vec_axpy,
-  overrides: { WG: 256 },
-});
+export const axpyKernel = shaderKernel('vec_axpy', { WG: 256 });
 
 /** Records y[0..n) += alpha * x[0..n). */
 export function axpy(engine: Engine, x: GPUBuffer, y: GPUBuffer, n: number, alpha = 1): void {

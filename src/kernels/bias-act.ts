@@ -4,16 +4,11 @@
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const biasActKernel = defineKernel({
-  name: 'bias_act',
-  shader: SHADERS.bias_act,
-  overrides: { ACT: 1, WRITE_GATE: 0, WG: 256 },
-});
+export const biasActKernel = shaderKernel('bias_act', { ACT: 1, WRITE_GATE: 0, WG: 256 });
 
 export interface BiasActArgs {
   x: GPUBuffer;

@@ -5,26 +5,17 @@
 
 import { checkShape } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { gateChanges, signPatternOrder } from '../cpu/gate-order.js';
 import type { SelfCheckResult } from './self-check.js';
 import { squaredEdgesF64 } from '../cpu/edges.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const edgesSquaredKernel = defineKernel({
-  name: 'edges_squared',
-  shader: SHADERS.edges_squared,
-  overrides: { WG: 64 },
-});
+export const edgesSquaredKernel = shaderKernel('edges_squared', { WG: 64 });
 
-export const edgesSquaredDeltaKernel = defineKernel({
-  name: 'edges_squared_delta',
-  shader: SHADERS.edges_squared_delta,
-  overrides: { WG: 64 },
-});
+export const edgesSquaredDeltaKernel = shaderKernel('edges_squared_delta', { WG: 64 });
 
 export const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
 export const pad8 = (n: number): number => Math.ceil(n / 8) * 8;

@@ -22,34 +22,21 @@ import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { columnSumsF64, gramF64 } from '../cpu/gram.js';
 import type { Engine } from '../runtime/engine.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
+import { shaderKernel } from './shader-kernel.js';
 
 export type GramMode = 'host-f64' | 'gpu-f32';
 /** 'reg': register-blocked, barrier-free (CPU adapters). 'tiled': workgroup-memory slabs (GPUs). */
 export type GramVariant = 'reg' | 'tiled';
 
-export const gramRegKernel = defineKernel({
-  name: 'gram_reg',
-  shader: SHADERS.gram_reg,
-  overrides: { WG: 16, SHIFTED: 0, ACCUMULATE: 0 },
-});
+export const gramRegKernel = shaderKernel('gram_reg', { WG: 16, SHIFTED: 0, ACCUMULATE: 0 });
 
-export const gramTiledKernel = defineKernel({
-  name: 'gram_tiled',
-  shader: SHADERS.gram_tiled,
-  overrides: { SHIFTED: 0, ACCUMULATE: 0 },
-});
+export const gramTiledKernel = shaderKernel('gram_tiled', { SHIFTED: 0, ACCUMULATE: 0 });
 
-export const colsumKernel = defineKernel({
-  name: 'colsum_partial',
-  shader: SHADERS.colsum_partial,
-  overrides: { WG: 64 },
-});
+export const colsumKernel = shaderKernel('colsum_partial', { WG: 64 });
 
 /** Rows summed sequentially in f32 before the pairwise merges (the leaf of the reduction tree). */
 export const GRAM_LEAF_ROWS = 32;

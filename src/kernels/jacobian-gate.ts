@@ -4,18 +4,13 @@
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 256;
 
-export const jacobianGateKernel = defineKernel({
-  name: 'jacobian_gate',
-  shader: SHADERS.jacobian_gate,
-  overrides: { ACT: 1, WG },
-});
+export const jacobianGateKernel = shaderKernel('jacobian_gate', { ACT: 1, WG });
 
 /**
  * out[o·batch + r, c] = inp[o·batch + r, c] · σ'(pre[rowOffset + r, c] + bias[c]) for

@@ -6,25 +6,16 @@
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, act, actGrad, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
-import { edgeGrid, pad4, pad8 } from './edges.js';
+import { edgeGrid, pad4, pad8, type EdgesArgs } from './edges.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const legacyTermsKernel = defineKernel({
-  name: 'legacy_terms',
-  shader: SHADERS.legacy_terms,
-  overrides: { MODE: 0, ACT: 1, WG: 256 },
-});
+export const legacyTermsKernel = shaderKernel('legacy_terms', { MODE: 0, ACT: 1, WG: 256 });
 
-export const edgesFunctionalKernel = defineKernel({
-  name: 'edges_functional',
-  shader: SHADERS.edges_functional,
-  overrides: { WG: 64 },
-});
+export const edgesFunctionalKernel = shaderKernel('edges_functional', { WG: 64 });
 
 /** The folded pre-activation p̄ (rows × cols): x + bias in the first xcols columns, rho after. */
 export interface PreactArgs {
@@ -146,22 +137,12 @@ export function copyColumns(engine: Engine, x: GPUBuffer, out: GPUBuffer, rows: 
   });
 }
 
-export interface FunctionalEdgesArgs {
-  /** rows × pad4(r) f̂ (zero-padded columns). */
-  fhat: GPUBuffer;
+/** The squared-edge kernels' inputs (same layouts), with this point's gates and differences. */
+export interface FunctionalEdgesArgs extends EdgesArgs {
   /** rows × h gates of this point, w_k σ'(α_k p'). */
   gates: GPUBuffer;
   /** rows × pad8(ro): F̂(u) − F̂(α_k u) (zero-padded columns). */
   s: GPUBuffer;
-  /** h × pad8(ro): Aᵀ = C^{ℓ+1} (padded). */
-  at: GPUBuffer;
-  /** h × pad4(r): Bᵀ = (C⁺W̄)ᵀ (padded). */
-  bt: GPUBuffer;
-  rows: number;
-  r: number;
-  ro: number;
-  h: number;
-  chunkRows?: number;
 }
 
 /**

@@ -5,17 +5,12 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { LOAD_COST_LEN, LOAD_COST_MODES, LOAD_COST_TABLE, type LoadCostCase } from '../cpu/load-cost.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const loadCostKernel = defineKernel({
-  name: 'load_cost',
-  shader: SHADERS.load_cost,
-  overrides: { MODE: 0, SCALAR: 0, K: 1, WG: 256 },
-});
+export const loadCostKernel = shaderKernel('load_cost', { MODE: 0, SCALAR: 0, K: 1, WG: 256 });
 
 /** The most steps that keep steps * (K + 1) under llvmpipe's 65535 loop iterations. */
 export function maxLoadCostSteps(k: number): number {

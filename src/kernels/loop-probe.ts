@@ -1,14 +1,10 @@
 // Measures how many loop iterations one invocation really executes (see engine.loopBudget).
 
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const loopProbeKernel = defineKernel({
-  name: 'loop_probe',
-  shader: SHADERS.loop_probe,
-});
+export const loopProbeKernel = shaderKernel('loop_probe');
 
 export async function executedIterations(engine: Engine, n: number): Promise<number> {
   return engine.withScope(async (s) => {

@@ -7,22 +7,14 @@
 // 'panel128'); only for single products whose operands fit one storage binding.
 
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel, type BufferWindow } from '../runtime/kernel-spec.js';
+import { type BufferWindow } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
-export const matmulPackKernel = defineKernel({
-  name: 'matmul_pack',
-  shader: SHADERS.matmul_pack,
-  overrides: { WG: 64, COL_MAJOR: 0 },
-});
+export const matmulPackKernel = shaderKernel('matmul_pack', { WG: 64, COL_MAJOR: 0 });
 
-export const matmulPanelKernel = defineKernel({
-  name: 'matmul_panel',
-  shader: SHADERS.matmul_panel,
-  overrides: { WG: 32, KB: 128 },
-});
+export const matmulPanelKernel = shaderKernel('matmul_panel', { WG: 32, KB: 128 });
 
 /** Floats per panel: one 64 KiB uniform binding. */
 export const PANEL_FLOATS = 16384;

@@ -21,7 +21,7 @@ import { ceilDiv } from '../runtime/workgroups.js';
 import { SHADERS } from '../shaders/index.generated.js';
 import { matmulAbsF64, matmulF64, type MatmulShape } from '../cpu/matmul.js';
 import type { SelfCheckResult } from './self-check.js';
-import { panelBytes, recordPanelMatmul } from './matmul-panel.js';
+import { panelBytes, recordPanelMatmul, type PanelProduct } from './matmul-panel.js';
 import { tuningStore } from '../runtime/tuning-store.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
@@ -226,28 +226,9 @@ export function matmul(engine: Engine, a: GPUBuffer, b: GPUBuffer, c: GPUBuffer,
     const fits = [a.size, b.size, c.size, pb.a, pb.b].every((x) => x <= maxBytes);
     if (fits) {
       for (let z = 0; z < r.batch; z++) {
-        recordPanelMatmul(
-          engine,
-          a,
-          b,
-          c,
-          {
-            m: r.m,
-            n: r.n,
-            k: r.k,
-            transA: r.transA,
-            transB: r.transB,
-            lda: r.lda,
-            ldb: r.ldb,
-            ldc: r.ldc,
-            offA: z * r.strideA,
-            offB: z * r.strideB,
-            offC: z * r.strideC,
-            alpha: r.alpha,
-            beta: r.beta,
-          },
-          kb,
-        );
+        // Product z of the batch: the shape's own fields, its operands z strides in.
+        const product: PanelProduct = { ...r, offA: z * r.strideA, offB: z * r.strideB, offC: z * r.strideC };
+        recordPanelMatmul(engine, a, b, c, product, kb);
       }
       return;
     }

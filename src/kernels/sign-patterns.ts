@@ -37,13 +37,12 @@ import { checkFinite, checkShape, IbgpuError } from '../errors.js';
 import { signPatternsCpu, SIGN_HASH_SEED1, SIGN_HASH_SEED2, type SignPatternResult } from '../cpu/sign-patterns.js';
 import type { BufferScope } from '../runtime/buffer-scope.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { rowWindows, type RowWindow } from './gram.js';
 import type { SelfCheckResult } from './self-check.js';
 import { packParams } from '../runtime/params.js';
 import { mulberry32 } from '../util/mulberry32.js';
+import { shaderKernel } from './shader-kernel.js';
 
 export type { SignPatternResult } from '../cpu/sign-patterns.js';
 
@@ -79,29 +78,17 @@ export interface SignPatternOptions {
   cofireBlockWords?: number;
 }
 
-export const signPackKernel = defineKernel({ name: 'sign_pack', shader: SHADERS.sign_pack, overrides: { WG: 64 } });
+export const signPackKernel = shaderKernel('sign_pack', { WG: 64 });
 
-export const signPackAtomicKernel = defineKernel({ name: 'sign_pack_atomic', shader: SHADERS.sign_pack_atomic });
+export const signPackAtomicKernel = shaderKernel('sign_pack_atomic');
 
-export const signPackBallotKernel = defineKernel({ name: 'sign_pack_ballot', shader: SHADERS.sign_pack_ballot });
+export const signPackBallotKernel = shaderKernel('sign_pack_ballot');
 
-export const signHashKernel = defineKernel({
-  name: 'sign_hash',
-  shader: SHADERS.sign_hash,
-  overrides: { WG: 64 },
-});
+export const signHashKernel = shaderKernel('sign_hash', { WG: 64 });
 
-export const signHashFinalKernel = defineKernel({
-  name: 'sign_hash_final',
-  shader: SHADERS.sign_hash_final,
-  overrides: { WG: 64 },
-});
+export const signHashFinalKernel = shaderKernel('sign_hash_final', { WG: 64 });
 
-export const cofireRegKernel = defineKernel({
-  name: 'cofire_reg',
-  shader: SHADERS.cofire_reg,
-  overrides: { WG: 8 },
-});
+export const cofireRegKernel = shaderKernel('cofire_reg', { WG: 8 });
 
 const PACK_WG = 64;
 const PACK_ATOMIC_NX = 8;

@@ -3,18 +3,13 @@
 
 import { checkShape, IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { packParams } from '../runtime/params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 64;
 
-export const softmaxXentKernel = defineKernel({
-  name: 'softmax_xent',
-  shader: SHADERS.softmax_xent,
-  overrides: { WRITE_GRAD: 1, WG },
-});
+export const softmaxXentKernel = shaderKernel('softmax_xent', { WRITE_GRAD: 1, WG });
 
 export interface SoftmaxXentArgs {
   /** rows × cols f32 logits. */

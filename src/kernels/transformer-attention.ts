@@ -6,29 +6,16 @@
 import type { AttentionDims } from '../cpu/transformer-ops.js';
 import { checkShape } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { checkCount, checkFloats, checkLoopBudget } from './transformer-params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 64;
 
-export const attentionKernel = defineKernel({
-  name: 'tf_attention',
-  shader: SHADERS.tf_attention,
-  overrides: { WG },
-});
-export const attentionVjpQKernel = defineKernel({
-  name: 'tf_attention_vjp_q',
-  shader: SHADERS.tf_attention_vjp_q,
-  overrides: { WG },
-});
-export const attentionVjpKvKernel = defineKernel({
-  name: 'tf_attention_vjp_kv',
-  shader: SHADERS.tf_attention_vjp_kv,
-  overrides: { WG },
-});
+export const attentionKernel = shaderKernel('tf_attention', { WG });
+export const attentionVjpQKernel = shaderKernel('tf_attention_vjp_q', { WG });
+export const attentionVjpKvKernel = shaderKernel('tf_attention_vjp_kv', { WG });
 
 /** The shape the kernels run: the same as the float64 reference's. */
 export type AttentionShape = AttentionDims;

@@ -3,19 +3,14 @@
 // one block shared by every sample).
 
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { checkCount, checkFloats, checkLoopBudget } from './transformer-params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 64;
 
-export const edgeSquareKernel = defineKernel({
-  name: 'tf_edge_square',
-  shader: SHADERS.tf_edge_square,
-  overrides: { WG },
-});
+export const edgeSquareKernel = shaderKernel('tf_edge_square', { WG });
 
 /** Most samples per edge_square dispatch for P positions on this adapter (loop budget). */
 export function edgeSquareMaxSamples(engine: Engine, P: number): number {

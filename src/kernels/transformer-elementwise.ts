@@ -9,20 +9,15 @@
 import { checkShape } from '../errors.js';
 import { ACTIVATION_ID, type Activation } from '../model/activations.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import { rotaryTable } from '../cpu/transformer-ops.js';
 import { checkCount, checkFloats } from './transformer-params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 256;
 
-export const gatherKernel = defineKernel({
-  name: 'tf_gather',
-  shader: SHADERS.tf_gather,
-  overrides: { MODE: 0, WG },
-});
+export const gatherKernel = shaderKernel('tf_gather', { MODE: 0, WG });
 
 /** out[r] = table[tokens[r]] (tokens: u32 buffer of `rows` ids, validated < tableRows by the caller). */
 export function gatherTokens(engine: Engine, tokens: GPUBuffer, table: GPUBuffer, out: GPUBuffer, rows: number, width: number): void {
@@ -50,11 +45,7 @@ export function gatherPositions(engine: Engine, table: GPUBuffer, out: GPUBuffer
   });
 }
 
-export const columnsKernel = defineKernel({
-  name: 'tf_columns',
-  shader: SHADERS.tf_columns,
-  overrides: { ACCUM: 0, WG },
-});
+export const columnsKernel = shaderKernel('tf_columns', { ACCUM: 0, WG });
 
 /** One side of a column copy: a [rows, ld] matrix, rows g·stride + j + row0, columns col0 + c. */
 export interface ColumnSide {
@@ -121,17 +112,9 @@ export function copyRows(engine: Engine, src: GPUBuffer, dst: GPUBuffer, rows: n
   copyColumns(engine, { src: { buf: src, ld: width }, dst: { buf: dst, ld: width }, groups: 1, per: rows, width, alpha, accumulate });
 }
 
-export const actKernel = defineKernel({
-  name: 'tf_act',
-  shader: SHADERS.tf_act,
-  overrides: { ACT: 1, WG },
-});
+export const actKernel = shaderKernel('tf_act', { ACT: 1, WG });
 
-export const actVjpKernel = defineKernel({
-  name: 'tf_act_vjp',
-  shader: SHADERS.tf_act_vjp,
-  overrides: { ACT: 1, WG },
-});
+export const actVjpKernel = shaderKernel('tf_act_vjp', { ACT: 1, WG });
 
 function actId(kernel: string, a: Activation): number {
   const id = ACTIVATION_ID[a];
@@ -177,11 +160,7 @@ export function actVjp(engine: Engine, x: GPUBuffer, dy: GPUBuffer, dx: GPUBuffe
   });
 }
 
-export const rotaryKernel = defineKernel({
-  name: 'tf_rotary',
-  shader: SHADERS.tf_rotary,
-  overrides: { TRANSPOSE: 0, WG },
-});
+export const rotaryKernel = shaderKernel('tf_rotary', { TRANSPOSE: 0, WG });
 
 export interface RotaryShape {
   heads: number;

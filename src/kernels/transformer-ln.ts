@@ -4,27 +4,18 @@
 
 import { checkShape } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { defineKernel } from '../runtime/kernel-spec.js';
 import { packParams } from '../runtime/params.js';
 import { ceilDiv } from '../runtime/workgroups.js';
-import { SHADERS } from '../shaders/index.generated.js';
 import type { BlockShape } from './transformer-elementwise.js';
 import { checkCount, checkFloats, checkLoopBudget } from './transformer-params.js';
+import { shaderKernel } from './shader-kernel.js';
 
 const WG = 64;
 
-export const lnVarKernel = defineKernel({ name: 'tf_ln_var', shader: SHADERS.tf_ln_var, overrides: { WG } });
-export const lnDivKernel = defineKernel({ name: 'tf_ln_div', shader: SHADERS.tf_ln_div, overrides: { WG } });
-export const lnVarVjpKernel = defineKernel({
-  name: 'tf_ln_var_vjp',
-  shader: SHADERS.tf_ln_var_vjp,
-  overrides: { WG },
-});
-export const lnDivVjpKernel = defineKernel({
-  name: 'tf_ln_div_vjp',
-  shader: SHADERS.tf_ln_div_vjp,
-  overrides: { WG },
-});
+export const lnVarKernel = shaderKernel('tf_ln_var', { WG });
+export const lnDivKernel = shaderKernel('tf_ln_div', { WG });
+export const lnVarVjpKernel = shaderKernel('tf_ln_var_vjp', { WG });
+export const lnDivVjpKernel = shaderKernel('tf_ln_div_vjp', { WG });
 
 function checkD(engine: Engine, name: string, d: number, width: number, perD: number): void {
   checkCount(name, 'd', d);
