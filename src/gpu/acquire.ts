@@ -6,7 +6,8 @@
 //
 // Lifetime: the object returned by Dawn's create() owns the native instance and adapters/devices
 // do NOT keep it alive. If it becomes unreachable a later GC tears the instance down under our
-// feet (SIGSEGV / hangs). GpuContext.instance holds it for the context's whole life.
+// feet (SIGSEGV / hangs). Instances are therefore kept for the process's life, one per backend
+// (dawnInstances), and GpuContext.instance names the one a context uses.
 
 import { IbgpuError } from '../errors.js';
 
@@ -142,6 +143,16 @@ async function vulkanDriverInstalled(): Promise<boolean> {
 type DawnModule = { create: (opts: string[]) => GPU; globals: Record<string, unknown> };
 let dawnModule: DawnModule | undefined;
 
+/**
+ * One Dawn instance per backend (and Vulkan driver choice) for the life of the process, shared by
+ * every engine on it. Dawn tears an instance down when the collector reclaims its JS object, in
+ * whatever order relative to the objects of its adapters and devices (a probe's unused adapter,
+ * buffers of a disposed engine): a rare SIGSEGV when the instance goes first. Kept here, no
+ * instance is ever collected, and their number stays bounded by the backends tried however many
+ * engines a process creates and disposes.
+ */
+const dawnInstances = new Map<string, GPU>();
+
 async function loadDawn(): Promise<DawnModule> {
   if (dawnModule) return dawnModule;
   const name = 'webgpu';
@@ -202,7 +213,12 @@ async function acquireNode(backend: Backend, wanted: readonly GPUFeatureName[], 
     default:
       throw new IbgpuError('BAD_CONFIG', `backend ${backend} is not available in Node`);
   }
-  const instance = dawn.create(createOpts);
+  const key = `${backend} ${createOpts.join(' ')} ${env['VK_ICD_FILENAMES'] ?? ''}`;
+  let instance = dawnInstances.get(key);
+  if (!instance) {
+    instance = dawn.create(createOpts);
+    dawnInstances.set(key, instance);
+  }
   const adapter = await instance.requestAdapter({ featureLevel, powerPreference: 'high-performance' });
   if (!adapter) return null;
   const info = describe(adapter, backend, featureLevel);

@@ -425,7 +425,7 @@ export class Engine {
     );
   }
 
-  /** Destroys the device and drops the Dawn instance. The engine is unusable afterwards. */
+  /** Destroys the device (the Dawn instance stays with the process: src/gpu/acquire.ts). The engine is unusable afterwards. */
   dispose(): void {
     if (!this.ctx) return;
     try {
