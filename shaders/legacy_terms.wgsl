@@ -46,6 +46,7 @@ override WG: u32 = 256u;
 @group(0) @binding(5) var<uniform> params: Params;
 
 //!include activations.wgsl
+//!include dispatch_index.wgsl
 
 fn preact(r: u32, c: u32) -> f32 {
   if (c < params.xcols) { return x[r * params.xcols + c] + bias[c]; }
@@ -53,12 +54,12 @@ fn preact(r: u32, c: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let i = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (i >= params.rows * params.cols) { return; }
-  let r = i / params.cols;
-  let c = i % params.cols;
+fn main(id: FlatInvocation) {
+  let e = matrix_element(id, params.rows, params.cols);
+  if (!e.ok) { return; }
+  let i = e.i;
+  let r = e.row;
+  let c = e.col;
   if (MODE == 2u) {
     out[r * params.stride + params.off + c] = x[r * params.xcols + c];
     return;

@@ -27,13 +27,15 @@ override WG: u32 = 256u;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+//!include dispatch_index.wgsl
+
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
-        @builtin(local_invocation_index) lid: u32) {
-  let e = (wid.x + wid.y * nwg.x) * WG + lid;
-  if (e >= params.rows * params.width) { return; }
-  let r = e / params.width;
-  let j = (e % params.width) % params.dHead;
+fn main(id: FlatInvocation) {
+  let m = matrix_element(id, params.rows, params.width);
+  if (!m.ok) { return; }
+  let e = m.i;
+  let r = m.row;
+  let j = m.col % params.dHead;
   let rd = params.rotaryDim;
   if (j >= rd) {
     y[e] = x[e];
