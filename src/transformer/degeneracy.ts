@@ -18,9 +18,11 @@ import type { BuildConfig } from '../ib/config.js';
 import type { IbResult } from '../ib/pipeline.js';
 import { degeneracyRule } from '../ib/from-build.js';
 import { integrationPoints } from '../ib/integration.js';
-import { FiringBits, ShiftedMoments } from '../host/row-moments.js';
+import { forwardRowsF64 } from '../host/program-forward.js';
+import { FiringBits, firstUnits, ShiftedMoments } from '../host/row-moments.js';
 import { WIDE_LAYER } from '../host/degeneracy.js';
 import { cutAtFinal } from '../model/compose.js';
+import { singleActSection } from './gpu-mdash-local.js';
 import type { ModelProgram } from '../model/program.js';
 import { activationOf } from '../model/transformer/config.js';
 import { compileTransformer } from '../model/transformer/compile.js';
@@ -66,6 +68,11 @@ export interface HostBlockStats {
   hCov: Float64Array;
   hGram: Float64Array;
   patterns?: MlpBlockStats['patterns'];
+  /**
+   * ReLU blocks: the co-firing counts of every column of mlp_act.i's first member (p and its
+   * constant slot: the input of the ReLU of the section mlp_act.i → output), for that section's M′.
+   */
+  actCounts?: Float64Array;
 }
 
 /** Part 1: per block the row statistics, from float64 forward passes over chunks of sequences. */
@@ -82,7 +89,7 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
   }));
   for (let s0 = 0; s0 < n; s0 += DEGENERACY_CHUNK) {
     const B = Math.min(DEGENERACY_CHUNK, n - s0);
-    const acts = nodeActivationsF64(mp, tokens.subarray(s0 * P, (s0 + B) * P), B, P);
+    const acts = nodeActivationsF64(mp, tokens.subarray(s0 * P, (s0 + B) * P), B, P, forwardRowsF64);
     for (let i = 0; i < c.n_layers; i++) {
       const a = acc[i]!;
       const xin = acts[4 * i]!; // mlp_in.i: [x̂, 1 | …]
@@ -93,7 +100,9 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
       a.x.add({ data: xin.parts[0]!, rows, stride: d + 1, offset: 0 });
       a.h.add({ data: post.parts[0]!, rows, stride: m + 1, offset: 0 });
       if (relu) {
-        a.bits ??= new FiringBits(m, n * pre.positions);
+        // Every column of p's member (p and its constant slot): the report reads the first m, the
+        // M′ of mlp_act.i → output all of them (mlpBlockJacobianGrams).
+        a.bits ??= new FiringBits(m + 1, n * pre.positions);
         a.bits.add({ data: pre.parts[0]!, rows, stride: m + 1, offset: 0 });
       }
     }
@@ -101,6 +110,7 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
   return acc.map((a, i) => {
     const x = a.x.result();
     const h = a.h.result();
+    const bits = a.bits?.result({ cofire: m < WIDE_LAYER });
     return {
       block: i,
       rows: h.rows,
@@ -109,7 +119,7 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
       hMean: h.mean,
       hCov: h.cov,
       hGram: h.gram,
-      ...(a.bits ? { patterns: a.bits.result({ cofire: m < WIDE_LAYER }) } : {}),
+      ...(bits ? { patterns: firstUnits(bits, m), ...(bits.cofire.length > 0 ? { actCounts: bits.cofire } : {}) } : {}),
     };
   });
 }
@@ -130,11 +140,16 @@ export interface JacobianGrams {
   ms: number;
 }
 
-/** Part 2: E[J_pᵀJ_p] and E[J_yᵀJ_y] of every block from M′ of the sections cut at the output. */
+/**
+ * Part 2: E[J_pᵀJ_p] and E[J_yᵀJ_y] of every block from M′ of the sections cut at the output.
+ * `host` (part 1's statistics): a ReLU block's counts of its act input are handed to the passes
+ * (useReluCounts), so a gate-form M′ of mlp_act.i → output makes no data pass of its own.
+ */
 export async function mlpBlockJacobianGrams(
   mp: ModelProgram,
   model: TransformerModel,
   passesFor: (mp: ModelProgram) => Promise<TransformerPasses>,
+  host: readonly HostBlockStats[] = [],
 ): Promise<JacobianGrams> {
   const c = model.config;
   const last = mp.sections[mp.sections.length - 1]!;
@@ -144,11 +159,14 @@ export async function mlpBlockJacobianGrams(
   const paths = new Set<string>();
   let device = '';
   const t0 = performance.now();
-  const grams = async (l: number, k: number): Promise<Float64Array> => {
+  const grams = async (l: number, k: number, counts?: Float64Array): Promise<Float64Array> => {
     const cut = cutAtFinal(mp, l);
     const p = await passesFor(cut);
     try {
       const sec = cut.sections[l]!;
+      // The counts are of the section's first input (p and its constant slot); a ReLU that reads it is their subject.
+      const act = counts && singleActSection(sec);
+      if (counts && p.useReluCounts && act?.op.act === 'relu' && act.op.x === sec.inputs[0]) p.useReluCounts(l, counts);
       const dIn = sec.inputs.reduce((a, id) => a + sec.values[id]!.width, 0);
       const M = await p.mPrime(l, undefined, logits, gradient);
       const sp = p.stagePaths?.() ?? {};
@@ -163,7 +181,7 @@ export async function mlpBlockJacobianGrams(
   const pre: Float64Array[] = [];
   const out: Float64Array[] = [];
   for (let i = 0; i < c.n_layers; i++) {
-    pre.push(await grams(4 * i + 1, c.d_mlp));
+    pre.push(await grams(4 * i + 1, c.d_mlp, host[i]?.actCounts));
     out.push(await grams(4 * i + 3, c.d_model));
   }
   return { pre, out, path: paths.size ? `${device}; ${[...paths].join('; ')}` : device, vjpsPerSequence: logits * outPositions, ms: performance.now() - t0 };
@@ -194,7 +212,7 @@ export async function transformerDegeneracy(
   log(
     `degeneracy: MLP input and hidden statistics of ${c.n_layers} block(s) over ${host[0]?.rows ?? 0} rows (float64 host forward, ${(forwardMs / 1000).toFixed(2)} s)`,
   );
-  const jac = await mlpBlockJacobianGrams(mp, model, passesFor);
+  const jac = await mlpBlockJacobianGrams(mp, model, passesFor, host);
   log(
     `degeneracy: Jacobian Grams, ${2 * c.n_layers} pass(es) of ${jac.vjpsPerSequence} VJPs per sequence over ${data.n} sequences (${(jac.ms / 1000).toFixed(2)} s; ${jac.path})`,
   );

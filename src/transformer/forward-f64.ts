@@ -61,12 +61,13 @@ export function embedTuple(mp: ModelProgram, input: ArrayLike<number>, n: number
 /**
  * Node-layer activations of every node layer (and `output` when it ends the list) for the input
  * (tokens [n, P], or folded rows for a model without an embedding: embedTuple): pre runs first,
- * then each section on the previous one's output tuple.
+ * then each section on the previous one's output tuple. `forward` runs a section over the batch:
+ * the interpreter (the reference), or a batched twin with its bits (src/host/program-forward.ts).
  */
-export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number): NodeActs[] {
+export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number, forward: typeof forwardF64 = forwardF64): NodeActs[] {
   let tuple = embedTuple(mp, input, n, P);
   const run = (sec: SectionProgram, inputs: Float64Array[]): Float64Array[] => {
-    const vals = forwardF64(sec, inputs, n);
+    const vals = forward(sec, inputs, n);
     return sec.outputs.map((id) => vals[id]!);
   };
   tuple = run(mp.pre, tuple);

@@ -50,6 +50,15 @@ export interface TransformerPasses {
    * no-op where it is not.
    */
   prepareEdges?(centred: boolean): Promise<void>;
+  /**
+   * Hands over the co-firing counts of the input of section `s`'s single ReLU over this data's
+   * N·P_in rows (h × h, h the act input's width, firing counts on the diagonal), computed elsewhere
+   * from a float64 forward over the same data (the degeneracy report's, src/transformer/degeneracy.ts):
+   * a gate-form M′ of that section at positive points then takes its gate moments from them
+   * instead of a data pass of its own. Passes without the closed form (the float64 reference)
+   * leave it out.
+   */
+  useReluCounts?(s: number, counts: Float64Array): void;
   /** How each stage and section was computed (closed form, host or GPU), for the manifest. */
   stagePaths?(): Record<string, string>;
   dispose?(): void;
