@@ -8,13 +8,22 @@
 // they are a small part of the work wherever the linear maps are the model.
 
 import { forwardInputs, forwardOpF64, type ProgramValues } from '../cpu/program-f64.js';
-import type { SectionProgram } from '../model/program.js';
+import type { Op, SectionProgram } from '../model/program.js';
 import { mulRows } from './mul-rows.js';
 
 /** forwardF64(program, inputs, nSamples, alpha), bit for bit, with the linear ops batched over the samples. */
 export function forwardRowsF64(program: SectionProgram, inputs: readonly Float64Array[], nSamples: number, alpha = 1): ProgramValues {
   const vals = forwardInputs(program, inputs, nSamples, alpha);
-  for (const op of program.ops) {
+  runOpsRows(program, program.ops, vals, nSamples);
+  return vals;
+}
+
+/**
+ * Runs `ops` (some of program's ops, in program order) over a batch of nSamples: each op's output
+ * into `vals` from the values there (its inputs must be present), as forwardRowsF64 does.
+ */
+export function runOpsRows(program: SectionProgram, ops: readonly Op[], vals: ProgramValues, nSamples: number): void {
+  for (const op of ops) {
     if (op.kind !== 'linear') {
       vals[op.y] = forwardOpF64(program, op, vals, nSamples);
       continue;
@@ -23,5 +32,4 @@ export function forwardRowsF64(program: SectionProgram, inputs: readonly Float64
     const rows = nSamples * program.values[op.y]!.positions;
     vals[op.y] = mulRows(vals[op.x]!, rows, op.wIn, op.W, op.wOut);
   }
-  return vals;
 }

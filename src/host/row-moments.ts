@@ -6,7 +6,7 @@
 // cancellation when the mean is large against the spread (a residual stream's offset, an
 // always-on ReLU's constant part).
 
-import { matmulHost } from './matmul.js';
+import { gramProductHost } from './matmul.js';
 import { cofireCpu, fireCountCpu, hashPatternsCpu, type SignPatternResult } from '../cpu/sign-patterns.js';
 
 /** Columns [offset, offset + d) of a chunk of row-major rows with `stride` values per row. */
@@ -59,7 +59,7 @@ export class ShiftedMoments {
         this.s1[a]! += v;
       }
     }
-    const g = matmulHost(c, c, { m: d, n: d, k: rows, transA: true });
+    const g = gramProductHost(c, rows, d);
     for (let i = 0; i < d * d; i++) this.s2[i]! += g[i]!;
     this.rows += rows;
   }

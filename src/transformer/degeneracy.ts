@@ -18,18 +18,16 @@ import type { BuildConfig } from '../ib/config.js';
 import type { IbResult } from '../ib/pipeline.js';
 import { degeneracyRule } from '../ib/from-build.js';
 import { integrationPoints } from '../ib/integration.js';
-import { forwardRowsF64 } from '../host/program-forward.js';
 import { FiringBits, firstUnits, ShiftedMoments } from '../host/row-moments.js';
 import { WIDE_LAYER } from '../host/degeneracy.js';
 import { cutAtFinal } from '../model/compose.js';
-import { singleActSection } from './gpu-mdash-local.js';
 import type { ModelProgram } from '../model/program.js';
 import { activationOf } from '../model/transformer/config.js';
 import { compileTransformer } from '../model/transformer/compile.js';
 import type { TransformerModel } from '../model/transformer/weights.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { mlpBlockNames, mlpBlocksReport, type MlpBlockStats } from '../report/transformer-degeneracy.js';
-import { nodeActivationsF64 } from './forward-f64.js';
+import { RowsForward } from './forward-rows.js';
 import type { TransformerPasses } from './passes.js';
 
 /** Sequences per chunk of the host forward pass (bounds its memory). */
@@ -70,7 +68,8 @@ export interface HostBlockStats {
   patterns?: MlpBlockStats['patterns'];
   /**
    * ReLU blocks: the co-firing counts of every column of mlp_act.i's first member (p and its
-   * constant slot: the input of the ReLU of the section mlp_act.i → output), for that section's M′.
+   * constant slot: the input of the ReLU of the section mlp_act.i → output), for that section's
+   * M′ block (TransformerPasses.reluInputMPrime).
    */
   actCounts?: Float64Array;
 }
@@ -87,9 +86,10 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
     bits: undefined as FiringBits | undefined,
     positions: 0,
   }));
+  const forward = new RowsForward(mp, P, n);
   for (let s0 = 0; s0 < n; s0 += DEGENERACY_CHUNK) {
     const B = Math.min(DEGENERACY_CHUNK, n - s0);
-    const acts = nodeActivationsF64(mp, tokens.subarray(s0 * P, (s0 + B) * P), B, P, forwardRowsF64);
+    const acts = forward.tuples(tokens.subarray(s0 * P, (s0 + B) * P), B);
     for (let i = 0; i < c.n_layers; i++) {
       const a = acc[i]!;
       const xin = acts[4 * i]!; // mlp_in.i: [x̂, 1 | …]
@@ -142,8 +142,8 @@ export interface JacobianGrams {
 
 /**
  * Part 2: E[J_pᵀJ_p] and E[J_yᵀJ_y] of every block from M′ of the sections cut at the output.
- * `host` (part 1's statistics): a ReLU block's counts of its act input are handed to the passes
- * (useReluCounts), so a gate-form M′ of mlp_act.i → output makes no data pass of its own.
+ * `host` (part 1's statistics): a ReLU block's counts of its act input go to the passes
+ * (reluInputMPrime), whose closed form then gives E[J_pᵀJ_p] without a data pass or the rest of M′.
  */
 export async function mlpBlockJacobianGrams(
   mp: ModelProgram,
@@ -164,16 +164,15 @@ export async function mlpBlockJacobianGrams(
     const p = await passesFor(cut);
     try {
       const sec = cut.sections[l]!;
-      // The counts are of the section's first input (p and its constant slot); a ReLU that reads it is their subject.
-      const act = counts && singleActSection(sec);
-      if (counts && p.useReluCounts && act?.op.act === 'relu' && act.op.x === sec.inputs[0]) p.useReluCounts(l, counts);
       const dIn = sec.inputs.reduce((a, id) => a + sec.values[id]!.width, 0);
-      const M = await p.mPrime(l, undefined, logits, gradient);
-      const sp = p.stagePaths?.() ?? {};
-      const path = Object.entries(sp).find(([key]) => key.startsWith('m_prime'))?.[1];
+      // A ReLU block's p → output Gram from part 1's co-firing counts of p's member, where the
+      // passes have that closed form (the block of M′ on the ReLU's input); else M′ by its pass.
+      const block = counts && p.reluInputMPrime?.(l, counts, gradient);
+      const M = block ?? (await p.mPrime(l, undefined, logits, gradient));
+      const path = Object.entries(p.stagePaths?.() ?? {}).find(([key]) => key.startsWith('m_prime'))?.[1];
       device = p.device;
       if (path) paths.add(`${sec.from}->${sec.to}: ${path}`);
-      return leading(M, dIn, k);
+      return leading(M, block ? Math.sqrt(block.length) : dIn, k);
     } finally {
       p.dispose?.();
     }

@@ -19,7 +19,7 @@ import { hostThreadPool } from '../host/pool.js';
 import type { StageName } from '../ib/config.js';
 import { chooseStagePath, type StagePathChoice, type StagePathRequest } from '../runtime/stage-paths.js';
 import { edgesLocalHost, hostCofireCounts, hostGateMoments, hostMoments, hostNodeRows, hostStatsPlan, type HostNodeRows } from './host-stats.js';
-import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
+import { mDashLocalActBlock, mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
 import { sectionGeometry } from './gpu-section.js';
 
 /** The config's stage_paths requests (stats, edges), for the choice between the GPU and the host paths. */
@@ -61,8 +61,6 @@ export class GpuPasses implements TransformerPasses {
   private host: HostNodeRows | undefined;
   /** One-activation ReLU section → its co-firing counts, started when the host statistics pass made its act inputs. */
   private readonly cofire = new Map<number, Promise<Float64Array>>();
-  /** One-activation ReLU section → the co-firing counts of its act input handed over by useReluCounts. */
-  private readonly givenCounts = new Map<number, Float64Array>();
 
   constructor(
     private readonly engine: Engine,
@@ -206,19 +204,6 @@ export class GpuPasses implements TransformerPasses {
         gates,
       );
     }
-    const counts = this.givenCounts.get(s);
-    const act = counts ? singleActSection(this.model.sections[s]!.program) : undefined;
-    if (counts && act && !isStochastic(stoch, 'basis') && gateMomentsByCounts(act.op.act, pts)) {
-      const g = sectionGeometry(this.model, s, Chat, rOut);
-      const m = this.model.sections[s]!.program.values[act.op.x]!.width;
-      this.paths[`m_prime ${this.sectionName(s)}`] = 'gate closed form, ReLU co-firing counts handed over from a float64 forward over the same data';
-      return mDashLocalGpu(
-        { engine: this.engine, model: this.model, s, tokens: this.tokens, N: this.n, g },
-        { ...(Chat ? { Chat } : {}), rOut, points: pts },
-        act,
-        gateMomentsFromCounts(counts, m, pts),
-      );
-    }
     if (isStochastic(stoch, 'basis'))
       return mDashStochasticGpu(this.engine, this.model, s, this.tokens, this.n, { Chat, rOut, points: pts, stochastic: stoch });
     return mDashGpu(this.engine, this.model, s, this.tokens, this.n, {
@@ -231,12 +216,18 @@ export class GpuPasses implements TransformerPasses {
     });
   }
 
-  useReluCounts(s: number, counts: Float64Array): void {
-    const act = singleActSection(this.model.sections[s]!.program);
-    if (act?.op.act !== 'relu') throw new Error(`useReluCounts: section ${this.sectionName(s)} is not a one-ReLU section`);
-    const h = this.model.sections[s]!.program.values[act.op.x]!.width;
-    if (counts.length !== h * h) throw new Error(`useReluCounts: ${counts.length} counts for the ${h} inputs of section ${this.sectionName(s)}'s ReLU`);
-    this.givenCounts.set(s, counts);
+  reluInputMPrime(s: number, counts: Float64Array, pts: IntegrationPoints): Float64Array | undefined {
+    const p = this.model.sections[s]!.program;
+    const act = singleActSection(p);
+    if (act?.op.act !== 'relu' || !gateMomentsByCounts(act.op.act, pts)) return undefined;
+    const h = p.values[act.op.x]!.width;
+    if (counts.length !== h * h) throw new Error(`reluInputMPrime: ${counts.length} counts for the ${h} inputs of section ${this.sectionName(s)}'s ReLU`);
+    const g = sectionGeometry(this.model, s);
+    const M = mDashLocalActBlock(p, act, g, { rOut: g.dOut }, gateMomentsFromCounts(counts, h, pts), this.n);
+    if (M)
+      this.paths[`m_prime ${this.sectionName(s)}`] =
+        "gate closed form on the ReLU's input block, co-firing counts handed over from a float64 forward over the same data";
+    return M;
   }
 
   /**

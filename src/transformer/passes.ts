@@ -51,14 +51,14 @@ export interface TransformerPasses {
    */
   prepareEdges?(centred: boolean): Promise<void>;
   /**
-   * Hands over the co-firing counts of the input of section `s`'s single ReLU over this data's
-   * N·P_in rows (h × h, h the act input's width, firing counts on the diagonal), computed elsewhere
-   * from a float64 forward over the same data (the degeneracy report's, src/transformer/degeneracy.ts):
-   * a gate-form M′ of that section at positive points then takes its gate moments from them
-   * instead of a data pass of its own. Passes without the closed form (the float64 reference)
-   * leave it out.
+   * The block of M′ (unrotated output: Ĉ = I) on the input of section `s`'s single ReLU, from
+   * co-firing counts of that input over this data's N·P_in rows computed elsewhere (h × h, h its
+   * width, firing counts on the diagonal; the degeneracy report's float64 forward over the same
+   * data, src/transformer/degeneracy.ts), without a data pass; undefined where the section is
+   * not of that form (one ReLU reading the section's first input, points α > 0). Passes without
+   * the gate closed form (the float64 reference) leave it out.
    */
-  useReluCounts?(s: number, counts: Float64Array): void;
+  reluInputMPrime?(s: number, counts: Float64Array, pts: IntegrationPoints): Float64Array | undefined;
   /** How each stage and section was computed (closed form, host or GPU), for the manifest. */
   stagePaths?(): Record<string, string>;
   dispose?(): void;
