@@ -83,6 +83,10 @@ describe('batched float64 program forward (forwardRowsF64) and token-table rows 
         const got = rows.tuples(tok, n);
         expect(got.map((t) => [t.name, t.width, t.positions, t.widths])).toEqual(ref.map((t) => [t.name, t.width, t.positions, t.widths]));
         got.forEach((t, i) => t.parts.forEach((p, j) => expectSameBits(p, ref[i]!.parts[j]!, `n ${n}, node layer ${t.name}, member ${j}`)));
+        // Only the node layers up to the second: a prefix, the same bits.
+        const head = rows.tuples(tok, n, 1);
+        expect(head.map((t) => t.name)).toEqual(ref.slice(0, 2).map((t) => t.name));
+        head.forEach((t, i) => t.parts.forEach((p, j) => expectSameBits(p, ref[i]!.parts[j]!, `n ${n}, first two node layers, ${t.name}`)));
       }
     });
   }

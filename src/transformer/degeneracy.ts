@@ -89,7 +89,8 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
   const forward = new RowsForward(mp, P, n);
   for (let s0 = 0; s0 < n; s0 += DEGENERACY_CHUNK) {
     const B = Math.min(DEGENERACY_CHUNK, n - s0);
-    const acts = forward.tuples(tokens.subarray(s0 * P, (s0 + B) * P), B);
+    // Node layers up to the last block's mlp_out (its add_resid2 and the logits are not read here).
+    const acts = forward.tuples(tokens.subarray(s0 * P, (s0 + B) * P), B, 4 * c.n_layers - 2);
     for (let i = 0; i < c.n_layers; i++) {
       const a = acc[i]!;
       const xin = acts[4 * i]!; // mlp_in.i: [x̂, 1 | …]

@@ -71,13 +71,17 @@ export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n
   return nodeTuplesF64(mp, input, n, P, forward).map(({ widths, ...t }) => ({ ...t, data: concatParts(t.parts, widths, n, t.positions) }));
 }
 
-/** nodeActivationsF64's node layers as their tuple members only (no concatenated copy), with the members' widths. */
+/**
+ * nodeActivationsF64's node layers as their tuple members only (no concatenated copy), with the
+ * members' widths; `last`: only node layers 0..last (the later sections are not run).
+ */
 export function nodeTuplesF64(
   mp: ModelProgram,
   input: ArrayLike<number>,
   n: number,
   P: number,
   forward: typeof forwardF64 = forwardF64,
+  last = mp.sections.length,
 ): (NodeTuple & { widths: number[] })[] {
   let tuple = embedTuple(mp, input, n, P);
   const run = (sec: SectionProgram, inputs: Float64Array[]): Float64Array[] => {
@@ -92,7 +96,7 @@ export function nodeTuplesF64(
     out.push({ name, width: widths.reduce((a, b) => a + b, 0), positions: Pn, parts, widths });
   };
   record(mp.nodeLayers[0]!, mp.pre, mp.pre.outputs, tuple);
-  for (const sec of mp.sections) {
+  for (const sec of mp.sections.slice(0, last)) {
     tuple = run(sec, tuple);
     record(sec.to, sec, sec.outputs, tuple);
   }

@@ -48,10 +48,10 @@ export class RowsForward {
     return this.table !== undefined;
   }
 
-  /** nodeTuplesF64(mp, tokens, n, P)'s node layers, the same bits. */
-  tuples(tokens: ArrayLike<number>, n: number): NodeTupleRows[] {
+  /** nodeTuplesF64(mp, tokens, n, P, …, last)'s node layers 0..last, the same bits. */
+  tuples(tokens: ArrayLike<number>, n: number, last = this.mp.sections.length): NodeTupleRows[] {
     const { mp, P, table } = this;
-    if (!table) return nodeTuplesF64(mp, tokens, n, P, forwardRowsF64);
+    if (!table) return nodeTuplesF64(mp, tokens, n, P, forwardRowsF64, last);
     const pre = mp.pre;
     const vals: ProgramValues = new Array<Float64Array>(pre.values.length);
     const need = (id: number): void => {
@@ -69,7 +69,7 @@ export class RowsForward {
       out.push({ name, width: widths.reduce((a, b) => a + b, 0), positions: sec.values[sec.outputs[0]!]!.positions, parts, widths });
     };
     record(mp.nodeLayers[0]!, pre, tuple);
-    for (const sec of mp.sections) {
+    for (const sec of mp.sections.slice(0, last)) {
       const v = forwardRowsF64(sec, tuple, n);
       tuple = sec.outputs.map((id) => v[id]!);
       record(sec.to, sec, tuple);
