@@ -97,6 +97,8 @@ describe('batched float64 program forward (forwardRowsF64) and token-table rows 
     const mp = degeneracyProgram(m, P, 'add_resid1');
     const rows = new RowsForward(mp, P, 100);
     expect(rows.tabled).toBe(true);
+    // add_resid1 cuts to the last position: W_O and the residual add run there alone.
+    expect(rows.lastOnlyValues).toEqual(['attn_out.0/o', 'add_resid1.0/r']);
     for (const n of [1, 2, 9]) {
       const tok = tokens(n, P, 7, 40 + n);
       const ref = nodeTuplesF64(mp, tok, n, P);

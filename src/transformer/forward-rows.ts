@@ -8,12 +8,13 @@
 //     are computed once per (token, position), vocab·P rows, and the chunks' rows are looked up
 //     (token-table.ts does the same for node layer 0). A looked-up row is the row the
 //     interpreter computes for that token at that position: the same operations on the same
-//     operands.
+//     operands;
+//   - rows that only a last-position cut reads are computed at that position alone (lastOnly).
 
 import { embedF64, type ProgramValues } from '../cpu/program-f64.js';
 import { IbgpuError } from '../errors.js';
 import { forwardRowsF64, runOpsRows } from '../host/program-forward.js';
-import { opInputs, type ModelProgram, type Op } from '../model/program.js';
+import { opInputs, type ModelProgram, type Op, type SectionProgram } from '../model/program.js';
 import { nodeTuplesF64, tupleWidths, type NodeTuple } from './forward-f64.js';
 
 /** Largest per-(token, position) table of the embedding stage's values kept (bytes). */
@@ -24,9 +25,69 @@ interface PreTable {
   vals: ProgramValues;
   /** Per value id of pre: computed from the embedding by position-local ops only. */
   local: boolean[];
-  /** The ops of pre that are not: run per chunk. */
-  rest: Op[];
+  /** The ops of pre that are not, run per chunk: in `chunk`, with the rows nothing reads left out (lastOnly). */
+  chunk: SectionProgram;
   vocab: number;
+}
+
+/** Ops whose every output row is computed from the same row of their inputs, whatever its position. */
+const ROWWISE = new Set<Op['kind']>(['linear', 'act', 'add', 'copy', 'concat', 'slice', 'lnVar', 'lnDiv']);
+
+/** `op` with its input value ids mapped by f. */
+function withInputs(op: Op, f: (id: number) => number): Op {
+  switch (op.kind) {
+    case 'lnDiv':
+      return { ...op, v: f(op.v), x: f(op.x) };
+    case 'add':
+      return { ...op, a: f(op.a), b: f(op.b) };
+    case 'concat':
+      return { ...op, xs: op.xs.map(f) };
+    case 'attention':
+      return { ...op, q: f(op.q), k: f(op.k), v: f(op.v) };
+    default:
+      return { ...op, x: f(op.x) };
+  }
+}
+
+/**
+ * The per-chunk ops `rest` of pre with the rows nothing reads left out: a value of a row-wise op
+ * that is read only at its last position (by lastPos, or by row-wise ops whose own values are)
+ * is computed at that position alone (rib's add_resid1 cut: W_O and the residual add on the last
+ * position instead of all P); its inputs are cut to their last position first, and a lastPos of
+ * it becomes a copy. Every row computed is computed as in pre, so the values read are the same bits.
+ */
+function lastOnly(pre: SectionProgram, local: boolean[], rest: Op[]): SectionProgram {
+  const readers = pre.values.map((): Op[] => []);
+  for (const op of rest) for (const id of opInputs(op)) readers[id]!.push(op);
+  const outputs = new Set(pre.outputs);
+  const pruned = new Array<boolean>(pre.values.length).fill(false);
+  // Readers come later in program order: decided before the values they read.
+  for (let i = rest.length - 1; i >= 0; i--) {
+    const op = rest[i]!;
+    if (!ROWWISE.has(op.kind) || outputs.has(op.y) || local[op.y]) continue;
+    const rs = readers[op.y]!;
+    pruned[op.y] = rs.length > 0 && rs.every((r) => r.kind === 'lastPos' || pruned[r.y]);
+  }
+  const values = pre.values.map((v, id) => (pruned[id] ? { ...v, positions: 1 } : v));
+  const ops: Op[] = [];
+  const cut = new Map<number, number>();
+  const lastRow = (id: number): number => {
+    if (pruned[id]) return id;
+    let y = cut.get(id);
+    if (y === undefined) {
+      y = values.length;
+      values.push({ ...pre.values[id]!, positions: 1, label: `${pre.values[id]!.label}/last` });
+      ops.push({ kind: 'lastPos', x: id, y });
+      cut.set(id, y);
+    }
+    return y;
+  };
+  for (const op of rest) {
+    if (op.kind === 'lastPos' && pruned[op.x]) ops.push({ kind: 'copy', x: op.x, y: op.y });
+    else if (pruned[op.y]) ops.push(withInputs(op, lastRow));
+    else ops.push(op);
+  }
+  return { ...pre, values, ops };
 }
 
 export type NodeTupleRows = NodeTuple & { widths: number[] };
@@ -48,18 +109,25 @@ export class RowsForward {
     return this.table !== undefined;
   }
 
+  /** The embedding stage's values computed at their last position only (lastOnly), by label. */
+  get lastOnlyValues(): string[] {
+    const t = this.table;
+    if (!t) return [];
+    return t.chunk.values.filter((v, id) => id < this.mp.pre.values.length && v.positions !== this.mp.pre.values[id]!.positions).map((v) => v.label);
+  }
+
   /** nodeTuplesF64(mp, tokens, n, P, …, last)'s node layers 0..last, the same bits. */
   tuples(tokens: ArrayLike<number>, n: number, last = this.mp.sections.length): NodeTupleRows[] {
     const { mp, P, table } = this;
     if (!table) return nodeTuplesF64(mp, tokens, n, P, forwardRowsF64, last);
     const pre = mp.pre;
-    const vals: ProgramValues = new Array<Float64Array>(pre.values.length);
+    const vals: ProgramValues = new Array<Float64Array>(table.chunk.values.length);
     const need = (id: number): void => {
       if (table.local[id] && !vals[id]) vals[id] = lookup(table, pre.values[id]!.width, tokens, n, P, id);
     };
-    for (const op of table.rest) {
+    for (const op of table.chunk.ops) {
       opInputs(op).forEach(need);
-      runOpsRows(pre, [op], vals, n);
+      runOpsRows(table.chunk, [op], vals, n);
     }
     pre.outputs.forEach(need);
     const out: NodeTupleRows[] = [];
@@ -102,7 +170,7 @@ function preTable(mp: ModelProgram, P: number, N: number): PreTable | undefined 
   const vals: ProgramValues = new Array<Float64Array>(pre.values.length);
   embedF64(emb, toks, V, P).forEach((a, j) => (vals[pre.inputs[j]!] = a));
   runOpsRows(pre, localOps, vals, V);
-  return { vals, local, rest, vocab: V };
+  return { vals, local, chunk: lastOnly(pre, local, rest), vocab: V };
 }
 
 /** Value `id` of n sequences [n, P, w] from its table rows, as embedF64 checks the tokens. */
