@@ -2,17 +2,22 @@
 // the accounting is src/report/transformer-degeneracy.ts). Two parts:
 //
 // 1. Statistics of the block's rows, float64 on the host: the model compiled at the node layers
-//    mlp_in.i, mlp_act.i, mlp_out.i, add_resid2.i of every block (and `output`) is run by the
-//    float64 program interpreter in chunks of sequences; per block the covariance of the MLP
-//    input x, the moments of h = act(p) and, for ReLU, the firing bits of p (one bit per row,
-//    packed as the sign-pattern kernels pack them; hashes, firing and co-firing counts by their
-//    exact integer routines). One forward pass over the data, O(N·P·(model + d² + d_mlp²)).
+//    mlp_in.i, mlp_act.i, mlp_out.i, add_resid2.i of every block (and `output`) is run in chunks
+//    of sequences with the float64 program interpreter's bits (forward-rows.ts: linear ops batched
+//    over a chunk's rows, the embedding stage per (token, position), up to the last mlp_out);
+//    per block the covariance of the MLP input x, the moments of h = act(p) and, for ReLU, the
+//    firing bits of p and its constant slot (one bit per row, packed as the sign-pattern kernels
+//    pack them; hashes, firing and co-firing counts by their exact integer routines). One forward
+//    pass over the data, O(N·P·(model + d² + d_mlp²)).
 // 2. The Jacobian Grams, by the build's own per-sample VJP machinery (GPU passes, or the float64
 //    passes with "device": "cpu"): E[J_pᵀJ_p] is the M′ of the section mlp_act.i → output
 //    (cutAtFinal composes the rest of the model), with the output unrotated (identity cotangents,
 //    one per output position and logit) and the gradient rule (α = 1); its p block is taken.
 //    Likewise E[J_yᵀJ_y] from add_resid2.i → output. Cost: 2 passes per block, each with
 //    d_vocab·P_out VJPs per sequence through the rest of the model; the report records the time.
+//    Where the rest of the model after a ReLU block is position-local with that one ReLU, the
+//    passes' gate closed form gives the p block alone from part 1's co-firing counts
+//    (TransformerPasses.reluInputMPrime: no data pass, none of the rest of M′).
 
 import type { BuildConfig } from '../ib/config.js';
 import type { IbResult } from '../ib/pipeline.js';
