@@ -173,7 +173,8 @@ export async function mlpBlockJacobianGrams(
       const dIn = sec.inputs.reduce((a, id) => a + sec.values[id]!.width, 0);
       // A ReLU block's p → output Gram from part 1's co-firing counts of p's member, where the
       // passes have that closed form (the block of M′ on the ReLU's input); else M′ by its pass.
-      const block = counts && p.reluInputMPrime?.(l, counts, gradient);
+      const w0 = sec.values[sec.inputs[0]!]!.width;
+      const block = counts?.length === w0 * w0 ? p.reluInputMPrime?.(l, counts, gradient) : undefined;
       const M = block ?? (await p.mPrime(l, undefined, logits, gradient));
       const path = Object.entries(p.stagePaths?.() ?? {}).find(([key]) => key.startsWith('m_prime'))?.[1];
       device = p.device;
