@@ -658,13 +658,19 @@ export function symEigAssemble(r: ReducedEig, zt: Float64Array): SymEigResult {
 /** Eigenvalues only (descending) of the symmetric n×n row-major `a`; much cheaper than symEig. */
 export function symEigValues(a: ArrayLike<number>, n: number): Float64Array {
   checkInput('symEigValues', a, n);
-  const { w, amax } = symmetrisedUpper(a, n);
+  return symEigValuesWith(a, n, { w: new Float64Array(n * n), p: new Float64Array(n) }, JS_KERNELS);
+}
+
+/** symEigValues in the workspace `ws` (only w and p are used) with the kernels `kern` (the same bits whichever kernels give them). */
+export function symEigValuesWith(a: ArrayLike<number>, n: number, ws: Pick<EighWorkspace, 'w' | 'p'>, kern: EighKernels): Float64Array {
+  checkInput('symEigValues', a, n);
+  const { w, amax } = symmetrisedUpper(a, n, ws.w);
   assertFinite('symEigValues', amax);
   if (amax === 0) return new Float64Array(n);
   const d = new Float64Array(n);
   const e = new Float64Array(n);
   const beta = new Float64Array(n);
-  tridiagonalise(w, n, d, e, beta, new Float64Array(n));
+  tridiagonalise(w, n, d, e, beta, ws.p, kern);
   tridiagonalQL(d, e, n, undefined);
   const order = descendingOrder(d);
   const values = new Float64Array(n);

@@ -32,6 +32,13 @@ function size(p: SectionProgram, id: number): number {
  * member, 1-slots included: SPEC-transformers §5.1). Returns every value of the program.
  */
 export function forwardF64(program: SectionProgram, inputs: readonly Float64Array[], nSamples: number, alpha = 1): ProgramValues {
+  const vals = forwardInputs(program, inputs, nSamples, alpha);
+  for (const op of program.ops) vals[opOutput(op)] = forwardOpF64(program, op, vals, nSamples);
+  return vals;
+}
+
+/** forwardF64's start: the value slots of a batch with the inputs checked against the program and scaled by `alpha`. */
+export function forwardInputs(program: SectionProgram, inputs: readonly Float64Array[], nSamples: number, alpha = 1): ProgramValues {
   if (inputs.length !== program.inputs.length) {
     throw new Error(`section ${program.from}->${program.to}: ${inputs.length} inputs given, the program has ${program.inputs.length}`);
   }
@@ -44,13 +51,18 @@ export function forwardF64(program: SectionProgram, inputs: readonly Float64Arra
     }
     vals[id] = alpha === 1 ? src : src.map((x) => x * alpha);
   });
-  for (const op of program.ops) {
-    const y = opOutput(op);
-    const out = new Float64Array(nSamples * size(program, y));
-    for (let n = 0; n < nSamples; n++) forwardOp(program, op, vals, out, n);
-    vals[y] = out;
-  }
   return vals;
+}
+
+/**
+ * One op of `program` over a batch: its output value [n, P, w] from the values computed so far,
+ * sample by sample. forwardF64's step, exported for batched forwards (src/host/program-forward.ts)
+ * that run some ops their own way and the rest through this one.
+ */
+export function forwardOpF64(program: SectionProgram, op: Op, vals: ProgramValues, nSamples: number): Float64Array {
+  const out = new Float64Array(nSamples * size(program, opOutput(op)));
+  for (let n = 0; n < nSamples; n++) forwardOp(program, op, vals, out, n);
+  return out;
 }
 
 function opOutput(op: Op): number {

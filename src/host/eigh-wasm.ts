@@ -12,7 +12,17 @@
 // compiled synchronously (a browser's main thread limits that to small modules), where the
 // layout would pass 2 GiB, or where IBGPU_HOST_WASM=0.
 
-import { symEig, symEigReduce, symEigReduceWith, symEigWith, type EighKernels, type EighWorkspace, type SymEigResult } from '../cpu/eigh.js';
+import {
+  symEig,
+  symEigReduce,
+  symEigReduceWith,
+  symEigValues,
+  symEigValuesWith,
+  symEigWith,
+  type EighKernels,
+  type EighWorkspace,
+  type SymEigResult,
+} from '../cpu/eigh.js';
 import { hostWasmInstance, hostWasmModule, WasmLayout } from './wasm/load.js';
 
 interface EighExports {
@@ -77,4 +87,10 @@ export function symEigHost(a: ArrayLike<number>, n: number): SymEigResult {
 export function symEigReduceHost(a: ArrayLike<number>, n: number): ReturnType<typeof symEigReduce> {
   const k = n >= WASM_EIG_MIN_ORDER ? wasmEighKernels(n) : undefined;
   return k ? symEigReduceWith(a, n, k.ws, k.kern) : symEigReduce(a, n);
+}
+
+/** symEigValues(a, n) (eigenvalues only, descending), bit for bit, with the WebAssembly kernels where they run. */
+export function symEigValuesHost(a: ArrayLike<number>, n: number): Float64Array {
+  const k = n >= WASM_EIG_MIN_ORDER ? wasmEighKernels(n) : undefined;
+  return k ? symEigValuesWith(a, n, k.ws, k.kern) : symEigValues(a, n);
 }

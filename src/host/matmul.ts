@@ -87,3 +87,46 @@ export function matmulHost(a: ArrayLike<number>, b: ArrayLike<number>, shape: Ma
   else for (let i = 0; i < m; i++) out.set(C.subarray(i * np, i * np + n), i * n);
   return out;
 }
+
+/** Columns per panel of gramProductHost (the gemm's own column panel). */
+const GRAM_PANEL = 64;
+
+/**
+ * cᵀc for c [rows, d] row-major: matmulF64(c, c, { m: d, n: d, k: rows, transA: true }), bit for
+ * bit, at about half its multiply-adds. Entry (i, j) is Σ_q c[q, i]·c[q, j] in order of q from
+ * zero and (j, i) the same products (multiplication commutes exactly) in the same order, so the
+ * product is symmetric bit for bit: each column panel j ∈ [j0, j0 + 64) is computed for the rows
+ * i ≥ j0 only (one gemm per panel), and the entries above the panels' diagonal blocks are mirrored.
+ */
+export function gramProductHost(c: Float64Array, rows: number, d: number): Float64Array {
+  const shape = { m: d, n: d, k: rows, transA: true };
+  if (d <= GRAM_PANEL || d * d * rows < WASM_MATMUL_MIN_WORK || !hostWasmModule('matmul')) return matmulHost(c, c, shape);
+  const k = rows;
+  const lay = new WasmLayout();
+  const oA = lay.region(d * k * 8); // cᵀ, d × k
+  const oB = lay.region(k * GRAM_PANEL * 8); // one column panel of c, k × 64
+  const oC = lay.region(d * GRAM_PANEL * 8); // rows i ≥ j0 of that panel's columns
+  const ex = gemmInstance(lay.top);
+  if (!ex) return matmulHost(c, c, shape);
+  const buf = ex.memory.buffer;
+  const A = new Float64Array(buf, oA, d * k);
+  for (let q = 0; q < k; q++) for (let i = 0; i < d; i++) A[i * k + q] = c[q * d + i]!;
+  const out = new Float64Array(d * d);
+  for (let j0 = 0; j0 < d; j0 += GRAM_PANEL) {
+    const w = Math.min(GRAM_PANEL, d - j0);
+    const wp = Math.ceil(w / 4) * 4;
+    const B = new Float64Array(buf, oB, k * wp);
+    if (wp !== w) B.fill(0);
+    for (let q = 0; q < k; q++) for (let j = 0; j < w; j++) B[q * wp + j] = c[q * d + j0 + j]!;
+    const m = d - j0;
+    ex.gemm(oA + j0 * k * 8, oB, oC, m, wp, k);
+    const C = new Float64Array(buf, oC, m * wp);
+    for (let i = j0; i < d; i++)
+      for (let j = 0; j < w; j++) {
+        const v = C[(i - j0) * wp + j]!;
+        out[i * d + j0 + j] = v;
+        out[(j0 + j) * d + i] = v;
+      }
+  }
+  return out;
+}

@@ -6,7 +6,7 @@
 // cancellation when the mean is large against the spread (a residual stream's offset, an
 // always-on ReLU's constant part).
 
-import { matmulF64 } from '../cpu/matmul.js';
+import { gramProductHost } from './matmul.js';
 import { cofireCpu, fireCountCpu, hashPatternsCpu, type SignPatternResult } from '../cpu/sign-patterns.js';
 
 /** Columns [offset, offset + d) of a chunk of row-major rows with `stride` values per row. */
@@ -59,7 +59,7 @@ export class ShiftedMoments {
         this.s1[a]! += v;
       }
     }
-    const g = matmulF64(c, c, { m: d, n: d, k: rows, transA: true });
+    const g = gramProductHost(c, rows, d);
     for (let i = 0; i < d * d; i++) this.s2[i]! += g[i]!;
     this.rows += rows;
   }
@@ -124,4 +124,29 @@ export class FiringBits {
     const { hashLo, hashHi } = hashPatternsCpu(words, d, n);
     return { n, d, hashLo, hashHi, fireCount: fireCountCpu(words, d, n), cofire: opts.cofire ? cofireCpu(words, d, n) : new Float64Array(0), words };
   }
+}
+
+/**
+ * The result of the first `units` of r's units: the same bits FiringBits of `units` units would give
+ * over those columns (words are neuron-major, so theirs are a prefix; hashes and counts are per
+ * unit; the co-firing counts are the leading block).
+ */
+export function firstUnits(r: SignPatternResult, units: number): SignPatternResult {
+  if (!(units >= 1 && units <= r.d)) throw new Error(`firstUnits: ${units} units of ${r.d}`);
+  if (units === r.d) return r;
+  const W = Math.ceil(r.n / 32);
+  let cofire = new Float64Array(0);
+  if (r.cofire.length > 0) {
+    cofire = new Float64Array(units * units);
+    for (let a = 0; a < units; a++) cofire.set(r.cofire.subarray(a * r.d, a * r.d + units), a * units);
+  }
+  return {
+    n: r.n,
+    d: units,
+    hashLo: r.hashLo.slice(0, units),
+    hashHi: r.hashHi.slice(0, units),
+    fireCount: r.fireCount.slice(0, units),
+    cofire,
+    ...(r.words ? { words: r.words.slice(0, units * W) } : {}),
+  };
 }

@@ -29,7 +29,7 @@
 //   free_corrected = Σ_ℓ free_ab + Σ_{live classes S} σ_S ρ_S.
 
 import type { Activation } from '../model/activations.js';
-import { symEigValues } from '../cpu/eigh.js';
+import { symEigValuesHost } from '../host/eigh-wasm.js';
 import { groupPatterns, type SignPatternResult } from '../kernels/sign-patterns.js';
 import { lshRecall, nearPairsLsh } from './lsh.js';
 
@@ -259,7 +259,7 @@ export function subEigenvalues(a: ArrayLike<number>, n: number, idx: readonly nu
   if (k === 0) return new Float64Array(0);
   const s = new Float64Array(k * k);
   for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) s[i * k + j] = a[idx[i]! * n + idx[j]!]!;
-  return symEigValues(s, k);
+  return symEigValuesHost(s, k);
 }
 
 /**
@@ -416,7 +416,7 @@ export interface ReportOptions extends SyncOptions {
 
 export function sectionReport(inp: SectionInput, rule: RankRule, opts: ReportOptions): SectionReport {
   const { d, nOut } = inp;
-  const jev = symEigValues(inp.jacobianGram, nOut);
+  const jev = symEigValuesHost(inp.jacobianGram, nOut);
   const rJ = rankOf(jev, rule);
   const rG = inp.rG;
   const combined = d * nOut - rG * rJ;

@@ -18,7 +18,7 @@
 // gives no whole-model total (effective counts are of the MLP blocks' own parameters).
 
 import type { Activation } from '../model/activations.js';
-import { symEigValues } from '../cpu/eigh.js';
+import { symEigValuesHost } from '../host/eigh-wasm.js';
 import type { SignPatternResult } from '../cpu/sign-patterns.js';
 import { degeneracyReport, rankOf, type DegeneracyReport, type DegeneracyScope, type RankRule, type SectionInput } from './degeneracy.js';
 
@@ -52,8 +52,8 @@ export function mlpBlockNames(i: number): { in: string; pre: string; post: strin
 export function mlpBlockSectionInputs(blocks: readonly MlpBlockStats[], rule: RankRule): SectionInput[] {
   return blocks.flatMap((b): SectionInput[] => {
     const nm = mlpBlockNames(b.block);
-    const rGIn = 1 + rankOf(symEigValues(b.xCov, b.dModel), rule);
-    const rGOut = 1 + rankOf(symEigValues(b.hCov, b.dMlp), rule);
+    const rGIn = 1 + rankOf(symEigValuesHost(b.xCov, b.dModel), rule);
+    const rGOut = 1 + rankOf(symEigValuesHost(b.hCov, b.dMlp), rule);
     const relu = b.activation === 'relu';
     if (relu && !b.patterns) throw new Error(`mlpBlockSectionInputs: block ${b.block} is ReLU but has no firing patterns`);
     return [

@@ -2,23 +2,28 @@
 // the accounting is src/report/transformer-degeneracy.ts). Two parts:
 //
 // 1. Statistics of the block's rows, float64 on the host: the model compiled at the node layers
-//    mlp_in.i, mlp_act.i, mlp_out.i, add_resid2.i of every block (and `output`) is run by the
-//    float64 program interpreter in chunks of sequences; per block the covariance of the MLP
-//    input x, the moments of h = act(p) and, for ReLU, the firing bits of p (one bit per row,
-//    packed as the sign-pattern kernels pack them; hashes, firing and co-firing counts by their
-//    exact integer routines). One forward pass over the data, O(N·P·(model + d² + d_mlp²)).
+//    mlp_in.i, mlp_act.i, mlp_out.i, add_resid2.i of every block (and `output`) is run in chunks
+//    of sequences with the float64 program interpreter's bits (forward-rows.ts: linear ops batched
+//    over a chunk's rows, the embedding stage per (token, position), up to the last mlp_out);
+//    per block the covariance of the MLP input x, the moments of h = act(p) and, for ReLU, the
+//    firing bits of p and its constant slot (one bit per row, packed as the sign-pattern kernels
+//    pack them; hashes, firing and co-firing counts by their exact integer routines). One forward
+//    pass over the data, O(N·P·(model + d² + d_mlp²)).
 // 2. The Jacobian Grams, by the build's own per-sample VJP machinery (GPU passes, or the float64
 //    passes with "device": "cpu"): E[J_pᵀJ_p] is the M′ of the section mlp_act.i → output
 //    (cutAtFinal composes the rest of the model), with the output unrotated (identity cotangents,
 //    one per output position and logit) and the gradient rule (α = 1); its p block is taken.
 //    Likewise E[J_yᵀJ_y] from add_resid2.i → output. Cost: 2 passes per block, each with
 //    d_vocab·P_out VJPs per sequence through the rest of the model; the report records the time.
+//    Where the rest of the model after a ReLU block is position-local with that one ReLU, the
+//    passes' gate closed form gives the p block alone from part 1's co-firing counts
+//    (TransformerPasses.reluInputMPrime: no data pass, none of the rest of M′).
 
 import type { BuildConfig } from '../ib/config.js';
 import type { IbResult } from '../ib/pipeline.js';
 import { degeneracyRule } from '../ib/from-build.js';
 import { integrationPoints } from '../ib/integration.js';
-import { FiringBits, ShiftedMoments } from '../host/row-moments.js';
+import { FiringBits, firstUnits, ShiftedMoments } from '../host/row-moments.js';
 import { WIDE_LAYER } from '../host/degeneracy.js';
 import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
@@ -27,7 +32,7 @@ import { compileTransformer } from '../model/transformer/compile.js';
 import type { TransformerModel } from '../model/transformer/weights.js';
 import type { DegeneracyReport } from '../report/degeneracy.js';
 import { mlpBlockNames, mlpBlocksReport, type MlpBlockStats } from '../report/transformer-degeneracy.js';
-import { nodeActivationsF64 } from './forward-f64.js';
+import { RowsForward } from './forward-rows.js';
 import type { TransformerPasses } from './passes.js';
 
 /** Sequences per chunk of the host forward pass (bounds its memory). */
@@ -66,6 +71,12 @@ export interface HostBlockStats {
   hCov: Float64Array;
   hGram: Float64Array;
   patterns?: MlpBlockStats['patterns'];
+  /**
+   * ReLU blocks: the co-firing counts of every column of mlp_act.i's first member (p and its
+   * constant slot: the input of the ReLU of the section mlp_act.i → output), for that section's
+   * M′ block (TransformerPasses.reluInputMPrime).
+   */
+  actCounts?: Float64Array;
 }
 
 /** Part 1: per block the row statistics, from float64 forward passes over chunks of sequences. */
@@ -80,9 +91,11 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
     bits: undefined as FiringBits | undefined,
     positions: 0,
   }));
+  const forward = new RowsForward(mp, P, n);
   for (let s0 = 0; s0 < n; s0 += DEGENERACY_CHUNK) {
     const B = Math.min(DEGENERACY_CHUNK, n - s0);
-    const acts = nodeActivationsF64(mp, tokens.subarray(s0 * P, (s0 + B) * P), B, P);
+    // Node layers up to the last block's mlp_out (its add_resid2 and the logits are not read here).
+    const acts = forward.tuples(tokens.subarray(s0 * P, (s0 + B) * P), B, 4 * c.n_layers - 2);
     for (let i = 0; i < c.n_layers; i++) {
       const a = acc[i]!;
       const xin = acts[4 * i]!; // mlp_in.i: [x̂, 1 | …]
@@ -93,7 +106,9 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
       a.x.add({ data: xin.parts[0]!, rows, stride: d + 1, offset: 0 });
       a.h.add({ data: post.parts[0]!, rows, stride: m + 1, offset: 0 });
       if (relu) {
-        a.bits ??= new FiringBits(m, n * pre.positions);
+        // Every column of p's member (p and its constant slot): the report reads the first m, the
+        // M′ of mlp_act.i → output all of them (mlpBlockJacobianGrams).
+        a.bits ??= new FiringBits(m + 1, n * pre.positions);
         a.bits.add({ data: pre.parts[0]!, rows, stride: m + 1, offset: 0 });
       }
     }
@@ -101,6 +116,7 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
   return acc.map((a, i) => {
     const x = a.x.result();
     const h = a.h.result();
+    const bits = a.bits?.result({ cofire: m < WIDE_LAYER });
     return {
       block: i,
       rows: h.rows,
@@ -109,7 +125,7 @@ export function mlpBlockHostStats(mp: ModelProgram, model: TransformerModel, tok
       hMean: h.mean,
       hCov: h.cov,
       hGram: h.gram,
-      ...(a.bits ? { patterns: a.bits.result({ cofire: m < WIDE_LAYER }) } : {}),
+      ...(bits ? { patterns: firstUnits(bits, m), ...(bits.cofire.length > 0 ? { actCounts: bits.cofire } : {}) } : {}),
     };
   });
 }
@@ -130,11 +146,16 @@ export interface JacobianGrams {
   ms: number;
 }
 
-/** Part 2: E[J_pᵀJ_p] and E[J_yᵀJ_y] of every block from M′ of the sections cut at the output. */
+/**
+ * Part 2: E[J_pᵀJ_p] and E[J_yᵀJ_y] of every block from M′ of the sections cut at the output.
+ * `host` (part 1's statistics): a ReLU block's counts of its act input go to the passes
+ * (reluInputMPrime), whose closed form then gives E[J_pᵀJ_p] without a data pass or the rest of M′.
+ */
 export async function mlpBlockJacobianGrams(
   mp: ModelProgram,
   model: TransformerModel,
   passesFor: (mp: ModelProgram) => Promise<TransformerPasses>,
+  host: readonly HostBlockStats[] = [],
 ): Promise<JacobianGrams> {
   const c = model.config;
   const last = mp.sections[mp.sections.length - 1]!;
@@ -144,18 +165,21 @@ export async function mlpBlockJacobianGrams(
   const paths = new Set<string>();
   let device = '';
   const t0 = performance.now();
-  const grams = async (l: number, k: number): Promise<Float64Array> => {
+  const grams = async (l: number, k: number, counts?: Float64Array): Promise<Float64Array> => {
     const cut = cutAtFinal(mp, l);
     const p = await passesFor(cut);
     try {
       const sec = cut.sections[l]!;
       const dIn = sec.inputs.reduce((a, id) => a + sec.values[id]!.width, 0);
-      const M = await p.mPrime(l, undefined, logits, gradient);
-      const sp = p.stagePaths?.() ?? {};
-      const path = Object.entries(sp).find(([key]) => key.startsWith('m_prime'))?.[1];
+      // A ReLU block's p → output Gram from part 1's co-firing counts of p's member, where the
+      // passes have that closed form (the block of M′ on the ReLU's input); else M′ by its pass.
+      const w0 = sec.values[sec.inputs[0]!]!.width;
+      const block = counts?.length === w0 * w0 ? p.reluInputMPrime?.(l, counts, gradient) : undefined;
+      const M = block ?? (await p.mPrime(l, undefined, logits, gradient));
+      const path = Object.entries(p.stagePaths?.() ?? {}).find(([key]) => key.startsWith('m_prime'))?.[1];
       device = p.device;
       if (path) paths.add(`${sec.from}->${sec.to}: ${path}`);
-      return leading(M, dIn, k);
+      return leading(M, block ? Math.sqrt(block.length) : dIn, k);
     } finally {
       p.dispose?.();
     }
@@ -163,7 +187,7 @@ export async function mlpBlockJacobianGrams(
   const pre: Float64Array[] = [];
   const out: Float64Array[] = [];
   for (let i = 0; i < c.n_layers; i++) {
-    pre.push(await grams(4 * i + 1, c.d_mlp));
+    pre.push(await grams(4 * i + 1, c.d_mlp, host[i]?.actCounts));
     out.push(await grams(4 * i + 3, c.d_model));
   }
   return { pre, out, path: paths.size ? `${device}; ${[...paths].join('; ')}` : device, vjpsPerSequence: logits * outPositions, ms: performance.now() - t0 };
@@ -194,7 +218,7 @@ export async function transformerDegeneracy(
   log(
     `degeneracy: MLP input and hidden statistics of ${c.n_layers} block(s) over ${host[0]?.rows ?? 0} rows (float64 host forward, ${(forwardMs / 1000).toFixed(2)} s)`,
   );
-  const jac = await mlpBlockJacobianGrams(mp, model, passesFor);
+  const jac = await mlpBlockJacobianGrams(mp, model, passesFor, host);
   log(
     `degeneracy: Jacobian Grams, ${2 * c.n_layers} pass(es) of ${jac.vjpsPerSequence} VJPs per sequence over ${data.n} sequences (${(jac.ms / 1000).toFixed(2)} s; ${jac.path})`,
   );

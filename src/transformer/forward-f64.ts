@@ -58,26 +58,45 @@ export function embedTuple(mp: ModelProgram, input: ArrayLike<number>, n: number
   return [Float64Array.from(input)];
 }
 
+/** A node layer's tuple members without their concatenation (nodeTuplesF64). */
+export type NodeTuple = Omit<NodeActs, 'data'>;
+
 /**
  * Node-layer activations of every node layer (and `output` when it ends the list) for the input
  * (tokens [n, P], or folded rows for a model without an embedding: embedTuple): pre runs first,
- * then each section on the previous one's output tuple.
+ * then each section on the previous one's output tuple. `forward` runs a section over the batch:
+ * the interpreter (the reference), or a batched twin with its bits (src/host/program-forward.ts).
  */
-export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number): NodeActs[] {
+export function nodeActivationsF64(mp: ModelProgram, input: ArrayLike<number>, n: number, P: number, forward: typeof forwardF64 = forwardF64): NodeActs[] {
+  return nodeTuplesF64(mp, input, n, P, forward).map(({ widths, ...t }) => ({ ...t, data: concatParts(t.parts, widths, n, t.positions) }));
+}
+
+/**
+ * nodeActivationsF64's node layers as their tuple members only (no concatenated copy), with the
+ * members' widths; `last`: only node layers 0..last (the later sections are not run).
+ */
+export function nodeTuplesF64(
+  mp: ModelProgram,
+  input: ArrayLike<number>,
+  n: number,
+  P: number,
+  forward: typeof forwardF64 = forwardF64,
+  last = mp.sections.length,
+): (NodeTuple & { widths: number[] })[] {
   let tuple = embedTuple(mp, input, n, P);
   const run = (sec: SectionProgram, inputs: Float64Array[]): Float64Array[] => {
-    const vals = forwardF64(sec, inputs, n);
+    const vals = forward(sec, inputs, n);
     return sec.outputs.map((id) => vals[id]!);
   };
   tuple = run(mp.pre, tuple);
-  const out: NodeActs[] = [];
+  const out: (NodeTuple & { widths: number[] })[] = [];
   const record = (name: string, sec: SectionProgram, ids: number[], parts: Float64Array[]): void => {
     const widths = tupleWidths(sec, ids);
     const Pn = sec.values[ids[0]!]!.positions;
-    out.push({ name, width: widths.reduce((a, b) => a + b, 0), positions: Pn, data: concatParts(parts, widths, n, Pn), parts });
+    out.push({ name, width: widths.reduce((a, b) => a + b, 0), positions: Pn, parts, widths });
   };
   record(mp.nodeLayers[0]!, mp.pre, mp.pre.outputs, tuple);
-  for (const sec of mp.sections) {
+  for (const sec of mp.sections.slice(0, last)) {
     tuple = run(sec, tuple);
     record(sec.to, sec, sec.outputs, tuple);
   }

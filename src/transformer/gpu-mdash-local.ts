@@ -178,11 +178,7 @@ export async function mDashLocalGpu(
   // T = R ∘ G_a + W·(diag(Σa) S_rs A-side terms folded below); U = A T Aᵀ.
   // The products below are row products X·Y with each entry summed in order of the inner index
   // (mulRows: the same bits in WebAssembly and JS).
-  // Σ_i r_i r_iᵀ = rᵀ r, then ∘ G_a.
-  const rT = new Float64Array(m * K);
-  for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rT[a * K + i] = r[i * m + a]!;
-  const T = mulRows(rT, m, K, r, m);
-  for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
+  const T = gateGramCore(r, K, m, Ga);
   const AT = await mulOnThreads(A, d, m, T, m); // A·T (d·m² multiply-adds: split over the host threads)
   const At = new Float64Array(m * d);
   for (let x = 0; x < d; x++) for (let c = 0; c < m; c++) At[c * d + x] = A[x * m + c]!;
@@ -207,6 +203,45 @@ export async function mDashLocalGpu(
     }
   for (let k = 0; k < M.length; k++) M[k] = M[k]! / rowsTotal;
   return M;
+}
+
+/** T = (Σ_i r_i r_iᵀ) ∘ G_a (m × m) from r (K × m): rᵀ r by mulRows, then the Hadamard product. */
+function gateGramCore(r: Float64Array, K: number, m: number, Ga: Float64Array): Float64Array {
+  const rT = new Float64Array(m * K);
+  for (let i = 0; i < K; i++) for (let a = 0; a < m; a++) rT[a * K + i] = r[i * m + a]!;
+  const T = mulRows(rT, m, K, r, m);
+  for (let k = 0; k < T.length; k++) T[k] = T[k]! * Ga[k]!;
+  return T;
+}
+
+/**
+ * The block of mDashLocalGpu's M′ on the act's input, m × m, without the d_in × d_in products,
+ * where the act reads the section's first input directly: then A = bottomMap is the selection
+ * [I; 0] and s_i is zero on the act's input (only the act reads it), so on that block
+ * A T Aᵀ = T and every cross and W² term adds zeros: M′ there is T / (N·P) (the same values
+ * as mDashLocalGpu's block; a zero entry may differ in sign). Both facts are checked on the
+ * float64 maps themselves; undefined where they do not hold.
+ */
+export function mDashLocalActBlock(
+  p: SectionProgram,
+  act: { op: ActOp; index: number },
+  g: SectionGeometry,
+  opts: Pick<SectionVjpOptions, 'Chat' | 'rOut'>,
+  gates: { Ga: Float64Array },
+  N: number,
+): Float64Array | undefined {
+  if (act.op.x !== p.inputs[0]) return undefined;
+  const m = p.values[act.op.x]!.width;
+  const d = g.dIn;
+  const A = bottomMap(p, act, g);
+  for (let x = 0; x < d; x++) for (let c = 0; c < m; c++) if (A[x * m + c] !== (x === c ? 1 : 0)) return undefined;
+  const { r, s: sv } = topParts(p, act, g, opts.Chat);
+  const K = g.rOut;
+  for (let i = 0; i < K; i++) for (let x = 0; x < m; x++) if (sv[i * d + x] !== 0) return undefined;
+  const T = gateGramCore(r, K, m, gates.Ga);
+  const rowsTotal = N * g.pIn;
+  for (let k = 0; k < T.length; k++) T[k] = T[k]! / rowsTotal;
+  return T;
 }
 
 /** G_a = Σ a aᵀ and Σa over every sample and position, a = Σ_k w_k act'(x at α_k) (f32 Gram per batch). */

@@ -14,11 +14,12 @@ import { centredNodeStatsGpu, nodeStatsGpu, type NodeStatsGpu } from './gpu-stat
 import type { EdgeInputs, NodeStatsResult, PassesFactory, TransformerPasses } from './passes.js';
 import { isStochastic, type StochasticSources } from './stochastic.js';
 import { tableNodeStats, tokenRowTable } from './token-table.js';
+import { gateMomentsByCounts, gateMomentsFromCounts } from '../host/node-moments.js';
 import { hostThreadPool } from '../host/pool.js';
 import type { StageName } from '../ib/config.js';
 import { chooseStagePath, type StagePathChoice, type StagePathRequest } from '../runtime/stage-paths.js';
 import { edgesLocalHost, hostCofireCounts, hostGateMoments, hostMoments, hostNodeRows, hostStatsPlan, type HostNodeRows } from './host-stats.js';
-import { mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
+import { mDashLocalActBlock, mDashLocalGpu, singleActSection } from './gpu-mdash-local.js';
 import { sectionGeometry } from './gpu-section.js';
 
 /** The config's stage_paths requests (stats, edges), for the choice between the GPU and the host paths. */
@@ -213,6 +214,20 @@ export class GpuPasses implements TransformerPasses {
         this.paths[`m_prime ${this.sectionName(s)}`] = p;
       },
     });
+  }
+
+  reluInputMPrime(s: number, counts: Float64Array, pts: IntegrationPoints): Float64Array | undefined {
+    const p = this.model.sections[s]!.program;
+    const act = singleActSection(p);
+    if (act?.op.act !== 'relu' || !gateMomentsByCounts(act.op.act, pts)) return undefined;
+    const h = p.values[act.op.x]!.width;
+    if (counts.length !== h * h) throw new Error(`reluInputMPrime: ${counts.length} counts for the ${h} inputs of section ${this.sectionName(s)}'s ReLU`);
+    const g = sectionGeometry(this.model, s);
+    const M = mDashLocalActBlock(p, act, g, { rOut: g.dOut }, gateMomentsFromCounts(counts, h, pts), this.n);
+    if (M)
+      this.paths[`m_prime ${this.sectionName(s)}`] =
+        "gate closed form on the ReLU's input block, co-firing counts handed over from a float64 forward over the same data";
+    return M;
   }
 
   /**

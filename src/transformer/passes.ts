@@ -50,6 +50,15 @@ export interface TransformerPasses {
    * no-op where it is not.
    */
   prepareEdges?(centred: boolean): Promise<void>;
+  /**
+   * The block of M′ (unrotated output: Ĉ = I) on the input of section `s`'s single ReLU, from
+   * co-firing counts of that input over this data's N·P_in rows computed elsewhere (h × h, h its
+   * width, firing counts on the diagonal; the degeneracy report's float64 forward over the same
+   * data, src/transformer/degeneracy.ts), without a data pass; undefined where the section is
+   * not of that form (one ReLU reading the section's first input, points α > 0). Passes without
+   * the gate closed form (the float64 reference) leave it out.
+   */
+  reluInputMPrime?(s: number, counts: Float64Array, pts: IntegrationPoints): Float64Array | undefined;
   /** How each stage and section was computed (closed form, host or GPU), for the manifest. */
   stagePaths?(): Record<string, string>;
   dispose?(): void;
