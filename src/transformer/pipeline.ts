@@ -137,6 +137,17 @@ export function transformerGraphPlan(
   };
 }
 
+/**
+ * Where M′ of section l runs: on the section itself, against the next node layer's basis
+ * (undefined), or, with naive gradient flow (rib's gradient_flow_loop) and l < L−1, on sections
+ * l … L−1 composed (cutAtFinal) against the output side of section L−1, the final node layer's basis.
+ */
+export function mPrimeCut(mp: ModelProgram, config: BuildConfig, l: number): { program: ModelProgram; outSection: number } | undefined {
+  const L = mp.sections.length;
+  if (config.naive_gradient_flow !== true || config.basis_formula !== 'jacobian' || l >= L - 1) return undefined;
+  return { program: cutAtFinal(mp, l), outSection: L - 1 };
+}
+
 /** The output side of section l: C of node layer l+1 (undefined: the unrotated logits), its directions and its width. */
 export function sectionOutput(
   mp: ModelProgram,
@@ -231,19 +242,21 @@ export async function buildTransformer(
 
   let mPrimeMs = 0;
   // Naive gradient flow (rib's gradient_flow_loop): node layer ℓ's M′ differentiates the final
-  // node layer's basis through sections ℓ … L−1 composed; for ℓ = L−1 that is the local M′.
-  const ngf = config.naive_gradient_flow === true && formula === 'jacobian';
+  // node layer's basis through sections ℓ … L−1 composed (mPrimeCut), the output side of section
+  // L−1, whose M′ is the first one built.
   let finalOut: { Chat: Float64Array | undefined; rOut: number } | undefined;
   const mPrimeOf = async (l: number, Chat: Float64Array | undefined, rOut: number): Promise<Float64Array> => {
-    finalOut ??= { Chat, rOut };
-    if (!ngf || l === L - 1) return passes.mPrime(l, Chat, rOut, pts, stoch);
+    if (l === L - 1) finalOut = { Chat, rOut };
+    const cut = mPrimeCut(mp, config, l);
+    if (!cut) return passes.mPrime(l, Chat, rOut, pts, stoch);
     if (!opts.passesFor)
       throw new IbgpuError(
         'BAD_CONFIG',
         'naive_gradient_flow needs passes over the recut model, which this caller did not provide',
         'build through runTransformerBuild or buildTransformerF64',
       );
-    const p = await opts.passesFor(cutAtFinal(mp, l));
+    if (!finalOut) throw new Error(`M′ of section ${l} by naive gradient flow before that of the last section`);
+    const p = await opts.passesFor(cut.program);
     try {
       return await p.mPrime(l, finalOut.Chat, finalOut.rOut, pts, stoch);
     } finally {

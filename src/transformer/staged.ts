@@ -48,12 +48,11 @@ import {
   type Stage,
 } from '../ib/staged.js';
 import type { Tensor } from '../io/tensor.js';
-import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
 import { compileTransformer } from '../model/transformer/compile.js';
 import type { TokenDataset } from '../data/modular-arithmetic.js';
 import { runBases, runEdges } from '../pipeline/driver.js';
-import { sectionOutput, stochasticOf, transformerEdgePass, transformerGraphPlan, transformerMoments } from './pipeline.js';
+import { mPrimeCut, sectionOutput, stochasticOf, transformerEdgePass, transformerGraphPlan, transformerMoments } from './pipeline.js';
 import type { LoadedTransformerBuild } from './build.js';
 import { GpuPasses } from './gpu-passes.js';
 import type { NodeStatsResult, PassesFactory } from './passes.js';
@@ -495,17 +494,16 @@ export async function runTransformerMprimeShard(c: TransformerStageContext, st: 
     throw new IbgpuError('BAD_CONFIG', `every basis in ${st.dir} is built already: there is no M′ pass left`, 'run --stage edges --bases with it');
   const path = `${dir}/${stagePartialName('mprime', shard, layer)}`;
   const l = c.config.node_layers.indexOf(layer);
-  const L = c.config.node_layers.length - 1;
   const d = c.loaded.data;
   const range = sequenceRange(d.n, shard);
   const tokens = shardTokens(d, range);
   const ns = range.end - range.start;
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   // Naive gradient flow: node layer ℓ < L−1 differentiates the final node layer's basis through
-  // the sections ℓ … L−1 composed, as the one-process build does.
-  const ngf = c.config.naive_gradient_flow === true && l < L - 1;
-  const mp = ngf ? cutAtFinal(c.mp, l) : c.mp;
-  const { Chat, rOut } = sectionOutput(c.mp, st.bases, ngf ? L - 1 : l);
+  // the sections ℓ … L−1 composed, as the one-process build does (mPrimeCut).
+  const cut = mPrimeCut(c.mp, c.config, l);
+  const mp = cut?.program ?? c.mp;
+  const { Chat, rOut } = sectionOutput(c.mp, st.bases, cut?.outSection ?? l);
   const passes = await c.passes(mp, tokens, ns, d.P);
   try {
     const M = await passes.mPrime(l, Chat, rOut, pts, stochasticOf(c.config));
