@@ -1,11 +1,13 @@
 // The build driver (src/pipeline/driver.ts) on stand-in specialisations: the order of the work
 // (bases from the last node layer backwards, each from the next one's basis; edges of based
 // sections started before a basis step that waits; joint passes over consecutive sections; one
-// edge pass at a time), the final node layer's rule, and the edges in network order. No GPU.
+// edge pass at a time), the final node layer's rule, the edges in network order, and the bases
+// stage of a staged build (stored bases kept, a pending step ends it, steps that do not read the
+// next basis never ask for the final width). No GPU.
 import { describe, expect, it } from 'vitest';
 import type { LayerBasis } from '../src/ib/basis.js';
 import type { ModelProgram, SectionProgram } from '../src/model/program.js';
-import { runGraph, type BasisStep, type EdgePass, type GraphBuild, type SectionSpec } from '../src/pipeline/driver.js';
+import { runBases, runGraph, type BasisStep, type EdgePass, type GraphBuild, type SectionSpec } from '../src/pipeline/driver.js';
 
 /** A program whose node layers have the given widths (the sections' ops are not read by the driver). */
 function program(widths: number[]): ModelProgram {
@@ -156,5 +158,84 @@ describe('build driver', () => {
     expect([...g.edges.keys()]).toEqual(['n0->n1', 'n1->n2']);
     expect(g.edges.get('n1->n2')!.cols).toBe(2);
     await expect(runGraph(noStats, { bases: stored, edges: [pass] })).rejects.toThrow(/n1->n2 has no edge pass/);
+  });
+
+  it('bases stage of a staged build: keeps stored bases, builds from the last stored one, stops at a pending step', async () => {
+    const names = ['n0', 'n1', 'n2', 'n3', 'n4'];
+    const built: string[] = [];
+    const step = (j: number): BasisStep => ({
+      waits: false,
+      build: (next) => {
+        built.push(`n${j}`);
+        return basis(`n${j}`, 10 * next.r + j);
+      },
+    });
+    const pending: BasisStep = {
+      waits: true,
+      pending: true,
+      usesNext: false,
+      build: () => {
+        throw new Error('a pending step is never built');
+      },
+    };
+    const noWidth = () => {
+      throw new Error('no final width here');
+    };
+    const stored = new Map([
+      ['n3', basis('n3', 4)],
+      ['n4', basis('n4', 9)],
+    ]);
+    let finals = 0;
+    const plan = (sections: BasisStep[]) => ({
+      finalBasis: () => {
+        finals++;
+        return undefined;
+      },
+      sections: sections.map((b) => ({ basis: b })),
+    });
+    const r = await runBases({ nodeLayers: names, finalWidth: noWidth, plan: plan([pending, pending, step(2), step(3)]), stored });
+    // n3 and n4 are kept (n3's step not run, the final rule not asked); n2 from n3's r; n1 pending.
+    expect(built).toEqual(['n2']);
+    expect(finals).toBe(0);
+    expect([...r.bases.keys()]).toEqual(['n3', 'n4', 'n2']);
+    expect(r.bases.get('n2')!.r).toBe(42);
+    expect(r.bases.get('n3')).toBe(stored.get('n3'));
+    expect(r).toMatchObject({ pending: 'n1', basedFrom: 2 });
+
+    // No stored bases and an unrotated final node layer: steps that do not read the next basis
+    // never ask for its width; the first one that does, does.
+    const fixed = (j: number): BasisStep => ({ waits: false, usesNext: false, build: () => basis(`n${j}`, j + 1) });
+    const all = await runBases({ nodeLayers: names, finalWidth: noWidth, plan: plan([fixed(0), fixed(1), fixed(2), fixed(3)]) });
+    expect([...all.bases.keys()]).toEqual(['n3', 'n2', 'n1', 'n0']);
+    expect(all).toMatchObject({ basedFrom: 0 });
+    expect(all.pending).toBeUndefined();
+    await expect(runBases({ nodeLayers: names, finalWidth: noWidth, plan: plan([fixed(0), fixed(1), fixed(2), step(3)]) })).rejects.toThrow(/no final width/);
+    const w = await runBases({ nodeLayers: names, finalWidth: () => 7, plan: plan([fixed(0), fixed(1), step(2), step(3)]) });
+    expect(w.bases.get('n3')!.r).toBe(73);
+    expect(w.bases.get('n2')!.r).toBe(732);
+  });
+
+  it('a pending step in a whole build: the bases built so far, the edges of the sections they join', async () => {
+    const pass: EdgePass = {
+      joint: false,
+      inline: false,
+      run: ({ lo }) => Promise.resolve(new Map([[lo, { data: new Float64Array(1), rows: 1, cols: 1 }]])),
+    };
+    const g = await runGraph({
+      program: program([2, 2, 2, 2]),
+      calculateEdges: true,
+      statistics: () => Promise.resolve(0),
+      plan: () => ({
+        finalBasis: () => undefined,
+        sections: [
+          { basis: { waits: true, pending: true, usesNext: false, build: () => basis('n0', 1) }, edges: pass },
+          { basis: { waits: false, build: (next) => basis('n1', next.r) }, edges: pass },
+          { basis: { waits: false, build: (next) => basis('n2', next.r) }, edges: pass },
+        ],
+      }),
+    });
+    expect(g.pending).toBe('n0');
+    expect([...g.bases.keys()]).toEqual(['n2', 'n1']);
+    expect([...g.edges.keys()]).toEqual(['n1->n2', 'n2->n3']);
   });
 });

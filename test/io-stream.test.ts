@@ -201,6 +201,21 @@ describe('shards', () => {
     expect(p.items.some((i) => i.what.startsWith('activation cache'))).toBe(false);
     // ReLU sections plan the carried-Jacobian kernel's host lists.
     expect(p.items.find((i) => i.what.includes('layers.0->layers.1: gates read back'))!.bytes).toBe(4096 * 1025 * 12);
+    // One entry per section of the compiled program, from the MLP layer cost model; its buffers
+    // are the plan's gate, basis and edge items.
+    expect(p.sections.map((s) => [s.name, s.path])).toEqual([
+      ['layers.0 -> layers.1', 'gate-Gram M′ (co-firing counts), carried-Jacobian squared edges'],
+      ['layers.1 -> output', 'gate-Gram M′ (co-firing counts), carried-Jacobian squared edges'],
+    ]);
+    const own = p.sections.flatMap((s) => s.items);
+    for (const st of ['stats', 'bases', 'edges'])
+      expect(p.items.filter((i) => i.stage === st && (st !== 'stats' || i.what.includes('gate')))).toEqual(own.filter((i) => i.stage === st));
+    const svd = planBuild(model, parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], basis_formula: 'svd', calculate_edges: false }), {
+      n: 100,
+      d: 1024,
+    });
+    expect(svd.sections.map((s) => s.path)).toEqual(['svd basis', 'svd basis']);
+    expect(svd.sections[1]!.items).toEqual([{ stage: 'bases', where: 'host', what: 'basis layers.1 (≈8 matrices 1025×1025 f64)', bytes: 8 * 1025 * 1025 * 8 }]);
   });
 
   it('plans the activation cache for whole builds that fit it, never for shards', () => {

@@ -105,6 +105,10 @@ describe('transformer build plan (--plan)', () => {
       'gate-Gram closed form (M′), MLP edge kernels (edges)',
       'linear section: M′ and edges once for all samples',
     ]);
+    // Each section's own buffer: M′ of its input node layer on the host.
+    expect(p.sections.map((s) => s.items)).toEqual(
+      p.sections.map((s) => [{ stage: 'bases', where: 'host', what: `M′ ${s.name} (${s.dIn}×${s.dIn} f64)`, bytes: s.mPrimeBytes }]),
+    );
     expect(formatTransformerPlan(p, 'plan')).toMatch(/total ≤ [\d.]+ MFLOP/);
   });
 });

@@ -1,22 +1,20 @@
 // Dry run (`ibgpu build --plan`): the buffers every stage allocates and the passes over the data,
 // from the config, the model's widths and the dataset's size alone (no GPU, no data read).
-// Sizes are upper bounds: basis ranks r are taken as the full node-layer dimension.
+// Sizes are upper bounds: basis ranks r are taken as the full node-layer dimension. The sections'
+// buffers come from the plan over the compiled program (src/pipeline/plan.ts) with the cost model
+// of the MLP layer specialisation (src/ib/sections.ts: gate-Gram M′, carried-Jacobian edges).
 
 import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
 import type { MlpModel } from '../model/mlp.js';
 import { changeBufferBytes, pad4, pad8 } from '../kernels/edges.js';
 import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
-import { planNodes, statsPlanOf } from './pipeline.js';
+import { isMlpLayerSection, planNodes, statsPlanOf, type NodePlan } from './sections.js';
 import { CHUNK_BYTES as DEGENERACY_CHUNK_BYTES, WIDE_LAYER } from './degeneracy-gpu.js';
+import { compileMlp } from '../model/mlp-program.js';
+import { planSections, sectionItems, type PlanItem, type SectionCost, type SectionCostModel } from '../pipeline/plan.js';
 
-export interface PlanItem {
-  /** 'degeneracy': SPEC §6's statistics, collected during the statistics pass (config.degeneracy). */
-  stage: 'data' | 'stats' | 'degeneracy' | 'bases' | 'edges';
-  where: 'gpu' | 'host';
-  what: string;
-  bytes: number;
-}
+export type { PlanItem } from '../pipeline/plan.js';
 
 export interface BuildPlan {
   n: number;
@@ -26,6 +24,75 @@ export interface BuildPlan {
   items: PlanItem[];
   /** Peak per stage (sum of that stage's items, plus the data buffers while streaming). */
   peak: Record<string, { gpu: number; host: number }>;
+  /** Each section's plan (its path and buffers, also among `items`), in network order. */
+  sections: SectionCost[];
+}
+
+/**
+ * The cost model of an MLP layer section (node layer j → j+1, one folded layer): its gate Gram in
+ * the statistics pass (jacobian basis), its basis on the host, and its pair in the edge pass.
+ */
+function mlpLayerCost(model: MlpModel, plan: NodePlan[], config: BuildConfig, b: number, edgeChunk: number, chunkSaid: boolean): SectionCostModel<SectionCost> {
+  const L = model.layers;
+  const width = (act: number) => (act === 0 ? L[0]!.dIn : L[act - 1]!.dOut);
+  return (sec, j) => {
+    const items: PlanItem[] = [];
+    const add = (stage: PlanItem['stage'], where: PlanItem['where'], what: string, bytes: number) => items.push({ stage, where, what, bytes });
+    const nd = plan[j]!;
+    const pair = `pair ${nd.name}->${plan[j + 1]!.name}`;
+    if (config.basis_formula === 'jacobian') {
+      const h = L[nd.act]!.dOut;
+      add('stats', 'gpu', `gates ${L[nd.act]!.name} (${b}×${h}) + Gram partial (${h}×${h})`, (b * h + h * h) * 4);
+      add('stats', 'host', `gate Gram ${L[nd.act]!.name} (${h}×${h} f64)`, h * h * 8 + h * h * 4);
+    }
+    const dim = width(nd.act) + 1;
+    // Gram, its eigenvectors, M', V, C, C⁺, U and temporaries: about eight dim² f64 matrices.
+    add('bases', 'host', `basis ${nd.name} (≈8 matrices ${dim}×${dim} f64)`, 8 * dim * dim * 8);
+    if (config.calculate_edges) {
+      const d = width(nd.act);
+      const r = d + 1;
+      const dimOut = nd.act === L.length - 1 ? L[nd.act]!.dOut : L[nd.act]!.dOut + 1;
+      const ro = dimOut; // upper bound: the next layer's basis keeps at most its full width
+      const chunks = Math.ceil(b / edgeChunk);
+      const relu = L[nd.act]!.activation === 'relu';
+      add(
+        'edges',
+        'gpu',
+        `${pair}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`,
+        (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4,
+      );
+      add('edges', 'gpu', `${pair}: per batch f̂, pre-activations, gates (${b} rows)`, (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4);
+      add(
+        'edges',
+        'gpu',
+        `${pair}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${chunkSaid ? '' : ' as on GPUs; software adapters use more'}; batches are cut into row blocks when this exceeds one storage binding)`,
+        chunks * ro * r * 4,
+      );
+      add('edges', 'host', `${pair}: E sum (${ro}×${r} f64) + staging`, ro * r * 8 + chunks * ro * r * 4);
+      add('edges', 'gpu', `${pair}: next block staged ahead (f̂${relu ? '' : ', gates'})`, b * (pad4(r) + (relu ? 0 : dimOut)) * 4);
+      if (relu) {
+        // Carried-Jacobian kernel: gates read back, sorted, listed as (h, Δg) pairs (at most all of them).
+        add('edges', 'host', `${pair}: gates read back + gate-change list (≤ ${b}×${dimOut} pairs)`, b * dimOut * (4 + 8));
+        add('edges', 'gpu', `${pair}: gate-change list + visiting order`, changeBufferBytes(b * dimOut * 8) + b * 16);
+      }
+    }
+    return { name: `${sec.from} -> ${sec.to}`, path: mlpLayerPath(config, L[nd.act]!.activation), items };
+  };
+}
+
+/** How the build computes an MLP layer section: its basis formula's path and its edge pass. */
+function mlpLayerPath(config: BuildConfig, activation: string): string {
+  const f = config.basis_formula;
+  const basis =
+    f === 'jacobian'
+      ? `gate-Gram M′${activation === 'relu' ? ' (co-firing counts)' : ''}`
+      : isLegacyFormula(f)
+        ? `rib's ${f} basis (a data pass of its own)`
+        : `${f} basis`;
+  if (!config.calculate_edges) return basis;
+  const edges =
+    config.edge_formula === 'functional' ? 'functional edges (GPU)' : activation === 'relu' ? 'carried-Jacobian squared edges' : 'per-row squared edges';
+  return `${basis}, ${edges}`;
 }
 
 export function planBuild(
@@ -58,13 +125,14 @@ export function planBuild(
     add('stats', 'gpu', `Gram partial ${nd.name} (${d}×${d} f32)`, d * d * 4);
     add('stats', 'host', `Gram sum ${nd.name} (${d}×${d} f64) + read-back staging`, d * d * 8 + d * d * 4);
   }
-  if (config.basis_formula === 'jacobian') {
-    for (const nd of plan.slice(0, -1)) {
-      const h = L[nd.act]!.dOut;
-      add('stats', 'gpu', `gates ${L[nd.act]!.name} (${b}×${h}) + Gram partial (${h}×${h})`, (b * h + h * h) * 4);
-      add('stats', 'host', `gate Gram ${L[nd.act]!.name} (${h}×${h} f64)`, h * h * 8 + h * h * 4);
-    }
-  }
+  // Each section's own buffers, from the MLP layer cost model (every section of an MLP build is one layer).
+  const edgeChunk = opts.edgeChunkRows ?? 32;
+  const cost = mlpLayerCost(model, plan, config, b, edgeChunk, opts.edgeChunkRows !== undefined);
+  const sections = planSections(compileMlp(model, config.node_layers), (sec) => {
+    if (!isMlpLayerSection(sec)) throw new Error(`section ${sec.from}->${sec.to} is not one MLP layer (planNodes admits only those)`);
+    return cost;
+  });
+  items.push(...sectionItems(sections, 'stats'));
   // Hidden activations kept for the edge pass (activation-cache.ts): whole builds only, when they
   // fit the cap; shards and staged runs recompute them.
   if (config.calculate_edges && !isLegacyFormula(config.basis_formula) && rows === data.n) {
@@ -125,52 +193,7 @@ export function planBuild(
       }
     }
   }
-  for (const nd of plan.slice(0, -1)) {
-    const dim = width(nd.act) + 1;
-    // Gram, its eigenvectors, M', V, C, C⁺, U and temporaries: about eight dim² f64 matrices.
-    add('bases', 'host', `basis ${nd.name} (≈8 matrices ${dim}×${dim} f64)`, 8 * dim * dim * 8);
-  }
-  const edgeChunk = opts.edgeChunkRows ?? 32;
-  if (config.calculate_edges) {
-    for (let j = 0; j < plan.length - 1; j++) {
-      const nd = plan[j]!;
-      const d = width(nd.act);
-      const r = d + 1;
-      const dimOut = nd.act === L.length - 1 ? L[nd.act]!.dOut : L[nd.act]!.dOut + 1;
-      const ro = dimOut; // upper bound: the next layer's basis keeps at most its full width
-      const chunks = Math.ceil(b / edgeChunk);
-      add(
-        'edges',
-        'gpu',
-        `pair ${nd.name}->${plan[j + 1]!.name}: C, C⁺W̄, next C (${d}×${pad4(r)}, ${pad4(r)}×${dimOut}, ${dimOut}×${pad8(ro)})`,
-        (d * pad4(r) + 2 * pad4(r) * dimOut + dimOut * pad8(ro)) * 4,
-      );
-      add(
-        'edges',
-        'gpu',
-        `pair ${nd.name}->${plan[j + 1]!.name}: per batch f̂, pre-activations, gates (${b} rows)`,
-        (2 * b * pad4(r) + b * d + 3 * b * dimOut) * 4,
-      );
-      add(
-        'edges',
-        'gpu',
-        `pair ${nd.name}->${plan[j + 1]!.name}: E partials (${chunks} chunks × ${ro}×${r} f32, ${edgeChunk} rows per chunk${opts.edgeChunkRows === undefined ? ' as on GPUs; software adapters use more' : ''}; batches are cut into row blocks when this exceeds one storage binding)`,
-        chunks * ro * r * 4,
-      );
-      add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: E sum (${ro}×${r} f64) + staging`, ro * r * 8 + chunks * ro * r * 4);
-      add(
-        'edges',
-        'gpu',
-        `pair ${nd.name}->${plan[j + 1]!.name}: next block staged ahead (f̂${L[nd.act]!.activation === 'relu' ? '' : ', gates'})`,
-        b * (pad4(r) + (L[nd.act]!.activation === 'relu' ? 0 : dimOut)) * 4,
-      );
-      if (L[nd.act]!.activation === 'relu') {
-        // Carried-Jacobian kernel: gates read back, sorted, listed as (h, Δg) pairs (at most all of them).
-        add('edges', 'host', `pair ${nd.name}->${plan[j + 1]!.name}: gates read back + gate-change list (≤ ${b}×${dimOut} pairs)`, b * dimOut * (4 + 8));
-        add('edges', 'gpu', `pair ${nd.name}->${plan[j + 1]!.name}: gate-change list + visiting order`, changeBufferBytes(b * dimOut * 8) + b * 16);
-      }
-    }
-  }
+  items.push(...sectionItems(sections, 'bases'), ...sectionItems(sections, 'edges'));
   const passes = [{ stage: 'stats', passes: 1 }];
   if (isLegacyFormula(config.basis_formula)) passes.push({ stage: 'bases (legacy formula)', passes: plan.length - 1 });
   if (config.calculate_edges) passes.push({ stage: 'edges', passes: 1 });
@@ -192,7 +215,7 @@ export function planBuild(
     const kept = st === 'stats' ? 0 : cacheBytes;
     peak[st] = { gpu: g + fwd + kept + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
   }
-  return { n: data.n, rows, batches, passes, items, peak };
+  return { n: data.n, rows, batches, passes, items, peak, sections };
 }
 
 export function formatBytes(b: number): string {

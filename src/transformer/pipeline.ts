@@ -3,19 +3,20 @@
 // (src/pipeline/driver.ts) with the transformer specialisation for every section: M′ from the
 // passes (passes.ts: VJPs or their closed forms) and the Jacobian basis (basis.ts, host float64),
 // one edge pass per section. The result is an IbResult, so the existing result writer, viewer and
-// report read it unchanged.
+// report read it unchanged. The staged builds (staged.ts) take the same specialisations, with M′
+// combined from the partials of rounds run as processes of their own.
 
 import { IbgpuError } from '../errors.js';
-import type { LayerBasis, Threshold } from '../ib/basis.js';
+import type { LayerBasis, NextBasis, Threshold } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
-import { integrationPoints } from '../ib/integration.js';
+import { integrationPoints, type IntegrationPoints } from '../ib/integration.js';
 import type { IbResult } from '../ib/pipeline.js';
 import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
 import { identityBasis, isolatesLnVar, jacobianBasis, stage1Transformer, svdBasis, type NodeMoments } from './basis.js';
 import { PassesF64 } from './passes-f64.js';
 import type { NodeStatsResult, TransformerPasses } from './passes.js';
-import { runGraph, type BasisStep, type EdgePass, type GraphBuild } from '../pipeline/driver.js';
+import { runEdges, runGraph, type BasisStep, type EdgePass, type GraphBuild, type GraphPlan } from '../pipeline/driver.js';
 import type { StochasticSources } from './stochastic.js';
 
 export interface TransformerBuildOptions {
@@ -43,8 +44,158 @@ export function stochasticOf(config: BuildConfig): StochasticSources | undefined
   };
 }
 
-function thresholdOf(config: BuildConfig): Threshold {
+/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
+export function thresholdOf(config: BuildConfig): Threshold {
   return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
+}
+
+/** The node layers' moments from their statistics (every node layer's but the logits'). */
+export function transformerMoments(names: readonly string[], stats: readonly NodeStatsResult[], centred: boolean): NodeMoments[] {
+  return stats.map((s, i) => ({ name: names[i]!, dim: s.dim, mean: s.mean, gram: s.gram, centred }));
+}
+
+/**
+ * The final node layer's rule: unrotated logits have no basis; unembed & co. are rotated by PCA
+ * (rotate_final_node_layer) or kept as the identity.
+ */
+export function transformerFinalBasis(config: BuildConfig, names: readonly string[], moments: readonly NodeMoments[]): LayerBasis | undefined {
+  const L = names.length - 1;
+  if (names[L] === 'output') return undefined;
+  const m = moments[L]!;
+  return config.rotate_final_node_layer
+    ? svdBasis(m, stage1Transformer(m, thresholdOf(config), isolatesLnVar(m.name, config.isolate_ln_var ?? true)))
+    : identityBasis(m);
+}
+
+/**
+ * Where the M′ of section l comes from: a pass from the next node layer's basis (one process), M′
+ * itself (a staged build's round, combined from its partials), or undefined where another process
+ * computes it later (a staged build's next rounds: the basis step is then pending).
+ */
+export type MprimeSource = (l: number) => ((next: NextBasis) => Promise<Float64Array>) | Float64Array | undefined;
+
+/**
+ * The transformer specialisations of every section, from complete statistics: the final node
+ * layer's rule, and per section the Jacobian basis from M′ (mPrime) or, for svd / pca, the PCA
+ * basis; `edges` (absent for a bases-only run) computes the edges.
+ */
+export function transformerGraphPlan(
+  config: BuildConfig,
+  names: readonly string[],
+  moments: readonly NodeMoments[],
+  o: { mPrime: MprimeSource; edges?: EdgePass; log?: (msg: string) => void },
+): GraphPlan {
+  const th = thresholdOf(config);
+  const isolate = config.isolate_ln_var ?? true;
+  const jacobian = config.basis_formula === 'jacobian';
+  const logged = (m: NodeMoments, k: number, b: LayerBasis): LayerBasis => {
+    o.log?.(`${m.name}: dim ${m.dim}, stage 1 keeps ${k}, basis ${b.r}${b.Lambda ? `, Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
+    return b;
+  };
+  /** Section l's basis: M′ and the Jacobian basis, or PCA. */
+  const basis = (l: number): BasisStep => {
+    const m = moments[l]!;
+    if (!jacobian)
+      return {
+        waits: false,
+        usesNext: false,
+        build: () => {
+          const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
+          return logged(m, st.k, svdBasis(m, st));
+        },
+      };
+    const mPrime = o.mPrime(l);
+    if (!mPrime)
+      return {
+        waits: true,
+        pending: true,
+        usesNext: false,
+        build: () => {
+          throw new Error(`M′ of ${m.name} is computed by another process`);
+        },
+      };
+    if (mPrime instanceof Float64Array)
+      return {
+        waits: false,
+        usesNext: false,
+        build: () => {
+          const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
+          return logged(m, st.k, jacobianBasis(m, st, mPrime, th));
+        },
+      };
+    return {
+      waits: true,
+      build: async (next) => {
+        const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
+        return logged(m, st.k, jacobianBasis(m, st, await mPrime(next), th));
+      },
+    };
+  };
+  return {
+    finalBasis: () => transformerFinalBasis(config, names, moments),
+    sections: names.slice(0, -1).map((_n, l) => ({ basis: basis(l), ...(o.edges ? { edges: o.edges } : {}) })),
+  };
+}
+
+/**
+ * Where M′ of section l runs: on the section itself, against the next node layer's basis
+ * (undefined), or, with naive gradient flow (rib's gradient_flow_loop) and l < L−1, on sections
+ * l … L−1 composed (cutAtFinal) against the output side of section L−1, the final node layer's basis.
+ */
+export function mPrimeCut(mp: ModelProgram, config: BuildConfig, l: number): { program: ModelProgram; outSection: number } | undefined {
+  const L = mp.sections.length;
+  if (config.naive_gradient_flow !== true || config.basis_formula !== 'jacobian' || l >= L - 1) return undefined;
+  return { program: cutAtFinal(mp, l), outSection: L - 1 };
+}
+
+/** The output side of section l: C of node layer l+1 (undefined: the unrotated logits), its directions and its width. */
+export function sectionOutput(
+  mp: ModelProgram,
+  bases: ReadonlyMap<string, LayerBasis>,
+  l: number,
+): { Chat: Float64Array | undefined; rOut: number; dOut: number } {
+  const next = bases.get(mp.nodeLayers[l + 1]!);
+  if (next) return { Chat: next.C, rOut: next.r, dOut: next.dim };
+  const sec = mp.sections[l]!;
+  const width = sec.outputs.reduce((a, id) => a + sec.values[id]!.width, 0);
+  return { Chat: undefined, rOut: width, dOut: width };
+}
+
+/** Columns [a, b) of C (or of the identity, for the unrotated output), [dOut, b − a]. */
+function columnBlock(Chat: Float64Array | undefined, dOut: number, rOut: number, a: number, b: number): Float64Array {
+  const w = b - a;
+  const sub = new Float64Array(dOut * w);
+  for (let h = 0; h < dOut; h++) for (let i = a; i < b; i++) sub[h * w + i - a] = Chat ? Chat[h * rOut + i]! : h === i ? 1 : 0;
+  return sub;
+}
+
+/**
+ * The transformer edge pass: one section at a time, from the bases of its two node layers (the
+ * passes' squared edges: VJPs or a closed form). It runs beside the next basis step (its GPU work
+ * on this thread, M′'s host sums on worker threads). With `block`, only the output rows [a, b)
+ * of each section (a staged build's output split, rib's dist_split_over out_dim: each output
+ * direction's row needs only its own column of C); an empty block computes nothing.
+ */
+export function transformerEdgePass(
+  passes: TransformerPasses,
+  mp: ModelProgram,
+  pts: IntegrationPoints,
+  stoch: StochasticSources | undefined,
+  block?: (l: number, rOut: number) => { a: number; b: number },
+): EdgePass {
+  return {
+    joint: false,
+    inline: false,
+    run: async ({ lo, bases }) => {
+      const bin = bases.get(mp.nodeLayers[lo]!)!;
+      const { Chat, rOut, dOut } = sectionOutput(mp, bases, lo);
+      const { a, b } = block ? block(lo, rOut) : { a: 0, b: rOut };
+      const rows = Math.max(0, b - a);
+      const input = { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r };
+      const E = rows === 0 ? new Float64Array(0) : await passes.edges(lo, input, block ? columnBlock(Chat, dOut, rOut, a, b) : Chat, rows, pts, stoch);
+      return new Map([[lo, { data: E, rows, cols: bin.r }]]);
+    },
+  };
 }
 
 export async function buildTransformer(
@@ -72,9 +223,7 @@ export async function buildTransformer(
       'set rotate_final_node_layer: false, or end node_layers at unembed',
     );
   }
-  const th = thresholdOf(config);
   const pts = integrationPoints(config.integration_method, config.n_intervals);
-  const isolate = config.isolate_ln_var ?? true;
   const centred = config.center;
   const stoch = stochasticOf(config);
   if (formula !== 'jacobian' && (stoch?.basisPos !== undefined || stoch?.basisHidden !== undefined)) {
@@ -86,22 +235,40 @@ export async function buildTransformer(
   }
   const names = mp.nodeLayers;
   const L = names.length - 1;
-  const hasOutput = names[L] === 'output';
   const clock = () => performance.now();
 
-  // Every section's edges: one pass per section, from the bases of its two node layers; it runs
-  // beside the next basis step (its GPU work on this thread, M′'s host sums on worker threads).
-  const edgePass: EdgePass = {
-    joint: false,
-    inline: false,
-    run: async ({ lo, bases }) => {
-      const sec = mp.sections[lo]!;
-      const bin = bases.get(names[lo]!)!;
-      const bout = bases.get(names[lo + 1]!);
-      const rO = bout ? bout.r : sec.outputs.reduce((a, id) => a + sec.values[id]!.width, 0);
-      const E = await passes.edges(lo, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, bout?.C, rO, pts, stoch);
-      return new Map([[lo, { data: E, rows: rO, cols: bin.r }]]);
-    },
+  // Every section's edges: one pass per section, from the bases of its two node layers.
+  const edgePass = transformerEdgePass(passes, mp, pts, stoch);
+
+  let mPrimeMs = 0;
+  // Naive gradient flow (rib's gradient_flow_loop): node layer ℓ's M′ differentiates the final
+  // node layer's basis through sections ℓ … L−1 composed (mPrimeCut), the output side of section
+  // L−1, whose M′ is the first one built.
+  let finalOut: { Chat: Float64Array | undefined; rOut: number } | undefined;
+  const mPrimeOf = async (l: number, Chat: Float64Array | undefined, rOut: number): Promise<Float64Array> => {
+    if (l === L - 1) finalOut = { Chat, rOut };
+    const cut = mPrimeCut(mp, config, l);
+    if (!cut) return passes.mPrime(l, Chat, rOut, pts, stoch);
+    if (!opts.passesFor)
+      throw new IbgpuError(
+        'BAD_CONFIG',
+        'naive_gradient_flow needs passes over the recut model, which this caller did not provide',
+        'build through runTransformerBuild or buildTransformerF64',
+      );
+    if (!finalOut) throw new Error(`M′ of section ${l} by naive gradient flow before that of the last section`);
+    const p = await opts.passesFor(cut.program);
+    try {
+      return await p.mPrime(l, finalOut.Chat, finalOut.rOut, pts, stoch);
+    } finally {
+      p.dispose?.();
+    }
+  };
+  // M′ from the passes (VJPs or their closed forms), timed on its own.
+  const mPrime = (l: number) => async (next: NextBasis) => {
+    const tm = clock();
+    const Mp = await mPrimeOf(l, next.C, next.r);
+    mPrimeMs += clock() - tm;
+    return Mp;
   };
   const build: GraphBuild<NodeMoments[]> = {
     program: mp,
@@ -110,65 +277,19 @@ export async function buildTransformer(
       const t0 = clock();
       const stats = await (opts.stats ? opts.stats() : passes.nodeStats(centred));
       log.info(`statistics of ${stats.length} node layers over ${passes.n} sequences (${((clock() - t0) / 1000).toFixed(2)} s)`);
-      return stats.map((s, i) => ({ name: names[i]!, dim: s.dim, mean: s.mean, gram: s.gram, centred }));
+      return transformerMoments(names, stats, centred);
     },
-    plan: (moments) => ({
-      // The final node layer: unrotated logits (no basis), or unembed & co. rotated by PCA or left as I.
-      finalBasis: () => {
-        if (hasOutput) return undefined;
-        const m = moments[L]!;
-        return config.rotate_final_node_layer ? svdBasis(m, stage1Transformer(m, th, isolatesLnVar(m.name, isolate))) : identityBasis(m);
-      },
-      sections: mp.sections.map((_sec, l) => ({ basis: transformerBasis(moments, l), edges: edgePass })),
-    }),
+    plan: (moments) => transformerGraphPlan(config, names, moments, { mPrime, edges: edgePass, log: (m) => log.info(m) }),
   };
-
-  let mPrimeMs = 0;
-  // Naive gradient flow (rib's gradient_flow_loop): node layer ℓ's M′ differentiates the final
-  // node layer's basis through sections ℓ … L−1 composed; for ℓ = L−1 that is the local M′.
-  const ngf = config.naive_gradient_flow === true && formula === 'jacobian';
-  let finalOut: { Chat: Float64Array | undefined; rOut: number } | undefined;
-  const mPrimeOf = async (l: number, Chat: Float64Array | undefined, rOut: number): Promise<Float64Array> => {
-    finalOut ??= { Chat, rOut };
-    if (!ngf || l === L - 1) return passes.mPrime(l, Chat, rOut, pts, stoch);
-    if (!opts.passesFor)
-      throw new IbgpuError(
-        'BAD_CONFIG',
-        'naive_gradient_flow needs passes over the recut model, which this caller did not provide',
-        'build through runTransformerBuild or buildTransformerF64',
-      );
-    const p = await opts.passesFor(cutAtFinal(mp, l));
-    try {
-      return await p.mPrime(l, finalOut.Chat, finalOut.rOut, pts, stoch);
-    } finally {
-      p.dispose?.();
-    }
-  };
-  /** Section l's basis: M′ from the passes (VJPs or their closed forms) and the Jacobian basis, or PCA. */
-  function transformerBasis(moments: NodeMoments[], l: number): BasisStep {
-    return {
-      waits: formula === 'jacobian',
-      build: async (next) => {
-        const m = moments[l]!;
-        const st = stage1Transformer(m, th, isolatesLnVar(m.name, isolate));
-        let b: LayerBasis;
-        if (formula === 'jacobian') {
-          const tm = clock();
-          const Mp = await mPrimeOf(l, next.C, next.r);
-          mPrimeMs += clock() - tm;
-          b = jacobianBasis(m, st, Mp, th);
-        } else {
-          b = svdBasis(m, st);
-        }
-        log.info(`${m.name}: dim ${m.dim}, stage 1 keeps ${st.k}, basis ${b.r}${b.Lambda ? `, Λ_0 ${b.Lambda[0]!.toExponential(6)}` : ''}`);
-        return b;
-      },
-    };
-  }
 
   const edgesOnly = async (bases: Map<string, LayerBasis>): Promise<IbResult> => {
     await passes.prepareEdges?.(centred);
-    const g = await runGraph(build, { bases, edges: mp.sections.map(() => edgePass) });
+    const g = await runEdges(
+      mp,
+      bases,
+      mp.sections.map(() => edgePass),
+      config.calculate_edges,
+    );
     const timings: Record<string, number> = {};
     if (config.calculate_edges) {
       timings['edges'] = g.timings.edgesAfterBases;

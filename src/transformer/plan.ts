@@ -11,16 +11,17 @@
 //   edges                 K · (2F + 2·P_out·d_out + 2·P_in·r_in·d_in)
 // Sections that the build computes in closed form (gpu-attention-closed.ts, gpu-mdash-local.ts,
 // gpu-edges-local.ts, linear-only sections) cost less; the plan names them but counts the
-// generic cost, so it bounds the work from above.
+// generic cost, so it bounds the work from above. The sections' entries are the plan over the
+// compiled program (src/pipeline/plan.ts) with this cost model for every section.
 
 import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram, Op, SectionProgram } from '../model/program.js';
 import { tupleShape } from '../model/program.js';
 import { singleActSection } from './gpu-mdash-local.js';
 import { lastPosAttentionSection } from './gpu-attention-closed.js';
+import { planSections, type SectionCost, type SectionCostModel } from '../pipeline/plan.js';
 
-export interface SectionPlan {
-  name: string;
+export interface SectionPlan extends SectionCost {
   dIn: number;
   dOut: number;
   pIn: number;
@@ -33,8 +34,6 @@ export interface SectionPlan {
   edgeFlops: number;
   /** Host float64 bytes of M′ (d_in²). */
   mPrimeBytes: number;
-  /** How the build computes it: 'generic VJPs', or the closed form it takes. */
-  path: string;
 }
 
 export interface TransformerPlan {
@@ -80,20 +79,15 @@ function sectionPath(p: SectionProgram): string {
 }
 
 /**
- * The plan of a compiled transformer on N sequences. With naive gradient flow, M′ of node layer ℓ
- * runs on the sections ℓ … L−1 composed (cutAtFinal), so its cost is that program's.
+ * SPEC-transformers §5.3's cost model of a transformer section on N sequences. With naive gradient
+ * flow, M′ of node layer ℓ runs on the sections ℓ … L−1 composed (cutAtFinal), so its cost is
+ * that program's.
  */
-export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean } = {}): TransformerPlan {
-  let statsFlops = 0;
-  let gramBytes = 0;
-  const sections: SectionPlan[] = [];
-  for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
+function transformerSectionCost(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean }): SectionCostModel<SectionPlan> {
   const L = mp.sections.length;
-  mp.sections.forEach((sec, l) => {
+  return (sec, l) => {
     const inp = tupleShape(sec, sec.inputs);
     const out = tupleShape(sec, sec.outputs);
-    statsFlops += n * 2 * inp.positions * inp.width * inp.width;
-    gramBytes += inp.width * inp.width * 8;
     const cost = (p: SectionProgram): { forward: number; K: number; perSample: number } => {
       const o2 = tupleShape(p, p.outputs);
       const forward = p.ops.reduce((a, op) => a + opFlops(p, op), 0);
@@ -103,8 +97,10 @@ export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientF
     const local = cost(sec);
     const ngf = o.naiveGradientFlow === true && l < L - 1 ? cutAtFinal(mp, l).sections[l]! : undefined;
     const m = ngf ? cost(ngf) : local;
-    sections.push({
-      name: `${sec.from} -> ${sec.to}`,
+    const name = `${sec.from} -> ${sec.to}`;
+    const mPrimeBytes = inp.width * inp.width * 8;
+    return {
+      name,
       dIn: inp.width,
       dOut: out.width,
       pIn: inp.positions,
@@ -113,11 +109,26 @@ export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientF
       K: local.K,
       mPrimeFlops: n * m.perSample,
       edgeFlops: n * local.perSample,
-      mPrimeBytes: inp.width * inp.width * 8,
+      mPrimeBytes,
       path: ngf ? `M′ by naive gradient flow through ${ngf.from} -> ${ngf.to} (K ≤ ${m.K}): ${sectionPath(ngf)}; edges: ${sectionPath(sec)}` : sectionPath(sec),
-    });
-  });
-  return { n, statsFlops, gramBytes, sections };
+      items: [{ stage: 'bases', where: 'host', what: `M′ ${name} (${inp.width}×${inp.width} f64)`, bytes: mPrimeBytes }],
+    };
+  };
+}
+
+/** The plan of a compiled transformer on N sequences: the statistics pass, then every section's entry. */
+export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean } = {}): TransformerPlan {
+  let statsFlops = 0;
+  let gramBytes = 0;
+  for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
+  // The statistics of each section's input node layer: its Gram.
+  for (const sec of mp.sections) {
+    const inp = tupleShape(sec, sec.inputs);
+    statsFlops += n * 2 * inp.positions * inp.width * inp.width;
+    gramBytes += inp.width * inp.width * 8;
+  }
+  const cost = transformerSectionCost(mp, n, o);
+  return { n, statsFlops, gramBytes, sections: planSections(mp, () => cost) };
 }
 
 function flops(f: number): string {

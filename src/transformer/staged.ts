@@ -28,7 +28,7 @@ import type { StagePathRequests } from './gpu-passes.js';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { IbgpuError } from '../errors.js';
-import type { LayerBasis, Threshold } from '../ib/basis.js';
+import type { LayerBasis } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
 import { integrationPoints } from '../ib/integration.js';
 import type { IbResult } from '../ib/pipeline.js';
@@ -48,12 +48,11 @@ import {
   type Stage,
 } from '../ib/staged.js';
 import type { Tensor } from '../io/tensor.js';
-import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram } from '../model/program.js';
 import { compileTransformer } from '../model/transformer/compile.js';
 import type { TokenDataset } from '../data/modular-arithmetic.js';
-import { identityBasis, isolatesLnVar, jacobianBasis, stage1Transformer, svdBasis, type NodeMoments } from './basis.js';
-import { stochasticOf } from './pipeline.js';
+import { runBases, runEdges } from '../pipeline/driver.js';
+import { mPrimeCut, sectionOutput, stochasticOf, transformerEdgePass, transformerGraphPlan, transformerMoments } from './pipeline.js';
 import type { LoadedTransformerBuild } from './build.js';
 import { GpuPasses } from './gpu-passes.js';
 import type { NodeStatsResult, PassesFactory } from './passes.js';
@@ -342,13 +341,30 @@ export interface TransformerStageState {
   adapter: string;
 }
 
-function thresholdOf(config: BuildConfig): Threshold {
-  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
-}
-
-function momentsOf(config: BuildConfig, stats: NodeStatsResult[], l: number): NodeMoments {
-  const s = stats[l]!;
-  return { name: config.node_layers[l]!, dim: s.dim, mean: s.mean, gram: s.gram, centred: config.center };
+/**
+ * The bases stage of a staged build: the build driver's, with the transformer specialisations, over
+ * the combined statistics, from the bases the stage directory holds already (`stored`) and the M′
+ * of this round (`round`, combined from its partials); it stops at the first node layer whose M′
+ * a later round computes. A combine holds no model, so no step here may read the width of an
+ * unrotated final node layer (none does: PCA bases and an M′ computed by the shards ignore it).
+ */
+async function stagedBases(
+  config: BuildConfig,
+  stats: NodeStatsResult[],
+  stored: ReadonlyMap<string, LayerBasis>,
+  round?: { section: number; M: Float64Array },
+): Promise<Map<string, LayerBasis>> {
+  const names = config.node_layers;
+  const moments = transformerMoments(names, stats, config.center);
+  const r = await runBases({
+    nodeLayers: names,
+    finalWidth: () => {
+      throw new Error("a staged combine has no model to take the final node layer's width from");
+    },
+    plan: transformerGraphPlan(config, names, moments, { mPrime: (l) => (round && l === round.section ? round.M : undefined) }),
+    stored,
+  });
+  return r.bases;
 }
 
 /** The next node layer (from the output backwards) without a basis, or null. */
@@ -390,21 +406,8 @@ export async function combineTransformerStats(parts: Partial[], dir: string): Pr
     t[`node/${nd.name}/gram`] = f64([nd.dim, nd.dim], stats[i]!.gram);
   });
   await writePartial(`${dir}/stats.safetensors`, t, { ...common, stage: 'stats', layout: a.meta.layout });
-  const bases = new Map<string, LayerBasis>();
-  const names = config.node_layers;
-  const L = names.length - 1;
-  const th = thresholdOf(config);
-  const isolate = config.isolate_ln_var ?? true;
-  if (names[L] !== 'output') {
-    const m = momentsOf(config, stats, L);
-    bases.set(m.name, config.rotate_final_node_layer ? svdBasis(m, stage1Transformer(m, th, isolatesLnVar(m.name, isolate))) : identityBasis(m));
-  }
-  if (config.basis_formula !== 'jacobian') {
-    for (let l = L - 1; l >= 0; l--) {
-      const m = momentsOf(config, stats, l);
-      bases.set(m.name, svdBasis(m, stage1Transformer(m, th, isolatesLnVar(m.name, isolate))));
-    }
-  }
+  // The final node layer's basis, and every one for svd / pca.
+  const bases = await stagedBases(config, stats, new Map());
   const ds = layout.dataset;
   await writeState(dir, { ...common, data: ds.data, data_n: ds.n, row_end: ds.n }, config, bases, {
     dataset: ds,
@@ -482,14 +485,6 @@ interface MprimeLayout {
   path?: string;
 }
 
-/** Output side of section l: C of node layer l+1 (undefined: the unrotated output) and its width. */
-function outputSide(c: { config: BuildConfig; mp: ModelProgram }, bases: Map<string, LayerBasis>, l: number): { Chat: Float64Array | undefined; rOut: number } {
-  const next = bases.get(c.config.node_layers[l + 1]!);
-  if (next) return { Chat: next.C, rOut: next.r };
-  const sec = c.mp.sections[l]!;
-  return { Chat: undefined, rOut: sec.outputs.reduce((a, id) => a + sec.values[id]!.width, 0) };
-}
-
 /** M′ of the stage's next node layer over shard i/n of the dataset, written to `dir`; returns the path. */
 export async function runTransformerMprimeShard(c: TransformerStageContext, st: TransformerStageState, shard: Shard, dir: string): Promise<string> {
   checkTransformerShardable(c.config, shard);
@@ -499,17 +494,16 @@ export async function runTransformerMprimeShard(c: TransformerStageContext, st: 
     throw new IbgpuError('BAD_CONFIG', `every basis in ${st.dir} is built already: there is no M′ pass left`, 'run --stage edges --bases with it');
   const path = `${dir}/${stagePartialName('mprime', shard, layer)}`;
   const l = c.config.node_layers.indexOf(layer);
-  const L = c.config.node_layers.length - 1;
   const d = c.loaded.data;
   const range = sequenceRange(d.n, shard);
   const tokens = shardTokens(d, range);
   const ns = range.end - range.start;
   const pts = integrationPoints(c.config.integration_method, c.config.n_intervals);
   // Naive gradient flow: node layer ℓ < L−1 differentiates the final node layer's basis through
-  // the sections ℓ … L−1 composed, as the one-process build does.
-  const ngf = c.config.naive_gradient_flow === true && l < L - 1;
-  const mp = ngf ? cutAtFinal(c.mp, l) : c.mp;
-  const { Chat, rOut } = outputSide(c, st.bases, ngf ? L - 1 : l);
+  // the sections ℓ … L−1 composed, as the one-process build does (mPrimeCut).
+  const cut = mPrimeCut(c.mp, c.config, l);
+  const mp = cut?.program ?? c.mp;
+  const { Chat, rOut } = sectionOutput(c.mp, st.bases, cut?.outSection ?? l);
   const passes = await c.passes(mp, tokens, ns, d.P);
   try {
     const M = await passes.mPrime(l, Chat, rOut, pts, stochasticOf(c.config));
@@ -580,10 +574,8 @@ export async function combineTransformerMprime(
     }
   }
   const config = st.config;
-  const m = momentsOf(config, st.stats, lay.section);
-  const basis = jacobianBasis(m, stage1Transformer(m, thresholdOf(config), isolatesLnVar(m.name, config.isolate_ln_var ?? true)), M, thresholdOf(config));
-  const bases = new Map(st.bases);
-  bases.set(lay.layer, basis);
+  const bases = await stagedBases(config, st.stats, st.bases, { section: lay.section, M });
+  const basis = bases.get(lay.layer)!;
   const bp = await readPartial(`${st.dir}/bases.state.safetensors`, 'bases');
   if (dir !== st.dir) {
     // Another output directory: it gets the statistics too, so that it is a stage directory.
@@ -622,12 +614,16 @@ function checkBasesComplete(st: TransformerStageState): void {
     );
 }
 
-/** Columns [a, b) of C (or of the identity, for the unrotated output), [dOut, b − a]. */
-function columnBlock(Chat: Float64Array | undefined, dOut: number, rOut: number, a: number, b: number): Float64Array {
-  const w = b - a;
-  const sub = new Float64Array(dOut * w);
-  for (let h = 0; h < dOut; h++) for (let i = a; i < b; i++) sub[h * w + i - a] = Chat ? Chat[h * rOut + i]! : h === i ? 1 : 0;
-  return sub;
+/**
+ * The passes' stage paths with the sections' edge paths in network order (the driver runs the last
+ * sections first), after the others: the order the partial and the result's manifest list them in.
+ */
+function edgePathsInNetworkOrder(paths: Record<string, string>, pairs: readonly OutBlock[]): Record<string, string> {
+  const edgeKeys = pairs.map((p) => `edges ${p.key}`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(paths)) if (!edgeKeys.includes(k)) out[k] = v;
+  for (const k of edgeKeys) if (paths[k] !== undefined) out[k] = paths[k];
+  return out;
 }
 
 /**
@@ -660,21 +656,32 @@ export async function runTransformerEdgesShard(
     // The linear closed forms take the second moment of their input from the statistics; the
     // one-process build has it from its own statistics pass over the same data.
     if (passes instanceof GpuPasses && !c.loaded.gramData) passes.useStatistics(st.stats, c.config.center);
+    // The edge pass of the one-process build's transformer sections, over this shard's sequences
+    // (or, split over output rows, this shard's block of each section's rows), run by the driver.
+    const block = split === 'out' ? (_l: number, rOut: number) => outRange(rOut, shard) : undefined;
+    const pass = transformerEdgePass(passes, c.mp, pts, stochasticOf(c.config), block);
+    const g = await runEdges(
+      c.mp,
+      st.bases,
+      c.mp.sections.map(() => pass),
+    );
     const t: Record<string, Tensor> = {};
     const pairs: EdgesLayout['pairs'] = [];
     for (let l = 0; l < names.length - 1; l++) {
-      const bin = st.bases.get(names[l]!)!;
-      const { Chat, rOut } = outputSide(c, st.bases, l);
       const key = `${names[l]}->${names[l + 1]}`;
-      const { a, b } = split === 'data' ? { a: 0, b: rOut } : outRange(rOut, shard);
-      pairs.push({ key, rows: rOut, cols: bin.r, row0: a, row1: b });
-      if (b <= a) continue;
-      const block = split === 'data' ? Chat : columnBlock(Chat, st.stats[l + 1]?.dim ?? rOut, rOut, a, b);
-      const E = await passes.edges(l, { C: bin.C, Cpinv: bin.Cpinv, rIn: bin.r }, block, b - a, pts, stochasticOf(c.config));
-      t[`edges/${key}/E`] = f64([b - a, bin.r], E);
+      const E = g.edges.get(key)!;
+      const { rOut } = sectionOutput(c.mp, st.bases, l);
+      const { a, b } = block ? block(l, rOut) : { a: 0, b: rOut };
+      pairs.push({ key, rows: rOut, cols: E.cols, row0: a, row1: b });
+      if (E.rows > 0) t[`edges/${key}/E`] = f64([E.rows, E.cols], E.data);
     }
     const paths = passes.stagePaths?.();
-    const layout: Omit<EdgesLayout, 'kind'> = { split, pairs, bases_checksum: st.basesChecksum, ...(paths ? { paths } : {}) };
+    const layout: Omit<EdgesLayout, 'kind'> = {
+      split,
+      pairs,
+      bases_checksum: st.basesChecksum,
+      ...(paths ? { paths: edgePathsInNetworkOrder(paths, pairs) } : {}),
+    };
     await writePartial(path, t, meta(c, 'edges', c.dataId, range, `${shard.index}/${shard.count}${split === 'out' ? ' out' : ''}`, layout));
   } finally {
     passes.dispose?.();
