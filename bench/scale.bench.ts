@@ -26,7 +26,8 @@ import { openDataSource } from '../src/ib/data-files.js';
 import type { DataSource } from '../src/ib/data.js';
 import type { MlpModel } from '../src/model/mlp.js';
 import { combineStats, configHash, readPartial, runEdgesShard, runStatsShard, type StageContext } from '../src/ib/staged.js';
-import { formatBytes, formatPlan, planBuild } from '../src/ib/plan.js';
+import { formatBytes, formatPlan } from '../src/pipeline/plan.js';
+import { planMlp } from '../src/ib/plan.js';
 import { Engine } from '../src/runtime/engine.js';
 import { printRows, saveRecord, type BenchRow } from './common.js';
 
@@ -123,7 +124,7 @@ const peakRss = () => process.resourceUsage().maxRSS * 1024;
 try {
   console.log(
     formatPlan(
-      planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: data.bytesPerRow }, undefined, { edgeChunkRows: engine.info.isSoftware ? 256 : 32 }),
+      planMlp(model, config, { n: data.n, d: data.d, bytesPerRow: data.bytesPerRow }, undefined, { edgeChunkRows: engine.info.isSoftware ? 256 : 32 }),
       `plan (${engine.adapterName})`,
     ),
   );

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openDataSource, openWeights } from '../src/ib/data-files.js';
 import { resolveShard, shardRange } from '../src/ib/staged.js';
-import { planBuild } from '../src/ib/plan.js';
+import { planMlp } from '../src/ib/plan.js';
 import { parseConfig } from '../src/ib/config.js';
 import { openSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { writeNpy } from '../src/io/npy.js';
@@ -186,7 +186,7 @@ describe('shards', () => {
     });
     const model = { layers: [layer('layers.0', 1024, 1024), layer('layers.1', 1024, 10)] };
     const cfg = parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], batch_size: 4096 });
-    const p = planBuild(model, cfg, { n: 1_000_000, d: 1024 });
+    const p = planMlp(model, cfg, { n: 1_000_000, d: 1024 });
     expect(p.batches).toBe(245);
     expect(p.passes).toEqual([
       { stage: 'stats', passes: 1 },
@@ -195,7 +195,7 @@ describe('shards', () => {
     const gram = p.items.find((i) => i.what.startsWith('Gram partial layers.1'))!;
     expect(gram.bytes).toBe(1024 * 1024 * 4);
     expect(p.items.find((i) => i.what.startsWith('input batch'))!.bytes).toBe(4096 * 1024 * 4);
-    const shard = planBuild(model, cfg, { n: 1_000_000, d: 1024 }, shardRange(1_000_000, 4096, { index: 3, count: 4 }));
+    const shard = planMlp(model, cfg, { n: 1_000_000, d: 1024 }, shardRange(1_000_000, 4096, { index: 3, count: 4 }));
     expect(shard.batches).toBe(62);
     // Too many rows for the edge pass's activation cache: none planned.
     expect(p.items.some((i) => i.what.startsWith('activation cache'))).toBe(false);
@@ -210,7 +210,7 @@ describe('shards', () => {
     const own = p.sections.flatMap((s) => s.items);
     for (const st of ['stats', 'bases', 'edges'])
       expect(p.items.filter((i) => i.stage === st && (st !== 'stats' || i.what.includes('gate')))).toEqual(own.filter((i) => i.stage === st));
-    const svd = planBuild(model, parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], basis_formula: 'svd', calculate_edges: false }), {
+    const svd = planMlp(model, parseConfig({ node_layers: ['layers.0', 'layers.1', 'output'], basis_formula: 'svd', calculate_edges: false }), {
       n: 100,
       d: 1024,
     });
@@ -229,11 +229,11 @@ describe('shards', () => {
     });
     const model = { layers: [layer('layers.0', 784, 100, 'relu'), layer('layers.1', 100, 100, 'relu'), layer('layers.2', 100, 10, 'identity')] };
     const cfg = parseConfig({ node_layers: ['layers.0', 'layers.1', 'layers.2', 'output'], batch_size: 2048 });
-    const whole = planBuild(model, cfg, { n: 10_000, d: 784 });
+    const whole = planMlp(model, cfg, { n: 10_000, d: 784 });
     const cache = whole.items.find((i) => i.what.startsWith('activation cache'))!;
     expect(cache.bytes).toBe(10_000 * (100 + 100) * 4);
     expect(whole.peak['edges']!.gpu).toBeGreaterThan(cache.bytes);
-    const shard = planBuild(model, cfg, { n: 10_000, d: 784 }, shardRange(10_000, 2048, { index: 0, count: 2 }));
+    const shard = planMlp(model, cfg, { n: 10_000, d: 784 }, shardRange(10_000, 2048, { index: 0, count: 2 }));
     expect(shard.items.some((i) => i.what.startsWith('activation cache'))).toBe(false);
   });
 });

@@ -77,7 +77,8 @@ describe('transformer build plan (--plan)', () => {
   it("bounds every stage's flops from the compiled sections (SPEC-transformers §5.3) without running a pass", async () => {
     const { loadTransformerBuild } = await import('../src/transformer/build.js');
     const { compileTransformer } = await import('../src/model/transformer/compile.js');
-    const { planTransformer, formatTransformerPlan } = await import('../src/transformer/plan.js');
+    const { planTransformer } = await import('../src/transformer/plan.js');
+    const { formatPlan } = await import('../src/pipeline/plan.js');
     const { parseConfig } = await import('../src/ib/config.js');
     const dir = join(import.meta.dirname, '..', 'examples', 'modadd-transformer');
     const config = parseConfig(JSON.parse(await readFile(join(dir, 'build.json'), 'utf8')));
@@ -109,6 +110,11 @@ describe('transformer build plan (--plan)', () => {
     expect(p.sections.map((s) => s.items)).toEqual(
       p.sections.map((s) => [{ stage: 'bases', where: 'host', what: `M′ ${s.name} (${s.dIn}×${s.dIn} f64)`, bytes: s.mPrimeBytes }]),
     );
-    expect(formatTransformerPlan(p, 'plan')).toMatch(/total ≤ [\d.]+ MFLOP/);
+    expect(formatPlan(p, 'plan')).toMatch(/total ≤ [\d.]+ MFLOP/);
+    // "device": "cpu": the float64 passes have no closed forms, so the plan names none; the flops are the same bounds.
+    const cpu = planTransformer(mp, tf.data.n, { device: 'cpu' });
+    expect(cpu.sections.map((s) => s.path)).toEqual(p.sections.map(() => 'generic per-sample VJPs (float64, CPU)'));
+    expect(cpu.sections.map((s) => [s.mPrimeFlops, s.edgeFlops])).toEqual(p.sections.map((s) => [s.mPrimeFlops, s.edgeFlops]));
+    expect(formatPlan(cpu, 'plan')).not.toMatch(/closed form of|gate-Gram closed form|linear section/);
   });
 });

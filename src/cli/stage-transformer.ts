@@ -1,7 +1,7 @@
 // Staged and sharded transformer builds on the command line (README "Large datasets and many
 // machines"); the stages and files are src/transformer/staged.ts's:
 //
-//   ibgpu build cfg.json --plan [--shard i/n]
+//   ibgpu build cfg.json --plan [--shard i/n]                   (src/build/plan.ts, as for MLPs)
 //   ibgpu build cfg.json --stage stats --shard i/n -o PARTS
 //   ibgpu combine PARTS/stats-*.safetensors -o STAGE
 //   ibgpu build cfg.json --stage mprime --bases STAGE --shard i/n -o PARTS      (one round per
@@ -22,8 +22,6 @@ import { checkOwnedSafetensors, checkReplaceableDir, type OutputGuardOptions } f
 import { Engine } from '../runtime/engine.js';
 import { loadTransformerBuild, workflowInputs } from '../transformer/build.js';
 import { gpuPassesFactory } from '../transformer/gpu-passes.js';
-import { formatTransformerPlan, planTransformer } from '../transformer/plan.js';
-import { compileTransformer } from '../model/transformer/compile.js';
 import {
   checkTransformerShardable,
   combineTransformerEdges,
@@ -49,7 +47,6 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
   const log = stageLog(o);
   const inputs = [...(guard.inputs ?? []), ...workflowInputs(config, base)];
   guard = { ...guard, inputs };
-  if (o.plan) return plan(loaded, o);
   const shard = o.resume ? { index: 0, count: 1 } : resolveShard(o.shard, o.shards);
   checkTransformerShardable(config, shard);
   const split = (o.split ?? 'data') as EdgeSplit;
@@ -119,43 +116,6 @@ export async function transformerStageCommand(loaded: LoadedConfig, o: StageCliO
   } finally {
     engine?.dispose();
   }
-}
-
-/** --plan [--shard i/n]: the passes and their costs on this shard's sequences, and the stages. */
-async function plan(loaded: LoadedConfig, o: StageCliOptions): Promise<number> {
-  const { configPath, base, config } = loaded;
-  const tf = await loadTransformerBuild(config, base);
-  const shard = resolveShard(o.shard, o.shards);
-  const range = sequenceRange(tf.data.n, shard);
-  const n = range.end - range.start;
-  const mp = compileTransformer(tf.model, config.node_layers, { positions: tf.data.P, lastPosModuleType: config.last_pos_module_type ?? null });
-  const p = planTransformer(mp, n, { naiveGradientFlow: config.naive_gradient_flow === true });
-  const L = config.node_layers.length - 1;
-  const rounds = config.basis_formula === 'jacobian' ? config.node_layers.slice(0, L).reverse() : [];
-  const stages = {
-    stats: 'one pass over the statistics data',
-    mprime: rounds.length > 0 ? `${rounds.length} rounds, one per node layer, in this order: ${rounds.join(', ')}` : 'none (no M′ for this basis formula)',
-    edges: config.calculate_edges ? 'one pass, every section' : 'none (calculate_edges: false)',
-  };
-  const shardLine =
-    shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: sequences [${range.start}, ${range.end}) of ${tf.data.n}; costs below are this shard's` : '';
-  if (o.json) {
-    console.log(
-      JSON.stringify(
-        { config: configPath, data: tf.data.source, positions: tf.data.P, shard, sequences: [range.start, range.end], staged: stages, ...p },
-        null,
-        2,
-      ),
-    );
-  } else {
-    console.log(
-      formatTransformerPlan(
-        p,
-        `ibgpu build plan: ${configPath}\ndata: ${tf.data.source}; ${tf.data.n} sequences × ${tf.data.P} positions; transformer with ${tf.arch.n_layers} layers, d_model ${tf.arch.d_model}${shardLine}`,
-      ) + `\nstaged (--stage): stats: ${stages.stats}; mprime: ${stages.mprime}; edges: ${stages.edges}`,
-    );
-  }
-  return 0;
 }
 
 /** `ibgpu combine` of transformer partials (stats, mprime or edges), after the guard checked -o. */

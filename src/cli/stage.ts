@@ -18,7 +18,7 @@ import { basename, join, resolve } from 'node:path';
 import { IbgpuError } from '../errors.js';
 import type { BuildConfig } from '../ib/config.js';
 import type { DataSource } from '../ib/data.js';
-import { formatBytes, formatPlan, planBuild } from '../ib/plan.js';
+import { planConfig, printablePlan } from '../build/plan.js';
 import { writeResults } from '../ib/results.js';
 import {
   checkPartials,
@@ -59,29 +59,21 @@ export async function stageCommand(configArg: string | undefined, o: StageCliOpt
   const log = stageLog(o);
   // Where the outputs go is checked before anything is loaded or computed (src/io/output-guard.ts).
   const guard: OutputGuardOptions = { what: 'the build result', inputs: buildInputs(loaded) };
+  // One plan for every kind of build (src/build/plan.ts), printed by one formatter.
+  if (o.plan) {
+    console.log(printablePlan(await planConfig(loaded, resolveShard(o.shard, o.shards)), o.json === true));
+    return 0;
+  }
   if (await isTransformerBuild(config, base)) return transformerStageCommand(loaded, o, guard);
   let out: string | undefined;
   let work: string | undefined;
-  if (!o.plan && o.resume) {
+  if (o.resume) {
     out = await checkReplaceableDir(defaultResultDir(config, base, name, o.out), guard);
     work = await checkReplaceableDir(resolve(o.work ?? `${out}.stages`), { ...guard, what: 'the stage files', flag: '--work' });
   }
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   try {
-    if (o.plan) {
-      const shard = resolveShard(o.shard, o.shards);
-      const range = shardRange(data.n, config.batch_size, shard);
-      const p = planBuild(model, config, { n: data.n, d: data.d, bytesPerRow: (data as { bytesPerRow?: number }).bytesPerRow ?? data.d * 4 }, range);
-      const weights = model.layers.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
-      console.log(
-        formatPlan(
-          p,
-          `ibgpu build plan: ${configPath}\ndata: ${data.description}; batch size ${config.batch_size}; model ${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut} (${formatBytes(weights)} f32)${shard.count > 1 ? `\nshard ${shard.index}/${shard.count}: rows [${range.start}, ${range.end})` : ''}`,
-        ),
-      );
-      return 0;
-    }
     checkShardable(config);
     const hash = configHash(config, model);
     const ctx = { model, data, config, configPath, hash };

@@ -1,8 +1,10 @@
 // Dry run (`ibgpu build --plan`): the buffers every stage allocates and the passes over the data,
 // from the config, the model's widths and the dataset's size alone (no GPU, no data read).
 // Sizes are upper bounds: basis ranks r are taken as the full node-layer dimension. The sections'
-// buffers come from the plan over the compiled program (src/pipeline/plan.ts) with the cost model
-// of the MLP layer specialisation (src/ib/sections.ts: gate-Gram M′, carried-Jacobian edges).
+// buffers come from the plan over the compiled program (src/pipeline/plan.ts, which also formats
+// it) with the cost model of the MLP layer specialisation (src/ib/sections.ts: gate-Gram M′,
+// carried-Jacobian edges). MLPs with "device": "cpu" run section programs instead and are planned
+// with the flop model (src/build/plan.ts).
 
 import type { BuildConfig } from './config.js';
 import { isLegacyFormula } from './legacy.js';
@@ -12,21 +14,12 @@ import { ACTIVATION_CACHE_BYTES } from './activation-cache.js';
 import { isMlpLayerSection, planNodes, statsPlanOf, type NodePlan } from './sections.js';
 import { CHUNK_BYTES as DEGENERACY_CHUNK_BYTES, WIDE_LAYER } from './degeneracy-gpu.js';
 import { compileMlp } from '../model/mlp-program.js';
-import { planSections, sectionItems, type PlanItem, type SectionCost, type SectionCostModel } from '../pipeline/plan.js';
+import { planBuild, sectionItems, type BufferPlan, type BuildPlan, type PlanItem, type SectionCost, type SectionCostModel } from '../pipeline/plan.js';
 
 export type { PlanItem } from '../pipeline/plan.js';
 
-export interface BuildPlan {
-  n: number;
-  rows: number;
-  batches: number;
-  passes: { stage: string; passes: number }[];
-  items: PlanItem[];
-  /** Peak per stage (sum of that stage's items, plus the data buffers while streaming). */
-  peak: Record<string, { gpu: number; host: number }>;
-  /** Each section's plan (its path and buffers, also among `items`), in network order. */
-  sections: SectionCost[];
-}
+/** The plan of an MLP build on the GPU/host pipeline: buffers per stage. */
+export type MlpPlan = BuildPlan & BufferPlan;
 
 /**
  * The cost model of an MLP layer section (node layer j → j+1, one folded layer): its gate Gram in
@@ -95,13 +88,14 @@ function mlpLayerPath(config: BuildConfig, activation: string): string {
   return `${basis}, ${edges}`;
 }
 
-export function planBuild(
+/** The plan of an MLP build on the GPU/host pipeline (every section one MLP layer) on `range`'s rows. */
+export function planMlp(
   model: MlpModel,
   config: BuildConfig,
   data: { n: number; d: number; bytesPerRow?: number },
   range: { start: number; end: number } = { start: 0, end: data.n },
   opts: { edgeChunkRows?: number } = {},
-): BuildPlan {
+): MlpPlan {
   const B = config.batch_size;
   const rows = range.end - range.start;
   const batches = Math.ceil(rows / B);
@@ -128,118 +122,98 @@ export function planBuild(
   // Each section's own buffers, from the MLP layer cost model (every section of an MLP build is one layer).
   const edgeChunk = opts.edgeChunkRows ?? 32;
   const cost = mlpLayerCost(model, plan, config, b, edgeChunk, opts.edgeChunkRows !== undefined);
-  const sections = planSections(compileMlp(model, config.node_layers), (sec) => {
-    if (!isMlpLayerSection(sec)) throw new Error(`section ${sec.from}->${sec.to} is not one MLP layer (planNodes admits only those)`);
-    return cost;
-  });
-  items.push(...sectionItems(sections, 'stats'));
-  // Hidden activations kept for the edge pass (activation-cache.ts): whole builds only, when they
-  // fit the cap; shards and staged runs recompute them.
-  if (config.calculate_edges && !isLegacyFormula(config.basis_formula) && rows === data.n) {
-    const cached = [
-      ...new Set(
-        plan
-          .slice(0, -1)
-          .map((nd) => nd.act)
-          .filter((a) => a >= 1),
-      ),
-    ];
-    const bytes = cached.reduce((a, act) => a + rows * width(act) * 4, 0);
-    if (bytes > 0 && bytes <= ACTIVATION_CACHE_BYTES) {
-      add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
-    }
-  }
-  // Degeneracy statistics (src/ib/degeneracy-gpu.ts), on the statistics pass's batches: per
-  // chunk of datapoints the stacked per-sample output Jacobians pushed back through every layer,
-  // their Grams, and per hidden ReLU layer the packed firing patterns of every datapoint.
-  if (config.degeneracy) {
-    const sections = plan.slice(0, -1).map((nd) => nd.act);
-    const lo = Math.min(...sections);
-    const nOut = L[L.length - 1]!.dOut;
-    const hmax = Math.max(...L.slice(lo).map((l) => l.dOut));
-    const binding = 128 * 2 ** 20; // the largest storage binding ibgpu asks for
-    const chunk = Math.min(b, Math.max(1, Math.floor(Math.min(DEGENERACY_CHUNK_BYTES, binding) / (4 * nOut * hmax))));
-    add(
-      'degeneracy',
-      'gpu',
-      `transposed weights and biases of ${L[lo]!.name}…${L[L.length - 1]!.name}`,
-      L.slice(lo).reduce((a, l) => a + (l.dIn * l.dOut + l.dOut) * 4, 0),
-    );
-    add(
-      'degeneracy',
-      'gpu',
-      `stacked output Jacobians (${chunk} datapoints × ${nOut} outputs × ≤${hmax}, 3 buffers) + identity`,
-      (3 * chunk * nOut * hmax + chunk * nOut * nOut) * 4,
-    );
-    for (const i of sections) {
-      const h = L[i]!.dOut;
-      add('degeneracy', 'gpu', `Jacobian Gram partial ${L[i]!.name} (${h}×${h} f32)`, h * h * 4);
-      add('degeneracy', 'host', `Jacobian Gram ${L[i]!.name} (${h}×${h} f64) + staging`, h * h * 12);
-      if (i < L.length - 1 && L[i]!.activation === 'relu') {
-        const words = Math.ceil(rows / 32);
-        const cofire = h < WIDE_LAYER && h * h * 4 <= binding;
-        add(
-          'degeneracy',
-          'gpu',
-          `firing patterns ${L[i]!.name}: batch bits, activation Gram${cofire ? ', co-firing counts' : ''} (${h}×${h})`,
-          (Math.ceil(b / 32) * h + (cofire ? 2 : 1) * h * h) * 4,
-        );
-        add(
-          'degeneracy',
-          'host',
-          `firing patterns ${L[i]!.name}: every datapoint's bits (${h} × ${words} words) + Grams (f64)`,
-          h * words * 4 + (cofire ? 2 : 1) * h * h * 8,
-        );
+  const build = (sections: SectionCost[]): BufferPlan & { n: number } => {
+    items.push(...sectionItems(sections, 'stats'));
+    // Hidden activations kept for the edge pass (activation-cache.ts): whole builds only, when they
+    // fit the cap; shards and staged runs recompute them.
+    if (config.calculate_edges && !isLegacyFormula(config.basis_formula) && rows === data.n) {
+      const cached = [
+        ...new Set(
+          plan
+            .slice(0, -1)
+            .map((nd) => nd.act)
+            .filter((a) => a >= 1),
+        ),
+      ];
+      const bytes = cached.reduce((a, act) => a + rows * width(act) * 4, 0);
+      if (bytes > 0 && bytes <= ACTIVATION_CACHE_BYTES) {
+        add('stats', 'gpu', `activation cache for the edge pass (${rows} rows × ${cached.map(width).join(' + ')}; whole builds only)`, bytes);
       }
     }
-  }
-  items.push(...sectionItems(sections, 'bases'), ...sectionItems(sections, 'edges'));
-  const passes = [{ stage: 'stats', passes: 1 }];
-  if (isLegacyFormula(config.basis_formula)) passes.push({ stage: 'bases (legacy formula)', passes: plan.length - 1 });
-  if (config.calculate_edges) passes.push({ stage: 'edges', passes: 1 });
-  const peak: Record<string, { gpu: number; host: number }> = {};
-  const dataGpu = items.filter((i) => i.stage === 'data' && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
-  const dataHost = items.filter((i) => i.stage === 'data' && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
-  const weights = L.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
-  const cacheBytes = items.filter((i) => i.what.startsWith('activation cache')).reduce((a, i) => a + i.bytes, 0);
-  const sum = (st: PlanItem['stage'], where: PlanItem['where']) => items.filter((i) => i.stage === st && i.where === where).reduce((a, i) => a + i.bytes, 0);
-  for (const st of ['stats', 'bases', 'edges'] as const) {
-    // The degeneracy buffers live through the statistics pass (their host sums until the report).
-    const g = sum(st, 'gpu') + (st === 'stats' ? sum('degeneracy', 'gpu') : 0);
-    const h = sum(st, 'host') + sum('degeneracy', 'host');
-    if (g + h === 0) continue;
-    const streams = st !== 'bases';
-    // Edges also run the forward pass up to the last section.
-    const fwd = st === 'edges' ? items.filter((i) => i.stage === 'stats' && i.what.startsWith('activations')).reduce((a, i) => a + i.bytes, 0) : 0;
-    // The activation cache, filled by the statistics pass, lives until the edge pass ends.
-    const kept = st === 'stats' ? 0 : cacheBytes;
-    peak[st] = { gpu: g + fwd + kept + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
-  }
-  return { n: data.n, rows, batches, passes, items, peak, sections };
-}
-
-export function formatBytes(b: number): string {
-  if (b < 1024) return `${b} B`;
-  const u = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = b / 1024;
-  let k = 0;
-  while (v >= 1024 && k < u.length - 1) {
-    v /= 1024;
-    k++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${u[k]}`;
-}
-
-export function formatPlan(p: BuildPlan, header: string): string {
-  const lines = [header, `datapoints: ${p.n}${p.rows !== p.n ? ` (this shard: ${p.rows})` : ''}; ${p.batches} batches per pass`];
-  lines.push(`passes over the data: ${p.passes.map((x) => `${x.stage} ×${x.passes}`).join(', ')} (${p.passes.reduce((a, x) => a + x.passes, 0)} in all)`);
-  for (const st of ['data', 'stats', 'degeneracy', 'bases', 'edges'] as const) {
-    const its = p.items.filter((i) => i.stage === st);
-    if (its.length === 0) continue;
-    lines.push(`${st}:`);
-    for (const i of its) lines.push(`  ${i.where.padEnd(4)} ${formatBytes(i.bytes).padStart(10)}  ${i.what}`);
-    const pk = p.peak[st];
-    if (pk) lines.push(`  peak (with data buffers and weights while streaming): GPU ${formatBytes(pk.gpu)}, host ${formatBytes(pk.host)}`);
-  }
-  return lines.join('\n');
+    // Degeneracy statistics (src/ib/degeneracy-gpu.ts), on the statistics pass's batches: per
+    // chunk of datapoints the stacked per-sample output Jacobians pushed back through every layer,
+    // their Grams, and per hidden ReLU layer the packed firing patterns of every datapoint.
+    if (config.degeneracy) {
+      const sections = plan.slice(0, -1).map((nd) => nd.act);
+      const lo = Math.min(...sections);
+      const nOut = L[L.length - 1]!.dOut;
+      const hmax = Math.max(...L.slice(lo).map((l) => l.dOut));
+      const binding = 128 * 2 ** 20; // the largest storage binding ibgpu asks for
+      const chunk = Math.min(b, Math.max(1, Math.floor(Math.min(DEGENERACY_CHUNK_BYTES, binding) / (4 * nOut * hmax))));
+      add(
+        'degeneracy',
+        'gpu',
+        `transposed weights and biases of ${L[lo]!.name}…${L[L.length - 1]!.name}`,
+        L.slice(lo).reduce((a, l) => a + (l.dIn * l.dOut + l.dOut) * 4, 0),
+      );
+      add(
+        'degeneracy',
+        'gpu',
+        `stacked output Jacobians (${chunk} datapoints × ${nOut} outputs × ≤${hmax}, 3 buffers) + identity`,
+        (3 * chunk * nOut * hmax + chunk * nOut * nOut) * 4,
+      );
+      for (const i of sections) {
+        const h = L[i]!.dOut;
+        add('degeneracy', 'gpu', `Jacobian Gram partial ${L[i]!.name} (${h}×${h} f32)`, h * h * 4);
+        add('degeneracy', 'host', `Jacobian Gram ${L[i]!.name} (${h}×${h} f64) + staging`, h * h * 12);
+        if (i < L.length - 1 && L[i]!.activation === 'relu') {
+          const words = Math.ceil(rows / 32);
+          const cofire = h < WIDE_LAYER && h * h * 4 <= binding;
+          add(
+            'degeneracy',
+            'gpu',
+            `firing patterns ${L[i]!.name}: batch bits, activation Gram${cofire ? ', co-firing counts' : ''} (${h}×${h})`,
+            (Math.ceil(b / 32) * h + (cofire ? 2 : 1) * h * h) * 4,
+          );
+          add(
+            'degeneracy',
+            'host',
+            `firing patterns ${L[i]!.name}: every datapoint's bits (${h} × ${words} words) + Grams (f64)`,
+            h * words * 4 + (cofire ? 2 : 1) * h * h * 8,
+          );
+        }
+      }
+    }
+    items.push(...sectionItems(sections, 'bases'), ...sectionItems(sections, 'edges'));
+    const passes = [{ stage: 'stats', passes: 1 }];
+    if (isLegacyFormula(config.basis_formula)) passes.push({ stage: 'bases (legacy formula)', passes: plan.length - 1 });
+    if (config.calculate_edges) passes.push({ stage: 'edges', passes: 1 });
+    const peak: Record<string, { gpu: number; host: number }> = {};
+    const dataGpu = items.filter((i) => i.stage === 'data' && i.where === 'gpu').reduce((a, i) => a + i.bytes, 0);
+    const dataHost = items.filter((i) => i.stage === 'data' && i.where === 'host').reduce((a, i) => a + i.bytes, 0);
+    const weights = L.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
+    const cacheBytes = items.filter((i) => i.what.startsWith('activation cache')).reduce((a, i) => a + i.bytes, 0);
+    const sum = (st: PlanItem['stage'], where: PlanItem['where']) => items.filter((i) => i.stage === st && i.where === where).reduce((a, i) => a + i.bytes, 0);
+    for (const st of ['stats', 'bases', 'edges'] as const) {
+      // The degeneracy buffers live through the statistics pass (their host sums until the report).
+      const g = sum(st, 'gpu') + (st === 'stats' ? sum('degeneracy', 'gpu') : 0);
+      const h = sum(st, 'host') + sum('degeneracy', 'host');
+      if (g + h === 0) continue;
+      const streams = st !== 'bases';
+      // Edges also run the forward pass up to the last section.
+      const fwd = st === 'edges' ? items.filter((i) => i.stage === 'stats' && i.what.startsWith('activations')).reduce((a, i) => a + i.bytes, 0) : 0;
+      // The activation cache, filled by the statistics pass, lives until the edge pass ends.
+      const kept = st === 'stats' ? 0 : cacheBytes;
+      peak[st] = { gpu: g + fwd + kept + (streams ? dataGpu + weights : 0), host: h + (streams ? dataHost : 0) };
+    }
+    return { n: data.n, rows, batches, passes, items, peak };
+  };
+  const p = planBuild(compileMlp(model, config.node_layers), {
+    section: (sec) => {
+      if (!isMlpLayerSection(sec)) throw new Error(`section ${sec.from}->${sec.to} is not one MLP layer (planNodes admits only those)`);
+      return cost;
+    },
+    build,
+  });
+  return { ...p, rows, batches, passes: p.passes!, items: p.items!, peak: p.peak! };
 }

@@ -1,4 +1,5 @@
-// Dry run of a transformer build (`ibgpu build --plan`): per section the widths and positions at
+// The flop cost model of `ibgpu build --plan` for builds whose sections run as per-sample programs
+// (transformers; MLPs with "device": "cpu"): per section the widths and positions at
 // both ends, the flops of each stage from SPEC-transformers §5.3's cost model and the memory the
 // host keeps, from the compiled program and the dataset's size alone (no GPU, no pass run).
 // Upper bounds: the kept directions r of every node layer are taken as its full width, so K (the
@@ -11,37 +12,28 @@
 //   edges                 K · (2F + 2·P_out·d_out + 2·P_in·r_in·d_in)
 // Sections that the build computes in closed form (gpu-attention-closed.ts, gpu-mdash-local.ts,
 // gpu-edges-local.ts, linear-only sections) cost less; the plan names them but counts the
-// generic cost, so it bounds the work from above. The sections' entries are the plan over the
-// compiled program (src/pipeline/plan.ts) with this cost model for every section.
+// generic cost, so it bounds the work from above. The float64 CPU passes have no closed forms, so
+// with "device": "cpu" every section is named generic. The plan itself and its formatter are
+// src/pipeline/plan.ts's, shared with the MLP buffer model.
 
 import { cutAtFinal } from '../model/compose.js';
 import type { ModelProgram, Op, SectionProgram } from '../model/program.js';
 import { tupleShape } from '../model/program.js';
 import { singleActSection } from './gpu-mdash-local.js';
 import { lastPosAttentionSection } from './gpu-attention-closed.js';
-import { planSections, type SectionCost, type SectionCostModel } from '../pipeline/plan.js';
+import { planBuild, type BuildCostModel, type BuildPlan, type SectionCost, type SectionCostModel, type SectionFlops } from '../pipeline/plan.js';
 
-export interface SectionPlan extends SectionCost {
-  dIn: number;
-  dOut: number;
-  pIn: number;
-  pOut: number;
-  /** Forward flops per sample. */
-  forward: number;
-  /** Cotangents per sample (upper bound P_out·d_out). */
-  K: number;
-  mPrimeFlops: number;
-  edgeFlops: number;
-  /** Host float64 bytes of M′ (d_in²). */
-  mPrimeBytes: number;
-}
+/** A section's entry in a flop plan. */
+export type SectionPlan = SectionCost & SectionFlops;
 
-export interface TransformerPlan {
-  n: number;
-  statsFlops: number;
-  /** Host float64 bytes of the node-layer Grams. */
-  gramBytes: number;
-  sections: SectionPlan[];
+/** A plan whose sections all run as per-sample programs. */
+export type TransformerPlan = BuildPlan<SectionPlan> & { statsFlops: number; gramBytes: number };
+
+/** Where the passes run: the closed forms and the MLP edge kernels are the GPU passes' alone. */
+export interface FlopPlanOptions {
+  naiveGradientFlow?: boolean;
+  /** 'cpu': the float64 reference passes (passes-f64.ts), generic per-sample VJPs for every section. */
+  device?: 'gpu' | 'cpu';
 }
 
 /** Forward flops of one op for one sample (multiply-adds count 2). */
@@ -67,7 +59,8 @@ function opFlops(p: SectionProgram, op: Op): number {
   }
 }
 
-function sectionPath(p: SectionProgram): string {
+function sectionPath(p: SectionProgram, device: 'gpu' | 'cpu'): string {
+  if (device === 'cpu') return 'generic per-sample VJPs (float64, CPU)';
   if (
     p.ops.every((op) => op.kind === 'linear' || op.kind === 'copy' || op.kind === 'concat' || op.kind === 'slice' || op.kind === 'add' || op.kind === 'lastPos')
   ) {
@@ -83,7 +76,8 @@ function sectionPath(p: SectionProgram): string {
  * flow, M′ of node layer ℓ runs on the sections ℓ … L−1 composed (cutAtFinal), so its cost is
  * that program's.
  */
-function transformerSectionCost(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean }): SectionCostModel<SectionPlan> {
+export function transformerSectionCost(mp: ModelProgram, n: number, o: FlopPlanOptions): SectionCostModel<SectionPlan> {
+  const device = o.device ?? 'gpu';
   const L = mp.sections.length;
   return (sec, l) => {
     const inp = tupleShape(sec, sec.inputs);
@@ -110,44 +104,39 @@ function transformerSectionCost(mp: ModelProgram, n: number, o: { naiveGradientF
       mPrimeFlops: n * m.perSample,
       edgeFlops: n * local.perSample,
       mPrimeBytes,
-      path: ngf ? `M′ by naive gradient flow through ${ngf.from} -> ${ngf.to} (K ≤ ${m.K}): ${sectionPath(ngf)}; edges: ${sectionPath(sec)}` : sectionPath(sec),
+      path: ngf
+        ? `M′ by naive gradient flow through ${ngf.from} -> ${ngf.to} (K ≤ ${m.K}): ${sectionPath(ngf, device)}; edges: ${sectionPath(sec, device)}`
+        : sectionPath(sec, device),
       items: [{ stage: 'bases', where: 'host', what: `M′ ${name} (${inp.width}×${inp.width} f64)`, bytes: mPrimeBytes }],
     };
   };
 }
 
-/** The plan of a compiled transformer on N sequences: the statistics pass, then every section's entry. */
-export function planTransformer(mp: ModelProgram, n: number, o: { naiveGradientFlow?: boolean } = {}): TransformerPlan {
-  let statsFlops = 0;
-  let gramBytes = 0;
-  for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
-  // The statistics of each section's input node layer: its Gram.
-  for (const sec of mp.sections) {
-    const inp = tupleShape(sec, sec.inputs);
-    statsFlops += n * 2 * inp.positions * inp.width * inp.width;
-    gramBytes += inp.width * inp.width * 8;
-  }
+/**
+ * The flop cost model of a build whose sections run as per-sample programs on N samples: every
+ * section by SPEC-transformers §5.3, the statistics pass (forward of every section, the Grams).
+ */
+export function flopCostModel(mp: ModelProgram, n: number, o: FlopPlanOptions = {}): BuildCostModel<SectionPlan> {
   const cost = transformerSectionCost(mp, n, o);
-  return { n, statsFlops, gramBytes, sections: planSections(mp, () => cost) };
+  return {
+    section: () => cost,
+    build: () => {
+      let statsFlops = 0;
+      let gramBytes = 0;
+      for (const sec of [mp.pre, ...mp.sections]) for (const op of sec.ops) statsFlops += n * opFlops(sec, op);
+      // The statistics of each section's input node layer: its Gram.
+      for (const sec of mp.sections) {
+        const inp = tupleShape(sec, sec.inputs);
+        statsFlops += n * 2 * inp.positions * inp.width * inp.width;
+        gramBytes += inp.width * inp.width * 8;
+      }
+      return { n, statsFlops, gramBytes };
+    },
+  };
 }
 
-function flops(f: number): string {
-  return f >= 1e12 ? `${(f / 1e12).toFixed(2)} TFLOP` : f >= 1e9 ? `${(f / 1e9).toFixed(2)} GFLOP` : `${(f / 1e6).toFixed(2)} MFLOP`;
-}
-
-function bytes(b: number): string {
-  return b >= 2 ** 20 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`;
-}
-
-export function formatTransformerPlan(p: TransformerPlan, header: string): string {
-  const lines = [header, `statistics: ${flops(p.statsFlops)} (forward of every section and the node-layer Grams), host Grams ${bytes(p.gramBytes)} f64`];
-  for (const s of p.sections) {
-    lines.push(
-      `${s.name}: d ${s.dIn} -> ${s.dOut}, positions ${s.pIn} -> ${s.pOut}, forward ${flops(s.forward)}/sample; K ≤ ${s.K} cotangents/sample; ` +
-        `M′ ≤ ${flops(s.mPrimeFlops)} (host ${bytes(s.mPrimeBytes)} f64), edges ≤ ${flops(s.edgeFlops)}; ${s.path}`,
-    );
-  }
-  const total = p.statsFlops + p.sections.reduce((a, s) => a + s.mPrimeFlops + s.edgeFlops, 0);
-  lines.push(`total ≤ ${flops(total)} (upper bounds: every direction kept, generic VJP cost; closed forms cost less)`);
-  return lines.join('\n');
+/** The plan of a compiled transformer (or any section program) on N sequences. */
+export function planTransformer(mp: ModelProgram, n: number, o: FlopPlanOptions = {}): TransformerPlan {
+  const p = planBuild(mp, flopCostModel(mp, n, o));
+  return { ...p, statsFlops: p.statsFlops!, gramBytes: p.gramBytes! };
 }
