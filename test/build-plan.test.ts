@@ -45,6 +45,8 @@ describe('one plan for every build', () => {
     ]);
     expect(text).toMatch(/^statistics: [\d.]+ GFLOP/m);
     expect(text).toMatch(/^total ≤ [\d.]+ TFLOP/m);
+    // What the float64 passes refuse, the plan refuses too (the shipped config collects the degeneracy report).
+    await expect(planConfig(await loaded('mnist-mlp', { device: 'cpu' }), whole)).rejects.toThrow(/degeneracy report is not available with "device": "cpu"/);
     // A shard plans its own rows.
     const shard = await planConfig(await loaded('mnist-mlp', { device: 'cpu', degeneracy: false }), { index: 1, count: 3 });
     expect(shard.plan.n).toBe(4096);

@@ -22,6 +22,18 @@ export const MLP_F64_MAX_BYTES = 4 * 2 ** 30;
 /** Rows read from the data source at a time while loading it. */
 const READ_ROWS = 8192;
 
+/** What the float64 passes of an MLP cannot do, refused before any work (also by `--plan`). */
+export function checkMlpF64Config(config: BuildConfig): void {
+  refuseStochastic(config, 'MLP builds');
+  const unsupported = (what: string, fix: string): never => {
+    throw new IbgpuError('BAD_CONFIG', `${what} is not available with "device": "cpu" for MLPs (the float64 section-program passes)`, fix);
+  };
+  if (config.degeneracy) unsupported('the degeneracy report', 'set "degeneracy": false, or drop "device": "cpu" (the statistics pass collects it)');
+  for (const k of ['gram_dataset', 'calculate_Cs', 'gram_matrices_path', 'interaction_matrices_path'] as const) {
+    if (config[k] !== undefined && !(k === 'calculate_Cs' && config[k] === true)) unsupported(k, `remove ${k}`);
+  }
+}
+
 export async function buildMlpF64(model: MlpModel, data: DataSource, config: BuildConfig, logger?: { info(msg: string): void }): Promise<IbResult> {
   const d = model.layers[0]!.dIn;
   if (data.d !== d) {
@@ -32,14 +44,7 @@ export async function buildMlpF64(model: MlpModel, data: DataSource, config: Bui
     );
   }
   if (data.n < 1) throw new IbgpuError('SHAPE', 'the dataset is empty');
-  refuseStochastic(config, 'MLP builds');
-  const unsupported = (what: string, fix: string): never => {
-    throw new IbgpuError('BAD_CONFIG', `${what} is not available with "device": "cpu" for MLPs (the float64 section-program passes)`, fix);
-  };
-  if (config.degeneracy) unsupported('the degeneracy report', 'set "degeneracy": false, or drop "device": "cpu" (the statistics pass collects it)');
-  for (const k of ['gram_dataset', 'calculate_Cs', 'gram_matrices_path', 'interaction_matrices_path'] as const) {
-    if (config[k] !== undefined && !(k === 'calculate_Cs' && config[k] === true)) unsupported(k, `remove ${k}`);
-  }
+  checkMlpF64Config(config);
   const mp = compileMlp(model, config.node_layers);
   const width = model.layers.reduce((a, l) => a + l.dIn + 1, model.layers[model.layers.length - 1]!.dOut);
   const bytes = data.n * width * 8;

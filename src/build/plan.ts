@@ -15,6 +15,7 @@ import { flopCostModel } from '../transformer/plan.js';
 import { isTransformerBuild, loadTransformerBuild } from '../transformer/build.js';
 import { sequenceRange } from '../transformer/staged.js';
 import { loadData, loadModel, type LoadedConfig } from './load.js';
+import { checkMlpF64Config } from './mlp-f64.js';
 
 /** A build's plan, the header its text starts with, and what its JSON says besides the plan. */
 export interface PlannedBuild {
@@ -48,6 +49,8 @@ export async function planConfig(loaded: LoadedConfig, shard: Shard): Promise<Pl
       context: { config: configPath, data: tf.data.source, positions: tf.data.P, shard, sequences: [range.start, range.end], staged },
     };
   }
+  // A config the float64 passes refuse is refused here too: the plan is of a build that runs.
+  if (config.device === 'cpu') checkMlpF64Config(config);
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   try {
