@@ -3,7 +3,8 @@
 // printed by its one formatter. The specialisation follows what the build would run:
 //   MLP on the GPU/host pipeline     every section an MLP layer: buffers (src/ib/plan.ts)
 //   MLP with "device": "cpu"         section programs through the float64 passes (mlp-f64.ts):
-//                                    flops of generic per-sample VJPs (src/transformer/plan.ts)
+//                                    flops of generic per-sample VJPs (src/transformer/plan.ts);
+//                                    its shards (--stage) run the GPU/host pipeline: buffers
 //   transformer                      flops, closed forms named on the GPU, generic on the CPU
 
 import { formatBytes, formatPlan, planBuild, type BuildPlan } from '../pipeline/plan.js';
@@ -49,20 +50,20 @@ export async function planConfig(loaded: LoadedConfig, shard: Shard): Promise<Pl
       context: { config: configPath, data: tf.data.source, positions: tf.data.P, shard, sequences: [range.start, range.end], staged },
     };
   }
-  // A config the float64 passes refuse is refused here too: the plan is of a build that runs.
-  if (config.device === 'cpu') checkMlpF64Config(config);
+  // "device": "cpu" sends a whole build (`ibgpu build`) through the float64 passes; the staged
+  // commands (--stage, which shards run) take the GPU/host pipeline whatever the device, so a
+  // shard's plan is that pipeline's. A config the float64 passes refuse is refused here too.
+  const f64 = config.device === 'cpu' && shard.count === 1;
+  if (f64) checkMlpF64Config(config);
   const model = await loadModel(config, base);
   const data = await loadData(config, base);
   try {
     const range = shardRange(data.n, config.batch_size, shard);
     const rows = range.end - range.start;
-    const plan =
-      config.device === 'cpu'
-        ? (() => {
-            const mp = compileMlp(model, config.node_layers);
-            return planBuild(mp, flopCostModel(mp, rows, { device: 'cpu' }));
-          })()
-        : planMlp(model, config, { n: data.n, d: data.d, bytesPerRow: (data as { bytesPerRow?: number }).bytesPerRow ?? data.d * 4 }, range);
+    const mp = compileMlp(model, config.node_layers);
+    const plan = f64
+      ? planBuild(mp, flopCostModel(mp, rows, { device: 'cpu' }))
+      : planMlp(model, config, { n: data.n, d: data.d, bytesPerRow: (data as { bytesPerRow?: number }).bytesPerRow ?? data.d * 4 }, range);
     const weights = model.layers.reduce((a, l) => a + (l.dIn + 1) * l.dOut * 4, 0);
     const widths = `${model.layers.map((l) => l.dIn).join('-')}-${model.layers[model.layers.length - 1]!.dOut}`;
     return {
