@@ -45,6 +45,7 @@ describe('one plan for every build', () => {
     ]);
     expect(text).toMatch(/^statistics: [\d.]+ GFLOP/m);
     expect(text).toMatch(/^total ≤ [\d.]+ TFLOP/m);
+    expect(text).not.toMatch(/closed forms cost less/); // every section runs the generic VJPs
     // What the float64 passes refuse, the plan refuses too (the shipped config collects the degeneracy report).
     await expect(planConfig(await loaded('mnist-mlp', { device: 'cpu' }), whole)).rejects.toThrow(/degeneracy report is not available with "device": "cpu"/);
     // A shard runs through the staged commands, which take the GPU/host pipeline whatever the device.

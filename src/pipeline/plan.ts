@@ -147,7 +147,10 @@ export function formatPlan(p: BuildPlan, header: string): string {
       );
     }
     const total = p.statsFlops + flopSections.reduce((a, s) => a + s.mPrimeFlops + s.edgeFlops, 0);
-    lines.push(`total ≤ ${flops(total)} (upper bounds: every direction kept, generic VJP cost; closed forms cost less)`);
+    // Only a plan where some section takes a closed form can say those cost less (a float64
+    // "device": "cpu" build runs generic VJPs everywhere).
+    const closed = flopSections.some((s) => !s.path.startsWith('generic'));
+    lines.push(`total ≤ ${flops(total)} (upper bounds: every direction kept, generic VJP cost${closed ? '; closed forms cost less' : ''})`);
   }
   if (p.staged)
     lines.push(
