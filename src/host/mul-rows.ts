@@ -13,16 +13,6 @@ import { mulRowsF64 } from './transformer-forward.js';
  * each entry's terms added to its value in order of k.
  */
 export function mulRows(X: Float64Array, rows: number, k: number, M: Float64Array, n: number, out = new Float64Array(rows * n), add = false): Float64Array {
-  if (wasmMulRows(X, k, M, n, 0, rows, out, add)) return out;
-  if (!add) {
-    mulRowsF64(X, k, M, n, 0, rows, out);
-    return out;
-  }
-  for (let i = 0; i < rows; i++)
-    for (let a = 0; a < k; a++) {
-      const v = X[i * k + a]!;
-      if (v === 0) continue;
-      for (let c = 0; c < n; c++) out[i * n + c]! += v * M[a * n + c]!;
-    }
+  if (!wasmMulRows(X, k, M, n, 0, rows, out, add)) mulRowsF64(X, k, M, n, 0, rows, out, add);
   return out;
 }

@@ -162,12 +162,13 @@ export function actSectionFinish(mp: ActSectionMaps, n0: number, n1: number, x: 
 
 /**
  * Rows [r0, r1) of X·M (X [rows, k], M [k, n], out [rows, n]), each row summed over k in order, so
- * the result does not depend on how the rows are split between threads.
+ * the result does not depend on how the rows are split between threads; `add`: out += X·M, the
+ * terms added to each entry's value in the same order.
  */
-export function mulRowsF64(X: Float64Array, k: number, M: Float64Array, n: number, r0: number, r1: number, out: Float64Array): void {
+export function mulRowsF64(X: Float64Array, k: number, M: Float64Array, n: number, r0: number, r1: number, out: Float64Array, add = false): void {
   for (let i = r0; i < r1; i++) {
     const o = i * n;
-    for (let c = 0; c < n; c++) out[o + c] = 0;
+    if (!add) for (let c = 0; c < n; c++) out[o + c] = 0;
     for (let a = 0; a < k; a++) {
       const v = X[i * k + a]!;
       if (v === 0) continue;

@@ -13,7 +13,7 @@ import { matmulHost } from '../host/matmul.js';
 import { symEigHost } from '../host/eigh-wasm.js';
 import { symEigInBackground } from '../host/eigh-worker.js';
 import { thinQr } from '../cpu/qr.js';
-import type { BasisFormula, ThresholdMode } from './config.js';
+import type { BasisFormula, BuildConfig, ThresholdMode } from './config.js';
 
 /** Streamed sums for one node layer (real units only; the folded constant is handled analytically). */
 export interface NodeStats {
@@ -47,6 +47,11 @@ export interface Threshold {
    * counted among the small ones, so the smallest kept unmasked direction is dropped instead.
    */
   countMasked?: boolean;
+}
+
+/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
+export function thresholdOf(config: BuildConfig): Threshold {
+  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { eigAbsSortedInBackground, stage1Matrix, type EigPairs, type LayerBasis, type NodeStats } from './basis.js';
+import { eigAbsSortedInBackground, stage1Matrix, thresholdOf, type EigPairs, type LayerBasis, type NodeStats } from './basis.js';
 import { solverThreads } from '../host/eigh-worker.js';
 import { refuseStochastic, refuseTransformerWorkflows, type BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
@@ -28,7 +28,7 @@ import { modularityOptions } from '../report/config.js';
 import { compileMlp } from '../model/mlp-program.js';
 import { runGraph, type BasisStep } from '../pipeline/driver.js';
 import type { ModulesReport } from '../report/modularity.js';
-import { checkFinalRotation, edgeStagePath, isMlpLayerSection, mlpEdgePass, mlpGraphPlan, planNodes, statsPlanOf, thresholdOf } from './sections.js';
+import { checkFinalRotation, edgeStagePath, isMlpLayerSection, mlpEdgePass, mlpGraphPlan, planNodes, statsPlanOf } from './sections.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -81,7 +81,8 @@ export interface IbResult {
   modules?: ModulesReport;
 }
 
-export { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, thresholdOf, type NodePlan } from './sections.js';
+export { checkFinalRotation, edgePairOf, edgeStagePath, finalNodeBasis, planNodes, sectionBasis, statsPlanOf, type NodePlan } from './sections.js';
+export { thresholdOf } from './basis.js';
 
 export async function buildInteractionBasis(
   engine: Engine,

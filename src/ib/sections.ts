@@ -8,7 +8,7 @@
 
 import { IbgpuError } from '../errors.js';
 import type { Engine } from '../runtime/engine.js';
-import { buildLayerBasis, type EigPairs, type LayerBasis, type NextBasis, type Threshold } from './basis.js';
+import { buildLayerBasis, thresholdOf, type EigPairs, type LayerBasis, type NextBasis } from './basis.js';
 import type { BasisFormula, BuildConfig } from './config.js';
 import type { DataSource } from './data.js';
 import { computeEdges, type EdgePair } from './edges.js';
@@ -77,11 +77,6 @@ export function edgeStagePath(engine: Engine, config: BuildConfig): StagePathCho
     config.stage_paths?.edges ?? 'auto',
     config.edge_formula === 'functional' ? { gpuOnly: 'functional edges have no host path (the host pass computes squared edges)' } : {},
   );
-}
-
-/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
-export function thresholdOf(config: BuildConfig): Threshold {
-  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
 }
 
 /** Rejects a plan whose bases are undefined: the output layer rotated while centring. */

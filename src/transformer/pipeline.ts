@@ -7,7 +7,7 @@
 // combined from the partials of rounds run as processes of their own.
 
 import { IbgpuError } from '../errors.js';
-import type { LayerBasis, NextBasis, Threshold } from '../ib/basis.js';
+import { thresholdOf, type LayerBasis, type NextBasis } from '../ib/basis.js';
 import type { BuildConfig } from '../ib/config.js';
 import { integrationPoints, type IntegrationPoints } from '../ib/integration.js';
 import type { IbResult } from '../ib/pipeline.js';
@@ -42,11 +42,6 @@ export function stochasticOf(config: BuildConfig): StochasticSources | undefined
     ...(h !== undefined ? { basisHidden: h } : {}),
     ...(e !== undefined ? { edges: e } : {}),
   };
-}
-
-/** The truncation thresholds of a config (SPEC §3.2, §4.8). */
-export function thresholdOf(config: BuildConfig): Threshold {
-  return { tau: config.truncation_threshold, mode: config.threshold_mode, countMasked: config.rib_compat };
 }
 
 /** The node layers' moments from their statistics (every node layer's but the logits'). */
